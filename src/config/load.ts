@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { z } from 'zod'
+import { ConfigError } from '../core/errors.ts'
+import { configSchema, type EdgeboxConfig, type EdgeboxConfigInput } from './schema.ts'
+
+/** `['sites', 0, 'routes', 2, 'static', 'root']` -> `sites[0].routes[2].static.root` */
+export function formatPath(p: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const k of p) out += typeof k === 'number' ? `[${k}]` : out ? `.${String(k)}` : String(k)
+  return out || '(root)'
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = formatPath(issue.path)
+  if (issue.code === 'unrecognized_keys') return `${where}: unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+  if (issue.code === 'invalid_union' && issue.errors.length) {
+    // report the most specific branch
+    const inner = issue.errors.flat().sort((a, b) => b.path.length - a.path.length)[0]
+    if (inner) return describeIssue({ ...inner, path: [...issue.path, ...inner.path] })
+  }
+  return `${where}: ${issue.message}`
+}
+
+/** Validates a configuration object; throws a ConfigError listing every problem with its path. */
+export function validateConfig(input: unknown): EdgeboxConfig {
+  const result = configSchema.safeParse(input)
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue))
+  return result.data
+}
+
+/** Loads `edgebox.config.ts|js|mjs|json`: the default export (or the JSON document). */
+export async function loadConfigFile(file: string): Promise<EdgeboxConfigInput> {
+  const abs = path.resolve(file)
+  const ext = path.extname(abs)
+  if (ext === '.json') {
+    let text: string
+    try {
+      text = await readFile(abs, 'utf8')
+    } catch (err) {
+      throw new ConfigError([`${file}: cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? String(err)})`])
+    }
+    try {
+      return JSON.parse(text) as EdgeboxConfigInput
+    } catch (err) {
+      throw new ConfigError([`${file}: not valid JSON (${(err as Error).message})`])
+    }
+  }
+  if (!['.ts', '.mts', '.js', '.mjs'].includes(ext)) throw new ConfigError([`${file}: a configuration file is .ts, .mts, .js, .mjs or .json`])
+  let mod: { default?: unknown }
+  try {
+    mod = (await import(pathToFileURL(abs).href)) as { default?: unknown }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(abs)) throw new ConfigError([`${file}: configuration file not found`])
+    throw new ConfigError([`${file}: cannot load the configuration (${e.message})`])
+  }
+  if (mod.default === undefined) throw new ConfigError([`${file}: the configuration file has no default export (export default defineConfig({...}))`])
+  return mod.default as EdgeboxConfigInput
+}

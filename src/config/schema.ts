@@ -1,0 +1,109 @@
+import { z } from 'zod'
+import { handlerModules } from '../modules/registry.ts'
+import { duration, size } from './units.ts'
+
+/**
+ * The whole configuration schema. Every default lives here, once; the
+ * documentation (docs/configuration.md) lists the same values, and
+ * `edgebox config --print` shows the resolved result.
+ */
+
+const listenSchema = z.strictObject({
+  /** Address to bind. `0.0.0.0` / `::` for every interface. */
+  host: z.string().min(1).default('127.0.0.1'),
+  /** TCP port; 0 lets the system pick a free one (the URL is printed). */
+  port: z.number().int().min(0).max(65535).default(8080),
+  /** Protocols accepted on this cleartext listener: HTTP/1.x, and HTTP/2 with prior knowledge (h2c). */
+  protocols: z.array(z.enum(['http/1.1', 'h2c'])).min(1).default(['http/1.1', 'h2c']),
+  /** Answer every request on this listener with a redirect to the same URL over HTTPS. */
+  httpsRedirect: z
+    .strictObject({
+      port: z.number().int().min(1).max(65535).default(443),
+      status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]).default(308),
+    })
+    .optional(),
+})
+
+const limitsSchema = z.strictObject({
+  /** Largest request head (request line + header fields); larger gets 431. */
+  maxHeaderSize: size().default(16 * 1024),
+  /** Largest request body a handler accepts; larger gets 413. */
+  maxBodySize: size().default(10 * 1024 * 1024),
+  /** Time a client has to send the complete request head; then 408 and close. */
+  headersTimeout: duration().default(15_000),
+  /** A request body that sends no bytes for this long is cut (408); a flowing upload is never cut. */
+  bodyIdleTimeout: duration().default(30_000),
+  /** How long an idle keep-alive connection stays open. */
+  keepAliveTimeout: duration().default(5_000),
+  /** A connection on which nothing moves for this long (no request, no bytes read or written) is closed. */
+  idleTimeout: duration().default(120_000),
+  /** Open connections per listener; further connections are refused until one closes. */
+  maxConnections: z.number().int().min(1).default(10_000),
+  /** On SIGTERM/SIGINT: how long in-flight requests may take before connections are cut. */
+  shutdownTimeout: duration().default(10_000),
+  /** HTTP/2: concurrent streams per connection. */
+  maxConcurrentStreams: z.number().int().min(1).default(128),
+})
+
+const logSchema = z.strictObject({
+  /** One line per request. Turning it off is the fastest configuration. */
+  access: z.boolean().default(true),
+  /** `auto`: a readable line in a terminal, JSON otherwise. */
+  format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Append logs to this file instead of standard output. */
+  file: z.string().optional(),
+})
+
+type Modules = typeof handlerModules
+/** `{ static: z.ZodOptional<staticSchema>, redirect: ... }`, typed, so a configuration file autocompletes. */
+type KindShape = { [M in Modules[number] as M['kind']]: z.ZodOptional<M['schema']> }
+
+function routeSchema() {
+  const kinds = Object.fromEntries(handlerModules.map((m) => [m.kind, m.schema.optional()])) as KindShape
+  const names = handlerModules.map((m) => m.kind)
+  return z
+    .strictObject({
+      /** Path prefix; the longest matching prefix wins. */
+      path: z.string().startsWith('/', 'must start with /'),
+      ...kinds,
+    })
+    .superRefine((route, ctx) => {
+      const present = names.filter((k) => (route as Record<string, unknown>)[k] !== undefined)
+      if (present.length !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: present.length === 0 ? `a route needs one handler: ${names.join(', ')}` : `a route has exactly one handler, found ${present.join(' and ')}`,
+        })
+      }
+    })
+}
+
+const siteSchema = z.strictObject({
+  /** Host names this site answers (`example.com`, `*.example.test`). Empty: any host. */
+  hosts: z.array(z.string().regex(/^(\*\.)?[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i, 'is not a host name or *.wildcard')).default([]),
+  /** The site for requests whose Host matches no other site (default: the first site). */
+  default: z.boolean().default(false),
+  routes: z.array(routeSchema()).min(1),
+})
+
+export const configSchema = z
+  .strictObject({
+    listen: z.array(listenSchema).min(1).prefault([{}]),
+    limits: limitsSchema.prefault({}),
+    log: logSchema.prefault({}),
+    /** Adds `Server-Timing: edge;dur=...` to every response. */
+    serverTiming: z.boolean().default(true),
+    /** Path of the health endpoint on every site, or false. */
+    health: z.union([z.literal(false), z.string().startsWith('/')]).default('/_edgebox/health'),
+    sites: z.array(siteSchema).min(1),
+  })
+  .superRefine((cfg, ctx) => {
+    const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
+    if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })
+  })
+
+/** What a user writes (defaults optional). */
+export type EdgeboxConfigInput = z.input<typeof configSchema>
+/** The resolved configuration, every default filled in. */
+export type EdgeboxConfig = z.output<typeof configSchema>

@@ -1,0 +1,62 @@
+import { Transform, type Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Context } from './context.ts'
+import { EdgeboxError, httpError } from './errors.ts'
+
+export interface BodyLimits {
+  /** Largest body accepted, in bytes (413 beyond it). */
+  maxBodySize: number
+  /** A body that sends no bytes for this long is cut (408). */
+  bodyIdleTimeout: number
+}
+
+/**
+ * Streams the request body into `dest`, enforcing the size limit as bytes
+ * arrive and cutting a body that stalls (no bytes for `bodyIdleTimeout`),
+ * while a large body that keeps flowing is never cut. Tells an
+ * `Expect: 100-continue` client to go on first. Resolves with the byte count
+ * once `dest` has finished; rejects with an EdgeboxError (413, 408, 400) or
+ * the destination's own error (ENOSPC, ...).
+ */
+export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits): Promise<number> {
+  const declared = ctx.req.headers['content-length']
+  if (declared !== undefined && Number(declared) > limits.maxBodySize) {
+    throw httpError('EB_ERR_BODY_TOO_LARGE', `request body of ${declared} bytes is larger than the limit of ${limits.maxBodySize}`)
+  }
+  ctx.continue()
+  let total = 0
+  let failure: EdgeboxError | undefined
+  const req = ctx.req
+  let timer: NodeJS.Timeout | undefined
+  const cut = (err: EdgeboxError) => {
+    failure ??= err
+    counter.destroy(err)
+  }
+  const arm = () => {
+    clearTimeout(timer)
+    timer = setTimeout(() => cut(httpError('EB_ERR_REQUEST_TIMEOUT', `no request body bytes for ${limits.bodyIdleTimeout} ms`)), limits.bodyIdleTimeout)
+  }
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      total += chunk.length
+      if (total > limits.maxBodySize) return cb(httpError('EB_ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${limits.maxBodySize} bytes`))
+      arm()
+      cb(null, chunk)
+    },
+  })
+  arm()
+  try {
+    await pipeline(req, counter, dest)
+  } catch (err) {
+    if (failure) throw failure
+    if (err instanceof EdgeboxError) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (req as { aborted?: boolean }).aborted) {
+      throw httpError('EB_ERR_BAD_REQUEST', 'the client stopped sending the body')
+    }
+    throw err
+  } finally {
+    clearTimeout(timer)
+  }
+  return total
+}

@@ -1,0 +1,162 @@
+import type { Readable } from 'node:stream'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+import { EdgeboxError } from './errors.ts'
+import type { Handler, Req, Res, ResponseFilter } from './types.ts'
+
+export type Headers = Record<string, string | number | string[]>
+
+/** What a matched route gives the pipeline: its prefix and its handler. */
+export interface Route {
+  readonly prefix: string
+  readonly handler: Handler
+  /** Index in the configuration, for logs: `sites[0].routes[2]`. */
+  readonly id: string
+}
+
+export interface Site {
+  readonly id: string
+  readonly hosts: readonly string[]
+  readonly routes: readonly Route[]
+}
+
+/**
+ * Per-request state, created by the pipeline for every request and handed to
+ * exactly one handler. It also owns the ways a handler answers (`send`,
+ * `stream`, `fail`), so that response filters, HEAD handling, byte counting
+ * and connection management happen in one place whatever the protocol.
+ */
+export class Context {
+  readonly req: Req
+  readonly res: Res
+  readonly start: number
+  readonly method: string
+  readonly protocol: string
+  readonly clientAddress: string
+  /** Host without port, lower case (from Host, `:authority` or an absolute URI). */
+  host = ''
+  /** The request target's path as sent (still percent-encoded), without the query. */
+  rawPath = '/'
+  /** The decoded, normalized path (dot segments resolved). Routing and handlers use it. */
+  path = '/'
+  /** The query string including its `?`, or ''. */
+  query = ''
+  site: Site | null = null
+  route: Route | null = null
+  /** The path below the route's prefix, always starting with `/`. */
+  routePath = '/'
+  /** For the access log. */
+  status = 0
+  bytes = 0
+  cache = ''
+  error: unknown = undefined
+  /** The client sent `Expect: 100-continue` and has not been told to go on yet. */
+  expectContinue = false
+  /** Extra Server-Timing metrics a handler adds (`, fs;dur=0.2`). */
+  timing = ''
+  private readonly filters: readonly ResponseFilter[]
+
+  constructor(req: Req, res: Res, filters: readonly ResponseFilter[], protocol: string, start: number) {
+    this.req = req
+    this.res = res
+    this.filters = filters
+    this.method = req.method ?? 'GET'
+    this.protocol = protocol
+    this.clientAddress = req.socket?.remoteAddress ?? ''
+    this.start = start
+  }
+
+  get isHead(): boolean {
+    return this.method === 'HEAD'
+  }
+
+  header(name: string): string | undefined {
+    const v = this.req.headers[name]
+    return Array.isArray(v) ? v.join(', ') : v
+  }
+
+  /**
+   * Tells a client that sent `Expect: 100-continue` to send its body. Handlers
+   * call it (through readBody or directly) only once they have decided to
+   * accept the request; a final status sent without it closes the connection
+   * instead of waiting for a body that may never come.
+   */
+  continue(): void {
+    if (!this.expectContinue) return
+    this.expectContinue = false
+    this.res.writeContinue()
+  }
+
+  private applyFilters(status: number, headers: Headers): void {
+    this.status = status
+    for (let i = 0; i < this.filters.length; i++) this.filters[i]!(this, headers)
+    // RFC 9110 §10.1.1: a final response sent before the announced body was
+    // read leaves the connection out of sync; close it (HTTP/1.x only).
+    const req = this.req as Req & { complete?: boolean }
+    if (!req.complete && 'shouldKeepAlive' in this.res && hasBody(req)) this.res.shouldKeepAlive = false
+  }
+
+  /** Sends a complete response. HEAD gets the same headers and no body. */
+  send(status: number, headers: Headers, body?: Buffer | string): void {
+    const res = this.res
+    if (body !== undefined) {
+      const len = typeof body === 'string' ? Buffer.byteLength(body) : body.length
+      headers['Content-Length'] = len
+      if (!this.isHead) this.bytes = len
+    }
+    this.applyFilters(status, headers)
+    ;(res as ServerResponse).writeHead(status, headers)
+    if (body === undefined || this.isHead) res.end()
+    else res.end(body)
+  }
+
+  /**
+   * Sends headers, then pipes `source` to the client. If the client goes
+   * away, the source is destroyed (its file descriptor closed) at once.
+   */
+  stream(status: number, headers: Headers, source: Readable): void {
+    const res = this.res
+    this.applyFilters(status, headers)
+    ;(res as ServerResponse).writeHead(status, headers)
+    if (this.isHead) {
+      source.destroy()
+      res.end()
+      return
+    }
+    source.on('data', (chunk: Buffer) => {
+      this.bytes += chunk.length
+    })
+    source.on('error', (err) => {
+      this.error = err
+      res.destroy()
+    })
+    res.on('close', () => {
+      if (!source.destroyed) source.destroy()
+    })
+    source.pipe(res as NodeJS.WritableStream)
+  }
+
+  /** Turns any error into a clean response (or, after headers went out, a cut connection). */
+  fail(err: unknown): void {
+    const res = this.res
+    const known = err instanceof EdgeboxError
+    if (!known || err.status >= 500) this.error = err
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    const status = known ? err.status : 500
+    const message = known ? err.message : 'Internal Server Error'
+    const headers: Headers = {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+      'Cache-Control': 'no-store',
+      ...(known ? err.headers : {}),
+    }
+    this.send(status, headers, status === 304 ? undefined : `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`)
+  }
+}
+
+function hasBody(req: Req): boolean {
+  const h = req.headers
+  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0')
+}

@@ -1,0 +1,82 @@
+import { pino } from 'pino'
+import type { Context } from './context.ts'
+
+/**
+ * Two streams of records:
+ * - the application log (start, listen, errors with stacks): pino;
+ * - the access log: one line per request, JSON in production, a readable line
+ *   in a terminal. It is written through pino's asynchronous, buffered
+ *   destination (sonic-boom) so a busy server makes few write calls.
+ */
+export type Logger = pino.Logger
+export type LogFormat = 'auto' | 'json' | 'pretty'
+
+interface LogOptions {
+  level: string
+  format: LogFormat
+  /** File to append to instead of standard output. */
+  file?: string | undefined
+}
+
+function isPretty(format: LogFormat, file: string | undefined): boolean {
+  return format === 'pretty' || (format === 'auto' && !file && process.stdout.isTTY === true)
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' }
+
+/** Formats pino's JSON records as `HH:MM:SS level message key=value` for a terminal. */
+function prettyStream(out: NodeJS.WritableStream) {
+  return {
+    write(line: string) {
+      const rec = JSON.parse(line) as Record<string, unknown>
+      const { time, level, msg, pid: _pid, hostname: _host, err, ...rest } = rec
+      const t = new Date(time as number).toISOString().slice(11, 19)
+      const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+      const stack = err && typeof err === 'object' && 'stack' in err ? `\n${String(err.stack)}` : ''
+      out.write(`${t} ${LEVEL_NAMES[level as number] ?? level} ${msg ?? ''}${extra ? ' ' + extra : ''}${stack}\n`)
+    },
+  }
+}
+
+export function createLogger(opts: LogOptions): Logger {
+  const base = { level: opts.level, base: { pid: process.pid } }
+  if (isPretty(opts.format, opts.file)) return pino(base, prettyStream(process.stdout))
+  return pino(base, pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true }))
+}
+
+export interface AccessLog {
+  write(ctx: Context, durationMs: number): void
+  flush(): void
+}
+
+/** The access log. `enabled: false` returns a writer that does nothing. */
+export function createAccessLog(opts: LogOptions & { enabled: boolean }): AccessLog {
+  if (!opts.enabled) return { write() {}, flush() {} }
+  const pretty = isPretty(opts.format, opts.file)
+  // minLength batches small lines into fewer write(2) calls; flushed on exit.
+  const dest = pino.destination({ dest: opts.file ?? 1, sync: false, minLength: pretty ? 0 : 4096, mkdir: true })
+  const write = pretty ? writePretty : writeJson
+  // Buffered lines reach the log within a second even when traffic is light.
+  setInterval(() => dest.flush(), 1000).unref()
+  return {
+    write(ctx, durationMs) {
+      dest.write(write(ctx, durationMs))
+    },
+    flush() {
+      try {
+        dest.flushSync()
+      } catch {
+        // nothing buffered, or the destination is not ready yet
+      }
+    },
+  }
+}
+
+function writeJson(ctx: Context, ms: number): string {
+  return `{"time":${Date.now()},"msg":"request","method":${JSON.stringify(ctx.method)},"host":${JSON.stringify(ctx.host)},"path":${JSON.stringify(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${ms.toFixed(3)},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":${JSON.stringify(ctx.clientAddress)}${ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''}}\n`
+}
+
+function writePretty(ctx: Context, ms: number): string {
+  const t = new Date().toISOString().slice(11, 19)
+  return `${t} ${ctx.status} ${ctx.method} ${ctx.host}${ctx.rawPath} ${ctx.bytes}B ${ms.toFixed(1)}ms${ctx.cache ? ' ' + ctx.cache : ''} ${ctx.protocol}\n`
+}

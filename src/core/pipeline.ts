@@ -1,0 +1,226 @@
+import { performance } from 'node:perf_hooks'
+import type { Duplex } from 'node:stream'
+import { Context, type Site } from './context.ts'
+import { httpError } from './errors.ts'
+import type { AccessLog, Logger } from './log.ts'
+import type { Handler, Req, Res, ResponseFilter } from './types.ts'
+import { hostname, normalizePath, splitTarget } from '../http/path.ts'
+import { matchRoute, matchSite, type SiteTable } from './router.ts'
+
+/**
+ * The request pipeline: every request, whatever its protocol, flows through
+ * these phases, in this order, in this one file.
+ *
+ *   1. accept         a Context per request; the access log is armed
+ *   2. reject invalid shutting down (503), bad target (400), Host rules (400), methods (501/405)
+ *   3. core endpoints health check
+ *   4. match site     by Host (exact, then wildcard, then the default site)
+ *   5. match route    by longest path prefix
+ *   6. access control security filters (rate limits, CORS, CSRF: later modules)
+ *   7. method check   OPTIONS (Allow), 405 with Allow
+ *   8. handler        static | redirect | ... (one per route)
+ *   9. response       filters run as headers are written (Server-Timing, ...), see Context.send
+ *  10. access log     when the response is finished or the client has gone
+ */
+
+/** Methods Edgebox implements at all; others get 501 (RFC 9110 §9.1). */
+export const IMPLEMENTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
+
+export interface PipelineOptions {
+  sites: SiteTable
+  filters: readonly ResponseFilter[]
+  accessLog: AccessLog
+  log: Logger
+  healthPath: string | false
+  /** Set by the server during graceful shutdown. */
+  isShuttingDown(): boolean
+  /** The handler that takes CONNECT requests (forward proxy), if one is configured. */
+  connectHandler?: () => Handler | undefined
+}
+
+export interface Pipeline {
+  /**
+   * `expectContinue`: the client sent `Expect: 100-continue` and waits for
+   * `ctx.continue()`. `badExpectation`: it sent an Expect value we do not know.
+   */
+  handle(req: Req, res: Res, protocol: string, expectContinue?: boolean, badExpectation?: boolean): void
+  /** Whether a request with `Upgrade` goes to an upgrade handler (else it is served as a normal request). */
+  acceptsUpgrade(req: Req): boolean
+  upgrade(req: Req, socket: Duplex, head: Buffer): void
+  connect(req: Req, socket: Duplex, head: Buffer): void
+}
+
+export function createPipeline(opts: PipelineOptions): Pipeline {
+  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler } = opts
+
+  function logRequest(this: Context) {
+    accessLog.write(this, performance.now() - this.start)
+    if (this.error) log.error({ err: this.error, method: this.method, path: this.rawPath, status: this.status }, 'request failed')
+  }
+
+  function handle(req: Req, res: Res, protocol: string, expectContinue = false, badExpectation = false): void {
+    // 1. accept
+    const ctx = new Context(req, res, filters, protocol, performance.now())
+    ctx.expectContinue = expectContinue
+    res.once('close', logRequest.bind(ctx))
+    try {
+      // 2. reject invalid
+      if (isShuttingDown()) throw httpError('EB_ERR_SHUTTING_DOWN', undefined, { 'Retry-After': '5' })
+      if (protocol !== 'http/1.1' && protocol !== 'http/1.0' && !protocol.startsWith('h2')) throw httpError('EB_ERR_VERSION')
+      if (badExpectation) throw httpError('EB_ERR_EXPECTATION_FAILED', `Expect: ${String(req.headers.expect)} is not supported`)
+      parseTarget(ctx)
+      checkMethod(ctx)
+      if (ctx.path === '*') return optionsAsterisk(ctx)
+      // 3. core endpoints
+      if (ctx.path === healthPath) return health(ctx)
+      // 4. match site, 5. match route
+      if (!route(ctx)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
+      // 6. access control: no filters yet
+      // 7. method check
+      const handler = ctx.route!.handler
+      if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
+      // 8. handler
+      const done = handler.handle(ctx)
+      if (done) done.catch((err: unknown) => ctx.fail(err))
+    } catch (err) {
+      ctx.fail(err)
+    }
+  }
+
+  /** Request target (RFC 9112 §3.2) and Host (RFC 9112 §3.2, RFC 9113 §8.3.1). */
+  function parseTarget(ctx: Context): void {
+    const req = ctx.req
+    const url = req.url ?? ''
+    let authority: string | undefined
+    let target = url
+    if (url === '*') {
+      if (ctx.method !== 'OPTIONS') throw httpError('EB_ERR_BAD_REQUEST', 'asterisk-form is only for OPTIONS')
+      ctx.path = ctx.rawPath = '*'
+    } else if (url.charCodeAt(0) !== 47 /* / */) {
+      // absolute-form: its authority replaces Host (RFC 9112 §3.2.2)
+      const m = /^https?:\/\/([^/?#]+)(.*)$/i.exec(url)
+      if (!m) throw httpError('EB_ERR_BAD_REQUEST', 'request target is not a path or an absolute URI')
+      authority = m[1]!
+      target = m[2] || '/'
+    }
+    if (ctx.path !== '*') {
+      const [raw, query] = splitTarget(target)
+      const path = normalizePath(raw)
+      if (path === null) throw httpError('EB_ERR_BAD_PATH')
+      ctx.rawPath = raw
+      ctx.path = path
+      ctx.query = query
+    }
+    if (authority === undefined) authority = hostHeader(ctx)
+    ctx.host = authority === undefined ? '' : hostname(authority)
+    if (authority !== undefined && ctx.host === '') throw httpError('EB_ERR_BAD_REQUEST', 'invalid Host header')
+  }
+
+  function hostHeader(ctx: Context): string | undefined {
+    const req = ctx.req
+    if (ctx.protocol.startsWith('h2')) return (req.headers[':authority'] as string | undefined) ?? req.headers.host
+    // Node keeps only the first of several Host fields; RFC 9112 §3.2 says 400.
+    const raw = req.rawHeaders
+    let count = 0
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!
+      if (name.length === 4 && name.toLowerCase() === 'host') count++
+    }
+    if (count > 1) throw httpError('EB_ERR_HOST_DUPLICATE')
+    if (count === 0 && ctx.protocol === 'http/1.1') throw httpError('EB_ERR_HOST_MISSING')
+    return req.headers.host
+  }
+
+  function checkMethod(ctx: Context): void {
+    if (!IMPLEMENTED_METHODS.has(ctx.method)) throw httpError('EB_ERR_NOT_IMPLEMENTED', `method ${ctx.method} is not implemented`)
+    if (ctx.method === 'TRACE') throw httpError('EB_ERR_TRACE_REFUSED', undefined, { Allow: 'GET, HEAD, OPTIONS' })
+  }
+
+  /** `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7). */
+  function optionsAsterisk(ctx: Context): void {
+    ctx.send(204, { Allow: SERVER_ALLOW })
+  }
+
+  function route(ctx: Context): boolean {
+    const site: Site | null = matchSite(sites, ctx.host)
+    if (!site) return false
+    ctx.site = site
+    const match = matchRoute(site, ctx.path)
+    if (!match) return false
+    ctx.route = match
+    const rest = ctx.path.slice(match.prefix.length)
+    ctx.routePath = rest.charCodeAt(0) === 47 ? rest : '/' + rest
+    return true
+  }
+
+  function allows(methods: readonly string[], method: string): boolean {
+    return methods.includes(method) && method !== 'OPTIONS'
+  }
+
+  function methodNotAllowed(ctx: Context, methods: readonly string[]): void {
+    const allow = methods.includes('OPTIONS') ? methods : [...methods, 'OPTIONS']
+    if (ctx.method === 'OPTIONS' && !methods.includes('OPTIONS')) {
+      ctx.send(204, { Allow: allow.join(', ') })
+      return
+    }
+    if (ctx.method === 'OPTIONS') {
+      // the handler answers OPTIONS itself
+      const done = ctx.route!.handler.handle(ctx)
+      if (done) done.catch((err: unknown) => ctx.fail(err))
+      return
+    }
+    ctx.fail(httpError('EB_ERR_METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${ctx.path}`, { Allow: allow.join(', ') }))
+  }
+
+  function health(ctx: Context): void {
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      return ctx.fail(httpError('EB_ERR_METHOD_NOT_ALLOWED', undefined, { Allow: 'GET, HEAD' }))
+    }
+    ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, `{"status":"ok","uptime":${Math.round(process.uptime())}}\n`)
+  }
+
+  /**
+   * Upgrade and CONNECT entry points. The route's handler takes the raw
+   * socket; ctx.res is not usable there (there is no response object yet).
+   */
+  function tunnelContext(req: Req, socket: Duplex): Context | null {
+    const ctx = new Context(req, socket as unknown as Res, filters, `http/${req.httpVersion}`, performance.now())
+    try {
+      parseTarget(ctx)
+      return route(ctx) ? ctx : null
+    } catch {
+      return null
+    }
+  }
+
+  function acceptsUpgrade(req: Req): boolean {
+    if (isShuttingDown()) return false
+    const ctx = tunnelContext(req, req.socket)
+    return ctx?.route?.handler.upgrade !== undefined
+  }
+
+  function upgrade(req: Req, socket: Duplex, head: Buffer): void {
+    const ctx = tunnelContext(req, socket)
+    const handler = ctx?.route?.handler
+    if (ctx && handler?.upgrade) return handler.upgrade(ctx, socket, head)
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+  }
+
+  function connect(req: Req, socket: Duplex, head: Buffer): void {
+    // CONNECT has an authority-form target, not a path: the forward proxy
+    // (when configured) takes it; otherwise 405.
+    const handler = connectHandler?.()
+    if (handler?.connect) {
+      const ctx = new Context(req, socket as unknown as Res, filters, `http/${req.httpVersion}`, performance.now())
+      ctx.host = hostname(req.url ?? '')
+      return handler.connect(ctx, socket, head)
+    }
+    const body = '405 Method Not Allowed: CONNECT is not enabled on this server\n'
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${SERVER_ALLOW}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  }
+
+  return { handle, acceptsUpgrade, upgrade, connect }
+}
+
+const SERVER_ALLOW = [...IMPLEMENTED_METHODS].filter((m) => m !== 'TRACE' && m !== 'CONNECT').join(', ')
+

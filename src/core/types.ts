@@ -1,0 +1,58 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
+import type { Duplex } from 'node:stream'
+import type { z } from 'zod'
+import type { Context } from './context.ts'
+import type { Logger } from './log.ts'
+import type { BodyLimits } from './body.ts'
+
+/** The request and response a handler sees: Node's own objects, HTTP/1.1 or HTTP/2 alike. */
+export type Req = IncomingMessage | Http2ServerRequest
+export type Res = ServerResponse | Http2ServerResponse
+
+/**
+ * The one handler contract. The same object serves HTTP/1.1, h2c and (later)
+ * HTTP/2 over TLS. Handlers never set connection-specific headers
+ * (Connection, Keep-Alive, Transfer-Encoding, Upgrade): the server layer owns
+ * connection management, and Node's HTTP/2 compatibility layer throws on them.
+ */
+export interface Handler {
+  readonly kind: string
+  /** Methods the handler answers; others get 405 with `Allow` built from this list. */
+  readonly methods: readonly string[]
+  handle(ctx: Context): void | Promise<void>
+  /** Entry point for `Upgrade` requests (WebSocket, tunnels). Absent: the upgrade is refused. */
+  upgrade?(ctx: Context, socket: Duplex, head: Buffer): void
+  /** Entry point for `CONNECT` requests (forward proxy). Absent: 405. */
+  connect?(ctx: Context, socket: Duplex, head: Buffer): void
+  /** Releases timers, watchers and pools when the server stops. */
+  close?(): void | Promise<void>
+}
+
+/** What every module factory receives besides its own validated configuration. */
+export interface ModuleDeps {
+  /** Where the module's configuration sits, for error messages: `sites[0].routes[2].static`. */
+  readonly configPath: string
+  /** Directory relative paths in the configuration are resolved against. */
+  readonly baseDir: string
+  /** The route prefix the handler is mounted at (`/files/`). */
+  readonly prefix: string
+  readonly log: Logger
+  /** Request body limits from `limits` (a module may narrow them). */
+  readonly limits: BodyLimits
+}
+
+/**
+ * A handler kind: a schema for its configuration and a factory. The factory
+ * runs once at start (provision + validate: it may check the file system and
+ * throw a ConfigError naming the exact configuration path); the handler it
+ * returns is used as is on the hot path.
+ */
+export interface HandlerModule<S extends z.ZodType = z.ZodType> {
+  readonly kind: string
+  readonly schema: S
+  create(config: z.output<S>, deps: ModuleDeps): Handler | Promise<Handler>
+}
+
+/** Adds or changes response headers just before they are sent (security headers, Server-Timing). */
+export type ResponseFilter = (ctx: Context, headers: Record<string, string | number | string[]>) => void

@@ -1,0 +1,144 @@
+import http from 'node:http'
+import http2 from 'node:http2'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { EdgeboxConfig } from '../config/schema.ts'
+import type { Logger } from '../core/log.ts'
+import type { Pipeline } from '../core/pipeline.ts'
+import { clientErrorResponse } from './client-error.ts'
+
+/**
+ * A cleartext listener: one TCP port that speaks HTTP/1.x and, when enabled,
+ * HTTP/2 with prior knowledge (h2c). The first bytes of each connection say
+ * which: the HTTP/2 connection preface (RFC 9113 §3.4) goes to the HTTP/2
+ * server, anything else to Node's HTTP/1 server (llhttp, strict mode).
+ *
+ * Connection management lives here and only here: keep-alive, limits,
+ * timeouts, Expect, Upgrade, CONNECT and malformed requests.
+ */
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+
+export interface Listener {
+  readonly server: http.Server
+  /** The URL the listener answers on, with the port actually bound. */
+  url(): string
+  listen(): Promise<void>
+  /** Stops accepting; in-flight requests finish; idle connections close; cut at the deadline. */
+  close(deadlineMs: number): Promise<void>
+}
+
+type ListenConfig = EdgeboxConfig['listen'][number]
+type Limits = EdgeboxConfig['limits']
+
+export function createListener(listen: ListenConfig, limits: Limits, pipeline: Pipeline, log: Logger, isShuttingDown: () => boolean): Listener {
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderSize,
+    headersTimeout: limits.headersTimeout,
+    // The whole-request timeout would cut a large upload that keeps flowing;
+    // stalled bodies are cut by the body reader's idle timer instead.
+    requestTimeout: 0,
+    keepAliveTimeout: limits.keepAliveTimeout,
+    // Node sweeps for expired headers every 30 s by default: a slowloris
+    // client could hold a connection that long. Sweep every second.
+    connectionsCheckingInterval: 1000,
+    requireHostHeader: false, // the pipeline answers it, with duplicates too (RFC 9112 §3.2)
+    insecureHTTPParser: false,
+    joinDuplicateHeaders: false,
+    shouldUpgradeCallback: (req) => pipeline.acceptsUpgrade(req),
+  })
+  server.maxConnections = limits.maxConnections
+  server.setTimeout(limits.idleTimeout)
+
+  server.on('request', (req, res) => pipeline.handle(req, res, req.httpVersionMajor === 1 ? `http/${req.httpVersion}` : `http/${req.httpVersion}`))
+  server.on('checkContinue', (req, res) => pipeline.handle(req, res, `http/${req.httpVersion}`, true))
+  server.on('checkExpectation', (req, res) => pipeline.handle(req, res, `http/${req.httpVersion}`, false, true))
+  server.on('upgrade', (req, socket, head) => pipeline.upgrade(req, socket, head))
+  server.on('connect', (req, socket, head) => pipeline.connect(req, socket, head))
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
+    const response = clientErrorResponse(err)
+    log.debug({ code: err.code, status: response?.status }, 'client error')
+    const s = socket as Socket & { _httpMessage?: { headersSent?: boolean } }
+    if (response && s.writable && !s._httpMessage?.headersSent) s.end(response.bytes)
+    else s.destroy()
+  })
+
+  let h2: http2.Http2Server | undefined
+  const sessions = new Set<http2.ServerHttp2Session>()
+  if (listen.protocols.includes('h2c')) {
+    h2 = http2.createServer({
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize },
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+    })
+    h2.on('request', (req, res) => pipeline.handle(req, res, 'h2c'))
+    h2.on('checkContinue', (req, res) => pipeline.handle(req, res, 'h2c', true))
+    h2.on('session', (session) => {
+      sessions.add(session)
+      session.once('close', () => sessions.delete(session))
+      if (isShuttingDown()) session.close()
+    })
+    h2.setTimeout(limits.idleTimeout)
+    sniffProtocol(server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'))
+  }
+
+  return {
+    server,
+    url() {
+      const addr = server.address()
+      if (!addr || typeof addr === 'string') return ''
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
+      return `http://${host}:${addr.port}/`
+    },
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(listen.port, listen.host, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+    },
+    async close(deadlineMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      for (const s of sessions) s.close()
+      const timer = setTimeout(() => {
+        server.closeAllConnections()
+        for (const s of sessions) s.destroy()
+      }, deadlineMs)
+      timer.unref()
+      await closed
+      clearTimeout(timer)
+    },
+  }
+}
+
+/**
+ * Replaces the HTTP/1 server's connection handler with one that reads the
+ * first bytes and hands the socket to the HTTP/2 server when they are the
+ * HTTP/2 preface. The bytes read are put back before either server sees them.
+ */
+function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTimeout: number, allowH1: boolean): void {
+  const h1Connection = server.listeners('connection')[0] as (socket: Socket) => void
+  server.removeAllListeners('connection')
+  server.on('connection', function sniff(socket: Socket) {
+    let seen: Buffer = Buffer.alloc(0)
+    socket.setTimeout(firstByteTimeout, () => socket.destroy())
+    const onData = (chunk: Buffer) => {
+      seen = seen.length ? Buffer.concat([seen, chunk]) : chunk
+      const n = Math.min(seen.length, H2_PREFACE.length)
+      const isPrefix = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n))
+      if (isPrefix && n < H2_PREFACE.length) return // wait for more bytes
+      socket.off('data', onData)
+      socket.pause()
+      socket.setTimeout(0)
+      socket.unshift(seen)
+      if (isPrefix) h2.emit('connection', socket)
+      else if (allowH1) h1Connection.call(server, socket)
+      else socket.destroy()
+      socket.resume()
+    }
+    socket.on('data', onData)
+  })
+}

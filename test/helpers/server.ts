@@ -1,0 +1,130 @@
+import http from 'node:http'
+import http2 from 'node:http2'
+import net from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { pino } from 'pino'
+import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
+import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
+
+/** Protocols every end-to-end suite runs over. */
+export const PROTOCOLS = ['http/1.1', 'h2c'] as const
+export type Protocol = (typeof PROTOCOLS)[number]
+
+export interface TestServer {
+  box: Edgebox
+  url: string
+  port: number
+  close(): Promise<void>
+}
+
+/** Starts Edgebox on 127.0.0.1 with a free port, access log off and a silent logger unless given. */
+export async function startServer(input: Omit<EdgeboxConfigInput, 'listen'> & { listen?: EdgeboxConfigInput['listen'] }, baseDir?: string): Promise<TestServer> {
+  const config: EdgeboxConfigInput = {
+    ...input,
+    listen: input.listen ?? [{ host: '127.0.0.1', port: 0 }],
+    log: { access: false, level: 'silent', ...input.log },
+  }
+  const box = await startEdgebox(config, { baseDir: baseDir ?? process.cwd(), log: pino({ level: 'silent' }) })
+  const url = box.urls[0]!
+  return { box, url, port: Number(new URL(url).port), close: () => box.close() }
+}
+
+export interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Buffer
+  text: string
+}
+
+export interface RequestOptions {
+  method?: string
+  headers?: Record<string, string | string[]>
+  body?: Buffer | string
+}
+
+/** One request over a fresh connection, HTTP/1.1 or h2c (prior knowledge). */
+export function request(protocol: Protocol, url: string, opts: RequestOptions = {}): Promise<Reply> {
+  return protocol === 'h2c' ? requestH2(url, opts) : requestH1(url, opts)
+}
+
+function requestH1(url: string, opts: RequestOptions): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const body = Buffer.concat(chunks)
+        resolve({ status: res.statusCode!, headers: res.headers, body, text: body.toString('utf8') })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(opts.body)
+  })
+}
+
+function requestH2(url: string, opts: RequestOptions): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url)
+    const session = http2.connect(u.origin)
+    session.on('error', reject)
+    const stream = session.request({ ':method': opts.method ?? 'GET', ':path': u.pathname + u.search, ...opts.headers })
+    const chunks: Buffer[] = []
+    let headers: Record<string, string | string[] | undefined> = {}
+    let status = 0
+    stream.on('response', (h) => {
+      status = Number(h[':status'])
+      headers = Object.fromEntries(Object.entries(h).filter(([k]) => !k.startsWith(':'))) as Record<string, string | string[] | undefined>
+    })
+    stream.on('data', (c: Buffer) => chunks.push(c))
+    stream.on('end', () => {
+      const body = Buffer.concat(chunks)
+      session.close()
+      resolve({ status, headers, body, text: body.toString('utf8') })
+    })
+    stream.on('error', (err) => {
+      session.destroy()
+      reject(err)
+    })
+    stream.end(opts.body)
+  })
+}
+
+/**
+ * Sends raw bytes on a new TCP connection and collects everything the server
+ * sends until it closes the connection or `waitMs` passes.
+ */
+export function raw(port: number, bytes: string | Buffer, waitMs = 1000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(bytes))
+    let data = ''
+    const timer = setTimeout(() => {
+      sock.destroy()
+      resolve(data)
+    }, waitMs)
+    sock.setEncoding('latin1')
+    sock.on('data', (d: string) => (data += d))
+    sock.on('close', () => {
+      clearTimeout(timer)
+      resolve(data)
+    })
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNRESET') return // the close handler resolves
+      clearTimeout(timer)
+      reject(err)
+    })
+  })
+}
+
+/** Splits raw HTTP/1.1 text into responses' status codes, in order. */
+export function statuses(rawText: string): number[] {
+  return [...rawText.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))
+}
+
+/** A temporary directory removed by the returned cleanup. */
+export function tempDir(prefix = 'edgebox-test-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix))
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
