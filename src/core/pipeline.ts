@@ -38,12 +38,20 @@ export interface PipelineOptions {
   connectHandler?: () => Handler | undefined
 }
 
+/** What the listener knows about a request before the pipeline sees it. */
+export interface Arrival {
+  /** `http/1.1`, `http/1.0`, `h2c`, ... */
+  readonly protocol: string
+  /** The client sent `Expect: 100-continue` and waits for `ctx.continue()`. */
+  readonly expectContinue?: boolean
+  /** The client sent an Expect value this server does not know (417). */
+  readonly badExpectation?: boolean
+  /** The listener redirects everything to HTTPS on this port with this status. */
+  readonly httpsRedirect?: { readonly port: number; readonly status: number } | undefined
+}
+
 export interface Pipeline {
-  /**
-   * `expectContinue`: the client sent `Expect: 100-continue` and waits for
-   * `ctx.continue()`. `badExpectation`: it sent an Expect value we do not know.
-   */
-  handle(req: Req, res: Res, protocol: string, expectContinue?: boolean, badExpectation?: boolean): void
+  handle(req: Req, res: Res, arrival: Arrival): void
   /** Whether a request with `Upgrade` goes to an upgrade handler (else it is served as a normal request). */
   acceptsUpgrade(req: Req): boolean
   upgrade(req: Req, socket: Duplex, head: Buffer): void
@@ -58,19 +66,21 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     if (this.error) log.error({ err: this.error, method: this.method, path: this.rawPath, status: this.status }, 'request failed')
   }
 
-  function handle(req: Req, res: Res, protocol: string, expectContinue = false, badExpectation = false): void {
+  function handle(req: Req, res: Res, arrival: Arrival): void {
     // 1. accept
+    const protocol = arrival.protocol
     const ctx = new Context(req, res, filters, protocol, performance.now())
-    ctx.expectContinue = expectContinue
+    ctx.expectContinue = arrival.expectContinue === true
     res.once('close', logRequest.bind(ctx))
     try {
       // 2. reject invalid
       if (isShuttingDown()) throw httpError('EB_ERR_SHUTTING_DOWN', undefined, { 'Retry-After': '5' })
       if (protocol !== 'http/1.1' && protocol !== 'http/1.0' && !protocol.startsWith('h2')) throw httpError('EB_ERR_VERSION')
-      if (badExpectation) throw httpError('EB_ERR_EXPECTATION_FAILED', `Expect: ${String(req.headers.expect)} is not supported`)
+      if (arrival.badExpectation) throw httpError('EB_ERR_EXPECTATION_FAILED', `Expect: ${String(req.headers.expect)} is not supported`)
       parseTarget(ctx)
       checkMethod(ctx)
       if (ctx.path === '*') return optionsAsterisk(ctx)
+      if (arrival.httpsRedirect) return redirectToHttps(ctx, arrival.httpsRedirect)
       // 3. core endpoints
       if (ctx.path === healthPath) return health(ctx)
       // 4. match site, 5. match route
@@ -134,6 +144,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   function checkMethod(ctx: Context): void {
     if (!IMPLEMENTED_METHODS.has(ctx.method)) throw httpError('EB_ERR_NOT_IMPLEMENTED', `method ${ctx.method} is not implemented`)
     if (ctx.method === 'TRACE') throw httpError('EB_ERR_TRACE_REFUSED', undefined, { Allow: 'GET, HEAD, OPTIONS' })
+  }
+
+  /** A plain-HTTP listener configured to send every request to HTTPS (same host and target). */
+  function redirectToHttps(ctx: Context, to: { port: number; status: number }): void {
+    const host = ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host
+    if (!host) throw httpError('EB_ERR_HOST_MISSING')
+    const location = `https://${host}${to.port === 443 ? '' : `:${to.port}`}${ctx.rawPath}${ctx.query}`
+    ctx.send(to.status, { Location: location, 'Content-Type': 'text/plain; charset=utf-8' }, `Redirecting to ${location}\n`)
   }
 
   /** `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7). */

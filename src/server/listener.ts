@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { EdgeboxConfig } from '../config/schema.ts'
 import type { Logger } from '../core/log.ts'
-import type { Pipeline } from '../core/pipeline.ts'
+import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse } from './client-error.ts'
 
 /**
@@ -50,9 +50,18 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
   server.maxConnections = limits.maxConnections
   server.setTimeout(limits.idleTimeout)
 
-  server.on('request', (req, res) => pipeline.handle(req, res, req.httpVersionMajor === 1 ? `http/${req.httpVersion}` : `http/${req.httpVersion}`))
-  server.on('checkContinue', (req, res) => pipeline.handle(req, res, `http/${req.httpVersion}`, true))
-  server.on('checkExpectation', (req, res) => pipeline.handle(req, res, `http/${req.httpVersion}`, false, true))
+  const httpsRedirect = listen.httpsRedirect
+  const arrivals = new Map<string, Arrival>()
+  const arrival = (protocol: string, expectContinue = false, badExpectation = false): Arrival => {
+    const key = `${protocol}|${expectContinue}|${badExpectation}`
+    let a = arrivals.get(key)
+    if (!a) arrivals.set(key, (a = { protocol, expectContinue, badExpectation, httpsRedirect }))
+    return a
+  }
+  const h11 = arrival('http/1.1')
+  server.on('request', (req, res) => pipeline.handle(req, res, req.httpVersion === '1.1' ? h11 : arrival(`http/${req.httpVersion}`)))
+  server.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, true)))
+  server.on('checkExpectation', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, false, true)))
   server.on('upgrade', (req, socket, head) => pipeline.upgrade(req, socket, head))
   server.on('connect', (req, socket, head) => pipeline.connect(req, socket, head))
   server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
@@ -71,8 +80,9 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
     })
-    h2.on('request', (req, res) => pipeline.handle(req, res, 'h2c'))
-    h2.on('checkContinue', (req, res) => pipeline.handle(req, res, 'h2c', true))
+    const h2c = arrival('h2c')
+    h2.on('request', (req, res) => pipeline.handle(req, res, h2c))
+    h2.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival('h2c', true)))
     h2.on('session', (session) => {
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
@@ -134,10 +144,14 @@ function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTime
       socket.pause()
       socket.setTimeout(0)
       socket.unshift(seen)
+      // The HTTP/2 session reads what is buffered on its next tick (the
+      // socket must stay paused until then); the HTTP/1 parser needs the
+      // socket flowing to see the bytes put back.
       if (isPrefix) h2.emit('connection', socket)
-      else if (allowH1) h1Connection.call(server, socket)
-      else socket.destroy()
-      socket.resume()
+      else if (allowH1) {
+        h1Connection.call(server, socket)
+        socket.resume()
+      } else socket.destroy()
     }
     socket.on('data', onData)
   })
