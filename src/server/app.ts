@@ -57,14 +57,15 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   })
 
   const listeners: Listener[] = config.listen.map((l) => createListener(l, config.limits, pipeline, log, () => shuttingDown))
+  let bound = 0
   try {
-    for (const l of listeners) await l.listen()
+    for (; bound < listeners.length; bound++) await listeners[bound]!.listen()
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.close(0)))
+    await Promise.all(listeners.slice(0, bound).map((l) => l.close(0)))
     await Promise.all(handlers.map((h) => h.close?.()))
     const e = err as NodeJS.ErrnoException
-    const which = config.listen[listeners.findIndex((l) => !l.server.listening)] ?? config.listen[0]!
-    throw new ConfigError([`listen: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
+    const which = config.listen[bound]!
+    throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
   }
 
   const urls = listeners.map((l) => l.url())

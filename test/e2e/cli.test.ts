@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { validateConfig } from '../../src/config/load.ts'
+import { ConfigError } from '../../src/core/errors.ts'
+import { startEdgebox } from '../../src/server/app.ts'
+import { request, tempDir } from '../helpers/server.ts'
+
+/** Configuration validation with exact paths, and the `edgebox` command (item 1 and "what a user gets"). */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const BIN = path.join(ROOT, 'bin', 'edgebox.js')
+
+async function configErrors(input: unknown, baseDir = ROOT): Promise<string[]> {
+  try {
+    const box = await startEdgebox(input as never, { baseDir })
+    await box.close()
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.issues]
+    throw err
+  }
+  return []
+}
+
+describe('configuration errors name the exact path', () => {
+  test('a missing static root', async () => {
+    const errs = await configErrors({
+      sites: [{ routes: [{ path: '/a/', static: { root: '.' } }, { path: '/b/', static: { root: '.' } }, { path: '/', static: { root: './pub' } }] }],
+    })
+    assert.deepEqual(errs, ['sites[0].routes[2].static.root: directory ./pub does not exist'])
+  })
+  test('unknown options, wrong types, and a route with two handlers', async () => {
+    const errs = await configErrors({
+      listen: [{ port: 70000 }],
+      limits: { maxBodySize: 'lots' },
+      sites: [{ routes: [{ path: '/', static: { root: '.', colour: 'red' }, redirect: { to: '/x' } }, { path: 'nope', static: { root: '.' } }] }],
+      extra: true,
+    })
+    assert.ok(errs.includes('listen[0].port: Too big: expected number to be <=65535'), errs.join('\n'))
+    assert.ok(errs.includes('limits.maxBodySize: "lots" is not a size (use bytes, or a number with k, m or g)'), errs.join('\n'))
+    assert.ok(errs.includes('sites[0].routes[0].static: unknown option "colour"'), errs.join('\n'))
+    assert.ok(errs.includes('sites[0].routes[1].path: must start with /'), errs.join('\n'))
+    assert.ok(errs.includes('(root): unknown option "extra"'), errs.join('\n'))
+    assert.ok(errs.some((e) => e.startsWith('sites[0].routes[0]: a route has exactly one handler')), errs.join('\n'))
+  })
+  test('uploads enabled without a credential', async () => {
+    const errs = await configErrors({ sites: [{ routes: [{ path: '/', static: { root: '.', upload: { enabled: true } } }] }] })
+    assert.deepEqual(errs, ['sites[0].routes[0].static.upload.credentials: uploads are enabled but no credential is configured'])
+  })
+  test('a port already in use is reported and nothing stays open', async () => {
+    const a = await startEdgebox({ listen: [{ port: 0 }], log: { level: 'silent', access: false }, sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] }, { baseDir: ROOT })
+    try {
+      const port = Number(new URL(a.urls[0]!).port)
+      const errs = await configErrors({ listen: [{ port: 0 }, { port }], log: { level: 'silent' }, sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] })
+      assert.deepEqual(errs, [`listen[1]: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`])
+    } finally {
+      await a.close()
+    }
+  })
+  test('defaults are filled in one place', () => {
+    const c = validateConfig({ sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] })
+    assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 8080, protocols: ['http/1.1', 'h2c'] }])
+    assert.equal(c.limits.headersTimeout, 15_000)
+    assert.equal(c.limits.maxBodySize, 10 * 1024 * 1024)
+    assert.equal(c.health, '/_edgebox/health')
+  })
+})
+
+/** Runs the CLI until it prints a URL; returns the URL and a stop function. */
+function runCli(args: string[], cwd = ROOT): Promise<{ url: string; stop(): Promise<number | null>; output(): string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`no URL printed within 10 s:\n${out}`))
+    }, 10_000)
+    const onData = (d: Buffer) => {
+      out += d.toString()
+      const m = /listening on (http:\/\/\S+?)(?:"|\s)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve({
+          url: m[1]!,
+          output: () => out,
+          stop: () =>
+            new Promise((res) => {
+              child.once('exit', (code) => res(code))
+              child.kill('SIGTERM')
+            }),
+        })
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited with ${code}:\n${out}`))
+    })
+  })
+}
+
+describe('the edgebox command', () => {
+  test('edgebox DIR --port 0 serves the directory and prints the URL; SIGTERM stops it cleanly', async () => {
+    const t = tempDir()
+    writeFileSync(path.join(t.dir, 'hello.txt'), 'hi there')
+    try {
+      const run = await runCli([t.dir, '--port', '0'])
+      assert.match(run.url, /^http:\/\/127\.0\.0\.1:\d+\/$/)
+      assert.doesNotMatch(run.url, /:8080\//)
+      const r = await request('http/1.1', run.url + 'hello.txt')
+      assert.equal(r.text, 'hi there')
+      assert.equal(await run.stop(), 0)
+    } finally {
+      t.cleanup()
+    }
+  })
+
+  test('with no arguments it serves the welcome page (the npm start configuration)', async () => {
+    const run = await runCli(['--port', '0'])
+    try {
+      const r = await request('http/1.1', run.url)
+      assert.equal(r.status, 200)
+      assert.match(r.text, /Edgebox/)
+      assert.equal((await request('http/1.1', run.url + 'files/')).status, 200)
+    } finally {
+      await run.stop()
+    }
+  })
+
+  test('--config runs a TypeScript configuration that imports defineConfig from edgebox', async () => {
+    if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT })
+    const run = await runCli(['--config', 'test/fixtures/edgebox.config.ts'])
+    try {
+      const r = await request('http/1.1', run.url)
+      assert.equal(r.status, 200)
+      assert.match(r.text, /fixture site/)
+      assert.equal(r.headers['cache-control'], 'no-store')
+    } finally {
+      await run.stop()
+    }
+  })
+
+  test('a JSON configuration works too', async () => {
+    const t = tempDir()
+    writeFileSync(path.join(t.dir, 'index.html'), 'json site')
+    writeFileSync(path.join(t.dir, 'edgebox.json'), JSON.stringify({ listen: [{ port: 0 }], sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] }))
+    try {
+      const run = await runCli(['--config', path.join(t.dir, 'edgebox.json')])
+      assert.equal((await request('http/1.1', run.url)).text, 'json site')
+      await run.stop()
+    } finally {
+      t.cleanup()
+    }
+  })
+
+  test('a bad configuration exits non-zero with the exact path and starts nothing', () => {
+    const t = tempDir()
+    writeFileSync(path.join(t.dir, 'bad.json'), JSON.stringify({ listen: [{ port: 0 }], sites: [{ routes: [{ path: '/', static: { root: './pub' } }] }] }))
+    try {
+      const r = spawnSync(process.execPath, [BIN, '--config', path.join(t.dir, 'bad.json')], { encoding: 'utf8', timeout: 10_000 })
+      assert.equal(r.status, 2)
+      assert.match(r.stderr, /sites\[0\]\.routes\[0\]\.static\.root: directory \.\/pub does not exist/)
+      assert.doesNotMatch(r.stdout + r.stderr, /listening on/)
+    } finally {
+      t.cleanup()
+    }
+  })
+
+  test('bad flags are refused with a message', () => {
+    let r = spawnSync(process.execPath, [BIN, '--port', 'abc'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /--port: abc is not a port number/)
+    r = spawnSync(process.execPath, [BIN, '/no/such/dir'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /directory \/no\/such\/dir does not exist/)
+  })
+
+  test('edgebox config --print shows the resolved configuration', () => {
+    const r = spawnSync(process.execPath, [BIN, 'config', '--print', '.'], { encoding: 'utf8', cwd: ROOT, timeout: 10_000 })
+    assert.equal(r.status, 0, r.stderr)
+    const cfg = JSON.parse(r.stdout) as { limits: { headersTimeout: number }; sites: Array<{ routes: Array<{ static: { index: string[] } }> }> }
+    assert.equal(cfg.limits.headersTimeout, 15000)
+    assert.deepEqual(cfg.sites[0]!.routes[0]!.static.index, ['index.html'])
+  })
+})

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { pino } from 'pino'
+import { Context } from '../../src/core/context.ts'
+import { createAccessLog } from '../../src/core/log.ts'
+import { createPipeline } from '../../src/core/pipeline.ts'
+import { buildSiteTable } from '../../src/core/router.ts'
+import { PROTOCOLS, raw, request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
+
+/** Sites by Host, routes by longest prefix, the redirect handler, errors and the access log (items 1, 3, 10, 12). */
+
+const t = tempDir()
+for (const d of ['main', 'api', 'wild', 'other', 'deep']) {
+  mkdirSync(path.join(t.dir, d))
+  writeFileSync(path.join(t.dir, d, 'who.txt'), d)
+}
+const logFile = path.join(t.dir, 'access.log')
+
+let srv: TestServer
+before(async () => {
+  srv = await startServer(
+    {
+      log: { access: true, format: 'json', file: logFile },
+      sites: [
+        {
+          hosts: ['main.test'],
+          routes: [
+            { path: '/', static: { root: 'main' } },
+            { path: '/api', static: { root: 'api' } },
+            { path: '/api/deep/', static: { root: 'deep' } },
+            { path: '/old/', redirect: { to: '/new/', status: 301, preservePath: true } },
+            { path: '/see', redirect: { to: 'https://example.test/other', status: 303 } },
+            { path: '/secure/', redirect: { to: 'https://{host}/secure', status: 308, preservePath: true } },
+            { path: '/r302', redirect: { to: '/x' } },
+            { path: '/r307', redirect: { to: '/x', status: 307, preservePath: true, preserveQuery: false } },
+          ],
+        },
+        { hosts: ['*.wild.test'], routes: [{ path: '/', static: { root: 'wild' } }] },
+        { hosts: ['other.test'], default: true, routes: [{ path: '/', static: { root: 'other' } }] },
+      ],
+    },
+    t.dir,
+  )
+})
+after(async () => {
+  await srv.close()
+  t.cleanup()
+})
+
+for (const protocol of PROTOCOLS) {
+  describe(`routing over ${protocol}`, () => {
+    const get = (host: string, p: string, method = 'GET') => request(protocol, srv.url + p.slice(1), { method, headers: protocol === 'h2c' ? { ':authority': host } : { host } })
+    test('sites by exact host, wildcard, and the default site', async () => {
+      assert.equal((await get('main.test', '/who.txt')).text, 'main')
+      assert.equal((await get('MAIN.test:8080', '/who.txt')).text, 'main')
+      assert.equal((await get('a.wild.test', '/who.txt')).text, 'wild')
+      assert.equal((await get('a.b.wild.test', '/who.txt')).text, 'wild')
+      assert.equal((await get('wild.test', '/who.txt')).text, 'other')
+      assert.equal((await get('unknown.test', '/who.txt')).text, 'other')
+    })
+    test('longest prefix wins; /api matches /api/x but not /apix', async () => {
+      assert.equal((await get('main.test', '/api/who.txt')).text, 'api')
+      assert.equal((await get('main.test', '/api/deep/who.txt')).text, 'deep')
+      assert.equal((await get('main.test', '/apix/who.txt')).status, 404)
+    })
+    test('redirects: status, Location, path and query preserved as configured', async () => {
+      let r = await get('main.test', '/old/a/b%20c.txt?q=1')
+      assert.equal(r.status, 301)
+      assert.equal(r.headers.location, '/new/a/b%20c.txt?q=1')
+      r = await get('main.test', '/see', 'POST')
+      assert.equal(r.status, 303)
+      assert.equal(r.headers.location, 'https://example.test/other')
+      r = await get('main.test', '/secure/x?y=2')
+      assert.equal(r.status, 308)
+      assert.equal(r.headers.location, 'https://main.test/secure/x?y=2')
+      r = await get('main.test', '/r302/anything')
+      assert.equal(r.status, 302)
+      assert.equal(r.headers.location, '/x')
+      r = await get('main.test', '/r307/p?dropped=1', 'PUT')
+      assert.equal(r.status, 307)
+      assert.equal(r.headers.location, '/x/p')
+    })
+  })
+}
+
+test('a plain-HTTP listener configured with httpsRedirect sends everything to HTTPS', async () => {
+  const s = await startServer({ listen: [{ host: '127.0.0.1', port: 0, httpsRedirect: { port: 8443 } }], sites: [{ routes: [{ path: '/', static: { root: path.join(t.dir, 'main') } }] }] })
+  try {
+    const r = await raw(s.port, 'GET /a%20b?x=1 HTTP/1.1\r\nHost: shop.test:8080\r\nConnection: close\r\n\r\n')
+    assert.match(r, /^HTTP\/1\.1 308 /)
+    assert.match(r, /\r\nLocation: https:\/\/shop\.test:8443\/a%20b\?x=1\r\n/)
+  } finally {
+    await s.close()
+  }
+})
+
+test('the access log has one JSON line per request with method, host, path, status, bytes, duration and cache outcome', async () => {
+  await get1('/who.txt')
+  await get1('/nope')
+  await srv.box.close() // flushes the log
+  const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  const ok = lines.find((l) => l.path === '/who.txt' && l.host === 'main.test')!
+  assert.equal(ok.method, 'GET')
+  assert.equal(ok.status, 200)
+  assert.equal(ok.bytes, 4)
+  assert.equal(typeof ok.ms, 'number')
+  assert.match(String(ok.cache), /^(HIT|MISS)$/)
+  assert.ok(lines.some((l) => l.path === '/nope' && l.status === 404))
+  srv = await startServer({ sites: [{ routes: [{ path: '/', static: { root: path.join(t.dir, 'main') } }] }] })
+  async function get1(p: string) {
+    await request('http/1.1', srv.url + p.slice(1), { headers: { host: 'main.test' } })
+  }
+})
+
+test('a handler that throws gives a clean 500: no stack on the wire, the stack in the log', async () => {
+  const logged: string[] = []
+  const log = pino({ level: 'error' }, { write: (l: string) => logged.push(l) })
+  const handler = {
+    kind: 'boom',
+    methods: ['GET'],
+    handle(_ctx: Context): Promise<void> {
+      return Promise.reject(new Error('secret internal detail'))
+    },
+  }
+  const pipeline = createPipeline({
+    sites: buildSiteTable([{ id: 's', hosts: [], routes: [{ prefix: '/', handler, id: 'r' }] }], 0),
+    filters: [],
+    accessLog: createAccessLog({ enabled: false, level: 'info', format: 'json' }),
+    log,
+    healthPath: false,
+    isShuttingDown: () => false,
+  })
+  const server = http.createServer((req, res) => pipeline.handle(req, res, { protocol: 'http/1.1' }))
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  try {
+    const port = (server.address() as { port: number }).port
+    const r = await raw(port, 'GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    assert.match(r, /^HTTP\/1\.1 500 Internal Server Error\r\n/)
+    assert.ok(r.endsWith('\r\n\r\n500 Internal Server Error: Internal Server Error\n'))
+    assert.doesNotMatch(r, /secret internal detail/)
+    await new Promise((res) => setTimeout(res, 20))
+    assert.ok(logged.some((l) => l.includes('secret internal detail') && l.includes('"stack"')), 'stack logged')
+  } finally {
+    server.close()
+  }
+})
