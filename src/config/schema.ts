@@ -35,7 +35,7 @@ const limitsSchema = z.strictObject({
   bodyIdleTimeout: duration().default(30_000),
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeout: duration().default(5_000),
-  /** A connection on which nothing moves for this long (no request, no bytes read or written) is closed. */
+  /** A streamed response the client stops reading for this long is cut (and an idle HTTP/2 session closed). */
   idleTimeout: duration().default(120_000),
   /** Open connections per listener; further connections are refused until one closes. */
   maxConnections: z.number().int().min(1).default(10_000),

@@ -13,6 +13,15 @@ export interface Route {
   readonly id: string
 }
 
+/** What every Context shares: response filters, and what happens when a response is done. */
+export interface ResponseHooks {
+  readonly filters: readonly ResponseFilter[]
+  /** Called exactly once per request, when the response is complete or the client has gone (the access log). */
+  finished(ctx: Context): void
+  /** A streamed response that makes no progress for this long is cut (a client that stopped reading). */
+  readonly streamIdleTimeout: number
+}
+
 export interface Site {
   readonly id: string
   readonly hosts: readonly string[]
@@ -31,7 +40,6 @@ export class Context {
   readonly start: number
   readonly method: string
   readonly protocol: string
-  readonly clientAddress: string
   /** Host without port, lower case (from Host, `:authority` or an absolute URI). */
   host = ''
   /** The request target's path as sent (still percent-encoded), without the query. */
@@ -53,16 +61,28 @@ export class Context {
   expectContinue = false
   /** Extra Server-Timing metrics a handler adds (`, fs;dur=0.2`). */
   timing = ''
-  private readonly filters: readonly ResponseFilter[]
+  private readonly hooks: ResponseHooks
+  private done = false
 
-  constructor(req: Req, res: Res, filters: readonly ResponseFilter[], protocol: string, start: number) {
+  constructor(req: Req, res: Res, hooks: ResponseHooks, protocol: string, start: number) {
     this.req = req
     this.res = res
-    this.filters = filters
+    this.hooks = hooks
     this.method = req.method ?? 'GET'
     this.protocol = protocol
-    this.clientAddress = req.socket?.remoteAddress ?? ''
     this.start = start
+  }
+
+  /** The peer's address (the trusted-proxy resolver will refine this). */
+  get clientAddress(): string {
+    return this.req.socket?.remoteAddress ?? ''
+  }
+
+  /** Marks the response as done (once) and runs the finish hook: the access log. */
+  private finish(): void {
+    if (this.done) return
+    this.done = true
+    this.hooks.finished(this)
   }
 
   get isHead(): boolean {
@@ -88,7 +108,8 @@ export class Context {
 
   private applyFilters(status: number, headers: Headers): void {
     this.status = status
-    for (let i = 0; i < this.filters.length; i++) this.filters[i]!(this, headers)
+    const filters = this.hooks.filters
+    for (let i = 0; i < filters.length; i++) filters[i]!(this, headers)
     // RFC 9110 §10.1.1: a final response sent before the announced body was
     // read leaves the connection out of sync; close it (HTTP/1.x only).
     const req = this.req as Req & { complete?: boolean }
@@ -107,6 +128,7 @@ export class Context {
     ;(res as ServerResponse).writeHead(status, headers)
     if (body === undefined || this.isHead) res.end()
     else res.end(body)
+    this.finish()
   }
 
   /**
@@ -142,6 +164,7 @@ export class Context {
     if (!known || err.status >= 500) this.error = err
     if (res.headersSent) {
       res.destroy()
+      this.finish()
       return
     }
     const status = known ? err.status : 500

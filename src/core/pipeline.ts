@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
-import { Context, type Site } from './context.ts'
+import { Context, type ResponseHooks, type Site } from './context.ts'
 import { httpError } from './errors.ts'
 import type { AccessLog, Logger } from './log.ts'
 import type { Handler, Req, Res, ResponseFilter } from './types.ts'
@@ -32,6 +32,8 @@ export interface PipelineOptions {
   accessLog: AccessLog
   log: Logger
   healthPath: string | false
+  /** A streamed response that makes no progress for this long is cut. */
+  streamIdleTimeout: number
   /** Set by the server during graceful shutdown. */
   isShuttingDown(): boolean
   /** The handler that takes CONNECT requests (forward proxy), if one is configured. */
@@ -59,19 +61,22 @@ export interface Pipeline {
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
-  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler } = opts
+  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, streamIdleTimeout } = opts
 
-  function logRequest(this: Context) {
-    accessLog.write(this, performance.now() - this.start)
-    if (this.error) log.error({ err: this.error, method: this.method, path: this.rawPath, status: this.status }, 'request failed')
+  const hooks: ResponseHooks = {
+    filters,
+    streamIdleTimeout,
+    finished(ctx) {
+      accessLog.write(ctx, performance.now() - ctx.start)
+      if (ctx.error) log.error({ err: ctx.error, method: ctx.method, path: ctx.rawPath, status: ctx.status }, 'request failed')
+    },
   }
 
   function handle(req: Req, res: Res, arrival: Arrival): void {
     // 1. accept
     const protocol = arrival.protocol
-    const ctx = new Context(req, res, filters, protocol, performance.now())
+    const ctx = new Context(req, res, hooks, protocol, performance.now())
     ctx.expectContinue = arrival.expectContinue === true
-    res.once('close', logRequest.bind(ctx))
     try {
       // 2. reject invalid
       if (isShuttingDown()) throw httpError('EB_ERR_SHUTTING_DOWN', undefined, { 'Retry-After': '5' })
@@ -202,7 +207,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
    * socket; ctx.res is not usable there (there is no response object yet).
    */
   function tunnelContext(req: Req, socket: Duplex): Context | null {
-    const ctx = new Context(req, socket as unknown as Res, filters, `http/${req.httpVersion}`, performance.now())
+    const ctx = new Context(req, socket as unknown as Res, hooks, `http/${req.httpVersion}`, performance.now())
     try {
       parseTarget(ctx)
       return route(ctx) ? ctx : null
@@ -229,7 +234,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     // (when configured) takes it; otherwise 405.
     const handler = connectHandler?.()
     if (handler?.connect) {
-      const ctx = new Context(req, socket as unknown as Res, filters, `http/${req.httpVersion}`, performance.now())
+      const ctx = new Context(req, socket as unknown as Res, hooks, `http/${req.httpVersion}`, performance.now())
       ctx.host = hostname(req.url ?? '')
       return handler.connect(ctx, socket, head)
     }

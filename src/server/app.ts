@@ -53,6 +53,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     accessLog,
     log,
     healthPath: config.health,
+    streamIdleTimeout: config.limits.idleTimeout,
     isShuttingDown: () => shuttingDown,
   })
 

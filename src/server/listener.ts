@@ -48,7 +48,9 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     shouldUpgradeCallback: (req) => pipeline.acceptsUpgrade(req),
   })
   server.maxConnections = limits.maxConnections
-  server.setTimeout(limits.idleTimeout)
+  // No per-socket idle timer on the hot path: keepAliveTimeout covers idle
+  // connections, headersTimeout slow heads, the body reader stalled bodies,
+  // and Context.stream a client that stops reading a streamed response.
 
   const httpsRedirect = listen.httpsRedirect
   const arrivals = new Map<string, Arrival>()

@@ -131,6 +131,7 @@ test('a handler that throws gives a clean 500: no stack on the wire, the stack i
     accessLog: createAccessLog({ enabled: false, level: 'info', format: 'json' }),
     log,
     healthPath: false,
+    streamIdleTimeout: 60_000,
     isShuttingDown: () => false,
   })
   const server = http.createServer((req, res) => pipeline.handle(req, res, { protocol: 'http/1.1' }))

@@ -32,6 +32,8 @@ export interface FileEntry {
   /** Precompressed siblings (`file.br`, `file.gz`) or in-memory compressed copies. */
   readonly variants: Map<Encoding, Variant>
   checkedAt: number
+  /** Set by the handler on first use: the Cache-Control value for this path. */
+  cacheControl: string | undefined
 }
 
 export type Encoding = 'br' | 'gzip'
@@ -136,6 +138,7 @@ export class FileCache {
       body,
       variants: new Map(),
       checkedAt: now,
+      cacheControl: undefined,
     }
     if (this.opts.precompressed) await this.findSiblings(entry)
     this.entries.set(key, entry)

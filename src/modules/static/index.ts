@@ -193,7 +193,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
 
   /** Headers shared by 200, 206 and 304 answers for this representation. */
   function baseHeaders(entry: FileEntry, rel: string, etag: string, vary: boolean): Headers {
-    const cc = cacheControlFor(rel, entry.contentType)
+    const cc = (entry.cacheControl ??= cacheControlFor(rel, entry.contentType))
     const h: Headers = {
       'Content-Type': entry.contentType,
       ETag: etag,
