@@ -60,8 +60,13 @@ const SIBLING: Record<Encoding, string> = { br: '.br', gzip: '.gz' }
 const brotli = promisify(zlib.brotliCompress)
 const gzip = promisify(zlib.gzip)
 
-export function etagOf(st: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>): string {
-  return `"${st.ino.toString(36)}-${st.size.toString(36)}-${Math.round(st.mtimeMs * 1000).toString(36)}"`
+/**
+ * Strong ETag from size and modification time (to the microsecond). Not the
+ * inode: several origins serving the same deployed files behind a balancer
+ * must give the same validator, or every revalidation across nodes misses.
+ */
+export function etagOf(st: Pick<Stats, 'size' | 'mtimeMs'>): string {
+  return `"${st.size.toString(36)}-${Math.round(st.mtimeMs * 1000).toString(36)}"`
 }
 
 /** `"abc"` + `br` -> `"abc-br"`: each encoding is a different representation with its own ETag. */

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import type { Page } from 'playwright-core'
+import { PACKAGE_DIR, defaultConfig } from '../../src/cli/main.ts'
+import { browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
+import { startServer, type TestServer } from '../helpers/server.ts'
+
+const WWW = path.join(PACKAGE_DIR, 'lab', 'www')
+const SAMPLE = readFileSync(path.join(WWW, 'lab', 'sample.txt'))
+const SCREENSHOT = '/tmp/lab.png'
+const RUN_TIMEOUT = 60_000
+
+const skip = browserSkip()
+if (skip) process.stdout.write(`# browser tests skipped: ${skip}\n`)
+
+/** Every href/src in an HTML document, resolved against `base`, same origin only. */
+function links(html: string, base: string): string[] {
+  const out = new Set<string>()
+  for (const m of html.matchAll(/\s(?:href|src)="([^"]+)"/g)) {
+    const u = new URL(m[1]!.replaceAll('&amp;', '&'), base)
+    if (u.origin === new URL(base).origin) out.add(u.href)
+  }
+  return [...out]
+}
+
+/** Checks the CSP constraints the pages must keep: no inline scripts, styles or handlers. */
+function assertCspFriendly(html: string, name: string): void {
+  assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/i, `${name}: inline <script>`)
+  assert.doesNotMatch(html, /<style[\s>]/i, `${name}: inline <style>`)
+  assert.doesNotMatch(html, /\sstyle=/i, `${name}: style attribute`)
+  assert.doesNotMatch(html, /\son[a-z]+=/i, `${name}: inline event handler`)
+  assert.doesNotMatch(html, /javascript:/i, `${name}: javascript: URL`)
+}
+
+type Data = Record<string, string>
+const dataOf = (page: Page, id: string): Promise<Data> => page.$eval(`#${id}`, (el) => ({ text: el.textContent ?? '', ...(el as HTMLElement).dataset }) as Record<string, string>)
+
+describe('lab pages in Chromium', { skip, timeout: 120_000 }, () => {
+  let server: TestServer
+  let browser: LaunchedBrowser | undefined
+
+  before(async () => {
+    server = await startServer(defaultConfig())
+    browser = await launchBrowser()
+  })
+
+  after(async () => {
+    await browser?.close()
+    await server?.close()
+  })
+
+  test('the welcome page loads and every link on it answers 200', async () => {
+    const res = await fetch(new URL('/', server.url), { signal: AbortSignal.timeout(10_000) })
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('cache-control'), 'no-cache')
+    const html = await res.text()
+    assertCspFriendly(html, 'index.html')
+    const urls = links(html, new URL('/', server.url).href)
+    for (const p of ['/lab/caching.html', '/files/', '/_edgebox/health', '/assets/style.css']) {
+      assert.ok(urls.includes(new URL(p, server.url).href), `welcome page links ${p}`)
+    }
+    for (const u of urls) {
+      const r = await fetch(u, { signal: AbortSignal.timeout(10_000) })
+      await r.arrayBuffer()
+      assert.equal(r.status, 200, `${u} answers 200`)
+    }
+
+    const page = await browser!.context.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`))
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`))
+    page.on('response', (r) => r.status() >= 400 && problems.push(`${r.status()} ${r.url()}`))
+    try {
+      await page.goto(new URL('/', server.url).href, { timeout: 15_000 })
+      assert.equal(await page.title(), 'Edgebox')
+      assert.match(await page.locator('h1').innerText({ timeout: 5_000 }), /Edgebox/)
+      // The stylesheet applied (no inline styles: it must come from assets/style.css).
+      const font = await page.$eval('body', (b) => getComputedStyle(b).fontFamily)
+      assert.match(font, /system-ui/)
+      assert.deepEqual(problems, [])
+    } finally {
+      await page.close()
+    }
+  })
+
+  test('the caching lab runs every experiment and shows the expected outcome', async () => {
+    const page = await browser!.context.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`))
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`))
+    // What the browser's network stack sent for the sample file (raw headers, including
+    // the validators its HTTP cache adds, which fetch() never sees).
+    const sent: { url: string; headers: Record<string, string>; status: number | undefined }[] = []
+    page.on('requestfinished', (req) => {
+      if (!req.url().includes('/lab/sample.txt')) return
+      void (async () => {
+        const res = await req.response()
+        sent.push({ url: req.url(), headers: await req.allHeaders(), status: res?.status() })
+      })()
+    })
+    try {
+      const html = await (await fetch(new URL('/lab/caching.html', server.url).href, { signal: AbortSignal.timeout(10_000) })).text()
+      assertCspFriendly(html, 'lab/caching.html')
+
+      await page.goto(new URL('/lab/caching.html', server.url).href, { timeout: 15_000 })
+      await page.waitForSelector('html[data-lab-ready="true"]', { timeout: 10_000 })
+      await page.click('#run-all', { timeout: 5_000 })
+      await page.waitForSelector('#run-all-status[data-state="done"]', { timeout: RUN_TIMEOUT })
+      await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: 15_000 })
+
+      const strong = await dataOf(page, 'strong-hit')
+      assert.equal(strong.result, 'hit', `strong cache: ${strong.text}`)
+      assert.equal(strong.status, '200')
+
+      const reval = await dataOf(page, 'revalidate')
+      assert.equal(reval.status, '304-revalidated', `revalidation: ${reval.text}`)
+      assert.equal(reval.pageStatus, '200', 'the page sees the stored 200')
+      assert.equal(reval.manualInm, '304', 'If-None-Match by hand gets 304')
+      assert.equal(reval.manualIms, '304', 'If-Modified-Since by hand gets 304')
+
+      const full = await dataOf(page, 'full')
+      assert.equal(full.result, 'full-200', `full: ${full.text}`)
+      assert.equal(full.status, '200')
+
+      const resume = await dataOf(page, 'resume')
+      assert.equal(resume.result, 'pass', `resume: ${resume.text}`)
+      assert.equal(resume.status, '206')
+      // On loopback the whole body can arrive before the page gets to abort; then the abort has nothing to cut.
+      assert.ok(resume.aborted === 'true' || Number(resume.read) === SAMPLE.length, `the first download was aborted (read ${resume.read})`)
+      const received = Number(resume.received)
+      assert.ok(received >= 256 * 1024 && received < SAMPLE.length, `resumed from ${received}`)
+      assert.equal(resume.contentRange, `bytes ${received}-${SAMPLE.length - 1}/${SAMPLE.length}`)
+      assert.equal(Number(resume.total), SAMPLE.length)
+      assert.equal(resume.sha256, createHash('sha256').update(SAMPLE).digest('hex'), 'assembled bytes are the file on disk')
+
+      const mismatch = await dataOf(page, 'if-range-mismatch')
+      assert.equal(mismatch.status, '200', `If-Range mismatch: ${mismatch.text}`)
+      assert.equal(Number(mismatch.bytes), SAMPLE.length, 'the whole file came back')
+      assert.equal(mismatch.codedStatus, '200', "the compressed representation's ETag does not match a range either")
+
+      const all = await dataOf(page, 'run-all-status')
+      assert.equal(all.passed, '5', all.text)
+
+      // Wire-level cross-check from the browser's network stack.
+      const revalidation = sent.find((s) => s.url.includes('?run=') && s.headers['if-none-match'] !== undefined)
+      assert.ok(revalidation, 'the browser sent a conditional request (If-None-Match) for the cached copy')
+      const resumed = sent.find((s) => s.headers['if-range'] !== undefined && s.status === 206)
+      assert.ok(resumed, 'a 206 answered the If-Range request')
+      assert.equal(resumed.headers.range, `bytes=${received}-`)
+
+      assert.deepEqual(problems, [])
+    } finally {
+      await page.close()
+    }
+  })
+})
