@@ -51,7 +51,8 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
     if (failure) throw failure
     if (err instanceof EdgeboxError) throw err
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (req as { aborted?: boolean }).aborted) {
+    // The destination's own errors (ENOSPC, EACCES, ...) go to the caller as they are.
+    if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') {
       throw httpError('EB_ERR_BAD_REQUEST', 'the client stopped sending the body')
     }
     throw err
