@@ -1,3 +1,4 @@
+import http2 from 'node:http2'
 import type { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
@@ -113,7 +114,13 @@ export class Context {
     // RFC 9110 §10.1.1: a final response sent before the announced body was
     // read leaves the connection out of sync; close it (HTTP/1.x only).
     const req = this.req as Req & { complete?: boolean }
-    if (!req.complete && 'shouldKeepAlive' in this.res && hasBody(req)) this.res.shouldKeepAlive = false
+    if (!req.complete && hasBody(req)) {
+      const res = this.res
+      if ('shouldKeepAlive' in res) res.shouldKeepAlive = false
+      // HTTP/2: end the stream once the response is out, or the client's
+      // half stays open (RFC 9113 §8.1 allows RST_STREAM with NO_ERROR).
+      else res.once('finish', () => res.stream.close(http2.constants.NGHTTP2_NO_ERROR))
+    }
   }
 
   /** Sends a complete response. HEAD gets the same headers and no body. */

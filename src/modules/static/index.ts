@@ -89,6 +89,7 @@ type StaticConfig = z.output<typeof schema>
 const FINGERPRINT = /[.-](?=[0-9a-f]*\d)[0-9a-f]{6,}\.[a-z0-9]+$|[.-](?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{8}\.[a-z0-9]+$/
 const HAS_EXTENSION = /\.[^/]*$/
 const MAX_RANGES = 64
+const BOTH_ENCODINGS: readonly Encoding[] = ['br', 'gzip']
 
 export const staticModule = {
   kind: 'static',
@@ -214,10 +215,11 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     const range = ctx.method === 'GET' ? h.range : undefined
     // Representation: a request with Range always gets the identity coding
     // (a range of a compressed stream is useless to the client).
-    const negotiable = entry.compressible && (entry.variants.size > 0 || (cfg.compress.enabled && entry.size >= cfg.compress.minSize))
+    const dynamic = cfg.compress.enabled && entry.size >= cfg.compress.minSize
+    const negotiable = entry.compressible && (dynamic || entry.variants.size > 0)
     let enc: Encoding | 'identity' = 'identity'
     if (negotiable && range === undefined) {
-      const available = cfg.compress.enabled ? ['br', 'gzip'] : [...entry.variants.keys()]
+      const available = dynamic ? BOTH_ENCODINGS : [...entry.variants.keys()]
       enc = chooseEncoding(h['accept-encoding'], available) as Encoding | 'identity'
     }
     const etag = cache.tagFor(entry, enc)

@@ -116,7 +116,14 @@ export function createUploads(cfg: UploadConfig, root: string, rootReal: string,
       if (before) return ctx.send(204, { ETag: headers.ETag })
       ctx.send(201, { ...headers, Location: encodePath(ctx.path) }, `created ${ctx.path}\n`)
     } catch (err) {
-      out.destroy()
+      // The temporary file is created asynchronously when the stream opens:
+      // wait until the stream is closed (destroy waits for a pending open),
+      // or the unlink can run first and the file appears after it, left behind.
+      await new Promise<void>((resolve) => {
+        if (out.closed) return resolve()
+        out.once('close', () => resolve())
+        out.destroy()
+      })
       await unlink(temp).catch(() => {})
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOSPC' || code === 'EDQUOT') throw httpError('EB_ERR_INSUFFICIENT_STORAGE', 'the disk is full; the old file is unchanged')
