@@ -102,6 +102,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     }
   }
 
+  // Most requests carry the same Host as the one before: remember the last one parsed.
+  let lastAuthority: string | undefined
+  let lastHost = ''
+
   /** Request target (RFC 9112 §3.2) and Host (RFC 9112 §3.2, RFC 9113 §8.3.1). */
   function parseTarget(ctx: Context): void {
     const req = ctx.req
@@ -127,7 +131,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       ctx.query = query
     }
     if (authority === undefined) authority = hostHeader(ctx)
-    ctx.host = authority === undefined ? '' : hostname(authority)
+    if (authority === undefined) ctx.host = ''
+    else if (authority === lastAuthority) ctx.host = lastHost
+    else {
+      ctx.host = hostname(authority)
+      lastAuthority = authority
+      lastHost = ctx.host
+    }
     if (authority !== undefined && ctx.host === '') throw httpError('EB_ERR_BAD_REQUEST', 'invalid Host header')
   }
 

@@ -27,8 +27,10 @@ export interface FileEntry {
   readonly lastModifiedMs: number
   readonly contentType: string
   readonly compressible: boolean
-  /** The file's bytes, when small enough to keep in memory. */
+  /** The file's bytes, when small enough to keep in memory, ... */
   body: Buffer | undefined
+  /** ... and the same bytes as a latin1 string, which Node writes together with the head in one call. */
+  wire: string | undefined
   /** Precompressed siblings (`file.br`, `file.gz`) or in-memory compressed copies. */
   readonly variants: Map<Encoding, Variant>
   checkedAt: number
@@ -43,8 +45,9 @@ export interface Variant {
   readonly etag: string
   /** Precompressed sibling file (streamed), or */
   readonly fsPath?: string
-  /** compressed bytes kept in memory. */
+  /** compressed bytes kept in memory (and as a latin1 string, see FileEntry.wire). */
   readonly body?: Buffer
+  readonly wire?: string
   readonly size: number
 }
 
@@ -84,7 +87,8 @@ export class FileCache {
     this.entries = new LRUCache<string, FileEntry>({
       max: 10_000,
       maxSize: Math.max(opts.maxBytes, 1),
-      sizeCalculation: (e) => 1024 + (e.body?.length ?? 0) + [...e.variants.values()].reduce((n, v) => n + (v.body?.length ?? 0), 0),
+      // bytes + their latin1 copy, for the file and its compressed forms
+      sizeCalculation: (e) => 1024 + 2 * (e.body?.length ?? 0) + [...e.variants.values()].reduce((n, v) => n + 2 * (v.body?.length ?? 0), 0),
     })
   }
 
@@ -141,6 +145,7 @@ export class FileCache {
       contentType,
       compressible: isCompressible(contentType),
       body,
+      wire: body?.toString('latin1'),
       variants: new Map(),
       checkedAt: now,
       cacheControl: undefined,
@@ -178,7 +183,7 @@ export class FileCache {
       enc === 'br'
         ? await brotli(entry.body, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: c.brotliQuality, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: entry.body.length } })
         : await gzip(entry.body, { level: c.gzipLevel })
-    const made: Variant = { encoding: enc, etag: variantTag(entry.etag, enc), body: bytes, size: bytes.length }
+    const made: Variant = { encoding: enc, etag: variantTag(entry.etag, enc), body: bytes, wire: bytes.toString('latin1'), size: bytes.length }
     entry.variants.set(enc, made)
     if (this.entries.peek(key) === entry) this.entries.set(key, entry) // account for the new bytes
     return made

@@ -256,7 +256,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
 
     if (enc !== 'identity') return sendEncoded(ctx, rel, entry, enc, headers)
     headers['Content-Length'] = entry.size
-    if (entry.body) return ctx.send(200, headers, entry.body)
+    if (entry.wire !== undefined) return ctx.send(200, headers, entry.wire, 'latin1')
     if (ctx.isHead) return ctx.send(200, headers)
     return streamFile(ctx, entry, headers, 200, 0, entry.size - 1)
   }
@@ -264,7 +264,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   async function sendEncoded(ctx: Context, rel: string, entry: FileEntry, enc: Encoding, headers: Headers): Promise<void> {
     headers['Content-Encoding'] = enc
     const v = await cache.variant(rel, entry, enc)
-    if (v?.body) return ctx.send(200, headers, v.body)
+    if (v?.wire !== undefined) return ctx.send(200, headers, v.wire, 'latin1')
     if (v?.fsPath) {
       const st = await statOrNull(v.fsPath)
       if (st?.isFile()) {
