@@ -17,6 +17,7 @@ for (const d of ['main', 'api', 'wild', 'other', 'deep']) {
   mkdirSync(path.join(t.dir, d))
   writeFileSync(path.join(t.dir, d, 'who.txt'), d)
 }
+writeFileSync(path.join(t.dir, 'main', 'big.bin'), Buffer.alloc(300 * 1024, 1))
 const logFile = path.join(t.dir, 'access.log')
 
 let srv: TestServer
@@ -100,6 +101,7 @@ test('a plain-HTTP listener configured with httpsRedirect sends everything to HT
 test('the access log has one JSON line per request with method, host, path, status, bytes, duration and cache outcome', async () => {
   await get1('/who.txt')
   await get1('/nope')
+  await get1('/big.bin')
   await srv.box.close() // flushes the log
   const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
   const ok = lines.find((l) => l.path === '/who.txt' && l.host === 'main.test')!
@@ -109,6 +111,9 @@ test('the access log has one JSON line per request with method, host, path, stat
   assert.equal(typeof ok.ms, 'number')
   assert.match(String(ok.cache), /^(HIT|MISS)$/)
   assert.ok(lines.some((l) => l.path === '/nope' && l.status === 404))
+  const streamed = lines.find((l) => l.path === '/big.bin')!
+  assert.equal(streamed.status, 200)
+  assert.equal(streamed.bytes, 300 * 1024, 'a streamed response is logged with its byte count')
   srv = await startServer({ sites: [{ routes: [{ path: '/', static: { root: path.join(t.dir, 'main') } }] }] })
   async function get1(p: string) {
     await request('http/1.1', srv.url + p.slice(1), { headers: { host: 'main.test' } })

@@ -212,6 +212,49 @@ describe('limits', () => {
   })
 })
 
+describe('slow readers', () => {
+  test('a client that stops reading a streamed response is cut after idleTimeout, and its file is closed', async () => {
+    // larger than what the kernel's socket buffers can hold on loopback
+    writeFileSync(path.join(site.dir, 'huge.bin'), Buffer.alloc(64 * 1024 * 1024))
+    const s = await startServer({ limits: { idleTimeout: '500ms' }, sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
+    try {
+      const fds = () => readdirSync('/proc/self/fd').length
+      const baseline = fds()
+      const start = Date.now()
+      let received = 0
+      const closed = await new Promise<boolean>((resolve) => {
+        const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
+        c.on('data', (d: Buffer) => (received += d.length))
+        // read the first bytes, stop reading well past idleTimeout, then drain what is left
+        c.once('data', () => {
+          c.pause()
+          setTimeout(() => c.resume(), 2000)
+        })
+        const t = setTimeout(() => {
+          c.destroy()
+          resolve(false)
+        }, 8000)
+        c.on('close', () => {
+          clearTimeout(t)
+          resolve(true)
+        })
+        c.on('error', () => {})
+      })
+      assert.equal(closed, true, 'the server closed the stalled connection')
+      assert.ok(received < 64 * 1024 * 1024, `the response was cut (${received} bytes arrived)`)
+      assert.ok(Date.now() - start < 8000)
+      let now = fds()
+      for (let i = 0; i < 40 && now > baseline; i++) {
+        await new Promise((r) => setTimeout(r, 50))
+        now = fds()
+      }
+      assert.ok(now <= baseline, `file descriptors: ${baseline} before, ${now} after`)
+    } finally {
+      await s.close()
+    }
+  })
+})
+
 describe('graceful shutdown', () => {
   test('in-flight downloads finish, new connections are refused, idle keep-alive connections close', async () => {
     const s = await startServer({ sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
@@ -249,4 +292,27 @@ describe('graceful shutdown', () => {
     await done
     assert.ok(received > BIG.length, `the download finished (${received} bytes)`)
   })
+})
+
+test('an idle keep-alive connection is closed after keepAliveTimeout, also after a streamed response', async () => {
+  const s = await startServer({ limits: { keepAliveTimeout: '300ms' }, sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
+  try {
+    const start = Date.now()
+    const closed = await new Promise<boolean>((resolve) => {
+      const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
+      c.resume()
+      const t = setTimeout(() => {
+        c.destroy()
+        resolve(false)
+      }, 6000)
+      c.on('close', () => {
+        clearTimeout(t)
+        resolve(true)
+      })
+    })
+    assert.equal(closed, true)
+    assert.ok(Date.now() - start < 5000)
+  } finally {
+    await s.close()
+  }
 })

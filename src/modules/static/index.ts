@@ -266,14 +266,15 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     const v = await cache.variant(rel, entry, enc)
     if (v?.wire !== undefined) return ctx.send(200, headers, v.wire, 'latin1')
     if (v?.fsPath) {
-      const st = await statOrNull(v.fsPath)
-      if (st?.isFile()) {
+      // Length from the descriptor that is read, so they always agree.
+      const fh = await open(v.fsPath).catch(() => null)
+      const st = await fh?.stat()
+      if (fh && st?.isFile()) {
         headers['Content-Length'] = st.size
-        if (ctx.isHead) return ctx.send(200, headers)
-        const fh = await open(v.fsPath)
-        ctx.stream(200, headers, fh.createReadStream({ highWaterMark: cfg.readChunk }))
+        ctx.sendFile(200, headers, fh, 0, st.size - 1, cfg.readChunk)
         return
       }
+      await fh?.close()
     }
     // Compressed while streaming: length unknown in advance.
     if (ctx.isHead) return ctx.send(200, headers)
@@ -350,7 +351,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
 
   async function streamFile(ctx: Context, entry: FileEntry, headers: Headers, status: number, start: number, end: number): Promise<void> {
     const fh = await openEntry(ctx, entry)
-    if (fh) ctx.stream(status, headers, fh.createReadStream({ start, end, highWaterMark: cfg.readChunk }))
+    if (fh) ctx.sendFile(status, headers, fh, start, end, cfg.readChunk)
   }
 
   return {
