@@ -195,11 +195,15 @@ export class Context {
       return
     }
     const fd = file.fd
+    // One buffer per response, reused: the next read starts only once the
+    // previous chunk has been handed to the kernel (the write callback), which
+    // is also the backpressure. A fresh buffer per chunk costs more in GC
+    // than the copy itself.
+    const buf = Buffer.allocUnsafeSlow(Math.min(chunk, end - start + 1))
     let pos = start
     const next = (): void => {
       if (closed) return
-      const n = Math.min(chunk, end - pos + 1)
-      const buf = Buffer.allocUnsafeSlow(n)
+      const n = Math.min(buf.length, end - pos + 1)
       read(fd, buf, 0, n, pos, (err, got) => {
         if (closed) return
         if (err || got === 0) {
@@ -210,14 +214,16 @@ export class Context {
         }
         pos += got
         this.bytes += got
-        const more = pos <= end
-        const ok = (res as ServerResponse).write(got === n ? buf : buf.subarray(0, got))
-        if (!more) {
+        if (pos <= end) {
+          ;(res as ServerResponse).write(got === buf.length ? buf : buf.subarray(0, got), written)
+        } else {
           close()
-          res.end()
-        } else if (ok) next()
-        else res.once('drain', next)
+          ;(res as ServerResponse).end(buf.subarray(0, got))
+        }
       })
+    }
+    const written = (err?: Error | null): void => {
+      if (!err) next()
     }
     next()
   }
