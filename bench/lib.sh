@@ -1,0 +1,69 @@
+# Helpers for bench/run.sh (sourced). Everything here targets 127.0.0.1 only.
+# Server processes run pinned to core $SRV_CPU in their own process group (setsid), the load generator on $GEN_CPU.
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+# wait until something accepts TCP connections on 127.0.0.1:$1 (max ~15 s)
+wait_port() {
+  local port=$1 i
+  for i in $(seq 1 150); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# true if something already listens on 127.0.0.1:$1
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_srv NAME OUTFILE CMD... : start CMD pinned to $SRV_CPU as the leader of a new process group.
+# In a non-interactive bash the background child is not a group leader, so setsid does not fork:
+# $! is the server's PID and also its process-group id. Sets SRV_PID.
+start_srv() {
+  local name=$1 out=$2; shift 2
+  setsid taskset -c "$SRV_CPU" "$@" >>"$out" 2>>"$RUN/$name.err" </dev/null &
+  SRV_PID=$!
+}
+
+# stop_srv PID : TERM the whole process group, then KILL after 5 s
+stop_srv() {
+  local pid=$1 i
+  [ -n "$pid" ] || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+  return 0
+}
+
+# grp_cpu PGID : CPU seconds (user+sys, field 14+15 of /proc/PID/stat) of every live process in that group
+grp_cpu() {
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v g="$1" -v hz="$(getconf CLK_TCK)" '
+    { s = $0; sub(/^.*\) /, "", s); split(s, a, " ")   # a[1] = state (field 3), a[3] = pgrp (field 5)
+      if (a[3] == g) t += a[12] + a[13] }               # utime (14), stime (15)
+    END { printf "%.2f", t / hz }'
+}
+
+now_s() { date +%s.%N; }
+
+# median of the numbers on stdin (mean of the two middle values for an even count)
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print 0; exit } if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# "min-max" of the numbers on stdin
+minmax() { sort -g | awk 'NR == 1 { mn = $1 } { mx = $1 } END { printf "%s-%s", mn, mx }'; }
+# calc EXPR : float arithmetic, printed with format $2 (default %.2f); "n/a" on division by zero
+calc() { awk "BEGIN { x = ($1); printf \"${2:-%.2f}\", x }" 2>/dev/null || echo n/a; }
+# ratio A B : A/B to 2 decimals, or n/a
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "") print "n/a"; else printf "%.2f", a / b }'; }
+# verdict VALUE TARGET : MET / NOT MET / n/a
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 >= t + 0) print "MET"; else print "NOT MET" }'; }
+
+# render SRC DST key=value... : replace @key@ with value
+render() {
+  local src=$1 dst=$2 kv s; shift 2
+  s=$(cat "$src")
+  for kv in "$@"; do s=${s//@${kv%%=*}@/${kv#*=}}; done
+  printf '%s\n' "$s" > "$dst"
+}
+
+
+# cpu_steal N : steal ticks of cpu N so far (/proc/stat, 8th value); time the hypervisor gave this core to others
+cpu_steal() { awk -v c="cpu$1" '$1 == c { print $9 }' /proc/stat; }

@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# Edgebox static-file benchmark (`npm run bench`). See bench/README.md.
+#
+# Compares, in one run and on loopback (127.0.0.1) only:
+#   edgebox        Edgebox, default configuration (access log ON, Server-Timing ON)
+#   edgebox-nolog  Edgebox --no-access-log (Server-Timing ON)
+#   raw-node       bench/servers/raw-node.mjs: bare node:http on the same Node binary, 1 KiB from memory
+#   sirv           sirv-cli 3 (--quiet; --etag for the 304 test)
+#   nginx          1 worker, sendfile on, access_log off (skipped with a note if it cannot be installed)
+# Tests: small-file GET, If-None-Match -> 304, 256 MiB full download and a Range request for its second half.
+# Servers pinned to core $SRV_CPU, wrk/curl to core $GEN_CPU; ROUNDS alternating rounds; medians.
+#
+# usage: bash bench/run.sh [quick]
+#   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  REPS (3 downloads per server per round)
+#        EDGEBOX_STDOUT=file|null (file: access log written to bench/.peers/run/edgebox-access.jsonl)
+#        MAX_SECONDS (1800: the whole run is stopped after this)
+#   quick: ROUNDS=1 DUR=2 WARM=1 REPS=1 (a smoke run; figures are not meaningful)
+set -uo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+export PATH="$ROOT/node_modules/.bin:$PATH"   # the project's pinned Node 24 first
+source "$BENCH/lib.sh"
+
+if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-2} WARM=${WARM:-1} REPS=${REPS:-1}; fi
+ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; REPS=${REPS:-3}
+SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-1800}
+EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
+
+P="$BENCH/.peers"; RUN="$P/run"; WWW="$P/www"; RES="$BENCH/results"
+mkdir -p "$RUN" "$WWW" "$RES"
+
+# ---------------------------------------------------------------------------------------------------------------
+# cleanup: stop every server (and the watchdog) we started, on normal exit, error, Ctrl-C or TERM
+declare -A PID=()
+WATCHDOG=
+cleanup() {
+  trap '' INT TERM PIPE
+  local n
+  for n in "${!PID[@]}"; do stop_srv "${PID[$n]}"; done
+  [ -n "$WATCHDOG" ] && kill -TERM -- "-$WATCHDOG" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+# the whole run is bounded: a watchdog (own process group) sends TERM after MAX_SECONDS
+setsid bash -c "sleep $MAX_SECONDS; echo 'bench: time limit ($MAX_SECONDS s) reached' >&2; kill -TERM $$" </dev/null &
+WATCHDOG=$!
+
+# ---------------------------------------------------------------------------------------------------------------
+# peers: Debian tools by package name, sirv-cli by npm into bench/.peers/
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 24 ] || { log "node on PATH is $(node -v); run npm install first (Node 24 is a devDependency)"; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get install -y "$@" >&2 || { as_root apt-get update >&2 && as_root apt-get install -y "$@" >&2; }
+}
+have_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+if ! command -v wrk >/dev/null || ! have_nginx; then
+  log "installing wrk and nginx-light with apt-get"
+  apt_install wrk nginx-light || log "apt-get install failed"
+  NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+fi
+command -v wrk >/dev/null || { log "wrk is missing and could not be installed"; exit 1; }
+for t in taskset setsid curl; do command -v $t >/dev/null || { log "$t is missing"; exit 1; }; done
+SIRV="$P/node_modules/sirv-cli/bin.js"
+if [ ! -f "$SIRV" ]; then
+  log "installing sirv-cli@3 into $P"
+  npm install --prefix "$P" --no-audit --no-fund sirv-cli@3 >&2 || { log "npm install sirv-cli@3 failed"; exit 1; }
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# fixtures: a 1 KiB index.html (exactly 1024 bytes) and a 256 MiB random big.bin, fixed mtime, in the page cache
+BIG_SIZE=$((256 * 1024 * 1024))
+if [ ! -f "$WWW/index.html" ] || [ "$(stat -c %s "$WWW/index.html")" != 1024 ]; then
+  node -e '
+    const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
+    const tail = "</p></body></html>\n";
+    require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail);' "$WWW/index.html"
+fi
+if [ ! -f "$WWW/big.bin" ] || [ "$(stat -c %s "$WWW/big.bin")" != "$BIG_SIZE" ]; then
+  log "writing the 256 MiB fixture"
+  head -c "$BIG_SIZE" /dev/urandom > "$WWW/big.bin"
+fi
+touch -d '2024-01-01 00:00:00 UTC' "$WWW/index.html" "$WWW/big.bin"
+cat "$WWW/big.bin" > /dev/null
+
+# ---------------------------------------------------------------------------------------------------------------
+# servers (ports 18500-18599)
+declare -A PORT=( [edgebox]=18501 [edgebox-nolog]=18502 [raw-node]=18503 [sirv]=18504 [sirv-etag]=18505 [nginx]=18506 )
+EB_LOG="$RUN/edgebox-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && EB_LOG=/dev/null
+SIRV_VER=$(node -p "require('$P/node_modules/sirv-cli/package.json').version")
+SIRVLIB_VER=$(node -p "require('$P/node_modules/sirv/package.json').version" 2>/dev/null || echo '?')
+declare -A CONF=(
+  [edgebox]="Edgebox default: access log ON (JSON lines on stdout -> $([ "$EB_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EB_LOG")")), Server-Timing ON"
+  [edgebox-nolog]="Edgebox --no-access-log, Server-Timing ON (stdout -> bench/.peers/run/edgebox-nolog.out)"
+  [raw-node]="bench/servers/raw-node.mjs: bare node:http, same Node binary; 1 KiB from memory + strong ETag; big.bin createReadStream hwm 1 MiB"
+  [sirv]="sirv-cli $SIRV_VER --quiet (no ETag)"
+  [sirv-etag]="sirv-cli $SIRV_VER --quiet --etag (weak ETag; used for the 304 test)"
+  [nginx]="nginx: 1 worker, sendfile on, tcp_nopush on, access_log OFF, open_file_cache, keepalive_requests 1000000"
+)
+
+start_server() {
+  local n=$1 port=${PORT[$1]}
+  if port_busy "$port"; then log "port $port (for $n) is already in use"; return 1; fi
+  case $n in
+    edgebox)       : > "$RUN/edgebox.err"
+                   [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"
+                   start_srv "$n" "$EB_LOG" node "$ROOT/bin/edgebox.js" "$WWW" --port "$port" --host 127.0.0.1 ;;
+    edgebox-nolog) : > "$RUN/edgebox-nolog.out"
+                   start_srv "$n" "$RUN/edgebox-nolog.out" node "$ROOT/bin/edgebox.js" "$WWW" --port "$port" --host 127.0.0.1 --no-access-log ;;
+    raw-node)      start_srv "$n" "$RUN/raw-node.out" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" ;;
+    sirv)          start_srv "$n" "$RUN/sirv.out" node "$SIRV" "$WWW" --port "$port" --host 127.0.0.1 --quiet ;;
+    sirv-etag)     start_srv "$n" "$RUN/sirv-etag.out" node "$SIRV" "$WWW" --port "$port" --host 127.0.0.1 --quiet --etag ;;
+    nginx)         local d="$RUN/nginx" user=""
+                   mkdir -p "$d"; [ "$(id -u)" = 0 ] && user="user root;"
+                   render "$BENCH/conf/nginx-static.conf" "$d/nginx.conf" "USER=$user" "PORT=$port" "WWW=$WWW" "RUN=$d"
+                   start_srv "$n" "$d/stdout.log" "$NGINX_BIN" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" ;;
+  esac
+  PID[$n]=$SRV_PID
+}
+
+SERVERS=(edgebox edgebox-nolog raw-node sirv sirv-etag)
+if have_nginx; then SERVERS+=(nginx); NGINX_NOTE=""
+else NGINX_NOTE="nginx could not be installed: nginx skipped, the large-file targets cannot be judged"; log "$NGINX_NOTE"; fi
+for n in "${SERVERS[@]}"; do start_server "$n" || exit 1; done
+for n in "${SERVERS[@]}"; do
+  wait_port "${PORT[$n]}" || { log "$n did not start; its stderr:"; cat "$RUN/$n.err" "$RUN/nginx/error.log" 2>/dev/null >&2; exit 1; }
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# output: everything on stdout also goes to bench/results/static-YYYYMMDD-HHMMSS.txt (.tmp until the run completes)
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$RES/static-$STAMP.txt"
+exec > >(tee "$OUT.tmp")
+
+echo "# Edgebox static benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  ${1:-full}"
+echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s CONNS=$CONNS REPS=$REPS  server core $SRV_CPU, load generator core $GEN_CPU, $(nproc) cores, 127.0.0.1 only"
+echo "## versions"
+echo "node $(node -v) ($(command -v node)) for Edgebox, raw-node and sirv"
+echo "edgebox $(node -p "require('$ROOT/package.json').version")"
+echo "sirv-cli $SIRV_VER (sirv $SIRVLIB_VER)"
+if have_nginx; then echo "$("$NGINX_BIN" -v 2>&1)"; else echo "nginx: not installed ($NGINX_NOTE)"; fi
+echo "$(wrk -v 2>&1 | head -1)"
+echo "$(curl -V | head -1 | cut -d' ' -f1-2)"
+echo "## configurations"
+for n in "${SERVERS[@]}"; do printf '%-14s port %s  %s\n' "$n" "${PORT[$n]}" "${CONF[$n]}"; done
+
+# ---------------------------------------------------------------------------------------------------------------
+# checks: what each server answers (the load runs only count what these checks accept)
+echo "## checks (GET /index.html; If-None-Match; Range on big.bin)"
+declare -A ETAG=() OK304=()
+CHECK_FAIL=()
+HALF=$((BIG_SIZE / 2))
+for n in "${SERVERS[@]}"; do
+  url="http://127.0.0.1:${PORT[$n]}/index.html"
+  r=$(curl -s -o /dev/null -D "$RUN/hdr" --max-time 5 -w '%{http_code} %{size_download}' "$url")
+  et=$(tr -d '\r' < "$RUN/hdr" | awk -F': ' 'tolower($1)=="etag"{print $2}')
+  st=$(tr -d '\r' < "$RUN/hdr" | awk -F': ' 'tolower($1)=="server-timing"{print $2}')
+  ETAG[$n]=$et
+  c304=n/a
+  if [ -n "$et" ]; then
+    c304=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' -H "If-None-Match: $et" "$url")
+    [ "$c304" = 304 ] && OK304[$n]=1
+  fi
+  rr=$(curl -s -o /dev/null --max-time 30 -w '%{http_code} %{size_download}' -H "Range: bytes=$HALF-$((HALF + 99))" "http://127.0.0.1:${PORT[$n]}/big.bin")
+  [ "$r" = "200 1024" ] || CHECK_FAIL+=("$n: GET /index.html -> $r (want 200 1024)")
+  case $n in raw-node|edgebox*|nginx|sirv-etag) [ "$c304" = 304 ] || CHECK_FAIL+=("$n: If-None-Match -> $c304 (want 304)") ;; esac
+  [ "$rr" = "206 100" ] || CHECK_FAIL+=("$n: Range bytes=$HALF-$((HALF + 99)) on big.bin -> $rr (want 206 100)")
+  printf '%-14s GET %s (want 200 1024)  ETag=%s  Server-Timing=%s  INM->%s  Range 100 B->%s\n' \
+    "$n" "$r" "${et:-none}" "${st:-none}" "$c304" "$rr"
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# small-file load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured;
+# server CPU = user+sys of the server's process group from /proc over the measured run
+declare -A RPS=() SHARE=() NORM=() BAD=()
+load_run() {  # load_run TEST ROUND SERVER
+  local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}/index.html" hdr=()
+  [ "$test" = 304 ] && hdr=(-H "If-None-Match: ${ETAG[$n]}")
+  if [ "$WARM" -gt 0 ]; then
+    timeout $((WARM + 10)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${WARM}s" "${hdr[@]}" "$url" >/dev/null 2>&1
+  fi
+  [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log file small between runs
+  local c0 c1 t0 t1
+  c0=$(grp_cpu "${PID[$n]}"); t0=$(now_s); local st0; st0=$(cpu_steal "$SRV_CPU")
+  local TIMEFORMAT='%U %S'
+  { time timeout $((DUR + 15)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "${hdr[@]}" "$url" > "$RUN/wrk.out" 2>&1 ; } 2> "$RUN/wrk.time"
+  t1=$(now_s); c1=$(grp_cpu "${PID[$n]}"); local st1; st1=$(cpu_steal "$SRV_CPU")
+  local steal; steal=$(calc "($st1 - $st0) / $(getconf CLK_TCK) / ($t1 - $t0)")
+  local rps total non2 errs share wcpu norm loglines=""
+  rps=$(awk '/Requests\/sec/ {print $2}' "$RUN/wrk.out")
+  total=$(awk '/requests in/ {print $1}' "$RUN/wrk.out")
+  non2=$(awk '/Non-2xx or 3xx/ {print $NF}' "$RUN/wrk.out")
+  errs=$(awk '/Socket errors/ { s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$RUN/wrk.out")
+  share=$(calc "($c1 - $c0) / ($t1 - $t0)")
+  wcpu=$(awk -v t="$(calc "$t1 - $t0" %.3f)" '{ printf "%.2f", ($1 + $2) / t }' "$RUN/wrk.time")
+  norm=$(awk -v a="${rps:-0}" -v s="$share" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
+  if [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ]; then sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; fi
+  local warn=""
+  awk -v s="$share" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
+  printf '%-4s round%s %-14s rps=%-10s requests=%-8s non2xx3xx=%s socket_errors=%s srv_cpu=%s steal_cpu%s=%s wrk_cpu=%s req_per_srv_cpu_s=%s%s%s\n' \
+    "$test" "$r" "$n" "${rps:-0}" "${total:-0}" "${non2:-0}" "${errs:-0}" "$share" "$SRV_CPU" "$steal" "$wcpu" "$norm" "$loglines" "$warn"
+  if [ -z "$rps" ] || [ "${total:-0}" = 0 ] || [ "${non2:-0}" != 0 ] || [ "${errs:-0}" != 0 ]; then
+    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 ))
+    if [ -z "$rps" ] || [ "${total:-0}" = 0 ]; then sed 's/^/    wrk: /' "$RUN/wrk.out" | head -5; return; fi
+  fi
+  RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "
+}
+
+# servers per test; the order rotates every round so no server always runs first or last
+GET_SET=(edgebox edgebox-nolog raw-node sirv); have_nginx && GET_SET+=(nginx)
+C304_SET=(edgebox edgebox-nolog raw-node sirv-etag); have_nginx && C304_SET+=(nginx)
+LARGE_SET=("${GET_SET[@]}")
+rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
+
+echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; GET /index.html, then If-None-Match -> 304)"
+for r in $(seq 1 "$ROUNDS"); do
+  for n in $(rotate $((r - 1)) "${GET_SET[@]}"); do load_run GET "$r" "$n"; done
+  for n in $(rotate $((r - 1)) "${C304_SET[@]}"); do
+    if [ -z "${OK304[$n]:-}" ]; then echo "304  round$r $n: skipped (no 304 for If-None-Match in the checks)"; continue; fi
+    load_run 304 "$r" "$n"
+  done
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# large file: curl on core $GEN_CPU downloads /big.bin fully and the second half with Range, REPS times per round
+declare -A FULL=() PART=() FCPU=() PCPU=()
+echo "## large-file runs (256 MiB /big.bin full, and Range: bytes=$HALF- ; curl on core $GEN_CPU; MB/s = 1e6 bytes/s)"
+download() {  # download SERVER [range] -> "MBps code size srv_cpu_seconds"
+  local n=$1 range=${2:-} args=() c0 c1 out
+  [ -n "$range" ] && args=(-H "Range: bytes=$range")
+  c0=$(grp_cpu "${PID[$n]}")
+  out=$(taskset -c "$GEN_CPU" curl -s -o /dev/null --max-time 120 "${args[@]}" -w '%{speed_download} %{http_code} %{size_download}' "http://127.0.0.1:${PORT[$n]}/big.bin")
+  c1=$(grp_cpu "${PID[$n]}")
+  read -r sp code size <<<"$out"
+  echo "$(calc "${sp:-0} / 1000000" %.0f) ${code:-000} ${size:-0} $(calc "$c1 - $c0")"
+}
+for r in $(seq 1 "$ROUNDS"); do
+  for n in $(rotate $((r - 1)) "${LARGE_SET[@]}"); do
+    for i in $(seq 1 "$REPS"); do
+      read -r fm fc fz fcpu < <(download "$n")
+      read -r hm hc hz hcpu < <(download "$n" "$HALF-")
+      printf 'round%s %-14s full=%sMB/s (%s %s bytes, srv_cpu %ss)  range2nd=%sMB/s (%s %s bytes, srv_cpu %ss)\n' \
+        "$r" "$n" "$fm" "$fc" "$fz" "$fcpu" "$hm" "$hc" "$hz" "$hcpu"
+      if [ "$fc" = 200 ] && [ "$fz" = "$BIG_SIZE" ]; then FULL[$n]+="$fm "; FCPU[$n]+="$fcpu "; else BAD[full,$n]=$(( ${BAD[full,$n]:-0} + 1 )); fi
+      if [ "$hc" = 206 ] && [ "$hz" = $((BIG_SIZE - HALF)) ]; then PART[$n]+="$hm "; PCPU[$n]+="$hcpu "; else BAD[range,$n]=$(( ${BAD[range,$n]:-0} + 1 )); fi
+    done
+  done
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+# summary
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
+echo
+echo "## summary: medians over $ROUNDS round(s); 'x raw-node' = ratio of req per server-CPU-second (req/s ratio in brackets)"
+declare -A MNORM=() MRPS=()
+for test in GET 304; do
+  if [ $test = GET ]; then set_=("${GET_SET[@]}"); else set_=("${C304_SET[@]}"); fi
+  echo "### $test /index.html (1 KiB)$([ $test = 304 ] && echo ' with If-None-Match: <its ETag>')"
+  printf '%-14s %12s %-21s %8s %14s %17s %s\n' server req/s "(min-max)" srv_cpu req/srv-cpu-s "x raw-node" "failed runs"
+  rn=$(med "${NORM[$test,raw-node]:-}"); rr=$(med "${RPS[$test,raw-node]:-}")
+  for n in "${set_[@]}"; do
+    [ -z "${RPS[$test,$n]:-}" ] && { printf '%-14s no valid run (failed runs: %s)\n' "$n" "${BAD[$test,$n]:-0}"; continue; }
+    m=$(med "${RPS[$test,$n]}"); s=$(med "${SHARE[$test,$n]}"); k=$(med "${NORM[$test,$n]}")
+    MNORM[$test,$n]=$k; MRPS[$test,$n]=$m
+    printf '%-14s %12.0f %-21s %8s %14.0f %9s (%5s) %s\n' "$n" "$m" "($(rng "${RPS[$test,$n]}"))" "$s" "$k" \
+      "x$(ratio "$k" "$rn")" "x$(ratio "$m" "$rr")" "${BAD[$test,$n]:-0}"
+  done
+done
+echo "### 256 MiB /big.bin, MB/s (1e6 bytes/s), $REPS download(s) per round; srv-cpu-s = server CPU seconds per download"
+printf '%-14s %8s %-13s %9s %11s | %8s %-13s %9s %11s | %s\n' server full "(min-max)" "x nginx" srv-cpu-s range "(min-max)" "x nginx" srv-cpu-s "failed full/range"
+ngf=$(med "${FULL[nginx]:-}"); ngr=$(med "${PART[nginx]:-}")
+declare -A MFULL=() MPART=()
+for n in "${LARGE_SET[@]}"; do
+  f=$(med "${FULL[$n]:-}"); h=$(med "${PART[$n]:-}"); MFULL[$n]=$f; MPART[$n]=$h
+  [ -z "${FULL[$n]:-}" ] && MFULL[$n]=""; [ -z "${PART[$n]:-}" ] && MPART[$n]=""
+  printf '%-14s %8s %-13s %9s %11s | %8s %-13s %9s %11s | %s/%s\n' "$n" "$f" "($(rng "${FULL[$n]:-0}"))" "x$(ratio "${MFULL[$n]}" "$ngf")" "$(med "${FCPU[$n]:-}")" \
+    "$h" "($(rng "${PART[$n]:-0}"))" "x$(ratio "${MPART[$n]}" "$ngr")" "$(med "${PCPU[$n]:-}")" "${BAD[full,$n]:-0}" "${BAD[range,$n]:-0}"
+done
+
+echo
+echo "## targets (Edgebox vs peers measured in this run)"
+target() {  # target LABEL VALUE GOAL CONFIG
+  printf '%-58s %6s  target >= %-5s %-8s %s\n' "$1" "$2" "$3" "$(verdict "$2" "$3")" "$4"
+}
+for test in GET 304; do
+  rn=${MNORM[$test,raw-node]:-}
+  target "$test: edgebox / raw-node, req per server-CPU-second" "$(ratio "${MNORM[$test,edgebox]:-}" "$rn")" 0.75 "[${CONF[edgebox]}]"
+  target "$test: edgebox-nolog / raw-node, req per server-CPU-second" "$(ratio "${MNORM[$test,edgebox-nolog]:-}" "$rn")" 0.9 "[${CONF[edgebox-nolog]}]"
+done
+if have_nginx; then
+  target "256 MiB full: edgebox / nginx, MB/s" "$(ratio "${MFULL[edgebox]}" "${MFULL[nginx]}")" 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
+  target "256 MiB Range (2nd half): edgebox / nginx, MB/s" "$(ratio "${MPART[edgebox]}" "${MPART[nginx]}")" 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
+  echo "(for information: edgebox-nolog / nginx  full x$(ratio "${MFULL[edgebox-nolog]}" "${MFULL[nginx]}")  range x$(ratio "${MPART[edgebox-nolog]}" "${MPART[nginx]}"))"
+else
+  echo "256 MiB full and Range targets: n/a ($NGINX_NOTE)"
+fi
+
+if [ ${#CHECK_FAIL[@]} -gt 0 ]; then
+  echo "NOTE: failed checks:"; printf '  %s\n' "${CHECK_FAIL[@]}"
+fi
+bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
+echo
+if [ "$bad_total" -gt 0 ]; then
+  echo "NOTE: $bad_total run(s) had non-2xx/3xx answers, socket errors, or a wrong status/size; they are left out of the medians:"
+  for k in "${!BAD[@]}"; do echo "  $k: ${BAD[$k]}"; done | sort
+else
+  echo "all runs answered with 2xx/3xx only, no socket errors, full sizes"
+fi
+if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; figures are not meaningful for the targets"; fi
+mv "$OUT.tmp" "$OUT"
+echo "results: ${OUT#$ROOT/}"
