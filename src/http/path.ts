@@ -60,6 +60,8 @@ export function hostname(authority: string): string {
   }
   const colon = h.indexOf(':')
   if (colon !== -1) h = h.slice(0, colon)
+  // `example.com.` is the same name as `example.com` (RFC 1034 §3.1)
+  if (h.length > 1 && h.charCodeAt(h.length - 1) === 46) h = h.slice(0, -1)
   if (h.length > 253 || !/^[a-zA-Z0-9._-]*$/.test(h)) return ''
   return h.toLowerCase()
 }

@@ -13,8 +13,9 @@ import { PROTOCOLS, raw, request, startServer, tempDir, type TestServer } from '
 /** Sites by Host, routes by longest prefix, the redirect handler, errors and the access log (items 1, 3, 10, 12). */
 
 const t = tempDir()
+mkdirSync(path.join(t.dir, 'main', 'evil.example'), { recursive: true })
 for (const d of ['main', 'api', 'wild', 'other', 'deep']) {
-  mkdirSync(path.join(t.dir, d))
+  mkdirSync(path.join(t.dir, d), { recursive: true })
   writeFileSync(path.join(t.dir, d, 'who.txt'), d)
 }
 writeFileSync(path.join(t.dir, 'main', 'big.bin'), Buffer.alloc(300 * 1024, 1))
@@ -40,6 +41,7 @@ before(async () => {
           ],
         },
         { hosts: ['*.wild.test'], routes: [{ path: '/', static: { root: 'wild' } }] },
+        { hosts: ['redir.test'], routes: [{ path: '/', redirect: { to: '/', status: 301, preservePath: true } }] },
         { hosts: ['other.test'], default: true, routes: [{ path: '/', static: { root: 'other' } }] },
       ],
     },
@@ -61,6 +63,17 @@ for (const protocol of PROTOCOLS) {
       assert.equal((await get('a.b.wild.test', '/who.txt')).text, 'wild')
       assert.equal((await get('wild.test', '/who.txt')).text, 'other')
       assert.equal((await get('unknown.test', '/who.txt')).text, 'other')
+    })
+    test('a trailing dot in Host names the same site', async () => {
+      assert.equal((await get('main.test.', '/who.txt')).text, 'main')
+    })
+    test('no open redirect: a target starting with // never becomes a protocol-relative Location', async () => {
+      const r = await get('redir.test', '///evil.example/x')
+      assert.equal(r.status, 301)
+      assert.equal(r.headers.location, '/evil.example/x')
+      const d = await get('main.test', '//evil.example')
+      assert.equal(d.status, 301)
+      assert.equal(d.headers.location, '/evil.example/')
     })
     test('longest prefix wins; /api matches /api/x but not /apix', async () => {
       assert.equal((await get('main.test', '/api/who.txt')).text, 'api')
@@ -152,4 +165,15 @@ test('a handler that throws gives a clean 500: no stack on the wire, the stack i
   } finally {
     server.close()
   }
+})
+
+test('in a terminal format the access log is one readable line per request', async () => {
+  const file = path.join(t.dir, 'pretty.log')
+  const s = await startServer({ log: { access: true, format: 'pretty', file }, sites: [{ routes: [{ path: '/', static: { root: path.join(t.dir, 'main') } }] }] })
+  try {
+    await request('http/1.1', s.url + 'who.txt')
+  } finally {
+    await s.close()
+  }
+  assert.match(readFileSync(file, 'utf8'), /^\d\d:\d\d:\d\d 200 GET 127\.0\.0\.1\/who\.txt 4B \d+\.\dms (HIT|MISS) http\/1\.1\n$/)
 })

@@ -57,7 +57,7 @@ describe('connections', () => {
     const r = await request('h2c', srv.url + 'a.txt')
     assert.equal(r.status, 200)
     assert.equal(r.text, 'AAAA')
-    assert.match(String(r.headers['server-timing']), /^edge;dur=\d+\.\d\d/)
+    assert.match(String(r.headers['server-timing']), /^edge;dur=\d+(\.\d{1,2})?$/)
   })
 
   test('a client that sends no complete head within headersTimeout gets 408 and is closed', async () => {

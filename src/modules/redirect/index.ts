@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import type { Context } from '../../core/context.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
+import { encodePath } from '../../http/path.ts'
 
 /**
  * `redirect`: answers every request of the route with a redirect.
@@ -49,13 +50,11 @@ function hostWithBrackets(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
-/** The raw (still encoded) path below the route prefix, so the target sees the same bytes. */
+/**
+ * The path below the route prefix, normalized and percent-encoded. Never the
+ * raw target: `///evil.example/` must not become `//evil.example/`, which a
+ * browser reads as another host.
+ */
 function encodedRest(ctx: Context): string {
-  const prefix = ctx.route!.prefix
-  const raw = ctx.rawPath
-  if (raw.startsWith(prefix)) {
-    const rest = raw.slice(prefix.length)
-    return rest.startsWith('/') ? rest : '/' + rest
-  }
-  return ctx.routePath
+  return encodePath(ctx.routePath)
 }

@@ -12,6 +12,7 @@ import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts
 import { formatHttpDate } from '../../http/date.ts'
 import { contentDisposition } from '../../http/disposition.ts'
 import { compileGlob } from '../../http/glob.ts'
+import { encodePath } from '../../http/path.ts'
 import { chooseEncoding } from '../../http/negotiate.ts'
 import { contentRange, multipartByteranges, parseRange, unsatisfiedRange, type ByteRange } from '../../http/range.ts'
 import { FileCache, insideRoot, type Encoding, type FileEntry } from './files.ts'
@@ -164,7 +165,8 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   async function directory(ctx: Context, rel: string, fsPath: string): Promise<void> {
     if (!rel.endsWith('/')) {
       // `/docs` -> `/docs/`, so relative links in the index resolve (like nginx and Apache).
-      ctx.send(301, { Location: ctx.rawPath + '/' + ctx.query, 'Content-Type': 'text/plain; charset=utf-8' }, 'Moved Permanently\n')
+      // Built from the normalized path: the raw one could start with `//` (another host).
+      ctx.send(301, { Location: encodePath(ctx.path) + '/' + ctx.query, 'Content-Type': 'text/plain; charset=utf-8' }, 'Moved Permanently\n')
       return
     }
     if (cfg.index) {
@@ -192,7 +194,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     return serve(ctx, spaPath!, await cache.load(ctx.routePath, file, st, Date.now()))
   }
 
-  /** Headers shared by 200, 206 and 304 answers for this representation. */
+  /** Headers of a 200 or 206 answer for this representation. */
   function baseHeaders(entry: FileEntry, rel: string, etag: string, vary: boolean): Headers {
     const cc = (entry.cacheControl ??= cacheControlFor(rel, entry.contentType))
     const h: Headers = {
@@ -203,11 +205,22 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
       'Accept-Ranges': 'bytes',
     }
     if (vary) h.Vary = 'Accept-Encoding'
-    if (cfg.expires) {
-      const m = /(?:^|[,\s])max-age=(\d+)/.exec(cc)
-      if (m) h.Expires = formatHttpDate(Date.now() + Number(m[1]) * 1000)
-    }
+    if (cfg.expires) expires(h, cc)
     return h
+  }
+
+  /** RFC 9110 §15.4.5: a 304 carries the validators and caching fields a 200 would have carried. */
+  function notModifiedHeaders(entry: FileEntry, rel: string, etag: string, vary: boolean): Headers {
+    const cc = (entry.cacheControl ??= cacheControlFor(rel, entry.contentType))
+    const h: Headers = { ETag: etag, 'Last-Modified': entry.lastModified, 'Cache-Control': cc }
+    if (vary) h.Vary = 'Accept-Encoding'
+    if (cfg.expires) expires(h, cc)
+    return h
+  }
+
+  function expires(h: Headers, cc: string): void {
+    const m = /(?:^|[,\s])max-age=(\d+)/.exec(cc)
+    if (m) h.Expires = formatHttpDate(Date.now() + Number(m[1]) * 1000)
   }
 
   function serve(ctx: Context, rel: string, entry: FileEntry): void | Promise<void> {
@@ -223,24 +236,22 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
       enc = chooseEncoding(h['accept-encoding'], available) as Encoding | 'identity'
     }
     const etag = cache.tagFor(entry, enc)
-    const headers = baseHeaders(entry, rel, etag, negotiable)
 
     // RFC 9110 §13.2.2: preconditions before anything else.
-    if (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined) {
-      const result = evaluatePreconditions(
-        ctx.method,
-        { ifMatch: h['if-match'], ifNoneMatch: h['if-none-match'], ifModifiedSince: h['if-modified-since'], ifUnmodifiedSince: h['if-unmodified-since'] },
-        { etag, lastModified: entry.lastModifiedMs, exists: true },
-      )
-      if (result === 'not-modified') {
-        // RFC 9110 §15.4.5: the validators and caching fields a 200 would have carried, no body.
-        delete headers['Content-Type']
-        delete headers['Accept-Ranges']
-        ctx.send(304, headers)
-        return
-      }
+    const inm = h['if-none-match']
+    const ims = h['if-modified-since']
+    const im = h['if-match']
+    const ius = h['if-unmodified-since']
+    if (inm !== undefined || ims !== undefined || im !== undefined || ius !== undefined) {
+      // The common revalidation (If-None-Match: <exactly our tag>) needs no parsing.
+      const result =
+        inm === etag && im === undefined && ius === undefined
+          ? 'not-modified'
+          : evaluatePreconditions(ctx.method, { ifMatch: im, ifNoneMatch: inm, ifModifiedSince: ims, ifUnmodifiedSince: ius }, { etag, lastModified: entry.lastModifiedMs, exists: true })
+      if (result === 'not-modified') return ctx.send(304, notModifiedHeaders(entry, rel, etag, negotiable))
       if (result === 'failed') throw httpError('EB_ERR_PRECONDITION_FAILED', 'the file does not match the request\'s preconditions')
     }
+    const headers = baseHeaders(entry, rel, etag, negotiable)
 
     if (downloads.length > 0 || downloadQuery) {
       if (downloads.some((t) => t(rel)) || downloadQuery?.test(ctx.query)) headers['Content-Disposition'] = contentDisposition(path.basename(entry.fsPath))
