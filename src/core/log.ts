@@ -53,8 +53,9 @@ export interface AccessLog {
 export function createAccessLog(opts: LogOptions & { enabled: boolean }): AccessLog {
   if (!opts.enabled) return { write() {}, flush() {} }
   const pretty = isPretty(opts.format, opts.file)
-  // minLength batches small lines into fewer write(2) calls; flushed on exit.
-  const dest = pino.destination({ dest: opts.file ?? 1, sync: false, minLength: pretty ? 0 : 4096, mkdir: true })
+  // minLength batches lines into few write(2) calls (about a hundred lines
+  // each); the timer below and close() flush what is left.
+  const dest = pino.destination({ dest: opts.file ?? 1, sync: false, minLength: pretty ? 0 : 32 * 1024, maxWrite: 128 * 1024, mkdir: true })
   const write = pretty ? writePretty : writeJson
   // Buffered lines reach the log within a second even when traffic is light.
   setInterval(() => dest.flush(), 1000).unref()
@@ -72,8 +73,20 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
   }
 }
 
-function writeJson(ctx: Context, ms: number): string {
-  return `{"time":${Date.now()},"msg":"request","method":${JSON.stringify(ctx.method)},"host":${JSON.stringify(ctx.host)},"path":${JSON.stringify(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${ms.toFixed(3)},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":${JSON.stringify(ctx.clientAddress)}${ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''}}\n`
+/** Characters a JSON string must escape; request paths rarely have any. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/
+
+function jsonString(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`
+}
+
+/**
+ * One JSON line, built by hand rather than with JSON.stringify on an object:
+ * strings are escaped only when they contain a character that needs it.
+ */
+export function writeJson(ctx: Context, ms: number): string {
+  const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
+  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress}"${err}}\n`
 }
 
 function writePretty(ctx: Context, ms: number): string {

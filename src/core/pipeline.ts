@@ -11,8 +11,9 @@ import { matchRoute, matchSite, type SiteTable } from './router.ts'
  * The request pipeline: every request, whatever its protocol, flows through
  * these phases, in this order, in this one file.
  *
- *   1. accept         a Context per request; the access log is armed
- *   2. reject invalid shutting down (503), bad target (400), Host rules (400), methods (501/405)
+ *   1. accept         a Context per request
+ *   2. reject invalid shutting down (503), HTTP version (505), Expect (417), bad target (400),
+ *                     Host rules (400), methods (501/405), OPTIONS *, the listener's HTTPS redirect
  *   3. core endpoints health check
  *   4. match site     by Host (exact, then wildcard, then the default site)
  *   5. match route    by longest path prefix
@@ -20,7 +21,7 @@ import { matchRoute, matchSite, type SiteTable } from './router.ts'
  *   7. method check   OPTIONS (Allow), 405 with Allow
  *   8. handler        static | redirect | ... (one per route)
  *   9. response       filters run as headers are written (Server-Timing, ...), see Context.send
- *  10. access log     when the response is finished or the client has gone
+ *  10. access log     once the response is handed to the socket (streamed: finished or the client gone)
  */
 
 /** Methods Edgebox implements at all; others get 501 (RFC 9110 §9.1). */

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { Context } from '../../src/core/context.ts'
+import { writeJson } from '../../src/core/log.ts'
+
+function line(fields: Partial<Record<keyof Context, unknown>>): Record<string, unknown> {
+  const ctx = { method: 'GET', host: 'example.test', rawPath: '/a', status: 200, bytes: 5, cache: 'HIT', protocol: 'http/1.1', clientAddress: '127.0.0.1', error: undefined, ...fields }
+  const text = writeJson(ctx as unknown as Context, 1.23456)
+  assert.ok(text.endsWith('}\n'))
+  return JSON.parse(text) as Record<string, unknown>
+}
+
+test('the JSON access line carries every field', () => {
+  const l = line({})
+  assert.equal(l.msg, 'request')
+  assert.equal(l.method, 'GET')
+  assert.equal(l.host, 'example.test')
+  assert.equal(l.path, '/a')
+  assert.equal(l.status, 200)
+  assert.equal(l.bytes, 5)
+  assert.equal(l.ms, 1.235)
+  assert.equal(l.cache, 'HIT')
+  assert.equal(l.proto, 'http/1.1')
+  assert.equal(l.client, '127.0.0.1')
+  assert.equal(typeof l.time, 'number')
+})
+
+test('strings that need escaping stay valid JSON and keep their value', () => {
+  for (const s of ['/a"b', '/back\\slash', '/ctl\u0001', '/ünïcode', '/"},"status":1,"x":"']) {
+    const l = line({ rawPath: s, host: `h${s}` })
+    assert.equal(l.path, s)
+    assert.equal(l.host, `h${s}`)
+    assert.equal(l.status, 200)
+  }
+})
+
+test('an error message is included, escaped', () => {
+  assert.equal(line({ error: new Error('disk "full"') }).error, 'disk "full"')
+})
