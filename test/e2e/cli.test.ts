@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { validateConfig } from '../../src/config/load.ts'
 import { ConfigError } from '../../src/core/errors.ts'
 import { startEdgebox } from '../../src/server/app.ts'
-import { request, tempDir } from '../helpers/server.ts'
+import { listeningUrl, request, tempDir } from '../helpers/server.ts'
 
 /** Configuration validation with exact paths, and the `edgebox` command (item 1 and "what a user gets"). */
 
@@ -70,37 +70,22 @@ describe('configuration errors name the exact path', () => {
 })
 
 /** Runs the CLI until it prints a URL; returns the URL and a stop function. */
-function runCli(args: string[], cwd = ROOT): Promise<{ url: string; stop(): Promise<number | null>; output(): string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`no URL printed within 10 s:\n${out}`))
-    }, 10_000)
-    const onData = (d: Buffer) => {
-      out += d.toString()
-      const m = /listening on (http:\/\/\S+?)(?:"|\s)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve({
-          url: m[1]!,
-          output: () => out,
-          stop: () =>
-            new Promise((res) => {
-              child.once('exit', (code) => res(code))
-              child.kill('SIGTERM')
-            }),
-        })
-      }
+async function runCli(args: string[], cwd = ROOT): Promise<{ url: string; stop(): Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  try {
+    const { url } = await listeningUrl(child)
+    return {
+      url,
+      stop: () =>
+        new Promise((res) => {
+          child.once('exit', (code) => res(code))
+          child.kill('SIGTERM')
+        }),
     }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`exited with ${code}:\n${out}`))
-    })
-  })
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw err
+  }
 }
 
 describe('the edgebox command', () => {

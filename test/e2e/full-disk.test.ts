@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { request, tempDir } from '../helpers/server.ts'
+import { listeningUrl, request, tempDir } from '../helpers/server.ts'
 
 /**
  * A full disk answers 507 and leaves the old file intact (item 9). Edgebox
@@ -32,21 +32,7 @@ test('a PUT that does not fit answers 507; the old file and the directory are as
   const script = `mkdir -p '${www}' && mount -t tmpfs -o size=1m tmpfs '${www}' && printf 'the old contents' > '${www}/report.txt' && exec '${process.execPath}' '${path.join(ROOT, 'bin', 'edgebox.js')}' --config '${config}'`
   const child = spawn('unshare', ['-m', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] })
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = ''
-      const timer = setTimeout(() => reject(new Error(`no URL within 10 s: ${out}`)), 10_000)
-      const onData = (d: Buffer) => {
-        out += d.toString()
-        const m = /listening on (http:\/\/\S+?)(?:"|\s)/.exec(out)
-        if (m) {
-          clearTimeout(timer)
-          resolve(m[1]!)
-        }
-      }
-      child.stdout.on('data', onData)
-      child.stderr.on('data', onData)
-      child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)))
-    })
+    const { url } = await listeningUrl(child)
     const big = Buffer.alloc(3 * 1024 * 1024, 'n')
     const put = await request('http/1.1', url + 'report.txt', { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: big })
     assert.equal(put.status, 507)

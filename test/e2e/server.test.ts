@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { PROTOCOLS, raw, request, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
+import { PROTOCOLS, closedWithin, fdsSettle, openFds, raw, request, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
 
 /** Server core: connection handling, limits, timeouts, methods, and malformed input (issue items 2-4). */
 
@@ -69,25 +69,13 @@ describe('connections', () => {
   })
 
   test('a connection that sends nothing at all is closed after headersTimeout', async () => {
-    const closed = await new Promise<boolean>((resolve) => {
-      const s = net.connect(srv.port, '127.0.0.1')
-      const t = setTimeout(() => {
-        s.destroy()
-        resolve(false)
-      }, 5000)
-      s.on('close', () => {
-        clearTimeout(t)
-        resolve(true)
-      })
-      s.on('error', () => {})
-    })
+    const closed = await closedWithin(net.connect(srv.port, '127.0.0.1'), 5000)
     assert.equal(closed, true)
     await stillServes()
   })
 
   test('a client that disconnects mid-download leaks no file descriptor', async () => {
-    const fds = () => readdirSync('/proc/self/fd').length
-    const baseline = fds()
+    const baseline = openFds()
     for (let i = 0; i < 5; i++) {
       await new Promise<void>((resolve) => {
         const s = net.connect(srv.port, '127.0.0.1', () => s.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
@@ -97,11 +85,7 @@ describe('connections', () => {
         })
       })
     }
-    let now = fds()
-    for (let i = 0; i < 50 && now > baseline; i++) {
-      await new Promise((r) => setTimeout(r, 50))
-      now = fds()
-    }
+    const now = await fdsSettle(baseline)
     assert.ok(now <= baseline, `file descriptors: ${baseline} before, ${now} after`)
     await stillServes()
   })
@@ -218,36 +202,21 @@ describe('slow readers', () => {
     writeFileSync(path.join(site.dir, 'huge.bin'), Buffer.alloc(64 * 1024 * 1024))
     const s = await startServer({ limits: { idleTimeout: '500ms' }, sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
     try {
-      const fds = () => readdirSync('/proc/self/fd').length
-      const baseline = fds()
+      const baseline = openFds()
       const start = Date.now()
       let received = 0
-      const closed = await new Promise<boolean>((resolve) => {
-        const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
-        c.on('data', (d: Buffer) => (received += d.length))
-        // read the first bytes, stop reading well past idleTimeout, then drain what is left
-        c.once('data', () => {
-          c.pause()
-          setTimeout(() => c.resume(), 2000)
-        })
-        const t = setTimeout(() => {
-          c.destroy()
-          resolve(false)
-        }, 8000)
-        c.on('close', () => {
-          clearTimeout(t)
-          resolve(true)
-        })
-        c.on('error', () => {})
+      const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
+      c.on('data', (d: Buffer) => (received += d.length))
+      // read the first bytes, stop reading well past idleTimeout, then drain what is left
+      c.once('data', () => {
+        c.pause()
+        setTimeout(() => c.resume(), 2000)
       })
+      const closed = await closedWithin(c, 8000)
       assert.equal(closed, true, 'the server closed the stalled connection')
       assert.ok(received < 64 * 1024 * 1024, `the response was cut (${received} bytes arrived)`)
       assert.ok(Date.now() - start < 8000)
-      let now = fds()
-      for (let i = 0; i < 40 && now > baseline; i++) {
-        await new Promise((r) => setTimeout(r, 50))
-        now = fds()
-      }
+      const now = await fdsSettle(baseline)
       assert.ok(now <= baseline, `file descriptors: ${baseline} before, ${now} after`)
     } finally {
       await s.close()
@@ -298,18 +267,9 @@ test('an idle keep-alive connection is closed after keepAliveTimeout, also after
   const s = await startServer({ limits: { keepAliveTimeout: '300ms' }, sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
   try {
     const start = Date.now()
-    const closed = await new Promise<boolean>((resolve) => {
-      const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
-      c.resume()
-      const t = setTimeout(() => {
-        c.destroy()
-        resolve(false)
-      }, 6000)
-      c.on('close', () => {
-        clearTimeout(t)
-        resolve(true)
-      })
-    })
+    const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'))
+    c.resume()
+    const closed = await closedWithin(c, 6000)
     assert.equal(closed, true)
     assert.ok(Date.now() - start < 5000)
   } finally {

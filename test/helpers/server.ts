@@ -1,7 +1,8 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
-import { mkdtempSync, rmSync } from 'node:fs'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
@@ -127,4 +128,56 @@ export function statuses(rawText: string): number[] {
 export function tempDir(prefix = 'edgebox-test-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), prefix))
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** Resolves true when the socket closes within `ms`, false (and destroys it) otherwise. */
+export function closedWithin(sock: net.Socket, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      sock.destroy()
+      resolve(false)
+    }, ms)
+    sock.on('close', () => {
+      clearTimeout(t)
+      resolve(true)
+    })
+    sock.on('error', () => {})
+  })
+}
+
+/** Open file descriptors of this process (servers under test run in it). */
+export function openFds(): number {
+  return readdirSync('/proc/self/fd').length
+}
+
+/** Waits (up to ~2 s) for the descriptor count to fall back to `baseline`; returns the final count. */
+export async function fdsSettle(baseline: number): Promise<number> {
+  let now = openFds()
+  for (let i = 0; i < 40 && now > baseline; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    now = openFds()
+  }
+  return now
+}
+
+/** Reads a started `edgebox` process's output until it prints the URL it listens on. */
+export function listeningUrl(child: ChildProcess, timeoutMs = 10_000): Promise<{ url: string; output(): string }> {
+  return new Promise((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`no URL printed within ${timeoutMs} ms:\n${out}`)), timeoutMs)
+    const onData = (d: Buffer) => {
+      out += d.toString()
+      const m = /listening on (http:\/\/\S+?)(?:"|\s)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve({ url: m[1]!, output: () => out })
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', onData)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited with ${code}:\n${out}`))
+    })
+  })
 }
