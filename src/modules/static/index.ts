@@ -131,6 +131,11 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     return cfg.cacheControl.default
   }
 
+  /** Whether a file or directory may be served: inside the root after following links, unless links may lead out. */
+  function reachable(p: string): boolean | Promise<boolean> {
+    return cfg.symlinks === 'follow' || insideRoot(p, rootReal)
+  }
+
   function hiddenSegment(rel: string): boolean {
     if (cfg.dotfiles === 'allow' || !rel.includes('/.')) return false
     return rel.split('/').some((seg) => seg.startsWith('.') && seg !== '.well-known')
@@ -155,7 +160,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     const fsPath = path.join(root, rel)
     const st = await statOrNull(fsPath)
     if (st?.isDirectory()) return directory(ctx, rel, fsPath)
-    if (st?.isFile() && (cfg.symlinks === 'follow' || (await insideRoot(fsPath, rootReal)))) {
+    if (st?.isFile() && (await reachable(fsPath))) {
       return serve(ctx, rel, await cache.load(rel, fsPath, st, Date.now()))
     }
     if (spaPath && !HAS_EXTENSION.test(rel)) return spaFallback(ctx)
@@ -173,12 +178,12 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
       for (const name of cfg.index) {
         const file = path.join(fsPath, name)
         const st = await statOrNull(file)
-        if (st?.isFile() && (cfg.symlinks === 'follow' || (await insideRoot(file, rootReal)))) {
+        if (st?.isFile() && (await reachable(file))) {
           return serve(ctx, rel, await cache.load(rel, file, st, Date.now()))
         }
       }
     }
-    if (cfg.listing && (cfg.symlinks === 'follow' || (await insideRoot(fsPath, rootReal)))) {
+    if (cfg.listing && (await reachable(fsPath))) {
       const html = await renderListing(fsPath, ctx.path, cfg.dotfiles === 'allow')
       ctx.send(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' }, html)
       return
@@ -190,7 +195,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   async function spaFallback(ctx: Context): Promise<void> {
     const file = path.join(root, spaPath!)
     const st = await statOrNull(file)
-    if (!st?.isFile()) throw httpError('EB_ERR_NOT_FOUND')
+    if (!st?.isFile() || !(await reachable(file))) throw httpError('EB_ERR_NOT_FOUND')
     return serve(ctx, spaPath!, await cache.load(ctx.routePath, file, st, Date.now()))
   }
 
