@@ -177,3 +177,24 @@ test('in a terminal format the access log is one readable line per request', asy
   }
   assert.match(readFileSync(file, 'utf8'), /^\d\d:\d\d:\d\d 200 GET 127\.0\.0\.1\/who\.txt 4B \d+\.\dms (HIT|MISS) http\/1\.1\n$/)
 })
+
+test('several listeners serve the same sites; a listener can be HTTP/1.1 only', async () => {
+  const s = await startServer({
+    listen: [
+      { host: '127.0.0.1', port: 0 },
+      { host: '127.0.0.1', port: 0, protocols: ['http/1.1'] },
+    ],
+    sites: [{ routes: [{ path: '/', static: { root: path.join(t.dir, 'main') } }] }],
+  })
+  try {
+    assert.equal(s.box.urls.length, 2)
+    for (const url of s.box.urls) assert.equal((await request('http/1.1', url + 'who.txt')).text, 'main')
+    assert.equal((await request('h2c', s.box.urls[0]! + 'who.txt')).text, 'main')
+    const port = Number(new URL(s.box.urls[1]!).port)
+    // the HTTP/2 preface on an HTTP/1.1-only listener is refused, not served
+    const r = await raw(port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 1000)
+    assert.match(r, /^HTTP\/1\.1 505 /)
+  } finally {
+    await s.close()
+  }
+})
