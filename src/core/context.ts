@@ -59,6 +59,8 @@ export class Context {
   status = 0
   bytes = 0
   cache = ''
+  /** The upstream that answered (proxy), for the access log. */
+  upstream = ''
   error: unknown = undefined
   /** The client sent `Expect: 100-continue` and has not been told to go on yet. */
   expectContinue = false
@@ -116,7 +118,7 @@ export class Context {
     // RFC 9110 §10.1.1: a final response sent before the announced body was
     // read leaves the connection out of sync; close it (HTTP/1.x only).
     const req = this.req as Req & { complete?: boolean }
-    if (!req.complete && hasBody(req)) {
+    if (!req.complete && requestHasBody(req)) {
       const res = this.res
       if ('shouldKeepAlive' in res) res.shouldKeepAlive = false
       // HTTP/2: end the stream once the response is out, or the client's
@@ -267,7 +269,14 @@ export class Context {
   }
 }
 
-function hasBody(req: Req): boolean {
+/**
+ * Whether the request carries a body. HTTP/1.1: Content-Length or
+ * Transfer-Encoding (RFC 9112 §6.1). HTTP/2: the HEADERS frame did not end
+ * the stream (RFC 9113 §8.1); Content-Length is optional there.
+ */
+export function requestHasBody(req: Req): boolean {
   const h = req.headers
-  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0')
+  if (h['content-length'] !== undefined) return h['content-length'] !== '0'
+  if (h['transfer-encoding'] !== undefined) return true
+  return 'stream' in req && !req.stream.endAfterHeaders
 }

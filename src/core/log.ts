@@ -86,10 +86,11 @@ function jsonString(s: string): string {
  */
 export function writeJson(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
-  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress}"${err}}\n`
+  const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
+  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress}"${upstream}${err}}\n`
 }
 
 function writePretty(ctx: Context, ms: number): string {
   const t = new Date().toISOString().slice(11, 19)
-  return `${t} ${ctx.status} ${ctx.method} ${ctx.host}${ctx.rawPath} ${ctx.bytes}B ${ms.toFixed(1)}ms${ctx.cache ? ' ' + ctx.cache : ''} ${ctx.protocol}\n`
+  return `${t} ${ctx.status} ${ctx.method} ${ctx.host}${ctx.rawPath} ${ctx.bytes}B ${ms.toFixed(1)}ms${ctx.cache ? ' ' + ctx.cache : ''}${ctx.upstream ? ' -> ' + ctx.upstream : ''} ${ctx.protocol}\n`
 }

@@ -1,0 +1,410 @@
+/**
+ * The HTTP caching model of RFC 9111 for a SHARED cache: storability (§3),
+ * freshness (§4.2), age (§4.2.3, §5.1), reuse (§4, §4.2.4, §5.2.1, RFC 5861),
+ * Vary (§4.1) and header updates after validation (§3.2, §4.3.4).
+ * Pure functions; times are milliseconds since the epoch unless noted.
+ *
+ * Response directives are passed in by the caller, who decides precedence
+ * between a targeted field (RFC 9213, see targetedCacheControl) and
+ * Cache-Control. Directives coming from a targeted field carry `targeted`,
+ * and then Expires is ignored as RFC 9213 §2.2 requires.
+ *
+ * Decisions where the RFCs leave room:
+ *
+ * - 206 and 304 responses are not stored (§3: storing them requires
+ *   "understanding" them; this cache does not combine partial content, §3.3,
+ *   and a 304 only updates a stored response, §4.3.4). HEAD responses only
+ *   update stored GET responses (§4.3.5).
+ * - Qualified `no-cache="f"` and `private="f"` are honoured by storing the
+ *   response without those fields (§5.2.2.4, §5.2.2.7); they do not force
+ *   revalidation. Unqualified no-cache always forces it.
+ * - A response with `Vary: *` is not stored: it could never be reused (§4.1).
+ * - A missing Date is replaced by the response time (RFC 9110 §6.6.1, as
+ *   §4.2.1 says for Expires); if neither is known, Expires cannot be
+ *   evaluated and the response is treated as already expired.
+ * - Heuristic freshness (§4.2.2) applies to heuristically cacheable statuses
+ *   and to responses marked `public` (§5.2.2.9 says those are heuristically
+ *   cacheable too), and only with Last-Modified: 10% of Date - Last-Modified,
+ *   capped by maxHeuristic (default one day).
+ * - Serving stale (§4.2.4): unqualified no-cache, must-revalidate and
+ *   proxy-revalidate forbid it in every case. s-maxage "incorporates the
+ *   semantics of proxy-revalidate" (§5.2.2.10), so it forbids stale serving
+ *   granted by the client (max-stale, request stale-if-error), but the
+ *   origin's own stale-while-revalidate / stale-if-error in the same response
+ *   are honoured as behavioural extensions that modify it (§5.2.3, RFC 5861,
+ *   §4.2.4 "explicitly permitted by ... the origin server"). This keeps the
+ *   common `s-maxage=1, stale-while-revalidate=59` pattern working.
+ * - Request `max-age=0` is treated like request no-cache (revalidate), the
+ *   conventional meaning of a reload, even though a response whose age
+ *   rounds to 0 would satisfy it literally (§5.2.1.1).
+ * - Request directives are advisory (§5.2.1); CDN mode ignores them.
+ * - `immutable` (RFC 8246) only concerns clients; it does not change
+ *   decisions here.
+ */
+
+import { DELTA_SECONDS_MAX, parseCacheControl, type CacheDirectives, type Headers } from './cache-control.ts'
+import { parseHttpDate } from './date.ts'
+
+export interface StoredResponse {
+  status: number
+  headers: Headers
+  /** When the request that produced the stored response was sent (ms since the epoch). */
+  requestTime: number
+  /** When the response was received, or last successfully validated (ms since the epoch). */
+  responseTime: number
+}
+
+export type Usability = 'fresh' | 'stale-while-revalidate' | 'revalidate'
+
+const DAY = 24 * 60 * 60 * 1000
+
+/** RFC 9110 §15.1 / RFC 9111 §4.2.2: heuristically cacheable status codes. */
+export const HEURISTICALLY_CACHEABLE = new Set([200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501])
+
+/**
+ * Final status codes whose caching requirements this cache implements (§3
+ * "understood", used with must-understand, §5.2.2.3): the RFC 9110 codes,
+ * except 206 (needs Range combining, §3.3) and 304 (only updates, §4.3.4).
+ */
+const UNDERSTOOD = new Set([
+  200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409,
+  410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 500, 501, 502, 503, 504, 505,
+])
+
+/** §3.1: fields specific to the proxy a cache forwards through; never stored. */
+const PROXY_FIELDS = ['proxy-authenticate', 'proxy-authentication-info', 'proxy-authorization']
+
+/** A singleton field: the first line if there are several (§4.2.1: "the first occurrence"). */
+function single(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v
+}
+
+/** A list field: lines combined with ", " (RFC 9110 §5.3). */
+function combined(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v
+}
+
+/**
+ * RFC 9111 §3, for a shared cache. `directives` are the effective response
+ * directives (targeted field or Cache-Control). `stripFields` lists fields to
+ * remove before storing: those named by `private="..."` and `no-cache="..."`
+ * and the proxy-specific fields of §3.1, when present in the response.
+ * `reason` says in words why a response is refused (for Cache-Status detail).
+ */
+export function storability(
+  req: { method: string; headers: Headers },
+  res: { status: number; headers: Headers },
+  directives: CacheDirectives,
+): { storable: boolean; reason?: string; stripFields: string[] } {
+  const refuse = (reason: string) => ({ storable: false, reason, stripFields: [] as string[] })
+  const method = req.method.toUpperCase()
+  // §3: the request method is understood. §4.3.5: HEAD only freshens stored GET responses.
+  if (method === 'HEAD') return refuse('HEAD responses only update stored responses')
+  if (method !== 'GET') return refuse(`method ${method} is not cacheable`)
+  // §3: the status code is final.
+  if (!Number.isInteger(res.status) || res.status < 200 || res.status > 999) return refuse(`status ${res.status} is not final`)
+  // §3: 206, 304 and must-understand require the status to be understood.
+  if (res.status === 206) return refuse('partial content (206) is not stored')
+  if (res.status === 304) return refuse('304 only updates a stored response')
+  const understood = UNDERSTOOD.has(res.status)
+  if (directives.mustUnderstand && !understood) return refuse(`must-understand with status ${res.status}`)
+  // §5.2.1.5: no-store in the request.
+  if (parseCacheControl(req.headers['cache-control']).noStore) return refuse('no-store in request')
+  // §5.2.2.5, §5.2.2.3: no-store, unless must-understand and the status is understood.
+  if (directives.noStore && !(directives.mustUnderstand && understood)) return refuse('no-store in response')
+  // §5.2.2.7: unqualified private forbids a shared cache to store.
+  if (directives.private === true) return refuse('private')
+  // §3.5: Authorization needs an explicit permission for shared caches.
+  if (req.headers['authorization'] !== undefined && !directives.public && !directives.mustRevalidate && directives.sMaxage === undefined) {
+    return refuse('authorization without public, s-maxage or must-revalidate')
+  }
+  // §4.1: Vary: * never matches, so such a response could never be reused.
+  const vary = combined(res.headers['vary'])
+  if (vary !== undefined && vary.split(',').some((v) => v.trim() === '*')) return refuse('vary: *')
+  // §3: explicit freshness, public, or a heuristically cacheable status.
+  const hasExpires = directives.targeted === undefined && res.headers['expires'] !== undefined
+  if (
+    directives.maxAge === undefined &&
+    directives.sMaxage === undefined &&
+    !hasExpires &&
+    !directives.public &&
+    !HEURISTICALLY_CACHEABLE.has(res.status)
+  ) {
+    return refuse(`no explicit freshness and status ${res.status} is not heuristically cacheable`)
+  }
+  const strip = new Set<string>()
+  for (const list of [directives.private, directives.noCache]) {
+    if (Array.isArray(list)) for (const name of list) strip.add(name)
+  }
+  for (const name of PROXY_FIELDS) if (res.headers[name] !== undefined) strip.add(name)
+  return { storable: true, stripFields: [...strip] }
+}
+
+/**
+ * §4.2.1 for a shared cache, in ms: s-maxage, else max-age, else Expires -
+ * Date (ignored when the directives come from a targeted field, RFC 9213
+ * §2.2; an invalid Expires such as "0" means already expired, §5.3), else the
+ * §4.2.2 heuristic. `responseTime` stands in for a missing or invalid Date.
+ */
+export function freshnessLifetime(
+  res: { status: number; headers: Headers },
+  directives: CacheDirectives,
+  opts: { maxHeuristic?: number; responseTime?: number } = {},
+): number {
+  if (directives.sMaxage !== undefined) return directives.sMaxage * 1000
+  if (directives.maxAge !== undefined) return directives.maxAge * 1000
+  const date = parseHttpDate(single(res.headers['date'])) ?? opts.responseTime
+  if (directives.targeted === undefined && res.headers['expires'] !== undefined) {
+    const expires = parseHttpDate(single(res.headers['expires']))
+    if (expires === undefined || date === undefined) return 0
+    return Math.max(0, expires - date)
+  }
+  if (!HEURISTICALLY_CACHEABLE.has(res.status) && !directives.public) return 0
+  const lastModified = parseHttpDate(single(res.headers['last-modified']))
+  if (lastModified === undefined || date === undefined || date <= lastModified) return 0
+  return Math.max(0, Math.min((date - lastModified) / 10, opts.maxHeuristic ?? DAY))
+}
+
+/**
+ * §5.1: Age = delta-seconds (seconds). "Although it is defined as a singleton
+ * header field, a cache encountering a message with a list-based Age field
+ * value SHOULD use the first member of the field value, discarding subsequent
+ * ones. If the field value (after discarding additional members ...) is
+ * invalid ... a cache SHOULD ignore the field." So only the first member
+ * counts: `10, 20` -> 10, but `abc, 10` -> undefined. Several field lines are
+ * one list (RFC 9110 §5.3); empty list elements are skipped (§5.6.1). Values
+ * above 2^31 are capped (§1.2.2).
+ */
+export function parseAge(value: string | string[] | undefined): number | undefined {
+  const v = combined(value)
+  if (v === undefined) return undefined
+  const first = v.split(',').find((m) => m.trim() !== '')
+  if (first === undefined) return undefined
+  const m = /^[ \t]*([0-9]+)[ \t]*$/.exec(first)
+  if (!m) return undefined
+  const n = Number(m[1])
+  return n > DELTA_SECONDS_MAX ? DELTA_SECONDS_MAX : n
+}
+
+/** §4.2.3 in ms (not rounded). */
+function currentAgeMs(stored: StoredResponse, now: number): number {
+  const dateValue = parseHttpDate(single(stored.headers['date'])) ?? stored.responseTime
+  const ageValue = (parseAge(stored.headers['age']) ?? 0) * 1000
+  const apparentAge = Math.max(0, stored.responseTime - dateValue)
+  // Clamped: a request time after the response time can only be a caller error.
+  const responseDelay = Math.max(0, stored.responseTime - stored.requestTime)
+  const correctedAgeValue = ageValue + responseDelay
+  const correctedInitialAge = Math.max(apparentAge, correctedAgeValue)
+  // Clamped: a clock that went backwards must not make the age negative.
+  const residentTime = Math.max(0, now - stored.responseTime)
+  return correctedInitialAge + residentTime
+}
+
+/**
+ * §4.2.3: current_age = max(apparent_age, age_value + response_delay) +
+ * resident_time, in whole seconds (floor). A missing Date counts as the
+ * response time (apparent_age 0).
+ */
+export function currentAge(stored: StoredResponse, now: number): number {
+  return Math.floor(currentAgeMs(stored, now) / 1000)
+}
+
+/**
+ * How a stored response can be used for a request (§4, §4.2.4, §5.2.1,
+ * RFC 5861 §3). `age` is current_age in seconds; `ttl` is the remaining
+ * freshness in seconds, floor(freshness_lifetime) - age, negative when stale
+ * (as in Cache-Status, RFC 9211 §2.5). Checks, in order:
+ *
+ * 1. response no-cache (unqualified) -> revalidate (§5.2.2.4);
+ * 2. unless ignoreRequestDirectives: request no-cache or max-age=0 ->
+ *    revalidate (§5.2.1.4); age > request max-age -> revalidate (§5.2.1.1);
+ *    remaining freshness < min-fresh -> revalidate (§5.2.1.3);
+ * 3. fresh (freshness_lifetime > current_age, §4.2) -> fresh;
+ * 4. stale: must-revalidate / proxy-revalidate -> revalidate (§5.2.2.2,
+ *    §5.2.2.8); within the response's stale-while-revalidate window ->
+ *    stale-while-revalidate (RFC 5861 §3); within request max-stale (not with
+ *    s-maxage, §5.2.2.10) -> stale-while-revalidate too: the client accepts
+ *    the stale response, and refreshing it in the background is harmless;
+ *    otherwise revalidate.
+ */
+export function usability(
+  stored: StoredResponse,
+  resDirectives: CacheDirectives,
+  reqDirectives: CacheDirectives,
+  now: number,
+  opts: { ignoreRequestDirectives?: boolean; maxHeuristic?: number } = {},
+): { use: Usability; age: number; ttl: number } {
+  const ageMs = currentAgeMs(stored, now)
+  const age = Math.floor(ageMs / 1000)
+  const lifetime = freshnessLifetime(stored, resDirectives, {
+    maxHeuristic: opts.maxHeuristic,
+    responseTime: stored.responseTime,
+  })
+  const ttl = Math.floor(lifetime / 1000) - age
+  const result = (use: Usability) => ({ use, age, ttl })
+
+  if (resDirectives.noCache === true) return result('revalidate')
+  if (!opts.ignoreRequestDirectives) {
+    if (reqDirectives.noCache !== undefined || reqDirectives.maxAge === 0) return result('revalidate')
+    if (reqDirectives.maxAge !== undefined && age > reqDirectives.maxAge) return result('revalidate')
+    if (reqDirectives.minFresh !== undefined && lifetime - ageMs < reqDirectives.minFresh * 1000) return result('revalidate')
+  }
+  if (lifetime > ageMs) return result('fresh')
+
+  const staleness = ageMs - lifetime
+  if (resDirectives.mustRevalidate || resDirectives.proxyRevalidate) return result('revalidate')
+  if (resDirectives.staleWhileRevalidate !== undefined && staleness <= resDirectives.staleWhileRevalidate * 1000) {
+    return result('stale-while-revalidate')
+  }
+  if (!opts.ignoreRequestDirectives && resDirectives.sMaxage === undefined) {
+    const maxStale = reqDirectives.maxStale
+    if (maxStale === true || (maxStale !== undefined && staleness <= maxStale * 1000)) return result('stale-while-revalidate')
+  }
+  return result('revalidate')
+}
+
+/**
+ * RFC 5861 §4, RFC 9111 §4.2.4, §4.3.3: may this stored response be served
+ * because the origin failed (5xx or unreachable)? A fresh response may always
+ * be served. A stale one may not with unqualified no-cache, must-revalidate
+ * (§5.2.2.2: "if a cache is disconnected, the cache MUST generate an error
+ * response") or proxy-revalidate; otherwise it may within the response's
+ * stale-if-error window, or, when the response has no s-maxage, within the
+ * request's stale-if-error or max-stale. Pass `{}` as reqDirectives to ignore
+ * the request (CDN mode).
+ */
+export function staleIfErrorAllowed(
+  stored: StoredResponse,
+  resDirectives: CacheDirectives,
+  reqDirectives: CacheDirectives,
+  now: number,
+): boolean {
+  if (resDirectives.noCache === true) return false
+  const ageMs = currentAgeMs(stored, now)
+  const lifetime = freshnessLifetime(stored, resDirectives, { responseTime: stored.responseTime })
+  if (lifetime > ageMs) return true
+  if (resDirectives.mustRevalidate || resDirectives.proxyRevalidate) return false
+  const staleness = ageMs - lifetime
+  const within = (seconds: number | undefined) => seconds !== undefined && staleness <= seconds * 1000
+  if (within(resDirectives.staleIfError)) return true
+  if (resDirectives.sMaxage !== undefined) return false
+  const maxStale = reqDirectives.maxStale
+  return maxStale === true || within(maxStale) || within(reqDirectives.staleIfError)
+}
+
+/**
+ * §4.1: the Vary part of a cache key, or null for `Vary: *` (never matches).
+ * Nominated field names are lower-cased, deduplicated and sorted; each
+ * request value is normalized: lines combined with "," (RFC 9110 §5.3),
+ * whitespace outside quoted-strings collapsed to one space and removed around
+ * commas (§4.1 "adding or removing whitespace, where allowed"). Values keep
+ * their case (case-insensitivity is field-specific). One line per field,
+ * `name:value`, or just `name` when the request lacks the field (so absent
+ * differs from empty, §4.1). No Vary -> ''.
+ */
+export function varyKey(vary: string | string[] | undefined, reqHeaders: Headers): string | null {
+  const v = combined(vary)
+  if (v === undefined) return ''
+  const names = new Set<string>()
+  for (const member of v.split(',')) {
+    const name = member.trim().toLowerCase()
+    if (name === '*') return null
+    if (name !== '') names.add(name)
+  }
+  return [...names]
+    .sort()
+    .map((name) => {
+      const value = reqHeaders[name]
+      if (value === undefined) return name
+      return `${name}:${normalizeValue(Array.isArray(value) ? value.join(',') : value)}`
+    })
+    .join('\n')
+}
+
+function normalizeValue(value: string): string {
+  let out = ''
+  let pendingSpace = false
+  let quoted = false
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!
+    if (quoted) {
+      out += c
+      if (c === '\\' && i + 1 < value.length) out += value[++i]
+      else if (c === '"') quoted = false
+      continue
+    }
+    if (c === ' ' || c === '\t') {
+      pendingSpace = true
+      continue
+    }
+    if (c === ',') {
+      out += ','
+      pendingSpace = false
+      continue
+    }
+    if (pendingSpace && out !== '' && !out.endsWith(',')) out += ' '
+    pendingSpace = false
+    if (c === '"') quoted = true
+    out += c
+  }
+  return out
+}
+
+/** §3.2 exceptions besides §3.1's: Content-Length, and fields the stored content depends on. */
+const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', ...PROXY_FIELDS])
+
+/**
+ * §3.2, §4.3.4, §4.3.5: the stored headers updated with the fields of a 304
+ * (or 200 to HEAD): each field replaces the stored one, except hop-by-hop
+ * fields (§3.1, RFC 9110 §7.6.1), the proxy-specific fields of §3.1,
+ * Content-Length (§3.2), and fields the stored content depends on or that are
+ * processed on receipt (Content-Encoding, Content-Range; §3.2
+ * allows omitting these). The stored Age is dropped: it described the old
+ * response, and the new response's Age (if any) replaces it, for the
+ * response time of the validation. Returns a new object.
+ */
+export function updateStoredHeaders(stored: Headers, fresh: Headers): Headers {
+  const out: Headers = { ...stored }
+  delete out['age']
+  for (const [name, value] of Object.entries(withoutHopByHop(fresh))) {
+    const lower = name.toLowerCase()
+    if (value === undefined || NOT_UPDATED.has(lower)) continue
+    for (const key of Object.keys(out)) if (key !== lower && key.toLowerCase() === lower) delete out[key]
+    out[lower] = Array.isArray(value) ? [...value] : value
+  }
+  return out
+}
+
+/** RFC 9110 §7.6.1 (and RFC 9111 §3.1): fields that apply to one connection. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  ...PROXY_FIELDS,
+])
+
+/**
+ * RFC 9110 §7.6.1: a copy without Connection, the fields it names,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade and
+ * the proxy-specific Proxy-Authenticate, Proxy-Authentication-Info and
+ * Proxy-Authorization (RFC 9111 §3.1). Names are matched case-insensitively.
+ */
+export function withoutHopByHop(headers: Headers): Headers {
+  const drop = new Set(HOP_BY_HOP)
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.toLowerCase() !== 'connection' || value === undefined) continue
+    for (const token of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+      const t = token.trim().toLowerCase()
+      if (t) drop.add(t)
+    }
+  }
+  const out: Headers = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (!drop.has(name.toLowerCase())) out[name] = value
+  }
+  return out
+}

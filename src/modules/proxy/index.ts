@@ -1,0 +1,230 @@
+import { z } from 'zod'
+import { Pool, errors as undiciErrors } from 'undici'
+import { requestHasBody, type Context, type Headers as ResponseHeaders } from '../../core/context.ts'
+import { ConfigError, httpError, type EdgeboxError } from '../../core/errors.ts'
+import type { Handler, HandlerModule } from '../../core/types.ts'
+import { duration } from '../../config/units.ts'
+import { withoutHopByHop } from '../../http/freshness.ts'
+import { balancers, type BalanceName } from './balancers/index.ts'
+import type { Upstream } from './balancers/types.ts'
+import { addForwarding, isTrusted, trustList } from './forwarded.ts'
+import { RetryBudget } from './retry-budget.ts'
+
+/**
+ * `proxy`: forwards the route's requests to a pool of upstream servers
+ * (docs/proxy.md).
+ *
+ * One undici Pool (keep-alive connections) per upstream. Request and
+ * response bodies stream both ways, never buffered whole. Hop-by-hop fields
+ * are removed (RFC 9110 §7.6.1) and Via / Forwarded / X-Forwarded-* added.
+ * A failed attempt is retried on another upstream only when that cannot
+ * change the outcome: an idempotent method, no request body, nothing sent
+ * to the client yet, and a retry budget left. Once response headers went
+ * out, a failure cuts the connection: a response never mixes two attempts.
+ */
+
+const upstreamSchema = z.union([
+  z.string(),
+  z.strictObject({
+    url: z.string(),
+    /** Share of the traffic relative to the others (weighted and hash balancing). */
+    weight: z.number().int().min(1).max(1000).default(1),
+  }),
+])
+
+const schema = z.strictObject({
+  /** `http://host:port` (or `https://`), optionally `{ url, weight }`. */
+  upstreams: z.array(upstreamSchema).min(1),
+  /** round-robin | weighted (smooth, like nginx) | least-conn | hash (consistent hashing on hashKey). */
+  balance: z.enum(['round-robin', 'weighted', 'least-conn', 'hash']).default('round-robin'),
+  /** For `hash`: `url` (each object lives on one upstream, and in one cache), `client`, or `header:<name>`. */
+  hashKey: z.union([z.enum(['url', 'client']), z.string().regex(/^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is url, client or header:<name>')]).default('url'),
+  /** Host sent upstream: the client's (`preserve`), the upstream's own (`upstream`), or a fixed name. */
+  host: z.string().min(1).default('preserve'),
+  /** Remove the route prefix from the path sent upstream (`/api/users` -> `/users`). */
+  stripPrefix: z.boolean().default(false),
+  /** Put this in front of the path sent upstream (after stripPrefix): `/v1`. */
+  prefix: z.string().regex(/^\/.*[^/]$|^$/, 'starts with / and does not end with /').default(''),
+  timeouts: z
+    .strictObject({
+      /** Establishing the TCP (and TLS) connection: 504 beyond. */
+      connect: duration().default(5_000),
+      /** From the request sent to the response headers: 504 beyond. */
+      response: duration().default(60_000),
+      /** No body bytes from the upstream for this long: the response is cut. */
+      idle: duration().default(60_000),
+    })
+    .prefault({}),
+  retries: z
+    .strictObject({
+      /** Further upstreams tried after a failed attempt (idempotent requests without a body only). */
+      attempts: z.number().int().min(0).max(5).default(1),
+      /** Retries allowed as a share of requests (plus a small burst), so a failing deploy cannot multiply the load. */
+      budget: z.number().min(0).max(1).default(0.2),
+    })
+    .prefault({}),
+  /** Peers whose X-Forwarded-* / Forwarded fields are kept (CIDRs or addresses). */
+  trustedProxies: z.array(z.string().min(1)).default([]),
+  /** Connections per upstream. */
+  maxConnections: z.number().int().min(1).default(256),
+})
+
+type ProxyConfig = z.output<typeof schema>
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+
+interface Target extends Upstream {
+  readonly url: URL
+  readonly pool: Pool
+}
+
+export const proxyModule = {
+  kind: 'proxy',
+  schema,
+  create(cfg, deps) {
+    const problems: string[] = []
+    const targets: Target[] = cfg.upstreams.map((u, i) => {
+      const spec = typeof u === 'string' ? { url: u, weight: 1 } : u
+      let url: URL
+      try {
+        url = new URL(spec.url)
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http')
+        if (url.pathname !== '/' || url.search) throw new Error('has a path')
+      } catch (err) {
+        problems.push(`${deps.configPath}.upstreams[${i}]: ${JSON.stringify(spec.url)} is not an upstream origin like http://127.0.0.1:3000 (${(err as Error).message === 'has a path' ? 'put paths in prefix' : 'http or https, host and port'})`)
+        url = new URL('http://invalid.invalid')
+      }
+      return {
+        id: url.origin,
+        url,
+        weight: spec.weight,
+        active: 0,
+        healthy: true,
+        pool: new Pool(url.origin, {
+          connections: cfg.maxConnections,
+          connectTimeout: cfg.timeouts.connect,
+          headersTimeout: cfg.timeouts.response,
+          bodyTimeout: cfg.timeouts.idle,
+          keepAliveTimeout: 4_000,
+        }),
+      }
+    })
+    if (problems.length) {
+      for (const t of targets) void t.pool.destroy()
+      throw new ConfigError(problems)
+    }
+    let trusted
+    try {
+      trusted = trustList(cfg.trustedProxies)
+    } catch {
+      for (const t of targets) void t.pool.destroy()
+      throw new ConfigError([`${deps.configPath}.trustedProxies: entries are addresses or CIDRs like 10.0.0.0/8`])
+    }
+    return createProxy(cfg, targets, deps.prefix, trusted)
+  },
+} as const satisfies HandlerModule<typeof schema>
+
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>): Handler {
+  const balancer = balancers[cfg.balance as BalanceName](targets)
+  const budget = new RetryBudget(cfg.retries.budget)
+  const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
+
+  function hashKey(ctx: Context): string {
+    if (cfg.hashKey === 'url') return ctx.host + ctx.rawPath + ctx.query
+    if (cfg.hashKey === 'client') return ctx.clientAddress
+    return ctx.header(headerKey!) ?? ''
+  }
+
+  /** The path sent upstream: the raw target as received, with the prefix rules applied. */
+  function upstreamPath(ctx: Context): string {
+    let path = ctx.rawPath
+    if (cfg.stripPrefix && path.startsWith(routePrefix)) {
+      path = path.slice(routePrefix.endsWith('/') ? routePrefix.length - 1 : routePrefix.length)
+      if (!path.startsWith('/')) path = '/' + path
+    }
+    return cfg.prefix + path + ctx.query
+  }
+
+  function requestHeaders(ctx: Context, target: Target): Record<string, string | string[]> {
+    const incoming = ctx.req.headers
+    const out = withoutHopByHop(incoming) as Record<string, string | string[] | undefined>
+    for (const name of Object.keys(out)) if (name.charCodeAt(0) === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
+    delete out.expect // answered here (100-continue), not forwarded
+    const clientHost = (incoming[':authority'] as string | undefined) ?? incoming.host ?? ''
+    out.host = cfg.host === 'preserve' ? clientHost || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host
+    addForwarding(out, incoming, {
+      client: ctx.clientAddress,
+      trusted: isTrusted(trusted, ctx.clientAddress),
+      proto: 'http',
+      host: clientHost,
+      version: ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5),
+    })
+    return out as Record<string, string | string[]>
+  }
+
+  async function handle(ctx: Context): Promise<void> {
+    const req = ctx.req
+    const hasBody = requestHasBody(req)
+    const retryable = IDEMPOTENT.has(ctx.method) && !hasBody
+    const key = cfg.balance === 'hash' ? hashKey(ctx) : ''
+    const tried = new Set<Upstream>()
+    const abort = new AbortController()
+    ctx.res.once('close', () => abort.abort())
+    budget.request()
+    if (hasBody) ctx.continue()
+    let lastError: EdgeboxError | undefined
+    for (;;) {
+      const target = balancer.pick(key, tried) as Target | undefined
+      if (!target) {
+        throw lastError ?? httpError('EB_ERR_NO_UPSTREAM', 'no healthy upstream is available', { 'Retry-After': '5' })
+      }
+      tried.add(target)
+      target.active++
+      ctx.upstream = target.id
+      let upstream
+      try {
+        upstream = await target.pool.request({
+          method: ctx.method as 'GET',
+          path: upstreamPath(ctx),
+          headers: requestHeaders(ctx, target),
+          body: hasBody ? req : null,
+          signal: abort.signal,
+        })
+      } catch (err) {
+        target.active--
+        lastError = upstreamError(err, target, cfg)
+        if (abort.signal.aborted) return // the client is gone
+        if (retryable && tried.size <= cfg.retries.attempts && budget.take()) continue
+        throw lastError
+      }
+      const body = upstream.body
+      body.once('close', () => target.active--)
+      const headers = withoutHopByHop(upstream.headers) as ResponseHeaders
+      const via = upstream.headers.via
+      headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, 1.1 edgebox` : '1.1 edgebox'
+      ctx.stream(upstream.statusCode, headers, body)
+      return
+    }
+  }
+
+  return {
+    kind: 'proxy',
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+    handle,
+    async close() {
+      await Promise.all(targets.map((t) => t.pool.close().catch(() => t.pool.destroy())))
+    },
+  }
+}
+
+/** Says which step failed, with the status a gateway answers (RFC 9110 §15.6.3, §15.6.5). */
+function upstreamError(err: unknown, target: Target, cfg: ProxyConfig): EdgeboxError {
+  const e = err as NodeJS.ErrnoException
+  const who = `upstream ${target.id}`
+  if (e instanceof undiciErrors.ConnectTimeoutError) return httpError('EB_ERR_GATEWAY_TIMEOUT', `${who} did not accept the connection within ${cfg.timeouts.connect} ms`)
+  if (e instanceof undiciErrors.HeadersTimeoutError) return httpError('EB_ERR_GATEWAY_TIMEOUT', `${who} did not answer within ${cfg.timeouts.response} ms`)
+  if (e.code === 'ECONNREFUSED') return httpError('EB_ERR_BAD_GATEWAY', `${who} refused the connection`)
+  if (e instanceof undiciErrors.HTTPParserError) return httpError('EB_ERR_BAD_GATEWAY', `${who} sent a malformed response`)
+  if (e instanceof undiciErrors.SocketError || e.code === 'ECONNRESET' || e.code === 'EPIPE') return httpError('EB_ERR_BAD_GATEWAY', `${who} closed the connection before answering`)
+  return httpError('EB_ERR_BAD_GATEWAY', `${who} failed: ${e.message}`)
+}
