@@ -8,6 +8,12 @@ import { withoutHopByHop } from '../../http/freshness.ts'
 import { balancers, type BalanceName } from './balancers/index.ts'
 import type { Upstream } from './balancers/types.ts'
 import { addForwarding, isTrusted, trustList } from './forwarded.ts'
+import { openTunnel, refuseUpgrade } from './tunnel.ts'
+import type { Duplex } from 'node:stream'
+import { cacheOptions, cacheSchema, HttpCache, type OriginResponse } from '../cache/cache.ts'
+import { MemoryStore } from '../cache/store.ts'
+import type { Headers } from '../../http/cache-control.ts'
+import { createHealth, healthSchema, type HealthTracker } from './health.ts'
 import { RetryBudget } from './retry-budget.ts'
 
 /**
@@ -67,6 +73,10 @@ const schema = z.strictObject({
   trustedProxies: z.array(z.string().min(1)).default([]),
   /** Connections per upstream. */
   maxConnections: z.number().int().min(1).default(256),
+  /** Active health checks (opt-in) and passive outlier ejection (health.ts). */
+  health: healthSchema.prefault({}),
+  /** The shared cache (RFC 9111) for GET and HEAD: true, or options (docs/cache.md). */
+  cache: cacheSchema.default(false),
 })
 
 type ProxyConfig = z.output<typeof schema>
@@ -120,11 +130,13 @@ export const proxyModule = {
       for (const t of targets) void t.pool.destroy()
       throw new ConfigError([`${deps.configPath}.trustedProxies: entries are addresses or CIDRs like 10.0.0.0/8`])
     }
-    return createProxy(cfg, targets, deps.prefix, trusted)
+    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log))
   },
 } as const satisfies HandlerModule<typeof schema>
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>): Handler {
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker): Handler {
+  const cacheCfg = cfg.cache === true ? cacheOptions.parse({}) : cfg.cache === false ? null : cfg.cache
+  const cache = cacheCfg ? new HttpCache(cacheCfg, new MemoryStore(cacheCfg.maxBytes)) : null
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
@@ -162,14 +174,20 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     return out as Record<string, string | string[]>
   }
 
-  async function handle(ctx: Context): Promise<void> {
+  /**
+   * Sends the request upstream (with `extra` header fields, e.g. a cache's
+   * validators) and resolves once a response head arrived, retrying on
+   * another upstream where that is safe. `background`: a cache refresh that
+   * outlives the client's request.
+   */
+  async function forward(ctx: Context, extra: Record<string, string>, background = false): Promise<OriginResponse> {
     const req = ctx.req
-    const hasBody = requestHasBody(req)
+    const hasBody = !background && requestHasBody(req)
     const retryable = IDEMPOTENT.has(ctx.method) && !hasBody
     const key = cfg.balance === 'hash' ? hashKey(ctx) : ''
     const tried = new Set<Upstream>()
     const abort = new AbortController()
-    ctx.res.once('close', () => abort.abort())
+    if (!background) ctx.res.once('close', () => abort.abort())
     budget.request()
     if (hasBody) ctx.continue()
     let lastError: EdgeboxError | undefined
@@ -181,40 +199,78 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       tried.add(target)
       target.active++
       ctx.upstream = target.id
+      const requestTime = Date.now()
       let upstream
       try {
         upstream = await target.pool.request({
-          method: ctx.method as 'GET',
+          method: (background ? 'GET' : ctx.method) as 'GET',
           path: upstreamPath(ctx),
-          headers: requestHeaders(ctx, target),
+          headers: { ...requestHeaders(ctx, target), ...extra },
           body: hasBody ? req : null,
           signal: abort.signal,
         })
       } catch (err) {
         target.active--
         lastError = upstreamError(err, target, cfg)
-        if (abort.signal.aborted) return // the client is gone
+        if (abort.signal.aborted) throw lastError // the client is gone; nobody reads this
+        health.observe(target, isTimeout(err) ? 'timeout' : 'error')
         if (retryable && tried.size <= cfg.retries.attempts && budget.take()) continue
         throw lastError
       }
-      const body = upstream.body
-      body.once('close', () => target.active--)
-      const headers = withoutHopByHop(upstream.headers) as ResponseHeaders
-      const via = upstream.headers.via
+      health.observe(target, upstream.statusCode >= 500 ? '5xx' : 'ok')
+      upstream.body.once('close', () => target.active--)
+      const headers = upstream.headers as Headers
+      const via = headers.via
       headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, 1.1 edgebox` : '1.1 edgebox'
-      ctx.stream(upstream.statusCode, headers, body)
-      return
+      return { status: upstream.statusCode, headers, body: upstream.body, requestTime, responseTime: Date.now() }
     }
+  }
+
+  async function handle(ctx: Context): Promise<void> {
+    if (cache && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      return cache.handle(ctx, (extra, background) => forward(ctx, extra, background))
+    }
+    const res = await forward(ctx, {})
+    cache?.invalidate(ctx, res.status, res.headers)
+    ctx.stream(res.status, withoutHopByHop(res.headers) as ResponseHeaders, res.body)
   }
 
   return {
     kind: 'proxy',
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
     handle,
+    /** Upgrade requests (WebSocket, ...): a raw tunnel to one upstream, picked like any request (tunnel.ts). */
+    upgrade(ctx: Context, socket: Duplex, head: Buffer): void {
+      const target = balancer.pick(cfg.balance === 'hash' ? hashKey(ctx) : '') as Target | undefined
+      if (!target) return refuseUpgrade(socket, 503, 'no healthy upstream is available')
+      target.active++
+      ctx.upstream = target.id
+      const headers = requestHeaders(ctx, target) // hop-by-hop fields gone, forwarding fields added
+      headers.connection = 'upgrade'
+      headers.upgrade = ctx.header('upgrade') ?? ''
+      openTunnel({
+        target,
+        method: ctx.method,
+        path: upstreamPath(ctx),
+        headers,
+        clientSocket: socket,
+        head,
+        connectTimeout: cfg.timeouts.connect,
+        responseTimeout: cfg.timeouts.response,
+        idleTimeout: cfg.timeouts.idle,
+        onAnswer: (answer) => health.observe(target, answer),
+        onDone: () => target.active--,
+      })
+    },
     async close() {
+      await health.close()
       await Promise.all(targets.map((t) => t.pool.close().catch(() => t.pool.destroy())))
     },
   }
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError
 }
 
 /** Says which step failed, with the status a gateway answers (RFC 9110 §15.6.3, §15.6.5). */

@@ -1,0 +1,359 @@
+import type { Readable } from 'node:stream'
+import { z } from 'zod'
+import type { Context, Headers as ResponseHeaders } from '../../core/context.ts'
+import { httpError } from '../../core/errors.ts'
+import { duration, size } from '../../config/units.ts'
+import { parseCacheControl, targetedCacheControl, type CacheDirectives, type Headers } from '../../http/cache-control.ts'
+import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts'
+import { parseHttpDate } from '../../http/date.ts'
+import { currentAge, staleIfErrorAllowed, storability, updateStoredHeaders, usability, varyKey, withoutHopByHop } from '../../http/freshness.ts'
+import { contentRange, multipartByteranges, parseRange, unsatisfiedRange } from '../../http/range.ts'
+import { compileGlob } from '../../http/glob.ts'
+import type { CacheStore, StoredEntry } from './store.ts'
+
+/**
+ * A shared HTTP cache (RFC 9111) in front of an origin: lookup by key and
+ * Vary, freshness and Age, serving hits (with client conditionals and
+ * ranges answered from the stored response), revalidation with conditional
+ * requests, stale-while-revalidate and stale-if-error (RFC 5861), request
+ * coalescing, invalidation by unsafe methods (§4.4), and Cache-Status
+ * (RFC 9211) on every response. docs/cache.md describes it.
+ *
+ * The origin is a function that sends the request upstream with some extra
+ * header fields and resolves once the response head has arrived; the proxy
+ * provides it (with its balancing, retries and timeouts).
+ */
+
+export const cacheOptions = z.strictObject({
+  /** Memory budget of the store (bodies and headers), LRU beyond it. */
+  maxBytes: size().default(256 * 1024 * 1024),
+  /** Larger responses are passed through, not stored. */
+  maxObjectSize: size().default(8 * 1024 * 1024),
+  /** Ignore the client's Cache-Control / Pragma (reload, hard reload), as CDNs do: clients cannot force origin fetches. */
+  ignoreRequestDirectives: z.boolean().default(false),
+  /** Targeted cache-control fields (RFC 9213), first present wins over Cache-Control for this cache. */
+  targetedFields: z.array(z.string().min(1).toLowerCase()).default(['edgebox-cache-control', 'cdn-cache-control']),
+  /** Query parameters left out of the cache key: names or globs such as `utm_*`. */
+  ignoreQuery: z.array(z.string().min(1)).default([]),
+  /** Upper bound of heuristic freshness (RFC 9111 §4.2.2). */
+  maxHeuristic: duration().default(24 * 60 * 60 * 1000),
+})
+export const cacheSchema = z.union([z.boolean(), cacheOptions])
+export type CacheOptions = z.output<typeof cacheOptions>
+
+export interface OriginResponse {
+  status: number
+  headers: Headers
+  body: Readable
+  requestTime: number
+  responseTime: number
+}
+/** Sends the request upstream with extra fields; `background`: a refresh no client waits for. */
+export type Origin = (extraHeaders: Record<string, string>, background?: boolean) => Promise<OriginResponse>
+
+interface Flight {
+  /** Resolves with whether the response will be stored, once its head arrived. */
+  readonly head: Promise<boolean>
+  /** Resolves with the stored entry (or null) once the body is complete. */
+  readonly done: Promise<StoredEntry | null>
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH'])
+
+export class HttpCache {
+  readonly store: CacheStore
+  private readonly cfg: CacheOptions
+  private readonly inflight = new Map<string, Flight>()
+  private readonly ignoredQuery: ((name: string) => boolean)[]
+
+  constructor(cfg: CacheOptions, store: CacheStore) {
+    this.cfg = cfg
+    this.store = store
+    this.ignoredQuery = cfg.ignoreQuery.map(compileGlob)
+  }
+
+  /** RFC 9111 §2: the primary key is the target URI (method GET and HEAD share it). */
+  key(ctx: Context): string {
+    let query = ctx.query
+    if (query && this.ignoredQuery.length) {
+      const params = new URLSearchParams(query)
+      for (const name of [...params.keys()]) if (this.ignoredQuery.some((t) => t(name))) params.delete(name)
+      const s = params.toString()
+      query = s ? `?${s}` : ''
+    }
+    return `http://${ctx.host}${ctx.rawPath}${query}`
+  }
+
+  /** The directives this cache obeys: a targeted field if present (RFC 9213), else Cache-Control. */
+  private directives(headers: Headers): CacheDirectives {
+    return targetedCacheControl(headers, this.cfg.targetedFields) ?? parseCacheControl(headers['cache-control'])
+  }
+
+  /** Request directives (RFC 9111 §5.2.1); `Pragma: no-cache` counts only without Cache-Control (§5.4). */
+  private requestDirectives(ctx: Context): CacheDirectives {
+    if (this.cfg.ignoreRequestDirectives) return {}
+    const h = ctx.req.headers
+    if (h['cache-control'] === undefined) return /(^|,)\s*no-cache\s*(,|$)/i.test(String(h.pragma ?? '')) ? { noCache: true } : {}
+    return parseCacheControl(h['cache-control'])
+  }
+
+  private match(key: string, ctx: Context): StoredEntry | undefined {
+    for (const e of this.store.variants(key)) if (varyKey(e.vary, ctx.req.headers) === e.variant) return e
+    return undefined
+  }
+
+  /** Answers a GET or HEAD through the cache. */
+  async handle(ctx: Context, origin: Origin): Promise<void> {
+    const key = this.key(ctx)
+    const req = this.requestDirectives(ctx)
+    if (req.noStore) return this.pass(ctx, origin, 'fwd=bypass; detail="request no-store"', 'BYPASS')
+    const stored = this.match(key, ctx)
+    if (stored) {
+      const now = Date.now()
+      const dirs = this.directives(stored.headers)
+      const u = usability(stored, dirs, req, now, { ignoreRequestDirectives: this.cfg.ignoreRequestDirectives, maxHeuristic: this.cfg.maxHeuristic })
+      if (u.use === 'fresh') return this.serve(ctx, stored, `hit; ttl=${u.ttl}`, 'HIT')
+      if (u.use === 'stale-while-revalidate') {
+        this.refresh(ctx, key, stored, origin)
+        return this.serve(ctx, stored, `hit; ttl=${u.ttl}; detail=stale-while-revalidate`, 'STALE')
+      }
+      return this.revalidate(ctx, key, stored, dirs, req, origin, u.ttl)
+    }
+    if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7
+    if (ctx.method === 'HEAD') return this.pass(ctx, origin, 'fwd=miss', 'MISS')
+    return this.miss(ctx, key, origin)
+  }
+
+  /** Unsafe methods invalidate the target and its Location / Content-Location on the same host (RFC 9111 §4.4). */
+  invalidate(ctx: Context, status: number, headers: Headers): void {
+    if (!UNSAFE.has(ctx.method) || status >= 400) return
+    const key = this.key(ctx)
+    this.store.delete(key)
+    for (const field of ['location', 'content-location']) {
+      const v = headers[field]
+      if (typeof v !== 'string') continue
+      try {
+        const u = new URL(v, key)
+        if (u.host === new URL(key).host) this.store.delete(`http://${ctx.host}${u.pathname}${u.search}`)
+      } catch {
+        // not a URL: nothing to invalidate
+      }
+    }
+  }
+
+  /** Forwards without storing. */
+  private async pass(ctx: Context, origin: Origin, status: string, label: string): Promise<void> {
+    const res = await origin({})
+    this.relay(ctx, res, status, label)
+  }
+
+  private async miss(ctx: Context, key: string, origin: Origin): Promise<void> {
+    const flight = this.inflight.get(key)
+    if (flight) {
+      // Coalescing: wait for the response head of the request already on its way. If it
+      // will be stored, wait for it and serve it; if not, go upstream without waiting more.
+      if (await flight.head) {
+        const entry = await flight.done
+        if (entry && varyKey(entry.vary, ctx.req.headers) === entry.variant) return this.serve(ctx, entry, 'fwd=miss; collapsed', 'HIT')
+      }
+      return this.pass(ctx, origin, 'fwd=miss', 'MISS')
+    }
+    let setHead!: (v: boolean) => void
+    let setDone!: (v: StoredEntry | null) => void
+    const mine: Flight = { head: new Promise((r) => (setHead = r)), done: new Promise((r) => (setDone = r)) }
+    this.inflight.set(key, mine)
+    void mine.done.then(() => this.inflight.delete(key))
+    let res: OriginResponse
+    try {
+      res = await origin({})
+    } catch (err) {
+      setHead(false)
+      setDone(null)
+      throw err
+    }
+    this.respondAndStore(ctx, key, res, 'fwd=miss', 'MISS', setHead, setDone)
+  }
+
+  /** Relays an origin response to the client and, if RFC 9111 allows, stores it once complete. */
+  private respondAndStore(ctx: Context, key: string, res: OriginResponse, status: string, label: string, setHead: (v: boolean) => void, setDone: (v: StoredEntry | null) => void): void {
+    const plan = this.plan(ctx, res)
+    setHead(plan.store)
+    if (!plan.store) {
+      setDone(null)
+      this.relay(ctx, res, `${status}; fwd-status=${res.status}; detail="${plan.reason}"`, label)
+      return
+    }
+    const chunks: Buffer[] = []
+    let total = 0
+    let overflow = false
+    res.body.on('data', (c: Buffer) => {
+      if (overflow) return
+      total += c.length
+      if (total > this.cfg.maxObjectSize) {
+        overflow = true
+        chunks.length = 0
+      } else chunks.push(c)
+    })
+    res.body.once('end', () => {
+      const declared = res.headers['content-length']
+      // Never store a truncated body: the stream must end normally with every announced byte.
+      if (overflow || (declared !== undefined && Number(declared) !== total)) return setDone(null)
+      const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
+      this.store.put(entry)
+      setDone(entry)
+    })
+    res.body.once('close', () => setDone(null)) // no-op when 'end' already stored it
+    this.relay(ctx, res, `${status}; fwd-status=${res.status}; stored; ttl=${plan.ttl}`, label)
+  }
+
+  private plan(ctx: Context, res: OriginResponse): { store: boolean; reason: string; strip: string[]; ttl: number } {
+    const dirs = this.directives(res.headers)
+    const s = storability({ method: ctx.method, headers: ctx.req.headers }, { status: res.status, headers: res.headers }, dirs)
+    if (!s.storable) return { store: false, reason: s.reason ?? 'not storable', strip: [], ttl: 0 }
+    const declared = Number(res.headers['content-length'] ?? 0)
+    if (declared > this.cfg.maxObjectSize) return { store: false, reason: 'larger than maxObjectSize', strip: [], ttl: 0 }
+    const probe = { status: res.status, headers: res.headers, requestTime: res.requestTime, responseTime: res.responseTime }
+    const ttl = usability(probe, dirs, {}, res.responseTime, { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic }).ttl
+    return { store: true, reason: '', strip: s.stripFields, ttl }
+  }
+
+  private entry(key: string, ctx: Context, res: OriginResponse, strip: string[], body: Buffer): StoredEntry {
+    const headers = withoutHopByHop(res.headers)
+    for (const f of strip) delete headers[f]
+    const vary = typeof res.headers.vary === 'string' ? res.headers.vary : Array.isArray(res.headers.vary) ? res.headers.vary.join(', ') : undefined
+    const tagField = res.headers['surrogate-key'] ?? res.headers['cache-tag']
+    const tags = (Array.isArray(tagField) ? tagField.join(' ') : (tagField ?? '')).split(/[\s,]+/).filter(Boolean)
+    return { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, status: res.status, headers, body, requestTime: res.requestTime, responseTime: res.responseTime, tags }
+  }
+
+  /** RFC 9111 §4.3: a conditional request with the stored validators; 304 refreshes the stored headers. */
+  private async revalidate(ctx: Context, key: string, stored: StoredEntry, dirs: CacheDirectives, req: CacheDirectives, origin: Origin, ttl: number): Promise<void> {
+    let res: OriginResponse
+    try {
+      res = await origin(validators(stored))
+    } catch (err) {
+      if (staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, Date.now())) {
+        return this.serve(ctx, stored, `hit; ttl=${ttl}; detail=stale-if-error`, 'STALE')
+      }
+      throw err
+    }
+    if (res.status === 304) {
+      res.body.resume()
+      this.refreshed(stored, res)
+      const u = usability(stored, this.directives(stored.headers), {}, Date.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
+      return this.serve(ctx, stored, `fwd=stale; fwd-status=304; ttl=${u.ttl}`, 'REVALIDATED')
+    }
+    if (res.status >= 500 && staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, Date.now())) {
+      res.body.resume()
+      return this.serve(ctx, stored, `hit; ttl=${ttl}; fwd=stale; fwd-status=${res.status}; detail=stale-if-error`, 'STALE')
+    }
+    this.respondAndStore(ctx, key, res, 'fwd=stale', 'EXPIRED', () => {}, () => {})
+  }
+
+  /** stale-while-revalidate: one background conditional request per key; its result replaces or refreshes the entry. */
+  private refresh(ctx: Context, key: string, stored: StoredEntry, origin: Origin): void {
+    if (this.inflight.has(key)) return
+    let setDone!: (v: StoredEntry | null) => void
+    const flight: Flight = { head: Promise.resolve(false), done: new Promise((r) => (setDone = r)) }
+    this.inflight.set(key, flight)
+    void flight.done.then(() => this.inflight.delete(key))
+    origin(validators(stored), true).then(
+      (res) => {
+        if (res.status === 304) {
+          res.body.resume()
+          this.refreshed(stored, res)
+          return setDone(stored)
+        }
+        const plan = this.plan(ctx, res)
+        if (!plan.store) {
+          res.body.resume()
+          return setDone(null)
+        }
+        const chunks: Buffer[] = []
+        let total = 0
+        res.body.on('data', (c: Buffer) => {
+          total += c.length
+          if (total <= this.cfg.maxObjectSize) chunks.push(c)
+        })
+        res.body.once('end', () => {
+          const declared = res.headers['content-length']
+          if (total > this.cfg.maxObjectSize || (declared !== undefined && Number(declared) !== total)) return setDone(null)
+          const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
+          this.store.put(entry)
+          setDone(entry)
+        })
+        res.body.once('error', () => setDone(null))
+      },
+      () => setDone(null),
+    )
+  }
+
+  /** RFC 9111 §4.3.4: a 304 updates the stored headers and restarts the stored response's age. */
+  private refreshed(stored: StoredEntry, res: OriginResponse): void {
+    stored.headers = updateStoredHeaders(stored.headers, res.headers)
+    stored.requestTime = res.requestTime
+    stored.responseTime = res.responseTime
+    this.store.put(stored)
+  }
+
+  /** Serves a stored response: client conditionals and ranges answered from it, with Age and Cache-Status. */
+  private serve(ctx: Context, e: StoredEntry, status: string, label: string): void {
+    ctx.cache = label
+    const h = ctx.req.headers
+    const headers: ResponseHeaders = {}
+    for (const [k, v] of Object.entries(e.headers)) if (v !== undefined && k !== 'content-length') headers[k] = v
+    headers.age = String(currentAge(e, Date.now()))
+    headers['cache-status'] = cacheStatus(e.headers['cache-status'], status)
+    const etag = typeof e.headers.etag === 'string' ? e.headers.etag : undefined
+    const lastModified = parseHttpDate(typeof e.headers['last-modified'] === 'string' ? e.headers['last-modified'] : undefined)
+    if (e.status === 200 && (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined)) {
+      const result = evaluatePreconditions(ctx.method, { ifMatch: h['if-match'], ifNoneMatch: h['if-none-match'], ifModifiedSince: h['if-modified-since'], ifUnmodifiedSince: h['if-unmodified-since'] }, { etag, lastModified, exists: true })
+      if (result === 'not-modified') {
+        const keep: ResponseHeaders = {}
+        for (const k of ['etag', 'last-modified', 'cache-control', 'expires', 'vary', 'content-location', 'date', 'age', 'cache-status']) if (headers[k] !== undefined) keep[k] = headers[k]!
+        return ctx.send(304, keep)
+      }
+      if (result === 'failed') throw httpError('EB_ERR_PRECONDITION_FAILED', 'the stored response does not match the preconditions')
+    }
+    const range = ctx.method === 'GET' && e.status === 200 ? h.range : undefined
+    if (range !== undefined && ifRangeMatches(ctx.header('if-range'), { etag, lastModified })) {
+      const r = parseRange(range, e.body.length)
+      if (r.kind === 'unsatisfiable') throw httpError('EB_ERR_RANGE_NOT_SATISFIABLE', undefined, { 'Content-Range': unsatisfiedRange(e.body.length) })
+      if (r.kind === 'ranges' && r.ranges.length === 1) {
+        const { start, end } = r.ranges[0]!
+        headers['content-range'] = contentRange(start, end, e.body.length)
+        return ctx.send(206, headers, e.body.subarray(start, end + 1))
+      }
+      if (r.kind === 'ranges') {
+        const type = typeof e.headers['content-type'] === 'string' ? e.headers['content-type'] : 'application/octet-stream'
+        const boundary = `edgebox-${e.body.length}-${r.ranges.length}`
+        const mp = multipartByteranges(r.ranges, e.body.length, type, boundary)
+        headers['content-type'] = `multipart/byteranges; boundary=${boundary}`
+        return ctx.send(206, headers, Buffer.concat([...mp.parts.flatMap((p) => [p.head, e.body.subarray(p.start, p.end + 1)]), mp.tail]))
+      }
+    }
+    ctx.send(e.status, headers, e.body)
+  }
+
+  /** Streams an origin response to the client with Cache-Status. */
+  private relay(ctx: Context, res: OriginResponse, status: string, label: string): void {
+    ctx.cache = label
+    const headers = withoutHopByHop(res.headers) as ResponseHeaders
+    headers['cache-status'] = cacheStatus(res.headers['cache-status'], status)
+    ctx.stream(res.status, headers, res.body)
+  }
+}
+
+function validators(e: StoredEntry): Record<string, string> {
+  const v: Record<string, string> = {}
+  if (typeof e.headers.etag === 'string') v['if-none-match'] = e.headers.etag
+  if (typeof e.headers['last-modified'] === 'string') v['if-modified-since'] = e.headers['last-modified']
+  return v
+}
+
+/** RFC 9211: this cache's entry goes after those of caches nearer the origin. */
+function cacheStatus(upstream: string | string[] | undefined, mine: string): string {
+  const own = `edgebox; ${mine}`
+  const prev = Array.isArray(upstream) ? upstream.join(', ') : upstream
+  return prev ? `${prev}, ${own}` : own
+}

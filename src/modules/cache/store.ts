@@ -1,0 +1,84 @@
+import { LRUCache } from 'lru-cache'
+import type { Headers } from '../../http/cache-control.ts'
+
+/**
+ * What the shared cache keeps for one response: the status, the headers as
+ * they will be served (hop-by-hop fields and fields the origin excluded
+ * already removed), the complete body, and the times RFC 9111's age
+ * calculation needs.
+ */
+export interface StoredEntry {
+  /** Primary key: scheme + host + path + query (RFC 9111 §2). */
+  readonly key: string
+  /** The request's values for the fields the response's Vary names (RFC 9111 §4.1). */
+  readonly variant: string
+  readonly vary: string | undefined
+  status: number
+  headers: Headers
+  readonly body: Buffer
+  requestTime: number
+  responseTime: number
+  /** Surrogate-Key / Cache-Tag values, for purging by tag. */
+  readonly tags: readonly string[]
+}
+
+/** Every store (memory now, disk later) passes the same contract tests. */
+export interface CacheStore {
+  /** All stored variants of a key. */
+  variants(key: string): readonly StoredEntry[]
+  put(entry: StoredEntry): void
+  /** Removes every variant of a key; returns how many entries went. */
+  delete(key: string): number
+  deletePrefix(prefix: string): number
+  deleteTag(tag: string): number
+  readonly size: number
+}
+
+/** An in-memory store: LRU over keys, with a byte budget (bodies and headers). */
+export class MemoryStore implements CacheStore {
+  private readonly lru: LRUCache<string, StoredEntry[]>
+
+  constructor(maxBytes: number) {
+    this.lru = new LRUCache<string, StoredEntry[]>({
+      maxSize: Math.max(1, maxBytes),
+      sizeCalculation: (list) => list.reduce((n, e) => n + e.body.length + 512, 0) || 1,
+    })
+  }
+
+  get size(): number {
+    return this.lru.size
+  }
+
+  variants(key: string): readonly StoredEntry[] {
+    return this.lru.get(key) ?? []
+  }
+
+  put(entry: StoredEntry): void {
+    const others = (this.lru.peek(entry.key) ?? []).filter((e) => e.variant !== entry.variant || e.vary !== entry.vary)
+    this.lru.set(entry.key, [...others, entry])
+  }
+
+  delete(key: string): number {
+    const n = this.lru.peek(key)?.length ?? 0
+    this.lru.delete(key)
+    return n
+  }
+
+  deletePrefix(prefix: string): number {
+    let n = 0
+    for (const key of [...this.lru.keys()]) if (key.startsWith(prefix)) n += this.delete(key)
+    return n
+  }
+
+  deleteTag(tag: string): number {
+    let n = 0
+    for (const [key, list] of [...this.lru.entries()]) {
+      const keep = list.filter((e) => !e.tags.includes(tag))
+      if (keep.length === list.length) continue
+      n += list.length - keep.length
+      if (keep.length) this.lru.set(key, keep)
+      else this.lru.delete(key)
+    }
+    return n
+  }
+}

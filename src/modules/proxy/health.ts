@@ -1,0 +1,297 @@
+import { z } from 'zod'
+import { Agent, request, errors as undiciErrors } from 'undici'
+import { duration } from '../../config/units.ts'
+import type { Logger } from '../../core/log.ts'
+import type { Upstream } from './balancers/types.ts'
+
+/**
+ * Upstream health for the `proxy` handler (docs/proxy.md, "Health").
+ *
+ * Two independent signals decide `Upstream.healthy`, which the balancers read:
+ *
+ * - Active checks (opt-in): every `interval` a `GET path` on a fresh
+ *   connection, bounded by `timeout`; one probe at a time per upstream. A
+ *   status in `expect` is a good probe, anything else (or no answer) a bad
+ *   one. `fall` bad probes in a row take the upstream out, `rise` good ones in
+ *   a row bring it back. Active checks may take every upstream out: then the
+ *   proxy answers 503 with Retry-After.
+ * - Passive outlier ejection (always on): `consecutiveFailures` failed
+ *   attempts in a row from real traffic (connection errors, timeouts, 5xx)
+ *   eject the upstream for `ejectFor`, doubled on each repeated ejection up to
+ *   `maxEjectFor`. The doubling decays by one step per `ejectFor` the upstream
+ *   then serves without being ejected. After the ejection it comes back on
+ *   probation: one more failure before a success ejects it again (for longer).
+ *   Passive ejection never leaves zero healthy upstreams: the last healthy one
+ *   is kept (the failures are real answers, better than a blanket 503), and an
+ *   ejection is lifted early when active checks take out all the others.
+ *
+ * An upstream is healthy when it is neither down by active checks nor
+ * ejected. When active checks bring an upstream back (`rise` good probes
+ * after it was down), a passive ejection still running is lifted too: the
+ * upstream was restarted or repaired. Otherwise a passive ejection runs its
+ * course even while probes pass (the probe path can be fine while real
+ * requests fail), and successful requests never override active checks.
+ */
+
+const STATUS_RANGE = /^([1-5]\d\d)(?:-([1-5]\d\d))?$/
+
+/** `'200-399'` or `'204'`: the probe statuses that count as healthy. */
+const statusRange = () =>
+  z.string().transform((v, ctx) => {
+    const m = STATUS_RANGE.exec(v.trim())
+    const lo = m ? Number(m[1]) : 0
+    const hi = m ? Number(m[2] ?? m[1]) : 0
+    if (!m || lo > hi) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a status range like 200-399 or 204` })
+      return z.NEVER
+    }
+    return { min: lo, max: hi }
+  })
+
+export const healthSchema = z.strictObject({
+  /** Active HTTP probes; absent: no probing (passive detection only). */
+  active: z
+    .strictObject({
+      /** Path probed with GET on each upstream. */
+      path: z.string().startsWith('/').default('/'),
+      /** Time between the start of two probes of one upstream. */
+      interval: duration().default(5000),
+      /** A probe without a complete answer within this time has failed. */
+      timeout: duration().default(2000),
+      /** Good probes in a row that bring an upstream back. */
+      rise: z.number().int().min(1).default(2),
+      /** Bad probes in a row that take an upstream out. */
+      fall: z.number().int().min(1).default(3),
+      /** Probe statuses counted as good: `'200-399'` or a single `'204'`. */
+      expect: statusRange().prefault('200-399'),
+    })
+    .optional(),
+  passive: z
+    .strictObject({
+      /** Failed attempts in a row (connection error, timeout, 5xx) that eject an upstream. */
+      consecutiveFailures: z.number().int().min(1).default(5),
+      /** How long the first ejection lasts; each repeated one doubles it. */
+      ejectFor: duration().default(10_000),
+      /** The longest an ejection lasts. */
+      maxEjectFor: duration().default(300_000),
+    })
+    .refine((p) => p.maxEjectFor >= p.ejectFor, { message: 'maxEjectFor is at least ejectFor', path: ['maxEjectFor'] })
+    .prefault({}),
+})
+
+export type HealthConfig = z.output<typeof healthSchema>
+
+/** What one attempt to reach an upstream came to. */
+export type Outcome = 'ok' | 'error' | '5xx' | 'timeout'
+
+export interface HealthTracker {
+  /** Records an attempt from real traffic (passive detection). */
+  observe(target: Upstream, outcome: Outcome): void
+  /** Stops probes and timers. */
+  close(): Promise<void>
+  /** Each upstream's state, for tests and status pages. */
+  status(): Array<{ id: string; healthy: boolean; reason: string }>
+}
+
+interface State {
+  readonly target: Upstream & { readonly url: URL }
+  // active
+  activeDown: boolean
+  good: number
+  bad: number
+  probeReason: string
+  probeTimer: NodeJS.Timeout | undefined
+  // passive
+  failures: number
+  ejected: boolean
+  ejections: number
+  ejectReason: string
+  ejectTimer: NodeJS.Timeout | undefined
+  returnedAt: number
+  /** Logged once per streak when ejection was skipped for being the last healthy upstream. */
+  spared: boolean
+}
+
+export function createHealth(targets: readonly (Upstream & { readonly url: URL })[], cfg: HealthConfig, log: Logger): HealthTracker {
+  const passive = cfg.passive
+  const active = cfg.active
+  const states: State[] = targets.map((target) => ({
+    target,
+    activeDown: false,
+    good: 0,
+    bad: 0,
+    probeReason: '',
+    probeTimer: undefined,
+    failures: 0,
+    ejected: false,
+    ejections: 0,
+    ejectReason: '',
+    ejectTimer: undefined,
+    returnedAt: 0,
+    spared: false,
+  }))
+  const byTarget = new Map<Upstream, State>(states.map((s) => [s.target, s]))
+  let closed = false
+
+  function reason(s: State): string {
+    if (s.activeDown) return `health check failed: ${s.probeReason}`
+    if (s.ejected) return `ejected: ${s.ejectReason}`
+    return 'ok'
+  }
+
+  /** Recomputes `healthy` from both signals and logs a change. */
+  function update(s: State, why: string): void {
+    const healthy = !s.activeDown && !s.ejected
+    if (healthy === s.target.healthy) return
+    s.target.healthy = healthy
+    if (healthy) log.info({ upstream: s.target.id, reason: why }, 'upstream healthy again')
+    else log.warn({ upstream: s.target.id, reason: why }, 'upstream unhealthy')
+  }
+
+  function anyHealthy(): boolean {
+    return states.some((s) => s.target.healthy)
+  }
+
+  // ---- passive ----
+
+  function endEjection(s: State, why: string): void {
+    if (s.ejectTimer) clearTimeout(s.ejectTimer)
+    s.ejectTimer = undefined
+    s.ejected = false
+    s.returnedAt = performance.now()
+    // Probation: the next failure before a success ejects it again.
+    s.failures = passive.consecutiveFailures - 1
+    update(s, why)
+  }
+
+  /** Passive ejection never leaves zero healthy upstreams: lift one when nothing else is up. */
+  function liftIfNoneHealthy(): void {
+    if (anyHealthy()) return
+    const s = states.find((x) => x.ejected && !x.activeDown)
+    if (s) endEjection(s, 'ejection lifted early: no other upstream is healthy')
+  }
+
+  function eject(s: State, outcome: Outcome): void {
+    const now = performance.now()
+    // Doubling decays one step per ejectFor served since the last return.
+    if (s.ejections > 0) s.ejections = Math.max(0, s.ejections - Math.floor((now - s.returnedAt) / passive.ejectFor))
+    const ms = Math.min(passive.ejectFor * 2 ** s.ejections, passive.maxEjectFor)
+    s.ejections++
+    s.ejected = true
+    s.ejectReason = `${s.failures} failed attempts in a row (last: ${outcome}), for ${ms} ms`
+    s.ejectTimer = setTimeout(() => endEjection(s, `ejection of ${ms} ms over`), ms)
+    s.ejectTimer.unref()
+    update(s, s.ejectReason)
+  }
+
+  function observe(target: Upstream, outcome: Outcome): void {
+    const s = byTarget.get(target)
+    if (!s || closed) return
+    if (outcome === 'ok') {
+      s.failures = 0
+      s.spared = false
+      return
+    }
+    if (s.ejected) return // answers from before the ejection change nothing
+    s.failures++
+    if (s.failures < passive.consecutiveFailures) return
+    if (s.target.healthy && !states.some((o) => o !== s && o.target.healthy)) {
+      if (!s.spared) log.warn({ upstream: s.target.id, failures: s.failures, last: outcome }, 'upstream failing but not ejected: it is the last healthy one')
+      s.spared = true
+      return
+    }
+    s.spared = false
+    eject(s, outcome)
+  }
+
+  // ---- active ----
+
+  let agent: Agent | undefined
+  if (active) {
+    agent = new Agent({
+      connectTimeout: active.timeout,
+      headersTimeout: active.timeout,
+      bodyTimeout: active.timeout,
+      connections: 1,
+    })
+    for (const s of states) schedule(s, 0)
+  }
+
+  function schedule(s: State, delay: number): void {
+    if (closed) return
+    s.probeTimer = setTimeout(() => void probe(s), delay)
+    s.probeTimer.unref()
+  }
+
+  /** One probe; the next is scheduled only when this one is over, so probes never overlap. */
+  async function probe(s: State): Promise<void> {
+    const a = active!
+    s.probeTimer = undefined
+    const started = performance.now()
+    let ok = false
+    let why: string
+    try {
+      const res = await request(new URL(a.path, s.target.url), {
+        dispatcher: agent!,
+        method: 'GET',
+        // A new connection each time: the probe also checks that connecting works.
+        headers: { host: s.target.url.host, 'user-agent': 'edgebox-health-check', connection: 'close' },
+        signal: AbortSignal.timeout(a.timeout),
+      })
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => {})
+      ok = res.statusCode >= a.expect.min && res.statusCode <= a.expect.max
+      why = ok ? `probe answered ${res.statusCode}` : `probe answered ${res.statusCode}, expected ${a.expect.min}-${a.expect.max}`
+    } catch (err) {
+      why = probeError(err, a.timeout)
+    }
+    if (closed) return
+    record(s, ok, why)
+    schedule(s, Math.max(0, a.interval - (performance.now() - started)))
+  }
+
+  function record(s: State, ok: boolean, why: string): void {
+    const a = active!
+    if (ok) {
+      s.bad = 0
+      s.good++
+      if (s.activeDown && s.good >= a.rise) {
+        s.activeDown = false
+        s.probeReason = ''
+        if (s.ejected) endEjection(s, `${s.good} good health checks in a row (${why}); ejection lifted`)
+        else update(s, `${s.good} good health checks in a row (${why})`)
+      }
+    } else {
+      s.good = 0
+      s.bad++
+      s.probeReason = why
+      if (!s.activeDown && s.bad >= a.fall) {
+        s.activeDown = true
+        update(s, `${s.bad} failed health checks in a row (${why})`)
+        liftIfNoneHealthy()
+      }
+    }
+  }
+
+  return {
+    observe,
+    async close() {
+      closed = true
+      for (const s of states) {
+        if (s.probeTimer) clearTimeout(s.probeTimer)
+        if (s.ejectTimer) clearTimeout(s.ejectTimer)
+        s.probeTimer = s.ejectTimer = undefined
+      }
+      await agent?.destroy().catch(() => {})
+    },
+    status() {
+      return states.map((s) => ({ id: s.target.id, healthy: s.target.healthy, reason: reason(s) }))
+    },
+  }
+}
+
+function probeError(err: unknown, timeout: number): string {
+  const e = err as NodeJS.ErrnoException
+  if (e.name === 'TimeoutError' || e instanceof undiciErrors.ConnectTimeoutError || e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError) return `no answer within ${timeout} ms`
+  if (e.code === 'ECONNREFUSED') return 'connection refused'
+  return e.code ? `${e.code}: ${e.message}` : e.message
+}

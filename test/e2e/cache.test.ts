@@ -1,0 +1,216 @@
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { after, before, describe, test } from 'node:test'
+import { request, startServer, type TestServer } from '../helpers/server.ts'
+
+/** The shared cache in front of a proxied origin (issue 3, items 6-7), against a real origin socket. */
+
+const hits = new Map<string, number>()
+const seenHeaders = new Map<string, http.IncomingHttpHeaders>()
+let failing = false
+let version = 1
+
+function count(path: string): number {
+  return hits.get(path) ?? 0
+}
+
+const origin = http.createServer((req, res) => {
+  const path = req.url!.split('?')[0]!
+  hits.set(path, count(path) + 1)
+  seenHeaders.set(path, req.headers)
+  req.resume()
+  const etag = `"v${version}"`
+  const send = (headers: Record<string, string>, body = `body of ${path} v${version}`) => {
+    if (req.headers['if-none-match'] === etag && !failing) {
+      res.writeHead(304, { ETag: etag, ...headers })
+      return res.end()
+    }
+    res.writeHead(200, { 'Content-Type': 'text/plain', ETag: etag, ...headers })
+    res.end(body)
+  }
+  if (failing && path !== '/max-age') {
+    res.writeHead(500)
+    return res.end('down')
+  }
+  switch (path) {
+    case '/max-age':
+      return send({ 'Cache-Control': 'max-age=60' })
+    case '/no-store':
+      return send({ 'Cache-Control': 'no-store' })
+    case '/private':
+      return send({ 'Cache-Control': 'private, max-age=60' })
+    case '/s-maxage':
+      return send({ 'Cache-Control': 'max-age=0, s-maxage=60' })
+    case '/cdn':
+      return send({ 'Cache-Control': 'no-store', 'CDN-Cache-Control': 'max-age=60' })
+    case '/revalidate':
+      return send({ 'Cache-Control': 'no-cache' })
+    case '/vary':
+      return send({ 'Cache-Control': 'max-age=60', Vary: 'Accept-Language' }, `lang=${req.headers['accept-language']}`)
+    case '/swr':
+      return send({ 'Cache-Control': 'max-age=1, stale-while-revalidate=30' })
+    case '/sie':
+      return send({ 'Cache-Control': 'max-age=1, stale-if-error=60' })
+    case '/slow':
+      return setTimeout(() => send({ 'Cache-Control': 'max-age=60' }), 200)
+    case '/truncated':
+      res.writeHead(200, { 'Content-Length': '1000', 'Cache-Control': 'max-age=60' })
+      res.write('partial')
+      return setTimeout(() => req.socket.destroy(), 20)
+    case '/tagged':
+      return send({ 'Cache-Control': 'max-age=60', 'Surrogate-Key': 'news front' })
+    default:
+      return send({})
+  }
+})
+
+let srv: TestServer
+let ignoring: TestServer
+before(async () => {
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r))
+  const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
+  srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], cache: true, retries: { attempts: 0 } } }] }] })
+  ignoring = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], cache: { ignoreRequestDirectives: true } } }] }] })
+})
+after(async () => {
+  await srv.close()
+  await ignoring.close()
+  origin.closeAllConnections()
+  await new Promise((r) => origin.close(r))
+})
+
+const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => request('http/1.1', srv.url + path.slice(1), { method, headers })
+
+describe('storing and serving', () => {
+  test('a fresh response is stored, then served with Age and Cache-Status without asking the origin', async () => {
+    const first = await get('/max-age')
+    assert.equal(first.status, 200)
+    assert.equal(first.headers['cache-status'], 'edgebox; fwd=miss; fwd-status=200; stored; ttl=60')
+    const second = await get('/max-age')
+    assert.equal(second.text, first.text)
+    assert.match(String(second.headers['cache-status']), /^edgebox; hit; ttl=(59|60)$/)
+    assert.match(String(second.headers.age), /^[01]$/)
+    assert.equal(count('/max-age'), 1)
+  })
+
+  test('no-store and private responses are never stored by this shared cache', async () => {
+    for (const p of ['/no-store', '/private']) {
+      const a = await get(p)
+      await get(p)
+      assert.match(String(a.headers['cache-status']), /^edgebox; fwd=miss; fwd-status=200; detail=".+"$/)
+      assert.equal(count(p), 2)
+    }
+  })
+
+  test('s-maxage counts for a shared cache, and CDN-Cache-Control beats Cache-Control (RFC 9213)', async () => {
+    for (const p of ['/s-maxage', '/cdn']) {
+      await get(p)
+      const r = await get(p)
+      assert.match(String(r.headers['cache-status']), /hit/)
+      assert.equal(count(p), 1)
+    }
+  })
+
+  test('no-cache responses are revalidated with If-None-Match; a 304 serves the stored body', async () => {
+    await get('/revalidate')
+    const r = await get('/revalidate')
+    assert.equal(r.status, 200)
+    assert.equal(r.text, 'body of /revalidate v1')
+    assert.equal(seenHeaders.get('/revalidate')!['if-none-match'], '"v1"')
+    assert.match(String(r.headers['cache-status']), /^edgebox; fwd=stale; fwd-status=304/)
+  })
+
+  test('Vary keeps one variant per request header value', async () => {
+    const en = await get('/vary', { 'accept-language': 'en' })
+    const fr = await get('/vary', { 'accept-language': 'fr' })
+    const en2 = await get('/vary', { 'accept-language': 'en' })
+    assert.equal(en.text, 'lang=en')
+    assert.equal(fr.text, 'lang=fr')
+    assert.equal(en2.text, 'lang=en')
+    assert.match(String(en2.headers['cache-status']), /hit/)
+    assert.equal(count('/vary'), 2)
+  })
+
+  test('HEAD, Range and the client\'s own conditionals are answered from the stored response', async () => {
+    await get('/max-age')
+    const before = count('/max-age')
+    const head = await get('/max-age', {}, 'HEAD')
+    assert.equal(head.status, 200)
+    assert.equal(head.body.length, 0)
+    const range = await get('/max-age', { range: 'bytes=0-3' })
+    assert.equal(range.status, 206)
+    assert.equal(range.text, 'body')
+    assert.equal(range.headers['content-range'], `bytes 0-3/${'body of /max-age v1'.length}`)
+    const notModified = await get('/max-age', { 'if-none-match': '"v1"' })
+    assert.equal(notModified.status, 304)
+    assert.equal(count('/max-age'), before)
+  })
+
+  test('concurrent misses for one key make one origin request', async () => {
+    const all = await Promise.all(Array.from({ length: 8 }, () => get('/slow')))
+    assert.ok(all.every((r) => r.status === 200 && r.text === 'body of /slow v1'))
+    assert.equal(count('/slow'), 1)
+  })
+
+  test('a truncated origin body is never stored', async () => {
+    await get('/truncated').catch(() => undefined)
+    await get('/truncated').catch(() => undefined)
+    assert.equal(count('/truncated'), 2)
+  })
+
+  test('an unsafe method invalidates the stored response (RFC 9111 §4.4)', async () => {
+    await get('/max-age')
+    const before = count('/max-age')
+    await get('/max-age', {}, 'POST')
+    const r = await get('/max-age')
+    assert.match(String(r.headers['cache-status']), /fwd=miss/)
+    assert.equal(count('/max-age'), before + 2)
+  })
+})
+
+describe('request directives and staleness', () => {
+  test('a reload (no-cache) revalidates; only-if-cached on a miss is 504', async () => {
+    await get('/max-age')
+    const r = await get('/max-age', { 'cache-control': 'no-cache' })
+    assert.match(String(r.headers['cache-status']), /fwd=stale; fwd-status=304/)
+    const o = await get('/never-stored', { 'cache-control': 'only-if-cached' })
+    assert.equal(o.status, 504)
+  })
+
+  test('with ignoreRequestDirectives a client cannot force an origin fetch', async () => {
+    await request('http/1.1', ignoring.url + 'cdn')
+    const before = count('/cdn')
+    const r = await request('http/1.1', ignoring.url + 'cdn', { headers: { 'cache-control': 'no-cache', pragma: 'no-cache' } })
+    assert.match(String(r.headers['cache-status']), /hit/)
+    assert.equal(count('/cdn'), before)
+  })
+
+  test('stale-while-revalidate serves the stale copy at once and refreshes it in the background', async () => {
+    await get('/swr')
+    await new Promise((r) => setTimeout(r, 1100))
+    version = 2
+    const stale = await get('/swr')
+    assert.equal(stale.text, 'body of /swr v1')
+    assert.match(String(stale.headers['cache-status']), /detail=stale-while-revalidate/)
+    await new Promise((r) => setTimeout(r, 100))
+    const fresh = await get('/swr')
+    assert.equal(fresh.text, 'body of /swr v2')
+    assert.match(String(fresh.headers['cache-status']), /hit/)
+    version = 1
+  })
+
+  test('stale-if-error serves the stored copy while the origin fails', async () => {
+    await get('/sie')
+    await new Promise((r) => setTimeout(r, 1100))
+    failing = true
+    try {
+      const r = await get('/sie')
+      assert.equal(r.status, 200)
+      assert.equal(r.text, 'body of /sie v1')
+      assert.match(String(r.headers['cache-status']), /stale-if-error/)
+    } finally {
+      failing = false
+    }
+  })
+})
