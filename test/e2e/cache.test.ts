@@ -67,15 +67,19 @@ const origin = http.createServer((req, res) => {
 
 let srv: TestServer
 let ignoring: TestServer
+let purging: TestServer
+const TOKEN = 'purge-token-0123456789'
 before(async () => {
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
   srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], cache: true, retries: { attempts: 0 } } }] }] })
   ignoring = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], cache: { ignoreRequestDirectives: true } } }] }] })
+  purging = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], cache: { purge: { token: TOKEN } } } }] }] })
 })
 after(async () => {
   await srv.close()
   await ignoring.close()
+  await purging.close()
   origin.closeAllConnections()
   await new Promise((r) => origin.close(r))
 })
@@ -213,4 +217,58 @@ describe('request directives and staleness', () => {
       failing = false
     }
   })
+})
+
+describe('purge', () => {
+  const p = (path: string, headers: Record<string, string> = {}, method = 'GET') => request('http/1.1', purging.url + path.slice(1), { method, headers })
+  const auth = { authorization: `Bearer ${TOKEN}` }
+
+  test('PURGE needs the token (401) and is not allowed where no token is configured (405)', async () => {
+    const r = await p('/max-age', {}, 'PURGE')
+    assert.equal(r.status, 401)
+    assert.equal(r.headers['www-authenticate'], 'Bearer realm="edgebox purge"')
+    assert.equal((await p('/max-age', { authorization: 'Bearer wrong-token-wrong-token' }, 'PURGE')).status, 401)
+    const other = await get('/max-age', {}, 'PURGE')
+    assert.equal(other.status, 405)
+    assert.equal((await p('/max-age')).status, 200, 'still serving')
+  })
+
+  test('by URL, by prefix and by tag, answering how many entries went', async () => {
+    await p('/max-age')
+    assert.match(String((await p('/max-age')).headers['cache-status']), /hit/)
+    let r = await p('/max-age', auth, 'PURGE')
+    assert.deepEqual(JSON.parse(r.text), { purged: 1, what: 'url /max-age' })
+    assert.match(String((await p('/max-age')).headers['cache-status']), /fwd=miss/)
+
+    await p('/s-maxage')
+    await p('/cdn')
+    r = await p('/*', auth, 'PURGE')
+    assert.equal(JSON.parse(r.text).purged, 3)
+
+    await p('/tagged')
+    await p('/max-age')
+    r = await p('/', { ...auth, 'edgebox-purge-tag': 'news' }, 'PURGE')
+    assert.deepEqual(JSON.parse(r.text), { purged: 1, what: 'tag news' })
+    assert.match(String((await p('/tagged')).headers['cache-status']), /fwd=miss/)
+    assert.match(String((await p('/max-age')).headers['cache-status']), /hit/)
+  })
+})
+
+test('tiered caching: an edge Edgebox in front of a parent Edgebox in front of the origin', async () => {
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
+  const parent = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [originUrl], cache: { name: 'parent' } } }] }] })
+  const edge = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [parent.url.slice(0, -1)], cache: { name: 'edge', purge: { token: TOKEN } } } }] }] })
+  try {
+    const before = count('/s-maxage')
+    const first = await request('http/1.1', edge.url + 's-maxage?tier=1')
+    assert.match(String(first.headers['cache-status']), /^parent; fwd=miss; fwd-status=200; stored; ttl=60, edge; fwd=miss; fwd-status=200; stored; ttl=60$/)
+    assert.equal(first.headers.via, '1.1 edgebox, 1.1 edgebox')
+    await request('http/1.1', edge.url + 's-maxage?tier=1', { method: 'PURGE', headers: { authorization: `Bearer ${TOKEN}` } })
+    const second = await request('http/1.1', edge.url + 's-maxage?tier=1')
+    assert.match(String(second.headers['cache-status']), /^parent; hit; ttl=\d+, edge; fwd=miss; fwd-status=200; stored; ttl=\d+$/)
+    assert.equal(count('/s-maxage'), before + 1, 'the origin was asked once')
+  } finally {
+    await edge.close()
+    await parent.close()
+  }
 })

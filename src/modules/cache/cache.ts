@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import { z } from 'zod'
 import type { Context, Headers as ResponseHeaders } from '../../core/context.ts'
@@ -25,6 +26,8 @@ import type { CacheStore, StoredEntry } from './store.ts'
  */
 
 export const cacheOptions = z.strictObject({
+  /** This cache's name in Cache-Status (RFC 9211): name the tiers of a hierarchy (`edge`, `parent`). */
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, 'is a token such as edge or parent').default('edgebox'),
   /** Memory budget of the store (bodies and headers), LRU beyond it. */
   maxBytes: size().default(256 * 1024 * 1024),
   /** Larger responses are passed through, not stored. */
@@ -37,6 +40,8 @@ export const cacheOptions = z.strictObject({
   ignoreQuery: z.array(z.string().min(1)).default([]),
   /** Upper bound of heuristic freshness (RFC 9111 §4.2.2). */
   maxHeuristic: duration().default(24 * 60 * 60 * 1000),
+  /** The PURGE method on this route, with `Authorization: Bearer <token>`. Absent: PURGE is not allowed. */
+  purge: z.strictObject({ token: z.string().min(16, 'tokens must be at least 16 characters') }).optional(),
 })
 export const cacheSchema = z.union([z.boolean(), cacheOptions])
 export type CacheOptions = z.output<typeof cacheOptions>
@@ -122,6 +127,35 @@ export class HttpCache {
     if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7
     if (ctx.method === 'HEAD') return this.pass(ctx, origin, 'fwd=miss', 'MISS')
     return this.miss(ctx, key, origin)
+  }
+
+  /**
+   * PURGE (authenticated): `PURGE /path?q` removes that URL (every variant),
+   * `PURGE /prefix/*` every URL below the prefix, and a request with
+   * `Edgebox-Purge-Tag: a b` every response tagged a or b (Surrogate-Key /
+   * Cache-Tag). Answers 200 with how many entries went.
+   */
+  purge(ctx: Context): void {
+    const token = this.cfg.purge?.token
+    const given = /^Bearer\s+(\S+)\s*$/i.exec(ctx.header('authorization') ?? '')?.[1]
+    if (!token || !given || !safeEqual(given, token)) {
+      throw httpError('EB_ERR_UNAUTHORIZED', given ? 'the purge token is not valid' : 'PURGE needs Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="edgebox purge"' })
+    }
+    const tags = ctx.header('edgebox-purge-tag')
+    let purged = 0
+    let what: string
+    if (tags) {
+      for (const tag of tags.split(/[\s,]+/).filter(Boolean)) purged += this.store.deleteTag(tag)
+      what = `tag ${tags}`
+    } else if (ctx.rawPath.endsWith('/*')) {
+      const prefix = `http://${ctx.host}${ctx.rawPath.slice(0, -1)}`
+      purged = this.store.deletePrefix(prefix)
+      what = `prefix ${ctx.rawPath.slice(0, -1)}`
+    } else {
+      purged = this.store.delete(this.key(ctx))
+      what = `url ${ctx.rawPath}${ctx.query}`
+    }
+    ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, JSON.stringify({ purged, what }) + '\n')
   }
 
   /** Unsafe methods invalidate the target and its Location / Content-Location on the same host (RFC 9111 §4.4). */
@@ -303,7 +337,7 @@ export class HttpCache {
     const headers: ResponseHeaders = {}
     for (const [k, v] of Object.entries(e.headers)) if (v !== undefined && k !== 'content-length') headers[k] = v
     headers.age = String(currentAge(e, Date.now()))
-    headers['cache-status'] = cacheStatus(e.headers['cache-status'], status)
+    headers['cache-status'] = cacheStatus(e.headers['cache-status'], this.cfg.name, status)
     const etag = typeof e.headers.etag === 'string' ? e.headers.etag : undefined
     const lastModified = parseHttpDate(typeof e.headers['last-modified'] === 'string' ? e.headers['last-modified'] : undefined)
     if (e.status === 200 && (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined)) {
@@ -339,9 +373,15 @@ export class HttpCache {
   private relay(ctx: Context, res: OriginResponse, status: string, label: string): void {
     ctx.cache = label
     const headers = withoutHopByHop(res.headers) as ResponseHeaders
-    headers['cache-status'] = cacheStatus(res.headers['cache-status'], status)
+    headers['cache-status'] = cacheStatus(res.headers['cache-status'], this.cfg.name, status)
     ctx.stream(res.status, headers, res.body)
   }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 function validators(e: StoredEntry): Record<string, string> {
@@ -352,8 +392,8 @@ function validators(e: StoredEntry): Record<string, string> {
 }
 
 /** RFC 9211: this cache's entry goes after those of caches nearer the origin. */
-function cacheStatus(upstream: string | string[] | undefined, mine: string): string {
-  const own = `edgebox; ${mine}`
+function cacheStatus(upstream: string | string[] | undefined, name: string, mine: string): string {
+  const own = `${name}; ${mine}`
   const prev = Array.isArray(upstream) ? upstream.join(', ') : upstream
   return prev ? `${prev}, ${own}` : own
 }

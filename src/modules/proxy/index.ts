@@ -82,6 +82,7 @@ const schema = z.strictObject({
 type ProxyConfig = z.output<typeof schema>
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
 
 interface Target extends Upstream {
   readonly url: URL
@@ -227,6 +228,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
   }
 
   async function handle(ctx: Context): Promise<void> {
+    if (ctx.method === 'PURGE') return cache!.purge(ctx)
     if (cache && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       return cache.handle(ctx, (extra, background) => forward(ctx, extra, background))
     }
@@ -237,7 +239,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
 
   return {
     kind: 'proxy',
-    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
+    methods: cacheCfg?.purge ? [...METHODS, 'PURGE'] : METHODS,
     handle,
     /** Upgrade requests (WebSocket, ...): a raw tunnel to one upstream, picked like any request (tunnel.ts). */
     upgrade(ctx: Context, socket: Duplex, head: Buffer): void {
