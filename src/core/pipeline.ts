@@ -25,7 +25,7 @@ import { matchRoute, matchSite, type SiteTable } from './router.ts'
  */
 
 /** Methods Edgebox implements at all; others get 501 (RFC 9110 §9.1). */
-export const IMPLEMENTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'])
+export const IMPLEMENTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT', 'PURGE'])
 
 export interface PipelineOptions {
   sites: SiteTable
@@ -256,5 +256,6 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   return { handle, acceptsUpgrade, upgrade, connect }
 }
 
-const SERVER_ALLOW = [...IMPLEMENTED_METHODS].filter((m) => m !== 'TRACE' && m !== 'CONNECT').join(', ')
+/** What `OPTIONS *` lists: not TRACE (refused), CONNECT or PURGE (only where configured). */
+const SERVER_ALLOW = [...IMPLEMENTED_METHODS].filter((m) => m !== 'TRACE' && m !== 'CONNECT' && m !== 'PURGE').join(', ')
 
