@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
@@ -55,6 +56,43 @@ const logSchema = z.strictObject({
   file: z.string().optional(),
 })
 
+/** `10.0.0.0/8`, `192.168.1.7`, `::1`, `fd00::/8`. */
+function isCidr(value: string): boolean {
+  const [addr, bits, extra] = value.split('/')
+  const family = isIP(addr!)
+  if (family === 0 || extra !== undefined) return false
+  if (bits === undefined) return true
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
+}
+
+const forwardProxySchema = z.strictObject({
+  /** Forward proxy mode (docs/forward-proxy.md): absolute-form requests and CONNECT tunnels. Off by default. */
+  enabled: z.boolean().default(false),
+  /** Client addresses allowed without a credential (addresses or CIDRs). */
+  clients: z.array(z.string().refine(isCidr, 'is not an address or CIDR like 10.0.0.0/8')).default([]),
+  /** Accepted `Proxy-Authorization: Basic` credentials. */
+  credentials: z
+    .array(
+      z.strictObject({
+        user: z.string().min(1).regex(/^[^:]*$/, 'cannot contain ":"'),
+        password: z.string().min(1),
+      }),
+    )
+    .default([]),
+  /** Destination ports CONNECT may open tunnels to. */
+  connectPorts: z.array(z.number().int().min(1).max(65535)).default([443]),
+  /** Destination host names allowed (`example.com`, `*.example.com`, `*`), as the client wrote them. Empty: any. */
+  allowHosts: z.array(z.string().regex(/^(\*|(\*\.)?[a-z0-9.-]+|\[?[0-9a-f:.]+\]?)$/i, 'is not a host name, *.wildcard or *')).default([]),
+  timeouts: z
+    .strictObject({
+      /** Opening the connection to the destination: 504 beyond. */
+      connect: duration().default(10_000),
+      /** A tunnel or a forwarded exchange with no bytes either way for this long is closed. */
+      idle: duration().default(120_000),
+    })
+    .prefault({}),
+})
+
 type Modules = typeof handlerModules
 /** `{ static: z.ZodOptional<staticSchema>, redirect: ... }`, typed, so a configuration file autocompletes. */
 type KindShape = { [M in Modules[number] as M['kind']]: z.ZodOptional<M['schema']> }
@@ -97,8 +135,18 @@ export const configSchema = z
     /** Path of the health endpoint on every site, or false. */
     health: z.union([z.literal(false), z.string().startsWith('/')]).default('/_edgebox/health'),
     sites: z.array(siteSchema).min(1),
+    /** Forward proxy mode, off by default; when on, access is limited to `clients` or `credentials`. */
+    forwardProxy: forwardProxySchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
+    const fp = cfg.forwardProxy
+    if (fp.enabled && fp.clients.length === 0 && fp.credentials.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['forwardProxy', 'enabled'],
+        message: 'a forward proxy needs clients (allowed addresses) or credentials: without either it would be an open proxy',
+      })
+    }
     const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
     if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })
   })

@@ -5,7 +5,7 @@ import { httpError } from './errors.ts'
 import type { AccessLog, Logger } from './log.ts'
 import type { Handler, Req, Res, ResponseFilter } from './types.ts'
 import { hostname, normalizePath, splitTarget } from '../http/path.ts'
-import { matchRoute, matchSite, type SiteTable } from './router.ts'
+import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
 
 /**
  * The request pipeline: every request, whatever its protocol, flows through
@@ -13,15 +13,21 @@ import { matchRoute, matchSite, type SiteTable } from './router.ts'
  *
  *   1. accept         a Context per request
  *   2. reject invalid shutting down (503), HTTP version (505), Expect (417), bad target (400),
- *                     Host rules (400), methods (501/405), OPTIONS *, the listener's HTTPS redirect
- *   3. core endpoints health check
- *   4. match site     by Host (exact, then wildcard, then the default site)
- *   5. match route    by longest path prefix
- *   6. access control security filters (rate limits, CORS, CSRF: later modules)
- *   7. method check   OPTIONS (Allow), 405 with Allow
- *   8. handler        static | redirect | ... (one per route)
- *   9. response       filters run as headers are written (Server-Timing, ...), see Context.send
- *  10. access log     once the response is handed to the socket (streamed: finished or the client gone)
+ *                     Host rules (400), methods (501/405), OPTIONS *
+ *   3. forward proxy  (forwardProxy.enabled) an absolute-form target for a host that is not ours
+ *                     goes to the forward proxy, see isForeign (docs/forward-proxy.md)
+ *   4. HTTPS redirect the listener's, if configured
+ *   5. core endpoints health check
+ *   6. match site     by Host (exact, then wildcard, then the default site)
+ *   7. match route    by longest path prefix
+ *   8. access control security filters (rate limits, CORS, CSRF: later modules)
+ *   9. method check   OPTIONS (Allow), 405 with Allow
+ *  10. handler        static | redirect | ... (one per route)
+ *  11. response       filters run as headers are written (Server-Timing, ...), see Context.send
+ *  12. access log     once the response is handed to the socket (streamed: finished or the client gone)
+ *
+ * CONNECT never enters `handle`: the listener hands it to `connect` below
+ * (the forward proxy when enabled, else 405).
  */
 
 /** Methods Edgebox implements at all; others get 501 (RFC 9110 §9.1). */
@@ -39,6 +45,8 @@ export interface PipelineOptions {
   isShuttingDown(): boolean
   /** The handler that takes CONNECT requests (forward proxy), if one is configured. */
   connectHandler?: () => Handler | undefined
+  /** The forward proxy (forwardProxy.enabled): takes absolute-form requests for hosts that are not ours. */
+  forwardProxy?: Handler | undefined
 }
 
 /** What the listener knows about a request before the pipeline sees it. */
@@ -62,7 +70,7 @@ export interface Pipeline {
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
-  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, streamIdleTimeout } = opts
+  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout } = opts
 
   const hooks: ResponseHooks = {
     filters,
@@ -83,19 +91,26 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (isShuttingDown()) throw httpError('EB_ERR_SHUTTING_DOWN', undefined, { 'Retry-After': '5' })
       if (protocol !== 'http/1.1' && protocol !== 'http/1.0' && !protocol.startsWith('h2')) throw httpError('EB_ERR_VERSION')
       if (arrival.badExpectation) throw httpError('EB_ERR_EXPECTATION_FAILED', `Expect: ${String(req.headers.expect)} is not supported`)
-      parseTarget(ctx)
+      const authority = parseTarget(ctx)
       checkMethod(ctx)
       if (ctx.path === '*') return optionsAsterisk(ctx)
+      // 3. forward proxy
+      if (forwardProxy && authority !== undefined && isForeign(ctx, authority)) {
+        const done = forwardProxy.handle(ctx)
+        if (done) done.catch((err: unknown) => ctx.fail(err))
+        return
+      }
+      // 4. HTTPS redirect
       if (arrival.httpsRedirect) return redirectToHttps(ctx, arrival.httpsRedirect)
-      // 3. core endpoints
+      // 5. core endpoints
       if (ctx.path === healthPath) return health(ctx)
-      // 4. match site, 5. match route
+      // 6. match site, 7. match route
       if (!route(ctx)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
-      // 6. access control: no filters yet
-      // 7. method check
+      // 8. access control: no filters yet
+      // 9. method check
       const handler = ctx.route!.handler
       if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
-      // 8. handler
+      // 10. handler
       const done = handler.handle(ctx)
       if (done) done.catch((err: unknown) => ctx.fail(err))
     } catch (err) {
@@ -107,11 +122,15 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   let lastAuthority: string | undefined
   let lastHost = ''
 
-  /** Request target (RFC 9112 §3.2) and Host (RFC 9112 §3.2, RFC 9113 §8.3.1). */
-  function parseTarget(ctx: Context): void {
+  /**
+   * Request target (RFC 9112 §3.2) and Host (RFC 9112 §3.2, RFC 9113 §8.3.1).
+   * Returns the authority of an absolute-form target (`http://host:port/...`), else undefined.
+   */
+  function parseTarget(ctx: Context): string | undefined {
     const req = ctx.req
     const url = req.url ?? ''
     let authority: string | undefined
+    let absolute: string | undefined
     let target = url
     if (url === '*') {
       if (ctx.method !== 'OPTIONS') throw httpError('EB_ERR_BAD_REQUEST', 'asterisk-form is only for OPTIONS')
@@ -122,6 +141,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (!m) throw httpError('EB_ERR_BAD_REQUEST', 'request target is not a path or an absolute URI')
       authority = m[1]!
       target = m[2] || '/'
+      absolute = authority
     }
     if (ctx.path !== '*') {
       const [raw, query] = splitTarget(target)
@@ -140,6 +160,26 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       lastHost = ctx.host
     }
     if (authority !== undefined && ctx.host === '') throw httpError('EB_ERR_BAD_REQUEST', 'invalid Host header')
+    return absolute
+  }
+
+  /**
+   * The forward proxy's rule: an absolute-form target is for the forward
+   * proxy unless it names one of our sites' hosts (exact or wildcard; the
+   * default site's catch-all does not count) or this listener itself (the
+   * address and port the connection arrived on, or localhost on a loopback
+   * listener).
+   */
+  function isForeign(ctx: Context, authority: string): boolean {
+    const host = ctx.host
+    if (namedSite(sites, host)) return false
+    const socket = ctx.req.socket
+    const port = authorityPort(authority) ?? (/^https:/i.test(ctx.req.url ?? '') ? 443 : 80)
+    if (port !== socket.localPort) return true
+    let local = socket.localAddress ?? ''
+    if (local.startsWith('::ffff:')) local = local.slice(7)
+    if (host === local) return false
+    return !(host === 'localhost' && (local.startsWith('127.') || local === '::1'))
   }
 
   function hostHeader(ctx: Context): string | undefined {
@@ -245,8 +285,17 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     // (when configured) takes it; otherwise 405.
     const handler = connectHandler?.()
     if (handler?.connect) {
+      if (isShuttingDown()) {
+        return void socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      }
       const ctx = new Context(req, socket as unknown as Res, hooks, `http/${req.httpVersion}`, performance.now())
       ctx.host = hostname(req.url ?? '')
+      ctx.rawPath = req.url ?? ''
+      // One access log line per CONNECT, once the tunnel (or the refusal) is over; the handler sets ctx.status.
+      socket.once('close', () => {
+        ctx.bytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0
+        hooks.finished(ctx)
+      })
       return handler.connect(ctx, socket, head)
     }
     const body = '405 Method Not Allowed: CONNECT is not enabled on this server\n'
@@ -257,5 +306,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
 }
 
 /** What `OPTIONS *` lists: not TRACE (refused), CONNECT or PURGE (only where configured). */
+/** The port of an authority (`host:8080`, `[::1]:8080`), if it has one. */
+function authorityPort(authority: string): number | undefined {
+  const m = /:(\d{1,5})$/.exec(authority)
+  return m && !authority.endsWith(']') ? Number(m[1]) : undefined
+}
+
 const SERVER_ALLOW = [...IMPLEMENTED_METHODS].filter((m) => m !== 'TRACE' && m !== 'CONNECT' && m !== 'PURGE').join(', ')
 

@@ -30,13 +30,18 @@ export function buildSiteTable(sites: readonly Site[], defaultIndex: number): Si
 }
 
 export function matchSite(table: SiteTable, host: string): Site | null {
+  return namedSite(table, host) ?? table.fallback
+}
+
+/** The site that names this host (exactly or by wildcard), without falling back to the default site. */
+export function namedSite(table: SiteTable, host: string): Site | null {
   const site = table.exact.get(host)
   if (site) return site
   for (let i = 0; i < table.wildcards.length; i++) {
     const [suffix, s] = table.wildcards[i]!
     if (host.length > suffix.length && host.endsWith(suffix)) return s
   }
-  return table.fallback
+  return null
 }
 
 /** Sorts routes so the first match is the longest prefix. */

@@ -8,6 +8,7 @@ import type { Handler, ResponseFilter } from '../core/types.ts'
 import { validateConfig } from '../config/load.ts'
 import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
 import { handlerModules } from '../modules/registry.ts'
+import { createForwardProxy } from '../modules/forward/index.ts'
 import { createListener, type Listener } from './listener.ts'
 
 export interface Edgebox {
@@ -46,6 +47,10 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     if (shuttingDown && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
   })
 
+  // Forward proxy mode (opt-in; the schema refuses it without clients or credentials).
+  const forward = config.forwardProxy.enabled ? createForwardProxy(config.forwardProxy, log.child({ module: 'forwardProxy' })) : undefined
+  if (forward) handlers.push(forward)
+
   const accessLog = createAccessLog({ ...config.log, enabled: config.log.access })
   const pipeline = createPipeline({
     sites: buildSiteTable(sites, defaultIndex),
@@ -55,6 +60,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     healthPath: config.health,
     streamIdleTimeout: config.limits.idleTimeout,
     isShuttingDown: () => shuttingDown,
+    forwardProxy: forward,
+    connectHandler: () => forward,
   })
 
   const listeners: Listener[] = config.listen.map((l) => createListener(l, config.limits, pipeline, log, () => shuttingDown))

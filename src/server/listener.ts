@@ -64,15 +64,21 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
   server.on('request', (req, res) => pipeline.handle(req, res, req.httpVersion === '1.1' ? h11 : arrival(`http/${req.httpVersion}`)))
   server.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, true)))
   server.on('checkExpectation', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, false, true)))
-  // Upgraded sockets (WebSocket tunnels) are no longer the HTTP server's:
+  // Upgraded and CONNECT sockets (tunnels) are no longer the HTTP server's:
   // closeAllConnections() does not reach them, so shutdown tracks them here.
-  const upgraded = new Set<Duplex>()
+  const detached = new Set<Duplex>()
+  const detach = (socket: Duplex) => {
+    detached.add(socket)
+    socket.once('close', () => detached.delete(socket))
+  }
   server.on('upgrade', (req, socket, head) => {
-    upgraded.add(socket)
-    socket.once('close', () => upgraded.delete(socket))
+    detach(socket)
     pipeline.upgrade(req, socket, head)
   })
-  server.on('connect', (req, socket, head) => pipeline.connect(req, socket, head))
+  server.on('connect', (req, socket, head) => {
+    detach(socket)
+    pipeline.connect(req, socket, head)
+  })
   server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
     const response = clientErrorResponse(err)
     log.debug({ code: err.code, status: response?.status }, 'client error')
@@ -124,7 +130,7 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       for (const s of sessions) s.close()
       const timer = setTimeout(() => {
         server.closeAllConnections()
-        for (const s of upgraded) s.destroy()
+        for (const s of detached) s.destroy()
         for (const s of sessions) s.destroy()
       }, deadlineMs)
       timer.unref()
