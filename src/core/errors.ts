@@ -22,6 +22,8 @@ export const ERRORS = {
   EB_ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'Range Not Satisfiable' },
   EB_ERR_EXPECTATION_FAILED: { status: 417, message: 'unsupported Expect value' },
   EB_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
+  /** Not sent (nobody is listening): the access log's status when the client left first, as nginx logs 499. */
+  EB_ERR_CLIENT_CLOSED: { status: 499, message: 'the client closed the connection before the answer' },
   EB_ERR_INTERNAL: { status: 500, message: 'Internal Server Error' },
   EB_ERR_NOT_IMPLEMENTED: { status: 501, message: 'method not implemented by this server' },
   EB_ERR_BAD_GATEWAY: { status: 502, message: 'the upstream server failed' },

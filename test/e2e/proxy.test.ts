@@ -244,3 +244,27 @@ describe('upstream faults', () => {
     assert.equal(a.seen.length, before)
   })
 })
+
+test('a client that leaves before the upstream answers is logged as 499, not as an upstream failure', async () => {
+  const { tempDir } = await import('../helpers/server.ts')
+  const { readFileSync } = await import('node:fs')
+  const t = tempDir()
+  const file = `${t.dir}/access.log`
+  const s = await startServer({ log: { access: true, format: 'json', file }, sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url] } }] }] })
+  try {
+    await new Promise<void>((resolve) => {
+      const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /stall HTTP/1.1\r\nHost: x\r\n\r\n'))
+      setTimeout(() => {
+        c.destroy()
+        resolve()
+      }, 150)
+    })
+    await new Promise((r) => setTimeout(r, 100))
+  } finally {
+    await s.close()
+  }
+  const line = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.path === '/stall')!
+  assert.equal(line.status, 499)
+  assert.equal(line.error, undefined)
+  t.cleanup()
+})

@@ -213,7 +213,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       } catch (err) {
         target.active--
         lastError = upstreamError(err, target, cfg)
-        if (abort.signal.aborted) throw lastError // the client is gone; nobody reads this
+        // The client is gone: not an upstream failure, nothing to retry, nobody to answer.
+        if (abort.signal.aborted) throw httpError('EB_ERR_CLIENT_CLOSED')
         health.observe(target, isTimeout(err) ? 'timeout' : 'error')
         if (retryable && tried.size <= cfg.retries.attempts && budget.take()) continue
         throw lastError

@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Edgebox caching-proxy benchmark (`npm run bench:proxy`). See bench/README.md, "Proxy benchmark".
+#
+# Compares, in one run and on loopback (127.0.0.1) only, in front of one origin (bench/servers/origin.mjs):
+#   cache hits, GET /obj (1 KiB, Cache-Control: public, max-age=3600):
+#     edgebox           Edgebox proxy + cache, access log ON (the default), Server-Timing ON
+#     edgebox-nolog     the same with "log": {"access": false}
+#     raw-node          bench/servers/raw-node.mjs: the same 1 KiB from memory, no proxy at all (the ceiling)
+#     nginx-cache       nginx proxy_cache, 1 worker, access_log off (bench/conf/nginx-cache.conf)
+#     varnish           varnishd, builtin VCL + X-Cache (bench/conf/varnish.vcl), -s malloc,64m
+#   uncached proxying, GET /nostore (the same 1 KiB, Cache-Control: no-store):
+#     edgebox-uncached  Edgebox proxy without "cache", access log ON (the default), Server-Timing ON
+#     edgebox-uncached-nolog  the same with "log": {"access": false} (for information)
+#     http-proxy        npm http-proxy (bench/servers/http-proxy.mjs), keep-alive agent
+#     undici-pass       bench/servers/undici-pass.mjs: node:http + undici Pool + pipe
+# Servers pinned to core $SRV_CPU, wrk to core $GEN_CPU, the origin to core $ORIGIN_CPU (default: $GEN_CPU, so the
+# origin's CPU never counts as the proxy's); ROUNDS alternating rounds; medians of req/s and req per server CPU-second.
+#
+# usage: bash bench/proxy.sh [quick]
+#   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
+#        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1200)
+#   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; figures are not meaningful)
+set -uo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+export PATH="$ROOT/node_modules/.bin:$PATH"   # the project's pinned Node 24 first
+source "$BENCH/lib.sh"
+
+if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-2} WARM=${WARM:-1}; fi
+ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}
+SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; ORIGIN_CPU=${ORIGIN_CPU:-$GEN_CPU}; MAX_SECONDS=${MAX_SECONDS:-1200}
+EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
+
+P="$BENCH/.peers"; RUN="$P/run"; WWW="$P/www"; RES="$BENCH/results"
+mkdir -p "$RUN" "$WWW" "$RES"
+
+# ---------------------------------------------------------------------------------------------------------------
+# cleanup: stop every server (and the watchdog) we started, on normal exit, error, Ctrl-C or TERM
+declare -A PID=()
+WATCHDOG=
+cleanup() {
+  trap '' INT TERM PIPE
+  local n
+  for n in "${!PID[@]}"; do stop_srv "${PID[$n]}"; done
+  [ -n "$WATCHDOG" ] && kill -TERM -- "-$WATCHDOG" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+# the whole run is bounded: a watchdog (own process group) sends TERM after MAX_SECONDS
+setsid bash -c "sleep $MAX_SECONDS; echo 'bench: time limit ($MAX_SECONDS s) reached' >&2; kill -TERM $$" </dev/null &
+WATCHDOG=$!
+
+# ---------------------------------------------------------------------------------------------------------------
+# peers: Debian tools by package name, http-proxy by npm into bench/.peers/
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 24 ] || { log "node on PATH is $(node -v); run npm install first (Node 24 is a devDependency)"; exit 1; }
+[ -d "$ROOT/node_modules/undici" ] || { log "undici is missing from node_modules; run npm install first"; exit 1; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 as_root apt-get install -y "$@" >&2 || { timeout 300 as_root apt-get update >&2 && timeout 600 as_root apt-get install -y "$@" >&2; }
+}
+have_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
+have_varnish() { command -v varnishd >/dev/null || [ -x /usr/sbin/varnishd ]; }
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+have_nginx || missing+=(nginx-light)
+have_varnish || missing+=(varnish)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} with apt-get"
+  apt_install "${missing[@]}" || log "apt-get install ${missing[*]} failed"
+fi
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+VARNISHD_BIN=$(command -v varnishd || echo /usr/sbin/varnishd)
+command -v wrk >/dev/null || { log "wrk is missing and could not be installed"; exit 1; }
+for t in taskset setsid curl; do command -v $t >/dev/null || { log "$t is missing"; exit 1; }; done
+if [ ! -f "$P/node_modules/http-proxy/package.json" ]; then
+  log "installing http-proxy@1 into $P"
+  timeout 300 npm install --prefix "$P" --no-audit --no-fund http-proxy@1 >&2 || { log "npm install http-proxy@1 failed"; exit 1; }
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# fixture: the same 1 KiB index.html as bench/run.sh (exactly 1024 bytes); the origin and raw-node answer its bytes
+if [ ! -f "$WWW/index.html" ] || [ "$(stat -c %s "$WWW/index.html")" != 1024 ]; then
+  node -e '
+    const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
+    const tail = "</p></body></html>\n";
+    require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail);' "$WWW/index.html"
+fi
+touch -d '2024-01-01 00:00:00 UTC' "$WWW/index.html"
+
+# ---------------------------------------------------------------------------------------------------------------
+# servers (ports 18600-18699)
+declare -A PORT=( [origin]=18600 [edgebox]=18601 [edgebox-nolog]=18602 [raw-node]=18603 [nginx-cache]=18604
+                  [varnish]=18605 [edgebox-uncached]=18606 [http-proxy]=18607 [undici-pass]=18608 [edgebox-uncached-nolog]=18609 )
+ORIGIN=${PORT[origin]}
+EB_LOG="$RUN/proxy-edgebox-access.jsonl"; EBU_LOG="$RUN/proxy-edgebox-uncached-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBU_LOG=/dev/null; }
+logdest() { [ "$1" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$1")"; }
+HP_VER=$(node -p "require('$P/node_modules/http-proxy/package.json').version" 2>/dev/null || echo '?')
+UNDICI_VER=$(node -p "require('$ROOT/node_modules/undici/package.json').version")
+NGINX_VER=$("$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///')
+VARNISH_VER=$("$VARNISHD_BIN" -V 2>&1 | sed -n '1s/.*(varnish-\([^ ]*\).*/\1/p')
+declare -A CONF=(
+  [edgebox]="Edgebox proxy+cache (memory store), access log ON (JSON lines on stdout -> $(logdest "$EB_LOG")), Server-Timing ON"
+  [edgebox-nolog]="Edgebox proxy+cache (memory store), log.access=false, Server-Timing ON"
+  [raw-node]="bench/servers/raw-node.mjs: bare node:http, same Node binary, the 1 KiB from memory, no proxying"
+  [nginx-cache]="nginx ${NGINX_VER:-?} proxy_cache (1 worker, access_log OFF, keepalive 16 to the origin, cache files in bench/.peers/run/nginx-cache/cache)"
+  [varnish]="Varnish ${VARNISH_VER:-?} (builtin VCL + X-Cache, -s malloc,64m, default thread pools; manager+child counted)"
+  [edgebox-uncached]="Edgebox proxy without cache, access log ON (JSON lines on stdout -> $(logdest "$EBU_LOG")), Server-Timing ON"
+  [edgebox-uncached-nolog]="Edgebox proxy without cache, log.access=false, Server-Timing ON (for information)"
+  [http-proxy]="http-proxy $HP_VER (bench/servers/http-proxy.mjs, keep-alive agent maxSockets 256), no log"
+  [undici-pass]="bench/servers/undici-pass.mjs: node:http + undici $UNDICI_VER Pool + pipe, hop-by-hop headers stripped only, no log"
+)
+
+eb_config() {  # eb_config PORT CACHE(true|false) ACCESSLOG(true|false) FILE
+  local cache=""; [ "$2" = true ] && cache=',"cache":true'
+  printf '{"listen":[{"host":"127.0.0.1","port":%s}],"log":{"access":%s},"sites":[{"routes":[{"path":"/","proxy":{"upstreams":["http://127.0.0.1:%s"]%s}}]}]}\n' \
+    "$1" "$3" "$ORIGIN" "$cache" > "$4"
+}
+
+start_server() {
+  local n=$1 port=${PORT[$1]}
+  if port_busy "$port"; then log "port $port (for $n) is already in use"; return 1; fi
+  : > "$RUN/$n.err"
+  case $n in
+    origin)           SRV_CPU=$ORIGIN_CPU start_srv "$n" "$RUN/origin.out" node "$BENCH/servers/origin.mjs" "$port" "$WWW/index.html" ;;
+    edgebox)          eb_config "$port" true true "$RUN/proxy-edgebox.json"
+                      [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"
+                      start_srv "$n" "$EB_LOG" node "$ROOT/bin/edgebox.js" --config "$RUN/proxy-edgebox.json" ;;
+    edgebox-nolog)    eb_config "$port" true false "$RUN/proxy-edgebox-nolog.json"; : > "$RUN/edgebox-nolog.out"
+                      start_srv "$n" "$RUN/edgebox-nolog.out" node "$ROOT/bin/edgebox.js" --config "$RUN/proxy-edgebox-nolog.json" ;;
+    edgebox-uncached) eb_config "$port" false true "$RUN/proxy-edgebox-uncached.json"
+                      [ "$EBU_LOG" != /dev/null ] && : > "$EBU_LOG"
+                      start_srv "$n" "$EBU_LOG" node "$ROOT/bin/edgebox.js" --config "$RUN/proxy-edgebox-uncached.json" ;;
+    edgebox-uncached-nolog) eb_config "$port" false false "$RUN/proxy-edgebox-uncached-nolog.json"; : > "$RUN/edgebox-uncached-nolog.out"
+                      start_srv "$n" "$RUN/edgebox-uncached-nolog.out" node "$ROOT/bin/edgebox.js" --config "$RUN/proxy-edgebox-uncached-nolog.json" ;;
+    raw-node)         start_srv "$n" "$RUN/raw-node.out" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" ;;
+    http-proxy)       start_srv "$n" "$RUN/http-proxy.out" node "$BENCH/servers/http-proxy.mjs" "$port" "$ORIGIN" ;;
+    undici-pass)      start_srv "$n" "$RUN/undici-pass.out" node "$BENCH/servers/undici-pass.mjs" "$port" "$ORIGIN" ;;
+    nginx-cache)      local d="$RUN/nginx-cache" user=""
+                      rm -rf "$d/cache"; mkdir -p "$d"; [ "$(id -u)" = 0 ] && user="user root;"
+                      render "$BENCH/conf/nginx-cache.conf" "$d/nginx.conf" "USER=$user" "PORT=$port" "ORIGIN=$ORIGIN" "RUN=$d"
+                      start_srv "$n" "$d/stdout.log" "$NGINX_BIN" -p "$d" -e "$d/error.log" -c "$d/nginx.conf" ;;
+    varnish)          local d="$RUN/varnish"
+                      rm -rf "$d"; mkdir -p "$d"; chmod 755 "$d"
+                      render "$BENCH/conf/varnish.vcl" "$d/default.vcl" "ORIGIN=$ORIGIN"
+                      start_srv "$n" "$RUN/varnish.out" "$VARNISHD_BIN" -F -a "127.0.0.1:$port" -T 127.0.0.1:0 -f "$d/default.vcl" \
+                        -n "$d/work" -s malloc,64m ;;
+  esac
+  PID[$n]=$SRV_PID
+}
+
+NOTES=()
+SERVERS=(origin edgebox edgebox-nolog raw-node edgebox-uncached edgebox-uncached-nolog http-proxy undici-pass)
+HIT_SET=(edgebox edgebox-nolog raw-node)
+if have_nginx; then SERVERS+=(nginx-cache); HIT_SET+=(nginx-cache)
+else NOTES+=("nginx could not be installed: nginx-cache skipped, its target is n/a"); fi
+if have_varnish; then SERVERS+=(varnish); HIT_SET+=(varnish)
+else NOTES+=("varnish could not be installed: varnish skipped, its target is n/a"); fi
+UNC_SET=(edgebox-uncached edgebox-uncached-nolog http-proxy undici-pass)
+for n in "${SERVERS[@]}"; do start_server "$n" || exit 1; done
+for n in "${SERVERS[@]}"; do
+  if ! wait_port "${PORT[$n]}"; then
+    if [ "$n" = varnish ]; then   # optional peer: leave it out with a note
+      NOTES+=("varnish did not start (stderr: $(tr '\n' ' ' < "$RUN/varnish.err" | cut -c1-300)): skipped, its target is n/a")
+      stop_srv "${PID[varnish]}"; unset 'PID[varnish]'; HIT_SET=("${HIT_SET[@]/varnish}"); continue
+    fi
+    log "$n did not start; its stderr:"; cat "$RUN/$n.err" "$RUN/nginx-cache/error.log" 2>/dev/null >&2; exit 1
+  fi
+done
+HIT_SET=($(printf '%s\n' "${HIT_SET[@]}" | grep .))
+for n in "${NOTES[@]}"; do log "$n"; done
+
+# ---------------------------------------------------------------------------------------------------------------
+# output: everything on stdout also goes to bench/results/proxy-YYYYMMDD-HHMMSS.txt (.tmp until the run completes)
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$RES/proxy-$STAMP.txt"
+exec > >(tee "$OUT.tmp")
+echo "# Edgebox proxy benchmark $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s CONNS=$CONNS; proxies pinned to core $SRV_CPU, wrk to core $GEN_CPU, origin to core $ORIGIN_CPU"
+echo "# node $(node -v) ($(command -v node)), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores, $(uname -r)"
+echo "# origin: bench/servers/origin.mjs on port $ORIGIN (same Node): /obj = 1 KiB Cache-Control: public, max-age=3600; /nostore = the same bytes, no-store"
+echo "# server CPU = the proxy's own process group only (the origin is a separate group on core $ORIGIN_CPU, shown as orig_cpu)"
+echo "## servers"
+for n in "${SERVERS[@]}"; do [ "$n" = origin ] && continue; [ -n "${PID[$n]:-}" ] && printf '%-22s port %s  %s\n' "$n" "${PORT[$n]}" "${CONF[$n]}"; done
+for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
+
+# ---------------------------------------------------------------------------------------------------------------
+# checks: status and size of each server's answer; for the caches, the first request fills, the second must be a hit
+hdr() { tr -d '\r' < "$RUN/hdr" | awk -F': ' -v h="$1" 'tolower($1)==h {print $2}'; }
+origin_hits() { curl -s --max-time 5 "http://127.0.0.1:$ORIGIN/__hits"; }
+echo "## checks (each: status and size, want 200 1024; caches: the second GET must be a hit)"
+CHECK_FAIL=(); PROBLEMS=()
+declare -A OKSRV=()
+check() {  # check SERVER PATH
+  local n=$1 path=$2 url="http://127.0.0.1:${PORT[$1]}$2" r1 r2 cs xc info="" ok=1
+  r1=$(curl -s -o /dev/null -D "$RUN/hdr" --max-time 10 -w '%{http_code} %{size_download}' "$url")
+  info="1st: $r1 Cache-Status=$(hdr cache-status) X-Cache=$(hdr x-cache) Cache-Control=$(hdr cache-control)"
+  r2=$(curl -s -o /dev/null -D "$RUN/hdr" --max-time 10 -w '%{http_code} %{size_download}' "$url")
+  cs=$(hdr cache-status); xc=$(hdr x-cache)
+  info+="  |  2nd: $r2 Cache-Status=${cs:-none} X-Cache=${xc:-none} Age=$(hdr age) Server-Timing=$(hdr server-timing)"
+  [ "$r1" = "200 1024" ] && [ "$r2" = "200 1024" ] || { ok=0; CHECK_FAIL+=("$n: GET $path -> $r1 then $r2 (want 200 1024)"); }
+  case $n in
+    edgebox|edgebox-nolog) [[ "$cs" == *hit* ]] || { ok=0; CHECK_FAIL+=("$n: second GET $path has Cache-Status '${cs:-none}' (want ...hit)"); } ;;
+    nginx-cache|varnish)   [ "$xc" = HIT ] || { ok=0; CHECK_FAIL+=("$n: second GET $path has X-Cache '${xc:-none}' (want HIT)"); } ;;
+  esac
+  printf '%-22s GET %-9s %s\n' "$n" "$path" "$info"
+  [ $ok = 1 ] && OKSRV[$n]=1
+}
+curl -s -o /dev/null --max-time 5 -w '' "http://127.0.0.1:$ORIGIN/obj"
+for n in "${HIT_SET[@]}"; do check "$n" /obj; done
+for n in "${UNC_SET[@]}"; do check "$n" /nostore; done
+for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
+
+# ---------------------------------------------------------------------------------------------------------------
+# load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured;
+# server CPU = user+sys of the server's process group from /proc over the measured run; origin requests counted
+declare -A RPS=() SHARE=() NORM=() BAD=()
+load_run() {  # load_run TEST ROUND SERVER PATH
+  local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}$4"
+  if [ "$WARM" -gt 0 ]; then
+    timeout $((WARM + 10)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${WARM}s" "$url" >/dev/null 2>&1
+  fi
+  [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"            # keep the log files small between runs
+  [ "$n" = edgebox-uncached ] && [ "$EBU_LOG" != /dev/null ] && : > "$EBU_LOG"
+  local c0 c1 o0 o1 h0 h1 t0 t1 st0 st1
+  h0=$(origin_hits)
+  c0=$(grp_cpu "${PID[$n]}"); o0=$(grp_cpu "${PID[origin]}"); t0=$(now_s); st0=$(cpu_steal "$SRV_CPU")
+  local TIMEFORMAT='%U %S'
+  { time timeout $((DUR + 15)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "$url" > "$RUN/wrk.out" 2>&1 ; } 2> "$RUN/wrk.time"
+  t1=$(now_s); c1=$(grp_cpu "${PID[$n]}"); o1=$(grp_cpu "${PID[origin]}"); st1=$(cpu_steal "$SRV_CPU")
+  h1=$(origin_hits)
+  local steal rps total non2 errs share ocpu wcpu norm ohits loglines="" warn=""
+  steal=$(calc "($st1 - $st0) / $(getconf CLK_TCK) / ($t1 - $t0)")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$RUN/wrk.out")
+  total=$(awk '/requests in/ {print $1}' "$RUN/wrk.out")
+  non2=$(awk '/Non-2xx or 3xx/ {print $NF}' "$RUN/wrk.out")
+  errs=$(awk '/Socket errors/ { s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$RUN/wrk.out")
+  share=$(calc "($c1 - $c0) / ($t1 - $t0)")
+  ocpu=$(calc "($o1 - $o0) / ($t1 - $t0)")
+  wcpu=$(awk -v t="$(calc "$t1 - $t0" %.3f)" '{ printf "%.2f", ($1 + $2) / t }' "$RUN/wrk.time")
+  norm=$(awk -v a="${rps:-0}" -v s="$share" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
+  ohits=$(( ${h1:-0} - ${h0:-0} ))
+  case $n in edgebox|edgebox-uncached) [ "${EB_LOG}" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$([ $n = edgebox ] && echo "$EB_LOG" || echo "$EBU_LOG")")"; } ;; esac
+  awk -v s="$share" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
+  printf '%-4s round%s %-22s rps=%-10s requests=%-8s non2xx3xx=%s socket_errors=%s srv_cpu=%s steal_cpu%s=%s wrk_cpu=%s orig_cpu=%s origin_requests=%s req_per_srv_cpu_s=%s%s%s\n' \
+    "$test" "$r" "$n" "${rps:-0}" "${total:-0}" "${non2:-0}" "${errs:-0}" "$share" "$SRV_CPU" "$steal" "$wcpu" "$ocpu" "$ohits" "$norm" "$loglines" "$warn"
+  # a cache-hit run that sends more than 1% of its requests to the origin is not measuring hits
+  if [ "$test" = HIT ] && [ "$n" != raw-node ] && [ "${total:-0}" -gt 0 ] && [ "$ohits" -gt $(( total / 100 )) ]; then
+    PROBLEMS+=("$test round$r $n: $ohits of ${total} requests went to the origin (cache hits not happening)")
+    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 )); return
+  fi
+  if [ -z "$rps" ] || [ "${total:-0}" = 0 ] || [ "${non2:-0}" != 0 ] || [ "${errs:-0}" != 0 ]; then
+    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 ))
+    PROBLEMS+=("$test round$r $n: requests=${total:-0} non2xx3xx=${non2:-0} socket_errors=${errs:-0}")
+    sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|requests in|unable' | head -5
+    if [ -z "$rps" ] || [ "${total:-0}" = 0 ]; then return; fi
+  fi
+  RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "
+}
+
+rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
+
+echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; HIT = GET /obj from the caches, UNC = GET /nostore through the proxies)"
+for r in $(seq 1 "$ROUNDS"); do
+  for n in $(rotate $((r - 1)) "${HIT_SET[@]}"); do
+    [ -z "${OKSRV[$n]:-}" ] && { echo "HIT  round$r $n: skipped (failed its check)"; continue; }
+    load_run HIT "$r" "$n" /obj
+  done
+  for n in $(rotate $((r - 1)) "${UNC_SET[@]}"); do
+    [ -z "${OKSRV[$n]:-}" ] && { echo "UNC  round$r $n: skipped (failed its check)"; continue; }
+    load_run UNC "$r" "$n" /nostore
+  done
+done
+
+# Edgebox's own view: what its access log says about its last run (status codes and cache results, counted)
+logsum() {  # logsum NAME FILE
+  [ "$2" != /dev/null ] && [ -s "$2" ] || return 0
+  local f=$2 req errs first last
+  req=$(grep -c '"msg":"request"' "$f")
+  echo "## $1 access log of its last run: $(wc -l < "$f") lines, $req request lines;" \
+    "status: $(grep '"msg":"request"' "$f" | grep -o '"status":[0-9]*' | cut -d: -f2 | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')" \
+    "cache: $(grep '"msg":"request"' "$f" | grep -o '"cache":"[^"]*"' | cut -d: -f2 | tr -d '"' | sed 's/^$/(none)/' | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')"
+  errs=$(grep -c '"level":[45][0-9]' "$f")
+  if [ "${errs:-0}" -gt 0 ]; then
+    first=$(grep -m1 '"level":[45][0-9]' "$f" | grep -o '"time":[0-9]*' | cut -d: -f2)
+    last=$(tail -1 "$f" | grep -o '"time":[0-9]*' | cut -d: -f2)
+    local msg="$1 log: $errs warn/error line(s), the first $(( ${last:-0} - ${first:-0} )) ms before the last log line"
+    msg+=" (wrk closing its connections at the end of a run?): $(grep -m1 '"level":[45][0-9]' "$f" | grep -o '"message":"[^"]*"' | head -1)"
+    echo "   $msg"; PROBLEMS+=("$msg")
+  fi
+  return 0
+}
+logsum edgebox "$EB_LOG"
+logsum edgebox-uncached "$EBU_LOG"
+
+# ---------------------------------------------------------------------------------------------------------------
+# summary
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
+echo
+echo "## summary: medians over $ROUNDS round(s); req/srv-cpu-s = req/s divided by the share of core $SRV_CPU the proxy used (origin not counted)"
+declare -A MNORM=() MRPS=()
+summary() {  # summary TEST TITLE REF SERVERS...
+  local test=$1 title=$2 ref=$3; shift 3
+  echo "### $title"
+  printf '%-22s %12s %-21s %8s %14s %17s %s\n' server req/s "(min-max)" srv_cpu req/srv-cpu-s "x $ref" "failed runs"
+  local rn rr n m s k
+  rn=$(med "${NORM[$test,$ref]:-}"); rr=$(med "${RPS[$test,$ref]:-}")
+  for n in "$@"; do
+    [ -z "${RPS[$test,$n]:-}" ] && { printf '%-22s no valid run (failed runs: %s)\n' "$n" "${BAD[$test,$n]:-0}"; continue; }
+    m=$(med "${RPS[$test,$n]}"); s=$(med "${SHARE[$test,$n]}"); k=$(med "${NORM[$test,$n]}")
+    MNORM[$test,$n]=$k; MRPS[$test,$n]=$m
+    printf '%-22s %12.0f %-21s %8s %14.0f %9s (%5s) %s\n' "$n" "$m" "($(rng "${RPS[$test,$n]}"))" "$s" "$k" \
+      "x$(ratio "$k" "$rn")" "x$(ratio "$m" "$rr")" "${BAD[$test,$n]:-0}"
+  done
+}
+summary HIT "cache hits: GET /obj (1 KiB, public, max-age=3600); 'x raw-node' = ratio of req/srv-cpu-s (req/s ratio in brackets)" raw-node "${HIT_SET[@]}"
+summary UNC "uncached: GET /nostore (1 KiB, no-store) through the proxy; 'x http-proxy' = ratio of req/srv-cpu-s (req/s ratio in brackets)" http-proxy "${UNC_SET[@]}"
+
+echo
+echo "## targets (Edgebox vs peers measured in this run; per server CPU-second, the proxy's own CPU)"
+target() {  # target LABEL VALUE GOAL CONFIG
+  printf '%-62s %6s  target >= %-5s %-8s %s\n' "$1" "$2" "$3" "$(verdict "$2" "$3")" "$4"
+}
+eb=${MNORM[HIT,edgebox]:-}
+target "HIT: edgebox / raw-node, req per server-CPU-second" "$(ratio "$eb" "${MNORM[HIT,raw-node]:-}")" 0.7 "[${CONF[edgebox]}] vs [${CONF[raw-node]}]"
+target "HIT: edgebox / varnish, req per server-CPU-second" "$(ratio "$eb" "${MNORM[HIT,varnish]:-}")" 1.3 "[${CONF[edgebox]}] vs [${CONF[varnish]}]"
+target "HIT: edgebox / nginx-cache, req per server-CPU-second" "$(ratio "$eb" "${MNORM[HIT,nginx-cache]:-}")" 0.65 "[${CONF[edgebox]}] vs [${CONF[nginx-cache]}]"
+ebu=${MNORM[UNC,edgebox-uncached]:-}
+target "UNC: edgebox-uncached / http-proxy, req per server-CPU-second" "$(ratio "$ebu" "${MNORM[UNC,http-proxy]:-}")" 2 "[${CONF[edgebox-uncached]}] vs [${CONF[http-proxy]}]"
+target "UNC: edgebox-uncached / undici-pass, req per server-CPU-second" "$(ratio "$ebu" "${MNORM[UNC,undici-pass]:-}")" 0.8 "[${CONF[edgebox-uncached]}] vs [${CONF[undici-pass]}]"
+echo "(for information, edgebox-uncached-nolog [${CONF[edgebox-uncached-nolog]}]: / http-proxy x$(ratio "${MNORM[UNC,edgebox-uncached-nolog]:-}" "${MNORM[UNC,http-proxy]:-}")  / undici-pass x$(ratio "${MNORM[UNC,edgebox-uncached-nolog]:-}" "${MNORM[UNC,undici-pass]:-}"))"
+ebn=${MNORM[HIT,edgebox-nolog]:-}
+echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / raw-node x$(ratio "$ebn" "${MNORM[HIT,raw-node]:-}")  / varnish x$(ratio "$ebn" "${MNORM[HIT,varnish]:-}")  / nginx-cache x$(ratio "$ebn" "${MNORM[HIT,nginx-cache]:-}"))"
+
+echo
+for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
+bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
+if [ ${#PROBLEMS[@]} -gt 0 ]; then
+  echo "NOTE: problems seen ($bad_total run(s) left out of the medians):"; printf '  %s\n' "${PROBLEMS[@]}"
+else
+  echo "all checks passed; all runs answered with 2xx/3xx only, no socket errors; the cache runs sent (almost) nothing to the origin"
+fi
+if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; figures are not meaningful for the targets"; fi
+mv "$OUT.tmp" "$OUT"
+echo "results: ${OUT#$ROOT/}"
