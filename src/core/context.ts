@@ -156,6 +156,7 @@ export class Context {
     this.applyFilters(status, headers)
     ;(res as ServerResponse).writeHead(status, headers)
     if (this.isHead) {
+      source.once('error', () => {}) // a destroyed source may report its own abort
       source.destroy()
       res.end()
       this.finish()

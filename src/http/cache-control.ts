@@ -80,9 +80,25 @@ export function parseDeltaSeconds(value: string | undefined): number | undefined
  * one by one and merged, as if combined with commas (RFC 9110 §5.3), without
  * letting an unbalanced quote in one line swallow the next. Never throws.
  */
-export function parseCacheControl(value: string | string[] | undefined): CacheDirectives {
+export function parseCacheControl(value: string | string[] | undefined): Readonly<CacheDirectives> {
+  if (value === undefined) return NONE
+  // A cache parses the same few values for every hit: keep the results (frozen, so shared safely).
+  if (typeof value === 'string') {
+    const known = parsed.get(value)
+    if (known) return known
+    const result = Object.freeze(parseFields(value))
+    if (parsed.size >= 1024) parsed.clear()
+    parsed.set(value, result)
+    return result
+  }
+  return parseFields(value)
+}
+
+const NONE: Readonly<CacheDirectives> = Object.freeze({})
+const parsed = new Map<string, Readonly<CacheDirectives>>()
+
+function parseFields(value: string | string[]): CacheDirectives {
   const out: CacheDirectives = {}
-  if (value === undefined) return out
   for (const line of Array.isArray(value) ? value : [value]) {
     if (typeof line !== 'string') continue
     for (const element of splitList(line)) {

@@ -31,6 +31,9 @@ const RFC850_DATE = new RegExp(`^(${LONG_DAYS.join('|')}), (\\d{2})-(${MONTH})-(
 // asctime-date = day-name SP date3 SP time-of-day SP year; date3 = month SP ( 2DIGIT / ( SP DIGIT ) )
 const ASCTIME_DATE = new RegExp(`^(${DAY}) (${MONTH}) ( \\d|\\d{2}) ${TIME} (\\d{4})$`)
 
+/** IMF-fixdate values parsed lately (the common form; the others depend on `now`). */
+const recent = new Map<string, number>()
+
 /**
  * Parses an HTTP-date. Returns milliseconds since the epoch (always whole
  * seconds), or undefined if the value is absent or not a valid HTTP-date.
@@ -38,9 +41,19 @@ const ASCTIME_DATE = new RegExp(`^(${DAY}) (${MONTH}) ( \\d|\\d{2}) ${TIME} (\\d
  */
 export function parseHttpDate(value: string | undefined, now: number = Date.now()): number | undefined {
   if (value === undefined) return undefined
+  // The same few dates (Date, Last-Modified, Expires of stored responses) are parsed again and again.
+  const known = recent.get(value)
+  if (known !== undefined) return known
   const v = value.trim()
   let m = IMF_FIXDATE.exec(v)
-  if (m) return build(DAYS.indexOf(m[1]!), +m[4]!, m[3]!, +m[2]!, m[5]!, m[6]!, m[7]!)
+  if (m) {
+    const ms = build(DAYS.indexOf(m[1]!), +m[4]!, m[3]!, +m[2]!, m[5]!, m[6]!, m[7]!)
+    if (ms !== undefined) {
+      if (recent.size >= 1024) recent.clear()
+      recent.set(value, ms)
+    }
+    return ms
+  }
   m = RFC850_DATE.exec(v)
   if (m) return build(LONG_DAYS.indexOf(m[1]!), fullYear(+m[4]!, now), m[3]!, +m[2]!, m[5]!, m[6]!, m[7]!)
   m = ASCTIME_DATE.exec(v)

@@ -394,17 +394,20 @@ const HOP_BY_HOP = new Set([
  * Proxy-Authorization (RFC 9111 §3.1). Names are matched case-insensitively.
  */
 export function withoutHopByHop(headers: Headers): Headers {
-  const drop = new Set(HOP_BY_HOP)
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.toLowerCase() !== 'connection' || value === undefined) continue
+  // Fields named by Connection are hop-by-hop too; no allocation when there is none (the common case).
+  let named: Set<string> | undefined
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || name.length !== 10 || name.toLowerCase() !== 'connection') continue
     for (const token of (Array.isArray(value) ? value.join(',') : value).split(',')) {
       const t = token.trim().toLowerCase()
-      if (t) drop.add(t)
+      if (t) (named ??= new Set()).add(t)
     }
   }
   const out: Headers = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (!drop.has(name.toLowerCase())) out[name] = value
+  for (const name in headers) {
+    const lower = name.toLowerCase()
+    if (!HOP_BY_HOP.has(lower) && !named?.has(lower)) out[name] = headers[name]
   }
   return out
 }

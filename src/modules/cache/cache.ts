@@ -64,6 +64,8 @@ interface Flight {
 }
 
 const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH'])
+/** Bodies up to this size are also kept as a latin1 string (see StoredEntry.wire). */
+const WIRE_MAX = 64 * 1024
 
 export class HttpCache {
   readonly store: CacheStore
@@ -335,7 +337,11 @@ export class HttpCache {
     ctx.cache = label
     const h = ctx.req.headers
     const headers: ResponseHeaders = {}
-    for (const [k, v] of Object.entries(e.headers)) if (v !== undefined && k !== 'content-length') headers[k] = v
+    const stored = e.headers
+    for (const k in stored) {
+      const v = stored[k]
+      if (v !== undefined && k !== 'content-length') headers[k] = v
+    }
     headers.age = String(currentAge(e, Date.now()))
     headers['cache-status'] = cacheStatus(e.headers['cache-status'], this.cfg.name, status)
     const etag = typeof e.headers.etag === 'string' ? e.headers.etag : undefined
@@ -366,7 +372,8 @@ export class HttpCache {
         return ctx.send(206, headers, Buffer.concat([...mp.parts.flatMap((p) => [p.head, e.body.subarray(p.start, p.end + 1)]), mp.tail]))
       }
     }
-    ctx.send(e.status, headers, e.body)
+    if (e.body.length > WIRE_MAX) return ctx.send(e.status, headers, e.body)
+    ctx.send(e.status, headers, (e.wire ??= e.body.toString('latin1')), 'latin1')
   }
 
   /** Streams an origin response to the client with Cache-Status. */

@@ -16,6 +16,8 @@ export interface StoredEntry {
   status: number
   headers: Headers
   readonly body: Buffer
+  /** The body as a latin1 string (small bodies), which Node writes with the head in one call. */
+  wire?: string
   requestTime: number
   responseTime: number
   /** Surrogate-Key / Cache-Tag values, for purging by tag. */
@@ -41,7 +43,8 @@ export class MemoryStore implements CacheStore {
   constructor(maxBytes: number) {
     this.lru = new LRUCache<string, StoredEntry[]>({
       maxSize: Math.max(1, maxBytes),
-      sizeCalculation: (list) => list.reduce((n, e) => n + e.body.length + 512, 0) || 1,
+      // body, its latin1 copy for small bodies, and headers
+      sizeCalculation: (list) => list.reduce((n, e) => n + (e.body.length <= 64 * 1024 ? 2 : 1) * e.body.length + 512, 0) || 1,
     })
   }
 

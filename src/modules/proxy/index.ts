@@ -158,7 +158,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     return cfg.prefix + path + ctx.query
   }
 
-  function requestHeaders(ctx: Context, target: Target): Record<string, string | string[]> {
+  function requestHeaders(ctx: Context, target: Target, extra?: Record<string, string>): Record<string, string | string[]> {
     const incoming = ctx.req.headers
     const out = withoutHopByHop(incoming) as Record<string, string | string[] | undefined>
     for (const name of Object.keys(out)) if (name.charCodeAt(0) === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
@@ -172,6 +172,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       host: clientHost,
       version: ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5),
     })
+    if (extra) for (const name in extra) out[name] = extra[name]
     return out as Record<string, string | string[]>
   }
 
@@ -188,7 +189,14 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     const key = cfg.balance === 'hash' ? hashKey(ctx) : ''
     const tried = new Set<Upstream>()
     const abort = new AbortController()
-    if (!background) ctx.res.once('close', () => abort.abort())
+    // Abort only when the client left before the answer was complete: abort() builds a
+    // DOMException with a stack trace, far too costly to do after every response.
+    if (!background) {
+      const res = ctx.res
+      res.once('close', () => {
+        if (!res.writableFinished) abort.abort()
+      })
+    }
     budget.request()
     if (hasBody) ctx.continue()
     let lastError: EdgeboxError | undefined
@@ -206,7 +214,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
         upstream = await target.pool.request({
           method: (background ? 'GET' : ctx.method) as 'GET',
           path: upstreamPath(ctx),
-          headers: { ...requestHeaders(ctx, target), ...extra },
+          headers: requestHeaders(ctx, target, extra),
           body: hasBody ? req : null,
           signal: abort.signal,
         })
