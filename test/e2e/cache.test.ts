@@ -90,11 +90,12 @@ describe('storing and serving', () => {
   test('a fresh response is stored, then served with Age and Cache-Status without asking the origin', async () => {
     const first = await get('/max-age')
     assert.equal(first.status, 200)
-    assert.equal(first.headers['cache-status'], 'edgebox; fwd=miss; fwd-status=200; stored; ttl=60')
+    // the origin's Date has whole seconds: under load its age on arrival can round to a second
+    assert.match(String(first.headers['cache-status']), /^edgebox; fwd=miss; fwd-status=200; stored; ttl=(59|60)$/)
     const second = await get('/max-age')
     assert.equal(second.text, first.text)
-    assert.match(String(second.headers['cache-status']), /^edgebox; hit; ttl=(59|60)$/)
-    assert.match(String(second.headers.age), /^[01]$/)
+    assert.match(String(second.headers['cache-status']), /^edgebox; hit; ttl=(58|59|60)$/)
+    assert.match(String(second.headers.age), /^[012]$/)
     assert.equal(count('/max-age'), 1)
   })
 
@@ -261,7 +262,7 @@ test('tiered caching: an edge Edgebox in front of a parent Edgebox in front of t
   try {
     const before = count('/s-maxage')
     const first = await request('http/1.1', edge.url + 's-maxage?tier=1')
-    assert.match(String(first.headers['cache-status']), /^parent; fwd=miss; fwd-status=200; stored; ttl=60, edge; fwd=miss; fwd-status=200; stored; ttl=60$/)
+    assert.match(String(first.headers['cache-status']), /^parent; fwd=miss; fwd-status=200; stored; ttl=(59|60), edge; fwd=miss; fwd-status=200; stored; ttl=(59|60)$/)
     assert.equal(first.headers.via, '1.1 edgebox, 1.1 edgebox')
     await request('http/1.1', edge.url + 's-maxage?tier=1', { method: 'PURGE', headers: { authorization: `Bearer ${TOKEN}` } })
     const second = await request('http/1.1', edge.url + 's-maxage?tier=1')
