@@ -67,3 +67,22 @@ render() {
 
 # cpu_steal N : steal ticks of cpu N so far (/proc/stat, 8th value); time the hypervisor gave this core to others
 cpu_steal() { awk -v c="cpu$1" '$1 == c { print $9 }' /proc/stat; }
+
+# Servers started by a benchmark, by name: bench_guard stops them all when the script ends.
+declare -A PID=()
+WATCHDOG=
+bench_cleanup() {
+  trap '' INT TERM PIPE
+  local n
+  for n in "${!PID[@]}"; do stop_srv "${PID[$n]}"; done
+  [ -n "$WATCHDOG" ] && kill -TERM -- "-$WATCHDOG" 2>/dev/null
+  return 0
+}
+# Stops every server in PID on normal exit, error, Ctrl-C or TERM, and bounds the whole run:
+# a watchdog in its own process group sends TERM after MAX_SECONDS.
+bench_guard() {
+  trap bench_cleanup EXIT
+  trap 'echo "interrupted" >&2; exit 130' INT TERM
+  setsid bash -c "sleep $MAX_SECONDS; echo 'bench: time limit ($MAX_SECONDS s) reached' >&2; kill -TERM $$" </dev/null &
+  WATCHDOG=$!
+}

@@ -35,23 +35,8 @@ EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
 P="$BENCH/.peers"; RUN="$P/run"; WWW="$P/www"; RES="$BENCH/results"
 mkdir -p "$RUN" "$WWW" "$RES"
 
-# ---------------------------------------------------------------------------------------------------------------
-# cleanup: stop every server (and the watchdog) we started, on normal exit, error, Ctrl-C or TERM
-declare -A PID=()
-WATCHDOG=
-cleanup() {
-  trap '' INT TERM PIPE
-  local n
-  for n in "${!PID[@]}"; do stop_srv "${PID[$n]}"; done
-  [ -n "$WATCHDOG" ] && kill -TERM -- "-$WATCHDOG" 2>/dev/null
-  return 0
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-# the whole run is bounded: a watchdog (own process group) sends TERM after MAX_SECONDS
-setsid bash -c "sleep $MAX_SECONDS; echo 'bench: time limit ($MAX_SECONDS s) reached' >&2; kill -TERM $$" </dev/null &
-WATCHDOG=$!
+# every server we start goes in PID; all of them (and the watchdog) stop on exit, error, Ctrl-C or TERM
+bench_guard
 
 # ---------------------------------------------------------------------------------------------------------------
 # peers: Debian tools by package name, http-proxy by npm into bench/.peers/
