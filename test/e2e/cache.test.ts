@@ -273,3 +273,28 @@ test('tiered caching: an edge Edgebox in front of a parent Edgebox in front of t
     await parent.close()
   }
 })
+
+test('a disk store keeps stored responses across a restart', async () => {
+  const { tempDir } = await import('../helpers/server.ts')
+  const t = tempDir()
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
+  const config = { sites: [{ routes: [{ path: '/', proxy: { upstreams: [originUrl], cache: { disk: t.dir } } }] }] }
+  try {
+    let s = await startServer(config)
+    const before = count('/s-maxage')
+    const first = await request('http/1.1', s.url + 's-maxage?disk=1')
+    assert.match(String(first.headers['cache-status']), /stored/)
+    await s.close()
+    s = await startServer(config)
+    try {
+      const again = await request('http/1.1', s.url + 's-maxage?disk=1')
+      assert.equal(again.text, first.text)
+      assert.match(String(again.headers['cache-status']), /^edgebox; hit/)
+      assert.equal(count('/s-maxage'), before + 1, 'the origin was asked once, before the restart')
+    } finally {
+      await s.close()
+    }
+  } finally {
+    t.cleanup()
+  }
+})

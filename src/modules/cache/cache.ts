@@ -28,8 +28,10 @@ import type { CacheStore, StoredEntry } from './store.ts'
 export const cacheOptions = z.strictObject({
   /** This cache's name in Cache-Status (RFC 9211): name the tiers of a hierarchy (`edge`, `parent`). */
   name: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]*$/, 'is a token such as edge or parent').default('edgebox'),
-  /** Memory budget of the store (bodies and headers), LRU beyond it. */
+  /** Budget of the store (bodies and headers), LRU beyond it. */
   maxBytes: size().default(256 * 1024 * 1024),
+  /** Keep stored responses in this directory (they survive restarts) instead of in memory only. */
+  disk: z.string().min(1).optional(),
   /** Larger responses are passed through, not stored. */
   maxObjectSize: size().default(8 * 1024 * 1024),
   /** Ignore the client's Cache-Control / Pragma (reload, hard reload), as CDNs do: clients cannot force origin fetches. */
@@ -129,6 +131,11 @@ export class HttpCache {
     if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7
     if (ctx.method === 'HEAD') return this.pass(ctx, origin, 'fwd=miss', 'MISS')
     return this.miss(ctx, key, origin)
+  }
+
+  /** Whether this cache takes PURGE requests (a token is configured). */
+  get purgeable(): boolean {
+    return this.cfg.purge !== undefined
   }
 
   /**

@@ -11,7 +11,9 @@ import { addForwarding, isTrusted, trustList } from './forwarded.ts'
 import { openTunnel, refuseUpgrade } from './tunnel.ts'
 import type { Duplex } from 'node:stream'
 import { cacheOptions, cacheSchema, HttpCache, type OriginResponse } from '../cache/cache.ts'
-import { MemoryStore } from '../cache/store.ts'
+import { MemoryStore, type CacheStore } from '../cache/store.ts'
+import { DiskStore } from '../cache/disk-store.ts'
+import path from 'node:path'
 import type { Headers } from '../../http/cache-control.ts'
 import { createHealth, healthSchema, type HealthTracker } from './health.ts'
 import { RetryBudget } from './retry-budget.ts'
@@ -131,13 +133,24 @@ export const proxyModule = {
       for (const t of targets) void t.pool.destroy()
       throw new ConfigError([`${deps.configPath}.trustedProxies: entries are addresses or CIDRs like 10.0.0.0/8`])
     }
-    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log))
+    const cacheCfg = cfg.cache === true ? cacheOptions.parse({}) : cfg.cache === false ? null : cfg.cache
+    let store: CacheStore | null = null
+    if (cacheCfg) {
+      try {
+        store = cacheCfg.disk
+          ? new DiskStore(path.resolve(deps.baseDir, cacheCfg.disk), cacheCfg.maxBytes, { onError: (err) => deps.log.warn({ err }, 'cache disk store error') })
+          : new MemoryStore(cacheCfg.maxBytes)
+      } catch (err) {
+        for (const t of targets) void t.pool.destroy()
+        throw new ConfigError([`${deps.configPath}.cache.disk: cannot use ${cacheCfg.disk} (${(err as Error).message})`])
+      }
+    }
+    const cache = cacheCfg && store ? new HttpCache(cacheCfg, store) : null
+    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log), cache)
   },
 } as const satisfies HandlerModule<typeof schema>
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker): Handler {
-  const cacheCfg = cfg.cache === true ? cacheOptions.parse({}) : cfg.cache === false ? null : cfg.cache
-  const cache = cacheCfg ? new HttpCache(cacheCfg, new MemoryStore(cacheCfg.maxBytes)) : null
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker, cache: HttpCache | null): Handler {
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
@@ -248,7 +261,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
 
   return {
     kind: 'proxy',
-    methods: cacheCfg?.purge ? [...METHODS, 'PURGE'] : METHODS,
+    methods: cache?.purgeable ? [...METHODS, 'PURGE'] : METHODS,
     handle,
     /** Upgrade requests (WebSocket, ...): a raw tunnel to one upstream, picked like any request (tunnel.ts). */
     upgrade(ctx: Context, socket: Duplex, head: Buffer): void {
