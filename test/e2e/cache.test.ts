@@ -298,3 +298,25 @@ test('a disk store keeps stored responses across a restart', async () => {
     t.cleanup()
   }
 })
+
+test('rangeMiss: a range on a miss is forwarded as a range by default, or served from the whole object fetched and stored', async () => {
+  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
+  const whole = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [originUrl], cache: { rangeMiss: 'whole' } } }] }] })
+  try {
+    const before = count('/max-age')
+    const r = await request('http/1.1', whole.url + 'max-age?range=1', { headers: { range: 'bytes=5-6' } })
+    assert.equal(r.status, 206)
+    assert.equal(r.text, 'of')
+    assert.equal(seenHeaders.get('/max-age')!.range, undefined, 'the origin was asked for the whole object')
+    const full = await request('http/1.1', whole.url + 'max-age?range=1')
+    assert.equal(full.text, 'body of /max-age v1')
+    assert.match(String(full.headers['cache-status']), /hit/)
+    assert.equal(count('/max-age'), before + 1)
+  } finally {
+    await whole.close()
+  }
+  // the default forwards the range; the partial answer is not stored
+  const r = await get('/plain-range', { range: 'bytes=0-3' })
+  assert.equal(seenHeaders.get('/plain-range')!.range, 'bytes=0-3')
+  assert.equal(r.status, 200) // this origin ignores Range; what matters is that it was asked with it
+})

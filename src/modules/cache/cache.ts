@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 import { z } from 'zod'
 import type { Context, Headers as ResponseHeaders } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
@@ -42,6 +42,12 @@ export const cacheOptions = z.strictObject({
   ignoreQuery: z.array(z.string().min(1)).default([]),
   /** Upper bound of heuristic freshness (RFC 9111 §4.2.2). */
   maxHeuristic: duration().default(24 * 60 * 60 * 1000),
+  /**
+   * A Range request on a miss: `forward` sends it upstream as a range (the
+   * partial answer is not stored); `whole` fetches the whole object without
+   * Range, stores it, and serves the range from it, as CDNs do.
+   */
+  rangeMiss: z.enum(['forward', 'whole']).default('forward'),
   /** The PURGE method on this route, with `Authorization: Bearer <token>`. Absent: PURGE is not allowed. */
   purge: z.strictObject({ token: z.string().min(16, 'tokens must be at least 16 characters') }).optional(),
 })
@@ -56,7 +62,7 @@ export interface OriginResponse {
   responseTime: number
 }
 /** Sends the request upstream with extra fields; `background`: a refresh no client waits for. */
-export type Origin = (extraHeaders: Record<string, string>, background?: boolean) => Promise<OriginResponse>
+export type Origin = (extraHeaders: Record<string, string | null>, background?: boolean) => Promise<OriginResponse>
 
 interface Flight {
   /** Resolves with whether the response will be stored, once its head arrived. */
@@ -130,7 +136,45 @@ export class HttpCache {
     }
     if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7
     if (ctx.method === 'HEAD') return this.pass(ctx, origin, 'fwd=miss', 'MISS')
+    if (this.cfg.rangeMiss === 'whole' && ctx.req.headers.range !== undefined) return this.wholeForRange(ctx, key, origin)
     return this.miss(ctx, key, origin)
+  }
+
+  /** `rangeMiss: 'whole'`: fetch the object without Range, store it, serve the range from it (RFC 9111 §3.3 not needed). */
+  private async wholeForRange(ctx: Context, key: string, origin: Origin): Promise<void> {
+    const res = await origin({ range: null, 'if-range': null })
+    const plan = this.plan(ctx, res)
+    if (!plan.store || res.status !== 200) return this.relay(ctx, res, `fwd=miss; fwd-status=${res.status}${plan.store ? '' : `; detail="${plan.reason}"`}`, 'MISS')
+    const chunks: Buffer[] = []
+    let total = 0
+    let overflow = false
+    const body = res.body
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk)
+        total += chunk.length
+        if (total <= this.cfg.maxObjectSize) return
+        overflow = true
+        body.off('data', onData)
+        body.pause()
+        resolve()
+      }
+      body.on('data', onData)
+      body.once('end', resolve)
+      body.once('error', reject)
+    })
+    if (overflow) {
+      // Too large to keep: send the whole object (a 200 may ignore Range), what arrived first included.
+      const rest = new PassThrough()
+      for (const c of chunks) rest.write(c)
+      body.pipe(rest)
+      return this.relay(ctx, { ...res, body: rest }, `fwd=miss; fwd-status=200; detail="larger than maxObjectSize"`, 'MISS')
+    }
+    const declared = res.headers['content-length']
+    if (declared !== undefined && Number(declared) !== total) throw httpError('EB_ERR_BAD_GATEWAY', 'the upstream sent fewer bytes than it announced')
+    const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
+    this.store.put(entry)
+    this.serve(ctx, entry, `fwd=miss; fwd-status=200; stored; ttl=${plan.ttl}`, 'MISS')
   }
 
   /** Whether this cache takes PURGE requests (a token is configured). */

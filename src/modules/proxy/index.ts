@@ -171,7 +171,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     return cfg.prefix + path + ctx.query
   }
 
-  function requestHeaders(ctx: Context, target: Target, extra?: Record<string, string>): Record<string, string | string[]> {
+  function requestHeaders(ctx: Context, target: Target, extra?: Record<string, string | null>): Record<string, string | string[]> {
     const incoming = ctx.req.headers
     const out = withoutHopByHop(incoming) as Record<string, string | string[] | undefined>
     for (const name of Object.keys(out)) if (name.charCodeAt(0) === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
@@ -185,7 +185,13 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       host: clientHost,
       version: ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5),
     })
-    if (extra) for (const name in extra) out[name] = extra[name]
+    if (extra) {
+      for (const name in extra) {
+        const v = extra[name]
+        if (v === null) delete out[name] // a field the cache does not want forwarded (Range when fetching whole objects)
+        else out[name] = v
+      }
+    }
     return out as Record<string, string | string[]>
   }
 
@@ -195,7 +201,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
    * another upstream where that is safe. `background`: a cache refresh that
    * outlives the client's request.
    */
-  async function forward(ctx: Context, extra: Record<string, string>, background = false): Promise<OriginResponse> {
+  async function forward(ctx: Context, extra: Record<string, string | null>, background = false): Promise<OriginResponse> {
     const req = ctx.req
     const hasBody = !background && requestHasBody(req)
     const retryable = IDEMPOTENT.has(ctx.method) && !hasBody
