@@ -3,7 +3,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { ConfigError } from '../../src/core/errors.ts'
-import { raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
+import { closedPort, raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
 
 /** Forward proxy mode (build issue item 5): absolute-form requests and CONNECT tunnels, access-controlled. */
 
@@ -59,14 +59,6 @@ async function echo(): Promise<{ port: number; close(): Promise<void> }> {
   }
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 /** One request through the proxy: the absolute URI as the request target, as `curl -x` sends it. */
 function viaProxy(proxyPort: number, target: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {

@@ -6,7 +6,7 @@ import path from 'node:path'
 import { Writable } from 'node:stream'
 import { after, describe, test } from 'node:test'
 import { pino } from 'pino'
-import { request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { closedPort, request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 import { createHealth, healthSchema } from '../../src/modules/proxy/health.ts'
 import type { Upstream } from '../../src/modules/proxy/balancers/types.ts'
 
@@ -60,14 +60,6 @@ async function backend(name: string): Promise<Backend> {
   return b
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<string> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return `http://127.0.0.1:${port}`
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -173,7 +165,7 @@ describe('active health checks', () => {
   test('no healthy upstream: 503 with Retry-After, then service resumes', async () => {
     const a = await backend('a')
     cleanups.push(a.stop)
-    const dead = await closedPort()
+    const dead = `http://127.0.0.1:${await closedPort()}`
     const srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, dead], health: { active: { ...ACTIVE, fall: 1 } } } }] }] })
     try {
       await until('dead upstream out', async () => (await names(srv, 2)).every((n) => n === 'a'))
@@ -246,7 +238,7 @@ describe('passive outlier ejection', () => {
   })
 
   test('connection failures eject too; passive ejection never takes out the last healthy upstream', async () => {
-    const dead = await closedPort()
+    const dead = `http://127.0.0.1:${await closedPort()}`
     const b = await backend('b')
     cleanups.push(b.stop)
     const srv = await startServer({

@@ -5,7 +5,7 @@ import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import WebSocket, { WebSocketServer } from 'ws'
 import { openTunnel, type TunnelOutcome, type UpstreamAnswer } from '../../src/modules/proxy/tunnel.ts'
-import { fdsSettle, openFds, raw, startServer, type TestServer } from '../helpers/server.ts'
+import { closedPort, fdsSettle, openFds, raw, startServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * Upgrade requests through the proxy (issue 3, item 4): raw tunnels with the
@@ -53,13 +53,6 @@ function stop(server: net.Server): Promise<void> {
   })
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  const port = await listen(s)
-  await stop(s)
-  return port
-}
 
 // ---------------------------------------------------------------------------
 // openTunnel on its own

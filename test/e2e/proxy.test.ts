@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { PROTOCOLS, raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
+import { closedPort, PROTOCOLS, raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
 
 /** The proxy handler (issue 3, items 1-2): forwarding, headers, streaming, timeouts and retries, against real upstream sockets. */
 
@@ -72,14 +72,6 @@ async function rawUpstream(reply: string): Promise<{ url: string; close(): Promi
   return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, close: () => new Promise((r) => server.close(() => r())) }
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<string> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((r) => s.close(r))
-  return `http://127.0.0.1:${port}`
-}
 
 let a: Awaited<ReturnType<typeof upstream>>
 let b: Awaited<ReturnType<typeof upstream>>
@@ -181,7 +173,7 @@ for (const protocol of PROTOCOLS) {
 
 describe('upstream faults', () => {
   test('an upstream that refuses the connection: 502 saying so', async () => {
-    const dead = await closedPort()
+    const dead = `http://127.0.0.1:${await closedPort()}`
     const s = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [dead], retries: { attempts: 0 } } }] }] })
     try {
       const r = await request('http/1.1', s.url + 'x')
@@ -223,7 +215,7 @@ describe('upstream faults', () => {
   })
 
   test('idempotent requests move to another upstream when one refuses; requests with a body do not', async () => {
-    const dead = await closedPort()
+    const dead = `http://127.0.0.1:${await closedPort()}`
     // passive ejection off here: the point is what each attempt does
     const s = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [dead, b.url], health: { passive: { consecutiveFailures: 100 } } } }] }] })
     try {

@@ -181,3 +181,12 @@ export function listeningUrl(child: ChildProcess, timeoutMs = 10_000): Promise<{
     })
   })
 }
+
+/** A loopback port nothing listens on (bound, then released). */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise((r) => s.close(r))
+  return port
+}
