@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
-import type { Handler, Req, Res, ResponseFilter } from './types.ts'
+import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
 
 export type Headers = Record<string, string | number | string[]>
 
@@ -173,6 +173,40 @@ export class Context {
       if (!source.destroyed) source.destroy()
     })
     source.pipe(res as NodeJS.WritableStream)
+  }
+
+  /**
+   * Sends headers, then the chunks `source` pushes, with backpressure: a
+   * write the socket cannot take at once pauses the source until 'drain'.
+   * A source that fails mid-body cuts the connection (the client must not
+   * take a truncated body for a whole one); a client that leaves destroys
+   * the source.
+   */
+  relay(status: number, headers: Headers, source: BodySource): void {
+    const res = this.res as ServerResponse
+    this.applyFilters(status, headers)
+    res.writeHead(status, headers)
+    if (this.isHead) {
+      source.destroy()
+      res.end()
+      this.finish()
+      return
+    }
+    this.untilClosed(() => source.destroy())
+    const resume = () => source.resume()
+    source.attach({
+      data: (chunk) => {
+        this.bytes += chunk.length
+        if (res.write(chunk)) return true
+        res.once('drain', resume)
+        return false
+      },
+      end: () => res.end(),
+      error: (err) => {
+        this.error = err
+        res.destroy()
+      },
+    })
   }
 
   /**

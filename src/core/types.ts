@@ -56,3 +56,25 @@ export interface HandlerModule<S extends z.ZodType = z.ZodType> {
 
 /** Adds or changes response headers just before they are sent (security headers, Server-Timing). */
 export type ResponseFilter = (ctx: Context, headers: Record<string, string | number | string[]>) => void
+
+/**
+ * Where a body goes: bodies pushed chunk by chunk from a producer (an
+ * upstream response, src/modules/proxy/exchange.ts) to one consumer
+ * (ctx.relay, a cache), without a stream object in between. `data`
+ * returning false pauses the source until its `resume()`.
+ */
+export interface BodySink {
+  data(chunk: Buffer): boolean
+  end(): void
+  error(err: Error): void
+}
+
+/** A response body, consumed once by one sink. */
+export interface BodySource {
+  /** Starts delivery to `sink`: chunks that arrived before come first. */
+  attach(sink: BodySink): void
+  /** After a `data` that returned false: go on. */
+  resume(): void
+  /** Stops the transfer; an unfinished upstream response is aborted (its connection closed). */
+  destroy(err?: Error): void
+}

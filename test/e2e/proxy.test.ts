@@ -14,9 +14,44 @@ interface Seen {
 }
 
 /** A small upstream that records what it received and answers by path. */
-async function upstream(name: string): Promise<{ url: string; port: number; seen: Seen[]; close(): Promise<void> }> {
+/** What the /endless and /sink paths of an upstream observed. */
+interface Flow {
+  written: number
+  closed: boolean
+  received: number
+  completed: boolean | null
+}
+
+async function upstream(name: string): Promise<{ url: string; port: number; seen: Seen[]; flow: Flow; close(): Promise<void> }> {
   const seen: Seen[] = []
+  const flow: Flow = { written: 0, closed: false, received: 0, completed: null }
   const server = http.createServer((req, res) => {
+    if (req.url === '/endless') {
+      // writes as fast as the proxy takes it, until the connection goes
+      flow.written = 0
+      flow.closed = false
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' })
+      const chunk = Buffer.alloc(64 * 1024, 7)
+      const more = () => {
+        while (!res.destroyed) {
+          flow.written += chunk.length
+          if (!res.write(chunk)) return void res.once('drain', more)
+        }
+      }
+      res.once('close', () => (flow.closed = true))
+      return more()
+    }
+    if (req.url === '/sink') {
+      flow.received = 0
+      flow.completed = null
+      req.on('data', (c: Buffer) => (flow.received += c.length))
+      req.once('end', () => {
+        flow.completed = true
+        res.end('whole')
+      })
+      req.once('close', () => (flow.completed ??= false))
+      return
+    }
     let bodyLength = 0
     req.on('data', (c: Buffer) => (bodyLength += c.length))
     req.on('end', () => {
@@ -38,6 +73,10 @@ async function upstream(name: string): Promise<{ url: string; port: number; seen
         return more()
       }
       if (req.url === '/stall') return // never answers
+      if (req.url === '/stall-body') {
+        res.writeHead(200, { 'Content-Length': '100000' })
+        return void res.write(Buffer.alloc(1000)) // and nothing more
+      }
       if (req.url === '/reset') {
         res.writeHead(200, { 'Content-Length': '100000' })
         res.write(Buffer.alloc(1000))
@@ -54,6 +93,7 @@ async function upstream(name: string): Promise<{ url: string; port: number; seen
     url: `http://127.0.0.1:${port}`,
     port,
     seen,
+    flow,
     close: () =>
       new Promise((r) => {
         server.closeAllConnections()
@@ -89,7 +129,7 @@ before(async () => {
           { path: '/fixed/', proxy: { upstreams: [a.url], host: 'backend.internal' } },
           { path: '/rr/', proxy: { upstreams: [a.url, b.url] } },
           { path: '/trusting/', proxy: { upstreams: [a.url], trustedProxies: ['127.0.0.0/8'] } },
-          { path: '/slow/', proxy: { upstreams: [a.url], stripPrefix: true, timeouts: { response: '300ms' } } },
+          { path: '/slow/', proxy: { upstreams: [a.url], stripPrefix: true, timeouts: { response: '300ms', idle: '300ms' } } },
         ],
       },
     ],
@@ -211,6 +251,47 @@ describe('upstream faults', () => {
     assert.match(r, /^HTTP\/1\.1 200 /)
     assert.match(r, /Content-Length: 100000/i)
     assert.ok(r.length < 100000, 'fewer bytes than announced: the client can tell')
+    assert.equal((await request('http/1.1', srv.url + 'ok')).status, 200)
+  })
+
+  test('an upstream that stalls mid-body: cut after the idle timeout, the client can tell', async () => {
+    const t0 = Date.now()
+    const r = await raw(srv.port, 'GET /slow/stall-body HTTP/1.1\r\nHost: x\r\n\r\n', 3000)
+    assert.match(r, /^HTTP\/1\.1 200 /)
+    assert.match(r, /Content-Length: 100000/i)
+    assert.ok(r.length < 100000, 'fewer bytes than announced')
+    assert.ok(Date.now() - t0 < 2500, 'cut by the 300 ms idle timeout, not by the test')
+    assert.equal((await request('http/1.1', srv.url + 'ok')).status, 200)
+  })
+
+  test('a client that stops reading holds the upstream back (backpressure); leaving closes the upstream response', async () => {
+    const c = net.connect(srv.port, '127.0.0.1')
+    c.pause() // reads nothing
+    c.write('GET /endless HTTP/1.1\r\nHost: x\r\n\r\n')
+    await new Promise((r) => setTimeout(r, 600))
+    const held = a.flow.written
+    await new Promise((r) => setTimeout(r, 300))
+    // socket buffers on three hops can hold some megabytes; without backpressure loopback moves gigabytes
+    assert.ok(a.flow.written < 48 * 1024 * 1024, `upstream wrote ${a.flow.written} bytes into a client that reads nothing`)
+    assert.ok(a.flow.written - held < 2 * 1024 * 1024, 'the upstream is paused, not trickling')
+    c.destroy()
+    const t0 = Date.now()
+    while (!a.flow.closed && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20))
+    assert.ok(a.flow.closed, 'the upstream response is closed once the client left')
+    assert.equal((await request('http/1.1', srv.url + 'ok')).status, 200)
+  })
+
+  test('a client that leaves mid-upload: the upstream request is aborted, never completed', async () => {
+    const c = net.connect(srv.port, '127.0.0.1')
+    c.on('error', () => {})
+    c.write('POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n')
+    c.write(Buffer.alloc(300_000, 1))
+    const t0 = Date.now()
+    while (a.flow.received < 300_000 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10))
+    c.destroy()
+    while (a.flow.completed === null && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10))
+    assert.equal(a.flow.completed, false)
+    assert.ok(a.flow.received < 10_000_000)
     assert.equal((await request('http/1.1', srv.url + 'ok')).status, 200)
   })
 

@@ -1,5 +1,4 @@
 import { timingSafeEqual } from 'node:crypto'
-import { PassThrough, type Readable } from 'node:stream'
 import { z } from 'zod'
 import type { Context, Headers as ResponseHeaders } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
@@ -11,6 +10,8 @@ import { currentAge, staleIfErrorAllowed, storability, updateStoredHeaders, usab
 import { contentRange, multipartByteranges, parseRange, unsatisfiedRange } from '../../http/range.ts'
 import { compileGlob } from '../../http/glob.ts'
 import type { CacheStore, StoredEntry } from './store.ts'
+import type { BodySource } from '../../core/types.ts'
+import { collect, DISCARD, tee } from '../proxy/exchange.ts'
 
 /**
  * A shared HTTP cache (RFC 9111) in front of an origin: lookup by key and
@@ -57,7 +58,7 @@ export type CacheOptions = z.output<typeof cacheOptions>
 export interface OriginResponse {
   status: number
   headers: Headers
-  body: Readable
+  body: BodySource
   requestTime: number
   responseTime: number
 }
@@ -145,34 +146,14 @@ export class HttpCache {
     const res = await origin({ range: null, 'if-range': null })
     const plan = this.plan(ctx, res)
     if (!plan.store || res.status !== 200) return this.relay(ctx, res, `fwd=miss; fwd-status=${res.status}${plan.store ? '' : `; detail="${plan.reason}"`}`, 'MISS')
-    const chunks: Buffer[] = []
-    let total = 0
-    let overflow = false
-    const body = res.body
-    await new Promise<void>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        chunks.push(chunk)
-        total += chunk.length
-        if (total <= this.cfg.maxObjectSize) return
-        overflow = true
-        body.off('data', onData)
-        body.pause()
-        resolve()
-      }
-      body.on('data', onData)
-      body.once('end', resolve)
-      body.once('error', reject)
-    })
-    if (overflow) {
+    const got = await collect(res.body, this.cfg.maxObjectSize)
+    if (!got.body) {
       // Too large to keep: send the whole object (a 200 may ignore Range), what arrived first included.
-      const rest = new PassThrough()
-      for (const c of chunks) rest.write(c)
-      body.pipe(rest)
-      return this.relay(ctx, { ...res, body: rest }, `fwd=miss; fwd-status=200; detail="larger than maxObjectSize"`, 'MISS')
+      return this.relay(ctx, { ...res, body: got.rest }, `fwd=miss; fwd-status=200; detail="larger than maxObjectSize"`, 'MISS')
     }
     const declared = res.headers['content-length']
-    if (declared !== undefined && Number(declared) !== total) throw httpError('EB_ERR_BAD_GATEWAY', 'the upstream sent fewer bytes than it announced')
-    const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
+    if (declared !== undefined && Number(declared) !== got.body.length) throw httpError('EB_ERR_BAD_GATEWAY', 'the upstream sent fewer bytes than it announced')
+    const entry = this.entry(key, ctx, res, plan.strip, got.body)
     this.store.put(entry)
     this.serve(ctx, entry, `fwd=miss; fwd-status=200; stored; ttl=${plan.ttl}`, 'MISS')
   }
@@ -272,25 +253,22 @@ export class HttpCache {
     }
     const chunks: Buffer[] = []
     let total = 0
-    let overflow = false
-    res.body.on('data', (c: Buffer) => {
-      if (overflow) return
-      total += c.length
-      if (total > this.cfg.maxObjectSize) {
-        overflow = true
-        chunks.length = 0
-      } else chunks.push(c)
+    const body = tee(res.body, {
+      data: (c) => {
+        total += c.length
+        if (total <= this.cfg.maxObjectSize) chunks.push(c)
+        else chunks.length = 0
+      },
+      end: (complete) => {
+        const declared = res.headers['content-length']
+        // Never store a truncated body: the body must end normally with every announced byte.
+        if (!complete || total > this.cfg.maxObjectSize || (declared !== undefined && Number(declared) !== total)) return setDone(null)
+        const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
+        this.store.put(entry)
+        setDone(entry)
+      },
     })
-    res.body.once('end', () => {
-      const declared = res.headers['content-length']
-      // Never store a truncated body: the stream must end normally with every announced byte.
-      if (overflow || (declared !== undefined && Number(declared) !== total)) return setDone(null)
-      const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
-      this.store.put(entry)
-      setDone(entry)
-    })
-    res.body.once('close', () => setDone(null)) // no-op when 'end' already stored it
-    this.relay(ctx, res, `${status}; fwd-status=${res.status}; stored; ttl=${plan.ttl}`, label)
+    this.relay(ctx, { ...res, body }, `${status}; fwd-status=${res.status}; stored; ttl=${plan.ttl}`, label)
   }
 
   private plan(ctx: Context, res: OriginResponse): { store: boolean; reason: string; strip: string[]; ttl: number } {
@@ -325,13 +303,13 @@ export class HttpCache {
       throw err
     }
     if (res.status === 304) {
-      res.body.resume()
+      res.body.attach(DISCARD)
       this.refreshed(stored, res)
       const u = usability(stored, this.directives(stored.headers), {}, Date.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
       return this.serve(ctx, stored, `fwd=stale; fwd-status=304; ttl=${u.ttl}`, 'REVALIDATED')
     }
     if (res.status >= 500 && staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, Date.now())) {
-      res.body.resume()
+      res.body.attach(DISCARD)
       return this.serve(ctx, stored, `hit; ttl=${ttl}; fwd=stale; fwd-status=${res.status}; detail=stale-if-error`, 'STALE')
     }
     this.respondAndStore(ctx, key, res, 'fwd=stale', 'EXPIRED', () => {}, () => {})
@@ -347,29 +325,28 @@ export class HttpCache {
     origin(validators(stored), true).then(
       (res) => {
         if (res.status === 304) {
-          res.body.resume()
+          res.body.attach(DISCARD)
           this.refreshed(stored, res)
           return setDone(stored)
         }
         const plan = this.plan(ctx, res)
         if (!plan.store) {
-          res.body.resume()
+          res.body.attach(DISCARD)
           return setDone(null)
         }
-        const chunks: Buffer[] = []
-        let total = 0
-        res.body.on('data', (c: Buffer) => {
-          total += c.length
-          if (total <= this.cfg.maxObjectSize) chunks.push(c)
-        })
-        res.body.once('end', () => {
-          const declared = res.headers['content-length']
-          if (total > this.cfg.maxObjectSize || (declared !== undefined && Number(declared) !== total)) return setDone(null)
-          const entry = this.entry(key, ctx, res, plan.strip, Buffer.concat(chunks, total))
-          this.store.put(entry)
-          setDone(entry)
-        })
-        res.body.once('error', () => setDone(null))
+        collect(res.body, this.cfg.maxObjectSize).then(
+          (got) => {
+            const declared = res.headers['content-length']
+            if (!got.body || (declared !== undefined && Number(declared) !== got.body.length)) {
+              got.rest?.destroy()
+              return setDone(null)
+            }
+            const entry = this.entry(key, ctx, res, plan.strip, got.body)
+            this.store.put(entry)
+            setDone(entry)
+          },
+          () => setDone(null),
+        )
       },
       () => setDone(null),
     )
@@ -432,7 +409,7 @@ export class HttpCache {
     ctx.cache = label
     const headers = withoutHopByHop(res.headers) as ResponseHeaders
     headers['cache-status'] = cacheStatus(res.headers['cache-status'], this.cfg.name, status)
-    ctx.stream(res.status, headers, res.body)
+    ctx.relay(res.status, headers, res.body)
   }
 }
 

@@ -7,6 +7,7 @@ import { httpError, type EdgeboxError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
 import type { Handler } from '../../core/types.ts'
 import type { EdgeboxConfig } from '../../config/schema.ts'
+import { Exchange } from '../proxy/exchange.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
 import { createAccess, PROXY_AUTHENTICATE } from './access.ts'
 import { answer, connectTunnel } from './connect.ts'
@@ -60,24 +61,31 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
     headers.host = url.host // the URI's authority (RFC 9112 §3.2.2)
     headers.via = via(req.headers.via, ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5))
     if (hasBody) ctx.continue()
-    const abort = new AbortController()
-    ctx.res.once('close', () => abort.abort())
-    let res
-    try {
-      res = await agent.request({
+    const exchange = new Exchange()
+    const res = ctx.res
+    res.once('close', () => {
+      if (!res.writableFinished) exchange.abandon()
+    })
+    agent.dispatch(
+      {
         origin: url.origin,
         method: ctx.method as 'GET',
         path: ctx.rawPath + ctx.query,
         headers: headers as Record<string, string | string[]>,
         body: hasBody ? req : null,
-        signal: abort.signal,
-      })
+      },
+      exchange,
+    )
+    let head
+    try {
+      head = await exchange.head
     } catch (err) {
+      if (exchange.wasAbandoned) throw httpError('EB_ERR_CLIENT_CLOSED')
       throw originError(err, url.origin, cfg)
     }
-    const out = withoutHopByHop(res.headers as Record<string, string | string[]>) as Record<string, string | string[] | undefined>
-    out.via = via(res.headers.via, '1.1')
-    ctx.stream(res.statusCode, out as ResponseHeaders, res.body)
+    const out = withoutHopByHop(head.headers) as Record<string, string | string[] | undefined>
+    out.via = via(head.headers.via, '1.1')
+    ctx.relay(head.status, out as ResponseHeaders, head.body)
   }
 
   function connect(ctx: Context, socket: Duplex, head: Buffer): void {

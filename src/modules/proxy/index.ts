@@ -17,6 +17,7 @@ import path from 'node:path'
 import type { Headers } from '../../http/cache-control.ts'
 import { createHealth, healthSchema, type HealthTracker } from './health.ts'
 import { RetryBudget } from './retry-budget.ts'
+import { Exchange } from './exchange.ts'
 
 /**
  * `proxy`: forwards the route's requests to a pool of upstream servers
@@ -207,13 +208,12 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     const retryable = IDEMPOTENT.has(ctx.method) && !hasBody
     const key = cfg.balance === 'hash' ? hashKey(ctx) : ''
     const tried = new Set<Upstream>()
-    const abort = new AbortController()
-    // Abort only when the client left before the answer was complete: abort() builds a
-    // DOMException with a stack trace, far too costly to do after every response.
+    // The client leaving before the answer is complete abandons the attempt under way.
+    let current: Exchange | null = null
     if (!background) {
       const res = ctx.res
       res.once('close', () => {
-        if (!res.writableFinished) abort.abort()
+        if (!res.writableFinished) current?.abandon()
       })
     }
     budget.request()
@@ -228,30 +228,32 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       target.active++
       ctx.upstream = target.id
       const requestTime = Date.now()
-      let upstream
-      try {
-        upstream = await target.pool.request({
+      const exchange = (current = new Exchange(() => target.active--))
+      target.pool.dispatch(
+        {
           method: (background ? 'GET' : ctx.method) as 'GET',
           path: upstreamPath(ctx),
           headers: requestHeaders(ctx, target, extra),
           body: hasBody ? req : null,
-          signal: abort.signal,
-        })
+        },
+        exchange,
+      )
+      let head
+      try {
+        head = await exchange.head
       } catch (err) {
-        target.active--
-        lastError = upstreamError(err, target, cfg)
         // The client is gone: not an upstream failure, nothing to retry, nobody to answer.
-        if (abort.signal.aborted) throw httpError('EB_ERR_CLIENT_CLOSED')
+        if (exchange.wasAbandoned) throw httpError('EB_ERR_CLIENT_CLOSED')
+        lastError = upstreamError(err, target, cfg)
         health.observe(target, isTimeout(err) ? 'timeout' : 'error')
         if (retryable && tried.size <= cfg.retries.attempts && budget.take()) continue
         throw lastError
       }
-      health.observe(target, upstream.statusCode >= 500 ? '5xx' : 'ok')
-      upstream.body.once('close', () => target.active--)
-      const headers = upstream.headers as Headers
+      health.observe(target, head.status >= 500 ? '5xx' : 'ok')
+      const headers = head.headers
       const via = headers.via
       headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, 1.1 edgebox` : '1.1 edgebox'
-      return { status: upstream.statusCode, headers, body: upstream.body, requestTime, responseTime: Date.now() }
+      return { status: head.status, headers, body: head.body, requestTime, responseTime: Date.now() }
     }
   }
 
@@ -262,7 +264,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     }
     const res = await forward(ctx, {})
     cache?.invalidate(ctx, res.status, res.headers)
-    ctx.stream(res.status, withoutHopByHop(res.headers) as ResponseHeaders, res.body)
+    ctx.relay(res.status, withoutHopByHop(res.headers) as ResponseHeaders, res.body)
   }
 
   return {
