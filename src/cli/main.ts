@@ -36,6 +36,7 @@ export function defaultConfig(): EdgeboxConfigInput {
         routes: [
           { path: '/', static: { root: path.join(PACKAGE_DIR, 'lab', 'www') } },
           { path: '/files/', static: { root: path.join(PACKAGE_DIR, 'lab', 'files'), listing: true } },
+          { path: '/lab/demo/', lab: {} },
         ],
       },
     ],

@@ -1,4 +1,5 @@
 import type { HandlerModule } from '../core/types.ts'
+import { labModule } from './lab/index.ts'
 import { proxyModule } from './proxy/index.ts'
 import { redirectModule } from './redirect/index.ts'
 import { staticModule } from './static/index.ts'
@@ -9,4 +10,4 @@ import { staticModule } from './static/index.ts'
  * built from this list. Adding a kind: write `src/modules/<kind>/index.ts`
  * exporting a HandlerModule, and add it here.
  */
-export const handlerModules = [staticModule, redirectModule, proxyModule] as const satisfies readonly HandlerModule[]
+export const handlerModules = [staticModule, redirectModule, proxyModule, labModule] as const satisfies readonly HandlerModule[]

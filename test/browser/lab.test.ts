@@ -59,7 +59,7 @@ describe('lab pages in Chromium', { skip, timeout: 120_000 }, () => {
     const html = await res.text()
     assertCspFriendly(html, 'index.html')
     const urls = links(html, new URL('/', server.url).href)
-    for (const p of ['/lab/caching.html', '/files/', '/_edgebox/health', '/assets/style.css']) {
+    for (const p of ['/lab/caching.html', '/lab/cdn.html', '/files/', '/_edgebox/health', '/assets/style.css']) {
       assert.ok(urls.includes(new URL(p, server.url).href), `welcome page links ${p}`)
     }
     for (const u of urls) {
@@ -151,6 +151,52 @@ describe('lab pages in Chromium', { skip, timeout: 120_000 }, () => {
       assert.ok(resumed, 'a 206 answered the If-Range request')
       assert.equal(resumed.headers.range, `bytes=${received}-`)
 
+      assert.deepEqual(problems, [])
+    } finally {
+      await page.close()
+    }
+  })
+
+  test('the CDN lab: miss, hit, stale-while-revalidate, revalidation, purge and failover, seen on the wire', async () => {
+    const page = await browser!.context.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`))
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`))
+    // Cache-Status as the browser's network stack received it, per object request.
+    const wire: { url: string; method: string; status: number; cacheStatus: string | undefined; age: string | undefined }[] = []
+    page.on('response', (r) => {
+      if (!r.url().includes('/lab/demo/cdn/')) return
+      const h = r.headers()
+      wire.push({ url: r.url(), method: r.request().method(), status: r.status(), cacheStatus: h['cache-status'], age: h.age })
+    })
+    try {
+      const html = await (await fetch(new URL('/lab/cdn.html', server.url).href, { signal: AbortSignal.timeout(10_000) })).text()
+      assertCspFriendly(html, 'lab/cdn.html')
+      await page.goto(new URL('/lab/cdn.html', server.url).href, { timeout: 15_000 })
+      await page.waitForSelector('html[data-lab-ready="true"]', { timeout: 10_000 })
+      assert.equal(await page.locator('#origins tbody tr').count(), 2, 'two demo origins listed')
+      await page.click('#tour', { timeout: 5_000 })
+      await page.waitForSelector('#tour-status[data-state="done"]', { timeout: RUN_TIMEOUT })
+      await page.screenshot({ path: '/tmp/lab-cdn.png', fullPage: true, timeout: 15_000 })
+      for (const step of ['miss', 'hit', 'swr', 'revalidated', 'changed', 'purge', 'failover']) {
+        const d = await dataOf(page, `step-${step}`)
+        assert.equal(d.ok, 'true', `${step}: ${d.detail}`)
+      }
+      assert.equal((await dataOf(page, 'tour-status')).ok, 'true')
+
+      // The same outcomes, from the wire.
+      const objects = wire.filter((w) => w.method === 'GET' && w.url.includes('/obj/tour-'))
+      const fresh = objects.filter((w) => w.url.includes('-fresh?'))
+      assert.match(fresh[0]!.cacheStatus ?? '', /^edgebox-lab; fwd=miss; fwd-status=200; stored; ttl=60$/)
+      assert.match(fresh[1]!.cacheStatus ?? '', /^edgebox-lab; hit; ttl=\d+$/)
+      assert.ok(Number(fresh[1]!.age) >= 1, `Age grows: ${fresh[1]!.age}`)
+      assert.ok(objects.some((w) => /detail=stale-while-revalidate/.test(w.cacheStatus ?? '')), 'a stale-while-revalidate answer')
+      assert.ok(objects.some((w) => /fwd=stale; fwd-status=304/.test(w.cacheStatus ?? '')), 'a 304 revalidation')
+      const purge = wire.find((w) => w.method === 'PURGE')
+      assert.equal(purge?.status, 200)
+      assert.match(fresh[fresh.length - 1]!.cacheStatus ?? '', /fwd=miss/, 'a miss after the purge')
+      const traffic = wire.filter((w) => w.url.endsWith('/nostore'))
+      assert.ok(traffic.length >= 12 && traffic.every((w) => w.status === 200), 'no error while an origin was down')
       assert.deepEqual(problems, [])
     } finally {
       await page.close()

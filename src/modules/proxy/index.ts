@@ -151,7 +151,12 @@ export const proxyModule = {
   },
 } as const satisfies HandlerModule<typeof schema>
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker, cache: HttpCache | null): Handler {
+/** A proxy route's handler, which can also say how its upstreams are doing. */
+export interface ProxyHandler extends Handler {
+  upstreamStatus(): Array<{ id: string; healthy: boolean; reason: string }>
+}
+
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker, cache: HttpCache | null): ProxyHandler {
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
@@ -294,6 +299,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
         onDone: () => target.active--,
       })
     },
+    upstreamStatus: () => health.status(),
     async close() {
       await health.close()
       await Promise.all(targets.map((t) => t.pool.close().catch(() => t.pool.destroy())))
