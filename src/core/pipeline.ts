@@ -276,7 +276,16 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   function upgrade(req: Req, socket: Duplex, head: Buffer): void {
     const ctx = tunnelContext(req, socket)
     const handler = ctx?.route?.handler
-    if (ctx && handler?.upgrade) return handler.upgrade(ctx, socket, head)
+    if (ctx && handler?.upgrade) {
+      // One access log line per upgrade, once the connection is over; the handler sets ctx.status
+      // (101 for a tunnel); a client that left before any answer is a 499.
+      socket.once('close', () => {
+        ctx.bytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0
+        if (ctx.status === 0) ctx.status = 499
+        hooks.finished(ctx)
+      })
+      return handler.upgrade(ctx, socket, head)
+    }
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
   }
 

@@ -5,7 +5,8 @@ import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import WebSocket, { WebSocketServer } from 'ws'
 import { openTunnel, type TunnelOutcome, type UpstreamAnswer } from '../../src/modules/proxy/tunnel.ts'
-import { closedPort, fdsSettle, openFds, raw, startServer, type TestServer } from '../helpers/server.ts'
+import { readFileSync } from 'node:fs'
+import { closedPort, fdsSettle, openFds, raw, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 
 /**
  * Upgrade requests through the proxy (issue 3, item 4): raw tunnels with the
@@ -677,5 +678,41 @@ describe('WebSocket through the proxy', () => {
       3000,
       'upstream sockets closed',
     )
+  })
+})
+
+describe('upgrades in the access log', () => {
+  test('one line per upgrade once it is over: 101 with the upstream for a tunnel, the relayed or gateway status otherwise', async () => {
+    const a = await wsUpstream('a')
+    const down = `http://127.0.0.1:${await closedPort()}`
+    const t = tempDir()
+    const file = `${t.dir}/access.log`
+    const srv = await startServer({
+      log: { access: true, format: 'json', file },
+      sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url] } }, { path: '/down/', proxy: { upstreams: [down] } }] }],
+    })
+    const ws = srv.url.replace(/^http/, 'ws')
+    try {
+      const client = await openWs(ws + 'chat/logged')
+      const gone = closed(client)
+      client.send('hello')
+      await nextMessage(client)
+      client.close(1000)
+      await gone
+      assert.equal((await refusedWith(ws + 'forbidden')).status, 403)
+      assert.equal((await refusedWith(ws + 'down/x')).status, 502)
+      await new Promise((r) => setTimeout(r, 200))
+    } finally {
+      await srv.close()
+      await a.close()
+    }
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    const byPath = (p: string) => lines.find((l) => l.path === p)
+    assert.equal(byPath('/chat/logged')?.status, 101)
+    assert.equal(byPath('/chat/logged')?.upstream, a.url)
+    assert.ok(Number(byPath('/chat/logged')?.bytes) > 0)
+    assert.equal(byPath('/forbidden')?.status, 403)
+    assert.equal(byPath('/down/x')?.status, 502)
+    t.cleanup()
   })
 })

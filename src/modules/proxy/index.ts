@@ -279,7 +279,10 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     /** Upgrade requests (WebSocket, ...): a raw tunnel to one upstream, picked like any request (tunnel.ts). */
     upgrade(ctx: Context, socket: Duplex, head: Buffer): void {
       const target = balancer.pick(cfg.balance === 'hash' ? hashKey(ctx) : '') as Target | undefined
-      if (!target) return refuseUpgrade(socket, 503, 'no healthy upstream is available')
+      if (!target) {
+        ctx.status = 503
+        return refuseUpgrade(socket, 503, 'no healthy upstream is available')
+      }
       target.active++
       ctx.upstream = target.id
       const headers = requestHeaders(ctx, target) // hop-by-hop fields gone, forwarding fields added
@@ -296,6 +299,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
         responseTimeout: cfg.timeouts.response,
         idleTimeout: cfg.timeouts.idle,
         onAnswer: (answer) => health.observe(target, answer),
+        onStatus: (status) => (ctx.status = status),
         onDone: () => target.active--,
       })
     },

@@ -58,6 +58,8 @@ export interface TunnelOptions {
    * the client went away first, which says nothing about the upstream.
    */
   onAnswer?(answer: UpstreamAnswer): void
+  /** Called with the status the client is sent (101, a relayed refusal, or a gateway error), for the access log. */
+  onStatus?(status: number): void
 }
 
 /** Upper bound of an upstream's response head. */
@@ -185,6 +187,7 @@ export function openTunnel(opts: TunnelOptions): void {
     outcome = 'ok'
     detail = 'tunnel'
     opts.onAnswer?.('ok')
+    opts.onStatus?.(101)
     upstream.off('data', onHeadData)
     client.write(headBytes)
     if (rest.length) client.write(rest)
@@ -201,6 +204,7 @@ export function openTunnel(opts: TunnelOptions): void {
     outcome = 'ok'
     detail = `upgrade refused with ${parsed.status}`
     opts.onAnswer?.(parsed.status >= 500 ? '5xx' : 'ok')
+    opts.onStatus?.(parsed.status)
     upstream.off('data', onHeadData)
     const lines = [parsed.statusLine]
     for (const [name, value] of parsed.fields) {
@@ -257,7 +261,9 @@ export function openTunnel(opts: TunnelOptions): void {
     clearTimeout(timer)
     client.unpipe()
     upstream?.destroy()
-    if (!clientClosed) endWith(client, status, reason, message + '\n')
+    if (clientClosed) return
+    opts.onStatus?.(status)
+    endWith(client, status, reason, message + '\n')
   }
 
   function endClient(): void {
