@@ -4,6 +4,8 @@
 // <output> element's data attributes (data-result, data-status, data-ok,
 // data-state) so a browser test can check them.
 
+import { $, el } from '/assets/lab.js'
+
 const SAMPLE = '/lab/sample.txt'
 const ABORT_AFTER = 256 * 1024
 const TIMING_WAIT_MS = 3000
@@ -14,22 +16,6 @@ performance.setResourceTimingBufferSize(1000)
 let cachedUrl = null
 
 // ---------------------------------------------------------------- helpers
-
-const $ = (id) => {
-  const el = document.getElementById(id)
-  if (!el) throw new Error(`#${id} is missing`)
-  return el
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag)
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') node.className = v
-    else node.setAttribute(k, v)
-  }
-  for (const c of children) node.append(c instanceof Node ? c : String(c))
-  return node
-}
 
 const absolute = (url) => new URL(url, location.href).href
 

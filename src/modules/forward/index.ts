@@ -61,21 +61,11 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
     headers.host = url.host // the URI's authority (RFC 9112 §3.2.2)
     headers.via = via(req.headers.via, ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5))
     if (hasBody) ctx.continue()
-    const exchange = new Exchange()
+    const exchange = Exchange.start(agent, { origin: url.origin, method: ctx.method as 'GET', path: ctx.rawPath + ctx.query, headers: headers as Record<string, string | string[]>, body: hasBody ? req : null })
     const res = ctx.res
     res.once('close', () => {
       if (!res.writableFinished) exchange.abandon()
     })
-    agent.dispatch(
-      {
-        origin: url.origin,
-        method: ctx.method as 'GET',
-        path: ctx.rawPath + ctx.query,
-        headers: headers as Record<string, string | string[]>,
-        body: hasBody ? req : null,
-      },
-      exchange,
-    )
     let head
     try {
       head = await exchange.head

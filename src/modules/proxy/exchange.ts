@@ -50,6 +50,13 @@ export class Exchange implements Dispatcher.DispatchHandler, BodySource {
   private failure: Error | null = null
   private readonly onDone: (() => void) | undefined
 
+  /** Sends a request through `dispatcher` (a Pool, an Agent) and returns its exchange. */
+  static start(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, onDone?: () => void): Exchange {
+    const exchange = new Exchange(onDone)
+    dispatcher.dispatch(opts, exchange)
+    return exchange
+  }
+
   constructor(onDone?: () => void) {
     this.onDone = onDone
     this.head = new Promise((resolve, reject) => {

@@ -233,16 +233,11 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       target.active++
       ctx.upstream = target.id
       const requestTime = Date.now()
-      const exchange = (current = new Exchange(() => target.active--))
-      target.pool.dispatch(
-        {
-          method: (background ? 'GET' : ctx.method) as 'GET',
-          path: upstreamPath(ctx),
-          headers: requestHeaders(ctx, target, extra),
-          body: hasBody ? req : null,
-        },
-        exchange,
-      )
+      const exchange = (current = Exchange.start(
+        target.pool,
+        { method: (background ? 'GET' : ctx.method) as 'GET', path: upstreamPath(ctx), headers: requestHeaders(ctx, target, extra), body: hasBody ? req : null },
+        () => target.active--,
+      ))
       let head
       try {
         head = await exchange.head
