@@ -86,3 +86,20 @@ bench_guard() {
   setsid bash -c "sleep $MAX_SECONDS; echo 'bench: time limit ($MAX_SECONDS s) reached' >&2; kill -TERM $$" </dev/null &
   WATCHDOG=$!
 }
+
+# Debian packages by name, as root or through sudo -n; bounded in time.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 600 as_root apt-get install -y "$@" >&2 || { timeout 300 as_root apt-get update >&2 && timeout 600 as_root apt-get install -y "$@" >&2; }
+}
+
+# What every bench script starts with: its folders (P, RUN, WWW, RES), the guard, and the pinned Node.
+bench_setup() {
+  P="$BENCH/.peers"; RUN="$P/run"; WWW="$P/www"; RES="$BENCH/results"
+  mkdir -p "$RUN" "$WWW" "$RES"
+  bench_guard
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$major" -ge 24 ] || { log "node on PATH is $(node -v); run npm install first (Node 24 is a devDependency)"; exit 1; }
+}

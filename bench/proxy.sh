@@ -32,23 +32,12 @@ ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}
 SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; ORIGIN_CPU=${ORIGIN_CPU:-$GEN_CPU}; MAX_SECONDS=${MAX_SECONDS:-1200}
 EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
 
-P="$BENCH/.peers"; RUN="$P/run"; WWW="$P/www"; RES="$BENCH/results"
-mkdir -p "$RUN" "$WWW" "$RES"
-
-# every server we start goes in PID; all of them (and the watchdog) stop on exit, error, Ctrl-C or TERM
-bench_guard
+bench_setup   # folders, the cleanup guard, the pinned Node (lib.sh)
 
 # ---------------------------------------------------------------------------------------------------------------
 # peers: Debian tools by package name, http-proxy by npm into bench/.peers/
-NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
-[ "$NODE_MAJOR" -ge 24 ] || { log "node on PATH is $(node -v); run npm install first (Node 24 is a devDependency)"; exit 1; }
 [ -d "$ROOT/node_modules/undici" ] || { log "undici is missing from node_modules; run npm install first"; exit 1; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
-apt_install() {
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 600 as_root apt-get install -y "$@" >&2 || { timeout 300 as_root apt-get update >&2 && timeout 600 as_root apt-get install -y "$@" >&2; }
-}
 have_nginx() { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }
 have_varnish() { command -v varnishd >/dev/null || [ -x /usr/sbin/varnishd ]; }
 missing=()
