@@ -11,10 +11,12 @@
  *
  * Decisions where the RFCs leave room:
  *
- * - 206 and 304 responses are not stored (§3: storing them requires
- *   "understanding" them; this cache does not combine partial content, §3.3,
- *   and a 304 only updates a stored response, §4.3.4). HEAD responses only
- *   update stored GET responses (§4.3.5).
+ * - 304 responses are not stored (a 304 only updates a stored response,
+ *   §4.3.4). 206 responses are storable only when the caller says it
+ *   understands them (`partialContent`: it stores and combines partial
+ *   content, §3.3, §3.4); the caller checks the Content-Range and validator
+ *   requirements itself. HEAD responses only update stored GET responses
+ *   (§4.3.5).
  * - Qualified `no-cache="f"` and `private="f"` are honoured by storing the
  *   response without those fields (§5.2.2.4, §5.2.2.7); they do not force
  *   revalidation. Unqualified no-cache always forces it.
@@ -64,7 +66,8 @@ export const HEURISTICALLY_CACHEABLE = new Set([200, 203, 204, 206, 300, 301, 30
 /**
  * Final status codes whose caching requirements this cache implements (§3
  * "understood", used with must-understand, §5.2.2.3): the RFC 9110 codes,
- * except 206 (needs Range combining, §3.3) and 304 (only updates, §4.3.4).
+ * except 206 (understood only with `partialContent`, see storability) and 304
+ * (only updates, §4.3.4).
  */
 const UNDERSTOOD = new Set([
   200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409,
@@ -90,11 +93,14 @@ function combined(v: string | string[] | undefined): string | undefined {
  * remove before storing: those named by `private="..."` and `no-cache="..."`
  * and the proxy-specific fields of §3.1, when present in the response.
  * `reason` says in words why a response is refused (for Cache-Status detail).
+ * `partialContent`: the caller stores and combines 206 responses (§3.3,
+ * §3.4), so 206 is understood; otherwise 206 is refused.
  */
 export function storability(
   req: { method: string; headers: Headers },
   res: { status: number; headers: Headers },
   directives: CacheDirectives,
+  opts: { partialContent?: boolean } = {},
 ): { storable: boolean; reason?: string; stripFields: string[] } {
   const refuse = (reason: string) => ({ storable: false, reason, stripFields: [] as string[] })
   const method = req.method.toUpperCase()
@@ -104,9 +110,10 @@ export function storability(
   // §3: the status code is final.
   if (!Number.isInteger(res.status) || res.status < 200 || res.status > 999) return refuse(`status ${res.status} is not final`)
   // §3: 206, 304 and must-understand require the status to be understood.
-  if (res.status === 206) return refuse('partial content (206) is not stored')
+  const partialContent = res.status === 206 && opts.partialContent === true
+  if (res.status === 206 && !partialContent) return refuse('partial content (206) is not stored')
   if (res.status === 304) return refuse('304 only updates a stored response')
-  const understood = UNDERSTOOD.has(res.status)
+  const understood = UNDERSTOOD.has(res.status) || partialContent
   if (directives.mustUnderstand && !understood) return refuse(`must-understand with status ${res.status}`)
   // §5.2.1.5: no-store in the request.
   if (parseCacheControl(req.headers['cache-control']).noStore) return refuse('no-store in request')

@@ -143,3 +143,80 @@ export function multipartByteranges(
   length += tail.length
   return { parts, tail, length }
 }
+
+/**
+ * §14.4: the Content-Range of a single-part 206, `bytes first-last/complete`
+ * (unit case-insensitive), with first <= last < complete. Anything else is
+ * undefined: an unknown complete length (`bytes 0-9/*`), an unsatisfied-range
+ * (`bytes *\/1000`), another unit, or a malformed or inconsistent value.
+ */
+export function parseContentRange(value: string | undefined): { start: number; end: number; size: number } | undefined {
+  if (value === undefined) return undefined
+  const m = /^bytes (\d{1,15})-(\d{1,15})\/(\d{1,15})$/i.exec(value.trim())
+  if (!m) return undefined
+  const start = Number(m[1])
+  const end = Number(m[2])
+  const size = Number(m[3])
+  return start <= end && end < size ? { start, end, size } : undefined
+}
+
+/**
+ * Bytes held of one representation (RFC 9111 §3.3, §3.4): sorted, disjoint,
+ * non-adjacent ranges, and their bytes concatenated in that order (`body`
+ * has exactly the sum of the ranges' lengths).
+ */
+export interface HeldRanges {
+  readonly ranges: readonly ByteRange[]
+  readonly body: Buffer
+}
+
+/**
+ * The union of `held` and `bytes` placed at `start` (RFC 9111 §3.4). Where
+ * they overlap, the new bytes win. Ranges that end up touching are merged,
+ * so the result is again sorted, disjoint and non-adjacent. Pure: `held` is
+ * not changed. `bytes` must not be empty.
+ */
+export function mergeRange(held: HeldRanges, start: number, bytes: Buffer): HeldRanges {
+  if (bytes.length === 0) throw new RangeError('mergeRange: no bytes')
+  const end = start + bytes.length - 1
+  const pieces: Array<{ start: number; end: number; data: Buffer }> = [{ start, end, data: bytes }]
+  let offset = 0
+  for (const r of held.ranges) {
+    const data = held.body.subarray(offset, offset + (r.end - r.start + 1))
+    offset += r.end - r.start + 1
+    // What this held range has outside the new one: before it, after it, or all of it.
+    if (r.start < start) {
+      const last = Math.min(r.end, start - 1)
+      pieces.push({ start: r.start, end: last, data: data.subarray(0, last - r.start + 1) })
+    }
+    if (r.end > end) {
+      const first = Math.max(r.start, end + 1)
+      pieces.push({ start: first, end: r.end, data: data.subarray(first - r.start) })
+    }
+  }
+  pieces.sort((a, b) => a.start - b.start)
+  const ranges: ByteRange[] = []
+  for (const p of pieces) {
+    const last = ranges[ranges.length - 1]
+    if (last !== undefined && p.start === last.end + 1) last.end = p.end
+    else ranges.push({ start: p.start, end: p.end })
+  }
+  return { ranges, body: Buffer.concat(pieces.map((p) => p.data)) }
+}
+
+/** Bytes `start..end` (inclusive) if `held` has all of them, else undefined. */
+export function sliceHeld(held: HeldRanges, start: number, end: number): Buffer | undefined {
+  if (start > end) return undefined
+  let offset = 0
+  for (const r of held.ranges) {
+    if (start >= r.start && end <= r.end) return held.body.subarray(offset + start - r.start, offset + end - r.start + 1)
+    offset += r.end - r.start + 1
+  }
+  return undefined
+}
+
+/** Whether `held` is the whole representation of `size` bytes. */
+export function holdsAll(held: HeldRanges, size: number): boolean {
+  const only = held.ranges.length === 1 ? held.ranges[0]! : undefined
+  return only !== undefined && only.start === 0 && only.end === size - 1 && held.body.length === size
+}

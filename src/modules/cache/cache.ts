@@ -7,7 +7,7 @@ import { parseCacheControl, targetedCacheControl, type CacheDirectives, type Hea
 import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts'
 import { parseHttpDate } from '../../http/date.ts'
 import { currentAge, staleIfErrorAllowed, storability, updateStoredHeaders, usability, varyKey, withoutHopByHop } from '../../http/freshness.ts'
-import { contentRange, multipartByteranges, parseRange, unsatisfiedRange } from '../../http/range.ts'
+import { contentRange, holdsAll, mergeRange, multipartByteranges, parseContentRange, parseRange, sliceHeld, unsatisfiedRange, type HeldRanges } from '../../http/range.ts'
 import { compileGlob } from '../../http/glob.ts'
 import type { CacheStore, StoredEntry } from './store.ts'
 import type { BodySource } from '../../core/types.ts'
@@ -18,8 +18,9 @@ import { collect, DISCARD, tee } from '../proxy/exchange.ts'
  * Vary, freshness and Age, serving hits (with client conditionals and
  * ranges answered from the stored response), revalidation with conditional
  * requests, stale-while-revalidate and stale-if-error (RFC 5861), request
- * coalescing, invalidation by unsafe methods (§4.4), and Cache-Status
- * (RFC 9211) on every response. docs/cache.md describes it.
+ * coalescing, invalidation by unsafe methods (§4.4), partial responses
+ * stored and combined (§3.3, §3.4), and Cache-Status (RFC 9211) on every
+ * response. docs/cache.md describes it.
  *
  * The origin is a function that sends the request upstream with some extra
  * header fields and resolves once the response head has arrived; the proxy
@@ -44,9 +45,10 @@ export const cacheOptions = z.strictObject({
   /** Upper bound of heuristic freshness (RFC 9111 §4.2.2). */
   maxHeuristic: duration().default(24 * 60 * 60 * 1000),
   /**
-   * A Range request on a miss: `forward` sends it upstream as a range (the
-   * partial answer is not stored); `whole` fetches the whole object without
-   * Range, stores it, and serves the range from it, as CDNs do.
+   * A Range request on a miss: `forward` sends it upstream as a range (a
+   * 206 answer with a strong ETag is stored as a partial entry and combined
+   * with later ones, RFC 9111 §3.3-3.4); `whole` fetches the whole object
+   * without Range, stores it, and serves the range from it, as CDNs do.
    */
   rangeMiss: z.enum(['forward', 'whole']).default('forward'),
   /** The PURGE method on this route, with `Authorization: Bearer <token>`. Absent: PURGE is not allowed. */
@@ -113,9 +115,15 @@ export class HttpCache {
     return parseCacheControl(h['cache-control'])
   }
 
+  /** The stored response for this request: a complete one if there is one, else a partial one. */
   private match(key: string, ctx: Context): StoredEntry | undefined {
-    for (const e of this.store.variants(key)) if (varyKey(e.vary, ctx.req.headers) === e.variant) return e
-    return undefined
+    let partial: StoredEntry | undefined
+    for (const e of this.store.variants(key)) {
+      if (varyKey(e.vary, ctx.req.headers) !== e.variant) continue
+      if (e.partial === undefined) return e
+      partial ??= e
+    }
+    return partial
   }
 
   /** Answers a GET or HEAD through the cache. */
@@ -124,7 +132,10 @@ export class HttpCache {
     const req = this.requestDirectives(ctx)
     if (req.noStore) return this.pass(ctx, origin, 'fwd=bypass; detail="request no-store"', 'BYPASS')
     const stored = this.match(key, ctx)
-    if (stored) {
+    // A partial entry (RFC 9111 §3.3) answers a range wholly within it while fresh; anything else is forwarded.
+    if (stored?.partial !== undefined && this.servePartial(ctx, stored, req)) return
+    const fwd = stored?.partial !== undefined ? 'fwd=partial' : 'fwd=miss'
+    if (stored && stored.partial === undefined) {
       const now = Date.now()
       const dirs = this.directives(stored.headers)
       const u = usability(stored, dirs, req, now, { ignoreRequestDirectives: this.cfg.ignoreRequestDirectives, maxHeuristic: this.cfg.maxHeuristic })
@@ -136,26 +147,26 @@ export class HttpCache {
       return this.revalidate(ctx, key, stored, dirs, req, origin, u.ttl)
     }
     if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7
-    if (ctx.method === 'HEAD') return this.pass(ctx, origin, 'fwd=miss', 'MISS')
-    if (this.cfg.rangeMiss === 'whole' && ctx.req.headers.range !== undefined) return this.wholeForRange(ctx, key, origin)
-    return this.miss(ctx, key, origin)
+    if (ctx.method === 'HEAD') return this.pass(ctx, origin, fwd, 'MISS')
+    if (this.cfg.rangeMiss === 'whole' && ctx.req.headers.range !== undefined) return this.wholeForRange(ctx, key, origin, fwd)
+    return this.miss(ctx, key, origin, fwd)
   }
 
   /** `rangeMiss: 'whole'`: fetch the object without Range, store it, serve the range from it (RFC 9111 §3.3 not needed). */
-  private async wholeForRange(ctx: Context, key: string, origin: Origin): Promise<void> {
+  private async wholeForRange(ctx: Context, key: string, origin: Origin, fwd: string): Promise<void> {
     const res = await origin({ range: null, 'if-range': null })
     const plan = this.plan(ctx, res)
-    if (!plan.store || res.status !== 200) return this.relay(ctx, res, `fwd=miss; fwd-status=${res.status}${plan.store ? '' : `; detail="${plan.reason}"`}`, 'MISS')
+    if (!plan.store || res.status !== 200) return this.relay(ctx, res, `${fwd}; fwd-status=${res.status}${plan.store ? '' : `; detail="${plan.reason}"`}`, 'MISS')
     const got = await collect(res.body, this.cfg.maxObjectSize)
     if (!got.body) {
       // Too large to keep: send the whole object (a 200 may ignore Range), what arrived first included.
-      return this.relay(ctx, { ...res, body: got.rest }, `fwd=miss; fwd-status=200; detail="larger than maxObjectSize"`, 'MISS')
+      return this.relay(ctx, { ...res, body: got.rest }, `${fwd}; fwd-status=200; detail="larger than maxObjectSize"`, 'MISS')
     }
     const declared = res.headers['content-length']
     if (declared !== undefined && Number(declared) !== got.body.length) throw httpError('EB_ERR_BAD_GATEWAY', 'the upstream sent fewer bytes than it announced')
     const entry = this.entry(key, ctx, res, plan.strip, got.body)
     this.store.put(entry)
-    this.serve(ctx, entry, `fwd=miss; fwd-status=200; stored; ttl=${plan.ttl}`, 'MISS')
+    this.serve(ctx, entry, `${fwd}; fwd-status=200; stored; ttl=${plan.ttl}`, 'MISS')
   }
 
   /** Whether this cache takes PURGE requests (a token is configured). */
@@ -215,16 +226,18 @@ export class HttpCache {
     this.relay(ctx, res, status, label)
   }
 
-  private async miss(ctx: Context, key: string, origin: Origin): Promise<void> {
+  private async miss(ctx: Context, key: string, origin: Origin, fwd: string): Promise<void> {
     const flight = this.inflight.get(key)
     if (flight) {
       // Coalescing: wait for the response head of the request already on its way. If it
       // will be stored, wait for it and serve it; if not, go upstream without waiting more.
       if (await flight.head) {
         const entry = await flight.done
-        if (entry && varyKey(entry.vary, ctx.req.headers) === entry.variant) return this.serve(ctx, entry, 'fwd=miss; collapsed', 'HIT')
+        if (entry && varyKey(entry.vary, ctx.req.headers) === entry.variant) return this.serve(ctx, entry, `${fwd}; collapsed`, 'HIT')
       }
-      return this.pass(ctx, origin, 'fwd=miss', 'MISS')
+      // A range request's own answer (a 206) may still be stored as partial content.
+      if (ctx.req.headers.range !== undefined) return this.respondAndStore(ctx, key, await origin({}), fwd, 'MISS', () => {}, () => {})
+      return this.pass(ctx, origin, fwd, 'MISS')
     }
     let setHead!: (v: boolean) => void
     let setDone!: (v: StoredEntry | null) => void
@@ -239,11 +252,17 @@ export class HttpCache {
       setDone(null)
       throw err
     }
-    this.respondAndStore(ctx, key, res, 'fwd=miss', 'MISS', setHead, setDone)
+    this.respondAndStore(ctx, key, res, fwd, 'MISS', setHead, setDone)
   }
 
   /** Relays an origin response to the client and, if RFC 9111 allows, stores it once complete. */
   private respondAndStore(ctx: Context, key: string, res: OriginResponse, status: string, label: string, setHead: (v: boolean) => void, setDone: (v: StoredEntry | null) => void): void {
+    if (res.status === 206) {
+      // Requests waiting for this one go upstream themselves: a partial answer is not what they asked for.
+      setHead(false)
+      setDone(null)
+      return this.relayPartial(ctx, key, res, status, label)
+    }
     const plan = this.plan(ctx, res)
     setHead(plan.store)
     if (!plan.store) {
@@ -285,10 +304,121 @@ export class HttpCache {
   private entry(key: string, ctx: Context, res: OriginResponse, strip: string[], body: Buffer): StoredEntry {
     const headers = withoutHopByHop(res.headers)
     for (const f of strip) delete headers[f]
-    const vary = typeof res.headers.vary === 'string' ? res.headers.vary : Array.isArray(res.headers.vary) ? res.headers.vary.join(', ') : undefined
-    const tagField = res.headers['surrogate-key'] ?? res.headers['cache-tag']
-    const tags = (Array.isArray(tagField) ? tagField.join(' ') : (tagField ?? '')).split(/[\s,]+/).filter(Boolean)
-    return { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, status: res.status, headers, body, requestTime: res.requestTime, responseTime: res.responseTime, tags }
+    const vary = varyOf(res.headers)
+    return { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, status: res.status, headers, body, requestTime: res.requestTime, responseTime: res.responseTime, tags: tagsOf(res.headers) }
+  }
+
+  /**
+   * RFC 9111 §3.3: whether a 206 can be stored as partial content, and which
+   * range it holds: an answer to a Range request, with one `Content-Range:
+   * bytes a-b/N` (known complete length N, at most maxObjectSize), a body of
+   * exactly b-a+1 bytes announced, a strong ETag (§3.4 combines only under a
+   * strong validator), otherwise storable (§3), and no complete response
+   * stored for the same variant (a 206 never replaces one).
+   */
+  private partialPlan(ctx: Context, key: string, res: OriginResponse): { store: false; reason: string } | { store: true; start: number; end: number; size: number; etag: string; strip: string[]; ttl: number } {
+    const refuse = (reason: string) => ({ store: false as const, reason })
+    if (ctx.req.headers.range === undefined) return refuse('206 to a request without Range')
+    const type = res.headers['content-type']
+    if (/^\s*multipart\/byteranges/i.test(Array.isArray(type) ? type.join(',') : (type ?? ''))) return refuse('multipart/byteranges is not stored')
+    const cr = res.headers['content-range']
+    const range = typeof cr === 'string' ? parseContentRange(cr) : undefined
+    if (!range) return refuse('206 without a single byte range of known complete length')
+    const etag = strongEtag(res.headers.etag)
+    if (etag === undefined) return refuse('206 without a strong ETag')
+    if (range.size > this.cfg.maxObjectSize) return refuse('larger than maxObjectSize')
+    const declared = res.headers['content-length']
+    if (declared !== undefined && Number(declared) !== range.end - range.start + 1) return refuse('Content-Length does not match Content-Range')
+    const dirs = this.directives(res.headers)
+    const s = storability({ method: ctx.method, headers: ctx.req.headers }, { status: res.status, headers: res.headers }, dirs, { partialContent: true })
+    if (!s.storable) return refuse(s.reason ?? 'not storable')
+    const current = this.sameVariant(key, ctx, res.headers)
+    if (current !== undefined && current.partial === undefined) return refuse('a complete response is stored')
+    const probe = { status: res.status, headers: res.headers, requestTime: res.requestTime, responseTime: res.responseTime }
+    const ttl = usability(probe, dirs, {}, res.responseTime, { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic }).ttl
+    return { store: true, ...range, etag, strip: s.stripFields, ttl }
+  }
+
+  /** The stored entry a response to this request would replace: same key, Vary and variant. */
+  private sameVariant(key: string, ctx: Context, headers: Headers): StoredEntry | undefined {
+    const vary = varyOf(headers)
+    const variant = varyKey(vary, ctx.req.headers) ?? ''
+    return this.store.variants(key).find((e) => e.variant === variant && e.vary === vary)
+  }
+
+  /** Relays a 206 and, if §3.3 allows, stores its range once it arrived whole, combined with what is held (§3.4). */
+  private relayPartial(ctx: Context, key: string, res: OriginResponse, status: string, label: string): void {
+    const plan = this.partialPlan(ctx, key, res)
+    if (!plan.store) return this.relay(ctx, res, `${status}; fwd-status=206; detail="${plan.reason}"`, label)
+    const want = plan.end - plan.start + 1
+    const chunks: Buffer[] = []
+    let total = 0
+    const body = tee(res.body, {
+      data: (c) => {
+        total += c.length
+        if (total <= want) chunks.push(c)
+      },
+      end: (complete) => {
+        // Never store a truncated (or overlong) range: exactly the bytes Content-Range announced.
+        if (complete && total === want) this.combine(ctx, key, res, plan, Buffer.concat(chunks, total))
+      },
+    })
+    this.relay(ctx, { ...res, body }, `${status}; fwd-status=206; stored; ttl=${plan.ttl}`, label)
+  }
+
+  /**
+   * RFC 9111 §3.4, RFC 9110 §15.3.7.3: a new range of a representation joins
+   * a stored partial entry with the same strong ETag and complete length (its
+   * header fields updated with the new ones, §3.2); otherwise it replaces it.
+   * Once every byte is held, the entry becomes a complete 200 response.
+   */
+  private combine(ctx: Context, key: string, res: OriginResponse, plan: { start: number; end: number; size: number; etag: string; strip: string[] }, bytes: Buffer): void {
+    const existing = this.sameVariant(key, ctx, res.headers)
+    if (existing !== undefined && existing.partial === undefined) return // a complete response arrived meanwhile
+    let headers = withoutHopByHop(res.headers)
+    delete headers['content-range']
+    delete headers['content-length']
+    let held: HeldRanges = { ranges: [{ start: plan.start, end: plan.end }], body: bytes }
+    if (existing?.partial !== undefined && existing.partial.size === plan.size && strongEtag(existing.headers.etag) === plan.etag) {
+      held = mergeRange({ ranges: existing.partial.ranges, body: existing.body }, plan.start, bytes)
+      headers = updateStoredHeaders(existing.headers, headers)
+    }
+    for (const f of plan.strip) delete headers[f]
+    const vary = varyOf(res.headers)
+    const base = { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, body: held.body, requestTime: res.requestTime, responseTime: res.responseTime, tags: tagsOf(headers) }
+    if (holdsAll(held, plan.size)) {
+      headers['content-length'] = String(plan.size)
+      this.store.put({ ...base, status: 200, headers })
+    } else {
+      this.store.put({ ...base, status: 206, headers, partial: { size: plan.size, ranges: held.ranges } })
+    }
+  }
+
+  /**
+   * RFC 9111 §3.3: a fresh partial entry answers a GET for one range wholly
+   * within the bytes it holds, with 206. Anything else (another method, no or
+   * several ranges, bytes not held, a conditional request, an If-Range that
+   * does not match the strong ETag, a stale entry) returns false: forwarded.
+   */
+  private servePartial(ctx: Context, e: StoredEntry, req: CacheDirectives): boolean {
+    const p = e.partial!
+    const h = ctx.req.headers
+    if (ctx.method !== 'GET' || h.range === undefined) return false
+    if (h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-unmodified-since'] !== undefined) return false
+    const ifRange = ctx.header('if-range')
+    if (ifRange !== undefined && !ifRangeMatches(ifRange, { etag: strongEtag(e.headers.etag) })) return false
+    const r = parseRange(h.range, p.size)
+    if (r.kind !== 'ranges' || r.ranges.length !== 1) return false
+    const { start, end } = r.ranges[0]!
+    const bytes = sliceHeld({ ranges: p.ranges, body: e.body }, start, end)
+    if (bytes === undefined) return false
+    const u = usability(e, this.directives(e.headers), req, Date.now(), { ignoreRequestDirectives: this.cfg.ignoreRequestDirectives, maxHeuristic: this.cfg.maxHeuristic })
+    if (u.use !== 'fresh') return false
+    ctx.cache = 'HIT'
+    const headers = this.servedHeaders(e, `hit; ttl=${u.ttl}`)
+    headers['content-range'] = contentRange(start, end, p.size)
+    ctx.send(206, headers, bytes)
+    return true
   }
 
   /** RFC 9111 §4.3: a conditional request with the stored validators; 304 refreshes the stored headers. */
@@ -364,14 +494,7 @@ export class HttpCache {
   private serve(ctx: Context, e: StoredEntry, status: string, label: string): void {
     ctx.cache = label
     const h = ctx.req.headers
-    const headers: ResponseHeaders = {}
-    const stored = e.headers
-    for (const k in stored) {
-      const v = stored[k]
-      if (v !== undefined && k !== 'content-length') headers[k] = v
-    }
-    headers.age = String(currentAge(e, Date.now()))
-    headers['cache-status'] = cacheStatus(e.headers['cache-status'], this.cfg.name, status)
+    const headers = this.servedHeaders(e, status)
     const etag = typeof e.headers.etag === 'string' ? e.headers.etag : undefined
     const lastModified = parseHttpDate(typeof e.headers['last-modified'] === 'string' ? e.headers['last-modified'] : undefined)
     if (e.status === 200 && (h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined || h['if-unmodified-since'] !== undefined)) {
@@ -404,6 +527,19 @@ export class HttpCache {
     ctx.send(e.status, headers, (e.wire ??= e.body.toString('latin1')), 'latin1')
   }
 
+  /** The stored header fields (without Content-Length), with Age and Cache-Status. */
+  private servedHeaders(e: StoredEntry, status: string): ResponseHeaders {
+    const headers: ResponseHeaders = {}
+    const stored = e.headers
+    for (const k in stored) {
+      const v = stored[k]
+      if (v !== undefined && k !== 'content-length') headers[k] = v
+    }
+    headers.age = String(currentAge(e, Date.now()))
+    headers['cache-status'] = cacheStatus(e.headers['cache-status'], this.cfg.name, status)
+    return headers
+  }
+
   /** Streams an origin response to the client with Cache-Status. */
   private relay(ctx: Context, res: OriginResponse, status: string, label: string): void {
     ctx.cache = label
@@ -417,6 +553,25 @@ function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/** The Vary field as one string (several lines joined), as entries keep it. */
+function varyOf(headers: Headers): string | undefined {
+  const v = headers.vary
+  return typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : undefined
+}
+
+/** Surrogate-Key / Cache-Tag values, for purging by tag. */
+function tagsOf(headers: Headers): string[] {
+  const tagField = headers['surrogate-key'] ?? headers['cache-tag']
+  return (Array.isArray(tagField) ? tagField.join(' ') : (tagField ?? '')).split(/[\s,]+/).filter(Boolean)
+}
+
+/** A strong entity tag (RFC 9110 §8.8.3) from an ETag field, or undefined (weak, invalid, several, or none). */
+function strongEtag(v: string | string[] | undefined): string | undefined {
+  if (typeof v !== 'string') return undefined
+  const t = v.trim()
+  return /^"[\x21\x23-\x7e\x80-\xff]*"$/.test(t) ? t : undefined
 }
 
 function validators(e: StoredEntry): Record<string, string> {

@@ -3,7 +3,8 @@
  *
  * Design
  * - Index in memory: an LRUCache of key -> the key's variants (metadata only:
- *   status, headers, times, tags, vary/variant, body length and file name).
+ *   status, headers, times, tags, vary/variant, the held ranges of a
+ *   partial entry, body length and file name).
  *   Its maxSize is the byte budget, counted as the sum of body sizes plus a
  *   fixed 512 bytes per variant for the head and metadata (the same rule as
  *   MemoryStore for large bodies). When the LRU evicts a key, its `dispose`
@@ -12,7 +13,10 @@
  * - One file per entry, named `sha256(JSON [key, variant, vary]).entry`
  *   (vary is part of the identity, exactly as in MemoryStore). Layout:
  *     0  8 bytes  magic "EBXCACHE"
- *     8  u32 BE   format version (1)
+ *     8  u32 BE   format version: 1, or 2 for a partial entry (RFC 9111
+ *                 §3.3), whose metadata also has `partial` (complete length
+ *                 and held ranges; the body is their bytes in order), so that
+ *                 a build that does not know partial entries drops the file
  *     12 u32 BE   metadata length (UTF-8 JSON)
  *     16 u64 BE   body length
  *     24 u32 BE   CRC-32 of metadata + body
@@ -42,10 +46,12 @@ import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 import type { Headers } from '../../http/cache-control.ts'
-import type { CacheStore, StoredEntry } from './store.ts'
+import type { CacheStore, PartialContent, StoredEntry } from './store.ts'
 
 const MAGIC = Buffer.from('EBXCACHE', 'latin1')
 const VERSION = 1
+/** The format version of partial entries. */
+const VERSION_PARTIAL = 2
 const HEADER_BYTES = 28
 const ENTRY_SUFFIX = '.entry'
 const ENTRY_NAME = /^[0-9a-f]{64}\.entry$/
@@ -65,6 +71,7 @@ interface Meta {
   readonly requestTime: number
   readonly responseTime: number
   readonly tags: readonly string[]
+  readonly partial?: PartialContent
 }
 
 /** One variant in the index. */
@@ -98,12 +105,13 @@ function encode(meta: Meta, body: Buffer): Buffer {
       requestTime: meta.requestTime,
       responseTime: meta.responseTime,
       tags: meta.tags,
+      ...(meta.partial ? { partial: { size: meta.partial.size, ranges: meta.partial.ranges.map((r) => [r.start, r.end]) } } : {}),
     }),
     'utf8',
   )
   const head = Buffer.alloc(HEADER_BYTES)
   MAGIC.copy(head, 0)
-  head.writeUInt32BE(VERSION, 8)
+  head.writeUInt32BE(meta.partial ? VERSION_PARTIAL : VERSION, 8)
   head.writeUInt32BE(json.length, 12)
   head.writeBigUInt64BE(BigInt(body.length), 16)
   head.writeUInt32BE(crc32(body, crc32(json)), 24)
@@ -121,7 +129,7 @@ function parseMeta(json: string): Meta | undefined {
     return undefined
   }
   if (!isObject(m)) return undefined
-  const { key, variant, vary, status, headers, requestTime, responseTime, tags } = m
+  const { key, variant, vary, status, headers, requestTime, responseTime, tags, partial } = m
   if (typeof key !== 'string' || typeof variant !== 'string' || (vary !== null && typeof vary !== 'string')) return undefined
   if (typeof status !== 'number' || !Number.isInteger(status)) return undefined
   if (typeof requestTime !== 'number' || typeof responseTime !== 'number' || !isStringArray(tags)) return undefined
@@ -131,20 +139,44 @@ function parseMeta(json: string): Meta | undefined {
     if (typeof value === 'string' || isStringArray(value)) h[name] = value
     else return undefined
   }
-  return { key, variant, vary: vary ?? undefined, status, headers: h, requestTime, responseTime, tags }
+  const meta: Meta = { key, variant, vary: vary ?? undefined, status, headers: h, requestTime, responseTime, tags }
+  if (partial === undefined) return meta
+  const p = parsePartial(partial)
+  return p === undefined ? undefined : { ...meta, partial: p }
 }
+
+/** `{ size, ranges: [[start, end], ...] }`: ranges sorted, disjoint, non-adjacent, inside the complete length, and not all of it. */
+function parsePartial(v: unknown): PartialContent | undefined {
+  if (!isObject(v) || !Number.isSafeInteger(v.size) || !Array.isArray(v.ranges) || v.ranges.length === 0) return undefined
+  const size = v.size as number
+  const ranges: { start: number; end: number }[] = []
+  for (const r of v.ranges as unknown[]) {
+    if (!Array.isArray(r) || r.length !== 2 || !Number.isSafeInteger(r[0]) || !Number.isSafeInteger(r[1])) return undefined
+    const [start, end] = r as [number, number]
+    const prev = ranges[ranges.length - 1]
+    if (start < (prev === undefined ? 0 : prev.end + 2) || end < start || end >= size) return undefined
+    ranges.push({ start, end })
+  }
+  if (ranges.length === 1 && ranges[0]!.start === 0 && ranges[0]!.end === size - 1) return undefined
+  return { size, ranges }
+}
+
+const heldBytes = (p: PartialContent): number => p.ranges.reduce((n, r) => n + r.end - r.start + 1, 0)
 
 /** Decodes and verifies a whole entry file; undefined when anything does not check out. */
 function decode(buf: Buffer): { meta: Meta; body: Buffer } | undefined {
   if (buf.length < HEADER_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC)) return undefined
-  if (buf.readUInt32BE(8) !== VERSION) return undefined
+  const version = buf.readUInt32BE(8)
+  if (version !== VERSION && version !== VERSION_PARTIAL) return undefined
   const metaLength = buf.readUInt32BE(12)
   const bodyLength = buf.readBigUInt64BE(16)
   if (BigInt(HEADER_BYTES + metaLength) + bodyLength !== BigInt(buf.length)) return undefined
   if (crc32(buf.subarray(HEADER_BYTES)) !== buf.readUInt32BE(24)) return undefined
   const meta = parseMeta(buf.toString('utf8', HEADER_BYTES, HEADER_BYTES + metaLength))
-  if (meta === undefined) return undefined
-  return { meta, body: buf.subarray(HEADER_BYTES + metaLength) }
+  if (meta === undefined || (meta.partial !== undefined) !== (version === VERSION_PARTIAL)) return undefined
+  const body = buf.subarray(HEADER_BYTES + metaLength)
+  if (meta.partial !== undefined && heldBytes(meta.partial) !== body.length) return undefined
+  return { meta, body }
 }
 
 const slotSize = (list: readonly Slot[]): number => list.reduce((n, s) => n + s.bodyLength + VARIANT_OVERHEAD, 0) || 1
@@ -206,6 +238,7 @@ export class DiskStore implements CacheStore {
       requestTime: entry.requestTime,
       responseTime: entry.responseTime,
       tags: entry.tags,
+      ...(entry.partial ? { partial: entry.partial } : {}),
     }
     const slot: Slot = {
       file,

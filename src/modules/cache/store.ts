@@ -1,11 +1,16 @@
 import { LRUCache } from 'lru-cache'
 import type { Headers } from '../../http/cache-control.ts'
+import type { ByteRange } from '../../http/range.ts'
 
 /**
  * What the shared cache keeps for one response: the status, the headers as
  * they will be served (hop-by-hop fields and fields the origin excluded
  * already removed), the complete body, and the times RFC 9111's age
  * calculation needs.
+ *
+ * A partial entry (RFC 9111 §3.3) has `partial`: status 206, headers without
+ * Content-Range and Content-Length, and as body the bytes of `partial.ranges`
+ * concatenated in order. It only answers range requests wholly within it.
  */
 export interface StoredEntry {
   /** Primary key: scheme + host + path + query (RFC 9111 §2). */
@@ -22,6 +27,14 @@ export interface StoredEntry {
   responseTime: number
   /** Surrogate-Key / Cache-Tag values, for purging by tag. */
   readonly tags: readonly string[]
+  /** Only for an incomplete response: the complete length and the byte ranges held (sorted, disjoint, non-adjacent). */
+  readonly partial?: PartialContent
+}
+
+/** What a partial entry holds of a representation of `size` bytes. */
+export interface PartialContent {
+  readonly size: number
+  readonly ranges: readonly ByteRange[]
 }
 
 /** Every store (memory now, disk later) passes the same contract tests. */
