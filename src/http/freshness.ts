@@ -193,18 +193,33 @@ export function parseAge(value: string | string[] | undefined): number | undefin
   return n > DELTA_SECONDS_MAX ? DELTA_SECONDS_MAX : n
 }
 
-/** §4.2.3 in ms (not rounded). */
-function currentAgeMs(stored: StoredResponse, now: number): number {
+/**
+ * corrected_initial_age (§4.2.3) depends only on what was stored, so it is
+ * kept per stored response and recomputed only when its header fields or
+ * times change (a 304 refresh replaces the headers object): a cache hit then
+ * parses no Date or Age field.
+ */
+const initialAges = new WeakMap<StoredResponse, { headers: Headers; requestTime: number; responseTime: number; value: number }>()
+
+function correctedInitialAge(stored: StoredResponse): number {
+  const memo = initialAges.get(stored)
+  if (memo && memo.headers === stored.headers && memo.responseTime === stored.responseTime && memo.requestTime === stored.requestTime) return memo.value
   const dateValue = parseHttpDate(single(stored.headers['date'])) ?? stored.responseTime
   const ageValue = (parseAge(stored.headers['age']) ?? 0) * 1000
   const apparentAge = Math.max(0, stored.responseTime - dateValue)
   // Clamped: a request time after the response time can only be a caller error.
   const responseDelay = Math.max(0, stored.responseTime - stored.requestTime)
   const correctedAgeValue = ageValue + responseDelay
-  const correctedInitialAge = Math.max(apparentAge, correctedAgeValue)
+  const value = Math.max(apparentAge, correctedAgeValue)
+  initialAges.set(stored, { headers: stored.headers, requestTime: stored.requestTime, responseTime: stored.responseTime, value })
+  return value
+}
+
+/** §4.2.3 in ms (not rounded). */
+function currentAgeMs(stored: StoredResponse, now: number): number {
   // Clamped: a clock that went backwards must not make the age negative.
   const residentTime = Math.max(0, now - stored.responseTime)
-  return correctedInitialAge + residentTime
+  return correctedInitialAge(stored) + residentTime
 }
 
 /**
