@@ -320,3 +320,44 @@ test('rangeMiss: a range on a miss is forwarded as a range by default, or served
   assert.equal(seenHeaders.get('/plain-range')!.range, 'bytes=0-3')
   assert.equal(r.status, 200) // this origin ignores Range; what matters is that it was asked with it
 })
+
+test('a 200 to HEAD freshens the stored GET response when its validators match, and drops it when they do not (RFC 9111 §4.3.5)', async () => {
+  let etag = '"e1"'
+  let edition = '1'
+  const seen: string[] = []
+  const o = http.createServer((req, res) => {
+    seen.push(req.method!)
+    // answers 200 whatever the conditionals say, as an origin without validation support would
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '5', ETag: etag, 'Cache-Control': 'max-age=1', 'X-Edition': edition })
+    res.end(req.method === 'HEAD' ? undefined : 'hello')
+  })
+  await new Promise<void>((r) => o.listen(0, '127.0.0.1', r))
+  const s = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [`http://127.0.0.1:${(o.address() as AddressInfo).port}`], cache: true } }] }] })
+  const go = (method = 'GET') => request('http/1.1', s.url + 'h', { method })
+  try {
+    assert.match(String((await go()).headers['cache-status']), /fwd=miss; fwd-status=200; stored/)
+    await new Promise((r) => setTimeout(r, 1100))
+    edition = '2' // same representation (same ETag, same length), new metadata
+    const head = await go('HEAD')
+    assert.equal(head.status, 200)
+    assert.equal(head.headers['cache-status'], 'edgebox; fwd=stale; fwd-status=200; ttl=1; detail="freshened by HEAD"')
+    assert.equal(head.headers['x-edition'], '2')
+    const hit = await go()
+    assert.match(String(hit.headers['cache-status']), /^edgebox; hit; ttl=[01]$/)
+    assert.equal(hit.headers['x-edition'], '2', 'the stored headers were updated from the HEAD response')
+    assert.equal(hit.body.toString(), 'hello')
+    assert.deepEqual(seen, ['GET', 'HEAD'])
+
+    await new Promise((r) => setTimeout(r, 1100))
+    etag = '"e2"' // another representation
+    const changed = await go('HEAD')
+    assert.match(String(changed.headers['cache-status']), /stored response dropped/)
+    assert.equal(changed.headers.etag, '"e2"')
+    assert.match(String((await go()).headers['cache-status']), /fwd=miss; fwd-status=200; stored/)
+    assert.deepEqual(seen, ['GET', 'HEAD', 'HEAD', 'GET'])
+  } finally {
+    await s.close()
+    o.closeAllConnections()
+    await new Promise((r) => o.close(r))
+  }
+})

@@ -442,6 +442,19 @@ export class HttpCache {
       res.body.attach(DISCARD)
       return this.serve(ctx, stored, `hit; ttl=${ttl}; fwd=stale; fwd-status=${res.status}; detail=stale-if-error`, 'STALE')
     }
+    if (ctx.method === 'HEAD' && res.status === 200) {
+      // RFC 9111 §4.3.5: a 200 to HEAD freshens the stored GET response when the validators it
+      // carries (and its Content-Length) match the stored ones; otherwise the stored response
+      // describes another representation and is dropped.
+      if (headMatches(stored, res.headers)) {
+        res.body.attach(DISCARD)
+        this.refreshed(stored, res)
+        const u = usability(stored, this.directives(stored.headers), {}, Date.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
+        return this.serve(ctx, stored, `fwd=stale; fwd-status=200; ttl=${u.ttl}; detail="freshened by HEAD"`, 'REVALIDATED')
+      }
+      this.store.delete(key)
+      return this.relay(ctx, res, 'fwd=stale; fwd-status=200; detail="HEAD shows another representation; stored response dropped"', 'EXPIRED')
+    }
     this.respondAndStore(ctx, key, res, 'fwd=stale', 'EXPIRED', () => {}, () => {})
   }
 
@@ -572,6 +585,28 @@ function strongEtag(v: string | string[] | undefined): string | undefined {
   if (typeof v !== 'string') return undefined
   const t = v.trim()
   return /^"[\x21\x23-\x7e\x80-\xff]*"$/.test(t) ? t : undefined
+}
+
+/**
+ * RFC 9111 §4.3.5: whether a 200 answer to HEAD describes the stored GET
+ * response: every validator it carries (ETag, Last-Modified) equals the
+ * stored one, and so does its Content-Length if it has one. An answer with
+ * none of these proves nothing and does not match.
+ */
+function headMatches(stored: StoredEntry, head: Headers): boolean {
+  let compared = 0
+  for (const field of ['etag', 'last-modified'] as const) {
+    const v = head[field]
+    if (v === undefined) continue
+    compared++
+    if (String(v) !== String(stored.headers[field] ?? '')) return false
+  }
+  const length = head['content-length']
+  if (length !== undefined) {
+    compared++
+    if (Number(length) !== stored.body.length) return false
+  }
+  return compared > 0
 }
 
 function validators(e: StoredEntry): Record<string, string> {
