@@ -194,7 +194,7 @@ for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
 # ---------------------------------------------------------------------------------------------------------------
 # load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured;
 # server CPU = user+sys of the server's process group from /proc over the measured run; origin requests counted
-declare -A RPS=() SHARE=() NORM=() BAD=()
+declare -A RPS=() SHARE=() NORM=() NORMR=() BAD=()
 load_run() {  # load_run TEST ROUND SERVER PATH
   local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}$4"
   if [ "$WARM" -gt 0 ]; then
@@ -235,7 +235,7 @@ load_run() {  # load_run TEST ROUND SERVER PATH
     sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|requests in|unable' | head -5
     if [ -z "$rps" ] || [ "${total:-0}" = 0 ]; then return; fi
   fi
-  RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "
+  RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "; NORMR[$test,$n,$r]=$norm
 }
 
 rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
@@ -299,16 +299,27 @@ summary UNC "uncached: GET /nostore (1 KiB, no-store) through the proxy; 'x http
 
 echo
 echo "## targets (Edgebox vs peers measured in this run; per server CPU-second, the proxy's own CPU)"
-target() {  # target LABEL VALUE GOAL CONFIG
-  printf '%-62s %6s  target >= %-5s %-8s %s\n' "$1" "$2" "$3" "$(verdict "$2" "$3")" "$4"
+echo "# verdict on the median of per-round ratios (each round runs the two servers minutes apart at most, so drift in"
+echo "# the machine's speed between rounds cancels out); the ratio of the medians above is shown in brackets"
+# median over rounds of NORM[A]/NORM[B] for the rounds where both ran cleanly
+round_ratio() {  # round_ratio TEST A B
+  local r out=""
+  for r in $(seq 1 "$ROUNDS"); do
+    local a=${NORMR[$1,$2,$r]:-} b=${NORMR[$1,$3,$r]:-}
+    [ -n "$a" ] && [ -n "$b" ] && out+="$(ratio "$a" "$b") "
+  done
+  [ -n "$out" ] && med "$out" | xargs printf '%.2f' || echo n/a
 }
-eb=${MNORM[HIT,edgebox]:-}
-target "HIT: edgebox / raw-node, req per server-CPU-second" "$(ratio "$eb" "${MNORM[HIT,raw-node]:-}")" 0.7 "[${CONF[edgebox]}] vs [${CONF[raw-node]}]"
-target "HIT: edgebox / varnish, req per server-CPU-second" "$(ratio "$eb" "${MNORM[HIT,varnish]:-}")" 1.3 "[${CONF[edgebox]}] vs [${CONF[varnish]}]"
-target "HIT: edgebox / nginx-cache, req per server-CPU-second" "$(ratio "$eb" "${MNORM[HIT,nginx-cache]:-}")" 0.65 "[${CONF[edgebox]}] vs [${CONF[nginx-cache]}]"
-ebu=${MNORM[UNC,edgebox-uncached]:-}
-target "UNC: edgebox-uncached / http-proxy, req per server-CPU-second" "$(ratio "$ebu" "${MNORM[UNC,http-proxy]:-}")" 2 "[${CONF[edgebox-uncached]}] vs [${CONF[http-proxy]}]"
-target "UNC: edgebox-uncached / undici-pass, req per server-CPU-second" "$(ratio "$ebu" "${MNORM[UNC,undici-pass]:-}")" 0.8 "[${CONF[edgebox-uncached]}] vs [${CONF[undici-pass]}]"
+target() {  # target TEST A B GOAL
+  local v; v=$(round_ratio "$1" "$2" "$3")
+  printf '%-3s %-18s / %-12s req per server-CPU-second %6s (%s)  target >= %-5s %-8s [%s] vs [%s]\n' "$1" "$2" "$3" "$v" \
+    "$(ratio "${MNORM[$1,$2]:-}" "${MNORM[$1,$3]:-}")" "$4" "$(verdict "$v" "$4")" "${CONF[$2]}" "${CONF[$3]}"
+}
+target HIT edgebox raw-node 0.7
+target HIT edgebox varnish 1.3
+target HIT edgebox nginx-cache 0.65
+target UNC edgebox-uncached http-proxy 2
+target UNC edgebox-uncached undici-pass 0.8
 echo "(for information, edgebox-uncached-nolog [${CONF[edgebox-uncached-nolog]}]: / http-proxy x$(ratio "${MNORM[UNC,edgebox-uncached-nolog]:-}" "${MNORM[UNC,http-proxy]:-}")  / undici-pass x$(ratio "${MNORM[UNC,edgebox-uncached-nolog]:-}" "${MNORM[UNC,undici-pass]:-}"))"
 ebn=${MNORM[HIT,edgebox-nolog]:-}
 echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / raw-node x$(ratio "$ebn" "${MNORM[HIT,raw-node]:-}")  / varnish x$(ratio "$ebn" "${MNORM[HIT,varnish]:-}")  / nginx-cache x$(ratio "$ebn" "${MNORM[HIT,nginx-cache]:-}"))"
