@@ -325,13 +325,12 @@ test('a client that leaves before the upstream answers is logged as 499, not as 
   const file = `${t.dir}/access.log`
   const s = await startServer({ log: { access: true, format: 'json', file }, sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url] } }] }] })
   try {
-    await new Promise<void>((resolve) => {
-      const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /stall HTTP/1.1\r\nHost: x\r\n\r\n'))
-      setTimeout(() => {
-        c.destroy()
-        resolve()
-      }, 150)
-    })
+    const before = a.seen.filter((x) => x.url === '/stall').length
+    const c = net.connect(s.port, '127.0.0.1', () => c.write('GET /stall HTTP/1.1\r\nHost: x\r\n\r\n'))
+    // leave only once the request is upstream (bounded wait), so the leaving happens mid-exchange
+    const t0 = Date.now()
+    while (a.seen.filter((x) => x.url === '/stall').length === before && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10))
+    c.destroy()
     await new Promise((r) => setTimeout(r, 100))
   } finally {
     await s.close()
