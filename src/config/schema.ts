@@ -122,6 +122,12 @@ const siteSchema = z.strictObject({
   hosts: z.array(z.string().regex(/^(\*\.)?[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i, 'is not a host name or *.wildcard')).default([]),
   /** The site for requests whose Host matches no other site (default: the first site). */
   default: z.boolean().default(false),
+  /**
+   * Web origins whose pages may use this site from a browser besides its own
+   * (`https://app.example.com`, `https://*.example.com`, or `*`): the one
+   * origin policy the realtime hub's WebSocket and cross-origin checks read.
+   */
+  origins: z.array(z.string().regex(/^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i, 'is an origin like https://app.example.com, https://*.example.com, or *')).default([]),
   routes: z.array(routeSchema()).min(1),
 })
 

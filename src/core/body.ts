@@ -1,4 +1,4 @@
-import { Transform, type Writable } from 'node:stream'
+import { Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Context } from './context.ts'
 import { EdgeboxError, httpError } from './errors.ts'
@@ -60,4 +60,27 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
     clearTimeout(timer)
   }
   return total
+}
+
+/**
+ * Reads a small JSON request body (at most `maxBytes`, and within the
+ * route's limits): 415 unless it is declared as JSON, 413 beyond the size,
+ * 400 with the parser's reason when it is not valid JSON.
+ */
+export async function readJson(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<unknown> {
+  const type = ctx.header('content-type') ?? ''
+  if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) throw httpError('EB_ERR_UNSUPPORTED_MEDIA_TYPE', `the body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'untyped'}`)
+  const chunks: Buffer[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk)
+      cb()
+    },
+  })
+  await pipeBody(ctx, sink, { ...limits, maxBodySize: Math.min(limits.maxBodySize, maxBytes) })
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch (err) {
+    throw httpError('EB_ERR_BAD_REQUEST', `the body is not valid JSON: ${(err as Error).message}`)
+  }
 }

@@ -19,8 +19,10 @@ export const ERRORS = {
   EB_ERR_LENGTH_REQUIRED: { status: 411, message: 'Content-Length or chunked body required' },
   EB_ERR_PRECONDITION_FAILED: { status: 412, message: 'Precondition Failed' },
   EB_ERR_BODY_TOO_LARGE: { status: 413, message: 'request body larger than the configured limit' },
+  EB_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported Media Type' },
   EB_ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'Range Not Satisfiable' },
   EB_ERR_EXPECTATION_FAILED: { status: 417, message: 'unsupported Expect value' },
+  EB_ERR_TOO_MANY_REQUESTS: { status: 429, message: 'Too Many Requests' },
   EB_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'request header fields too large' },
   /** Not sent (nobody is listening): the access log's status when the client left first, as nginx logs 499. */
   EB_ERR_CLIENT_CLOSED: { status: 499, message: 'the client closed the connection before the answer' },

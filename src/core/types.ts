@@ -5,6 +5,7 @@ import type { z } from 'zod'
 import type { Context } from './context.ts'
 import type { Logger } from './log.ts'
 import type { BodyLimits } from './body.ts'
+import type { OriginPolicy } from './origin.ts'
 
 /** The request and response a handler sees: Node's own objects, HTTP/1.1 or HTTP/2 alike. */
 export type Req = IncomingMessage | Http2ServerRequest
@@ -40,6 +41,8 @@ export interface ModuleDeps {
   readonly log: Logger
   /** Request body limits from `limits` (a module may narrow them). */
   readonly limits: BodyLimits
+  /** The site's origin policy (`sites[].origins`). */
+  readonly origins: OriginPolicy
 }
 
 /**

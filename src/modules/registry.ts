@@ -1,6 +1,7 @@
 import type { HandlerModule } from '../core/types.ts'
 import { labModule } from './lab/index.ts'
 import { proxyModule } from './proxy/index.ts'
+import { realtimeModule } from './realtime/index.ts'
 import { redirectModule } from './redirect/index.ts'
 import { staticModule } from './static/index.ts'
 
@@ -10,4 +11,4 @@ import { staticModule } from './static/index.ts'
  * built from this list. Adding a kind: write `src/modules/<kind>/index.ts`
  * exporting a HandlerModule, and add it here.
  */
-export const handlerModules = [staticModule, redirectModule, proxyModule, labModule] as const satisfies readonly HandlerModule[]
+export const handlerModules = [staticModule, redirectModule, proxyModule, realtimeModule, labModule] as const satisfies readonly HandlerModule[]

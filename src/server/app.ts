@@ -1,3 +1,4 @@
+import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
 import type { Route, Site } from '../core/context.ts'
 import { ConfigError } from '../core/errors.ts'
@@ -99,6 +100,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
   const sites: Site[] = []
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
+    const origins = originPolicy(siteCfg.origins)
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!
@@ -109,6 +111,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
           prefix: routeCfg.path,
           log: log.child({ route: id }),
           limits: { maxBodySize: config.limits.maxBodySize, bodyIdleTimeout: config.limits.bodyIdleTimeout },
+          origins,
         })
         handlers.push(handler)
         routes.push({ prefix: routeCfg.path, handler, id })

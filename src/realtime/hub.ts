@@ -1,0 +1,205 @@
+import type { Engine, HistoryLimits, Message, Position } from './engine.ts'
+
+/**
+ * The hub: channel rules, the envelope, and the one way every transport
+ * follows a channel from a position (docs/realtime.md). Transports turn the
+ * envelopes into frames, events or response bodies; the hub never knows
+ * which transport it feeds.
+ */
+
+/** Channel names: 1-128 of A-Z a-z 0-9 : _ - . */
+export const CHANNEL = /^[A-Za-z0-9:_.-]{1,128}$/
+/** Epochs as engines make them. */
+const EPOCH = /^[A-Za-z0-9]{1,32}$/
+
+export interface ChannelRule {
+  readonly pattern: string
+  /** Who may publish: clients (anyone who may subscribe), token holders, or back ends only. */
+  readonly publish: 'clients' | 'token' | 'backend'
+  /** Who may subscribe: anyone, or token holders. */
+  readonly subscribe: 'anyone' | 'token'
+  readonly history: HistoryLimits
+  readonly presence: boolean
+}
+
+/** What a client may do, from its token (or anonymous: undefined). */
+export interface Grant {
+  readonly user?: string | undefined
+  readonly subscribe: readonly RegExp[]
+  readonly publish: readonly RegExp[]
+}
+
+export type Envelope =
+  | { t: 'msg'; ch: string; e: string; o: number; d: unknown; id?: string }
+  | { t: 'sub' | 'gap'; ch: string; e: string; o: number }
+  | { t: 'ack'; ref: string; ch: string; e: string; o: number }
+  | { t: 'join' | 'leave'; ch: string; who: string }
+  | { t: 'err'; code: ErrCode; msg: string; ch?: string; ref?: string }
+  | { t: 'pong' }
+
+export type ErrCode = 'unknown-channel' | 'forbidden' | 'bad-request' | 'too-large' | 'rate'
+
+/** A refusal that becomes an `err` envelope (or an HTTP status, for HTTP requests). */
+export class HubError extends Error {
+  readonly code: ErrCode
+  readonly ch: string | undefined
+  constructor(code: ErrCode, message: string, ch?: string) {
+    super(message)
+    this.code = code
+    this.ch = ch
+  }
+  envelope(ref?: string): Envelope {
+    const e: Envelope = { t: 'err', code: this.code, msg: this.message }
+    if (this.ch !== undefined) e.ch = this.ch
+    if (ref !== undefined) e.ref = ref
+    return e
+  }
+}
+
+/** `*` in a pattern matches any run of characters; everything else literally. */
+export function patternRegExp(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`)
+}
+
+/** `chat:a@k3j2/41` -> the channel and, if given, the position after which to go on. */
+export function parseChannelPosition(v: string): { ch: string; after?: Position } {
+  const at = v.lastIndexOf('@')
+  const ch = at === -1 ? v : v.slice(0, at)
+  if (!CHANNEL.test(ch)) throw new HubError('bad-request', `${JSON.stringify(ch)} is not a channel name (1-128 of A-Z a-z 0-9 : _ - .)`)
+  if (at === -1) return { ch }
+  const m = /^([A-Za-z0-9]{1,32})\/(\d{1,15})$/.exec(v.slice(at + 1))
+  if (!m) throw new HubError('bad-request', `${JSON.stringify(v)}: a position is <channel>@<epoch>/<offset>`)
+  return { ch, after: { e: m[1]!, o: Number(m[2]) } }
+}
+
+/** The composite position list (SSE event ids): `a@e1/4,b@e2/9`. */
+export function formatPositions(positions: ReadonlyMap<string, Position>): string {
+  let out = ''
+  for (const [ch, p] of positions) out += `${out ? ',' : ''}${ch}@${p.e}/${p.o}`
+  return out
+}
+
+export function parsePositions(list: string): Map<string, Position> {
+  const out = new Map<string, Position>()
+  for (const part of list.split(',')) {
+    if (!part) continue
+    const { ch, after } = parseChannelPosition(part.trim())
+    if (after) out.set(ch, after)
+  }
+  return out
+}
+
+/** The JSON text of a message's envelope, made once per message whatever the number of subscribers. */
+const encoded = new WeakMap<Message, string>()
+export function messageJson(m: Message): string {
+  let s = encoded.get(m)
+  if (s === undefined) {
+    s = JSON.stringify(m.id === undefined ? { t: 'msg', ch: m.ch, e: m.e, o: m.o, d: m.d } : { t: 'msg', ch: m.ch, e: m.e, o: m.o, d: m.d, id: m.id })
+    encoded.set(m, s)
+  }
+  return s
+}
+
+/**
+ * What a transport hands `follow`: `send` gets each envelope (as JSON text)
+ * in order, with the channel position it leaves the subscriber at, and the
+ * message when it is one (for transports that cache their own framing per
+ * message).
+ */
+export type Deliver = (json: string, position: Position, message?: Message) => void
+
+export class Hub {
+  readonly engine: Engine
+  private readonly rules: ReadonlyArray<ChannelRule & { re: RegExp }>
+  readonly maxMessageSize: number
+
+  constructor(rules: readonly ChannelRule[], engine: Engine, opts: { maxMessageSize: number }) {
+    this.rules = rules.map((r) => ({ ...r, re: patternRegExp(r.pattern) }))
+    this.engine = engine
+    this.maxMessageSize = opts.maxMessageSize
+  }
+
+  /** The rule for a channel; unknown or malformed names are refused. */
+  rule(ch: string): ChannelRule {
+    if (!CHANNEL.test(ch)) throw new HubError('bad-request', `${JSON.stringify(ch)} is not a channel name (1-128 of A-Z a-z 0-9 : _ - .)`, ch)
+    const r = this.rules.find((x) => x.re.test(ch))
+    if (!r) throw new HubError('unknown-channel', `no channel ${ch} here`, ch)
+    return r
+  }
+
+  /** Refuses a subscription the grant does not allow. */
+  checkSubscribe(ch: string, grant: Grant | undefined): ChannelRule {
+    const r = this.rule(ch)
+    if (r.subscribe === 'token' && !grant?.subscribe.some((re) => re.test(ch))) throw new HubError('forbidden', `subscribing to ${ch} needs a token that allows it`, ch)
+    return r
+  }
+
+  /** Publishes from a client (WebSocket or HTTP), after the channel's publish rule. */
+  async publish(ch: string, data: unknown, id: string | undefined, grant: Grant | undefined, from: 'client' | 'backend'): Promise<Message> {
+    const r = this.rule(ch)
+    if (from === 'client') {
+      if (r.publish === 'backend') throw new HubError('forbidden', `${ch} takes publishes from back ends only`, ch)
+      if (r.publish === 'token' && !grant?.publish.some((re) => re.test(ch))) throw new HubError('forbidden', `publishing to ${ch} needs a token that allows it`, ch)
+      if (r.subscribe === 'token' && !grant?.subscribe.some((re) => re.test(ch)) && !grant?.publish.some((re) => re.test(ch))) {
+        throw new HubError('forbidden', `publishing to ${ch} needs a token that allows it`, ch)
+      }
+    }
+    if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > 128)) throw new HubError('bad-request', 'a publish id is a string of 1-128 characters', ch)
+    const size = JSON.stringify(data ?? null).length
+    if (size > this.maxMessageSize) throw new HubError('too-large', `the message is ${size} bytes of JSON; the limit is ${this.maxMessageSize}`, ch)
+    const res = await this.engine.publish(ch, data ?? null, { id, history: r.history })
+    return res.message
+  }
+
+  /**
+   * Follows a channel for a subscriber: first `sub` (or `gap`), then the
+   * messages after `after` from the history, then live messages, each
+   * exactly once and in order. Live messages that arrive while the history
+   * is being read are held and merged by offset. Returns the function that
+   * stops following.
+   */
+  async follow(ch: string, after: Position | undefined, rule: ChannelRule, send: Deliver): Promise<() => void> {
+    if (after !== undefined && !EPOCH.test(after.e)) after = { e: 'invalid', o: 0 }
+    let held: Message[] | null = []
+    let last: Position | null = null
+    const deliver = (m: Message) => {
+      if (last === null) return
+      if (m.e === last.e && m.o <= last.o) return // already delivered (history and live overlap)
+      if (m.e !== last.e) {
+        // The channel's history was lost meanwhile: say so, then go on.
+        last = { e: m.e, o: m.o - 1 }
+        send(JSON.stringify({ t: 'gap', ch, e: last.e, o: last.o }), last)
+      }
+      last = { e: m.e, o: m.o }
+      send(messageJson(m), last, m)
+    }
+    const stop = this.engine.listen(ch, (m) => {
+      if (held) held.push(m)
+      else deliver(m)
+    })
+    try {
+      if (after === undefined) {
+        const p = await this.engine.position(ch)
+        last = p
+        send(JSON.stringify({ t: 'sub', ch, e: p.e, o: p.o }), p)
+      } else {
+        const s = await this.engine.since(ch, after, rule.history)
+        if (s.gap) {
+          last = s.position
+          send(JSON.stringify({ t: 'gap', ch, e: s.position.e, o: s.position.o }), s.position)
+        } else {
+          last = after
+          send(JSON.stringify({ t: 'sub', ch, e: after.e, o: after.o }), after)
+          for (const m of s.messages) deliver(m)
+        }
+      }
+    } catch (err) {
+      stop()
+      throw err
+    }
+    const pending = held
+    held = null
+    for (const m of pending) deliver(m)
+    return stop
+  }
+}

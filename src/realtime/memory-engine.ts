@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto'
+import type { Engine, HistoryLimits, Message, Position, PublishResult, Since } from './engine.ts'
+
+/**
+ * The embedded engine: channels in this process's memory. Each channel gets
+ * a random epoch when first used, so positions from before a restart are
+ * recognised as such (a gap) instead of being mistaken for new offsets.
+ * History is trimmed on every publish and read (count, then age).
+ */
+
+interface Channel {
+  readonly epoch: string
+  /** Offset of the latest message (0: none yet). */
+  offset: number
+  /** Oldest first; offsets are consecutive. */
+  history: Message[]
+  /** Publisher id -> message, for the messages still in the history. */
+  readonly ids: Map<string, Message>
+  readonly listeners: Set<(m: Message) => void>
+}
+
+export class MemoryEngine implements Engine {
+  private readonly channels = new Map<string, Channel>()
+  private readonly now: () => number
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.now = opts.now ?? Date.now
+  }
+
+  private channel(ch: string): Channel {
+    let c = this.channels.get(ch)
+    if (!c) {
+      c = { epoch: randomBytes(6).toString('base64url').replace(/[-_]/g, 'x'), offset: 0, history: [], ids: new Map(), listeners: new Set() }
+      this.channels.set(ch, c)
+    }
+    return c
+  }
+
+  private trim(c: Channel, limits: HistoryLimits): void {
+    const h = c.history
+    let drop = Math.max(0, h.length - limits.size)
+    if (limits.age > 0) {
+      const oldest = this.now() - limits.age
+      while (drop < h.length && h[drop]!.at < oldest) drop++
+    }
+    if (drop === 0) return
+    for (let i = 0; i < drop; i++) {
+      const id = h[i]!.id
+      if (id !== undefined) c.ids.delete(id)
+    }
+    c.history = h.slice(drop)
+  }
+
+  async publish(ch: string, data: unknown, opts: { id?: string | undefined; history: HistoryLimits }): Promise<PublishResult> {
+    return this.publishNow(ch, data, opts)
+  }
+
+  /** Synchronous publish (the memory engine needs no I/O); listeners run before it returns. */
+  publishNow(ch: string, data: unknown, opts: { id?: string | undefined; history: HistoryLimits }): PublishResult {
+    const c = this.channel(ch)
+    this.trim(c, opts.history)
+    if (opts.id !== undefined) {
+      const seen = c.ids.get(opts.id)
+      if (seen) return { message: seen, duplicate: true }
+    }
+    c.offset++
+    const message: Message = Object.freeze(opts.id === undefined ? { ch, e: c.epoch, o: c.offset, d: data, at: this.now() } : { ch, e: c.epoch, o: c.offset, d: data, id: opts.id, at: this.now() })
+    if (opts.history.size > 0) {
+      c.history.push(message)
+      if (opts.id !== undefined) c.ids.set(opts.id, message)
+      this.trim(c, opts.history)
+    }
+    for (const listener of c.listeners) listener(message)
+    return { message, duplicate: false }
+  }
+
+  async since(ch: string, after: Position, history: HistoryLimits): Promise<Since> {
+    return this.sinceNow(ch, after, history)
+  }
+
+  sinceNow(ch: string, after: Position, history: HistoryLimits): Since {
+    const c = this.channel(ch)
+    this.trim(c, history)
+    const position = { e: c.epoch, o: c.offset }
+    if (after.e !== c.epoch || after.o > c.offset || after.o < 0) return { gap: true, messages: [], position }
+    if (after.o === c.offset) return { gap: false, messages: [], position }
+    const first = c.history[0]
+    // The message right after `after` must still be held.
+    if (!first || first.o > after.o + 1) return { gap: true, messages: [], position }
+    return { gap: false, messages: c.history.slice(after.o + 1 - first.o), position }
+  }
+
+  async position(ch: string): Promise<Position> {
+    const c = this.channel(ch)
+    return { e: c.epoch, o: c.offset }
+  }
+
+  listen(ch: string, listener: (m: Message) => void): () => void {
+    const c = this.channel(ch)
+    c.listeners.add(listener)
+    return () => {
+      c.listeners.delete(listener)
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.channels.values()) c.listeners.clear()
+  }
+}

@@ -1,0 +1,89 @@
+import type { Context, Headers } from '../../core/context.ts'
+import type { BodySink, BodySource } from '../../core/types.ts'
+import type { Position } from '../engine.ts'
+import { formatPositions, type ChannelRule, type Hub } from '../hub.ts'
+
+/**
+ * Server-Sent Events (HTML Living Standard, "Server-sent events"): one
+ * stream carries every channel the client asked for. Each envelope is one
+ * event, `data: <json>`, whose `id:` is the composite position of all the
+ * channels (`a@e1/4,b@e2/9`); a reconnecting EventSource sends it back as
+ * Last-Event-ID and every channel resumes. The stream opens with `retry:`
+ * and the `sub`/`gap` envelopes, and a `: keep-alive` comment goes out every
+ * `keepAlive` ms so intermediaries do not cut an idle stream.
+ *
+ * The stream is a BodySource for ctx.relay: the context writes it, applies
+ * the response filters, and logs it when it ends. A client that does not
+ * read is cut once `maxBuffered` bytes wait for it.
+ */
+
+export interface SseOptions {
+  readonly keepAlive: number
+  readonly retry: number
+  readonly maxBuffered: number
+}
+
+export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: string; after: Position | undefined; rule: ChannelRule }>, headers: Headers, opts: SseOptions): void {
+  // Channels not yet confirmed keep the position the client asked for.
+  const positions = new Map<string, Position>()
+  for (const sub of subs) if (sub.after) positions.set(sub.ch, sub.after)
+  let sink: BodySink | null = null
+  let stops: Array<() => void> = []
+  let timer: NodeJS.Timeout | undefined
+  let waiting = 0 // bytes written since the client last drained
+  let over = false
+
+  const write = (text: string) => {
+    if (!sink || over) return
+    const chunk = Buffer.from(text)
+    if (sink.data(chunk)) waiting = 0
+    else {
+      waiting += chunk.length
+      if (waiting > opts.maxBuffered) {
+        over = true
+        sink.error(new Error(`SSE client not reading: ${waiting} bytes waiting (slow consumer)`))
+        end()
+      }
+    }
+  }
+
+  const end = () => {
+    clearInterval(timer)
+    for (const stop of stops) stop()
+    stops = []
+  }
+
+  const source: BodySource = {
+    attach(s) {
+      sink = s
+      write(`retry: ${opts.retry}\n\n`)
+      void (async () => {
+        try {
+          for (const sub of subs) {
+            if (over) return
+            const stop = await hub.follow(sub.ch, sub.after, sub.rule, (json, position) => {
+              positions.set(sub.ch, position) // the composite id names every channel's position
+              write(`id: ${formatPositions(positions)}\ndata: ${json}\n\n`)
+            })
+            if (over) stop()
+            else stops.push(stop)
+          }
+        } catch (err) {
+          over = true
+          sink?.error(err as Error)
+          end()
+        }
+      })()
+      timer = setInterval(() => write(': keep-alive\n\n'), opts.keepAlive)
+      timer.unref()
+    },
+    resume() {
+      waiting = 0
+    },
+    destroy() {
+      over = true
+      end()
+    },
+  }
+  ctx.relay(200, { ...headers, 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' }, source)
+}

@@ -1,0 +1,178 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocket, WebSocketServer } from 'ws'
+import type { Message } from '../engine.ts'
+import { HubError, type Grant, type Hub } from '../hub.ts'
+
+/**
+ * WebSocket (RFC 6455) with the `ws` library: subprotocol `edgebox.v1`, one
+ * connection carrying any number of subscriptions, envelopes as text frames
+ * (docs/realtime.md). The server pings every `heartbeat` ms and drops a
+ * connection that did not answer the previous ping; `{"t":"ping"}` from the
+ * client is answered `{"t":"pong"}`. A client whose unsent data passes
+ * `maxBuffered` is closed with 1013 (a slow consumer may not grow the
+ * server's memory); an oversized frame closes with 1009, one that is not a
+ * JSON envelope with 1007.
+ */
+
+export const SUBPROTOCOL = 'edgebox.v1'
+
+export interface WebSocketOptions {
+  readonly heartbeat: number
+  readonly maxBuffered: number
+  readonly maxMessageSize: number
+}
+
+/** Frames' payloads made once per message, shared by every connection that gets it. */
+const payloads = new WeakMap<Message, Buffer>()
+function payloadOf(json: string, m: Message | undefined): Buffer {
+  if (!m) return Buffer.from(json)
+  let b = payloads.get(m)
+  if (!b) payloads.set(m, (b = Buffer.from(json)))
+  return b
+}
+
+interface Session {
+  readonly ws: WebSocket
+  readonly subs: Map<string, (() => void) | null>
+  alive: boolean
+  closed: boolean
+}
+
+export class WebSocketTransport {
+  private readonly wss: WebSocketServer
+  private readonly sessions = new Set<Session>()
+  private readonly timer: NodeJS.Timeout
+  private readonly hub: Hub
+  private readonly opts: WebSocketOptions
+
+  constructor(hub: Hub, opts: WebSocketOptions) {
+    this.hub = hub
+    this.opts = opts
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      // room for the envelope around the largest message
+      maxPayload: opts.maxMessageSize + 1024,
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    })
+    this.timer = setInterval(() => this.beat(), opts.heartbeat)
+    this.timer.unref()
+  }
+
+  /** Completes the handshake (ws checks Sec-WebSocket-Key and answers 400 to a bad one) and starts a session. */
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, grant: Grant | undefined): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.session(ws, grant))
+  }
+
+  get connections(): number {
+    return this.sessions.size
+  }
+
+  private session(ws: WebSocket, grant: Grant | undefined): void {
+    const s: Session = { ws, subs: new Map(), alive: true, closed: false }
+    this.sessions.add(s)
+    ws.on('pong', () => (s.alive = true))
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return ws.close(1003, 'frames are JSON text')
+      let env: { t?: unknown; ch?: unknown; e?: unknown; o?: unknown; d?: unknown; id?: unknown }
+      try {
+        env = JSON.parse(data.toString()) as typeof env
+        if (typeof env !== 'object' || env === null || typeof env.t !== 'string') throw new Error('not an envelope')
+      } catch {
+        return ws.close(1007, 'not a JSON envelope')
+      }
+      void this.onEnvelope(s, env, grant).catch((err: unknown) => {
+        if (err instanceof HubError) return this.send(s, JSON.stringify(err.envelope(typeof env.id === 'string' ? env.id : undefined)))
+        this.send(s, JSON.stringify({ t: 'err', code: 'bad-request', msg: (err as Error).message }))
+      })
+    })
+    ws.on('close', () => this.end(s))
+    ws.on('error', () => this.end(s)) // 1009 / 1007 from the parser: ws closes the connection itself
+  }
+
+  private async onEnvelope(s: Session, env: { t?: unknown; ch?: unknown; e?: unknown; o?: unknown; d?: unknown; id?: unknown }, grant: Grant | undefined): Promise<void> {
+    switch (env.t) {
+      case 'ping':
+        return this.send(s, '{"t":"pong"}')
+      case 'sub': {
+        const ch = String(env.ch)
+        const rule = this.hub.checkSubscribe(ch, grant)
+        if (s.subs.has(ch)) return
+        let after
+        if (env.e !== undefined || env.o !== undefined) {
+          if (typeof env.e !== 'string' || typeof env.o !== 'number' || !Number.isInteger(env.o) || env.o < 0) throw new HubError('bad-request', 'a position is "e" (the epoch) and "o" (an offset)', ch)
+          after = { e: env.e, o: env.o }
+        }
+        s.subs.set(ch, null) // taken: a second `sub` while this one starts is ignored
+        const stop = await this.hub.follow(ch, after, rule, (json, _p, m) => this.send(s, json, m))
+        if (s.closed || !s.subs.has(ch)) return stop()
+        s.subs.set(ch, stop)
+        return
+      }
+      case 'unsub': {
+        const ch = String(env.ch)
+        const stop = s.subs.get(ch)
+        s.subs.delete(ch)
+        stop?.()
+        return
+      }
+      case 'pub': {
+        const ch = String(env.ch)
+        const id = env.id === undefined ? undefined : String(env.id)
+        const m = await this.hub.publish(ch, env.d, id, grant, 'client')
+        const ack: Record<string, unknown> = { t: 'ack', ch, e: m.e, o: m.o }
+        if (id !== undefined) ack.ref = id
+        return this.send(s, JSON.stringify(ack))
+      }
+      default:
+        throw new HubError('bad-request', `unknown envelope type ${JSON.stringify(env.t)}`)
+    }
+  }
+
+  private send(s: Session, json: string, m?: Message): void {
+    if (s.closed) return
+    const ws = s.ws
+    if (ws.readyState !== WebSocket.OPEN) return
+    if (ws.bufferedAmount > this.opts.maxBuffered) {
+      s.closed = true
+      ws.close(1013, 'send buffer full: the client is not reading (slow consumer)')
+      // The close frame may never get through a full buffer: cut the connection shortly after.
+      setTimeout(() => ws.terminate(), 1000).unref()
+      this.end(s)
+      return
+    }
+    ws.send(payloadOf(json, m), { binary: false })
+  }
+
+  private end(s: Session): void {
+    s.closed = true
+    for (const stop of s.subs.values()) stop?.()
+    s.subs.clear()
+    this.sessions.delete(s)
+  }
+
+  /** One timer for every connection: ping, and drop those that did not answer the previous ping. */
+  private beat(): void {
+    for (const s of this.sessions) {
+      if (!s.alive) {
+        s.ws.terminate()
+        this.end(s)
+        continue
+      }
+      s.alive = false
+      s.ws.ping()
+    }
+  }
+
+  /** Closes every connection (1001, going away) and stops the heartbeat. */
+  close(): void {
+    clearInterval(this.timer)
+    for (const s of this.sessions) {
+      s.ws.close(1001, 'server shutting down')
+      this.end(s)
+    }
+    this.wss.close()
+  }
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { Engine, Message } from '../../src/realtime/engine.ts'
+import { MemoryEngine } from '../../src/realtime/memory-engine.ts'
+
+/**
+ * The contract every realtime engine passes (docs/realtime.md): offsets,
+ * epochs, history bounds, gaps, exactly-once publishing by id, and ordered
+ * fan-out. A new engine (Redis) joins the list below.
+ */
+
+const engines: Array<{ name: string; make(now: () => number): Engine }> = [{ name: 'memory', make: (now) => new MemoryEngine({ now }) }]
+
+const H = { size: 3, age: 0 }
+
+for (const { name, make } of engines) {
+  describe(`engine contract: ${name}`, () => {
+    let clock = 1_000_000
+    const now = () => clock
+
+    test('a new channel starts at offset 0 of a fresh epoch; offsets then count 1, 2, 3 without holes', async () => {
+      const e = make(now)
+      const p0 = await e.position('c')
+      assert.equal(p0.o, 0)
+      assert.match(p0.e, /^[A-Za-z0-9]{4,}$/)
+      const offsets = []
+      for (let i = 0; i < 4; i++) offsets.push((await e.publish('c', { i }, { history: H })).message.o)
+      assert.deepEqual(offsets, [1, 2, 3, 4])
+      assert.deepEqual(await e.position('c'), { e: p0.e, o: 4 })
+      assert.notEqual((await e.position('other')).e, undefined)
+      await e.close()
+    })
+
+    test('since a position returns the later messages in order; since the latest returns none', async () => {
+      const e = make(now)
+      const { e: epoch } = await e.position('c')
+      for (const d of ['a', 'b', 'c']) await e.publish('c', d, { history: H })
+      const s = await e.since('c', { e: epoch, o: 1 }, H)
+      assert.equal(s.gap, false)
+      assert.deepEqual(s.messages.map((m) => [m.o, m.d]), [[2, 'b'], [3, 'c']])
+      assert.deepEqual(s.position, { e: epoch, o: 3 })
+      const none = await e.since('c', { e: epoch, o: 3 }, H)
+      assert.deepEqual([none.gap, none.messages.length], [false, 0])
+      const all = await e.since('c', { e: epoch, o: 0 }, H)
+      assert.deepEqual(all.messages.map((m) => m.d), ['a', 'b', 'c'])
+      await e.close()
+    })
+
+    test('a gap: another epoch, a position older than the history, or one in the future', async () => {
+      const e = make(now)
+      const { e: epoch } = await e.position('c')
+      for (let i = 1; i <= 5; i++) await e.publish('c', i, { history: H }) // keeps 3, 4, 5
+      assert.equal((await e.since('c', { e: 'other', o: 4 }, H)).gap, true)
+      const old = await e.since('c', { e: epoch, o: 1 }, H)
+      assert.deepEqual([old.gap, old.messages.length, old.position.o], [true, 0, 5])
+      assert.deepEqual((await e.since('c', { e: epoch, o: 2 }, H)).messages.map((m) => m.d), [3, 4, 5], 'offset 3 is still held: no gap')
+      assert.equal((await e.since('c', { e: epoch, o: 9 }, H)).gap, true)
+      await e.close()
+    })
+
+    test('messages older than the age bound leave the history', async () => {
+      const e = make(now)
+      const limits = { size: 100, age: 10_000 }
+      const { e: epoch } = await e.position('c')
+      await e.publish('c', 'old', { history: limits })
+      clock += 6_000
+      await e.publish('c', 'new', { history: limits })
+      clock += 6_000
+      const s = await e.since('c', { e: epoch, o: 0 }, limits)
+      assert.equal(s.gap, true, 'offset 1 expired')
+      assert.deepEqual((await e.since('c', { e: epoch, o: 1 }, limits)).messages.map((m) => m.d), ['new'])
+      await e.close()
+    })
+
+    test('a publish id already in the history is not published again', async () => {
+      const e = make(now)
+      const seen: Message[] = []
+      e.listen('c', (m) => seen.push(m))
+      const first = await e.publish('c', 'hello', { id: 'p-1', history: H })
+      const again = await e.publish('c', 'hello', { id: 'p-1', history: H })
+      assert.equal(again.duplicate, true)
+      assert.equal(again.message.o, first.message.o)
+      assert.equal(seen.length, 1)
+      assert.equal((await e.publish('c', 'x', { id: 'p-2', history: H })).message.o, 2)
+      await e.close()
+    })
+
+    test('listeners get every message in publish order until they stop listening', async () => {
+      const e = make(now)
+      const got: number[] = []
+      const stop = e.listen('c', (m) => got.push(m.o))
+      await Promise.all([1, 2, 3, 4, 5].map((i) => e.publish('c', i, { history: H })))
+      stop()
+      await e.publish('c', 6, { history: H })
+      assert.deepEqual(got, [1, 2, 3, 4, 5])
+      await e.close()
+    })
+
+    test('history size 0 keeps nothing: any earlier position is a gap', async () => {
+      const e = make(now)
+      const none = { size: 0, age: 0 }
+      const { e: epoch } = await e.position('c')
+      await e.publish('c', 1, { history: none })
+      await e.publish('c', 2, { history: none })
+      assert.equal((await e.since('c', { e: epoch, o: 1 }, none)).gap, true)
+      assert.equal((await e.since('c', { e: epoch, o: 2 }, none)).gap, false)
+      await e.close()
+    })
+  })
+}

@@ -1,0 +1,435 @@
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import http2 from 'node:http2'
+import net from 'node:net'
+import { after, before, describe, test } from 'node:test'
+import WebSocket from 'ws'
+import { PROTOCOLS, request, startServer, type Protocol, type TestServer } from '../helpers/server.ts'
+
+/**
+ * The realtime hub over its four transports (issue 4; docs/realtime.md), on
+ * real sockets: HTTP transports over HTTP/1.1 and h2c, WebSocket over
+ * HTTP/1.1. Every wait is bounded.
+ */
+
+const KEY = 'publish-key-0123456789'
+let srv: TestServer
+let P: string
+
+before(async () => {
+  srv = await startServer({
+    sites: [
+      {
+        origins: ['https://app.example.test'],
+        routes: [
+          {
+            path: '/live/',
+            realtime: {
+              channels: { 'chat:*': {}, 'news': { publish: 'backend' }, 'small:*': { history: { size: 3 } } },
+              publishKey: KEY,
+              keepAlive: '200ms',
+              retry: '1500ms',
+              pollTimeout: '400ms',
+              heartbeat: '300ms',
+              maxMessageSize: 1024,
+              maxBuffered: 256 * 1024,
+            },
+          },
+        ],
+      },
+    ],
+  })
+  P = srv.url + 'live/'
+})
+after(() => srv.close())
+
+type Env = { t: string; ch?: string; e?: string; o?: number; d?: unknown; id?: string; ref?: string; code?: string }
+
+const json = (s: string | Buffer) => JSON.parse(s.toString()) as Env[] & Env
+
+function publish(protocol: Protocol, body: unknown) {
+  return request(protocol, P + 'publish', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+}
+
+function backend(body: unknown, key = KEY) {
+  return request('http/1.1', P + 'api/publish', { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` }, body: JSON.stringify(body) })
+}
+
+/** A channel of its own for each test. */
+let n = 0
+const fresh = (prefix = 'chat') => `${prefix}:t${++n}-${Date.now() % 100000}`
+
+/** An SSE stream read event by event, over HTTP/1.1 or h2c. */
+function openSse(protocol: Protocol, url: string, headers: Record<string, string> = {}) {
+  const events: Array<{ id?: string; data?: string; retry?: string; comment?: string }> = []
+  const waiters: Array<() => void> = []
+  let buf = ''
+  let status = 0
+  let resHeaders: Record<string, unknown> = {}
+  const onData = (chunk: Buffer) => {
+    buf += chunk.toString()
+    let i
+    while ((i = buf.indexOf('\n\n')) !== -1) {
+      const block = buf.slice(0, i)
+      buf = buf.slice(i + 2)
+      const ev: { id?: string; data?: string; retry?: string; comment?: string } = {}
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) ev.comment = line.slice(1).trim()
+        else {
+          const c = line.indexOf(':')
+          const k = line.slice(0, c) as 'id' | 'data' | 'retry'
+          ev[k] = line.slice(c + 1).trimStart()
+        }
+      }
+      events.push(ev)
+      for (const w of waiters.splice(0)) w()
+    }
+  }
+  let close: () => void
+  const ready = new Promise<void>((resolve, reject) => {
+    if (protocol === 'h2c') {
+      const u = new URL(url)
+      const session = http2.connect(u.origin)
+      session.on('error', reject)
+      const stream = session.request({ ':path': u.pathname + u.search, ...headers })
+      stream.on('response', (h) => {
+        status = Number(h[':status'])
+        resHeaders = h
+        resolve()
+      })
+      stream.on('data', onData)
+      stream.on('error', () => {})
+      close = () => session.destroy()
+    } else {
+      const req = http.get(url, { headers, agent: false }, (res) => {
+        status = res.statusCode!
+        resHeaders = res.headers
+        res.on('data', onData)
+        res.on('error', () => {})
+        resolve()
+      })
+      req.on('error', reject)
+      close = () => req.destroy()
+    }
+  })
+  return {
+    ready,
+    events,
+    get status() {
+      return status
+    },
+    get headers() {
+      return resHeaders
+    },
+    /** Resolves once `count` events (comments and retry included) have arrived. */
+    async until(count: number, ms = 3000): Promise<void> {
+      const end = Date.now() + ms
+      while (events.length < count) {
+        if (Date.now() > end) throw new Error(`only ${events.length} of ${count} SSE events within ${ms} ms: ${JSON.stringify(events)}`)
+        await new Promise<void>((r) => {
+          waiters.push(r)
+          setTimeout(r, 50)
+        })
+      }
+    },
+    data: () => events.filter((e) => e.data !== undefined).map((e) => JSON.parse(e.data!) as Env),
+    close: () => close(),
+  }
+}
+
+function openWs(path = 'ws', protocols: string[] = ['edgebox.v1'], opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; got: Env[]; next(pred: (e: Env) => boolean, ms?: number): Promise<Env>; closed: Promise<{ code: number; reason: string }> }> {
+  const ws = new WebSocket(P.replace(/^http/, 'ws') + path, protocols, opts)
+  const got: Env[] = []
+  const waiters: Array<() => void> = []
+  ws.on('message', (d) => {
+    got.push(JSON.parse(d.toString()) as Env)
+    for (const w of waiters.splice(0)) w()
+  })
+  const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })))
+  ws.on('error', () => {})
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('WebSocket did not open')), 3000)
+    ws.once('open', () => {
+      clearTimeout(t)
+      resolve({
+        ws,
+        got,
+        closed,
+        async next(pred, ms = 3000) {
+          const end = Date.now() + ms
+          for (;;) {
+            const hit = got.find(pred)
+            if (hit) return hit
+            if (Date.now() > end) throw new Error(`no matching frame within ${ms} ms: ${JSON.stringify(got)}`)
+            await new Promise<void>((r) => {
+              waiters.push(r)
+              setTimeout(r, 50)
+            })
+          }
+        },
+      })
+    })
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake answered ${res.statusCode}`)))
+  })
+}
+
+for (const protocol of PROTOCOLS) {
+  describe(`HTTP transports over ${protocol}`, () => {
+    test('short polling: sub with the position, then the messages after it; exactly-once publishing by id', async () => {
+      const ch = fresh()
+      const first = json((await request(protocol, `${P}poll?ch=${ch}`)).body)
+      assert.equal(first.length, 1)
+      assert.deepEqual({ ...first[0], e: 'E' }, { t: 'sub', ch, e: 'E', o: 0 })
+      const e = first[0]!.e!
+      const a1 = await publish(protocol, { t: 'pub', ch, d: { text: 'one' }, id: 'p1' })
+      assert.equal(a1.status, 200)
+      assert.deepEqual(json(a1.body), { t: 'ack', ref: 'p1', ch, e, o: 1 })
+      const again = json((await publish(protocol, { t: 'pub', ch, d: { text: 'one' }, id: 'p1' })).body)
+      assert.equal(again.o, 1, 'a retried publish is not published twice')
+      await publish(protocol, { t: 'pub', ch, d: 'two' })
+      const r = await request(protocol, `${P}poll?ch=${ch}@${e}/0`)
+      assert.equal(r.headers['content-type'], 'application/json')
+      assert.equal(r.headers['cache-control'], 'no-store')
+      assert.deepEqual(json(r.body), [
+        { t: 'msg', ch, e, o: 1, d: { text: 'one' }, id: 'p1' },
+        { t: 'msg', ch, e, o: 2, d: 'two' },
+      ])
+      assert.deepEqual(json((await request(protocol, `${P}poll?ch=${ch}@${e}/2`)).body), [], 'nothing new')
+    })
+
+    test('a position outside the history, or from another epoch, is answered with a gap', async () => {
+      const ch = fresh('small')
+      const e = json((await request(protocol, `${P}poll?ch=${ch}`)).body)[0]!.e!
+      for (let i = 1; i <= 5; i++) await publish(protocol, { ch, d: i })
+      assert.deepEqual(json((await request(protocol, `${P}poll?ch=${ch}@${e}/1`)).body), [{ t: 'gap', ch, e, o: 5 }])
+      assert.deepEqual(json((await request(protocol, `${P}poll?ch=${ch}@${e}/2`)).body).map((m) => m.d), [3, 4, 5], 'offset 3 is still held')
+      assert.deepEqual(json((await request(protocol, `${P}poll?ch=${ch}@zzzz/2`)).body), [{ t: 'gap', ch, e, o: 5 }])
+    })
+
+    test('long polling: held until a message arrives, then answered with it; empty after the timeout', async () => {
+      const ch = fresh()
+      const e = json((await request(protocol, `${P}poll?ch=${ch}`)).body)[0]!.e!
+      const t0 = Date.now()
+      const held = request(protocol, `${P}poll?ch=${ch}@${e}/0&wait=1&client=c1`)
+      await new Promise((r) => setTimeout(r, 100))
+      await publish(protocol, { ch, d: 'late' })
+      const r = await held
+      assert.deepEqual(json(r.body), [{ t: 'msg', ch, e, o: 1, d: 'late' }])
+      assert.ok(Date.now() - t0 >= 90, 'it was held')
+      const t1 = Date.now()
+      const empty = await request(protocol, `${P}poll?ch=${ch}@${e}/1&wait=1&client=c1`)
+      assert.deepEqual(json(empty.body), [])
+      assert.ok(Date.now() - t1 >= 350, 'answered after pollTimeout (400 ms)')
+    })
+
+    test('SSE: sub events, messages with composite ids, retry, keep-alive comments; Last-Event-ID resumes every channel', async () => {
+      const a = fresh()
+      const b = fresh()
+      const ea = json((await request(protocol, `${P}poll?ch=${a}`)).body)[0]!.e!
+      await publish(protocol, { ch: a, d: 'a1' })
+      const s = openSse(protocol, `${P}sse?ch=${a}@${ea}/0&ch=${b}`)
+      await s.ready
+      assert.equal(s.status, 200)
+      assert.equal(s.headers['content-type'], 'text/event-stream; charset=utf-8')
+      assert.equal(s.headers['cache-control'], 'no-store')
+      await s.until(4)
+      assert.equal(s.events[0]!.retry, '1500')
+      const data = s.data()
+      assert.deepEqual(data.slice(0, 2).map((d) => [d.t, d.o]), [['sub', 0], ['msg', 1]])
+      const eb = data[2]!.e!
+      assert.equal(data[2]!.t, 'sub')
+      await publish(protocol, { ch: b, d: 'b1' })
+      await s.until(5)
+      const last = s.events.filter((ev) => ev.id !== undefined).at(-1)!
+      assert.equal(last.id, `${a}@${ea}/1,${b}@${eb}/1`)
+      await s.until(6, 1000)
+      assert.ok(s.events.some((ev) => ev.comment === 'keep-alive'), 'a keep-alive comment within 200 ms')
+      s.close()
+
+      // missed while away: one message on each channel
+      await publish(protocol, { ch: a, d: 'a2' })
+      await publish(protocol, { ch: b, d: 'b2' })
+      const again = openSse(protocol, `${P}sse?ch=${a}&ch=${b}`, { 'last-event-id': last.id! })
+      await again.ready
+      await again.until(5)
+      const got = again.data().filter((d) => d.t === 'msg').map((d) => `${d.ch === a ? 'a' : 'b'}:${d.d}`)
+      assert.deepEqual(got.sort(), ['a:a2', 'b:b2'], 'exactly what was missed, nothing twice')
+      again.close()
+    })
+
+    test('the back-end API: key required; batches; back-end-only channels refuse clients', async () => {
+      assert.equal((await backend({ ch: 'news', d: 1 }, 'wrong-key-wrong-key')).status, 401)
+      const r = await backend([{ ch: 'news', d: 'x' }, { ch: 'nope', d: 'y' }])
+      assert.equal(r.status, 200)
+      const answers = json(r.body)
+      assert.equal(answers[0]!.t, 'ack')
+      assert.deepEqual([answers[1]!.t, answers[1]!.code], ['err', 'unknown-channel'])
+      const refused = await publish(protocol, { ch: 'news', d: 'from a browser' })
+      assert.equal(refused.status, 403)
+      assert.equal(json(refused.body).code, 'forbidden')
+    })
+
+    test('bad input: unknown or malformed channels, no channel, non-JSON bodies, oversized messages', async () => {
+      assert.equal((await request(protocol, `${P}poll?ch=nope`)).status, 404)
+      assert.equal((await request(protocol, `${P}poll?ch=${encodeURIComponent('bad name')}`)).status, 400)
+      assert.equal((await request(protocol, `${P}poll`)).status, 400)
+      assert.equal((await request(protocol, `${P}poll?ch=chat:x@e/notanumber`)).status, 400)
+      const notJson = await request(protocol, P + 'publish', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' })
+      assert.equal(notJson.status, 415)
+      const broken = await request(protocol, P + 'publish', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"ch":' })
+      assert.equal(broken.status, 400)
+      const big = await publish(protocol, { ch: fresh(), d: 'x'.repeat(2000) })
+      assert.equal(big.status, 413)
+      assert.equal(json(big.body).code, 'too-large')
+      assert.equal((await request(protocol, `${P}elsewhere`)).status, 404)
+    })
+
+    test('cross-origin pages: a listed origin gets CORS headers, another is refused', async () => {
+      const ok = await request(protocol, `${P}poll?ch=${fresh()}`, { headers: { origin: 'https://app.example.test' } })
+      assert.equal(ok.status, 200)
+      assert.equal(ok.headers['access-control-allow-origin'], 'https://app.example.test')
+      assert.equal(ok.headers.vary, 'Origin')
+      const no = await request(protocol, `${P}sse?ch=${fresh()}`, { headers: { origin: 'https://evil.example' } })
+      assert.equal(no.status, 403)
+      const pre = await request(protocol, `${P}publish`, { method: 'OPTIONS', headers: { origin: 'https://app.example.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } })
+      assert.equal(pre.status, 204)
+      assert.equal(pre.headers['access-control-allow-headers'], 'Content-Type, Last-Event-ID')
+    })
+  })
+}
+
+describe('long-poll limits', () => {
+  test('at most maxPollsPerClient held polls per client id (429 beyond); a client that leaves frees its place', async () => {
+    const ch = fresh()
+    const url = `${P}poll?ch=${ch}&wait=1&client=busy`
+    const e = json((await request('http/1.1', `${P}poll?ch=${ch}`)).body)[0]!.e!
+    const held = `${P}poll?ch=${ch}@${e}/0&wait=1&client=busy`
+    const sockets: net.Socket[] = []
+    for (let i = 0; i < 2; i++) {
+      const s = net.connect(srv.port, '127.0.0.1')
+      s.write(`GET ${new URL(held).pathname}${new URL(held).search} HTTP/1.1\r\nHost: x\r\n\r\n`)
+      sockets.push(s)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+    const third = await request('http/1.1', held)
+    assert.equal(third.status, 429)
+    assert.equal(third.headers['retry-after'], '1')
+    for (const s of sockets) s.destroy()
+    await new Promise((r) => setTimeout(r, 100))
+    const ok = await request('http/1.1', url)
+    assert.equal(ok.status, 200)
+  })
+})
+
+describe('WebSocket', () => {
+  test('subprotocol edgebox.v1; sub, pub with ack, ping/pong; the message reaches every subscriber once', async () => {
+    const ch = fresh()
+    const a = await openWs()
+    const b = await openWs()
+    assert.equal(a.ws.protocol, 'edgebox.v1')
+    a.ws.send(JSON.stringify({ t: 'sub', ch }))
+    b.ws.send(JSON.stringify({ t: 'sub', ch }))
+    await a.next((f) => f.t === 'sub')
+    await b.next((f) => f.t === 'sub')
+    a.ws.send(JSON.stringify({ t: 'pub', ch, d: 'hello', id: 'w-1' }))
+    a.ws.send(JSON.stringify({ t: 'pub', ch, d: 'hello', id: 'w-1' })) // a retry
+    const ack = await a.next((f) => f.t === 'ack')
+    assert.deepEqual([ack.ref, ack.o], ['w-1', 1])
+    const m = await b.next((f) => f.t === 'msg')
+    assert.deepEqual([m.d, m.id, m.o], ['hello', 'w-1', 1])
+    a.ws.send('{"t":"ping"}')
+    await a.next((f) => f.t === 'pong')
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal(b.got.filter((f) => f.t === 'msg').length, 1, 'delivered once')
+    a.ws.close()
+    b.ws.close()
+  })
+
+  test('resume from a position after a cut: every missed message once, in order; a stale position gets a gap', async () => {
+    const ch = fresh()
+    const a = await openWs()
+    a.ws.send(JSON.stringify({ t: 'sub', ch }))
+    const sub = await a.next((f) => f.t === 'sub')
+    await publish('http/1.1', { ch, d: 1 })
+    await a.next((f) => f.t === 'msg' && f.o === 1)
+    a.ws.terminate() // the network is cut
+    for (let i = 2; i <= 6; i++) await publish('http/1.1', { ch, d: i })
+    const back = await openWs()
+    back.ws.send(JSON.stringify({ t: 'sub', ch, e: sub.e, o: 1 }))
+    await back.next((f) => f.t === 'msg' && f.o === 6)
+    assert.deepEqual(back.got.filter((f) => f.t === 'msg').map((f) => f.d), [2, 3, 4, 5, 6])
+    back.ws.send(JSON.stringify({ t: 'sub', ch: fresh('small'), e: 'old', o: 3 }))
+    const gap = await back.next((f) => f.t === 'gap')
+    assert.equal(gap.o, 0)
+    back.ws.close()
+  })
+
+  test('refusals as err envelopes: unknown channel, back-end-only channel, unknown envelope type', async () => {
+    const c = await openWs()
+    c.ws.send(JSON.stringify({ t: 'sub', ch: 'nope' }))
+    assert.equal((await c.next((f) => f.t === 'err')).code, 'unknown-channel')
+    c.ws.send(JSON.stringify({ t: 'pub', ch: 'news', d: 1, id: 'r1' }))
+    const forbidden = await c.next((f) => f.t === 'err' && f.ref === 'r1')
+    assert.equal(forbidden.code, 'forbidden')
+    c.ws.send(JSON.stringify({ t: 'dance' }))
+    await c.next((f) => f.t === 'err' && f.code === 'bad-request')
+    c.ws.close()
+  })
+
+  test('a frame that is not JSON closes with 1007; an oversized one with 1009', async () => {
+    const a = await openWs()
+    a.ws.send('not json')
+    assert.equal((await a.closed).code, 1007)
+    const b = await openWs()
+    b.ws.send(JSON.stringify({ t: 'pub', ch: 'chat:x', d: 'y'.repeat(4000) }))
+    assert.equal((await b.closed).code, 1009)
+  })
+
+  test('handshakes: wrong version 426, bad key 400, foreign origin 403, plain GET 400', async () => {
+    const hs = (headers: string) => new Promise<string>((resolve) => {
+      const s = net.connect(srv.port, '127.0.0.1', () => s.write(`GET /live/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${headers}\r\n`))
+      let out = ''
+      s.on('data', (d) => (out += d))
+      s.on('close', () => resolve(out))
+      s.on('error', () => resolve(out))
+      setTimeout(() => s.destroy(), 1000)
+    })
+    const v8 = await hs('Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n')
+    assert.match(v8, /^HTTP\/1\.1 426 /)
+    assert.match(v8, /Sec-WebSocket-Version: 13/)
+    assert.match(await hs('Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n'), /^HTTP\/1\.1 400 /)
+    assert.match(await hs('Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://evil.example\r\n'), /^HTTP\/1\.1 403 /)
+    const listed = await hs('Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://app.example.test\r\n')
+    assert.match(listed, /^HTTP\/1\.1 101 /)
+    assert.equal((await request('http/1.1', `${P}ws`)).status, 400)
+  })
+
+  test('a connection that stops answering pings is dropped (heartbeat 300 ms)', async () => {
+    const c = await openWs('ws', ['edgebox.v1'], { autoPong: false })
+    const t0 = Date.now()
+    const closed = await c.closed
+    assert.equal(closed.code, 1006, 'terminated, not closed cleanly')
+    assert.ok(Date.now() - t0 < 2000)
+  })
+
+  test('a client that stops reading is cut at maxBuffered; the server goes on', async () => {
+    const ch = fresh()
+    const slow = await openWs()
+    slow.ws.send(JSON.stringify({ t: 'sub', ch }))
+    await slow.next((f) => f.t === 'sub')
+    ;(slow.ws as unknown as { _socket: net.Socket })._socket.pause() // reads nothing from now on
+    const payload = 'z'.repeat(900)
+    // ~9 MB published: far beyond maxBuffered (256 KiB) plus what the kernel's socket buffers hold.
+    // (A paused client cannot see the close frame or the FIN until it reads again.)
+    for (let i = 0; i < 50; i++) await backend(Array.from({ length: 200 }, () => ({ ch, d: payload })))
+    ;(slow.ws as unknown as { _socket: net.Socket })._socket.resume()
+    const code = await Promise.race([slow.closed.then((c) => c.code), new Promise<number>((r) => setTimeout(() => r(-1), 5000))])
+    assert.ok(code === 1013 || code === 1006, `closed as a slow consumer (got ${code})`)
+    const received = slow.got.filter((f) => f.t === 'msg').length
+    assert.ok(received < 10_000, `it got ${received} of 10000 messages before being cut`)
+    const ok = await openWs()
+    ok.ws.send('{"t":"ping"}')
+    await ok.next((f) => f.t === 'pong')
+    ok.ws.close()
+  })
+})
