@@ -69,6 +69,22 @@ export interface Engine {
    * order, until the returned function is called. Listeners must not throw.
    */
   listen(ch: string, listener: (m: Message) => void): () => void
+  /**
+   * Presence: `who` has one more (join) or one fewer (leave) connection
+   * subscribed to `ch`. The first join and the last leave of a name are
+   * announced to the channel's presence listeners.
+   */
+  join(ch: string, who: string): Promise<void>
+  leave(ch: string, who: string): Promise<void>
+  /** Who is subscribed to `ch` now (each name once). */
+  members(ch: string): Promise<string[]>
+  listenPresence(ch: string, listener: (event: PresenceEvent) => void): () => void
   /** Releases timers and connections. */
   close(): Promise<void>
+}
+
+export interface PresenceEvent {
+  readonly t: 'join' | 'leave'
+  readonly ch: string
+  readonly who: string
 }

@@ -34,6 +34,7 @@ export type Envelope =
   | { t: 'sub' | 'gap'; ch: string; e: string; o: number }
   | { t: 'ack'; ref: string; ch: string; e: string; o: number }
   | { t: 'join' | 'leave'; ch: string; who: string }
+  | { t: 'presence'; ch: string; members: string[] }
   | { t: 'err'; code: ErrCode; msg: string; ch?: string; ref?: string }
   | { t: 'pong' }
 
@@ -158,7 +159,7 @@ export class Hub {
    * is being read are held and merged by offset. Returns the function that
    * stops following.
    */
-  async follow(ch: string, after: Position | undefined, rule: ChannelRule, send: Deliver): Promise<() => void> {
+  async follow(ch: string, after: Position | undefined, rule: ChannelRule, send: Deliver, who?: string): Promise<() => void> {
     if (after !== undefined && !EPOCH.test(after.e)) after = { e: 'invalid', o: 0 }
     let held: Message[] | null = []
     let last: Position | null = null
@@ -200,6 +201,22 @@ export class Hub {
     const pending = held
     held = null
     for (const m of pending) deliver(m)
-    return stop
+    if (!rule.presence || who === undefined) return stop
+    // Presence: this connection's subscriber hears joins and leaves from now on, and counts as present.
+    const position = () => last ?? { e: '', o: 0 }
+    const stopPresence = this.engine.listenPresence(ch, (ev) => send(JSON.stringify(ev), position()))
+    await this.engine.join(ch, who)
+    return () => {
+      stop()
+      stopPresence()
+      void this.engine.leave(ch, who)
+    }
+  }
+
+  /** Who is subscribed to a presence channel now. */
+  async members(ch: string, grant: Grant | undefined): Promise<string[]> {
+    const r = this.checkSubscribe(ch, grant)
+    if (!r.presence) throw new HubError('bad-request', `${ch} has no presence (presence: true in its rule)`, ch)
+    return this.engine.members(ch)
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Engine, HistoryLimits, Message, Position, PublishResult, Since } from './engine.ts'
+import type { Engine, HistoryLimits, Message, Position, PresenceEvent, PublishResult, Since } from './engine.ts'
 
 /**
  * The embedded engine: channels in this process's memory. Each channel gets
@@ -17,6 +17,9 @@ interface Channel {
   /** Publisher id -> message, for the messages still in the history. */
   readonly ids: Map<string, Message>
   readonly listeners: Set<(m: Message) => void>
+  /** Presence: name -> connections subscribed under it. */
+  readonly members: Map<string, number>
+  readonly presence: Set<(e: PresenceEvent) => void>
 }
 
 export class MemoryEngine implements Engine {
@@ -30,7 +33,7 @@ export class MemoryEngine implements Engine {
   private channel(ch: string): Channel {
     let c = this.channels.get(ch)
     if (!c) {
-      c = { epoch: randomBytes(6).toString('base64url').replace(/[-_]/g, 'x'), offset: 0, history: [], ids: new Map(), listeners: new Set() }
+      c = { epoch: randomBytes(6).toString('base64url').replace(/[-_]/g, 'x'), offset: 0, history: [], ids: new Map(), listeners: new Set(), members: new Map(), presence: new Set() }
       this.channels.set(ch, c)
     }
     return c
@@ -103,7 +106,38 @@ export class MemoryEngine implements Engine {
     }
   }
 
+  async join(ch: string, who: string): Promise<void> {
+    const c = this.channel(ch)
+    const n = c.members.get(who) ?? 0
+    c.members.set(who, n + 1)
+    if (n === 0) for (const l of c.presence) l({ t: 'join', ch, who })
+  }
+
+  async leave(ch: string, who: string): Promise<void> {
+    const c = this.channel(ch)
+    const n = c.members.get(who) ?? 0
+    if (n === 0) return
+    if (n > 1) return void c.members.set(who, n - 1)
+    c.members.delete(who)
+    for (const l of c.presence) l({ t: 'leave', ch, who })
+  }
+
+  async members(ch: string): Promise<string[]> {
+    return [...this.channel(ch).members.keys()]
+  }
+
+  listenPresence(ch: string, listener: (event: PresenceEvent) => void): () => void {
+    const c = this.channel(ch)
+    c.presence.add(listener)
+    return () => {
+      c.presence.delete(listener)
+    }
+  }
+
   async close(): Promise<void> {
-    for (const c of this.channels.values()) c.listeners.clear()
+    for (const c of this.channels.values()) {
+      c.listeners.clear()
+      c.presence.clear()
+    }
   }
 }

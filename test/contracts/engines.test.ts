@@ -106,5 +106,24 @@ for (const { name, make } of engines) {
       assert.equal((await e.since('c', { e: epoch, o: 2 }, none)).gap, false)
       await e.close()
     })
+
+    test('presence: the first join and the last leave of a name are announced; members lists each name once', async () => {
+      const e = make(now)
+      const events: string[] = []
+      const stop = e.listenPresence('room', (ev) => events.push(`${ev.t}:${ev.who}`))
+      await e.join('room', 'alice')
+      await e.join('room', 'alice') // a second tab
+      await e.join('room', 'bob')
+      assert.deepEqual((await e.members('room')).sort(), ['alice', 'bob'])
+      await e.leave('room', 'alice')
+      assert.deepEqual((await e.members('room')).sort(), ['alice', 'bob'], 'alice still has a tab open')
+      await e.leave('room', 'alice')
+      await e.leave('room', 'carol') // never joined: nothing happens
+      stop()
+      await e.leave('room', 'bob')
+      assert.deepEqual(events, ['join:alice', 'join:bob', 'leave:alice'])
+      assert.deepEqual(await e.members('room'), [])
+      await e.close()
+    })
   })
 }

@@ -3,6 +3,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { PROTOCOLS, request, startServer, type Protocol, type TestServer } from '../helpers/server.ts'
 
@@ -431,5 +432,111 @@ describe('WebSocket', () => {
     ok.ws.send('{"t":"ping"}')
     await ok.next((f) => f.t === 'pong')
     ok.ws.close()
+  })
+})
+
+describe('tokens and presence', () => {
+  const SECRET = 'a-shared-secret-of-at-least-32-characters!'
+  let s: TestServer
+  let Q: string
+  before(async () => {
+    s = await startServer({
+      sites: [
+        {
+          routes: [
+            {
+              path: '/rt/',
+              realtime: {
+                channels: { 'open:*': {}, 'private:*': { subscribe: 'token', publish: 'token' }, 'room:*': { presence: true } },
+                auth: { secret: SECRET, issuer: 'https://auth.example.test' },
+              },
+            },
+            { path: '/plain/', realtime: { channels: { 'x:*': {} } } },
+          ],
+        },
+      ],
+    })
+    Q = s.url + 'rt/'
+  })
+  after(() => s.close())
+
+  const token = (claims: Record<string, unknown>, opts: { exp?: string | number; secret?: string; issuer?: string } = {}) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(opts.issuer ?? 'https://auth.example.test')
+      .setExpirationTime(opts.exp ?? '1h')
+      .sign(new TextEncoder().encode(opts.secret ?? SECRET))
+
+  test('token channels need a token that lists them; bad, expired or foreign tokens get 401', async () => {
+    assert.equal((await request('http/1.1', `${Q}poll?ch=private:a`)).status, 403)
+    const alice = await token({ sub: 'alice', edgebox: { sub: ['private:*'], pub: ['private:a'] } })
+    assert.equal((await request('http/1.1', `${Q}poll?ch=private:a&token=${alice}`)).status, 200)
+    const other = await token({ sub: 'bob', edgebox: { sub: ['private:b'] } })
+    assert.equal((await request('http/1.1', `${Q}poll?ch=private:a&token=${other}`)).status, 403)
+    const pub = await request('http/1.1', `${Q}publish`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` }, body: JSON.stringify({ ch: 'private:a', d: 1 }) })
+    assert.equal(pub.status, 200)
+    const pubB = await request('http/1.1', `${Q}publish`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` }, body: JSON.stringify({ ch: 'private:b', d: 1 }) })
+    assert.equal(pubB.status, 403, 'subscribing is not publishing')
+    const expired = await token({ sub: 'alice', edgebox: { sub: ['private:*'] } }, { exp: Math.floor(Date.now() / 1000) - 60 })
+    const r1 = await request('http/1.1', `${Q}poll?ch=private:a&token=${expired}`)
+    assert.equal(r1.status, 401)
+    assert.match(r1.text, /expired/)
+    const forged = await token({ sub: 'mallory', edgebox: { sub: ['private:*'] } }, { secret: 'another-secret-of-at-least-32-characters!!' })
+    assert.match((await request('http/1.1', `${Q}poll?ch=private:a&token=${forged}`)).text, /signature/)
+    assert.equal((await request('http/1.1', `${Q}poll?ch=private:a&token=${await token({ edgebox: { sub: ['private:*'] } }, { issuer: 'https://elsewhere' })}`)).status, 401)
+    assert.equal((await request('http/1.1', `${Q}poll?ch=private:a&token=garbage`)).status, 401)
+    assert.equal((await request('http/1.1', `${s.url}plain/poll?ch=x:1&token=${alice}`)).status, 401, 'a route without auth takes no tokens')
+  })
+
+  test('WebSocket: a bad token is refused at the handshake; a good one is checked per channel and ends the session when it expires', async () => {
+    const url = Q.replace(/^http/, 'ws') + 'ws'
+    const refused = await new Promise<number>((resolve) => {
+      const w = new WebSocket(`${url}?token=garbage`, ['edgebox.v1'])
+      w.on('unexpected-response', (_q, res) => resolve(res.statusCode!))
+      w.on('error', () => {})
+    })
+    assert.equal(refused, 401)
+    const short = await token({ sub: 'carol', edgebox: { sub: ['private:*'] } }, { exp: Math.floor(Date.now() / 1000) + 2 })
+    const w = new WebSocket(`${url}?token=${short}`, ['edgebox.v1'])
+    const frames: Env[] = []
+    w.on('message', (d) => frames.push(JSON.parse(d.toString()) as Env))
+    const closed = new Promise<{ code: number; reason: string }>((r) => w.on('close', (code, reason) => r({ code, reason: reason.toString() })))
+    await new Promise((r) => w.once('open', r))
+    w.send(JSON.stringify({ t: 'sub', ch: 'private:c' }))
+    w.send(JSON.stringify({ t: 'pub', ch: 'private:c', d: 1, id: 'nope' }))
+    const end = await Promise.race([closed, new Promise<{ code: number; reason: string }>((r) => setTimeout(() => r({ code: -1, reason: 'still open' }), 4000))])
+    assert.deepEqual(end, { code: 1008, reason: 'token expired' })
+    assert.equal(frames.find((f) => f.t === 'sub')?.ch, 'private:c')
+    assert.equal(frames.find((f) => f.t === 'err' && f.ref === 'nope')?.code, 'forbidden', 'the token allows subscribing, not publishing')
+  })
+
+  test('presence: who is subscribed, with join and leave as connections come and go', async () => {
+    const url = Q.replace(/^http/, 'ws') + 'ws'
+    const connect = async (user: string) => {
+      const w = new WebSocket(`${url}?token=${await token({ sub: user })}`, ['edgebox.v1'])
+      const frames: Env[] = []
+      w.on('message', (d) => frames.push(JSON.parse(d.toString()) as Env))
+      await new Promise((r) => w.once('open', r))
+      return { w, frames }
+    }
+    const wait = async (pred: () => boolean) => {
+      const end = Date.now() + 3000
+      while (!pred()) {
+        if (Date.now() > end) throw new Error('timed out')
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    const alice = await connect('alice')
+    alice.w.send(JSON.stringify({ t: 'sub', ch: 'room:1' }))
+    await wait(() => alice.frames.some((f) => f.t === 'sub'))
+    const bob = await connect('bob')
+    bob.w.send(JSON.stringify({ t: 'sub', ch: 'room:1' }))
+    await wait(() => alice.frames.some((f) => f.t === 'join' && (f as { who?: string }).who === 'bob'))
+    const members = JSON.parse((await request('http/1.1', `${Q}presence?ch=room:1`)).text) as { members: string[] }
+    assert.deepEqual(members.members.sort(), ['alice', 'bob'])
+    bob.w.close()
+    await wait(() => alice.frames.some((f) => f.t === 'leave' && (f as { who?: string }).who === 'bob'))
+    assert.equal((await request('http/1.1', `${Q}presence?ch=open:1`)).status, 400, 'no presence on this channel')
+    alice.w.close()
   })
 })

@@ -9,11 +9,12 @@ import { httpError } from '../../core/errors.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
 import { duration, size } from '../../config/units.ts'
 import type { Position } from '../../realtime/engine.ts'
-import { Hub, HubError, parseChannelPosition, parsePositions, type ChannelRule, type Envelope } from '../../realtime/hub.ts'
+import { Hub, HubError, parseChannelPosition, parsePositions, type ChannelRule, type Envelope, type Grant } from '../../realtime/hub.ts'
 import { MemoryEngine } from '../../realtime/memory-engine.ts'
 import { servePoll } from '../../realtime/transports/poll.ts'
 import { serveSse } from '../../realtime/transports/sse.ts'
-import { WebSocketTransport } from '../../realtime/transports/websocket.ts'
+import { anonymous, WebSocketTransport } from '../../realtime/transports/websocket.ts'
+import { createVerifier, type Verifier } from '../../realtime/auth.ts'
 
 /**
  * `realtime`: the hub's transports under one prefix (docs/realtime.md):
@@ -44,6 +45,20 @@ const schema = z.strictObject({
   channels: z
     .record(z.string().regex(/^[A-Za-z0-9:_.*-]{1,128}$/, 'is a channel pattern: A-Z a-z 0-9 : _ - . and *'), channelSchema)
     .refine((c) => Object.keys(c).length > 0, 'at least one channel pattern'),
+  /**
+   * Tokens (JWT): a shared `secret` (HS256/384/512, at least 32 characters)
+   * or a `jwksUrl`, optionally with the `issuer` and `audience` they must
+   * name. Absent: only anonymous clients (channels with subscribe 'anyone').
+   */
+  auth: z
+    .strictObject({
+      secret: z.string().min(32, 'secrets are at least 32 characters').optional(),
+      jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
+      issuer: z.string().optional(),
+      audience: z.string().optional(),
+    })
+    .refine((a) => (a.secret === undefined) !== (a.jwksUrl === undefined), 'give either secret or jwksUrl')
+    .optional(),
   /** `Authorization: Bearer <publishKey>` for back ends on `api/publish`; absent: the API is off. */
   publishKey: z.string().min(16, 'publish keys are at least 16 characters').optional(),
   /** The largest message (its data as JSON). */
@@ -72,11 +87,11 @@ export const realtimeModule = {
     const engine = new MemoryEngine()
     const hub = new Hub(rules, engine, { maxMessageSize: cfg.maxMessageSize })
     const ws = new WebSocketTransport(hub, { heartbeat: cfg.heartbeat, maxBuffered: cfg.maxBuffered, maxMessageSize: cfg.maxMessageSize })
-    return createRealtime(cfg, hub, ws, deps.prefix, deps.origins, deps.limits)
+    return createRealtime(cfg, hub, ws, createVerifier(cfg.auth ?? {}), deps.prefix, deps.origins, deps.limits)
   },
 } as const satisfies HandlerModule<typeof schema>
 
-function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, prefix: string, origins: OriginPolicy, limits: BodyLimits): Handler {
+function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, verify: Verifier | undefined, prefix: string, origins: OriginPolicy, limits: BodyLimits): Handler {
   const held = new Map<string, number>() // long polls held per client id
 
   /** CORS for the HTTP transports, from the site's origin policy: a page from another origin must be listed. */
@@ -87,8 +102,24 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
     return { 'access-control-allow-origin': origin, vary: 'Origin' }
   }
 
+  /**
+   * What the request's token allows: `?token=` (EventSource and WebSocket
+   * cannot send headers) or `Authorization: Bearer`. No token: anonymous.
+   * A token that does not verify is refused (401), never taken as anonymous.
+   */
+  async function grantOf(ctx: Context, params: URLSearchParams, headerToken: boolean): Promise<(Grant & { expires: number | undefined }) | undefined> {
+    const token = params.get('token') ?? (headerToken ? /^Bearer (.+)$/i.exec(ctx.header('authorization') ?? '')?.[1] : undefined)
+    if (token === undefined || token === null) return undefined
+    if (!verify) throw httpError('EB_ERR_UNAUTHORIZED', 'this hub takes no tokens (no auth configured on the route)', { 'WWW-Authenticate': 'Bearer realm="edgebox realtime"' })
+    try {
+      return await verify(token)
+    } catch (err) {
+      throw httpError('EB_ERR_UNAUTHORIZED', (err as Error).message, { 'WWW-Authenticate': 'Bearer realm="edgebox realtime", error="invalid_token"' })
+    }
+  }
+
   /** The channels a request names (`ch` parameters), with positions; Last-Event-ID positions win for SSE. */
-  function subscriptions(ctx: Context, lastEventId?: string): Array<{ ch: string; after: Position | undefined; rule: ChannelRule }> {
+  function subscriptions(ctx: Context, grant: Grant | undefined, lastEventId?: string): Array<{ ch: string; after: Position | undefined; rule: ChannelRule }> {
     const params = new URLSearchParams(ctx.query)
     const list = params.getAll('ch')
     if (list.length === 0) throw httpError('EB_ERR_BAD_REQUEST', 'name at least one channel: ?ch=<name> or ?ch=<name>@<epoch>/<offset>')
@@ -100,7 +131,7 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
       const { ch, after } = parseChannelPosition(v)
       if (seen.has(ch)) continue
       seen.add(ch)
-      out.push({ ch, after: resumed.get(ch) ?? after, rule: hub.checkSubscribe(ch, undefined) })
+      out.push({ ch, after: resumed.get(ch) ?? after, rule: hub.checkSubscribe(ch, grant) })
     }
     return out
   }
@@ -112,6 +143,7 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
       const given = /^Bearer (.+)$/i.exec(ctx.header('authorization') ?? '')?.[1] ?? ''
       if (!safeEqual(given, cfg.publishKey)) throw httpError('EB_ERR_UNAUTHORIZED', given ? 'the publish key is not valid' : 'the publish API needs Authorization: Bearer <publishKey>', { 'WWW-Authenticate': 'Bearer realm="edgebox realtime"' })
     }
+    const grant = from === 'client' ? await grantOf(ctx, new URLSearchParams(ctx.query), true) : undefined
     const body = await readJson(ctx, limits, Math.max(cfg.maxMessageSize * 4, 256 * 1024))
     const batch = Array.isArray(body) ? body : [body]
     if (batch.length === 0 || batch.length > 1000) throw httpError('EB_ERR_BAD_REQUEST', 'publish 1 to 1000 messages per request')
@@ -122,7 +154,7 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
       try {
         if (typeof env !== 'object' || env === null || typeof env.ch !== 'string') throw new HubError('bad-request', 'each message is {"ch": <channel>, "d": <data>, "id"?: <publish id>}')
         if (from === 'client' && env.t !== undefined && env.t !== 'pub') throw new HubError('bad-request', 'only "pub" envelopes are published', env.ch)
-        const m = await hub.publish(env.ch, env.d, ref, undefined, from)
+        const m = await hub.publish(env.ch, env.d, ref, grant, from)
         answers.push(ref === undefined ? { t: 'ack', ref: '', ch: m.ch, e: m.e, o: m.o } : { t: 'ack', ref, ch: m.ch, e: m.e, o: m.o })
       } catch (err) {
         if (!(err instanceof HubError)) throw err
@@ -143,10 +175,11 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
       if (rest === 'sse' || rest === 'poll') {
         if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw httpError('EB_ERR_METHOD_NOT_ALLOWED', undefined, { Allow: 'GET, HEAD, OPTIONS' })
         const cors = crossOrigin(ctx)
-        if (rest === 'sse') return serveSse(ctx, hub, subscriptions(ctx, ctx.header('last-event-id')), cors, { keepAlive: cfg.keepAlive, retry: cfg.retry, maxBuffered: cfg.maxBuffered })
         const params = new URLSearchParams(ctx.query)
+        const grant = await grantOf(ctx, params, true)
+        if (rest === 'sse') return serveSse(ctx, hub, subscriptions(ctx, grant, ctx.header('last-event-id')), cors, { keepAlive: cfg.keepAlive, retry: cfg.retry, maxBuffered: cfg.maxBuffered, until: grant?.expires, who: grant?.user ?? anonymous() })
         const wait = params.get('wait') === '1'
-        const subs = subscriptions(ctx)
+        const subs = subscriptions(ctx, grant)
         if (!wait) return await servePoll(ctx, hub, subs, cors, { wait: false, timeout: 0 })
         const client = `${ctx.clientAddress}|${params.get('client') ?? ''}`
         const n = held.get(client) ?? 0
@@ -159,12 +192,21 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
         })
         return await servePoll(ctx, hub, subs, cors, { wait: true, timeout: cfg.pollTimeout })
       }
+      if (rest === 'presence') {
+        if (ctx.method !== 'GET' && ctx.method !== 'HEAD') throw httpError('EB_ERR_METHOD_NOT_ALLOWED', undefined, { Allow: 'GET, HEAD' })
+        const cors = crossOrigin(ctx)
+        const params = new URLSearchParams(ctx.query)
+        const grant = await grantOf(ctx, params, true)
+        const ch = params.get('ch')
+        if (!ch) throw httpError('EB_ERR_BAD_REQUEST', 'name the channel: ?ch=<name>')
+        return ctx.send(200, { ...cors, 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify({ t: 'presence', ch, members: await hub.members(ch, grant) }))
+      }
       if (rest === 'publish' || rest === 'api/publish') {
         if (ctx.method !== 'POST') throw httpError('EB_ERR_METHOD_NOT_ALLOWED', undefined, { Allow: rest === 'publish' ? 'POST, OPTIONS' : 'POST' })
         return await publishHttp(ctx, rest === 'publish' ? 'client' : 'backend')
       }
       if (rest === 'ws') throw httpError('EB_ERR_BAD_REQUEST', 'this is the WebSocket endpoint: connect with a WebSocket handshake (Upgrade: websocket)')
-      throw httpError('EB_ERR_NOT_FOUND', `no realtime endpoint ${rest || '(none)'}: ws, sse, poll, publish, api/publish`)
+      throw httpError('EB_ERR_NOT_FOUND', `no realtime endpoint ${rest || '(none)'}: ws, sse, poll, publish, presence, api/publish`)
     } catch (err) {
       if (err instanceof HubError) throw httpError(errorCode(err.code), err.message)
       throw err
@@ -193,8 +235,14 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, p
       if (ctx.header('sec-websocket-version') !== '13') return refuse(426, 'Upgrade Required', 'WebSocket version 13 only', 'Sec-WebSocket-Version: 13\r\n')
       const origin = ctx.header('origin')
       if (origin !== undefined && !origins.allows(origin, ctx.header('host') ?? '', scheme(ctx))) return refuse(403, 'Forbidden', `origin ${origin} is not allowed here (sites[].origins)`)
-      ctx.status = 101
-      ws.accept(ctx.req as IncomingMessage, socket, head, undefined)
+      grantOf(ctx, new URLSearchParams(ctx.query), true).then(
+        (grant) => {
+          if (socket.destroyed) return
+          ctx.status = 101
+          ws.accept(ctx.req as IncomingMessage, socket, head, grant)
+        },
+        (err: Error & { status?: number }) => refuse(401, 'Unauthorized', err.message, 'WWW-Authenticate: Bearer realm="edgebox realtime", error="invalid_token"\r\n'),
+      )
     },
     close() {
       ws.close()

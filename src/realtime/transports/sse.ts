@@ -21,6 +21,10 @@ export interface SseOptions {
   readonly keepAlive: number
   readonly retry: number
   readonly maxBuffered: number
+  /** The name presence shows for this connection. */
+  readonly who: string
+  /** When the client's token expires (ms since the epoch): the stream ends then, and the client reconnects with a new token. */
+  readonly until?: number | undefined
 }
 
 export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: string; after: Position | undefined; rule: ChannelRule }>, headers: Headers, opts: SseOptions): void {
@@ -30,6 +34,7 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   let sink: BodySink | null = null
   let stops: Array<() => void> = []
   let timer: NodeJS.Timeout | undefined
+  let expiry: NodeJS.Timeout | undefined
   let waiting = 0 // bytes written since the client last drained
   let over = false
 
@@ -49,6 +54,7 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
 
   const end = () => {
     clearInterval(timer)
+    clearTimeout(expiry)
     for (const stop of stops) stop()
     stops = []
   }
@@ -61,10 +67,16 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
         try {
           for (const sub of subs) {
             if (over) return
-            const stop = await hub.follow(sub.ch, sub.after, sub.rule, (json, position) => {
-              positions.set(sub.ch, position) // the composite id names every channel's position
-              write(`id: ${formatPositions(positions)}\ndata: ${json}\n\n`)
-            })
+            const stop = await hub.follow(
+              sub.ch,
+              sub.after,
+              sub.rule,
+              (json, position) => {
+                positions.set(sub.ch, position) // the composite id names every channel's position
+                write(`id: ${formatPositions(positions)}\ndata: ${json}\n\n`)
+              },
+              opts.who,
+            )
             if (over) stop()
             else stops.push(stop)
           }
@@ -76,6 +88,15 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
       })()
       timer = setInterval(() => write(': keep-alive\n\n'), opts.keepAlive)
       timer.unref()
+      if (opts.until !== undefined) {
+        expiry = setTimeout(() => {
+          write(': token expired\n\n')
+          over = true
+          end()
+          sink?.end()
+        }, Math.max(0, opts.until - Date.now()))
+        expiry.unref()
+      }
     },
     resume() {
       waiting = 0

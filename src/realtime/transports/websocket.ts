@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
@@ -17,6 +18,11 @@ import { HubError, type Grant, type Hub } from '../hub.ts'
 
 export const SUBPROTOCOL = 'edgebox.v1'
 
+/** A name for a connection without a token, for presence. */
+export function anonymous(): string {
+  return `anon-${randomBytes(4).toString('hex')}`
+}
+
 export interface WebSocketOptions {
   readonly heartbeat: number
   readonly maxBuffered: number
@@ -34,6 +40,8 @@ function payloadOf(json: string, m: Message | undefined): Buffer {
 
 interface Session {
   readonly ws: WebSocket
+  /** The name presence shows: the token's subject, or an anonymous name for this connection. */
+  readonly who: string
   readonly subs: Map<string, (() => void) | null>
   alive: boolean
   closed: boolean
@@ -62,7 +70,7 @@ export class WebSocketTransport {
   }
 
   /** Completes the handshake (ws checks Sec-WebSocket-Key and answers 400 to a bad one) and starts a session. */
-  accept(req: IncomingMessage, socket: Duplex, head: Buffer, grant: Grant | undefined): void {
+  accept(req: IncomingMessage, socket: Duplex, head: Buffer, grant: (Grant & { expires?: number | undefined }) | undefined): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.session(ws, grant))
   }
 
@@ -70,9 +78,15 @@ export class WebSocketTransport {
     return this.sessions.size
   }
 
-  private session(ws: WebSocket, grant: Grant | undefined): void {
-    const s: Session = { ws, subs: new Map(), alive: true, closed: false }
+  private session(ws: WebSocket, grant: (Grant & { expires?: number | undefined }) | undefined): void {
+    const s: Session = { ws, who: grant?.user ?? anonymous(), subs: new Map(), alive: true, closed: false }
     this.sessions.add(s)
+    if (grant?.expires !== undefined) {
+      // What the token allowed ends with it: the client reconnects with a new one.
+      const t = setTimeout(() => ws.close(1008, 'token expired'), Math.max(0, grant.expires - Date.now()))
+      t.unref()
+      ws.once('close', () => clearTimeout(t))
+    }
     ws.on('pong', () => (s.alive = true))
     ws.on('message', (data, isBinary) => {
       if (isBinary) return ws.close(1003, 'frames are JSON text')
@@ -106,7 +120,7 @@ export class WebSocketTransport {
           after = { e: env.e, o: env.o }
         }
         s.subs.set(ch, null) // taken: a second `sub` while this one starts is ignored
-        const stop = await this.hub.follow(ch, after, rule, (json, _p, m) => this.send(s, json, m))
+        const stop = await this.hub.follow(ch, after, rule, (json, _p, m) => this.send(s, json, m), s.who)
         if (s.closed || !s.subs.has(ch)) return stop()
         s.subs.set(ch, stop)
         return
@@ -117,6 +131,10 @@ export class WebSocketTransport {
         s.subs.delete(ch)
         stop?.()
         return
+      }
+      case 'presence': {
+        const ch = String(env.ch)
+        return this.send(s, JSON.stringify({ t: 'presence', ch, members: await this.hub.members(ch, grant) }))
       }
       case 'pub': {
         const ch = String(env.ch)
