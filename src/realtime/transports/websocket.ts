@@ -29,13 +29,40 @@ export interface WebSocketOptions {
   readonly maxMessageSize: number
 }
 
-/** Frames' payloads made once per message, shared by every connection that gets it. */
-const payloads = new WeakMap<Message, Buffer>()
-function payloadOf(json: string, m: Message | undefined): Buffer {
-  if (!m) return Buffer.from(json)
-  let b = payloads.get(m)
-  if (!b) payloads.set(m, (b = Buffer.from(json)))
-  return b
+/**
+ * A server-to-client text frame (RFC 6455 §5.2: FIN, opcode 1, unmasked,
+ * 7-bit, 16-bit or 64-bit payload length) around a UTF-8 payload.
+ */
+export function textFrame(payload: Buffer): Buffer {
+  const n = payload.length
+  const head = n < 126 ? 2 : n < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(head + n)
+  frame[0] = 0x81
+  if (n < 126) frame[1] = n
+  else if (n < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(n, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(n / 2 ** 32), 2)
+    frame.writeUInt32BE(n >>> 0, 6)
+  }
+  payload.copy(frame, head)
+  return frame
+}
+
+/** Each message's whole frame, made once and written as is to every connection that gets it. */
+const frames = new WeakMap<Message, Buffer>()
+function frameOf(json: string, m: Message): Buffer {
+  let f = frames.get(m)
+  if (!f) frames.set(m, (f = textFrame(Buffer.from(json))))
+  return f
+}
+
+/** The parts of a `ws` connection the shared-frame path writes through (compression is off, so ws never queues). */
+interface WsInternals {
+  _socket: { write(b: Buffer): boolean } | null
+  _sender: { _state: number; _queue: unknown[] } | null
 }
 
 interface Session {
@@ -161,7 +188,11 @@ export class WebSocketTransport {
       this.end(s)
       return
     }
-    ws.send(payloadOf(json, m), { binary: false })
+    const internals = ws as unknown as WsInternals
+    // A message's frame is shared by every recipient: one write each, no per-client framing.
+    // Only while ws's sender is idle (state DEFAULT, nothing queued), so frames never interleave.
+    if (m && internals._socket && internals._sender && internals._sender._state === 0 && internals._sender._queue.length === 0) internals._socket.write(frameOf(json, m))
+    else ws.send(json)
   }
 
   private end(s: Session): void {
