@@ -37,6 +37,8 @@ export function defaultConfig(): EdgeboxConfigInput {
           { path: '/', static: { root: path.join(PACKAGE_DIR, 'lab', 'www') } },
           { path: '/files/', static: { root: path.join(PACKAGE_DIR, 'lab', 'files'), listing: true } },
           { path: '/lab/demo/', lab: {} },
+          // the realtime hub behind the chat example (/chat/) and the transport lab (/lab/realtime.html)
+          { path: '/live/', realtime: { channels: { 'chat:*': { presence: true, history: { size: 200, age: '1h' } }, 'lab:*': { history: { size: 1000, age: '10m' } } } } },
         ],
       },
     ],

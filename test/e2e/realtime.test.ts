@@ -399,6 +399,7 @@ describe('WebSocket', () => {
     assert.match(v8, /^HTTP\/1\.1 426 /)
     assert.match(v8, /Sec-WebSocket-Version: 13/)
     assert.match(await hs('Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n'), /^HTTP\/1\.1 400 /)
+    assert.match(await hs('Sec-WebSocket-Version: 13\r\n'), /^HTTP\/1\.1 400 /, 'no key at all')
     assert.match(await hs('Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://evil.example\r\n'), /^HTTP\/1\.1 403 /)
     const listed = await hs('Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: https://app.example.test\r\n')
     assert.match(listed, /^HTTP\/1\.1 101 /)
