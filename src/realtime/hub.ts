@@ -90,14 +90,24 @@ export function parsePositions(list: string): Map<string, Position> {
   return out
 }
 
-/** The JSON text of a message's envelope, made once per message whatever the number of subscribers. */
+/**
+ * The JSON text of a message's envelope, made once per message whatever the
+ * number of subscribers. A fan-out hands the same message to every
+ * subscriber in a row, so the last one is checked first (no hashing); the
+ * WeakMap serves messages read again from the history.
+ */
 const encoded = new WeakMap<Message, string>()
+let lastMessage: Message | undefined
+let lastJson = ''
 export function messageJson(m: Message): string {
+  if (m === lastMessage) return lastJson
   let s = encoded.get(m)
   if (s === undefined) {
     s = JSON.stringify(m.id === undefined ? { t: 'msg', ch: m.ch, e: m.e, o: m.o, d: m.d } : { t: 'msg', ch: m.ch, e: m.e, o: m.o, d: m.d, id: m.id })
     encoded.set(m, s)
   }
+  lastMessage = m
+  lastJson = s
   return s
 }
 
@@ -168,11 +178,11 @@ export class Hub {
       if (m.e === last.e && m.o <= last.o) return // already delivered (history and live overlap)
       if (m.e !== last.e) {
         // The channel's history was lost meanwhile: say so, then go on.
-        last = { e: m.e, o: m.o - 1 }
-        send(JSON.stringify({ t: 'gap', ch, e: last.e, o: last.o }), last)
+        const before = { e: m.e, o: m.o - 1 }
+        send(JSON.stringify({ t: 'gap', ch, e: before.e, o: before.o }), before)
       }
-      last = { e: m.e, o: m.o }
-      send(messageJson(m), last, m)
+      last = m // a message is its own position (e, o): nothing allocated per delivery
+      send(messageJson(m), m, m)
     }
     const stop = this.engine.listen(ch, (m) => {
       if (held) held.push(m)

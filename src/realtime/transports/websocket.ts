@@ -51,17 +51,26 @@ export function textFrame(payload: Buffer): Buffer {
   return frame
 }
 
-/** Each message's whole frame, made once and written as is to every connection that gets it. */
+/**
+ * Each message's whole frame, made once and written as is to every
+ * connection that gets it (the last message first: a fan-out asks for the
+ * same one a thousand times in a row).
+ */
 const frames = new WeakMap<Message, Buffer>()
+let lastMessage: Message | undefined
+let lastFrame: Buffer | undefined
 function frameOf(json: string, m: Message): Buffer {
+  if (m === lastMessage) return lastFrame!
   let f = frames.get(m)
   if (!f) frames.set(m, (f = textFrame(Buffer.from(json))))
+  lastMessage = m
+  lastFrame = f
   return f
 }
 
 /** The parts of a `ws` connection the shared-frame path writes through (compression is off, so ws never queues). */
 interface WsInternals {
-  _socket: { write(b: Buffer): boolean } | null
+  _socket: { write(b: Buffer): boolean; readonly writableLength: number } | null
   _sender: { _state: number; _queue: unknown[] } | null
 }
 
@@ -180,7 +189,10 @@ export class WebSocketTransport {
     if (s.closed) return
     const ws = s.ws
     if (ws.readyState !== WebSocket.OPEN) return
-    if (ws.bufferedAmount > this.opts.maxBuffered) {
+    const internals = ws as unknown as WsInternals
+    // Unsent bytes: the socket's own queue (ws's sender queues nothing with compression off).
+    const buffered = internals._socket ? internals._socket.writableLength : ws.bufferedAmount
+    if (buffered > this.opts.maxBuffered) {
       s.closed = true
       ws.close(1013, 'send buffer full: the client is not reading (slow consumer)')
       // The close frame may never get through a full buffer: cut the connection shortly after.
@@ -188,7 +200,6 @@ export class WebSocketTransport {
       this.end(s)
       return
     }
-    const internals = ws as unknown as WsInternals
     // A message's frame is shared by every recipient: one write each, no per-client framing.
     // Only while ws's sender is idle (state DEFAULT, nothing queued), so frames never interleave.
     if (m && internals._socket && internals._sender && internals._sender._state === 0 && internals._sender._queue.length === 0) internals._socket.write(frameOf(json, m))
