@@ -912,11 +912,14 @@ class Client implements RealtimeClient {
   /** The link has stayed up stableAfter ms: its loss is not a failure of the transport. */
   #stable = false
   #timers = new Map<'open' | 'stable' | 'retry' | 'upgrade' | 'probe', ReturnType<typeof setTimeout>>()
+  /** Removes the browser's online/offline listeners (none in Node). */
+  #unwatchNetwork: (() => void) | undefined
 
   constructor(url: string | URL, opts: ConnectOptions) {
     this.#prefix = prefixUrl(url)
     this.#settings = resolveSettings(opts)
     this.#transport = this.#settings.transports[0]
+    this.#watchNetwork()
     // Start after the caller's synchronous code, so listeners and subscriptions
     // made right after connect() are there for the first connection.
     queueMicrotask(() => {
@@ -983,6 +986,7 @@ class Client implements RealtimeClient {
 
   close(): void {
     if (this.#state === 'closed') return
+    this.#unwatchNetwork?.()
     for (const t of this.#timers.values()) clearTimeout(t)
     this.#timers.clear()
     this.#link?.close()
@@ -1011,6 +1015,34 @@ class Client implements RealtimeClient {
     this.#state = event.state
     this.#transport = event.transport
     this.#emit('state', event)
+  }
+
+  /**
+   * Browsers say when the network goes and comes back. Going offline ends the
+   * link at once (a dead WebSocket would otherwise wait for the heartbeat), and
+   * is not held against the transport; coming back retries at once instead of
+   * waiting out the backoff delay.
+   */
+  #watchNetwork(): void {
+    const g = globalThis as { addEventListener?: (t: string, f: () => void) => void; removeEventListener?: (t: string, f: () => void) => void; navigator?: { onLine?: boolean } }
+    if (typeof g.addEventListener !== 'function' || typeof g.removeEventListener !== 'function' || typeof g.navigator?.onLine !== 'boolean') return
+    const offline = () => {
+      const link = this.#link
+      if (!link || this.#state === 'closed') return
+      this.#stable = true // the network, not the transport: no fallback
+      this.#linkFailed(link, new RealtimeError('transport', 'the browser went offline', { transport: this.#transport }))
+    }
+    const online = () => {
+      if (this.#state !== 'reconnecting') return
+      this.#attempt = 0
+      this.#timer('retry', 0, () => void this.#connect())
+    }
+    g.addEventListener('offline', offline)
+    g.addEventListener('online', online)
+    this.#unwatchNetwork = () => {
+      g.removeEventListener?.('offline', offline)
+      g.removeEventListener?.('online', online)
+    }
   }
 
   #timer(name: 'open' | 'stable' | 'retry' | 'upgrade' | 'probe', ms: number | undefined, fn?: () => void): void {
@@ -1143,6 +1175,8 @@ class Client implements RealtimeClient {
     const delay = backoffDelay(this.#attempt, this.#settings.backoff)
     this.#attempt++
     this.#setState({ state: 'reconnecting', transport: this.#settings.transports[this.#index], attempt: this.#attempt, delay })
+    // A browser that knows it is offline would only fail again: wait for its online event.
+    if ((globalThis as { navigator?: { onLine?: boolean } }).navigator?.onLine === false && this.#unwatchNetwork) return
     this.#timer('retry', delay, () => void this.#connect())
   }
 

@@ -252,6 +252,29 @@ describe('realtime pages in Chromium', { skip, timeout: 600_000 }, () => {
     }
   })
 
+  test('the client follows the browser\'s offline and online events: the link ends at once and comes back at once', async () => {
+    const problems: string[] = []
+    const ctx = await newContext()
+    try {
+      const page = await openChat(ctx, unique('netevents'), 'websocket', 'carol', problems)
+      await waitConnected(page, 'carol')
+      const t0 = Date.now()
+      await ctx.setOffline(true)
+      // without the offline event a dead WebSocket is only noticed by the heartbeat (30 s)
+      await page.waitForSelector('#state[data-state="reconnecting"]', { timeout: 3_000 })
+      assert.ok(Date.now() - t0 < 3_000)
+      await page.waitForTimeout(1_500) // let the backoff grow past an immediate retry
+      const t1 = Date.now()
+      await ctx.setOffline(false)
+      await waitConnected(page, 'carol back online')
+      assert.ok(Date.now() - t1 < 3_000, `reconnected ${Date.now() - t1} ms after the online event`)
+      assert.equal(await page.$eval('#state', (el) => (el as HTMLElement).dataset.transport), 'websocket', 'going offline is not held against the transport')
+      assert.deepEqual(problems, [])
+    } finally {
+      await ctx.close()
+    }
+  })
+
   test('chat: a page that goes offline and comes back gets what it missed, once and in order', async () => {
     const problems: string[] = []
     const room = unique('offline')
