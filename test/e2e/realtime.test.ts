@@ -541,3 +541,35 @@ describe('tokens and presence', () => {
     alice.w.close()
   })
 })
+
+test('tokens signed with a key from a JWKS URL (ES256), fetched by the hub', async () => {
+  const { generateKeyPair, exportJWK } = await import('jose')
+  const { publicKey, privateKey } = await generateKeyPair('ES256')
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }
+  let fetched = 0
+  const jwks = http.createServer((_req, res) => {
+    fetched++
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }))
+  })
+  await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r))
+  const s = await startServer({
+    sites: [{ routes: [{ path: '/rt/', realtime: { channels: { 'vip:*': { subscribe: 'token' } }, auth: { jwksUrl: `http://127.0.0.1:${(jwks.address() as net.AddressInfo).port}/.well-known/jwks.json`, audience: 'edgebox' } } }] }],
+  })
+  try {
+    const sign = (aud: string) => new SignJWT({ sub: 'dana', edgebox: { sub: ['vip:*'] } }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setAudience(aud).setExpirationTime('5m').sign(privateKey)
+    const ok = await request('http/1.1', `${s.url}rt/poll?ch=vip:1`, { headers: { authorization: `Bearer ${await sign('edgebox')}` } })
+    assert.equal(ok.status, 200)
+    assert.equal(fetched, 1, 'the key set was fetched from the URL')
+    assert.equal((await request('http/1.1', `${s.url}rt/poll?ch=vip:1`, { headers: { authorization: `Bearer ${await sign('someone-else')}` } })).status, 401, 'wrong audience')
+    const hs = await token2(s.url)
+    assert.equal(hs, 401, 'an HS256 token is not accepted where keys come from a JWKS')
+  } finally {
+    await s.close()
+    await new Promise((r) => jwks.close(r))
+  }
+
+  async function token2(base: string): Promise<number> {
+    const t = await new SignJWT({ edgebox: { sub: ['vip:*'] } }).setProtectedHeader({ alg: 'HS256' }).setAudience('edgebox').sign(new TextEncoder().encode('x'.repeat(40)))
+    return (await request('http/1.1', `${base}rt/poll?ch=vip:1&token=${t}`)).status
+  }
+})
