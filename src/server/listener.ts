@@ -150,15 +150,20 @@ function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTime
   server.removeAllListeners('connection')
   server.on('connection', function sniff(socket: Socket) {
     let seen: Buffer = Buffer.alloc(0)
-    socket.setTimeout(firstByteTimeout, () => socket.destroy())
+    const drop = () => socket.destroy()
+    socket.setTimeout(firstByteTimeout, drop)
+    // A client that closes before sending a byte: nothing will come (the server allows half-open sockets).
+    socket.once('end', drop)
     const onData = (chunk: Buffer) => {
       seen = seen.length ? Buffer.concat([seen, chunk]) : chunk
       const n = Math.min(seen.length, H2_PREFACE.length)
       const isPrefix = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n))
       if (isPrefix && n < H2_PREFACE.length) return // wait for more bytes
       socket.off('data', onData)
+      socket.off('end', drop)
       socket.pause()
       socket.setTimeout(0)
+      socket.off('timeout', drop) // nothing of the sniffer stays attached to a long-lived connection
       socket.unshift(seen)
       // The HTTP/2 session reads what is buffered on its next tick (the
       // socket must stay paused until then); the HTTP/1 parser needs the

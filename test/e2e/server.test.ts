@@ -74,6 +74,16 @@ describe('connections', () => {
     await stillServes()
   })
 
+  test('a client that closes its side before sending a byte is let go at once, not after headersTimeout', async () => {
+    const c = net.connect(srv.port, '127.0.0.1')
+    await new Promise((r) => c.once('connect', r))
+    const t0 = Date.now()
+    c.end() // FIN without a request
+    assert.equal(await closedWithin(c, 5000), true)
+    assert.ok(Date.now() - t0 < 1000, `closed after ${Date.now() - t0} ms`)
+    await stillServes()
+  })
+
   test('a client that disconnects mid-download leaks no file descriptor', async () => {
     const baseline = openFds()
     for (let i = 0; i < 5; i++) {
