@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# Edgebox realtime benchmark (`npm run bench:realtime`). See bench/README.md, "Realtime benchmark".
+#
+# Compares, in one run and on loopback (127.0.0.1) only:
+#   fan-out at a FIXED offered load: N (1000) WebSocket subscribers on one channel, RATE (100) broadcasts per second
+#   of a 64-byte payload (= 100,000 deliveries per second), DUR s measured; figure: server CPU-seconds per million
+#   deliveries (lower is better), every delivery counted per client (lost / duplicated / out of order):
+#     edgebox   Edgebox realtime route (history on, size 100); publisher POST <prefix>api/publish, one message per request
+#     ws-send   bench/servers/ws-fanout.mjs send: bare ws, `for (const c of wss.clients) c.send(payload)`
+#     ws-once   bench/servers/ws-fanout.mjs once: bare ws, the frame encoded once per broadcast (for information)
+#     socketio  bench/servers/socketio-fanout.mjs: socket.io 4.8, connection-state recovery ON, io.emit
+#   Edgebox's SSE (SSE_RATE, 50/s) and long polling (POLL_RATE, 10/s) fan-out, N subscribers each (for information).
+#   memory per idle WebSocket connection: server RSS (and heap used) after IDLE_N (5000) idle subscribers minus before,
+#   / IDLE_N, for edgebox, ws-send and socketio, each on a fresh server, read after a settle delay and a full GC.
+# Servers pinned to core $SRV_CPU, the load generator (bench/realtime-load.mjs: subscribers + publisher) to core
+# $GEN_CPU; ROUNDS alternating rounds; medians.
+#
+# usage: bash bench/realtime.sh [quick]
+#   env: ROUNDS (3)  DUR (10 s measured)  WARM (2 s)  N (1000)  RATE (100/s)  SSE_RATE (50/s)  POLL_RATE (10/s)
+#        IDLE_N (5000)  SETTLE (3 s)  SRV_CPU (0)  GEN_CPU (1)  EDGEBOX_STDOUT=file|null  MAX_SECONDS (1500)
+#   quick: ROUNDS=1 DUR=3 WARM=1 IDLE_N=2000 SETTLE=1 (a smoke run; figures are not meaningful)
+set -uo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+export PATH="$ROOT/node_modules/.bin:$PATH"   # the project's pinned Node 24 first
+source "$BENCH/lib.sh"
+
+MODE=${1:-full}
+if [ "$MODE" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-3} WARM=${WARM:-1} IDLE_N=${IDLE_N:-2000} SETTLE=${SETTLE:-1}; fi
+ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; WARM=${WARM:-2}; N=${N:-1000}; RATE=${RATE:-100}
+SSE_RATE=${SSE_RATE:-50}; POLL_RATE=${POLL_RATE:-10}; IDLE_N=${IDLE_N:-5000}; SETTLE=${SETTLE:-3}
+SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-1500}
+EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
+export CLK_TCK; CLK_TCK=$(getconf CLK_TCK)
+
+bench_setup   # folders, the cleanup guard, the pinned Node (lib.sh)
+
+# ---------------------------------------------------------------------------------------------------------------
+# peers: socket.io 4.8 by npm into bench/.peers/; ws is the project's own (node_modules)
+for t in taskset setsid curl; do command -v $t >/dev/null || { log "$t is missing"; exit 1; }; done
+[ -f "$ROOT/node_modules/ws/package.json" ] || { log "ws is missing from node_modules; run npm install first"; exit 1; }
+SIO_VER=$(node -p "require('$P/node_modules/socket.io/package.json').version" 2>/dev/null || true)
+if [[ "$SIO_VER" != 4.8.* ]]; then
+  log "installing socket.io@4.8 into $P"
+  timeout 300 npm install --prefix "$P" --no-audit --no-fund socket.io@4.8 >&2 || { log "npm install socket.io@4.8 failed"; exit 1; }
+  SIO_VER=$(node -p "require('$P/node_modules/socket.io/package.json').version")
+fi
+WS_VER=$(node -p "require('$ROOT/node_modules/ws/package.json').version")
+
+# open files: the load generator holds IDLE_N sockets, the server as many
+NOFILE=$(ulimit -n)
+MEM_NOTE=""
+if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((IDLE_N + 1000)) ]; then
+  ulimit -n $((IDLE_N + 1000)) 2>/dev/null || MEM_NOTE="open-files limit $NOFILE is below IDLE_N+1000 = $((IDLE_N + 1000)): the memory test is skipped"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# servers (ports 18700-18799): fan-out servers run for the whole fan-out phase; each memory run gets a fresh server
+# (ports 18711-18714) with the inspector on (ports 18721-18724), through which the load generator reads its memory
+declare -A PORT=( [edgebox]=18701 [ws-send]=18702 [ws-once]=18703 [socketio]=18704 )
+declare -A IPORT=( [edgebox]=18711 [ws-send]=18712 [socketio]=18714 )
+declare -A INSPECT=( [edgebox]=18721 [ws-send]=18722 [socketio]=18724 )
+declare -A TARGET=( [edgebox]=edgebox [ws-send]=ws [ws-once]=ws [socketio]=sio )
+KEY="bench-realtime-publish-key-$RANDOM$RANDOM"
+PREFIX=/rt/
+EB_LOG="$RUN/realtime-edgebox-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && EB_LOG=/dev/null
+declare -A CONF=(
+  [edgebox]="Edgebox realtime route $PREFIX (channels fan:* publish backend, idle:*; history on: size 100, age 10m), defaults otherwise: access log ON (JSON lines on stdout -> $([ "$EB_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EB_LOG")")), heartbeat 25 s, maxBuffered 1 MiB"
+  [ws-send]="bench/servers/ws-fanout.mjs send: ws $WS_VER, per broadcast client.send(payload) for each client"
+  [ws-once]="bench/servers/ws-fanout.mjs once: ws $WS_VER, frame encoded once per broadcast, written to every socket (ws internals)"
+  [socketio]="bench/servers/socketio-fanout.mjs: socket.io $SIO_VER, connectionStateRecovery ON (defaults), io.emit('m', payload)"
+)
+
+eb_config() {  # eb_config PORT FILE
+  # limits.maxConnections (default 10,000 per listener) counts WebSocket connections too: raised only when needed
+  local limits=""; [ $((IDLE_N > N ? IDLE_N : N)) -gt 9000 ] && limits="\"limits\":{\"maxConnections\":$(( (IDLE_N > N ? IDLE_N : N) + 1000 ))},"
+  printf '{"listen":[{"host":"127.0.0.1","port":%s}],%s"sites":[{"routes":[{"path":"%s","realtime":{"channels":{"fan:*":{"publish":"backend","history":{"size":100}},"idle:*":{}},"publishKey":"%s"}}]}]}\n' \
+    "$1" "$limits" "$PREFIX" "$KEY" > "$2"
+}
+
+start_server() {  # start_server NAME PORT [INSPECT_PORT]: starts it, records its PID (= process group) in PID[NAME]
+  local n=$1 port=$2 insp=() tag=$1
+  [ -n "${3:-}" ] && { insp=(--inspect="127.0.0.1:$3"); tag="$1-idle"; }
+  if port_busy "$port"; then log "port $port (for $tag) is already in use"; return 1; fi
+  : > "$RUN/$tag.err"
+  case $n in
+    edgebox)  eb_config "$port" "$RUN/realtime-$tag.json"
+              local out="$EB_LOG"; [ -n "${3:-}" ] && [ "$EB_LOG" != /dev/null ] && out="$RUN/realtime-edgebox-idle-access.jsonl"
+              [ "$out" != /dev/null ] && : > "$out"
+              start_srv "$tag" "$out" node "${insp[@]}" "$ROOT/bin/edgebox.js" --config "$RUN/realtime-$tag.json" ;;
+    ws-send)  start_srv "$tag" "$RUN/$tag.out" node "${insp[@]}" "$BENCH/servers/ws-fanout.mjs" send "$port" ;;
+    ws-once)  start_srv "$tag" "$RUN/$tag.out" node "${insp[@]}" "$BENCH/servers/ws-fanout.mjs" once "$port" ;;
+    socketio) start_srv "$tag" "$RUN/$tag.out" node "${insp[@]}" "$BENCH/servers/socketio-fanout.mjs" "$port" ;;
+  esac
+  PID[$tag]=$SRV_PID
+  wait_port "$port" || { log "$tag did not start; its stderr:"; cat "$RUN/$tag.err" >&2; return 1; }
+}
+
+FAN_SET=(edgebox ws-send ws-once socketio)
+for n in "${FAN_SET[@]}"; do start_server "$n" "${PORT[$n]}" || exit 1; done
+
+# ---------------------------------------------------------------------------------------------------------------
+# output: everything on stdout also goes to bench/results/realtime-YYYYMMDD-HHMMSS.txt (.tmp until the run completes)
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT="$RES/realtime-$STAMP.txt"
+exec > >(tee "$OUT.tmp")
+echo "# Edgebox realtime benchmark $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $MODE"
+echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s N=$N RATE=$RATE/s ($((N * RATE)) deliveries/s) SSE_RATE=$SSE_RATE/s POLL_RATE=$POLL_RATE/s IDLE_N=$IDLE_N SETTLE=${SETTLE}s"
+echo "# servers pinned to core $SRV_CPU, load generator (bench/realtime-load.mjs) to core $GEN_CPU; $(nproc) cores, $(uname -r), open files $(ulimit -n)"
+echo "# node $(node -v) ($(command -v node)) for every server and the load generator; ws $WS_VER; socket.io $SIO_VER"
+echo "# server CPU = user+sys of the server's process group (/proc), from the first measured broadcast until the last one"
+echo "# has reached every subscriber; cpu_s_per_M = that / (deliveries / 1e6). Payload: 64 bytes of text per broadcast"
+echo "# (Edgebox: the message's data, a 64-character JSON string, inside its msg envelope). Publisher: one HTTP POST per"
+echo "# broadcast on one keep-alive connection, sent on a fixed schedule (edgebox: api/publish with the publish key; the"
+echo "# others: POST /publish with the raw payload)."
+echo "## servers"
+for n in "${FAN_SET[@]}"; do printf '%-9s port %s  %s\n' "$n" "${PORT[$n]}" "${CONF[$n]}"; done
+
+# ---------------------------------------------------------------------------------------------------------------
+# checks: each server takes a publish; Edgebox answers it with a position
+echo "## checks"
+CHECK_FAIL=(); PROBLEMS=()
+declare -A OKSRV=()
+for n in "${FAN_SET[@]}"; do
+  base="http://127.0.0.1:${PORT[$n]}"
+  if [ "$n" = edgebox ]; then
+    r=$(curl -s --max-time 5 -w ' %{http_code}' -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d '{"ch":"fan:check","d":"hello"}' "$base${PREFIX}api/publish")
+    r2=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H 'content-type: application/json' -d '{"ch":"fan:check","d":"hello"}' "$base${PREFIX}api/publish")
+    info="POST api/publish -> $r (want 200 and a position); without the key -> $r2 (want 401)"
+    [[ "$r" == *'"o":1'*' 200' ]] && [ "$r2" = 401 ] && OKSRV[$n]=1
+  else
+    r=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -d 'hello' "$base/publish")
+    info="POST /publish -> $r (want 204)"
+    if [ "$n" = socketio ]; then
+      h=$(curl -s --max-time 5 "$base/socket.io/?EIO=4&transport=polling" | head -c 120)
+      info+="; GET /socket.io/?EIO=4&transport=polling -> ${h:-nothing}"
+      [ "$r" = 204 ] && [[ "$h" == 0* ]] && OKSRV[$n]=1
+    else
+      [ "$r" = 204 ] && OKSRV[$n]=1
+    fi
+  fi
+  printf '%-9s %s%s\n' "$n" "$info" "$([ -n "${OKSRV[$n]:-}" ] || echo '  FAILED: not loaded')"
+  [ -n "${OKSRV[$n]:-}" ] || CHECK_FAIL+=("$n: $info")
+done
+for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
+
+# ---------------------------------------------------------------------------------------------------------------
+# fan-out runs
+jf() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<< "$1" | head -1 | tr -d '"'; }   # jf JSON KEY
+EB_LAST=none
+declare -A PERM=() SHARE=() P50=() P99=() BAD=() PERMR=() DELIV=() LOST=()
+fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE
+  local test=$1 r=$2 n=$3 tr=$4 rate=$5 res ch="fan:r$2-$3-$4"
+  [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log file small between runs
+  [ "$n" = edgebox ] && EB_LAST="$test round$r"
+  res=$(timeout $((WARM + DUR + 90)) taskset -c "$GEN_CPU" node "$BENCH/realtime-load.mjs" fanout --target "${TARGET[$n]}" \
+        --transport "$tr" --port "${PORT[$n]}" --pgid "${PID[$n]}" --srv-cpu "$SRV_CPU" --n "$N" --rate "$rate" --dur "$DUR" \
+        --warm "$WARM" --ch "$ch" --prefix "$PREFIX" --key "$KEY" --max $((WARM + DUR + 80)) 2>>"$RUN/realtime-load.err" | tail -1)
+  echo "$res" >> "$RUN/realtime-load.jsonl"
+  local err; err=$(jf "$res" error)
+  if [ -z "$res" ] || [ -n "$err" ]; then
+    printf '%-4s round%s %-9s FAILED: %s\n' "$test" "$r" "$n" "${err:-no result (see bench/.peers/run/realtime-load.err)}"
+    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 )); PROBLEMS+=("$test round$r $n: ${err:-no result}"); return
+  fi
+  local exp del lost dups ooo gaps drained per share cc pb uc warn=""
+  exp=$(jf "$res" expected); del=$(jf "$res" delivered); lost=$(jf "$res" lost); dups=$(jf "$res" dups)
+  ooo=$(jf "$res" out_of_order); gaps=$(jf "$res" gap_envelopes); drained=$(jf "$res" drained); per=$(jf "$res" cpu_s_per_M)
+  share=$(jf "$res" srv_cpu); cc=$(jf "$res" client_cpu); pb=$(jf "$res" publish_bad); uc=$(jf "$res" unexpected_close)
+  awk -v s="$cc" 'BEGIN { exit !(s > 0.9) }' && warn+=" (client_cpu near 1: the load generator, not the server, may be the limit)"
+  printf '%-4s round%s %-9s delivered=%s/%s lost=%s dup=%s out_of_order=%s gap=%s drained=%s srv_cpu_s=%s srv_cpu=%s steal=%s client_cpu=%s cpu_s_per_M=%s fanout_ms_p50=%s p99=%s max=%s publish_ms_avg=%s publish_bad=%s achieved_rate=%s unexpected_close=%s close_codes=%s srv_rss_mb=%s%s\n' \
+    "$test" "$r" "$n" "$del" "$exp" "$lost" "$dups" "$ooo" "$gaps" "$drained" "$(jf "$res" srv_cpu_s)" "$share" "$(jf "$res" steal)" "$cc" "$per" \
+    "$(jf "$res" fanout_ms_p50)" "$(jf "$res" fanout_ms_p99)" "$(jf "$res" fanout_ms_max)" "$(jf "$res" publish_ms_avg)" "$pb" "$(jf "$res" achieved_rate)" "$uc" \
+    "$(sed -n 's/.*"close_codes":\({[^}]*}\).*/\1/p' <<< "$res")" "$(jf "$res" srv_rss_mb)" "$warn"
+  DELIV[$test,$n]=$(( ${DELIV[$test,$n]:-0} + ${del:-0} )); LOST[$test,$n]=$(( ${LOST[$test,$n]:-0} + ${lost:-0} ))
+  if [ "$lost" != 0 ] || [ "$dups" != 0 ] || [ "$ooo" != 0 ] || [ "$gaps" != 0 ] || [ "$drained" != true ] || [ "$del" != "$exp" ] || [ "$pb" != 0 ] || [ "$uc" != 0 ]; then
+    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 ))
+    PROBLEMS+=("$test round$r $n: delivered=$del/$exp lost=$lost dup=$dups out_of_order=$ooo gap=$gaps drained=$drained publish_bad=$pb unexpected_close=$uc $(jf "$res" publish_errors)")
+    return
+  fi
+  PERM[$test,$n]+="$per "; SHARE[$test,$n]+="$share "; P50[$test,$n]+="$(jf "$res" fanout_ms_p50) "; P99[$test,$n]+="$(jf "$res" fanout_ms_p99) "
+  PERMR[$test,$n,$r]=$per
+}
+
+rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
+
+echo "## fan-out runs (N=$N subscribers on one channel; ${WARM}s warm-up + ${DUR}s measured; WS at $RATE/s, SSE at $SSE_RATE/s, POLL at $POLL_RATE/s)"
+: > "$RUN/realtime-load.err"; : > "$RUN/realtime-load.jsonl"
+for r in $(seq 1 "$ROUNDS"); do
+  for n in $(rotate $((r - 1)) "${FAN_SET[@]}"); do
+    [ -z "${OKSRV[$n]:-}" ] && { echo "WS   round$r $n: skipped (failed its check)"; continue; }
+    fan_run WS "$r" "$n" ws "$RATE"
+  done
+  if [ -n "${OKSRV[edgebox]:-}" ]; then
+    fan_run SSE "$r" edgebox sse "$SSE_RATE"
+    fan_run POLL "$r" edgebox poll "$POLL_RATE"
+  fi
+done
+for n in "${FAN_SET[@]}"; do stop_srv "${PID[$n]}"; unset "PID[$n]"; done
+
+# ---------------------------------------------------------------------------------------------------------------
+# memory per idle WebSocket connection: a fresh server per run, IDLE_N idle subscribers
+declare -A MRSS=() MHEAP=() MNOGC=() MRSSR=() MMRSS=()
+MEM_SET=(edgebox ws-send socketio)
+mem_run() {  # mem_run ROUND NAME
+  local r=$1 n=$2 res
+  start_server "$n" "${IPORT[$n]}" "${INSPECT[$n]}" || { PROBLEMS+=("MEM round$r $n: did not start"); return; }
+  sleep 0.5
+  res=$(timeout $((SETTLE + 120)) taskset -c "$GEN_CPU" node "$BENCH/realtime-load.mjs" idle --target "${TARGET[$n]}" --port "${IPORT[$n]}" \
+        --pgid "${PID[$n-idle]}" --inspect "${INSPECT[$n]}" --n "$IDLE_N" --settle "$SETTLE" --ch idle:1 --prefix "$PREFIX" --max $((SETTLE + 110)) \
+        2>>"$RUN/realtime-load.err" | tail -1)
+  stop_srv "${PID[$n-idle]}"; unset "PID[$n-idle]"
+  echo "$res" >> "$RUN/realtime-load.jsonl"
+  local err; err=$(jf "$res" error)
+  if [ -z "$res" ] || [ -n "$err" ] || [ "$(jf "$res" unexpected_close)" != 0 ]; then
+    printf 'MEM  round%s %-9s FAILED: %s\n' "$r" "$n" "${err:-${res:-no result}}"
+    PROBLEMS+=("MEM round$r $n: ${err:-${res:-no result}}"); return
+  fi
+  local rss heap nogc
+  rss=$(jf "$res" rss_per_conn); heap=$(jf "$res" heap_used_per_conn); nogc=$(jf "$res" rss_nogc_per_conn)
+  printf 'MEM  round%s %-9s clients=%s rss_per_conn=%s heap_used_per_conn=%s external_per_conn=%s rss_nogc_per_conn=%s rss_mb=%s->%s heap_used_mb=%s->%s connect_ms=%s\n' \
+    "$r" "$n" "$(jf "$res" clients)" "$rss" "$heap" "$(jf "$res" external_per_conn)" "$nogc" "$(jf "$res" rss_before_mb)" "$(jf "$res" rss_after_mb)" \
+    "$(jf "$res" heap_used_before_mb)" "$(jf "$res" heap_used_after_mb)" "$(jf "$res" connect_ms)"
+  MRSS[$n]+="$rss "; MHEAP[$n]+="$heap "; MNOGC[$n]+="$nogc "; MRSSR[$n,$r]=$rss
+}
+if [ -z "$MEM_NOTE" ]; then
+  echo "## memory per idle WebSocket connection (IDLE_N=$IDLE_N subscribers, fresh server each, after 200 connections opened and"
+  echo "## closed; memory read ${SETTLE}s after the last one opened, after two full GCs, through the server's inspector)"
+  for r in $(seq 1 "$ROUNDS"); do
+    for n in $(rotate $((r - 1)) "${MEM_SET[@]}"); do mem_run "$r" "$n"; done
+  done
+else
+  echo "NOTE: $MEM_NOTE"
+fi
+
+# Edgebox's own view of its last fan-out run: the access log (one line per publish request, poll and closed stream)
+if [ "$EB_LOG" != /dev/null ] && [ -s "$EB_LOG" ]; then
+  errs=$(grep -c '"level":[45][0-9]' "$EB_LOG")
+  echo "## edgebox access log of its last fan-out run ($EB_LAST): $(wc -l < "$EB_LOG") lines; status: $(grep -o '"status":[0-9]*' "$EB_LOG" | cut -d: -f2 | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'); warn/error lines: $errs"
+  [ "${errs:-0}" -gt 0 ] && PROBLEMS+=("edgebox log: $errs warn/error line(s), e.g. $(grep -m1 '"level":[45][0-9]' "$EB_LOG" | cut -c1-300)")
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# summary
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
+echo
+echo "## summary: medians over $ROUNDS round(s); cpu-s/M = server CPU-seconds per million deliveries (lower is better)"
+declare -A MPERM=()
+summary() {  # summary TEST TITLE RATE SERVERS...
+  local test=$1 title=$2 rate=$3; shift 3
+  echo "### $title"
+  printf '%-9s %9s %-15s %8s %11s %11s %12s %6s %s\n' server cpu-s/M "(min-max)" srv_cpu p50_ms p99_ms delivered lost "x ws-send  failed runs"
+  local ref n m
+  ref=$(med "${PERM[$test,ws-send]:-}")
+  for n in "$@"; do
+    [ -z "${PERM[$test,$n]:-}" ] && { printf '%-9s no valid run (failed runs: %s; delivered %s, lost %s)\n' "$n" "${BAD[$test,$n]:-0}" "${DELIV[$test,$n]:-0}" "${LOST[$test,$n]:-0}"; continue; }
+    m=$(med "${PERM[$test,$n]}"); MPERM[$test,$n]=$m
+    printf '%-9s %9.3f %-15s %8.3f %11.2f %11.2f %12s %6s %-10s %s\n' "$n" "$m" "($(rng "${PERM[$test,$n]}"))" "$(med "${SHARE[$test,$n]}")" \
+      "$(med "${P50[$test,$n]}")" "$(med "${P99[$test,$n]}")" "${DELIV[$test,$n]:-0}" "${LOST[$test,$n]:-0}" \
+      "$([ "$test" = WS ] && echo "x$(ratio "$m" "$ref")" || echo -)" "${BAD[$test,$n]:-0}"
+  done
+}
+summary WS "WebSocket fan-out: $N subscribers, $RATE broadcasts/s of 64 bytes ($((N * RATE)) deliveries/s); 'x ws-send' = ratio of cpu-s/M" "$RATE" "${FAN_SET[@]}"
+summary SSE "Edgebox SSE fan-out: $N subscribers, $SSE_RATE broadcasts/s ($((N * SSE_RATE)) deliveries/s), for information" "$SSE_RATE" edgebox
+summary POLL "Edgebox long-polling fan-out: $N subscribers, $POLL_RATE broadcasts/s ($((N * POLL_RATE)) deliveries/s), for information" "$POLL_RATE" edgebox
+if [ -n "${MPERM[WS,edgebox]:-}" ]; then
+  echo "(for comparison, Edgebox per million deliveries: WebSocket $(printf '%.3f' "${MPERM[WS,edgebox]}"), SSE ${MPERM[SSE,edgebox]:-n/a}, long polling ${MPERM[POLL,edgebox]:-n/a} CPU-seconds)"
+fi
+if [ -z "$MEM_NOTE" ]; then
+  echo "### memory per idle WebSocket connection ($IDLE_N connections; bytes, after GC; rss without GC for information)"
+  printf '%-9s %13s %-15s %15s %15s %12s\n' server rss/conn "(min-max)" heap_used/conn rss_nogc/conn "x socketio"
+  for n in "${MEM_SET[@]}"; do
+    [ -z "${MRSS[$n]:-}" ] && { printf '%-9s no valid run\n' "$n"; continue; }
+    MMRSS[$n]=$(med "${MRSS[$n]}")
+  done
+  for n in "${MEM_SET[@]}"; do
+    [ -z "${MRSS[$n]:-}" ] && continue
+    printf '%-9s %13.0f %-15s %15.0f %15.0f %12s\n' "$n" "${MMRSS[$n]}" "($(rng "${MRSS[$n]}"))" "$(med "${MHEAP[$n]}")" "$(med "${MNOGC[$n]}")" "x$(ratio "${MMRSS[$n]}" "${MMRSS[socketio]:-}")"
+  done
+fi
+
+echo
+echo "## targets (lower is better; verdict on the median of the per-round ratios, the ratio of the medians in brackets)"
+verdict_le() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 <= t + 0) print "MET"; else print "NOT MET" }'; }
+round_ratio() {  # round_ratio KEY_A KEY_B (arrays PERMR or MRSSR via name)
+  local -n arr=$1; local a=$2 b=$3 r out=""
+  for r in $(seq 1 "$ROUNDS"); do
+    local x=${arr[$a,$r]:-} y=${arr[$b,$r]:-}
+    [ -n "$x" ] && [ -n "$y" ] && out+="$(ratio "$x" "$y") "
+  done
+  [ -n "$out" ] && med "$out" | xargs printf '%.2f' || echo n/a
+}
+target() {  # target LABEL ARRAY A B MEDIAN_A MEDIAN_B GOAL UNIT
+  local v; v=$(round_ratio "$2" "$3" "$4")
+  printf '%-34s %-9s / %-9s %6s (%s)  target <= %-4s %-8s [%s: %s vs %s]\n' "$1" "${3#WS,}" "${4#WS,}" "$v" "$(ratio "$5" "$6")" "$7" "$(verdict_le "$v" "$7")" "$8" "$5" "$6"
+}
+target "WS fan-out CPU per delivery" PERMR WS,edgebox WS,ws-send "${MPERM[WS,edgebox]:-}" "${MPERM[WS,ws-send]:-}" 1.0 "cpu-s/M"
+target "WS fan-out CPU per delivery" PERMR WS,edgebox WS,socketio "${MPERM[WS,edgebox]:-}" "${MPERM[WS,socketio]:-}" 0.6 "cpu-s/M"
+if [ -z "$MEM_NOTE" ]; then
+  target "memory per idle WS connection" MRSSR edgebox socketio "${MMRSS[edgebox]:-}" "${MMRSS[socketio]:-}" 0.6 "RSS bytes/conn"
+else
+  echo "memory per idle WS connection: n/a ($MEM_NOTE)"
+fi
+echo "(for information: ws-once / ws-send x$(ratio "${MPERM[WS,ws-once]:-}" "${MPERM[WS,ws-send]:-}"), edgebox / ws-once x$(ratio "${MPERM[WS,edgebox]:-}" "${MPERM[WS,ws-once]:-}"); memory edgebox / ws-send x$(ratio "${MMRSS[edgebox]:-}" "${MMRSS[ws-send]:-}") )"
+
+echo
+bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
+if [ ${#PROBLEMS[@]} -gt 0 ]; then
+  echo "NOTE: problems seen ($bad_total fan-out run(s) left out of the medians):"; printf '  %s\n' "${PROBLEMS[@]}"
+else
+  echo "all checks passed; every subscriber got every broadcast exactly once and in order, no unexpected closes"
+fi
+if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; figures are not meaningful for the targets"; fi
+echo "raw results (one JSON object per run): bench/.peers/run/realtime-load.jsonl"
+mv "$OUT.tmp" "$OUT"
+echo "results: ${OUT#$ROOT/}"
