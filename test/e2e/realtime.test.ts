@@ -299,6 +299,25 @@ for (const protocol of PROTOCOLS) {
   })
 }
 
+test('an SSE client that stops reading is cut at maxBuffered; the server goes on', async () => {
+  const ch = fresh()
+  const c = net.connect(srv.port, '127.0.0.1')
+  c.write(`GET /live/sse?ch=${ch} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  let received = 0
+  c.on('data', (d) => (received += d.length))
+  const closed = new Promise<boolean>((r) => c.once('close', () => r(true)))
+  c.on('error', () => {})
+  await new Promise((r) => setTimeout(r, 200))
+  c.pause() // reads nothing from now on
+  const payload = 'z'.repeat(900)
+  for (let i = 0; i < 50; i++) await backend(Array.from({ length: 200 }, () => ({ ch, d: payload })))
+  c.resume()
+  const cut = await Promise.race([closed, new Promise<boolean>((r) => setTimeout(() => r(false), 5000))])
+  assert.equal(cut, true, 'the server closed the stream')
+  assert.ok(received < 10_000 * 900, `it got ${received} bytes of about 10 MB before being cut`)
+  assert.equal((await request('http/1.1', `${P}poll?ch=${ch}`)).status, 200)
+})
+
 describe('long-poll limits', () => {
   test('at most maxPollsPerClient held polls per client id (429 beyond); a client that leaves frees its place', async () => {
     const ch = fresh()
