@@ -1,3 +1,4 @@
+import { corsSchema } from '../security/cors.ts'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
@@ -104,6 +105,8 @@ function routeSchema() {
     .strictObject({
       /** Path prefix; the longest matching prefix wins. */
       path: z.string().startsWith('/', 'must start with /'),
+      /** CORS for this route (replaces the site's `cors`), or false for none here. */
+      cors: z.union([corsSchema, z.literal(false)]).optional(),
       ...kinds,
     })
     .superRefine((route, ctx) => {
@@ -127,6 +130,8 @@ const siteSchema = z.strictObject({
    * (`https://app.example.com`, `https://*.example.com`, or `*`): the one
    * origin policy the realtime hub's WebSocket and cross-origin checks read.
    */
+  /** CORS for the whole site (a route's own `cors` replaces it); docs/security.md. */
+  cors: corsSchema.optional(),
   origins: z.array(z.string().regex(/^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i, 'is an origin like https://app.example.com, https://*.example.com, or *')).default([]),
   routes: z.array(routeSchema()).min(1),
 })

@@ -4,6 +4,7 @@ import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
+import type { CorsPolicy } from '../http/cors.ts'
 import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
 
 export type Headers = Record<string, string | number | string[]>
@@ -12,6 +13,8 @@ export type Headers = Record<string, string | number | string[]>
 export interface Route {
   readonly prefix: string
   readonly handler: Handler
+  /** The route's CORS policy (its own, or its site's), if any. */
+  readonly cors: CorsPolicy | null
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }
@@ -66,6 +69,12 @@ export class Context {
   expectContinue = false
   /** Extra Server-Timing metrics a handler adds (`, fs;dur=0.2`). */
   timing = ''
+  /** Request fields the response varies on besides the handler's own (`Origin` under a CORS policy). */
+  vary = ''
+  /** CORS headers for this response (an allowed cross-origin request). */
+  corsHeaders: Record<string, string> | null = null
+  /** Why a cross-origin request got no CORS headers, for the access log. */
+  corsRefused = ''
   private readonly hooks: ResponseHooks
   private done = false
 

@@ -1,3 +1,4 @@
+import { applyCors } from '../security/cors.ts'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks, type Site } from './context.ts'
@@ -106,9 +107,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (ctx.path === healthPath) return health(ctx)
       // 6. match site, 7. match route
       if (!route(ctx)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
-      // 8. access control: no filters yet
+      // 8. access control: CORS (preflights answered here, before any handler)
+      const matched = ctx.route!
+      if (matched.cors && applyCors(ctx, matched.cors)) return
       // 9. method check
-      const handler = ctx.route!.handler
+      const handler = matched.handler
       if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
       // 10. handler
       const done = handler.handle(ctx)

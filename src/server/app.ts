@@ -1,3 +1,4 @@
+import { corsFilter, createCorsPolicy } from '../security/cors.ts'
 import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
 import type { Route, Site } from '../core/context.ts'
@@ -44,6 +45,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let shuttingDown = false
   const filters: ResponseFilter[] = []
   if (config.serverTiming) filters.push(serverTiming)
+  filters.push(corsFilter)
   filters.push(function closeWhileShuttingDown(ctx) {
     if (shuttingDown && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
   })
@@ -101,6 +103,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
+    const siteCors = siteCfg.cors ? createCorsPolicy(siteCfg.cors, siteCfg.origins) : null
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!
@@ -114,7 +117,8 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
           origins,
         })
         handlers.push(handler)
-        routes.push({ prefix: routeCfg.path, handler, id })
+        const cors = routeCfg.cors === false ? null : routeCfg.cors ? createCorsPolicy(routeCfg.cors, siteCfg.origins) : siteCors
+        routes.push({ prefix: routeCfg.path, handler, id, cors })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err

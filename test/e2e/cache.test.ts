@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { request, startServer, type TestServer } from '../helpers/server.ts'
 
-/** The shared cache in front of a proxied origin (issue 3, items 6-7), against a real origin socket. */
+/** The shared cache in front of a proxied origin (docs/cache.md), against a real origin socket. */
 
 const hits = new Map<string, number>()
 const seenHeaders = new Map<string, http.IncomingHttpHeaders>()

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { closedPort, fdsSettle, openFds, raw, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 
 /**
- * Upgrade requests through the proxy (issue 3, item 4): raw tunnels with the
+ * Upgrade requests through the proxy: raw tunnels with the
  * same balancing and timeouts. First openTunnel alone behind a minimal
  * HTTP server (every failure step, framing of refused upgrades), then
  * WebSocket end to end through an Edgebox proxy route.

@@ -4,7 +4,7 @@ import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { closedPort, PROTOCOLS, raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
 
-/** The proxy handler (issue 3, items 1-2): forwarding, headers, streaming, timeouts and retries, against real upstream sockets. */
+/** The proxy handler: forwarding, headers, streaming, timeouts and retries, against real upstream sockets. */
 
 interface Seen {
   method: string

@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import { PROTOCOLS, request, startServer, type Protocol, type TestServer } from '../helpers/server.ts'
 
 /**
- * The realtime hub over its four transports (issue 4; docs/realtime.md), on
+ * The realtime hub over its four transports (docs/realtime.md), on
  * real sockets: HTTP transports over HTTP/1.1 and h2c, WebSocket over
  * HTTP/1.1. Every wait is bounded.
  */

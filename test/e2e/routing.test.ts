@@ -144,7 +144,7 @@ test('a handler that throws gives a clean 500: no stack on the wire, the stack i
     },
   }
   const pipeline = createPipeline({
-    sites: buildSiteTable([{ id: 's', hosts: [], routes: [{ prefix: '/', handler, id: 'r' }] }], 0),
+    sites: buildSiteTable([{ id: 's', hosts: [], routes: [{ prefix: '/', handler, id: 'r', cors: null }] }], 0),
     filters: [],
     accessLog: createAccessLog({ enabled: false, level: 'info', format: 'json' }),
     log,

@@ -1,0 +1,134 @@
+import { z } from 'zod'
+import type { Context } from '../core/context.ts'
+import type { ResponseFilter } from '../core/types.ts'
+import { duration } from '../config/units.ts'
+import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../http/cors.ts'
+
+/**
+ * CORS in the pipeline (docs/security.md): a site's or route's `cors`
+ * policy answers preflights itself (204 with exactly the allowed values, or
+ * 403 without any CORS header) and adds the CORS headers to the responses of
+ * allowed cross-origin requests. A refused origin gets a normal response
+ * without CORS headers (the browser keeps it from the page) and the access
+ * log says why. Same-origin requests are not touched.
+ */
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const ORIGIN_ENTRY = /^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i
+
+export const corsSchema = z.strictObject({
+  /**
+   * Origins whose pages may read responses: a list (`https://app.example.com`,
+   * `https://*.example.com`, `*`) or, in a TypeScript configuration, a
+   * function `(origin) => boolean`. Default: the site's `origins`.
+   */
+  origins: z
+    .union([
+      z.array(z.string().regex(ORIGIN_ENTRY, 'is an origin like https://app.example.com, https://*.example.com, or *')),
+      z.custom<(origin: string) => boolean>((v) => typeof v === 'function', 'a list of origins or a function (origin) => boolean'),
+    ])
+    .optional(),
+  /** Methods allowed cross-origin besides GET, HEAD and POST (which need no preflight). */
+  methods: z.array(z.string().regex(TOKEN, 'is a method name')).default(['GET', 'HEAD', 'POST']),
+  /** Request headers a preflight may ask for (names; e.g. content-type for JSON bodies, authorization). */
+  allowHeaders: z.array(z.string().regex(TOKEN, 'is a header name')).default([]),
+  /** Response headers pages may read besides the CORS-safelisted ones. */
+  exposeHeaders: z.array(z.string().regex(TOKEN, 'is a header name')).default([]),
+  /** Cookies and HTTP authentication cross-origin (then never `*`). */
+  credentials: z.boolean().default(false),
+  /** How long a browser may reuse a preflight answer. */
+  maxAge: duration().default(600_000),
+})
+
+export type CorsConfig = z.output<typeof corsSchema>
+
+export function createCorsPolicy(cfg: CorsConfig, siteOrigins: readonly string[]): CorsPolicy {
+  const source = cfg.origins ?? siteOrigins
+  let allows: (origin: string) => boolean
+  let anyOrigin = false
+  if (typeof source === 'function') {
+    allows = (origin) => {
+      try {
+        return source(origin) === true
+      } catch {
+        return false // a throwing rule allows nothing
+      }
+    }
+  } else {
+    anyOrigin = source.includes('*')
+    const exact = new Set<string>()
+    const wildcards: Array<{ scheme: string; suffix: string }> = []
+    for (const e of source) {
+      if (e === '*') continue
+      const m = /^(https?):\/\/(.+)$/i.exec(e)!
+      const host = m[2]!.toLowerCase()
+      if (host.startsWith('*.')) wildcards.push({ scheme: m[1]!.toLowerCase(), suffix: host.slice(1) })
+      else exact.add(`${m[1]!.toLowerCase()}://${host}`)
+    }
+    allows = (origin) => {
+      // An origin is scheme://host[:port] exactly (RFC 6454 §7): no path, no trailing dot games.
+      const m = /^(https?):\/\/([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/.exec(origin)
+      if (!m) return false // `null` (sandboxed pages, file:), upper case, paths: never allowed
+      if (anyOrigin) return true
+      if (exact.has(origin)) return true
+      const host = m[2]!
+      return wildcards.some((w) => m[1] === w.scheme && host.endsWith(w.suffix) && host.length > w.suffix.length && !host.endsWith('.'))
+    }
+  }
+  return {
+    allows,
+    anyOrigin,
+    methods: [...new Set(cfg.methods)],
+    allowHeaders: [...new Set(cfg.allowHeaders.map((h) => h.toLowerCase()))],
+    exposeHeaders: cfg.exposeHeaders,
+    credentials: cfg.credentials,
+    maxAge: Math.floor(cfg.maxAge / 1000),
+  }
+}
+
+function sameOrigin(ctx: Context, origin: string): boolean {
+  const scheme = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+  const host = (ctx.req.headers.host ?? (ctx.req.headers as Record<string, string | undefined>)[':authority'] ?? '').toLowerCase()
+  return origin.toLowerCase() === `${scheme}://${host}`
+}
+
+/**
+ * The pipeline's CORS step for a route with a policy. Returns true when it
+ * answered the request itself (a preflight).
+ */
+export function applyCors(ctx: Context, policy: CorsPolicy): boolean {
+  if (variesByOrigin(policy)) ctx.vary = ctx.vary ? `${ctx.vary}, Origin` : 'Origin'
+  const origin = ctx.req.headers.origin
+  if (origin === undefined || sameOrigin(ctx, origin)) return false
+  const method = ctx.req.headers['access-control-request-method']
+  if (ctx.method === 'OPTIONS' && typeof method === 'string') {
+    const result = preflight(policy, origin, method, ctx.header('access-control-request-headers'))
+    if (!result.ok) {
+      ctx.corsRefused = result.reason
+      ctx.send(403, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers' }, `403 Forbidden: CORS preflight refused: ${result.reason}\n`)
+      return true
+    }
+    ctx.vary = '' // the preflight answer names its own Vary
+    ctx.send(204, result.headers)
+    return true
+  }
+  if (policy.allows(origin)) ctx.corsHeaders = responseHeaders(policy, origin)
+  else ctx.corsRefused = `origin ${origin} is not allowed`
+  return false
+}
+
+/** Adds a request's CORS headers and Vary entries to its response (a response filter; nothing to do for most requests). */
+export const corsFilter: ResponseFilter = function cors(ctx, headers) {
+  if (ctx.corsHeaders) Object.assign(headers, ctx.corsHeaders)
+  if (ctx.vary) {
+    const key = Object.keys(headers).find((k) => k.toLowerCase() === 'vary')
+    const current = key === undefined ? '' : String(headers[key])
+    if (key !== undefined) delete headers[key]
+    if (current.trim() === '*') headers.vary = '*'
+    else {
+      const have = new Set(current.split(',').map((v) => v.trim().toLowerCase()).filter(Boolean))
+      const add = ctx.vary.split(',').map((v) => v.trim()).filter((v) => v && !have.has(v.toLowerCase()))
+      headers.vary = [current.trim(), ...add].filter(Boolean).join(', ')
+    }
+  }
+}
