@@ -1,4 +1,5 @@
 import { corsSchema } from '../security/cors.ts'
+import { jsonpSchema } from '../security/jsonp.ts'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
@@ -107,6 +108,8 @@ function routeSchema() {
       path: z.string().startsWith('/', 'must start with /'),
       /** CORS for this route (replaces the site's `cors`), or false for none here. */
       cors: z.union([corsSchema, z.literal(false)]).optional(),
+      /** JSONP for this route's JSON answers: true (parameter `callback`) or `{ param }`; docs/security.md. */
+      jsonp: jsonpSchema.optional(),
       ...kinds,
     })
     .superRefine((route, ctx) => {

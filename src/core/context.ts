@@ -1,7 +1,7 @@
 import http2 from 'node:http2'
 import { read } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import type { CorsPolicy } from '../http/cors.ts'
@@ -15,6 +15,8 @@ export interface Route {
   readonly handler: Handler
   /** The route's CORS policy (its own, or its site's), if any. */
   readonly cors: CorsPolicy | null
+  /** The route's JSONP callback parameter, if JSONP is on. */
+  readonly jsonp?: string | null
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }
@@ -75,6 +77,8 @@ export class Context {
   corsHeaders: Record<string, string> | null = null
   /** Why a cross-origin request got no CORS headers, for the access log. */
   corsRefused = ''
+  /** JSONP: a JSON response is sent as `/**\/ <callback>(<json>);` (src/security/jsonp.ts). */
+  jsonp: { readonly prefix: Buffer; readonly suffix: Buffer } | null = null
   private readonly hooks: ResponseHooks
   private done = false
 
@@ -143,6 +147,10 @@ export class Context {
    */
   send(status: number, headers: Headers, body?: Buffer | string, encoding?: 'latin1'): void {
     const res = this.res
+    if (this.jsonp && body !== undefined && jsonpApplies(status, headers)) {
+      body = Buffer.concat([this.jsonp.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, this.jsonp.suffix])
+      encoding = undefined
+    }
     if (body !== undefined) {
       const len = typeof body !== 'string' || encoding === 'latin1' ? body.length : Buffer.byteLength(body)
       headers['Content-Length'] = len
@@ -162,6 +170,19 @@ export class Context {
    */
   stream(status: number, headers: Headers, source: Readable): void {
     const res = this.res
+    const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
+    if (jsonp) {
+      const inner = source
+      source = Readable.from(
+        (async function* () {
+          yield jsonp.prefix
+          for await (const chunk of inner) yield chunk as Buffer
+          yield jsonp.suffix
+        })(),
+        { objectMode: false },
+      )
+      source.once('close', () => inner.destroy())
+    }
     this.applyFilters(status, headers)
     ;(res as ServerResponse).writeHead(status, headers)
     if (this.isHead) {
@@ -193,6 +214,23 @@ export class Context {
    */
   relay(status: number, headers: Headers, source: BodySource): void {
     const res = this.res as ServerResponse
+    const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
+    if (jsonp) {
+      const inner = source
+      source = {
+        attach: (sink) =>
+          inner.attach({
+            data: (c) => sink.data(c),
+            end: () => {
+              sink.data(jsonp.suffix)
+              sink.end()
+            },
+            error: (err) => sink.error(err),
+          }),
+        resume: () => inner.resume(),
+        destroy: (err) => inner.destroy(err),
+      }
+    }
     this.applyFilters(status, headers)
     res.writeHead(status, headers)
     if (this.isHead) {
@@ -202,6 +240,10 @@ export class Context {
       return
     }
     this.untilClosed(() => source.destroy())
+    if (jsonp) {
+      this.bytes += jsonp.prefix.length
+      res.write(jsonp.prefix)
+    }
     const resume = () => source.resume()
     source.attach({
       data: (chunk) => {
@@ -226,6 +268,11 @@ export class Context {
    */
   sendFile(status: number, headers: Headers, file: FileHandle, start: number, end: number, chunk: number): void {
     const res = this.res
+    const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
+    if (jsonp) {
+      const key = Object.keys(headers).find((k) => k.toLowerCase() === 'content-length')
+      headers[key ?? 'content-length'] = end - start + 1 + jsonp.prefix.length + jsonp.suffix.length
+    }
     this.applyFilters(status, headers)
     ;(res as ServerResponse).writeHead(status, headers)
     let closed = false
@@ -247,6 +294,7 @@ export class Context {
     // than the copy itself.
     const buf = Buffer.allocUnsafeSlow(Math.min(chunk, end - start + 1))
     let pos = start
+    if (jsonp) (res as ServerResponse).write(jsonp.prefix)
     const next = (): void => {
       if (closed) return
       const n = Math.min(buf.length, end - pos + 1)
@@ -264,7 +312,10 @@ export class Context {
           ;(res as ServerResponse).write(got === buf.length ? buf : buf.subarray(0, got), written)
         } else {
           close()
-          ;(res as ServerResponse).end(buf.subarray(0, got))
+          if (jsonp) {
+            ;(res as ServerResponse).write(buf.subarray(0, got))
+            ;(res as ServerResponse).end(jsonp.suffix)
+          } else (res as ServerResponse).end(buf.subarray(0, got))
         }
       })
     }
@@ -323,4 +374,24 @@ export function requestHasBody(req: Req): boolean {
   if (h['content-length'] !== undefined) return h['content-length'] !== '0'
   if (h['transfer-encoding'] !== undefined) return true
   return 'stream' in req && !req.stream.endAfterHeaders
+}
+
+/**
+ * Whether a response is one JSONP wraps: a 200 whose type is JSON. Its
+ * headers then become those of a script (application/javascript, nosniff),
+ * without the JSON representation's validators and length, which no longer
+ * describe it (Content-Length is set again by whoever sends the body).
+ */
+function jsonpApplies(status: number, headers: Headers): boolean {
+  if (status !== 200) return false
+  const typeKey = Object.keys(headers).find((k) => k.toLowerCase() === 'content-type')
+  const type = typeKey === undefined ? '' : String(headers[typeKey])
+  if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) return false
+  for (const k of Object.keys(headers)) {
+    const lower = k.toLowerCase()
+    if (lower === 'content-type' || lower === 'etag' || lower === 'last-modified' || lower === 'content-length' || lower === 'accept-ranges' || lower === 'content-disposition') delete headers[k]
+  }
+  headers['content-type'] = 'application/javascript; charset=utf-8'
+  headers['x-content-type-options'] = 'nosniff'
+  return true
 }

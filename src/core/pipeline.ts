@@ -1,4 +1,5 @@
 import { applyCors } from '../security/cors.ts'
+import { applyJsonp } from '../security/jsonp.ts'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks, type Site } from './context.ts'
@@ -110,6 +111,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       // 8. access control: CORS (preflights answered here, before any handler)
       const matched = ctx.route!
       if (matched.cors && applyCors(ctx, matched.cors)) return
+      if (matched.jsonp) applyJsonp(ctx, matched.jsonp)
       // 9. method check
       const handler = matched.handler
       if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)

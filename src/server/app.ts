@@ -118,7 +118,8 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         })
         handlers.push(handler)
         const cors = routeCfg.cors === false ? null : routeCfg.cors ? createCorsPolicy(routeCfg.cors, siteCfg.origins) : siteCors
-        routes.push({ prefix: routeCfg.path, handler, id, cors })
+        const jsonp = routeCfg.jsonp === undefined ? null : routeCfg.jsonp === true ? 'callback' : routeCfg.jsonp.param
+        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err
