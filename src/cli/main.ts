@@ -33,6 +33,8 @@ export function defaultConfig(): EdgeboxConfigInput {
   return {
     sites: [
       {
+        // Edgebox's own pages run under the strict Content-Security-Policy preset.
+        headers: { csp: 'strict' },
         routes: [
           { path: '/', static: { root: path.join(PACKAGE_DIR, 'lab', 'www') } },
           { path: '/files/', static: { root: path.join(PACKAGE_DIR, 'lab', 'files'), listing: true } },

@@ -1,4 +1,5 @@
 import { corsSchema } from '../security/cors.ts'
+import { securityHeadersSchema } from '../security/headers.ts'
 import { jsonpSchema } from '../security/jsonp.ts'
 import { isIP } from 'node:net'
 import { z } from 'zod'
@@ -133,6 +134,8 @@ const siteSchema = z.strictObject({
    * (`https://app.example.com`, `https://*.example.com`, or `*`): the one
    * origin policy the realtime hub's WebSocket and cross-origin checks read.
    */
+  /** Security response headers (nosniff, Referrer-Policy, clickjacking, CSP, ...); docs/security.md. */
+  headers: securityHeadersSchema.prefault({}),
   /** CORS for the whole site (a route's own `cors` replaces it); docs/security.md. */
   cors: corsSchema.optional(),
   origins: z.array(z.string().regex(/^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i, 'is an origin like https://app.example.com, https://*.example.com, or *')).default([]),

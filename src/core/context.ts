@@ -5,6 +5,8 @@ import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import type { CorsPolicy } from '../http/cors.ts'
+import type { SecurityHeaders } from '../security/headers.ts'
+import { randomBytes } from 'node:crypto'
 import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
 
 export type Headers = Record<string, string | number | string[]>
@@ -34,6 +36,8 @@ export interface Site {
   readonly id: string
   readonly hosts: readonly string[]
   readonly routes: readonly Route[]
+  /** The site's security response headers (src/security/headers.ts). */
+  readonly security?: SecurityHeaders | null
 }
 
 /**
@@ -77,6 +81,8 @@ export class Context {
   corsHeaders: Record<string, string> | null = null
   /** Why a cross-origin request got no CORS headers, for the access log. */
   corsRefused = ''
+  /** A CSP nonce for this response's inline code (see nonce()). */
+  cspNonce = ''
   /** JSONP: a JSON response is sent as `/**\/ <callback>(<json>);` (src/security/jsonp.ts). */
   jsonp: { readonly prefix: Buffer; readonly suffix: Buffer } | null = null
   private readonly hooks: ResponseHooks
@@ -94,6 +100,15 @@ export class Context {
   /** The peer's address (the trusted-proxy resolver will refine this). */
   get clientAddress(): string {
     return this.req.socket?.remoteAddress ?? ''
+  }
+
+  /**
+   * A nonce for inline `<style>`/`<script>` in HTML this response renders
+   * itself (a directory listing): the strict Content-Security-Policy then
+   * allows exactly those elements, and only in this response.
+   */
+  nonce(): string {
+    return (this.cspNonce ||= randomBytes(16).toString('base64'))
   }
 
   /** Marks the response as done (once) and runs the finish hook: the access log. */

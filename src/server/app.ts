@@ -1,4 +1,5 @@
 import { corsFilter, createCorsPolicy } from '../security/cors.ts'
+import { compileSecurityHeaders, securityFilter } from '../security/headers.ts'
 import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
 import type { Route, Site } from '../core/context.ts'
@@ -45,7 +46,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let shuttingDown = false
   const filters: ResponseFilter[] = []
   if (config.serverTiming) filters.push(serverTiming)
-  filters.push(corsFilter)
+  filters.push(corsFilter, securityFilter)
   filters.push(function closeWhileShuttingDown(ctx) {
     if (shuttingDown && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
   })
@@ -125,7 +126,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         else throw err
       }
     }
-    sites.push({ id: `sites[${si}]`, hosts: siteCfg.hosts, routes: sortRoutes(routes) })
+    sites.push({ id: `sites[${si}]`, hosts: siteCfg.hosts, routes: sortRoutes(routes), security: compileSecurityHeaders(siteCfg.headers) })
   }
   if (problems.length) {
     await Promise.all(handlers.map((h) => h.close?.()))

@@ -184,8 +184,9 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
       }
     }
     if (cfg.listing && (await reachable(fsPath))) {
-      const html = await renderListing(fsPath, ctx.path, cfg.dotfiles === 'allow')
-      ctx.send(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' }, html)
+      const html = await renderListing(fsPath, ctx.path, cfg.dotfiles === 'allow', ctx.nonce())
+      // Its nonce makes each listing unique: never stored by a shared cache, and no validator to claim otherwise.
+      ctx.send(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }, html)
       return
     }
     if (spaPath) return spaFallback(ctx)

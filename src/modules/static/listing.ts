@@ -21,9 +21,9 @@ function formatSize(n: number): string {
 /**
  * An HTML listing of a directory (opt-in: `listing: true`). Names are
  * HTML-escaped and links percent-encoded, so a file called `<script>` is
- * shown, never run.
+ * shown, never run. Its one inline style carries the response's CSP nonce.
  */
-export async function renderListing(dir: string, urlPath: string, showDotfiles: boolean): Promise<string> {
+export async function renderListing(dir: string, urlPath: string, showDotfiles: boolean, nonce: string): Promise<string> {
   const names = (await readdir(dir)).filter((n) => showDotfiles || !n.startsWith('.')).sort((a, b) => a.localeCompare(b))
   const rows: string[] = []
   if (urlPath !== '/') rows.push('<tr><td><a href="../">../</a></td><td></td><td></td></tr>')
@@ -44,7 +44,7 @@ export async function renderListing(dir: string, urlPath: string, showDotfiles: 
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>${title}</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem}table{border-collapse:collapse;width:100%}td{padding:.2rem .8rem .2rem 0}td:nth-child(2){text-align:right;white-space:nowrap}a{text-decoration:none}</style>
+<style nonce="${nonce}">body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem}table{border-collapse:collapse;width:100%}td{padding:.2rem .8rem .2rem 0}td:nth-child(2){text-align:right;white-space:nowrap}a{text-decoration:none}</style>
 </head><body><h1>${title}</h1>
 <table>
 ${rows.join('\n')}

@@ -1,0 +1,80 @@
+import { z } from 'zod'
+import type { Context } from '../core/context.ts'
+import type { ResponseFilter } from '../core/types.ts'
+import { duration } from '../config/units.ts'
+
+/**
+ * Security response headers for a site (docs/security.md). The defaults
+ * cannot break a site: `X-Content-Type-Options: nosniff`,
+ * `Referrer-Policy: strict-origin-when-cross-origin`, and
+ * `X-Frame-Options: SAMEORIGIN` with the matching CSP `frame-ancestors`.
+ * A `strict` Content-Security-Policy preset and the rest are opt-in. A header
+ * the response already has (a handler's, an upstream's) is left as it is.
+ */
+
+const REFERRER_POLICIES = ['no-referrer', 'no-referrer-when-downgrade', 'origin', 'origin-when-cross-origin', 'same-origin', 'strict-origin', 'strict-origin-when-cross-origin', 'unsafe-url'] as const
+
+export const securityHeadersSchema = z.strictObject({
+  /** `X-Content-Type-Options: nosniff`: browsers use the declared type, never a guess. */
+  contentTypeOptions: z.boolean().default(true),
+  /** `Referrer-Policy`; false: none sent. */
+  referrerPolicy: z.union([z.enum(REFERRER_POLICIES), z.literal(false)]).default('strict-origin-when-cross-origin'),
+  /** Clickjacking: `X-Frame-Options` and CSP `frame-ancestors` ('self' for SAMEORIGIN, 'none' for DENY); false: framing allowed. */
+  frameOptions: z.union([z.enum(['SAMEORIGIN', 'DENY']), z.literal(false)]).default('SAMEORIGIN'),
+  /**
+   * `Content-Security-Policy`: 'strict' (same-origin scripts, styles,
+   * images, connections and forms only, no plugins, and a per-response
+   * nonce for inline code in HTML Edgebox renders itself), a policy string
+   * of your own, or false (only `frame-ancestors` from frameOptions).
+   */
+  csp: z.union([z.literal('strict'), z.literal(false), z.string().min(1).regex(/^[^\r\n]+$/, 'is one line')]).default(false),
+  /** `Permissions-Policy`, e.g. `camera=(), microphone=(), geolocation=()`; false: none. */
+  permissionsPolicy: z.union([z.string().min(1).regex(/^[^\r\n]+$/, 'is one line'), z.literal(false)]).default(false),
+  /** `Strict-Transport-Security` on responses over TLS: false, or { maxAge, includeSubDomains, preload }. */
+  hsts: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        maxAge: duration().default(180 * 24 * 3600 * 1000),
+        includeSubDomains: z.boolean().default(false),
+        preload: z.boolean().default(false),
+      }),
+    ])
+    .default(false),
+})
+
+export type SecurityHeadersConfig = z.output<typeof securityHeadersSchema>
+
+export interface SecurityHeaders {
+  apply(ctx: Context, headers: Record<string, string | number | string[]>): void
+}
+
+const STRICT = (ancestors: string, nonce: string) =>
+  `default-src 'self'; base-uri 'self'; object-src 'none'; form-action 'self'; frame-ancestors ${ancestors}; img-src 'self' data:; ` +
+  `script-src 'self'${nonce}; style-src 'self'${nonce}; connect-src 'self'`
+
+export function compileSecurityHeaders(cfg: SecurityHeadersConfig): SecurityHeaders {
+  const fixed: Array<[lower: string, canonical: string, value: string]> = []
+  if (cfg.contentTypeOptions) fixed.push(['x-content-type-options', 'X-Content-Type-Options', 'nosniff'])
+  if (cfg.referrerPolicy) fixed.push(['referrer-policy', 'Referrer-Policy', cfg.referrerPolicy])
+  if (cfg.frameOptions) fixed.push(['x-frame-options', 'X-Frame-Options', cfg.frameOptions])
+  if (cfg.permissionsPolicy) fixed.push(['permissions-policy', 'Permissions-Policy', cfg.permissionsPolicy])
+  const ancestors = cfg.frameOptions === 'DENY' ? "'none'" : "'self'"
+  const csp = cfg.csp === 'strict' ? null : cfg.csp ? cfg.csp : cfg.frameOptions ? `frame-ancestors ${ancestors}` : null
+  const hsts = cfg.hsts ? `max-age=${Math.floor(cfg.hsts.maxAge / 1000)}${cfg.hsts.includeSubDomains ? '; includeSubDomains' : ''}${cfg.hsts.preload ? '; preload' : ''}` : null
+  return {
+    apply(ctx, headers) {
+      for (const [lower, canonical, value] of fixed) if (headers[lower] === undefined && headers[canonical] === undefined) headers[lower] = value
+      if (headers['content-security-policy'] === undefined && headers['Content-Security-Policy'] === undefined) {
+        if (cfg.csp === 'strict') headers['content-security-policy'] = STRICT(ancestors, ctx.cspNonce ? ` 'nonce-${ctx.cspNonce}'` : '')
+        else if (csp) headers['content-security-policy'] = csp
+      }
+      if (hsts && (ctx.req.socket as { encrypted?: boolean }).encrypted) headers['strict-transport-security'] = hsts
+    },
+  }
+}
+
+/** The response filter: the site's security headers on every response it answers. */
+export const securityFilter: ResponseFilter = function securityHeaders(ctx, headers) {
+  ctx.site?.security?.apply(ctx, headers)
+}
