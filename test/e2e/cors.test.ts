@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -11,9 +11,10 @@ const A = 'https://app.example'
 let srv: TestServer
 let logFile: string
 let logDir: { dir: string; cleanup(): void }
+let root: string
 
 before(async () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'edgebox-cors-'))
+  root = mkdtempSync(path.join(tmpdir(), 'edgebox-cors-'))
   writeFileSync(path.join(root, 'data.json'), '{"ok":true}\n')
   logDir = tempDir()
   logFile = path.join(logDir.dir, 'access.log')
@@ -36,6 +37,7 @@ before(async () => {
 after(async () => {
   await srv.close()
   logDir.cleanup()
+  rmSync(root, { recursive: true, force: true })
 })
 
 for (const protocol of PROTOCOLS) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -14,9 +14,10 @@ const DATA = { name: 'edgebox', list: [1, 2, 3], text: 'a </script> and "quotes"
 const BIG = { rows: Array.from({ length: 20000 }, (_, i) => ({ i, v: 'x'.repeat(10) })) } // larger than the memory cache: read from the file
 let srv: TestServer
 let api: http.Server
+let root: string
 
 before(async () => {
-  const root = mkdtempSync(path.join(tmpdir(), 'edgebox-jsonp-'))
+  root = mkdtempSync(path.join(tmpdir(), 'edgebox-jsonp-'))
   writeFileSync(path.join(root, 'data.json'), JSON.stringify(DATA))
   writeFileSync(path.join(root, 'big.json'), JSON.stringify(BIG))
   writeFileSync(path.join(root, 'page.html'), '<p>not json</p>')
@@ -40,6 +41,7 @@ before(async () => {
 after(async () => {
   await srv.close()
   await new Promise((r) => api.close(r))
+  rmSync(root, { recursive: true, force: true })
 })
 
 /** Runs a JSONP answer as a browser would run the script, and returns what the callback got. */
