@@ -1,6 +1,7 @@
 import { corsSchema } from '../security/cors.ts'
 import { securityHeadersSchema } from '../security/headers.ts'
 import { jsonpSchema } from '../security/jsonp.ts'
+import { rateLimitSchema } from '../security/rate-limit.ts'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
@@ -109,6 +110,8 @@ function routeSchema() {
       path: z.string().startsWith('/', 'must start with /'),
       /** CORS for this route (replaces the site's `cors`), or false for none here. */
       cors: z.union([corsSchema, z.literal(false)]).optional(),
+      /** A token-bucket rate limit for this route: { requests, per, burst, key }; docs/security.md. */
+      rateLimit: rateLimitSchema.optional(),
       /** JSONP for this route's JSON answers: true (parameter `callback`) or `{ param }`; docs/security.md. */
       jsonp: jsonpSchema.optional(),
       ...kinds,
@@ -152,6 +155,15 @@ export const configSchema = z
     /** Path of the health endpoint on every site, or false. */
     health: z.union([z.literal(false), z.string().startsWith('/')]).default('/_edgebox/health'),
     sites: z.array(siteSchema).min(1),
+    /**
+     * Proxies in front of Edgebox (addresses or CIDRs, e.g. a load balancer's
+     * 10.0.0.0/8) whose `Forwarded` / `X-Forwarded-For` fields name the real
+     * client for rate limits, logs and the realtime hub; from anyone else
+     * those fields are ignored.
+     */
+    trustedProxies: z
+      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'is an address or CIDR like 10.0.0.0/8'))
+      .default([]),
     /** Forward proxy mode, off by default; when on, access is limited to `clients` or `credentials`. */
     forwardProxy: forwardProxySchema.prefault({}),
   })

@@ -5,6 +5,8 @@ import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import type { CorsPolicy } from '../http/cors.ts'
+import type { ClientResolver } from './client-address.ts'
+import type { RateLimiter } from '../security/rate-limit.ts'
 import type { SecurityHeaders } from '../security/headers.ts'
 import { randomBytes } from 'node:crypto'
 import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
@@ -19,6 +21,8 @@ export interface Route {
   readonly cors: CorsPolicy | null
   /** The route's JSONP callback parameter, if JSONP is on. */
   readonly jsonp?: string | null
+  /** The route's rate limit, if any. */
+  readonly rateLimit?: RateLimiter | null
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }
@@ -30,6 +34,8 @@ export interface ResponseHooks {
   finished(ctx: Context): void
   /** A streamed response that makes no progress for this long is cut (a client that stopped reading). */
   readonly streamIdleTimeout: number
+  /** The one client-address resolver (trusted proxies' forwarding fields); absent: the peer's address. */
+  readonly clientAddress?: ClientResolver
 }
 
 export interface Site {
@@ -81,6 +87,10 @@ export class Context {
   corsHeaders: Record<string, string> | null = null
   /** Why a cross-origin request got no CORS headers, for the access log. */
   corsRefused = ''
+  /** Where the client stands under the route's rate limit (RateLimit-* fields), for the response. */
+  rateLimitHeaders: Record<string, string> | null = null
+  /** The request was refused by a rate limit (for the access log). */
+  rateLimited = false
   /** A CSP nonce for this response's inline code (see nonce()). */
   cspNonce = ''
   /** JSONP: a JSON response is sent as `/**\/ <callback>(<json>);` (src/security/jsonp.ts). */
@@ -97,9 +107,11 @@ export class Context {
     this.start = start
   }
 
-  /** The peer's address (the trusted-proxy resolver will refine this). */
+  private client: string | undefined
+
+  /** The client's address: the peer's, or through trusted proxies the one they forwarded (core/client-address.ts). */
   get clientAddress(): string {
-    return this.req.socket?.remoteAddress ?? ''
+    return (this.client ??= this.hooks.clientAddress ? this.hooks.clientAddress(this.req) : (this.req.socket?.remoteAddress ?? ''))
   }
 
   /**

@@ -1,4 +1,5 @@
 import { applyCors } from '../security/cors.ts'
+import type { ClientResolver } from './client-address.ts'
 import { applyJsonp } from '../security/jsonp.ts'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
@@ -43,6 +44,8 @@ export interface PipelineOptions {
   healthPath: string | false
   /** A streamed response that makes no progress for this long is cut. */
   streamIdleTimeout: number
+  /** The client-address resolver (`trustedProxies`); absent: the peer's address. */
+  clientAddress?: ClientResolver
   /** Set by the server during graceful shutdown. */
   isShuttingDown(): boolean
   /** The handler that takes CONNECT requests (forward proxy), if one is configured. */
@@ -72,11 +75,12 @@ export interface Pipeline {
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
-  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout } = opts
+  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, clientAddress } = opts
 
   const hooks: ResponseHooks = {
     filters,
     streamIdleTimeout,
+    ...(clientAddress ? { clientAddress } : {}),
     finished(ctx) {
       accessLog.write(ctx, performance.now() - ctx.start)
       if (ctx.error) log.error({ err: ctx.error, method: ctx.method, path: ctx.rawPath, status: ctx.status }, 'request failed')
@@ -108,8 +112,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (ctx.path === healthPath) return health(ctx)
       // 6. match site, 7. match route
       if (!route(ctx)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
-      // 8. access control: CORS (preflights answered here, before any handler)
+      // 8. access control: rate limit, then CORS (preflights answered here, before any handler)
       const matched = ctx.route!
+      matched.rateLimit?.check(ctx)
       if (matched.cors && applyCors(ctx, matched.cors)) return
       if (matched.jsonp) applyJsonp(ctx, matched.jsonp)
       // 9. method check

@@ -1,4 +1,6 @@
 import { corsFilter, createCorsPolicy } from '../security/cors.ts'
+import { clientResolver } from '../core/client-address.ts'
+import { createRateLimiter, MemoryRateLimitStore, rateLimitFilter } from '../security/rate-limit.ts'
 import { compileSecurityHeaders, securityFilter } from '../security/headers.ts'
 import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
@@ -46,7 +48,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let shuttingDown = false
   const filters: ResponseFilter[] = []
   if (config.serverTiming) filters.push(serverTiming)
-  filters.push(corsFilter, securityFilter)
+  filters.push(corsFilter, securityFilter, rateLimitFilter)
   filters.push(function closeWhileShuttingDown(ctx) {
     if (shuttingDown && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
   })
@@ -63,6 +65,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     log,
     healthPath: config.health,
     streamIdleTimeout: config.limits.idleTimeout,
+    clientAddress: clientResolver(config.trustedProxies),
     isShuttingDown: () => shuttingDown,
     forwardProxy: forward,
     connectHandler: () => forward,
@@ -101,6 +104,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
 async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, handlers: Handler[]): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
+  const rateStore = new MemoryRateLimitStore() // the embedded store: counters in this process
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
@@ -120,7 +124,8 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         handlers.push(handler)
         const cors = routeCfg.cors === false ? null : routeCfg.cors ? createCorsPolicy(routeCfg.cors, siteCfg.origins) : siteCors
         const jsonp = routeCfg.jsonp === undefined ? null : routeCfg.jsonp === true ? 'callback' : routeCfg.jsonp.param
-        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp })
+        const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id) : null
+        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err

@@ -1,4 +1,4 @@
-import { BlockList, isIP } from 'node:net'
+import { isIP } from 'node:net'
 
 /**
  * The forwarding fields a reverse proxy adds (RFC 7239 `Forwarded`, the
@@ -7,22 +7,7 @@ import { BlockList, isIP } from 'node:net'
  * from anyone else they are dropped, so a client cannot forge its address.
  */
 
-export function trustList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList()
-  for (const c of cidrs) {
-    const [addr, bits] = c.split('/')
-    const type = isIP(addr!) === 6 ? 'ipv6' : 'ipv4'
-    if (bits === undefined) list.addAddress(addr!, type)
-    else list.addSubnet(addr!, Number(bits), type)
-  }
-  return list
-}
-
-export function isTrusted(list: BlockList, address: string): boolean {
-  if (!address) return false
-  const mapped = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
-  return list.check(mapped, isIP(mapped) === 6 ? 'ipv6' : 'ipv4')
-}
+export { isTrusted, trustList } from '../../core/client-address.ts'
 
 /** RFC 7239 §6: IPv6 addresses are quoted and bracketed in `for=`. */
 function node(address: string): string {

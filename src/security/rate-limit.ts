@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import { z } from 'zod'
+import type { Context } from '../core/context.ts'
+import { httpError } from '../core/errors.ts'
+import type { ResponseFilter } from '../core/types.ts'
+import { duration } from '../config/units.ts'
+
+/**
+ * Rate limits per route (docs/security.md): a token bucket per client
+ * address (the one resolver, trusting forwarding fields only from
+ * `trustedProxies`), per credential, or per a request header. A request
+ * that finds the bucket empty gets 429 with `Retry-After`; every answer
+ * under a limit says where the client stands (`RateLimit-Limit`,
+ * `RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy`, after the
+ * IETF httpapi rate-limit fields draft). Buckets live in a store; the
+ * embedded one is in memory, and a shared one (Redis) can implement the same
+ * interface for several nodes.
+ */
+
+export const rateLimitSchema = z.strictObject({
+  /** Requests allowed per window, on average. */
+  requests: z.number().int().min(1),
+  /** The window: `1s`, `1m`, `1h`. */
+  per: duration(),
+  /** Requests allowed at once after a quiet spell (the bucket's size); default: `requests`. */
+  burst: z.number().int().min(1).optional(),
+  /** What a bucket belongs to: `client` (address), `credential` (Authorization, hashed), or `header:<name>`. */
+  key: z.union([z.enum(['client', 'credential']), z.string().regex(/^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is client, credential or header:<name>')]).default('client'),
+})
+
+export type RateLimitConfig = z.output<typeof rateLimitSchema>
+
+/** Where buckets live: take one token for `key` if there is one. */
+export interface RateLimitStore {
+  take(key: string, now: number, capacity: number, refillPerMs: number): { allowed: boolean; remaining: number; retryAfterMs: number; fullInMs: number }
+}
+
+/** Buckets in this process's memory: an LRU bounded in entries, so a flood of new keys cannot grow it without limit. */
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 })
+
+  take(key: string, now: number, capacity: number, refillPerMs: number) {
+    const b = this.buckets.get(key) ?? { tokens: capacity, at: now }
+    const tokens = Math.min(capacity, b.tokens + Math.max(0, now - b.at) * refillPerMs)
+    const allowed = tokens >= 1
+    const left = allowed ? tokens - 1 : tokens
+    this.buckets.set(key, { tokens: left, at: now })
+    return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs: (capacity - left) / refillPerMs }
+  }
+}
+
+export interface RateLimiter {
+  /** Takes a token for this request, or throws 429. */
+  check(ctx: Context): void
+}
+
+export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, routeId: string, now: () => number = Date.now): RateLimiter {
+  const capacity = cfg.burst ?? cfg.requests
+  const refillPerMs = cfg.requests / cfg.per
+  const windowS = Math.max(1, Math.round(cfg.per / 1000))
+  const policy = `${cfg.requests};w=${windowS}${cfg.burst !== undefined ? `;burst=${cfg.burst}` : ''}`
+  const header = cfg.key.startsWith('header:') ? cfg.key.slice(7).toLowerCase() : null
+  const keyOf = (ctx: Context): string => {
+    if (cfg.key === 'client') return `c:${ctx.clientAddress}`
+    if (cfg.key === 'credential') {
+      const auth = ctx.header('authorization')
+      // No credential: counted by address, so leaving it out does not escape the limit.
+      return auth ? `a:${createHash('sha256').update(auth).digest('base64url')}` : `c:${ctx.clientAddress}`
+    }
+    return `h:${ctx.header(header!) ?? ''}`
+  }
+  return {
+    check(ctx) {
+      const r = store.take(`${routeId}|${keyOf(ctx)}`, now(), capacity, refillPerMs)
+      const fields = {
+        'RateLimit-Limit': String(capacity),
+        'RateLimit-Remaining': String(r.remaining),
+        'RateLimit-Reset': String(Math.ceil((r.allowed ? r.fullInMs : r.retryAfterMs) / 1000)),
+        'RateLimit-Policy': policy,
+      }
+      if (!r.allowed) {
+        ctx.rateLimited = true
+        throw httpError('EB_ERR_TOO_MANY_REQUESTS', `rate limit of ${cfg.requests} requests per ${windowS} s reached; try again in ${Math.ceil(r.retryAfterMs / 1000)} s`, { ...fields, 'Retry-After': String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) })
+      }
+      ctx.rateLimitHeaders = fields
+    },
+  }
+}
+
+/** Adds where the client stands to every answer under a limit (a response filter). */
+export const rateLimitFilter: ResponseFilter = function rateLimit(ctx, headers) {
+  if (ctx.rateLimitHeaders) Object.assign(headers, ctx.rateLimitHeaders)
+}
