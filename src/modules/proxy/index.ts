@@ -183,10 +183,12 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     for (const name of Object.keys(out)) if (name.charCodeAt(0) === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
     delete out.expect // answered here (100-continue), not forwarded
     const clientHost = (incoming[':authority'] as string | undefined) ?? incoming.host ?? ''
+    const peer = ctx.req.socket?.remoteAddress ?? ''
     out.host = cfg.host === 'preserve' ? clientHost || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host
     addForwarding(out, incoming, {
-      client: ctx.clientAddress,
-      trusted: isTrusted(trusted, ctx.clientAddress),
+      // The hop that connected to us: forwarding fields record every hop, not the resolved client.
+      client: peer,
+      trusted: isTrusted(trusted, peer),
       proto: 'http',
       host: clientHost,
       version: ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5),
