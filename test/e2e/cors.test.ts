@@ -108,6 +108,20 @@ test('hostile Origin values get no CORS headers, and the access log says why', a
   assert.ok(refused.some((l) => l.cors === 'refused: origin null is not allowed'))
 })
 
+test('repeated or oversized Origin fields are refused, never half-believed', async () => {
+  const { raw } = await import('../helpers/server.ts')
+  const twice = await raw(srv.port, `GET /data.json HTTP/1.1\r\nHost: x\r\nOrigin: ${A}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n`, 2000)
+  assert.match(twice, /^HTTP\/1\.1 200 /)
+  assert.doesNotMatch(twice, /access-control-allow-origin/i, 'two origins are no origin')
+  const pre = await raw(srv.port, `OPTIONS /data.json HTTP/1.1\r\nHost: x\r\nOrigin: ${A}\r\nOrigin: ${A}\r\nAccess-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n`, 2000)
+  assert.match(pre, /^HTTP\/1\.1 403 /)
+  const long = await request('http/1.1', srv.url + 'data.json', { headers: { origin: `https://${'a'.repeat(5000)}.example` } })
+  assert.equal(long.status, 200)
+  assert.equal(long.headers['access-control-allow-origin'], undefined)
+  const huge = await request('http/1.1', srv.url + 'data.json', { headers: { origin: `https://${'a'.repeat(20000)}.example` } })
+  assert.equal(huge.status, 431, 'beyond maxHeaderSize: refused before any policy runs')
+})
+
 test('a route with a function for origins (TypeScript configuration)', async () => {
   const s = await startServer({ sites: [{ routes: [{ path: '/', redirect: { to: '/x' }, cors: { origins: (o: string) => o.endsWith('.trusted.test') } }] }] })
   try {
