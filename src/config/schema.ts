@@ -2,6 +2,7 @@ import { corsSchema } from '../security/cors.ts'
 import { securityHeadersSchema } from '../security/headers.ts'
 import { jsonpSchema } from '../security/jsonp.ts'
 import { rateLimitSchema } from '../security/rate-limit.ts'
+import { csrfSchema } from '../security/csrf.ts'
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
@@ -112,6 +113,8 @@ function routeSchema() {
       cors: z.union([corsSchema, z.literal(false)]).optional(),
       /** A token-bucket rate limit for this route: { requests, per, burst, key }; docs/security.md. */
       rateLimit: rateLimitSchema.optional(),
+      /** CSRF protection for this route's unsafe methods: true, or { token, cookie, secret }; docs/security.md. */
+      csrf: csrfSchema.optional(),
       /** JSONP for this route's JSON answers: true (parameter `callback`) or `{ param }`; docs/security.md. */
       jsonp: jsonpSchema.optional(),
       ...kinds,

@@ -7,6 +7,7 @@ import { EdgeboxError } from './errors.ts'
 import type { CorsPolicy } from '../http/cors.ts'
 import type { ClientResolver } from './client-address.ts'
 import type { RateLimiter } from '../security/rate-limit.ts'
+import type { CsrfGuard } from '../security/csrf.ts'
 import type { SecurityHeaders } from '../security/headers.ts'
 import { randomBytes } from 'node:crypto'
 import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
@@ -23,6 +24,8 @@ export interface Route {
   readonly jsonp?: string | null
   /** The route's rate limit, if any. */
   readonly rateLimit?: RateLimiter | null
+  /** The route's CSRF guard, if any. */
+  readonly csrf?: CsrfGuard | null
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }
@@ -91,6 +94,10 @@ export class Context {
   rateLimitHeaders: Record<string, string> | null = null
   /** The request was refused by a rate limit (for the access log). */
   rateLimited = false
+  /** Why a request was refused as cross-site (CSRF), for the access log. */
+  csrfRefused = ''
+  /** Cookies Edgebox itself sets on this response (the CSRF token); null: none (no array per request). */
+  setCookies: string[] | null = null
   /** A CSP nonce for this response's inline code (see nonce()). */
   cspNonce = ''
   /** JSONP: a JSON response is sent as `/**\/ <callback>(<json>);` (src/security/jsonp.ts). */

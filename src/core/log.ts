@@ -97,7 +97,7 @@ function jsonString(s: string): string {
 export function writeJson(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
-  const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '')
+  const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')
   return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress}"${upstream}${cors}${err}}\n`
 }
 

@@ -112,11 +112,12 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (ctx.path === healthPath) return health(ctx)
       // 6. match site, 7. match route
       if (!route(ctx)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
-      // 8. access control: rate limit, then CORS (preflights answered here, before any handler)
+      // 8. access control: rate limit, CORS (preflights answered here, before any handler), JSONP, CSRF
       const matched = ctx.route!
       matched.rateLimit?.check(ctx)
       if (matched.cors && applyCors(ctx, matched.cors)) return
       if (matched.jsonp) applyJsonp(ctx, matched.jsonp)
+      matched.csrf?.check(ctx)
       // 9. method check
       const handler = matched.handler
       if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)

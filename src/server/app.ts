@@ -1,5 +1,6 @@
 import { corsFilter, createCorsPolicy } from '../security/cors.ts'
 import { clientResolver } from '../core/client-address.ts'
+import { createCsrfGuard } from '../security/csrf.ts'
 import { createRateLimiter, MemoryRateLimitStore, rateLimitFilter } from '../security/rate-limit.ts'
 import { compileSecurityHeaders, securityFilter } from '../security/headers.ts'
 import { originPolicy } from '../core/origin.ts'
@@ -125,7 +126,8 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         const cors = routeCfg.cors === false ? null : routeCfg.cors ? createCorsPolicy(routeCfg.cors, siteCfg.origins) : siteCors
         const jsonp = routeCfg.jsonp === undefined ? null : routeCfg.jsonp === true ? 'callback' : routeCfg.jsonp.param
         const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id) : null
-        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit })
+        const csrf = routeCfg.csrf ? createCsrfGuard(routeCfg.csrf, origins) : null
+        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err

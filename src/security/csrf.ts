@@ -1,0 +1,109 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { z } from 'zod'
+import type { Context } from '../core/context.ts'
+import { httpError } from '../core/errors.ts'
+import type { OriginPolicy } from '../core/origin.ts'
+
+/**
+ * CSRF protection for a route's unsafe methods (docs/security.md). A
+ * browser tells where a request comes from: `Sec-Fetch-Site`, else
+ * `Origin`, else the origin of `Referer`. A request from a page of another
+ * origin that the site does not list is refused with 403 and the reason. On
+ * top of that, `token: true` asks for a signed double-submit token: Edgebox
+ * issues a cookie (`SameSite=Lax`, `Secure` over TLS; readable by the page,
+ * which sends it back), and an unsafe request must repeat its value in the
+ * `X-CSRF-Token` header or a `_csrf` query parameter; the value is signed
+ * with a secret, so a cookie an attacker planted (a sibling subdomain can
+ * set cookies) does not pass.
+ */
+
+export const csrfSchema = z.union([
+  z.literal(true),
+  z.strictObject({
+    /** Also require the double-submit token on unsafe requests. */
+    token: z.boolean().default(false),
+    /** The token cookie's name. */
+    cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is a cookie name').default('edgebox_csrf'),
+    /** The secret tokens are signed with (at least 32 characters); default: a random one per process. */
+    secret: z.string().min(32, 'secrets are at least 32 characters').optional(),
+  }),
+])
+
+export type CsrfConfig = z.output<typeof csrfSchema>
+
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
+export interface CsrfGuard {
+  /** Refuses (403) a cross-site unsafe request; issues the token cookie on safe ones where it is missing. */
+  check(ctx: Context): void
+}
+
+export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGuard {
+  const opts = cfg === true ? { token: false, cookie: 'edgebox_csrf', secret: undefined } : cfg
+  const secret = opts.secret ?? randomBytes(32).toString('base64')
+  const sign = (value: string) => createHmac('sha256', secret).update(value).digest('base64url')
+  const valid = (token: string): boolean => {
+    const dot = token.indexOf('.')
+    if (dot <= 0) return false
+    const expected = Buffer.from(sign(token.slice(0, dot)))
+    const given = Buffer.from(token.slice(dot + 1))
+    return expected.length === given.length && timingSafeEqual(expected, given)
+  }
+  const cookieOf = (ctx: Context): string | undefined => {
+    const header = ctx.header('cookie')
+    if (!header) return undefined
+    for (const part of header.split(';')) {
+      const eq = part.indexOf('=')
+      if (eq !== -1 && part.slice(0, eq).trim() === opts.cookie) return part.slice(eq + 1).trim()
+    }
+    return undefined
+  }
+
+  return {
+    check(ctx) {
+      const scheme = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+      if (SAFE.has(ctx.method)) {
+        if (opts.token && !cookieOf(ctx)) {
+          const raw = randomBytes(18).toString('base64url')
+          ctx.setCookies ??= []
+          ctx.setCookies.push(`${opts.cookie}=${raw}.${sign(raw)}; Path=/; SameSite=Lax${scheme === 'https' ? '; Secure' : ''}`)
+        }
+        return
+      }
+      const host = ctx.header('host') ?? ctx.header(':authority') ?? ''
+      const refuse = (why: string) => {
+        ctx.csrfRefused = why
+        throw httpError('EB_ERR_FORBIDDEN', `cross-site request refused: ${why}`)
+      }
+      const site = ctx.header('sec-fetch-site')
+      const origin = ctx.header('origin')
+      if (site === 'cross-site' || site === 'same-site') {
+        // Fetch Metadata: the browser says the request comes from another site's or origin's page.
+        if (origin === undefined || !origins.allows(origin, host, scheme)) refuse(`${site} request${origin ? ` from ${origin}` : ''} to an unsafe method`)
+      } else if (site !== 'same-origin' && site !== 'none') {
+        if (origin !== undefined && origin !== 'null') {
+          if (!origins.allows(origin, host, scheme)) refuse(`origin ${origin} is not allowed`)
+        } else if (origin === 'null') refuse('an opaque origin (null) may not use unsafe methods')
+        else {
+          const referer = ctx.header('referer')
+          if (referer !== undefined) {
+            let from: string
+            try {
+              from = new URL(referer).origin
+            } catch {
+              return refuse('the Referer is not a URL')
+            }
+            if (!origins.allows(from, host, scheme)) refuse(`referer origin ${from} is not allowed`)
+          }
+          // Neither Origin nor Referer: not a browser form or fetch (browsers send Origin on every unsafe cross-origin request).
+        }
+      }
+      if (opts.token) {
+        const cookie = cookieOf(ctx)
+        const given = ctx.header('x-csrf-token') ?? new URLSearchParams(ctx.query).get('_csrf') ?? undefined
+        if (!cookie || !valid(cookie)) refuse('no valid CSRF token cookie')
+        if (given !== cookie) refuse('the CSRF token is missing or does not match the cookie')
+      }
+    },
+  }
+}
