@@ -5,7 +5,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Page } from 'playwright-core'
 import { PACKAGE_DIR, defaultConfig } from '../../src/cli/main.ts'
-import { browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
+import { assertCspFriendly, browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
 const WWW = path.join(PACKAGE_DIR, 'lab', 'www')
@@ -24,15 +24,6 @@ function links(html: string, base: string): string[] {
     if (u.origin === new URL(base).origin) out.add(u.href)
   }
   return [...out]
-}
-
-/** Checks the CSP constraints the pages must keep: no inline scripts, styles or handlers. */
-function assertCspFriendly(html: string, name: string): void {
-  assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/i, `${name}: inline <script>`)
-  assert.doesNotMatch(html, /<style[\s>]/i, `${name}: inline <style>`)
-  assert.doesNotMatch(html, /\sstyle=/i, `${name}: style attribute`)
-  assert.doesNotMatch(html, /\son[a-z]+=/i, `${name}: inline event handler`)
-  assert.doesNotMatch(html, /javascript:/i, `${name}: javascript: URL`)
 }
 
 type Data = Record<string, string>

@@ -5,7 +5,7 @@ import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core'
 import { defaultConfig } from '../../src/cli/main.ts'
-import { browserSkip, CHROMIUM_ARGS, chromiumPath } from '../helpers/browser.ts'
+import { assertCspFriendly, browserSkip, CHROMIUM_ARGS, chromiumPath } from '../helpers/browser.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
 /**
@@ -25,15 +25,6 @@ const TRANSPORTS = ['websocket', 'sse', 'long-poll', 'poll'] as const
 const CONNECT_TIMEOUT = 20_000
 const DELIVERY_TIMEOUT = 20_000
 const SCREENSHOT = '/tmp/lab-realtime.png'
-
-/** Checks the CSP constraints the pages must keep: no inline scripts, styles or handlers (as in lab.test.ts). */
-function assertCspFriendly(html: string, name: string): void {
-  assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/i, `${name}: inline <script>`)
-  assert.doesNotMatch(html, /<style[\s>]/i, `${name}: inline <style>`)
-  assert.doesNotMatch(html, /\sstyle=/i, `${name}: style attribute`)
-  assert.doesNotMatch(html, /\son[a-z]+=/i, `${name}: inline event handler`)
-  assert.doesNotMatch(html, /javascript:/i, `${name}: javascript: URL`)
-}
 
 /** Scripts that build the DOM from strings would need 'unsafe-inline' or Trusted Types; ours use textContent. */
 function assertNoHtmlInjection(js: string, name: string): void {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -72,4 +73,13 @@ export async function launchBrowser(): Promise<LaunchedBrowser> {
       }
     },
   }
+}
+
+/** Checks the CSP constraints Edgebox's pages keep: no inline scripts, styles or handlers, no javascript: URLs. */
+export function assertCspFriendly(html: string, name: string): void {
+  assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/i, `${name}: inline <script>`)
+  assert.doesNotMatch(html, /<style[\s>]/i, `${name}: inline <style>`)
+  assert.doesNotMatch(html, /\sstyle=/i, `${name}: style attribute`)
+  assert.doesNotMatch(html, /\son[a-z]+=/i, `${name}: inline event handler`)
+  assert.doesNotMatch(html, /javascript:/i, `${name}: javascript: URL`)
 }
