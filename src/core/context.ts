@@ -162,6 +162,13 @@ export class Context {
     this.status = status
     const filters = this.hooks.filters
     for (let i = 0; i < filters.length; i++) filters[i]!(this, headers)
+    if (this.setCookies) {
+      // Cookies Edgebox sets itself (the CSRF token) join any the handler or upstream set.
+      const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie')
+      const current = key === undefined ? [] : ([] as string[]).concat(headers[key] as string | string[])
+      if (key !== undefined) delete headers[key]
+      headers['set-cookie'] = [...current, ...this.setCookies]
+    }
     // RFC 9110 §10.1.1: a final response sent before the announced body was
     // read leaves the connection out of sync; close it (HTTP/1.x only).
     const req = this.req as Req & { complete?: boolean }

@@ -91,11 +91,4 @@ export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, r
 /** Adds where the client stands to every answer under a limit (a response filter). */
 export const rateLimitFilter: ResponseFilter = function rateLimit(ctx, headers) {
   if (ctx.rateLimitHeaders) Object.assign(headers, ctx.rateLimitHeaders)
-  if (ctx.setCookies) {
-    // Cookies Edgebox sets (the CSRF token) join any the handler or upstream set.
-    const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie')
-    const current = key === undefined ? [] : ([] as string[]).concat(headers[key] as string | string[])
-    if (key !== undefined) delete headers[key]
-    headers['set-cookie'] = [...current, ...ctx.setCookies]
-  }
 }
