@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Page } from 'playwright-core'
 import { browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
-import { startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { accessLogThrough, startServer, tempDir, type AccessLogLine, type TestServer } from '../helpers/server.ts'
 
 /**
  * CORS (src/security/cors.ts, docs/security.md) as a real browser enforces
@@ -92,12 +92,6 @@ interface Received {
   origin: string | undefined
 }
 
-interface LogLine {
-  method: string
-  path: string
-  status: number
-  cors?: string
-}
 
 /**
  * The response headers Chromium's network stack received (which the page
@@ -130,25 +124,9 @@ describe('CORS in Chromium across origins', { skip, timeout: 120_000 }, () => {
   let markers = 0
 
   /** Every line B's access log holds once a request sent now is in it (the log is written in batches). */
-  async function bLog(): Promise<LogLine[]> {
-    const marker = `/nocors/marker-${++markers}`
-    const r = await fetch(B + marker, { signal: AbortSignal.timeout(FETCH_TIMEOUT) })
-    await r.arrayBuffer()
-    const deadline = Date.now() + LOG_TIMEOUT
-    for (;;) {
-      const lines = existsSync(logFile)
-        ? readFileSync(logFile, 'utf8')
-            .split('\n')
-            .slice(0, -1) // a line still being written has no newline yet
-            .map((l) => JSON.parse(l) as LogLine)
-        : []
-      if (lines.some((l) => l.path === marker)) return lines
-      if (Date.now() > deadline) throw new Error(`B's access log did not show ${marker} within ${LOG_TIMEOUT} ms (${lines.length} lines)`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-  const preflights = (lines: LogLine[], p: string) => lines.filter((l) => l.method === 'OPTIONS' && l.path === p)
-  const requests = (lines: LogLine[], p: string, method: string) => lines.filter((l) => l.method === method && l.path === p)
+  const bLog = () => accessLogThrough(B, `/nocors/marker-${++markers}`, logFile, LOG_TIMEOUT)
+  const preflights = (lines: AccessLogLine[], p: string) => lines.filter((l) => l.method === 'OPTIONS' && l.path === p)
+  const requests = (lines: AccessLogLine[], p: string, method: string) => lines.filter((l) => l.method === method && l.path === p)
 
   /** The wire record of the response to `method url`, waiting (bounded) for Playwright's event. */
   async function wireOf(url: string, from: string, method = 'GET'): Promise<Wire> {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { ConsoleMessage, Frame, Page } from 'playwright-core'
 import { browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
-import { startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { accessLogThrough, startServer, tempDir, type AccessLogLine, type TestServer } from '../helpers/server.ts'
 
 /**
  * Clickjacking protection, CSRF refusal and the strict CSP
@@ -35,12 +35,6 @@ const LOG_TIMEOUT = 5_000
 /** How long a refused frame is given to post anyway, after the allowed one already has. */
 const GRACE_MS = 750
 
-interface LogLine {
-  method: string
-  path: string
-  status: number
-  csrf?: string
-}
 
 interface Posted {
   method: string
@@ -78,23 +72,7 @@ describe('clickjacking, CSRF and CSP in Chromium across origins', { skip, timeou
   let markers = 0
 
   /** Every line B's access log holds once a request sent now is in it (the log is written in batches). */
-  async function bLog(): Promise<LogLine[]> {
-    const marker = `/marker-${++markers}`
-    const r = await fetch(B + marker, { signal: AbortSignal.timeout(WAIT_TIMEOUT) })
-    await r.arrayBuffer()
-    const deadline = Date.now() + LOG_TIMEOUT
-    for (;;) {
-      const lines = existsSync(logFile)
-        ? readFileSync(logFile, 'utf8')
-            .split('\n')
-            .slice(0, -1) // a line still being written has no newline yet
-            .map((l) => JSON.parse(l) as LogLine)
-        : []
-      if (lines.some((l) => l.path === marker)) return lines
-      if (Date.now() > deadline) throw new Error(`B's access log did not show ${marker} within ${LOG_TIMEOUT} ms (${lines.length} lines)`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
+  const bLog = () => accessLogThrough(B, `/marker-${++markers}`, logFile, LOG_TIMEOUT)
 
   /** A fresh tab whose console messages are collected. */
   async function newPage(): Promise<{ page: Page; console: ConsoleMessage[] }> {

@@ -2,7 +2,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { pino } from 'pino'
@@ -189,4 +189,35 @@ export async function closedPort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port
   await new Promise((r) => s.close(r))
   return port
+}
+
+/** One access-log line as Edgebox writes it in JSON (the fields tests read). */
+export interface AccessLogLine {
+  method: string
+  path: string
+  status: number
+  cors?: string
+  csrf?: string
+}
+
+/**
+ * Every line of a server's JSON access log once everything sent before now is
+ * in it: the log is written in batches, so a marker request to `base + markerPath`
+ * is sent and the file read until the marker shows up (bounded by `timeout`).
+ */
+export async function accessLogThrough(base: string, markerPath: string, file: string, timeout = 5_000): Promise<AccessLogLine[]> {
+  const r = await fetch(base + markerPath, { signal: AbortSignal.timeout(timeout) })
+  await r.arrayBuffer()
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const lines = existsSync(file)
+      ? readFileSync(file, 'utf8')
+          .split('\n')
+          .slice(0, -1) // a line still being written has no newline yet
+          .map((l) => JSON.parse(l) as AccessLogLine)
+      : []
+    if (lines.some((l) => l.path === markerPath)) return lines
+    if (Date.now() > deadline) throw new Error(`the access log did not show ${markerPath} within ${timeout} ms (${lines.length} lines)`)
+    await new Promise((res) => setTimeout(res, 50))
+  }
 }
