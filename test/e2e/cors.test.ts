@@ -120,6 +120,7 @@ test('repeated or oversized Origin fields are refused, never half-believed', asy
   assert.equal(long.headers['access-control-allow-origin'], undefined)
   const huge = await request('http/1.1', srv.url + 'data.json', { headers: { origin: `https://${'a'.repeat(20000)}.example` } })
   assert.equal(huge.status, 431, 'beyond maxHeaderSize: refused before any policy runs')
+  assert.equal((await request('http/1.1', srv.url + 'data.json', { headers: { origin: A } })).headers['access-control-allow-origin'], A, 'the next request is served')
 })
 
 test('a route with a function for origins (TypeScript configuration)', async () => {

@@ -92,6 +92,7 @@ for (const protocol of PROTOCOLS) {
         assert.equal(r.status, 400, JSON.stringify(bad))
         assert.doesNotMatch(r.headers['content-type'] as string, /javascript/)
       }
+      assert.equal((await request(protocol, srv.url + 'data.json?callback=ok')).status, 200, 'the next good request is served')
     })
 
     test('non-JSON answers and routes without jsonp are left alone', async () => {

@@ -283,6 +283,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(big.status, 413)
       assert.equal(json(big.body).code, 'too-large')
       assert.equal((await request(protocol, `${P}elsewhere`)).status, 404)
+      assert.equal((await request(protocol, `${P}poll?ch=${fresh()}`)).status, 200, 'and the next good request is served')
     })
 
     test('cross-origin pages: a listed origin gets CORS headers, another is refused', async () => {
@@ -403,6 +404,10 @@ describe('WebSocket', () => {
     const b = await openWs()
     b.ws.send(JSON.stringify({ t: 'pub', ch: 'chat:x', d: 'y'.repeat(4000) }))
     assert.equal((await b.closed).code, 1009)
+    const next = await openWs()
+    next.ws.send('{"t":"ping"}')
+    await next.next((f) => f.t === 'pong')
+    next.ws.close()
   })
 
   test('handshakes: wrong version 426, bad key 400, foreign origin 403, plain GET 400', async () => {
