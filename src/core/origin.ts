@@ -12,6 +12,8 @@ export interface OriginPolicy {
   allows(origin: string, host: string, scheme: string): boolean
   /** Whether the answer depends on Origin (then responses vary on it). */
   readonly listsOthers: boolean
+  /** Whether `origin` is one the entries name (exact, subdomain wildcard or `*`), leaving same-origin aside. */
+  listed(origin: string): boolean
 }
 
 const ORIGIN = /^(https?):\/\/([^/?#]+)$/i
@@ -33,16 +35,17 @@ export function originPolicy(entries: readonly string[]): OriginPolicy {
     if (host.startsWith('*.')) wildcards.push({ scheme, suffix: host.slice(1) })
     else exact.add(`${scheme}://${host}`)
   }
+  const listed = (origin: string): boolean => {
+    const o = origin.toLowerCase()
+    if (any) return o !== 'null'
+    if (exact.has(o)) return true
+    const m = ORIGIN.exec(o)
+    if (!m) return false
+    return wildcards.some((w) => m[1] === w.scheme && m[2]!.endsWith(w.suffix) && m[2]!.length > w.suffix.length)
+  }
   return {
     listsOthers: entries.length > 0,
-    allows(origin, host, scheme) {
-      const o = origin.toLowerCase()
-      if (o === `${scheme}://${host.toLowerCase()}`) return true
-      if (any) return o !== 'null'
-      if (exact.has(o)) return true
-      const m = ORIGIN.exec(o)
-      if (!m) return false
-      return wildcards.some((w) => m[1] === w.scheme && m[2]!.endsWith(w.suffix) && m[2]!.length > w.suffix.length)
-    },
+    listed,
+    allows: (origin, host, scheme) => origin.toLowerCase() === `${scheme}://${host.toLowerCase()}` || listed(origin),
   }
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { Context } from '../core/context.ts'
+import { originPolicy } from '../core/origin.ts'
 import type { ResponseFilter } from '../core/types.ts'
 import { duration } from '../config/units.ts'
 import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../http/cors.ts'
@@ -14,6 +15,8 @@ import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../
  */
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** An origin as a browser sends it: lower-case scheme and host, an optional port, nothing else (no path, no trailing dot). */
+const SERIALISED_ORIGIN = /^https?:\/\/(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/
 const ORIGIN_ENTRY = /^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i
 
 export const corsSchema = z.strictObject({
@@ -55,25 +58,11 @@ export function createCorsPolicy(cfg: CorsConfig, siteOrigins: readonly string[]
       }
     }
   } else {
+    // The same entries as the site's origin policy, matched the same way; CORS adds
+    // that an Origin must be exactly as browsers serialise it (RFC 6454 §6.2).
     anyOrigin = source.includes('*')
-    const exact = new Set<string>()
-    const wildcards: Array<{ scheme: string; suffix: string }> = []
-    for (const e of source) {
-      if (e === '*') continue
-      const m = /^(https?):\/\/(.+)$/i.exec(e)!
-      const host = m[2]!.toLowerCase()
-      if (host.startsWith('*.')) wildcards.push({ scheme: m[1]!.toLowerCase(), suffix: host.slice(1) })
-      else exact.add(`${m[1]!.toLowerCase()}://${host}`)
-    }
-    allows = (origin) => {
-      // An origin is scheme://host[:port] exactly (RFC 6454 §7): no path, no trailing dot games.
-      const m = /^(https?):\/\/([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/.exec(origin)
-      if (!m) return false // `null` (sandboxed pages, file:), upper case, paths: never allowed
-      if (anyOrigin) return true
-      if (exact.has(origin)) return true
-      const host = m[2]!
-      return wildcards.some((w) => m[1] === w.scheme && host.endsWith(w.suffix) && host.length > w.suffix.length && !host.endsWith('.'))
-    }
+    const listed = originPolicy(source).listed
+    allows = (origin) => SERIALISED_ORIGIN.test(origin) && listed(origin)
   }
   return {
     allows,
