@@ -74,7 +74,12 @@ export function compileSecurityHeaders(cfg: SecurityHeadersConfig): SecurityHead
   }
 }
 
-/** The response filter: the site's security headers on every response it answers. */
+/**
+ * The response filter: the site's security headers on every response it
+ * answers, except 304. A 304 carries only what updates the stored response
+ * (RFC 9110 §15.4.5: a sender SHOULD NOT generate other representation
+ * metadata); the browser keeps applying the headers of the 200 it stored.
+ */
 export const securityFilter: ResponseFilter = function securityHeaders(ctx, headers) {
-  ctx.site?.security?.apply(ctx, headers)
+  if (ctx.status !== 304) ctx.site?.security?.apply(ctx, headers)
 }

@@ -50,6 +50,10 @@ for (const protocol of PROTOCOLS) {
     const missing = await request(protocol, s.url + 'nope')
     assert.equal(missing.status, 404)
     assert.equal(missing.headers['x-content-type-options'], 'nosniff', 'error pages too')
+    const notModified = await request(protocol, s.url, { headers: { 'if-none-match': String(r.headers.etag) } })
+    assert.equal(notModified.status, 304)
+    assert.equal(notModified.headers['x-frame-options'], undefined, 'a 304 carries only what updates the stored response (RFC 9110 §15.4.5)')
+    assert.equal(notModified.headers['content-security-policy'], undefined)
   })
 }
 
