@@ -1,5 +1,5 @@
 import { corsSchema } from '../security/cors.ts'
-import { securityHeadersSchema } from '../security/headers.ts'
+import { routeSecurityHeadersSchema, securityHeadersSchema } from '../security/headers.ts'
 import { jsonpSchema } from '../security/jsonp.ts'
 import { rateLimitSchema } from '../security/rate-limit.ts'
 import { csrfSchema } from '../security/csrf.ts'
@@ -117,6 +117,8 @@ function routeSchema() {
       csrf: csrfSchema.optional(),
       /** JSONP for this route's JSON answers: true (parameter `callback`) or `{ param }`; docs/security.md. */
       jsonp: jsonpSchema.optional(),
+      /** Security headers that differ here from the site's `headers` (only what is named changes); docs/security.md. */
+      headers: routeSecurityHeadersSchema.optional(),
       ...kinds,
     })
     .superRefine((route, ctx) => {

@@ -26,6 +26,8 @@ export interface Route {
   readonly rateLimit?: RateLimiter | null
   /** The route's CSRF guard, if any. */
   readonly csrf?: CsrfGuard | null
+  /** The route's security headers when its `headers` change its site's; otherwise the site's apply. */
+  readonly security?: SecurityHeaders | null
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }

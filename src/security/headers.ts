@@ -14,34 +14,64 @@ import { duration } from '../config/units.ts'
 
 const REFERRER_POLICIES = ['no-referrer', 'no-referrer-when-downgrade', 'origin', 'origin-when-cross-origin', 'same-origin', 'strict-origin', 'strict-origin-when-cross-origin', 'unsafe-url'] as const
 
-export const securityHeadersSchema = z.strictObject({
+const hstsSchema = z.union([
+  z.literal(false),
+  z.strictObject({
+    maxAge: duration().default(180 * 24 * 3600 * 1000),
+    includeSubDomains: z.boolean().default(false),
+    preload: z.boolean().default(false),
+  }),
+])
+
+/** Each header's setting, without defaults (a route's `headers` overrides only what it names). */
+const fields = {
   /** `X-Content-Type-Options: nosniff`: browsers use the declared type, never a guess. */
-  contentTypeOptions: z.boolean().default(true),
+  contentTypeOptions: z.boolean(),
   /** `Referrer-Policy`; false: none sent. */
-  referrerPolicy: z.union([z.enum(REFERRER_POLICIES), z.literal(false)]).default('strict-origin-when-cross-origin'),
+  referrerPolicy: z.union([z.enum(REFERRER_POLICIES), z.literal(false)]),
   /** Clickjacking: `X-Frame-Options` and CSP `frame-ancestors` ('self' for SAMEORIGIN, 'none' for DENY); false: framing allowed. */
-  frameOptions: z.union([z.enum(['SAMEORIGIN', 'DENY']), z.literal(false)]).default('SAMEORIGIN'),
+  frameOptions: z.union([z.enum(['SAMEORIGIN', 'DENY']), z.literal(false)]),
   /**
    * `Content-Security-Policy`: 'strict' (same-origin scripts, styles,
    * images, connections and forms only, no plugins, and a per-response
    * nonce for inline code in HTML Edgebox renders itself), a policy string
    * of your own, or false (only `frame-ancestors` from frameOptions).
    */
-  csp: z.union([z.literal('strict'), z.literal(false), z.string().min(1).regex(/^[^\r\n]+$/, 'is one line')]).default(false),
+  csp: z.union([z.literal('strict'), z.literal(false), z.string().min(1).regex(/^[^\r\n]+$/, 'is one line')]),
   /** `Permissions-Policy`, e.g. `camera=(), microphone=(), geolocation=()`; false: none. */
-  permissionsPolicy: z.union([z.string().min(1).regex(/^[^\r\n]+$/, 'is one line'), z.literal(false)]).default(false),
+  permissionsPolicy: z.union([z.string().min(1).regex(/^[^\r\n]+$/, 'is one line'), z.literal(false)]),
   /** `Strict-Transport-Security` on responses over TLS: false, or { maxAge, includeSubDomains, preload }. */
-  hsts: z
-    .union([
-      z.literal(false),
-      z.strictObject({
-        maxAge: duration().default(180 * 24 * 3600 * 1000),
-        includeSubDomains: z.boolean().default(false),
-        preload: z.boolean().default(false),
-      }),
-    ])
-    .default(false),
+  hsts: hstsSchema,
+}
+
+/** A site's `headers`, every default filled in. */
+export const securityHeadersSchema = z.strictObject({
+  contentTypeOptions: fields.contentTypeOptions.default(true),
+  referrerPolicy: fields.referrerPolicy.default('strict-origin-when-cross-origin'),
+  frameOptions: fields.frameOptions.default('SAMEORIGIN'),
+  csp: fields.csp.default(false),
+  permissionsPolicy: fields.permissionsPolicy.default(false),
+  hsts: fields.hsts.default(false),
 })
+
+/** A route's `headers`: the settings it changes from its site's (e.g. a page other origins may frame). */
+export const routeSecurityHeadersSchema = z.strictObject({
+  contentTypeOptions: fields.contentTypeOptions.optional(),
+  referrerPolicy: fields.referrerPolicy.optional(),
+  frameOptions: fields.frameOptions.optional(),
+  csp: fields.csp.optional(),
+  permissionsPolicy: fields.permissionsPolicy.optional(),
+  hsts: fields.hsts.optional(),
+})
+
+export type RouteSecurityHeadersConfig = z.output<typeof routeSecurityHeadersSchema>
+
+/** The site's settings with the route's over them. */
+export function mergeSecurityHeaders(site: SecurityHeadersConfig, route: RouteSecurityHeadersConfig): SecurityHeadersConfig {
+  const merged: Record<string, unknown> = { ...site }
+  for (const [k, v] of Object.entries(route)) if (v !== undefined) merged[k] = v
+  return merged as SecurityHeadersConfig
+}
 
 export type SecurityHeadersConfig = z.output<typeof securityHeadersSchema>
 
@@ -75,11 +105,11 @@ export function compileSecurityHeaders(cfg: SecurityHeadersConfig): SecurityHead
 }
 
 /**
- * The response filter: the site's security headers on every response it
- * answers, except 304. A 304 carries only what updates the stored response
+ * The response filter: the route's security headers (its site's, with the
+ * route's `headers` over them) on every response, except 304. A 304 carries only what updates the stored response
  * (RFC 9110 §15.4.5: a sender SHOULD NOT generate other representation
  * metadata); the browser keeps applying the headers of the 200 it stored.
  */
 export const securityFilter: ResponseFilter = function securityHeaders(ctx, headers) {
-  if (ctx.status !== 304) ctx.site?.security?.apply(ctx, headers)
+  if (ctx.status !== 304) (ctx.route?.security ?? ctx.site?.security)?.apply(ctx, headers)
 }

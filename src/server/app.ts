@@ -2,7 +2,7 @@ import { corsFilter, createCorsPolicy } from '../security/cors.ts'
 import { clientResolver } from '../core/client-address.ts'
 import { createCsrfGuard } from '../security/csrf.ts'
 import { createRateLimiter, MemoryRateLimitStore, rateLimitFilter } from '../security/rate-limit.ts'
-import { compileSecurityHeaders, securityFilter } from '../security/headers.ts'
+import { compileSecurityHeaders, mergeSecurityHeaders, securityFilter } from '../security/headers.ts'
 import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
 import type { Route, Site } from '../core/context.ts'
@@ -127,7 +127,8 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         const jsonp = routeCfg.jsonp === undefined ? null : routeCfg.jsonp === true ? 'callback' : routeCfg.jsonp.param
         const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id) : null
         const csrf = routeCfg.csrf ? createCsrfGuard(routeCfg.csrf, origins) : null
-        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf })
+        const security = routeCfg.headers ? compileSecurityHeaders(mergeSecurityHeaders(siteCfg.headers, routeCfg.headers)) : null
+        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf, security })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err

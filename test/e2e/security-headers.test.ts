@@ -85,6 +85,33 @@ test('each header can be turned off, and a policy of your own replaces the prese
   assert.equal((await request('http/1.1', off.url)).headers['content-security-policy'], undefined)
 })
 
+test("a route's headers change only what they name; the site's apply everywhere else", async () => {
+  const s = await startServer({
+    sites: [
+      {
+        headers: { csp: 'strict', referrerPolicy: 'no-referrer' },
+        routes: [
+          { path: '/', static: { root, listing: true } },
+          { path: '/dir/', static: { root: path.join(root, 'dir') }, headers: { frameOptions: false, csp: "default-src 'self'; frame-ancestors https://partner.example" } },
+        ],
+      },
+    ],
+  })
+  servers.push(s)
+  const site = await request('http/1.1', s.url)
+  assert.equal(site.headers['x-frame-options'], 'SAMEORIGIN')
+  assert.match(String(site.headers['content-security-policy']), /^default-src 'self'; base-uri 'self';.*frame-ancestors 'self'/)
+  const route = await request('http/1.1', s.url + 'dir/a.txt')
+  assert.equal(route.status, 200)
+  assert.equal(route.headers['x-frame-options'], undefined)
+  assert.equal(route.headers['content-security-policy'], "default-src 'self'; frame-ancestors https://partner.example")
+  // what the route does not name comes from the site
+  assert.equal(route.headers['referrer-policy'], 'no-referrer')
+  assert.equal(route.headers['x-content-type-options'], 'nosniff')
+  // an unknown key in a route's headers is a configuration error with its path
+  await assert.rejects(startServer({ sites: [{ routes: [{ path: '/', static: { root }, headers: { frameOption: false } as never }] }] }), /sites\[0\]\.routes\[0\]\.headers/)
+})
+
 test('a header value that would split the response is refused at start', async () => {
   await assert.rejects(startServer({ sites: [{ headers: { csp: "default-src 'self'\r\nSet-Cookie: x=1" }, routes: [{ path: '/', static: { root } }] }] }), /is one line/)
 })
