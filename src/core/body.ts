@@ -62,14 +62,8 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
   return total
 }
 
-/**
- * Reads a small JSON request body (at most `maxBytes`, and within the
- * route's limits): 415 unless it is declared as JSON, 413 beyond the size,
- * 400 with the parser's reason when it is not valid JSON.
- */
-export async function readJson(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<unknown> {
-  const type = ctx.header('content-type') ?? ''
-  if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) throw httpError('EB_ERR_UNSUPPORTED_MEDIA_TYPE', `the body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'untyped'}`)
+/** Reads a whole small body (at most `maxBytes`, and within the route's limits) into memory. */
+async function readSmall(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = []
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -78,9 +72,31 @@ export async function readJson(ctx: Context, limits: BodyLimits, maxBytes: numbe
     },
   })
   await pipeBody(ctx, sink, { ...limits, maxBodySize: Math.min(limits.maxBodySize, maxBytes) })
+  return Buffer.concat(chunks)
+}
+
+/**
+ * Reads a small JSON request body (at most `maxBytes`, and within the
+ * route's limits): 415 unless it is declared as JSON, 413 beyond the size,
+ * 400 with the parser's reason when it is not valid JSON.
+ */
+export async function readJson(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<unknown> {
+  const type = ctx.header('content-type') ?? ''
+  if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) throw httpError('EB_ERR_UNSUPPORTED_MEDIA_TYPE', `the body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'untyped'}`)
+  const body = await readSmall(ctx, limits, maxBytes)
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    return JSON.parse(body.toString('utf8'))
   } catch (err) {
     throw httpError('EB_ERR_BAD_REQUEST', `the body is not valid JSON: ${(err as Error).message}`)
   }
+}
+
+/**
+ * Reads a small HTML form body (`application/x-www-form-urlencoded`, at most
+ * `maxBytes`): 415 for any other type, 413 beyond the size.
+ */
+export async function readForm(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<URLSearchParams> {
+  const type = ctx.header('content-type') ?? ''
+  if (!/^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(type)) throw httpError('EB_ERR_UNSUPPORTED_MEDIA_TYPE', `the body must be a form (Content-Type: application/x-www-form-urlencoded), not ${type ? JSON.stringify(type) : 'untyped'}`)
+  return new URLSearchParams((await readSmall(ctx, limits, maxBytes)).toString('utf8'))
 }

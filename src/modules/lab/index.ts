@@ -6,9 +6,10 @@ import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { HandlerModule } from '../../core/types.ts'
 import { proxyModule } from '../proxy/index.ts'
+import { createAccountDemo } from './account.ts'
 
 /**
- * `lab`: a CDN in a box, for the cache lab page (lab/www/lab/cdn.html) and
+ * `lab`: demos for the lab pages. The default, `demo: 'cdn'`, is a CDN in a box, for the cache lab page (lab/www/lab/cdn.html) and
  * for trying the proxy and cache with curl. It starts small demo origins on
  * loopback ports of their own and mounts, under `<prefix>cdn/`, a real proxy
  * route in front of them (round robin, health checks, the shared cache with
@@ -25,6 +26,8 @@ import { proxyModule } from '../proxy/index.ts'
  */
 
 const schema = z.strictObject({
+  /** Which demo: 'cdn' (the CDN in a box, above) or 'account' (the attacker page's victim, ./account.ts). */
+  demo: z.enum(['cdn', 'account']).default('cdn'),
   /** How many demo origins (upstreams) to start. */
   origins: z.number().int().min(2).max(4).default(2),
 })
@@ -46,6 +49,7 @@ export const labModule = {
   kind: 'lab',
   schema,
   async create(cfg, deps) {
+    if (cfg.demo === 'account') return createAccountDemo(deps.prefix, deps.limits)
     const versions = new Map<string, { version: number; modified: string }>()
     const objectVersion = (name: string) => {
       let v = versions.get(name)
