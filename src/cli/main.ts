@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -28,23 +29,107 @@ Options:
 /** The package's own folder (two levels above src/cli or dist/cli). */
 export const PACKAGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-/** The configuration `npm start` runs: the welcome page, the lab, and a directory listing. */
-export function defaultConfig(): EdgeboxConfigInput {
+/** Where `npm start` listens: PORT for the site, PORT + 1 for the lab's second origin. */
+export interface DefaultListen {
+  host?: string
+  port?: number
+}
+
+/**
+ * The configuration `npm start` runs: the welcome page, the labs, the
+ * realtime hub and a directory listing, on two ports. Both ports serve the
+ * same site, so a page on one (origin A) has a second origin, B, to try
+ * cross-origin techniques and attacks against: `/lab/cross-origin.html` and
+ * `/lab/attacker.html`. The lab pages under `/lab/` may connect to, frame
+ * and post forms to the sibling origins, whose helpers under `/lab/xo/` let
+ * them frame them; the rest of the site keeps the strict policy and refuses
+ * to be framed by other origins.
+ */
+export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
+  const host = at.host ?? '127.0.0.1'
+  const port = at.port ?? 8080
+  const ports = [port, port + 1]
+  const origins = ports.flatMap((p) => [`http://localhost:${p}`, `http://127.0.0.1:${p}`])
+  const others = origins.join(' ')
+  const policy = (d: { form: string; ancestors: string; script: string; connect: string }) =>
+    `default-src 'self'; base-uri 'self'; object-src 'none'; form-action ${d.form}; frame-ancestors ${d.ancestors}; ` +
+    `img-src 'self' data:; script-src ${d.script}; style-src 'self'; connect-src ${d.connect}; frame-src 'self' ${others}`
+  // the lab pages: they may fetch from, frame and post forms to the sibling origins; scripts stay 'self' only
+  const pageHeaders = { csp: policy({ form: `'self' ${others}`, ancestors: "'self'", script: "'self'", connect: `'self' ${others}` }) }
+  // the other origin's helpers: framed by the siblings, and their JSONP variant trusts their scripts
+  const xoHeaders = { frameOptions: false, csp: policy({ form: "'self'", ancestors: `'self' ${others}`, script: `'self' ${others}`, connect: "'self'" }) } as const
+  const www = path.join(PACKAGE_DIR, 'lab', 'www')
+  const xo = path.join(www, 'lab', 'xo')
   return {
+    listen: ports.map((p) => ({ host, port: p })),
     sites: [
       {
         // Edgebox's own pages run under the strict Content-Security-Policy preset.
         headers: { csp: 'strict' },
         routes: [
-          { path: '/', static: { root: path.join(PACKAGE_DIR, 'lab', 'www') } },
+          { path: '/', static: { root: www } },
           { path: '/files/', static: { root: path.join(PACKAGE_DIR, 'lab', 'files'), listing: true } },
           { path: '/lab/demo/', lab: {} },
           // the realtime hub behind the chat example (/chat/) and the transport lab (/lab/realtime.html)
           { path: '/live/', realtime: { channels: { 'chat:*': { presence: true, history: { size: 200, age: '1h' } }, 'lab:*': { history: { size: 1000, age: '10m' } } } } },
+          // the cross-origin lab and the attacker's page, across the two ports
+          { path: '/lab/', static: { root: path.join(www, 'lab') }, headers: pageHeaders },
+          { path: '/lab/xo/', static: { root: xo }, headers: xoHeaders, cors: { origins, allowHeaders: ['x-lab'], maxAge: '10m' } },
+          { path: '/lab/xo/nocors/', static: { root: xo }, headers: xoHeaders, cors: false },
+          { path: '/lab/xo/cred/', static: { root: xo }, headers: xoHeaders, cors: { origins, credentials: true } },
+          { path: '/lab/xo/jsonp/', static: { root: xo }, headers: xoHeaders, jsonp: true },
+          { path: '/lab/xo-proxy/', proxy: { upstreams: [`http://${loopbackOf(host)}:${port + 1}`], stripPrefix: true, prefix: '/lab/xo/nocors' }, headers: xoHeaders },
+          // the attacks' victim: a cookie-authenticated account with CSRF checks, under the site's strict headers
+          { path: '/lab/account/', lab: { demo: 'account' }, csrf: { token: true } },
         ],
       },
     ],
   }
+}
+
+/** An address of this machine that a listener bound to `host` answers on. */
+function loopbackOf(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === 'localhost') return '127.0.0.1'
+  return host.includes(':') ? `[${host}]` : host
+}
+
+/** The --port flag as a number, or undefined. */
+function portFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const port = Number(value)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: ${value} is not a port number (0-65535)`)
+  return port
+}
+
+/** Two free consecutive ports on `host` (the first is returned), or null: for `npm start --port 0`, whose two origins name each other, so both are chosen first. */
+export async function freePortPair(host: string): Promise<number | null> {
+  const tryListen = (port: number) =>
+    new Promise<net.Server | null>((resolve) => {
+      const s = net.createServer()
+      s.once('error', () => resolve(null))
+      s.listen(port, host, () => resolve(s))
+    })
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const first = await tryListen(0)
+    if (!first) break
+    const port = (first.address() as net.AddressInfo).port
+    const second = port < 65535 ? await tryListen(port + 1) : null
+    await new Promise((r) => first.close(r))
+    if (second) {
+      await new Promise((r) => second.close(r))
+      return port
+    }
+  }
+  return null
+}
+
+/** The default configuration's listeners from --host and --port. */
+async function defaultListen(values: { port?: string; host?: string }): Promise<DefaultListen> {
+  const host = values.host ?? '127.0.0.1'
+  let port = portFlag(values.port) ?? 8080
+  if (port === 65535) fail('--port: the default configuration also listens on PORT + 1; choose a port below 65535')
+  if (port === 0) port = (await freePortPair(host)) ?? fail(`--port 0: found no two free consecutive ports on ${host}`)
+  return { host, port }
 }
 
 export function zeroConfig(dir: string, opts: { listing: boolean; spa: boolean }): EdgeboxConfigInput {
@@ -102,9 +187,10 @@ export async function main(argv: string[]): Promise<void> {
       if (!existsSync(dir)) fail(`directory ${positionals[0]} does not exist`)
       input = zeroConfig(dir, { listing: values.listing ?? false, spa: values.spa ?? false })
     } else {
-      input = defaultConfig()
+      input = defaultConfig(await defaultListen(values))
     }
-    input = applyFlags(input, values)
+    if (values.config || positionals[0] !== undefined) input = applyFlags(input, values)
+    else if (values['no-access-log'] || values['access-log'] === false) input = { ...input, log: { ...input.log, access: false } }
     if (printOnly) {
       process.stdout.write(JSON.stringify(validateConfig(input), null, 2) + '\n')
       return
@@ -131,8 +217,7 @@ export async function main(argv: string[]): Promise<void> {
 function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: string; 'access-log'?: boolean; 'no-access-log'?: boolean }): EdgeboxConfigInput {
   const out: EdgeboxConfigInput = { ...input }
   if (values.port !== undefined || values.host !== undefined) {
-    const port = values.port === undefined ? undefined : Number(values.port)
-    if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) fail(`--port: ${values.port} is not a port number (0-65535)`)
+    const port = portFlag(values.port)
     const listen = input.listen?.length ? input.listen : [{}]
     out.listen = listen.map((l) => ({ ...l, ...(port !== undefined ? { port } : {}), ...(values.host ? { host: values.host } : {}) }))
   }

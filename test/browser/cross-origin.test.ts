@@ -1,27 +1,27 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Page } from 'playwright-core'
-import { PACKAGE_DIR } from '../../src/cli/main.ts'
+import { PACKAGE_DIR, defaultConfig, freePortPair } from '../../src/cli/main.ts'
 import { assertCspFriendly, browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
 /**
- * The cross-origin lab (lab/www/lab/cross-origin.html) across two origins:
- * A serves the lab pages with a strict policy that lets it fetch from and
- * frame B, and proxies /lab/xo-proxy/ to B; B serves lab/www/lab/xo with
- * CORS, without, with credentials and as JSONP. "Run all" runs every
- * technique in Chromium; each row must end as the page says it should
- * (allowed or blocked).
+ * The two-origin labs of `npm start` (defaultConfig() in src/cli/main.ts),
+ * which serves the same site on PORT and PORT + 1, in Chromium:
+ * - the cross-origin lab (lab/www/lab/cross-origin.html) on origin A (PORT)
+ *   against origin B (PORT + 1): "Run all" runs every technique; each row must
+ *   end as the page says it should (allowed or blocked);
+ * - the attacker's page (lab/www/lab/attacker.html) on B against the account
+ *   demo on A: clickjacking, a forged form and an injected script must all be
+ *   stopped, and the account's balance on the server must not move.
  */
 
 const skip = browserSkip()
 if (skip) process.stdout.write(`# browser tests skipped: ${skip}\n`)
 
 const WWW = path.join(PACKAGE_DIR, 'lab', 'www')
-const XO = path.join(WWW, 'lab', 'xo')
 const SCREENSHOT = '/tmp/lab-cross-origin.png'
 
 const EXPECTED: Record<string, 'allowed' | 'blocked'> = {
@@ -39,18 +39,6 @@ const EXPECTED: Record<string, 'allowed' | 'blocked'> = {
   j: 'blocked',
 }
 
-/** A free loopback port (both origins' policies name each other, so the ports are chosen before either starts). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 interface Row {
   key: string
   expect: string | undefined
@@ -59,57 +47,21 @@ interface Row {
   detail: string | undefined
 }
 
-describe('the cross-origin lab in Chromium, across two origins', { skip, timeout: 120_000 }, () => {
-  let a: TestServer
-  let b: TestServer
+describe('the two-origin labs of npm start, in Chromium', { skip, timeout: 150_000 }, () => {
+  let server: TestServer
   let browser: LaunchedBrowser | undefined
   let page: Page
   let A: string
   let B: string
 
   before(async () => {
-    const [pa, pb] = [await freePort(), await freePort()]
-    A = `http://127.0.0.1:${pa}`
-    B = `http://127.0.0.1:${pb}`
-    assert.notEqual(A, B)
-
-    b = await startServer({
-      listen: [{ host: '127.0.0.1', port: pb }],
-      sites: [
-        {
-          headers: {
-            // A may frame B's helper pages, which may frame A's hash relay; the JSONP variant (served to A through its proxy) may run B's scripts
-            frameOptions: false,
-            csp: `default-src 'self'; base-uri 'self'; object-src 'none'; form-action 'self'; frame-ancestors 'self' ${A}; img-src 'self' data:; script-src 'self' ${B}; style-src 'self'; connect-src 'self'; frame-src 'self' ${A}`,
-          },
-          routes: [
-            { path: '/', static: { root: WWW } },
-            { path: '/lab/xo/', static: { root: XO }, cors: { origins: [A], allowHeaders: ['x-lab'], maxAge: '10m' } },
-            { path: '/lab/xo/nocors/', static: { root: XO }, cors: false },
-            { path: '/lab/xo/cred/', static: { root: XO }, cors: { origins: [A], credentials: true } },
-            { path: '/lab/xo/jsonp/', static: { root: XO }, jsonp: true },
-          ],
-        },
-      ],
-    })
-    a = await startServer({
-      listen: [{ host: '127.0.0.1', port: pa }],
-      sites: [
-        {
-          headers: {
-            // the strict preset, plus B where the lab needs it; B may frame A's hash relay
-            frameOptions: false,
-            csp: `default-src 'self'; base-uri 'self'; object-src 'none'; form-action 'self'; frame-ancestors 'self' ${B}; img-src 'self' data:; script-src 'self'; style-src 'self'; connect-src 'self' ${B}; frame-src 'self' ${B}`,
-          },
-          routes: [
-            { path: '/', static: { root: WWW } },
-            { path: '/lab/xo-proxy/', proxy: { upstreams: [B], stripPrefix: true, prefix: '/lab/xo/nocors' } },
-          ],
-        },
-      ],
-    })
-    assert.equal(new URL(a.url).origin, A)
-    assert.equal(new URL(b.url).origin, B)
+    const port = await freePortPair('127.0.0.1')
+    assert.ok(port, 'two free consecutive ports')
+    server = await startServer(defaultConfig({ port }))
+    A = `http://127.0.0.1:${port}`
+    B = `http://127.0.0.1:${port + 1}`
+    assert.equal(new URL(server.url).origin, A)
+    assert.deepEqual(server.box.urls.map((u) => new URL(u).origin), [A, B])
 
     browser = await launchBrowser()
     page = await browser.context.newPage()
@@ -117,12 +69,11 @@ describe('the cross-origin lab in Chromium, across two origins', { skip, timeout
 
   after(async () => {
     await browser?.close()
-    await a?.close()
-    await b?.close()
+    await server?.close()
   })
 
   test('the page and its helpers are CSP-friendly', () => {
-    for (const f of ['cross-origin.html', 'xo/frame.html', 'xo/blank.html', 'xo/relay.html', 'xo/jsonp.html']) {
+    for (const f of ['cross-origin.html', 'attacker.html', 'xo/frame.html', 'xo/blank.html', 'xo/relay.html', 'xo/jsonp.html']) {
       assertCspFriendly(readFileSync(path.join(WWW, 'lab', f), 'utf8'), f)
     }
   })
@@ -132,7 +83,8 @@ describe('the cross-origin lab in Chromium, across two origins', { skip, timeout
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content Security Policy/.test(m.text())) violations.push(m.text())
     })
-    await page.goto(`${A}/lab/cross-origin.html?b=${encodeURIComponent(B)}`, { timeout: 15_000 })
+    // no ?b=: the page takes PORT + 1, the second origin of npm start
+    await page.goto(`${A}/lab/cross-origin.html`, { timeout: 15_000 })
     await page.waitForSelector('html[data-lab-ready="true"]', { timeout: 10_000 })
     assert.equal(await page.textContent('#origin-b'), B)
 
@@ -168,5 +120,87 @@ describe('the cross-origin lab in Chromium, across two origins', { skip, timeout
     assert.equal(await page.getAttribute('#all-status', 'data-ok'), 'true')
     // the only policy violation is the one row (e) shows on purpose
     assert.ok(violations.every((v) => v.includes('/lab/xo/jsonp/')), `unexpected CSP violations: ${violations.join('\n')}`)
+  })
+
+  /** The account demo's state, as the server holds it. */
+  async function accountState(): Promise<{ balance: number; transfers: Array<{ to: string; amount: number; origin: string }> }> {
+    const r = await fetch(`${A}/lab/account/state`, { signal: AbortSignal.timeout(5_000) })
+    assert.equal(r.status, 200)
+    return (await r.json()) as { balance: number; transfers: Array<{ to: string; amount: number; origin: string }> }
+  }
+
+  test("the account's own page sends a transfer with its CSRF token", async () => {
+    const before = await accountState()
+    const own = await browser!.context.newPage()
+    try {
+      await own.goto(`${A}/lab/account/`, { timeout: 15_000 })
+      await own.waitForFunction((b) => document.getElementById('balance')?.textContent === String(b), before.balance, { timeout: 10_000 })
+      await own.fill('input[name="amount"]', '7')
+      await own.click('button[type="submit"]')
+      await own.waitForFunction((b) => document.getElementById('balance')?.textContent === String(b - 7), before.balance, { timeout: 10_000 })
+      assert.equal(await own.getAttribute('#attacker-link', 'href'), `${B}/lab/attacker.html?target=${encodeURIComponent(A)}`)
+    } finally {
+      await own.close()
+    }
+    const after = await accountState()
+    assert.equal(after.balance, before.balance - 7)
+    assert.deepEqual({ to: after.transfers[0]!.to, amount: after.transfers[0]!.amount, origin: after.transfers[0]!.origin }, { to: 'a friend', amount: 7, origin: A })
+  })
+
+  test("the attacker's page on B: clickjacking, a forged form and an injected script are all stopped", async () => {
+    const before = await accountState()
+    const attacker = await browser!.context.newPage()
+    try {
+      // no ?target=: the page takes PORT - 1, the site's first origin
+      await attacker.goto(`${B}/lab/attacker.html`, { timeout: 15_000 })
+      await attacker.waitForSelector('html[data-lab-ready="true"]', { timeout: 10_000 })
+      assert.equal(await attacker.textContent('#origin-target'), A)
+      await attacker.click('#run-all', { timeout: 5_000 })
+      await attacker.waitForSelector('#all-status[data-state="done"]', { timeout: 60_000 })
+      const rows = await attacker.$$eval('output[data-expect]', (outs) =>
+        outs.map((o) => {
+          const e = o as HTMLOutputElement
+          return { key: e.id.replace(/^out-/, ''), result: e.dataset.result, detail: e.dataset.detail ?? '' }
+        }),
+      )
+      await attacker.screenshot({ path: '/tmp/lab-attacker.png', fullPage: true, timeout: 10_000 })
+      const seen = Object.fromEntries(rows.map((r) => [r.key, r]))
+      assert.deepEqual(Object.keys(seen).sort(), ['clickjack', 'csrf', 'xss'])
+      for (const r of rows) assert.equal(r.result, 'stopped', `${r.key}: ${r.detail}`)
+      assert.match(seen.clickjack!.detail, /refused to render/)
+      // the forged form went out with the session cookie (the victim's window signed in first) and changed nothing
+      assert.match(seen.csrf!.detail, /balance is still/)
+      assert.match(seen.xss!.detail, /script-src-elem refused inline/)
+      assert.match(seen.xss!.detail, /script-src-attr refused inline/)
+      assert.equal(await attacker.getAttribute('#all-status', 'data-ok'), 'true')
+    } finally {
+      await attacker.close()
+    }
+    const after = await accountState()
+    assert.equal(after.balance, before.balance, 'the forged form moved no money')
+    assert.ok(!after.transfers.some((t) => t.to === 'attacker'), 'no transfer to the attacker')
+  })
+
+  test('the attacker page is a real judge: with the defences turned off on the account route, every attack succeeds', async () => {
+    const port = await freePortPair('127.0.0.1')
+    assert.ok(port, 'two free consecutive ports')
+    const cfg = defaultConfig({ port })
+    const account = cfg.sites[0]!.routes.find((r) => r.path === '/lab/account/')!
+    delete account.csrf
+    account.headers = { frameOptions: false, csp: false }
+    const open = await startServer(cfg)
+    const attacker = await browser!.context.newPage()
+    try {
+      await attacker.goto(`http://127.0.0.1:${port + 1}/lab/attacker.html`, { timeout: 15_000 })
+      await attacker.waitForSelector('html[data-lab-ready="true"]', { timeout: 10_000 })
+      await attacker.click('#run-all', { timeout: 5_000 })
+      await attacker.waitForSelector('#all-status[data-state="done"]', { timeout: 60_000 })
+      const results = await attacker.$$eval('output[data-expect]', (outs) => outs.map((o) => `${o.id}: ${(o as HTMLOutputElement).dataset.result}`))
+      assert.deepEqual(results, ['out-clickjack: not stopped', 'out-csrf: not stopped', 'out-xss: not stopped'])
+      assert.equal(await attacker.getAttribute('#all-status', 'data-ok'), 'false')
+    } finally {
+      await attacker.close()
+      await open.close()
+    }
   })
 })

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Page } from 'playwright-core'
-import { PACKAGE_DIR, defaultConfig } from '../../src/cli/main.ts'
+import { PACKAGE_DIR, defaultConfig, freePortPair } from '../../src/cli/main.ts'
 import { assertCspFriendly, browserSkip, launchBrowser, type LaunchedBrowser } from '../helpers/browser.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
@@ -34,7 +34,7 @@ describe('lab pages in Chromium', { skip, timeout: 120_000 }, () => {
   let browser: LaunchedBrowser | undefined
 
   before(async () => {
-    server = await startServer(defaultConfig())
+    server = await startServer(defaultConfig({ port: (await freePortPair('127.0.0.1'))! }))
     browser = await launchBrowser()
   })
 

@@ -4,7 +4,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core'
-import { defaultConfig } from '../../src/cli/main.ts'
+import { defaultConfig, freePortPair } from '../../src/cli/main.ts'
 import { assertCspFriendly, browserSkip, CHROMIUM_ARGS, chromiumPath } from '../helpers/browser.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
@@ -130,7 +130,7 @@ describe('realtime pages in Chromium', { skip, timeout: 600_000 }, () => {
   const contexts: BrowserContext[] = []
 
   before(async () => {
-    server = await startServer(defaultConfig())
+    server = await startServer(defaultConfig({ port: (await freePortPair('127.0.0.1'))! }))
     browser = await chromium.launch({ executablePath: chromiumPath(), args: CHROMIUM_ARGS, timeout: 30_000 })
   })
 

@@ -111,6 +111,17 @@ describe('the edgebox command', () => {
       assert.equal(r.status, 200)
       assert.match(r.text, /Edgebox/)
       assert.equal((await request('http/1.1', run.url + 'files/')).status, 200)
+      // the second origin of the labs: the same site on PORT + 1, with CORS for the first on /lab/xo/
+      const a = new URL(run.url).origin
+      const b = `http://127.0.0.1:${Number(new URL(run.url).port) + 1}`
+      const xo = await request('http/1.1', `${b}/lab/xo/data.json`, { headers: { origin: a } })
+      assert.equal(xo.status, 200)
+      assert.equal(xo.headers['access-control-allow-origin'], a)
+      assert.equal((await request('http/1.1', `${b}/lab/attacker.html`)).status, 200)
+      // the proxy route of the cross-origin lab reaches B's path without CORS
+      const proxied = await request('http/1.1', `${a}/lab/xo-proxy/data.json`)
+      assert.equal(proxied.status, 200)
+      assert.match(proxied.text, /"from":"origin B"/)
     } finally {
       await run.stop()
     }
@@ -159,6 +170,9 @@ describe('the edgebox command', () => {
     let r = spawnSync(process.execPath, [BIN, '--port', 'abc'], { encoding: 'utf8', timeout: 10_000 })
     assert.equal(r.status, 2)
     assert.match(r.stderr, /--port: abc is not a port number/)
+    r = spawnSync(process.execPath, [BIN, '--port', '65535'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /--port: the default configuration also listens on PORT \+ 1; choose a port below 65535/)
     r = spawnSync(process.execPath, [BIN, '/no/such/dir'], { encoding: 'utf8', timeout: 10_000 })
     assert.equal(r.status, 2)
     assert.match(r.stderr, /directory \/no\/such\/dir does not exist/)

@@ -4,7 +4,7 @@
 // outcome into its <output>: data-result (allowed | blocked | error),
 // data-ok (whether that is the row's data-expect) and data-detail.
 
-import { $ } from '/assets/lab.js'
+import { $, wireChecks } from '/assets/lab.js'
 
 const TIMEOUT = 5000
 const A = location.origin
@@ -215,51 +215,10 @@ const techniques = {
 
 // ---------------------------------------------------------------- wiring
 
-const running = new Set()
-
-async function run(key) {
-  const out = $(`out-${key}`)
-  if (running.has(key)) return
-  running.add(key)
-  out.dataset.state = 'running'
-  delete out.dataset.ok
-  delete out.dataset.result
-  out.textContent = 'running…'
-  let v
-  try {
-    v = await techniques[key]()
-  } catch (e) {
-    v = error(`${e.name}: ${e.message}`)
-  }
-  out.dataset.state = 'done'
-  out.dataset.result = v.result
-  out.dataset.ok = String(v.result === out.dataset.expect)
-  out.dataset.detail = v.detail
-  out.title = v.detail
-  out.textContent = v.result
-  running.delete(key)
-  return v
-}
-
-async function runAll() {
-  const button = $('run-all')
-  const status = $('all-status')
-  button.disabled = true
-  status.dataset.state = 'running'
-  delete status.dataset.ok
-  status.textContent = 'running…'
-  // one at a time: the frames and the hash listener stay out of each other's way
-  for (const key of Object.keys(techniques)) await run(key)
-  const outs = Object.keys(techniques).map((k) => $(`out-${k}`))
-  const wrong = outs.filter((o) => o.dataset.ok !== 'true')
-  status.dataset.ok = String(wrong.length === 0)
-  status.dataset.state = 'done'
-  status.textContent = wrong.length === 0 ? `all ${outs.length} behaved as described` : `${wrong.length} of ${outs.length} did not: hover them for details`
-  button.disabled = false
-}
-
+wireChecks(techniques, {
+  summary: (wrong, total) => (wrong === 0 ? `all ${total} behaved as described` : `${wrong} of ${total} did not: hover them for details`),
+})
 $('origin-a').textContent = A
 $('origin-b').textContent = B
-for (const b of document.querySelectorAll('button[data-run]')) b.addEventListener('click', () => run(b.dataset.run))
-$('run-all').addEventListener('click', runAll)
+$('attacker-link').href = `${B}/lab/attacker.html?target=${encodeURIComponent(A)}`
 document.documentElement.dataset.labReady = 'true'
