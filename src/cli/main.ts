@@ -7,6 +7,8 @@ import { ConfigError } from '../core/errors.ts'
 import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox } from '../server/app.ts'
+import { localHome } from '../tls/local-ca.ts'
+import { certCommand } from './cert.ts'
 
 const HELP = `edgebox: a self-hosted web edge
 
@@ -14,11 +16,14 @@ Usage:
   edgebox [DIR] [options]        serve DIR (zero configuration), or the built-in welcome site and lab
   edgebox --config FILE          run a configuration (edgebox.config.ts, .js, .mjs or .json)
   edgebox config --print [...]   print the resolved configuration (every default filled in) and exit
+  edgebox cert [--host NAME]...  a local development certificate (and how to trust it); --csr: how to get a real one
 
 Options:
   -c, --config FILE    configuration file
   -p, --port N         port to listen on (default 8080; 0 picks a free port)
   -H, --host ADDR      address to bind (default 127.0.0.1; 0.0.0.0 or :: for every interface)
+      --https          serve HTTPS (HTTP/2 and HTTP/1.1); without certificates configured, with one
+                       from the local authority (edgebox cert)
       --listing        list directories that have no index.html (zero-configuration mode)
       --spa            serve index.html for unknown paths without an extension
       --no-access-log  do not log each request
@@ -29,10 +34,11 @@ Options:
 /** The package's own folder (two levels above src/cli or dist/cli). */
 export const PACKAGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
-/** Where `npm start` listens: PORT for the site, PORT + 1 for the lab's second origin. */
+/** Where `npm start` listens: PORT for the site, PORT + 1 for the lab's second origin; over HTTPS with `https`. */
 export interface DefaultListen {
   host?: string
   port?: number
+  https?: boolean
 }
 
 /**
@@ -49,7 +55,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
   const host = at.host ?? '127.0.0.1'
   const port = at.port ?? 8080
   const ports = [port, port + 1]
-  const origins = ports.flatMap((p) => [`http://localhost:${p}`, `http://127.0.0.1:${p}`])
+  const scheme = at.https ? 'https' : 'http'
+  const origins = ports.flatMap((p) => [`${scheme}://localhost:${p}`, `${scheme}://127.0.0.1:${p}`])
   const others = origins.join(' ')
   const policy = (d: { form: string; ancestors: string; script: string; connect: string }) =>
     `default-src 'self'; base-uri 'self'; object-src 'none'; form-action ${d.form}; frame-ancestors ${d.ancestors}; ` +
@@ -61,7 +68,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
   const www = path.join(PACKAGE_DIR, 'lab', 'www')
   const xo = path.join(www, 'lab', 'xo')
   return {
-    listen: ports.map((p) => ({ host, port: p })),
+    listen: ports.map((p) => ({ host, port: p, ...(at.https ? { tls: true } : {}) })),
+    ...(at.https ? { tls: { local: true } } : {}),
     sites: [
       {
         // Edgebox's own pages run under the strict Content-Security-Policy preset.
@@ -78,7 +86,17 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
           { path: '/lab/xo/nocors/', static: { root: xo }, headers: xoHeaders, cors: false },
           { path: '/lab/xo/cred/', static: { root: xo }, headers: xoHeaders, cors: { origins, credentials: true } },
           { path: '/lab/xo/jsonp/', static: { root: xo }, headers: xoHeaders, jsonp: true },
-          { path: '/lab/xo-proxy/', proxy: { upstreams: [`http://${loopbackOf(host)}:${port + 1}`], stripPrefix: true, prefix: '/lab/xo/nocors' }, headers: xoHeaders },
+          {
+            path: '/lab/xo-proxy/',
+            proxy: {
+              upstreams: [`${scheme}://${loopbackOf(host)}:${port + 1}`],
+              stripPrefix: true,
+              prefix: '/lab/xo/nocors',
+              // over HTTPS, B's certificate comes from the local authority
+              ...(at.https ? { tls: { ca: path.join(localHome(), 'ca', 'ca.crt') } } : {}),
+            },
+            headers: xoHeaders,
+          },
           // the attacks' victim: a cookie-authenticated account with CSRF checks, under the site's strict headers
           { path: '/lab/account/', lab: { demo: 'account' }, csrf: { token: true } },
         ],
@@ -123,13 +141,13 @@ export async function freePortPair(host: string): Promise<number | null> {
   return null
 }
 
-/** The default configuration's listeners from --host and --port. */
-async function defaultListen(values: { port?: string; host?: string }): Promise<DefaultListen> {
+/** The default configuration's listeners from --host, --port and --https. */
+async function defaultListen(values: { port?: string; host?: string; https?: boolean }): Promise<DefaultListen> {
   const host = values.host ?? '127.0.0.1'
   let port = portFlag(values.port) ?? 8080
   if (port === 65535) fail('--port: the default configuration also listens on PORT + 1; choose a port below 65535')
   if (port === 0) port = (await freePortPair(host)) ?? fail(`--port 0: found no two free consecutive ports on ${host}`)
-  return { host, port }
+  return { host, port, https: values.https === true }
 }
 
 export function zeroConfig(dir: string, opts: { listing: boolean; spa: boolean }): EdgeboxConfigInput {
@@ -142,6 +160,10 @@ function fail(message: string): never {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'cert') {
+    process.exitCode = await certCommand(argv.slice(1))
+    return
+  }
   let parsed
   try {
     parsed = parseArgs({
@@ -153,6 +175,7 @@ export async function main(argv: string[]): Promise<void> {
         host: { type: 'string', short: 'H' },
         listing: { type: 'boolean' },
         spa: { type: 'boolean' },
+        https: { type: 'boolean' },
         'access-log': { type: 'boolean', default: true },
         'no-access-log': { type: 'boolean' },
         print: { type: 'boolean' },
@@ -176,9 +199,10 @@ export async function main(argv: string[]): Promise<void> {
   if (positionals.length > 1) fail(`one directory at most, got: ${positionals.join(' ')}`)
   if (values.config && positionals.length) fail('give either a directory or --config, not both')
 
-  let input: EdgeboxConfigInput
   let baseDir = process.cwd()
-  try {
+  /** The configuration from the file, the directory or the default, with the flags applied; read again on SIGHUP. */
+  const resolveInput = async (): Promise<EdgeboxConfigInput> => {
+    let input: EdgeboxConfigInput
     if (values.config) {
       input = await loadConfigFile(values.config)
       baseDir = path.dirname(path.resolve(values.config))
@@ -191,12 +215,20 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (values.config || positionals[0] !== undefined) input = applyFlags(input, values)
     else if (values['no-access-log'] || values['access-log'] === false) input = { ...input, log: { ...input.log, access: false } }
+    return input
+  }
+  try {
+    const input = await resolveInput()
     if (printOnly) {
       process.stdout.write(JSON.stringify(validateConfig(input), null, 2) + '\n')
       return
     }
     const box = await startEdgebox(input, { baseDir })
     for (const url of box.urls) box.log.info({ url }, `edgebox listening on ${url}`)
+    if (box.config.listen.some((l) => l.tls) && box.config.tls.certificates.length === 0) {
+      const ca = path.join(localHome(), 'ca', 'ca.crt')
+      box.log.info({ ca }, `HTTPS with a certificate from the local authority ${ca}: run "npx edgebox cert" to see how to trust it`)
+    }
     let signals = 0
     const stop = (signal: string) => {
       if (++signals > 1) process.exit(1)
@@ -208,17 +240,32 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    // SIGHUP: read the configuration (and certificates) again; a bad one is refused and the running one keeps serving
+    process.on('SIGHUP', () => {
+      box.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
+      resolveInput()
+        .then((next) => box.reload(next))
+        .catch((err: unknown) => {
+          if (err instanceof ConfigError) box.log.error({ issues: err.issues }, `reload refused, the running configuration keeps serving:\n  ${err.issues.join('\n  ')}`)
+          else box.log.error({ err }, 'reload failed, the running configuration keeps serving')
+        })
+    })
   } catch (err) {
     if (err instanceof ConfigError) fail(`configuration error:\n  ${err.issues.join('\n  ')}`)
     throw err
   }
 }
 
-function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: string; 'access-log'?: boolean; 'no-access-log'?: boolean }): EdgeboxConfigInput {
+function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: string; https?: boolean; 'access-log'?: boolean; 'no-access-log'?: boolean }): EdgeboxConfigInput {
   const out: EdgeboxConfigInput = { ...input }
+  if (values.https) {
+    // every listener speaks TLS (h2 + http/1.1); without certificates, the local authority issues one
+    out.listen = (out.listen?.length ? out.listen : [{}]).map((l) => ({ ...l, tls: true, protocols: undefined, httpsRedirect: undefined }))
+    if (!input.tls?.certificates?.length) out.tls = { ...input.tls, local: true }
+  }
   if (values.port !== undefined || values.host !== undefined) {
     const port = portFlag(values.port)
-    const listen = input.listen?.length ? input.listen : [{}]
+    const listen = out.listen?.length ? out.listen : [{}]
     out.listen = listen.map((l) => ({ ...l, ...(port !== undefined ? { port } : {}), ...(values.host ? { host: values.host } : {}) }))
   }
   if (values['no-access-log'] || values['access-log'] === false) out.log = { ...input.log, access: false }

@@ -30,7 +30,13 @@ export function validateConfig(input: unknown): EdgeboxConfig {
   return result.data
 }
 
-/** Loads `edgebox.config.ts|js|mjs|json`: the default export (or the JSON document). */
+let loads = 0
+
+/**
+ * Loads `edgebox.config.ts|js|mjs|json`: the default export (or the JSON
+ * document). Each call reads the file again (a reload sees its changes; the
+ * modules it imports stay as first loaded).
+ */
 export async function loadConfigFile(file: string): Promise<EdgeboxConfigInput> {
   const abs = path.resolve(file)
   const ext = path.extname(abs)
@@ -50,7 +56,9 @@ export async function loadConfigFile(file: string): Promise<EdgeboxConfigInput> 
   if (!['.ts', '.mts', '.js', '.mjs'].includes(ext)) throw new ConfigError([`${file}: a configuration file is .ts, .mts, .js, .mjs or .json`])
   let mod: { default?: unknown }
   try {
-    mod = (await import(pathToFileURL(abs).href)) as { default?: unknown }
+    const url = pathToFileURL(abs)
+    if (loads++ > 0) url.search = `?load=${loads}`
+    mod = (await import(url.href)) as { default?: unknown }
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(abs)) throw new ConfigError([`${file}: configuration file not found`])

@@ -1,6 +1,7 @@
 import { corsSchema } from '../security/cors.ts'
 import { routeSecurityHeadersSchema, securityHeadersSchema } from '../security/headers.ts'
 import { jsonpSchema } from '../security/jsonp.ts'
+import { earlyHintsSchema } from '../http/early-hints.ts'
 import { rateLimitSchema } from '../security/rate-limit.ts'
 import { csrfSchema } from '../security/csrf.ts'
 import { isIP } from 'node:net'
@@ -14,20 +15,82 @@ import { duration, size } from './units.ts'
  * `edgebox config --print` shows the resolved result.
  */
 
-const listenSchema = z.strictObject({
-  /** Address to bind. `0.0.0.0` / `::` for every interface. */
-  host: z.string().min(1).default('127.0.0.1'),
-  /** TCP port; 0 lets the system pick a free one (the URL is printed). */
-  port: z.number().int().min(0).max(65535).default(8080),
-  /** Protocols accepted on this cleartext listener: HTTP/1.x, and HTTP/2 with prior knowledge (h2c). */
-  protocols: z.array(z.enum(['http/1.1', 'h2c'])).min(1).default(['http/1.1', 'h2c']),
-  /** Answer every request on this listener with a redirect to the same URL over HTTPS. */
-  httpsRedirect: z
-    .strictObject({
-      port: z.number().int().min(1).max(65535).default(443),
-      status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]).default(308),
-    })
-    .optional(),
+const listenSchema = z
+  .strictObject({
+    /** Address to bind. `0.0.0.0` / `::` for every interface. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** TCP port; 0 lets the system pick a free one (the URL is printed). */
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** This listener speaks TLS, with the certificates of the top-level `tls` (docs/tls.md). */
+    tls: z.boolean().default(false),
+    /**
+     * Protocols accepted. Cleartext: HTTP/1.x and HTTP/2 with prior knowledge
+     * (`h2c`), default both. TLS: `h2` and `http/1.1`, chosen by ALPN, default both.
+     */
+    protocols: z.array(z.enum(['http/1.1', 'h2c', 'h2'])).min(1).optional(),
+    /** Answer every request on this listener with a redirect to the same URL over HTTPS. */
+    httpsRedirect: z
+      .strictObject({
+        port: z.number().int().min(1).max(65535).default(443),
+        status: z.union([z.literal(301), z.literal(302), z.literal(307), z.literal(308)]).default(308),
+      })
+      .optional(),
+  })
+  .superRefine((l, ctx) => {
+    for (const [i, p] of (l.protocols ?? []).entries()) {
+      if (l.tls && p === 'h2c') ctx.addIssue({ code: 'custom', path: ['protocols', i], message: "h2c is cleartext HTTP/2; a TLS listener speaks 'h2' (chosen by ALPN)" })
+      if (!l.tls && p === 'h2') ctx.addIssue({ code: 'custom', path: ['protocols', i], message: "'h2' needs TLS (tls: true); cleartext HTTP/2 is 'h2c'" })
+    }
+    if (l.tls && l.httpsRedirect) ctx.addIssue({ code: 'custom', path: ['httpsRedirect'], message: 'a TLS listener is already HTTPS; put httpsRedirect on a cleartext listener' })
+  })
+  .transform((l) => ({ ...l, protocols: l.protocols ?? (l.tls ? (['h2', 'http/1.1'] as const) : (['http/1.1', 'h2c'] as const)) }))
+
+/** A cipher list for TLS 1.2 with forward secrecy and AEAD only (TLS 1.3 suites are always these three, all modern). */
+export const MODERN_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':')
+
+const tlsSchema = z.strictObject({
+  /** Key + certificate (+ intermediate chain) files; each serves the names in its certificate, chosen by SNI. The first is the default. */
+  certificates: z
+    .array(
+      z.strictObject({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        /** Intermediate certificates sent after the certificate (PEM, in order). */
+        chain: z.string().min(1).optional(),
+      }),
+    )
+    .default([]),
+  /** Without certificates: use a certificate from the local authority (`edgebox cert`), issued for the sites' hosts, localhost and 127.0.0.1. */
+  local: z.boolean().default(false),
+  /** Oldest TLS version accepted; TLS 1.0 and 1.1 are never. */
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed). */
+  ciphers: z.string().min(1).default(MODERN_CIPHERS),
+  /** A client asking (SNI) for a name no certificate covers: 'default' (the first certificate) or 'refuse' (the handshake fails). */
+  unknownServerName: z.enum(['default', 'refuse']).default('default'),
+  /** Session resumption with tickets (RFC 8446 §4.6.1, RFC 5077); keys rotate every `ticketRotation`. */
+  sessionTickets: z.boolean().default(true),
+  ticketRotation: duration().default(12 * 3600_000),
+  /**
+   * A file of at least 32 random bytes the ticket keys are derived from, so
+   * that every Edgebox process on the node (sharing the file) resumes the
+   * others' sessions; default: a random secret per process.
+   */
+  ticketKeyFile: z.string().min(1).optional(),
+  /** How long a session may be resumed (tickets and the TLS 1.2 session cache). */
+  sessionTimeout: duration().default(3600_000),
+  /** TLS 1.2 session IDs kept for resumption (RFC 5246 §7.4.1.2). */
+  sessionCacheSize: z.number().int().min(0).default(10_000),
 })
 
 const limitsSchema = z.strictObject({
@@ -119,6 +182,8 @@ function routeSchema() {
       jsonp: jsonpSchema.optional(),
       /** Security headers that differ here from the site's `headers` (only what is named changes); docs/security.md. */
       headers: routeSecurityHeadersSchema.optional(),
+      /** 103 Early Hints for this route's HTML documents: Link values such as `</app.css>; rel=preload; as=style`; docs/tls.md. */
+      earlyHints: earlyHintsSchema.optional(),
       ...kinds,
     })
     .superRefine((route, ctx) => {
@@ -153,6 +218,8 @@ const siteSchema = z.strictObject({
 export const configSchema = z
   .strictObject({
     listen: z.array(listenSchema).min(1).prefault([{}]),
+    /** Certificates and TLS settings for listeners with `tls: true` (docs/tls.md). */
+    tls: tlsSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     log: logSchema.prefault({}),
     /** Adds `Server-Timing: edge;dur=...` to every response. */
@@ -180,6 +247,10 @@ export const configSchema = z
         path: ['forwardProxy', 'enabled'],
         message: 'a forward proxy needs clients (allowed addresses) or credentials: without either it would be an open proxy',
       })
+    }
+    const tlsAt = cfg.listen.findIndex((l) => l.tls)
+    if (tlsAt !== -1 && cfg.tls.certificates.length === 0 && !cfg.tls.local) {
+      ctx.addIssue({ code: 'custom', path: ['listen', tlsAt, 'tls'], message: 'a TLS listener needs tls.certificates, or tls.local: true for a local development certificate (edgebox cert)' })
     }
     const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
     if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })

@@ -28,6 +28,8 @@ export interface Route {
   readonly csrf?: CsrfGuard | null
   /** The route's security headers when its `headers` change its site's; otherwise the site's apply. */
   readonly security?: SecurityHeaders | null
+  /** The route's 103 Early Hints (`Link` values) for HTML documents, if any. */
+  readonly earlyHints?: readonly string[] | null
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }
@@ -100,6 +102,8 @@ export class Context {
   csrfRefused = ''
   /** Cookies Edgebox itself sets on this response (the CSRF token); null: none (no array per request). */
   setCookies: string[] | null = null
+  /** A 103 Early Hints response was sent before the final one. */
+  earlyHints = false
   /** A CSP nonce for this response's inline code (see nonce()). */
   cspNonce = ''
   /** JSONP: a JSON response is sent as `/**\/ <callback>(<json>);` (src/security/jsonp.ts). */

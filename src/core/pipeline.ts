@@ -1,6 +1,7 @@
 import { applyCors } from '../security/cors.ts'
 import type { ClientResolver } from './client-address.ts'
 import { applyJsonp } from '../security/jsonp.ts'
+import { sendEarlyHints } from '../http/early-hints.ts'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks, type Site } from './context.ts'
@@ -121,7 +122,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       // 9. method check
       const handler = matched.handler
       if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
-      // 10. handler
+      // 10. handler, after the route's 103 Early Hints for a document
+      if (matched.earlyHints) sendEarlyHints(ctx, matched.earlyHints)
       const done = handler.handle(ctx)
       if (done) done.catch((err: unknown) => ctx.fail(err))
     } catch (err) {

@@ -42,6 +42,8 @@ const fields = {
   permissionsPolicy: z.union([z.string().min(1).regex(/^[^\r\n]+$/, 'is one line'), z.literal(false)]),
   /** `Strict-Transport-Security` on responses over TLS: false, or { maxAge, includeSubDomains, preload }. */
   hsts: hstsSchema,
+  /** `X-DNS-Prefetch-Control`: 'on' lets browsers resolve the names a page links to ahead of time, 'off' stops them; false: not sent (the browser decides). */
+  dnsPrefetchControl: z.union([z.enum(['on', 'off']), z.literal(false)]),
 }
 
 /** A site's `headers`, every default filled in. */
@@ -52,6 +54,7 @@ export const securityHeadersSchema = z.strictObject({
   csp: fields.csp.default(false),
   permissionsPolicy: fields.permissionsPolicy.default(false),
   hsts: fields.hsts.default(false),
+  dnsPrefetchControl: fields.dnsPrefetchControl.default(false),
 })
 
 /** A route's `headers`: the settings it changes from its site's (e.g. a page other origins may frame). */
@@ -62,6 +65,7 @@ export const routeSecurityHeadersSchema = z.strictObject({
   csp: fields.csp.optional(),
   permissionsPolicy: fields.permissionsPolicy.optional(),
   hsts: fields.hsts.optional(),
+  dnsPrefetchControl: fields.dnsPrefetchControl.optional(),
 })
 
 export type RouteSecurityHeadersConfig = z.output<typeof routeSecurityHeadersSchema>
@@ -89,6 +93,7 @@ export function compileSecurityHeaders(cfg: SecurityHeadersConfig): SecurityHead
   if (cfg.referrerPolicy) fixed.push(['referrer-policy', 'Referrer-Policy', cfg.referrerPolicy])
   if (cfg.frameOptions) fixed.push(['x-frame-options', 'X-Frame-Options', cfg.frameOptions])
   if (cfg.permissionsPolicy) fixed.push(['permissions-policy', 'Permissions-Policy', cfg.permissionsPolicy])
+  if (cfg.dnsPrefetchControl) fixed.push(['x-dns-prefetch-control', 'X-DNS-Prefetch-Control', cfg.dnsPrefetchControl])
   const ancestors = cfg.frameOptions === 'DENY' ? "'none'" : "'self'"
   const csp = cfg.csp === 'strict' ? null : cfg.csp ? cfg.csp : cfg.frameOptions ? `frame-ancestors ${ancestors}` : null
   const hsts = cfg.hsts ? `max-age=${Math.floor(cfg.hsts.maxAge / 1000)}${cfg.hsts.includeSubDomains ? '; includeSubDomains' : ''}${cfg.hsts.preload ? '; preload' : ''}` : null

@@ -7,21 +7,36 @@ import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
 import type { Route, Site } from '../core/context.ts'
 import { ConfigError } from '../core/errors.ts'
-import { createAccessLog, createLogger, type Logger } from '../core/log.ts'
-import { createPipeline } from '../core/pipeline.ts'
+import { createAccessLog, createLogger, type AccessLog, type Logger } from '../core/log.ts'
+import { createPipeline, type Pipeline } from '../core/pipeline.ts'
+import { earlyHintsFilter } from '../http/early-hints.ts'
+import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
+import { issueLocalCertificate, localHome } from '../tls/local-ca.ts'
+import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
 import type { Handler, ResponseFilter } from '../core/types.ts'
 import { validateConfig } from '../config/load.ts'
 import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
 import { handlerModules } from '../modules/registry.ts'
 import { createForwardProxy } from '../modules/forward/index.ts'
-import { createListener, type Listener } from './listener.ts'
+import { createListener, type Listener, type TlsRuntime } from './listener.ts'
 
 export interface Edgebox {
+  /** The configuration in force (the newest one after a reload). */
   readonly config: EdgeboxConfig
   /** One URL per listener, with the port actually bound. */
   readonly urls: readonly string[]
   readonly log: Logger
+  /**
+   * Zero-downtime reload: validates the new configuration and provisions it
+   * (its sites, handlers and certificates) while the old one keeps serving;
+   * then new requests and new TLS handshakes use the new one, and requests
+   * in flight finish on the old one, whose handlers close after
+   * `limits.shutdownTimeout`. A bad configuration throws its ConfigError
+   * and changes nothing. Listeners and logging are fixed at start: a
+   * reload that changes `listen` or `log` is refused.
+   */
+  reload(input: EdgeboxConfigInput | EdgeboxConfig): Promise<void>
   /** Graceful stop: no new connections, in-flight requests finish (up to limits.shutdownTimeout). */
   close(): Promise<void>
 }
@@ -33,32 +48,134 @@ export interface StartOptions {
   log?: Logger
 }
 
+/** One provisioned configuration: what a reload replaces as a whole. */
+interface Generation {
+  readonly config: EdgeboxConfig
+  readonly pipeline: Pipeline
+  readonly handlers: readonly Handler[]
+  /** The certificates, when a listener speaks TLS. */
+  readonly certificates: CertificateSet | null
+}
+
 /**
  * Validates the configuration, provisions every module (any problem is a
  * ConfigError naming its configuration path, and nothing starts), then binds
  * every listener. Either all listeners start or none stays open.
  */
 export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, opts: StartOptions = {}): Promise<Edgebox> {
-  const config = validateConfig(input)
+  const first = validateConfig(input)
   const baseDir = opts.baseDir ?? process.cwd()
-  const log = opts.log ?? createLogger(config.log)
+  const log = opts.log ?? createLogger(first.log)
+  const accessLog = createAccessLog({ ...first.log, enabled: first.log.access })
+  let shuttingDown = false
+  const isShuttingDown = () => shuttingDown
+
+  let current = await provision(first, baseDir, log, accessLog, isShuttingDown)
+  const retired = new Set<Generation>()
+  const usesTls = first.listen.some((l) => l.tls)
+  let resumption: SessionResumption | null = null
+  try {
+    resumption = usesTls ? sessionResumption(first.tls, baseDir) : null
+  } catch (problems) {
+    await closeGeneration(current)
+    throw new ConfigError(problems as string[])
+  }
+  const tlsRt: TlsRuntime | undefined = resumption ? { certificates: () => current.certificates!, resumption, config: first.tls } : undefined
+
+  // Listeners outlive reloads: they ask for the current pipeline on every request.
+  const pipeline: Pipeline = {
+    handle: (req, res, arrival) => current.pipeline.handle(req, res, arrival),
+    acceptsUpgrade: (req) => current.pipeline.acceptsUpgrade(req),
+    upgrade: (req, socket, head) => current.pipeline.upgrade(req, socket, head),
+    connect: (req, socket, head) => current.pipeline.connect(req, socket, head),
+  }
+  const listeners: Listener[] = first.listen.map((l) => createListener(l, first.limits, pipeline, log, isShuttingDown, l.tls ? tlsRt : undefined))
+  let bound = 0
+  try {
+    for (; bound < listeners.length; bound++) await listeners[bound]!.listen()
+  } catch (err) {
+    await Promise.all(listeners.slice(0, bound).map((l) => l.close(0)))
+    await closeGeneration(current)
+    resumption?.close()
+    const e = err as NodeJS.ErrnoException
+    const which = first.listen[bound]!
+    throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
+  }
+
+  const urls = listeners.map((l) => l.url())
+  let closing: Promise<void> | undefined
+  let reloading: Promise<void> = Promise.resolve()
+  return {
+    get config() {
+      return current.config
+    },
+    urls,
+    log,
+    reload(next) {
+      const run = reloading.then(async () => {
+        if (shuttingDown) throw new ConfigError(['reload: Edgebox is shutting down'])
+        const config = validateConfig(next)
+        const fixed: string[] = []
+        if (JSON.stringify(config.listen) !== JSON.stringify(first.listen)) fixed.push('listen: listeners cannot change on reload; restart Edgebox to change them')
+        if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
+        if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
+        if (fixed.length) throw new ConfigError(fixed)
+        const fresh = await provision(config, baseDir, log, accessLog, isShuttingDown)
+        const old = current
+        current = fresh
+        for (const l of listeners) l.updateTls()
+        retired.add(old)
+        const timer = setTimeout(() => {
+          retired.delete(old)
+          void closeGeneration(old)
+        }, config.limits.shutdownTimeout)
+        timer.unref()
+        log.info({ sites: config.sites.length }, 'configuration reloaded')
+      })
+      reloading = run.catch(() => {})
+      return run
+    },
+    close() {
+      closing ??= (async () => {
+        shuttingDown = true
+        await Promise.all(listeners.map((l) => l.close(current.config.limits.shutdownTimeout)))
+        await Promise.all([current, ...retired].map(closeGeneration))
+        resumption?.close()
+        accessLog.flush()
+      })()
+      return closing
+    },
+  }
+}
+
+/** The session settings a reload cannot change (the resumption state is the listeners'). */
+function sessionSettings(t: EdgeboxConfig['tls']) {
+  return [t.sessionTickets, t.ticketRotation, t.ticketKeyFile, t.sessionTimeout, t.sessionCacheSize]
+}
+
+async function closeGeneration(g: Generation): Promise<void> {
+  await Promise.all(g.handlers.map((h) => h.close?.()))
+}
+
+/** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
+async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, accessLog: AccessLog, isShuttingDown: () => boolean): Promise<Generation> {
+  // certificates first: with tls.local they create the local authority other modules may trust (a proxy to a sibling listener)
+  const certificates = config.listen.some((l) => l.tls) ? await loadTls(config, baseDir) : null
   const handlers: Handler[] = []
   const sites = await provisionSites(config, baseDir, log, handlers)
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
 
-  let shuttingDown = false
   const filters: ResponseFilter[] = []
   if (config.serverTiming) filters.push(serverTiming)
-  filters.push(corsFilter, securityFilter, rateLimitFilter)
+  filters.push(corsFilter, securityFilter, rateLimitFilter, earlyHintsFilter)
   filters.push(function closeWhileShuttingDown(ctx) {
-    if (shuttingDown && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
+    if (isShuttingDown() && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
   })
 
   // Forward proxy mode (opt-in; the schema refuses it without clients or credentials).
   const forward = config.forwardProxy.enabled ? createForwardProxy(config.forwardProxy, log.child({ module: 'forwardProxy' })) : undefined
   if (forward) handlers.push(forward)
 
-  const accessLog = createAccessLog({ ...config.log, enabled: config.log.access })
   const pipeline = createPipeline({
     sites: buildSiteTable(sites, defaultIndex),
     filters,
@@ -67,39 +184,35 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     healthPath: config.health,
     streamIdleTimeout: config.limits.idleTimeout,
     clientAddress: clientResolver(config.trustedProxies),
-    isShuttingDown: () => shuttingDown,
+    isShuttingDown,
     forwardProxy: forward,
     connectHandler: () => forward,
   })
+  return { config, pipeline, handlers, certificates }
+}
 
-  const listeners: Listener[] = config.listen.map((l) => createListener(l, config.limits, pipeline, log, () => shuttingDown))
-  let bound = 0
-  try {
-    for (; bound < listeners.length; bound++) await listeners[bound]!.listen()
-  } catch (err) {
-    await Promise.all(listeners.slice(0, bound).map((l) => l.close(0)))
-    await Promise.all(handlers.map((h) => h.close?.()))
-    const e = err as NodeJS.ErrnoException
-    const which = config.listen[bound]!
-    throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
+/** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
+async function loadTls(config: EdgeboxConfig, baseDir: string): Promise<CertificateSet> {
+  const problems: string[] = []
+  const loaded: LoadedCertificate[] = []
+  let sources = config.tls.certificates.map((c, i) => ({ id: `tls.certificates[${i}]`, src: c, dir: baseDir }))
+  if (sources.length === 0) {
+    // tls.local: the local authority's certificate for the sites' hosts (created once, reused while valid)
+    const hosts = [...new Set(config.sites.flatMap((s) => s.hosts))]
+    const local = await issueLocalCertificate(localHome(), hosts)
+    sources = [{ id: 'tls.local', src: { cert: local.certPath, key: local.keyPath }, dir: '/' }]
   }
-
-  const urls = listeners.map((l) => l.url())
-  let closing: Promise<void> | undefined
-  return {
-    config,
-    urls,
-    log,
-    close() {
-      closing ??= (async () => {
-        shuttingDown = true
-        await Promise.all(listeners.map((l) => l.close(config.limits.shutdownTimeout)))
-        await Promise.all(handlers.map((h) => h.close?.()))
-        accessLog.flush()
-      })()
-      return closing
-    },
+  for (const { id, src, dir } of sources) {
+    try {
+      loaded.push(loadCertificate(id, src, dir))
+    } catch (err) {
+      if (Array.isArray(err)) problems.push(...(err as string[]))
+      else throw err
+    }
   }
+  if (!problems.length) problems.push(...uncoveredHosts(loaded, config.sites))
+  if (problems.length) throw new ConfigError(problems)
+  return certificateSet(loaded, config.tls)
 }
 
 async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, handlers: Handler[]): Promise<Site[]> {
@@ -128,7 +241,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id) : null
         const csrf = routeCfg.csrf ? createCsrfGuard(routeCfg.csrf, origins) : null
         const security = routeCfg.headers ? compileSecurityHeaders(mergeSecurityHeaders(siteCfg.headers, routeCfg.headers)) : null
-        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf, security })
+        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf, security, earlyHints: routeCfg.earlyHints ?? null })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err

@@ -1,17 +1,29 @@
+import { constants as cryptoConstants } from 'node:crypto'
 import http from 'node:http'
 import http2 from 'node:http2'
+import https from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import type tls from 'node:tls'
 import type { EdgeboxConfig } from '../config/schema.ts'
+import type { CertificateSet } from '../tls/certificates.ts'
+import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse } from './client-error.ts'
 
 /**
- * A cleartext listener: one TCP port that speaks HTTP/1.x and, when enabled,
- * HTTP/2 with prior knowledge (h2c). The first bytes of each connection say
- * which: the HTTP/2 connection preface (RFC 9113 §3.4) goes to the HTTP/2
- * server, anything else to Node's HTTP/1 server (llhttp, strict mode).
+ * A listener: one TCP port.
+ *
+ * - Cleartext: HTTP/1.x and, when enabled, HTTP/2 with prior knowledge (h2c).
+ *   The first bytes of each connection say which: the HTTP/2 connection
+ *   preface (RFC 9113 §3.4) goes to the HTTP/2 server, anything else to
+ *   Node's HTTP/1 server (llhttp, strict mode).
+ * - TLS: the handshake's ALPN result (RFC 7301) says which: `h2` goes to the
+ *   same HTTP/2 server, `http/1.1` (or no ALPN) to the same HTTP/1 server.
+ *   The certificate is chosen by SNI (src/tls/certificates.ts). A connection
+ *   whose first byte is not a TLS handshake record gets a plain-text 400
+ *   saying to use https://, instead of a failed handshake.
  *
  * Connection management lives here and only here: keep-alive, limits,
  * timeouts, Expect, Upgrade, CONNECT and malformed requests.
@@ -20,10 +32,12 @@ import { clientErrorResponse } from './client-error.ts'
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
 
 export interface Listener {
-  readonly server: http.Server
+  readonly server: http.Server | https.Server
   /** The URL the listener answers on, with the port actually bound. */
   url(): string
   listen(): Promise<void>
+  /** After a reload: new handshakes of a TLS listener use the current certificates (SNI picks them per handshake; this sets the default). */
+  updateTls(): void
   /** Stops accepting; in-flight requests finish; idle connections close; cut at the deadline. */
   close(deadlineMs: number): Promise<void>
 }
@@ -31,8 +45,19 @@ export interface Listener {
 type ListenConfig = EdgeboxConfig['listen'][number]
 type Limits = EdgeboxConfig['limits']
 
-export function createListener(listen: ListenConfig, limits: Limits, pipeline: Pipeline, log: Logger, isShuttingDown: () => boolean): Listener {
-  const server = http.createServer({
+/** What a TLS listener needs: the current certificates (they change on reload), session resumption, the settings. */
+export interface TlsRuntime {
+  certificates(): CertificateSet
+  readonly resumption: SessionResumption
+  readonly config: EdgeboxConfig['tls']
+}
+
+/** The TLS handshake record's content type (RFC 8446 §5.1): the first byte a TLS client sends. */
+const TLS_HANDSHAKE = 0x16
+
+export function createListener(listen: ListenConfig, limits: Limits, pipeline: Pipeline, log: Logger, isShuttingDown: () => boolean, tlsRt?: TlsRuntime): Listener {
+  if (listen.tls && !tlsRt) throw new Error('a TLS listener needs its certificates')
+  const httpOptions: http.ServerOptions = {
     maxHeaderSize: limits.maxHeaderSize,
     headersTimeout: limits.headersTimeout,
     // The whole-request timeout would cut a large upload that keeps flowing;
@@ -46,7 +71,8 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     insecureHTTPParser: false,
     joinDuplicateHeaders: false,
     shouldUpgradeCallback: (req) => pipeline.acceptsUpgrade(req),
-  })
+  }
+  const server = listen.tls ? https.createServer({ ...httpOptions, ...tlsOptions(listen, limits, tlsRt!) }) : http.createServer(httpOptions)
   server.maxConnections = limits.maxConnections
   // No per-socket idle timer on the hot path: keepAliveTimeout covers idle
   // connections, headersTimeout slow heads, the body reader stalled bodies,
@@ -89,23 +115,29 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
 
   let h2: http2.Http2Server | undefined
   const sessions = new Set<http2.ServerHttp2Session>()
-  if (listen.protocols.includes('h2c')) {
+  const h2Protocol = listen.protocols.includes('h2c') ? 'h2c' : listen.protocols.includes('h2') ? 'h2' : null
+  if (h2Protocol) {
     h2 = http2.createServer({
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize },
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
     })
-    const h2c = arrival('h2c')
-    h2.on('request', (req, res) => pipeline.handle(req, res, h2c))
-    h2.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival('h2c', true)))
+    const h2a = arrival(h2Protocol)
+    h2.on('request', (req, res) => pipeline.handle(req, res, h2a))
+    h2.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(h2Protocol, true)))
     h2.on('session', (session) => {
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
       if (isShuttingDown()) session.close()
     })
     h2.setTimeout(limits.idleTimeout)
-    sniffProtocol(server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'))
   }
+  if (listen.tls) {
+    const s = server as https.Server
+    tlsRt!.resumption.attach(s)
+    routeByAlpn(s, h2, listen.protocols.includes('http/1.1'))
+    refusePlainHttp(s, limits.headersTimeout, listen)
+  } else if (h2) sniffProtocol(server as http.Server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'))
 
   return {
     server,
@@ -113,7 +145,10 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       const addr = server.address()
       if (!addr || typeof addr === 'string') return ''
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
-      return `http://${host}:${addr.port}/`
+      return `${listen.tls ? 'https' : 'http'}://${host}:${addr.port}/`
+    },
+    updateTls() {
+      if (listen.tls) (server as https.Server).setSecureContext(tlsOptions(listen, limits, tlsRt!))
     },
     listen() {
       return new Promise((resolve, reject) => {
@@ -138,6 +173,67 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       clearTimeout(timer)
     },
   }
+}
+
+/** The TLS server's options: the default certificate, SNI, ALPN, versions and ciphers, the handshake deadline, resumption. */
+function tlsOptions(listen: ListenConfig, limits: Limits, rt: TlsRuntime): tls.TlsOptions {
+  const cfg = rt.config
+  return {
+    ...rt.certificates().defaultOptions,
+    // the client's order decides among these; h2 first is what browsers offer too
+    ALPNProtocols: listen.protocols.includes('h2') ? ['h2', ...listen.protocols.filter((p) => p !== 'h2')] : [...listen.protocols],
+    SNICallback(servername, done) {
+      const ctx = rt.certificates().contextFor(servername)
+      if (ctx) done(null, ctx)
+      else done(new Error(`no certificate for the server name ${JSON.stringify(servername)} (tls.unknownServerName is 'refuse')`))
+    },
+    handshakeTimeout: limits.headersTimeout,
+    sessionTimeout: Math.max(1, Math.floor(cfg.sessionTimeout / 1000)),
+    // without tickets, no ticket at all (TLS 1.2 clients fall back to the session cache)
+    ...(cfg.sessionTickets ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
+  }
+}
+
+/**
+ * Hands each TLS connection, once its handshake is done, to the HTTP/2
+ * server when ALPN chose `h2`, else to the HTTPS server's own HTTP/1 handler.
+ */
+function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefined, allowH1: boolean): void {
+  const h1Connection = server.listeners('secureConnection')[0] as (socket: tls.TLSSocket) => void
+  server.removeAllListeners('secureConnection')
+  server.on('secureConnection', function alpn(socket: tls.TLSSocket) {
+    if (socket.alpnProtocol === 'h2' && h2) h2.emit('connection', socket)
+    else if (allowH1) h1Connection.call(server, socket)
+    else socket.destroy()
+  })
+}
+
+/**
+ * Reads the first byte of each connection before the TLS server does: a TLS
+ * client starts with a handshake record; anything else is most likely plain
+ * HTTP sent to the HTTPS port, and gets a plain-text 400 naming the https://
+ * URL (as nginx and Caddy do) instead of an unreadable alert.
+ */
+function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig): void {
+  const tlsConnection = server.listeners('connection')[0] as (socket: Socket) => void
+  server.removeAllListeners('connection')
+  server.on('connection', function peek(socket: Socket) {
+    const drop = () => socket.destroy()
+    socket.setTimeout(firstByteTimeout, drop)
+    socket.once('end', drop)
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause()
+      socket.off('end', drop)
+      socket.setTimeout(0)
+      socket.off('timeout', drop)
+      socket.unshift(chunk)
+      if (chunk[0] === TLS_HANDSHAKE) return tlsConnection.call(server, socket)
+      const host = /\r\nhost:[ \t]*([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d+)?[ \t]*\r\n/i.exec(chunk.toString('latin1'))?.[1] ?? (listen.host.includes(':') ? `[${listen.host}]` : listen.host)
+      const port = (server.address() as { port: number } | null)?.port ?? listen.port
+      const body = `This port speaks HTTPS, and the request was plain HTTP: use https://${host}:${port}/\n`
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    })
+  })
 }
 
 /**

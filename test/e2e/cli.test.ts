@@ -62,7 +62,8 @@ describe('configuration errors name the exact path', () => {
   })
   test('defaults are filled in one place', () => {
     const c = validateConfig({ sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] })
-    assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 8080, protocols: ['http/1.1', 'h2c'] }])
+    assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 8080, tls: false, protocols: ['http/1.1', 'h2c'] }])
+    assert.equal(c.tls.minVersion, 'TLSv1.2')
     assert.equal(c.limits.headersTimeout, 15_000)
     assert.equal(c.limits.maxBodySize, 10 * 1024 * 1024)
     assert.equal(c.health, '/_edgebox/health')

@@ -112,7 +112,7 @@ interface State {
   spared: boolean
 }
 
-export function createHealth(targets: readonly (Upstream & { readonly url: URL })[], cfg: HealthConfig, log: Logger): HealthTracker {
+export function createHealth(targets: readonly (Upstream & { readonly url: URL })[], cfg: HealthConfig, log: Logger, connect?: { ca?: string[]; servername?: string }): HealthTracker {
   const passive = cfg.passive
   const active = cfg.active
   const states: State[] = targets.map((target) => ({
@@ -213,6 +213,7 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
       headersTimeout: active.timeout,
       bodyTimeout: active.timeout,
       connections: 1,
+      ...(connect ? { connect } : {}),
     })
     for (const s of states) schedule(s, 0)
   }

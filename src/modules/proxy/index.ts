@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import tls from 'node:tls'
 import { z } from 'zod'
 import { Pool, errors as undiciErrors } from 'undici'
 import { requestHasBody, type Context, type Headers as ResponseHeaders } from '../../core/context.ts'
@@ -76,6 +78,13 @@ const schema = z.strictObject({
   trustedProxies: z.array(z.string().min(1)).default([]),
   /** Connections per upstream. */
   maxConnections: z.number().int().min(1).default(256),
+  /** For https:// upstreams: a CA file to trust besides the system's (an internal or local authority), and the name to verify. */
+  tls: z
+    .strictObject({
+      ca: z.string().min(1).optional(),
+      servername: z.string().min(1).optional(),
+    })
+    .optional(),
   /** Active health checks (opt-in) and passive outlier ejection (health.ts). */
   health: healthSchema.prefault({}),
   /** The shared cache (RFC 9111) for GET and HEAD: true, or options (docs/cache.md). */
@@ -97,6 +106,19 @@ export const proxyModule = {
   schema,
   create(cfg, deps) {
     const problems: string[] = []
+    let connect: { ca?: string[]; servername?: string } | undefined
+    if (cfg.tls) {
+      connect = {}
+      if (cfg.tls.servername) connect.servername = cfg.tls.servername
+      if (cfg.tls.ca) {
+        try {
+          // the system's authorities stay trusted; the file adds to them
+          connect.ca = [...tls.rootCertificates, readFileSync(path.resolve(deps.baseDir, cfg.tls.ca), 'utf8')]
+        } catch (err) {
+          problems.push(`${deps.configPath}.tls.ca: cannot read ${cfg.tls.ca} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+        }
+      }
+    }
     const targets: Target[] = cfg.upstreams.map((u, i) => {
       const spec = typeof u === 'string' ? { url: u, weight: 1 } : u
       let url: URL
@@ -120,6 +142,7 @@ export const proxyModule = {
           headersTimeout: cfg.timeouts.response,
           bodyTimeout: cfg.timeouts.idle,
           keepAliveTimeout: 4_000,
+          ...(connect ? { connect } : {}),
         }),
       }
     })
@@ -147,7 +170,7 @@ export const proxyModule = {
       }
     }
     const cache = cacheCfg && store ? new HttpCache(cacheCfg, store) : null
-    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log), cache)
+    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log, connect), cache)
   },
 } as const satisfies HandlerModule<typeof schema>
 
