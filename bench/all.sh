@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `npm run bench`: the static-file benchmark, then the proxy benchmark, then the realtime benchmark. Arguments
-# (e.g. `quick`) and environment variables go to all three. Exits non-zero if any failed (the later ones still run
-# if an earlier one failed, but an interrupted run (Ctrl-C / TERM) stops the sequence).
+# `npm run bench`: the static-file benchmark, then the proxy benchmark, then the realtime benchmark, then the TLS
+# benchmark. Arguments (e.g. `quick`) and environment variables go to all four. Exits non-zero if any failed (the later
+# ones still run if an earlier one failed, but an interrupted run (Ctrl-C / TERM) stops the sequence).
 set -uo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$BENCH/run.sh" "$@"; rc1=$?
@@ -9,6 +9,8 @@ case $rc1 in 130|143) exit $rc1 ;; esac   # interrupted (Ctrl-C / TERM): do not 
 bash "$BENCH/proxy.sh" "$@"; rc2=$?
 case $rc2 in 130|143) exit $rc2 ;; esac
 bash "$BENCH/realtime.sh" "$@"; rc3=$?
-[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && exit 0
-echo "bench: static run exit $rc1, proxy run exit $rc2, realtime run exit $rc3" >&2
-exit $(( rc1 != 0 ? rc1 : rc2 != 0 ? rc2 : rc3 ))
+case $rc3 in 130|143) exit $rc3 ;; esac
+bash "$BENCH/tls.sh" "$@"; rc4=$?
+[ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && [ $rc4 = 0 ] && exit 0
+echo "bench: static run exit $rc1, proxy run exit $rc2, realtime run exit $rc3, TLS run exit $rc4" >&2
+for rc in $rc1 $rc2 $rc3 $rc4; do [ "$rc" != 0 ] && exit "$rc"; done

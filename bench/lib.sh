@@ -103,3 +103,48 @@ bench_setup() {
   major=$(node -p 'process.versions.node.split(".")[0]')
   [ "$major" -ge 24 ] || { log "node on PATH is $(node -v); run npm install first (Node 24 is a devDependency)"; exit 1; }
 }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared by the benchmarks written after run.sh and proxy.sh (those keep their own copies of the first three).
+
+# rotate K ITEM... : the items, one a line, starting at index K (mod count); each round starts with another server
+rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
+# med "N N N" / rng "N N N" : median / "min-max" of a space-separated list
+med() { echo "$1" | tr ' ' '\n' | grep . | median; }
+rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
+
+# median_ratio "A1 A2 ..." "B1 B2 ..." : the median over rounds of Ai/Bi, to 2 decimals. The lists are aligned by
+# round, with '-' for a round whose run failed (that round is skipped); n/a if no round has both figures.
+median_ratio() {
+  local r
+  r=$(awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, A, " "); split(b, B, " ")
+        for (i = 1; i <= n; i++) if (A[i] != "-" && B[i] != "-" && B[i] + 0 > 0) printf "%.6f\n", A[i] / B[i] }')
+  [ -n "$r" ] && printf '%.2f' "$(echo "$r" | median)" || echo n/a
+}
+
+# make_index_html : the 1 KiB fixture $WWW/index.html (exactly 1024 bytes), mtime fixed so ETags stay the same
+make_index_html() {
+  if [ ! -f "$WWW/index.html" ] || [ "$(stat -c %s "$WWW/index.html")" != 1024 ]; then
+    node -e '
+      const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
+      const tail = "</p></body></html>\n";
+      require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail);' "$WWW/index.html"
+  fi
+  touch -d '2024-01-01 00:00:00 UTC' "$WWW/index.html"
+}
+
+# make_tls_cert DIR : a fresh self-signed ECDSA P-256 certificate for localhost and 127.0.0.1 (DIR/leaf.crt, DIR/leaf.key)
+make_tls_cert() {
+  mkdir -p "$1"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$1/leaf.key" -out "$1/leaf.crt" 2>/dev/null
+}
+
+# timed_gen OUTFILE CMD... : run a load generator pinned to $GEN_CPU, its output in OUTFILE; sets GEN_CPU_S to the
+# generator's user+sys CPU seconds (the caller divides by the wall time: near 1.00 the generator was the limit)
+timed_gen() {
+  local out=$1; shift
+  local TIMEFORMAT='%U %S' tf="$RUN/gen.time"
+  { time taskset -c "$GEN_CPU" "$@" > "$out" 2>&1 ; } 2> "$tf"
+  GEN_CPU_S=$(awk '{ printf "%.2f", $1 + $2 }' "$tf")
+}

@@ -81,7 +81,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
           // the realtime hub behind the chat example (/chat/) and the transport lab (/lab/realtime.html)
           { path: '/live/', realtime: { channels: { 'chat:*': { presence: true, history: { size: 200, age: '1h' } }, 'lab:*': { history: { size: 1000, age: '10m' } } } } },
           // the cross-origin lab and the attacker's page, across the two ports
-          { path: '/lab/', static: { root: path.join(www, 'lab') }, headers: pageHeaders },
+          // every lab page gets a 103 Early Hints for the stylesheet before its HTML (browsers act on it over HTTP/2)
+          { path: '/lab/', static: { root: path.join(www, 'lab') }, headers: pageHeaders, earlyHints: ['</assets/style.css>; rel=preload; as=style'] },
           { path: '/lab/xo/', static: { root: xo }, headers: xoHeaders, cors: { origins, allowHeaders: ['x-lab'], maxAge: '10m' } },
           { path: '/lab/xo/nocors/', static: { root: xo }, headers: xoHeaders, cors: false },
           { path: '/lab/xo/cred/', static: { root: xo }, headers: xoHeaders, cors: { origins, credentials: true } },
@@ -99,6 +100,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
           },
           // the attacks' victim: a cookie-authenticated account with CSRF checks, under the site's strict headers
           { path: '/lab/account/', lab: { demo: 'account' }, csrf: { token: true } },
+          // what this request's connection negotiated (HTTP version, TLS, certificate), for /lab/tls.html
+          { path: '/lab/connection/', lab: { demo: 'connection' } },
         ],
       },
     ],

@@ -152,6 +152,26 @@ export class Context {
     return Array.isArray(v) ? v.join(', ') : v
   }
 
+  /** Whether the request came over TLS. */
+  get secure(): boolean {
+    return (this.req.socket as { encrypted?: boolean } | null)?.encrypted === true
+  }
+
+  /** `https` over TLS, else `http`. */
+  get scheme(): 'http' | 'https' {
+    return this.secure ? 'https' : 'http'
+  }
+
+  /** The authority the client addressed, with its port: `Host`, or HTTP/2's `:authority`. */
+  get authority(): string {
+    return (this.header('host') ?? this.header(':authority') ?? this.host).toLowerCase()
+  }
+
+  /** This request's own origin, as a browser on the same page would send it: `https://example.test:8443`. */
+  get origin(): string {
+    return `${this.scheme}://${this.authority}`
+  }
+
   /**
    * Tells a client that sent `Expect: 100-continue` to send its body. Handlers
    * call it (through readBody or directly) only once they have decided to

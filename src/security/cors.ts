@@ -76,9 +76,7 @@ export function createCorsPolicy(cfg: CorsConfig, siteOrigins: readonly string[]
 }
 
 function sameOrigin(ctx: Context, origin: string): boolean {
-  const scheme = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
-  const host = (ctx.req.headers.host ?? (ctx.req.headers as Record<string, string | undefined>)[':authority'] ?? '').toLowerCase()
-  return origin.toLowerCase() === `${scheme}://${host}`
+  return origin.toLowerCase() === ctx.origin
 }
 
 /**

@@ -61,7 +61,7 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
 
   return {
     check(ctx) {
-      const scheme = (ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'
+      const scheme = ctx.scheme
       if (SAFE.has(ctx.method)) {
         if (opts.token && !cookieOf(ctx)) {
           const raw = randomBytes(18).toString('base64url')
@@ -70,7 +70,7 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
         }
         return
       }
-      const host = ctx.header('host') ?? ctx.header(':authority') ?? ''
+      const host = ctx.authority
       const refuse = (why: string) => {
         ctx.csrfRefused = why
         throw httpError('EB_ERR_FORBIDDEN', `cross-site request refused: ${why}`)

@@ -104,7 +104,7 @@ export function compileSecurityHeaders(cfg: SecurityHeadersConfig): SecurityHead
         if (cfg.csp === 'strict') headers['content-security-policy'] = STRICT(ancestors, ctx.cspNonce ? ` 'nonce-${ctx.cspNonce}'` : '')
         else if (csp) headers['content-security-policy'] = csp
       }
-      if (hsts && (ctx.req.socket as { encrypted?: boolean }).encrypted) headers['strict-transport-security'] = hsts
+      if (hsts && ctx.secure) headers['strict-transport-security'] = hsts
     },
   }
 }

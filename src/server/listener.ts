@@ -91,7 +91,9 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
   server.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, true)))
   server.on('checkExpectation', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, false, true)))
   // Upgraded and CONNECT sockets (tunnels) are no longer the HTTP server's:
-  // closeAllConnections() does not reach them, so shutdown tracks them here.
+  // closeAllConnections() does not reach them, so shutdown tracks them here
+  // (with every socket a TLS listener accepts: a handshake in progress is not
+  // the HTTP server's either).
   const detached = new Set<Duplex>()
   const detach = (socket: Duplex) => {
     detached.add(socket)
@@ -136,7 +138,7 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     const s = server as https.Server
     tlsRt!.resumption.attach(s)
     routeByAlpn(s, h2, listen.protocols.includes('http/1.1'))
-    refusePlainHttp(s, limits.headersTimeout, listen)
+    refusePlainHttp(s, limits.headersTimeout, listen, detached)
   } else if (h2) sniffProtocol(server as http.Server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'))
 
   return {
@@ -214,10 +216,13 @@ function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefined, al
  * HTTP sent to the HTTPS port, and gets a plain-text 400 naming the https://
  * URL (as nginx and Caddy do) instead of an unreadable alert.
  */
-function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig): void {
+function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig, accepted: Set<Duplex>): void {
   const tlsConnection = server.listeners('connection')[0] as (socket: Socket) => void
   server.removeAllListeners('connection')
   server.on('connection', function peek(socket: Socket) {
+    // every accepted socket, whatever becomes of it (a handshake that never ends, an HTTP/2 session): shutdown's last resort
+    accepted.add(socket)
+    socket.once('close', () => accepted.delete(socket))
     const drop = () => socket.destroy()
     socket.setTimeout(firstByteTimeout, drop)
     socket.once('end', drop)
@@ -226,12 +231,15 @@ function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen:
       socket.off('end', drop)
       socket.setTimeout(0)
       socket.off('timeout', drop)
-      socket.unshift(chunk)
-      if (chunk[0] === TLS_HANDSHAKE) return tlsConnection.call(server, socket)
+      if (chunk[0] === TLS_HANDSHAKE) {
+        socket.unshift(chunk)
+        return tlsConnection.call(server, socket)
+      }
       const host = /\r\nhost:[ \t]*([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d+)?[ \t]*\r\n/i.exec(chunk.toString('latin1'))?.[1] ?? (listen.host.includes(':') ? `[${listen.host}]` : listen.host)
       const port = (server.address() as { port: number } | null)?.port ?? listen.port
       const body = `This port speaks HTTPS, and the request was plain HTTP: use https://${host}:${port}/\n`
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      // the rest of the request is never read: close once the answer is out
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy())
     })
   })
 }

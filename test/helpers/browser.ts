@@ -46,8 +46,12 @@ export interface LaunchedBrowser {
   close(): Promise<void>
 }
 
-/** Launches headless Chromium with a fresh, temporary profile (so an empty HTTP cache). */
-export async function launchBrowser(): Promise<LaunchedBrowser> {
+/**
+ * Launches headless Chromium with a fresh, temporary profile (so an empty
+ * HTTP cache), with CHROMIUM_ARGS plus `extraArgs` (such as
+ * `--ignore-certificate-errors-spki-list=<hash>` to accept one test certificate).
+ */
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<LaunchedBrowser> {
   if (!browserAvailable()) throw new Error(`Chromium not found at ${chromiumPath()} (set CHROMIUM_PATH)`)
   const userDataDir = mkdtempSync(path.join(tmpdir(), 'edgebox-chromium-'))
   let context: BrowserContext
@@ -55,7 +59,7 @@ export async function launchBrowser(): Promise<LaunchedBrowser> {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: chromiumPath(),
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       timeout: 30_000,
       viewport: { width: 1200, height: 900 },
     })

@@ -82,7 +82,7 @@ ${body}
       if (sessions.size >= MAX_SESSIONS) sessions.clear()
       const id = randomBytes(18).toString('base64url')
       sessions.add(id)
-      const secure = (ctx.req.socket as { encrypted?: boolean }).encrypted ? '; Secure' : ''
+      const secure = ctx.secure ? '; Secure' : ''
       ctx.setCookies = [...(ctx.setCookies ?? []), `${SESSION_COOKIE}=${id}; Path=${prefix}; HttpOnly; SameSite=Lax${secure}`]
     }
     const html = page(

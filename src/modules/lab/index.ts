@@ -7,6 +7,7 @@ import { httpError } from '../../core/errors.ts'
 import type { HandlerModule } from '../../core/types.ts'
 import { proxyModule } from '../proxy/index.ts'
 import { createAccountDemo } from './account.ts'
+import { createConnectionDemo } from './connection.ts'
 
 /**
  * `lab`: demos for the lab pages. The default, `demo: 'cdn'`, is a CDN in a box, for the cache lab page (lab/www/lab/cdn.html) and
@@ -26,8 +27,8 @@ import { createAccountDemo } from './account.ts'
  */
 
 const schema = z.strictObject({
-  /** Which demo: 'cdn' (the CDN in a box, above) or 'account' (the attacker page's victim, ./account.ts). */
-  demo: z.enum(['cdn', 'account']).default('cdn'),
+  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts) or 'connection' (what this request's connection negotiated, ./connection.ts). */
+  demo: z.enum(['cdn', 'account', 'connection']).default('cdn'),
   /** How many demo origins (upstreams) to start. */
   origins: z.number().int().min(2).max(4).default(2),
 })
@@ -50,6 +51,7 @@ export const labModule = {
   schema,
   async create(cfg, deps) {
     if (cfg.demo === 'account') return createAccountDemo(deps.prefix, deps.limits)
+    if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix)
     const versions = new Map<string, { version: number; modified: string }>()
     const objectVersion = (name: string) => {
       let v = versions.get(name)
