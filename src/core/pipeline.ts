@@ -271,7 +271,9 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
    * socket; ctx.res is not usable there (there is no response object yet).
    */
   function tunnelContext(req: Req, socket: Duplex): Context | null {
-    const ctx = new Context(req, socket as unknown as Res, hooks, `http/${req.httpVersion}`, performance.now())
+    // a WebSocket over HTTP/2 (RFC 8441) arrives here in its HTTP/1.1 form, with httpVersion 2.0
+    const protocol = req.httpVersion === '2.0' ? ((socket as Duplex & { encrypted?: boolean }).encrypted ? 'h2' : 'h2c') : `http/${req.httpVersion}`
+    const ctx = new Context(req, socket as unknown as Res, hooks, protocol, performance.now())
     try {
       parseTarget(ctx)
       return route(ctx) ? ctx : null
@@ -295,6 +297,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       socket.once('close', () => {
         ctx.bytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0
         if (ctx.status === 0) ctx.status = 499
+        // over HTTP/2 the accepted upgrade was answered 200 (RFC 8441 §5)
+        if (ctx.status === 101 && ctx.protocol.startsWith('h2')) ctx.status = 200
         hooks.finished(ctx)
       })
       return handler.upgrade(ctx, socket, head)

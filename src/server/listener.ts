@@ -11,6 +11,7 @@ import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse } from './client-error.ts'
+import { StreamSocket, websocketRequest } from './extended-connect.ts'
 
 /**
  * A listener: one TCP port.
@@ -120,12 +121,15 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
   const h2Protocol = listen.protocols.includes('h2c') ? 'h2c' : listen.protocols.includes('h2') ? 'h2' : null
   if (h2Protocol) {
     h2 = http2.createServer({
-      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize },
+      // enableConnectProtocol: WebSocket over HTTP/2 (RFC 8441, ./extended-connect.ts)
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderSize, enableConnectProtocol: true },
       maxSessionInvalidFrames: 100,
       maxSessionRejectedStreams: 100,
     })
     const h2a = arrival(h2Protocol)
     h2.on('request', (req, res) => pipeline.handle(req, res, h2a))
+    // CONNECT streams (the compatibility API emits them apart): extended CONNECT carries WebSockets
+    h2.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => extendedConnect(req, res, pipeline))
     h2.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(h2Protocol, true)))
     h2.on('session', (session) => {
       sessions.add(session)
@@ -175,6 +179,28 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       clearTimeout(timer)
     },
   }
+}
+
+/**
+ * An extended CONNECT (RFC 8441): a WebSocket goes to the route's upgrade
+ * handler with the stream as its socket; other protocols are not served.
+ */
+function extendedConnect(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, pipeline: Pipeline): void {
+  const protocol = req.headers[':protocol']
+  if (protocol === undefined) {
+    // a classic CONNECT (a tunnel to host:port) is not served over HTTP/2
+    const body = '405 Method Not Allowed: CONNECT is not served over HTTP/2\n'
+    res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    return void res.end(body, () => req.stream.close(http2.constants.NGHTTP2_NO_ERROR))
+  }
+  if (protocol !== 'websocket') {
+    const body = `501 Not Implemented: extended CONNECT for ${JSON.stringify(protocol).slice(0, 80)}; only websocket (RFC 8441)\n`
+    res.writeHead(501, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    // the client's half of the stream is not waited for (RFC 9113 §8.1)
+    return void res.end(body, () => req.stream.close(http2.constants.NGHTTP2_NO_ERROR))
+  }
+  const socket = new StreamSocket(req.stream)
+  pipeline.upgrade(websocketRequest(req, socket), socket, Buffer.alloc(0))
 }
 
 /** The TLS server's options: the default certificate, SNI, ALPN, versions and ciphers, the handshake deadline, resumption. */

@@ -177,4 +177,33 @@ describe('the connection lab over HTTPS in Chromium', { skip, timeout: 120_000 }
       await page.close()
     }
   })
+
+  test('a WebSocket from the HTTPS page reaches the realtime hub (over the page’s HTTP/2 connection, RFC 8441, where Chromium uses it)', async () => {
+    const { page } = await open(`https://localhost:${port}/lab/tls.html`)
+    try {
+      const got = await page.evaluate(
+        (url) =>
+          new Promise<string[]>((resolve, reject) => {
+            const seen: string[] = []
+            const ws = new WebSocket(url, 'edgebox.v1')
+            const timer = setTimeout(() => reject(new Error(`timed out; saw ${seen.join(' | ')}`)), 8000)
+            ws.onopen = () => ws.send(JSON.stringify({ t: 'ping' }))
+            ws.onerror = () => reject(new Error('WebSocket error'))
+            ws.onmessage = (e) => {
+              seen.push(String(e.data))
+              if (String(e.data).includes('"pong"')) {
+                clearTimeout(timer)
+                ws.close()
+                resolve([ws.protocol, ...seen])
+              }
+            }
+          }),
+        `wss://localhost:${port}/live/ws`,
+      )
+      assert.equal(got[0], 'edgebox.v1')
+      assert.ok(got.some((m) => m.includes('"pong"')))
+    } finally {
+      await page.close()
+    }
+  })
 })

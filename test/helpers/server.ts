@@ -198,6 +198,8 @@ export interface AccessLogLine {
   status: number
   cors?: string
   csrf?: string
+  proto?: string
+  bytes?: number
 }
 
 /**
