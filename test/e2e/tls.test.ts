@@ -434,6 +434,25 @@ describe('session resumption', () => {
 })
 
 describe('HTTP/2 limits', () => {
+  test('a header list over limits.maxHeaderSize resets that stream (ENHANCE_YOUR_CALM); the connection goes on', async () => {
+    const s = await h2connect()
+    try {
+      if (s.remoteSettings.maxHeaderListSize !== 16 * 1024) await new Promise((r) => s.once('remoteSettings', r))
+      assert.equal(s.remoteSettings.maxHeaderListSize, 16 * 1024)
+      const code = await new Promise<number>((resolve) => {
+        const req = s.request({ ':path': '/a.txt', 'x-big': 'a'.repeat(20_000) })
+        req.on('error', () => {})
+        req.on('response', () => resolve(-1))
+        req.on('close', () => resolve(req.rstCode))
+        req.end()
+      })
+      assert.equal(code, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)
+      assert.equal((await h2get(s, { ':path': '/a.txt' })).status, 200)
+    } finally {
+      s.close()
+    }
+  })
+
   test('a client opening and resetting streams in a flood (rapid reset) gets GOAWAY and is cut; another client is served meanwhile', async () => {
     const flooder = await rawH2(port, { ca: ca.certPem })
     const bystander = await h2connect()
