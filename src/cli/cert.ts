@@ -81,9 +81,11 @@ export async function certCommand(argv: string[], out: CertOutput = processOutpu
         `  key:         ${leaf.keyPath}\n` +
         `  hosts:       ${leaf.hosts.join(', ')}\n` +
         `  valid until: ${until}\n\n` +
-        `Serve it with tls: { local: true } and a listener with tls: true.\n\n`,
+        `Serve it with tls: { local: true } and a listener with tls: true (or: edgebox --https).\n\n`,
     )
     out.stdout(trustInstructions(ca.certPath))
+    // the same output says where a real site's certificate comes from
+    out.stdout(`\nFor a site on the internet, get a certificate from a real authority instead:\n\n${csrInstructions(hosts.length ? hosts : ['example.com'])}`)
     return 0
   } catch (err) {
     out.stderr(`edgebox cert: ${(err as Error).message}\n`)

@@ -203,6 +203,8 @@ export async function main(argv: string[]): Promise<void> {
   if (values.config && positionals.length) fail('give either a directory or --config, not both')
 
   let baseDir = process.cwd()
+  // the default configuration's ports are chosen once (--port 0 picks them): a reload keeps them
+  const listenAt = values.config || positionals[0] !== undefined ? undefined : await defaultListen(values)
   /** The configuration from the file, the directory or the default, with the flags applied; read again on SIGHUP. */
   const resolveInput = async (): Promise<EdgeboxConfigInput> => {
     let input: EdgeboxConfigInput
@@ -214,7 +216,7 @@ export async function main(argv: string[]): Promise<void> {
       if (!existsSync(dir)) fail(`directory ${positionals[0]} does not exist`)
       input = zeroConfig(dir, { listing: values.listing ?? false, spa: values.spa ?? false })
     } else {
-      input = defaultConfig(await defaultListen(values))
+      input = defaultConfig(listenAt)
     }
     if (values.config || positionals[0] !== undefined) input = applyFlags(input, values)
     else if (values['no-access-log'] || values['access-log'] === false) input = { ...input, log: { ...input.log, access: false } }

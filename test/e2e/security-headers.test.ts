@@ -112,6 +112,15 @@ test("a route's headers change only what they name; the site's apply everywhere 
   await assert.rejects(startServer({ sites: [{ routes: [{ path: '/', static: { root }, headers: { frameOption: false } as never }] }] }), /sites\[0\]\.routes\[0\]\.headers/)
 })
 
+test('X-DNS-Prefetch-Control is sent when configured, and not by default', async () => {
+  const on = await server({ headers: { dnsPrefetchControl: 'on' } })
+  assert.equal((await request('http/1.1', on.url)).headers['x-dns-prefetch-control'], 'on')
+  const off = await server({ headers: { dnsPrefetchControl: 'off' } })
+  assert.equal((await request('http/1.1', off.url)).headers['x-dns-prefetch-control'], 'off')
+  const unset = await server({})
+  assert.equal((await request('http/1.1', unset.url)).headers['x-dns-prefetch-control'], undefined)
+})
+
 test('a header value that would split the response is refused at start', async () => {
   await assert.rejects(startServer({ sites: [{ headers: { csp: "default-src 'self'\r\nSet-Cookie: x=1" }, routes: [{ path: '/', static: { root } }] }] }), /is one line/)
 })

@@ -273,6 +273,8 @@ test('edgebox cert: validation, --csr and a normal run', LIMIT, () =>
     assert.match(run.stdout, /valid until: \d{4}-\d{2}-\d{2}/)
     assert.match(run.stdout, /trust/i)
     assert.match(run.stdout, /update-ca-certificates/)
+    // and how a real site gets its certificate: the CSR steps for the same names
+    assert.match(run.stdout, /openssl req -new -key site\.key -out site\.csr -subj "\/CN=shop\.example"/)
 
     const rerun = capture()
     assert.equal(await certCommand(['--home', home, '--host', 'shop.example'], rerun.out), 0)
