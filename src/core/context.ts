@@ -224,6 +224,18 @@ export class Context {
       if (!this.isHead) this.bytes = len
     }
     this.applyFilters(status, headers)
+    const stream = (res as { stream?: http2.ServerHttp2Stream }).stream
+    if (stream !== undefined && !stream.headersSent && !stream.destroyed) {
+      // HTTP/2: one call to the stream instead of the compatibility layer's
+      // writeHead, setHeader per field and end (the hot path for small answers)
+      const fields: http2.OutgoingHttpHeaders = { ':status': status }
+      for (const name in headers) fields[name.toLowerCase()] = headers[name]
+      const empty = body === undefined || this.isHead
+      stream.respond(fields, { endStream: empty })
+      if (!empty) stream.end(encoding ? Buffer.from(body as string, encoding) : body)
+      this.finish()
+      return
+    }
     ;(res as ServerResponse).writeHead(status, headers)
     if (body === undefined || this.isHead) res.end()
     else if (encoding) (res as ServerResponse).end(body, encoding)
