@@ -9,6 +9,7 @@ import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox } from '../server/app.ts'
 import { localHome } from '../tls/local-ca.ts'
 import { certCommand } from './cert.ts'
+import { inspectCommand } from './inspect.ts'
 
 const HELP = `edgebox: a self-hosted web edge
 
@@ -17,6 +18,7 @@ Usage:
   edgebox --config FILE          run a configuration (edgebox.config.ts, .js, .mjs or .json)
   edgebox config --print [...]   print the resolved configuration (every default filled in) and exit
   edgebox cert [--host NAME]...  a local development certificate (and how to trust it); --csr: how to get a real one
+  edgebox inspect URL [...]      what happens when you open URL: timings, TLS, caching, ranges, CORS, security headers
 
 Options:
   -c, --config FILE    configuration file
@@ -165,6 +167,10 @@ function fail(message: string): never {
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'cert') {
     process.exitCode = await certCommand(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'inspect') {
+    process.exitCode = await inspectCommand(argv.slice(1))
     return
   }
   let parsed

@@ -1,0 +1,377 @@
+import { X509Certificate } from 'node:crypto'
+import dns from 'node:dns'
+import http from 'node:http'
+import http2 from 'node:http2'
+import net from 'node:net'
+import tls from 'node:tls'
+
+/**
+ * One HTTP exchange, timed phase by phase (docs/inspect.md): DNS lookup, TCP
+ * connect, TLS handshake, request sent, first byte of the response, the rest
+ * of the body. A `Connection` keeps its socket (or HTTP/2 session) open so
+ * a second request can show what reuse saves. Every failure names the phase
+ * it happened in.
+ */
+
+export type Phase = 'dns' | 'tcp' | 'tls' | 'request' | 'response'
+
+export class ProbeError extends Error {
+  readonly phase: Phase
+  readonly code: string | undefined
+  constructor(phase: Phase, message: string, code?: string) {
+    super(message)
+    this.phase = phase
+    this.code = code
+  }
+}
+
+export interface CertInfo {
+  subject: string
+  issuer: string
+  validFrom: string
+  validTo: string
+  daysLeft: number
+  names: string[]
+  fingerprint256: string
+  selfSigned: boolean
+}
+
+export interface TlsInfo {
+  version: string | null
+  cipher: string
+  alpn: string | false | null
+  resumed: boolean
+  servername: string | null
+  /** Whether the chain verified against the trusted authorities. */
+  authorized: boolean
+  /** Why not (e.g. SELF_SIGNED_CERT_IN_CHAIN, ERR_TLS_CERT_ALTNAME_INVALID), when not. */
+  authorizationError: string | null
+  /** Whether the leaf certificate covers the host name. */
+  nameMatches: boolean
+  chain: CertInfo[]
+}
+
+export interface Timings {
+  /** Milliseconds spent in each phase; absent phases did not happen (an IP literal has no DNS; a reused connection no TCP or TLS). */
+  dns?: number
+  tcp?: number
+  tls?: number
+  send: number
+  /** From the request sent to the first byte of the response. */
+  ttfb: number
+  transfer: number
+  total: number
+}
+
+export interface Exchange {
+  url: string
+  method: string
+  status: number
+  httpVersion: string
+  headers: Record<string, string | string[]>
+  bodyBytes: number
+  timings: Timings
+  /** The connection was open already (keep-alive, or the same HTTP/2 session). */
+  reused: boolean
+  remoteAddress: string
+  remoteFamily: string
+}
+
+export interface ConnectOptions {
+  timeoutMs: number
+  insecure: boolean
+  /** Which protocols to offer by ALPN on https: both (h2 first), or one. */
+  protocol: 'auto' | 'http1' | 'http2'
+  /** 4 or 6: only addresses of that family; 0: the first the resolver returns. */
+  family: 0 | 4 | 6
+  /** A TLS session to resume. */
+  session?: Buffer | undefined
+}
+
+export interface Connected {
+  addresses: Array<{ address: string; family: number }>
+  address: string
+  family: number
+  tls: TlsInfo | null
+  /** The TLS session the server gave (to resume with later), once known. */
+  session(): Buffer | undefined
+}
+
+const now = () => performance.now()
+
+function withTimeout<T>(p: Promise<T>, ms: number, phase: Phase, what: string): Promise<T> {
+  let timer: NodeJS.Timeout
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new ProbeError(phase, `${what} timed out after ${ms} ms`, 'ETIMEDOUT')), ms)
+    }),
+  ])
+}
+
+function certInfo(cert: X509Certificate, at: number): CertInfo {
+  const names = (cert.subjectAltName ?? '')
+    .split(/,\s*/)
+    .map((e) => /^(?:DNS|IP Address):(.+)$/.exec(e.trim())?.[1])
+    .filter((n): n is string => n !== undefined)
+  return {
+    subject: cert.subject.replace(/\n/g, ', '),
+    issuer: cert.issuer.replace(/\n/g, ', '),
+    validFrom: new Date(cert.validFrom).toISOString(),
+    validTo: new Date(cert.validTo).toISOString(),
+    daysLeft: Math.floor((Date.parse(cert.validTo) - at) / 86_400_000),
+    names,
+    fingerprint256: cert.fingerprint256,
+    selfSigned: cert.subject === cert.issuer && cert.checkIssued(cert),
+  }
+}
+
+/** The chain the server presented, leaf first (each certificate links to its issuer when the server sent it or the trust store has it). */
+function chainOf(leaf: X509Certificate | undefined): CertInfo[] {
+  const out: CertInfo[] = []
+  const seen = new Set<string>()
+  let cert: X509Certificate | undefined = leaf
+  while (cert && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256)
+    out.push(certInfo(cert, Date.now()))
+    cert = cert.issuerCertificate
+  }
+  return out
+}
+
+/**
+ * An open connection to `url`'s origin: DNS, TCP and (for https) TLS, each
+ * timed. HTTP/1.1 requests go over it one after another (keep-alive); with
+ * ALPN h2 they are streams of one HTTP/2 session.
+ */
+export class Connection {
+  readonly url: URL
+  readonly opts: ConnectOptions
+  private socket: net.Socket | tls.TLSSocket | null = null
+  private h2: http2.ClientHttp2Session | null = null
+  private agent: http.Agent | null = null
+  private used = 0
+  private firstTimings: Partial<Timings> = {}
+  /** The server said it closes the connection after the last response (Connection: close, or HTTP/1.0). */
+  private closing = false
+  connected: Connected | null = null
+
+  constructor(url: URL, opts: ConnectOptions) {
+    this.url = url
+    this.opts = opts
+  }
+
+  get protocol(): 'h2' | 'http/1.1' {
+    return this.h2 ? 'h2' : 'http/1.1'
+  }
+
+  /** DNS, TCP and TLS, timed. */
+  async open(): Promise<Connected> {
+    const host = this.url.hostname.replace(/^\[|\]$/g, '')
+    const secure = this.url.protocol === 'https:'
+    const port = Number(this.url.port || (secure ? 443 : 80))
+    const t0 = now()
+    let addresses: Array<{ address: string; family: number }>
+    if (net.isIP(host)) addresses = [{ address: host, family: net.isIP(host) }]
+    else {
+      try {
+        addresses = await withTimeout(dns.promises.lookup(host, { all: true, family: this.opts.family, order: 'verbatim' }), this.opts.timeoutMs, 'dns', `DNS lookup of ${host}`)
+      } catch (err) {
+        if (err instanceof ProbeError) throw err
+        const e = err as NodeJS.ErrnoException
+        throw new ProbeError('dns', `DNS lookup of ${host} failed: ${e.code === 'ENOTFOUND' ? 'no such name' : e.message}`, e.code)
+      }
+      this.firstTimings.dns = now() - t0
+    }
+    const pick = addresses.find((a) => this.opts.family === 0 || a.family === this.opts.family)
+    if (!pick) throw new ProbeError('dns', `${host} has no IPv${this.opts.family} address (it has ${addresses.map((a) => a.address).join(', ') || 'none'})`, 'ENOTFOUND')
+
+    const t1 = now()
+    const tcp = await withTimeout(
+      new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect({ host: pick.address, port, family: pick.family })
+        s.once('connect', () => resolve(s))
+        s.once('error', (err: NodeJS.ErrnoException) =>
+          reject(new ProbeError('tcp', `TCP connect to ${pick.family === 6 ? `[${pick.address}]` : pick.address}:${port} failed: ${err.code === 'ECONNREFUSED' ? 'connection refused (nothing listens there)' : err.message}`, err.code)),
+        )
+      }),
+      this.opts.timeoutMs,
+      'tcp',
+      `TCP connect to ${pick.address}:${port}`,
+    )
+    this.firstTimings.tcp = now() - t1
+    this.socket = tcp
+    let tlsInfo: TlsInfo | null = null
+    let session: Buffer | undefined
+    if (secure) {
+      const t2 = now()
+      const alpn = this.opts.protocol === 'http1' ? ['http/1.1'] : this.opts.protocol === 'http2' ? ['h2'] : ['h2', 'http/1.1']
+      const servername = net.isIP(host) ? undefined : host
+      const ts = await withTimeout(
+        new Promise<tls.TLSSocket>((resolve, reject) => {
+          const s = tls.connect({ socket: tcp, servername, ALPNProtocols: alpn, rejectUnauthorized: false, session: this.opts.session })
+          s.once('secureConnect', () => resolve(s))
+          s.once('error', (err: NodeJS.ErrnoException) => reject(new ProbeError('tls', `TLS handshake with ${host} failed: ${err.message}`, err.code)))
+        }),
+        this.opts.timeoutMs,
+        'tls',
+        `TLS handshake with ${host}`,
+      ).catch((err: unknown) => {
+        tcp.destroy()
+        throw err
+      })
+      this.firstTimings.tls = now() - t2
+      ts.on('session', (s: Buffer) => (session = s))
+      const cert = ts.getPeerX509Certificate()
+      const authError = ts.authorizationError ? String((ts.authorizationError as unknown as { code?: string }).code ?? ts.authorizationError) : null
+      tlsInfo = {
+        version: ts.getProtocol(),
+        cipher: ts.getCipher().standardName ?? ts.getCipher().name,
+        alpn: ts.alpnProtocol,
+        resumed: ts.isSessionReused(),
+        servername: servername ?? null,
+        authorized: ts.authorized,
+        authorizationError: authError,
+        nameMatches: cert ? (net.isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined) : false,
+        chain: chainOf(cert),
+      }
+      if (!this.opts.insecure && (!ts.authorized || !tlsInfo.nameMatches)) {
+        ts.destroy()
+        const why = !tlsInfo.nameMatches ? `the certificate is not for ${host} (it is for ${cert ? (tlsInfo.chain[0]?.names.join(', ') ?? '?') : 'nothing'})` : `the certificate is not trusted (${authError})`
+        throw new ProbeError('tls', `TLS handshake with ${host}: ${why}; --insecure goes on anyway`, authError ?? 'ERR_TLS_CERT_ALTNAME_INVALID')
+      }
+      this.socket = ts
+      if (ts.alpnProtocol === 'h2') {
+        this.h2 = http2.connect(this.url.origin, { createConnection: () => ts })
+        this.h2.on('error', () => {})
+      }
+    }
+    if (!this.h2) {
+      const socket = this.socket
+      let handed = false
+      this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+      // the first request goes over the socket opened (and timed) above; later ones reuse it while it is open
+      ;(this.agent as unknown as { createConnection: () => net.Socket }).createConnection = () => {
+        if (handed) throw new ProbeError('tcp', 'the server closed the connection, so it could not be reused', 'ECONNRESET')
+        handed = true
+        return socket!
+      }
+    }
+    this.connected = { addresses, address: pick.address, family: pick.family, tls: tlsInfo, session: () => session }
+    return this.connected
+  }
+
+  /** One request on this connection, timed; the body is read and counted, not kept (up to `keep` bytes are returned). */
+  async request(method: string, path: string, headers: Record<string, string>, keep = 0): Promise<Exchange & { body: Buffer }> {
+    // a connection the server closed is opened again, as a browser would (and the request is not a reuse)
+    if (this.connected && !this.h2 && (this.closing || this.socket?.destroyed || this.socket?.readableEnded)) {
+      this.closing = false
+      this.close()
+      this.connected = null
+      this.used = 0
+      this.firstTimings = {}
+    }
+    if (!this.connected) await this.open()
+    const reused = this.used++ > 0
+    const started = now()
+    const connectTimings = reused ? {} : this.firstTimings
+    const result = this.h2 ? await this.requestH2(method, path, headers, keep) : await this.requestH1(method, path, headers, keep)
+    const total = (connectTimings.dns ?? 0) + (connectTimings.tcp ?? 0) + (connectTimings.tls ?? 0) + (now() - started)
+    return {
+      url: new URL(path, this.url).href,
+      method,
+      ...result,
+      reused: reused || result.reused,
+      timings: { ...connectTimings, send: result.send, ttfb: result.ttfb, transfer: result.transfer, total },
+      remoteAddress: this.connected!.address,
+      remoteFamily: `IPv${this.connected!.family}`,
+    }
+  }
+
+  private requestH1(method: string, path: string, headers: Record<string, string>, keep: number) {
+    return withTimeout(
+      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
+        const t0 = now()
+        let sent = t0
+        let first = 0
+        const req = http.request({
+          agent: this.agent!,
+          method,
+          path,
+          headers: { host: this.url.host, 'user-agent': 'edgebox-inspect', ...headers },
+          setHost: false,
+        })
+        req.once('error', (err: NodeJS.ErrnoException) => reject(err instanceof ProbeError ? err : new ProbeError(first ? 'response' : 'request', `${method} ${path}: ${err.message}`, err.code)))
+        req.once('finish', () => {
+          sent = now()
+          req.socket?.once('data', () => (first ||= now()))
+        })
+        req.once('response', (res) => {
+          first ||= now()
+          let bytes = 0
+          const kept: Buffer[] = []
+          res.on('data', (c: Buffer) => {
+            bytes += c.length
+            if (keep > 0 && Buffer.concat(kept).length < keep) kept.push(c)
+          })
+          res.once('end', () => {
+            const done = now()
+            if (!req.shouldKeepAlive) this.closing = true
+            resolve({
+              status: res.statusCode ?? 0,
+              httpVersion: `HTTP/${res.httpVersion}`,
+              headers: res.headers as Record<string, string | string[]>,
+              bodyBytes: bytes,
+              body: Buffer.concat(kept).subarray(0, keep),
+              send: sent - t0,
+              ttfb: first - sent,
+              transfer: done - first,
+              reused: req.reusedSocket,
+            })
+          })
+          res.once('error', (err) => reject(new ProbeError('response', `${method} ${path}: the response was cut: ${err.message}`)))
+        })
+        req.end()
+      }),
+      this.opts.timeoutMs,
+      'response',
+      `${method} ${path}`,
+    )
+  }
+
+  private requestH2(method: string, path: string, headers: Record<string, string>, keep: number) {
+    return withTimeout(
+      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
+        const t0 = now()
+        let sent = t0
+        const stream = this.h2!.request({ ':method': method, ':path': path, 'user-agent': 'edgebox-inspect', ...headers }, { endStream: true })
+        stream.once('ready', () => (sent = now()))
+        stream.once('error', (err: NodeJS.ErrnoException) => reject(new ProbeError('response', `${method} ${path}: ${err.message}`, err.code)))
+        stream.once('response', (h) => {
+          const first = now()
+          let bytes = 0
+          const kept: Buffer[] = []
+          stream.on('data', (c: Buffer) => {
+            bytes += c.length
+            if (keep > 0 && Buffer.concat(kept).length < keep) kept.push(c)
+          })
+          stream.once('end', () => {
+            const done = now()
+            const out: Record<string, string | string[]> = {}
+            for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[]
+            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, bodyBytes: bytes, body: Buffer.concat(kept).subarray(0, keep), send: sent - t0, ttfb: first - sent, transfer: done - first, reused: false })
+          })
+        })
+      }),
+      this.opts.timeoutMs,
+      'response',
+      `${method} ${path}`,
+    )
+  }
+
+  close(): void {
+    this.h2?.close()
+    this.agent?.destroy()
+    this.socket?.destroy()
+  }
+}
