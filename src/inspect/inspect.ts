@@ -64,7 +64,7 @@ export interface Report {
   reuse: { reused: boolean; total: number; firstTotal: number; line: string } | null
   cors: ReturnType<typeof corsCheckShape> | null
   security: ReturnType<typeof securityReport>
-  repeat: { reused: Percentiles; fresh: Percentiles; line: string } | null
+  repeat: { reused: Percentiles; fresh: Percentiles; resumed: number | null; line: string } | null
 }
 
 // only for the type above
@@ -85,6 +85,9 @@ function percentiles(xs: number[]): Percentiles {
   const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? 0
   return { n: s.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), min: s[0] ?? 0, max: s[s.length - 1] ?? 0 }
 }
+
+/** One follow-up request on the open connection: what it got. */
+const ask = async (c: Connection, method: string, path: string, headers: Record<string, string>): Promise<Exchange> => (await c.request(method, path, headers)).exchange
 
 const header = (h: Record<string, string | string[]>, name: string): string | undefined => {
   const v = h[name]
@@ -111,11 +114,15 @@ export async function inspect(o: InspectOptions): Promise<Report> {
   let conn: Connection
   let connected: Connected
   let exchange: Exchange
+  let open: Connection | null = null
   for (;;) {
-    conn = new Connection(url, opts)
+    // a redirect to the same origin goes over the same connection, as in a browser
+    conn = open && open.url.origin === url.origin ? open : new Connection(url, opts)
+    if (open && conn !== open) open.close()
+    open = conn
     try {
-      connected = await conn.open()
-      exchange = await conn.request(method, url.pathname + url.search, baseHeaders)
+      exchange = (await conn.request(method, url.pathname + url.search, baseHeaders)).exchange
+      connected = conn.connected!
     } catch (err) {
       conn.close()
       throw err
@@ -143,7 +150,6 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       warnings.push(`more than ${max} redirects; stopped`)
       break
     }
-    conn.close()
     url = next
   }
   const last = hops[hops.length - 1]!
@@ -186,7 +192,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       const cond: Record<string, string> = {}
       if (caching.validators.etag) cond['if-none-match'] = caching.validators.etag
       if (caching.validators.lastModified) cond['if-modified-since'] = caching.validators.lastModified
-      const r = await conn!.request('GET', path, { ...baseHeaders, ...cond })
+      const r = await ask(conn!, 'GET', path, { ...baseHeaders, ...cond })
       const works = r.status === 304
       revalidation = {
         request: cond,
@@ -204,7 +210,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     let ifRange: Report['ranges']['ifRange'] = null
     let supported = false
     if (exchange.status === 200 && method === 'GET') {
-      const r = await conn!.request('GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0' })
+      const r = await ask(conn!, 'GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0' })
       rangeStatus = r.status
       contentRange = header(r.headers, 'content-range') ?? null
       supported = r.status === 206 && r.bodyBytes === 1 && /^bytes 0-0\/(\d+|\*)$/.test(contentRange ?? '')
@@ -215,8 +221,8 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       const rangeEtag = header(r.headers, 'etag')
       const validator = rangeEtag && !rangeEtag.startsWith('W/') ? rangeEtag : (header(r.headers, 'last-modified') ?? null)
       if (supported && validator) {
-        const same = await conn!.request('GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator })
-        const other = await conn!.request('GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator.startsWith('"') ? '"edgebox-inspect-other"' : 'Thu, 01 Jan 1970 00:00:00 GMT' })
+        const same = await ask(conn!, 'GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator })
+        const other = await ask(conn!, 'GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator.startsWith('"') ? '"edgebox-inspect-other"' : 'Thu, 01 Jan 1970 00:00:00 GMT' })
         const good = same.status === 206 && other.status === 200
         ifRange = {
           status: same.status,
@@ -233,7 +239,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     // connection reuse: the requests above went over the same connection when keep-alive works
     let reuse: Report['reuse'] = null
     {
-      const r = await conn!.request(method === 'HEAD' ? 'HEAD' : 'GET', path, baseHeaders).catch(() => null)
+      const r = await ask(conn!, method === 'HEAD' ? 'HEAD' : 'GET', path, baseHeaders).catch(() => null)
       if (r) {
         reuse = {
           reused: r.reused,
@@ -258,7 +264,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       if (plan.preflight) {
         // what the browser lists: only the headers that are not CORS-safelisted
         const names = plan.requestHeaders
-        const pre = await conn!.request('OPTIONS', path, {
+        const pre = await ask(conn!, 'OPTIONS', path, {
           origin: o.origin,
           'access-control-request-method': plan.method,
           ...(names.length ? { 'access-control-request-headers': names.join(',') } : {}),
@@ -269,7 +275,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       }
       let response: ReturnType<typeof judgeResponse> | null = null
       if (allowed) {
-        const actual = await conn!.request(corsMethod === 'HEAD' ? 'HEAD' : corsMethod === 'GET' ? 'GET' : corsMethod, path, { ...corsHeaders, origin: o.origin })
+        const actual = await ask(conn!, corsMethod === 'HEAD' ? 'HEAD' : corsMethod === 'GET' ? 'GET' : corsMethod, path, { ...corsHeaders, origin: o.origin })
         response = judgeResponse({ origin: o.origin, credentials, responseHeaders: actual.headers })
         allowed = response.allowed
       }
@@ -283,18 +289,30 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     if (o.repeat && o.repeat > 0) {
       const reused: number[] = []
       const fresh: number[] = []
-      for (let i = 0; i < o.repeat; i++) reused.push((await conn!.request('GET', path, baseHeaders)).timings.total)
+      // new connections offer the first one's TLS session, as a browser does: resumed handshakes are cheaper
+      const session = connected!.session()
+      let resumed = 0
+      for (let i = 0; i < o.repeat; i++) reused.push((await ask(conn!, 'GET', path, baseHeaders)).timings.total)
       for (let i = 0; i < o.repeat; i++) {
-        const c = new Connection(url, opts)
+        const c = new Connection(url, { ...opts, session })
         try {
-          fresh.push((await c.request('GET', path, baseHeaders)).timings.total)
+          fresh.push((await c.request('GET', path, baseHeaders)).exchange.timings.total)
+          if (c.connected?.tls?.resumed) resumed++
         } finally {
           c.close()
         }
       }
       const r = percentiles(reused)
       const f = percentiles(fresh)
-      repeat = { reused: r, fresh: f, line: `Median ${r.p50.toFixed(1)} ms on the open connection against ${f.p50.toFixed(1)} ms with a new connection each time: ${(f.p50 - r.p50).toFixed(1)} ms is the price of ${url.protocol === 'https:' ? 'DNS, TCP and TLS' : 'DNS and TCP'} per request.` }
+      const secure = url.protocol === 'https:'
+      repeat = {
+        reused: r,
+        fresh: f,
+        resumed: secure ? resumed : null,
+        line:
+          `Median ${r.p50.toFixed(1)} ms on the open connection against ${f.p50.toFixed(1)} ms with a new connection each time: ${(f.p50 - r.p50).toFixed(1)} ms is the price of ${secure ? 'DNS, TCP and TLS' : 'DNS and TCP'} per request.` +
+          (secure ? ` ${resumed} of ${o.repeat} new connections resumed the first one's TLS session${resumed === 0 ? ' (the server does not resume sessions: every handshake is a full one)' : ''}.` : ''),
+      }
     }
 
     return {

@@ -71,6 +71,8 @@ export interface Exchange {
   headers: Record<string, string | string[]>
   bodyBytes: number
   timings: Timings
+  /** Interim responses before the final one (103 Early Hints with their Link fields, 100 Continue). */
+  informational: Array<{ status: number; headers: Record<string, string | string[]> }>
   /** The connection was open already (keep-alive, or the same HTTP/2 session). */
   reused: boolean
   remoteAddress: string
@@ -262,7 +264,7 @@ export class Connection {
   }
 
   /** One request on this connection, timed; the body is read and counted, not kept (up to `keep` bytes are returned). */
-  async request(method: string, path: string, headers: Record<string, string>, keep = 0): Promise<Exchange & { body: Buffer }> {
+  async request(method: string, path: string, headers: Record<string, string>, keep = 0): Promise<{ exchange: Exchange; body: Buffer }> {
     // a connection the server closed is opened again, as a browser would (and the request is not a reuse)
     if (this.connected && !this.h2 && (this.closing || this.socket?.destroyed || this.socket?.readableEnded)) {
       this.closing = false
@@ -277,23 +279,34 @@ export class Connection {
     const connectTimings = reused ? {} : this.firstTimings
     const result = this.h2 ? await this.requestH2(method, path, headers, keep) : await this.requestH1(method, path, headers, keep)
     const total = (connectTimings.dns ?? 0) + (connectTimings.tcp ?? 0) + (connectTimings.tls ?? 0) + (now() - started)
-    return {
+    const ms = (x: number) => Math.round(x * 1000) / 1000
+    const timings: Timings = { send: ms(result.send), ttfb: ms(result.ttfb), transfer: ms(result.transfer), total: ms(total) }
+    if (connectTimings.dns !== undefined) timings.dns = ms(connectTimings.dns)
+    if (connectTimings.tcp !== undefined) timings.tcp = ms(connectTimings.tcp)
+    if (connectTimings.tls !== undefined) timings.tls = ms(connectTimings.tls)
+    const exchange: Exchange = {
       url: new URL(path, this.url).href,
       method,
-      ...result,
+      status: result.status,
+      httpVersion: result.httpVersion,
+      headers: result.headers,
+      bodyBytes: result.bodyBytes,
+      informational: result.informational,
+      timings: { ...(timings.dns !== undefined ? { dns: timings.dns } : {}), ...(timings.tcp !== undefined ? { tcp: timings.tcp } : {}), ...(timings.tls !== undefined ? { tls: timings.tls } : {}), send: timings.send, ttfb: timings.ttfb, transfer: timings.transfer, total: timings.total },
       reused: reused || result.reused,
-      timings: { ...connectTimings, send: result.send, ttfb: result.ttfb, transfer: result.transfer, total },
       remoteAddress: this.connected!.address,
       remoteFamily: `IPv${this.connected!.family}`,
     }
+    return { exchange, body: result.body }
   }
 
   private requestH1(method: string, path: string, headers: Record<string, string>, keep: number) {
     return withTimeout(
-      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
+      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
         const t0 = now()
         let sent = t0
         let first = 0
+        const informational: Exchange['informational'] = []
         const req = http.request({
           agent: this.agent!,
           method,
@@ -302,6 +315,7 @@ export class Connection {
           setHost: false,
         })
         req.once('error', (err: NodeJS.ErrnoException) => reject(err instanceof ProbeError ? err : new ProbeError(first ? 'response' : 'request', `${method} ${path}: ${err.message}`, err.code)))
+        req.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers as Record<string, string | string[]> }))
         req.once('finish', () => {
           sent = now()
           req.socket?.once('data', () => (first ||= now()))
@@ -321,6 +335,7 @@ export class Connection {
               status: res.statusCode ?? 0,
               httpVersion: `HTTP/${res.httpVersion}`,
               headers: res.headers as Record<string, string | string[]>,
+              informational,
               bodyBytes: bytes,
               body: Buffer.concat(kept).subarray(0, keep),
               send: sent - t0,
@@ -341,11 +356,17 @@ export class Connection {
 
   private requestH2(method: string, path: string, headers: Record<string, string>, keep: number) {
     return withTimeout(
-      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
+      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
         const t0 = now()
         let sent = t0
+        const informational: Exchange['informational'] = []
         const stream = this.h2!.request({ ':method': method, ':path': path, 'user-agent': 'edgebox-inspect', ...headers }, { endStream: true })
         stream.once('ready', () => (sent = now()))
+        stream.on('headers', (h) => {
+          const fields: Record<string, string | string[]> = {}
+          for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) fields[k] = v as string | string[]
+          informational.push({ status: Number(h[':status']), headers: fields })
+        })
         stream.once('error', (err: NodeJS.ErrnoException) => reject(new ProbeError('response', `${method} ${path}: ${err.message}`, err.code)))
         stream.once('response', (h) => {
           const first = now()
@@ -359,7 +380,7 @@ export class Connection {
             const done = now()
             const out: Record<string, string | string[]> = {}
             for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[]
-            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, bodyBytes: bytes, body: Buffer.concat(kept).subarray(0, keep), send: sent - t0, ttfb: first - sent, transfer: done - first, reused: false })
+            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, informational, bodyBytes: bytes, body: Buffer.concat(kept).subarray(0, keep), send: sent - t0, ttfb: first - sent, transfer: done - first, reused: false })
           })
         })
       }),

@@ -44,6 +44,10 @@ export function renderText(r: Report): string {
     out.push(`${i === 0 ? '' : '\n'}${e.method} ${hop.url}`)
     out.push(`  ${e.httpVersion} ${hop.status}${hop.location ? ` -> ${hop.location}` : ''}   ${hop.connection.family} ${hop.connection.address}${hop.connection.addresses.length > 1 ? ` (of ${hop.connection.addresses.join(', ')})` : ''}`)
     out.push(...waterfall(e.timings))
+    for (const i of e.informational) {
+      const link = i.headers.link
+      out.push(`  ${i.status}${i.status === 103 ? ' Early Hints' : ''} before the response${link ? `: ${([] as string[]).concat(link).join(', ')} (the browser starts these while the server works)` : ''}`)
+    }
     if (hop.tls) {
       const t = hop.tls
       out.push(`  TLS: ${t.version}, ${t.cipher}, ALPN ${t.alpn || 'none'}, ${t.resumed ? 'resumed session (no full handshake)' : 'full handshake'}${t.servername ? `, SNI ${t.servername}` : ', no SNI (IP address)'}`)

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import dgram from 'node:dgram'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import dnsPacket from 'dns-packet'
 import http from 'node:http'
 import https from 'node:https'
 import net, { type AddressInfo } from 'node:net'
@@ -40,7 +42,7 @@ before(async () => {
       {
         headers: { csp: 'strict' },
         routes: [
-          { path: '/', static: { root: files.path('www') } },
+          { path: '/', static: { root: files.path('www') }, earlyHints: ['</style.css>; rel=preload; as=style'] },
           { path: '/api/', static: { root: files.path('www') }, cors: { origins: ['http://app.test'], allowHeaders: ['x-token'], maxAge: '10m' } },
           { path: '/old', redirect: { to: '/page.txt', status: 302 } },
         ],
@@ -99,6 +101,8 @@ describe('against Edgebox', () => {
     const e = r.hops[0]!.exchange
     assert.equal(e.status, 200)
     assert.equal(e.httpVersion, 'HTTP/1.1')
+    // the inspector asks like a browser (Accept: text/html), so the route's 103 Early Hints come first
+    assert.deepEqual(e.informational.map((i) => [i.status, i.headers.link]), [[103, '</style.css>; rel=preload; as=style']])
     const t = e.timings
     assert.equal(t.dns, undefined, 'an IP address needs no DNS lookup')
     for (const phase of ['tcp', 'send', 'ttfb', 'transfer', 'total'] as const) assert.ok(typeof t[phase] === 'number' && t[phase]! >= 0, phase)
@@ -122,6 +126,9 @@ describe('against Edgebox', () => {
     const r = await inspect({ url: `${edge.url}old` })
     assert.deepEqual(r.hops.map((h) => [h.status, h.location]), [[302, '/page.txt'], [200, null]])
     assert.equal(r.finalUrl, `${edge.url}page.txt`)
+    // the same origin: the second hop goes over the same connection
+    assert.equal(r.hops[1]!.exchange.reused, true)
+    assert.equal(r.hops[1]!.exchange.timings.tcp, undefined)
     assert.ok(r.warnings.some((w) => /302 .*307 keeps the method/.test(w)), r.warnings.join('\n'))
     const once = await inspect({ url: `${edge.url}old`, follow: false })
     assert.equal(once.hops.length, 1)
@@ -155,6 +162,7 @@ describe('against Edgebox', () => {
     assert.equal(r.security.find((f) => /HSTS|Strict-Transport/i.test(f.check))?.status, 'ok')
     assert.equal(r.repeat?.reused.n, 5)
     assert.equal(r.repeat?.fresh.n, 5)
+    assert.equal(r.repeat?.resumed, 5, 'every new connection resumed the first TLS session')
     assert.ok(r.repeat!.fresh.p50 > 0 && r.repeat!.reused.p50 > 0)
     // --http1.1 offers only HTTP/1.1; HTTP/2 is still reported as offered
     const h1 = await inspect({ url: `${edgeTls.url}page.txt`, insecure: true, protocol: 'http1' })
@@ -206,6 +214,43 @@ describe('against a misconfigured server', () => {
     assert.equal(r.hops[0]!.tls?.nameMatches, false)
     assert.deepEqual(r.hops.map((h) => h.status), [301, 200])
     assert.ok(r.warnings.some((w) => /from HTTPS down to plain HTTP/.test(w)), r.warnings.join('\n'))
+  })
+})
+
+describe('IPv6 and a DNS server asked directly', () => {
+  test('an IPv6 literal is reached over IPv6; -6 on a name with only IPv4 says so in the DNS phase', async () => {
+    const v6 = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('six'))
+    await new Promise<void>((r) => v6.listen(0, '::1', r))
+    try {
+      const r = await inspect({ url: `http://[::1]:${(v6.address() as AddressInfo).port}/` })
+      assert.equal(r.hops[0]!.connection.family, 'IPv6')
+      assert.equal(r.hops[0]!.exchange.remoteAddress, '::1')
+      assert.equal(r.hops[0]!.exchange.timings.dns, undefined)
+    } finally {
+      v6.closeAllConnections()
+      await new Promise((r) => v6.close(r))
+    }
+    await assert.rejects(inspect({ url: `${edge.url}page.txt`, family: 6 }), (err: Error & { phase?: string }) => err.phase === 'dns' && /no IPv6 address/.test(err.message))
+  })
+
+  test('--dns-server: the answers with their TTLs and flags, from that server', async () => {
+    const server = dgram.createSocket('udp4')
+    server.on('message', (msg, rinfo) => {
+      const q = dnsPacket.decode(msg)
+      const question = q.questions![0]!
+      const answers = question.type === 'A' ? [{ name: question.name, type: 'A' as const, ttl: 42, class: 'IN' as const, data: '127.0.0.1' }] : []
+      server.send(dnsPacket.encode({ id: q.id, type: 'response', flags: dnsPacket.AUTHORITATIVE_ANSWER | dnsPacket.RECURSION_DESIRED, questions: q.questions, answers }), rinfo.port, rinfo.address)
+    })
+    await new Promise<void>((r) => server.bind(0, '127.0.0.1', r))
+    try {
+      const r = await inspect({ url: `${edge.url.replace('127.0.0.1', 'localhost')}page.txt`, dnsServer: `127.0.0.1:${server.address().port}` })
+      const a = r.dnsServer!.find((x) => x.type === 'A')!
+      assert.deepEqual(a.answers.map((x) => [x.type, x.ttl, x.data]), [['A', 42, '127.0.0.1']])
+      assert.equal(a.flags.authoritative, true)
+      assert.equal(r.dnsServer!.find((x) => x.type === 'AAAA')!.answers.length, 0)
+    } finally {
+      server.close()
+    }
   })
 })
 

@@ -40,27 +40,41 @@ let port: number
 let silentPort: number
 let tcpQueries = 0
 
-before(async () => {
-  udp = dgram.createSocket('udp4')
-  udp.on('message', (msg, rinfo) => {
-    const query = dnsPacket.decode(msg)
-    if (query.questions?.[0]?.name === 'junk.test') return void udp.send(Buffer.from([1, 2, 3]), rinfo.port, rinfo.address)
-    udp.send(dnsPacket.encode(answer(query, false)), rinfo.port, rinfo.address)
-  })
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve))
-  port = udp.address().port
-
-  tcp = net.createServer((socket) => {
-    let buf = Buffer.alloc(0)
-    socket.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk])
-      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return
-      tcpQueries++
-      const query = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)))
-      socket.end(dnsPacket.streamEncode(answer(query, true)))
+/** The fixture's UDP server, and a TCP server on the same port number (a port free for both is looked for). */
+async function bindBoth(): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    udp = dgram.createSocket('udp4')
+    udp.on('message', (msg, rinfo) => {
+      const query = dnsPacket.decode(msg)
+      if (query.questions?.[0]?.name === 'junk.test') return void udp.send(Buffer.from([1, 2, 3]), rinfo.port, rinfo.address)
+      udp.send(dnsPacket.encode(answer(query, false)), rinfo.port, rinfo.address)
     })
-  })
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve))
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve))
+    port = udp.address().port
+
+    tcp = net.createServer((socket) => {
+      let buf = Buffer.alloc(0)
+      socket.on('data', (chunk) => {
+        buf = Buffer.concat([buf, chunk])
+        if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return
+        tcpQueries++
+        const query = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)))
+        socket.end(dnsPacket.streamEncode(answer(query, true)))
+      })
+    })
+    const listening = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false))
+      tcp.listen(port, '127.0.0.1', () => resolve(true))
+    })
+    if (listening) return
+    // the port number is taken for TCP (by another test): try another one
+    udp.close()
+    if (attempt >= 20) throw new Error('no port free for both UDP and TCP')
+  }
+}
+
+before(async () => {
+  await bindBoth()
 
   silent = dgram.createSocket('udp4')
   await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve))
