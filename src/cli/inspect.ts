@@ -21,7 +21,7 @@ Options:
   -k, --insecure          go on when the certificate is not trusted or not for this host (flagged in the report)
       --dns-server ADDR   also ask this DNS server directly (answers, TTLs, flags)
       --http1.1           offer only HTTP/1.1 (ALPN)
-      --http2             offer only HTTP/2 (ALPN)
+      --http2             offer only HTTP/2 (ALPN); on http://, HTTP/2 with prior knowledge (h2c)
   -4, -6                  connect over IPv4 / IPv6 only
       --timeout SECONDS   per phase (default 10)
   -h, --help              this help

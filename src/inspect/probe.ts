@@ -248,6 +248,11 @@ export class Connection {
         this.h2.on('error', () => {})
       }
     }
+    if (!secure && this.opts.protocol === 'http2') {
+      // cleartext HTTP/2 with prior knowledge (h2c): what --http2 means for an http:// URL (browsers never do this)
+      this.h2 = http2.connect(this.url.origin, { createConnection: () => tcp })
+      this.h2.on('error', () => {})
+    }
     if (!this.h2) {
       const socket = this.socket
       let handed = false

@@ -132,6 +132,11 @@ describe('against Edgebox', () => {
     assert.ok(r.warnings.some((w) => /302 .*307 keeps the method/.test(w)), r.warnings.join('\n'))
     const once = await inspect({ url: `${edge.url}old`, follow: false })
     assert.equal(once.hops.length, 1)
+    // --http2 on an http:// URL: HTTP/2 with prior knowledge (h2c), which Edgebox speaks on the same port
+    const h2c = await inspect({ url: `${edge.url}page.txt`, protocol: 'http2' })
+    assert.equal(h2c.hops[0]!.exchange.httpVersion, 'HTTP/2')
+    assert.equal(h2c.caching.revalidation?.status, 304)
+    assert.equal(h2c.ranges.supported, true)
   })
 
   test('CORS: a simple GET from a listed origin is allowed; a custom header triggers a preflight the route allows; an unlisted origin is refused', async () => {
