@@ -33,8 +33,8 @@ export interface Edgebox {
    * then new requests and new TLS handshakes use the new one, and requests
    * in flight finish on the old one, whose handlers close after
    * `limits.shutdownTimeout`. A bad configuration throws its ConfigError
-   * and changes nothing. Listeners and logging are fixed at start: a
-   * reload that changes `listen` or `log` is refused.
+   * and changes nothing. Listeners, limits and logging are fixed at start:
+   * a reload that changes `listen`, `limits` or `log` is refused.
    */
   reload(input: EdgeboxConfigInput | EdgeboxConfig): Promise<void>
   /** Graceful stop: no new connections, in-flight requests finish (up to limits.shutdownTimeout). */
@@ -78,7 +78,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     resumption = usesTls ? sessionResumption(first.tls, baseDir) : null
   } catch (problems) {
     await closeGeneration(current)
-    throw new ConfigError(problems as string[])
+    if (Array.isArray(problems)) throw new ConfigError(problems as string[])
+    throw problems
   }
   const tlsRt: TlsRuntime | undefined = resumption ? { certificates: () => current.certificates!, resumption, config: first.tls } : undefined
 
@@ -118,6 +119,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         const fixed: string[] = []
         if (JSON.stringify(config.listen) !== JSON.stringify(first.listen)) fixed.push('listen: listeners cannot change on reload; restart Edgebox to change them')
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
+        if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (fixed.length) throw new ConfigError(fixed)
         const fresh = await provision(config, baseDir, log, accessLog, isShuttingDown)

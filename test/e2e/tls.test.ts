@@ -576,6 +576,7 @@ describe('reload', () => {
       await assert.rejects(box.box.reload(same()), /tls\.certificates\[0\]\.cert: .*r\.crt is not a PEM certificate/)
       assert.equal(await fingerprint(p), new X509Certificate(second.certPem).fingerprint256, 'the old certificate keeps serving')
       await assert.rejects(box.box.reload({ ...same(), listen: [{ host: '127.0.0.1', port: 0, tls: true }, { host: '127.0.0.1', port: 0 }] }), /listen: listeners cannot change on reload/)
+      await assert.rejects(box.box.reload({ ...same(), limits: { maxHeaderSize: '32k' } }), /limits: connection limits and timeouts belong to the listeners/)
     } finally {
       await box.close()
     }
