@@ -701,6 +701,55 @@ function fetchEventStream(ctx: LinkContext, url: URL, h: StreamHandlers): () => 
 }
 
 /**
+ * What the SSE and polling links share: an HTTP publisher, closing once (with
+ * the link's own teardown), failing once, opening once, and restarts
+ * coalesced so that several subscribes in a row restart the link once.
+ */
+function httpLinkLife(ctx: LinkContext, teardown: () => void, start: () => void) {
+  let closed = false
+  let opened = false
+  let restart: ReturnType<typeof setTimeout> | undefined
+  const publisher = httpPublisher(ctx, (err) => life.fail(err))
+  const life = {
+    publisher,
+    get closed(): boolean {
+      return closed
+    },
+    close(): void {
+      closed = true
+      clearTimeout(restart)
+      teardown()
+      publisher.close()
+    },
+    fail(err: RealtimeError): void {
+      if (closed) return
+      life.close()
+      ctx.failed(err)
+    },
+    markOpen(): void {
+      if (!opened && !closed) {
+        opened = true
+        ctx.opened()
+      }
+    },
+    scheduleRestart(): void {
+      if (closed || restart) return
+      restart = setTimeout(() => {
+        restart = undefined
+        start()
+      }, 0)
+    },
+  }
+  queueMicrotask(start)
+  return life
+}
+
+/** The Link an HTTP link's life gives: restarts on subscription changes, publishes over HTTP. */
+function httpLink(life: ReturnType<typeof httpLinkLife>): Link {
+  return { subscribe: life.scheduleRestart, unsubscribe: life.scheduleRestart, publish: (pubs) => life.publisher.publish(pubs), close: life.close }
+}
+
+/**
  * SSE `GET P sse?ch=name@e/o&ch=...`: one stream carries every channel. The
  * channel list is in the URL, so a change of subscriptions restarts the
  * stream with the current positions (the positions, not Last-Event-ID, say
@@ -708,67 +757,38 @@ function fetchEventStream(ctx: LinkContext, url: URL, h: StreamHandlers): () => 
  */
 function sseLink(ctx: LinkContext): Link {
   const useEventSource = ctx.settings.sse === 'eventsource' || (ctx.settings.sse === 'auto' && typeof globalThis.EventSource === 'function')
-  let closed = false
-  let opened = false
   let stream: (() => void) | undefined
-  let restart: ReturnType<typeof setTimeout> | undefined
-  const publisher = httpPublisher(ctx, fail)
+  const life = httpLinkLife(ctx, () => stream?.(), start)
 
-  function close(): void {
-    closed = true
-    clearTimeout(restart)
-    stream?.()
-    publisher.close()
-  }
-  function fail(err: RealtimeError): void {
-    if (closed) return
-    close()
-    ctx.failed(err)
-  }
-  function markOpen(): void {
-    if (!opened && !closed) {
-      opened = true
-      ctx.opened()
-    }
-  }
   function start(): void {
-    if (closed) return
+    if (life.closed) return
     stream?.()
     stream = undefined
     const channels = ctx.channels()
     // Nothing to stream yet: the link is up (publishing works) until a subscribe.
-    if (channels.length === 0) return markOpen()
+    if (channels.length === 0) return life.markOpen()
     const url = endpoint(ctx, 'sse')
     addChannels(url, channels)
     let live = true
     const h: StreamHandlers = {
-      open: markOpen,
-      data: (text) => feed(ctx, text, () => live && !closed),
+      open: life.markOpen,
+      data: (text) => feed(ctx, text, () => live && !life.closed),
       fail: (err) => {
-        if (live) fail(err)
+        if (live) life.fail(err)
       },
     }
     let stop: () => void
     try {
       stop = useEventSource ? eventSourceStream(ctx, url, h) : fetchEventStream(ctx, url, h)
     } catch (err) {
-      return fail(asError(err, 'sse')) // no EventSource here, or a URL it refuses
+      return life.fail(asError(err, 'sse')) // no EventSource here, or a URL it refuses
     }
     stream = () => {
       live = false
       stop()
     }
   }
-  // Subscribing to several channels in a row restarts the stream once.
-  function scheduleRestart(): void {
-    if (closed || restart) return
-    restart = setTimeout(() => {
-      restart = undefined
-      start()
-    }, 0)
-  }
-  queueMicrotask(start)
-  return { subscribe: scheduleRestart, unsubscribe: scheduleRestart, publish: (pubs) => publisher.publish(pubs), close }
+  return httpLink(life)
 }
 
 /**
@@ -780,34 +800,20 @@ function sseLink(ctx: LinkContext): Link {
  * opens (and new channels get their `sub`) at once.
  */
 function pollLink(ctx: LinkContext, long: boolean): Link {
-  let closed = false
-  let opened = false
   let generation = 0
   let abort: AbortController | undefined
   let wake: (() => void) | undefined
-  let restart: ReturnType<typeof setTimeout> | undefined
-  const publisher = httpPublisher(ctx, fail)
+  const life = httpLinkLife(
+    ctx,
+    () => {
+      abort?.abort()
+      wake?.()
+    },
+    start,
+  )
 
-  function close(): void {
-    closed = true
-    clearTimeout(restart)
-    abort?.abort()
-    wake?.()
-    publisher.close()
-  }
-  function fail(err: RealtimeError): void {
-    if (closed) return
-    close()
-    ctx.failed(err)
-  }
-  function markOpen(): void {
-    if (!opened && !closed) {
-      opened = true
-      ctx.opened()
-    }
-  }
   function start(): void {
-    if (closed) return
+    if (life.closed) return
     generation++
     abort?.abort()
     wake?.()
@@ -816,9 +822,9 @@ function pollLink(ctx: LinkContext, long: boolean): Link {
   async function loop(gen: number): Promise<void> {
     let eager = true
     try {
-      while (gen === generation && !closed) {
+      while (gen === generation && !life.closed) {
         const channels = ctx.channels()
-        if (channels.length === 0) return markOpen() // idle until a subscribe
+        if (channels.length === 0) return life.markOpen() // idle until a subscribe
         const hold = long && !eager
         const url = endpoint(ctx, 'poll')
         addChannels(url, channels)
@@ -827,14 +833,14 @@ function pollLink(ctx: LinkContext, long: boolean): Link {
         abort = new AbortController()
         const limit = hold ? ctx.settings.pollTimeout + ctx.settings.openTimeout : ctx.settings.openTimeout
         const res = await exchange(ctx, url, { headers: headers(ctx, { accept: 'application/json' }) }, limit, abort.signal)
-        if (closed) return
+        if (life.closed) return
         if (!res.ok) throw refusal(ctx, res.status, res.text, ctx.transport)
-        markOpen()
+        life.markOpen()
         // Even when a restart overtook this poll, its answer is good: the
         // client drops what it has already delivered.
-        feed(ctx, res.text, () => !closed)
+        feed(ctx, res.text, () => !life.closed)
         eager = false
-        if (!long && gen === generation && !closed) {
+        if (!long && gen === generation && !life.closed) {
           let mine: (() => void) | undefined
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, ctx.settings.pollInterval)
@@ -848,18 +854,10 @@ function pollLink(ctx: LinkContext, long: boolean): Link {
       }
     } catch (err) {
       // A poll aborted by a restart is not a failure.
-      if (gen === generation) fail(asError(err, ctx.transport))
+      if (gen === generation) life.fail(asError(err, ctx.transport))
     }
   }
-  function scheduleRestart(): void {
-    if (closed || restart) return
-    restart = setTimeout(() => {
-      restart = undefined
-      start()
-    }, 0)
-  }
-  queueMicrotask(start)
-  return { subscribe: scheduleRestart, unsubscribe: scheduleRestart, publish: (pubs) => publisher.publish(pubs), close }
+  return httpLink(life)
 }
 
 const LINKS: Record<TransportName, (ctx: LinkContext) => Link> = {
