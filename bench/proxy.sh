@@ -59,13 +59,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # fixture: the same 1 KiB index.html as bench/run.sh (exactly 1024 bytes); the origin and raw-node answer its bytes
-if [ ! -f "$WWW/index.html" ] || [ "$(stat -c %s "$WWW/index.html")" != 1024 ]; then
-  node -e '
-    const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
-    const tail = "</p></body></html>\n";
-    require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail);' "$WWW/index.html"
-fi
-touch -d '2024-01-01 00:00:00 UTC' "$WWW/index.html"
+make_index_html   # lib.sh (fixed mtime)
 
 # ---------------------------------------------------------------------------------------------------------------
 # servers (ports 18600-18699)
@@ -238,7 +232,6 @@ load_run() {  # load_run TEST ROUND SERVER PATH
   RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "; NORMR[$test,$n,$r]=$norm
 }
 
-rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
 
 echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; HIT = GET /obj from the caches, UNC = GET /nostore through the proxies)"
 for r in $(seq 1 "$ROUNDS"); do
@@ -275,8 +268,6 @@ logsum edgebox-uncached "$EBU_LOG"
 
 # ---------------------------------------------------------------------------------------------------------------
 # summary
-med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
 echo
 echo "## summary: medians over $ROUNDS round(s); req/srv-cpu-s = req/s divided by the share of core $SRV_CPU the proxy used (origin not counted)"
 declare -A MNORM=() MRPS=()
@@ -301,14 +292,11 @@ echo
 echo "## targets (Edgebox vs peers measured in this run; per server CPU-second, the proxy's own CPU)"
 echo "# verdict on the median of per-round ratios (each round runs the two servers minutes apart at most, so drift in"
 echo "# the machine's speed between rounds cancels out); the ratio of the medians above is shown in brackets"
-# median over rounds of NORM[A]/NORM[B] for the rounds where both ran cleanly
+# median over rounds of NORM[A]/NORM[B] for the rounds where both ran cleanly (median_ratio, lib.sh)
 round_ratio() {  # round_ratio TEST A B
-  local r out=""
-  for r in $(seq 1 "$ROUNDS"); do
-    local a=${NORMR[$1,$2,$r]:-} b=${NORMR[$1,$3,$r]:-}
-    [ -n "$a" ] && [ -n "$b" ] && out+="$(ratio "$a" "$b") "
-  done
-  [ -n "$out" ] && med "$out" | xargs printf '%.2f' || echo n/a
+  local r xs="" ys=""
+  for r in $(seq 1 "$ROUNDS"); do xs+="${NORMR[$1,$2,$r]:--} "; ys+="${NORMR[$1,$3,$r]:--} "; done
+  median_ratio "$xs" "$ys"
 }
 target() {  # target TEST A B GOAL
   local v; v=$(round_ratio "$1" "$2" "$3")

@@ -183,7 +183,6 @@ fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE
   PERMR[$test,$n,$r]=$per
 }
 
-rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
 
 echo "## fan-out runs (N=$N subscribers on one channel; ${WARM}s warm-up + ${DUR}s measured; WS at $RATE/s, SSE at $SSE_RATE/s, POLL at $POLL_RATE/s)"
 : > "$RUN/realtime-load.err"; : > "$RUN/realtime-load.jsonl"
@@ -243,8 +242,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # summary
-med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
 echo
 echo "## summary: medians over $ROUNDS round(s); cpu-s/M = server CPU-seconds per million deliveries (lower is better)"
 declare -A MPERM=()
@@ -284,13 +281,10 @@ fi
 echo
 echo "## targets (lower is better; verdict on the median of the per-round ratios, the ratio of the medians in brackets)"
 verdict_le() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 <= t + 0) print "MET"; else print "NOT MET" }'; }
-round_ratio() {  # round_ratio KEY_A KEY_B (arrays PERMR or MRSSR via name)
-  local -n arr=$1; local a=$2 b=$3 r out=""
-  for r in $(seq 1 "$ROUNDS"); do
-    local x=${arr[$a,$r]:-} y=${arr[$b,$r]:-}
-    [ -n "$x" ] && [ -n "$y" ] && out+="$(ratio "$x" "$y") "
-  done
-  [ -n "$out" ] && med "$out" | xargs printf '%.2f' || echo n/a
+round_ratio() {  # round_ratio ARRAY A B: median over rounds of ARRAY[A,r]/ARRAY[B,r] (median_ratio, lib.sh)
+  local -n arr=$1; local r xs="" ys=""
+  for r in $(seq 1 "$ROUNDS"); do xs+="${arr[$2,$r]:--} "; ys+="${arr[$3,$r]:--} "; done
+  median_ratio "$xs" "$ys"
 }
 target() {  # target LABEL ARRAY A B MEDIAN_A MEDIAN_B GOAL UNIT
   local v; v=$(round_ratio "$2" "$3" "$4")

@@ -50,12 +50,7 @@ fi
 # ---------------------------------------------------------------------------------------------------------------
 # fixtures: a 1 KiB index.html (exactly 1024 bytes) and a 256 MiB random big.bin, fixed mtime, in the page cache
 BIG_SIZE=$((256 * 1024 * 1024))
-if [ ! -f "$WWW/index.html" ] || [ "$(stat -c %s "$WWW/index.html")" != 1024 ]; then
-  node -e '
-    const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
-    const tail = "</p></body></html>\n";
-    require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail);' "$WWW/index.html"
-fi
+make_index_html   # lib.sh
 if [ ! -f "$WWW/big.bin" ] || [ "$(stat -c %s "$WWW/big.bin")" != "$BIG_SIZE" ]; then
   log "writing the 256 MiB fixture"
   head -c "$BIG_SIZE" /dev/urandom > "$WWW/big.bin"
@@ -191,7 +186,6 @@ load_run() {  # load_run TEST ROUND SERVER
 GET_SET=(edgebox edgebox-nolog raw-node sirv); have_nginx && GET_SET+=(nginx)
 C304_SET=(edgebox edgebox-nolog raw-node sirv-etag); have_nginx && C304_SET+=(nginx)
 LARGE_SET=("${GET_SET[@]}")
-rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
 
 echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; GET /index.html, then If-None-Match -> 304)"
 for r in $(seq 1 "$ROUNDS"); do
@@ -230,8 +224,6 @@ done
 
 # ---------------------------------------------------------------------------------------------------------------
 # summary
-med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
 echo
 echo "## summary: medians over $ROUNDS round(s); 'x raw-node' = ratio of req per server-CPU-second (req/s ratio in brackets)"
 declare -A MNORM=() MRPS=()
