@@ -1,4 +1,4 @@
-import { corsPlan, judgePreflight, judgeResponse } from './cors.ts'
+import { corsPlan, judgePreflight, judgeResponse, type CorsPlan, type PreflightVerdict, type ResponseVerdict } from './cors.ts'
 import { queryDns, type DnsAnswer } from './dns.ts'
 import { explainCaching, explainCompression, type CachingFacts } from './explain.ts'
 import { Connection, ProbeError, type ConnectOptions, type Connected, type Exchange, type TlsInfo } from './probe.ts'
@@ -62,20 +62,18 @@ export interface Report {
   ranges: { supported: boolean; status: number | null; contentRange: string | null; ifRange: { status: number; line: string } | null; lines: string[] }
   compression: { offered: string; used: string | null; lines: string[] }
   reuse: { reused: boolean; total: number; firstTotal: number; line: string } | null
-  cors: ReturnType<typeof corsCheckShape> | null
+  cors: CorsReport | null
   security: ReturnType<typeof securityReport>
   repeat: { reused: Percentiles; fresh: Percentiles; resumed: number | null; line: string } | null
 }
 
-// only for the type above
-function corsCheckShape() {
-  return {
-    origin: '',
-    plan: corsPlan('GET', {}),
-    preflight: null as null | { status: number; headers: Record<string, string | string[]>; verdict: ReturnType<typeof judgePreflight> },
-    response: null as null | ReturnType<typeof judgeResponse>,
-    allowed: false,
-  }
+/** What a browser would do for a script on `origin`: the preflight (if any), then the CORS check on the answer. */
+export interface CorsReport {
+  origin: string
+  plan: CorsPlan
+  preflight: { status: number; headers: Record<string, string | string[]>; verdict: PreflightVerdict } | null
+  response: ResponseVerdict | null
+  allowed: boolean
 }
 
 const ACCEPT_ENCODING = 'br, gzip'
@@ -85,9 +83,6 @@ function percentiles(xs: number[]): Percentiles {
   const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? 0
   return { n: s.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), min: s[0] ?? 0, max: s[s.length - 1] ?? 0 }
 }
-
-/** One follow-up request on the open connection: what it got. */
-const ask = async (c: Connection, method: string, path: string, headers: Record<string, string>): Promise<Exchange> => (await c.request(method, path, headers)).exchange
 
 const header = (h: Record<string, string | string[]>, name: string): string | undefined => {
   const v = h[name]
@@ -121,7 +116,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     if (open && conn !== open) open.close()
     open = conn
     try {
-      exchange = (await conn.request(method, url.pathname + url.search, baseHeaders)).exchange
+      exchange = await conn.request(method, url.pathname + url.search, baseHeaders)
       connected = conn.connected!
     } catch (err) {
       conn.close()
@@ -192,7 +187,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       const cond: Record<string, string> = {}
       if (caching.validators.etag) cond['if-none-match'] = caching.validators.etag
       if (caching.validators.lastModified) cond['if-modified-since'] = caching.validators.lastModified
-      const r = await ask(conn!, 'GET', path, { ...baseHeaders, ...cond })
+      const r = await conn!.request('GET', path, { ...baseHeaders, ...cond })
       const works = r.status === 304
       revalidation = {
         request: cond,
@@ -210,7 +205,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     let ifRange: Report['ranges']['ifRange'] = null
     let supported = false
     if (exchange.status === 200 && method === 'GET') {
-      const r = await ask(conn!, 'GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0' })
+      const r = await conn!.request('GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0' })
       rangeStatus = r.status
       contentRange = header(r.headers, 'content-range') ?? null
       supported = r.status === 206 && r.bodyBytes === 1 && /^bytes 0-0\/(\d+|\*)$/.test(contentRange ?? '')
@@ -221,8 +216,8 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       const rangeEtag = header(r.headers, 'etag')
       const validator = rangeEtag && !rangeEtag.startsWith('W/') ? rangeEtag : (header(r.headers, 'last-modified') ?? null)
       if (supported && validator) {
-        const same = await ask(conn!, 'GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator })
-        const other = await ask(conn!, 'GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator.startsWith('"') ? '"edgebox-inspect-other"' : 'Thu, 01 Jan 1970 00:00:00 GMT' })
+        const same = await conn!.request('GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator })
+        const other = await conn!.request('GET', path, { ...baseHeaders, 'accept-encoding': 'identity', range: 'bytes=0-0', 'if-range': validator.startsWith('"') ? '"edgebox-inspect-other"' : 'Thu, 01 Jan 1970 00:00:00 GMT' })
         const good = same.status === 206 && other.status === 200
         ifRange = {
           status: same.status,
@@ -239,7 +234,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     // connection reuse: the requests above went over the same connection when keep-alive works
     let reuse: Report['reuse'] = null
     {
-      const r = await ask(conn!, method === 'HEAD' ? 'HEAD' : 'GET', path, baseHeaders).catch(() => null)
+      const r = await conn!.request(method === 'HEAD' ? 'HEAD' : 'GET', path, baseHeaders).catch(() => null)
       if (r) {
         reuse = {
           reused: r.reused,
@@ -259,12 +254,12 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       const corsHeaders = o.corsHeaders ?? {}
       const plan = corsPlan(corsMethod, corsHeaders)
       const credentials = o.credentials ?? false
-      let preflight: NonNullable<Report['cors']>['preflight'] = null
+      let preflight: CorsReport['preflight'] = null
       let allowed = true
       if (plan.preflight) {
         // what the browser lists: only the headers that are not CORS-safelisted
         const names = plan.requestHeaders
-        const pre = await ask(conn!, 'OPTIONS', path, {
+        const pre = await conn!.request('OPTIONS', path, {
           origin: o.origin,
           'access-control-request-method': plan.method,
           ...(names.length ? { 'access-control-request-headers': names.join(',') } : {}),
@@ -273,9 +268,9 @@ export async function inspect(o: InspectOptions): Promise<Report> {
         preflight = { status: pre.status, headers: pre.headers, verdict }
         allowed = verdict.allowed
       }
-      let response: ReturnType<typeof judgeResponse> | null = null
+      let response: ResponseVerdict | null = null
       if (allowed) {
-        const actual = await ask(conn!, corsMethod === 'HEAD' ? 'HEAD' : corsMethod === 'GET' ? 'GET' : corsMethod, path, { ...corsHeaders, origin: o.origin })
+        const actual = await conn!.request(corsMethod === 'HEAD' ? 'HEAD' : corsMethod === 'GET' ? 'GET' : corsMethod, path, { ...corsHeaders, origin: o.origin })
         response = judgeResponse({ origin: o.origin, credentials, responseHeaders: actual.headers })
         allowed = response.allowed
       }
@@ -292,11 +287,11 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       // new connections offer the first one's TLS session, as a browser does: resumed handshakes are cheaper
       const session = connected!.session()
       let resumed = 0
-      for (let i = 0; i < o.repeat; i++) reused.push((await ask(conn!, 'GET', path, baseHeaders)).timings.total)
+      for (let i = 0; i < o.repeat; i++) reused.push((await conn!.request('GET', path, baseHeaders)).timings.total)
       for (let i = 0; i < o.repeat; i++) {
         const c = new Connection(url, { ...opts, session })
         try {
-          fresh.push((await c.request('GET', path, baseHeaders)).exchange.timings.total)
+          fresh.push((await c.request('GET', path, baseHeaders)).timings.total)
           if (c.connected?.tls?.resumed) resumed++
         } finally {
           c.close()

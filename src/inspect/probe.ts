@@ -268,8 +268,8 @@ export class Connection {
     return this.connected
   }
 
-  /** One request on this connection, timed; the body is read and counted, not kept (up to `keep` bytes are returned). */
-  async request(method: string, path: string, headers: Record<string, string>, keep = 0): Promise<{ exchange: Exchange; body: Buffer }> {
+  /** One request on this connection, timed; the body is read and counted, not kept. */
+  async request(method: string, path: string, headers: Record<string, string>): Promise<Exchange> {
     // a connection the server closed is opened again, as a browser would (and the request is not a reuse)
     if (this.connected && !this.h2 && (this.closing || this.socket?.destroyed || this.socket?.readableEnded)) {
       this.closing = false
@@ -282,7 +282,7 @@ export class Connection {
     const reused = this.used++ > 0
     const started = now()
     const connectTimings = reused ? {} : this.firstTimings
-    const result = this.h2 ? await this.requestH2(method, path, headers, keep) : await this.requestH1(method, path, headers, keep)
+    const result = this.h2 ? await this.requestH2(method, path, headers) : await this.requestH1(method, path, headers)
     const total = (connectTimings.dns ?? 0) + (connectTimings.tcp ?? 0) + (connectTimings.tls ?? 0) + (now() - started)
     const ms = (x: number) => Math.round(x * 1000) / 1000
     const timings: Timings = { send: ms(result.send), ttfb: ms(result.ttfb), transfer: ms(result.transfer), total: ms(total) }
@@ -302,12 +302,12 @@ export class Connection {
       remoteAddress: this.connected!.address,
       remoteFamily: `IPv${this.connected!.family}`,
     }
-    return { exchange, body: result.body }
+    return exchange
   }
 
-  private requestH1(method: string, path: string, headers: Record<string, string>, keep: number) {
+  private requestH1(method: string, path: string, headers: Record<string, string>) {
     return withTimeout(
-      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
+      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
         const t0 = now()
         let sent = t0
         let first = 0
@@ -328,10 +328,8 @@ export class Connection {
         req.once('response', (res) => {
           first ||= now()
           let bytes = 0
-          const kept: Buffer[] = []
           res.on('data', (c: Buffer) => {
             bytes += c.length
-            if (keep > 0 && Buffer.concat(kept).length < keep) kept.push(c)
           })
           res.once('end', () => {
             const done = now()
@@ -342,7 +340,6 @@ export class Connection {
               headers: res.headers as Record<string, string | string[]>,
               informational,
               bodyBytes: bytes,
-              body: Buffer.concat(kept).subarray(0, keep),
               send: sent - t0,
               ttfb: first - sent,
               transfer: done - first,
@@ -359,9 +356,9 @@ export class Connection {
     )
   }
 
-  private requestH2(method: string, path: string, headers: Record<string, string>, keep: number) {
+  private requestH2(method: string, path: string, headers: Record<string, string>) {
     return withTimeout(
-      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; body: Buffer; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
+      new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
         const t0 = now()
         let sent = t0
         const informational: Exchange['informational'] = []
@@ -376,16 +373,14 @@ export class Connection {
         stream.once('response', (h) => {
           const first = now()
           let bytes = 0
-          const kept: Buffer[] = []
           stream.on('data', (c: Buffer) => {
             bytes += c.length
-            if (keep > 0 && Buffer.concat(kept).length < keep) kept.push(c)
           })
           stream.once('end', () => {
             const done = now()
             const out: Record<string, string | string[]> = {}
             for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[]
-            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, informational, bodyBytes: bytes, body: Buffer.concat(kept).subarray(0, keep), send: sent - t0, ttfb: first - sent, transfer: done - first, reused: false })
+            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, informational, bodyBytes: bytes, send: sent - t0, ttfb: first - sent, transfer: done - first, reused: false })
           })
         })
       }),

@@ -1,4 +1,4 @@
-import type { Report } from './inspect.ts'
+import type { Percentiles, Report } from './inspect.ts'
 import type { Timings } from './probe.ts'
 import { explainDns } from './dns.ts'
 
@@ -88,7 +88,7 @@ export function renderText(r: Report): string {
   for (const f of r.security) out.push(`  ${MARK[f.status]} ${f.check}: ${f.explain}`)
   if (r.repeat) {
     section(`Latency over ${r.repeat.reused.n} requests`)
-    const p = (x: Report['repeat'] extends infer R ? (R extends { reused: infer P } ? P : never) : never) => `p50 ${x.p50.toFixed(1)} ms, p90 ${x.p90.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`
+    const p = (x: Percentiles) => `p50 ${x.p50.toFixed(1)} ms, p90 ${x.p90.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`
     out.push(`  same connection: ${p(r.repeat.reused)}`)
     out.push(`  new connections: ${p(r.repeat.fresh)}`)
     out.push(`  ${r.repeat.line}`)

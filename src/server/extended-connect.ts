@@ -141,7 +141,6 @@ export function websocketRequest(req: Req, socket: StreamSocket): Req {
     method: 'GET',
     url: h2[':path'] ?? '/',
     headers,
-    rawHeaders: Object.entries(headers).flatMap(([k, v]) => (v === undefined ? [] : ([] as string[]).concat(v).flatMap((x) => [k, x]))),
     httpVersion: '2.0',
     httpVersionMajor: 2,
     httpVersionMinor: 0,
