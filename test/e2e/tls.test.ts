@@ -153,8 +153,8 @@ describe('one TLS port, two protocols', () => {
       const text = await new Promise<string>((resolve) => {
         let got = ''
         raw.on('data', (c: Buffer) => (got += c.toString('latin1')))
-        raw.on('end', () => resolve(got))
-        raw.end('GET /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+        raw.on('close', () => resolve(got))
+        raw.write('GET /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
       })
       assert.match(text, /^HTTP\/1\.1 200 OK\r\n/)
       assert.ok(text.endsWith(BODY))
@@ -275,8 +275,8 @@ describe('103 Early Hints', () => {
       const text = await new Promise<string>((resolve) => {
         let got = ''
         raw.on('data', (c: Buffer) => (got += c.toString('latin1')))
-        raw.on('end', () => resolve(got))
-        raw.end('GET / HTTP/1.0\r\nHost: localhost\r\nAccept: text/html\r\n\r\n')
+        raw.on('close', () => resolve(got))
+        raw.write('GET / HTTP/1.0\r\nHost: localhost\r\nAccept: text/html\r\n\r\n')
       })
       assert.match(text, /^HTTP\/1\.1 200 OK\r\n/, 'no 103 before the final response')
       assert.doesNotMatch(text, /103 Early Hints/)
@@ -335,6 +335,14 @@ describe('certificates by SNI, versions and ciphers', () => {
       await assert.rejects(handshake({ port: p, servername: 'unknown.example' }), /alert|handshake|disconnected before secure TLS connection|socket hang up|ECONNRESET/i)
       const ok = await handshake({ port: p, servername: 'b.test' })
       assert.equal(cn(ok), 'b.test')
+      // a request on the next connection is served
+      const answer = await new Promise<string>((resolve) => {
+        let got = ''
+        ok.on('data', (c: Buffer) => (got += c.toString('latin1')))
+        ok.on('close', () => resolve(got))
+        ok.write('GET /a.txt HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n')
+      })
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/)
       ok.destroy()
     } finally {
       await strict.close()
@@ -354,6 +362,8 @@ describe('certificates by SNI, versions and ciphers', () => {
     const t13 = await handshake({})
     assert.equal(t13.getProtocol(), 'TLSv1.3')
     t13.destroy()
+    // and the server goes on serving requests
+    assert.equal((await h1get('/a.txt')).status, 200)
   })
 
   test('plain HTTP sent to the TLS port gets a readable 400 naming the https URL; TLS clients are served after it', async () => {
