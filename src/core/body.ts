@@ -2,6 +2,7 @@ import { Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Context } from './context.ts'
 import { EdgeboxError, httpError } from './errors.ts'
+import { jsonDepthProblem } from '../http/json-limits.ts'
 
 export interface BodyLimits {
   /** Largest body accepted, in bytes (413 beyond it). */
@@ -78,14 +79,18 @@ async function readSmall(ctx: Context, limits: BodyLimits, maxBytes: number): Pr
 /**
  * Reads a small JSON request body (at most `maxBytes`, and within the
  * route's limits): 415 unless it is declared as JSON, 413 beyond the size,
- * 400 with the parser's reason when it is not valid JSON.
+ * 400 when it nests arrays and objects deeper than `maxDepth` (checked
+ * before parsing, src/http/json-limits.ts), 400 with the parser's reason
+ * when it is not valid JSON.
  */
-export async function readJson(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<unknown> {
+export async function readJson(ctx: Context, limits: BodyLimits, maxBytes: number, maxDepth = Infinity): Promise<unknown> {
   const type = ctx.header('content-type') ?? ''
   if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) throw httpError('EB_ERR_UNSUPPORTED_MEDIA_TYPE', `the body must be JSON (Content-Type: application/json), not ${type ? JSON.stringify(type) : 'untyped'}`)
-  const body = await readSmall(ctx, limits, maxBytes)
+  const text = (await readSmall(ctx, limits, maxBytes)).toString('utf8')
+  const tooDeep = jsonDepthProblem(text, maxDepth)
+  if (tooDeep) throw httpError('EB_ERR_BAD_REQUEST', `the body is ${tooDeep}`)
   try {
-    return JSON.parse(body.toString('utf8'))
+    return JSON.parse(text)
   } catch (err) {
     throw httpError('EB_ERR_BAD_REQUEST', `the body is not valid JSON: ${(err as Error).message}`)
   }

@@ -7,6 +7,7 @@ import type { OriginPolicy } from '../../core/origin.ts'
 import type { Context, Headers } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
+import { MAX_JSON_DEPTH } from '../../http/json-limits.ts'
 import { duration, size } from '../../config/units.ts'
 import type { Position } from '../../realtime/engine.ts'
 import { Hub, HubError, parseChannelPosition, parsePositions, type ChannelRule, type Envelope, type Grant } from '../../realtime/hub.ts'
@@ -144,7 +145,8 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
       if (!safeEqual(given, cfg.publishKey)) throw httpError('EB_ERR_UNAUTHORIZED', given ? 'the publish key is not valid' : 'the publish API needs Authorization: Bearer <publishKey>', { 'WWW-Authenticate': 'Bearer realm="edgebox realtime"' })
     }
     const grant = from === 'client' ? await grantOf(ctx, new URLSearchParams(ctx.query), true) : undefined
-    const body = await readJson(ctx, limits, Math.max(cfg.maxMessageSize * 4, 256 * 1024))
+    // The depth is checked before parsing: a deep body would overflow the stack when its data is measured and stored.
+    const body = await readJson(ctx, limits, Math.max(cfg.maxMessageSize * 4, 256 * 1024), MAX_JSON_DEPTH)
     const batch = Array.isArray(body) ? body : [body]
     if (batch.length === 0 || batch.length > 1000) throw httpError('EB_ERR_BAD_REQUEST', 'publish 1 to 1000 messages per request')
     const answers: Envelope[] = []

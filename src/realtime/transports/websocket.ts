@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
+import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../http/json-limits.ts'
 import type { Message } from '../engine.ts'
 import { HubError, type Grant, type Hub } from '../hub.ts'
 
@@ -13,7 +14,7 @@ import { HubError, type Grant, type Hub } from '../hub.ts'
  * client is answered `{"t":"pong"}`. A client whose unsent data passes
  * `maxBuffered` is closed with 1013 (a slow consumer may not grow the
  * server's memory); an oversized frame closes with 1009, one that is not a
- * JSON envelope with 1007.
+ * JSON envelope, or nests deeper than MAX_JSON_DEPTH, with 1007.
  */
 
 export const SUBPROTOCOL = 'edgebox.v1'
@@ -127,8 +128,12 @@ export class WebSocketTransport {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return ws.close(1003, 'frames are JSON text')
       let env: { t?: unknown; ch?: unknown; e?: unknown; o?: unknown; d?: unknown; id?: unknown }
+      const text = data.toString()
+      // Refused before parsing, as invalid payload data (RFC 6455 §7.4.1): a deep value would overflow the stack when measured and stored.
+      const tooDeep = jsonDepthProblem(text, MAX_JSON_DEPTH)
+      if (tooDeep) return ws.close(1007, tooDeep)
       try {
-        env = JSON.parse(data.toString()) as typeof env
+        env = JSON.parse(text) as typeof env
         if (typeof env !== 'object' || env === null || typeof env.t !== 'string') throw new Error('not an envelope')
       } catch {
         return ws.close(1007, 'not a JSON envelope')
