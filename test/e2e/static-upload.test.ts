@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
 import path from 'node:path'
@@ -18,9 +18,24 @@ let srv: TestServer
 const tmp = tempDir()
 const root = path.join(tmp.dir, 'root')
 const upDir = path.join(root, 'up')
+/** A folder outside every root, reached through links: nothing may be written or removed there. */
+const outside = path.join(tmp.dir, 'outside')
+const OUTSIDE_TREE = ['sub', 'victim.txt']
+
+function outsideTree(): string[] {
+  return (readdirSync(outside, { recursive: true }) as string[]).sort()
+}
 
 before(async () => {
   mkdirSync(upDir, { recursive: true })
+  mkdirSync(path.join(outside, 'sub'), { recursive: true })
+  writeFileSync(path.join(outside, 'victim.txt'), 'outside the root')
+  // /up/linked is a folder inside the root that leads outside it; /up/inlink leads to another folder inside.
+  symlinkSync(outside, path.join(upDir, 'linked'))
+  mkdirSync(path.join(upDir, 'inside-target'))
+  symlinkSync(path.join(upDir, 'inside-target'), path.join(upDir, 'inlink'))
+  mkdirSync(path.join(tmp.dir, 'follow'))
+  symlinkSync(outside, path.join(tmp.dir, 'follow', 'linked'))
   mkdirSync(path.join(tmp.dir, 'ro'))
   writeFileSync(path.join(tmp.dir, 'ro', 'file.txt'), 'read only')
   srv = await startServer(
@@ -44,6 +59,7 @@ before(async () => {
               },
             },
             { path: '/ro/', static: { root: 'ro' } },
+            { path: '/follow/', static: { root: 'follow', symlinks: 'follow', upload: { enabled: true, credentials: [{ token: TOKEN }] } } },
           ],
         },
       ],
@@ -306,6 +322,46 @@ for (const protocol of PROTOCOLS) {
       assert.equal(outside.status, 403)
       const wrong = await call(`/up/basic/${p}-2.txt`, { method: 'PUT', body: 'x', headers: { authorization: `Basic ${Buffer.from('alice:wrong-horse').toString('base64')}` } })
       assert.equal(wrong.status, 401)
+      await alive()
+    })
+
+    test('PUT through a folder linked outside the root creates nothing outside (403)', async () => {
+      for (const u of [`/up/linked/${p}-new/deep/file.txt`, `/up/linked/sub/${p}-new/file.txt`, `/up/linked/${p}-file.txt`]) {
+        const r = await call(u, { method: 'PUT', body: 'escaped', headers: BEARER })
+        assert.equal(r.status, 403, u)
+        assert.deepEqual(outsideTree(), OUTSIDE_TREE, u)
+      }
+      // symlinks: 'follow' serves such links, but uploads never write outside the root
+      const f = await call(`/follow/linked/${p}-new/file.txt`, { method: 'PUT', body: 'escaped', headers: BEARER })
+      assert.equal(f.status, 403)
+      assert.deepEqual(outsideTree(), OUTSIDE_TREE)
+      assert.deepEqual(tempFiles(), [])
+      await alive()
+    })
+
+    test('DELETE through a folder linked outside the root removes nothing outside (403)', async () => {
+      for (const u of ['/up/linked/victim.txt', '/follow/linked/victim.txt']) {
+        const r = await call(u, { method: 'DELETE', headers: BEARER })
+        assert.equal(r.status, 403, u)
+        assert.equal(readFileSync(path.join(outside, 'victim.txt'), 'utf8'), 'outside the root', u)
+      }
+      assert.deepEqual(outsideTree(), OUTSIDE_TREE)
+      await alive()
+    })
+
+    test('PUT creates missing folders inside the root, also through a link that stays inside', async () => {
+      const a = await call(`/up/${p}-tree/a/b.txt`, { method: 'PUT', body: 'nested', headers: BEARER })
+      assert.equal(a.status, 201)
+      assert.equal(readFileSync(path.join(upDir, `${p}-tree`, 'a', 'b.txt'), 'utf8'), 'nested')
+      const b = await call(`/up/inlink/${p}-tree/c.txt`, { method: 'PUT', body: 'through a link', headers: BEARER })
+      assert.equal(b.status, 201)
+      assert.equal(readFileSync(path.join(upDir, 'inside-target', `${p}-tree`, 'c.txt'), 'utf8'), 'through a link')
+      for (const u of [`/up/${p}-tree/a/b.txt/e.txt`, `/up/${p}-tree/a/b.txt/d/e.txt`]) {
+        const file = await call(u, { method: 'PUT', body: 'x', headers: BEARER })
+        assert.equal(file.status, 400, u)
+        assert.match(file.text, /a parent of this path is a file/)
+      }
+      assert.equal(readFileSync(path.join(upDir, `${p}-tree`, 'a', 'b.txt'), 'utf8'), 'nested')
       await alive()
     })
 

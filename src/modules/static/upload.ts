@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createWriteStream, renameSync, statSync, unlinkSync, type Stats } from 'node:fs'
-import { mkdir, realpath, unlink } from 'node:fs/promises'
+import { mkdir, stat, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { z } from 'zod'
 import { pipeBody, type BodyLimits } from '../../core/body.ts'
@@ -10,6 +10,7 @@ import { evaluatePreconditions } from '../../http/conditional.ts'
 import { compileGlob } from '../../http/glob.ts'
 import { encodePath } from '../../http/path.ts'
 import { size } from '../../config/units.ts'
+import { land, realOrNull, within, type Landing } from './access.ts'
 import { etagOf, type FileCache } from './files.ts'
 
 /**
@@ -77,14 +78,32 @@ export function createUploads(cfg: UploadConfig, root: string, rootReal: string,
     const rel = ctx.routePath
     if (rel.endsWith('/')) throw httpError('EB_ERR_BAD_REQUEST', `${ctx.method} needs a file path, not a directory`)
     if (rel.split('/').some((s) => s.startsWith('.'))) throw httpError('EB_ERR_FORBIDDEN', 'names starting with a dot cannot be written')
-    const file = path.join(root, rel)
-    const dir = path.dirname(file)
-    await mkdir(dir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'ENOTDIR' || err.code === 'EEXIST' ? httpError('EB_ERR_BAD_REQUEST', 'a parent of this path is a file') : err
-    })
-    const realDir = await realpath(dir)
-    if (realDir !== rootReal && !realDir.startsWith(rootReal + path.sep)) throw httpError('EB_ERR_FORBIDDEN', 'the path leads outside the root')
-    return file
+    // Check first, then create: nothing is made before the path is known to stay inside the root.
+    const at = await land(root, rootReal, rel)
+    if (!at.inside) throw outsideRoot()
+    await createFolders(at)
+    return at.fsPath
+  }
+
+  /**
+   * Creates the folders missing above the file, one level at a time, each in
+   * a folder already proven inside the root, and proves each new one again
+   * (something else, such as a link, may have appeared there meanwhile).
+   */
+  async function createFolders(at: Landing): Promise<void> {
+    if (at.missing.length === 0) return
+    if (!(await stat(at.existing)).isDirectory()) throw parentIsFile()
+    let dir = at.existing
+    for (const name of at.missing.slice(0, -1)) {
+      const next = path.join(dir, name)
+      await mkdir(next).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOTDIR') throw parentIsFile()
+        if (err.code !== 'EEXIST') throw err
+      })
+      if (!within(await realOrNull(next), rootReal)) throw outsideRoot()
+      if (!(await stat(next)).isDirectory()) throw parentIsFile()
+      dir = next
+    }
   }
 
   function check(ctx: Context, st: Stats | null): void {
@@ -133,13 +152,13 @@ export function createUploads(cfg: UploadConfig, root: string, rootReal: string,
 
   async function remove(ctx: Context): Promise<void> {
     authorize(ctx)
-    const file = path.join(root, ctx.routePath)
-    const st = statOrNull(file)
+    const at = await land(root, rootReal, ctx.routePath)
+    if (!at.exists) throw httpError('EB_ERR_NOT_FOUND')
+    if (!at.inside) throw outsideRoot()
+    const st = statOrNull(at.fsPath)
     if (!st) throw httpError('EB_ERR_NOT_FOUND')
-    const realDir = await realpath(path.dirname(file)).catch(() => '')
-    if (realDir !== rootReal && !realDir.startsWith(rootReal + path.sep)) throw httpError('EB_ERR_FORBIDDEN', 'the path leads outside the root')
     check(ctx, st)
-    unlinkSync(file)
+    unlinkSync(at.fsPath)
     cache.clear()
     ctx.send(204, {})
   }
@@ -149,6 +168,14 @@ export function createUploads(cfg: UploadConfig, root: string, rootReal: string,
       return ctx.method === 'PUT' ? put(ctx) : remove(ctx)
     },
   }
+}
+
+function outsideRoot() {
+  return httpError('EB_ERR_FORBIDDEN', 'the path leads outside the root')
+}
+
+function parentIsFile() {
+  return httpError('EB_ERR_BAD_REQUEST', 'a parent of this path is a file')
 }
 
 function statOrNull(p: string): Stats | null {
