@@ -1,11 +1,27 @@
 import { STATUS_CODES } from 'node:http'
 
+/** What Node's HTTP/1 parser (llhttp) reports with a parse error. */
+export type ParseError = NodeJS.ErrnoException & {
+  /** The chunk being parsed when the error happened (not necessarily the start of the bad request). */
+  rawPacket?: Buffer
+  /** Where in `rawPacket` the parser stopped: at, or just past, the byte it refused. */
+  bytesParsed?: number
+  reason?: string
+}
+
+export interface ClientErrorResponse {
+  status: number
+  /** What was wrong, as the body says it. */
+  reason: string
+  bytes: string
+}
+
 /**
  * Requests that Node's parser (llhttp) refuses before any handler runs get a
  * precise status instead of a bare 400, and the connection is closed: after a
  * parse error the byte stream can no longer be trusted (RFC 9112 §2.2).
  */
-export function clientErrorResponse(err: NodeJS.ErrnoException & { rawPacket?: Buffer }): { status: number; bytes: string } | null {
+export function clientErrorResponse(err: ParseError): ClientErrorResponse | null {
   let status: number
   let reason: string
   switch (err.code) {
@@ -27,10 +43,11 @@ export function clientErrorResponse(err: NodeJS.ErrnoException & { rawPacket?: B
       break
     case 'HPE_INVALID_METHOD': {
       // A well-formed method token this server does not know: 501 (RFC 9110 §9.1).
-      // Garbage where a method should be: 400.
-      const token = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) /.exec(err.rawPacket?.toString('latin1') ?? '')
+      // Garbage where a method should be: 400. The packet may hold earlier,
+      // valid pipelined requests: the token is read where the parser stopped.
+      const token = err.rawPacket ? methodTokenAt(err.rawPacket, err.bytesParsed ?? 0) : null
       status = token ? 501 : 400
-      reason = token ? `method ${token[1]} is not implemented` : 'malformed request line'
+      reason = token ? `method ${token} is not implemented` : 'malformed request line (it does not start with a method token and a space)'
       break
     }
     case 'HPE_PAUSED_H2_UPGRADE':
@@ -44,6 +61,72 @@ export function clientErrorResponse(err: NodeJS.ErrnoException & { rawPacket?: B
   const body = `${status} ${STATUS_CODES[status]}: ${reason}\n`
   return {
     status,
+    reason,
     bytes: `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   }
+}
+
+/** tchar (RFC 9110 §5.6.2): what a method token is made of. */
+function isTchar(b: number | undefined): boolean {
+  if (b === undefined) return false
+  if ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)) return true
+  return "!#$%&'*+-.^_`|~".includes(String.fromCharCode(b))
+}
+
+/**
+ * The method token of the request line the parser refused, if the line
+ * starts with one followed by a space (RFC 9112 §3): the token around
+ * `pos`, which must begin the packet or a line. Null for anything else.
+ */
+export function methodTokenAt(raw: Buffer, pos: number): string | null {
+  let start = Math.min(Math.max(pos, 0), raw.length)
+  while (start > 0 && isTchar(raw[start - 1])) start--
+  if (start > 0 && raw[start - 1] !== 0x0a) return null
+  let end = start
+  while (end < raw.length && isTchar(raw[end])) end++
+  if (end === start || raw[end] !== 0x20) return null
+  return raw.toString('latin1', start, end)
+}
+
+/** The HTTP/1 socket as Node's server leaves it: the response being written, if any. */
+type ServerSocket = NodeJS.WritableStream & {
+  writable: boolean
+  destroyed: boolean
+  destroy(): void
+  end(data: string): void
+  _httpMessage?: PendingResponse | null
+}
+type PendingResponse = {
+  headersSent: boolean
+  writableFinished: boolean
+  req?: { complete: boolean }
+  once(event: 'finish', fn: () => void): void
+}
+
+const answered = new WeakSet<object>()
+
+/**
+ * Writes the error answer for a parse error once every response still owed
+ * on the connection has gone out, then closes. Pipelined requests that were
+ * complete before the bad bytes are answered first, in order (RFC 9112 §9.3.2):
+ * Node hands the socket to each queued response in turn as the previous one
+ * finishes, so waiting on `_httpMessage` until none is left covers them all.
+ * A response whose own request is the incomplete one is not waited for: its
+ * body will never arrive.
+ */
+export function refuseAfterPending(socket: ServerSocket, response: ClientErrorResponse | null): void {
+  // llhttp keeps reporting the same error for every later chunk
+  if (answered.has(socket)) return
+  answered.add(socket)
+  const next = (): void => {
+    if (socket.destroyed) return
+    const pending = socket._httpMessage
+    if (pending && !pending.writableFinished && pending.req?.complete !== false) {
+      pending.once('finish', next)
+      return
+    }
+    if (response && socket.writable && !pending?.headersSent) socket.end(response.bytes)
+    else socket.destroy()
+  }
+  next()
 }

@@ -10,7 +10,7 @@ import type { CertificateSet } from '../tls/certificates.ts'
 import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
-import { clientErrorResponse } from './client-error.ts'
+import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 
 /**
@@ -108,12 +108,10 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     detach(socket)
     pipeline.connect(req, socket, head)
   })
-  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
+  server.on('clientError', (err: ParseError, socket: Duplex) => {
     const response = clientErrorResponse(err)
     log.debug({ code: err.code, status: response?.status }, 'client error')
-    const s = socket as Socket & { _httpMessage?: { headersSent?: boolean } }
-    if (response && s.writable && !s._httpMessage?.headersSent) s.end(response.bytes)
-    else s.destroy()
+    refuseAfterPending(socket as Parameters<typeof refuseAfterPending>[0], response)
   })
 
   let h2: http2.Http2Server | undefined

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
+
+/**
+ * Connection handling under hostile or broken clients: pipelined requests
+ * followed by malformed ones, bare-LF line endings, log levels of
+ * client-caused errors, HTTP/2 sessions that idle or stall, and streams the
+ * client abandons.
+ */
+
+const site = tempDir()
+writeFileSync(path.join(site.dir, 'a.txt'), 'AAAA')
+writeFileSync(path.join(site.dir, 'b.txt'), 'BBBB')
+
+let srv: TestServer
+before(async () => {
+  srv = await startServer({ sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
+})
+after(async () => {
+  await srv.close()
+  site.cleanup()
+})
+
+/** Sends `bytes` in one write; resolves with everything received and whether the server closed within `ms`. */
+function exchange(port: number, bytes: string, ms = 5000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(bytes, 'latin1'))
+    let text = ''
+    const timer = setTimeout(() => {
+      sock.destroy()
+      resolve({ text, closed: false })
+    }, ms)
+    sock.setEncoding('latin1')
+    sock.on('data', (d: string) => (text += d))
+    sock.on('error', () => {})
+    sock.on('close', () => {
+      clearTimeout(timer)
+      resolve({ text, closed: true })
+    })
+  })
+}
+
+/** The bodies of the responses in raw HTTP/1.1 text (each with a Content-Length). */
+function bodies(text: string): string[] {
+  const out: string[] = []
+  const re = /HTTP\/1\.1 \d{3} [^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const len = Number(/content-length: (\d+)/i.exec(m[1]!)?.[1] ?? 0)
+    out.push(text.slice(re.lastIndex, re.lastIndex + len))
+    re.lastIndex += len
+  }
+  return out
+}
+
+async function stillServes(port = srv.port): Promise<void> {
+  const r = await exchange(port, 'GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  assert.deepEqual(statuses(r.text), [200])
+  assert.deepEqual(bodies(r.text), ['AAAA'])
+}
+
+describe('a valid pipelined request followed by a malformed one in the same write', () => {
+  const cases: Array<[string, string, number, RegExp]> = [
+    ['a request line that is not a request line', 'GARBAGE\r\n\r\n', 400, /^400 Bad Request: malformed request line/],
+    ['an unknown method token', 'FROB /b.txt HTTP/1.1\r\nHost: a\r\n\r\n', 501, /^501 Not Implemented: method FROB is not implemented\n$/],
+    ['control bytes where the method should be', '\x01\x02 /b.txt HTTP/1.1\r\nHost: a\r\n\r\n', 400, /^400 Bad Request: malformed request line/],
+    ['a method token glued to a known one', 'POSTX /b.txt HTTP/1.1\r\nHost: a\r\n\r\n', 501, /^501 Not Implemented: method POSTX is not implemented\n$/],
+  ]
+  for (const [name, bad, status, message] of cases) {
+    test(`${name}: the valid response first, then ${status}, then close`, async () => {
+      const r = await exchange(srv.port, `GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n${bad}`)
+      assert.deepEqual(statuses(r.text), [200, status], r.text)
+      const [first, second] = bodies(r.text)
+      assert.equal(first, 'AAAA')
+      assert.match(second!, message)
+      assert.doesNotMatch(second!, /GET/)
+      assert.equal(r.closed, true, 'the connection is closed after the error')
+      await stillServes()
+    })
+  }
+
+  test('three valid requests, then a malformed one: three responses in order, then 400', async () => {
+    const ok = 'GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /b.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n'
+    const r = await exchange(srv.port, `${ok}\x01 / HTTP/1.1\r\n\r\n`)
+    assert.deepEqual(statuses(r.text), [200, 200, 200, 400], r.text)
+    assert.deepEqual(bodies(r.text).slice(0, 3), ['AAAA', 'BBBB', 'AAAA'])
+    assert.equal(r.closed, true)
+    await stillServes()
+  })
+
+  test('an unknown method token alone still gets 501 naming it', async () => {
+    const r = await exchange(srv.port, 'FROB / HTTP/1.1\r\nHost: a\r\n\r\n')
+    assert.deepEqual(statuses(r.text), [501])
+    assert.deepEqual(bodies(r.text), ['501 Not Implemented: method FROB is not implemented\n'])
+    assert.equal(r.closed, true)
+  })
+})
