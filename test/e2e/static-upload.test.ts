@@ -18,6 +18,7 @@ let srv: TestServer
 const tmp = tempDir()
 const root = path.join(tmp.dir, 'root')
 const upDir = path.join(root, 'up')
+const denyRoot = path.join(tmp.dir, 'deny')
 /** A folder outside every root, reached through links: nothing may be written or removed there. */
 const outside = path.join(tmp.dir, 'outside')
 const OUTSIDE_TREE = ['sub', 'victim.txt']
@@ -32,9 +33,11 @@ before(async () => {
   writeFileSync(path.join(outside, 'victim.txt'), 'outside the root')
   // /up/linked is a folder inside the root that leads outside it; /up/inlink leads to another folder inside.
   symlinkSync(outside, path.join(upDir, 'linked'))
+  symlinkSync(path.join(outside, 'victim.txt'), path.join(upDir, 'victim-link.txt'))
   mkdirSync(path.join(upDir, 'inside-target'))
   symlinkSync(path.join(upDir, 'inside-target'), path.join(upDir, 'inlink'))
   mkdirSync(path.join(tmp.dir, 'follow'))
+  mkdirSync(denyRoot)
   symlinkSync(outside, path.join(tmp.dir, 'follow', 'linked'))
   mkdirSync(path.join(tmp.dir, 'ro'))
   writeFileSync(path.join(tmp.dir, 'ro', 'file.txt'), 'read only')
@@ -59,6 +62,7 @@ before(async () => {
               },
             },
             { path: '/ro/', static: { root: 'ro' } },
+            { path: '/deny/', static: { root: 'deny', dotfiles: 'deny', upload: { enabled: true, credentials: [{ token: TOKEN }] } } },
             { path: '/follow/', static: { root: 'follow', symlinks: 'follow', upload: { enabled: true, credentials: [{ token: TOKEN }] } } },
           ],
         },
@@ -325,10 +329,10 @@ for (const protocol of PROTOCOLS) {
       await alive()
     })
 
-    test('PUT through a folder linked outside the root creates nothing outside (403)', async () => {
+    test('PUT through a folder linked outside the root creates nothing outside (404 as for GET; 403 with symlinks: follow)', async () => {
       for (const u of [`/up/linked/${p}-new/deep/file.txt`, `/up/linked/sub/${p}-new/file.txt`, `/up/linked/${p}-file.txt`]) {
         const r = await call(u, { method: 'PUT', body: 'escaped', headers: BEARER })
-        assert.equal(r.status, 403, u)
+        assert.equal(r.status, 404, u)
         assert.deepEqual(outsideTree(), OUTSIDE_TREE, u)
       }
       // symlinks: 'follow' serves such links, but uploads never write outside the root
@@ -339,10 +343,10 @@ for (const protocol of PROTOCOLS) {
       await alive()
     })
 
-    test('DELETE through a folder linked outside the root removes nothing outside (403)', async () => {
-      for (const u of ['/up/linked/victim.txt', '/follow/linked/victim.txt']) {
+    test('DELETE through a folder linked outside the root removes nothing outside (404 as for GET; 403 with symlinks: follow)', async () => {
+      for (const [u, status] of [['/up/linked/victim.txt', 404], ['/follow/linked/victim.txt', 403]] as const) {
         const r = await call(u, { method: 'DELETE', headers: BEARER })
-        assert.equal(r.status, 403, u)
+        assert.equal(r.status, status, u)
         assert.equal(readFileSync(path.join(outside, 'victim.txt'), 'utf8'), 'outside the root', u)
       }
       assert.deepEqual(outsideTree(), OUTSIDE_TREE)
@@ -362,6 +366,79 @@ for (const protocol of PROTOCOLS) {
         assert.match(file.text, /a parent of this path is a file/)
       }
       assert.equal(readFileSync(path.join(upDir, `${p}-tree`, 'a', 'b.txt'), 'utf8'), 'nested')
+      await alive()
+    })
+
+    test('a hidden dotfile gets the same answer for every method (404 under ignore, 403 under deny) and stays', async () => {
+      const cases = [
+        [`/up/.${p}-secret`, path.join(upDir, `.${p}-secret`), 404],
+        [`/up/.${p}-dir/file.txt`, path.join(upDir, `.${p}-dir`, 'file.txt'), 404],
+        [`/deny/.${p}-env`, path.join(denyRoot, `.${p}-env`), 403],
+        [`/deny/.${p}-dir/file.txt`, path.join(denyRoot, `.${p}-dir`, 'file.txt'), 403],
+      ] as const
+      for (const [u, file, status] of cases) {
+        mkdirSync(path.dirname(file), { recursive: true })
+        writeFileSync(file, 'SECRET=1')
+        const g = await get(u)
+        assert.equal(g.status, status, `GET ${u}`)
+        assert.ok(!g.text.includes('SECRET'))
+        assert.equal((await call(u, { method: 'HEAD' })).status, status, `HEAD ${u}`)
+        const del = await call(u, { method: 'DELETE', headers: BEARER })
+        assert.equal(del.status, status, `DELETE ${u}`)
+        assert.equal(readFileSync(file, 'utf8'), 'SECRET=1', `DELETE ${u} left the file`)
+        const put = await call(u, { method: 'PUT', body: 'replaced', headers: BEARER })
+        assert.equal(put.status, status, `PUT ${u}`)
+        assert.equal(readFileSync(file, 'utf8'), 'SECRET=1', `PUT ${u} left the file`)
+      }
+      // nor is a new hidden name or folder created
+      for (const [u, made, status] of [[`/up/.${p}-new`, path.join(upDir, `.${p}-new`), 404], [`/deny/.${p}-newdir/x.txt`, path.join(denyRoot, `.${p}-newdir`), 403]] as const) {
+        const r = await call(u, { method: 'PUT', body: 'x', headers: BEARER })
+        assert.equal(r.status, status, u)
+        assert.ok(!existsSync(made), u)
+      }
+      assert.deepEqual(tempFiles(), [])
+      await alive()
+      assert.equal((await call(`/deny/${p}-ok.txt`, { method: 'PUT', body: 'fine', headers: BEARER })).status, 201)
+      assert.equal((await get(`/deny/${p}-ok.txt`)).text, 'fine')
+    })
+
+    test('/.well-known/ stays as it was: served, removable, not writable', async () => {
+      const file = path.join(upDir, '.well-known', `${p}.txt`)
+      mkdirSync(path.dirname(file), { recursive: true })
+      writeFileSync(file, 'well known')
+      const u = `/up/.well-known/${p}.txt`
+      const g = await get(u)
+      assert.equal(g.status, 200)
+      assert.equal(g.text, 'well known')
+      const put = await call(u, { method: 'PUT', body: 'replaced', headers: BEARER })
+      assert.equal(put.status, 403)
+      assert.match(put.text, /names starting with a dot cannot be written/)
+      assert.equal(readFileSync(file, 'utf8'), 'well known')
+      const del = await call(u, { method: 'DELETE', headers: BEARER })
+      assert.equal(del.status, 204)
+      assert.ok(!existsSync(file))
+      await alive()
+    })
+
+    test('a link leading outside the root is absent for every method (404); symlinks: follow serves it but never writes it', async () => {
+      for (const u of ['/up/linked/victim.txt', '/up/victim-link.txt']) {
+        for (const [method, headers, body] of [['GET', {}, undefined], ['HEAD', {}, undefined], ['PUT', BEARER, 'escaped'], ['DELETE', BEARER, undefined]] as const) {
+          const r = await call(u, { method, headers, body })
+          assert.equal(r.status, 404, `${method} ${u}`)
+          assert.ok(!r.text.includes('outside the root'))
+        }
+      }
+      const served = await get('/follow/linked/victim.txt')
+      assert.equal(served.status, 200)
+      assert.equal(served.text, 'outside the root')
+      for (const [method, body] of [['PUT', 'escaped'], ['DELETE', undefined]] as const) {
+        const r = await call('/follow/linked/victim.txt', { method, headers: BEARER, body })
+        assert.equal(r.status, 403, method)
+        assert.match(r.text, /the path leads outside the root/)
+      }
+      assert.equal(readFileSync(path.join(outside, 'victim.txt'), 'utf8'), 'outside the root')
+      assert.deepEqual(outsideTree(), OUTSIDE_TREE)
+      assert.ok(existsSync(path.join(upDir, 'victim-link.txt')), 'the link itself stays')
       await alive()
     })
 

@@ -1,5 +1,48 @@
 import { realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
+import { httpError } from '../../core/errors.ts'
+
+export interface PathRuleOptions {
+  readonly root: string
+  readonly rootReal: string
+  /** Names starting with a dot: `ignore` (404), `deny` (403) or `allow`. `.well-known` is never hidden. */
+  readonly dotfiles: 'ignore' | 'deny' | 'allow'
+  /** Links leading outside the root: refused (`inside`) or followed (`follow`). */
+  readonly symlinks: 'inside' | 'follow'
+}
+
+export interface Reach extends Landing {
+  /** Whether clients may see the path at all; when false every method treats it as absent (404). */
+  readonly visible: boolean
+}
+
+/**
+ * The one rule for what a static route lets clients reach, applied the same
+ * way to every method (GET and HEAD read through it, PUT and DELETE write
+ * through it), so a name hidden from readers can be neither replaced nor
+ * removed, and a link that leads out of the root is absent for all of them:
+ * - a hidden dot name is answered at once, 404 (`ignore`) or 403 (`deny`),
+ *   as for a GET;
+ * - with `symlinks: 'inside'`, a path whose existing part leads outside the
+ *   root once links are followed is not visible (404, as if it did not exist).
+ * Uploads add their own limits on top (upload.ts): they never write outside
+ * the root, not even with `symlinks: 'follow'`, and never write a dot name.
+ */
+export function createPathRule(opts: PathRuleOptions): (rel: string) => Promise<Reach> {
+  const { root, rootReal, dotfiles, symlinks } = opts
+  return async function reach(rel: string): Promise<Reach> {
+    if (hiddenName(rel, dotfiles)) {
+      throw dotfiles === 'deny' ? httpError('EB_ERR_FORBIDDEN', 'dotfiles are not served') : httpError('EB_ERR_NOT_FOUND')
+    }
+    const at = await land(root, rootReal, rel)
+    return { ...at, visible: at.inside || symlinks === 'follow' }
+  }
+}
+
+function hiddenName(rel: string, dotfiles: PathRuleOptions['dotfiles']): boolean {
+  if (dotfiles === 'allow' || !rel.includes('/.')) return false
+  return rel.split('/').some((seg) => seg.startsWith('.') && seg !== '.well-known')
+}
 
 /**
  * Where a request path lands on disk, found before anything is read,

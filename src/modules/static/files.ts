@@ -1,6 +1,5 @@
 import { constants as fsc, type Stats } from 'node:fs'
-import { open, readFile, realpath, stat, type FileHandle } from 'node:fs/promises'
-import path from 'node:path'
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { LRUCache } from 'lru-cache'
@@ -218,15 +217,5 @@ export class FileCache {
 
   clear(): void {
     this.entries.clear()
-  }
-}
-
-/** Whether `target` (after following symlinks) stays inside `rootReal`. */
-export async function insideRoot(target: string, rootReal: string): Promise<boolean> {
-  try {
-    const real = await realpath(target)
-    return real === rootReal || real.startsWith(rootReal.endsWith(path.sep) ? rootReal : rootReal + path.sep)
-  } catch {
-    return false
   }
 }

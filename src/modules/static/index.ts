@@ -15,7 +15,8 @@ import { compileGlob } from '../../http/glob.ts'
 import { encodePath } from '../../http/path.ts'
 import { chooseEncoding } from '../../http/negotiate.ts'
 import { contentRange, multipartByteranges, parseRange, unsatisfiedRange, type ByteRange } from '../../http/range.ts'
-import { FileCache, insideRoot, type Encoding, type FileEntry } from './files.ts'
+import { createPathRule, realOrNull, within } from './access.ts'
+import { FileCache, type Encoding, type FileEntry } from './files.ts'
 import { renderListing } from './listing.ts'
 import { createUploads, uploadSchema } from './upload.ts'
 
@@ -121,7 +122,9 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   const downloads = cfg.download.paths.map(compileGlob)
   const downloadQuery = cfg.download.query ? new RegExp(`[?&]${cfg.download.query.replace(/[^\w-]/g, '\\$&')}(?:[=&]|$)`) : null
   const spaPath = cfg.spa === true ? '/index.html' : cfg.spa || null
-  const uploads = cfg.upload.enabled ? createUploads(cfg.upload, root, rootReal, cache, deps.configPath, deps.limits) : null
+  // One rule for every method: what GET hides, PUT and DELETE cannot touch.
+  const reach = createPathRule({ root, rootReal, dotfiles: cfg.dotfiles, symlinks: cfg.symlinks })
+  const uploads = cfg.upload.enabled ? createUploads(cfg.upload, reach, rootReal, cache, deps.configPath, deps.limits) : null
   const methods = uploads ? ['GET', 'HEAD', 'PUT', 'DELETE'] : ['GET', 'HEAD']
 
   function cacheControlFor(relPath: string, contentType: string): string {
@@ -131,14 +134,13 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     return cfg.cacheControl.default
   }
 
-  /** Whether a file or directory may be served: inside the root after following links, unless links may lead out. */
+  /**
+   * Whether a file Edgebox picks itself (an index file, the SPA file) may be
+   * served: the link half of the path rule, for names that come from the
+   * configuration rather than from the request.
+   */
   function reachable(p: string): boolean | Promise<boolean> {
-    return cfg.symlinks === 'follow' || insideRoot(p, rootReal)
-  }
-
-  function hiddenSegment(rel: string): boolean {
-    if (cfg.dotfiles === 'allow' || !rel.includes('/.')) return false
-    return rel.split('/').some((seg) => seg.startsWith('.') && seg !== '.well-known')
+    return cfg.symlinks === 'follow' || realOrNull(p).then((real) => within(real, rootReal))
   }
 
   function handle(ctx: Context): void | Promise<void> {
@@ -154,15 +156,10 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   async function resolveAndServe(ctx: Context): Promise<void> {
     ctx.cache = 'MISS'
     const rel = ctx.routePath
-    if (hiddenSegment(rel)) {
-      throw cfg.dotfiles === 'deny' ? httpError('EB_ERR_FORBIDDEN', 'dotfiles are not served') : httpError('EB_ERR_NOT_FOUND')
-    }
-    const fsPath = path.join(root, rel)
-    const st = await statOrNull(fsPath)
-    if (st?.isDirectory()) return directory(ctx, rel, fsPath)
-    if (st?.isFile() && (await reachable(fsPath))) {
-      return serve(ctx, rel, await cache.load(rel, fsPath, st, Date.now()))
-    }
+    const at = await reach(rel) // a hidden dot name throws here: 404 or 403
+    const st = at.visible && at.exists ? await statOrNull(at.fsPath) : null
+    if (st?.isDirectory()) return directory(ctx, rel, at.fsPath)
+    if (st?.isFile()) return serve(ctx, rel, await cache.load(rel, at.fsPath, st, Date.now()))
     if (spaPath && !HAS_EXTENSION.test(rel)) return spaFallback(ctx)
     throw httpError('EB_ERR_NOT_FOUND')
   }
@@ -183,7 +180,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
         }
       }
     }
-    if (cfg.listing && (await reachable(fsPath))) {
+    if (cfg.listing) {
       const html = await renderListing(fsPath, ctx.path, cfg.dotfiles === 'allow', ctx.nonce())
       // Its nonce makes each listing unique: never stored by a shared cache, and no validator to claim otherwise.
       ctx.send(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }, html)

@@ -10,7 +10,7 @@ import { evaluatePreconditions } from '../../http/conditional.ts'
 import { compileGlob } from '../../http/glob.ts'
 import { encodePath } from '../../http/path.ts'
 import { size } from '../../config/units.ts'
-import { land, realOrNull, within, type Landing } from './access.ts'
+import { realOrNull, within, type Landing, type Reach } from './access.ts'
 import { etagOf, type FileCache } from './files.ts'
 
 /**
@@ -50,7 +50,8 @@ interface Credential {
 
 const TEMP_PREFIX = '.edgebox-upload-'
 
-export function createUploads(cfg: UploadConfig, root: string, rootReal: string, cache: FileCache, configPath: string, limits: BodyLimits) {
+/** `reach` is the static route's path rule (access.ts), the same one its GET and HEAD follow. */
+export function createUploads(cfg: UploadConfig, reach: (rel: string) => Promise<Reach>, rootReal: string, cache: FileCache, configPath: string, limits: BodyLimits) {
   if (cfg.credentials.length === 0) {
     throw new ConfigError([`${configPath}.upload.credentials: uploads are enabled but no credential is configured`])
   }
@@ -76,11 +77,13 @@ export function createUploads(cfg: UploadConfig, root: string, rootReal: string,
 
   async function target(ctx: Context): Promise<string> {
     const rel = ctx.routePath
-    if (rel.endsWith('/')) throw httpError('EB_ERR_BAD_REQUEST', `${ctx.method} needs a file path, not a directory`)
-    if (rel.split('/').some((s) => s.startsWith('.'))) throw httpError('EB_ERR_FORBIDDEN', 'names starting with a dot cannot be written')
-    // Check first, then create: nothing is made before the path is known to stay inside the root.
-    const at = await land(root, rootReal, rel)
+    // Check first, then create: nothing is made before the path is known to be visible and inside the root.
+    const at = await reach(rel)
+    if (!at.visible) throw httpError('EB_ERR_NOT_FOUND')
     if (!at.inside) throw outsideRoot()
+    if (rel.endsWith('/')) throw httpError('EB_ERR_BAD_REQUEST', `${ctx.method} needs a file path, not a directory`)
+    // Beyond what readers may see: temporary uploads are dot names, and so are files such as .htaccess.
+    if (rel.split('/').some((s) => s.startsWith('.'))) throw httpError('EB_ERR_FORBIDDEN', 'names starting with a dot cannot be written')
     await createFolders(at)
     return at.fsPath
   }
@@ -152,8 +155,8 @@ export function createUploads(cfg: UploadConfig, root: string, rootReal: string,
 
   async function remove(ctx: Context): Promise<void> {
     authorize(ctx)
-    const at = await land(root, rootReal, ctx.routePath)
-    if (!at.exists) throw httpError('EB_ERR_NOT_FOUND')
+    const at = await reach(ctx.routePath)
+    if (!at.visible || !at.exists) throw httpError('EB_ERR_NOT_FOUND')
     if (!at.inside) throw outsideRoot()
     const st = statOrNull(at.fsPath)
     if (!st) throw httpError('EB_ERR_NOT_FOUND')
