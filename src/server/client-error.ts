@@ -24,7 +24,16 @@ export interface ClientErrorResponse {
 export function clientErrorResponse(err: ParseError): ClientErrorResponse | null {
   let status: number
   let reason: string
-  switch (err.code) {
+  const judged = err.code?.startsWith('HPE_') && err.code !== 'HPE_HEADER_OVERFLOW' && err.code !== 'HPE_PAUSED_H2_UPGRADE'
+  const ending = judged && err.rawPacket ? lineEndingProblem(err.rawPacket, err.bytesParsed ?? 0) : null
+  switch (ending ? 'line ending' : err.code) {
+    case 'line ending':
+      // RFC 9112 §2.2 lets a server reject a bare LF; Edgebox does, with a
+      // reason (llhttp in strict mode reports it as whatever it expected next,
+      // often a bad version, which would send the client looking elsewhere).
+      status = 400
+      reason = `${ending}: HTTP/1.1 lines end with CRLF (RFC 9112 §2.2)`
+      break
     case 'ECONNRESET':
     case 'EPIPE':
       return null
@@ -56,7 +65,7 @@ export function clientErrorResponse(err: ParseError): ClientErrorResponse | null
       break
     default:
       status = 400
-      reason = `malformed request (${err.code ?? 'parse error'})`
+      reason = err.reason ? `malformed request: ${err.reason[0]!.toLowerCase()}${err.reason.slice(1)} (${err.code})` : `malformed request (${err.code ?? 'parse error'})`
   }
   const body = `${status} ${STATUS_CODES[status]}: ${reason}\n`
   return {
@@ -64,6 +73,20 @@ export function clientErrorResponse(err: ParseError): ClientErrorResponse | null
     reason,
     bytes: `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   }
+}
+
+/**
+ * A line ending other than CRLF where the parser stopped: llhttp reports the
+ * position at, or just past, the byte it refused.
+ */
+export function lineEndingProblem(raw: Buffer, pos: number): 'bare LF line ending' | 'CR without LF' | null {
+  for (const i of [pos - 1, pos]) {
+    if (i < 0 || i >= raw.length) continue
+    // (a LF that starts the packet may end a CR of the previous one: not judged)
+    if (raw[i] === 0x0a && i > 0 && raw[i - 1] !== 0x0d) return 'bare LF line ending'
+    if (raw[i] === 0x0d && i + 1 < raw.length && raw[i + 1] !== 0x0a) return 'CR without LF'
+  }
+  return null
 }
 
 /** tchar (RFC 9110 §5.6.2): what a method token is made of. */
@@ -88,18 +111,20 @@ export function methodTokenAt(raw: Buffer, pos: number): string | null {
   return raw.toString('latin1', start, end)
 }
 
-/** The HTTP/1 socket as Node's server leaves it: the response being written, if any. */
-type ServerSocket = NodeJS.WritableStream & {
+/** The HTTP/1 socket as Node's server leaves it: the response being written, the request being parsed. */
+type ServerSocket = {
   writable: boolean
   destroyed: boolean
   destroy(): void
-  end(data: string): void
+  end(data?: string): void
   _httpMessage?: PendingResponse | null
+  parser?: { incoming?: object | null } | null
 }
 type PendingResponse = {
   headersSent: boolean
+  writableEnded: boolean
   writableFinished: boolean
-  req?: { complete: boolean }
+  req?: object
   once(event: 'finish', fn: () => void): void
 }
 
@@ -111,21 +136,32 @@ const answered = new WeakSet<object>()
  * complete before the bad bytes are answered first, in order (RFC 9112 §9.3.2):
  * Node hands the socket to each queued response in turn as the previous one
  * finishes, so waiting on `_httpMessage` until none is left covers them all.
- * A response whose own request is the incomplete one is not waited for: its
- * body will never arrive.
+ *
+ * When the bad bytes are in the body of a request already handed to the
+ * pipeline, that request is the malformed one: if its own response has
+ * started, it is let finish and the connection closes without a second
+ * answer; otherwise the error answer takes its place.
  */
 export function refuseAfterPending(socket: ServerSocket, response: ClientErrorResponse | null): void {
   // llhttp keeps reporting the same error for every later chunk
   if (answered.has(socket)) return
   answered.add(socket)
+  const incoming = socket.parser?.incoming as { complete?: boolean } | null | undefined
+  const broken = incoming && incoming.complete === false ? incoming : null
+  let brokenAnswered = false
   const next = (): void => {
     if (socket.destroyed) return
     const pending = socket._httpMessage
-    if (pending && !pending.writableFinished && pending.req?.complete !== false) {
-      pending.once('finish', next)
-      return
+    if (pending && !pending.writableFinished) {
+      const own = broken !== null && pending.req === broken
+      if (!own || pending.headersSent || pending.writableEnded) {
+        if (own) brokenAnswered = true
+        pending.once('finish', next)
+        return
+      }
     }
-    if (response && socket.writable && !pending?.headersSent) socket.end(response.bytes)
+    if (brokenAnswered) socket.end()
+    else if (response && socket.writable && !pending?.headersSent) socket.end(response.bytes)
     else socket.destroy()
   }
   next()

@@ -44,13 +44,13 @@ function exchange(port: number, bytes: string, ms = 5000): Promise<{ text: strin
   })
 }
 
-/** The bodies of the responses in raw HTTP/1.1 text (each with a Content-Length). */
+/** The bodies (UTF-8) of the responses in raw HTTP/1.1 text read as latin1 (each with a Content-Length). */
 function bodies(text: string): string[] {
   const out: string[] = []
   const re = /HTTP\/1\.1 \d{3} [^\r]*\r\n((?:[^\r]+\r\n)*)\r\n/g
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const len = Number(/content-length: (\d+)/i.exec(m[1]!)?.[1] ?? 0)
-    out.push(text.slice(re.lastIndex, re.lastIndex + len))
+    out.push(Buffer.from(text.slice(re.lastIndex, re.lastIndex + len), 'latin1').toString('utf8'))
     re.lastIndex += len
   }
   return out
@@ -96,5 +96,44 @@ describe('a valid pipelined request followed by a malformed one in the same writ
     assert.deepEqual(statuses(r.text), [501])
     assert.deepEqual(bodies(r.text), ['501 Not Implemented: method FROB is not implemented\n'])
     assert.equal(r.closed, true)
+  })
+})
+
+describe('line endings (RFC 9112 §2.2: a server may reject a bare LF)', () => {
+  const bareLf = /^400 Bad Request: bare LF line ending: HTTP\/1\.1 lines end with CRLF \(RFC 9112 §2\.2\)\n$/
+  const bareCr = /^400 Bad Request: CR without LF: HTTP\/1\.1 lines end with CRLF \(RFC 9112 §2\.2\)\n$/
+  const cases: Array<[string, string, number, RegExp]> = [
+    ['bare LF everywhere', 'GET /a.txt HTTP/1.1\nHost: a\n\n', 400, bareLf],
+    ['bare LF after a header value', 'GET /a.txt HTTP/1.1\r\nHost: a\n\r\n', 400, bareLf],
+    ['bare LF ending the head', 'GET /a.txt HTTP/1.1\r\nHost: a\r\n\n', 400, bareLf],
+    ['bare LF after an HTTP/1.0 request line', 'GET /a.txt HTTP/1.0\n\n', 400, bareLf],
+    ['CR without LF after the request line', 'GET /a.txt HTTP/1.1\rHost: a\r\n\r\n', 400, bareCr],
+    ['CR without LF after a header value', 'GET /a.txt HTTP/1.1\r\nHost: a\rX: b\r\n\r\n', 400, bareCr],
+    ['HTTP/3.0 is still a version problem', 'GET /a.txt HTTP/3.0\r\nHost: a\r\n\r\n', 505, /^505 HTTP Version Not Supported: /],
+    ['HTTP/1.x is still a version problem', 'GET /a.txt HTTP/1.x\r\nHost: a\r\n\r\n', 505, /^505 HTTP Version Not Supported: /],
+  ]
+  for (const [name, bytes, status, message] of cases) {
+    test(`${name} -> ${status}`, async () => {
+      const r = await exchange(srv.port, bytes)
+      assert.deepEqual(statuses(r.text), [status], r.text)
+      assert.match(bodies(r.text)[0]!, message)
+      assert.equal(r.closed, true)
+      await stillServes()
+    })
+  }
+
+  test('a bare LF in the body of a request already answered: that answer, then close, and no second answer', async () => {
+    // POST on a static route is answered 405 at once, before its chunked body is parsed
+    const r = await exchange(srv.port, 'POST /a.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n')
+    assert.deepEqual(statuses(r.text), [405], r.text)
+    assert.equal(r.closed, true)
+    await stillServes()
+  })
+
+  test('a valid request, then one with bare LF: 200, then 400', async () => {
+    const r = await exchange(srv.port, 'GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\nGET /b.txt HTTP/1.1\nHost: a\n\n')
+    assert.deepEqual(statuses(r.text), [200, 400], r.text)
+    assert.equal(bodies(r.text)[0], 'AAAA')
+    assert.match(bodies(r.text)[1]!, bareLf)
   })
 })
