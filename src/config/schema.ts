@@ -102,6 +102,14 @@ const limitsSchema = z.strictObject({
   headersTimeout: duration().default(15_000),
   /** A request body that sends no bytes for this long is cut (408); a flowing upload is never cut. */
   bodyIdleTimeout: duration().default(30_000),
+  /** Once `bodyRateGrace` has passed, a request body averaging fewer bytes per second since its start is cut (408): a trickle that keeps the idle timeout away. 0: no minimum. */
+  bodyMinRate: z.number().int().min(0).default(500),
+  /** How long a request body may take before `bodyMinRate` applies (Apache mod_reqtimeout's `body=20,MinRate=500`). */
+  bodyRateGrace: duration().default(20_000),
+  /** A request body the proxy buffers is kept in memory up to this size, then goes to a temporary file. */
+  bodyBuffer: size().default(64 * 1024),
+  /** All temporary request body files of the process together; a body that would go beyond gets 503, so buffering never fills the disk. */
+  bodyTempMax: size().default(1024 ** 3),
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeout: duration().default(5_000),
   /** A streamed response the client stops reading for this long is cut (and an idle HTTP/2 session closed). */

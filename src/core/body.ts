@@ -9,12 +9,97 @@ export interface BodyLimits {
   maxBodySize: number
   /** A body that sends no bytes for this long is cut (408). */
   bodyIdleTimeout: number
+  /** Once `bodyRateGrace` has passed, a body whose average rate since its start is below this many bytes per second is cut (408); 0: no minimum. */
+  bodyMinRate: number
+  /** Milliseconds a body has before `bodyMinRate` applies. */
+  bodyRateGrace: number
+  /** For readers that hold a whole body (the proxy's request buffering, body-buffer.ts): bytes kept in memory before the body goes to a temporary file. */
+  bodyBuffer: number
+  /** The temporary body bytes of the whole process together may not go beyond this (503). */
+  bodyTempMax: number
+}
+
+/** Where one body's clock stands (milliseconds on a monotonic clock). */
+export interface BodyClock {
+  /** When the measurement started. */
+  start: number
+  /** Bytes received since `start`. */
+  bytes: number
+  /** When the last byte arrived (`start` before any). */
+  lastByte: number
+}
+
+/**
+ * What a body's clock says at `now`: cut it for idleness (no byte for
+ * `bodyIdleTimeout`), cut it for a low rate, or ask again in `wait` ms. The
+ * rate rule is Apache mod_reqtimeout's `body=<grace>,MinRate=<rate>` read as
+ * an average: after the grace period, the bytes received since the start
+ * must keep up with the minimum rate over the whole time. A trickle that
+ * sends a byte now and then, which the idle timeout never catches, falls
+ * behind and is cut.
+ */
+export function checkBody(now: number, clock: BodyClock, limits: Pick<BodyLimits, 'bodyIdleTimeout' | 'bodyMinRate' | 'bodyRateGrace'>): { cut: 'idle' | 'rate' } | { wait: number } {
+  const idleAt = clock.lastByte + limits.bodyIdleTimeout
+  if (now >= idleAt) return { cut: 'idle' }
+  let next = idleAt
+  if (limits.bodyMinRate > 0) {
+    // the moment the average since `start` falls to the minimum, given the bytes so far
+    const rateAt = clock.start + Math.max(limits.bodyRateGrace, (clock.bytes * 1000) / limits.bodyMinRate)
+    if (now >= rateAt) return { cut: 'rate' }
+    next = Math.min(next, rateAt)
+  }
+  return { wait: Math.max(1, Math.ceil(next - now)) }
+}
+
+/**
+ * Keeps the clock of one body as it arrives and calls `cut` with a 408 when
+ * `checkBody` says so. One timer, re-armed only when it fires, so arriving
+ * bytes cost a counter update and no timer work. `heldBack()` says whether
+ * the reader itself is the slow party (its destination not taking bytes):
+ * the client is then not blamed, and the measurement starts afresh.
+ */
+export function watchBody(limits: BodyLimits, heldBack: () => boolean, cut: (err: EdgeboxError) => void): { bytes(n: number): void; stop(): void } {
+  const begin = performance.now()
+  const clock: BodyClock = { start: begin, bytes: 0, lastByte: begin }
+  let timer: NodeJS.Timeout | undefined
+  function tick(): void {
+    const now = performance.now()
+    if (heldBack()) {
+      clock.start = clock.lastByte = now
+      clock.bytes = 0
+    }
+    const verdict = checkBody(now, clock, limits)
+    if ('wait' in verdict) {
+      timer = setTimeout(tick, verdict.wait)
+      return
+    }
+    if (verdict.cut === 'idle') return cut(httpError('EB_ERR_REQUEST_TIMEOUT', `no request body bytes for ${limits.bodyIdleTimeout} ms`))
+    const seconds = (now - clock.start) / 1000
+    cut(
+      httpError(
+        'EB_ERR_REQUEST_TIMEOUT',
+        `the request body arrived at ${Math.floor(clock.bytes / seconds)} bytes/s on average over ${seconds.toFixed(1)} s, below the minimum of ${limits.bodyMinRate} bytes/s`,
+      ),
+    )
+  }
+  const first = checkBody(begin, clock, limits)
+  timer = setTimeout(tick, 'wait' in first ? first.wait : 0)
+  return {
+    bytes(n: number): void {
+      clock.bytes += n
+      clock.lastByte = performance.now()
+    },
+    stop(): void {
+      clearTimeout(timer)
+    },
+  }
 }
 
 /**
  * Streams the request body into `dest`, enforcing the size limit as bytes
- * arrive and cutting a body that stalls (no bytes for `bodyIdleTimeout`),
- * while a large body that keeps flowing is never cut. Tells an
+ * arrive and cutting a body that stalls (no bytes for `bodyIdleTimeout`) or
+ * trickles (below `bodyMinRate` after `bodyRateGrace`), while a large body
+ * that keeps flowing is never cut. Tells an
  * `Expect: 100-continue` client to go on first. Resolves with the byte count
  * once `dest` has finished; rejects with an EdgeboxError (413, 408, 400) or
  * the destination's own error (ENOSPC, ...).
@@ -28,24 +113,23 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
   let total = 0
   let failure: EdgeboxError | undefined
   const req = ctx.req
-  let timer: NodeJS.Timeout | undefined
-  const cut = (err: EdgeboxError) => {
-    failure ??= err
-    counter.destroy(err)
-  }
-  const arm = () => {
-    clearTimeout(timer)
-    timer = setTimeout(() => cut(httpError('EB_ERR_REQUEST_TIMEOUT', `no request body bytes for ${limits.bodyIdleTimeout} ms`)), limits.bodyIdleTimeout)
-  }
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       total += chunk.length
       if (total > limits.maxBodySize) return cb(httpError('EB_ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${limits.maxBodySize} bytes`))
-      arm()
+      watch.bytes(chunk.length)
       cb(null, chunk)
     },
   })
-  arm()
+  // A destination that is not taking bytes (a slow disk) holds the body back, not the client.
+  const watch = watchBody(
+    limits,
+    () => dest.writableNeedDrain || counter.writableNeedDrain,
+    (err) => {
+      failure ??= err
+      counter.destroy(err)
+    },
+  )
   try {
     await pipeline(req, counter, dest)
   } catch (err) {
@@ -58,7 +142,7 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
     }
     throw err
   } finally {
-    clearTimeout(timer)
+    watch.stop()
   }
   return total
 }

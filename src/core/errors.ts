@@ -30,6 +30,8 @@ export const ERRORS = {
   EB_ERR_NOT_IMPLEMENTED: { status: 501, message: 'method not implemented by this server' },
   EB_ERR_BAD_GATEWAY: { status: 502, message: 'the upstream server failed' },
   EB_ERR_NO_UPSTREAM: { status: 503, message: 'no healthy upstream is available' },
+  EB_ERR_UPSTREAM_BUSY: { status: 503, message: 'no upstream connection became free in time' },
+  EB_ERR_BODY_BUFFER_FULL: { status: 503, message: 'no room to buffer the request body now' },
   EB_ERR_GATEWAY_TIMEOUT: { status: 504, message: 'the upstream server timed out' },
   EB_ERR_SHUTTING_DOWN: { status: 503, message: 'server is shutting down' },
   EB_ERR_VERSION: { status: 505, message: 'only HTTP/1.x and HTTP/2 are supported' },

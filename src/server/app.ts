@@ -234,7 +234,14 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
           baseDir,
           prefix: routeCfg.path,
           log: log.child({ route: id }),
-          limits: { maxBodySize: config.limits.maxBodySize, bodyIdleTimeout: config.limits.bodyIdleTimeout },
+          limits: {
+            maxBodySize: config.limits.maxBodySize,
+            bodyIdleTimeout: config.limits.bodyIdleTimeout,
+            bodyMinRate: config.limits.bodyMinRate,
+            bodyRateGrace: config.limits.bodyRateGrace,
+            bodyBuffer: config.limits.bodyBuffer,
+            bodyTempMax: config.limits.bodyTempMax,
+          },
           origins,
         })
         handlers.push(handler)

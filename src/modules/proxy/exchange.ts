@@ -29,6 +29,46 @@ class Aborted extends Error {
   }
 }
 
+/** A request that waited for one of the pool's connections longer than its queue timeout. */
+export class QueueTimeoutError extends Error {
+  readonly waited: number
+  constructor(waited: number) {
+    super(`no connection to the upstream became free within ${waited} ms`)
+    this.name = 'QueueTimeoutError'
+    this.waited = waited
+  }
+}
+
+/**
+ * HAProxy's `timeout queue` for one undici Pool. While all of a pool's
+ * connections are busy, undici queues further requests inside the pool and
+ * says nothing about it, so a request could wait for a connection forever.
+ * `PoolQueue` counts the exchanges handed to the pool: one that arrives
+ * when all `connections` are taken is queued, and gets `timeout` ms to be
+ * handed a connection (undici's `onRequestStart`), else it is aborted with
+ * a QueueTimeoutError. A request that finds a free connection gets no
+ * deadline here: connecting is `timeouts.connect`'s business.
+ */
+export class PoolQueue {
+  readonly connections: number
+  readonly timeout: number
+  private inFlight = 0
+
+  constructor(connections: number, timeout: number) {
+    this.connections = connections
+    this.timeout = timeout
+  }
+
+  /** One more request for the pool: how long it may wait for a connection, or 0 when one is free. */
+  enter(): number {
+    return this.inFlight++ >= this.connections ? this.timeout : 0
+  }
+
+  leave(): void {
+    this.inFlight--
+  }
+}
+
 /**
  * The dispatch handler and the body source of one upstream request.
  * `head` resolves on the final response head (1xx are skipped) and rejects
@@ -49,10 +89,24 @@ export class Exchange implements Dispatcher.DispatchHandler, BodySource {
   private ended = false
   private failure: Error | null = null
   private readonly onDone: (() => void) | undefined
+  private queueTimer: NodeJS.Timeout | undefined
 
-  /** Sends a request through `dispatcher` (a Pool, an Agent) and returns its exchange. */
-  static start(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, onDone?: () => void): Exchange {
-    const exchange = new Exchange(onDone)
+  /**
+   * Sends a request through `dispatcher` (a Pool, an Agent) and returns its
+   * exchange; with `queue`, the dispatcher's PoolQueue, a request that has
+   * to wait for a connection is aborted past the queue timeout.
+   */
+  static start(dispatcher: Dispatcher, opts: Dispatcher.DispatchOptions, onDone?: () => void, queue?: PoolQueue): Exchange {
+    const wait = queue ? queue.enter() : 0
+    const exchange = new Exchange(
+      queue
+        ? () => {
+            queue.leave()
+            onDone?.()
+          }
+        : onDone,
+    )
+    if (wait > 0) exchange.queueTimer = setTimeout(() => exchange.destroy(new QueueTimeoutError(wait)), wait)
     dispatcher.dispatch(opts, exchange)
     return exchange
   }
@@ -79,8 +133,12 @@ export class Exchange implements Dispatcher.DispatchHandler, BodySource {
   // ---- undici dispatch handler ----
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    clearTimeout(this.queueTimer) // a connection is ours: the wait is over
+    // Given up while it waited for a connection (client gone, queue timeout):
+    // nothing was written yet. Throwing makes undici drop just this request;
+    // controller.abort() here would also destroy the connection it was given.
+    if (this.settled) throw this.failure ?? new Aborted()
     this.controller = controller
-    if (this.settled) controller.abort(this.failure ?? new Aborted())
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
@@ -149,6 +207,7 @@ export class Exchange implements Dispatcher.DispatchHandler, BodySource {
 
   private finish(): void {
     this.settled = true
+    clearTimeout(this.queueTimer)
     this.onDone?.()
   }
 }

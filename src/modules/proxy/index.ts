@@ -19,14 +19,17 @@ import path from 'node:path'
 import type { Headers } from '../../http/cache-control.ts'
 import { createHealth, healthSchema, type HealthTracker } from './health.ts'
 import { RetryBudget } from './retry-budget.ts'
-import { Exchange } from './exchange.ts'
+import { Exchange, PoolQueue, QueueTimeoutError } from './exchange.ts'
+import { bufferBody, type BufferedBody } from '../../core/body-buffer.ts'
+import type { BodyLimits } from '../../core/body.ts'
 
 /**
  * `proxy`: forwards the route's requests to a pool of upstream servers
  * (docs/proxy.md).
  *
- * One undici Pool (keep-alive connections) per upstream. Request and
- * response bodies stream both ways, never buffered whole. Hop-by-hop fields
+ * One undici Pool (keep-alive connections) per upstream. Request bodies are
+ * read whole before a connection is taken (requestBuffering, body-buffer.ts);
+ * response bodies stream, never buffered whole. Hop-by-hop fields
  * are removed (RFC 9110 §7.6.1) and Via / Forwarded / X-Forwarded-* added.
  * A failed attempt is retried on another upstream only when that cannot
  * change the outcome: an idempotent method, no request body, nothing sent
@@ -64,7 +67,10 @@ const schema = z.strictObject({
       response: duration().default(60_000),
       /** No body bytes from the upstream for this long: the response is cut. */
       idle: duration().default(60_000),
+      /** Waiting for one of the upstream's pooled connections while all `maxConnections` are busy: 503 beyond (HAProxy's `timeout queue`). Default: `connect`. */
+      queue: duration().optional(),
     })
+    .transform((t) => ({ ...t, queue: t.queue ?? t.connect }))
     .prefault({}),
   retries: z
     .strictObject({
@@ -78,6 +84,13 @@ const schema = z.strictObject({
   trustedProxies: z.array(z.string().min(1)).default([]),
   /** Connections per upstream. */
   maxConnections: z.number().int().min(1).default(256),
+  /**
+   * Read each request body completely (in memory up to `limits.bodyBuffer`,
+   * then in a temporary file) before taking an upstream connection, so slow
+   * uploads cannot hold the upstream's connections (nginx's
+   * `proxy_request_buffering`). false: stream bodies upstream as they arrive.
+   */
+  requestBuffering: z.boolean().default(true),
   /** For https:// upstreams: a CA file to trust besides the system's (an internal or local authority), and the name to verify. */
   tls: z
     .strictObject({
@@ -99,6 +112,8 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']
 interface Target extends Upstream {
   readonly url: URL
   readonly pool: Pool
+  /** How many requests the pool holds, for the queue timeout. */
+  readonly queue: PoolQueue
 }
 
 export const proxyModule = {
@@ -144,6 +159,7 @@ export const proxyModule = {
           keepAliveTimeout: 4_000,
           ...(connect ? { connect } : {}),
         }),
+        queue: new PoolQueue(cfg.maxConnections, cfg.timeouts.queue),
       }
     })
     if (problems.length) {
@@ -170,7 +186,7 @@ export const proxyModule = {
       }
     }
     const cache = cacheCfg && store ? new HttpCache(cacheCfg, store) : null
-    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log, connect), cache)
+    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log, connect), cache, deps.limits)
   },
 } as const satisfies HandlerModule<typeof schema>
 
@@ -179,7 +195,7 @@ export interface ProxyHandler extends Handler {
   upstreamStatus(): Array<{ id: string; healthy: boolean; reason: string }>
 }
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker, cache: HttpCache | null): ProxyHandler {
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits): ProxyHandler {
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
@@ -247,7 +263,11 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       })
     }
     budget.request()
-    if (hasBody) ctx.continue()
+    // Request buffering: the whole body first, then an upstream connection,
+    // so a slow upload holds no pooled connection while it trickles in.
+    let buffered: BufferedBody | null = null
+    if (hasBody && cfg.requestBuffering) buffered = await bufferBody(ctx, limits)
+    else if (hasBody) ctx.continue()
     let lastError: EdgeboxError | undefined
     for (;;) {
       const target = balancer.pick(key, tried) as Target | undefined
@@ -258,10 +278,15 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
       target.active++
       ctx.upstream = target.id
       const requestTime = Date.now()
+      const sent = requestHeaders(ctx, target, extra)
+      // a buffered body has a known length, even when the client sent it chunked
+      if (buffered?.length) sent['content-length'] = String(buffered.length)
+      const body = buffered ? (buffered.length ? buffered.source() : null) : hasBody ? req : null
       const exchange = (current = Exchange.start(
         target.pool,
-        { method: (background ? 'GET' : ctx.method) as 'GET', path: upstreamPath(ctx), headers: requestHeaders(ctx, target, extra), body: hasBody ? req : null },
+        { method: (background ? 'GET' : ctx.method) as 'GET', path: upstreamPath(ctx), headers: sent, body },
         () => target.active--,
+        target.queue,
       ))
       let head
       try {
@@ -270,7 +295,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
         // The client is gone: not an upstream failure, nothing to retry, nobody to answer.
         if (exchange.wasAbandoned) throw httpError('EB_ERR_CLIENT_CLOSED')
         lastError = upstreamError(err, target, cfg)
-        health.observe(target, isTimeout(err) ? 'timeout' : 'error')
+        // a full pool is a busy upstream, not a failing one
+        if (!(err instanceof QueueTimeoutError)) health.observe(target, isTimeout(err) ? 'timeout' : 'error')
         if (retryable && tried.size <= cfg.retries.attempts && budget.take()) continue
         throw lastError
       }
@@ -339,6 +365,7 @@ function isTimeout(err: unknown): boolean {
 function upstreamError(err: unknown, target: Target, cfg: ProxyConfig): EdgeboxError {
   const e = err as NodeJS.ErrnoException
   const who = `upstream ${target.id}`
+  if (e instanceof QueueTimeoutError) return httpError('EB_ERR_UPSTREAM_BUSY', `${who} had no free connection within ${e.waited} ms (all ${cfg.maxConnections} in use)`, { 'Retry-After': '1' })
   if (e instanceof undiciErrors.ConnectTimeoutError) return httpError('EB_ERR_GATEWAY_TIMEOUT', `${who} did not accept the connection within ${cfg.timeouts.connect} ms`)
   if (e instanceof undiciErrors.HeadersTimeoutError) return httpError('EB_ERR_GATEWAY_TIMEOUT', `${who} did not answer within ${cfg.timeouts.response} ms`)
   if (e.code === 'ECONNREFUSED') return httpError('EB_ERR_BAD_GATEWAY', `${who} refused the connection`)
