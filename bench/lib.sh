@@ -1,4 +1,4 @@
-# Helpers for bench/run.sh (sourced). Everything here targets 127.0.0.1 only.
+# Helpers shared by bench/run.sh, proxy.sh, realtime.sh and tls.sh (sourced). Everything here targets 127.0.0.1 only.
 # Server processes run pinned to core $SRV_CPU in their own process group (setsid), the load generator on $GEN_CPU.
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
@@ -105,7 +105,7 @@ bench_setup() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Shared by the benchmarks written after run.sh and proxy.sh (those keep their own copies of the first three).
+# Rounds and medians
 
 # rotate K ITEM... : the items, one a line, starting at index K (mod count); each round starts with another server
 rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
@@ -140,11 +140,163 @@ make_tls_cert() {
     -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$1/leaf.key" -out "$1/leaf.crt" 2>/dev/null
 }
 
-# timed_gen OUTFILE CMD... : run a load generator pinned to $GEN_CPU, its output in OUTFILE; sets GEN_CPU_S to the
-# generator's user+sys CPU seconds (the caller divides by the wall time: near 1.00 the generator was the limit)
-timed_gen() {
-  local out=$1; shift
-  local TIMEFORMAT='%U %S' tf="$RUN/gen.time"
-  { time taskset -c "$GEN_CPU" "$@" > "$out" 2>&1 ; } 2> "$tf"
-  GEN_CPU_S=$(awk '{ printf "%.2f", $1 + $2 }' "$tf")
+
+# jfield JSON KEY : the value of KEY in a flat JSON object (number, true/false or string, quotes removed)
+jfield() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<< "$1" | head -1 | tr -d '"'; }
+# jnum JSON KEY : the same for a count, 0 if absent
+jnum() { local v; v=$(jfield "$1" "$2"); echo "${v:-0}"; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Load runs: every benchmark measures through load_run, so every figure is read, and every run judged, the same way.
+
+# warm_up SECONDS CMD... : run the load generator once, not measured, pinned to $GEN_CPU; @DUR@ in CMD = SECONDS
+warm_up() {
+  local s=$1; shift
+  [ "${s:-0}" -gt 0 ] || return 0
+  timeout $((s + 20)) taskset -c "$GEN_CPU" "${@//@DUR@/$s}" >/dev/null 2>&1
+  return 0
+}
+
+# load_run -k KIND -p PGID -o OUTFILE [-d SECONDS] [-t TIMEOUT] [-x PGID] -- CMD...
+# One measured run of a load generator (CMD, pinned to $GEN_CPU, @DUR@ in it replaced by SECONDS, default $DUR, killed
+# after TIMEOUT, default SECONDS + 20) against the server whose process group is PGID. Around the run it reads the
+# server's CPU time (user+sys of every process in the group, grp_cpu), the wall clock, the steal time of core $SRV_CPU
+# and the generator's own CPU time; -x names one more process group whose share is read but never counted as the
+# server's (the proxy benchmark's origin). KIND says how the generator's output (saved in OUTFILE) is read:
+#   wrk       "Requests/sec", "N requests in", "Non-2xx or 3xx responses", "Socket errors: connect, read, write, timeout"
+#   h2load    "finished in ..., R req/s", "requests: ... succeeded, failed, errored, timeout", "status codes: 4xx, 5xx"
+#   s_time    openssl s_time: "N connections in S real seconds"; the rate is N / the wall time measured here (s_time's
+#             own seconds are whole seconds); lines saying error / unable / refused count as socket errors
+#   curl      one download, CMD ending in -w '%{speed_download} %{http_code} %{size_download}'; rate in MB/s (1e6 B/s)
+#   realtime  bench/realtime-load.mjs fanout: the last JSON line; it reads the server's CPU itself over exactly its
+#             measured series (the edges only it knows), so its srv_cpu_s and seconds replace the readings around it
+# Sets (one parsed form for every generator; LR_LINE has them as key=value):
+#   LR_RATE         throughput per second: req/s (wrk, h2load), connections/s (s_time), MB/s (curl), deliveries/s
+#   LR_PER_CPU      the same per server CPU-second: LR_RATE / LR_SRV_CPU
+#   LR_COUNT        requests (connections, bytes, deliveries) in the measured run
+#   LR_ERRORS       answers that are errors: wrk non-2xx/3xx, h2load 4xx+5xx, curl a status outside 2xx/3xx; realtime
+#                   deliveries lost, duplicated, out of order or as gaps, publishes refused, HTTP errors of pollers
+#   LR_SOCK_ERRORS  failures below HTTP: wrk socket errors, h2load errored + timed-out (and other failed) requests,
+#                   curl no answer, s_time error lines, realtime unexpected closes and client errors
+#   LR_SRV_CPU      the server's CPU-seconds per second of the run (its share of core $SRV_CPU); LR_SRV_CPU_S, LR_WALL
+#   LR_GEN_CPU      the generator's CPU-seconds per second (near 1.00: the generator was the limit); LR_STEAL; LR_X_CPU
+#   LR_DROP         empty if the run counts; otherwise why it is left out of the medians (no result, errors, socket
+#                   errors); a script adds its own reasons (wrong protocol, cache misses, ...) before keep_run
+# Returns 0 if the run counts, 1 if not.
+load_run() {
+  local kind="" pgid="" out="" dur=${DUR:-0} tmo="" xpg="" o OPTIND=1
+  while getopts 'k:p:o:d:t:x:' o; do
+    case $o in k) kind=$OPTARG ;; p) pgid=$OPTARG ;; o) out=$OPTARG ;; d) dur=$OPTARG ;; t) tmo=$OPTARG ;; x) xpg=$OPTARG ;;
+               *) log "load_run: unknown option"; return 1 ;; esac
+  done
+  shift $((OPTIND - 1)); [ "${1:-}" = -- ] && shift
+  tmo=${tmo:-$((dur + 20))}
+  local c0 c1 x0=0 x1=0 t0 t1 s0 s1 tf="$out.time" TIMEFORMAT='%U %S'
+  c0=$(grp_cpu "$pgid"); [ -n "$xpg" ] && x0=$(grp_cpu "$xpg"); s0=$(cpu_steal "$SRV_CPU"); t0=$(now_s)
+  { time timeout "$tmo" taskset -c "$GEN_CPU" "${@//@DUR@/$dur}" > "$out" 2>&1 ; } 2> "$tf"
+  t1=$(now_s); c1=$(grp_cpu "$pgid"); [ -n "$xpg" ] && x1=$(grp_cpu "$xpg"); s1=$(cpu_steal "$SRV_CPU")
+  LR_WALL=$(calc "$t1 - $t0" %.3f)
+  LR_SRV_CPU_S=$(calc "$c1 - $c0")
+  LR_X_CPU=$(calc "($x1 - $x0) / $LR_WALL")
+  LR_GEN_CPU=$(awk -v w="$LR_WALL" 'NF == 2 { printf "%.2f", ($1 + $2) / w }' "$tf")
+  LR_STEAL=$(calc "($s1 - $s0) / $(getconf CLK_TCK) / $LR_WALL")
+  LR_RATE=""; LR_COUNT=0; LR_ERRORS=0; LR_SOCK_ERRORS=0; LR_DROP=""
+  local a b c d
+  case $kind in
+    wrk)
+      LR_RATE=$(awk '/^Requests\/sec/ { print $2 }' "$out")
+      LR_COUNT=$(awk '/ requests in / { print $1 }' "$out")
+      LR_ERRORS=$(awk '/Non-2xx or 3xx/ { print $NF }' "$out")
+      LR_SOCK_ERRORS=$(awk '/Socket errors/ { s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$out") ;;
+    h2load)
+      LR_RATE=$(awk '/^finished in/ { print $4 }' "$out")
+      read -r LR_COUNT a b c < <(awk '/^requests:/ { for (i = 2; i < NF; i++) { v = $i; w = $(i + 1); gsub(/,/, "", w)
+          if (w == "succeeded") s = v; if (w == "failed") f = v; if (w == "errored") e = v; if (w == "timeout") t = v }
+          print s + 0, f + 0, e + 0, t + 0 }' "$out")
+      LR_ERRORS=$(awk '/^status codes:/ { print $7 + $9 }' "$out")
+      # h2load's "failed" also counts 4xx/5xx answers; what is left of it failed below HTTP
+      LR_SOCK_ERRORS=$(awk -v f="${a:-0}" -v e="${b:-0}" -v t="${c:-0}" -v h="${LR_ERRORS:-0}" \
+        'BEGIN { o = f - h - e; print e + t + (o > 0 ? o : 0) }') ;;
+    s_time)
+      LR_COUNT=$(awk '/connections in .* real seconds/ { n = $1 } END { print n + 0 }' "$out")
+      [ "$LR_COUNT" -gt 0 ] && LR_RATE=$(calc "$LR_COUNT / $LR_WALL")
+      LR_SOCK_ERRORS=$(grep -aivE '^[*rt23]+$' "$out" | grep -aicE 'error|unable|refused') ;;
+    curl)
+      read -r a b c < "$out"
+      LR_COUNT=${c:-0}
+      [ -n "$a" ] && [ "${b:-000}" != 000 ] && LR_RATE=$(calc "$a / 1000000")
+      case ${b:-000} in 000) LR_SOCK_ERRORS=1 ;; [23]??) ;; *) LR_ERRORS=1 ;; esac ;;
+    realtime)
+      d=$(grep '^{' "$out" | tail -1)
+      if [ -n "$d" ] && [ -z "$(jfield "$d" error)" ]; then
+        LR_COUNT=$(jfield "$d" delivered); LR_WALL=$(jfield "$d" seconds); LR_SRV_CPU_S=$(jfield "$d" srv_cpu_s)
+        LR_GEN_CPU=$(jfield "$d" client_cpu); LR_STEAL=$(jfield "$d" steal)
+        LR_RATE=$(calc "$LR_COUNT / $LR_WALL" %.0f)
+        LR_ERRORS=$(( $(jnum "$d" lost) + $(jnum "$d" dups) + $(jnum "$d" out_of_order) + $(jnum "$d" gap_envelopes) \
+                      + $(jnum "$d" publish_bad) + $(jnum "$d" http_errors) ))
+        LR_SOCK_ERRORS=$(( $(jnum "$d" unexpected_close) + $(jnum "$d" client_errors) ))
+      fi ;;
+    *) log "load_run: unknown kind '$kind'"; return 1 ;;
+  esac
+  LR_COUNT=${LR_COUNT:-0}; LR_ERRORS=${LR_ERRORS:-0}; LR_SOCK_ERRORS=${LR_SOCK_ERRORS:-0}
+  LR_SRV_CPU=$(calc "$LR_SRV_CPU_S / $LR_WALL")
+  LR_PER_CPU=$(awk -v a="${LR_RATE:-0}" -v s="$LR_SRV_CPU" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
+  local why=()
+  if [ -z "$LR_RATE" ]; then why+=("no result ($kind printed no figures, see $(basename "$out"))")
+  elif [ "$LR_COUNT" = 0 ]; then why+=("nothing succeeded (see $(basename "$out"))"); fi
+  [ "$LR_ERRORS" != 0 ] && why+=("$LR_ERRORS error answer(s)")
+  [ "$LR_SOCK_ERRORS" != 0 ] && why+=("$LR_SOCK_ERRORS socket error(s)")
+  local w; for w in "${why[@]}"; do LR_DROP+="${LR_DROP:+; }$w"; done
+  LR_LINE="rate=${LR_RATE:-0} per_srv_cpu_s=$LR_PER_CPU count=$LR_COUNT errors=$LR_ERRORS socket_errors=$LR_SOCK_ERRORS srv_cpu=$LR_SRV_CPU steal_cpu$SRV_CPU=$LR_STEAL gen_cpu=${LR_GEN_CPU:-?}"
+  [ -z "$LR_DROP" ]
+}
+
+# keep_run TEST SERVER ROUND [FIGURE] : after load_run and the script's own checks (which may set LR_DROP): a run that
+# counts goes into the per-round tables RATE_R, FIG_R (FIGURE, by default LR_PER_CPU) and SHARE_R; a dropped run is
+# printed with its reason, counted in NDROP and listed in DROPPED, and left out of every median. Returns 1 if dropped.
+declare -A RATE_R=() FIG_R=() SHARE_R=() NDROP=()
+DROPPED=()
+keep_run() {
+  local t=$1 n=$2 r=$3 fig=${4:-$LR_PER_CPU}
+  if [ -n "$LR_DROP" ]; then
+    echo "    dropped from the medians: $t round$r $n: $LR_DROP"
+    DROPPED+=("$t round$r $n: $LR_DROP"); NDROP[$t,$n]=$(( ${NDROP[$t,$n]:-0} + 1 ))
+    return 1
+  fi
+  RATE_R[$t,$n,$r]+="$LR_RATE "; FIG_R[$t,$n,$r]+="$fig "; SHARE_R[$t,$n,$r]+="$LR_SRV_CPU "
+}
+# by_round ARRAY TEST SERVER : the server's figure in each round 1..ROUNDS (the median when a round has several runs),
+# '-' for a round without a counted run
+by_round() {
+  local -n _a=$1; local r out="" v
+  for r in $(seq 1 "$ROUNDS"); do
+    v=${_a[$2,$3,$r]:-}
+    if [ -z "$v" ]; then out+="- "; else out+="$(med "$v") "; fi
+  done
+  echo "$out"
+}
+# counted ARRAY TEST SERVER : every counted figure of the server (for med and rng), empty if none
+counted() { local -n _c=$1; local r out=""; for r in $(seq 1 "$ROUNDS"); do out+="${_c[$2,$3,$r]:-}"; done; echo "$out"; }
+# medians_ratio ARRAY TEST A B : the median of A's counted figures over B's; n/a if either has none
+medians_ratio() {
+  local a b; a=$(counted "$1" "$2" "$3"); b=$(counted "$1" "$2" "$4")
+  if [ -z "$a" ] || [ -z "$b" ]; then echo n/a; else ratio "$(med "$a")" "$(med "$b")"; fi
+}
+# round_ratio ARRAY TEST A B : the median over rounds of A's figure / B's figure in the same round (median_ratio)
+round_ratio() { median_ratio "$(by_round "$1" "$2" "$3")" "$(by_round "$1" "$2" "$4")"; }
+
+# summary_table TEST REF UNIT SERVERS... : per server the median rate (min-max), server share, median figure per server
+# CPU-second, its ratio to REF (the rate ratio in brackets) and the number of dropped runs
+summary_table() {
+  local t=$1 ref=$2 unit=$3; shift 3
+  local w=6 n rates
+  for n in "$@"; do [ ${#n} -gt $w ] && w=${#n}; done
+  printf "%-${w}s %12s %-21s %8s %14s %17s %s\n" server "$unit" "(min-max)" srv_cpu "per srv-cpu-s" "x $ref" "dropped runs"
+  for n in "$@"; do
+    rates=$(counted RATE_R "$t" "$n")
+    [ -z "$rates" ] && { printf "%-${w}s no counted run (dropped runs: %s)\n" "$n" "${NDROP[$t,$n]:-0}"; continue; }
+    printf "%-${w}s %12.0f %-21s %8s %14.0f %9s (%5s) %s\n" "$n" "$(med "$rates")" "($(rng "$rates"))" \
+      "$(med "$(counted SHARE_R "$t" "$n")")" "$(med "$(counted FIG_R "$t" "$n")")" \
+      "x$(medians_ratio FIG_R "$t" "$n" "$ref")" "x$(medians_ratio RATE_R "$t" "$n" "$ref")" "${NDROP[$t,$n]:-0}"
+  done
 }

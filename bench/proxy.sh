@@ -186,50 +186,30 @@ for n in "${UNC_SET[@]}"; do check "$n" /nostore; done
 for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
 
 # ---------------------------------------------------------------------------------------------------------------
-# load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured;
-# server CPU = user+sys of the server's process group from /proc over the measured run; origin requests counted
-declare -A RPS=() SHARE=() NORM=() NORMR=() BAD=()
-load_run() {  # load_run TEST ROUND SERVER PATH
-  local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}$4"
-  if [ "$WARM" -gt 0 ]; then
-    timeout $((WARM + 10)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${WARM}s" "$url" >/dev/null 2>&1
-  fi
+# load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured, through load_run
+# (lib.sh): server CPU = the proxy's process group over the measured run; the origin's share and requests beside it
+wrk_run() {  # wrk_run TEST ROUND SERVER PATH
+  local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}$4" h0 h1 ohits loglines="" warn=""
+  local cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "$url")
+  warm_up "$WARM" "${cmd[@]}"
   [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"            # keep the log files small between runs
   [ "$n" = edgebox-uncached ] && [ "$EBU_LOG" != /dev/null ] && : > "$EBU_LOG"
-  local c0 c1 o0 o1 h0 h1 t0 t1 st0 st1
   h0=$(origin_hits)
-  c0=$(grp_cpu "${PID[$n]}"); o0=$(grp_cpu "${PID[origin]}"); t0=$(now_s); st0=$(cpu_steal "$SRV_CPU")
-  local TIMEFORMAT='%U %S'
-  { time timeout $((DUR + 15)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "$url" > "$RUN/wrk.out" 2>&1 ; } 2> "$RUN/wrk.time"
-  t1=$(now_s); c1=$(grp_cpu "${PID[$n]}"); o1=$(grp_cpu "${PID[origin]}"); st1=$(cpu_steal "$SRV_CPU")
+  load_run -k wrk -p "${PID[$n]}" -x "${PID[origin]}" -o "$RUN/wrk.out" -- "${cmd[@]}"
   h1=$(origin_hits)
-  local steal rps total non2 errs share ocpu wcpu norm ohits loglines="" warn=""
-  steal=$(calc "($st1 - $st0) / $(getconf CLK_TCK) / ($t1 - $t0)")
-  rps=$(awk '/Requests\/sec/ {print $2}' "$RUN/wrk.out")
-  total=$(awk '/requests in/ {print $1}' "$RUN/wrk.out")
-  non2=$(awk '/Non-2xx or 3xx/ {print $NF}' "$RUN/wrk.out")
-  errs=$(awk '/Socket errors/ { s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$RUN/wrk.out")
-  share=$(calc "($c1 - $c0) / ($t1 - $t0)")
-  ocpu=$(calc "($o1 - $o0) / ($t1 - $t0)")
-  wcpu=$(awk -v t="$(calc "$t1 - $t0" %.3f)" '{ printf "%.2f", ($1 + $2) / t }' "$RUN/wrk.time")
-  norm=$(awk -v a="${rps:-0}" -v s="$share" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
   ohits=$(( ${h1:-0} - ${h0:-0} ))
-  case $n in edgebox|edgebox-uncached) [ "${EB_LOG}" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$([ $n = edgebox ] && echo "$EB_LOG" || echo "$EBU_LOG")")"; } ;; esac
-  awk -v s="$share" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
-  printf '%-4s round%s %-22s rps=%-10s requests=%-8s non2xx3xx=%s socket_errors=%s srv_cpu=%s steal_cpu%s=%s wrk_cpu=%s orig_cpu=%s origin_requests=%s req_per_srv_cpu_s=%s%s%s\n' \
-    "$test" "$r" "$n" "${rps:-0}" "${total:-0}" "${non2:-0}" "${errs:-0}" "$share" "$SRV_CPU" "$steal" "$wcpu" "$ocpu" "$ohits" "$norm" "$loglines" "$warn"
+  case $n in
+    edgebox)          [ "$EB_LOG" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; } ;;
+    edgebox-uncached) [ "$EBU_LOG" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EBU_LOG")"; } ;;
+  esac
+  awk -v s="$LR_SRV_CPU" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
+  printf '%-4s round%s %-22s %s orig_cpu=%s origin_requests=%s%s%s\n' "$test" "$r" "$n" "$LR_LINE" "$LR_X_CPU" "$ohits" "$loglines" "$warn"
+  [ -n "$LR_DROP" ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|requests in|unable' | head -5
   # a cache-hit run that sends more than 1% of its requests to the origin is not measuring hits
-  if [ "$test" = HIT ] && [ "$n" != raw-node ] && [ "${total:-0}" -gt 0 ] && [ "$ohits" -gt $(( total / 100 )) ]; then
-    PROBLEMS+=("$test round$r $n: $ohits of ${total} requests went to the origin (cache hits not happening)")
-    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 )); return
+  if [ -z "$LR_DROP" ] && [ "$test" = HIT ] && [ "$n" != raw-node ] && [ "$ohits" -gt $(( LR_COUNT / 100 )) ]; then
+    LR_DROP="$ohits of $LR_COUNT requests went to the origin (cache hits not happening)"
   fi
-  if [ -z "$rps" ] || [ "${total:-0}" = 0 ] || [ "${non2:-0}" != 0 ] || [ "${errs:-0}" != 0 ]; then
-    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 ))
-    PROBLEMS+=("$test round$r $n: requests=${total:-0} non2xx3xx=${non2:-0} socket_errors=${errs:-0}")
-    sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|requests in|unable' | head -5
-    if [ -z "$rps" ] || [ "${total:-0}" = 0 ]; then return; fi
-  fi
-  RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "; NORMR[$test,$n,$r]=$norm
+  keep_run "$test" "$n" "$r"
 }
 
 
@@ -237,11 +217,11 @@ echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; HIT =
 for r in $(seq 1 "$ROUNDS"); do
   for n in $(rotate $((r - 1)) "${HIT_SET[@]}"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "HIT  round$r $n: skipped (failed its check)"; continue; }
-    load_run HIT "$r" "$n" /obj
+    wrk_run HIT "$r" "$n" /obj
   done
   for n in $(rotate $((r - 1)) "${UNC_SET[@]}"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "UNC  round$r $n: skipped (failed its check)"; continue; }
-    load_run UNC "$r" "$n" /nostore
+    wrk_run UNC "$r" "$n" /nostore
   done
 done
 
@@ -270,54 +250,33 @@ logsum edgebox-uncached "$EBU_LOG"
 # summary
 echo
 echo "## summary: medians over $ROUNDS round(s); req/srv-cpu-s = req/s divided by the share of core $SRV_CPU the proxy used (origin not counted)"
-declare -A MNORM=() MRPS=()
-summary() {  # summary TEST TITLE REF SERVERS...
-  local test=$1 title=$2 ref=$3; shift 3
-  echo "### $title"
-  printf '%-22s %12s %-21s %8s %14s %17s %s\n' server req/s "(min-max)" srv_cpu req/srv-cpu-s "x $ref" "failed runs"
-  local rn rr n m s k
-  rn=$(med "${NORM[$test,$ref]:-}"); rr=$(med "${RPS[$test,$ref]:-}")
-  for n in "$@"; do
-    [ -z "${RPS[$test,$n]:-}" ] && { printf '%-22s no valid run (failed runs: %s)\n' "$n" "${BAD[$test,$n]:-0}"; continue; }
-    m=$(med "${RPS[$test,$n]}"); s=$(med "${SHARE[$test,$n]}"); k=$(med "${NORM[$test,$n]}")
-    MNORM[$test,$n]=$k; MRPS[$test,$n]=$m
-    printf '%-22s %12.0f %-21s %8s %14.0f %9s (%5s) %s\n' "$n" "$m" "($(rng "${RPS[$test,$n]}"))" "$s" "$k" \
-      "x$(ratio "$k" "$rn")" "x$(ratio "$m" "$rr")" "${BAD[$test,$n]:-0}"
-  done
-}
-summary HIT "cache hits: GET /obj (1 KiB, public, max-age=3600); 'x raw-node' = ratio of req/srv-cpu-s (req/s ratio in brackets)" raw-node "${HIT_SET[@]}"
-summary UNC "uncached: GET /nostore (1 KiB, no-store) through the proxy; 'x http-proxy' = ratio of req/srv-cpu-s (req/s ratio in brackets)" http-proxy "${UNC_SET[@]}"
+echo "### cache hits: GET /obj (1 KiB, public, max-age=3600); 'x raw-node' = ratio of req/srv-cpu-s (req/s ratio in brackets)"
+summary_table HIT raw-node req/s "${HIT_SET[@]}"
+echo "### uncached: GET /nostore (1 KiB, no-store) through the proxy; 'x http-proxy' = ratio of req/srv-cpu-s (req/s ratio in brackets)"
+summary_table UNC http-proxy req/s "${UNC_SET[@]}"
 
 echo
 echo "## targets (Edgebox vs peers measured in this run; per server CPU-second, the proxy's own CPU)"
 echo "# verdict on the median of per-round ratios (each round runs the two servers minutes apart at most, so drift in"
 echo "# the machine's speed between rounds cancels out); the ratio of the medians above is shown in brackets"
-# median over rounds of NORM[A]/NORM[B] for the rounds where both ran cleanly (median_ratio, lib.sh)
-round_ratio() {  # round_ratio TEST A B
-  local r xs="" ys=""
-  for r in $(seq 1 "$ROUNDS"); do xs+="${NORMR[$1,$2,$r]:--} "; ys+="${NORMR[$1,$3,$r]:--} "; done
-  median_ratio "$xs" "$ys"
-}
 target() {  # target TEST A B GOAL
-  local v; v=$(round_ratio "$1" "$2" "$3")
+  local v; v=$(round_ratio FIG_R "$1" "$2" "$3")
   printf '%-3s %-18s / %-12s req per server-CPU-second %6s (%s)  target >= %-5s %-8s [%s] vs [%s]\n' "$1" "$2" "$3" "$v" \
-    "$(ratio "${MNORM[$1,$2]:-}" "${MNORM[$1,$3]:-}")" "$4" "$(verdict "$v" "$4")" "${CONF[$2]}" "${CONF[$3]}"
+    "$(medians_ratio FIG_R "$1" "$2" "$3")" "$4" "$(verdict "$v" "$4")" "${CONF[$2]}" "${CONF[$3]}"
 }
 target HIT edgebox raw-node 0.7
 target HIT edgebox varnish 1.3
 target HIT edgebox nginx-cache 0.65
 target UNC edgebox-uncached http-proxy 2
 target UNC edgebox-uncached undici-pass 0.8
-echo "(for information, edgebox-uncached-nolog [${CONF[edgebox-uncached-nolog]}]: / http-proxy x$(ratio "${MNORM[UNC,edgebox-uncached-nolog]:-}" "${MNORM[UNC,http-proxy]:-}")  / undici-pass x$(ratio "${MNORM[UNC,edgebox-uncached-nolog]:-}" "${MNORM[UNC,undici-pass]:-}"))"
-ebn=${MNORM[HIT,edgebox-nolog]:-}
-echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / raw-node x$(ratio "$ebn" "${MNORM[HIT,raw-node]:-}")  / varnish x$(ratio "$ebn" "${MNORM[HIT,varnish]:-}")  / nginx-cache x$(ratio "$ebn" "${MNORM[HIT,nginx-cache]:-}"))"
+echo "(for information, edgebox-uncached-nolog [${CONF[edgebox-uncached-nolog]}]: / http-proxy x$(round_ratio FIG_R UNC edgebox-uncached-nolog http-proxy)  / undici-pass x$(round_ratio FIG_R UNC edgebox-uncached-nolog undici-pass))"
+echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / raw-node x$(round_ratio FIG_R HIT edgebox-nolog raw-node)  / varnish x$(round_ratio FIG_R HIT edgebox-nolog varnish)  / nginx-cache x$(round_ratio FIG_R HIT edgebox-nolog nginx-cache))"
 
 echo
 for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
-bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-  echo "NOTE: problems seen ($bad_total run(s) left out of the medians):"; printf '  %s\n' "${PROBLEMS[@]}"
-else
+[ ${#PROBLEMS[@]} -gt 0 ] && { echo "NOTE: problems seen:"; printf '  %s\n' "${PROBLEMS[@]}"; }
+[ ${#DROPPED[@]} -gt 0 ] && { echo "NOTE: ${#DROPPED[@]} run(s) left out of the medians:"; printf '  %s\n' "${DROPPED[@]}"; }
+if [ ${#PROBLEMS[@]} = 0 ] && [ ${#DROPPED[@]} = 0 ]; then
   echo "all checks passed; all runs answered with 2xx/3xx only, no socket errors; the cache runs sent (almost) nothing to the origin"
 fi
 if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; figures are not meaningful for the targets"; fi

@@ -148,41 +148,41 @@ for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 
 # ---------------------------------------------------------------------------------------------------------------
 # fan-out runs
-jf() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<< "$1" | head -1 | tr -d '"'; }   # jf JSON KEY
+jf() { jfield "$@"; }   # jf JSON KEY (lib.sh)
 EB_LAST=none
-declare -A PERM=() SHARE=() P50=() P99=() BAD=() PERMR=() DELIV=() LOST=()
-fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE
-  local test=$1 r=$2 n=$3 tr=$4 rate=$5 res ch="fan:r$2-$3-$4"
+declare -A P50=() P99=() DELIV=() LOST=()
+fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE : one run of bench/realtime-load.mjs through load_run (lib.sh)
+  local test=$1 r=$2 n=$3 tr=$4 rate=$5 res ch="fan:r$2-$3-$4" out="$RUN/realtime-run.out"
   [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log file small between runs
   [ "$n" = edgebox ] && EB_LAST="$test round$r"
-  res=$(timeout $((WARM + DUR + 90)) taskset -c "$GEN_CPU" node "$BENCH/realtime-load.mjs" fanout --target "${TARGET[$n]}" \
-        --transport "$tr" --port "${PORT[$n]}" --pgid "${PID[$n]}" --srv-cpu "$SRV_CPU" --n "$N" --rate "$rate" --dur "$DUR" \
-        --warm "$WARM" --ch "$ch" --prefix "$PREFIX" --key "$KEY" --max $((WARM + DUR + 80)) 2>>"$RUN/realtime-load.err" | tail -1)
+  load_run -k realtime -p "${PID[$n]}" -o "$out" -t $((WARM + DUR + 90)) -- node "$BENCH/realtime-load.mjs" fanout \
+    --target "${TARGET[$n]}" --transport "$tr" --port "${PORT[$n]}" --pgid "${PID[$n]}" --srv-cpu "$SRV_CPU" --n "$N" \
+    --rate "$rate" --dur "$DUR" --warm "$WARM" --ch "$ch" --prefix "$PREFIX" --key "$KEY" --max $((WARM + DUR + 80))
+  grep -v '^{' "$out" >> "$RUN/realtime-load.err"
+  res=$(grep '^{' "$out" | tail -1)
   echo "$res" >> "$RUN/realtime-load.jsonl"
   local err; err=$(jf "$res" error)
   if [ -z "$res" ] || [ -n "$err" ]; then
+    LR_DROP="failed: ${err:-no result (see bench/.peers/run/realtime-load.err)}"
     printf '%-4s round%s %-9s FAILED: %s\n' "$test" "$r" "$n" "${err:-no result (see bench/.peers/run/realtime-load.err)}"
-    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 )); PROBLEMS+=("$test round$r $n: ${err:-no result}"); return
+    keep_run "$test" "$n" "$r"; return
   fi
-  local exp del lost dups ooo gaps drained per share cc pb uc warn=""
-  exp=$(jf "$res" expected); del=$(jf "$res" delivered); lost=$(jf "$res" lost); dups=$(jf "$res" dups)
-  ooo=$(jf "$res" out_of_order); gaps=$(jf "$res" gap_envelopes); drained=$(jf "$res" drained); per=$(jf "$res" cpu_s_per_M)
-  share=$(jf "$res" srv_cpu); cc=$(jf "$res" client_cpu); pb=$(jf "$res" publish_bad); uc=$(jf "$res" unexpected_close)
-  awk -v s="$cc" 'BEGIN { exit !(s > 0.9) }' && warn+=" (client_cpu near 1: the load generator, not the server, may be the limit)"
-  printf '%-4s round%s %-9s delivered=%s/%s lost=%s dup=%s out_of_order=%s gap=%s drained=%s srv_cpu_s=%s srv_cpu=%s steal=%s client_cpu=%s cpu_s_per_M=%s fanout_ms_p50=%s p99=%s max=%s publish_ms_avg=%s publish_bad=%s achieved_rate=%s unexpected_close=%s close_codes=%s srv_rss_mb=%s%s\n' \
-    "$test" "$r" "$n" "$del" "$exp" "$lost" "$dups" "$ooo" "$gaps" "$drained" "$(jf "$res" srv_cpu_s)" "$share" "$(jf "$res" steal)" "$cc" "$per" \
-    "$(jf "$res" fanout_ms_p50)" "$(jf "$res" fanout_ms_p99)" "$(jf "$res" fanout_ms_max)" "$(jf "$res" publish_ms_avg)" "$pb" "$(jf "$res" achieved_rate)" "$uc" \
+  local exp del drained warn=""
+  exp=$(jf "$res" expected); del=$(jf "$res" delivered); drained=$(jf "$res" drained)
+  awk -v s="$LR_GEN_CPU" 'BEGIN { exit !(s > 0.9) }' && warn+=" (gen_cpu near 1: the load generator, not the server, may be the limit)"
+  printf '%-4s round%s %-9s %s delivered=%s/%s lost=%s dup=%s out_of_order=%s gap=%s drained=%s srv_cpu_s=%s cpu_s_per_M=%s fanout_ms_p50=%s p99=%s max=%s publish_ms_avg=%s publish_bad=%s achieved_rate=%s unexpected_close=%s close_codes=%s srv_rss_mb=%s%s\n' \
+    "$test" "$r" "$n" "$LR_LINE" "$del" "$exp" "$(jf "$res" lost)" "$(jf "$res" dups)" "$(jf "$res" out_of_order)" "$(jf "$res" gap_envelopes)" "$drained" \
+    "$LR_SRV_CPU_S" "$(jf "$res" cpu_s_per_M)" "$(jf "$res" fanout_ms_p50)" "$(jf "$res" fanout_ms_p99)" "$(jf "$res" fanout_ms_max)" \
+    "$(jf "$res" publish_ms_avg)" "$(jf "$res" publish_bad)" "$(jf "$res" achieved_rate)" "$(jf "$res" unexpected_close)" \
     "$(sed -n 's/.*"close_codes":\({[^}]*}\).*/\1/p' <<< "$res")" "$(jf "$res" srv_rss_mb)" "$warn"
-  DELIV[$test,$n]=$(( ${DELIV[$test,$n]:-0} + ${del:-0} )); LOST[$test,$n]=$(( ${LOST[$test,$n]:-0} + ${lost:-0} ))
-  if [ "$lost" != 0 ] || [ "$dups" != 0 ] || [ "$ooo" != 0 ] || [ "$gaps" != 0 ] || [ "$drained" != true ] || [ "$del" != "$exp" ] || [ "$pb" != 0 ] || [ "$uc" != 0 ]; then
-    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 ))
-    PROBLEMS+=("$test round$r $n: delivered=$del/$exp lost=$lost dup=$dups out_of_order=$ooo gap=$gaps drained=$drained publish_bad=$pb unexpected_close=$uc $(jf "$res" publish_errors)")
-    return
+  DELIV[$test,$n]=$(( ${DELIV[$test,$n]:-0} + ${del:-0} )); LOST[$test,$n]=$(( ${LOST[$test,$n]:-0} + $(jnum "$res" lost) ))
+  if [ -z "$LR_DROP" ] && { [ "$drained" != true ] || [ "$del" != "$exp" ]; }; then
+    LR_DROP="delivered=$del/$exp drained=$drained $(jf "$res" publish_errors)"
   fi
-  PERM[$test,$n]+="$per "; SHARE[$test,$n]+="$share "; P50[$test,$n]+="$(jf "$res" fanout_ms_p50) "; P99[$test,$n]+="$(jf "$res" fanout_ms_p99) "
-  PERMR[$test,$n,$r]=$per
+  [ -n "$LR_DROP" ] && [ -n "$(jf "$res" publish_errors)" ] && LR_DROP+=" (publish errors: $(jf "$res" publish_errors))"
+  keep_run "$test" "$n" "$r" "$(jf "$res" cpu_s_per_M)" || return
+  P50[$test,$n]+="$(jf "$res" fanout_ms_p50) "; P99[$test,$n]+="$(jf "$res" fanout_ms_p99) "
 }
-
 
 echo "## fan-out runs (N=$N subscribers on one channel; ${WARM}s warm-up + ${DUR}s measured; WS at $RATE/s, SSE at $SSE_RATE/s, POLL at $POLL_RATE/s)"
 : > "$RUN/realtime-load.err"; : > "$RUN/realtime-load.jsonl"
@@ -200,7 +200,7 @@ for n in "${FAN_SET[@]}"; do stop_srv "${PID[$n]}"; unset "PID[$n]"; done
 
 # ---------------------------------------------------------------------------------------------------------------
 # memory per idle WebSocket connection: a fresh server per run, IDLE_N idle subscribers
-declare -A MRSS=() MHEAP=() MNOGC=() MRSSR=() MMRSS=()
+declare -A MRSS=() MHEAP=() MNOGC=() MMRSS=()
 MEM_SET=(edgebox ws-send socketio)
 mem_run() {  # mem_run ROUND NAME
   local r=$1 n=$2 res
@@ -221,7 +221,7 @@ mem_run() {  # mem_run ROUND NAME
   printf 'MEM  round%s %-9s clients=%s rss_per_conn=%s heap_used_per_conn=%s external_per_conn=%s rss_nogc_per_conn=%s rss_mb=%s->%s heap_used_mb=%s->%s connect_ms=%s\n' \
     "$r" "$n" "$(jf "$res" clients)" "$rss" "$heap" "$(jf "$res" external_per_conn)" "$nogc" "$(jf "$res" rss_before_mb)" "$(jf "$res" rss_after_mb)" \
     "$(jf "$res" heap_used_before_mb)" "$(jf "$res" heap_used_after_mb)" "$(jf "$res" connect_ms)"
-  MRSS[$n]+="$rss "; MHEAP[$n]+="$heap "; MNOGC[$n]+="$nogc "; MRSSR[$n,$r]=$rss
+  MRSS[$n]+="$rss "; MHEAP[$n]+="$heap "; MNOGC[$n]+="$nogc "; FIG_R[MEM,$n,$r]=$rss
 }
 if [ -z "$MEM_NOTE" ]; then
   echo "## memory per idle WebSocket connection (IDLE_N=$IDLE_N subscribers, fresh server each, after 200 connections opened and"
@@ -245,23 +245,23 @@ fi
 echo
 echo "## summary: medians over $ROUNDS round(s); cpu-s/M = server CPU-seconds per million deliveries (lower is better)"
 declare -A MPERM=()
-summary() {  # summary TEST TITLE RATE SERVERS...
-  local test=$1 title=$2 rate=$3; shift 3
+summary() {  # summary TEST TITLE SERVERS...
+  local test=$1 title=$2; shift 2
   echo "### $title"
-  printf '%-9s %9s %-15s %8s %11s %11s %12s %6s %s\n' server cpu-s/M "(min-max)" srv_cpu p50_ms p99_ms delivered lost "x ws-send  failed runs"
-  local ref n m
-  ref=$(med "${PERM[$test,ws-send]:-}")
+  printf '%-9s %9s %-15s %8s %11s %11s %12s %6s %s\n' server cpu-s/M "(min-max)" srv_cpu p50_ms p99_ms delivered lost "x ws-send  dropped runs"
+  local n m f
   for n in "$@"; do
-    [ -z "${PERM[$test,$n]:-}" ] && { printf '%-9s no valid run (failed runs: %s; delivered %s, lost %s)\n' "$n" "${BAD[$test,$n]:-0}" "${DELIV[$test,$n]:-0}" "${LOST[$test,$n]:-0}"; continue; }
-    m=$(med "${PERM[$test,$n]}"); MPERM[$test,$n]=$m
-    printf '%-9s %9.3f %-15s %8.3f %11.2f %11.2f %12s %6s %-10s %s\n' "$n" "$m" "($(rng "${PERM[$test,$n]}"))" "$(med "${SHARE[$test,$n]}")" \
+    f=$(counted FIG_R "$test" "$n")
+    [ -z "$f" ] && { printf '%-9s no counted run (dropped runs: %s; delivered %s, lost %s)\n' "$n" "${NDROP[$test,$n]:-0}" "${DELIV[$test,$n]:-0}" "${LOST[$test,$n]:-0}"; continue; }
+    m=$(med "$f"); MPERM[$test,$n]=$m
+    printf '%-9s %9.3f %-15s %8.3f %11.2f %11.2f %12s %6s %-10s %s\n' "$n" "$m" "($(rng "$f"))" "$(med "$(counted SHARE_R "$test" "$n")")" \
       "$(med "${P50[$test,$n]}")" "$(med "${P99[$test,$n]}")" "${DELIV[$test,$n]:-0}" "${LOST[$test,$n]:-0}" \
-      "$([ "$test" = WS ] && echo "x$(ratio "$m" "$ref")" || echo -)" "${BAD[$test,$n]:-0}"
+      "$([ "$test" = WS ] && echo "x$(medians_ratio FIG_R "$test" "$n" ws-send)" || echo -)" "${NDROP[$test,$n]:-0}"
   done
 }
-summary WS "WebSocket fan-out: $N subscribers, $RATE broadcasts/s of 64 bytes ($((N * RATE)) deliveries/s); 'x ws-send' = ratio of cpu-s/M" "$RATE" "${FAN_SET[@]}"
-summary SSE "Edgebox SSE fan-out: $N subscribers, $SSE_RATE broadcasts/s ($((N * SSE_RATE)) deliveries/s), for information" "$SSE_RATE" edgebox
-summary POLL "Edgebox long-polling fan-out: $N subscribers, $POLL_RATE broadcasts/s ($((N * POLL_RATE)) deliveries/s), for information" "$POLL_RATE" edgebox
+summary WS "WebSocket fan-out: $N subscribers, $RATE broadcasts/s of 64 bytes ($((N * RATE)) deliveries/s); 'x ws-send' = ratio of cpu-s/M" "${FAN_SET[@]}"
+summary SSE "Edgebox SSE fan-out: $N subscribers, $SSE_RATE broadcasts/s ($((N * SSE_RATE)) deliveries/s), for information" edgebox
+summary POLL "Edgebox long-polling fan-out: $N subscribers, $POLL_RATE broadcasts/s ($((N * POLL_RATE)) deliveries/s), for information" edgebox
 if [ -n "${MPERM[WS,edgebox]:-}" ]; then
   echo "(for comparison, Edgebox per million deliveries: WebSocket $(printf '%.3f' "${MPERM[WS,edgebox]}"), SSE ${MPERM[SSE,edgebox]:-n/a}, long polling ${MPERM[POLL,edgebox]:-n/a} CPU-seconds)"
 fi
@@ -281,29 +281,24 @@ fi
 echo
 echo "## targets (lower is better; verdict on the median of the per-round ratios, the ratio of the medians in brackets)"
 verdict_le() { awk -v v="$1" -v t="$2" 'BEGIN { if (v == "n/a" || v == "") print "n/a"; else if (v + 0 <= t + 0) print "MET"; else print "NOT MET" }'; }
-round_ratio() {  # round_ratio ARRAY A B: median over rounds of ARRAY[A,r]/ARRAY[B,r] (median_ratio, lib.sh)
-  local -n arr=$1; local r xs="" ys=""
-  for r in $(seq 1 "$ROUNDS"); do xs+="${arr[$2,$r]:--} "; ys+="${arr[$3,$r]:--} "; done
-  median_ratio "$xs" "$ys"
+target() {  # target LABEL TEST A B GOAL UNIT : A's figure over B's, lower is better
+  local v; v=$(round_ratio FIG_R "$2" "$3" "$4")
+  printf '%-34s %-9s / %-9s %6s (%s)  target <= %-4s %-8s [%s: %s vs %s]\n' "$1" "$3" "$4" "$v" "$(medians_ratio FIG_R "$2" "$3" "$4")" "$5" \
+    "$(verdict_le "$v" "$5")" "$6" "$(med "$(counted FIG_R "$2" "$3")")" "$(med "$(counted FIG_R "$2" "$4")")"
 }
-target() {  # target LABEL ARRAY A B MEDIAN_A MEDIAN_B GOAL UNIT
-  local v; v=$(round_ratio "$2" "$3" "$4")
-  printf '%-34s %-9s / %-9s %6s (%s)  target <= %-4s %-8s [%s: %s vs %s]\n' "$1" "${3#WS,}" "${4#WS,}" "$v" "$(ratio "$5" "$6")" "$7" "$(verdict_le "$v" "$7")" "$8" "$5" "$6"
-}
-target "WS fan-out CPU per delivery" PERMR WS,edgebox WS,ws-send "${MPERM[WS,edgebox]:-}" "${MPERM[WS,ws-send]:-}" 1.0 "cpu-s/M"
-target "WS fan-out CPU per delivery" PERMR WS,edgebox WS,socketio "${MPERM[WS,edgebox]:-}" "${MPERM[WS,socketio]:-}" 0.6 "cpu-s/M"
+target "WS fan-out CPU per delivery" WS edgebox ws-send 1.0 "cpu-s/M"
+target "WS fan-out CPU per delivery" WS edgebox socketio 0.6 "cpu-s/M"
 if [ -z "$MEM_NOTE" ]; then
-  target "memory per idle WS connection" MRSSR edgebox socketio "${MMRSS[edgebox]:-}" "${MMRSS[socketio]:-}" 0.6 "RSS bytes/conn"
+  target "memory per idle WS connection" MEM edgebox socketio 0.6 "RSS bytes/conn"
 else
   echo "memory per idle WS connection: n/a ($MEM_NOTE)"
 fi
-echo "(for information: ws-once / ws-send x$(ratio "${MPERM[WS,ws-once]:-}" "${MPERM[WS,ws-send]:-}"), edgebox / ws-once x$(ratio "${MPERM[WS,edgebox]:-}" "${MPERM[WS,ws-once]:-}"); memory edgebox / ws-send x$(ratio "${MMRSS[edgebox]:-}" "${MMRSS[ws-send]:-}") )"
+echo "(for information: ws-once / ws-send x$(round_ratio FIG_R WS ws-once ws-send), edgebox / ws-once x$(round_ratio FIG_R WS edgebox ws-once); memory edgebox / ws-send x$(round_ratio FIG_R MEM edgebox ws-send) )"
 
 echo
-bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-  echo "NOTE: problems seen ($bad_total fan-out run(s) left out of the medians):"; printf '  %s\n' "${PROBLEMS[@]}"
-else
+[ ${#PROBLEMS[@]} -gt 0 ] && { echo "NOTE: problems seen:"; printf '  %s\n' "${PROBLEMS[@]}"; }
+[ ${#DROPPED[@]} -gt 0 ] && { echo "NOTE: ${#DROPPED[@]} fan-out run(s) left out of the medians:"; printf '  %s\n' "${DROPPED[@]}"; }
+if [ ${#PROBLEMS[@]} = 0 ] && [ ${#DROPPED[@]} = 0 ]; then
   echo "all checks passed; every subscriber got every broadcast exactly once and in order, no unexpected closes"
 fi
 if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; figures are not meaningful for the targets"; fi

@@ -146,40 +146,20 @@ for n in "${SERVERS[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------------------------
-# small-file load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured;
-# server CPU = user+sys of the server's process group from /proc over the measured run
-declare -A RPS=() SHARE=() NORM=() BAD=()
-load_run() {  # load_run TEST ROUND SERVER
-  local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}/index.html" hdr=()
+# small-file load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured, through
+# load_run (lib.sh): server CPU = user+sys of the server's process group over the measured run
+wrk_run() {  # wrk_run TEST ROUND SERVER
+  local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}/index.html" hdr=() loglines="" warn=""
   [ "$test" = 304 ] && hdr=(-H "If-None-Match: ${ETAG[$n]}")
-  if [ "$WARM" -gt 0 ]; then
-    timeout $((WARM + 10)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${WARM}s" "${hdr[@]}" "$url" >/dev/null 2>&1
-  fi
+  local cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "${hdr[@]}" "$url")
+  warm_up "$WARM" "${cmd[@]}"
   [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log file small between runs
-  local c0 c1 t0 t1
-  c0=$(grp_cpu "${PID[$n]}"); t0=$(now_s); local st0; st0=$(cpu_steal "$SRV_CPU")
-  local TIMEFORMAT='%U %S'
-  { time timeout $((DUR + 15)) taskset -c "$GEN_CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "${hdr[@]}" "$url" > "$RUN/wrk.out" 2>&1 ; } 2> "$RUN/wrk.time"
-  t1=$(now_s); c1=$(grp_cpu "${PID[$n]}"); local st1; st1=$(cpu_steal "$SRV_CPU")
-  local steal; steal=$(calc "($st1 - $st0) / $(getconf CLK_TCK) / ($t1 - $t0)")
-  local rps total non2 errs share wcpu norm loglines=""
-  rps=$(awk '/Requests\/sec/ {print $2}' "$RUN/wrk.out")
-  total=$(awk '/requests in/ {print $1}' "$RUN/wrk.out")
-  non2=$(awk '/Non-2xx or 3xx/ {print $NF}' "$RUN/wrk.out")
-  errs=$(awk '/Socket errors/ { s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$RUN/wrk.out")
-  share=$(calc "($c1 - $c0) / ($t1 - $t0)")
-  wcpu=$(awk -v t="$(calc "$t1 - $t0" %.3f)" '{ printf "%.2f", ($1 + $2) / t }' "$RUN/wrk.time")
-  norm=$(awk -v a="${rps:-0}" -v s="$share" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
+  load_run -k wrk -p "${PID[$n]}" -o "$RUN/wrk.out" -- "${cmd[@]}"
   if [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ]; then sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; fi
-  local warn=""
-  awk -v s="$share" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
-  printf '%-4s round%s %-14s rps=%-10s requests=%-8s non2xx3xx=%s socket_errors=%s srv_cpu=%s steal_cpu%s=%s wrk_cpu=%s req_per_srv_cpu_s=%s%s%s\n' \
-    "$test" "$r" "$n" "${rps:-0}" "${total:-0}" "${non2:-0}" "${errs:-0}" "$share" "$SRV_CPU" "$steal" "$wcpu" "$norm" "$loglines" "$warn"
-  if [ -z "$rps" ] || [ "${total:-0}" = 0 ] || [ "${non2:-0}" != 0 ] || [ "${errs:-0}" != 0 ]; then
-    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 ))
-    if [ -z "$rps" ] || [ "${total:-0}" = 0 ]; then sed 's/^/    wrk: /' "$RUN/wrk.out" | head -5; return; fi
-  fi
-  RPS[$test,$n]+="$rps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "
+  awk -v s="$LR_SRV_CPU" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
+  printf '%-4s round%s %-14s %s%s%s\n' "$test" "$r" "$n" "$LR_LINE" "$loglines" "$warn"
+  [ "$LR_COUNT" = 0 ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | head -5
+  keep_run "$test" "$n" "$r"
 }
 
 # servers per test; the order rotates every round so no server always runs first or last
@@ -189,36 +169,31 @@ LARGE_SET=("${GET_SET[@]}")
 
 echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; GET /index.html, then If-None-Match -> 304)"
 for r in $(seq 1 "$ROUNDS"); do
-  for n in $(rotate $((r - 1)) "${GET_SET[@]}"); do load_run GET "$r" "$n"; done
+  for n in $(rotate $((r - 1)) "${GET_SET[@]}"); do wrk_run GET "$r" "$n"; done
   for n in $(rotate $((r - 1)) "${C304_SET[@]}"); do
     if [ -z "${OK304[$n]:-}" ]; then echo "304  round$r $n: skipped (no 304 for If-None-Match in the checks)"; continue; fi
-    load_run 304 "$r" "$n"
+    wrk_run 304 "$r" "$n"
   done
 done
 
 # ---------------------------------------------------------------------------------------------------------------
-# large file: curl on core $GEN_CPU downloads /big.bin fully and the second half with Range, REPS times per round
-declare -A FULL=() PART=() FCPU=() PCPU=()
+# large file: curl on core $GEN_CPU downloads /big.bin fully and the second half with Range, REPS times per round,
+# each through load_run; the figure kept beside the MB/s is the server's CPU seconds for that download
 echo "## large-file runs (256 MiB /big.bin full, and Range: bytes=$HALF- ; curl on core $GEN_CPU; MB/s = 1e6 bytes/s)"
-download() {  # download SERVER [range] -> "MBps code size srv_cpu_seconds"
-  local n=$1 range=${2:-} args=() c0 c1 out
-  [ -n "$range" ] && args=(-H "Range: bytes=$range")
-  c0=$(grp_cpu "${PID[$n]}")
-  out=$(taskset -c "$GEN_CPU" curl -s -o /dev/null --max-time 120 "${args[@]}" -w '%{speed_download} %{http_code} %{size_download}' "http://127.0.0.1:${PORT[$n]}/big.bin")
-  c1=$(grp_cpu "${PID[$n]}")
-  read -r sp code size <<<"$out"
-  echo "$(calc "${sp:-0} / 1000000" %.0f) ${code:-000} ${size:-0} $(calc "$c1 - $c0")"
+download() {  # download TEST(full|range) ROUND SERVER
+  local test=$1 r=$2 n=$3 args=() want="200 $BIG_SIZE"
+  [ "$test" = range ] && { args=(-H "Range: bytes=$HALF-"); want="206 $((BIG_SIZE - HALF))"; }
+  load_run -k curl -p "${PID[$n]}" -o "$RUN/curl.out" -t 130 -- curl -s -o /dev/null --max-time 120 "${args[@]}" \
+    -w '%{speed_download} %{http_code} %{size_download}' "http://127.0.0.1:${PORT[$n]}/big.bin"
+  local got; got=$(awk '{ print $2, $3 }' "$RUN/curl.out")
+  [ -z "$LR_DROP" ] && [ "$got" != "$want" ] && LR_DROP="answered '$got' (want '$want')"
+  printf '%-5s round%s %-14s MB/s=%-6s status_size=%-16s srv_cpu_s=%s srv_cpu=%s curl_cpu=%s\n' \
+    "$test" "$r" "$n" "$(calc "${LR_RATE:-0}" %.0f)" "${got// /_}" "$LR_SRV_CPU_S" "$LR_SRV_CPU" "${LR_GEN_CPU:-?}"
+  keep_run "$test" "$n" "$r" "$LR_SRV_CPU_S"
 }
 for r in $(seq 1 "$ROUNDS"); do
   for n in $(rotate $((r - 1)) "${LARGE_SET[@]}"); do
-    for i in $(seq 1 "$REPS"); do
-      read -r fm fc fz fcpu < <(download "$n")
-      read -r hm hc hz hcpu < <(download "$n" "$HALF-")
-      printf 'round%s %-14s full=%sMB/s (%s %s bytes, srv_cpu %ss)  range2nd=%sMB/s (%s %s bytes, srv_cpu %ss)\n' \
-        "$r" "$n" "$fm" "$fc" "$fz" "$fcpu" "$hm" "$hc" "$hz" "$hcpu"
-      if [ "$fc" = 200 ] && [ "$fz" = "$BIG_SIZE" ]; then FULL[$n]+="$fm "; FCPU[$n]+="$fcpu "; else BAD[full,$n]=$(( ${BAD[full,$n]:-0} + 1 )); fi
-      if [ "$hc" = 206 ] && [ "$hz" = $((BIG_SIZE - HALF)) ]; then PART[$n]+="$hm "; PCPU[$n]+="$hcpu "; else BAD[range,$n]=$(( ${BAD[range,$n]:-0} + 1 )); fi
-    done
+    for i in $(seq 1 "$REPS"); do download full "$r" "$n"; download range "$r" "$n"; done
   done
 done
 
@@ -226,29 +201,19 @@ done
 # summary
 echo
 echo "## summary: medians over $ROUNDS round(s); 'x raw-node' = ratio of req per server-CPU-second (req/s ratio in brackets)"
-declare -A MNORM=() MRPS=()
 for test in GET 304; do
   if [ $test = GET ]; then set_=("${GET_SET[@]}"); else set_=("${C304_SET[@]}"); fi
   echo "### $test /index.html (1 KiB)$([ $test = 304 ] && echo ' with If-None-Match: <its ETag>')"
-  printf '%-14s %12s %-21s %8s %14s %17s %s\n' server req/s "(min-max)" srv_cpu req/srv-cpu-s "x raw-node" "failed runs"
-  rn=$(med "${NORM[$test,raw-node]:-}"); rr=$(med "${RPS[$test,raw-node]:-}")
-  for n in "${set_[@]}"; do
-    [ -z "${RPS[$test,$n]:-}" ] && { printf '%-14s no valid run (failed runs: %s)\n' "$n" "${BAD[$test,$n]:-0}"; continue; }
-    m=$(med "${RPS[$test,$n]}"); s=$(med "${SHARE[$test,$n]}"); k=$(med "${NORM[$test,$n]}")
-    MNORM[$test,$n]=$k; MRPS[$test,$n]=$m
-    printf '%-14s %12.0f %-21s %8s %14.0f %9s (%5s) %s\n' "$n" "$m" "($(rng "${RPS[$test,$n]}"))" "$s" "$k" \
-      "x$(ratio "$k" "$rn")" "x$(ratio "$m" "$rr")" "${BAD[$test,$n]:-0}"
-  done
+  summary_table "$test" raw-node req/s "${set_[@]}"
 done
 echo "### 256 MiB /big.bin, MB/s (1e6 bytes/s), $REPS download(s) per round; srv-cpu-s = server CPU seconds per download"
-printf '%-14s %8s %-13s %9s %11s | %8s %-13s %9s %11s | %s\n' server full "(min-max)" "x nginx" srv-cpu-s range "(min-max)" "x nginx" srv-cpu-s "failed full/range"
-ngf=$(med "${FULL[nginx]:-}"); ngr=$(med "${PART[nginx]:-}")
-declare -A MFULL=() MPART=()
+printf '%-14s %8s %-13s %9s %11s | %8s %-13s %9s %11s | %s\n' server full "(min-max)" "x nginx" srv-cpu-s range "(min-max)" "x nginx" srv-cpu-s "dropped full/range"
 for n in "${LARGE_SET[@]}"; do
-  f=$(med "${FULL[$n]:-}"); h=$(med "${PART[$n]:-}"); MFULL[$n]=$f; MPART[$n]=$h
-  [ -z "${FULL[$n]:-}" ] && MFULL[$n]=""; [ -z "${PART[$n]:-}" ] && MPART[$n]=""
-  printf '%-14s %8s %-13s %9s %11s | %8s %-13s %9s %11s | %s/%s\n' "$n" "$f" "($(rng "${FULL[$n]:-0}"))" "x$(ratio "${MFULL[$n]}" "$ngf")" "$(med "${FCPU[$n]:-}")" \
-    "$h" "($(rng "${PART[$n]:-0}"))" "x$(ratio "${MPART[$n]}" "$ngr")" "$(med "${PCPU[$n]:-}")" "${BAD[full,$n]:-0}" "${BAD[range,$n]:-0}"
+  f=$(counted RATE_R full "$n"); h=$(counted RATE_R range "$n")
+  printf '%-14s %8.0f %-13s %9s %11s | %8.0f %-13s %9s %11s | %s/%s\n' "$n" "$(med "$f")" "($(rng "$f" | sed 's/\.[0-9]*//g'))" \
+    "x$(medians_ratio RATE_R full "$n" nginx)" "$(med "$(counted FIG_R full "$n")")" \
+    "$(med "$h")" "($(rng "$h" | sed 's/\.[0-9]*//g'))" "x$(medians_ratio RATE_R range "$n" nginx)" "$(med "$(counted FIG_R range "$n")")" \
+    "${NDROP[full,$n]:-0}" "${NDROP[range,$n]:-0}"
 done
 
 echo
@@ -257,14 +222,13 @@ target() {  # target LABEL VALUE GOAL CONFIG
   printf '%-58s %6s  target >= %-5s %-8s %s\n' "$1" "$2" "$3" "$(verdict "$2" "$3")" "$4"
 }
 for test in GET 304; do
-  rn=${MNORM[$test,raw-node]:-}
-  target "$test: edgebox / raw-node, req per server-CPU-second" "$(ratio "${MNORM[$test,edgebox]:-}" "$rn")" 0.75 "[${CONF[edgebox]}]"
-  target "$test: edgebox-nolog / raw-node, req per server-CPU-second" "$(ratio "${MNORM[$test,edgebox-nolog]:-}" "$rn")" 0.9 "[${CONF[edgebox-nolog]}]"
+  target "$test: edgebox / raw-node, req per server-CPU-second" "$(medians_ratio FIG_R $test edgebox raw-node)" 0.75 "[${CONF[edgebox]}]"
+  target "$test: edgebox-nolog / raw-node, req per server-CPU-second" "$(medians_ratio FIG_R $test edgebox-nolog raw-node)" 0.9 "[${CONF[edgebox-nolog]}]"
 done
 if have_nginx; then
-  target "256 MiB full: edgebox / nginx, MB/s" "$(ratio "${MFULL[edgebox]}" "${MFULL[nginx]}")" 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
-  target "256 MiB Range (2nd half): edgebox / nginx, MB/s" "$(ratio "${MPART[edgebox]}" "${MPART[nginx]}")" 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
-  echo "(for information: edgebox-nolog / nginx  full x$(ratio "${MFULL[edgebox-nolog]}" "${MFULL[nginx]}")  range x$(ratio "${MPART[edgebox-nolog]}" "${MPART[nginx]}"))"
+  target "256 MiB full: edgebox / nginx, MB/s" "$(medians_ratio RATE_R full edgebox nginx)" 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
+  target "256 MiB Range (2nd half): edgebox / nginx, MB/s" "$(medians_ratio RATE_R range edgebox nginx)" 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
+  echo "(for information: edgebox-nolog / nginx  full x$(medians_ratio RATE_R full edgebox-nolog nginx)  range x$(medians_ratio RATE_R range edgebox-nolog nginx))"
 else
   echo "256 MiB full and Range targets: n/a ($NGINX_NOTE)"
 fi
@@ -272,11 +236,9 @@ fi
 if [ ${#CHECK_FAIL[@]} -gt 0 ]; then
   echo "NOTE: failed checks:"; printf '  %s\n' "${CHECK_FAIL[@]}"
 fi
-bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
 echo
-if [ "$bad_total" -gt 0 ]; then
-  echo "NOTE: $bad_total run(s) had non-2xx/3xx answers, socket errors, or a wrong status/size; they are left out of the medians:"
-  for k in "${!BAD[@]}"; do echo "  $k: ${BAD[$k]}"; done | sort
+if [ ${#DROPPED[@]} -gt 0 ]; then
+  echo "NOTE: ${#DROPPED[@]} run(s) left out of the medians:"; printf '  %s\n' "${DROPPED[@]}"
 else
   echo "all runs answered with 2xx/3xx only, no socket errors, full sizes"
 fi

@@ -163,44 +163,25 @@ done
 for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 
 # ---------------------------------------------------------------------------------------------------------------
-# H2 load: h2load -t1 -c10 -m10 on core $GEN_CPU, a WARM-second h2load run (not measured), then DUR s measured.
-# Server CPU = user+sys of the server's process group from /proc around the measured run (lib.sh grp_cpu).
-declare -A RPS=() SHARE=() NORM=() BAD=() RR=() NR=()   # RR/NR: per round, for the per-round ratios
+# H2 load: h2load -t1 -c10 -m10 on core $GEN_CPU, a WARM-second h2load run (not measured), then DUR s measured
+# through load_run (lib.sh): server CPU = user+sys of the server's process group around the measured run.
 h2_run() {  # h2_run ROUND SERVER
-  local r=$1 n=$2 url="https://127.0.0.1:${PORT[$2]}/index.html"
-  if [ "$WARM" -gt 0 ]; then
-    timeout $((WARM + 20)) taskset -c "$GEN_CPU" h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$WARM" "$url" >/dev/null 2>&1
-  fi
+  local r=$1 n=$2 url="https://127.0.0.1:${PORT[$2]}/index.html" loglines="" warn="" s3 proto
+  local cmd=(h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D @DUR@ "$url")
+  warm_up "$WARM" "${cmd[@]}"
   [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log file small between runs
-  local c0 c1 t0 t1 st0 st1
-  c0=$(grp_cpu "${PID[$n]}"); st0=$(cpu_steal "$SRV_CPU"); t0=$(now_s)
-  timed_gen "$RUN/h2load.out" timeout $((DUR + 20)) h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" -D "$DUR" "$url"
-  t1=$(now_s); c1=$(grp_cpu "${PID[$n]}"); st1=$(cpu_steal "$SRV_CPU")
-  local wall rps ok failed errored tmo s2 s3 s4 s5 proto share gcpu steal norm loglines="" warn=""
-  wall=$(calc "$t1 - $t0" %.3f)
-  rps=$(awk '/^finished in/ { print $4 }' "$RUN/h2load.out")
-  read -r ok failed errored tmo < <(awk '/^requests:/ { for (i = 2; i < NF; i++) { v = $i; w = $(i + 1); gsub(/,/, "", w)
-      if (w == "succeeded") s = v; if (w == "failed") f = v; if (w == "errored") e = v; if (w == "timeout") t = v }
-      print s + 0, f + 0, e + 0, t + 0 }' "$RUN/h2load.out")
-  read -r s2 s3 s4 s5 < <(awk '/^status codes:/ { print $3 + 0, $5 + 0, $7 + 0, $9 + 0 }' "$RUN/h2load.out")
+  load_run -k h2load -p "${PID[$n]}" -o "$RUN/h2load.out" -- "${cmd[@]}"
+  s3=$(awk '/^status codes:/ { print $5 + 0 }' "$RUN/h2load.out")
   proto=$(awk -F': ' '/^Application protocol/ { print $2 }' "$RUN/h2load.out")
-  share=$(calc "($c1 - $c0) / $wall"); gcpu=$(calc "$GEN_CPU_S / $wall")
-  steal=$(calc "($st1 - $st0) / $(getconf CLK_TCK) / $wall")
-  norm=$(awk -v a="${rps:-0}" -v s="$share" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
   if [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ]; then sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; fi
-  awk -v s="$share" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy, or h2load was the limit)"
-  awk -v g="$gcpu" 'BEGIN { exit !(g >= 0.9) }' && warn+=" (h2load near the limit of core $GEN_CPU: a lower bound for this server's req/s)"
-  printf 'H2  round%s %-14s rps=%-10s succeeded=%-8s failed=%s errored=%s timeout=%s status_2xx=%s non2xx=%s proto=%s srv_cpu=%s steal_cpu%s=%s h2load_cpu=%s req_per_srv_cpu_s=%s%s%s\n' \
-    "$r" "$n" "${rps:-0}" "${ok:-0}" "${failed:-?}" "${errored:-?}" "${tmo:-?}" "${s2:-0}" "$(( ${s3:-0} + ${s4:-0} + ${s5:-0} ))" "${proto:-none}" \
-    "$share" "$SRV_CPU" "$steal" "$gcpu" "$norm" "$loglines" "$warn"
-  if [ -z "$rps" ] || [ "${ok:-0}" = 0 ] || [ "${failed:-1}" != 0 ] || [ "${errored:-1}" != 0 ] || [ "${tmo:-1}" != 0 ] \
-     || [ $(( ${s3:-0} + ${s4:-0} + ${s5:-0} )) != 0 ] || [ "$proto" != h2 ]; then
-    BAD[H2,$n]=$(( ${BAD[H2,$n]:-0} + 1 ))
-    PROBLEMS+=("H2 round$r $n: succeeded=${ok:-0} failed=${failed:-?} errored=${errored:-?} timeout=${tmo:-?} non2xx=$(( ${s3:-0} + ${s4:-0} + ${s5:-0} )) proto=${proto:-none}")
-    grep -iE 'error|fail|refused' "$RUN/h2load.out" | head -3 | sed 's/^/    h2load: /'
-    return
-  fi
-  RPS[H2,$n]+="$rps "; SHARE[H2,$n]+="$share "; NORM[H2,$n]+="$norm "; RR[H2,$n,$r]=$rps; NR[H2,$n,$r]=$norm
+  awk -v s="$LR_SRV_CPU" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy, or h2load was the limit)"
+  awk -v g="${LR_GEN_CPU:-0}" 'BEGIN { exit !(g >= 0.9) }' && warn+=" (h2load near the limit of core $GEN_CPU: a lower bound for this server's req/s)"
+  printf 'H2  round%s %-14s %s status_3xx=%s proto=%s%s%s\n' "$r" "$n" "$LR_LINE" "${s3:-0}" "${proto:-none}" "$loglines" "$warn"
+  # every answer here is a 200: a redirect is as wrong as an error, and only h2 is what this test measures
+  if [ -z "$LR_DROP" ] && [ "${s3:-0}" != 0 ]; then LR_DROP="$s3 3xx answer(s) (want 200 only)"; fi
+  if [ -z "$LR_DROP" ] && [ "$proto" != h2 ]; then LR_DROP="protocol '${proto:-none}' (want h2)"; fi
+  [ -n "$LR_DROP" ] && grep -iE 'error|fail|refused' "$RUN/h2load.out" | head -3 | sed 's/^/    h2load: /'
+  keep_run H2 "$n" "$r"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,36 +200,23 @@ hs_run() {  # hs_run TEST(NEW|RES) ROUND SERVER
   local test=$1 r=$2 n=$3 flag=-new
   [ "$test" = RES ] && flag=-reuse
   local cmd=(openssl s_time -connect "127.0.0.1:${PORT[$n]}" -www /index.html "$flag")
-  if [ "$WARM" -gt 0 ]; then timeout $((WARM + 20)) taskset -c "$GEN_CPU" "${cmd[@]}" -time "$WARM" >/dev/null 2>&1; fi
+  warm_up "$WARM" "${cmd[@]}" -time @DUR@
   [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"
-  local c0 c1 t0 t1 st0 st1
-  c0=$(grp_cpu "${PID[$n]}"); st0=$(cpu_steal "$SRV_CPU"); t0=$(now_s)
-  timed_gen "$RUN/s_time.out" timeout $((DUR + 20)) "${cmd[@]}" -time "$DUR"
-  t1=$(now_s); c1=$(grp_cpu "${PID[$n]}"); st1=$(cpu_steal "$SRV_CPU")
-  local wall conns bytes full reused cps share gcpu steal norm loglines="" warn="" why=""
-  wall=$(calc "$t1 - $t0" %.3f)
-  conns=$(awk '/connections in .* real seconds/ { print $1 }' "$RUN/s_time.out" | tail -1)
+  load_run -k s_time -p "${PID[$n]}" -o "$RUN/s_time.out" -- "${cmd[@]}" -time @DUR@
+  local bytes full reused loglines=""
   bytes=$(awk '/bytes read per connection/ { print $(NF - 4) }' "$RUN/s_time.out" | tail -1)
   full=$(grep -aE '^[*rt23]+$' "$RUN/s_time.out" | tr -cd '*' | wc -c)
   reused=$(grep -aE '^[*rt23]+$' "$RUN/s_time.out" | tr -cd 'r' | wc -c)
-  cps=$(calc "${conns:-0} / $wall" %.0f)
-  share=$(calc "($c1 - $c0) / $wall"); gcpu=$(calc "$GEN_CPU_S / $wall")
-  steal=$(calc "($st1 - $st0) / $(getconf CLK_TCK) / $wall")
-  norm=$(awk -v a="$cps" -v s="$share" 'BEGIN { printf "%.0f", (s > 0 ? a / s : 0) }')
   if [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ]; then sleep 0.3; loglines=" access_log_lines=$(grep -c '"msg":"request"' "$EB_LOG")"; fi
-  printf '%-3s round%s %-14s conn_per_s=%-7s connections=%-7s full_handshakes=%-7s resumed=%-7s bytes_per_conn=%s srv_cpu=%s steal_cpu%s=%s s_time_cpu=%s conn_per_srv_cpu_s=%s%s\n' \
-    "$test" "$r" "$n" "$cps" "${conns:-0}" "$full" "$reused" "${bytes:-0}" "$share" "$SRV_CPU" "$steal" "$gcpu" "$norm" "$loglines"
-  if [ -z "$conns" ] || [ "${conns:-0}" = 0 ]; then why="no connection completed"
-  elif [ "${bytes:-0}" -lt 1024 ]; then why="only ${bytes:-0} bytes read per connection (want the 1 KiB answer)"
-  elif [ "$test" = NEW ] && [ "$reused" != 0 ]; then why="$reused of $conns connections were resumed (want full handshakes)"
-  elif [ "$test" = RES ] && [ $(( reused * 100 )) -lt $(( conns * 99 )) ]; then why="only $reused of $conns connections were resumed"
+  printf '%-3s round%s %-14s %s full_handshakes=%s resumed=%s bytes_per_conn=%s%s\n' \
+    "$test" "$r" "$n" "$LR_LINE" "$full" "$reused" "${bytes:-0}" "$loglines"
+  if [ -n "$LR_DROP" ]; then :
+  elif [ "${bytes:-0}" -lt 1024 ]; then LR_DROP="only ${bytes:-0} bytes read per connection (want the 1 KiB answer)"
+  elif [ "$test" = NEW ] && [ "$reused" != 0 ]; then LR_DROP="$reused of $LR_COUNT connections were resumed (want full handshakes)"
+  elif [ "$test" = RES ] && [ $(( reused * 100 )) -lt $(( LR_COUNT * 99 )) ]; then LR_DROP="only $reused of $LR_COUNT connections were resumed"
   fi
-  if [ -n "$why" ]; then
-    BAD[$test,$n]=$(( ${BAD[$test,$n]:-0} + 1 )); PROBLEMS+=("$test round$r $n: $why"); echo "    left out: $why"
-    grep -aivE '^[*rt23]+$' "$RUN/s_time.out" | grep -aiE 'error|unable|refused' | head -3 | sed 's/^/    s_time: /'
-    return
-  fi
-  RPS[$test,$n]+="$cps "; SHARE[$test,$n]+="$share "; NORM[$test,$n]+="$norm "; RR[$test,$n,$r]=$cps; NR[$test,$n,$r]=$norm
+  [ -n "$LR_DROP" ] && grep -aivE '^[*rt23]+$' "$RUN/s_time.out" | grep -aiE 'error|unable|refused' | head -3 | sed 's/^/    s_time: /'
+  keep_run "$test" "$n" "$r"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,20 +237,9 @@ done
 # summary
 echo
 echo "## summary: medians over $ROUNDS round(s) (min-max of the rate); per srv-cpu-s = the rate divided by the share of core $SRV_CPU the server used"
-declare -A MRATE=() MNORM=()
 summary() {  # summary TEST TITLE UNIT REF SERVERS...
-  local test=$1 title=$2 unit=$3 ref=$4; shift 4
-  echo "### $title"
-  printf '%-14s %10s %-21s %8s %14s %17s %s\n' server "$unit" "(min-max)" srv_cpu "per srv-cpu-s" "x $ref" "failed runs"
-  local rn rr n m s k
-  rn=$(med "${NORM[$test,$ref]:-}"); rr=$(med "${RPS[$test,$ref]:-}")
-  for n in "$@"; do
-    [ -z "${RPS[$test,$n]:-}" ] && { printf '%-14s no valid run (failed runs: %s)\n' "$n" "${BAD[$test,$n]:-0}"; continue; }
-    m=$(med "${RPS[$test,$n]}"); s=$(med "${SHARE[$test,$n]}"); k=$(med "${NORM[$test,$n]}")
-    MRATE[$test,$n]=$m; MNORM[$test,$n]=$k
-    printf '%-14s %10.0f %-21s %8s %14.0f %9s (%5s) %s\n' "$n" "$m" "($(rng "${RPS[$test,$n]}"))" "$s" "$k" \
-      "x$(ratio "$k" "$rn")" "x$(ratio "$m" "$rr")" "${BAD[$test,$n]:-0}"
-  done
+  echo "### $2"; local t=$1 unit=$3 ref=$4; shift 4
+  summary_table "$t" "$ref" "$unit" "$@"
 }
 summary H2 "H2: GET /index.html (1 KiB) over HTTP/2 + TLS, h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; 'x node-h2' = ratio of req per srv-cpu-s (req/s ratio in brackets)" \
   req/s node-h2 "${H2_SET[@]}"
@@ -295,44 +252,35 @@ else
   summary RES "RES: resumed TLS handshakes (+ one HTTP/1.0 GET each), s_time -reuse" conn/s edgebox "${HS_SET[@]}"
 fi
 
-# per-round figures of server A and B, aligned by round ('-' where a run failed), for median_ratio (lib.sh)
-rounds_of() {  # rounds_of ARRAY(RR|NR) TEST SERVER
-  local -n arr=$1; local r out=""
-  for r in $(seq 1 "$ROUNDS"); do out+="${arr[$2,$3,$r]:--} "; done
-  echo "$out"
-}
 echo
 echo "## ratios (Edgebox default configuration vs peers measured in this run). Verdict on the median of the per-round"
 echo "## ratios (the two servers of a ratio run within a minute or two of each other); the ratio of the medians in brackets"
 printf '%-62s %6s %8s  %-10s %s\n' measure ratio "(of med)" target verdict
-row() {  # row LABEL TEST A B ARRAY(RR|NR) TARGET|-
-  local v m med_a med_b
-  v=$(median_ratio "$(rounds_of "$5" "$2" "$3")" "$(rounds_of "$5" "$2" "$4")")
-  if [ "$5" = NR ]; then med_a=${MNORM[$2,$3]:-}; med_b=${MNORM[$2,$4]:-}; else med_a=${MRATE[$2,$3]:-}; med_b=${MRATE[$2,$4]:-}; fi
-  m=$(ratio "$med_a" "$med_b")
+row() {  # row LABEL TEST A B ARRAY(RATE_R|FIG_R) TARGET|-
+  local v m
+  v=$(round_ratio "$5" "$2" "$3" "$4"); m=$(medians_ratio "$5" "$2" "$3" "$4")
   if [ "$6" = - ]; then printf '%-62s %6s %8s  %-10s %s\n' "$1" "$v" "($m)" "-" reported
   else printf '%-62s %6s %8s  %-10s %s\n' "$1" "$v" "($m)" ">= $6" "$(verdict "$v" "$6" | sed 's/MET/met/; s/NOT met/not met/')"; fi
 }
-row "H2 req per server CPU-second, edgebox / node-h2" H2 edgebox node-h2 NR 0.8
-row "H2 req/s, edgebox / node-h2" H2 edgebox node-h2 RR -
-row "H2 req per server CPU-second, edgebox / nginx" H2 edgebox nginx NR -
-row "H2 req/s, edgebox / nginx" H2 edgebox nginx RR -
-row "NEW handshakes per server CPU-second, edgebox / nginx" NEW edgebox nginx NR -
-row "NEW handshakes/s, edgebox / nginx" NEW edgebox nginx RR -
-row "RES resumed handshakes per server CPU-second, edgebox / nginx" RES edgebox nginx NR -
-row "RES resumed handshakes/s, edgebox / nginx" RES edgebox nginx RR -
+row "H2 req per server CPU-second, edgebox / node-h2" H2 edgebox node-h2 FIG_R 0.8
+row "H2 req/s, edgebox / node-h2" H2 edgebox node-h2 RATE_R -
+row "H2 req per server CPU-second, edgebox / nginx" H2 edgebox nginx FIG_R -
+row "H2 req/s, edgebox / nginx" H2 edgebox nginx RATE_R -
+row "NEW handshakes per server CPU-second, edgebox / nginx" NEW edgebox nginx FIG_R -
+row "NEW handshakes/s, edgebox / nginx" NEW edgebox nginx RATE_R -
+row "RES resumed handshakes per server CPU-second, edgebox / nginx" RES edgebox nginx FIG_R -
+row "RES resumed handshakes/s, edgebox / nginx" RES edgebox nginx RATE_R -
 echo "(the H2 target is judged per server CPU-second, as in the other benchmarks; the req/s ratio is shown beside it)"
-echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: H2 per server CPU-second / node-h2 x$(median_ratio "$(rounds_of NR H2 edgebox-nolog)" "$(rounds_of NR H2 node-h2)"), / nginx x$(median_ratio "$(rounds_of NR H2 edgebox-nolog)" "$(rounds_of NR H2 nginx)"))"
+echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: H2 per server CPU-second / node-h2 x$(round_ratio FIG_R H2 edgebox-nolog node-h2), / nginx x$(round_ratio FIG_R H2 edgebox-nolog nginx))"
 echo "[edgebox: ${CONF[edgebox]}]"
 echo "[node-h2: ${CONF[node-h2]}]"
 have_nginx && echo "[nginx: ${CONF[nginx]}]"
 
 echo
 for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
-bad_total=0; for k in "${!BAD[@]}"; do bad_total=$((bad_total + BAD[$k])); done
-if [ ${#PROBLEMS[@]} -gt 0 ]; then
-  echo "NOTE: problems seen ($bad_total run(s) left out of the medians):"; printf '  %s\n' "${PROBLEMS[@]}"
-else
+[ ${#PROBLEMS[@]} -gt 0 ] && { echo "NOTE: problems seen:"; printf '  %s\n' "${PROBLEMS[@]}"; }
+[ ${#DROPPED[@]} -gt 0 ] && { echo "NOTE: ${#DROPPED[@]} run(s) left out of the medians:"; printf '  %s\n' "${DROPPED[@]}"; }
+if [ ${#PROBLEMS[@]} = 0 ] && [ ${#DROPPED[@]} = 0 ]; then
   echo "all checks passed (every server answers 200 with 1024 bytes over h2; Edgebox and nginx resume TLS 1.3 and 1.2 sessions);"
   echo "every H2 run: 0 failed/errored/timed-out requests, 2xx only, protocol h2; every NEW run full handshakes only, every RES run resumed only"
 fi
