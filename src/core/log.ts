@@ -1,5 +1,6 @@
 import { pino } from 'pino'
 import type { Context } from './context.ts'
+import { EdgeboxError, type ErrorCode } from './errors.ts'
 
 /**
  * Two streams of records:
@@ -42,6 +43,37 @@ export function createLogger(opts: LogOptions): Logger {
   const base = { level: opts.level, base: { pid: process.pid } }
   if (isPretty(opts.format, opts.file)) return pino(base, prettyStream(process.stdout))
   return pino(base, pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true }))
+}
+
+/** Error codes that mean the client went away (reset, closed, cancelled its stream), not that the server failed. */
+const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'ERR_HTTP2_STREAM_ERROR', 'ERR_HTTP2_INVALID_STREAM', 'ABORT_ERR'])
+
+/** 5xx answers that refuse the request rather than report a failure of the server. */
+const REFUSALS = new Set<ErrorCode>(['EB_ERR_NOT_IMPLEMENTED', 'EB_ERR_VERSION', 'EB_ERR_SHUTTING_DOWN'])
+
+/**
+ * Whether a request's error is a fault of the server (or of its upstreams):
+ * a 5xx other than a refusal, or an unexpected exception. What the client
+ * caused (a 4xx, a method or version Edgebox does not serve, a client that
+ * left: 499) is not.
+ */
+export function isServerFault(ctx: Context): boolean {
+  if (ctx.status === 499) return false
+  const err = ctx.error
+  if (err instanceof EdgeboxError) return err.status >= 500 && !REFUSALS.has(err.code)
+  return !CLIENT_GONE.has(String((err as { code?: unknown } | null)?.code))
+}
+
+/**
+ * The application log's line for a request that ended with an error: a
+ * server fault at error level with its stack; what the client caused at
+ * info, one line without a stack (the access log has the request too).
+ */
+export function logRequestError(log: Logger, ctx: Context): void {
+  const fields = { method: ctx.method, path: ctx.rawPath, status: ctx.status, client: ctx.clientAddress }
+  if (isServerFault(ctx)) return log.error({ err: ctx.error, ...fields }, 'request failed')
+  const reason = String((ctx.error as Error | null)?.message ?? ctx.error)
+  log.info({ ...fields, reason }, ctx.status === 499 ? 'client went away' : 'request refused')
 }
 
 export interface AccessLog {

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks, type Site } from './context.ts'
 import { httpError } from './errors.ts'
-import type { AccessLog, Logger } from './log.ts'
+import { logRequestError, type AccessLog, type Logger } from './log.ts'
 import type { Handler, Req, Res, ResponseFilter } from './types.ts'
 import { hostname, normalizePath, splitTarget } from '../http/path.ts'
 import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
@@ -84,7 +84,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     ...(clientAddress ? { clientAddress } : {}),
     finished(ctx) {
       accessLog.write(ctx, performance.now() - ctx.start)
-      if (ctx.error) log.error({ err: ctx.error, method: ctx.method, path: ctx.rawPath, status: ctx.status }, 'request failed')
+      if (ctx.error) logRequestError(log, ctx)
     },
   }
 

@@ -110,7 +110,11 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
   })
   server.on('clientError', (err: ParseError, socket: Duplex) => {
     const response = clientErrorResponse(err)
-    log.debug({ code: err.code, status: response?.status }, 'client error')
+    // The client's doing, not the server's: no stack. A connection reset or
+    // closed mid-request is routine (debug); a refused request is worth a line.
+    const client = (socket as Socket).remoteAddress
+    if (response && err.code !== 'HPE_INVALID_EOF_STATE') log.info({ client, code: err.code, status: response.status, reason: response.reason }, 'request refused by the parser')
+    else log.debug({ client, code: err.code }, 'connection ended by the client')
     refuseAfterPending(socket as Parameters<typeof refuseAfterPending>[0], response)
   })
 
@@ -129,6 +133,13 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     // CONNECT streams (the compatibility API emits them apart): extended CONNECT carries WebSockets
     h2.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => extendedConnect(req, res, pipeline))
     h2.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(h2Protocol, true)))
+    // A session's error is the client's (a protocol error, a reset connection): Node has already
+    // sent GOAWAY or closed; a line without a stack says so.
+    h2.on('sessionError', (err: NodeJS.ErrnoException, session: http2.ServerHttp2Session) => {
+      const fields = { client: session.socket?.remoteAddress, code: err.code, reason: err.message }
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') log.debug(fields, 'HTTP/2 connection reset by the client')
+      else log.info(fields, 'HTTP/2 session closed on a client error')
+    })
     h2.on('session', (session) => {
       sessions.add(session)
       session.once('close', () => sessions.delete(session))

@@ -2,8 +2,12 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
+import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
-import { startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
+import { pino } from 'pino'
+import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
+import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
+import { closedPort, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
 
 /**
  * Connection handling under hostile or broken clients: pipelined requests
@@ -135,5 +139,103 @@ describe('line endings (RFC 9112 §2.2: a server may reject a bare LF)', () => {
     assert.deepEqual(statuses(r.text), [200, 400], r.text)
     assert.equal(bodies(r.text)[0], 'AAAA')
     assert.match(bodies(r.text)[1]!, bareLf)
+  })
+})
+
+/** One application log record as pino writes it. */
+interface LogRecord {
+  level: number
+  msg: string
+  status?: number
+  err?: { message: string; stack?: string }
+  [key: string]: unknown
+}
+
+/** Edgebox on a free port with its application log (debug and up) kept in memory. */
+async function startLogged(input: Omit<EdgeboxConfigInput, 'listen'>): Promise<{ box: Edgebox; port: number; records: LogRecord[] }> {
+  const records: LogRecord[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) records.push(JSON.parse(line) as LogRecord)
+      done()
+    },
+  })
+  const box = await startEdgebox({ ...input, listen: [{ host: '127.0.0.1', port: 0 }], log: { access: false, level: 'debug' } }, { log: pino({ level: 'debug' }, sink) })
+  return { box, port: Number(new URL(box.urls[0]!).port), records }
+}
+
+/** Polls until `find` matches a record (bounded), then returns it. */
+async function logged(records: LogRecord[], find: (r: LogRecord) => boolean, ms = 5000): Promise<LogRecord> {
+  const end = Date.now() + ms
+  for (;;) {
+    const r = records.find(find)
+    if (r) return r
+    if (Date.now() > end) throw new Error(`no such log record within ${ms} ms; got:\n${records.map((x) => JSON.stringify(x)).join('\n')}`)
+    await new Promise((res) => setTimeout(res, 20))
+  }
+}
+
+const INFO = 30
+const WARN = 40
+const ERROR = 50
+
+describe('log levels: what the client caused is not an error of the server', () => {
+  let box: Edgebox
+  let port: number
+  let records: LogRecord[]
+  before(async () => {
+    const dead = await closedPort()
+    ;({ box, port, records } = await startLogged({
+      sites: [{ routes: [{ path: '/dead/', proxy: { upstreams: [`http://127.0.0.1:${dead}`] } }, { path: '/', static: { root: site.dir } }] }],
+    }))
+  })
+  after(() => box.close())
+
+  const clientCaused = (r: LogRecord) => r.level === INFO || r.level === WARN
+
+  test('a method Edgebox does not implement (501): info, without a stack', async () => {
+    records.length = 0
+    const r = await exchange(port, 'PROPFIND /a.txt HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    assert.deepEqual(statuses(r.text), [501])
+    const rec = await logged(records, (x) => x.status === 501)
+    assert.ok(clientCaused(rec), JSON.stringify(rec))
+    assert.equal(rec.err, undefined)
+    assert.doesNotMatch(JSON.stringify(rec), /\n\s+at /)
+    assert.deepEqual(records.filter((x) => x.level >= ERROR), [])
+  })
+
+  test('a request the parser refuses: info with its status and reason, without a stack', async () => {
+    records.length = 0
+    const r = await exchange(port, 'GARBAGE\r\n\r\n')
+    assert.deepEqual(statuses(r.text), [400])
+    const rec = await logged(records, (x) => x.status === 400)
+    assert.ok(clientCaused(rec), JSON.stringify(rec))
+    assert.match(String(rec.reason), /malformed request line/)
+    assert.equal(rec.err, undefined)
+    assert.deepEqual(records.filter((x) => x.level >= ERROR), [])
+  })
+
+  test('an HTTP/2 protocol error from the client: info, without a stack', async () => {
+    records.length = 0
+    // a SETTINGS frame whose length is not a multiple of 6 (RFC 9113 §6.5: FRAME_SIZE_ERROR)
+    const bad = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 8, 0x4, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])])
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(bad))
+    sock.on('error', () => {})
+    sock.resume()
+    const rec = await logged(records, (x) => /HTTP\/2/.test(x.msg))
+    sock.destroy()
+    assert.ok(clientCaused(rec), JSON.stringify(rec))
+    assert.equal(rec.err, undefined)
+    assert.deepEqual(records.filter((x) => x.level >= ERROR), [])
+    await stillServes(port)
+  })
+
+  test('a server fault (the upstream refuses, 502) is still an error, with its stack', async () => {
+    records.length = 0
+    const r = await exchange(port, 'GET /dead/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    assert.deepEqual(statuses(r.text), [502])
+    const rec = await logged(records, (x) => x.status === 502)
+    assert.equal(rec.level, ERROR)
+    assert.match(String(rec.err?.stack), /\n\s+at /)
   })
 })

@@ -37,3 +37,17 @@ test('strings that need escaping stay valid JSON and keep their value', () => {
 test('an error message is included, escaped', () => {
   assert.equal(line({ error: new Error('disk "full"') }).error, 'disk "full"')
 })
+
+test('server faults and what the client caused are told apart', async () => {
+  const { isServerFault } = await import('../../src/core/log.ts')
+  const { httpError } = await import('../../src/core/errors.ts')
+  const fault = (error: unknown, status: number) => isServerFault({ error, status } as unknown as Context)
+  assert.equal(fault(httpError('EB_ERR_BAD_GATEWAY'), 502), true)
+  assert.equal(fault(new TypeError('x is undefined'), 500), true)
+  assert.equal(fault(Object.assign(new Error('EIO'), { code: 'EIO' }), 200), true, 'a file that fails mid-body')
+  assert.equal(fault(httpError('EB_ERR_NOT_IMPLEMENTED'), 501), false)
+  assert.equal(fault(httpError('EB_ERR_VERSION'), 505), false)
+  assert.equal(fault(httpError('EB_ERR_SHUTTING_DOWN'), 503), false)
+  assert.equal(fault(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), 200), false)
+  assert.equal(fault(new Error('anything'), 499), false, 'the client left first')
+})
