@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import WebSocket from 'ws'
+import { openWs } from '../helpers/realtime-clients.ts'
 import { PROTOCOLS, request, startServer, type TestServer } from '../helpers/server.ts'
 
 /**
@@ -91,17 +91,7 @@ for (const protocol of PROTOCOLS) {
 }
 
 describe('WebSocket', () => {
-  function open(): Promise<{ ws: WebSocket; frames: Array<{ t: string }>; closed: Promise<{ code: number; reason: string }> }> {
-    const ws = new WebSocket(P.replace(/^http/, 'ws') + 'ws', ['edgebox.v1'])
-    const frames: Array<{ t: string }> = []
-    ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as { t: string }))
-    ws.on('error', () => {})
-    const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })))
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve({ ws, frames, closed }))
-      ws.once('unexpected-response', (_q, res) => reject(new Error(`handshake answered ${res.statusCode}`)))
-    })
-  }
+  const open = () => openWs(P.replace(/^http/, 'ws') + 'ws')
 
   test('a frame nested 30,000 deep (arrays or objects) closes with 1007 naming the depth; a new connection is served', async () => {
     for (const frame of [pub(arrays(30_000)), pub(objects(10_000))]) {
@@ -109,26 +99,18 @@ describe('WebSocket', () => {
       const c = await open()
       c.ws.send(frame)
       assert.deepEqual(await within(c.closed, 'the close'), { code: 1007, reason: 'JSON nested deeper than 64 levels' })
-      assert.deepEqual(c.frames, [], 'nothing was published or answered')
+      assert.deepEqual(c.got, [], 'nothing was published or answered')
     }
     const next = await open()
     next.ws.send(pub('"fine"'))
-    const end = Date.now() + 3000
-    while (!next.frames.some((f) => f.t === 'ack')) {
-      assert.ok(Date.now() < end, `no ack within 3 s: ${JSON.stringify(next.frames)}`)
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await next.next((f) => f.t === 'ack')
     next.ws.close()
   })
 
   test('a frame of exactly 64 levels is taken', async () => {
     const c = await open()
     c.ws.send(pub(arrays(63)))
-    const end = Date.now() + 3000
-    while (!c.frames.some((f) => f.t === 'ack')) {
-      assert.ok(Date.now() < end, `no ack within 3 s: ${JSON.stringify(c.frames)}`)
-      await new Promise((r) => setTimeout(r, 20))
-    }
+    await c.next((f) => f.t === 'ack')
     c.ws.close()
   })
 })
