@@ -98,7 +98,7 @@ const limitsSchema = z.strictObject({
   maxHeaderSize: size().default(16 * 1024),
   /** Largest request body a handler accepts; larger gets 413. */
   maxBodySize: size().default(10 * 1024 * 1024),
-  /** Time a client has to send the complete request head; then 408 and close. */
+  /** Time a client has to send the complete request head; then 408 and close. HTTP/2: to open its first stream, or finish a header block. */
   headersTimeout: duration().default(15_000),
   /** A request body that sends no bytes for this long is cut (408); a flowing upload is never cut. */
   bodyIdleTimeout: duration().default(30_000),
@@ -110,9 +110,9 @@ const limitsSchema = z.strictObject({
   bodyBuffer: size().default(64 * 1024),
   /** All temporary request body files of the process together; a body that would go beyond gets 503, so buffering never fills the disk. */
   bodyTempMax: size().default(1024 ** 3),
-  /** How long an idle keep-alive connection stays open. */
+  /** How long an idle keep-alive connection stays open (HTTP/2: a session with no open stream). */
   keepAliveTimeout: duration().default(5_000),
-  /** A streamed response the client stops reading for this long is cut (and an idle HTTP/2 session closed). */
+  /** A streamed response the client stops reading for this long is cut (HTTP/2: a session with a stream open and no traffic). */
   idleTimeout: duration().default(120_000),
   /** Open connections per listener; further connections are refused until one closes. */
   maxConnections: z.number().int().min(1).default(10_000),

@@ -12,6 +12,7 @@ import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
+import { enforceSessionTimeouts } from './h2-timeouts.ts'
 
 /**
  * A listener: one TCP port.
@@ -144,7 +145,10 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
       if (isShuttingDown()) session.close()
+      else enforceSessionTimeouts(session, limits)
     })
+    // With a stream open, a session with no traffic at all for idleTimeout is cut (a client that
+    // stopped reading a response); without one, keepAliveTimeout and headersTimeout apply (above).
     h2.setTimeout(limits.idleTimeout)
   }
   if (listen.tls) {
@@ -307,8 +311,13 @@ function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTime
       // The HTTP/2 session reads what is buffered on its next tick (the
       // socket must stay paused until then); the HTTP/1 parser needs the
       // socket flowing to see the bytes put back.
-      if (isPrefix) h2.emit('connection', socket)
-      else if (allowH1) {
+      if (isPrefix) {
+        // The HTTP/1 server accepts half-open sockets; an HTTP/2 client that
+        // closed its side can send no more WINDOW_UPDATE, and streams waiting
+        // for one would hold their buffers and files until the idle timeout.
+        socket.allowHalfOpen = false
+        h2.emit('connection', socket)
+      } else if (allowH1) {
         h1Connection.call(server, socket)
         socket.resume()
       } else socket.destroy()

@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
 import { closedPort, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
+import { FRAME, rawH2, type RawH2 } from '../helpers/h2raw.ts'
 
 /**
  * Connection handling under hostile or broken clients: pipelined requests
@@ -19,6 +20,8 @@ import { closedPort, startServer, statuses, tempDir, type TestServer } from '../
 const site = tempDir()
 writeFileSync(path.join(site.dir, 'a.txt'), 'AAAA')
 writeFileSync(path.join(site.dir, 'b.txt'), 'BBBB')
+// larger than a stream's initial flow-control window (65,535 bytes): its response waits for WINDOW_UPDATE
+writeFileSync(path.join(site.dir, 'big.bin'), Buffer.alloc(1024 * 1024, 'z'))
 
 let srv: TestServer
 before(async () => {
@@ -237,5 +240,98 @@ describe('log levels: what the client caused is not an error of the server', () 
     const rec = await logged(records, (x) => x.status === 502)
     assert.equal(rec.level, ERROR)
     assert.match(String(rec.err?.stack), /\n\s+at /)
+  })
+})
+
+/** Resolves true once the raw client's connection has closed, false if it is still open after `ms`. */
+function closesWithin(c: RawH2, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), ms)
+    void c.closed.then(() => {
+      clearTimeout(t)
+      resolve(true)
+    })
+  })
+}
+
+describe('HTTP/2 sessions follow the HTTP/1.1 timeouts', () => {
+  // idleTimeout stays at its 2 minutes: a session cut within seconds was cut by keepAliveTimeout or headersTimeout
+  let h2srv: TestServer
+  before(async () => {
+    h2srv = await startServer({ limits: { keepAliveTimeout: '300ms', headersTimeout: '500ms' }, sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
+  })
+  after(() => h2srv.close())
+  const BOUND = 5000
+
+  test('a session with no open stream is closed with GOAWAY after keepAliveTimeout', async () => {
+    const c = await rawH2(h2srv.port, { cleartext: true })
+    try {
+      c.get(1, '/a.txt')
+      const data = await c.waitFor(FRAME.DATA, BOUND, 1)
+      assert.equal(data?.payload.toString(), 'AAAA')
+      assert.equal(await closesWithin(c, BOUND), true, 'the idle session was closed')
+      const goaway = c.frames.find((f) => f.type === FRAME.GOAWAY)
+      assert.ok(goaway, 'GOAWAY before the close')
+      assert.equal(goaway.payload.readUInt32BE(4), 0, 'NO_ERROR')
+      assert.equal(goaway.payload.readUInt32BE(0) & 0x7fffffff, 1, 'the last stream processed')
+    } finally {
+      c.destroy()
+    }
+  })
+
+  test('a session that sends only the preface and SETTINGS, no request, is closed after headersTimeout', async () => {
+    const c = await rawH2(h2srv.port, { cleartext: true })
+    try {
+      assert.ok(await c.waitFor(FRAME.SETTINGS, BOUND), 'the server greeted')
+      assert.equal(await closesWithin(c, BOUND), true)
+      assert.ok(c.frames.some((f) => f.type === FRAME.GOAWAY), 'GOAWAY before the close')
+    } finally {
+      c.destroy()
+    }
+  })
+
+  test('a header block that is started and never finished (no CONTINUATION) is cut after headersTimeout', async () => {
+    const c = await rawH2(h2srv.port, { cleartext: true })
+    try {
+      c.get(1, '/a.txt')
+      assert.ok(await c.waitFor(FRAME.DATA, BOUND, 1))
+      c.startHeaders(3, '/b.txt')
+      assert.equal(await closesWithin(c, BOUND), true)
+      assert.ok(c.frames.some((f) => f.type === FRAME.GOAWAY), 'GOAWAY before the close')
+      assert.equal(c.frames.some((f) => f.streamId === 3), false, 'stream 3 was never answered')
+    } finally {
+      c.destroy()
+    }
+  })
+
+  test('a session whose response is in progress stays open (idleTimeout rules it); an idle one beside it is closed', async () => {
+    const busy = await rawH2(h2srv.port, { cleartext: true })
+    const idle = await rawH2(h2srv.port, { cleartext: true })
+    try {
+      busy.get(1, '/big.bin')
+      assert.ok(await busy.waitFor(FRAME.DATA, BOUND, 1))
+      // the response now waits for flow-control credit: a stream in progress, the connection quiet
+      idle.get(1, '/a.txt')
+      assert.ok(await idle.waitFor(FRAME.DATA, BOUND, 1))
+      assert.equal(await closesWithin(idle, BOUND), true, 'the idle session was closed')
+      assert.equal(busy.frames.some((f) => f.type === FRAME.GOAWAY), false, 'no GOAWAY for the busy session')
+      // the busy one still works: give credit, the rest of the body comes
+      const before = busy.frames.filter((f) => f.type === FRAME.DATA).length
+      busy.windowUpdate(0, 1 << 24)
+      busy.windowUpdate(1, 1 << 24)
+      const end = Date.now() + BOUND
+      while (!busy.frames.some((f) => f.type === FRAME.DATA && f.streamId === 1 && f.flags & 0x1) && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+      assert.ok(busy.frames.filter((f) => f.type === FRAME.DATA).length > before, 'more DATA after WINDOW_UPDATE')
+      assert.ok(busy.frames.some((f) => f.type === FRAME.DATA && f.streamId === 1 && f.flags & 0x1), 'the body ended (END_STREAM)')
+    } finally {
+      busy.destroy()
+      idle.destroy()
+    }
+  })
+
+  test('HTTP/1.1 on the same listener: an idle keep-alive connection is closed too', async () => {
+    const r = await exchange(h2srv.port, 'GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n', BOUND)
+    assert.deepEqual(statuses(r.text), [200])
+    assert.equal(r.closed, true)
   })
 })
