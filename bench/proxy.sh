@@ -202,9 +202,9 @@ wrk_run() {  # wrk_run TEST ROUND SERVER PATH
     edgebox)          [ "$EB_LOG" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; } ;;
     edgebox-uncached) [ "$EBU_LOG" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EBU_LOG")"; } ;;
   esac
-  awk -v s="$LR_SRV_CPU" 'BEGIN { exit !(s < 0.5) }' && warn=" (LOW srv_cpu: core $SRV_CPU was busy or the server stalled)"
+  awk -v g="${LR_GEN_CPU:-0}" 'BEGIN { exit !(g >= 0.9) }' && warn=" (wrk near the limit of core $GEN_CPU)"
   printf '%-4s round%s %-22s %s orig_cpu=%s origin_requests=%s%s%s\n' "$test" "$r" "$n" "$LR_LINE" "$LR_X_CPU" "$ohits" "$loglines" "$warn"
-  [ -n "$LR_DROP" ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|requests in|unable' | head -5
+  [ -n "$LR_DROP" ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|unable' | head -5
   # a cache-hit run that sends more than 1% of its requests to the origin is not measuring hits
   if [ -z "$LR_DROP" ] && [ "$test" = HIT ] && [ "$n" != raw-node ] && [ "$ohits" -gt $(( LR_COUNT / 100 )) ]; then
     LR_DROP="$ohits of $LR_COUNT requests went to the origin (cache hits not happening)"
@@ -250,19 +250,18 @@ logsum edgebox-uncached "$EBU_LOG"
 # summary
 echo
 echo "## summary: medians over $ROUNDS round(s); req/srv-cpu-s = req/s divided by the share of core $SRV_CPU the proxy used (origin not counted)"
-echo "### cache hits: GET /obj (1 KiB, public, max-age=3600); 'x raw-node' = ratio of req/srv-cpu-s (req/s ratio in brackets)"
+echo "### cache hits: GET /obj (1 KiB, public, max-age=3600); 'x raw-node' = median of per-round ratios of req/srv-cpu-s (of req/s in brackets)"
 summary_table HIT raw-node req/s "${HIT_SET[@]}"
-echo "### uncached: GET /nostore (1 KiB, no-store) through the proxy; 'x http-proxy' = ratio of req/srv-cpu-s (req/s ratio in brackets)"
+echo "### uncached: GET /nostore (1 KiB, no-store) through the proxy; 'x http-proxy' = median of per-round ratios of req/srv-cpu-s (of req/s in brackets)"
 summary_table UNC http-proxy req/s "${UNC_SET[@]}"
 
 echo
 echo "## targets (Edgebox vs peers measured in this run; per server CPU-second, the proxy's own CPU)"
 echo "# verdict on the median of per-round ratios (each round runs the two servers minutes apart at most, so drift in"
-echo "# the machine's speed between rounds cancels out); the ratio of the medians above is shown in brackets"
+echo "# the machine's speed between rounds cancels out); '-' marks a round where either run was left out"
+verdict_gate   # lib.sh: no verdict for a smoke run or failed checks
 target() {  # target TEST A B GOAL
-  local v; v=$(round_ratio FIG_R "$1" "$2" "$3")
-  printf '%-3s %-18s / %-12s req per server-CPU-second %6s (%s)  target >= %-5s %-8s [%s] vs [%s]\n' "$1" "$2" "$3" "$v" \
-    "$(medians_ratio FIG_R "$1" "$2" "$3")" "$4" "$(verdict "$v" "$4")" "${CONF[$2]}" "${CONF[$3]}"
+  target_line "$(printf '%-3s %-18s / %-12s req per server-CPU-second' "$1" "$2" "$3")" FIG_R "$1" "$2" "$3" '>=' "$4" "[${CONF[$2]}] vs [${CONF[$3]}]"
 }
 target HIT edgebox raw-node 0.7
 target HIT edgebox varnish 1.3
@@ -277,8 +276,9 @@ for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
 [ ${#PROBLEMS[@]} -gt 0 ] && { echo "NOTE: problems seen:"; printf '  %s\n' "${PROBLEMS[@]}"; }
 [ ${#DROPPED[@]} -gt 0 ] && { echo "NOTE: ${#DROPPED[@]} run(s) left out of the medians:"; printf '  %s\n' "${DROPPED[@]}"; }
 if [ ${#PROBLEMS[@]} = 0 ] && [ ${#DROPPED[@]} = 0 ]; then
-  echo "all checks passed; all runs answered with 2xx/3xx only, no socket errors; the cache runs sent (almost) nothing to the origin"
+  echo "all checks passed; all runs answered with 2xx/3xx only, no socket errors, every proxy kept its core busy; the cache runs sent (almost) nothing to the origin"
 fi
-if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; figures are not meaningful for the targets"; fi
+[ ${#CHECK_FAIL[@]} -gt 0 ] && echo "NOTE: checks failed: no target is judged"
+if [ "$ROUNDS" -lt 3 ]; then echo "NOTE: ROUNDS=$ROUNDS (< 3): a smoke run; no target is judged"; fi
 mv "$OUT.tmp" "$OUT"
 echo "results: ${OUT#$ROOT/}"
