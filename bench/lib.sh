@@ -69,10 +69,13 @@ cpu_steal() { awk -v c="cpu$1" '$1 == c { print $9 }' /proc/stat; }
 # Servers started by a benchmark, by name: bench_guard stops them all when the script ends.
 declare -A PID=()
 WATCHDOG=
+AT_EXIT=()   # commands run after every server has stopped (on_exit)
+on_exit() { AT_EXIT+=("$1"); }
 bench_cleanup() {
   trap '' INT TERM PIPE
-  local n
+  local n c
   for n in "${!PID[@]}"; do stop_srv "${PID[$n]}"; done
+  for c in "${AT_EXIT[@]}"; do eval "$c"; done
   [ -n "$WATCHDOG" ] && kill -TERM -- "-$WATCHDOG" 2>/dev/null
   return 0
 }
@@ -340,13 +343,15 @@ verdict_gate() {
   [ ${#CHECK_FAIL[@]} -gt 0 ] && why+=("checks failed")
   NO_VERDICT=""; local w; for w in "${why[@]}"; do NO_VERDICT+="${NO_VERDICT:+; }$w"; done
 }
-# judge "R1 R2 ..." OP GOAL : the verdict on the median of the per-round ratios (round_ratios): MET or NOT MET (OP is
-# >= or <=), or "no verdict: ..." for a smoke run, failed checks, or fewer than 3 rounds in which both runs counted
+# judge "R1 R2 ..." OP GOAL [YES NO] : the verdict on the median of the per-round ratios (round_ratios): MET or NOT MET
+# (or YES / NO; OP is >= or <=), or "no verdict: ..." for a smoke run, failed checks, or fewer than 3 rounds in which
+# both runs counted
 judge() {
   [ -n "${NO_VERDICT:-}" ] && { echo "no verdict: $NO_VERDICT"; return; }
   local n m; n=$(echo "$1" | tr ' ' '\n' | grep -cE '^[0-9.]+$'); m=$(median_of "$1")
   [ "$n" -lt 3 ] && { echo "no verdict: only $n round(s) with both runs counted"; return; }
-  awk -v v="$m" -v op="$2" -v t="$3" 'BEGIN { ok = (op == "<=") ? (v + 0 <= t + 0) : (v + 0 >= t + 0); print (ok ? "MET" : "NOT MET") }'
+  awk -v v="$m" -v op="$2" -v t="$3" -v y="${4:-MET}" -v no="${5:-NOT MET}" \
+    'BEGIN { ok = (op == "<=") ? (v + 0 <= t + 0) : (v + 0 >= t + 0); print (ok ? y : no) }'
 }
 # target_line LABEL ARRAY TEST A B OP GOAL [NOTE] : one target, judged on A's figure over B's: the median of the
 # per-round ratios, the goal, the verdict (judge), the per-round ratios themselves ('-': a round left out) and NOTE

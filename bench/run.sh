@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Edgebox static-file benchmark (`npm run bench`). See bench/README.md.
+# Edgebox static-file benchmark (`npm run bench:static`; `npm run bench` runs it first). See bench/README.md.
 #
 # Compares, in one run and on loopback (127.0.0.1) only:
 #   edgebox        Edgebox, default configuration (access log ON, Server-Timing ON)
@@ -7,13 +7,17 @@
 #   raw-node       bench/servers/raw-node.mjs: bare node:http on the same Node binary, 1 KiB from memory
 #   sirv           sirv-cli 3 (--quiet; --etag for the 304 test)
 #   nginx          1 worker, sendfile on, access_log off (skipped with a note if it cannot be installed)
+#   edgebox-before with BEFORE=<git rev>: that commit of Edgebox, built in a temporary git worktree (npm ci there, its
+#                  own pinned Node), in the same default configuration; reported as now / before per round
 # Tests: small-file GET, If-None-Match -> 304, 256 MiB full download and a Range request for its second half.
 # Servers pinned to core $SRV_CPU, wrk/curl to core $GEN_CPU; ROUNDS alternating rounds; medians.
 #
 # usage: bash bench/run.sh [quick]
 #   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  REPS (3 downloads per server per round)
 #        EDGEBOX_STDOUT=file|null (file: access log written to bench/.peers/run/edgebox-access.jsonl)
-#        MAX_SECONDS (1800: the whole run is stopped after this)
+#        MAX_SECONDS (1800: the whole run is stopped after this)  MIN_SRV_CPU (0.8)
+#        BEFORE (a git rev: compare with that commit)  BEFORE_MIN (0.97: the lowest median now/before that is
+#        "no regression")
 #   quick: ROUNDS=1 DUR=2 WARM=1 REPS=1 (a smoke run; figures are not meaningful)
 set -uo pipefail
 
@@ -59,10 +63,36 @@ touch -d '2024-01-01 00:00:00 UTC' "$WWW/index.html" "$WWW/big.bin"
 cat "$WWW/big.bin" > /dev/null
 
 # ---------------------------------------------------------------------------------------------------------------
+# before: BEFORE=<git rev> builds that commit in a git worktree in a temporary folder (npm ci there, so it runs on the
+# Node that commit pins) and runs it beside the current tree in the same configuration; the worktree is removed at exit
+BEFORE=${BEFORE:-}; BEFORE_MIN=${BEFORE_MIN:-0.97}; BEFORE_TREE=""; BEFORE_DESC=""
+if [ -n "$BEFORE" ]; then
+  BEFORE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BEFORE^{commit}") || { log "BEFORE=$BEFORE is not a commit of this repository"; exit 1; }
+  BEFORE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgebox-before.XXXXXX")
+  BEFORE_TREE="$BEFORE_TMP/tree"
+  on_exit 'git -C "$ROOT" worktree remove --force "$BEFORE_TREE" >/dev/null 2>&1 || git -C "$ROOT" worktree prune; rm -rf "$BEFORE_TMP"'
+  log "before: git worktree of $BEFORE ($BEFORE_SHA) in $BEFORE_TREE"
+  git -C "$ROOT" worktree add --detach "$BEFORE_TREE" "$BEFORE_SHA" >&2 || { log "git worktree add failed"; exit 1; }
+  log "before: npm ci in $BEFORE_TREE"
+  # in the background and in its own process group, so Ctrl-C or TERM stops it at once (the cleanup stops what PID
+  # lists before the worktree is removed) instead of after it ends
+  ( cd "$BEFORE_TREE" && PATH="$BEFORE_TREE/node_modules/.bin:$PATH" exec setsid timeout 900 npm ci --no-audit --no-fund ) >&2 </dev/null &
+  PID[before-npm-ci]=$!
+  wait "${PID[before-npm-ci]}" || { log "npm ci failed in the worktree of $BEFORE"; exit 1; }
+  unset 'PID[before-npm-ci]'
+  BEFORE_NODE="$BEFORE_TREE/node_modules/.bin/node"
+  [ -x "$BEFORE_NODE" ] || { log "$BEFORE pins no Node (no node_modules/.bin/node after npm ci): it cannot run beside this tree"; exit 1; }
+  BEFORE_DESC="$(git -C "$ROOT" log -1 --format='%h %<(60,trunc)%s' "$BEFORE_SHA" | sed 's/ *$//')"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
 # servers (ports 18500-18599)
-declare -A PORT=( [edgebox]=18501 [edgebox-nolog]=18502 [raw-node]=18503 [sirv]=18504 [sirv-etag]=18505 [nginx]=18506 )
-EB_LOG="$RUN/edgebox-access.jsonl"
-[ "$EDGEBOX_STDOUT" = null ] && EB_LOG=/dev/null
+declare -A PORT=( [edgebox]=18501 [edgebox-nolog]=18502 [raw-node]=18503 [sirv]=18504 [sirv-etag]=18505 [nginx]=18506
+                  [edgebox-before]=18507 )
+EB_LOG="$RUN/edgebox-access.jsonl"; EBB_LOG="$RUN/edgebox-before-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBB_LOG=/dev/null; }
+# access_log FILE_OF_SERVER: where each Edgebox with its access log on writes it (emptied before each measured run)
+declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-before]=$EBB_LOG )
 SIRV_VER=$(node -p "require('$P/node_modules/sirv-cli/package.json').version")
 SIRVLIB_VER=$(node -p "require('$P/node_modules/sirv/package.json').version" 2>/dev/null || echo '?')
 declare -A CONF=(
@@ -72,6 +102,7 @@ declare -A CONF=(
   [sirv]="sirv-cli $SIRV_VER --quiet (no ETag)"
   [sirv-etag]="sirv-cli $SIRV_VER --quiet --etag (weak ETag; used for the 304 test)"
   [nginx]="nginx: 1 worker, sendfile on, tcp_nopush on, access_log OFF, open_file_cache, keepalive_requests 1000000"
+  [edgebox-before]="Edgebox at BEFORE=$BEFORE ($BEFORE_DESC), its own pinned Node, the same default configuration: access log ON (-> $([ "$EBB_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EBB_LOG")")), Server-Timing ON"
 )
 
 start_server() {
@@ -83,6 +114,9 @@ start_server() {
                    start_srv "$n" "$EB_LOG" node "$ROOT/bin/edgebox.js" "$WWW" --port "$port" --host 127.0.0.1 ;;
     edgebox-nolog) : > "$RUN/edgebox-nolog.out"
                    start_srv "$n" "$RUN/edgebox-nolog.out" node "$ROOT/bin/edgebox.js" "$WWW" --port "$port" --host 127.0.0.1 --no-access-log ;;
+    edgebox-before) : > "$RUN/edgebox-before.err"
+                   [ "$EBB_LOG" != /dev/null ] && : > "$EBB_LOG"
+                   start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" "$WWW" --port "$port" --host 127.0.0.1 ;;
     raw-node)      start_srv "$n" "$RUN/raw-node.out" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" ;;
     sirv)          start_srv "$n" "$RUN/sirv.out" node "$SIRV" "$WWW" --port "$port" --host 127.0.0.1 --quiet ;;
     sirv-etag)     start_srv "$n" "$RUN/sirv-etag.out" node "$SIRV" "$WWW" --port "$port" --host 127.0.0.1 --quiet --etag ;;
@@ -95,6 +129,7 @@ start_server() {
 }
 
 SERVERS=(edgebox edgebox-nolog raw-node sirv sirv-etag)
+[ -n "$BEFORE" ] && SERVERS+=(edgebox-before)
 if have_nginx; then SERVERS+=(nginx); NGINX_NOTE=""
 else NGINX_NOTE="nginx could not be installed: nginx skipped, the large-file targets cannot be judged"; log "$NGINX_NOTE"; fi
 for n in "${SERVERS[@]}"; do start_server "$n" || exit 1; done
@@ -112,7 +147,8 @@ echo "# Edgebox static benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  ${1:-full
 echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s CONNS=$CONNS REPS=$REPS  server core $SRV_CPU, load generator core $GEN_CPU, $(nproc) cores, 127.0.0.1 only"
 echo "## versions"
 echo "node $(node -v) ($(command -v node)) for Edgebox, raw-node and sirv"
-echo "edgebox $(node -p "require('$ROOT/package.json').version")"
+echo "edgebox $(node -p "require('$ROOT/package.json').version") (this tree: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), uncommitted changes included)"
+[ -n "$BEFORE" ] && echo "edgebox-before: BEFORE=$BEFORE = $BEFORE_DESC, node $("$BEFORE_NODE" -v) ($BEFORE_NODE)"
 echo "sirv-cli $SIRV_VER (sirv $SIRVLIB_VER)"
 if have_nginx; then echo "$("$NGINX_BIN" -v 2>&1)"; else echo "nginx: not installed ($NGINX_NOTE)"; fi
 echo "$(wrk -v 2>&1 | head -1)"
@@ -153,9 +189,10 @@ wrk_run() {  # wrk_run TEST ROUND SERVER
   [ "$test" = 304 ] && hdr=(-H "If-None-Match: ${ETAG[$n]}")
   local cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "${hdr[@]}" "$url")
   warm_up "$WARM" "${cmd[@]}"
-  [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log file small between runs
+  local alog=${ACCESS_LOG[$n]:-/dev/null}
+  [ "$alog" != /dev/null ] && : > "$alog"   # keep the log file small between runs
   load_run -k wrk -p "${PID[$n]}" -o "$RUN/wrk.out" -- "${cmd[@]}"
-  if [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ]; then sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; fi
+  if [ "$alog" != /dev/null ]; then sleep 0.3; loglines=" access_log_lines=$(wc -l < "$alog")"; fi
   awk -v g="${LR_GEN_CPU:-0}" 'BEGIN { exit !(g >= 0.9) }' && warn=" (wrk near the limit of core $GEN_CPU)"
   printf '%-4s round%s %-14s %s%s%s\n' "$test" "$r" "$n" "$LR_LINE" "$loglines" "$warn"
   [ "$LR_COUNT" = 0 ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | head -5
@@ -165,6 +202,7 @@ wrk_run() {  # wrk_run TEST ROUND SERVER
 # servers per test; the order rotates every round so no server always runs first or last
 GET_SET=(edgebox edgebox-nolog raw-node sirv); have_nginx && GET_SET+=(nginx)
 C304_SET=(edgebox edgebox-nolog raw-node sirv-etag); have_nginx && C304_SET+=(nginx)
+[ -n "$BEFORE" ] && { GET_SET+=(edgebox-before); C304_SET+=(edgebox-before); }
 LARGE_SET=("${GET_SET[@]}")
 
 echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; GET /index.html, then If-None-Match -> 304)"
@@ -230,6 +268,23 @@ if have_nginx; then
   echo "(for information: edgebox-nolog / nginx  full x$(round_ratio RATE_R full edgebox-nolog nginx)  range x$(round_ratio RATE_R range edgebox-nolog nginx))"
 else
   echo "256 MiB full and Range targets: n/a ($NGINX_NOTE)"
+fi
+
+if [ -n "$BEFORE" ]; then
+  echo
+  echo "## now / before: this tree vs BEFORE=$BEFORE ($BEFORE_DESC), the same configuration, side by side in every round"
+  echo "# judged on the median of the per-round ratios: 'no regression' when it is >= $BEFORE_MIN (BEFORE_MIN); the"
+  echo "# large-file MB/s are not divided by the server's CPU and move with anything else on the machine: reported only"
+  before_line() {  # before_line LABEL ARRAY TEST judge|-
+    local rs v; rs=$(round_ratios "$2" "$3" edgebox edgebox-before)
+    if [ "$4" = judge ]; then v=$(judge "$rs" '>=' "$BEFORE_MIN" 'no regression' "REGRESSION (below $BEFORE_MIN)"); else v="reported, not judged"; fi
+    printf '%-52s %6s  %-44s per round: %s\n' "$1" "$(median_of "$rs")" "$v" "$(show_ratios "$rs")"
+  }
+  before_line "GET: req per server-CPU-second, now / before" FIG_R GET judge
+  before_line "304: req per server-CPU-second, now / before" FIG_R 304 judge
+  before_line "GET: req/s, now / before" RATE_R GET -
+  before_line "256 MiB full: MB/s, now / before" RATE_R full -
+  before_line "256 MiB Range (2nd half): MB/s, now / before" RATE_R range -
 fi
 
 if [ ${#CHECK_FAIL[@]} -gt 0 ]; then
