@@ -92,6 +92,13 @@ const FINGERPRINT = /[.-](?=[0-9a-f]*\d)[0-9a-f]{6,}\.[a-z0-9]+$|[.-](?=[A-Za-z0
 const HAS_EXTENSION = /\.[^/]*$/
 const MAX_RANGES = 64
 const BOTH_ENCODINGS: readonly Encoding[] = ['br', 'gzip']
+/**
+ * Brotli's window for on-the-fly compression: 2^19 = 512 KiB (RFC 7932 §9.1),
+ * nginx's brotli default. The encoder then holds at most about 512 KiB of a
+ * file a client is slow to read, where the default 4 MiB window took 4 MiB
+ * before it emitted a byte. Files up to the window compress the same.
+ */
+const BROTLI_WINDOW_BITS = 19
 
 export const staticModule = {
   kind: 'static',
@@ -296,10 +303,21 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     if (!fh) return
     const z =
       enc === 'br'
-        ? zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: Math.min(cfg.compress.brotliQuality, 5), [zlib.constants.BROTLI_PARAM_SIZE_HINT]: entry.size } })
+        ? zlib.createBrotliCompress({
+            params: {
+              [zlib.constants.BROTLI_PARAM_QUALITY]: Math.min(cfg.compress.brotliQuality, 5),
+              [zlib.constants.BROTLI_PARAM_SIZE_HINT]: entry.size,
+              // what a slow reader makes the encoder hold (see BROTLI_WINDOW_BITS)
+              [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW_BITS,
+            },
+          })
         : zlib.createGzip({ level: cfg.compress.gzipLevel })
     const src = fh.createReadStream({ highWaterMark: cfg.readChunk })
     src.on('error', (err) => z.destroy(err))
+    // The response owns the compressor only: when it goes (the client left,
+    // an error), pipe() merely unhooks the file, which would keep its
+    // descriptor and buffered chunk until garbage collection.
+    z.once('close', () => src.destroy())
     ctx.stream(200, headers, src.pipe(z))
   }
 
