@@ -4,7 +4,7 @@ import { jsonpSchema } from '../security/jsonp.ts'
 import { earlyHintsSchema } from '../http/early-hints.ts'
 import { rateLimitSchema } from '../security/rate-limit.ts'
 import { csrfSchema } from '../security/csrf.ts'
-import { isIP } from 'node:net'
+import { cidr, host, origin } from './validators.ts'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
@@ -132,20 +132,11 @@ const logSchema = z.strictObject({
   file: z.string().optional(),
 })
 
-/** `10.0.0.0/8`, `192.168.1.7`, `::1`, `fd00::/8`. */
-function isCidr(value: string): boolean {
-  const [addr, bits, extra] = value.split('/')
-  const family = isIP(addr!)
-  if (family === 0 || extra !== undefined) return false
-  if (bits === undefined) return true
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
-}
-
 const forwardProxySchema = z.strictObject({
   /** Forward proxy mode (docs/forward-proxy.md): absolute-form requests and CONNECT tunnels. Off by default. */
   enabled: z.boolean().default(false),
   /** Client addresses allowed without a credential (addresses or CIDRs). */
-  clients: z.array(z.string().refine(isCidr, 'is not an address or CIDR like 10.0.0.0/8')).default([]),
+  clients: z.array(cidr()).default([]),
   /** Accepted `Proxy-Authorization: Basic` credentials. */
   credentials: z
     .array(
@@ -158,7 +149,7 @@ const forwardProxySchema = z.strictObject({
   /** Destination ports CONNECT may open tunnels to. */
   connectPorts: z.array(z.number().int().min(1).max(65535)).default([443]),
   /** Destination host names allowed (`example.com`, `*.example.com`, `*`), as the client wrote them. Empty: any. */
-  allowHosts: z.array(z.string().regex(/^(\*|(\*\.)?[a-z0-9.-]+|\[?[0-9a-f:.]+\]?)$/i, 'is not a host name, *.wildcard or *')).default([]),
+  allowHosts: z.array(host({ wildcard: true, any: true })).default([]),
   timeouts: z
     .strictObject({
       /** Opening the connection to the destination: 504 beyond. */
@@ -207,7 +198,7 @@ function routeSchema() {
 
 const siteSchema = z.strictObject({
   /** Host names this site answers (`example.com`, `*.example.test`). Empty: any host. */
-  hosts: z.array(z.string().regex(/^(\*\.)?[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i, 'is not a host name or *.wildcard')).default([]),
+  hosts: z.array(host({ wildcard: true })).default([]),
   /** The site for requests whose Host matches no other site (default: the first site). */
   default: z.boolean().default(false),
   /**
@@ -219,7 +210,7 @@ const siteSchema = z.strictObject({
   headers: securityHeadersSchema.prefault({}),
   /** CORS for the whole site (a route's own `cors` replaces it); docs/security.md. */
   cors: corsSchema.optional(),
-  origins: z.array(z.string().regex(/^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i, 'is an origin like https://app.example.com, https://*.example.com, or *')).default([]),
+  origins: z.array(origin()).default([]),
   routes: z.array(routeSchema()).min(1),
 })
 
@@ -241,9 +232,13 @@ export const configSchema = z
      * client for rate limits, logs and the realtime hub; from anyone else
      * those fields are ignored.
      */
-    trustedProxies: z
-      .array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'is an address or CIDR like 10.0.0.0/8'))
-      .default([]),
+    trustedProxies: z.array(cidr()).default([]),
+    /**
+     * The one field your proxies set to name the client (as nginx's
+     * `real_ip_header`): `x-forwarded-for` or `forwarded` (RFC 7239). The
+     * other field is never read for the address, and is not passed upstream.
+     */
+    clientAddressHeader: z.enum(['x-forwarded-for', 'forwarded']).default('x-forwarded-for'),
     /** Forward proxy mode, off by default; when on, access is limited to `clients` or `credentials`. */
     forwardProxy: forwardProxySchema.prefault({}),
   })

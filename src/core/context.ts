@@ -5,12 +5,16 @@ import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import type { CorsPolicy } from '../http/cors.ts'
-import type { ClientResolver } from './client-address.ts'
+import type { ClientView, Forwarding } from './forwarding.ts'
 import type { RateLimiter } from '../security/rate-limit.ts'
 import type { CsrfGuard } from '../security/csrf.ts'
 import type { SecurityHeaders } from '../security/headers.ts'
 import { randomBytes } from 'node:crypto'
 import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
+import type { Authority, RequestTarget } from '../http/target.ts'
+
+/** Before the pipeline has parsed the target (a Context made for a refusal). */
+const NO_TARGET: RequestTarget = { form: 'origin', scheme: null, authority: null, rawPath: '/', path: '/', encodedPath: '/', query: '' }
 
 export type Headers = Record<string, string | number | string[]>
 
@@ -41,8 +45,8 @@ export interface ResponseHooks {
   finished(ctx: Context): void
   /** A streamed response that makes no progress for this long is cut (a client that stopped reading). */
   readonly streamIdleTimeout: number
-  /** The one client-address resolver (trusted proxies' forwarding fields); absent: the peer's address. */
-  readonly clientAddress?: ClientResolver
+  /** The one client-address and forwarding service (trustedProxies, clientAddressHeader). */
+  readonly forwarding: Forwarding
 }
 
 export interface Site {
@@ -65,14 +69,33 @@ export class Context {
   readonly start: number
   readonly method: string
   readonly protocol: string
-  /** Host without port, lower case (from Host, `:authority` or an absolute URI). */
-  host = ''
-  /** The request target's path as sent (still percent-encoded), without the query. */
-  rawPath = '/'
+  /** The parsed request target (src/http/target.ts); set once by the pipeline, before anything reads it. */
+  target: RequestTarget = NO_TARGET
+  /**
+   * The authority the request is for: an absolute-form target's, else Host
+   * or HTTP/2's `:authority` (RFC 9112 §3.2.2); null when the client named none.
+   */
+  hostAuthority: Authority | null = null
+  /** Host without port, lower case, IPv6 without brackets; '' when the client named none. */
+  get host(): string {
+    return this.hostAuthority?.host ?? ''
+  }
+  /** The request target's path as sent (still percent-encoded), without the query: for the access log. */
+  get rawPath(): string {
+    return this.target.rawPath
+  }
   /** The decoded, normalized path (dot segments resolved). Routing and handlers use it. */
-  path = '/'
+  get path(): string {
+    return this.target.path
+  }
+  /** The routed path in the client's own percent-encoding: what goes upstream and into cache keys. */
+  get encodedPath(): string {
+    return this.target.encodedPath
+  }
   /** The query string including its `?`, or ''. */
-  query = ''
+  get query(): string {
+    return this.target.query
+  }
   site: Site | null = null
   route: Route | null = null
   /** The path below the route's prefix, always starting with `/`. */
@@ -120,11 +143,21 @@ export class Context {
     this.start = start
   }
 
-  private client: string | undefined
+  private clientView: ClientView | undefined
 
-  /** The client's address: the peer's, or through trusted proxies the one they forwarded (core/client-address.ts). */
+  /** The client as trusted proxies describe it: address, scheme and host (core/forwarding.ts). */
+  get client(): ClientView {
+    return (this.clientView ??= this.hooks.forwarding.view(this.req, { scheme: this.secure ? 'https' : 'http', authority: this.authority }))
+  }
+
+  /** The client's address: the peer's, or through trusted proxies the one they forwarded. */
   get clientAddress(): string {
-    return (this.client ??= this.hooks.clientAddress ? this.hooks.clientAddress(this.req) : (this.req.socket?.remoteAddress ?? ''))
+    return this.client.address
+  }
+
+  /** Adds the forwarding fields (X-Forwarded-*, Forwarded) to headers going upstream. */
+  addForwardingFields(out: Record<string, string | string[] | undefined>): void {
+    this.hooks.forwarding.addUpstreamFields(out, this.client, { scheme: this.secure ? 'https' : 'http', authority: this.authority })
   }
 
   /**
@@ -157,19 +190,20 @@ export class Context {
     return (this.req.socket as { encrypted?: boolean } | null)?.encrypted === true
   }
 
-  /** `https` over TLS, else `http`. */
+  /** The scheme the client used: `https` over TLS, or as a trusted proxy in front says. */
   get scheme(): 'http' | 'https' {
-    return this.secure ? 'https' : 'http'
+    return this.client.scheme
   }
 
-  /** The authority the client addressed, with its port: `Host`, or HTTP/2's `:authority`. */
+  /** The authority the client addressed, with its port if it gave one (`example.test:8443`, `[::1]:8080`). */
   get authority(): string {
-    return (this.header('host') ?? this.header(':authority') ?? this.host).toLowerCase()
+    return this.hostAuthority?.text ?? ''
   }
 
   /** This request's own origin, as a browser on the same page would send it: `https://example.test:8443`. */
   get origin(): string {
-    return `${this.scheme}://${this.authority}`
+    const c = this.client
+    return `${c.scheme}://${c.host}`
   }
 
   /**

@@ -1,5 +1,5 @@
 import { applyCors } from '../security/cors.ts'
-import type { ClientResolver } from './client-address.ts'
+import type { Forwarding } from './forwarding.ts'
 import { applyJsonp } from '../security/jsonp.ts'
 import { sendEarlyHints } from '../http/early-hints.ts'
 import { performance } from 'node:perf_hooks'
@@ -8,7 +8,7 @@ import { Context, type ResponseHooks, type Site } from './context.ts'
 import { httpError } from './errors.ts'
 import { logRequestError, type AccessLog, type Logger } from './log.ts'
 import type { Handler, Req, Res, ResponseFilter } from './types.ts'
-import { hostname, normalizePath, splitTarget } from '../http/path.ts'
+import { checkHostCount, h2Authority, parseAuthority, parseRequestTarget, TargetError, type Authority } from '../http/target.ts'
 import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
 
 /**
@@ -45,8 +45,8 @@ export interface PipelineOptions {
   healthPath: string | false
   /** A streamed response that makes no progress for this long is cut. */
   streamIdleTimeout: number
-  /** The client-address resolver (`trustedProxies`); absent: the peer's address. */
-  clientAddress?: ClientResolver
+  /** The one client-address and forwarding service (`trustedProxies`, `clientAddressHeader`). */
+  forwarding: Forwarding
   /** Set by the server during graceful shutdown. */
   isShuttingDown(): boolean
   /** The handler that takes CONNECT requests (forward proxy), if one is configured. */
@@ -76,12 +76,12 @@ export interface Pipeline {
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
-  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, clientAddress } = opts
+  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, forwarding } = opts
 
   const hooks: ResponseHooks = {
     filters,
     streamIdleTimeout,
-    ...(clientAddress ? { clientAddress } : {}),
+    forwarding,
     finished(ctx) {
       accessLog.write(ctx, performance.now() - ctx.start)
       if (ctx.error) logRequestError(log, ctx)
@@ -98,11 +98,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (isShuttingDown()) throw httpError('EB_ERR_SHUTTING_DOWN', undefined, { 'Retry-After': '5' })
       if (protocol !== 'http/1.1' && protocol !== 'http/1.0' && !protocol.startsWith('h2')) throw httpError('EB_ERR_VERSION')
       if (arrival.badExpectation) throw httpError('EB_ERR_EXPECTATION_FAILED', `Expect: ${String(req.headers.expect)} is not supported`)
-      const authority = parseTarget(ctx)
+      parseTarget(ctx)
       checkMethod(ctx)
-      if (ctx.path === '*') return optionsAsterisk(ctx)
+      if (ctx.target.form === 'asterisk') return optionsAsterisk(ctx)
       // 3. forward proxy
-      if (forwardProxy && authority !== undefined && isForeign(ctx, authority)) {
+      if (forwardProxy && ctx.target.form === 'absolute' && isForeign(ctx)) {
         const done = forwardProxy.handle(ctx)
         if (done) done.catch((err: unknown) => ctx.fail(err))
         return
@@ -132,48 +132,67 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   }
 
   // Most requests carry the same Host as the one before: remember the last one parsed.
-  let lastAuthority: string | undefined
-  let lastHost = ''
+  let lastAuthorityText: string | undefined
+  let lastAuthority: Authority | null = null
 
   /**
-   * Request target (RFC 9112 §3.2) and Host (RFC 9112 §3.2, RFC 9113 §8.3.1).
-   * Returns the authority of an absolute-form target (`http://host:port/...`), else undefined.
+   * The one parse of what the client asked for (src/http/target.ts): the
+   * request target, then the authority (RFC 9112 §3.2.2: an absolute-form
+   * target's replaces Host; RFC 9113 §8.3.1: `:authority` and Host agree).
    */
-  function parseTarget(ctx: Context): string | undefined {
+  function parseTarget(ctx: Context): void {
     const req = ctx.req
-    const url = req.url ?? ''
-    let authority: string | undefined
-    let absolute: string | undefined
-    let target = url
-    if (url === '*') {
-      if (ctx.method !== 'OPTIONS') throw httpError('EB_ERR_BAD_REQUEST', 'asterisk-form is only for OPTIONS')
-      ctx.path = ctx.rawPath = '*'
-    } else if (url.charCodeAt(0) !== 47 /* / */) {
-      // absolute-form: its authority replaces Host (RFC 9112 §3.2.2)
-      const m = /^https?:\/\/([^/?#]+)(.*)$/i.exec(url)
-      if (!m) throw httpError('EB_ERR_BAD_REQUEST', 'request target is not a path or an absolute URI')
-      authority = m[1]!
-      target = m[2] || '/'
-      absolute = authority
+    try {
+      const target = parseRequestTarget(ctx.method, req.url ?? '')
+      ctx.target = target
+      const text = hostField(ctx)
+      if (target.authority !== null) ctx.hostAuthority = target.authority
+      else if (text === undefined) ctx.hostAuthority = null
+      else if (text === lastAuthorityText) ctx.hostAuthority = lastAuthority
+      else {
+        ctx.hostAuthority = parseAuthority(text)
+        lastAuthorityText = text
+        lastAuthority = ctx.hostAuthority
+      }
+    } catch (err) {
+      if (err instanceof TargetError) throw httpError(err.message.includes('safe path') ? 'EB_ERR_BAD_PATH' : 'EB_ERR_BAD_REQUEST', err.message)
+      throw err
     }
-    if (ctx.path !== '*') {
-      const [raw, query] = splitTarget(target)
-      const path = normalizePath(raw)
-      if (path === null) throw httpError('EB_ERR_BAD_PATH')
-      ctx.rawPath = raw
-      ctx.path = path
-      ctx.query = query
+  }
+
+  /**
+   * The Host field's value, checked as RFC 9112 §3.2 asks (exactly one in
+   * HTTP/1.1, whatever the target's form; its value is checked even when an
+   * absolute-form target replaces it), or HTTP/2's `:authority`.
+   */
+  function hostField(ctx: Context): string | undefined {
+    const req = ctx.req
+    if (ctx.protocol.startsWith('h2')) {
+      const host = req.headers.host
+      const text = h2Authority(req.headers[':authority'] as string | undefined, Array.isArray(host) ? host[0] : host)
+      if (text !== undefined && ctx.target.authority !== null) parseAuthority(text)
+      return text
     }
-    if (authority === undefined) authority = hostHeader(ctx)
-    if (authority === undefined) ctx.host = ''
-    else if (authority === lastAuthority) ctx.host = lastHost
-    else {
-      ctx.host = hostname(authority)
-      lastAuthority = authority
-      lastHost = ctx.host
+    // Node keeps only the first of several Host fields: count them.
+    const raw = req.rawHeaders
+    let count = 0
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!
+      if (name.length === 4 && name.toLowerCase() === 'host') count++
     }
-    if (authority !== undefined && ctx.host === '') throw httpError('EB_ERR_BAD_REQUEST', 'invalid Host header')
-    return absolute
+    const verdict = checkHostCount(count, ctx.protocol === 'http/1.0' ? '1.0' : '1.1')
+    if (verdict === 'duplicate') throw httpError('EB_ERR_HOST_DUPLICATE')
+    if (verdict === 'missing') throw httpError('EB_ERR_HOST_MISSING')
+    const text = req.headers.host
+    if (text !== undefined && ctx.target.authority !== null && text !== '') {
+      try {
+        parseAuthority(text)
+      } catch (err) {
+        if (err instanceof TargetError) throw new TargetError(`invalid Host header: ${err.message}`)
+        throw err
+      }
+    }
+    return text === '' && ctx.target.authority !== null ? undefined : text
   }
 
   /**
@@ -183,31 +202,16 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
    * address and port the connection arrived on, or localhost on a loopback
    * listener).
    */
-  function isForeign(ctx: Context, authority: string): boolean {
+  function isForeign(ctx: Context): boolean {
     const host = ctx.host
     if (namedSite(sites, host)) return false
     const socket = ctx.req.socket
-    const port = authorityPort(authority) ?? (/^https:/i.test(ctx.req.url ?? '') ? 443 : 80)
+    const port = ctx.hostAuthority?.port ?? (ctx.target.scheme === 'https' ? 443 : 80)
     if (port !== socket.localPort) return true
     let local = socket.localAddress ?? ''
     if (local.startsWith('::ffff:')) local = local.slice(7)
     if (host === local) return false
     return !(host === 'localhost' && (local.startsWith('127.') || local === '::1'))
-  }
-
-  function hostHeader(ctx: Context): string | undefined {
-    const req = ctx.req
-    if (ctx.protocol.startsWith('h2')) return (req.headers[':authority'] as string | undefined) ?? req.headers.host
-    // Node keeps only the first of several Host fields; RFC 9112 §3.2 says 400.
-    const raw = req.rawHeaders
-    let count = 0
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!
-      if (name.length === 4 && name.toLowerCase() === 'host') count++
-    }
-    if (count > 1) throw httpError('EB_ERR_HOST_DUPLICATE')
-    if (count === 0 && ctx.protocol === 'http/1.1') throw httpError('EB_ERR_HOST_MISSING')
-    return req.headers.host
   }
 
   function checkMethod(ctx: Context): void {
@@ -219,7 +223,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   function redirectToHttps(ctx: Context, to: { port: number; status: number }): void {
     const host = ctx.host.includes(':') ? `[${ctx.host}]` : ctx.host
     if (!host) throw httpError('EB_ERR_HOST_MISSING')
-    const location = `https://${host}${to.port === 443 ? '' : `:${to.port}`}${ctx.rawPath}${ctx.query}`
+    const location = `https://${host}${to.port === 443 ? '' : `:${to.port}`}${ctx.encodedPath}${ctx.query}`
     ctx.send(to.status, { Location: location, 'Content-Type': 'text/plain; charset=utf-8' }, `Redirecting to ${location}\n`)
   }
 
@@ -315,8 +319,15 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         return void socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       }
       const ctx = new Context(req, socket as unknown as Res, hooks, `http/${req.httpVersion}`, performance.now())
-      ctx.host = hostname(req.url ?? '')
-      ctx.rawPath = req.url ?? ''
+      const url = req.url ?? ''
+      try {
+        ctx.target = parseRequestTarget('CONNECT', url)
+        ctx.hostAuthority = ctx.target.authority
+      } catch (err) {
+        if (!(err instanceof TargetError)) throw err
+        // the handler refuses it (400), and the log shows what was sent
+        ctx.target = { form: 'authority', scheme: null, authority: null, rawPath: url, path: '', encodedPath: '', query: '' }
+      }
       // One access log line per CONNECT, once the tunnel (or the refusal) is over; the handler sets ctx.status.
       socket.once('close', () => {
         ctx.bytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0
@@ -332,11 +343,5 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
 }
 
 /** What `OPTIONS *` lists: not TRACE (refused), CONNECT or PURGE (only where configured). */
-/** The port of an authority (`host:8080`, `[::1]:8080`), if it has one. */
-function authorityPort(authority: string): number | undefined {
-  const m = /:(\d{1,5})$/.exec(authority)
-  return m && !authority.endsWith(']') ? Number(m[1]) : undefined
-}
-
 const SERVER_ALLOW = [...IMPLEMENTED_METHODS].filter((m) => m !== 'TRACE' && m !== 'CONNECT' && m !== 'PURGE').join(', ')
 

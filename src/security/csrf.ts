@@ -70,7 +70,7 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
         }
         return
       }
-      const host = ctx.authority
+      const host = ctx.client.host
       const refuse = (why: string) => {
         ctx.csrfRefused = why
         throw httpError('EB_ERR_FORBIDDEN', `cross-site request refused: ${why}`)

@@ -1,5 +1,5 @@
 import { corsFilter, createCorsPolicy } from '../security/cors.ts'
-import { clientResolver } from '../core/client-address.ts'
+import { createForwarding } from '../core/forwarding.ts'
 import { createCsrfGuard } from '../security/csrf.ts'
 import { createRateLimiter, MemoryRateLimitStore, rateLimitFilter } from '../security/rate-limit.ts'
 import { compileSecurityHeaders, mergeSecurityHeaders, securityFilter } from '../security/headers.ts'
@@ -185,7 +185,7 @@ async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, ac
     log,
     healthPath: config.health,
     streamIdleTimeout: config.limits.idleTimeout,
-    clientAddress: clientResolver(config.trustedProxies),
+    forwarding: createForwarding(config),
     isShuttingDown,
     forwardProxy: forward,
     connectHandler: () => forward,

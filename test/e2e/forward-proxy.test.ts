@@ -371,6 +371,16 @@ describe('forward proxy destination hosts', () => {
     assert.equal(o.seen.length, 0)
     await stillAnswers(srv)
   })
+
+  test('userinfo cannot smuggle another destination past the allow list: 400, nothing reaches it (RFC 9110 §4.2.4)', async () => {
+    for (const target of [`http://x.allowed.test:1@127.0.0.1:${o.port}/secret`, `http://x.allowed.test@127.0.0.1:${o.port}/secret`, `http://127.0.0.1:${o.port}@x.allowed.test/secret`]) {
+      const text = await raw(srv.port, `GET ${target} HTTP/1.1\r\nHost: x.allowed.test\r\nConnection: close\r\n\r\n`)
+      assert.deepEqual(statuses(text), [400], target)
+      assert.match(text, /userinfo/)
+    }
+    assert.equal(o.seen.length, 0)
+    await stillAnswers(srv)
+  })
 })
 
 describe('forward proxy shutdown', () => {

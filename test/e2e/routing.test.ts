@@ -7,6 +7,7 @@ import { pino } from 'pino'
 import { Context } from '../../src/core/context.ts'
 import { createAccessLog } from '../../src/core/log.ts'
 import { createPipeline } from '../../src/core/pipeline.ts'
+import { createForwarding } from '../../src/core/forwarding.ts'
 import { buildSiteTable } from '../../src/core/router.ts'
 import { PROTOCOLS, raw, request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 
@@ -147,6 +148,7 @@ test('a handler that throws gives a clean 500: no stack on the wire, the stack i
     sites: buildSiteTable([{ id: 's', hosts: [], routes: [{ prefix: '/', handler, id: 'r', cors: null }] }], 0),
     filters: [],
     accessLog: createAccessLog({ enabled: false, level: 'info', format: 'json' }),
+    forwarding: createForwarding({ trustedProxies: [], clientAddressHeader: 'x-forwarded-for' }),
     log,
     healthPath: false,
     streamIdleTimeout: 60_000,

@@ -99,7 +99,7 @@ export class HttpCache {
       const s = params.toString()
       query = s ? `?${s}` : ''
     }
-    return `http://${ctx.host}${ctx.rawPath}${query}`
+    return `http://${ctx.host}${ctx.encodedPath}${query}`
   }
 
   /** The directives this cache obeys: a targeted field if present (RFC 9213), else Cache-Control. */
@@ -192,13 +192,13 @@ export class HttpCache {
     if (tags) {
       for (const tag of tags.split(/[\s,]+/).filter(Boolean)) purged += this.store.deleteTag(tag)
       what = `tag ${tags}`
-    } else if (ctx.rawPath.endsWith('/*')) {
-      const prefix = `http://${ctx.host}${ctx.rawPath.slice(0, -1)}`
+    } else if (ctx.encodedPath.endsWith('/*')) {
+      const prefix = `http://${ctx.host}${ctx.encodedPath.slice(0, -1)}`
       purged = this.store.deletePrefix(prefix)
-      what = `prefix ${ctx.rawPath.slice(0, -1)}`
+      what = `prefix ${ctx.encodedPath.slice(0, -1)}`
     } else {
       purged = this.store.delete(this.key(ctx))
-      what = `url ${ctx.rawPath}${ctx.query}`
+      what = `url ${ctx.encodedPath}${ctx.query}`
     }
     ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, JSON.stringify({ purged, what }) + '\n')
   }

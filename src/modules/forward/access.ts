@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { isTrusted, trustList } from '../proxy/forwarded.ts'
+import { addressSet } from '../../http/address.ts'
 
 /**
  * Who may use the forward proxy, and where to. Never an open proxy: the
@@ -31,8 +31,7 @@ export interface AccessConfig {
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest()
 
 export function createAccess(cfg: AccessConfig): Access {
-  const clients = trustList(cfg.clients)
-  const anyClient = cfg.clients.length > 0
+  const isClient = addressSet(cfg.clients)
   // Compared as fixed-length digests in constant time, every entry each time.
   const secrets = cfg.credentials.map((c) => digest(`${c.user}:${c.password}`))
   const hostAllowed = compileHosts(cfg.allowHosts)
@@ -49,7 +48,7 @@ export function createAccess(cfg: AccessConfig): Access {
 
   return {
     check(address, authorization) {
-      if (anyClient && isTrusted(clients, address)) return 'allowed'
+      if (isClient(address)) return 'allowed'
       if (validCredential(authorization)) return 'allowed'
       return secrets.length > 0 ? 'authenticate' : 'forbidden'
     },

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { STATUS_CODES } from 'node:http'
 import { Agent, errors as undiciErrors } from 'undici'
@@ -44,24 +43,22 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
   async function handle(ctx: Context): Promise<void> {
     const verdict = access.check(ctx.clientAddress, ctx.header('proxy-authorization'))
     if (verdict !== 'allowed') return refuseRequest(ctx, verdict)
-    let url: URL
-    try {
-      url = new URL(ctx.req.url ?? '')
-    } catch {
-      throw httpError('EB_ERR_BAD_REQUEST', 'the request target is not an absolute URI')
-    }
-    if (!access.hostAllowed(ctx.host)) throw httpError('EB_ERR_FORBIDDEN', `${ctx.host} is not an allowed destination`)
-    ctx.upstream = url.origin
+    // The pipeline's one parse of the target: the allow list, the connection and the log all read it.
+    const authority = ctx.hostAuthority
+    if (ctx.target.form !== 'absolute' || authority === null) throw httpError('EB_ERR_BAD_REQUEST', 'the request target is not an absolute URI')
+    if (!access.hostAllowed(authority.host)) throw httpError('EB_ERR_FORBIDDEN', `${authority.host} is not an allowed destination`)
+    const origin = `${ctx.target.scheme}://${authority.text}`
+    ctx.upstream = origin
 
     const req = ctx.req
     const hasBody = requestHasBody(req)
     const headers = withoutHopByHop(req.headers) as Record<string, string | string[] | undefined>
     for (const name of Object.keys(headers)) if (name.charCodeAt(0) === 58 /* : */) delete headers[name]
     delete headers.expect // answered here (100-continue)
-    headers.host = url.host // the URI's authority (RFC 9112 §3.2.2)
+    headers.host = authority.text // the URI's authority (RFC 9112 §3.2.2)
     headers.via = via(req.headers.via, ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5))
     if (hasBody) ctx.continue()
-    const exchange = Exchange.start(agent, { origin: url.origin, method: ctx.method as 'GET', path: ctx.rawPath + ctx.query, headers: headers as Record<string, string | string[]>, body: hasBody ? req : null })
+    const exchange = Exchange.start(agent, { origin, method: ctx.method as 'GET', path: ctx.encodedPath + ctx.query, headers: headers as Record<string, string | string[]>, body: hasBody ? req : null })
     const res = ctx.res
     res.once('close', () => {
       if (!res.writableFinished) exchange.abandon()
@@ -71,7 +68,7 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
       head = await exchange.head
     } catch (err) {
       if (exchange.wasAbandoned) throw httpError('EB_ERR_CLIENT_CLOSED')
-      throw originError(err, url.origin, cfg)
+      throw originError(err, origin, cfg)
     }
     const out = withoutHopByHop(head.headers) as Record<string, string | string[] | undefined>
     out.via = via(head.headers.via, '1.1')
@@ -79,9 +76,7 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
   }
 
   function connect(ctx: Context, socket: Duplex, head: Buffer): void {
-    const target = parseAuthority(ctx.req.url ?? '')
-    ctx.rawPath = ctx.req.url ?? ''
-    ctx.host = target?.host ?? ''
+    const target = ctx.hostAuthority as { host: string; port: number } | null
     const refuse = (status: number, message: string, fields: Record<string, string> = {}) => {
       ctx.status = status
       answer(socket, status, STATUS_CODES[status] ?? '', fields, `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`)
@@ -92,7 +87,7 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
     if (!target) return refuse(400, 'CONNECT needs a host:port target')
     if (!ports.has(target.port)) return refuse(403, `tunnels to port ${target.port} are not allowed`)
     if (!access.hostAllowed(target.host)) return refuse(403, `${target.host} is not an allowed destination`)
-    ctx.upstream = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`
+    ctx.upstream = ctx.authority
     tunnels.add(socket)
     const upstream = connectTunnel({
       client: socket,
@@ -141,18 +136,6 @@ function refuseRequest(ctx: Context, verdict: 'authenticate' | 'forbidden'): voi
 function via(incoming: string | string[] | undefined, version: string): string {
   const prev = Array.isArray(incoming) ? incoming.join(', ') : incoming
   return prev ? `${prev}, ${version} edgebox` : `${version} edgebox`
-}
-
-/** CONNECT's authority-form target (RFC 9112 §3.2.3): `host:port` or `[v6]:port`; the port is required. */
-export function parseAuthority(target: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(target)
-  if (!m) return null
-  const port = Number(m[3])
-  if (port < 1 || port > 65535) return null
-  const host = (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, '')
-  if (m[1] !== undefined && isIP(host) !== 6) return null
-  if (!host) return null
-  return { host, port }
 }
 
 /** Says which step failed, with the status a gateway answers (RFC 9110 §15.6.3, §15.6.5). */

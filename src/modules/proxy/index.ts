@@ -9,7 +9,7 @@ import { duration } from '../../config/units.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
 import { balancers, type BalanceName } from './balancers/index.ts'
 import type { Upstream } from './balancers/types.ts'
-import { addForwarding, isTrusted, trustList } from './forwarded.ts'
+import { encodedBelow } from '../../http/target.ts'
 import { openTunnel, refuseUpgrade } from './tunnel.ts'
 import type { Duplex } from 'node:stream'
 import { cacheOptions, cacheSchema, HttpCache, type OriginResponse } from '../cache/cache.ts'
@@ -80,8 +80,13 @@ const schema = z.strictObject({
       budget: z.number().min(0).max(1).default(0.2),
     })
     .prefault({}),
-  /** Peers whose X-Forwarded-* / Forwarded fields are kept (CIDRs or addresses). */
-  trustedProxies: z.array(z.string().min(1)).default([]),
+  /** Moved: the one `trustedProxies` is top-level (docs/configuration.md); a route that still names it is refused. */
+  trustedProxies: z
+    .unknown()
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v !== undefined) ctx.addIssue({ code: 'custom', message: 'moved to the top-level trustedProxies (with clientAddressHeader)' })
+    }),
   /** Connections per upstream. */
   maxConnections: z.number().int().min(1).default(256),
   /**
@@ -166,13 +171,6 @@ export const proxyModule = {
       for (const t of targets) void t.pool.destroy()
       throw new ConfigError(problems)
     }
-    let trusted
-    try {
-      trusted = trustList(cfg.trustedProxies)
-    } catch {
-      for (const t of targets) void t.pool.destroy()
-      throw new ConfigError([`${deps.configPath}.trustedProxies: entries are addresses or CIDRs like 10.0.0.0/8`])
-    }
     const cacheCfg = cfg.cache === true ? cacheOptions.parse({}) : cfg.cache === false ? null : cfg.cache
     let store: CacheStore | null = null
     if (cacheCfg) {
@@ -186,7 +184,7 @@ export const proxyModule = {
       }
     }
     const cache = cacheCfg && store ? new HttpCache(cacheCfg, store) : null
-    return createProxy(cfg, targets, deps.prefix, trusted, createHealth(targets, cfg.health, deps.log, connect), cache, deps.limits)
+    return createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect), cache, deps.limits)
   },
 } as const satisfies HandlerModule<typeof schema>
 
@@ -195,24 +193,23 @@ export interface ProxyHandler extends Handler {
   upstreamStatus(): Array<{ id: string; healthy: boolean; reason: string }>
 }
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, trusted: ReturnType<typeof trustList>, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits): ProxyHandler {
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits): ProxyHandler {
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
 
   function hashKey(ctx: Context): string {
-    if (cfg.hashKey === 'url') return ctx.host + ctx.rawPath + ctx.query
+    if (cfg.hashKey === 'url') return ctx.host + ctx.encodedPath + ctx.query
     if (cfg.hashKey === 'client') return ctx.clientAddress
     return ctx.header(headerKey!) ?? ''
   }
 
-  /** The path sent upstream: the raw target as received, with the prefix rules applied. */
+  /**
+   * The path sent upstream: the one that was routed (dot segments resolved,
+   * each segment in the client's own encoding), with the prefix rules applied.
+   */
   function upstreamPath(ctx: Context): string {
-    let path = ctx.rawPath
-    if (cfg.stripPrefix && path.startsWith(routePrefix)) {
-      path = path.slice(routePrefix.endsWith('/') ? routePrefix.length - 1 : routePrefix.length)
-      if (!path.startsWith('/')) path = '/' + path
-    }
+    const path = cfg.stripPrefix ? encodedBelow(ctx.encodedPath, routePrefix) : ctx.encodedPath
     return cfg.prefix + path + ctx.query
   }
 
@@ -221,17 +218,12 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, t
     const out = withoutHopByHop(incoming) as Record<string, string | string[] | undefined>
     for (const name of Object.keys(out)) if (name.charCodeAt(0) === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
     delete out.expect // answered here (100-continue), not forwarded
-    const clientHost = (incoming[':authority'] as string | undefined) ?? incoming.host ?? ''
-    const peer = ctx.req.socket?.remoteAddress ?? ''
-    out.host = cfg.host === 'preserve' ? clientHost || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host
-    addForwarding(out, incoming, {
-      // The hop that connected to us: forwarding fields record every hop, not the resolved client.
-      client: peer,
-      trusted: isTrusted(trusted, peer),
-      proto: 'http',
-      host: clientHost,
-      version: ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5),
-    })
+    // the authority the request named, an absolute-form target's included (RFC 9112 §3.2.2)
+    out.host = cfg.host === 'preserve' ? ctx.authority || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host
+    ctx.addForwardingFields(out)
+    // RFC 9110 §7.6.3: this hop joins the Via chain, whoever sent the earlier ones
+    const via = incoming.via
+    out.via = `${via ? `${Array.isArray(via) ? via.join(', ') : via}, ` : ''}${ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5)} edgebox`
     if (extra) {
       for (const name in extra) {
         const v = extra[name]

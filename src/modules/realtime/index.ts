@@ -99,7 +99,7 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
   function crossOrigin(ctx: Context): Headers {
     const origin = ctx.header('origin')
     if (origin === undefined) return {}
-    if (!origins.allows(origin, ctx.authority, ctx.scheme)) throw httpError('EB_ERR_FORBIDDEN', `origin ${origin} is not allowed here (sites[].origins)`)
+    if (!origins.allows(origin, ctx.client.host, ctx.scheme)) throw httpError('EB_ERR_FORBIDDEN', `origin ${origin} is not allowed here (sites[].origins)`)
     return { 'access-control-allow-origin': origin, vary: 'Origin' }
   }
 
@@ -236,7 +236,7 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
       // RFC 6455 §4.4: a version the server does not speak gets 426 and the versions it does.
       if (ctx.header('sec-websocket-version') !== '13') return refuse(426, 'Upgrade Required', 'WebSocket version 13 only', 'Sec-WebSocket-Version: 13\r\n')
       const origin = ctx.header('origin')
-      if (origin !== undefined && !origins.allows(origin, ctx.authority, ctx.scheme)) return refuse(403, 'Forbidden', `origin ${origin} is not allowed here (sites[].origins)`)
+      if (origin !== undefined && !origins.allows(origin, ctx.client.host, ctx.scheme)) return refuse(403, 'Forbidden', `origin ${origin} is not allowed here (sites[].origins)`)
       grantOf(ctx, new URLSearchParams(ctx.query), true).then(
         (grant) => {
           if (socket.destroyed) return

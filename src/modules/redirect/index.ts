@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { Context } from '../../core/context.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
-import { encodePath } from '../../http/path.ts'
+import { encodePath } from '../../http/target.ts'
 
 /**
  * `redirect`: answers every request of the route with a redirect.

@@ -12,7 +12,7 @@ import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts
 import { formatHttpDate } from '../../http/date.ts'
 import { contentDisposition } from '../../http/disposition.ts'
 import { compileGlob } from '../../http/glob.ts'
-import { encodePath } from '../../http/path.ts'
+import { encodePath } from '../../http/target.ts'
 import { chooseEncoding } from '../../http/negotiate.ts'
 import { contentRange, multipartByteranges, parseRange, unsatisfiedRange, type ByteRange } from '../../http/range.ts'
 import { createPathRule, realOrNull, within } from './access.ts'

@@ -1,0 +1,78 @@
+import { BlockList, isIP } from 'node:net'
+
+/**
+ * IP addresses and CIDR ranges, as configuration names them and as
+ * forwarding fields carry them. Pure: strings in, values out.
+ */
+
+/** `::ffff:192.0.2.1` -> `192.0.2.1`: an IPv4 client on a dual-stack socket is that IPv4 client. */
+export function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address
+}
+
+/**
+ * Why a configured address or CIDR (`10.0.0.0/8`, `192.0.2.7`, `::1`,
+ * `fd00::/8`) is not one, or null when it is.
+ */
+export function cidrProblem(value: string): string | null {
+  const slash = value.indexOf('/')
+  const addr = slash === -1 ? value : value.slice(0, slash)
+  const family = isIP(addr)
+  if (family === 0 || addr.includes('%')) return `${value} is not an address or CIDR like 10.0.0.0/8 or fd00::/8`
+  if (slash === -1) return null
+  const bits = value.slice(slash + 1)
+  const max = family === 4 ? 32 : 128
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return `${value} is not an address or CIDR: the prefix length of an IPv${family} range is 0-${max}`
+  return null
+}
+
+/** A set of addresses and ranges to test addresses against (entries already validated by cidrProblem). */
+export function addressSet(entries: readonly string[]): (address: string) => boolean {
+  if (entries.length === 0) return () => false
+  const list = new BlockList()
+  for (const entry of entries) {
+    const problem = cidrProblem(entry)
+    if (problem) throw new Error(problem)
+    const [addr, bits] = entry.split('/') as [string, string | undefined]
+    const type = isIP(addr) === 6 ? 'ipv6' : 'ipv4'
+    if (bits === undefined) list.addAddress(addr, type)
+    else list.addSubnet(addr, Number(bits), type)
+  }
+  return (address) => {
+    if (!address) return false
+    const a = unmapped(address)
+    const family = isIP(a)
+    return family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4')
+  }
+}
+
+/**
+ * One node of a forwarding chain: an `X-Forwarded-For` entry or a
+ * `Forwarded: for=` value (RFC 7239 §6), with an optional port and IPv6
+ * brackets: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:80`, `2001:db8::1`.
+ * Returns the bare address, or null for anything else (`unknown`, an
+ * obfuscated identifier, garbage).
+ */
+export function nodeAddress(node: string): string | null {
+  let v = node.trim()
+  if (v.charCodeAt(0) === 91 /* [ */) {
+    const end = v.indexOf(']')
+    if (end === -1) return null
+    const rest = v.slice(end + 1)
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return null
+    v = v.slice(1, end)
+    return isIP(v) === 6 ? unmapped(v.toLowerCase()) : null
+  }
+  if (isIP(v) === 6) return unmapped(v.toLowerCase())
+  const colon = v.indexOf(':')
+  if (colon !== -1) {
+    if (!/^\d{1,5}$/.test(v.slice(colon + 1))) return null
+    v = v.slice(0, colon)
+  }
+  return isIP(v) === 4 ? v : null
+}
+
+/** An address as an RFC 7239 node: IPv6 quoted and in brackets (§6). */
+export function forwardedNode(address: string): string {
+  return isIP(address) === 6 ? `"[${address}]"` : address
+}
