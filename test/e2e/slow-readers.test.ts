@@ -378,6 +378,7 @@ before(async () => {
           { path: '/', static: { root: files.dir, readChunk: READ_CHUNK, compress: { precompressed: false } } },
           { path: '/plain/', proxy: { upstreams: [upstream], retries: { attempts: 0 } } },
           { path: '/cached/', proxy: { upstreams: [upstream], retries: { attempts: 0 }, cache: { maxObjectSize: MAX_OBJECT } } },
+          { path: '/whole/', proxy: { upstreams: [upstream], retries: { attempts: 0 }, cache: { maxObjectSize: MAX_OBJECT, rangeMiss: 'whole' } } },
         ],
       },
     ],
@@ -560,6 +561,11 @@ for (const protocol of PROTOCOLS) {
       // storable, of unknown length: the cache keeps what passes (up to maxObjectSize) but reads no faster than the client
       const token = `c${++seq}`
       await slowProxy(`/cached/file?t=${token}&chunked&cc=max-age=60`, token, 0)
+    })
+
+    test('rangeMiss whole on an object larger than maxObjectSize (collect) reads at most maxObjectSize ahead, then holds the upstream back', async () => {
+      const token = `w${++seq}`
+      await slowProxy(`/whole/file?t=${token}&chunked&cc=max-age=60`, token, MAX_OBJECT, { range: 'bytes=0-99' })
     })
   })
 }

@@ -218,48 +218,82 @@ export const DISCARD: BodySink = { data: () => true, end() {}, error() {} }
 /**
  * Reads a whole body into memory, up to `limit` bytes. Past the limit it
  * stops reading and resolves with `rest`: the chunks read so far followed by
- * the remainder, ready for another sink.
+ * the remainder, ready for another sink. `rest` hands those chunks over as
+ * fast as its sink takes them (a slow client then holds the upstream back
+ * instead of Edgebox buffering for it), and the upstream goes on only once
+ * they are all out.
  */
 export function collect(source: BodySource, limit: number): Promise<{ body: Buffer; rest: null } | { body: null; rest: BodySource }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let total = 0
     let over: BodySink | null = null
+    /** The first of `chunks` not yet handed to `over`. */
+    let next = 0
     let ended = false
     let failure: Error | null = null
+    let finished = false
+    const backlog = () => next < chunks.length
+    /** Hands the chunks read ahead to the sink until it says wait; then the end, or more from the source. */
+    const flush = (): void => {
+      const sink = over
+      if (!sink || finished) return
+      while (backlog()) {
+        const c = chunks[next]!
+        chunks[next++] = EMPTY // delivered: no longer held here
+        if (!sink.data(c)) return
+      }
+      chunks.length = 0
+      next = 0
+      if (ended || failure) {
+        finished = true
+        return failure ? sink.error(failure) : sink.end()
+      }
+      source.resume()
+    }
     const tail: BodySource = {
       attach(sink) {
         over = sink
-        for (const c of chunks.splice(0)) sink.data(c)
-        if (ended) return sink.end()
-        if (failure) return sink.error(failure)
-        source.resume()
+        flush()
       },
-      resume: () => source.resume(),
-      destroy: (err) => source.destroy(err),
+      resume: flush,
+      destroy: (err) => {
+        finished = true
+        chunks.length = 0
+        source.destroy(err)
+      },
     }
     source.attach({
       data(chunk) {
-        if (over) return over.data(chunk)
+        if (over && !backlog()) return over.data(chunk)
         chunks.push(chunk)
+        if (over) return false // behind what is still to be handed over
         total += chunk.length
         if (total <= limit) return true
         if (total - chunk.length <= limit) resolve({ body: null, rest: tail })
         return false // paused until the tail is attached
       },
       end() {
-        if (over) return over.end()
-        if (total <= limit) resolve({ body: Buffer.concat(chunks, total), rest: null })
+        if (over && !backlog()) {
+          finished = true
+          return over.end()
+        }
+        if (!over && total <= limit) resolve({ body: Buffer.concat(chunks, total), rest: null })
         else ended = true
       },
       error(err) {
-        if (over) return over.error(err)
-        if (total <= limit) reject(err)
+        if (over && !backlog()) {
+          finished = true
+          return over.error(err)
+        }
+        if (!over && total <= limit) reject(err)
         else failure = err
       },
     })
   })
 }
+
+const EMPTY = Buffer.alloc(0)
 
 /**
  * The same body for one sink, while `observer` sees every chunk and learns
