@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import { STATUS_CODES } from 'node:http'
 import { Agent, errors as undiciErrors } from 'undici'
+import { requestBody } from '../../core/body.ts'
 import { requestHasBody, type Context, type Headers as ResponseHeaders } from '../../core/context.ts'
 import { httpError, type EdgeboxError } from '../../core/errors.ts'
 import type { Logger } from '../../core/log.ts'
@@ -58,7 +59,7 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
     headers.host = authority.text // the URI's authority (RFC 9112 §3.2.2)
     headers.via = via(req.headers.via, ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5))
     if (hasBody) ctx.continue()
-    const exchange = Exchange.start(agent, { origin, method: ctx.method as 'GET', path: ctx.encodedPath + ctx.query, headers: headers as Record<string, string | string[]>, body: hasBody ? req : null })
+    const exchange = Exchange.start(agent, { origin, method: ctx.method as 'GET', path: ctx.encodedPath + ctx.query, headers: headers as Record<string, string | string[]>, body: hasBody ? requestBody(req) : null })
     const res = ctx.res
     res.once('close', () => {
       if (!res.writableFinished) exchange.abandon()

@@ -21,7 +21,7 @@ import { createHealth, healthSchema, type HealthTracker } from './health.ts'
 import { RetryBudget } from './retry-budget.ts'
 import { Exchange, PoolQueue, QueueTimeoutError } from './exchange.ts'
 import { bufferBody, type BufferedBody } from '../../core/body-buffer.ts'
-import type { BodyLimits } from '../../core/body.ts'
+import { requestBody, type BodyLimits } from '../../core/body.ts'
 
 /**
  * `proxy`: forwards the route's requests to a pool of upstream servers
@@ -273,7 +273,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       const sent = requestHeaders(ctx, target, extra)
       // a buffered body has a known length, even when the client sent it chunked
       if (buffered?.length) sent['content-length'] = String(buffered.length)
-      const body = buffered ? (buffered.length ? buffered.source() : null) : hasBody ? req : null
+      const body = buffered ? (buffered.length ? buffered.source() : null) : hasBody ? requestBody(req) : null
       const exchange = (current = Exchange.start(
         target.pool,
         { method: (background ? 'GET' : ctx.method) as 'GET', path: upstreamPath(ctx), headers: sent, body },
