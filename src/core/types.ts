@@ -6,6 +6,7 @@ import type { Context } from './context.ts'
 import type { Logger } from './log.ts'
 import type { BodyLimits } from './body.ts'
 import type { OriginPolicy } from './origin.ts'
+import type { Clock } from './clock.ts'
 
 /** The request and response a handler sees: Node's own objects, HTTP/1.1 or HTTP/2 alike. */
 export type Req = IncomingMessage | Http2ServerRequest
@@ -43,6 +44,8 @@ export interface ModuleDeps {
   readonly limits: BodyLimits
   /** The site's origin policy (`sites[].origins`). */
   readonly origins: OriginPolicy
+  /** Where the module reads the time and sets its timers (systemClock unless a test gives another). */
+  readonly clock: Clock
 }
 
 /**

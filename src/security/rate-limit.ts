@@ -5,6 +5,7 @@ import type { Context } from '../core/context.ts'
 import { httpError } from '../core/errors.ts'
 import type { ResponseFilter } from '../core/types.ts'
 import { duration } from '../config/units.ts'
+import { systemClock, type Clock } from '../core/clock.ts'
 
 /**
  * Rate limits per route (docs/security.md): a token bucket per client
@@ -55,7 +56,7 @@ export interface RateLimiter {
   check(ctx: Context): void
 }
 
-export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, routeId: string, now: () => number = Date.now): RateLimiter {
+export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, routeId: string, clock: Clock = systemClock): RateLimiter {
   const capacity = cfg.burst ?? cfg.requests
   const refillPerMs = cfg.requests / cfg.per
   const windowS = Math.max(1, Math.round(cfg.per / 1000))
@@ -72,7 +73,7 @@ export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, r
   }
   return {
     check(ctx) {
-      const r = store.take(`${routeId}|${keyOf(ctx)}`, now(), capacity, refillPerMs)
+      const r = store.take(`${routeId}|${keyOf(ctx)}`, clock.now(), capacity, refillPerMs)
       const fields = {
         'RateLimit-Limit': String(capacity),
         'RateLimit-Remaining': String(r.remaining),

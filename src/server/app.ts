@@ -5,6 +5,7 @@ import { createRateLimiter, MemoryRateLimitStore, rateLimitFilter } from '../sec
 import { compileSecurityHeaders, mergeSecurityHeaders, securityFilter } from '../security/headers.ts'
 import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
+import { systemClock, type Clock } from '../core/clock.ts'
 import type { Route, Site } from '../core/context.ts'
 import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, type AccessLog, type Logger } from '../core/log.ts'
@@ -46,6 +47,8 @@ export interface StartOptions {
   baseDir?: string
   /** Use this logger instead of one built from `config.log`. */
   log?: Logger
+  /** The time every module reads (cache freshness, rate limits, health checks, realtime timers); default: the system clock. Tests pass a manual one. */
+  clock?: Clock
 }
 
 /** One provisioned configuration: what a reload replaces as a whole. */
@@ -66,11 +69,12 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const first = validateConfig(input)
   const baseDir = opts.baseDir ?? process.cwd()
   const log = opts.log ?? createLogger(first.log)
+  const clock = opts.clock ?? systemClock
   const accessLog = createAccessLog({ ...first.log, enabled: first.log.access })
   let shuttingDown = false
   const isShuttingDown = () => shuttingDown
 
-  let current = await provision(first, baseDir, log, accessLog, isShuttingDown)
+  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown)
   const retired = new Set<Generation>()
   const usesTls = first.listen.some((l) => l.tls)
   let resumption: SessionResumption | null = null
@@ -122,7 +126,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, accessLog, isShuttingDown)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown)
         const old = current
         current = fresh
         for (const l of listeners) l.updateTls()
@@ -160,11 +164,11 @@ async function closeGeneration(g: Generation): Promise<void> {
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
-async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, accessLog: AccessLog, isShuttingDown: () => boolean): Promise<Generation> {
+async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, accessLog: AccessLog, isShuttingDown: () => boolean): Promise<Generation> {
   // certificates first: with tls.local they create the local authority other modules may trust (a proxy to a sibling listener)
   const certificates = config.listen.some((l) => l.tls) ? await loadTls(config, baseDir) : null
   const handlers: Handler[] = []
-  const sites = await provisionSites(config, baseDir, log, handlers)
+  const sites = await provisionSites(config, baseDir, log, clock, handlers)
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
 
   const filters: ResponseFilter[] = []
@@ -217,7 +221,7 @@ async function loadTls(config: EdgeboxConfig, baseDir: string): Promise<Certific
   return certificateSet(loaded, config.tls)
 }
 
-async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, handlers: Handler[]): Promise<Site[]> {
+async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, handlers: Handler[]): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
   const rateStore = new MemoryRateLimitStore() // the embedded store: counters in this process
@@ -243,11 +247,12 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
             bodyTempMax: config.limits.bodyTempMax,
           },
           origins,
+          clock,
         })
         handlers.push(handler)
         const cors = routeCfg.cors === false ? null : routeCfg.cors ? createCorsPolicy(routeCfg.cors, siteCfg.origins) : siteCors
         const jsonp = routeCfg.jsonp === undefined ? null : routeCfg.jsonp === true ? 'callback' : routeCfg.jsonp.param
-        const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id) : null
+        const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id, clock) : null
         const csrf = routeCfg.csrf ? createCsrfGuard(routeCfg.csrf, origins) : null
         const security = routeCfg.headers ? compileSecurityHeaders(mergeSecurityHeaders(siteCfg.headers, routeCfg.headers)) : null
         routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf, security, earlyHints: routeCfg.earlyHints ?? null })

@@ -8,6 +8,7 @@ import path from 'node:path'
 import { pino } from 'pino'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
+import type { Clock } from '../../src/core/clock.ts'
 
 /** Protocols every end-to-end suite runs over. */
 export const PROTOCOLS = ['http/1.1', 'h2c'] as const
@@ -20,14 +21,14 @@ export interface TestServer {
   close(): Promise<void>
 }
 
-/** Starts Edgebox on 127.0.0.1 with a free port, access log off and a silent logger unless given. */
-export async function startServer(input: Omit<EdgeboxConfigInput, 'listen'> & { listen?: EdgeboxConfigInput['listen'] }, baseDir?: string): Promise<TestServer> {
+/** Starts Edgebox on 127.0.0.1 with a free port, access log off and a silent logger unless given; `clock`: a manual clock (test/helpers/clock.ts) for tests about time passing. */
+export async function startServer(input: Omit<EdgeboxConfigInput, 'listen'> & { listen?: EdgeboxConfigInput['listen'] }, baseDir?: string, opts: { clock?: Clock } = {}): Promise<TestServer> {
   const config: EdgeboxConfigInput = {
     ...input,
     listen: input.listen ?? [{ host: '127.0.0.1', port: 0 }],
     log: { access: false, level: 'silent', ...input.log },
   }
-  const box = await startEdgebox(config, { baseDir: baseDir ?? process.cwd(), log: pino({ level: 'silent' }) })
+  const box = await startEdgebox(config, { baseDir: baseDir ?? process.cwd(), log: pino({ level: 'silent' }), ...(opts.clock ? { clock: opts.clock } : {}) })
   const url = box.urls[0]!
   return { box, url, port: Number(new URL(url).port), close: () => box.close() }
 }
