@@ -55,6 +55,7 @@ export function addressSet(entries: readonly string[]): (address: string) => boo
  */
 export function nodeAddress(node: string): string | null {
   let v = node.trim()
+  if (v.includes('%')) return null // an IPv6 zone names an interface of the sender's, not an address
   if (v.charCodeAt(0) === 91 /* [ */) {
     const end = v.indexOf(']')
     if (end === -1) return null

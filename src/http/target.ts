@@ -166,7 +166,8 @@ export function parseAuthority(value: string): Authority {
     const end = value.indexOf(']')
     if (end === -1) throw new TargetError(`${JSON.stringify(value)} has an unclosed IPv6 bracket`)
     host = value.slice(1, end).toLowerCase()
-    if (isIP(host) !== 6) throw new TargetError(`${JSON.stringify(value)} is not an IPv6 address in brackets`)
+    // no zone identifier (RFC 6874): it names an interface of the client's, not a host
+    if (isIP(host) !== 6 || host.includes('%')) throw new TargetError(`${JSON.stringify(value)} is not an IPv6 address in brackets`)
     const after = value.slice(end + 1)
     if (after !== '' && after.charCodeAt(0) !== 58 /* : */) throw new TargetError(`${JSON.stringify(value)} has characters after the IPv6 address`)
     portText = after.slice(1)

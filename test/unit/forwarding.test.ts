@@ -69,7 +69,7 @@ test('nodes: ports and brackets parsed, anything else refused', () => {
   assert.equal(nodeAddress('[2001:db8::1]'), '2001:db8::1')
   assert.equal(nodeAddress('2001:db8::1'), '2001:db8::1')
   assert.equal(nodeAddress('::ffff:192.0.2.1'), '192.0.2.1')
-  for (const bad of ['unknown', '_obf', '192.0.2.1:', '192.0.2.1:x', '[2001:db8::1', '[192.0.2.1]', '1.2.3', '', '[::1]x']) assert.equal(nodeAddress(bad), null, bad)
+  for (const bad of ['unknown', '_obf', 'fe80::1%eth0', '[fe80::1%25eth0]:80', '192.0.2.1:', '192.0.2.1:x', '[2001:db8::1', '[192.0.2.1]', '1.2.3', '', '[::1]x']) assert.equal(nodeAddress(bad), null, bad)
 })
 
 const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join('.'))
