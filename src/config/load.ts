@@ -23,11 +23,22 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${where}: ${issue.message}`
 }
 
-/** Validates a configuration object; throws a ConfigError listing every problem with its path. */
+/**
+ * Validates a configuration object; throws a ConfigError listing every
+ * problem with its path. The result is frozen, all the way down: it is
+ * checked once here and then only read, so nothing can change a value after
+ * the check that made it safe.
+ */
 export function validateConfig(input: unknown): EdgeboxConfig {
   const result = configSchema.safeParse(input)
   if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue))
-  return result.data
+  return deepFreeze(result.data)
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value
+  for (const v of Object.values(value)) deepFreeze(v)
+  return Object.freeze(value)
 }
 
 let loads = 0
