@@ -12,6 +12,7 @@ import { compileGlob } from '../../http/glob.ts'
 import type { CacheStore, StoredEntry } from './store.ts'
 import type { BodySource } from '../../core/types.ts'
 import { collect, DISCARD, tee } from '../proxy/exchange.ts'
+import { systemClock, type Clock } from '../../core/clock.ts'
 
 /**
  * A shared HTTP cache (RFC 9111) in front of an origin: lookup by key and
@@ -83,10 +84,13 @@ export class HttpCache {
   private readonly cfg: CacheOptions
   private readonly inflight = new Map<string, Flight>()
   private readonly ignoredQuery: ((name: string) => boolean)[]
+  /** Where ages and freshness are measured (Age, ttl, stale windows). */
+  private readonly clock: Clock
 
-  constructor(cfg: CacheOptions, store: CacheStore) {
+  constructor(cfg: CacheOptions, store: CacheStore, clock: Clock = systemClock) {
     this.cfg = cfg
     this.store = store
+    this.clock = clock
     this.ignoredQuery = cfg.ignoreQuery.map(compileGlob)
   }
 
@@ -136,7 +140,7 @@ export class HttpCache {
     if (stored?.partial !== undefined && this.servePartial(ctx, stored, req)) return
     const fwd = stored?.partial !== undefined ? 'fwd=partial' : 'fwd=miss'
     if (stored && stored.partial === undefined) {
-      const now = Date.now()
+      const now = this.clock.now()
       const dirs = this.directives(stored.headers)
       const u = usability(stored, dirs, req, now, { ignoreRequestDirectives: this.cfg.ignoreRequestDirectives, maxHeuristic: this.cfg.maxHeuristic })
       if (u.use === 'fresh') return this.serve(ctx, stored, `hit; ttl=${u.ttl}`, 'HIT')
@@ -412,7 +416,7 @@ export class HttpCache {
     const { start, end } = r.ranges[0]!
     const bytes = sliceHeld({ ranges: p.ranges, body: e.body }, start, end)
     if (bytes === undefined) return false
-    const u = usability(e, this.directives(e.headers), req, Date.now(), { ignoreRequestDirectives: this.cfg.ignoreRequestDirectives, maxHeuristic: this.cfg.maxHeuristic })
+    const u = usability(e, this.directives(e.headers), req, this.clock.now(), { ignoreRequestDirectives: this.cfg.ignoreRequestDirectives, maxHeuristic: this.cfg.maxHeuristic })
     if (u.use !== 'fresh') return false
     ctx.cache = 'HIT'
     const headers = this.servedHeaders(e, `hit; ttl=${u.ttl}`)
@@ -427,7 +431,7 @@ export class HttpCache {
     try {
       res = await origin(validators(stored))
     } catch (err) {
-      if (staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, Date.now())) {
+      if (staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, this.clock.now())) {
         return this.serve(ctx, stored, `hit; ttl=${ttl}; detail=stale-if-error`, 'STALE')
       }
       throw err
@@ -435,10 +439,10 @@ export class HttpCache {
     if (res.status === 304) {
       res.body.attach(DISCARD)
       this.refreshed(stored, res)
-      const u = usability(stored, this.directives(stored.headers), {}, Date.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
+      const u = usability(stored, this.directives(stored.headers), {}, this.clock.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
       return this.serve(ctx, stored, `fwd=stale; fwd-status=304; ttl=${u.ttl}`, 'REVALIDATED')
     }
-    if (res.status >= 500 && staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, Date.now())) {
+    if (res.status >= 500 && staleIfErrorAllowed(stored, dirs, this.cfg.ignoreRequestDirectives ? {} : req, this.clock.now())) {
       res.body.attach(DISCARD)
       return this.serve(ctx, stored, `hit; ttl=${ttl}; fwd=stale; fwd-status=${res.status}; detail=stale-if-error`, 'STALE')
     }
@@ -449,7 +453,7 @@ export class HttpCache {
       if (headMatches(stored, res.headers)) {
         res.body.attach(DISCARD)
         this.refreshed(stored, res)
-        const u = usability(stored, this.directives(stored.headers), {}, Date.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
+        const u = usability(stored, this.directives(stored.headers), {}, this.clock.now(), { ignoreRequestDirectives: true, maxHeuristic: this.cfg.maxHeuristic })
         return this.serve(ctx, stored, `fwd=stale; fwd-status=200; ttl=${u.ttl}; detail="freshened by HEAD"`, 'REVALIDATED')
       }
       this.store.delete(key)
@@ -548,7 +552,7 @@ export class HttpCache {
       const v = stored[k]
       if (v !== undefined && k !== 'content-length') headers[k] = v
     }
-    headers.age = String(currentAge(e, Date.now()))
+    headers.age = String(currentAge(e, this.clock.now()))
     headers['cache-status'] = cacheStatus(e.headers['cache-status'], this.cfg.name, status)
     return headers
   }

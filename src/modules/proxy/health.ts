@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { Agent, request, errors as undiciErrors } from 'undici'
 import { duration } from '../../config/units.ts'
 import type { Logger } from '../../core/log.ts'
+import { systemClock, type Clock, type Timer } from '../../core/clock.ts'
 import type { Upstream } from './balancers/types.ts'
 
 /**
@@ -100,19 +101,25 @@ interface State {
   good: number
   bad: number
   probeReason: string
-  probeTimer: NodeJS.Timeout | undefined
+  probeTimer: Timer | undefined
   // passive
   failures: number
   ejected: boolean
   ejections: number
   ejectReason: string
-  ejectTimer: NodeJS.Timeout | undefined
+  ejectTimer: Timer | undefined
   returnedAt: number
   /** Logged once per streak when ejection was skipped for being the last healthy upstream. */
   spared: boolean
 }
 
-export function createHealth(targets: readonly (Upstream & { readonly url: URL })[], cfg: HealthConfig, log: Logger, connect?: { ca?: string[]; servername?: string }): HealthTracker {
+export function createHealth(
+  targets: readonly (Upstream & { readonly url: URL })[],
+  cfg: HealthConfig,
+  log: Logger,
+  connect?: { ca?: string[]; servername?: string },
+  clock: Clock = systemClock,
+): HealthTracker {
   const passive = cfg.passive
   const active = cfg.active
   const states: State[] = targets.map((target) => ({
@@ -155,10 +162,10 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
   // ---- passive ----
 
   function endEjection(s: State, why: string): void {
-    if (s.ejectTimer) clearTimeout(s.ejectTimer)
+    clock.clearTimeout(s.ejectTimer)
     s.ejectTimer = undefined
     s.ejected = false
-    s.returnedAt = performance.now()
+    s.returnedAt = clock.now()
     // Probation: the next failure before a success ejects it again.
     s.failures = passive.consecutiveFailures - 1
     update(s, why)
@@ -172,14 +179,14 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
   }
 
   function eject(s: State, outcome: Outcome): void {
-    const now = performance.now()
-    // Doubling decays one step per ejectFor served since the last return.
-    if (s.ejections > 0) s.ejections = Math.max(0, s.ejections - Math.floor((now - s.returnedAt) / passive.ejectFor))
+    const now = clock.now()
+    // Doubling decays one step per ejectFor served since the last return (a clock set back counts as no time).
+    if (s.ejections > 0) s.ejections = Math.max(0, s.ejections - Math.floor(Math.max(0, now - s.returnedAt) / passive.ejectFor))
     const ms = Math.min(passive.ejectFor * 2 ** s.ejections, passive.maxEjectFor)
     s.ejections++
     s.ejected = true
     s.ejectReason = `${s.failures} failed attempts in a row (last: ${outcome}), for ${ms} ms`
-    s.ejectTimer = setTimeout(() => endEjection(s, `ejection of ${ms} ms over`), ms)
+    s.ejectTimer = clock.setTimeout(() => endEjection(s, `ejection of ${ms} ms over`), ms)
     s.ejectTimer.unref()
     update(s, s.ejectReason)
   }
@@ -220,7 +227,7 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
 
   function schedule(s: State, delay: number): void {
     if (closed) return
-    s.probeTimer = setTimeout(() => void probe(s), delay)
+    s.probeTimer = clock.setTimeout(() => void probe(s), delay)
     s.probeTimer.unref()
   }
 
@@ -228,7 +235,7 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
   async function probe(s: State): Promise<void> {
     const a = active!
     s.probeTimer = undefined
-    const started = performance.now()
+    const started = clock.now()
     let ok = false
     let why: string
     try {
@@ -247,7 +254,8 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
     }
     if (closed) return
     record(s, ok, why)
-    schedule(s, Math.max(0, a.interval - (performance.now() - started)))
+    // The next probe `interval` after this one started; a clock set back counts as no time.
+    schedule(s, Math.max(0, a.interval - Math.max(0, clock.now() - started)))
   }
 
   function record(s: State, ok: boolean, why: string): void {
@@ -278,8 +286,8 @@ export function createHealth(targets: readonly (Upstream & { readonly url: URL }
     async close() {
       closed = true
       for (const s of states) {
-        if (s.probeTimer) clearTimeout(s.probeTimer)
-        if (s.ejectTimer) clearTimeout(s.ejectTimer)
+        clock.clearTimeout(s.probeTimer)
+        clock.clearTimeout(s.ejectTimer)
         s.probeTimer = s.ejectTimer = undefined
       }
       await agent?.destroy().catch(() => {})

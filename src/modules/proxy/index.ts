@@ -5,6 +5,7 @@ import { Pool, errors as undiciErrors } from 'undici'
 import { requestHasBody, type Context, type Headers as ResponseHeaders } from '../../core/context.ts'
 import { ConfigError, httpError, type EdgeboxError } from '../../core/errors.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
+import type { Clock } from '../../core/clock.ts'
 import { duration } from '../../config/units.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
 import { balancers, type BalanceName } from './balancers/index.ts'
@@ -183,8 +184,8 @@ export const proxyModule = {
         throw new ConfigError([`${deps.configPath}.cache.disk: cannot use ${cacheCfg.disk} (${(err as Error).message})`])
       }
     }
-    const cache = cacheCfg && store ? new HttpCache(cacheCfg, store) : null
-    return createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect), cache, deps.limits)
+    const cache = cacheCfg && store ? new HttpCache(cacheCfg, store, deps.clock) : null
+    return createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock), cache, deps.limits, deps.clock)
   },
 } as const satisfies HandlerModule<typeof schema>
 
@@ -193,7 +194,7 @@ export interface ProxyHandler extends Handler {
   upstreamStatus(): Array<{ id: string; healthy: boolean; reason: string }>
 }
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits): ProxyHandler {
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits, clock: Clock): ProxyHandler {
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
@@ -269,7 +270,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       tried.add(target)
       target.active++
       ctx.upstream = target.id
-      const requestTime = Date.now()
+      // the cache's clock: request and response times are what Age and freshness are measured from
+      const requestTime = clock.now()
       const sent = requestHeaders(ctx, target, extra)
       // a buffered body has a known length, even when the client sent it chunked
       if (buffered?.length) sent['content-length'] = String(buffered.length)
@@ -296,7 +298,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       const headers = head.headers
       const via = headers.via
       headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, 1.1 edgebox` : '1.1 edgebox'
-      return { status: head.status, headers, body: head.body, requestTime, responseTime: Date.now() }
+      return { status: head.status, headers, body: head.body, requestTime, responseTime: clock.now() }
     }
   }
 
