@@ -2,6 +2,7 @@ import { applyCors } from '../security/cors.ts'
 import type { Forwarding } from './forwarding.ts'
 import { applyJsonp } from '../security/jsonp.ts'
 import { sendEarlyHints } from '../http/early-hints.ts'
+import { rawAnswer } from '../http/raw-answer.ts'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks, type Site } from './context.ts'
@@ -307,7 +308,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       })
       return handler.upgrade(ctx, socket, head)
     }
-    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    socket.end(rawAnswer(400))
   }
 
   function connect(req: Req, socket: Duplex, head: Buffer): void {
@@ -316,7 +317,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const handler = connectHandler?.()
     if (handler?.connect) {
       if (isShuttingDown()) {
-        return void socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        return void socket.end(rawAnswer(503, { 'Retry-After': 5 }))
       }
       const ctx = new Context(req, socket as unknown as Res, hooks, `http/${req.httpVersion}`, performance.now())
       const url = req.url ?? ''
@@ -336,7 +337,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       return handler.connect(ctx, socket, head)
     }
     const body = '405 Method Not Allowed: CONNECT is not enabled on this server\n'
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${SERVER_ALLOW}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    socket.end(rawAnswer(405, { Allow: SERVER_ALLOW }, body))
   }
 
   return { handle, acceptsUpgrade, upgrade, connect }

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import { rawAnswer } from '../http/raw-answer.ts'
 
 /** What Node's HTTP/1 parser (llhttp) reports with a parse error. */
 export type ParseError = NodeJS.ErrnoException & {
@@ -71,7 +72,7 @@ export function clientErrorResponse(err: ParseError): ClientErrorResponse | null
   return {
     status,
     reason,
-    bytes: `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    bytes: rawAnswer(status, {}, body),
   }
 }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import http2 from 'node:http2'
 import { Duplex } from 'node:stream'
 import type { Req } from '../core/types.ts'
+import { HEAD_END, parseResponseHead } from '../http/response-head.ts'
 
 /**
  * WebSocket over HTTP/2 (RFC 8441). The listener advertises
@@ -75,7 +76,7 @@ export class StreamSocket extends Duplex {
     if (this.head === null) return void this.stream.write(chunk, cb)
     // the handler's HTTP/1.1 response head, until its blank line
     this.head = Buffer.concat([this.head, chunk])
-    const end = this.head.indexOf('\r\n\r\n')
+    const end = this.head.indexOf(HEAD_END)
     if (end === -1) {
       if (this.head.length > 16 * 1024) return cb(new Error('the upgrade response head is too large'))
       return cb()
@@ -83,14 +84,12 @@ export class StreamSocket extends Duplex {
     const text = this.head.subarray(0, end).toString('latin1')
     const rest = this.head.subarray(end + 4)
     this.head = null
-    const [statusLine, ...lines] = text.split('\r\n')
-    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine ?? '')?.[1] ?? 502)
+    // a head that does not parse (no handler of Edgebox writes one) is a 502 with no fields
+    const parsed = parseResponseHead(text)
+    const status = parsed?.status ?? 502
     const headers: http2.OutgoingHttpHeaders = { ':status': status === 101 ? 200 : status }
-    for (const line of lines) {
-      const colon = line.indexOf(':')
-      if (colon <= 0) continue
-      const name = line.slice(0, colon).trim().toLowerCase()
-      const value = line.slice(colon + 1).trim()
+    for (const [field, value] of parsed?.fields ?? []) {
+      const name = field.toLowerCase()
       if (status === 101 ? CARRIED.has(name) : !CONNECTION_SPECIFIC.has(name) && name !== 'content-length') headers[name] = value
     }
     if (this.stream.destroyed) return cb()

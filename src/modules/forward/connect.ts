@@ -1,6 +1,7 @@
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
-import { refuseUpgrade } from '../proxy/tunnel.ts'
+import { answerAndClose, closeSoon } from '../../core/raw-socket.ts'
+import { rawAnswer } from '../../http/raw-answer.ts'
 
 /**
  * CONNECT tunnels (RFC 9110 §9.3.6): a TCP connection to `host:port`, then
@@ -14,9 +15,6 @@ import { refuseUpgrade } from '../proxy/tunnel.ts'
  *
  * Both sockets are always released, and `onDone` is called once, after both closed.
  */
-
-/** After one side of a tunnel closes cleanly, the other may flush for this long. */
-const CLOSE_GRACE = 2_000
 
 export interface ConnectTunnelOptions {
   client: Duplex
@@ -102,30 +100,8 @@ export function connectTunnel(opts: ConnectTunnelOptions): net.Socket {
     opts.onAnswer(code)
     clearTimeout(timer)
     upstream.destroy()
-    if (!clientClosed) refuseUpgrade(client, code, message)
+    if (!clientClosed) answerAndClose(client, rawAnswer(code, {}, message + '\n'))
   }
 
   return upstream
-}
-
-/** Ends a socket and destroys it if it has not closed after the grace time (or at once after an error). */
-function closeSoon(socket: Duplex, now: boolean): void {
-  if (socket.destroyed) return
-  if (now) return void socket.destroy()
-  if (!socket.writableEnded) socket.end()
-  const t = setTimeout(() => socket.destroy(), CLOSE_GRACE)
-  socket.once('close', () => clearTimeout(t))
-}
-
-/** A short HTTP/1.1 answer on a raw socket (with extra fields), then the socket closed. */
-export function answer(socket: Duplex, status: number, reason: string, fields: Record<string, string>, body: string): void {
-  socket.on('error', () => {})
-  if (socket.destroyed || socket.writableEnded) return void socket.destroy()
-  let head = `HTTP/1.1 ${status} ${reason}\r\n`
-  for (const [k, v] of Object.entries(fields)) head += `${k}: ${v}\r\n`
-  socket.end(`${head}Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
-  // Drain what the client still sends so the close is a FIN, not a reset that could lose the answer.
-  socket.resume()
-  const t = setTimeout(() => socket.destroy(), CLOSE_GRACE)
-  socket.once('close', () => clearTimeout(t))
 }

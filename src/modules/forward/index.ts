@@ -10,7 +10,9 @@ import type { EdgeboxConfig } from '../../config/schema.ts'
 import { Exchange } from '../proxy/exchange.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
 import { createAccess, PROXY_AUTHENTICATE } from './access.ts'
-import { answer, connectTunnel } from './connect.ts'
+import { connectTunnel } from './connect.ts'
+import { answerAndClose } from '../../core/raw-socket.ts'
+import { rawAnswer } from '../../http/raw-answer.ts'
 
 /**
  * Forward proxy mode (docs/forward-proxy.md), opt-in with `forwardProxy.enabled`.
@@ -80,7 +82,7 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
     const target = ctx.hostAuthority as { host: string; port: number } | null
     const refuse = (status: number, message: string, fields: Record<string, string> = {}) => {
       ctx.status = status
-      answer(socket, status, STATUS_CODES[status] ?? '', fields, `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`)
+      answerAndClose(socket, rawAnswer(status, fields, `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`))
     }
     const verdict = access.check(ctx.clientAddress, ctx.header('proxy-authorization'))
     if (verdict === 'authenticate') return refuse(407, 'proxy credentials missing or wrong', { 'Proxy-Authenticate': PROXY_AUTHENTICATE })

@@ -1,6 +1,9 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Duplex } from 'node:stream'
+import { answerAndClose, closeSoon } from '../../core/raw-socket.ts'
+import { rawAnswer } from '../../http/raw-answer.ts'
+import { HEAD_END, parseResponseHead, type ResponseHead } from '../../http/response-head.ts'
 
 /**
  * Upgrade requests (WebSocket and any other `Upgrade` protocol) proxied as
@@ -65,11 +68,6 @@ export interface TunnelOptions {
 /** Upper bound of an upstream's response head. */
 export const MAX_RESPONSE_HEAD = 16 * 1024
 
-/** After one side of a tunnel closes cleanly, the other may flush for this long. */
-const CLOSE_GRACE = 2_000
-
-const HEAD_END = Buffer.from('\r\n\r\n')
-const STATUS_LINE = /^HTTP\/1\.[01] ([1-5]\d\d)(?: [^\r\n]*)?$/
 const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const FIELD_VALUE_BAD = /[\0\r\n]/
 
@@ -80,7 +78,7 @@ export function openTunnel(opts: TunnelOptions): void {
   const upgrade = headerValue(opts.headers, 'upgrade')
   if (!upgrade) {
     // Nothing to switch to: a caller bug rather than a client one, but answer like a server would.
-    endWith(client, 400, 'Bad Request', 'the request has no Upgrade field\n')
+    answerAndClose(client, rawAnswer(400, {}, 'the request has no Upgrade field\n'))
     watchClose(client, () => opts.onDone('error', 'no Upgrade field'))
     return
   }
@@ -127,23 +125,23 @@ export function openTunnel(opts: TunnelOptions): void {
   } catch (err) {
     // An unusable address (the configuration is validated, so hardly ever).
     upstreamClosed = true
-    fail(502, 'Bad Gateway', `${who} cannot be reached: ${(err as Error).message}`, 'error')
+    fail(502, `${who} cannot be reached: ${(err as Error).message}`, 'error')
     return
   }
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     if (phase === 'connect' || phase === 'response') {
       const why = err.code === 'ECONNREFUSED' ? 'refused the connection' : phase === 'connect' ? `could not be reached: ${err.code ?? err.message}` : `failed before answering: ${err.code ?? err.message}`
-      fail(502, 'Bad Gateway', `${who} ${why}`, 'error')
+      fail(502, `${who} ${why}`, 'error')
     }
   })
   watchClose(upstream, () => {
     upstreamClosed = true
-    if (phase === 'connect' || phase === 'response') fail(502, 'Bad Gateway', `${who} closed the connection before answering`, 'error')
+    if (phase === 'connect' || phase === 'response') fail(502, `${who} closed the connection before answering`, 'error')
     else if (phase === 'tunnel' || phase === 'relay') closeSoon(client, upstream.errored !== null)
     report()
   })
 
-  timer = setTimeout(() => fail(504, 'Gateway Timeout', `${who} did not accept the connection within ${opts.connectTimeout} ms`, 'timeout'), opts.connectTimeout)
+  timer = setTimeout(() => fail(504, `${who} did not accept the connection within ${opts.connectTimeout} ms`, 'timeout'), opts.connectTimeout)
 
   upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
     if (phase !== 'connect') return
@@ -153,7 +151,7 @@ export function openTunnel(opts: TunnelOptions): void {
     upstream.write(requestHead(opts.method, opts.path, opts.headers, upgrade))
     if (opts.head.length) upstream.write(opts.head)
     client.pipe(upstream)
-    timer = setTimeout(() => fail(504, 'Gateway Timeout', `${who} did not answer within ${opts.responseTimeout} ms`, 'timeout'), opts.responseTimeout)
+    timer = setTimeout(() => fail(504, `${who} did not answer within ${opts.responseTimeout} ms`, 'timeout'), opts.responseTimeout)
     upstream.on('data', onHeadData)
   })
 
@@ -164,14 +162,14 @@ export function openTunnel(opts: TunnelOptions): void {
     for (;;) {
       const end = seen.indexOf(HEAD_END, 0)
       if (end === -1) {
-        if (seen.length > MAX_RESPONSE_HEAD) fail(502, 'Bad Gateway', `${who} sent a response head larger than ${MAX_RESPONSE_HEAD} bytes`, 'error')
+        if (seen.length > MAX_RESPONSE_HEAD) fail(502, `${who} sent a response head larger than ${MAX_RESPONSE_HEAD} bytes`, 'error')
         return
       }
-      if (end + 4 > MAX_RESPONSE_HEAD) return fail(502, 'Bad Gateway', `${who} sent a response head larger than ${MAX_RESPONSE_HEAD} bytes`, 'error')
+      if (end + 4 > MAX_RESPONSE_HEAD) return fail(502, `${who} sent a response head larger than ${MAX_RESPONSE_HEAD} bytes`, 'error')
       const headBytes = seen.subarray(0, end + 4)
       const rest = seen.subarray(end + 4)
-      const parsed = parseHead(headBytes.toString('latin1', 0, end))
-      if (!parsed) return fail(502, 'Bad Gateway', `${who} sent a malformed response`, 'error')
+      const parsed = parseResponseHead(headBytes.toString('latin1', 0, end))
+      if (!parsed) return fail(502, `${who} sent a malformed response`, 'error')
       if (parsed.status === 101) return switchProtocols(headBytes, rest)
       if (parsed.status < 200) {
         seen = rest // an interim response (100, 103): wait for the final one
@@ -197,9 +195,9 @@ export function openTunnel(opts: TunnelOptions): void {
   }
 
   /** Any other final status: relayed (with `Connection: close`) and the connection closed. */
-  function relayRefusal(parsed: ParsedHead, rest: Buffer): void {
+  function relayRefusal(parsed: ResponseHead, rest: Buffer): void {
     const framing = bodyFraming(parsed, opts.method)
-    if (framing === null) return fail(502, 'Bad Gateway', `${who} sent a malformed response`, 'error')
+    if (framing === null) return fail(502, `${who} sent a malformed response`, 'error')
     phase = 'relay'
     outcome = 'ok'
     detail = `upgrade refused with ${parsed.status}`
@@ -252,7 +250,7 @@ export function openTunnel(opts: TunnelOptions): void {
   }
 
   /** A gateway answer to the client and both sockets released. */
-  function fail(status: number, reason: string, message: string, why: TunnelOutcome): void {
+  function fail(status: 502 | 504, message: string, why: TunnelOutcome): void {
     if (phase === 'over' || phase === 'tunnel' || phase === 'relay') return
     phase = 'over'
     outcome = why
@@ -263,20 +261,11 @@ export function openTunnel(opts: TunnelOptions): void {
     upstream?.destroy()
     if (clientClosed) return
     opts.onStatus?.(status)
-    endWith(client, status, reason, message + '\n')
+    answerAndClose(client, rawAnswer(status, {}, message + '\n'))
   }
 
   function endClient(): void {
     if (!clientClosed && !client.writableEnded) closeSoon(client, false)
-  }
-
-  /** Ends a socket and destroys it if it has not closed after the grace time (or at once after an error). */
-  function closeSoon(socket: Duplex | undefined, now: boolean): void {
-    if (!socket || socket.destroyed) return
-    if (now) return void socket.destroy()
-    if (!socket.writableEnded) socket.end()
-    const t = setTimeout(() => socket.destroy(), CLOSE_GRACE)
-    socket.once('close', () => clearTimeout(t))
   }
 }
 
@@ -310,34 +299,10 @@ function requestHead(method: string, path: string, headers: Record<string, strin
   return head + '\r\n'
 }
 
-interface ParsedHead {
-  status: number
-  statusLine: string
-  fields: [string, string][]
-}
-
-function parseHead(text: string): ParsedHead | null {
-  const lines = text.split('\r\n')
-  const m = STATUS_LINE.exec(lines[0]!)
-  if (!m) return null
-  const fields: [string, string][] = []
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!
-    const colon = line.indexOf(':')
-    if (colon <= 0) return null
-    const name = line.slice(0, colon)
-    if (!FIELD_NAME.test(name)) return null // also rejects obs-fold (a leading space)
-    const value = line.slice(colon + 1).trim()
-    if (FIELD_VALUE_BAD.test(value)) return null
-    fields.push([name, value])
-  }
-  return { status: Number(m[1]), statusLine: lines[0]!, fields }
-}
-
 type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' }
 
 /** How the relayed response's body ends (RFC 9112 §6.3); null when the fields contradict each other. */
-function bodyFraming(head: ParsedHead, method: string): Framing | null {
+function bodyFraming(head: ResponseHead, method: string): Framing | null {
   if (method === 'HEAD' || head.status === 204 || head.status === 304) return { kind: 'none' }
   let te: string | undefined
   let length: string | undefined
@@ -429,21 +394,7 @@ function watchClose(socket: Duplex, fn: () => void): void {
   socket.once('close', fn)
 }
 
-/** A short HTTP/1.1 answer on a raw socket, then the socket closed. */
-function endWith(socket: Duplex, status: number, reason: string, body: string): void {
-  socket.on('error', () => {}) // a client gone meanwhile: nothing left to tell it
-  if (socket.destroyed || socket.writableEnded) return void socket.destroy()
-  const bytes = Buffer.byteLength(body)
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${bytes}\r\n\r\n${body}`)
-  // Read (and drop) what the client still sends so the close is a FIN, not a reset
-  // that could discard the answer; a client that never closes is cut after the grace time.
-  socket.resume()
-  const t = setTimeout(() => socket.destroy(), CLOSE_GRACE)
-  socket.once('close', () => clearTimeout(t))
-}
-
 /** For an `upgrade` entry point that cannot open a tunnel at all (no upstream available). */
 export function refuseUpgrade(socket: Duplex, status: 502 | 503 | 504, message: string): void {
-  const reason = status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Gateway Timeout'
-  endWith(socket, status, reason, message + '\n')
+  answerAndClose(socket, rawAnswer(status, {}, message + '\n'))
 }

@@ -8,6 +8,7 @@ import type { Context, Headers } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
 import { MAX_JSON_DEPTH } from '../../http/json-limits.ts'
+import { rawAnswer } from '../../http/raw-answer.ts'
 import { duration, size } from '../../config/units.ts'
 import type { Position } from '../../realtime/engine.ts'
 import { Hub, HubError, parseChannelPosition, parsePositions, type ChannelRule, type Envelope, type Grant } from '../../realtime/hub.ts'
@@ -226,15 +227,14 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
     methods: ['GET', 'HEAD', 'POST', 'OPTIONS'],
     handle,
     upgrade(ctx: Context, socket: Duplex, head: Buffer): void {
-      const refuse = (status: number, reason: string, message: string, fields = '') => {
+      const refuse = (status: number, reason: string, message: string, fields: Record<string, string> = {}) => {
         ctx.status = status
-        const body = `${status} ${reason}: ${message}\n`
-        socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${fields}\r\n${body}`)
+        socket.end(rawAnswer(status, fields, `${status} ${reason}: ${message}\n`))
       }
       if (ctx.path.slice(prefix.length) !== 'ws') return refuse(404, 'Not Found', 'the WebSocket endpoint is ws')
       if ((ctx.header('upgrade') ?? '').toLowerCase() !== 'websocket') return refuse(400, 'Bad Request', 'only WebSocket upgrades are taken here')
       // RFC 6455 §4.4: a version the server does not speak gets 426 and the versions it does.
-      if (ctx.header('sec-websocket-version') !== '13') return refuse(426, 'Upgrade Required', 'WebSocket version 13 only', 'Sec-WebSocket-Version: 13\r\n')
+      if (ctx.header('sec-websocket-version') !== '13') return refuse(426, 'Upgrade Required', 'WebSocket version 13 only', { 'Sec-WebSocket-Version': '13' })
       const origin = ctx.header('origin')
       if (origin !== undefined && !origins.allows(origin, ctx.client.host, ctx.scheme)) return refuse(403, 'Forbidden', `origin ${origin} is not allowed here (sites[].origins)`)
       grantOf(ctx, new URLSearchParams(ctx.query), true).then(
@@ -243,7 +243,7 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
           ctx.status = 101
           ws.accept(ctx.req as IncomingMessage, socket, head, grant)
         },
-        (err: Error & { status?: number }) => refuse(401, 'Unauthorized', err.message, 'WWW-Authenticate: Bearer realm="edgebox realtime", error="invalid_token"\r\n'),
+        (err: Error & { status?: number }) => refuse(401, 'Unauthorized', err.message, { 'WWW-Authenticate': 'Bearer realm="edgebox realtime", error="invalid_token"' }),
       )
     },
     close() {
