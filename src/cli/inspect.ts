@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { inspect, type InspectOptions } from '../inspect/inspect.ts'
 import { ProbeError } from '../inspect/probe.ts'
 import { renderText } from '../inspect/report.ts'
+import { TCHAR } from '../http/token.ts'
 
 const HELP = `edgebox inspect: what happens when you open a URL, measured and explained
 
@@ -39,10 +40,12 @@ const processOutput: CommandOutput = {
   stderr: (s) => void process.stderr.write(s),
 }
 
+const FIELD_LINE = new RegExp(`^(${TCHAR}+):\\s*(.*)$`)
+
 function headerMap(list: string[] | undefined, flag: string): Record<string, string> {
   const out: Record<string, string> = {}
   for (const h of list ?? []) {
-    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):\s*(.*)$/.exec(h)
+    const m = FIELD_LINE.exec(h)
     if (!m) throw new Error(`${flag} ${JSON.stringify(h)}: write it as 'Name: value'`)
     out[m[1]!.toLowerCase()] = m[2]!
   }

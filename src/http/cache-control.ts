@@ -35,6 +35,7 @@
  */
 
 import { parseSfDictionary, type SfMember } from './structured-fields.ts'
+import { isToken } from './token.ts'
 
 /** A header map with lower-case names, like Node's IncomingHttpHeaders. */
 export type Headers = Record<string, string | string[] | undefined>
@@ -68,8 +69,6 @@ export interface CacheDirectives {
 
 /** §1.2.2: values above the greatest representable integer become 2^31. */
 export const DELTA_SECONDS_MAX = 2147483648
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** §1.2.2: delta-seconds = 1*DIGIT, capped at 2^31. undefined when invalid. */
 export function parseDeltaSeconds(value: string | undefined): number | undefined {
@@ -107,7 +106,7 @@ function parseFields(value: string | string[]): CacheDirectives {
     for (const element of splitList(line)) {
       const eq = element.indexOf('=')
       const name = (eq === -1 ? element : element.slice(0, eq)).trim().toLowerCase()
-      if (!TOKEN.test(name)) continue // §5.6.1: empty elements and junk are skipped
+      if (!isToken(name)) continue // §5.6.1: empty elements and junk are skipped
       const arg = eq === -1 ? undefined : unquote(element.slice(eq + 1).trim())
       applyDirective(out, name, arg)
     }
@@ -153,7 +152,7 @@ function fieldNames(arg: string): string[] | undefined {
   const names = arg
     .split(',')
     .map((n) => n.trim().toLowerCase())
-    .filter((n) => TOKEN.test(n))
+    .filter((n) => isToken(n))
   return names.length ? [...new Set(names)] : undefined
 }
 

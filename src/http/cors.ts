@@ -1,3 +1,5 @@
+import { isToken } from './token.ts'
+
 /**
  * CORS as the Fetch standard defines it (https://fetch.spec.whatwg.org/,
  * "CORS protocol"), as pure functions: which requests a browser sends
@@ -80,7 +82,7 @@ export type PreflightResult = { ok: true; headers: Record<string, string> } | { 
 export function preflight(policy: CorsPolicy, origin: string, requestMethod: string, requestHeaders: string | undefined): PreflightResult {
   if (!policy.allows(origin)) return { ok: false, reason: `origin ${origin} is not allowed` }
   const method = requestMethod.trim()
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(method)) return { ok: false, reason: `Access-Control-Request-Method ${JSON.stringify(requestMethod)} is not a method` }
+  if (!isToken(method)) return { ok: false, reason: `Access-Control-Request-Method ${JSON.stringify(requestMethod)} is not a method` }
   // Methods are case-sensitive (RFC 9110 §9.1); browsers upper-case the standard ones.
   if (!SAFELISTED_METHODS.has(method) && !policy.methods.includes(method)) return { ok: false, reason: `method ${method} is not allowed` }
   const asked = (requestHeaders ?? '')
@@ -88,7 +90,7 @@ export function preflight(policy: CorsPolicy, origin: string, requestMethod: str
     .map((h) => h.trim().toLowerCase())
     .filter(Boolean)
   for (const h of asked) {
-    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(h)) return { ok: false, reason: `Access-Control-Request-Headers names ${JSON.stringify(h)}, not a header` }
+    if (!isToken(h)) return { ok: false, reason: `Access-Control-Request-Headers names ${JSON.stringify(h)}, not a header` }
     if (!policy.allowHeaders.includes(h)) return { ok: false, reason: `request header ${h} is not allowed` }
   }
   const headers: Record<string, string> = {

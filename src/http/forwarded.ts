@@ -1,3 +1,5 @@
+import { isToken } from './token.ts'
+
 /**
  * The `Forwarded` field (RFC 7239 §4): a list of elements, one per proxy
  * hop, each a `;`-separated list of `name=value` pairs whose values are
@@ -8,8 +10,6 @@ export interface ForwardedElement {
   /** Parameter names in lower case (`for`, `by`, `proto`, `host`), values unquoted. */
   readonly [name: string]: string | undefined
 }
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /**
  * Parses one or more `Forwarded` field values (joined by commas) into
@@ -30,7 +30,7 @@ export function parseForwarded(value: string): Array<ForwardedElement | null> {
     if (i < n && value[i] !== ';' && value[i] !== ',') {
       const eq = value.indexOf('=', i)
       const name = eq === -1 ? '' : value.slice(i, eq).trim().toLowerCase()
-      if (eq === -1 || !TOKEN.test(name)) {
+      if (eq === -1 || !isToken(name)) {
         element = null
         i = nextSeparator(value, i)
       } else {
@@ -53,7 +53,7 @@ export function parseForwarded(value: string): Array<ForwardedElement | null> {
         } else {
           const end = nextSeparator(value, i)
           const t = value.slice(i, end).trim()
-          v = TOKEN.test(t) ? t : null
+          v = isToken(t) ? t : null
           i = end
         }
         if (v === null || (element && name in element)) element = null
@@ -84,5 +84,5 @@ function nextSeparator(value: string, from: number): number {
 
 /** A value as a token when it is one, else a quoted string (RFC 7239 §4). */
 export function forwardedValue(v: string): string {
-  return TOKEN.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
+  return isToken(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`
 }

@@ -1,3 +1,5 @@
+import { isToken } from './token.ts'
+
 /**
  * Content-coding negotiation from Accept-Encoding (RFC 9110 §12.5.3). Pure functions.
  *
@@ -13,7 +15,6 @@
  * - If a coding is listed twice, the first entry wins.
  */
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
 
 /** Old names a recipient should treat as the registered coding (§8.4.1.1, §8.4.1.3). */
@@ -25,7 +26,7 @@ export function parseAcceptEncoding(value: string | undefined): Map<string, numb
   if (value === undefined) return map
   for (const element of value.split(',')) {
     const [name = '', ...params] = element.split(';').map((s) => s.trim())
-    if (!TOKEN.test(name)) continue
+    if (!isToken(name)) continue
     const coding = name.toLowerCase()
     if (map.has(coding)) continue
     let q = 1

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import { headerKey } from './header-map.ts'
 
 /**
  * A complete HTTP/1.1 response written by hand, for the places that answer on
@@ -16,11 +17,7 @@ import { STATUS_CODES } from 'node:http'
  */
 export function rawAnswer(status: number, fields: Readonly<Record<string, string | number>> = {}, body = ''): string {
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n`
-  let typed = false
-  for (const [name, value] of Object.entries(fields)) {
-    head += `${name}: ${value}\r\n`
-    if (name.toLowerCase() === 'content-type') typed = true
-  }
-  if (body !== '' && !typed) head += 'Content-Type: text/plain; charset=utf-8\r\n'
+  for (const [name, value] of Object.entries(fields)) head += `${name}: ${value}\r\n`
+  if (body !== '' && headerKey(fields, 'content-type') === undefined) head += 'Content-Type: text/plain; charset=utf-8\r\n'
   return `${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
 }

@@ -12,6 +12,8 @@
  * malformed (null).
  */
 
+import { isSafeFieldValue, isToken } from './token.ts'
+
 /** The blank line that ends a head. */
 export const HEAD_END = Buffer.from('\r\n\r\n')
 
@@ -24,8 +26,6 @@ export interface ResponseHead {
 }
 
 const STATUS_LINE = /^HTTP\/1\.[01] ([1-5]\d\d)(?: [^\r\n]*)?$/
-const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const FIELD_VALUE_BAD = /[\0\r\n]/
 
 export function parseResponseHead(text: string): ResponseHead | null {
   const lines = text.split('\r\n')
@@ -37,9 +37,9 @@ export function parseResponseHead(text: string): ResponseHead | null {
     const colon = line.indexOf(':')
     if (colon <= 0) return null
     const name = line.slice(0, colon)
-    if (!FIELD_NAME.test(name)) return null
+    if (!isToken(name)) return null
     const value = line.slice(colon + 1).trim()
-    if (FIELD_VALUE_BAD.test(value)) return null
+    if (!isSafeFieldValue(value)) return null
     fields.push([name, value])
   }
   return { status: Number(m[1]), statusLine: lines[0]!, fields }

@@ -7,6 +7,7 @@
  */
 
 import { isSafelistedRequestHeader, SAFELISTED_METHODS } from '../http/cors.ts'
+import { isToken } from '../http/token.ts'
 
 /** A response header map; names in any case (Node gives lower case). */
 export type ResponseHeaders = Record<string, string | string[] | undefined>
@@ -112,8 +113,6 @@ const FORBIDDEN_RESPONSE_HEADERS = new Set(['set-cookie', 'set-cookie2'])
 /** Chromium caps Access-Control-Max-Age at 2 hours, Firefox at 24 hours. */
 const CHROMIUM_MAX_AGE = 7200
 const FIREFOX_MAX_AGE = 86400
-
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 function isForbiddenRequestHeader(name: string): boolean {
   const n = name.toLowerCase()
@@ -225,7 +224,7 @@ function tokenList(value: string | undefined): string[] | null | 'failure' {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-  return items.every((s) => TOKEN.test(s)) ? items : 'failure'
+  return items.every((s) => isToken(s)) ? items : 'failure'
 }
 
 /**

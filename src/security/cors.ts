@@ -4,6 +4,8 @@ import { originPolicy } from '../core/origin.ts'
 import type { ResponseFilter } from '../core/types.ts'
 import { duration } from '../config/units.ts'
 import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../http/cors.ts'
+import { headerKey } from '../http/header-map.ts'
+import { TOKEN } from '../http/token.ts'
 
 /**
  * CORS in the pipeline (docs/security.md): a site's or route's `cors`
@@ -14,7 +16,6 @@ import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../
  * log says why. Same-origin requests are not touched.
  */
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** An origin as a browser sends it: lower-case scheme and host, an optional port, nothing else (no path, no trailing dot). */
 const SERIALISED_ORIGIN = /^https?:\/\/(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/
 const ORIGIN_ENTRY = /^\*$|^https?:\/\/(\*\.)?[^/?#*]+$/i
@@ -108,7 +109,7 @@ export function applyCors(ctx: Context, policy: CorsPolicy): boolean {
 export const corsFilter: ResponseFilter = function cors(ctx, headers) {
   if (ctx.corsHeaders) Object.assign(headers, ctx.corsHeaders)
   if (ctx.vary) {
-    const key = Object.keys(headers).find((k) => k.toLowerCase() === 'vary')
+    const key = headerKey(headers, 'vary')
     const current = key === undefined ? '' : String(headers[key])
     if (key !== undefined) delete headers[key]
     if (current.trim() === '*') headers.vary = '*'

@@ -1,8 +1,10 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import type { Context } from '../core/context.ts'
 import { httpError } from '../core/errors.ts'
 import type { OriginPolicy } from '../core/origin.ts'
+import { safeEqual } from '../core/secrets.ts'
+import { TOKEN } from '../http/token.ts'
 
 /**
  * CSRF protection for a route's unsafe methods (docs/security.md). A
@@ -23,7 +25,7 @@ export const csrfSchema = z.union([
     /** Also require the double-submit token on unsafe requests. */
     token: z.boolean().default(false),
     /** The token cookie's name. */
-    cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is a cookie name').default('edgebox_csrf'),
+    cookie: z.string().regex(TOKEN, 'is a cookie name').default('edgebox_csrf'),
     /** The secret tokens are signed with (at least 32 characters); default: a random one per process. */
     secret: z.string().min(32, 'secrets are at least 32 characters').optional(),
   }),
@@ -45,9 +47,7 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
   const valid = (token: string): boolean => {
     const dot = token.indexOf('.')
     if (dot <= 0) return false
-    const expected = Buffer.from(sign(token.slice(0, dot)))
-    const given = Buffer.from(token.slice(dot + 1))
-    return expected.length === given.length && timingSafeEqual(expected, given)
+    return safeEqual(sign(token.slice(0, dot)), token.slice(dot + 1))
   }
   const cookieOf = (ctx: Context): string | undefined => {
     const header = ctx.header('cookie')

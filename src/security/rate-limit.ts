@@ -5,6 +5,7 @@ import type { Context } from '../core/context.ts'
 import { httpError } from '../core/errors.ts'
 import type { ResponseFilter } from '../core/types.ts'
 import { duration } from '../config/units.ts'
+import { TCHAR } from '../http/token.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 
 /**
@@ -27,7 +28,7 @@ export const rateLimitSchema = z.strictObject({
   /** Requests allowed at once after a quiet spell (the bucket's size); default: `requests`. */
   burst: z.number().int().min(1).optional(),
   /** What a bucket belongs to: `client` (address), `credential` (Authorization, hashed), or `header:<name>`. */
-  key: z.union([z.enum(['client', 'credential']), z.string().regex(/^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is client, credential or header:<name>')]).default('client'),
+  key: z.union([z.enum(['client', 'credential']), z.string().regex(new RegExp(`^header:${TCHAR}+$`), 'is client, credential or header:<name>')]).default('client'),
 })
 
 export type RateLimitConfig = z.output<typeof rateLimitSchema>

@@ -1,7 +1,7 @@
-import { timingSafeEqual } from 'node:crypto'
 import { z } from 'zod'
 import type { Context, Headers as ResponseHeaders } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
+import { safeEqual } from '../../core/secrets.ts'
 import { duration, size } from '../../config/units.ts'
 import { parseCacheControl, targetedCacheControl, type CacheDirectives, type Headers } from '../../http/cache-control.ts'
 import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts'
@@ -564,12 +564,6 @@ export class HttpCache {
     headers['cache-status'] = cacheStatus(res.headers['cache-status'], this.cfg.name, status)
     ctx.relay(res.status, headers, res.body)
   }
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 /** The Vary field as one string (several lines joined), as entries keep it. */

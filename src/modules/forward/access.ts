@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { safeEqual } from '../../core/secrets.ts'
 import { addressSet } from '../../http/address.ts'
 
 /**
@@ -42,7 +43,7 @@ export function createAccess(cfg: AccessConfig): Access {
     if (!m) return false
     const given = digest(Buffer.from(m[1]!, 'base64').toString('utf8'))
     let ok = false
-    for (const s of secrets) ok = timingSafeEqual(s, given) || ok
+    for (const s of secrets) ok = safeEqual(s, given) || ok
     return ok
   }
 

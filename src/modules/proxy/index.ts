@@ -11,6 +11,7 @@ import { withoutHopByHop } from '../../http/freshness.ts'
 import { balancers, type BalanceName } from './balancers/index.ts'
 import type { Upstream } from './balancers/types.ts'
 import { encodedBelow } from '../../http/target.ts'
+import { TCHAR } from '../../http/token.ts'
 import { openTunnel, refuseUpgrade } from './tunnel.ts'
 import type { Duplex } from 'node:stream'
 import { cacheOptions, cacheSchema, HttpCache, type OriginResponse } from '../cache/cache.ts'
@@ -53,7 +54,7 @@ const schema = z.strictObject({
   /** round-robin | weighted (smooth, like nginx) | least-conn | hash (consistent hashing on hashKey). */
   balance: z.enum(['round-robin', 'weighted', 'least-conn', 'hash']).default('round-robin'),
   /** For `hash`: `url` (each object lives on one upstream, and in one cache), `client`, or `header:<name>`. */
-  hashKey: z.union([z.enum(['url', 'client']), z.string().regex(/^header:[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'is url, client or header:<name>')]).default('url'),
+  hashKey: z.union([z.enum(['url', 'client']), z.string().regex(new RegExp(`^header:${TCHAR}+$`), 'is url, client or header:<name>')]).default('url'),
   /** Host sent upstream: the client's (`preserve`), the upstream's own (`upstream`), or a fixed name. */
   host: z.string().min(1).default('preserve'),
   /** Remove the route prefix from the path sent upstream (`/api/users` -> `/users`). */

@@ -3,7 +3,9 @@ import tls from 'node:tls'
 import type { Duplex } from 'node:stream'
 import { answerAndClose, closeSoon } from '../../core/raw-socket.ts'
 import { rawAnswer } from '../../http/raw-answer.ts'
+import { headerValue } from '../../http/header-map.ts'
 import { HEAD_END, parseResponseHead, type ResponseHead } from '../../http/response-head.ts'
+import { isSafeFieldValue, isToken } from '../../http/token.ts'
 
 /**
  * Upgrade requests (WebSocket and any other `Upgrade` protocol) proxied as
@@ -67,9 +69,6 @@ export interface TunnelOptions {
 
 /** Upper bound of an upstream's response head. */
 export const MAX_RESPONSE_HEAD = 16 * 1024
-
-const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const FIELD_VALUE_BAD = /[\0\r\n]/
 
 export function openTunnel(opts: TunnelOptions): void {
   const { target, clientSocket: client } = opts
@@ -278,24 +277,17 @@ function connect(url: URL): net.Socket {
   return net.connect({ host, port: Number(url.port || 80) })
 }
 
-function headerValue(headers: Record<string, string | string[]>, name: string): string | undefined {
-  for (const [k, v] of Object.entries(headers)) {
-    if (k.toLowerCase() === name) return Array.isArray(v) ? v.join(', ') : v
-  }
-  return undefined
-}
-
 /** The request line and fields; `Connection: Upgrade` and `Upgrade` are set here, once. */
 function requestHead(method: string, path: string, headers: Record<string, string | string[]>, upgrade: string): string {
   let head = `${method} ${path} HTTP/1.1\r\n`
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase()
-    if (lower === 'connection' || lower === 'upgrade' || !FIELD_NAME.test(name)) continue
+    if (lower === 'connection' || lower === 'upgrade' || !isToken(name)) continue
     for (const v of Array.isArray(value) ? value : [value]) {
-      if (!FIELD_VALUE_BAD.test(v)) head += `${name}: ${v}\r\n`
+      if (isSafeFieldValue(v)) head += `${name}: ${v}\r\n`
     }
   }
-  if (!FIELD_VALUE_BAD.test(upgrade)) head += `Connection: Upgrade\r\nUpgrade: ${upgrade}\r\n`
+  if (isSafeFieldValue(upgrade)) head += `Connection: Upgrade\r\nUpgrade: ${upgrade}\r\n`
   return head + '\r\n'
 }
 

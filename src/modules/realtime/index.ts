@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { z } from 'zod'
@@ -6,6 +5,7 @@ import { readJson, type BodyLimits } from '../../core/body.ts'
 import type { OriginPolicy } from '../../core/origin.ts'
 import type { Context, Headers } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
+import { safeEqual } from '../../core/secrets.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
 import { MAX_JSON_DEPTH } from '../../http/json-limits.ts'
 import { rawAnswer } from '../../http/raw-answer.ts'
@@ -259,10 +259,4 @@ function errorCode(code: HubError['code']) {
 
 function statusOf(code: string): number {
   return code === 'unknown-channel' ? 404 : code === 'forbidden' ? 403 : code === 'too-large' ? 413 : code === 'rate' ? 429 : 400
-}
-
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }

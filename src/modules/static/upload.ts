@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createWriteStream, renameSync, statSync, unlinkSync, type Stats } from 'node:fs'
 import { mkdir, stat, unlink } from 'node:fs/promises'
 import path from 'node:path'
@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { pipeBody, type BodyLimits } from '../../core/body.ts'
 import type { Context } from '../../core/context.ts'
 import { ConfigError, httpError } from '../../core/errors.ts'
+import { safeEqual } from '../../core/secrets.ts'
 import { evaluatePreconditions } from '../../http/conditional.ts'
 import { compileGlob } from '../../http/glob.ts'
 import { encodePath } from '../../http/target.ts'
@@ -68,7 +69,7 @@ export function createUploads(cfg: UploadConfig, reach: (rel: string) => Promise
     const m = auth && /^(Bearer|Basic)\s+(\S+)\s*$/i.exec(auth)
     const given = m ? Buffer.from(m[2]!) : null
     const scheme = m ? (m[1]!.toLowerCase() === 'bearer' ? 'Bearer' : 'Basic') : null
-    const matching = given ? creds.filter((c) => c.scheme === scheme && c.secret.length === given.length && timingSafeEqual(c.secret, given)) : []
+    const matching = given ? creds.filter((c) => c.scheme === scheme && safeEqual(c.secret, given)) : []
     if (matching.length === 0) {
       throw httpError('EB_ERR_UNAUTHORIZED', auth ? 'the credential is not valid' : 'uploads need a credential', { 'WWW-Authenticate': challenge })
     }
