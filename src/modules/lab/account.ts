@@ -3,7 +3,7 @@ import { readForm, readJson, type BodyLimits } from '../../core/body.ts'
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler } from '../../core/types.ts'
-import { escapeHtml } from '../static/listing.ts'
+import { escapeHtml } from '../../http/html.ts'
 
 /**
  * `lab: { demo: 'account' }`: the victim of the attacker's page

@@ -1,10 +1,6 @@
 import { readdir, stat } from 'node:fs/promises'
 import path from 'node:path'
-
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
-}
+import { escapeHtml } from '../../http/html.ts'
 
 function formatSize(n: number): string {
   if (n < 1024) return `${n} B`
