@@ -130,6 +130,12 @@ const logSchema = z.strictObject({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Append logs to this file instead of standard output. */
   file: z.string().optional(),
+  /**
+   * An HTTP/2 connection that resets more streams than this within a second
+   * (rapid reset) gets one `stream resets` access line when it closes,
+   * instead of one 499 line per reset stream.
+   */
+  resetFlood: z.number().int().min(1).default(100),
 })
 
 const forwardProxySchema = z.strictObject({

@@ -176,6 +176,38 @@ export class Context {
     this.hooks.finished(this)
   }
 
+  /** The client has gone: its connection closed, or (HTTP/2) it reset the stream. */
+  private clientGone(): boolean {
+    const stream = (this.res as { stream?: http2.ServerHttp2Stream }).stream
+    if (stream !== undefined) return stream.destroyed || stream.closed
+    return this.req.socket?.destroyed === true
+  }
+
+  /** Nothing was sent: the client left before the answer (logged as 499, as nginx does). */
+  private abandoned(): void {
+    this.status = 499
+    this.bytes = 0
+    this.finish()
+  }
+
+  /**
+   * The response has closed, complete or not. One the client cut short (a
+   * connection closed mid-response, an HTTP/2 RST_STREAM) is logged as 499
+   * with the bytes it had taken; one the server cut (an error) keeps its status.
+   */
+  private closed(): void {
+    if (this.error === undefined) {
+      const stream = (this.res as { stream?: http2.ServerHttp2Stream }).stream
+      const complete = stream !== undefined ? stream.writableFinished : (this.res as ServerResponse).writableFinished
+      if (!complete) {
+        // HTTP/2: what the stream still held was never sent
+        this.bytes = Math.max(0, this.bytes - (stream?.writableLength ?? 0))
+        this.status = 499
+      }
+    }
+    this.finish()
+  }
+
   get isHead(): boolean {
     return this.method === 'HEAD'
   }
@@ -248,6 +280,7 @@ export class Context {
    */
   send(status: number, headers: Headers, body?: Buffer | string, encoding?: 'latin1'): void {
     const res = this.res
+    if (this.clientGone()) return this.abandoned()
     if (this.jsonp && body !== undefined && jsonpApplies(status, headers)) {
       body = Buffer.concat([this.jsonp.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, this.jsonp.suffix])
       encoding = undefined
@@ -267,14 +300,19 @@ export class Context {
       const empty = body === undefined || this.isHead
       stream.respond(fields, { endStream: empty })
       if (!empty) stream.end(encoding ? Buffer.from(body as string, encoding) : body)
-      this.finish()
+      // logged when the stream closes: a client may reset it before the answer is out
+      stream.once('close', () => this.closed())
       return
     }
     ;(res as ServerResponse).writeHead(status, headers)
     if (body === undefined || this.isHead) res.end()
     else if (encoding) (res as ServerResponse).end(body, encoding)
     else res.end(body)
-    this.finish()
+    // Handed to the kernel whole: done. Still buffered (a large body, a slow
+    // client): whether it completes is known when the response closes.
+    const socket = (res as ServerResponse).socket
+    if (socket && socket.writableLength > 0) res.once('close', () => this.closed())
+    else this.finish()
   }
 
   /**
@@ -451,7 +489,7 @@ export class Context {
     // keep-alive timeout on the socket itself (and a reset would clear it).
     res.once('close', () => {
       cleanup()
-      this.finish()
+      this.closed()
     })
   }
 
@@ -461,6 +499,7 @@ export class Context {
     const known = err instanceof EdgeboxError
     if (!known || err.status >= 500) this.error = err
     if (res.headersSent) {
+      if (this.clientGone()) this.status = 499
       res.destroy()
       this.finish()
       return

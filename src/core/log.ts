@@ -17,6 +17,8 @@ interface LogOptions {
   format: LogFormat
   /** File to append to instead of standard output. */
   file?: string | undefined
+  /** More cancelled streams than this per second on one HTTP/2 connection are summarized in one access line. */
+  resetFlood?: number
 }
 
 function isPretty(format: LogFormat, file: string | undefined): boolean {
@@ -58,7 +60,6 @@ const REFUSALS = new Set<ErrorCode>(['EB_ERR_NOT_IMPLEMENTED', 'EB_ERR_VERSION',
  * left: 499) is not.
  */
 export function isServerFault(ctx: Context): boolean {
-  if (ctx.status === 499) return false
   const err = ctx.error
   if (err instanceof EdgeboxError) return err.status >= 500 && !REFUSALS.has(err.code)
   return !CLIENT_GONE.has(String((err as { code?: unknown } | null)?.code))
@@ -99,10 +100,16 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
     batch = ''
   }
   setInterval(flushBatch, 1000).unref()
+  const append = (line: string) => {
+    batch += line
+    if (batch.length >= batchChars) flushBatch()
+  }
+  const resets = resetSummaries(opts.resetFlood ?? 100, (s) => append(pretty ? prettyResets(s) : jsonResets(s)))
   return {
     write(ctx, durationMs) {
-      batch += format(ctx, durationMs)
-      if (batch.length >= batchChars) flushBatch()
+      // a stream the client cancelled, on a connection that cancels too many: counted, not written
+      if (ctx.status === 499 && resets.absorb(ctx)) return
+      append(format(ctx, durationMs))
     },
     flush() {
       flushBatch()
@@ -113,6 +120,67 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
       }
     },
   }
+}
+
+/**
+ * One HTTP/2 connection as the access log sees it: the listener ties it to
+ * each of the connection's streams (`H2_CONNECTION`) and counts the streams
+ * the client resets (src/server/h2-resets.ts).
+ */
+export interface H2Connection {
+  readonly client: string
+  readonly proto: string
+  /** Streams reset (RST_STREAM) so far. */
+  resets: number
+  /** The most resets seen within one second. */
+  peak: number
+  closed: boolean
+  /** Called once when the connection closes. */
+  onClose: (() => void) | null
+}
+
+/** The property of an HTTP/2 stream that holds its H2Connection. */
+export const H2_CONNECTION = Symbol('edgebox.h2Connection')
+
+/** The summary of a connection whose streams were reset in a flood. */
+export interface ResetSummary {
+  client: string
+  proto: string
+  /** Every stream the client reset on the connection, including any logged before the flood began. */
+  resets: number
+}
+
+/**
+ * Rapid reset (CVE-2023-44487): a client opens streams and cancels them at
+ * once, and each cancelled stream is a 499 line; a flood of them would be a
+ * flood of the access log. Once a connection has reset more than `perSecond`
+ * streams within a second, its 499 lines are no longer written, and one
+ * summary line is written when the connection closes (or, for requests that
+ * finish after that, at once).
+ */
+export function resetSummaries(perSecond: number, write: (s: ResetSummary) => void): { absorb(ctx: Context): boolean } {
+  const summarize = (conn: H2Connection) => write({ client: conn.client, proto: conn.proto, resets: conn.resets })
+  const summarized = new WeakSet<H2Connection>()
+  return {
+    absorb(ctx) {
+      const conn = (ctx.req as { stream?: { [H2_CONNECTION]?: H2Connection } }).stream?.[H2_CONNECTION]
+      if (conn === undefined || conn.peak <= perSecond) return false
+      if (!summarized.has(conn)) {
+        summarized.add(conn)
+        if (conn.closed) summarize(conn)
+        else conn.onClose = () => summarize(conn)
+      }
+      return true
+    },
+  }
+}
+
+function jsonResets(s: ResetSummary): string {
+  return `{"time":${Date.now()},"msg":"stream resets","client":${jsonString(s.client)},"proto":${jsonString(s.proto)},"resets":${s.resets}}\n`
+}
+
+function prettyResets(s: ResetSummary): string {
+  return `${new Date().toISOString().slice(11, 19)} stream resets: ${s.resets} from ${s.client} ${s.proto}\n`
 }
 
 /** Characters a JSON string must escape; request paths rarely have any. */

@@ -13,6 +13,7 @@ import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
+import { trackResets } from './h2-resets.ts'
 
 /**
  * A listener: one TCP port.
@@ -144,6 +145,7 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     h2.on('session', (session) => {
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
+      trackResets(session, h2Protocol)
       if (isShuttingDown()) session.close()
       else enforceSessionTimeouts(session, limits)
     })

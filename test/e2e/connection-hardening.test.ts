@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import http2 from 'node:http2'
 import net from 'node:net'
 import path from 'node:path'
 import { Writable } from 'node:stream'
@@ -7,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
-import { closedPort, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
+import { closedPort, request, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
 import { FRAME, rawH2, type RawH2 } from '../helpers/h2raw.ts'
 
 /**
@@ -333,5 +334,125 @@ describe('HTTP/2 sessions follow the HTTP/1.1 timeouts', () => {
     const r = await exchange(h2srv.port, 'GET /a.txt HTTP/1.1\r\nHost: a\r\n\r\n', BOUND)
     assert.deepEqual(statuses(r.text), [200])
     assert.equal(r.closed, true)
+  })
+})
+
+/** An access log line, or the summary of a connection's cancelled streams. */
+interface AccessRecord {
+  msg: string
+  method?: string
+  path?: string
+  status?: number
+  bytes?: number
+  proto?: string
+  client?: string
+  resets?: number
+}
+
+/** Polls a JSON access log file until `until` holds for its lines (bounded); returns them. */
+async function accessLines(file: string, until: (lines: AccessRecord[]) => boolean, ms = 10_000): Promise<AccessRecord[]> {
+  const end = Date.now() + ms
+  for (;;) {
+    const lines = existsSync(file)
+      ? readFileSync(file, 'utf8')
+          .split('\n')
+          .slice(0, -1)
+          .map((l) => JSON.parse(l) as AccessRecord)
+      : []
+    if (until(lines)) return lines
+    if (Date.now() > end) throw new Error(`the access log did not get there within ${ms} ms:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe('requests the client abandons are logged as 499, and reset floods as one line', () => {
+  const HUGE = 32 * 1024 * 1024
+  const files = tempDir()
+  const logFile = path.join(files.dir, 'access.log')
+  let ab: TestServer
+  before(async () => {
+    writeFileSync(path.join(site.dir, 'huge.bin'), Buffer.alloc(HUGE, 'h'))
+    writeFileSync(path.join(site.dir, 'fresh.txt'), 'FRESH')
+    ab = await startServer({ log: { access: true, format: 'json', file: logFile, resetFlood: 5 }, sites: [{ routes: [{ path: '/', static: { root: site.dir } }] }] })
+  })
+  after(async () => {
+    await ab.close()
+    files.cleanup()
+  })
+
+  test('HTTP/1.1: a connection closed mid-download is a 499 with the bytes sent so far', async () => {
+    await new Promise<void>((resolve) => {
+      const c = net.connect(ab.port, '127.0.0.1', () => c.write('GET /huge.bin HTTP/1.1\r\nHost: a\r\n\r\n'))
+      c.once('data', () => {
+        c.destroy()
+        resolve()
+      })
+    })
+    const lines = await accessLines(logFile, (ls) => ls.some((l) => l.path === '/huge.bin'))
+    const line = lines.find((l) => l.path === '/huge.bin')!
+    assert.equal(line.status, 499, JSON.stringify(line))
+    assert.ok(line.bytes! < HUGE, `bytes ${line.bytes} of ${HUGE}`)
+  })
+
+  test('HTTP/2: a stream reset before its answer is a 499 with 0 bytes; a complete one keeps its status', async () => {
+    const c = await rawH2(ab.port, { cleartext: true })
+    try {
+      c.get(1, '/fresh.txt')
+      c.reset(1)
+      await c.flush()
+      const done = await request('h2c', ab.url + 'a.txt')
+      assert.equal(done.status, 200)
+      const lines = await accessLines(logFile, (ls) => ls.some((l) => l.path === '/fresh.txt') && ls.some((l) => l.path === '/a.txt' && l.proto === 'h2c'))
+      const reset = lines.find((l) => l.path === '/fresh.txt')!
+      assert.deepEqual([reset.status, reset.bytes, reset.proto], [499, 0, 'h2c'])
+      const ok = lines.find((l) => l.path === '/a.txt' && l.proto === 'h2c')!
+      assert.deepEqual([ok.status, ok.bytes], [200, 4])
+    } finally {
+      c.destroy()
+    }
+  })
+
+  test('more than log.resetFlood resets per second on one connection: one summary line when it closes', async () => {
+    const c = await rawH2(ab.port, { cleartext: true })
+    const N = 200
+    // paths no other test asks for: each answer waits for the file system, after the reset
+    for (let i = 0; i < N; i++) {
+      const id = 1 + 2 * i
+      c.get(id, `/flood-${i}.txt`)
+      c.reset(id)
+    }
+    await c.flush()
+    c.destroy()
+    const lines = await accessLines(logFile, (ls) => ls.some((l) => l.msg === 'stream resets'))
+    const own = lines.filter((l) => l.path?.startsWith('/flood-'))
+    const summary = lines.find((l) => l.msg === 'stream resets')!
+    // the server reads the resets long before the file system answers: the flood is known before any line is due
+    assert.ok(own.length <= 5, `${own.length} lines of their own, at most log.resetFlood`)
+    assert.ok(own.every((l) => l.status === 499 && l.bytes === 0))
+    assert.deepEqual({ ...summary, time: 0 }, { time: 0, msg: 'stream resets', client: '127.0.0.1', proto: 'h2c', resets: N })
+  })
+
+  test('a rapid-reset flood gets GOAWAY with INTERNAL_ERROR from Node, and the access log stays small', async () => {
+    const c = await rawH2(ab.port, { cleartext: true })
+    try {
+      for (let id = 1; id < 2 * 20_000 && !c.frames.some((f) => f.type === FRAME.GOAWAY); id += 2) {
+        c.get(id, '/a.txt')
+        c.reset(id)
+        if (id % 1000 === 1) await c.flush()
+      }
+      const goaway = await c.waitFor(FRAME.GOAWAY, 10_000)
+      assert.ok(goaway, 'the server sent GOAWAY')
+      assert.equal(goaway.payload.readUInt32BE(4), http2.constants.NGHTTP2_INTERNAL_ERROR)
+      assert.equal(await closesWithin(c, 10_000), true)
+      const summaries = () => readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('"stream resets"')).length
+      const before = summaries()
+      const lines = await accessLines(logFile, (ls) => ls.filter((l) => l.msg === 'stream resets').length > before)
+      const last = lines.filter((l) => l.msg === 'stream resets').at(-1)!
+      assert.ok(last.resets! > 0)
+      assert.ok(lines.filter((l) => l.path === '/a.txt' && l.status === 499).length <= 5, 'no line per cancelled stream')
+    } finally {
+      c.destroy()
+    }
+    await stillServes(ab.port)
   })
 })

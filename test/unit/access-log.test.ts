@@ -49,5 +49,31 @@ test('server faults and what the client caused are told apart', async () => {
   assert.equal(fault(httpError('EB_ERR_VERSION'), 505), false)
   assert.equal(fault(httpError('EB_ERR_SHUTTING_DOWN'), 503), false)
   assert.equal(fault(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), 200), false)
-  assert.equal(fault(new Error('anything'), 499), false, 'the client left first')
+  assert.equal(fault(httpError('EB_ERR_CLIENT_CLOSED'), 499), false, 'the client left first')
+  assert.equal(fault(new TypeError('x is undefined'), 499), true, 'a bug stays a bug when the client has left too')
+})
+
+test('a connection that resets more than resetFlood streams a second: its 499 lines become one summary', async () => {
+  const { resetSummaries, H2_CONNECTION } = await import('../../src/core/log.ts')
+  type Conn = import('../../src/core/log.ts').H2Connection
+  const written: unknown[] = []
+  const resets = resetSummaries(3, (s) => written.push(s))
+  const ctxOn = (conn: Conn) => ({ req: { stream: { [H2_CONNECTION]: conn } } }) as unknown as Context
+  const calm: Conn = { client: '10.0.0.1', proto: 'h2', resets: 2, peak: 3, closed: false, onClose: null }
+  assert.equal(resets.absorb(ctxOn(calm)), false, 'at the threshold: lines of their own')
+  assert.equal(resets.absorb({ req: {} } as unknown as Context), false, 'HTTP/1.1: not counted')
+  const flood: Conn = { client: '10.0.0.2', proto: 'h2', resets: 50, peak: 40, closed: false, onClose: null }
+  assert.equal(resets.absorb(ctxOn(flood)), true)
+  assert.equal(resets.absorb(ctxOn(flood)), true)
+  assert.deepEqual(written, [], 'nothing until the connection closes')
+  flood.resets = 60
+  flood.closed = true
+  flood.onClose?.()
+  assert.deepEqual(written, [{ client: '10.0.0.2', proto: 'h2', resets: 60 }])
+  // a connection already closed when its first 499 arrives: summarized at once, once
+  const gone: Conn = { client: '10.0.0.3', proto: 'h2c', resets: 500, peak: 500, closed: true, onClose: null }
+  assert.equal(resets.absorb(ctxOn(gone)), true)
+  assert.equal(resets.absorb(ctxOn(gone)), true)
+  assert.deepEqual(written.at(-1), { client: '10.0.0.3', proto: 'h2c', resets: 500 })
+  assert.equal(written.length, 2)
 })
