@@ -175,6 +175,15 @@ export function resetSummaries(perSecond: number, write: (s: ResetSummary) => vo
   }
 }
 
+/**
+ * The peer of an HTTP/2 stream that was reset before anything asked for its
+ * client address: Node no longer reaches the connection from the stream then,
+ * the listener's record of it still does.
+ */
+function peerOfResetStream(ctx: Context): string {
+  return (ctx.req as { stream?: { [H2_CONNECTION]?: H2Connection } }).stream?.[H2_CONNECTION]?.client ?? ''
+}
+
 function jsonResets(s: ResetSummary): string {
   return `{"time":${Date.now()},"msg":"stream resets","client":${jsonString(s.client)},"proto":${jsonString(s.proto)},"resets":${s.resets}}\n`
 }
@@ -198,7 +207,7 @@ export function writeJson(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
   const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')
-  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress}"${upstream}${cors}${err}}\n`
+  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${err}}\n`
 }
 
 function writePretty(ctx: Context, ms: number): string {

@@ -404,7 +404,7 @@ describe('requests the client abandons are logged as 499, and reset floods as on
       assert.equal(done.status, 200)
       const lines = await accessLines(logFile, (ls) => ls.some((l) => l.path === '/fresh.txt') && ls.some((l) => l.path === '/a.txt' && l.proto === 'h2c'))
       const reset = lines.find((l) => l.path === '/fresh.txt')!
-      assert.deepEqual([reset.status, reset.bytes, reset.proto], [499, 0, 'h2c'])
+      assert.deepEqual([reset.status, reset.bytes, reset.proto, reset.client], [499, 0, 'h2c', '127.0.0.1'])
       const ok = lines.find((l) => l.path === '/a.txt' && l.proto === 'h2c')!
       assert.deepEqual([ok.status, ok.bytes], [200, 4])
     } finally {
