@@ -1,16 +1,22 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Writable } from 'node:stream'
 import { after, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { closedPort, request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { ManualClock, waitFor } from '../helpers/clock.ts'
 import { createHealth, healthSchema } from '../../src/modules/proxy/health.ts'
 import type { Upstream } from '../../src/modules/proxy/balancers/types.ts'
 
-/** Proxy health: active HTTP probes, passive outlier ejection, 503 when nothing is healthy (docs/proxy.md, "Health"). */
+/**
+ * Proxy health: active HTTP probes, passive outlier ejection, 503 when
+ * nothing is healthy (docs/proxy.md, "Health"). Time is a manual clock:
+ * probes and ejections happen when a test moves it, so counts and durations
+ * are checked exactly; the probes themselves are real requests.
+ */
 
 interface Backend {
   name: string
@@ -60,17 +66,22 @@ async function backend(name: string): Promise<Backend> {
   return b
 }
 
+/**
+ * One probe round (ACTIVE.interval): every probe answered and the next one
+ * scheduled (`before` timers pending on the clock, ejections included),
+ * then time moves one interval, and the probes that fell due have answered
+ * in turn (`after` timers pending: fewer when an ejection ended).
+ */
+async function probeRound(clock: ManualClock, before: number, after = before): Promise<void> {
+  await waitFor(`${before} timers pending before the round`, () => clock.pending() === before)
+  clock.advance(100)
+  await waitFor(`the probes of the round answered (${after} timers pending)`, () => clock.pending() === after)
+}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Polls `check` every 25 ms until it is true; fails after `ms`. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-  const end = Date.now() + ms
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for: ${what}`)
-    await sleep(25)
-  }
+/** The first probes, due at start. */
+async function firstProbes(clock: ManualClock, upstreams: number): Promise<void> {
+  clock.advance(0)
+  await waitFor('the first probes answered', () => clock.pending() === upstreams)
 }
 
 async function get(srv: TestServer, p = 'x'): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
@@ -102,35 +113,53 @@ describe('active health checks', () => {
     const b = await backend('b')
     const t = tempDir()
     const logFile = path.join(t.dir, 'access.log')
-    const srv = await startServer({
-      log: { access: true, format: 'json', file: logFile },
-      sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, b.url], health: { active: ACTIVE } } }] }],
-    })
+    const clock = new ManualClock()
+    const srv = await startServer(
+      {
+        log: { access: true, format: 'json', file: logFile },
+        sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, b.url], health: { active: ACTIVE } } }] }],
+      },
+      undefined,
+      { clock },
+    )
     cleanups.push(t.cleanup, a.stop, b.stop)
     try {
-      await until('both upstreams probed', () => a.probes >= 1 && b.probes >= 1)
+      assert.equal(a.probes + b.probes, 0, 'no probe before the clock moves')
+      await firstProbes(clock, 2)
+      assert.deepEqual([a.probes, b.probes], [1, 1])
       assert.deepEqual((await names(srv, 4)).sort(), ['a', 'a', 'b', 'b'], 'both serve while healthy')
+      clock.advance(99)
+      assert.equal(clock.pending(), 2, 'no probe due before the interval')
+      clock.advance(1)
+      assert.equal(clock.pending(), 0, 'both probes started at the interval')
+      await waitFor('the second probes answered', () => clock.pending() === 2)
+      assert.deepEqual([a.probes, b.probes], [2, 2], 'one probe per upstream per interval')
 
       a.probeStatus = 500
-      const probesAtFailure = a.probes
-      await until('a taken out', async () => (await names(srv, 4)).every((n) => n === 'b'))
-      assert.ok(a.probes - probesAtFailure >= 2, 'not before `fall` failed probes')
+      await probeRound(clock, 2)
+      assert.deepEqual((await names(srv, 4)).sort(), ['a', 'a', 'b', 'b'], 'one failed probe: still in (fall is 2)')
+      await probeRound(clock, 2)
       const hits = a.hits
-      assert.deepEqual(await names(srv, 6), ['b', 'b', 'b', 'b', 'b', 'b'], 'all traffic on b, no 5xx')
-      await sleep(250)
+      assert.deepEqual(await names(srv, 6), ['b', 'b', 'b', 'b', 'b', 'b'], 'taken out after the second; all traffic on b, no 5xx')
+      await probeRound(clock, 2)
+      await probeRound(clock, 2)
       assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'probing goes on; a stays out')
       assert.equal(a.hits, hits, 'no request reached a while it was out')
+      assert.equal(a.probes, 6)
 
       a.probeStatus = 200
-      const probesAtRecovery = a.probes
-      await until('a back', async () => (await names(srv, 4)).includes('a'))
-      assert.ok(a.probes - probesAtRecovery >= 2, 'not before `rise` good probes')
+      await probeRound(clock, 2)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'one good probe: still out (rise is 2)')
+      await probeRound(clock, 2)
+      assert.deepEqual((await names(srv, 4)).sort(), ['a', 'a', 'b', 'b'], 'back after the second')
     } finally {
       await srv.close()
     }
-    // The access log names the upstream that answered each request.
-    const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { upstream?: string; status: number })
-    assert.ok(lines.length > 10)
+    // The access log names the upstream that answered each request (its file is written asynchronously).
+    const complete = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(0, -1) : [])
+    await waitFor('26 access log lines', () => complete().length >= 26)
+    const lines = complete().map((l) => JSON.parse(l) as { upstream?: string; status: number })
+    assert.equal(lines.length, 26)
     assert.ok(lines.every((l) => l.status === 200 && (l.upstream === a.url || l.upstream === b.url)))
     assert.ok(lines.some((l) => l.upstream === a.url) && lines.some((l) => l.upstream === b.url))
   })
@@ -138,16 +167,17 @@ describe('active health checks', () => {
   test('an upstream that stops entirely: traffic moves to the other one, no 5xx for idempotent requests; it returns when it restarts', async () => {
     const a = await backend('a')
     const b = await backend('b')
-    const srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, b.url], health: { active: ACTIVE } } }] }] })
+    const clock = new ManualClock()
+    const srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, b.url], health: { active: ACTIVE } } }] }] }, undefined, { clock })
     cleanups.push(b.stop)
     try {
-      await until('both probed', () => a.probes >= 1 && b.probes >= 1)
+      await firstProbes(clock, 2)
       await a.stop()
-      // Until the probes notice, refused connections are retried on b; then a is out.
-      const seen: string[] = []
-      const end = Date.now() + 600
-      while (Date.now() < end) seen.push(...(await names(srv, 2)))
-      assert.ok(seen.length >= 6)
+      // Before the probes notice, refused connections are retried on b: no 5xx (fewer failures than passive ejection needs).
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'])
+      await probeRound(clock, 2)
+      await probeRound(clock, 2)
+      const hits = a.hits
       assert.deepEqual(await names(srv, 6), ['b', 'b', 'b', 'b', 'b', 'b'])
       for (const method of ['HEAD', 'OPTIONS', 'DELETE']) {
         const r = await request('http/1.1', srv.url + 'x', { method })
@@ -156,7 +186,11 @@ describe('active health checks', () => {
 
       await a.start()
       cleanups.push(a.stop)
-      await until('a back after restart', async () => (await names(srv, 4)).includes('a'))
+      await probeRound(clock, 2)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'one good probe after the restart: still out')
+      await probeRound(clock, 2)
+      assert.deepEqual((await names(srv, 4)).sort(), ['a', 'a', 'b', 'b'], 'back after `rise` good probes')
+      assert.equal(a.hits, hits + 2)
     } finally {
       await srv.close()
     }
@@ -166,17 +200,23 @@ describe('active health checks', () => {
     const a = await backend('a')
     cleanups.push(a.stop)
     const dead = `http://127.0.0.1:${await closedPort()}`
-    const srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, dead], health: { active: { ...ACTIVE, fall: 1 } } } }] }] })
+    const clock = new ManualClock()
+    const srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, dead], health: { active: { ...ACTIVE, fall: 1 } } } }] }] }, undefined, { clock })
     try {
-      await until('dead upstream out', async () => (await names(srv, 2)).every((n) => n === 'a'))
+      await firstProbes(clock, 2)
+      assert.deepEqual(await names(srv, 2), ['a', 'a'], 'the dead upstream is out after one failed probe (fall 1)')
       a.probeStatus = 503
-      let last = await get(srv)
-      await until('503 from Edgebox', async () => (last = await get(srv)).status === 503)
+      assert.equal((await get(srv)).status, 200, 'until the next probe, a serves')
+      await probeRound(clock, 2)
+      const last = await get(srv)
+      assert.equal(last.status, 503)
       assert.equal(last.retryAfter, '5')
       assert.match(last.text, /no healthy upstream/)
-      assert.equal((await get(srv)).status, 503)
       a.probeStatus = 200
-      await until('a back', async () => (await get(srv)).status === 200)
+      await probeRound(clock, 2)
+      assert.equal((await get(srv)).status, 503, 'one good probe: still out (rise is 2)')
+      await probeRound(clock, 2)
+      assert.equal((await get(srv)).status, 200)
     } finally {
       await srv.close()
     }
@@ -201,37 +241,60 @@ describe('passive outlier ejection', () => {
     const a = await backend('a')
     const b = await backend('b')
     cleanups.push(a.stop, b.stop)
-    const srv = await startServer({
-      sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, b.url], health: { passive: { consecutiveFailures: 3, ejectFor: '400ms' } } } }] }],
-    })
+    const clock = new ManualClock()
+    const srv = await startServer(
+      { sites: [{ routes: [{ path: '/', proxy: { upstreams: [a.url, b.url], health: { passive: { consecutiveFailures: 3, ejectFor: '400ms' } } } }] }] },
+      undefined,
+      { clock },
+    )
+    /** Requests until one reaches a (at most `n`), after which a was re-ejected or served. */
+    const untilA = async (n: number) => {
+      for (let i = 0; i < n; i++) if ((await get(srv)).text === 'a') return true
+      return false
+    }
     try {
       a.trafficStatus = 500
       const codes: number[] = []
       while (a.hits < 3) codes.push((await get(srv)).status)
       assert.equal(codes.filter((c) => c === 500).length, 3, '5xx answers pass through to the client until the ejection')
-      const ejectedAt = Date.now()
       assert.deepEqual(await names(srv, 6), ['b', 'b', 'b', 'b', 'b', 'b'], 'a ejected')
       assert.equal(a.hits, 3)
 
-      // Back after ejectFor, on probation: one more 500 ejects it again, now for twice as long.
-      await until('a back', async () => (await get(srv)).text === 'a', 2000)
-      const backAfter = Date.now() - ejectedAt
-      assert.ok(backAfter >= 350, `returned after ${backAfter} ms`)
-      const reejectedAt = Date.now()
+      // Back after ejectFor (400 ms), not before, on probation: one more 500 ejects it again, now for twice as long.
+      clock.advance(399)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'still out 1 ms before ejectFor')
+      clock.advance(1)
+      assert.ok(await untilA(2), 'a back after ejectFor')
       assert.equal(a.hits, 4)
       assert.deepEqual(await names(srv, 6), ['b', 'b', 'b', 'b', 'b', 'b'], 're-ejected after a single failure')
 
       a.trafficStatus = 200
-      await sleep(500)
-      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'second ejection lasts longer than the first (800 ms)')
-      await until('a back again', async () => (await names(srv, 2)).includes('a'), 2000)
-      assert.ok(Date.now() - reejectedAt >= 750)
+      clock.advance(799)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'the second ejection lasts twice as long (800 ms)')
+      clock.advance(1)
+      assert.ok((await names(srv, 2)).includes('a'), 'a back after 800 ms')
       // Healthy again: its failure count starts over.
       a.trafficStatus = 500
-      const before = a.hits
+      let before = a.hits
       for (let i = 0; i < 12 && a.hits < before + 3; i++) await get(srv)
       assert.equal(a.hits, before + 3, 'two failures after a success do not eject: a gets a third request')
-      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'the third one does')
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'the third one does, for 1600 ms: no time served since the last return')
+      clock.advance(1599)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'])
+      clock.advance(1)
+      a.trafficStatus = 200
+      assert.ok((await names(srv, 2)).includes('a'), 'a back after 1600 ms')
+
+      // Serving well for three ejectFor periods takes the doubling down three steps: the next ejection is 400 ms again.
+      clock.advance(1200)
+      a.trafficStatus = 500
+      before = a.hits
+      for (let i = 0; i < 12 && a.hits < before + 3; i++) await get(srv)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'], 'ejected again after 3 failures')
+      clock.advance(399)
+      assert.deepEqual(await names(srv, 4), ['b', 'b', 'b', 'b'])
+      clock.advance(1)
+      assert.ok(await untilA(2), 'back after 400 ms: the doubling decayed')
     } finally {
       await srv.close()
     }
@@ -285,7 +348,8 @@ describe('the health tracker', () => {
     const mk = (u: Backend): Upstream & { url: URL } => ({ id: u.url, url: new URL(u.url), weight: 1, active: 0, healthy: true })
     const targets = [mk(a), mk(b)]
     const cfg = healthSchema.parse({ active: { ...ACTIVE, fall: 1, rise: 1 }, passive: { consecutiveFailures: 2, ejectFor: '200ms' } })
-    const health = createHealth(targets, cfg, log)
+    const clock = new ManualClock()
+    const health = createHealth(targets, cfg, log, undefined, clock)
     try {
       assert.deepEqual(
         health.status().map((s) => [s.healthy, s.reason]),
@@ -294,15 +358,18 @@ describe('the health tracker', () => {
           [true, 'ok'],
         ],
       )
+      await firstProbes(clock, 2)
       a.probeStatus = 500
-      await until('a down', () => !targets[0]!.healthy)
+      await probeRound(clock, 2)
+      assert.equal(targets[0]!.healthy, false, 'down after one failed probe (fall 1)')
       assert.match(health.status()[0]!.reason, /^health check failed: probe answered 500, expected 200-399$/)
       const down = lines.find((l) => l.msg === 'upstream unhealthy')!
       assert.equal(down.level, 40)
       assert.equal(down.upstream, a.url)
       assert.match(down.reason!, /1 failed health checks in a row/)
       a.probeStatus = 200
-      await until('a up', () => targets[0]!.healthy)
+      await probeRound(clock, 2)
+      assert.equal(targets[0]!.healthy, true, 'up after one good probe (rise 1)')
       assert.ok(lines.some((l) => l.msg === 'upstream healthy again' && l.upstream === a.url && l.level === 30))
 
       health.observe(targets[1]!, 'timeout')
@@ -315,10 +382,17 @@ describe('the health tracker', () => {
       health.observe(targets[0]!, 'error')
       assert.equal(targets[0]!.healthy, true)
       assert.ok(lines.some((l) => l.msg.includes('last healthy one')))
-      await until('b returns', () => targets[1]!.healthy, 1000)
+      // The ejection runs its course while probes pass (ejection timer + two probe timers pending).
+      await probeRound(clock, 3)
+      assert.equal(targets[1]!.healthy, false, 'still ejected at 100 ms')
+      assert.match(health.status()[1]!.reason, /^ejected: /)
+      await probeRound(clock, 3, 2)
+      assert.equal(targets[1]!.healthy, true, 'back after 200 ms')
+      assert.ok(lines.some((l) => l.msg === 'upstream healthy again' && l.upstream === b.url && l.reason === 'ejection of 200 ms over'))
       // A stopped upstream's probe names the cause.
       await b.stop()
-      await until('b down', () => !targets[1]!.healthy)
+      await probeRound(clock, 2)
+      assert.equal(targets[1]!.healthy, false)
       assert.match(health.status()[1]!.reason, /connection refused/)
     } finally {
       await health.close()
