@@ -11,6 +11,7 @@ import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
+import { rawAnswer } from '../http/raw-answer.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
 import { trackResets } from './h2-resets.ts'
@@ -280,7 +281,7 @@ function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen:
       const port = (server.address() as { port: number } | null)?.port ?? listen.port
       const body = `This port speaks HTTPS, and the request was plain HTTP: use https://${host}:${port}/\n`
       // the rest of the request is never read: close once the answer is out
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy())
+      socket.end(rawAnswer(400, {}, body), () => socket.destroy())
     })
   })
 }
