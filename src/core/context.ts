@@ -5,6 +5,7 @@ import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import type { CorsPolicy } from '../http/cors.ts'
+import { headerKey } from '../http/header-map.ts'
 import type { ClientView, Forwarding } from './forwarding.ts'
 import type { RateLimiter } from '../security/rate-limit.ts'
 import type { CsrfGuard } from '../security/csrf.ts'
@@ -256,7 +257,7 @@ export class Context {
     for (let i = 0; i < filters.length; i++) filters[i]!(this, headers)
     if (this.setCookies) {
       // Cookies Edgebox sets itself (the CSRF token) join any the handler or upstream set.
-      const key = Object.keys(headers).find((k) => k.toLowerCase() === 'set-cookie')
+      const key = headerKey(headers, 'set-cookie')
       const current = key === undefined ? [] : ([] as string[]).concat(headers[key] as string | string[])
       if (key !== undefined) delete headers[key]
       headers['set-cookie'] = [...current, ...this.setCookies]
@@ -421,7 +422,7 @@ export class Context {
     const res = this.res
     const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
     if (jsonp) {
-      const key = Object.keys(headers).find((k) => k.toLowerCase() === 'content-length')
+      const key = headerKey(headers, 'content-length')
       headers[key ?? 'content-length'] = end - start + 1 + jsonp.prefix.length + jsonp.suffix.length
     }
     this.applyFilters(status, headers)
@@ -536,7 +537,7 @@ export function requestHasBody(req: Req): boolean {
  */
 function jsonpApplies(status: number, headers: Headers): boolean {
   if (status !== 200) return false
-  const typeKey = Object.keys(headers).find((k) => k.toLowerCase() === 'content-type')
+  const typeKey = headerKey(headers, 'content-type')
   const type = typeKey === undefined ? '' : String(headers[typeKey])
   if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) return false
   for (const k of Object.keys(headers)) {
