@@ -1,4 +1,5 @@
 import type { Engine, HistoryLimits, Message, Position } from './engine.ts'
+import { systemClock, type Clock } from '../core/clock.ts'
 
 /**
  * The hub: channel rules, the envelope, and the one way every transport
@@ -123,11 +124,14 @@ export class Hub {
   readonly engine: Engine
   private readonly rules: ReadonlyArray<ChannelRule & { re: RegExp }>
   readonly maxMessageSize: number
+  /** The time the transports' timers run on: long-poll holds, keep-alives, heartbeats, token expiry. */
+  readonly clock: Clock
 
-  constructor(rules: readonly ChannelRule[], engine: Engine, opts: { maxMessageSize: number }) {
+  constructor(rules: readonly ChannelRule[], engine: Engine, opts: { maxMessageSize: number; clock?: Clock }) {
     this.rules = rules.map((r) => ({ ...r, re: patternRegExp(r.pattern) }))
     this.engine = engine
     this.maxMessageSize = opts.maxMessageSize
+    this.clock = opts.clock ?? systemClock
   }
 
   /** The rule for a channel; unknown or malformed names are refused. */

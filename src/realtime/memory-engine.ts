@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Engine, HistoryLimits, Message, Position, PresenceEvent, PublishResult, Since } from './engine.ts'
+import { systemClock, type Clock } from '../core/clock.ts'
 
 /**
  * The embedded engine: channels in this process's memory. Each channel gets
@@ -24,10 +25,11 @@ interface Channel {
 
 export class MemoryEngine implements Engine {
   private readonly channels = new Map<string, Channel>()
-  private readonly now: () => number
+  /** What message times (`at`) and the history's age bound are measured with. */
+  private readonly clock: Clock
 
-  constructor(opts: { now?: () => number } = {}) {
-    this.now = opts.now ?? Date.now
+  constructor(opts: { clock?: Clock } = {}) {
+    this.clock = opts.clock ?? systemClock
   }
 
   private channel(ch: string): Channel {
@@ -43,7 +45,7 @@ export class MemoryEngine implements Engine {
     const h = c.history
     let drop = Math.max(0, h.length - limits.size)
     if (limits.age > 0) {
-      const oldest = this.now() - limits.age
+      const oldest = this.clock.now() - limits.age
       while (drop < h.length && h[drop]!.at < oldest) drop++
     }
     if (drop === 0) return
@@ -67,7 +69,8 @@ export class MemoryEngine implements Engine {
       if (seen) return { message: seen, duplicate: true }
     }
     c.offset++
-    const message: Message = Object.freeze(opts.id === undefined ? { ch, e: c.epoch, o: c.offset, d: data, at: this.now() } : { ch, e: c.epoch, o: c.offset, d: data, id: opts.id, at: this.now() })
+    const at = this.clock.now()
+    const message: Message = Object.freeze(opts.id === undefined ? { ch, e: c.epoch, o: c.offset, d: data, at } : { ch, e: c.epoch, o: c.offset, d: data, id: opts.id, at })
     if (opts.history.size > 0) {
       c.history.push(message)
       if (opts.id !== undefined) c.ids.set(opts.id, message)

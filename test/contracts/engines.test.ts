@@ -2,6 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { Engine, Message } from '../../src/realtime/engine.ts'
 import { MemoryEngine } from '../../src/realtime/memory-engine.ts'
+import type { Clock } from '../../src/core/clock.ts'
+import { ManualClock } from '../helpers/clock.ts'
 
 /**
  * The contract every realtime engine passes (docs/realtime.md): offsets,
@@ -9,17 +11,16 @@ import { MemoryEngine } from '../../src/realtime/memory-engine.ts'
  * fan-out. A new engine (Redis) joins the list below.
  */
 
-const engines: Array<{ name: string; make(now: () => number): Engine }> = [{ name: 'memory', make: (now) => new MemoryEngine({ now }) }]
+const engines: Array<{ name: string; make(clock: Clock): Engine }> = [{ name: 'memory', make: (clock) => new MemoryEngine({ clock }) }]
 
 const H = { size: 3, age: 0 }
 
 for (const { name, make } of engines) {
   describe(`engine contract: ${name}`, () => {
-    let clock = 1_000_000
-    const now = () => clock
+    const clock = new ManualClock()
 
     test('a new channel starts at offset 0 of a fresh epoch; offsets then count 1, 2, 3 without holes', async () => {
-      const e = make(now)
+      const e = make(clock)
       const p0 = await e.position('c')
       assert.equal(p0.o, 0)
       assert.match(p0.e, /^[A-Za-z0-9]{4,}$/)
@@ -32,7 +33,7 @@ for (const { name, make } of engines) {
     })
 
     test('since a position returns the later messages in order; since the latest returns none', async () => {
-      const e = make(now)
+      const e = make(clock)
       const { e: epoch } = await e.position('c')
       for (const d of ['a', 'b', 'c']) await e.publish('c', d, { history: H })
       const s = await e.since('c', { e: epoch, o: 1 }, H)
@@ -47,7 +48,7 @@ for (const { name, make } of engines) {
     })
 
     test('a gap: another epoch, a position older than the history, or one in the future', async () => {
-      const e = make(now)
+      const e = make(clock)
       const { e: epoch } = await e.position('c')
       for (let i = 1; i <= 5; i++) await e.publish('c', i, { history: H }) // keeps 3, 4, 5
       assert.equal((await e.since('c', { e: 'other', o: 4 }, H)).gap, true)
@@ -59,13 +60,16 @@ for (const { name, make } of engines) {
     })
 
     test('messages older than the age bound leave the history', async () => {
-      const e = make(now)
+      const e = make(clock)
       const limits = { size: 100, age: 10_000 }
       const { e: epoch } = await e.position('c')
       await e.publish('c', 'old', { history: limits })
-      clock += 6_000
+      clock.advance(6_000)
       await e.publish('c', 'new', { history: limits })
-      clock += 6_000
+      clock.advance(4_000)
+      const kept = await e.since('c', { e: epoch, o: 0 }, limits)
+      assert.deepEqual(kept.messages.map((m) => m.d), ['old', 'new'], 'exactly as old as the bound: still held')
+      clock.advance(1)
       const s = await e.since('c', { e: epoch, o: 0 }, limits)
       assert.equal(s.gap, true, 'offset 1 expired')
       assert.deepEqual((await e.since('c', { e: epoch, o: 1 }, limits)).messages.map((m) => m.d), ['new'])
@@ -73,7 +77,7 @@ for (const { name, make } of engines) {
     })
 
     test('a publish id already in the history is not published again', async () => {
-      const e = make(now)
+      const e = make(clock)
       const seen: Message[] = []
       e.listen('c', (m) => seen.push(m))
       const first = await e.publish('c', 'hello', { id: 'p-1', history: H })
@@ -86,7 +90,7 @@ for (const { name, make } of engines) {
     })
 
     test('listeners get every message in publish order until they stop listening', async () => {
-      const e = make(now)
+      const e = make(clock)
       const got: number[] = []
       const stop = e.listen('c', (m) => got.push(m.o))
       await Promise.all([1, 2, 3, 4, 5].map((i) => e.publish('c', i, { history: H })))
@@ -97,7 +101,7 @@ for (const { name, make } of engines) {
     })
 
     test('history size 0 keeps nothing: any earlier position is a gap', async () => {
-      const e = make(now)
+      const e = make(clock)
       const none = { size: 0, age: 0 }
       const { e: epoch } = await e.position('c')
       await e.publish('c', 1, { history: none })
@@ -108,7 +112,7 @@ for (const { name, make } of engines) {
     })
 
     test('presence: the first join and the last leave of a name are announced; members lists each name once', async () => {
-      const e = make(now)
+      const e = make(clock)
       const events: string[] = []
       const stop = e.listenPresence('room', (ev) => events.push(`${ev.t}:${ev.who}`))
       await e.join('room', 'alice')

@@ -86,8 +86,8 @@ export const realtimeModule = {
   schema,
   create(cfg, deps) {
     const rules: ChannelRule[] = Object.entries(cfg.channels).map(([pattern, c]) => ({ pattern, publish: c.publish, subscribe: c.subscribe, history: c.history, presence: c.presence }))
-    const engine = new MemoryEngine()
-    const hub = new Hub(rules, engine, { maxMessageSize: cfg.maxMessageSize })
+    const engine = new MemoryEngine({ clock: deps.clock })
+    const hub = new Hub(rules, engine, { maxMessageSize: cfg.maxMessageSize, clock: deps.clock })
     const ws = new WebSocketTransport(hub, { heartbeat: cfg.heartbeat, maxBuffered: cfg.maxBuffered, maxMessageSize: cfg.maxMessageSize })
     return createRealtime(cfg, hub, ws, createVerifier(cfg.auth ?? {}), deps.prefix, deps.origins, deps.limits)
   },

@@ -1,6 +1,7 @@
 import type { Context, Headers } from '../../core/context.ts'
 import type { Position } from '../engine.ts'
 import type { ChannelRule, Hub } from '../hub.ts'
+import type { Timer } from '../../core/clock.ts'
 
 /**
  * Short and long polling: `GET <prefix>poll?ch=<name>@<epoch>/<offset>...`
@@ -21,13 +22,13 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
   const out: string[] = []
   const stops: Array<() => void> = []
   let done = false
-  let timer: NodeJS.Timeout | undefined
+  let timer: Timer | undefined
   let scheduled = false
   /** Set once the history has been read and the request is being held. */
   let holding = false
   const res = ctx.res
   const release = () => {
-    clearTimeout(timer)
+    hub.clock.clearTimeout(timer)
     for (const stop of stops.splice(0)) stop()
   }
   const answer = () => {
@@ -66,6 +67,6 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
   if (done) return
   if (!opts.wait || out.length > 0) return answer()
   holding = true
-  timer = setTimeout(answer, opts.timeout)
+  timer = hub.clock.setTimeout(answer, opts.timeout)
 }
 

@@ -2,6 +2,7 @@ import type { Context, Headers } from '../../core/context.ts'
 import type { BodySink, BodySource } from '../../core/types.ts'
 import type { Position } from '../engine.ts'
 import { formatPositions, type ChannelRule, type Hub } from '../hub.ts'
+import type { Timer } from '../../core/clock.ts'
 
 /**
  * Server-Sent Events (HTML Living Standard, "Server-sent events"): one
@@ -33,8 +34,9 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   for (const sub of subs) if (sub.after) positions.set(sub.ch, sub.after)
   let sink: BodySink | null = null
   let stops: Array<() => void> = []
-  let timer: NodeJS.Timeout | undefined
-  let expiry: NodeJS.Timeout | undefined
+  const clock = hub.clock
+  let timer: Timer | undefined
+  let expiry: Timer | undefined
   let waiting = 0 // bytes written since the client last drained
   let over = false
 
@@ -53,8 +55,8 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   }
 
   const end = () => {
-    clearInterval(timer)
-    clearTimeout(expiry)
+    clock.clearInterval(timer)
+    clock.clearTimeout(expiry)
     for (const stop of stops) stop()
     stops = []
   }
@@ -86,15 +88,15 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
           end()
         }
       })()
-      timer = setInterval(() => write(': keep-alive\n\n'), opts.keepAlive)
+      timer = clock.setInterval(() => write(': keep-alive\n\n'), opts.keepAlive)
       timer.unref()
       if (opts.until !== undefined) {
-        expiry = setTimeout(() => {
+        expiry = clock.setTimeout(() => {
           write(': token expired\n\n')
           over = true
           end()
           sink?.end()
-        }, Math.max(0, opts.until - Date.now()))
+        }, Math.max(0, opts.until - clock.now()))
         expiry.unref()
       }
     },

@@ -5,6 +5,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../http/json-limits.ts'
 import type { Message } from '../engine.ts'
 import { HubError, type Grant, type Hub } from '../hub.ts'
+import type { Timer } from '../../core/clock.ts'
 
 /**
  * WebSocket (RFC 6455) with the `ws` library: subprotocol `edgebox.v1`, one
@@ -87,7 +88,7 @@ interface Session {
 export class WebSocketTransport {
   private readonly wss: WebSocketServer
   private readonly sessions = new Set<Session>()
-  private readonly timer: NodeJS.Timeout
+  private readonly timer: Timer
   private readonly hub: Hub
   private readonly opts: WebSocketOptions
 
@@ -102,7 +103,7 @@ export class WebSocketTransport {
       maxPayload: opts.maxMessageSize + 1024,
       handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     })
-    this.timer = setInterval(() => this.beat(), opts.heartbeat)
+    this.timer = hub.clock.setInterval(() => this.beat(), opts.heartbeat)
     this.timer.unref()
   }
 
@@ -120,9 +121,10 @@ export class WebSocketTransport {
     this.sessions.add(s)
     if (grant?.expires !== undefined) {
       // What the token allowed ends with it: the client reconnects with a new one.
-      const t = setTimeout(() => ws.close(1008, 'token expired'), Math.max(0, grant.expires - Date.now()))
+      const clock = this.hub.clock
+      const t = clock.setTimeout(() => ws.close(1008, 'token expired'), Math.max(0, grant.expires - clock.now()))
       t.unref()
-      ws.once('close', () => clearTimeout(t))
+      ws.once('close', () => clock.clearTimeout(t))
     }
     ws.on('pong', () => (s.alive = true))
     ws.on('message', (data, isBinary) => {
@@ -201,7 +203,7 @@ export class WebSocketTransport {
       s.closed = true
       ws.close(1013, 'send buffer full: the client is not reading (slow consumer)')
       // The close frame may never get through a full buffer: cut the connection shortly after.
-      setTimeout(() => ws.terminate(), 1000).unref()
+      this.hub.clock.setTimeout(() => ws.terminate(), 1000).unref()
       this.end(s)
       return
     }
@@ -233,7 +235,7 @@ export class WebSocketTransport {
 
   /** Closes every connection (1001, going away) and stops the heartbeat. */
   close(): void {
-    clearInterval(this.timer)
+    this.hub.clock.clearInterval(this.timer)
     for (const s of this.sessions) {
       s.ws.close(1001, 'server shutting down')
       this.end(s)
