@@ -56,6 +56,11 @@ export class ManualClock implements Clock {
     return this.#timers.size
   }
 
+  /** How long until each pending timer falls due (ms), soonest first: tells a test which timer a component has set. */
+  dueIn(): number[] {
+    return [...this.#timers].map((t) => t.due - this.#now).sort((a, b) => a - b)
+  }
+
   /** Moves time forward by `ms`, running every timer that falls due on the way. */
   advance(ms: number): void {
     if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`advance takes a duration >= 0 in ms, not ${ms}`)

@@ -47,10 +47,12 @@ test('ManualClock: advance runs due timers in order, synchronously, each at its 
   c.setTimeout(mark('b@10'), 10) // same due time: in the order set
   c.setTimeout(mark('d@31'), 31)
   c.setTimeout(mark('negative'), -5) // as Node: a negative delay means now
+  assert.deepEqual(c.dueIn(), [0, 10, 10, 30, 31])
   c.advance(30)
   assert.deepEqual(ran, [['negative', 0], ['a@10', 10], ['b@10', 10], ['c@30', 30]])
   assert.equal(c.now(), 30)
   assert.equal(c.pending(), 1)
+  assert.deepEqual(c.dueIn(), [1])
   c.advance(1)
   assert.deepEqual(ran.at(-1), ['d@31', 31])
   assert.equal(c.pending(), 0)
@@ -79,6 +81,7 @@ test('ManualClock: intervals repeat every period until cleared, also from inside
   }, 100)
   c.advance(250)
   assert.deepEqual(at, [100, 200])
+  assert.deepEqual(c.dueIn(), [50], 'an interval stays pending, due at its next period')
   c.advance(1000)
   assert.deepEqual(at, [100, 200, 300, 400])
   assert.equal(c.pending(), 0)
