@@ -1,9 +1,9 @@
-import { corsSchema } from '../security/cors.ts'
-import { routeSecurityHeadersSchema, securityHeadersSchema } from '../security/headers.ts'
-import { jsonpSchema } from '../security/jsonp.ts'
-import { earlyHintsSchema } from '../http/early-hints.ts'
-import { rateLimitSchema } from '../security/rate-limit.ts'
-import { csrfSchema } from '../security/csrf.ts'
+import { corsSchema } from '../modules/security/cors.ts'
+import { routeSecurityHeadersSchema, securityHeadersSchema } from '../modules/security/headers.ts'
+import { jsonpSchema } from '../modules/security/jsonp.ts'
+import { earlyHintsSchema } from '../core/early-hints.ts'
+import { rateLimitSchema } from '../modules/security/rate-limit.ts'
+import { csrfSchema } from '../modules/security/csrf.ts'
 import { cidr, host, origin } from './validators.ts'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
@@ -175,8 +175,11 @@ function routeSchema() {
   const names = handlerModules.map((m) => m.kind)
   return z
     .strictObject({
-      /** Path prefix; the longest matching prefix wins. */
-      path: z.string().startsWith('/', 'must start with /'),
+      /** Path prefix; the longest matching prefix wins. `/_edgebox/` is Edgebox's own (docs/configuration.md). */
+      path: z
+        .string()
+        .startsWith('/', 'must start with /')
+        .refine((p) => !p.startsWith('/_edgebox/') && p !== '/_edgebox', "/_edgebox/ is reserved for Edgebox's own endpoints"),
       /** CORS for this route (replaces the site's `cors`), or false for none here. */
       cors: z.union([corsSchema, z.literal(false)]).optional(),
       /** A token-bucket rate limit for this route: { requests, per, burst, key }; docs/security.md. */
@@ -230,7 +233,7 @@ export const configSchema = z
     /** Adds `Server-Timing: edge;dur=...` to every response. */
     serverTiming: z.boolean().default(true),
     /** Path of the health endpoint on every site, or false. */
-    health: z.union([z.literal(false), z.string().startsWith('/')]).default('/_edgebox/health'),
+    health: z.union([z.literal(false), z.string().regex(/^\/_edgebox\/[a-z0-9/_-]+$/, "is a path under /_edgebox/, Edgebox's own endpoints")]).default('/_edgebox/health'),
     sites: z.array(siteSchema).min(1),
     /**
      * Proxies in front of Edgebox (addresses or CIDRs, e.g. a load balancer's

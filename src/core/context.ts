@@ -4,14 +4,11 @@ import type { FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
-import type { CorsPolicy } from '../http/cors.ts'
 import { headerKey } from '../http/header-map.ts'
 import type { ClientView, Forwarding } from './forwarding.ts'
-import type { RateLimiter } from '../security/rate-limit.ts'
-import type { CsrfGuard } from '../security/csrf.ts'
-import type { SecurityHeaders } from '../security/headers.ts'
 import { randomBytes } from 'node:crypto'
-import type { BodySource, Handler, Req, Res, ResponseFilter } from './types.ts'
+import type { BodySource, Handler, Req, Res, ResponseFilter, RouteStep } from './types.ts'
+import type { EndpointTable } from './endpoints.ts'
 import type { Authority, RequestTarget } from '../http/target.ts'
 
 /** Before the pipeline has parsed the target (a Context made for a refusal). */
@@ -19,22 +16,20 @@ const NO_TARGET: RequestTarget = { form: 'origin', scheme: null, authority: null
 
 export type Headers = Record<string, string | number | string[]>
 
-/** What a matched route gives the pipeline: its prefix and its handler. */
+/**
+ * What a matched route gives the pipeline: its prefix, its handler, and its
+ * filter modules' steps and response filters, in the pipeline's order
+ * (assembled once at start by `routeChain` in pipeline.ts).
+ */
 export interface Route {
   readonly prefix: string
   readonly handler: Handler
-  /** The route's CORS policy (its own, or its site's), if any. */
-  readonly cors: CorsPolicy | null
-  /** The route's JSONP callback parameter, if JSONP is on. */
-  readonly jsonp?: string | null
-  /** The route's rate limit, if any. */
-  readonly rateLimit?: RateLimiter | null
-  /** The route's CSRF guard, if any. */
-  readonly csrf?: CsrfGuard | null
-  /** The route's security headers when its `headers` change its site's; otherwise the site's apply. */
-  readonly security?: SecurityHeaders | null
-  /** The route's 103 Early Hints (`Link` values) for HTML documents, if any. */
-  readonly earlyHints?: readonly string[] | null
+  /** Phase 8, access control: rate limit, CORS, JSONP, CSRF (each where configured). */
+  readonly access: readonly RouteStep[]
+  /** Phase 10, once the method is allowed, just before the handler: 103 Early Hints. */
+  readonly beforeHandler: readonly RouteStep[]
+  /** Phase 11: what runs on every response head of this route. */
+  readonly filters: readonly ResponseFilter[]
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }
@@ -54,8 +49,10 @@ export interface Site {
   readonly id: string
   readonly hosts: readonly string[]
   readonly routes: readonly Route[]
-  /** The site's security response headers (src/security/headers.ts). */
-  readonly security?: SecurityHeaders | null
+  /** The response filters of answers no route gave (a 404, an Edgebox endpoint): the site's security headers. */
+  readonly filters: readonly ResponseFilter[]
+  /** Edgebox's own endpoints on this site, under /_edgebox/ (core/endpoints.ts). */
+  readonly endpoints: EndpointTable
 }
 
 /**
@@ -130,8 +127,12 @@ export class Context {
   earlyHints = false
   /** A CSP nonce for this response's inline code (see nonce()). */
   cspNonce = ''
-  /** JSONP: a JSON response is sent as `/**\/ <callback>(<json>);` (src/security/jsonp.ts). */
-  jsonp: { readonly prefix: Buffer; readonly suffix: Buffer } | null = null
+  /**
+   * Bytes a response filter put around the body (JSONP's `/**\/ cb(` and
+   * `);`, modules/security/jsonp.ts): every send path writes them, whatever
+   * the body, and the filter has already counted them in Content-Length.
+   */
+  envelope: { readonly prefix: Buffer; readonly suffix: Buffer } | null = null
   private readonly hooks: ResponseHooks
   private done = false
 
@@ -253,7 +254,7 @@ export class Context {
 
   private applyFilters(status: number, headers: Headers): void {
     this.status = status
-    const filters = this.hooks.filters
+    const filters = this.route?.filters ?? this.site?.filters ?? this.hooks.filters
     for (let i = 0; i < filters.length; i++) filters[i]!(this, headers)
     if (this.setCookies) {
       // Cookies Edgebox sets itself (the CSRF token) join any the handler or upstream set.
@@ -282,16 +283,18 @@ export class Context {
   send(status: number, headers: Headers, body?: Buffer | string, encoding?: 'latin1'): void {
     const res = this.res
     if (this.clientGone()) return this.abandoned()
-    if (this.jsonp && body !== undefined && jsonpApplies(status, headers)) {
-      body = Buffer.concat([this.jsonp.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, this.jsonp.suffix])
-      encoding = undefined
-    }
     if (body !== undefined) {
       const len = typeof body !== 'string' || encoding === 'latin1' ? body.length : Buffer.byteLength(body)
       headers['Content-Length'] = len
       if (!this.isHead) this.bytes = len
     }
     this.applyFilters(status, headers)
+    const envelope = this.envelope
+    if (envelope && body !== undefined) {
+      body = Buffer.concat([envelope.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, envelope.suffix])
+      encoding = undefined
+      if (!this.isHead) this.bytes = body.length
+    }
     const stream = (res as { stream?: http2.ServerHttp2Stream }).stream
     if (stream !== undefined && !stream.headersSent && !stream.destroyed) {
       // HTTP/2: one call to the stream instead of the compatibility layer's
@@ -322,20 +325,20 @@ export class Context {
    */
   stream(status: number, headers: Headers, source: Readable): void {
     const res = this.res
-    const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
-    if (jsonp) {
+    this.applyFilters(status, headers)
+    const envelope = this.envelope
+    if (envelope) {
       const inner = source
       source = Readable.from(
         (async function* () {
-          yield jsonp.prefix
+          yield envelope.prefix
           for await (const chunk of inner) yield chunk as Buffer
-          yield jsonp.suffix
+          yield envelope.suffix
         })(),
         { objectMode: false },
       )
       source.once('close', () => inner.destroy())
     }
-    this.applyFilters(status, headers)
     ;(res as ServerResponse).writeHead(status, headers)
     if (this.isHead) {
       source.once('error', () => {}) // a destroyed source may report its own abort
@@ -366,15 +369,16 @@ export class Context {
    */
   relay(status: number, headers: Headers, source: BodySource): void {
     const res = this.res as ServerResponse
-    const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
-    if (jsonp) {
+    this.applyFilters(status, headers)
+    const envelope = this.envelope
+    if (envelope) {
       const inner = source
       source = {
         attach: (sink) =>
           inner.attach({
             data: (c) => sink.data(c),
             end: () => {
-              sink.data(jsonp.suffix)
+              sink.data(envelope.suffix)
               sink.end()
             },
             error: (err) => sink.error(err),
@@ -383,7 +387,6 @@ export class Context {
         destroy: (err) => inner.destroy(err),
       }
     }
-    this.applyFilters(status, headers)
     res.writeHead(status, headers)
     if (this.isHead) {
       source.destroy()
@@ -392,9 +395,9 @@ export class Context {
       return
     }
     this.untilClosed(() => source.destroy())
-    if (jsonp) {
-      this.bytes += jsonp.prefix.length
-      res.write(jsonp.prefix)
+    if (envelope) {
+      this.bytes += envelope.prefix.length
+      res.write(envelope.prefix)
     }
     const resume = () => source.resume()
     source.attach({
@@ -420,12 +423,8 @@ export class Context {
    */
   sendFile(status: number, headers: Headers, file: FileHandle, start: number, end: number, chunk: number): void {
     const res = this.res
-    const jsonp = this.jsonp && jsonpApplies(status, headers) ? this.jsonp : null
-    if (jsonp) {
-      const key = headerKey(headers, 'content-length')
-      headers[key ?? 'content-length'] = end - start + 1 + jsonp.prefix.length + jsonp.suffix.length
-    }
     this.applyFilters(status, headers)
+    const envelope = this.envelope
     ;(res as ServerResponse).writeHead(status, headers)
     let closed = false
     const close = () => {
@@ -446,7 +445,7 @@ export class Context {
     // than the copy itself.
     const buf = Buffer.allocUnsafeSlow(Math.min(chunk, end - start + 1))
     let pos = start
-    if (jsonp) (res as ServerResponse).write(jsonp.prefix)
+    if (envelope) (res as ServerResponse).write(envelope.prefix)
     const next = (): void => {
       if (closed) return
       const n = Math.min(buf.length, end - pos + 1)
@@ -464,9 +463,9 @@ export class Context {
           ;(res as ServerResponse).write(got === buf.length ? buf : buf.subarray(0, got), written)
         } else {
           close()
-          if (jsonp) {
+          if (envelope) {
             ;(res as ServerResponse).write(buf.subarray(0, got))
-            ;(res as ServerResponse).end(jsonp.suffix)
+            ;(res as ServerResponse).end(envelope.suffix)
           } else (res as ServerResponse).end(buf.subarray(0, got))
         }
       })
@@ -527,24 +526,4 @@ export function requestHasBody(req: Req): boolean {
   if (h['content-length'] !== undefined) return h['content-length'] !== '0'
   if (h['transfer-encoding'] !== undefined) return true
   return 'stream' in req && !req.stream.endAfterHeaders
-}
-
-/**
- * Whether a response is one JSONP wraps: a 200 whose type is JSON. Its
- * headers then become those of a script (application/javascript, nosniff),
- * without the JSON representation's validators and length, which no longer
- * describe it (Content-Length is set again by whoever sends the body).
- */
-function jsonpApplies(status: number, headers: Headers): boolean {
-  if (status !== 200) return false
-  const typeKey = headerKey(headers, 'content-type')
-  const type = typeKey === undefined ? '' : String(headers[typeKey])
-  if (!/^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i.test(type)) return false
-  for (const k of Object.keys(headers)) {
-    const lower = k.toLowerCase()
-    if (lower === 'content-type' || lower === 'etag' || lower === 'last-modified' || lower === 'content-length' || lower === 'accept-ranges' || lower === 'content-disposition') delete headers[k]
-  }
-  headers['content-type'] = 'application/javascript; charset=utf-8'
-  headers['x-content-type-options'] = 'nosniff'
-  return true
 }

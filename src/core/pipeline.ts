@@ -1,14 +1,12 @@
-import { applyCors } from '../security/cors.ts'
 import type { Forwarding } from './forwarding.ts'
-import { applyJsonp } from '../security/jsonp.ts'
-import { sendEarlyHints } from '../http/early-hints.ts'
+import { EDGEBOX_PREFIX, serveEndpoint } from './endpoints.ts'
 import { rawAnswer } from '../http/raw-answer.ts'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks, type Site } from './context.ts'
 import { httpError } from './errors.ts'
 import { logRequestError, type AccessLog, type Logger } from './log.ts'
-import type { Handler, Req, Res, ResponseFilter } from './types.ts'
+import type { Handler, Req, Res, ResponseFilter, RouteParts, RouteStep } from './types.ts'
 import { checkHostCount, h2Authority, parseAuthority, parseRequestTarget, TargetError, type Authority } from '../http/target.ts'
 import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
 
@@ -16,34 +14,58 @@ import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
  * The request pipeline: every request, whatever its protocol, flows through
  * these phases, in this order, in this one file.
  *
- *   1. accept         a Context per request
- *   2. reject invalid shutting down (503), HTTP version (505), Expect (417), bad target (400),
- *                     Host rules (400), methods (501/405), OPTIONS *
- *   3. forward proxy  (forwardProxy.enabled) an absolute-form target for a host that is not ours
- *                     goes to the forward proxy, see isForeign (docs/forward-proxy.md)
- *   4. HTTPS redirect the listener's, if configured
- *   5. core endpoints health check
- *   6. match site     by Host (exact, then wildcard, then the default site)
- *   7. match route    by longest path prefix
- *   8. access control security filters (rate limits, CORS, CSRF: later modules)
- *   9. method check   OPTIONS (Allow), 405 with Allow
- *  10. handler        static | redirect | ... (one per route)
- *  11. response       filters run as headers are written (Server-Timing, ...), see Context.send
- *  12. access log     once the response is handed to the socket (streamed: finished or the client gone)
+ *   1. accept           a Context per request
+ *   2. reject invalid   shutting down (503), HTTP version (505), Expect (417), the one parse of the
+ *                       target and Host (src/http/target.ts: 400), methods (501/405), OPTIONS *
+ *   3. forward proxy    (forwardProxy.enabled) an absolute-form target for a host that is not ours
+ *                       goes to the forward proxy, see isForeign (docs/forward-proxy.md)
+ *   4. HTTPS redirect   the listener's, if configured
+ *   5. match site       by Host (exact, then wildcard, then the default site)
+ *   6. Edgebox's own    /_edgebox/... endpoints of the site (health; core/endpoints.ts)
+ *   7. match route      by longest path prefix
+ *   8. access control   the route's steps, in ROUTE_STEPS order: rate limit (429), CORS (a preflight
+ *                       is answered here), JSONP, CSRF (403)
+ *   9. method check     OPTIONS (Allow), 405 with Allow
+ *  10. handler          after the BEFORE_HANDLER steps (103 Early Hints for a document)
+ *  11. response         the route's filters, in RESPONSE_FILTERS order, as the head is written
+ *                       (Context.send, stream, relay, sendFile)
+ *  12. access log       once the response is handed to the socket (streamed: finished or the client gone)
  *
- * CONNECT never enters `handle`: the listener hands it to `connect` below
- * (the forward proxy when enabled, else 405).
+ * The steps and filters come from the filter modules (src/modules/registry.ts,
+ * filterModules); which runs when is decided here, by name. CONNECT never
+ * enters `handle`: the listener hands it to `connect` below (the forward
+ * proxy when enabled, else 405).
  */
+
+/** Phase 8: the access-control steps a route may have, in the order they run. */
+export const ROUTE_STEPS = ['rateLimit', 'cors', 'jsonp', 'csrf'] as const
+/** Phase 10: steps once the method is allowed, just before the handler. */
+export const BEFORE_HANDLER = ['earlyHints'] as const
+/**
+ * Phase 11: response filters, in the order they run on a response head.
+ * JSONP first, so the others see the script it makes of a JSON answer;
+ * closing a connection during shutdown last.
+ */
+export const RESPONSE_FILTERS = ['jsonp', 'serverTiming', 'cors', 'headers', 'rateLimit', 'earlyHints', 'shutdown'] as const
+
+/** A route's (or, for answers no route gave, a site's) steps and filters, put in the pipeline's order. */
+export function routeChain(parts: ReadonlyMap<string, RouteParts>): { access: RouteStep[]; beforeHandler: RouteStep[]; filters: ResponseFilter[] } {
+  for (const name of parts.keys()) {
+    if (![...ROUTE_STEPS, ...BEFORE_HANDLER, ...RESPONSE_FILTERS].includes(name as never)) throw new Error(`the pipeline has no place for the filter module ${name}`)
+  }
+  const steps = (order: readonly string[]) => order.flatMap((name) => parts.get(name)?.step ?? [])
+  return { access: steps(ROUTE_STEPS), beforeHandler: steps(BEFORE_HANDLER), filters: RESPONSE_FILTERS.flatMap((name) => parts.get(name)?.filter ?? []) }
+}
 
 /** Methods Edgebox implements at all; others get 501 (RFC 9110 §9.1). */
 export const IMPLEMENTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT', 'PURGE'])
 
 export interface PipelineOptions {
   sites: SiteTable
+  /** Filters for responses outside any site (none is matched only before phase 5). */
   filters: readonly ResponseFilter[]
   accessLog: AccessLog
   log: Logger
-  healthPath: string | false
   /** A streamed response that makes no progress for this long is cut. */
   streamIdleTimeout: number
   /** The one client-address and forwarding service (`trustedProxies`, `clientAddressHeader`). */
@@ -77,7 +99,7 @@ export interface Pipeline {
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
-  const { sites, filters, accessLog, log, healthPath, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, forwarding } = opts
+  const { sites, filters, accessLog, log, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, forwarding } = opts
 
   const hooks: ResponseHooks = {
     filters,
@@ -110,21 +132,27 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       }
       // 4. HTTPS redirect
       if (arrival.httpsRedirect) return redirectToHttps(ctx, arrival.httpsRedirect)
-      // 5. core endpoints
-      if (ctx.path === healthPath) return health(ctx)
-      // 6. match site, 7. match route
-      if (!route(ctx)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
-      // 8. access control: rate limit, CORS (preflights answered here, before any handler), JSONP, CSRF
+      // 5. match site
+      const site = (ctx.site = matchSite(sites, ctx.host))
+      if (!site) throw httpError('EB_ERR_NOT_FOUND', `no site for ${ctx.host}`)
+      // 6. Edgebox's own endpoints
+      if (ctx.path.startsWith(EDGEBOX_PREFIX)) {
+        const served = serveEndpoint(ctx, site.endpoints)
+        if (served) served.catch((err: unknown) => ctx.fail(err))
+        return
+      }
+      // 7. match route
+      if (!route(ctx, site)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
+      // 8. access control
       const matched = ctx.route!
-      matched.rateLimit?.check(ctx)
-      if (matched.cors && applyCors(ctx, matched.cors)) return
-      if (matched.jsonp) applyJsonp(ctx, matched.jsonp)
-      matched.csrf?.check(ctx)
+      const access = matched.access
+      for (let i = 0; i < access.length; i++) if (access[i]!(ctx)) return
       // 9. method check
       const handler = matched.handler
       if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
-      // 10. handler, after the route's 103 Early Hints for a document
-      if (matched.earlyHints) sendEarlyHints(ctx, matched.earlyHints)
+      // 10. handler
+      const before = matched.beforeHandler
+      for (let i = 0; i < before.length; i++) if (before[i]!(ctx)) return
       const done = handler.handle(ctx)
       if (done) done.catch((err: unknown) => ctx.fail(err))
     } catch (err) {
@@ -233,10 +261,7 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     ctx.send(204, { Allow: SERVER_ALLOW })
   }
 
-  function route(ctx: Context): boolean {
-    const site: Site | null = matchSite(sites, ctx.host)
-    if (!site) return false
-    ctx.site = site
+  function route(ctx: Context, site: Site): boolean {
     const match = matchRoute(site, ctx.path)
     if (!match) return false
     ctx.route = match
@@ -264,13 +289,6 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     ctx.fail(httpError('EB_ERR_METHOD_NOT_ALLOWED', `${ctx.method} is not allowed on ${ctx.path}`, { Allow: allow.join(', ') }))
   }
 
-  function health(ctx: Context): void {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      return ctx.fail(httpError('EB_ERR_METHOD_NOT_ALLOWED', undefined, { Allow: 'GET, HEAD' }))
-    }
-    ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, `{"status":"ok","uptime":${Math.round(process.uptime())}}\n`)
-  }
-
   /**
    * Upgrade and CONNECT entry points. The route's handler takes the raw
    * socket; ctx.res is not usable there (there is no response object yet).
@@ -281,7 +299,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const ctx = new Context(req, socket as unknown as Res, hooks, protocol, performance.now())
     try {
       parseTarget(ctx)
-      return route(ctx) ? ctx : null
+      const site = (ctx.site = matchSite(sites, ctx.host))
+      return site && route(ctx, site) ? ctx : null
     } catch {
       return null
     }

@@ -7,6 +7,7 @@ import type { Logger } from './log.ts'
 import type { BodyLimits } from './body.ts'
 import type { OriginPolicy } from './origin.ts'
 import type { Clock } from './clock.ts'
+import type { EdgeboxConfig } from '../config/schema.ts'
 
 /** The request and response a handler sees: Node's own objects, HTTP/1.1 or HTTP/2 alike. */
 export type Req = IncomingMessage | Http2ServerRequest
@@ -62,6 +63,39 @@ export interface HandlerModule<S extends z.ZodType = z.ZodType> {
 
 /** Adds or changes response headers just before they are sent (security headers, Server-Timing). */
 export type ResponseFilter = (ctx: Context, headers: Record<string, string | number | string[]>) => void
+
+/**
+ * A route's step before its handler (a rate limit, CORS, CSRF, 103 Early
+ * Hints): it may refuse the request by throwing an EdgeboxError, or answer
+ * it itself (a CORS preflight) and return true.
+ */
+export type RouteStep = (ctx: Context) => boolean | void
+
+/** What a filter module gives one route (or, with no route, its site): a step, a response filter, or both. */
+export interface RouteParts {
+  readonly step?: RouteStep
+  readonly filter?: ResponseFilter
+}
+
+type SiteConfig = EdgeboxConfig['sites'][number]
+type RouteConfig = SiteConfig['routes'][number]
+
+/**
+ * A filter module (src/modules/security/, the Early Hints in core): one
+ * request step and/or response filter per route, built from the route's
+ * option of the same name and its site's settings. `start` runs once per
+ * configuration and holds what its routes share (the rate limits' buckets);
+ * `route` runs once per route, and once with `route` null for the responses
+ * of a site that no route answered (404s, /_edgebox/ endpoints). The order
+ * of the steps and filters is the pipeline's (src/core/pipeline.ts), by name.
+ */
+export interface FilterModule {
+  /** The route option it reads (`rateLimit`, `cors`, ...), and its name in the pipeline's order. */
+  readonly name: string
+  start(deps: { readonly clock: Clock }): {
+    route(route: RouteConfig | null, site: SiteConfig, deps: { readonly configPath: string; readonly origins: OriginPolicy }): RouteParts | null
+  }
+}
 
 /**
  * Where a body goes: bodies pushed chunk by chunk from a producer (an

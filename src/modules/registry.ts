@@ -1,4 +1,10 @@
-import type { HandlerModule } from '../core/types.ts'
+import type { FilterModule, HandlerModule } from '../core/types.ts'
+import { earlyHintsModule } from '../core/early-hints.ts'
+import { corsModule } from './security/cors.ts'
+import { csrfModule } from './security/csrf.ts'
+import { headersModule } from './security/headers.ts'
+import { jsonpModule } from './security/jsonp.ts'
+import { rateLimitModule } from './security/rate-limit.ts'
 import { labModule } from './lab/index.ts'
 import { proxyModule } from './proxy/index.ts'
 import { realtimeModule } from './realtime/index.ts'
@@ -12,3 +18,11 @@ import { staticModule } from './static/index.ts'
  * exporting a HandlerModule, and add it here.
  */
 export const handlerModules = [staticModule, redirectModule, proxyModule, realtimeModule, labModule] as const satisfies readonly HandlerModule[]
+
+/**
+ * Every filter module, explicitly: each reads the route option of its name
+ * and gives routes a step before the handler and/or a response filter. The
+ * order they run in is not this list's: it is declared in
+ * src/core/pipeline.ts (ROUTE_STEPS, RESPONSE_FILTERS).
+ */
+export const filterModules = [rateLimitModule, corsModule, jsonpModule, csrfModule, headersModule, earlyHintsModule] as const satisfies readonly FilterModule[]

@@ -1,24 +1,20 @@
-import { corsFilter, createCorsPolicy } from '../security/cors.ts'
 import { createForwarding } from '../core/forwarding.ts'
-import { createCsrfGuard } from '../security/csrf.ts'
-import { createRateLimiter, MemoryRateLimitStore, rateLimitFilter } from '../security/rate-limit.ts'
-import { compileSecurityHeaders, mergeSecurityHeaders, securityFilter } from '../security/headers.ts'
+import { endpointTable, healthEndpoint } from '../core/endpoints.ts'
 import { originPolicy } from '../core/origin.ts'
 import { performance } from 'node:perf_hooks'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { Route, Site } from '../core/context.ts'
 import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, type AccessLog, type Logger } from '../core/log.ts'
-import { createPipeline, type Pipeline } from '../core/pipeline.ts'
-import { earlyHintsFilter } from '../http/early-hints.ts'
+import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
 import { issueLocalCertificate, localHome } from '../tls/local-ca.ts'
 import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
-import type { Handler, ResponseFilter } from '../core/types.ts'
+import type { Handler, ResponseFilter, RouteParts } from '../core/types.ts'
 import { validateConfig } from '../config/load.ts'
 import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
-import { handlerModules } from '../modules/registry.ts'
+import { filterModules, handlerModules } from '../modules/registry.ts'
 import { createForwardProxy } from '../modules/forward/index.ts'
 import { createListener, type Listener, type TlsRuntime } from './listener.ts'
 
@@ -168,15 +164,12 @@ async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, cl
   // certificates first: with tls.local they create the local authority other modules may trust (a proxy to a sibling listener)
   const certificates = config.listen.some((l) => l.tls) ? await loadTls(config, baseDir) : null
   const handlers: Handler[] = []
-  const sites = await provisionSites(config, baseDir, log, clock, handlers)
+  // What every response gets, whatever its route: Server-Timing, and a closing connection during shutdown.
+  const global = new Map<string, RouteParts>([['shutdown', { filter: closeWhileShuttingDown(isShuttingDown) }]])
+  if (config.serverTiming) global.set('serverTiming', { filter: serverTiming })
+  const sites = await provisionSites(config, baseDir, log, clock, handlers, global)
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
-
-  const filters: ResponseFilter[] = []
-  if (config.serverTiming) filters.push(serverTiming)
-  filters.push(corsFilter, securityFilter, rateLimitFilter, earlyHintsFilter)
-  filters.push(function closeWhileShuttingDown(ctx) {
-    if (isShuttingDown() && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
-  })
+  const filters = routeChain(global).filters
 
   // Forward proxy mode (opt-in; the schema refuses it without clients or credentials).
   const forward = config.forwardProxy.enabled ? createForwardProxy(config.forwardProxy, log.child({ module: 'forwardProxy' })) : undefined
@@ -187,7 +180,6 @@ async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, cl
     filters,
     accessLog,
     log,
-    healthPath: config.health,
     streamIdleTimeout: config.limits.idleTimeout,
     forwarding: createForwarding(config),
     isShuttingDown,
@@ -221,14 +213,28 @@ async function loadTls(config: EdgeboxConfig, baseDir: string): Promise<Certific
   return certificateSet(loaded, config.tls)
 }
 
-async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, handlers: Handler[]): Promise<Site[]> {
+/**
+ * Every site's routes: the handler of each, and what the filter modules
+ * (rate limit, CORS, JSONP, CSRF, security headers, Early Hints) give it,
+ * put in the pipeline's order; the site's own chain for answers no route
+ * gave; and its /_edgebox/ endpoints.
+ */
+async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, handlers: Handler[], global: ReadonlyMap<string, RouteParts>): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
-  const rateStore = new MemoryRateLimitStore() // the embedded store: counters in this process
+  const filters = filterModules.map((m) => [m.name, m.start({ clock })] as const)
+  const partsFor = (route: EdgeboxConfig['sites'][number]['routes'][number] | null, site: EdgeboxConfig['sites'][number], configPath: string, origins: ReturnType<typeof originPolicy>) => {
+    const parts = new Map(global)
+    for (const [name, f] of filters) {
+      const p = f.route(route, site, { configPath, origins })
+      if (p) parts.set(name, p)
+    }
+    return routeChain(parts)
+  }
+  const endpoints = endpointTable(config.health ? [healthEndpoint(config.health)] : [])
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
-    const siteCors = siteCfg.cors ? createCorsPolicy(siteCfg.cors, siteCfg.origins) : null
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!
@@ -250,24 +256,26 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
           clock,
         })
         handlers.push(handler)
-        const cors = routeCfg.cors === false ? null : routeCfg.cors ? createCorsPolicy(routeCfg.cors, siteCfg.origins) : siteCors
-        const jsonp = routeCfg.jsonp === undefined ? null : routeCfg.jsonp === true ? 'callback' : routeCfg.jsonp.param
-        const rateLimit = routeCfg.rateLimit ? createRateLimiter(routeCfg.rateLimit, rateStore, id, clock) : null
-        const csrf = routeCfg.csrf ? createCsrfGuard(routeCfg.csrf, origins) : null
-        const security = routeCfg.headers ? compileSecurityHeaders(mergeSecurityHeaders(siteCfg.headers, routeCfg.headers)) : null
-        routes.push({ prefix: routeCfg.path, handler, id, cors, jsonp, rateLimit, csrf, security, earlyHints: routeCfg.earlyHints ?? null })
+        routes.push({ prefix: routeCfg.path, handler, id, ...partsFor(routeCfg, siteCfg, id, origins) })
       } catch (err) {
         if (err instanceof ConfigError) problems.push(...err.issues)
         else throw err
       }
     }
-    sites.push({ id: `sites[${si}]`, hosts: siteCfg.hosts, routes: sortRoutes(routes), security: compileSecurityHeaders(siteCfg.headers) })
+    sites.push({ id: `sites[${si}]`, hosts: siteCfg.hosts, routes: sortRoutes(routes), filters: partsFor(null, siteCfg, `sites[${si}]`, origins).filters, endpoints })
   }
   if (problems.length) {
     await Promise.all(handlers.map((h) => h.close?.()))
     throw new ConfigError(problems)
   }
   return sites
+}
+
+/** Asks an HTTP/1 connection to close after this response while the server shuts down. */
+function closeWhileShuttingDown(isShuttingDown: () => boolean): ResponseFilter {
+  return function closeWhileShuttingDown(ctx) {
+    if (isShuttingDown() && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
+  }
 }
 
 /** `Server-Timing: edge;dur=0.21` (RFC-style metric, W3C Server Timing): time spent in Edgebox until the headers. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { isSafelistedRequestHeader, needsPreflight, preflight, responseHeaders, variesByOrigin } from '../../src/http/cors.ts'
-import { createCorsPolicy, corsSchema } from '../../src/security/cors.ts'
+import { createCorsPolicy, corsSchema } from '../../src/modules/security/cors.ts'
 
 const policy = (cfg: Record<string, unknown>, site: string[] = []) => createCorsPolicy(corsSchema.parse(cfg), site)
 

@@ -27,9 +27,9 @@ test('isSafeFieldValue: no CR, LF or NUL (RFC 9110 §5.5)', () => {
 })
 
 test('the configuration schemas check names with the same token rule', async () => {
-  const { rateLimitSchema } = await import('../../src/security/rate-limit.ts')
-  const { csrfSchema } = await import('../../src/security/csrf.ts')
-  const { corsSchema } = await import('../../src/security/cors.ts')
+  const { rateLimitSchema } = await import('../../src/modules/security/rate-limit.ts')
+  const { csrfSchema } = await import('../../src/modules/security/csrf.ts')
+  const { corsSchema } = await import('../../src/modules/security/cors.ts')
   const rate = (key: string) => rateLimitSchema.safeParse({ requests: 1, per: '1s', key }).success
   assert.equal(rate('header:x-api-key'), true)
   assert.equal(rate('header:x api'), false)

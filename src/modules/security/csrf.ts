@@ -1,10 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { z } from 'zod'
-import type { Context } from '../core/context.ts'
-import { httpError } from '../core/errors.ts'
-import type { OriginPolicy } from '../core/origin.ts'
-import { safeEqual } from '../core/secrets.ts'
-import { TOKEN } from '../http/token.ts'
+import type { Context } from '../../core/context.ts'
+import { httpError } from '../../core/errors.ts'
+import type { OriginPolicy } from '../../core/origin.ts'
+import { safeEqual } from '../../core/secrets.ts'
+import { TOKEN } from '../../http/token.ts'
+import type { FilterModule } from '../../core/types.ts'
 
 /**
  * CSRF protection for a route's unsafe methods (docs/security.md). A
@@ -106,4 +107,16 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
       }
     },
   }
+}
+
+/** CSRF protection on a route's unsafe methods (`csrf`). */
+export const csrfModule: FilterModule = {
+  name: 'csrf',
+  start: () => ({
+    route(route, _site, deps) {
+      if (!route?.csrf) return null
+      const guard = createCsrfGuard(route.csrf, deps.origins)
+      return { step: (ctx) => guard.check(ctx) }
+    },
+  }),
 }

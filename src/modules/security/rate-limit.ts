@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
-import type { Context } from '../core/context.ts'
-import { httpError } from '../core/errors.ts'
-import type { ResponseFilter } from '../core/types.ts'
-import { duration } from '../config/units.ts'
-import { TCHAR } from '../http/token.ts'
-import { systemClock, type Clock } from '../core/clock.ts'
+import type { Context } from '../../core/context.ts'
+import { httpError } from '../../core/errors.ts'
+import type { FilterModule, ResponseFilter } from '../../core/types.ts'
+import { duration } from '../../config/units.ts'
+import { TCHAR } from '../../http/token.ts'
+import { systemClock, type Clock } from '../../core/clock.ts'
 
 /**
  * Rate limits per route (docs/security.md): a token bucket per client
@@ -93,4 +93,19 @@ export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, r
 /** Adds where the client stands to every answer under a limit (a response filter). */
 export const rateLimitFilter: ResponseFilter = function rateLimit(ctx, headers) {
   if (ctx.rateLimitHeaders) Object.assign(headers, ctx.rateLimitHeaders)
+}
+
+/** A route's rate limit (`rateLimit`); every route of one configuration counts in one store. */
+export const rateLimitModule: FilterModule = {
+  name: 'rateLimit',
+  start({ clock }) {
+    const store = new MemoryRateLimitStore() // the embedded store: counters in this process
+    return {
+      route(route, _site, deps) {
+        if (!route?.rateLimit) return null
+        const limiter = createRateLimiter(route.rateLimit, store, deps.configPath, clock)
+        return { step: (ctx) => limiter.check(ctx), filter: rateLimitFilter }
+      },
+    }
+  },
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import type { Context } from '../core/context.ts'
-import type { ResponseFilter } from '../core/types.ts'
-import { duration } from '../config/units.ts'
+import type { Context } from '../../core/context.ts'
+import type { FilterModule, ResponseFilter } from '../../core/types.ts'
+import { duration } from '../../config/units.ts'
 
 /**
  * Security response headers for a site (docs/security.md). The defaults
@@ -110,11 +110,22 @@ export function compileSecurityHeaders(cfg: SecurityHeadersConfig): SecurityHead
 }
 
 /**
- * The response filter: the route's security headers (its site's, with the
- * route's `headers` over them) on every response, except 304. A 304 carries only what updates the stored response
- * (RFC 9110 §15.4.5: a sender SHOULD NOT generate other representation
- * metadata); the browser keeps applying the headers of the 200 it stored.
+ * The security headers of a route (its site's, with the route's `headers`
+ * over them) or, for responses no route answered, of its site: a response
+ * filter on every response except 304. A 304 carries only what updates the
+ * stored response (RFC 9110 §15.4.5: a sender SHOULD NOT generate other
+ * representation metadata); the browser keeps applying the headers of the
+ * 200 it stored.
  */
-export const securityFilter: ResponseFilter = function securityHeaders(ctx, headers) {
-  if (ctx.status !== 304) (ctx.route?.security ?? ctx.site?.security)?.apply(ctx, headers)
+export const headersModule: FilterModule = {
+  name: 'headers',
+  start: () => ({
+    route(route, site) {
+      const compiled = compileSecurityHeaders(route?.headers ? mergeSecurityHeaders(site.headers, route.headers) : site.headers)
+      const filter: ResponseFilter = function securityHeaders(ctx, headers) {
+        if (ctx.status !== 304) compiled.apply(ctx, headers)
+      }
+      return { filter }
+    },
+  }),
 }

@@ -1,11 +1,11 @@
 import { z } from 'zod'
-import type { Context } from '../core/context.ts'
-import { originPolicy } from '../core/origin.ts'
-import type { ResponseFilter } from '../core/types.ts'
-import { duration } from '../config/units.ts'
-import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../http/cors.ts'
-import { headerKey } from '../http/header-map.ts'
-import { TOKEN } from '../http/token.ts'
+import type { Context } from '../../core/context.ts'
+import { originPolicy } from '../../core/origin.ts'
+import type { FilterModule, ResponseFilter } from '../../core/types.ts'
+import { duration } from '../../config/units.ts'
+import { preflight, responseHeaders, variesByOrigin, type CorsPolicy } from '../../http/cors.ts'
+import { headerKey } from '../../http/header-map.ts'
+import { TOKEN } from '../../http/token.ts'
 
 /**
  * CORS in the pipeline (docs/security.md): a site's or route's `cors`
@@ -119,4 +119,17 @@ export const corsFilter: ResponseFilter = function cors(ctx, headers) {
       headers.vary = [current.trim(), ...add].filter(Boolean).join(', ')
     }
   }
+}
+
+/** CORS on a route: its own `cors`, else its site's; `cors: false` turns it off there. */
+export const corsModule: FilterModule = {
+  name: 'cors',
+  start: () => ({
+    route(route, site) {
+      const cfg = route === null || route.cors === false ? undefined : (route.cors ?? site.cors)
+      if (!cfg) return null
+      const policy = createCorsPolicy(cfg, site.origins)
+      return { step: (ctx) => applyCors(ctx, policy), filter: corsFilter }
+    },
+  }),
 }

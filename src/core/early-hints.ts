@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import type { Context } from '../core/context.ts'
-import type { ResponseFilter } from '../core/types.ts'
+import type { Context } from './context.ts'
+import type { FilterModule, ResponseFilter } from './types.ts'
 
 /**
  * 103 Early Hints (RFC 8297) for a route's HTML documents (docs/tls.md).
@@ -37,7 +37,7 @@ function wantsDocument(ctx: Context): boolean {
 }
 
 /** Sends the route's 103 Early Hints now, before the handler runs, when the request is for a document. */
-export function sendEarlyHints(ctx: Context, hints: readonly string[]): void {
+function sendEarlyHints(ctx: Context, hints: readonly string[]): void {
   if (!wantsDocument(ctx)) return
   const res = ctx.res as { writeEarlyHints?: (hints: Record<string, string | string[]>) => void }
   res.writeEarlyHints?.({ link: [...hints] })
@@ -45,12 +45,25 @@ export function sendEarlyHints(ctx: Context, hints: readonly string[]): void {
 }
 
 /** The same `Link` values on the final HTML response (RFC 8297 §2: a client may not have used the 103). */
-export const earlyHintsFilter: ResponseFilter = function earlyHintsLink(ctx, headers) {
-  const hints = ctx.route?.earlyHints
-  if (!hints || ctx.status < 200 || ctx.status >= 300) return
-  const type = String(headers['content-type'] ?? headers['Content-Type'] ?? '')
-  if (!type.startsWith('text/html')) return
-  const key = headers['link'] !== undefined ? 'link' : headers['Link'] !== undefined ? 'Link' : 'link'
-  const current = headers[key]
-  headers[key] = current === undefined ? [...hints] : [...([] as string[]).concat(current as string | string[]), ...hints]
+function linkFilter(hints: readonly string[]): ResponseFilter {
+  return function earlyHintsLink(ctx, headers) {
+    if (ctx.status < 200 || ctx.status >= 300) return
+    const type = String(headers['content-type'] ?? headers['Content-Type'] ?? '')
+    if (!type.startsWith('text/html')) return
+    const key = headers['link'] !== undefined ? 'link' : headers['Link'] !== undefined ? 'Link' : 'link'
+    const current = headers[key]
+    headers[key] = current === undefined ? [...hints] : [...([] as string[]).concat(current as string | string[]), ...hints]
+  }
+}
+
+/** A route's 103 Early Hints (`earlyHints`): a step just before the handler, and the `Link` on its HTML answer. */
+export const earlyHintsModule: FilterModule = {
+  name: 'earlyHints',
+  start: () => ({
+    route(route) {
+      const hints = route?.earlyHints
+      if (!hints) return null
+      return { step: (ctx) => sendEarlyHints(ctx, hints), filter: linkFilter(hints) }
+    },
+  }),
 }
