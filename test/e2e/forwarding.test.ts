@@ -2,10 +2,9 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
-import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { certDir, testCa } from '../helpers/certs.ts'
-import { raw, startServer, type TestServer } from '../helpers/server.ts'
+import { listening, raw, startServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * The one request-target parser and the one client-address and forwarding
@@ -29,18 +28,7 @@ async function upstream(): Promise<{ url: string; port: number; seen: Seen[]; cl
       res.end(`saw ${req.url}`)
     })
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    seen,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
+  return { ...(await listening(server)), seen }
 }
 
 /** A GET with the path sent exactly as written (no client-side URL normalisation), from a chosen local address. */

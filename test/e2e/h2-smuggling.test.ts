@@ -4,6 +4,7 @@ import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { frame, PREFACE } from '../helpers/h2raw.ts'
 import { request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 
 /**
@@ -14,17 +15,6 @@ import { request, startServer, tempDir, type TestServer } from '../helpers/serve
  * anything reaches the upstream, with request buffering on (the default) and
  * off, and the next good request is served.
  */
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9)
-  head.writeUIntBE(payload.length, 0, 3)
-  head[3] = type
-  head[4] = flags
-  head.writeUInt32BE(streamId, 5)
-  return Buffer.concat([head, payload])
-}
 
 /** An HPACK literal without indexing with a new name (RFC 7541 §6.2.2); short strings, no Huffman. */
 function literal(name: string, value: Buffer | string): Buffer {

@@ -7,7 +7,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { bodyTempDir, tempBodyBytes } from '../../src/core/body-buffer.ts'
-import { closedPort, PROTOCOLS, request, startServer, type Reply } from '../helpers/server.ts'
+import { closedPort, listening, PROTOCOLS, request, startServer, type Reply } from '../helpers/server.ts'
 
 /**
  * Slow request bodies against the reverse proxy: uploads that trickle a byte
@@ -48,18 +48,8 @@ async function upstream(): Promise<{ url: string; open: () => number; seen: Rece
       res.end(JSON.stringify(r))
     })
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    open: () => open,
-    seen,
-    onRequest,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
+  const { url, close } = await listening(server)
+  return { url, open: () => open, seen, onRequest, close }
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import net from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import { closedPort, PROTOCOLS, raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
+import { closedPort, listening, PROTOCOLS, raw, request, startServer, statuses, type TestServer } from '../helpers/server.ts'
 
 /** The proxy handler: forwarding, headers, streaming, timeouts and retries, against real upstream sockets. */
 
@@ -87,19 +87,7 @@ async function upstream(name: string): Promise<{ url: string; port: number; seen
       res.end(JSON.stringify({ name, method: req.method, url: req.url, bodyLength }))
     })
   })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    seen,
-    flow,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
+  return { ...(await listening(server)), seen, flow }
 }
 
 /** An upstream that speaks raw bytes (malformed responses). */

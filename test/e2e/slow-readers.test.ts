@@ -8,7 +8,8 @@ import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import zlib from 'node:zlib'
-import { PROTOCOLS, startServer, tempDir, type Protocol, type TestServer } from '../helpers/server.ts'
+import { frame, PREFACE } from '../helpers/h2raw.ts'
+import { listening, PROTOCOLS, startServer, tempDir, type Protocol, type TestServer } from '../helpers/server.ts'
 
 /**
  * Slow readers: a client that asks for a large response and then reads
@@ -242,14 +243,6 @@ function slowH2(port: number, target: string, headers: Record<string, string>): 
  * back. Frames are written by hand (RFC 9113 §4.1, HPACK literals RFC 7541).
  */
 function stalledH2(port: number, target: string, encoding?: string, opts: { window?: number; drain?: boolean } = {}): { halfClose(): void; close(): void } {
-  const frame = (type: number, flags: number, id: number, payload: Buffer) => {
-    const head = Buffer.alloc(9)
-    head.writeUIntBE(payload.length, 0, 3)
-    head[3] = type
-    head[4] = flags
-    head.writeUInt32BE(id, 5)
-    return Buffer.concat([head, payload])
-  }
   const settings = Buffer.alloc(6)
   settings.writeUInt16BE(0x4, 0) // SETTINGS_INITIAL_WINDOW_SIZE
   settings.writeUInt32BE(opts.window ?? 0x7fffffff, 2)
@@ -264,7 +257,7 @@ function stalledH2(port: number, target: string, encoding?: string, opts: { wind
   sock.on('error', () => {})
   sock.write(
     Buffer.concat([
-      Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+      PREFACE,
       frame(0x4, 0, 0, settings),
       frame(0x8, 0, 0, widen),
       frame(0x1, 0x5, 1, block), // HEADERS, END_STREAM | END_HEADERS
@@ -335,17 +328,8 @@ async function origin(body: Buffer): Promise<{ port: number; written: Map<string
     more()
   })
   origins.add(server)
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    port,
-    written,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections()
-        server.close(() => r())
-      }),
-  }
+  const { port, close } = await listening(server)
+  return { port, written, close }
 }
 
 // ---- the suite ----

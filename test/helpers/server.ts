@@ -184,6 +184,21 @@ export function listeningUrl(child: ChildProcess, timeoutMs = 10_000): Promise<{
 }
 
 /** A loopback port nothing listens on (bound, then released). */
+/** Starts a test's own HTTP server on 127.0.0.1 with a free port; `close` also ends its open connections. */
+export async function listening(server: http.Server): Promise<{ port: number; url: string; close(): Promise<void> }> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as net.AddressInfo).port
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      }),
+  }
+}
+
 export async function closedPort(): Promise<number> {
   const s = net.createServer()
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
