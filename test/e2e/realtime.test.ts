@@ -6,6 +6,7 @@ import { SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { openSse, openWs as openWsAt, type Env } from '../helpers/realtime-clients.ts'
 import { PROTOCOLS, request, startServer, type Protocol, type TestServer } from '../helpers/server.ts'
+import { ManualClock, waitFor } from '../helpers/clock.ts'
 
 /**
  * The realtime hub over its four transports (docs/realtime.md), on
@@ -13,35 +14,44 @@ import { PROTOCOLS, request, startServer, type Protocol, type TestServer } from 
  * HTTP/1.1. Every wait is bounded. What every transport keeps alike
  * (ordering, resume, gap, tokens, slow consumers) is the contract suite,
  * test/contracts/transports.test.ts; this file has what is particular to
- * each transport and to publishing.
+ * each transport and to publishing. The servers run on manual clocks:
+ * long-poll holds, keep-alives, heartbeats and token expiry happen when a
+ * test moves time.
  */
 
 const KEY = 'publish-key-0123456789'
 let srv: TestServer
 let P: string
+const clock = new ManualClock()
+/** Long polls held now: their timers are the ones due in pollTimeout (400 ms; keep-alives are 200, heartbeats 300 at most). */
+const heldPolls = () => clock.dueIn().filter((d) => d === 400).length
 
 before(async () => {
-  srv = await startServer({
-    sites: [
-      {
-        origins: ['https://app.example.test'],
-        routes: [
-          {
-            path: '/live/',
-            realtime: {
-              channels: { 'chat:*': {}, 'news': { publish: 'backend' } },
-              publishKey: KEY,
-              keepAlive: '200ms',
-              retry: '1500ms',
-              pollTimeout: '400ms',
-              heartbeat: '300ms',
-              maxMessageSize: 1024,
+  srv = await startServer(
+    {
+      sites: [
+        {
+          origins: ['https://app.example.test'],
+          routes: [
+            {
+              path: '/live/',
+              realtime: {
+                channels: { 'chat:*': {}, 'news': { publish: 'backend' } },
+                publishKey: KEY,
+                keepAlive: '200ms',
+                retry: '1500ms',
+                pollTimeout: '400ms',
+                heartbeat: '300ms',
+                maxMessageSize: 1024,
+              },
             },
-          },
-        ],
-      },
-    ],
-  })
+          ],
+        },
+      ],
+    },
+    undefined,
+    { clock },
+  )
   P = srv.url + 'live/'
 })
 after(() => srv.close())
@@ -90,17 +100,19 @@ for (const protocol of PROTOCOLS) {
     test('long polling: held until a message arrives, then answered with it; empty after the timeout', async () => {
       const ch = fresh()
       const e = json((await request(protocol, `${P}poll?ch=${ch}`)).body)[0]!.e!
-      const t0 = Date.now()
       const held = request(protocol, `${P}poll?ch=${ch}@${e}/0&wait=1&client=c1`)
-      await new Promise((r) => setTimeout(r, 100))
+      await waitFor('the poll held', () => heldPolls() === 1)
       await publish(protocol, { ch, d: 'late' })
       const r = await held
       assert.deepEqual(json(r.body), [{ t: 'msg', ch, e, o: 1, d: 'late' }])
-      assert.ok(Date.now() - t0 >= 90, 'it was held')
-      const t1 = Date.now()
-      const empty = await request(protocol, `${P}poll?ch=${ch}@${e}/1&wait=1&client=c1`)
-      assert.deepEqual(json(empty.body), [])
-      assert.ok(Date.now() - t1 >= 350, 'answered after pollTimeout (400 ms)')
+      assert.equal(heldPolls(), 0, 'answering released the hold')
+      const empty = request(protocol, `${P}poll?ch=${ch}@${e}/1&wait=1&client=c1`)
+      await waitFor('the second poll held', () => heldPolls() === 1)
+      clock.advance(399)
+      assert.equal(heldPolls(), 0)
+      assert.ok(clock.dueIn().includes(1), 'still held 1 ms before pollTimeout')
+      clock.advance(1)
+      assert.deepEqual(json((await empty).body), [], 'answered empty at pollTimeout (400 ms)')
     })
 
     test('SSE: sub events, messages with composite ids, retry, keep-alive comments; Last-Event-ID resumes every channel', async () => {
@@ -123,8 +135,10 @@ for (const protocol of PROTOCOLS) {
       await s.until(5)
       const last = s.events.filter((ev) => ev.id !== undefined).at(-1)!
       assert.equal(last.id, `${a}@${ea}/1,${b}@${eb}/1`)
-      await s.until(6, 1000)
-      assert.ok(s.events.some((ev) => ev.comment === 'keep-alive'), 'a keep-alive comment within 200 ms')
+      assert.ok(!s.events.some((ev) => ev.comment === 'keep-alive'), 'no keep-alive before time passes')
+      clock.advance(200)
+      await s.until(6)
+      assert.equal(s.events[5]!.comment, 'keep-alive', 'a keep-alive comment every 200 ms')
       s.close()
 
       // missed while away: one message on each channel
@@ -192,12 +206,12 @@ describe('long-poll limits', () => {
       s.write(`GET ${new URL(held).pathname}${new URL(held).search} HTTP/1.1\r\nHost: x\r\n\r\n`)
       sockets.push(s)
     }
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor('two polls held', () => heldPolls() === 2)
     const third = await request('http/1.1', held)
     assert.equal(third.status, 429)
     assert.equal(third.headers['retry-after'], '1')
     for (const s of sockets) s.destroy()
-    await new Promise((r) => setTimeout(r, 100))
+    await waitFor('the holds released', () => heldPolls() === 0)
     const ok = await request('http/1.1', url)
     assert.equal(ok.status, 200)
   })
@@ -221,7 +235,10 @@ describe('WebSocket', () => {
     assert.deepEqual([m.d, m.id, m.o], ['hello', 'w-1', 1])
     a.ws.send('{"t":"ping"}')
     await a.next((f) => f.t === 'pong')
-    await new Promise((r) => setTimeout(r, 100))
+    // Both publishes answered, then a round trip on b: anything sent to b for them came before its pong.
+    await a.wait((got) => got.filter((f) => f.t === 'ack').length === 2)
+    b.ws.send('{"t":"ping"}')
+    await b.next((f) => f.t === 'pong')
     assert.equal(b.got.filter((f) => f.t === 'msg').length, 1, 'delivered once')
     a.ws.close()
     b.ws.close()
@@ -272,12 +289,24 @@ describe('WebSocket', () => {
     assert.equal((await request('http/1.1', `${P}ws`)).status, 400)
   })
 
-  test('a connection that stops answering pings is dropped (heartbeat 300 ms)', async () => {
-    const c = await openWs({ autoPong: false })
-    const t0 = Date.now()
-    const closed = await c.closed
-    assert.equal(closed.code, 1006, 'terminated, not closed cleanly')
-    assert.ok(Date.now() - t0 < 2000)
+  test('a connection that stops answering pings is dropped at the next heartbeat (300 ms); one that answers stays', async () => {
+    const silent = await openWs({ autoPong: false })
+    const live = await openWs()
+    const pinged = new Promise((r) => live.ws.once('ping', r))
+    clock.advance(300) // one heartbeat: both pinged
+    await pinged
+    // live answered the ping before this envelope: its pong has arrived when the envelope's answer comes back
+    live.ws.send('{"t":"ping"}')
+    await live.next((f) => f.t === 'pong')
+    let dropped = false
+    void silent.closed.then(() => (dropped = true))
+    clock.advance(300) // the next one drops whoever did not answer
+    await waitFor('the silent connection dropped', () => dropped)
+    assert.equal((await silent.closed).code, 1006, 'terminated, not closed cleanly')
+    live.ws.send('{"t":"ping"}')
+    await live.wait((got) => got.filter((f) => f.t === 'pong').length === 2)
+    assert.equal(live.ws.readyState, WebSocket.OPEN, 'a connection that answers pings stays')
+    live.ws.close()
   })
 })
 
@@ -285,23 +314,31 @@ describe('tokens and presence', () => {
   const SECRET = 'a-shared-secret-of-at-least-32-characters!'
   let s: TestServer
   let Q: string
+  // a manual clock near the real time: token expiry is checked against the real time by the token library, then timed by the clock
+  const tclock = new ManualClock(Math.floor(Date.now() / 1000) * 1000)
   before(async () => {
-    s = await startServer({
-      sites: [
-        {
-          routes: [
-            {
-              path: '/rt/',
-              realtime: {
-                channels: { 'open:*': {}, 'private:*': { subscribe: 'token', publish: 'token' }, 'room:*': { presence: true } },
-                auth: { secret: SECRET, issuer: 'https://auth.example.test' },
+    s = await startServer(
+      {
+        sites: [
+          {
+            routes: [
+              {
+                path: '/rt/',
+                realtime: {
+                  channels: { 'open:*': {}, 'private:*': { subscribe: 'token', publish: 'token' }, 'room:*': { presence: true } },
+                  auth: { secret: SECRET, issuer: 'https://auth.example.test' },
+                  // the expiry test moves the clock a minute at once: no heartbeat in between, whose pong could not come back in time
+                  heartbeat: '1h',
+                },
               },
-            },
-            { path: '/plain/', realtime: { channels: { 'x:*': {} } } },
-          ],
-        },
-      ],
-    })
+              { path: '/plain/', realtime: { channels: { 'x:*': {} } } },
+            ],
+          },
+        ],
+      },
+      undefined,
+      { clock: tclock },
+    )
     Q = s.url + 'rt/'
   })
   after(() => s.close())
@@ -336,7 +373,7 @@ describe('tokens and presence', () => {
 
   test('WebSocket: a token is checked per channel and ends the session when it expires', async () => {
     const url = Q.replace(/^http/, 'ws') + 'ws'
-    const short = await token({ sub: 'carol', edgebox: { sub: ['private:*'] } }, { exp: Math.floor(Date.now() / 1000) + 2 })
+    const short = await token({ sub: 'carol', edgebox: { sub: ['private:*'] } }, { exp: tclock.now() / 1000 + 60 })
     const w = new WebSocket(`${url}?token=${short}`, ['edgebox.v1'])
     const frames: Env[] = []
     w.on('message', (d) => frames.push(JSON.parse(d.toString()) as Env))
@@ -344,7 +381,13 @@ describe('tokens and presence', () => {
     await new Promise((r) => w.once('open', r))
     w.send(JSON.stringify({ t: 'sub', ch: 'private:c' }))
     w.send(JSON.stringify({ t: 'pub', ch: 'private:c', d: 1, id: 'nope' }))
-    const end = await Promise.race([closed, new Promise<{ code: number; reason: string }>((r) => setTimeout(() => r({ code: -1, reason: 'still open' }), 4000))])
+    tclock.advance(59_999)
+    w.send('{"t":"ping"}')
+    await waitFor('a pong: still open 1 ms before the token expires', () => frames.some((f) => f.t === 'pong'))
+    let end: { code: number; reason: string } | undefined
+    void closed.then((c) => (end = c))
+    tclock.advance(1)
+    await waitFor('the session closed at expiry', () => end !== undefined)
     assert.deepEqual(end, { code: 1008, reason: 'token expired' })
     assert.equal(frames.find((f) => f.t === 'sub')?.ch, 'private:c')
     assert.equal(frames.find((f) => f.t === 'err' && f.ref === 'nope')?.code, 'forbidden', 'the token allows subscribing, not publishing')
