@@ -245,6 +245,28 @@ export function encodedBelow(encodedPath: string, prefix: string): string {
   return at === 0 ? encodedPath : encodedPath.slice(at)
 }
 
+/**
+ * The origin of an absolute http(s) URL a client sent in a field (Referer),
+ * serialised as browsers do (WHATWG URL: scheme, host, and the port only
+ * when it is not the scheme's default): `https://example.test:8443`. Its
+ * authority goes through the same rules as Host; null for anything else.
+ */
+export function originOf(url: string): string | null {
+  const m = /^(https?):\/\/([^/?#]*)/i.exec(url)
+  if (!m) return null
+  let authority: Authority
+  try {
+    authority = parseAuthority(m[2]!)
+  } catch (err) {
+    if (err instanceof TargetError) return null
+    throw err
+  }
+  const scheme = m[1]!.toLowerCase()
+  const host = authority.host.includes(':') ? `[${authority.host}]` : authority.host
+  const port = authority.port === null || authority.port === (scheme === 'https' ? 443 : 80) ? '' : `:${authority.port}`
+  return `${scheme}://${host}${port}`
+}
+
 /** Percent-encodes a decoded path for use in a Location header. */
 export function encodePath(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/')

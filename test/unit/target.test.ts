@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import fc from 'fast-check'
-import { encodedBelow, h2Authority, normalizePath, parseAuthority, parseRequestTarget, TargetError } from '../../src/http/target.ts'
+import { encodedBelow, h2Authority, normalizePath, originOf, parseAuthority, parseRequestTarget, TargetError } from '../../src/http/target.ts'
 
 /** The one request-target and authority parser (src/http/target.ts): RFC 9112 §3.2, RFC 9110 §4.2 and §7.2, RFC 3986. */
 
@@ -145,4 +145,12 @@ test('property: absolute-form and origin-form give the same path for the same ta
       assert.equal(absolute.encodedPath, origin.encodedPath)
     }),
   )
+})
+
+test('originOf: the origin of a Referer, serialised as browsers do', () => {
+  assert.equal(originOf('https://Example.TEST/path?q#f'), 'https://example.test')
+  assert.equal(originOf('https://example.test:443/x'), 'https://example.test')
+  assert.equal(originOf('http://example.test:8080'), 'http://example.test:8080')
+  assert.equal(originOf('http://[::1]:80/'), 'http://[::1]')
+  for (const bad of ['ftp://a.test/', 'https://evil.test@good.test/', 'https://a.test:99999/', '/relative', 'javascript:alert(1)', 'https://0x7f.1/']) assert.equal(originOf(bad), null, bad)
 })

@@ -4,6 +4,7 @@ import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { OriginPolicy } from '../../core/origin.ts'
 import { safeEqual } from '../../core/secrets.ts'
+import { originOf } from '../../http/target.ts'
 import { TOKEN } from '../../http/token.ts'
 import type { FilterModule } from '../../core/types.ts'
 
@@ -88,12 +89,8 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
         else {
           const referer = ctx.header('referer')
           if (referer !== undefined) {
-            let from: string
-            try {
-              from = new URL(referer).origin
-            } catch {
-              return refuse('the Referer is not a URL')
-            }
+            const from = originOf(referer)
+            if (from === null) return refuse('the Referer is not an http(s) URL')
             if (!origins.allows(from, host, scheme)) refuse(`referer origin ${from} is not allowed`)
           }
           // Neither Origin nor Referer: not a browser form or fetch (browsers send Origin on every unsafe cross-origin request).
