@@ -1,0 +1,133 @@
+import type { Context } from '../../core/context.ts'
+import type { CacheDirectives, Headers } from '../../http/cache-control.ts'
+import { staleIfErrorAllowed, updateStoredHeaders } from '../../http/freshness.ts'
+import { collect, DISCARD } from '../proxy/exchange.ts'
+import type { CacheState, Origin, OriginResponse } from './cache.ts'
+import { respondAndStore, startFlight, UNWATCHED } from './coalescing.ts'
+import { directives, hasAnnouncedLength, storagePlan, toEntry, ttlAt } from './lookup.ts'
+import { relay, serve } from './serve.ts'
+import type { StoredEntry } from './store.ts'
+
+/**
+ * Revalidation (RFC 9111 §4.3): a stale stored response is checked with a
+ * conditional request to the origin, in the foreground or, within
+ * stale-while-revalidate (RFC 5861 §3), in the background; a 304 freshens it
+ * (§4.3.4), so does a matching 200 to HEAD (§4.3.5); a failing origin lets
+ * stale-if-error serve it (RFC 5861 §4).
+ */
+
+/** RFC 9111 §4.3: a conditional request with the stored validators; 304 refreshes the stored headers. */
+export async function revalidate(s: CacheState, ctx: Context, key: string, stored: StoredEntry, dirs: CacheDirectives, req: CacheDirectives, origin: Origin, ttl: number): Promise<void> {
+  let res: OriginResponse
+  try {
+    res = await origin(validators(stored))
+  } catch (err) {
+    if (staleIfErrorAllowed(stored, dirs, s.cfg.ignoreRequestDirectives ? {} : req, s.clock.now())) {
+      return serve(s, ctx, stored, `hit; ttl=${ttl}; detail=stale-if-error`, 'STALE')
+    }
+    throw err
+  }
+  if (res.status === 304) {
+    res.body.attach(DISCARD)
+    freshen(s, stored, res)
+    return serve(s, ctx, stored, `fwd=stale; fwd-status=304; ttl=${freshTtl(s, stored)}`, 'REVALIDATED')
+  }
+  if (res.status >= 500 && staleIfErrorAllowed(stored, dirs, s.cfg.ignoreRequestDirectives ? {} : req, s.clock.now())) {
+    res.body.attach(DISCARD)
+    return serve(s, ctx, stored, `hit; ttl=${ttl}; fwd=stale; fwd-status=${res.status}; detail=stale-if-error`, 'STALE')
+  }
+  if (ctx.method === 'HEAD' && res.status === 200) {
+    // RFC 9111 §4.3.5: a 200 to HEAD freshens the stored GET response when the validators it
+    // carries (and its Content-Length) match the stored ones; otherwise the stored response
+    // describes another representation and is dropped.
+    if (headMatches(stored, res.headers)) {
+      res.body.attach(DISCARD)
+      freshen(s, stored, res)
+      return serve(s, ctx, stored, `fwd=stale; fwd-status=200; ttl=${freshTtl(s, stored)}; detail="freshened by HEAD"`, 'REVALIDATED')
+    }
+    s.store.delete(key)
+    return relay(s, ctx, res, 'fwd=stale; fwd-status=200; detail="HEAD shows another representation; stored response dropped"', 'EXPIRED')
+  }
+  respondAndStore(s, ctx, key, res, 'fwd=stale', 'EXPIRED', UNWATCHED)
+}
+
+/**
+ * stale-while-revalidate (RFC 5861 §3): one background conditional request
+ * per key; its result replaces or refreshes the entry. Misses meanwhile do
+ * not wait for it: they go to the origin themselves.
+ */
+export function refresh(s: CacheState, ctx: Context, key: string, stored: StoredEntry, origin: Origin): void {
+  const settle = startFlight(s, key)
+  if (!settle) return
+  settle.head(false)
+  origin(validators(stored), true).then(
+    (res) => {
+      if (res.status === 304) {
+        res.body.attach(DISCARD)
+        freshen(s, stored, res)
+        return settle.done(stored)
+      }
+      const plan = storagePlan(s, ctx, res)
+      if (!plan.store) {
+        res.body.attach(DISCARD)
+        return settle.done(null)
+      }
+      collect(res.body, s.cfg.maxObjectSize).then(
+        (got) => {
+          if (!got.body || !hasAnnouncedLength(res.headers, got.body.length)) {
+            got.rest?.destroy()
+            return settle.done(null)
+          }
+          const entry = toEntry(key, ctx, res, plan.strip, got.body)
+          s.store.put(entry)
+          settle.done(entry)
+        },
+        () => settle.done(null),
+      )
+    },
+    () => settle.done(null),
+  )
+}
+
+/** RFC 9111 §4.3.4: a 304 (or a matching 200 to HEAD) updates the stored headers and restarts the stored response's age. */
+function freshen(s: CacheState, stored: StoredEntry, res: OriginResponse): void {
+  stored.headers = updateStoredHeaders(stored.headers, res.headers)
+  stored.requestTime = res.requestTime
+  stored.responseTime = res.responseTime
+  s.store.put(stored)
+}
+
+/** The ttl of a just freshened stored response, for Cache-Status. */
+function freshTtl(s: CacheState, stored: StoredEntry): number {
+  return ttlAt(s, stored, directives(s, stored.headers), s.clock.now())
+}
+
+/** RFC 9111 §4.3.1: the conditional request fields made from the stored validators. */
+function validators(e: StoredEntry): Record<string, string> {
+  const v: Record<string, string> = {}
+  if (typeof e.headers.etag === 'string') v['if-none-match'] = e.headers.etag
+  if (typeof e.headers['last-modified'] === 'string') v['if-modified-since'] = e.headers['last-modified']
+  return v
+}
+
+/**
+ * RFC 9111 §4.3.5: whether a 200 answer to HEAD describes the stored GET
+ * response: every validator it carries (ETag, Last-Modified) equals the
+ * stored one, and so does its Content-Length if it has one. An answer with
+ * none of these proves nothing and does not match.
+ */
+function headMatches(stored: StoredEntry, head: Headers): boolean {
+  let compared = 0
+  for (const field of ['etag', 'last-modified'] as const) {
+    const v = head[field]
+    if (v === undefined) continue
+    compared++
+    if (String(v) !== String(stored.headers[field] ?? '')) return false
+  }
+  const length = head['content-length']
+  if (length !== undefined) {
+    compared++
+    if (Number(length) !== stored.body.length) return false
+  }
+  return compared > 0
+}
