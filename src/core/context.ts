@@ -1,38 +1,16 @@
-import http2 from 'node:http2'
-import { read } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { Readable } from 'node:stream'
-import { STATUS_CODES, type ServerResponse } from 'node:http'
-import { EdgeboxError } from './errors.ts'
-import { headerKey } from '../http/header-map.ts'
-import type { ClientView, Forwarding } from './forwarding.ts'
+import type { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
-import type { BodySource, Handler, Req, Res, ResponseFilter, RouteStep } from './types.ts'
-import type { EndpointTable } from './endpoints.ts'
+import type { ClientView, Forwarding } from './forwarding.ts'
+import type { BodySource, Req, Res, ResponseFilter } from './types.ts'
+import type { Route, Site } from './route.ts'
 import type { Authority, RequestTarget } from '../http/target.ts'
+import { sendComplete, sendError, sendFileRange, sendRelay, sendStream } from './respond.ts'
 
 /** Before the pipeline has parsed the target (a Context made for a refusal). */
 const NO_TARGET: RequestTarget = { form: 'origin', scheme: null, authority: null, rawPath: '/', path: '/', encodedPath: '/', query: '' }
 
 export type Headers = Record<string, string | number | string[]>
-
-/**
- * What a matched route gives the pipeline: its prefix, its handler, and its
- * filter modules' steps and response filters, in the pipeline's order
- * (assembled once at start by `routeChain` in pipeline.ts).
- */
-export interface Route {
-  readonly prefix: string
-  readonly handler: Handler
-  /** Phase 8, access control: rate limit, CORS, JSONP, CSRF (each where configured). */
-  readonly access: readonly RouteStep[]
-  /** Phase 10, once the method is allowed, just before the handler: 103 Early Hints. */
-  readonly beforeHandler: readonly RouteStep[]
-  /** Phase 11: what runs on every response head of this route. */
-  readonly filters: readonly ResponseFilter[]
-  /** Index in the configuration, for logs: `sites[0].routes[2]`. */
-  readonly id: string
-}
 
 /** What every Context shares: response filters, and what happens when a response is done. */
 export interface ResponseHooks {
@@ -45,21 +23,13 @@ export interface ResponseHooks {
   readonly forwarding: Forwarding
 }
 
-export interface Site {
-  readonly id: string
-  readonly hosts: readonly string[]
-  readonly routes: readonly Route[]
-  /** The response filters of answers no route gave (a 404, an Edgebox endpoint): the site's security headers. */
-  readonly filters: readonly ResponseFilter[]
-  /** Edgebox's own endpoints on this site, under /_edgebox/ (core/endpoints.ts). */
-  readonly endpoints: EndpointTable
-}
-
 /**
  * Per-request state, created by the pipeline for every request and handed to
- * exactly one handler. It also owns the ways a handler answers (`send`,
- * `stream`, `fail`), so that response filters, HEAD handling, byte counting
- * and connection management happen in one place whatever the protocol.
+ * exactly one handler: the target, the authority, the client as trusted
+ * proxies describe it, the route, and what the access log reports. Its
+ * answering methods (`send`, `stream`, `relay`, `sendFile`, `fail`) are thin:
+ * response filters, HEAD, byte counting, idle timers and 499s are in
+ * respond.ts, in one place whatever the protocol.
  */
 export class Context {
   readonly req: Req
@@ -133,8 +103,10 @@ export class Context {
    * the body, and the filter has already counted them in Content-Length.
    */
   envelope: { readonly prefix: Buffer; readonly suffix: Buffer } | null = null
-  private readonly hooks: ResponseHooks
-  private done = false
+  /** Shared with every request of this configuration; respond.ts runs its filters and its finish hook. */
+  readonly hooks: ResponseHooks
+  /** The finish hook (the access log) has run; set only by respond.ts. */
+  done = false
 
   constructor(req: Req, res: Res, hooks: ResponseHooks, protocol: string, start: number) {
     this.req = req
@@ -169,45 +141,6 @@ export class Context {
    */
   nonce(): string {
     return (this.cspNonce ||= randomBytes(16).toString('base64'))
-  }
-
-  /** Marks the response as done (once) and runs the finish hook: the access log. */
-  private finish(): void {
-    if (this.done) return
-    this.done = true
-    this.hooks.finished(this)
-  }
-
-  /** The client has gone: its connection closed, or (HTTP/2) it reset the stream. */
-  private clientGone(): boolean {
-    const stream = (this.res as { stream?: http2.ServerHttp2Stream }).stream
-    if (stream !== undefined) return stream.destroyed || stream.closed
-    return this.req.socket?.destroyed === true
-  }
-
-  /** Nothing was sent: the client left before the answer (logged as 499, as nginx does). */
-  private abandoned(): void {
-    this.status = 499
-    this.bytes = 0
-    this.finish()
-  }
-
-  /**
-   * The response has closed, complete or not. One the client cut short (a
-   * connection closed mid-response, an HTTP/2 RST_STREAM) is logged as 499
-   * with the bytes it had taken; one the server cut (an error) keeps its status.
-   */
-  private closed(): void {
-    if (this.error === undefined) {
-      const stream = (this.res as { stream?: http2.ServerHttp2Stream }).stream
-      const complete = stream !== undefined ? stream.writableFinished : (this.res as ServerResponse).writableFinished
-      if (!complete) {
-        // HTTP/2: what the stream still held was never sent
-        this.bytes = Math.max(0, this.bytes - (stream?.writableLength ?? 0))
-        this.status = 499
-      }
-    }
-    this.finish()
   }
 
   get isHead(): boolean {
@@ -252,27 +185,13 @@ export class Context {
     this.res.writeContinue()
   }
 
-  private applyFilters(status: number, headers: Headers): void {
-    this.status = status
-    const filters = this.route?.filters ?? this.site?.filters ?? this.hooks.filters
-    for (let i = 0; i < filters.length; i++) filters[i]!(this, headers)
-    if (this.setCookies) {
-      // Cookies Edgebox sets itself (the CSRF token) join any the handler or upstream set.
-      const key = headerKey(headers, 'set-cookie')
-      const current = key === undefined ? [] : ([] as string[]).concat(headers[key] as string | string[])
-      if (key !== undefined) delete headers[key]
-      headers['set-cookie'] = [...current, ...this.setCookies]
-    }
-    // RFC 9110 §10.1.1: a final response sent before the announced body was
-    // read leaves the connection out of sync; close it (HTTP/1.x only).
+  /**
+   * The request announced a body that has not been read to its end: a final
+   * response now leaves an HTTP/1.x connection out of sync (RFC 9110 §10.1.1).
+   */
+  get bodyUnread(): boolean {
     const req = this.req as Req & { complete?: boolean }
-    if (!req.complete && requestHasBody(req)) {
-      const res = this.res
-      if ('shouldKeepAlive' in res) res.shouldKeepAlive = false
-      // HTTP/2: end the stream once the response is out, or the client's
-      // half stays open (RFC 9113 §8.1 allows RST_STREAM with NO_ERROR).
-      else res.once('finish', () => res.stream.close(http2.constants.NGHTTP2_NO_ERROR))
-    }
+    return !req.complete && requestHasBody(req)
   }
 
   /**
@@ -281,42 +200,7 @@ export class Context {
    * then writes head and body in one write call instead of two.
    */
   send(status: number, headers: Headers, body?: Buffer | string, encoding?: 'latin1'): void {
-    const res = this.res
-    if (this.clientGone()) return this.abandoned()
-    if (body !== undefined) {
-      const len = typeof body !== 'string' || encoding === 'latin1' ? body.length : Buffer.byteLength(body)
-      headers['Content-Length'] = len
-      if (!this.isHead) this.bytes = len
-    }
-    this.applyFilters(status, headers)
-    const envelope = this.envelope
-    if (envelope && body !== undefined) {
-      body = Buffer.concat([envelope.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, envelope.suffix])
-      encoding = undefined
-      if (!this.isHead) this.bytes = body.length
-    }
-    const stream = (res as { stream?: http2.ServerHttp2Stream }).stream
-    if (stream !== undefined && !stream.headersSent && !stream.destroyed) {
-      // HTTP/2: one call to the stream instead of the compatibility layer's
-      // writeHead, setHeader per field and end (the hot path for small answers)
-      const fields: http2.OutgoingHttpHeaders = { ':status': status }
-      for (const name in headers) fields[name.toLowerCase()] = headers[name]
-      const empty = body === undefined || this.isHead
-      stream.respond(fields, { endStream: empty })
-      if (!empty) stream.end(encoding ? Buffer.from(body as string, encoding) : body)
-      // logged when the stream closes: a client may reset it before the answer is out
-      stream.once('close', () => this.closed())
-      return
-    }
-    ;(res as ServerResponse).writeHead(status, headers)
-    if (body === undefined || this.isHead) res.end()
-    else if (encoding) (res as ServerResponse).end(body, encoding)
-    else res.end(body)
-    // Handed to the kernel whole: done. Still buffered (a large body, a slow
-    // client): whether it completes is known when the response closes.
-    const socket = (res as ServerResponse).socket
-    if (socket && socket.writableLength > 0) res.once('close', () => this.closed())
-    else this.finish()
+    sendComplete(this, status, headers, body, encoding)
   }
 
   /**
@@ -324,195 +208,30 @@ export class Context {
    * away, the source is destroyed (its file descriptor closed) at once.
    */
   stream(status: number, headers: Headers, source: Readable): void {
-    const res = this.res
-    this.applyFilters(status, headers)
-    const envelope = this.envelope
-    if (envelope) {
-      const inner = source
-      source = Readable.from(
-        (async function* () {
-          yield envelope.prefix
-          for await (const chunk of inner) yield chunk as Buffer
-          yield envelope.suffix
-        })(),
-        { objectMode: false },
-      )
-      source.once('close', () => inner.destroy())
-    }
-    ;(res as ServerResponse).writeHead(status, headers)
-    if (this.isHead) {
-      source.once('error', () => {}) // a destroyed source may report its own abort
-      source.destroy()
-      res.end()
-      this.finish()
-      return
-    }
-    source.on('data', (chunk: Buffer) => {
-      this.bytes += chunk.length
-    })
-    source.on('error', (err) => {
-      this.error = err
-      res.destroy()
-    })
-    this.untilClosed(() => {
-      if (!source.destroyed) source.destroy()
-    })
-    source.pipe(res as NodeJS.WritableStream)
+    sendStream(this, status, headers, source)
   }
 
   /**
-   * Sends headers, then the chunks `source` pushes, with backpressure: a
-   * write the socket cannot take at once pauses the source until 'drain'.
-   * A source that fails mid-body cuts the connection (the client must not
-   * take a truncated body for a whole one); a client that leaves destroys
-   * the source.
+   * Sends headers, then the chunks `source` pushes, with backpressure. A
+   * source that fails mid-body cuts the connection; a client that leaves
+   * destroys the source.
    */
   relay(status: number, headers: Headers, source: BodySource): void {
-    const res = this.res as ServerResponse
-    this.applyFilters(status, headers)
-    const envelope = this.envelope
-    if (envelope) {
-      const inner = source
-      source = {
-        attach: (sink) =>
-          inner.attach({
-            data: (c) => sink.data(c),
-            end: () => {
-              sink.data(envelope.suffix)
-              sink.end()
-            },
-            error: (err) => sink.error(err),
-          }),
-        resume: () => inner.resume(),
-        destroy: (err) => inner.destroy(err),
-      }
-    }
-    res.writeHead(status, headers)
-    if (this.isHead) {
-      source.destroy()
-      res.end()
-      this.finish()
-      return
-    }
-    this.untilClosed(() => source.destroy())
-    if (envelope) {
-      this.bytes += envelope.prefix.length
-      res.write(envelope.prefix)
-    }
-    const resume = () => source.resume()
-    source.attach({
-      data: (chunk) => {
-        this.bytes += chunk.length
-        if (res.write(chunk)) return true
-        res.once('drain', resume)
-        return false
-      },
-      end: () => res.end(),
-      error: (err) => {
-        this.error = err
-        res.destroy()
-      },
-    })
+    sendRelay(this, status, headers, source)
   }
 
   /**
-   * Sends headers, then bytes `start..end` (inclusive) of an open file, read
-   * in `chunk`-sized pieces with the callback API (less overhead per chunk
-   * than a stream) and written with backpressure. The file is closed when the
-   * range is sent or the client goes away, whichever comes first.
+   * Sends headers, then bytes `start..end` (inclusive) of an open file in
+   * `chunk`-sized reads, with backpressure. The file is closed when the
+   * range is sent or the client goes away.
    */
   sendFile(status: number, headers: Headers, file: FileHandle, start: number, end: number, chunk: number): void {
-    const res = this.res
-    this.applyFilters(status, headers)
-    const envelope = this.envelope
-    ;(res as ServerResponse).writeHead(status, headers)
-    let closed = false
-    const close = () => {
-      if (closed) return
-      closed = true
-      file.close().catch(() => {})
-    }
-    this.untilClosed(close)
-    if (this.isHead || end < start) {
-      close()
-      res.end()
-      return
-    }
-    const fd = file.fd
-    // One buffer per response, reused: the next read starts only once the
-    // previous chunk has been handed to the kernel (the write callback), which
-    // is also the backpressure. A fresh buffer per chunk costs more in GC
-    // than the copy itself.
-    const buf = Buffer.allocUnsafeSlow(Math.min(chunk, end - start + 1))
-    let pos = start
-    if (envelope) (res as ServerResponse).write(envelope.prefix)
-    const next = (): void => {
-      if (closed) return
-      const n = Math.min(buf.length, end - pos + 1)
-      read(fd, buf, 0, n, pos, (err, got) => {
-        if (closed) return
-        if (err || got === 0) {
-          this.error = err ?? new Error(`file ended early at byte ${pos}`)
-          close()
-          res.destroy()
-          return
-        }
-        pos += got
-        this.bytes += got
-        if (pos <= end) {
-          ;(res as ServerResponse).write(got === buf.length ? buf : buf.subarray(0, got), written)
-        } else {
-          close()
-          if (envelope) {
-            ;(res as ServerResponse).write(buf.subarray(0, got))
-            ;(res as ServerResponse).end(envelope.suffix)
-          } else (res as ServerResponse).end(buf.subarray(0, got))
-        }
-      })
-    }
-    const written = (err?: Error | null): void => {
-      if (!err) next()
-    }
-    next()
-  }
-
-  /**
-   * For streamed responses: arms the idle timer (a client that stops reading
-   * must not hold a file and a connection forever) and runs `cleanup`, then
-   * the access log, once the response is complete or the client has gone.
-   */
-  private untilClosed(cleanup: () => void): void {
-    const res = this.res
-    const socket = 'shouldKeepAlive' in res ? res.socket : null
-    socket?.setTimeout(this.hooks.streamIdleTimeout)
-    // No reset afterwards: once the response is finished Node sets the
-    // keep-alive timeout on the socket itself (and a reset would clear it).
-    res.once('close', () => {
-      cleanup()
-      this.closed()
-    })
+    sendFileRange(this, status, headers, file, start, end, chunk)
   }
 
   /** Turns any error into a clean response (or, after headers went out, a cut connection). */
   fail(err: unknown): void {
-    const res = this.res
-    const known = err instanceof EdgeboxError
-    if (!known || err.status >= 500) this.error = err
-    if (res.headersSent) {
-      if (this.clientGone()) this.status = 499
-      res.destroy()
-      this.finish()
-      return
-    }
-    const status = known ? err.status : 500
-    const message = known ? err.message : 'Internal Server Error'
-    const headers: Headers = {
-      'Content-Type': 'text/plain; charset=utf-8',
-      'X-Content-Type-Options': 'nosniff',
-      'Cache-Control': 'no-store',
-      ...(known ? err.headers : {}),
-    }
-    this.send(status, headers, status === 304 ? undefined : `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`)
+    sendError(this, err)
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Route, Site } from './context.ts'
+import type { Route, Site } from './route.ts'
 
 /**
  * Site and route matching, built once at start.
