@@ -126,7 +126,9 @@ export class Context {
 
   /** The client's address: the peer's, or through trusted proxies the one they forwarded. */
   get clientAddress(): string {
-    return this.client.address
+    // without trusted proxies (the common case) the peer, with no view built: the access log asks on every request
+    const forwarding = this.hooks.forwarding
+    return this.clientView?.address ?? (forwarding.trusting ? this.client.address : forwarding.peer(this.req))
   }
 
   /** Adds the forwarding fields (X-Forwarded-*, Forwarded) to headers going upstream. */

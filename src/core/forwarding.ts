@@ -54,6 +54,10 @@ export interface ClientView {
 
 export interface Forwarding {
   readonly header: ClientAddressHeader
+  /** Whether any proxy is trusted; without one, the client is always the peer (the fast path of `peer`). */
+  readonly trusting: boolean
+  /** The peer's address (an IPv4-mapped IPv6 address as the IPv4 one). */
+  peer(req: Req): string
   /** The view of one request. */
   view(req: Req, own: Own): ClientView
   /** Sets X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and Forwarded on headers going upstream (mutates `out`). */
@@ -132,7 +136,7 @@ export function createForwarding(opts: ForwardingOptions): Forwarding {
     else delete out['x-forwarded-host']
   }
 
-  return { header, view, addUpstreamFields }
+  return { header, trusting: opts.trustedProxies.length > 0, peer: (req) => unmapped(req.socket?.remoteAddress ?? ''), view, addUpstreamFields }
 }
 
 function first(value: string | string[] | undefined): string | undefined {
