@@ -10,6 +10,7 @@ import { startEdgebox } from '../server/app.ts'
 import { localHome } from '../tls/local-ca.ts'
 import { certCommand } from './cert.ts'
 import { inspectCommand } from './inspect.ts'
+import { redactSecrets } from '../config/redact.ts'
 
 const HELP = `edgebox: a self-hosted web edge
 
@@ -231,7 +232,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const input = await resolveInput()
     if (printOnly) {
-      process.stdout.write(JSON.stringify(validateConfig(input), null, 2) + '\n')
+      // secrets show as "<redacted>": what is printed gets pasted into issues and chats
+      process.stdout.write(JSON.stringify(redactSecrets(validateConfig(input)), null, 2) + '\n')
       return
     }
     const box = await startEdgebox(input, { baseDir })
