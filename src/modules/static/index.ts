@@ -198,6 +198,11 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   }
 
   async function spaFallback(ctx: Context): Promise<void> {
+    // The fallback answers navigations. A WebSocket handshake is never one: a 200
+    // with the app's HTML would only confuse the client, so it gets a 404 saying
+    // why (a static route takes no upgrades; RFC 9110 §7.8 lets a server ignore
+    // Upgrade, which it still does for files that exist).
+    if (ctx.req.headers.upgrade !== undefined) throw httpError('EB_ERR_NOT_FOUND', `no WebSocket endpoint at ${ctx.path}`)
     const file = path.join(root, spaPath!)
     const st = await statOrNull(file)
     if (!st?.isFile() || !(await reachable(file))) throw httpError('EB_ERR_NOT_FOUND')
