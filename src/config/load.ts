@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import path from 'node:path'
-import { pathToFileURL } from 'node:url'
 import type { z } from 'zod'
 import { ConfigError } from '../core/errors.ts'
+import { ConfigLoadError, importConfig } from './import-config.ts'
 import { configSchema, type EdgeboxConfig, type EdgeboxConfigInput } from './schema.ts'
 
 /** `['sites', 0, 'routes', 2, 'static', 'root']` -> `sites[0].routes[2].static.root` */
@@ -44,8 +44,9 @@ function deepFreeze<T>(value: T): T {
 let loads = 0
 
 /**
- * Loads `edgebox.config.ts|js|mjs|json`: the default export (or the JSON
- * document). Each call reads the file again (a reload sees its changes; the
+ * Loads `edgebox.config.ts|mts|js|mjs|json`: the default export (or the JSON
+ * document). `.ts` and `.js` files are ES modules whatever the project's
+ * `type` (./import-config.ts). Each call reads the file again (a reload sees its changes; the
  * modules it imports stay as first loaded).
  */
 export async function loadConfigFile(file: string): Promise<EdgeboxConfigInput> {
@@ -65,15 +66,19 @@ export async function loadConfigFile(file: string): Promise<EdgeboxConfigInput> 
     }
   }
   if (!['.ts', '.mts', '.js', '.mjs'].includes(ext)) throw new ConfigError([`${file}: a configuration file is .ts, .mts, .js, .mjs or .json`])
+  // a file that is not there is "not found"; any other failure says what failed
+  try {
+    await access(abs)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new ConfigError([code === 'ENOENT' ? `${file}: configuration file not found` : `${file}: cannot read the configuration file (${code ?? String(err)})`])
+  }
   let mod: { default?: unknown }
   try {
-    const url = pathToFileURL(abs)
-    if (loads++ > 0) url.search = `?load=${loads}`
-    mod = (await import(url.href)) as { default?: unknown }
+    mod = await importConfig(abs, loads++ > 0 ? `?load=${loads}` : '')
   } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(abs)) throw new ConfigError([`${file}: configuration file not found`])
-    throw new ConfigError([`${file}: cannot load the configuration (${e.message})`])
+    if (err instanceof ConfigLoadError) throw new ConfigError([`${file}: cannot load the configuration: ${err.message}`])
+    throw err
   }
   if (mod.default === undefined) throw new ConfigError([`${file}: the configuration file has no default export (export default defineConfig({...}))`])
   return mod.default as EdgeboxConfigInput

@@ -167,6 +167,57 @@ describe('the edgebox command', () => {
     }
   })
 
+  /** Runs `edgebox --config FILE` expecting it to refuse; returns stderr. */
+  function refusedConfig(dir: string, name: string, text: string): string {
+    writeFileSync(path.join(dir, name), text)
+    const r = spawnSync(process.execPath, [BIN, '--config', path.join(dir, name)], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2, r.stderr)
+    assert.doesNotMatch(r.stdout + r.stderr, /listening on/)
+    return r.stderr
+  }
+
+  test('a configuration that fails to import names the real cause, never "not found" for a file that exists', () => {
+    const t = tempDir()
+    try {
+      let err = refusedConfig(t.dir, 'edgebox.config.ts', "import { x } from 'no-such-edgebox-package'\nexport default { x }\n")
+      assert.match(err, /edgebox\.config\.ts: cannot load the configuration: module "no-such-edgebox-package" not found \(imported from .*edgebox\.config\.ts\)/)
+      assert.doesNotMatch(err, /configuration file not found/)
+      err = refusedConfig(t.dir, 'rel.mjs', "import './helper.mjs'\nexport default {}\n")
+      assert.match(err, /rel\.mjs: cannot load the configuration: module ".*helper\.mjs" not found \(imported from .*rel\.mjs\)/)
+      // a syntax error names the file, line and column, for TypeScript and JavaScript alike
+      const broken = 'export default {\n  listen: [],\n  oops oops\n}\n'
+      err = refusedConfig(t.dir, 'broken.ts', broken)
+      assert.match(err, /broken\.ts: cannot load the configuration: syntax error at .*broken\.ts:3:8: /)
+      err = refusedConfig(t.dir, 'broken.js', broken)
+      assert.match(err, /broken\.js: cannot load the configuration: syntax error at .*broken\.js:3:8: Unexpected identifier 'oops'/)
+      // only a file that is not there is "not found"
+      const r = spawnSync(process.execPath, [BIN, '--config', path.join(t.dir, 'absent.ts')], { encoding: 'utf8', timeout: 10_000 })
+      assert.equal(r.status, 2)
+      assert.match(r.stderr, /absent\.ts: configuration file not found/)
+    } finally {
+      t.cleanup()
+    }
+  })
+
+  test('.ts and .js configurations load as ES modules in a CommonJS project too', async () => {
+    const t = tempDir()
+    writeFileSync(path.join(t.dir, 'package.json'), JSON.stringify({ name: 'site', version: '1.0.0', type: 'commonjs' }))
+    writeFileSync(path.join(t.dir, 'index.html'), 'commonjs project')
+    const body = "export default { listen: [{ port: 0 }], log: { access: false }, sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] }\n"
+    try {
+      for (const name of ['edgebox.config.ts', 'edgebox.config.js']) {
+        writeFileSync(path.join(t.dir, name), name.endsWith('.ts') ? `const port: number = 0\n${body.replace('port: 0', 'port')}` : body)
+        const run = await runCli(['--config', name], t.dir)
+        const r = await request('http/1.1', run.url)
+        assert.equal(r.status, 200, name)
+        assert.equal(r.text, 'commonjs project')
+        assert.equal(await run.stop(), 0)
+      }
+    } finally {
+      t.cleanup()
+    }
+  })
+
   test('bad flags are refused with a message', () => {
     let r = spawnSync(process.execPath, [BIN, '--port', 'abc'], { encoding: 'utf8', timeout: 10_000 })
     assert.equal(r.status, 2)
