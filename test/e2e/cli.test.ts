@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { validateConfig } from '../../src/config/load.ts'
 import { ConfigError } from '../../src/core/errors.ts'
 import { startEdgebox } from '../../src/server/app.ts'
+import { olderNode } from '../helpers/old-node.ts'
 import { listeningUrl, request, tempDir } from '../helpers/server.ts'
 
 /** Configuration validation with exact paths, and the `edgebox` command (item 1 and "what a user gets"). */
@@ -216,6 +217,14 @@ describe('the edgebox command', () => {
     } finally {
       t.cleanup()
     }
+  })
+
+  test('on a Node older than 24 it prints one line saying how to add Node 24 and exits 2', () => {
+    const old = olderNode()
+    const r = spawnSync(old.argv[0]!, [...old.argv.slice(1), BIN, '--port', '0'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.stdout, '')
+    assert.equal(r.stderr, `Edgebox needs Node.js 24 or newer (this is ${old.version}). Add it to this project: npm install --save-dev node@24, then run npx edgebox again.\n`)
+    assert.equal(r.status, 2)
   })
 
   test('bad flags are refused with a message', () => {
