@@ -28,7 +28,15 @@ export interface Handler {
   upgrade?(ctx: Context, socket: Duplex, head: Buffer): void
   /** Entry point for `CONNECT` requests (forward proxy). Absent: 405. */
   connect?(ctx: Context, socket: Duplex, head: Buffer): void
-  /** Releases timers, watchers and pools when the server stops. */
+  /**
+   * Called once when the server starts to stop, before it waits for open
+   * connections to finish: ends the exchanges that would otherwise never
+   * finish on their own (WebSockets, event streams, held long polls) in a way
+   * their clients take as "reconnect", so a shutdown is not held until
+   * `limits.shutdownTimeout` cuts them. Requests still arriving get 503.
+   */
+  drain?(): void
+  /** Releases timers, watchers and pools when the server stops, once its connections are done (or cut). */
   close?(): void | Promise<void>
 }
 

@@ -118,6 +118,8 @@ export function messageJson(m: Message): string {
  * message when it is one (for transports that cache their own framing per
  * message).
  */
+function noop(): void {}
+
 export type Deliver = (json: string, position: Position, message?: Message) => void
 
 export class Hub {
@@ -126,6 +128,9 @@ export class Hub {
   readonly maxMessageSize: number
   /** The time the transports' timers run on: long-poll holds, keep-alives, heartbeats, token expiry. */
   readonly clock: Clock
+  /** How each open WebSocket, SSE stream and held long poll is ended when Edgebox stops (`drain`). */
+  private readonly open = new Set<() => void>()
+  private drained = false
 
   constructor(rules: readonly ChannelRule[], engine: Engine, opts: { maxMessageSize: number; clock?: Clock }) {
     this.rules = rules.map((r) => ({ ...r, re: patternRegExp(r.pattern) }))
@@ -225,6 +230,33 @@ export class Hub {
       stopPresence()
       void this.engine.leave(ch, who)
     }
+  }
+
+  /**
+   * Registers a long-lived exchange (a WebSocket, an SSE stream, a held long
+   * poll) with the function that ends it the way its client takes as "come
+   * back later". Returns the function that unregisters it, for when it ends
+   * on its own. Once the hub is draining, `end` runs at once instead.
+   */
+  hold(end: () => void): () => void {
+    if (this.drained) {
+      end()
+      return noop
+    }
+    this.open.add(end)
+    return () => this.open.delete(end)
+  }
+
+  /**
+   * Edgebox is stopping: ends every exchange held now or later, so clients
+   * reconnect (to this server once it is back, or to another) instead of
+   * holding their connections until the shutdown timeout cuts them.
+   */
+  drain(): void {
+    this.drained = true
+    const ends = [...this.open]
+    this.open.clear()
+    for (const end of ends) end()
   }
 
   /** Who is subscribed to a presence channel now. */

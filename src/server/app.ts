@@ -34,7 +34,12 @@ export interface Edgebox {
    * a reload that changes `listen`, `limits` or `log` is refused.
    */
   reload(input: EdgeboxConfigInput | EdgeboxConfig): Promise<void>
-  /** Graceful stop: no new connections, in-flight requests finish (up to limits.shutdownTimeout). */
+  /**
+   * Graceful stop: no new connections; long-lived exchanges are ended at once
+   * (WebSockets closed with 1001, event streams ended, held polls answered);
+   * in-flight requests finish (up to limits.shutdownTimeout); then a
+   * `stopped` line with the time it took.
+   */
   close(): Promise<void>
 }
 
@@ -139,11 +144,16 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     },
     close() {
       closing ??= (async () => {
+        const started = performance.now()
         shuttingDown = true
-        await Promise.all(listeners.map((l) => l.close(current.config.limits.shutdownTimeout)))
+        // Stop accepting first, then end what never finishes on its own: the listeners wait only for real requests.
+        const closed = listeners.map((l) => l.close(current.config.limits.shutdownTimeout))
+        for (const g of [current, ...retired]) drainGeneration(g, log)
+        await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
         resumption?.close()
         accessLog.flush()
+        log.info({ ms: Math.round(performance.now() - started) }, 'stopped')
       })()
       return closing
     },
@@ -153,6 +163,17 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
 /** The session settings a reload cannot change (the resumption state is the listeners'). */
 function sessionSettings(t: EdgeboxConfig['tls']) {
   return [t.sessionTickets, t.ticketRotation, t.ticketKeyFile, t.sessionTimeout, t.sessionCacheSize]
+}
+
+/** Shutdown has begun: each handler ends its long-lived exchanges (a failing one must not keep the others or the shutdown waiting). */
+function drainGeneration(g: Generation, log: Logger): void {
+  for (const h of g.handlers) {
+    try {
+      h.drain?.()
+    } catch (err) {
+      log.error({ err, kind: h.kind }, 'a handler failed to drain its connections at shutdown')
+    }
+  }
 }
 
 async function closeGeneration(g: Generation): Promise<void> {

@@ -1,4 +1,5 @@
 import { constants as cryptoConstants } from 'node:crypto'
+import dc from 'node:diagnostics_channel'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
@@ -184,6 +185,7 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     async close(deadlineMs) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeIdleConnections()
+      const stopClosingFinished = closeWhenFinished(server)
       for (const s of sessions) s.close()
       const timer = setTimeout(() => {
         server.closeAllConnections()
@@ -193,8 +195,32 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       timer.unref()
       await closed
       clearTimeout(timer)
+      stopClosingFinished()
     },
   }
+}
+
+/**
+ * During shutdown: closes each HTTP/1 connection as soon as its response in
+ * flight finishes. A response whose head went out before shutdown (an event
+ * stream, a long download) announced keep-alive, and Node would then hold
+ * the idle connection for keepAliveTimeout. Node announces every finished
+ * response on a diagnostics channel; only this server's are taken, and only
+ * while it closes (nothing on the hot path). Returns the unsubscribe.
+ */
+function closeWhenFinished(server: http.Server | https.Server): () => void {
+  let scheduled = false
+  const onFinish = (msg: unknown) => {
+    if ((msg as { server?: unknown }).server !== server || scheduled) return
+    scheduled = true
+    // after Node's own handling of the finished response has detached it from its socket
+    setImmediate(() => {
+      scheduled = false
+      server.closeIdleConnections()
+    })
+  }
+  dc.subscribe('http.server.response.finish', onFinish)
+  return () => dc.unsubscribe('http.server.response.finish', onFinish)
 }
 
 /**

@@ -246,6 +246,10 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
         (err: Error & { status?: number }) => refuse(401, 'Unauthorized', err.message, { 'WWW-Authenticate': 'Bearer realm="edgebox realtime", error="invalid_token"' }),
       )
     },
+    drain() {
+      // WebSockets get 1001, SSE streams end, held long polls are answered: none waits for the shutdown timeout
+      hub.drain()
+    },
     close() {
       ws.close()
       return hub.engine.close()

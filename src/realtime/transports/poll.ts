@@ -11,6 +11,7 @@ import type { Timer } from '../../core/clock.ts'
  * (`wait=1`) answers at once when there is anything to say, else holds the
  * request until a message arrives (then everything that arrived in that
  * turn) or `timeout` passes (then `[]`); a client that leaves releases it.
+ * When Edgebox stops, a held poll is answered at once, as at the timeout.
  */
 
 export interface PollOptions {
@@ -27,7 +28,9 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
   /** Set once the history has been read and the request is being held. */
   let holding = false
   const res = ctx.res
+  let unhold: () => void = () => {}
   const release = () => {
+    unhold()
     hub.clock.clearTimeout(timer)
     for (const stop of stops.splice(0)) stop()
   }
@@ -42,6 +45,8 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
     if (done) return
     done = true
     release()
+    // the client left a held poll: answering now logs it (a 499, nothing sent)
+    ctx.send(200, {}, '')
   }
   res.once('close', onClose)
   try {
@@ -67,6 +72,10 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
   if (done) return
   if (!opts.wait || out.length > 0) return answer()
   holding = true
+  // asked while the client is connected: the log line is written when the hold ends
+  void ctx.clientAddress
   timer = hub.clock.setTimeout(answer, opts.timeout)
+  // Shutdown answers it at once, as the timeout would: the client polls again, elsewhere or later.
+  unhold = hub.hold(answer)
 }
 

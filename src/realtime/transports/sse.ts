@@ -11,7 +11,9 @@ import type { Timer } from '../../core/clock.ts'
  * channels (`a@e1/4,b@e2/9`); a reconnecting EventSource sends it back as
  * Last-Event-ID and every channel resumes. The stream opens with `retry:`
  * and the `sub`/`gap` envelopes, and a `: keep-alive` comment goes out every
- * `keepAlive` ms so intermediaries do not cut an idle stream.
+ * `keepAlive` ms so intermediaries do not cut an idle stream. When Edgebox
+ * stops, the stream ends cleanly (`: server shutting down`) and the client
+ * reconnects, resuming every channel.
  *
  * The stream is a BodySource for ctx.relay: the context writes it, applies
  * the response filters, and logs it when it ends. A client that does not
@@ -39,6 +41,7 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   let expiry: Timer | undefined
   let waiting = 0 // bytes written since the client last drained
   let over = false
+  let release: () => void = () => {}
 
   const write = (text: string) => {
     if (!sink || over) return
@@ -55,16 +58,28 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   }
 
   const end = () => {
+    release()
     clock.clearInterval(timer)
     clock.clearTimeout(expiry)
     for (const stop of stops) stop()
     stops = []
   }
 
+  /** Ends the stream cleanly (the whole body, chunked or END_STREAM): an EventSource reconnects after `retry`. */
+  const finish = (comment: string) => {
+    if (over) return
+    write(`: ${comment}\n\n`)
+    over = true
+    end()
+    sink?.end()
+  }
+
   const source: BodySource = {
     attach(s) {
       sink = s
       write(`retry: ${opts.retry}\n\n`)
+      release = hub.hold(() => finish('server shutting down'))
+      if (over) return
       void (async () => {
         try {
           for (const sub of subs) {
@@ -91,12 +106,7 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
       timer = clock.setInterval(() => write(': keep-alive\n\n'), opts.keepAlive)
       timer.unref()
       if (opts.until !== undefined) {
-        expiry = clock.setTimeout(() => {
-          write(': token expired\n\n')
-          over = true
-          end()
-          sink?.end()
-        }, Math.max(0, opts.until - clock.now()))
+        expiry = clock.setTimeout(() => finish('token expired'), Math.max(0, opts.until - clock.now()))
         expiry.unref()
       }
     },

@@ -25,6 +25,8 @@ export function anonymous(): string {
   return `anon-${randomBytes(4).toString('hex')}`
 }
 
+function noop(): void {}
+
 export interface WebSocketOptions {
   readonly heartbeat: number
   readonly maxBuffered: number
@@ -83,6 +85,8 @@ interface Session {
   readonly subs: Map<string, (() => void) | null>
   alive: boolean
   closed: boolean
+  /** Unregisters the session from the hub's shutdown list. */
+  release: () => void
 }
 
 export class WebSocketTransport {
@@ -117,8 +121,10 @@ export class WebSocketTransport {
   }
 
   private session(ws: WebSocket, grant: (Grant & { expires?: number | undefined }) | undefined): void {
-    const s: Session = { ws, who: grant?.user ?? anonymous(), subs: new Map(), alive: true, closed: false }
+    const s: Session = { ws, who: grant?.user ?? anonymous(), subs: new Map(), alive: true, closed: false, release: noop }
     this.sessions.add(s)
+    // Shutdown: 1001 (going away, RFC 6455 §7.4.1) tells the client to reconnect; the closing handshake then ends the connection.
+    s.release = this.hub.hold(() => ws.close(1001, 'server shutting down'))
     if (grant?.expires !== undefined) {
       // What the token allowed ends with it: the client reconnects with a new one.
       const clock = this.hub.clock
@@ -215,6 +221,7 @@ export class WebSocketTransport {
 
   private end(s: Session): void {
     s.closed = true
+    s.release()
     for (const stop of s.subs.values()) stop?.()
     s.subs.clear()
     this.sessions.delete(s)
