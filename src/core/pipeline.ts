@@ -319,6 +319,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     if (ctx && handler?.upgrade) {
       // One access log line per upgrade, once the connection is over; the handler sets ctx.status
       // (101 for a tunnel); a client that left before any answer is a 499.
+      // The client's address is asked now: once the socket is closed it has none.
+      void ctx.clientAddress
       socket.once('close', () => {
         ctx.bytes = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0
         if (ctx.status === 0) ctx.status = 499

@@ -287,6 +287,10 @@ export function sendFileRange(ctx: Context, status: number, headers: Headers, fi
  */
 function untilClosed(ctx: Context, cleanup: () => void): void {
   const res = ctx.res
+  // The log line is written when the response closes, often after the client's
+  // socket is gone and its peer address with it: ask now, while it is connected
+  // (the socket keeps the peer it read; through trusted proxies the view is kept).
+  void ctx.clientAddress
   const socket = 'shouldKeepAlive' in res ? res.socket : null
   socket?.setTimeout(ctx.hooks.streamIdleTimeout)
   // No reset afterwards: once the response is finished Node sets the
