@@ -203,12 +203,21 @@ export function sendRelay(ctx: Context, status: number, headers: Headers, source
     ctx.bytes += envelope.prefix.length
     res.write(envelope.prefix)
   }
-  const resume = () => source.resume()
+  // One pending 'drain' listener at most: a source that keeps pushing while
+  // blocked (an event stream) would otherwise add one per refused write.
+  let blocked = false
+  const resume = () => {
+    blocked = false
+    source.resume()
+  }
   source.attach({
     data: (chunk) => {
       ctx.bytes += chunk.length
       if (res.write(chunk)) return true
-      res.once('drain', resume)
+      if (!blocked) {
+        blocked = true
+        res.once('drain', resume)
+      }
       return false
     },
     end: () => res.end(),
