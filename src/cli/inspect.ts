@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { parseServer } from '../inspect/dns.ts'
 import { inspect, type InspectOptions } from '../inspect/inspect.ts'
-import { ProbeError } from '../inspect/probe.ts'
+import { pemCertificates, ProbeError, type Authority } from '../inspect/probe.ts'
+import { localHome } from '../tls/local-ca.ts'
 import { renderText } from '../inspect/report.ts'
 import { TCHAR } from '../http/token.ts'
 
@@ -20,7 +24,8 @@ Options:
       --credentials       the script sends cookies (credentials: 'include')
       --repeat N          N requests over one connection and N over new ones: latency percentiles
   -k, --insecure          go on when the certificate is not trusted or not for this host (flagged in the report)
-      --dns-server ADDR   also ask this DNS server directly (answers, TTLs, flags)
+      --ca FILE           also trust the authorities in this PEM file (repeatable); Edgebox's local authority is trusted when present
+      --dns-server ADDR   ask this DNS server directly first (answers, TTLs, flags; a failure there fails the dns phase)
       --http1.1           offer only HTTP/1.1 (ALPN)
       --http2             offer only HTTP/2 (ALPN); on http://, HTTP/2 with prior knowledge (h2c)
   -4, -6                  connect over IPv4 / IPv6 only
@@ -52,8 +57,35 @@ function headerMap(list: string[] | undefined, flag: string): Record<string, str
   return out
 }
 
-/** `edgebox inspect`; returns the exit code. */
-export async function inspectCommand(argv: string[], out: CommandOutput = processOutput): Promise<number> {
+/** An authority named by its file and subject; throws a usage message when the file has no certificate. */
+function authorityFile(file: string, label: (subject: string) => string): Authority {
+  let pem: string
+  try {
+    pem = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new Error(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  const certs = pemCertificates(pem)
+  if (!certs.length) throw new Error('no PEM certificate in it')
+  return { label: label(certs.map((c) => c.subject.replace(/\n/g, ', ')).join('; ')), pem }
+}
+
+/**
+ * Edgebox's local authority (docs/tls.md, `edgebox cert`), trusted when
+ * present: a local Edgebox's certificates then verify as they do for a
+ * browser that trusts it. One that cannot be read is left out.
+ */
+function localAuthority(env: NodeJS.ProcessEnv): Authority | null {
+  const file = path.join(localHome(env), 'ca', 'ca.crt')
+  try {
+    return authorityFile(file, (subject) => `Edgebox's local authority ${file} (${subject})`)
+  } catch {
+    return null
+  }
+}
+
+/** `edgebox inspect`; returns the exit code. `env` says where Edgebox's local authority is (EDGEBOX_HOME). */
+export async function inspectCommand(argv: string[], out: CommandOutput = processOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed
   try {
     parsed = parseArgs({
@@ -70,6 +102,7 @@ export async function inspectCommand(argv: string[], out: CommandOutput = proces
         credentials: { type: 'boolean' },
         repeat: { type: 'string' },
         insecure: { type: 'boolean', short: 'k' },
+        ca: { type: 'string', multiple: true },
         'dns-server': { type: 'string' },
         'http1.1': { type: 'boolean' },
         http2: { type: 'boolean' },
@@ -100,6 +133,23 @@ export async function inspectCommand(argv: string[], out: CommandOutput = proces
   if (values['http1.1'] && values.http2) return usage('--http1.1 and --http2 exclude each other')
   if (values['4'] && values['6']) return usage('-4 and -6 exclude each other')
   if (values.origin !== undefined && !/^https?:\/\/[^/?#\s]+$/i.test(values.origin)) return usage(`--origin ${values.origin}: an origin like https://app.example.com (scheme, host, port; no path)`)
+  if (values['dns-server'] !== undefined) {
+    try {
+      parseServer(values['dns-server'])
+    } catch (err) {
+      return usage(`--dns-server ${values['dns-server']}: ${(err as Error).message}`)
+    }
+  }
+  const authorities: Authority[] = []
+  for (const file of values.ca ?? []) {
+    try {
+      authorities.push(authorityFile(file, (subject) => `--ca ${file} (${subject})`))
+    } catch (err) {
+      return usage(`--ca ${file}: ${(err as Error).message}`)
+    }
+  }
+  const local = localAuthority(env)
+  if (local) authorities.push(local)
   let headers: Record<string, string>
   let corsHeaders: Record<string, string>
   try {
@@ -118,6 +168,7 @@ export async function inspectCommand(argv: string[], out: CommandOutput = proces
     protocol: values['http1.1'] ? 'http1' : values.http2 ? 'http2' : 'auto',
     family: values['4'] ? 4 : values['6'] ? 6 : 0,
     ...(values['dns-server'] ? { dnsServer: values['dns-server'] } : {}),
+    ...(authorities.length ? { authorities } : {}),
     ...(values.origin ? { origin: values.origin, corsMethod: values['cors-method'] ?? 'GET', corsHeaders, credentials: values.credentials ?? false } : {}),
     repeat,
   }

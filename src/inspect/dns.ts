@@ -65,6 +65,15 @@ export interface DnsAnswer {
   ms: number
 }
 
+/** A query that got no usable answer; `code` says why: ECONNREFUSED, ETIMEOUT, EBADRESP (not an answer to the question), EINVAL (not a DNS name). */
+export class DnsQueryError extends Error {
+  readonly code: string
+  constructor(message: string, code: string) {
+    super(message)
+    this.code = code
+  }
+}
+
 export interface DnsQueryOptions {
   /** Per transport (UDP, then TCP if needed). Default 2000. */
   timeoutMs?: number
@@ -144,13 +153,13 @@ export async function queryDns(server: string, name: string, type: 'A' | 'AAAA',
     try {
       packet = dnsPacket.decode(buf)
     } catch (err) {
-      throw new Error(`DNS answer over ${via} from ${target.label} could not be parsed: ${(err as Error).message}`)
+      throw new DnsQueryError(`DNS answer over ${via} from ${target.label} could not be parsed: ${(err as Error).message}`, 'EBADRESP')
     }
-    if (!packet.flag_qr) throw new Error(`DNS answer over ${via} from ${target.label} is not a response (QR flag unset)`)
-    if (packet.id !== id) throw new Error(`DNS answer over ${via} from ${target.label} has ID ${packet.id}, not the query's ${id} (a stray or spoofed answer)`)
+    if (!packet.flag_qr) throw new DnsQueryError(`DNS answer over ${via} from ${target.label} is not a response (QR flag unset)`, 'EBADRESP')
+    if (packet.id !== id) throw new DnsQueryError(`DNS answer over ${via} from ${target.label} has ID ${packet.id}, not the query's ${id} (a stray or spoofed answer)`, 'EBADRESP')
     const q = packet.questions?.[0]
     if (q && (q.name.toLowerCase() !== qname.toLowerCase() || q.type !== type)) {
-      throw new Error(`DNS answer over ${via} from ${target.label} is for ${q.name} ${q.type}, not the question ${qname} ${type}`)
+      throw new DnsQueryError(`DNS answer over ${via} from ${target.label} is for ${q.name} ${q.type}, not the question ${qname} ${type}`, 'EBADRESP')
     }
     return packet
   }
@@ -159,7 +168,7 @@ export async function queryDns(server: string, name: string, type: 'A' | 'AAAA',
 function normalizeName(name: string): string {
   const n = name.trim().replace(/\.$/, '')
   if (!n || n.length > 253 || n.split('.').some((label) => !label || label.length > 63)) {
-    throw new Error(`${JSON.stringify(name)} is not a DNS name (labels of 1-63 characters, at most 253 in all)`)
+    throw new DnsQueryError(`${JSON.stringify(name)} is not a DNS name (labels of 1-63 characters, at most 253 in all)`, 'EINVAL')
   }
   return n
 }
@@ -187,13 +196,14 @@ function udpExchange(target: DnsServer, message: Buffer, timeoutMs: number): Pro
       if (err) reject(err)
       else resolve(buf!)
     }
-    const timer = setTimeout(() => finish(new Error(`DNS query to ${target.label} timed out after ${timeoutMs} ms`)), timeoutMs)
-    socket.on('error', (err) => finish(new Error(`DNS query to ${target.label} failed: ${err.message}`)))
+    const timer = setTimeout(() => finish(new DnsQueryError(`DNS query to ${target.label} timed out after ${timeoutMs} ms`, 'ETIMEOUT')), timeoutMs)
+    // an ICMP "port unreachable" comes back as ECONNREFUSED on a connected socket
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(new DnsQueryError(`DNS query to ${target.label} failed: ${err.code === 'ECONNREFUSED' ? 'connection refused (nothing listens on that port)' : err.message}`, err.code ?? 'EIO')))
     // A connected socket only receives datagrams from the server asked, and hears an ICMP "port unreachable" as ECONNREFUSED.
     socket.on('message', (buf) => finish(null, buf))
     socket.connect(target.port, target.host, () => {
       socket.send(message, (err) => {
-        if (err) finish(new Error(`DNS query to ${target.label} could not be sent: ${err.message}`))
+        if (err) finish(new DnsQueryError(`DNS query to ${target.label} could not be sent: ${err.message}`, (err as NodeJS.ErrnoException).code ?? 'EIO'))
       })
     })
   })
@@ -212,20 +222,20 @@ function tcpExchange(target: DnsServer, message: Buffer, timeoutMs: number): Pro
       if (err) reject(err)
       else resolve(buf!)
     }
-    const timer = setTimeout(() => finish(new Error(`DNS query over TCP to ${target.label} (after a truncated UDP answer) timed out after ${timeoutMs} ms`)), timeoutMs)
-    socket.on('error', (err) => finish(new Error(`DNS query over TCP to ${target.label} (after a truncated UDP answer) failed: ${err.message}`)))
+    const timer = setTimeout(() => finish(new DnsQueryError(`DNS query over TCP to ${target.label} (after a truncated UDP answer) timed out after ${timeoutMs} ms`, 'ETIMEOUT')), timeoutMs)
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(new DnsQueryError(`DNS query over TCP to ${target.label} (after a truncated UDP answer) failed: ${err.message}`, err.code ?? 'EIO')))
     socket.on('connect', () => socket.write(message))
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk])
       if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) finish(null, received.subarray(2, 2 + received.readUInt16BE(0)))
     })
-    socket.on('end', () => finish(new Error(`DNS query over TCP to ${target.label} (after a truncated UDP answer): the server closed the connection before a full answer`)))
+    socket.on('end', () => finish(new DnsQueryError(`DNS query over TCP to ${target.label} (after a truncated UDP answer): the server closed the connection before a full answer`, 'EBADRESP')))
   })
 }
 
 const FAMILY: Record<'A' | 'AAAA', string> = { A: 'IPv4', AAAA: 'IPv6' }
 
-const RCODE_WORDS: Record<string, string> = {
+export const RCODE_WORDS: Record<string, string> = {
   NXDOMAIN: 'NXDOMAIN: the name does not exist',
   SERVFAIL: 'SERVFAIL: the server could not get an answer (often an unreachable or broken authoritative server, or a DNSSEC validation failure)',
   REFUSED: 'REFUSED: the server will not answer this question for you (it is not an open resolver, or not responsible for this name)',

@@ -1,7 +1,9 @@
 import { corsPlan, judgePreflight, judgeResponse, type CorsPlan, type PreflightVerdict, type ResponseVerdict } from './cors.ts'
-import { queryDns, type DnsAnswer } from './dns.ts'
+import net from 'node:net'
+import { explainCaches, type CacheTrail } from './caches.ts'
+import { DnsQueryError, parseServer, queryDns, RCODE_WORDS, type DnsAnswer } from './dns.ts'
 import { explainCaching, explainCompression, type CachingFacts } from './explain.ts'
-import { Connection, ProbeError, type ConnectOptions, type Connected, type Exchange, type TlsInfo } from './probe.ts'
+import { Connection, ProbeError, type Authority, type ConnectOptions, type Connected, type Exchange, type LookupAll, type TlsInfo } from './probe.ts'
 import { securityReport } from './security.ts'
 
 /**
@@ -25,6 +27,10 @@ export interface InspectOptions {
   protocol?: ConnectOptions['protocol']
   family?: ConnectOptions['family']
   dnsServer?: string
+  /** Authorities trusted besides the system's (`--ca`, Edgebox's local authority); the report names the one that verified a chain. */
+  authorities?: readonly Authority[]
+  /** Stands in for the system resolver (tests, embedding). */
+  lookup?: LookupAll
   /** CORS check: the page's origin, and the request its script would make. */
   origin?: string
   corsMethod?: string
@@ -58,6 +64,8 @@ export interface Report {
   warnings: string[]
   dnsServer: DnsAnswer[] | null
   http: { version: string; h2Offered: boolean | null; lines: string[] }
+  /** The caches on the way: Cache-Status, Age, Via, X-Cache. */
+  caches: CacheTrail
   caching: CachingFacts & { revalidation: { request: Record<string, string>; status: number; works: boolean; line: string } | null }
   ranges: { supported: boolean; status: number | null; contentRange: string | null; ifRange: { status: number; line: string } | null; lines: string[] }
   compression: { offered: string; used: string | null; lines: string[] }
@@ -89,8 +97,38 @@ const header = (h: Record<string, string | string[]>, name: string): string | un
   return Array.isArray(v) ? v.join(', ') : v
 }
 
+/**
+ * A and AAAA for `host`, asked straight to `server`. Anything but an
+ * answer (refused, no answer in time, an rcode other than NOERROR, a reply
+ * that is not an answer to the question) fails the dns phase, naming the
+ * server and what it said. An IP address is not looked up (null).
+ */
+async function askDnsServer(server: string, host: string, timeoutMs: number): Promise<DnsAnswer[] | null> {
+  if (net.isIP(host)) return null
+  const label = parseServer(server).label
+  const answers: DnsAnswer[] = []
+  for (const type of ['A', 'AAAA'] as const) {
+    let answer: DnsAnswer
+    try {
+      answer = await queryDns(server, host, type, { timeoutMs })
+    } catch (err) {
+      if (!(err instanceof DnsQueryError)) throw err
+      if (err.code === 'ECONNREFUSED') throw new ProbeError('dns', `DNS server ${label} refused the query for ${host}: connection refused (nothing listens on that port)`, err.code)
+      if (err.code === 'ETIMEOUT') throw new ProbeError('dns', `DNS server ${label} did not answer for ${host} (${type}) within ${timeoutMs} ms: timed out`, err.code)
+      throw new ProbeError('dns', err.message, err.code)
+    }
+    // NXDOMAIN, SERVFAIL, REFUSED...: no address to go on with (RFC 1035 §4.1.1, RFC 8914 for the finer reasons)
+    if (answer.rcode !== 'NOERROR') {
+      const words = RCODE_WORDS[answer.rcode]?.slice(answer.rcode.length + 2) ?? 'an error'
+      throw new ProbeError('dns', `DNS server ${label} answered ${answer.rcode} for ${host}: ${words}`, answer.rcode)
+    }
+    answers.push(answer)
+  }
+  return answers
+}
+
 export async function inspect(o: InspectOptions): Promise<Report> {
-  const opts: ConnectOptions = { timeoutMs: o.timeoutMs ?? 10_000, insecure: o.insecure ?? false, protocol: o.protocol ?? 'auto', family: o.family ?? 0 }
+  const opts: ConnectOptions = { timeoutMs: o.timeoutMs ?? 10_000, insecure: o.insecure ?? false, protocol: o.protocol ?? 'auto', family: o.family ?? 0, authorities: o.authorities, lookup: o.lookup }
   const method = (o.method ?? 'GET').toUpperCase()
   let url: URL
   try {
@@ -104,6 +142,8 @@ export async function inspect(o: InspectOptions): Promise<Report> {
   const seen = new Set<string>()
   const follow = o.follow ?? true
   const max = o.maxRedirects ?? 10
+  // the server asked directly goes first: when it cannot answer, that is the dns phase failing
+  const dnsServer = o.dnsServer ? await askDnsServer(o.dnsServer, url.hostname.replace(/^\[|\]$/g, ''), opts.timeoutMs) : null
   const baseHeaders = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8', 'accept-encoding': ACCEPT_ENCODING, ...o.headers }
 
   let conn: Connection
@@ -152,13 +192,6 @@ export async function inspect(o: InspectOptions): Promise<Report> {
   const path = url.pathname + url.search
 
   try {
-    let dnsServer: DnsAnswer[] | null = null
-    if (o.dnsServer) {
-      const host = url.hostname.replace(/^\[|\]$/g, '')
-      dnsServer = []
-      for (const type of ['A', 'AAAA'] as const) dnsServer.push(await queryDns(o.dnsServer, host, type, { timeoutMs: opts.timeoutMs }))
-    }
-
     // HTTP version, and whether HTTP/2 is offered by ALPN (a TLS handshake offering only h2)
     const httpLines: string[] = []
     let h2Offered: boolean | null = null
@@ -230,6 +263,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
     }
 
     const compression = explainCompression(ACCEPT_ENCODING, exchange.headers)
+    const caches = explainCaches(exchange.headers)
 
     // connection reuse: the requests above went over the same connection when keep-alive works
     let reuse: Report['reuse'] = null
@@ -300,12 +334,15 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       const r = percentiles(reused)
       const f = percentiles(fresh)
       const secure = url.protocol === 'https:'
+      // a difference of two medians: new connections can happen to be as fast, and a price is never negative
+      const price = f.p50 - r.p50
       repeat = {
         reused: r,
         fresh: f,
         resumed: secure ? resumed : null,
         line:
-          `Median ${r.p50.toFixed(1)} ms on the open connection against ${f.p50.toFixed(1)} ms with a new connection each time: ${(f.p50 - r.p50).toFixed(1)} ms is the price of ${secure ? 'DNS, TCP and TLS' : 'DNS and TCP'} per request.` +
+          `Median ${r.p50.toFixed(1)} ms on the open connection against ${f.p50.toFixed(1)} ms with a new connection each time: ` +
+          (price > 0 ? `${price.toFixed(1)} ms is the price of ${secure ? 'DNS, TCP and TLS' : 'DNS and TCP'} per request.` : `no measurable price for ${secure ? 'DNS, TCP and TLS' : 'DNS and TCP'} here.`) +
           (secure ? ` ${resumed} of ${o.repeat} new connections resumed the first one's TLS session${resumed === 0 ? ' (the server does not resume sessions: every handshake is a full one)' : ''}.` : ''),
       }
     }
@@ -317,6 +354,7 @@ export async function inspect(o: InspectOptions): Promise<Report> {
       warnings,
       dnsServer,
       http: { version: exchange.httpVersion, h2Offered, lines: httpLines },
+      caches,
       caching: { ...caching, revalidation },
       ranges: { supported, status: rangeStatus, contentRange, ifRange, lines: rangeLines },
       compression,

@@ -4,6 +4,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
 import tls from 'node:tls'
+import { phaseDurations, roundMs } from './timings.ts'
 
 /**
  * One HTTP exchange, timed phase by phase (docs/inspect.md): DNS lookup, TCP
@@ -48,6 +49,8 @@ export interface TlsInfo {
   authorizationError: string | null
   /** Whether the leaf certificate covers the host name. */
   nameMatches: boolean
+  /** Which trusted authority verified the chain (an extra one by its label, else the system's), null when it did not verify. */
+  verifiedBy: string | null
   chain: CertInfo[]
 }
 
@@ -88,6 +91,31 @@ export interface ConnectOptions {
   family: 0 | 4 | 6
   /** A TLS session to resume. */
   session?: Buffer | undefined
+  /** Authorities trusted besides the system's (`--ca`, Edgebox's local authority), each with how the report names it. */
+  authorities?: readonly Authority[] | undefined
+  /** Stands in for the system resolver (`dns.promises.lookup` with `all: true`): for embedding, and for tests that must not query the network. */
+  lookup?: LookupAll | undefined
+}
+
+export interface Authority {
+  /** How the report names it: `--ca ca.pem (CN=...)`. */
+  label: string
+  /** One or more PEM certificates. */
+  pem: string
+}
+
+export type LookupAll = (host: string, opts: { all: true; family: 0 | 4 | 6; order: 'verbatim' }) => Promise<Array<{ address: string; family: number }>>
+
+/** The system resolver's error codes (getaddrinfo, as Node names them) in words. */
+const LOOKUP_WORDS: Record<string, string> = {
+  ENOTFOUND: 'no such name (NXDOMAIN)',
+  ENODATA: 'the name has no address',
+  EAI_AGAIN: 'the resolver got no answer in time (a timeout or SERVFAIL on the way; EAI_AGAIN)',
+  EAI_FAIL: 'the resolver failed for good (EAI_FAIL)',
+  ESERVFAIL: 'SERVFAIL: the server could not get an answer (often an unreachable or broken authoritative server, or a DNSSEC validation failure)',
+  EREFUSED: 'REFUSED: the DNS server will not answer this question',
+  ECONNREFUSED: 'the DNS server refused the connection',
+  ETIMEOUT: 'the DNS server did not answer in time',
 }
 
 export interface Connected {
@@ -141,6 +169,45 @@ function chainOf(leaf: X509Certificate | undefined): CertInfo[] {
   return out
 }
 
+/** The system's authorities as Node trusts them by default (its bundled store, plus NODE_EXTRA_CA_CERTS and the system's own when Node is told to use them). */
+function systemAuthorities(): string[] {
+  return tls.getCACertificates ? tls.getCACertificates('default') : [...tls.rootCertificates]
+}
+
+/**
+ * The authority that verified `leaf`'s chain: an extra one whose certificate
+ * is in the chain or issued its top, named by its label; otherwise the
+ * system's, named by the top of the chain.
+ */
+function verifier(leaf: X509Certificate, extra: readonly Authority[]): string {
+  const chain: X509Certificate[] = []
+  const seen = new Set<string>()
+  for (let c: X509Certificate | undefined = leaf; c && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+    seen.add(c.fingerprint256)
+    chain.push(c)
+  }
+  const top = chain[chain.length - 1]!
+  for (const a of extra) {
+    for (const ca of pemCertificates(a.pem)) {
+      if (chain.some((c) => c.fingerprint256 === ca.fingerprint256) || (top.checkIssued(ca) && top.verify(ca.publicKey))) return a.label
+    }
+  }
+  return `the system's trusted authorities (${(top.subject === top.issuer ? top.subject : top.issuer).replace(/\n/g, ', ')})`
+}
+
+/** Every certificate of a PEM text; the ones that do not parse are left out. */
+export function pemCertificates(pem: string): X509Certificate[] {
+  const out: X509Certificate[] = []
+  for (const block of pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+    try {
+      out.push(new X509Certificate(block))
+    } catch {
+      // not a certificate: the caller checks that at least one was read
+    }
+  }
+  return out
+}
+
 /**
  * An open connection to `url`'s origin: DNS, TCP and (for https) TLS, each
  * timed. HTTP/1.1 requests go over it one after another (keep-alive); with
@@ -177,11 +244,12 @@ export class Connection {
     if (net.isIP(host)) addresses = [{ address: host, family: net.isIP(host) }]
     else {
       try {
-        addresses = await withTimeout(dns.promises.lookup(host, { all: true, family: this.opts.family, order: 'verbatim' }), this.opts.timeoutMs, 'dns', `DNS lookup of ${host}`)
+        const lookup: LookupAll = this.opts.lookup ?? ((h, o) => dns.promises.lookup(h, o))
+        addresses = await withTimeout(lookup(host, { all: true, family: this.opts.family, order: 'verbatim' }), this.opts.timeoutMs, 'dns', `DNS lookup of ${host}`)
       } catch (err) {
         if (err instanceof ProbeError) throw err
         const e = err as NodeJS.ErrnoException
-        throw new ProbeError('dns', `DNS lookup of ${host} failed: ${e.code === 'ENOTFOUND' ? 'no such name' : e.message}`, e.code)
+        throw new ProbeError('dns', `DNS lookup of ${host} failed: ${(e.code && LOOKUP_WORDS[e.code]) ?? e.message}`, e.code)
       }
       this.firstTimings.dns = now() - t0
     }
@@ -207,11 +275,12 @@ export class Connection {
     let session: Buffer | undefined
     if (secure) {
       const t2 = now()
+      const extra = this.opts.authorities ?? []
       const alpn = this.opts.protocol === 'http1' ? ['http/1.1'] : this.opts.protocol === 'http2' ? ['h2'] : ['h2', 'http/1.1']
       const servername = net.isIP(host) ? undefined : host
       const ts = await withTimeout(
         new Promise<tls.TLSSocket>((resolve, reject) => {
-          const s = tls.connect({ socket: tcp, servername, ALPNProtocols: alpn, rejectUnauthorized: false, session: this.opts.session })
+          const s = tls.connect({ socket: tcp, servername, ALPNProtocols: alpn, rejectUnauthorized: false, session: this.opts.session, ...(extra.length ? { ca: [...systemAuthorities(), ...extra.map((a) => a.pem)] } : {}) })
           s.once('secureConnect', () => resolve(s))
           s.once('error', (err: NodeJS.ErrnoException) => reject(new ProbeError('tls', `TLS handshake with ${host} failed: ${err.message}`, err.code)))
         }),
@@ -225,6 +294,8 @@ export class Connection {
       this.firstTimings.tls = now() - t2
       ts.on('session', (s: Buffer) => (session = s))
       const cert = ts.getPeerX509Certificate()
+      // a resumed session shows no certificate: it was checked in the handshake that made the session, which only a checked (or --insecure) connection offers again
+      const resumedUnseen = ts.isSessionReused() && !cert
       const authError = ts.authorizationError ? String((ts.authorizationError as unknown as { code?: string }).code ?? ts.authorizationError) : null
       tlsInfo = {
         version: ts.getProtocol(),
@@ -234,7 +305,8 @@ export class Connection {
         servername: servername ?? null,
         authorized: ts.authorized,
         authorizationError: authError,
-        nameMatches: cert ? (net.isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined) : false,
+        nameMatches: cert ? (net.isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined) : resumedUnseen,
+        verifiedBy: ts.authorized && cert ? verifier(cert, extra) : null,
         chain: chainOf(cert),
       }
       if (!this.opts.insecure && (!ts.authorized || !tlsInfo.nameMatches)) {
@@ -284,7 +356,7 @@ export class Connection {
     const connectTimings = reused ? {} : this.firstTimings
     const result = this.h2 ? await this.requestH2(method, path, headers) : await this.requestH1(method, path, headers)
     const total = (connectTimings.dns ?? 0) + (connectTimings.tcp ?? 0) + (connectTimings.tls ?? 0) + (now() - started)
-    const ms = (x: number) => Math.round(x * 1000) / 1000
+    const ms = roundMs
     const timings: Timings = { send: ms(result.send), ttfb: ms(result.ttfb), transfer: ms(result.transfer), total: ms(total) }
     if (connectTimings.dns !== undefined) timings.dns = ms(connectTimings.dns)
     if (connectTimings.tcp !== undefined) timings.tcp = ms(connectTimings.tcp)
@@ -309,8 +381,8 @@ export class Connection {
     return withTimeout(
       new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
         const t0 = now()
-        let sent = t0
-        let first = 0
+        let sent: number | undefined
+        let first: number | undefined
         const informational: Exchange['informational'] = []
         const req = http.request({
           agent: this.agent!,
@@ -319,14 +391,14 @@ export class Connection {
           headers: { host: this.url.host, 'user-agent': 'edgebox-inspect', ...headers },
           setHost: false,
         })
-        req.once('error', (err: NodeJS.ErrnoException) => reject(err instanceof ProbeError ? err : new ProbeError(first ? 'response' : 'request', `${method} ${path}: ${err.message}`, err.code)))
+        req.once('error', (err: NodeJS.ErrnoException) => reject(err instanceof ProbeError ? err : new ProbeError(first !== undefined ? 'response' : 'request', `${method} ${path}: ${err.message}`, err.code)))
         req.on('information', (info) => informational.push({ status: info.statusCode, headers: info.headers as Record<string, string | string[]> }))
         req.once('finish', () => {
           sent = now()
-          req.socket?.once('data', () => (first ||= now()))
+          req.socket?.once('data', () => (first ??= now()))
         })
         req.once('response', (res) => {
-          first ||= now()
+          first ??= now()
           let bytes = 0
           res.on('data', (c: Buffer) => {
             bytes += c.length
@@ -335,14 +407,12 @@ export class Connection {
             const done = now()
             if (!req.shouldKeepAlive) this.closing = true
             resolve({
+              ...phaseDurations({ start: t0, sent, first, done }),
               status: res.statusCode ?? 0,
               httpVersion: `HTTP/${res.httpVersion}`,
               headers: res.headers as Record<string, string | string[]>,
               informational,
               bodyBytes: bytes,
-              send: sent - t0,
-              ttfb: first - sent,
-              transfer: done - first,
               reused: req.reusedSocket,
             })
           })
@@ -360,7 +430,7 @@ export class Connection {
     return withTimeout(
       new Promise<{ status: number; httpVersion: string; headers: Record<string, string | string[]>; informational: Exchange['informational']; bodyBytes: number; send: number; ttfb: number; transfer: number; reused: boolean }>((resolve, reject) => {
         const t0 = now()
-        let sent = t0
+        let sent: number | undefined
         const informational: Exchange['informational'] = []
         const stream = this.h2!.request({ ':method': method, ':path': path, 'user-agent': 'edgebox-inspect', ...headers }, { endStream: true })
         stream.once('ready', () => (sent = now()))
@@ -380,7 +450,7 @@ export class Connection {
             const done = now()
             const out: Record<string, string | string[]> = {}
             for (const [k, v] of Object.entries(h)) if (!k.startsWith(':') && v !== undefined) out[k] = v as string | string[]
-            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, informational, bodyBytes: bytes, send: sent - t0, ttfb: first - sent, transfer: done - first, reused: false })
+            resolve({ status: Number(h[':status']), httpVersion: 'HTTP/2', headers: out, informational, bodyBytes: bytes, ...phaseDurations({ start: t0, sent, first, done }), reused: false })
           })
         })
       }),

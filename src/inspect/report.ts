@@ -55,6 +55,7 @@ export function renderText(r: Report): string {
         out.push(`  ${j === 0 ? 'certificate' : '  issued by'}: ${c.subject}${c.selfSigned ? ' (self-signed)' : ''}`)
         if (j === 0) out.push(`    for ${c.names.join(', ') || '(no names)'}; ${t.nameMatches ? 'matches the host' : 'DOES NOT match the host'}; valid until ${c.validTo.slice(0, 10)} (${c.daysLeft} days)`)
       }
+      if (t.verifiedBy) out.push(`  trusted: verified by ${t.verifiedBy}`)
       if (!t.authorized) out.push(`  ! not trusted: ${t.authorizationError}${t.chain[0]?.selfSigned ? ' (self-signed)' : ''}; shown because of --insecure`)
     }
   }
@@ -69,6 +70,8 @@ export function renderText(r: Report): string {
   section('HTTP')
   for (const l of r.http.lines) out.push(`  ${l}`)
   if (r.reuse) out.push(`  ${r.reuse.line}`)
+  section('Caches on the way')
+  for (const l of r.caches.lines) out.push(`  ${l}`)
   section('Caching')
   for (const l of r.caching.lines) out.push(`  ${l}`)
   if (r.caching.revalidation) out.push(`  ${r.caching.revalidation.works ? '✓' : '✗'} ${r.caching.revalidation.line}`)

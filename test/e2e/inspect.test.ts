@@ -277,10 +277,8 @@ describe('the command', () => {
     assert.equal(JSON.parse(json.stdout).hops[0].status, 200)
   })
 
-  test('failures name their phase: DNS, TCP (refused), response (timeout); bad usage is exit 2', async () => {
-    const dns = await run(['http://no-such-host.invalid/', '--json'])
-    assert.equal(dns.code, 1)
-    assert.equal(JSON.parse(dns.stdout).error.phase, 'dns')
+  // DNS failures are in inspect-more.test.ts, asked of a DNS server on 127.0.0.1: the system resolver here may forward a .invalid name to a server outside
+  test('failures name their phase: TCP (refused), response (timeout); bad usage is exit 2', async () => {
     const closedPort = await new Promise<number>((resolve) => {
       const s = net.createServer().listen(0, '127.0.0.1', () => {
         const p = (s.address() as AddressInfo).port
