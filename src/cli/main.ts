@@ -10,6 +10,7 @@ import { startEdgebox } from '../server/app.ts'
 import { localHome } from '../tls/local-ca.ts'
 import { certCommand } from './cert.ts'
 import { inspectCommand } from './inspect.ts'
+import { stopWithNpx } from './parent-watch.ts'
 import { redactSecrets } from '../config/redact.ts'
 
 const HELP = `edgebox: a self-hosted web edge
@@ -165,6 +166,42 @@ function fail(message: string): never {
   process.exit(2)
 }
 
+/** The long options `edgebox` takes, for suggestions (kept with the parseArgs table in main). */
+const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'print', 'version', 'help']
+
+/** One line for a flag parseArgs refused, instead of its own text and the whole help. */
+function flagProblem(err: Error & { code?: string }): string {
+  const unknown = err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(err.message)?.[1] : undefined
+  if (unknown !== undefined) {
+    const near = unknown.startsWith('--') ? closestFlag(unknown.slice(2).split('=')[0]!) : undefined
+    return `unknown option ${unknown}${near ? ` (did you mean --${near}?)` : ''}; edgebox --help lists them`
+  }
+  const missing = err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ? /(--[\w-]+) <value>' argument missing/.exec(err.message)?.[1] : undefined
+  if (missing !== undefined) return `${missing} needs a value; edgebox --help lists the options`
+  return `${err.message.split('\n')[0]}; edgebox --help lists the options`
+}
+
+/** The known flag within two edits of `name` (a typo), if one is. */
+function closestFlag(name: string): string | undefined {
+  let best: string | undefined
+  let bestDistance = 3
+  for (const flag of FLAGS) {
+    const d = editDistance(name, flag)
+    if (d < bestDistance) [best, bestDistance] = [flag, d]
+  }
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    row = next
+  }
+  return row[b.length]!
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'cert') {
     process.exitCode = await certCommand(argv.slice(1))
@@ -194,7 +231,7 @@ export async function main(argv: string[]): Promise<void> {
       },
     })
   } catch (err) {
-    fail(`${(err as Error).message}\n\n${HELP}`)
+    fail(flagProblem(err as Error & { code?: string }))
   }
   const { values, positionals } = parsed
   if (values.help) return void process.stdout.write(HELP)
@@ -253,6 +290,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    // under npx, signals sent to npx never arrive here: stop when npx is gone rather than live on as an orphan
+    stopWithNpx(() => stop('npx exited'))
     // SIGHUP: read the configuration (and certificates) again; a bad one is refused and the running one keeps serving
     process.on('SIGHUP', () => {
       box.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')

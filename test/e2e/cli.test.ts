@@ -239,6 +239,22 @@ describe('the edgebox command', () => {
     assert.match(r.stderr, /directory \/no\/such\/dir does not exist/)
   })
 
+  test('an unknown flag gets one line naming it, a suggestion and where the list is, exit 2', () => {
+    let r = spawnSync(process.execPath, [BIN, '--prot', '80'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.equal(r.stdout, '')
+    assert.equal(r.stderr, 'edgebox: unknown option --prot (did you mean --port?); edgebox --help lists them\n')
+    r = spawnSync(process.execPath, [BIN, '--zzzzzz'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.equal(r.stderr, 'edgebox: unknown option --zzzzzz; edgebox --help lists them\n')
+    r = spawnSync(process.execPath, [BIN, '-x'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.equal(r.stderr, 'edgebox: unknown option -x; edgebox --help lists them\n')
+    r = spawnSync(process.execPath, [BIN, '--port'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 2)
+    assert.equal(r.stderr, 'edgebox: --port needs a value; edgebox --help lists the options\n')
+  })
+
   test('edgebox config --print shows the resolved configuration', () => {
     const r = spawnSync(process.execPath, [BIN, 'config', '--print', '.'], { encoding: 'utf8', cwd: ROOT, timeout: 10_000 })
     assert.equal(r.status, 0, r.stderr)
