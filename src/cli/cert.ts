@@ -81,7 +81,8 @@ export async function certCommand(argv: string[], out: CertOutput = processOutpu
         `  key:         ${leaf.keyPath}\n` +
         `  hosts:       ${leaf.hosts.join(', ')}\n` +
         `  valid until: ${until}\n\n` +
-        `Serve it with tls: { local: true } and a listener with tls: true (or: edgebox --https).\n\n`,
+        // the port `--https` listens on by default (src/cli/main.ts), as in the curl example below
+        `Serve it with tls: { local: true } and a listener with tls: true (or: npm start -- --https, then https://localhost:8080/).\n\n`,
     )
     out.stdout(trustInstructions(ca.certPath))
     // the same output says where a real site's certificate comes from

@@ -222,7 +222,7 @@ export function trustInstructions(caCertPath: string): string {
     NODE_EXTRA_CA_CERTS=${ca} node app.js
 
   curl:
-    curl --cacert ${ca} https://localhost:8443/
+    curl --cacert ${ca} https://localhost:8080/
 
 Keep ${key} private: it can sign a certificate for any name (your bank's
 included) that every program trusting this CA accepts. Never share or copy

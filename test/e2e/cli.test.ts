@@ -255,6 +255,20 @@ describe('the edgebox command', () => {
     assert.equal(r.stderr, 'edgebox: --port needs a value; edgebox --help lists the options\n')
   })
 
+  test('edgebox cert names the port --https listens on (8080 by default) in its examples', () => {
+    const t = tempDir()
+    try {
+      const r = spawnSync(process.execPath, [BIN, 'cert', '--home', t.dir], { encoding: 'utf8', timeout: 30_000 })
+      assert.equal(r.status, 0, r.stderr)
+      assert.match(r.stdout, /\(or: npm start -- --https, then https:\/\/localhost:8080\/\)/)
+      const ports = [...r.stdout.matchAll(/https:\/\/localhost:(\d+)/g)].map((m) => m[1])
+      assert.ok(ports.length >= 2)
+      assert.deepEqual(new Set(ports), new Set(['8080']))
+    } finally {
+      t.cleanup()
+    }
+  })
+
   test('edgebox config --print shows the resolved configuration', () => {
     const r = spawnSync(process.execPath, [BIN, 'config', '--print', '.'], { encoding: 'utf8', cwd: ROOT, timeout: 10_000 })
     assert.equal(r.status, 0, r.stderr)
