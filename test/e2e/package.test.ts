@@ -137,6 +137,39 @@ describe('the npm package, installed into a project', () => {
     }
   }
 
+  /** Resolves once process `pid` no longer exists; false if it still does after `ms`. */
+  async function gone(pid: number, ms = 15_000): Promise<boolean> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        return true
+      }
+      if (Date.now() > deadline) return false
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    test(`npx edgebox: the server stops when npx is killed with ${signal}, never left serving as an orphan`, async () => {
+      const dir = projects.commonjs
+      const npx = spawn('npx', ['edgebox', './public', '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      let server = 0
+      try {
+        const { url, output } = await listeningUrl(npx, 20_000)
+        server = Number(/"pid":(\d+)/.exec(output())?.[1])
+        assert.ok(server > 0 && server !== npx.pid, output())
+        assert.equal((await fetch(new URL('hello.bin', url))).status, 200)
+        npx.kill(signal)
+        assert.ok(await gone(server), `the server (pid ${server}) still runs after npx got ${signal}`)
+      } finally {
+        npx.kill('SIGKILL')
+        if (server > 0 && !(await gone(server, 0))) process.kill(server, 'SIGKILL')
+      }
+    })
+  }
+
   test('on a Node older than 24 the installed command prints how to add Node 24 and exits 2', () => {
     const old = olderNode()
     const bin = path.join(projects.commonjs, 'node_modules', 'edgebox', 'bin', 'edgebox.js')
