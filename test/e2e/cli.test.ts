@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -215,6 +215,31 @@ describe('the edgebox command', () => {
         assert.equal(await run.stop(), 0)
       }
     } finally {
+      t.cleanup()
+    }
+  })
+
+  test('a .ts configuration in a CommonJS project is read again on SIGHUP', async () => {
+    const t = tempDir()
+    writeFileSync(path.join(t.dir, 'package.json'), JSON.stringify({ name: 'site', version: '1.0.0', type: 'commonjs' }))
+    for (const d of ['one', 'two']) {
+      mkdirSync(path.join(t.dir, d))
+      writeFileSync(path.join(t.dir, d, 'index.html'), `site ${d}`)
+    }
+    const config = (root: string) => `const root: string = './${root}'\nexport default { listen: [{ port: 0 }], log: { access: false }, sites: [{ routes: [{ path: '/', static: { root } }] }] }\n`
+    writeFileSync(path.join(t.dir, 'edgebox.config.ts'), config('one'))
+    const child = spawn(process.execPath, [BIN, '--config', 'edgebox.config.ts'], { cwd: t.dir, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      const { url } = await listeningUrl(child)
+      assert.equal((await request('http/1.1', url)).text, 'site one')
+      writeFileSync(path.join(t.dir, 'edgebox.config.ts'), config('two'))
+      child.kill('SIGHUP')
+      const deadline = Date.now() + 10_000
+      let text = ''
+      while ((text = (await request('http/1.1', url)).text) !== 'site two' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      assert.equal(text, 'site two')
+    } finally {
+      child.kill('SIGKILL')
       t.cleanup()
     }
   })
