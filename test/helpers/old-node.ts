@@ -1,7 +1,4 @@
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 
 /**
  * How to run a script on a Node.js older than 24, for the `edgebox` command's
@@ -18,7 +15,6 @@ export function olderNode(): { argv: string[]; version: string; real: boolean } 
     const version = (v.stdout ?? '').trim()
     if (v.status === 0 && /^v\d+\./.test(version) && Number(version.slice(1).split('.')[0]) < 24) return { argv: [bin], version, real: true }
   }
-  const preload = path.join(os.tmpdir(), `edgebox-old-node-${process.pid}.mjs`)
-  writeFileSync(preload, "Object.defineProperty(process, 'version', { value: 'v20.0.0' })\nObject.defineProperty(process, 'versions', { value: { ...process.versions, node: '20.0.0' } })\n")
-  return { argv: [process.execPath, '--import', preload], version: 'v20.0.0', real: false }
+  const preload = "Object.defineProperty(process, 'version', { value: 'v20.0.0' }); Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '20.0.0' } })"
+  return { argv: [process.execPath, '--import', `data:text/javascript,${encodeURIComponent(preload)}`], version: 'v20.0.0', real: false }
 }
