@@ -193,4 +193,65 @@ describe('lab pages in Chromium', { skip, timeout: 120_000 }, () => {
       await page.close()
     }
   })
+
+  test('the account lab: its status pill is never an empty pill', async () => {
+    const page = await browser!.context.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`))
+    try {
+      await page.goto(new URL('/lab/account/', server.url).href, { timeout: 15_000 })
+      await page.waitForFunction(() => document.getElementById('balance')?.textContent !== '…', undefined, { timeout: 10_000 })
+      const emptyPills = () =>
+        page.$$eval('output', (els) => els.filter((el) => (el as HTMLElement).offsetParent !== null && (el.textContent ?? '').trim() === '').map((el) => el.id))
+      assert.deepEqual(await emptyPills(), [], 'once the account is loaded')
+      assert.equal(await page.locator('#transfer-status').innerText(), 'ready')
+      await page.click('#reset', { timeout: 5_000 })
+      await page.waitForFunction(() => document.getElementById('transfer-status')?.textContent === 'done', undefined, { timeout: 10_000 })
+      assert.deepEqual(await emptyPills(), [])
+      assert.deepEqual(problems, [])
+    } finally {
+      await page.close()
+    }
+  })
+
+  test('the /files/ listing looks like the other lab pages: the same fonts and colours, the Edgebox icon, no CSP violation', async () => {
+    const page = await browser!.context.newPage()
+    const problems: string[] = []
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`))
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`))
+    try {
+      await page.goto(new URL('/', server.url).href, { timeout: 15_000 })
+      const lab = await page.$eval('body', (b) => ({ font: getComputedStyle(b).fontFamily, bg: getComputedStyle(b).backgroundColor, fg: getComputedStyle(b).color }))
+      await page.goto(new URL('/files/', server.url).href, { timeout: 15_000 })
+      const listing = await page.$eval('body', (b) => ({ font: getComputedStyle(b).fontFamily, bg: getComputedStyle(b).backgroundColor, fg: getComputedStyle(b).color }))
+      assert.deepEqual(listing, lab)
+      const icon = await page.$eval('link[rel="icon"]', (l) => (l as HTMLLinkElement).href)
+      assert.match(icon, /^data:image\/svg\+xml,/)
+      assert.equal(await page.locator('header.site .brand').innerText(), 'Edgebox')
+      assert.ok((await page.locator('table a').count()) > 0, 'the files are listed')
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth))
+      assert.deepEqual(problems, [])
+    } finally {
+      await page.close()
+    }
+  })
+
+  test('the CDN lab fits a phone: no horizontal overflow at 390x844, before and after the tour', async () => {
+    const page = await browser!.context.newPage()
+    try {
+      await page.setViewportSize({ width: 390, height: 844 })
+      await page.goto(new URL('/lab/cdn.html', server.url).href, { timeout: 15_000 })
+      await page.waitForSelector('html[data-lab-ready="true"]', { timeout: 10_000 })
+      const overflow = () => page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth }))
+      let o = await overflow()
+      assert.ok(o.scrollWidth <= o.innerWidth, `loaded: ${JSON.stringify(o)}`)
+      await page.click('#tour', { timeout: 5_000 })
+      await page.waitForSelector('#tour-status[data-state="done"]', { timeout: RUN_TIMEOUT })
+      await page.screenshot({ path: '/tmp/lab-cdn-phone.png', fullPage: true, timeout: 15_000 })
+      o = await overflow()
+      assert.ok(o.scrollWidth <= o.innerWidth, `after the tour: ${JSON.stringify(o)}`)
+    } finally {
+      await page.close()
+    }
+  })
 })

@@ -81,7 +81,14 @@
       act(() => call('transfer', { to: data.get('to'), amount: Number(data.get('amount')) }))
     })
     document.getElementById('reset').addEventListener('click', () => act(() => call('reset', {})))
-    call('state').then(render, (e) => (status.textContent = e.message))
+    // the pill always says something: ready once the account is shown, else why not
+    call('state').then(
+      (s) => {
+        render(s)
+        status.textContent = 'ready'
+      },
+      (e) => (status.textContent = e.message),
+    )
     // Rendered: if this is inside a frame, that frame was allowed (the clickjacking demo listens for this).
     tell({ event: 'rendered', framed: window.parent !== window })
   }
