@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import http2 from 'node:http2'
 import WebSocket from 'ws'
 import { raw, request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 
@@ -56,4 +57,23 @@ test('an existing file is still served to a request that carries Upgrade (RFC 91
   const text = await raw(srv.port, HANDSHAKE('/main.js'), 500)
   assert.match(text, /^HTTP\/1\.1 200 OK\r\n/)
   assert.match(text, /\r\n\r\nspa\(\)$/)
+})
+
+test('over HTTP/2 a WebSocket (extended CONNECT, RFC 8441) to a static route is a 400', async () => {
+  const session = http2.connect(srv.url)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      session.once('remoteSettings', (s) => (s.enableConnectProtocol ? resolve() : reject(new Error('no SETTINGS_ENABLE_CONNECT_PROTOCOL'))))
+      session.once('error', reject)
+    })
+    const stream = session.request({ ':method': 'CONNECT', ':protocol': 'websocket', ':path': '/socket', ':scheme': 'http', ':authority': new URL(srv.url).host, 'sec-websocket-version': '13' })
+    const status = await new Promise<number>((resolve, reject) => {
+      stream.once('response', (h) => resolve(Number(h[':status'])))
+      stream.once('error', reject)
+    })
+    stream.destroy()
+    assert.equal(status, 400)
+  } finally {
+    session.destroy()
+  }
 })
