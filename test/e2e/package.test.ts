@@ -112,8 +112,8 @@ describe('the npm package, installed into a project', () => {
   after(() => t.cleanup())
 
   /** Starts the project's installed `edgebox` (its node_modules/.bin, as npx runs it), fetches /hello.bin, stops it with SIGTERM. */
-  async function serves(dir: string, args: string[]): Promise<void> {
-    const child = spawn(path.join(dir, 'node_modules', '.bin', 'edgebox'), args, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  async function serves(dir: string, args: string[], withEnv: NodeJS.ProcessEnv = env): Promise<void> {
+    const child = spawn(path.join(dir, 'node_modules', '.bin', 'edgebox'), args, { cwd: dir, env: withEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     try {
       const { url, output } = await listeningUrl(child, 20_000)
@@ -125,6 +125,17 @@ describe('the npm package, installed into a project', () => {
     }
     assert.equal(await exited, 0)
   }
+
+  test('on the newest Node (the npm package node@26): the package serves a directory and a .ts configuration', async () => {
+    const prefix = path.join(t.dir, 'node-next')
+    const installed = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, 'node@26'], t.dir, env)
+    assert.equal(installed.code, 0, installed.stderr)
+    const next = { ...env, PATH: `${path.join(prefix, 'node_modules', '.bin')}${path.delimiter}${env.PATH ?? ''}` }
+    const version = await run('node', ['--version'], t.dir, next)
+    assert.match(version.stdout, /^v26\./, 'node@26 is the node on PATH')
+    await serves(projects.commonjs, ['./public', '--port', '0'], next)
+    await serves(projects.esm, ['--config', 'edgebox.config.ts'], next)
+  })
 
   for (const kind of ['commonjs', 'esm'] as const) {
     test(`${kind} project: edgebox ./public --port 0 serves the directory and stops on SIGTERM`, async () => {
