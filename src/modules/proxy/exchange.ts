@@ -71,7 +71,7 @@ export class PoolQueue {
 
 /**
  * The dispatch handler and the body source of one upstream request.
- * `head` resolves on the final response head (1xx are skipped) and rejects
+ * `head` resolves on the final response head (1xx go to `onInterim`) and rejects
  * on any failure before it; later failures go to the body's sink.
  */
 export class Exchange implements Dispatcher.DispatchHandler, BodySource {
@@ -90,6 +90,8 @@ export class Exchange implements Dispatcher.DispatchHandler, BodySource {
   private failure: Error | null = null
   private readonly onDone: (() => void) | undefined
   private queueTimer: NodeJS.Timeout | undefined
+  /** Called with each 1xx interim response (RFC 9110 §15.2) before the final head; set right after `start`. */
+  onInterim: ((status: number, headers: Headers) => void) | null = null
 
   /**
    * Sends a request through `dispatcher` (a Pool, an Agent) and returns its
@@ -142,7 +144,8 @@ export class Exchange implements Dispatcher.DispatchHandler, BodySource {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
-    if (status < 200 || this.settled) return // 1xx: informational, the final head follows
+    if (this.settled) return
+    if (status < 200) return void this.onInterim?.(status, headers) // informational: the final head follows
     this.started = true
     this.resolveHead({ status, headers, body: this })
   }

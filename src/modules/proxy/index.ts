@@ -22,6 +22,7 @@ import type { Headers } from '../../http/cache-control.ts'
 import { createHealth, healthSchema, type HealthTracker } from './health.ts'
 import { RetryBudget } from './retry-budget.ts'
 import { Exchange, PoolQueue, QueueTimeoutError } from './exchange.ts'
+import { relayInterim } from './interim.ts'
 import { bufferBody, type BufferedBody } from '../../core/body-buffer.ts'
 import { requestBody, type BodyLimits } from '../../core/body.ts'
 
@@ -283,6 +284,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
         () => target.active--,
         target.queue,
       ))
+      // a cache refresh in the background has no client to tell
+      if (!background) exchange.onInterim = (status, headers) => relayInterim(ctx, status, headers)
       let head
       try {
         head = await exchange.head
