@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,6 +11,8 @@ import { localHome } from '../tls/local-ca.ts'
 import { certCommand } from './cert.ts'
 import { inspectCommand } from './inspect.ts'
 import { stopWithNpx } from './parent-watch.ts'
+import { removePidFile, writePidFile } from './pid-file.ts'
+import { reloadCommand } from './reload.ts'
 import { redactSecrets } from '../config/redact.ts'
 
 const HELP = `edgebox: a self-hosted web edge
@@ -21,6 +23,7 @@ Usage:
   edgebox config --print [...]   print the resolved configuration (every default filled in) and exit
   edgebox cert [--host NAME]...  a local development certificate (and how to trust it); --csr: how to get a real one
   edgebox inspect URL [...]      what happens when you open URL: timings, TLS, caching, ranges, CORS, security headers
+  edgebox reload --pid-file FILE reload the server whose PID is in FILE (SIGHUP: configuration, certificates, log files)
 
 Options:
   -c, --config FILE    configuration file
@@ -31,6 +34,7 @@ Options:
       --listing        list directories that have no index.html (zero-configuration mode)
       --spa            serve index.html for unknown paths without an extension
       --no-access-log  do not log each request
+      --pid-file FILE  write the server's PID to FILE (removed when it stops), for edgebox reload
   -v, --version        print the version
   -h, --help           this help
 `
@@ -167,7 +171,7 @@ function fail(message: string): never {
 }
 
 /** The long options `edgebox` takes, for suggestions (kept with the parseArgs table in main). */
-const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'print', 'version', 'help']
+const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'pid-file', 'print', 'version', 'help']
 
 /** One line for a flag parseArgs refused, instead of its own text and the whole help. */
 function flagProblem(err: Error & { code?: string }): string {
@@ -207,6 +211,10 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await certCommand(argv.slice(1))
     return
   }
+  if (argv[0] === 'reload') {
+    process.exitCode = reloadCommand(argv.slice(1))
+    return
+  }
   if (argv[0] === 'inspect') {
     process.exitCode = await inspectCommand(argv.slice(1))
     return
@@ -225,6 +233,7 @@ export async function main(argv: string[]): Promise<void> {
         https: { type: 'boolean' },
         'access-log': { type: 'boolean', default: true },
         'no-access-log': { type: 'boolean' },
+        'pid-file': { type: 'string' },
         print: { type: 'boolean' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
@@ -235,11 +244,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   const { values, positionals } = parsed
   if (values.help) return void process.stdout.write(HELP)
-  if (values.version) {
-    const { readFileSync } = await import('node:fs')
-    const pkg = JSON.parse(readFileSync(path.join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }
-    return void process.stdout.write(`edgebox ${pkg.version} (node ${process.version})\n`)
-  }
+  if (values.version) return void process.stdout.write(`edgebox ${packageVersion()} (node ${process.version})\n`)
   const printOnly = positionals[0] === 'config'
   if (printOnly) positionals.shift()
   if (printOnly && !values.print) fail('usage: edgebox config --print [--config FILE] [DIR]')
@@ -274,7 +279,17 @@ export async function main(argv: string[]): Promise<void> {
       return
     }
     const box = await startEdgebox(input, { baseDir })
-    for (const url of box.urls) box.log.info({ url }, `edgebox listening on ${url}`)
+    // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
+    box.log.info({ urls: box.urls }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}`)
+    const pidFile = values['pid-file']
+    if (pidFile !== undefined) {
+      try {
+        writePidFile(pidFile)
+      } catch (err) {
+        await box.close()
+        fail(`--pid-file: cannot write ${pidFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+      }
+    }
     if (box.config.listen.some((l) => l.tls) && box.config.tls.certificates.length === 0) {
       const ca = path.join(localHome(), 'ca', 'ca.crt')
       box.log.info({ ca }, `HTTPS with a certificate from the local authority ${ca}: run "npx edgebox cert" to see how to trust it`)
@@ -283,9 +298,13 @@ export async function main(argv: string[]): Promise<void> {
     const stop = (signal: string) => {
       if (++signals > 1) process.exit(1)
       box.log.info({ signal }, 'shutting down: finishing in-flight requests')
+      const exit = (code: number) => {
+        if (pidFile !== undefined) removePidFile(pidFile)
+        process.exit(code)
+      }
       box.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
+        () => exit(0),
+        () => exit(1),
       )
     }
     process.on('SIGTERM', stop)
@@ -306,6 +325,11 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(`configuration error:\n  ${err.issues.join('\n  ')}`)
     throw err
   }
+}
+
+/** The version in the package's package.json. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }).version
 }
 
 function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: string; https?: boolean; 'access-log'?: boolean; 'no-access-log'?: boolean }): EdgeboxConfigInput {
