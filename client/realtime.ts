@@ -50,11 +50,23 @@ export interface StateEvent {
   readonly delay?: number | undefined
 }
 
-/** The hub no longer has the messages after `from` (history bound, or a new epoch): the subscription goes on after `to`. */
+/**
+ * The hub no longer has the messages after `from` (history bound, or a new
+ * epoch): the subscription goes on after `to`. Messages between the two may
+ * have been lost; an application that keeps state built from the channel
+ * reloads it here (re-fetch it from its back end) and keeps the messages
+ * that follow. `restarted`: `to` is in another epoch than `from` (the hub
+ * lost the channel's history, e.g. Edgebox restarted with the memory
+ * engine); the messages of the new epoch then follow from `to.o + 1`, its
+ * oldest one still held.
+ */
 export interface GapEvent {
   readonly channel: string
+  /** The position the client had: the old epoch and the last offset it delivered (undefined: none yet). */
   readonly from: Position | undefined
+  /** Where the subscription goes on: the next message delivered is at offset `to.o + 1` in epoch `to.e`. */
   readonly to: Position
+  readonly restarted: boolean
 }
 
 export interface PresenceEvent {
@@ -1241,7 +1253,7 @@ class Client implements RealtimeClient {
         // Ignore a repeated gap (the same answer seen on two links).
         if (from && from.e === env.e && from.o >= env.o) return
         st.pos = position(env.e, env.o)
-        return this.#emit('gap', { channel: env.ch, from, to: st.pos })
+        return this.#emit('gap', { channel: env.ch, from, to: st.pos, restarted: from !== undefined && from.e !== env.e })
       }
       case 'ack': {
         const p = this.#pending.get(env.ref)

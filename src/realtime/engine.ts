@@ -51,6 +51,14 @@ export interface Since {
   readonly messages: readonly Message[]
   /** The channel's position after the messages returned (the latest one). */
   readonly position: Position
+  /**
+   * On a gap: the offset of the oldest message the history still holds
+   * (`position.o + 1` when it holds none). A subscriber from another epoch
+   * (the channel was lost, e.g. a restart) goes on from there, so it gets
+   * every message of the new epoch still held. Engines that leave it out
+   * are taken to hold the new epoch from offset 1.
+   */
+  readonly oldest?: number
 }
 
 export interface Engine {

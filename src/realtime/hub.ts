@@ -1,4 +1,4 @@
-import type { Engine, HistoryLimits, Message, Position } from './engine.ts'
+import type { Engine, HistoryLimits, Message, Position, Since } from './engine.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 
 /**
@@ -174,7 +174,10 @@ export class Hub {
   /**
    * Follows a channel for a subscriber: first `sub` (or `gap`), then the
    * messages after `after` from the history, then live messages, each
-   * exactly once and in order. Live messages that arrive while the history
+   * exactly once and in order. A position from another epoch gets `gap`
+   * just before the oldest message of the current epoch, and that epoch's
+   * history follows; a position the history no longer reaches in the same
+   * epoch gets `gap` at the current position. Live messages that arrive while the history
    * is being read are held and merged by offset. Returns the function that
    * stops following.
    */
@@ -204,7 +207,12 @@ export class Hub {
         send(JSON.stringify({ t: 'sub', ch, e: p.e, o: p.o }), p)
       } else {
         const s = await this.engine.since(ch, after, rule.history)
-        if (s.gap) {
+        const restart = s.gap && after.e !== s.position.e ? await this.restarted(ch, s, rule) : undefined
+        if (restart) {
+          last = restart.from
+          send(JSON.stringify({ t: 'gap', ch, e: restart.from.e, o: restart.from.o }), restart.from)
+          for (const m of restart.messages) deliver(m)
+        } else if (s.gap) {
           last = s.position
           send(JSON.stringify({ t: 'gap', ch, e: s.position.e, o: s.position.o }), s.position)
         } else {
@@ -230,6 +238,22 @@ export class Hub {
       stopPresence()
       void this.engine.leave(ch, who)
     }
+  }
+
+  /**
+   * A position from another epoch: the channel's history was lost (the
+   * memory engine after a restart) and a new epoch began. Everything the new
+   * epoch still holds was published (and acknowledged) after the subscriber
+   * last heard from the channel, so it goes on from just before the oldest
+   * message held, not from the current end. Undefined when the history has
+   * moved on meanwhile (then the gap is at the current position).
+   */
+  private async restarted(ch: string, s: Since, rule: ChannelRule): Promise<{ from: Position; messages: readonly Message[] } | undefined> {
+    const from = { e: s.position.e, o: Math.max(0, (s.oldest ?? 1) - 1) }
+    if (from.o >= s.position.o) return { from: s.position, messages: [] }
+    const held = await this.engine.since(ch, from, rule.history)
+    if (held.gap) return undefined
+    return { from, messages: held.messages }
   }
 
   /**

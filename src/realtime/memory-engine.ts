@@ -88,11 +88,12 @@ export class MemoryEngine implements Engine {
     const c = this.channel(ch)
     this.trim(c, history)
     const position = { e: c.epoch, o: c.offset }
-    if (after.e !== c.epoch || after.o > c.offset || after.o < 0) return { gap: true, messages: [], position }
+    const oldest = c.history[0]?.o ?? c.offset + 1
+    if (after.e !== c.epoch || after.o > c.offset || after.o < 0) return { gap: true, messages: [], position, oldest }
     if (after.o === c.offset) return { gap: false, messages: [], position }
     const first = c.history[0]
     // The message right after `after` must still be held.
-    if (!first || first.o > after.o + 1) return { gap: true, messages: [], position }
+    if (!first || first.o > after.o + 1) return { gap: true, messages: [], position, oldest }
     return { gap: false, messages: c.history.slice(after.o + 1 - first.o), position }
   }
 

@@ -14,7 +14,8 @@ import { PROTOCOLS, request, startServer, type Protocol, type TestServer } from 
  *
  * - ordering: messages arrive in the order the hub stored them (offsets 1, 2, 3, ...), each once;
  * - resume: subscribing after offset N delivers exactly N+1, N+2, ... and then live messages;
- * - gap: a position the history no longer reaches (or another epoch) gets `gap` with the current position, then what follows;
+ * - gap: a position the history no longer reaches gets `gap` with the current position, then what follows; a position
+ *   from another epoch gets `gap` just before the oldest message of the current epoch, then every message held from there;
  * - auth: a token channel refuses a client without a token (403) or with a bad one (401), and serves a good one;
  * - backpressure: a subscriber that does not read cannot make the server buffer without bound. WebSocket and
  *   SSE are cut once `maxBuffered` unsent bytes wait (WebSocket with close 1013); a poll is one answer, and
@@ -301,7 +302,7 @@ for (const t of transports) {
       back.close()
     })
 
-    test('gap: a position the history no longer holds, or another epoch, gets gap with the current position, then what follows', async () => {
+    test('gap: a position the history no longer holds gets gap with the current position; another epoch gets gap before its oldest message, then the history', async () => {
       const ch = fresh('small') // history: 3 messages
       const first = await t.open(ch)
       const e = first.got.find((f) => f.t === 'sub')!.e!
@@ -323,9 +324,11 @@ for (const t of transports) {
       ])
       behind.close()
 
+      // Another epoch (the channel's history was lost, e.g. a restart): gap just before the oldest message
+      // the current epoch holds (5: the history keeps 3), then those messages, not a jump to the end.
       const otherEpoch = await t.open(ch, { after: { e: 'zzzz', o: 7 } })
-      await otherEpoch.wait((got) => got.some((f) => f.t === 'gap'))
-      assert.deepEqual(news(otherEpoch.got), [{ t: 'gap', ch, e, o: 7 }])
+      await otherEpoch.wait((got) => messages(got).some((m) => m.o === 7))
+      assert.deepEqual(news(otherEpoch.got), [{ t: 'gap', ch, e, o: 4 }, ...[5, 6, 7].map((o) => ({ t: 'msg', ch, e, o, d: o }))])
       otherEpoch.close()
     })
 

@@ -261,7 +261,7 @@ test('a gap: the position is not in the history any more, the application is tol
   s.sub('chat:a', { e: 'an-epoch-long-gone', o: 7 })
   await s.connected('websocket')
   await waitFor('the gap', () => gaps.length === 1)
-  assert.deepEqual(gaps[0], { channel: 'chat:a', from: { e: 'an-epoch-long-gone', o: 7 }, to: { e: 'ep-chata-1', o: 1 } })
+  assert.deepEqual(gaps[0], { channel: 'chat:a', from: { e: 'an-epoch-long-gone', o: 7 }, to: { e: 'ep-chata-1', o: 1 }, restarted: true })
   s.hub.publish('chat:a', 'new')
   await waitFor('the next message', () => s.got.get('chat:a')!.length === 1)
   assert.deepEqual(s.got.get('chat:a'), [['new', 2]])

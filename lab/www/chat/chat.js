@@ -27,6 +27,14 @@ function show(data, meta) {
   li.scrollIntoView({ block: 'nearest' })
 }
 
+// A gap: the chat keeps no state beyond the lines shown, so there is
+// nothing to re-fetch; it says what happened and the messages that follow
+// (after a restart: every one the new server stored) are appended as usual.
+function gap(g) {
+  const text = g.restarted ? 'messages may have been lost while the server restarted' : `messages before this point are no longer kept (${g.channel})`
+  $('messages').append(el('li', { class: 'muted', 'data-gap': g.restarted ? 'restart' : 'history' }, `… ${text}`))
+}
+
 function join(event) {
   event.preventDefault()
   if (client) return
@@ -34,7 +42,7 @@ function join(event) {
   const choice = $('transport').value
   client = connect('/live/', choice === 'auto' ? {} : { transports: [choice] })
   client.on('state', (s) => setState(`${s.state}${s.transport ? ` over ${s.transport}` : ''}${s.delay !== undefined ? ` (retry in ${Math.round(s.delay)} ms)` : ''}`, { state: s.state, transport: s.transport ?? '' }))
-  client.on('gap', (g) => $('messages').append(el('li', { class: 'muted' }, `… messages before this point are no longer kept (${g.channel})`)))
+  client.on('gap', gap)
   client.on('error', (err) => console.warn('realtime:', err.code, err.message))
   stop = client.subscribe(room, show)
   $('who').textContent = `as ${$('name').value} in ${room}`

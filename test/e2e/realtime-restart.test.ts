@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { test } from 'node:test'
+import { connect, type GapEvent, type TransportName } from '../../client/realtime.ts'
+import { request, startServer, type TestServer } from '../helpers/server.ts'
+
+/**
+ * A restart of Edgebox with the memory engine, on each of the four
+ * transports: the real client (client/realtime.ts) follows a channel, the
+ * server stops, a new Edgebox starts on the same port and stores three
+ * messages before the client is let back in. The client resumes with its
+ * position from the old epoch: it must get one `gap` (old position -> the
+ * new epoch before its first message), then those three messages, then live
+ * ones; every publish the new server acknowledged reaches it.
+ */
+
+const KEY = 'publish-key-0123456789'
+const CONFIG = {
+  log: { access: false },
+  sites: [{ routes: [{ path: '/live/', realtime: { channels: { 'room:*': { history: { size: 100 } } }, publishKey: KEY, pollTimeout: '1s', keepAlive: '200ms' } }] }],
+}
+
+/** A TCP relay to a port that can refuse connections for a while (open ones destroyed), so the test decides when the client gets back in. */
+async function relay(target: number) {
+  const sockets = new Set<net.Socket>()
+  let down = false
+  const server = net.createServer((c) => {
+    if (down) return c.destroy()
+    const up = net.connect(target, '127.0.0.1')
+    sockets.add(c).add(up)
+    c.pipe(up).pipe(c)
+    const drop = () => {
+      c.destroy()
+      up.destroy()
+      sockets.delete(c)
+      sockets.delete(up)
+    }
+    c.on('error', drop).on('close', drop)
+    up.on('error', drop).on('close', drop)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      down = true
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    restore() {
+      down = false
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      }),
+  }
+}
+
+async function publish(srv: TestServer, ch: string, data: unknown[]): Promise<Array<{ e: string; o: number }>> {
+  const r = await request('http/1.1', `${srv.url}live/api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+    body: JSON.stringify(data.map((d) => ({ ch, d }))),
+  })
+  assert.equal(r.status, 200, r.text)
+  return JSON.parse(r.text) as Array<{ e: string; o: number }>
+}
+
+async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+for (const transport of ['websocket', 'sse', 'long-poll', 'poll'] as TransportName[]) {
+  test(`${transport}: after a restart, one gap, then every message of the new epoch from its first offset`, { timeout: 30_000 }, async () => {
+    let srv = await startServer(CONFIG)
+    const port = srv.port
+    const r = await relay(port)
+    const ch = `room:${transport}`
+    const got: Array<{ d: unknown; e: string; o: number }> = []
+    const gaps: GapEvent[] = []
+    const client = connect(`http://127.0.0.1:${r.port}/live/`, {
+      transports: [transport],
+      backoff: { base: 50, max: 200 },
+      pollInterval: 50,
+      pollTimeout: 1000,
+      openTimeout: 2000,
+      upgradeInterval: 0,
+    })
+    client.on('gap', (g) => gaps.push(g))
+    try {
+      client.subscribe(ch, (d, { position }) => got.push({ d, e: position.e, o: position.o }))
+      await until(() => client.position(ch) !== undefined, 'subscribed')
+      const [old] = await publish(srv, ch, ['before'])
+      await until(() => got.length === 1, 'the message before the restart')
+
+      // The client is kept out while the server restarts on the same port and takes three publishes.
+      r.cut()
+      await srv.close()
+      srv = await startServer({ ...CONFIG, listen: [{ host: '127.0.0.1', port }] })
+      const acks = await publish(srv, ch, ['after-1', 'after-2', 'after-3'])
+      const epoch = acks[0]!.e
+      assert.notEqual(epoch, old!.e, 'a new epoch')
+      assert.deepEqual(
+        acks.map((a) => a.o),
+        [1, 2, 3],
+      )
+      r.restore()
+
+      await until(() => gaps.length > 0, 'the gap')
+      await publish(srv, ch, ['after-4'])
+      await until(() => got.some((m) => m.d === 'after-4'), 'the live message')
+      assert.deepEqual(got, [
+        { d: 'before', e: old!.e, o: 1 },
+        { d: 'after-1', e: epoch, o: 1 },
+        { d: 'after-2', e: epoch, o: 2 },
+        { d: 'after-3', e: epoch, o: 3 },
+        { d: 'after-4', e: epoch, o: 4 },
+      ])
+      assert.deepEqual(gaps, [{ channel: ch, from: { e: old!.e, o: 1 }, to: { e: epoch, o: 0 }, restarted: true }])
+    } finally {
+      client.close()
+      await r.close()
+      await srv.close()
+    }
+  })
+}
