@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { Context, type ResponseHooks } from './context.ts'
 import type { Site } from './route.ts'
-import { httpError } from './errors.ts'
+import { httpError, type EdgeboxError } from './errors.ts'
 import { logRequestError, type AccessLog, type Logger } from './log.ts'
 import type { Handler, Req, Res, ResponseFilter, RouteParts, RouteStep } from './types.ts'
 import { checkHostCount, h2Authority, parseAuthority, parseRequestTarget, TargetError, type Authority } from '../http/target.ts'
@@ -58,7 +58,7 @@ export function routeChain(parts: ReadonlyMap<string, RouteParts>): { access: Ro
   return { access: steps(ROUTE_STEPS), beforeHandler: steps(BEFORE_HANDLER), filters: RESPONSE_FILTERS.flatMap((name) => parts.get(name)?.filter ?? []) }
 }
 
-/** Methods Edgebox implements at all; others get 501 (RFC 9110 §9.1). */
+/** Methods Edgebox implements itself; others get 501 (RFC 9110 §15.6.2) unless the route's handler takes extension methods (Handler.extensionMethods). */
 export const IMPLEMENTED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT', 'PURGE'])
 
 export interface PipelineOptions {
@@ -123,34 +123,41 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (protocol !== 'http/1.1' && protocol !== 'http/1.0' && !protocol.startsWith('h2')) throw httpError('EB_ERR_VERSION')
       if (arrival.badExpectation) throw httpError('EB_ERR_EXPECTATION_FAILED', `Expect: ${String(req.headers.expect)} is not supported`)
       parseTarget(ctx)
-      checkMethod(ctx)
+      const known = checkMethod(ctx)
       if (ctx.target.form === 'asterisk') return optionsAsterisk(ctx)
       // 3. forward proxy
       if (forwardProxy && ctx.target.form === 'absolute' && isForeign(ctx)) {
+        if (!known) throw notImplemented(ctx)
         const done = forwardProxy.handle(ctx)
         if (done) done.catch((err: unknown) => ctx.fail(err))
         return
       }
       // 4. HTTPS redirect
-      if (arrival.httpsRedirect) return redirectToHttps(ctx, arrival.httpsRedirect)
+      if (arrival.httpsRedirect) {
+        if (!known) throw notImplemented(ctx)
+        return redirectToHttps(ctx, arrival.httpsRedirect)
+      }
       // 5. match site
       const site = (ctx.site = matchSite(sites, ctx.host))
-      if (!site) throw httpError('EB_ERR_NOT_FOUND', `no site for ${ctx.host}`)
+      if (!site) throw known ? httpError('EB_ERR_NOT_FOUND', `no site for ${ctx.host}`) : notImplemented(ctx)
       // 6. Edgebox's own endpoints
       if (ctx.path.startsWith(EDGEBOX_PREFIX)) {
+        if (!known) throw notImplemented(ctx)
         const served = serveEndpoint(ctx, site.endpoints)
         if (served) served.catch((err: unknown) => ctx.fail(err))
         return
       }
       // 7. match route
-      if (!route(ctx, site)) throw httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`)
-      // 8. access control
+      if (!route(ctx, site)) throw known ? httpError('EB_ERR_NOT_FOUND', `no route for ${ctx.path}`) : notImplemented(ctx)
       const matched = ctx.route!
+      // an extension method (WebDAV's PROPFIND, QUERY, ...) only for a handler that takes any
+      if (!known && !matched.handler.extensionMethods) throw notImplemented(ctx)
+      // 8. access control
       const access = matched.access
       for (let i = 0; i < access.length; i++) if (access[i]!(ctx)) return
       // 9. method check
       const handler = matched.handler
-      if (!allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
+      if (known && !allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
       // 10. handler
       const before = matched.beforeHandler
       for (let i = 0; i < before.length; i++) if (before[i]!(ctx)) return
@@ -244,9 +251,14 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     return !(host === 'localhost' && (local.startsWith('127.') || local === '::1'))
   }
 
-  function checkMethod(ctx: Context): void {
-    if (!IMPLEMENTED_METHODS.has(ctx.method)) throw httpError('EB_ERR_NOT_IMPLEMENTED', `method ${ctx.method} is not implemented`)
+  /** Refuses TRACE; says whether the method is one Edgebox implements itself (an unknown one may still suit the route's handler). */
+  function checkMethod(ctx: Context): boolean {
     if (ctx.method === 'TRACE') throw httpError('EB_ERR_TRACE_REFUSED', undefined, { Allow: 'GET, HEAD, OPTIONS' })
+    return IMPLEMENTED_METHODS.has(ctx.method)
+  }
+
+  function notImplemented(ctx: Context): EdgeboxError {
+    return httpError('EB_ERR_NOT_IMPLEMENTED', `method ${ctx.method} is not implemented`)
   }
 
   /** A plain-HTTP listener configured to send every request to HTTPS (same host and target). */

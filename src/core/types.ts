@@ -23,6 +23,12 @@ export interface Handler {
   readonly kind: string
   /** Methods the handler answers; others get 405 with `Allow` built from this list. */
   readonly methods: readonly string[]
+  /**
+   * true: the handler also takes every method Edgebox does not implement
+   * itself (pipeline.ts IMPLEMENTED_METHODS), such as WebDAV's PROPFIND or
+   * QUERY: the proxy forwards them. Absent: those get 501 (RFC 9110 §15.6.2).
+   */
+  readonly extensionMethods?: boolean
   handle(ctx: Context): void | Promise<void>
   /** Entry point for `Upgrade` requests (WebSocket, tunnels). Absent: the upgrade is refused. */
   upgrade?(ctx: Context, socket: Duplex, head: Buffer): void

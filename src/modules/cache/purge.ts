@@ -12,7 +12,8 @@ import { primaryKey } from './lookup.ts'
  * (RFC 9111 §4.4).
  */
 
-const UNSAFE = new Set(['POST', 'PUT', 'DELETE', 'PATCH'])
+/** The safe methods (RFC 9110 §9.2.1); any other, one whose safety the cache cannot know included, is unsafe (RFC 9111 §4.4). */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /**
  * PURGE (authenticated): `PURGE /path?q` removes that URL (every variant),
@@ -43,9 +44,13 @@ export function purgeRequest(s: CacheState, ctx: Context): void {
   ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, JSON.stringify({ purged, what }) + '\n')
 }
 
-/** Unsafe methods invalidate the target and its Location / Content-Location on the same host (RFC 9111 §4.4). */
+/**
+ * Unsafe methods (PROPFIND, REPORT and other extension methods too) invalidate
+ * the target and its Location / Content-Location on the same host after a
+ * non-error answer (RFC 9111 §4.4).
+ */
 export function invalidateAfter(s: CacheState, ctx: Context, status: number, headers: Headers): void {
-  if (!UNSAFE.has(ctx.method) || status >= 400) return
+  if (SAFE.has(ctx.method) || status >= 400) return
   const key = primaryKey(s, ctx)
   s.store.delete(key)
   for (const related of invalidatedKeys(key, ctx.host, headers)) s.store.delete(related)

@@ -319,6 +319,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
   return {
     kind: 'proxy',
     methods: cache?.purgeable ? [...METHODS, 'PURGE'] : METHODS,
+    // WebDAV, QUERY and any other method the server accepts: the upstream decides what it means
+    extensionMethods: true,
     handle,
     /** Upgrade requests (WebSocket, ...): a raw tunnel to one upstream, picked like any request (tunnel.ts). */
     upgrade(ctx: Context, socket: Duplex, head: Buffer): void {
