@@ -311,11 +311,23 @@ export async function main(argv: string[]): Promise<void> {
     process.on('SIGINT', stop)
     // under npx, signals sent to npx never arrive here: stop when npx is gone rather than live on as an orphan
     stopWithNpx(() => stop('npx exited'))
+    // SIGUSR2: reopen the log files by name, after logrotate has renamed them (a reload does it too)
+    process.on('SIGUSR2', () => {
+      box.reopenLogs()
+      box.log.info({ signal: 'SIGUSR2' }, 'log files reopened')
+    })
     // SIGHUP: read the configuration (and certificates) again; a bad one is refused and the running one keeps serving
     process.on('SIGHUP', () => {
       box.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
       resolveInput()
-        .then((next) => box.reload(next))
+        .then(
+          (next) => box.reload(next),
+          (err: unknown) => {
+            // box.reload reopens the log files; a configuration file that cannot be read must not stop log rotation
+            box.reopenLogs()
+            throw err
+          },
+        )
         .catch((err: unknown) => {
           if (err instanceof ConfigError) box.log.error({ issues: err.issues }, `reload refused, the running configuration keeps serving:\n  ${err.issues.join('\n  ')}`)
           else box.log.error({ err }, 'reload failed, the running configuration keeps serving')

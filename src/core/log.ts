@@ -41,10 +41,25 @@ function prettyStream(out: NodeJS.WritableStream) {
   }
 }
 
+/** The file destination of each logger that writes to `log.file`, for reopenLogger. */
+const fileDestinations = new WeakMap<Logger, pino.DestinationStream & { reopen(): void }>()
+
 export function createLogger(opts: LogOptions): Logger {
   const base = { level: opts.level, base: { pid: process.pid } }
   if (isPretty(opts.format, opts.file)) return pino(base, prettyStream(process.stdout))
-  return pino(base, pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true }))
+  const dest = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true })
+  const log = pino(base, dest)
+  if (opts.file !== undefined) fileDestinations.set(log, dest)
+  return log
+}
+
+/**
+ * Opens the logger's file again by its name: after logrotate has renamed it,
+ * lines go to a new file at the same path. Lines already written stay in the
+ * renamed one. A logger that writes to standard output has nothing to reopen.
+ */
+export function reopenLogger(log: Logger): void {
+  fileDestinations.get(log)?.reopen()
 }
 
 /** Error codes that mean the client went away (reset, closed, cancelled its stream), not that the server failed. */
@@ -80,11 +95,13 @@ export function logRequestError(log: Logger, ctx: Context): void {
 export interface AccessLog {
   write(ctx: Context, durationMs: number): void
   flush(): void
+  /** Opens `log.file` again by its name (log rotation); writes the lines batched so far to the old file first. */
+  reopen(): void
 }
 
 /** The access log. `enabled: false` returns a writer that does nothing. */
 export function createAccessLog(opts: LogOptions & { enabled: boolean }): AccessLog {
-  if (!opts.enabled) return { write() {}, flush() {} }
+  if (!opts.enabled) return { write() {}, flush() {}, reopen() {} }
   const pretty = isPretty(opts.format, opts.file)
   const dest = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true })
   const format = pretty ? writePretty : writeJson
@@ -118,6 +135,12 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
       } catch {
         // nothing buffered, or the destination is not ready yet
       }
+    },
+    reopen() {
+      if (opts.file === undefined) return
+      // the lines of requests before the rotation belong to the old file
+      flushBatch()
+      dest.reopen()
     },
   }
 }

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { Route, Site } from '../core/route.ts'
 import { ConfigError } from '../core/errors.ts'
-import { createAccessLog, createLogger, type AccessLog, type Logger } from '../core/log.ts'
+import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
 import { issueLocalCertificate, localHome } from '../tls/local-ca.ts'
@@ -34,6 +34,13 @@ export interface Edgebox {
    * a reload that changes `listen`, `limits` or `log` is refused.
    */
   reload(input: EdgeboxConfigInput | EdgeboxConfig): Promise<void>
+  /**
+   * Opens the log files (`log.file`) again by their names, for log rotation:
+   * after logrotate renames them, new lines go to new files at the same
+   * paths. Every reload does it too, whether the new configuration is
+   * accepted or not. Nothing to do when logging to standard output.
+   */
+  reopenLogs(): void
   /**
    * Graceful stop: no new connections; long-lived exchanges are ended at once
    * (WebSockets closed with 1001, event streams ended, held polls answered);
@@ -109,6 +116,11 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   }
 
   const urls = listeners.map((l) => l.url())
+  function reopenLogs(): void {
+    // a logger passed in by the caller (opts.log) is the caller's to reopen
+    if (!opts.log) reopenLogger(log)
+    accessLog.reopen()
+  }
   let closing: Promise<void> | undefined
   let reloading: Promise<void> = Promise.resolve()
   return {
@@ -117,7 +129,9 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     },
     urls,
     log,
+    reopenLogs,
     reload(next) {
+      reopenLogs()
       const run = reloading.then(async () => {
         if (shuttingDown) throw new ConfigError(['reload: Edgebox is shutting down'])
         const config = validateConfig(next)

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -103,6 +103,45 @@ describe('edgebox --pid-file and edgebox reload', () => {
       assert.equal(r.status, 2)
       assert.match(r.stderr, new RegExp(`edgebox: --pid-file: cannot write ${pidFile.replaceAll('/', '\\/')} \\(ENOENT\\)\\n$`))
     } finally {
+      t.cleanup()
+    }
+  })
+
+  test('log files are reopened on SIGUSR2 and on reload, for log rotation', async () => {
+    const t = tempDir()
+    for (const name of ['index', 'usr2', 'hup']) writeFileSync(path.join(t.dir, `${name}.html`), 'hello')
+    const logFile = path.join(t.dir, 'logs', 'edgebox.log')
+    const configFile = path.join(t.dir, 'edgebox.json')
+    writeFileSync(configFile, JSON.stringify({ listen: [{ port: 0 }], log: { file: logFile, format: 'json' }, sites: [{ routes: [{ path: '/', static: { root: '.' } }] }] }))
+    const child = spawn(process.execPath, [BIN, '--config', configFile], { cwd: t.dir, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '')
+    try {
+      assert.ok(await until(() => /listening on http:/.test(read(logFile))), `no banner in the log file; stderr: ${stderr}`)
+      const url = /listening on (http:\/\/\S+?)"/.exec(read(logFile))![1]!
+      const requested = (file: string, p: string) => until(() => read(file).includes(`"msg":"request","method":"GET","host":"127.0.0.1","path":"${p}","status":200`))
+
+      assert.equal((await request('http/1.1', url + 'before')).status, 404)
+      assert.equal((await request('http/1.1', url)).text, 'hello')
+      assert.ok(await requested(logFile, '/'), read(logFile))
+      // logrotate renames the file, then signals the server
+      renameSync(logFile, logFile + '.1')
+      child.kill('SIGUSR2')
+      assert.ok(await until(() => read(logFile).includes('"msg":"log files reopened"')), `no reopen line; stderr: ${stderr}`)
+      assert.equal((await request('http/1.1', url + 'usr2.html')).text, 'hello')
+      assert.ok(await requested(logFile, '/usr2.html'), read(logFile))
+      assert.doesNotMatch(read(logFile + '.1'), /usr2\.html/)
+
+      renameSync(logFile, logFile + '.2')
+      child.kill('SIGHUP')
+      assert.ok(await until(() => read(logFile).includes('"msg":"configuration reloaded"')), `no reload line; stderr: ${stderr}`)
+      assert.equal((await request('http/1.1', url + 'hup.html')).text, 'hello')
+      assert.ok(await requested(logFile, '/hup.html'), read(logFile))
+      assert.doesNotMatch(read(logFile + '.2'), /hup\.html/)
+      assert.equal(stderr, '')
+    } finally {
+      child.kill('SIGKILL')
       t.cleanup()
     }
   })
