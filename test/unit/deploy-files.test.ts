@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+/** The Dockerfile and the systemd unit (docs/deploy.md): no container engine runs the tests, so their essentials are checked here. */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+const SCRIPT = "fetch('http://127.0.0.1:8080/_edgebox/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+
+/** The Dockerfile's instructions, continuation lines joined, comments dropped. */
+function instructions(text: string): { op: string; args: string }[] {
+  return text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((l) => {
+      const [op, ...rest] = l.split(/\s+/)
+      return { op: op!.toUpperCase(), args: rest.join(' ') }
+    })
+}
+
+/** The argument vector of an exec-form (JSON array) command; the shell form as the shell runs it. */
+function argv(args: string): string[] {
+  return args.startsWith('[') ? (JSON.parse(args) as string[]) : ['/bin/sh', '-c', args]
+}
+
+describe('Dockerfile', () => {
+  const all = instructions(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))
+  // the final stage is the image that runs
+  const lastFrom = all.map((i) => i.op).lastIndexOf('FROM')
+  const image = all.slice(lastFrom)
+
+  test('every stage starts from a Node 24 image', () => {
+    const froms = all.filter((i) => i.op === 'FROM').map((i) => i.args.split(/\s+/)[0])
+    assert.ok(froms.length >= 1)
+    for (const from of froms) assert.match(from!, /^node:24(-[a-z0-9.-]+)?$/)
+  })
+
+  test('runs as the non-root user node', () => {
+    const users = image.filter((i) => i.op === 'USER').map((i) => i.args)
+    assert.equal(users.at(-1), 'node')
+  })
+
+  test('checks its health with node -e and fetch, not curl or wget', () => {
+    const checks = image.filter((i) => i.op === 'HEALTHCHECK')
+    assert.equal(checks.length, 1)
+    const cmd = /^(?:--\S+\s+)*CMD\s+(.*)$/.exec(checks[0]!.args)
+    assert.ok(cmd, checks[0]!.args)
+    const run = argv(cmd[1]!)
+    if (run[0] === '/bin/sh') assert.equal(run[2], `node -e "${SCRIPT}"`)
+    else assert.deepEqual(run, ['node', '-e', SCRIPT])
+    // slim images have neither; no instruction may count on them
+    for (const i of all) assert.doesNotMatch(i.args, /\b(curl|wget)\b/, `${i.op} ${i.args}`)
+  })
+
+  test('exposes the port the health check asks and keeps EDGEBOX_HOME as a volume', () => {
+    const ports = image.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/))
+    assert.ok(ports.includes('8080'), ports.join(' '))
+    const env = image.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ')
+    const home = /\bEDGEBOX_HOME=(\S+)/.exec(env)?.[1]
+    assert.equal(home, '/var/lib/edgebox')
+    const volumes = image.filter((i) => i.op === 'VOLUME').flatMap((i) => (i.args.startsWith('[') ? (JSON.parse(i.args) as string[]) : i.args.split(/\s+/)))
+    assert.deepEqual(volumes, [home])
+  })
+})
+
+describe('deploy/edgebox.service', () => {
+  const unit = path.join(ROOT, 'deploy', 'edgebox.service')
+  const text = readFileSync(unit, 'utf8')
+  const settings = text.split('\n').filter((l) => /^\w+=/.test(l))
+
+  test('restarts on failure, reloads with SIGHUP, runs as its own user with its state directory as EDGEBOX_HOME', () => {
+    for (const line of ['Restart=on-failure', 'LimitNOFILE=65536', 'ExecReload=/bin/kill -HUP $MAINPID', 'User=edgebox', 'StateDirectory=edgebox', 'Environment=EDGEBOX_HOME=/var/lib/edgebox', 'NoNewPrivileges=yes', 'ProtectSystem=strict']) {
+      assert.ok(settings.includes(line), `missing ${line}`)
+    }
+  })
+
+  // systemd-analyze comes with the Debian package systemd, which .ci/run installs
+  test('systemd-analyze verify accepts it without a warning', () => {
+    const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(r.error, undefined, 'systemd-analyze is not installed (apt-get install systemd)')
+    assert.equal(r.stderr, '')
+    assert.equal(r.stdout, '')
+    assert.equal(r.status, 0)
+  })
+})
