@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { after, before, test } from 'node:test'
 import { connect, type TransportName } from '../../client/realtime.ts'
 import { request, startServer, type TestServer } from '../helpers/server.ts'
+import { relay } from '../helpers/relay.ts'
 
 /**
  * A network cut during a burst of messages, on each of the four transports:
@@ -23,42 +23,6 @@ before(async () => {
 })
 after(() => srv.close())
 
-/** A TCP relay to the server that can be cut: open connections destroyed, new ones refused until restored. */
-async function relay(target: number) {
-  const sockets = new Set<net.Socket>()
-  let down = false
-  const server = net.createServer((c) => {
-    if (down) return c.destroy()
-    const up = net.connect(target, '127.0.0.1')
-    sockets.add(c).add(up)
-    c.pipe(up).pipe(c)
-    const drop = () => {
-      c.destroy()
-      up.destroy()
-      sockets.delete(c)
-      sockets.delete(up)
-    }
-    c.on('error', drop).on('close', drop)
-    up.on('error', drop).on('close', drop)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
-      down = true
-      for (const s of sockets) s.destroy()
-      sockets.clear()
-    },
-    restore() {
-      down = false
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => r())
-      }),
-  }
-}
 
 const publish = (ch: string, from: number, to: number) =>
   request('http/1.1', `${srv.url}live/api/publish`, {

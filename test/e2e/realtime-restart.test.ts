@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import net from 'node:net'
 import { test } from 'node:test'
 import { connect, type GapEvent, type TransportName } from '../../client/realtime.ts'
 import { request, startServer, type TestServer } from '../helpers/server.ts'
+import { relay } from '../helpers/relay.ts'
 
 /**
  * A restart of Edgebox with the memory engine, on each of the four
@@ -20,42 +20,6 @@ const CONFIG = {
   sites: [{ routes: [{ path: '/live/', realtime: { channels: { 'room:*': { history: { size: 100 } } }, publishKey: KEY, pollTimeout: '1s', keepAlive: '200ms' } }] }],
 }
 
-/** A TCP relay to a port that can refuse connections for a while (open ones destroyed), so the test decides when the client gets back in. */
-async function relay(target: number) {
-  const sockets = new Set<net.Socket>()
-  let down = false
-  const server = net.createServer((c) => {
-    if (down) return c.destroy()
-    const up = net.connect(target, '127.0.0.1')
-    sockets.add(c).add(up)
-    c.pipe(up).pipe(c)
-    const drop = () => {
-      c.destroy()
-      up.destroy()
-      sockets.delete(c)
-      sockets.delete(up)
-    }
-    c.on('error', drop).on('close', drop)
-    up.on('error', drop).on('close', drop)
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
-      down = true
-      for (const s of sockets) s.destroy()
-      sockets.clear()
-    },
-    restore() {
-      down = false
-    },
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => r())
-      }),
-  }
-}
 
 async function publish(srv: TestServer, ch: string, data: unknown[]): Promise<Array<{ e: string; o: number }>> {
   const r = await request('http/1.1', `${srv.url}live/api/publish`, {

@@ -1,0 +1,38 @@
+import net from 'node:net'
+
+/** A TCP relay to a port that can be cut: open connections destroyed, new ones refused until restored (a network outage, a restart). */
+export async function relay(target: number) {
+  const sockets = new Set<net.Socket>()
+  let down = false
+  const server = net.createServer((c) => {
+    if (down) return c.destroy()
+    const up = net.connect(target, '127.0.0.1')
+    sockets.add(c).add(up)
+    c.pipe(up).pipe(c)
+    const drop = () => {
+      c.destroy()
+      up.destroy()
+      sockets.delete(c)
+      sockets.delete(up)
+    }
+    c.on('error', drop).on('close', drop)
+    up.on('error', drop).on('close', drop)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      down = true
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    restore() {
+      down = false
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      }),
+  }
+}
