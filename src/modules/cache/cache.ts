@@ -58,6 +58,12 @@ export const cacheOptions = z.strictObject({
    * without Range, stores it, and serves the range from it, as CDNs do.
    */
   rangeMiss: z.enum(['forward', 'whole']).default('forward'),
+  /**
+   * A disconnected cache (RFC 9111 §4.2.4): while the origin cannot be reached
+   * at all (refused, connect or answer timeout, no healthy upstream), serve a
+   * stale stored response up to this long past its freshness. Off: the error.
+   */
+  staleIfUnreachable: z.union([z.literal(false), duration()]).default(false),
   /** The PURGE method on this route, with `Authorization: Bearer <token>`. Absent: PURGE is not allowed. */
   purge: z.strictObject({ token: z.string().min(16, 'tokens must be at least 16 characters') }).optional(),
 })

@@ -1,6 +1,7 @@
 import type { Context } from '../../core/context.ts'
 import type { CacheDirectives, Headers } from '../../http/cache-control.ts'
 import { staleIfErrorAllowed, updateStoredHeaders } from '../../http/freshness.ts'
+import { EdgeboxError } from '../../core/errors.ts'
 import { collect, DISCARD } from '../proxy/exchange.ts'
 import type { CacheState, Origin, OriginResponse } from './cache.ts'
 import { respondAndStore, startFlight, UNWATCHED } from './coalescing.ts'
@@ -25,6 +26,7 @@ export async function revalidate(s: CacheState, ctx: Context, key: string, store
     if (staleIfErrorAllowed(stored, dirs, s.cfg.ignoreRequestDirectives ? {} : req, s.clock.now())) {
       return serve(s, ctx, stored, `hit; ttl=${ttl}; detail=stale-if-error`, 'STALE')
     }
+    if (unreachableAllowed(s, err, dirs, ttl)) return serve(s, ctx, stored, `hit; ttl=${ttl}; detail=stale-if-unreachable`, 'STALE')
     throw err
   }
   if (res.status === 304) {
@@ -87,6 +89,21 @@ export function refresh(s: CacheState, ctx: Context, key: string, stored: Stored
     },
     () => settle.done(null),
   )
+}
+
+/** The proxy's errors that mean no answer came from the origin (not an origin's own 5xx, which stale-if-error covers). */
+const UNREACHABLE = new Set(['EB_ERR_BAD_GATEWAY', 'EB_ERR_NO_UPSTREAM', 'EB_ERR_GATEWAY_TIMEOUT'])
+
+/**
+ * RFC 9111 §4.2.4: a disconnected cache may serve stale, here within
+ * cfg.staleIfUnreachable; never when the response forbids stale use
+ * (no-cache, must-revalidate, proxy-revalidate, s-maxage: §5.2.2).
+ */
+function unreachableAllowed(s: CacheState, err: unknown, dirs: CacheDirectives, ttl: number): boolean {
+  const window = s.cfg.staleIfUnreachable
+  if (window === false || !(err instanceof EdgeboxError) || !UNREACHABLE.has(err.code)) return false
+  if (dirs.noCache === true || dirs.mustRevalidate || dirs.proxyRevalidate || dirs.sMaxage !== undefined) return false
+  return -ttl * 1000 <= window
 }
 
 /** RFC 9111 §4.3.4: a 304 (or a matching 200 to HEAD) updates the stored headers and restarts the stored response's age. */
