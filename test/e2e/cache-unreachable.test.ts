@@ -21,8 +21,8 @@ const origin = http.createServer((req, res) => {
   res.end(`body of ${req.url}`)
 })
 
-let lenient: TestServer
-let strict: TestServer
+let lenient: TestServer | undefined
+let strict: TestServer | undefined
 before(async () => {
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
@@ -31,27 +31,27 @@ before(async () => {
   strict = await startServer(proxy({}), undefined, { clock })
 })
 after(async () => {
-  await lenient.close()
-  await strict.close()
+  await lenient?.close()
+  await strict?.close()
   if (origin.listening) await new Promise((r) => origin.close(r))
 })
 
 test('with staleIfUnreachable, a stale stored response is served while the origin refuses connections, within the window only; without it, the 502', async () => {
-  const first = await request('http/1.1', lenient.url + 'page')
+  const first = await request('http/1.1', lenient!.url + 'page')
   assert.equal(first.status, 200)
-  const off = await request('http/1.1', strict.url + 'page')
+  const off = await request('http/1.1', strict!.url + 'page')
   assert.equal(off.status, 200)
   origin.closeAllConnections()
   await new Promise((r) => origin.close(r))
   clock.advance(10_000 + 60_000) // stale for 60 s: the edge of the 1m window
-  const stale = await request('http/1.1', lenient.url + 'page')
+  const stale = await request('http/1.1', lenient!.url + 'page')
   assert.equal(stale.status, 200)
   assert.equal(stale.text, 'body of /page')
   assert.equal(stale.headers['cache-status'], 'edgebox; hit; ttl=-60; detail=stale-if-unreachable')
-  const refused = await request('http/1.1', strict.url + 'page')
+  const refused = await request('http/1.1', strict!.url + 'page')
   assert.equal(refused.status, 502, 'without the option the error goes through')
   clock.advance(1000)
-  const late = await request('http/1.1', lenient.url + 'page')
+  const late = await request('http/1.1', lenient!.url + 'page')
   assert.equal(late.status, 502, 'past the window the error goes through')
   assert.equal(late.headers['cache-status'], undefined)
 })
