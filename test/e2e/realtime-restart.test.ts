@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { connect, type GapEvent, type TransportName } from '../../client/realtime.ts'
 import { request, startServer, type TestServer } from '../helpers/server.ts'
-import { relay } from '../helpers/relay.ts'
+import { QUICK_RECOVERY, relay } from '../helpers/relay.ts'
 
 /**
  * A restart of Edgebox with the memory engine, on each of the four
@@ -49,11 +49,7 @@ for (const transport of ['websocket', 'sse', 'long-poll', 'poll'] as TransportNa
     const gaps: GapEvent[] = []
     const client = connect(`http://127.0.0.1:${r.port}/live/`, {
       transports: [transport],
-      backoff: { base: 50, max: 200 },
-      pollInterval: 50,
-      pollTimeout: 1000,
-      openTimeout: 2000,
-      upgradeInterval: 0,
+      ...QUICK_RECOVERY,
     })
     client.on('gap', (g) => gaps.push(g))
     try {

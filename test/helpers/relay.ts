@@ -36,3 +36,6 @@ export async function relay(target: number) {
       }),
   }
 }
+
+/** Realtime client options for recovery tests: reconnect and poll quickly, one transport, no upgrades. */
+export const QUICK_RECOVERY = { backoff: { base: 50, max: 200 }, pollInterval: 50, pollTimeout: 1000, openTimeout: 2000, upgradeInterval: 0 } as const
