@@ -1,7 +1,8 @@
 import { X509Certificate } from 'node:crypto'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { csrInstructions, ensureLocalCa, hostKind, issueLocalCertificate, localHome, trustInstructions } from '../tls/local-ca.ts'
+import { csrInstructions, ensureLocalCa, hostKind, issueLocalCertificate, trustInstructions } from '../tls/local-ca.ts'
+import { defaultDataDir } from '../core/data-dir.ts'
 
 const HELP = `edgebox cert: certificates for HTTPS
 
@@ -69,7 +70,7 @@ export async function certCommand(argv: string[], out: CertOutput = processOutpu
     return 0
   }
 
-  const home = values.home !== undefined ? path.resolve(values.home) : localHome()
+  const home = values.home !== undefined ? path.resolve(values.home) : defaultDataDir()
   try {
     const ca = await ensureLocalCa(home)
     out.stdout(`Local CA: ${ca.created ? 'created' : 'already exists'}: ${ca.certPath}\n`)

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { parseServer } from '../inspect/dns.ts'
 import { inspect, type InspectOptions } from '../inspect/inspect.ts'
 import { pemCertificates, ProbeError, type Authority } from '../inspect/probe.ts'
-import { localHome } from '../tls/local-ca.ts'
+import { defaultDataDir } from '../core/data-dir.ts'
 import { renderText } from '../inspect/report.ts'
 import { TCHAR } from '../http/token.ts'
 
@@ -76,7 +76,7 @@ function authorityFile(file: string, label: (subject: string) => string): Author
  * browser that trusts it. One that cannot be read is left out.
  */
 function localAuthority(env: NodeJS.ProcessEnv): Authority | null {
-  const file = path.join(localHome(env), 'ca', 'ca.crt')
+  const file = path.join(defaultDataDir(env), 'ca', 'ca.crt')
   try {
     return authorityFile(file, (subject) => `Edgebox's local authority ${file} (${subject})`)
   } catch {

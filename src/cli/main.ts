@@ -7,7 +7,7 @@ import { ConfigError } from '../core/errors.ts'
 import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox } from '../server/app.ts'
-import { localHome } from '../tls/local-ca.ts'
+import { defaultDataDir, resolveDataDir } from '../core/data-dir.ts'
 import { certCommand } from './cert.ts'
 import { inspectCommand } from './inspect.ts'
 import { stopWithNpx } from './parent-watch.ts'
@@ -102,7 +102,7 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
               stripPrefix: true,
               prefix: '/lab/xo/nocors',
               // over HTTPS, B's certificate comes from the local authority
-              ...(at.https ? { tls: { ca: path.join(localHome(), 'ca', 'ca.crt') } } : {}),
+              ...(at.https ? { tls: { ca: path.join(defaultDataDir(), 'ca', 'ca.crt') } } : {}),
             },
             headers: xoHeaders,
           },
@@ -291,7 +291,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     }
     if (box.config.listen.some((l) => l.tls) && box.config.tls.certificates.length === 0) {
-      const ca = path.join(localHome(), 'ca', 'ca.crt')
+      const ca = path.join(resolveDataDir(box.config.dataDir, baseDir), 'ca', 'ca.crt')
       box.log.info({ ca }, `HTTPS with a certificate from the local authority ${ca}: run "npx edgebox cert" to see how to trust it`)
     }
     let signals = 0

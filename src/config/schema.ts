@@ -250,6 +250,13 @@ export const configSchema = z
     clientAddressHeader: z.enum(['x-forwarded-for', 'forwarded']).default('x-forwarded-for'),
     /** Forward proxy mode, off by default; when on, access is limited to `clients` or `credentials`. */
     forwardProxy: forwardProxySchema.prefault({}),
+    /**
+     * The folder Edgebox keeps its state in (the local authority, ACME
+     * accounts and certificates), relative to the configuration's folder;
+     * default `$EDGEBOX_HOME`, else `$XDG_DATA_HOME/edgebox`, else
+     * `~/.local/share/edgebox`. Keep it across restarts (docs/deploy.md).
+     */
+    dataDir: z.string().min(1).optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy

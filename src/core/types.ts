@@ -52,6 +52,8 @@ export interface ModuleDeps {
   readonly configPath: string
   /** Directory relative paths in the configuration are resolved against. */
   readonly baseDir: string
+  /** Edgebox's data folder (`dataDir`, resolved): where the local authority and ACME state live. */
+  readonly dataDir: string
   /** The route prefix the handler is mounted at (`/files/`). */
   readonly prefix: string
   readonly log: Logger

@@ -8,7 +8,8 @@ import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
-import { issueLocalCertificate, localHome } from '../tls/local-ca.ts'
+import { issueLocalCertificate } from '../tls/local-ca.ts'
+import { dataDirProblem, resolveDataDir } from '../core/data-dir.ts'
 import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
 import type { Handler, ResponseFilter, RouteParts } from '../core/types.ts'
@@ -196,13 +197,16 @@ async function closeGeneration(g: Generation): Promise<void> {
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
 async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, accessLog: AccessLog, isShuttingDown: () => boolean): Promise<Generation> {
+  const dataDir = resolveDataDir(config.dataDir, baseDir)
+  const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
+  if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])
   // certificates first: with tls.local they create the local authority other modules may trust (a proxy to a sibling listener)
-  const certificates = config.listen.some((l) => l.tls) ? await loadTls(config, baseDir) : null
+  const certificates = config.listen.some((l) => l.tls) ? await loadTls(config, baseDir, dataDir) : null
   const handlers: Handler[] = []
   // What every response gets, whatever its route: Server-Timing, and a closing connection during shutdown.
   const global = new Map<string, RouteParts>([['shutdown', { filter: closeWhileShuttingDown(isShuttingDown) }]])
   if (config.serverTiming) global.set('serverTiming', { filter: serverTiming })
-  const sites = await provisionSites(config, baseDir, log, clock, handlers, global)
+  const sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global)
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
   const filters = routeChain(global).filters
 
@@ -225,14 +229,14 @@ async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, cl
 }
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
-async function loadTls(config: EdgeboxConfig, baseDir: string): Promise<CertificateSet> {
+async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string): Promise<CertificateSet> {
   const problems: string[] = []
   const loaded: LoadedCertificate[] = []
   let sources = config.tls.certificates.map((c, i) => ({ id: `tls.certificates[${i}]`, src: c, dir: baseDir }))
   if (sources.length === 0) {
     // tls.local: the local authority's certificate for the sites' hosts (created once, reused while valid)
     const hosts = [...new Set(config.sites.flatMap((s) => s.hosts))]
-    const local = await issueLocalCertificate(localHome(), hosts)
+    const local = await issueLocalCertificate(dataDir, hosts)
     sources = [{ id: 'tls.local', src: { cert: local.certPath, key: local.keyPath }, dir: '/' }]
   }
   for (const { id, src, dir } of sources) {
@@ -254,7 +258,7 @@ async function loadTls(config: EdgeboxConfig, baseDir: string): Promise<Certific
  * put in the pipeline's order; the site's own chain for answers no route
  * gave; and its /_edgebox/ endpoints.
  */
-async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, handlers: Handler[], global: ReadonlyMap<string, RouteParts>): Promise<Site[]> {
+async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: string, log: Logger, clock: Clock, handlers: Handler[], global: ReadonlyMap<string, RouteParts>): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
   const filters = filterModules.map((m) => [m.name, m.start({ clock })] as const)
@@ -277,6 +281,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, log: Logge
         const handler = await mod.create((routeCfg as unknown as Record<string, never>)[mod.kind], {
           configPath: `${id}.${mod.kind}`,
           baseDir,
+          dataDir,
           prefix: routeCfg.path,
           log: log.child({ route: id }),
           limits: {

@@ -1,8 +1,7 @@
 import 'reflect-metadata'
+import { ensurePrivateDir, readIfExists, writeNewPrivateFile, writePrivateFile } from '../core/data-dir.ts'
 import * as x509 from '@peculiar/x509'
 import { X509Certificate, createPrivateKey, randomBytes, webcrypto, type KeyObject } from 'node:crypto'
-import { constants } from 'node:fs'
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -58,13 +57,6 @@ export interface LocalCertificate {
   issued: boolean
   /** The names and addresses the certificate covers, in order (the first is the subject CN). */
   hosts: string[]
-}
-
-/** Where Edgebox keeps its local authority: $EDGEBOX_HOME, else $XDG_DATA_HOME/edgebox, else ~/.local/share/edgebox. */
-export function localHome(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.EDGEBOX_HOME) return path.resolve(env.EDGEBOX_HOME)
-  if (env.XDG_DATA_HOME) return path.resolve(env.XDG_DATA_HOME, 'edgebox')
-  return path.join(os.homedir(), '.local', 'share', 'edgebox')
 }
 
 /** A host name a certificate can carry: a DNS name, optionally with a leading wildcard label. */
@@ -130,10 +122,11 @@ export async function ensureLocalCa(home: string): Promise<LocalCa> {
   })
   const newCert = cert.toString('pem') + '\n'
   const newKey = await keyToPem(keys.privateKey)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await ensurePrivateDir(home)
+  await ensurePrivateDir(dir)
   // the key first: a certificate on disk always has its key beside it
-  await writeNew(keyPath, newKey, 0o600)
-  await writeNew(certPath, newCert, 0o644)
+  await writeNew(keyPath, newKey)
+  await writeNew(certPath, newCert)
   return { certPath, keyPath, certPem: newCert, keyPem: newKey, created: true }
 }
 
@@ -186,10 +179,10 @@ export async function issueLocalCertificate(home: string, hosts: string[]): Prom
   })
   const certPem = cert.toString('pem') + '\n'
   const keyPem = await keyToPem(keys.privateKey)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await ensurePrivateDir(dir)
   // the key first, then the certificate: each file is replaced whole, never left half-written
-  await writeReplacing(keyPath, keyPem, 0o600)
-  await writeReplacing(certPath, certPem, 0o644)
+  await writePrivateFile(keyPath, keyPem)
+  await writePrivateFile(certPath, certPem)
   return { certPath, keyPath, certPem, keyPem, chainPem: certPem, issued: true, hosts: names }
 }
 
@@ -337,57 +330,9 @@ function userName(): string {
   }
 }
 
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
-}
-
-/** Writes `data` to a new temporary file beside `file`, flushed to disk, and returns its path. */
-async function writeTemp(file: string, data: string, mode: number): Promise<string> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode)
-  try {
-    await handle.writeFile(data)
-    await handle.sync()
-  } catch (err) {
-    await handle.close()
-    await rm(tmp, { force: true })
-    throw err
-  }
-  await handle.close()
-  return tmp
-}
-
-/** Puts a complete file at `file`, replacing what was there in one step. */
-async function writeReplacing(file: string, data: string, mode: number): Promise<void> {
-  const tmp = await writeTemp(file, data, mode)
-  try {
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
-}
-
-/**
- * Puts a complete file at `file` only if there is none: a hard link fails
- * when the name exists, so a file another process created meanwhile is
- * never overwritten.
- */
-async function writeNew(file: string, data: string, mode: number): Promise<void> {
-  const tmp = await writeTemp(file, data, mode)
-  try {
-    await link(tmp, file)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`${file} appeared while the local CA was being created (another edgebox cert at the same time?); it was left as it is. Run the command again.`)
-    throw err
-  } finally {
-    await rm(tmp, { force: true })
-  }
+/** Puts a new file in the authority's folder, never over one another process created meanwhile. */
+async function writeNew(file: string, data: string): Promise<void> {
+  if (!(await writeNewPrivateFile(file, data))) throw new Error(`${file} appeared while the local CA was being created (another edgebox cert at the same time?); it was left as it is. Run the command again.`)
 }
 
 /** A path as one word for a POSIX shell, quoted only when it needs to be. */

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import tls from 'node:tls'
 import { certCommand } from '../../src/cli/cert.ts'
-import { csrInstructions, ensureLocalCa, issueLocalCertificate, localHome, trustInstructions } from '../../src/tls/local-ca.ts'
+import { csrInstructions, ensureLocalCa, issueLocalCertificate, trustInstructions } from '../../src/tls/local-ca.ts'
 
 const DAY = 86_400_000
 const LIMIT = { timeout: 30_000 }
@@ -51,12 +51,6 @@ function capture() {
     },
   }
 }
-
-test('localHome: $EDGEBOX_HOME, else $XDG_DATA_HOME/edgebox, else ~/.local/share/edgebox', () => {
-  assert.equal(localHome({ EDGEBOX_HOME: '/srv/eb', XDG_DATA_HOME: '/x' }), path.resolve('/srv/eb'))
-  assert.equal(localHome({ XDG_DATA_HOME: '/x' }), path.resolve('/x/edgebox'))
-  assert.equal(localHome({}), path.join(os.homedir(), '.local', 'share', 'edgebox'))
-})
 
 test('the CA is created once, then loaded unchanged', LIMIT, () =>
   withHome(async (home) => {

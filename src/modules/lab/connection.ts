@@ -6,7 +6,6 @@ import tls, { type TLSSocket } from 'node:tls'
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler, Req } from '../../core/types.ts'
-import { localHome } from '../../tls/local-ca.ts'
 
 /**
  * `lab: { demo: 'connection' }`: what the browser just negotiated, for the
@@ -84,8 +83,8 @@ function describe(cert: X509Certificate, source: CertificateInfo['source']): Cer
 }
 
 /** Candidate issuers: the local authority's certificate (read again when the file changes) and Node's root store (parsed once, when first needed). */
-function issuerPool() {
-  const caPath = path.join(localHome(), 'ca', 'ca.crt')
+function issuerPool(dataDir: string) {
+  const caPath = path.join(dataDir, 'ca', 'ca.crt')
   let local: { mtimeMs: number; cert: X509Certificate } | null = null
   let roots: X509Certificate[] | null = null
   const localCa = (): X509Certificate | null => {
@@ -126,8 +125,8 @@ function issuerPool() {
 
 const selfSigned = (cert: X509Certificate) => cert.subject === cert.issuer && cert.checkIssued(cert)
 
-export function createConnectionDemo(prefix: string): Handler {
-  const pool = issuerPool()
+export function createConnectionDemo(prefix: string, dataDir: string): Handler {
+  const pool = issuerPool(dataDir)
 
   function chain(leaf: X509Certificate): { certificate: CertificateInfo[]; chainNote: string } {
     const out = [describe(leaf, 'presented')]

@@ -51,7 +51,7 @@ export const labModule = {
   schema,
   async create(cfg, deps) {
     if (cfg.demo === 'account') return createAccountDemo(deps.prefix, deps.limits)
-    if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix)
+    if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix, deps.dataDir)
     const versions = new Map<string, { version: number; modified: string }>()
     const objectVersion = (name: string) => {
       let v = versions.get(name)

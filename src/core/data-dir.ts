@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto'
+import { constants } from 'node:fs'
+import { chmod, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+
+/**
+ * Edgebox's data folder (docs/deploy.md): the one place that holds what it
+ * must keep across restarts and upgrades: the local certificate authority
+ * and its certificates, the ACME account and the certificates it obtained.
+ * Everything in it is private to the user Edgebox runs as: folders 0700,
+ * files 0600, each file written whole (a temporary file, flushed, then
+ * renamed or linked into place), so a crash never leaves a half-written key.
+ * It is never inside Edgebox's own package folder, which npm replaces on
+ * every install.
+ */
+
+/** The folder Edgebox's package is installed in (or checked out in). */
+const PACKAGE_DIR = path.resolve(import.meta.dirname, '..', '..')
+
+/** The default data folder: $EDGEBOX_HOME, else $XDG_DATA_HOME/edgebox, else ~/.local/share/edgebox. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.EDGEBOX_HOME) return path.resolve(env.EDGEBOX_HOME)
+  if (env.XDG_DATA_HOME) return path.resolve(env.XDG_DATA_HOME, 'edgebox')
+  return path.join(os.homedir(), '.local', 'share', 'edgebox')
+}
+
+/** The data folder a configuration names (`dataDir`, relative to the configuration's folder), else the default. */
+export function resolveDataDir(configured: string | undefined, baseDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  return configured === undefined ? defaultDataDir(env) : path.resolve(baseDir, configured)
+}
+
+/** Why a folder cannot be the data folder, or null: it is (inside) Edgebox's package folder. */
+export function dataDirProblem(dir: string): string | null {
+  const rel = path.relative(PACKAGE_DIR, path.resolve(dir))
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    return `${dir} is inside Edgebox's package folder ${PACKAGE_DIR}, which npm replaces on every install; keep the data elsewhere (docs/deploy.md)`
+  }
+  return null
+}
+
+/**
+ * Makes `dir` (and the folders to it that do not exist) with mode 0700 and
+ * returns it. An existing folder that others can read or enter is made
+ * private (chmod 0700) when it is this user's own; otherwise, and for
+ * anything that is not a folder, it throws a message naming the path.
+ */
+export async function ensurePrivateDir(dir: string): Promise<string> {
+  const problem = dataDirProblem(dir)
+  if (problem) throw new Error(problem)
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const st = await stat(dir)
+  if (!st.isDirectory()) throw new Error(`${dir} is not a folder`)
+  if ((st.mode & 0o077) !== 0) {
+    try {
+      await chmod(dir, 0o700)
+    } catch (err) {
+      const mode = (st.mode & 0o777).toString(8)
+      throw new Error(`${dir} can be read by other users (mode ${mode}) and cannot be made private (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); run: chmod 700 ${dir}`)
+    }
+  }
+  return dir
+}
+
+/** A file's text, or undefined when there is none. */
+export async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+/** Writes `data` to a new temporary file (mode 0600) beside `file`, flushed to disk, and returns its path. */
+async function writeTemp(file: string, data: string): Promise<string> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  try {
+    await handle.writeFile(data)
+    await handle.sync()
+  } catch (err) {
+    await handle.close()
+    await rm(tmp, { force: true })
+    throw err
+  }
+  await handle.close()
+  return tmp
+}
+
+/** Puts a complete private file (0600) at `file`, replacing what was there in one step. */
+export async function writePrivateFile(file: string, data: string): Promise<void> {
+  const tmp = await writeTemp(file, data)
+  try {
+    await rename(tmp, file)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
+
+/**
+ * Puts a complete private file (0600) at `file` only if there is none: a
+ * hard link fails when the name exists, so a file another process created
+ * meanwhile is never overwritten. Returns false when the file exists.
+ */
+export async function writeNewPrivateFile(file: string, data: string): Promise<boolean> {
+  const tmp = await writeTemp(file, data)
+  try {
+    await link(tmp, file)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  } finally {
+    await rm(tmp, { force: true })
+  }
+}
