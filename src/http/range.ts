@@ -220,3 +220,20 @@ export function holdsAll(held: HeldRanges, size: number): boolean {
   const only = held.ranges.length === 1 ? held.ranges[0]! : undefined
   return only !== undefined && only.start === 0 && only.end === size - 1 && held.body.length === size
 }
+
+/**
+ * The bytes of `start..end` that `ranges` (sorted, disjoint, non-adjacent)
+ * does not hold, as one span from the first missing byte to the last one
+ * (held bytes between them included), or undefined when all are held.
+ */
+export function missingSpan(ranges: readonly ByteRange[], start: number, end: number): ByteRange | undefined {
+  let first = start
+  for (const r of ranges) if (r.start <= first && first <= r.end) first = r.end + 1
+  if (first > end) return undefined
+  let last = end
+  for (let i = ranges.length - 1; i >= 0; i--) {
+    const r = ranges[i]!
+    if (r.start <= last && last <= r.end) last = r.start - 1
+  }
+  return { start: first, end: last }
+}

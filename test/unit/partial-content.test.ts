@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
-import { holdsAll, mergeRange, parseContentRange, sliceHeld, type ByteRange, type HeldRanges } from '../../src/http/range.ts'
+import { holdsAll, mergeRange, missingSpan, parseContentRange, sliceHeld, type ByteRange, type HeldRanges } from '../../src/http/range.ts'
 import { DiskStore } from '../../src/modules/cache/disk-store.ts'
 import type { StoredEntry } from '../../src/modules/cache/store.ts'
 
@@ -95,6 +95,40 @@ describe('mergeRange', () => {
         assert.equal(count, covered.size)
         assert.ok(h.body.equals(Buffer.concat(h.ranges.map((r) => REF.subarray(r.start, r.end + 1)))))
         for (const r of list) assert.ok(sliceHeld(h, r.start, r.end)!.equals(REF.subarray(r.start, r.end + 1)))
+      }),
+    )
+  })
+})
+
+describe('missingSpan', () => {
+  test('missingSpan: from the first to the last byte of a range that is not held', () => {
+    const h: ByteRange[] = [
+      { start: 0, end: 99 },
+      { start: 300, end: 399 },
+    ]
+    assert.deepEqual(missingSpan(h, 0, 499), { start: 100, end: 499 })
+    assert.deepEqual(missingSpan(h, 50, 349), { start: 100, end: 299 })
+    assert.deepEqual(missingSpan(h, 150, 250), { start: 150, end: 250 })
+    assert.deepEqual(missingSpan(h, 350, 450), { start: 400, end: 450 })
+    assert.deepEqual(missingSpan(h, 0, 100), { start: 100, end: 100 })
+    assert.deepEqual(missingSpan(h, 99, 300), { start: 100, end: 299 })
+    assert.deepEqual(missingSpan([{ start: 300, end: 399 }], 0, 499), { start: 0, end: 499 })
+    assert.deepEqual(missingSpan([], 5, 9), { start: 5, end: 9 })
+    assert.equal(missingSpan(h, 0, 99), undefined)
+    assert.equal(missingSpan(h, 310, 320), undefined)
+  })
+
+  test('property: missingSpan starts and ends on bytes not held and leaves none of them out', () => {
+    const rangeArb = fc.tuple(fc.nat(REF.length - 1), fc.nat(REF.length - 1)).map(([a, b]): ByteRange => ({ start: Math.min(a, b), end: Math.max(a, b) }))
+    fc.assert(
+      fc.property(fc.array(rangeArb, { maxLength: 8 }), rangeArb, (list, asked) => {
+        const h = list.reduce((acc, r) => add(acc, r.start, r.end), EMPTY)
+        const isHeld = (b: number) => h.ranges.some((r) => r.start <= b && b <= r.end)
+        const missing: number[] = []
+        for (let b = asked.start; b <= asked.end; b++) if (!isHeld(b)) missing.push(b)
+        const span = missingSpan(h.ranges, asked.start, asked.end)
+        if (missing.length === 0) return assert.equal(span, undefined)
+        assert.deepEqual(span, { start: missing[0], end: missing[missing.length - 1] })
       }),
     )
   })
