@@ -137,9 +137,10 @@ describe('storing and combining 206 responses', () => {
     assert206(await range('/adjacent', '0-19'), 0, 19, HIT)
     assert.equal(count('/adjacent'), 2, 'no origin request for ranges inside the held bytes')
 
-    // reaching outside the held bytes: forwarded, and combined in turn
+    // reaching outside the held bytes: only the missing bytes are asked for, and combined in turn (RFC 9111 §3.4)
     assert206(await range('/adjacent', '15-29'), 15, 29, STORED('partial'))
-    assert.equal(seen.get('/adjacent')!.range, 'bytes=15-29')
+    assert.equal(seen.get('/adjacent')!.range, 'bytes=20-29')
+    assert.equal(seen.get('/adjacent')!['if-range'], '"adjacent-v1"')
     assert206(await range('/adjacent', '0-29'), 0, 29, HIT)
     assert.equal(count('/adjacent'), 3)
 
@@ -334,5 +335,182 @@ describe('what a partial entry answers', () => {
     } finally {
       t.cleanup()
     }
+  })
+})
+
+/**
+ * RFC 9111 §3.4 with RFC 9110 §13.1.5: a range partly held by a fresh
+ * partial entry. The origin (1000 bytes) records the Range and If-Range of
+ * every request it gets, and honours If-Range unless the path says otherwise.
+ */
+describe('a range partly held: only the missing bytes go upstream', () => {
+  const LEN = 1000
+  const log = new Map<string, Array<{ range?: string; ifRange?: string }>>()
+  const version = new Map<string, number>()
+  const asked = (path: string) => (log.get(path) ?? []).map((r) => `${r.range ?? '-'} ${r.ifRange ?? '-'}`)
+  /** LEN bytes; every byte differs between versions. */
+  const bytesOf = (v: number) => Buffer.from(Array.from({ length: LEN }, (_, i) => 48 + ((i + 7 * (v - 1)) % 75)))
+
+  const up = http.createServer((req, res) => {
+    const path = req.url!.split('?')[0]!
+    const list = log.get(path) ?? []
+    list.push({ range: req.headers.range, ifRange: req.headers['if-range'] as string | undefined })
+    log.set(path, list)
+    req.resume()
+    const v = version.get(path) ?? 1
+    const body = bytesOf(v)
+    const etag = `"${path.slice(1)}-v${v}"`
+    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'Cache-Control': path.startsWith('/gap-no-cache') ? 'max-age=60, no-cache' : 'max-age=60', ETag: etag }
+    const ifRange = req.headers['if-range']
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
+    if (ifRange !== undefined && path.startsWith('/gap-503')) {
+      res.writeHead(503, { 'Content-Length': '4' })
+      return res.end('busy')
+    }
+    if (ifRange !== undefined && path.startsWith('/gap-416')) {
+      res.writeHead(416, { 'Content-Range': `bytes */${LEN}`, 'Content-Length': '0' })
+      return res.end()
+    }
+    // Range ignored when If-Range does not match (RFC 9110 §13.1.5), except by /gap-liar, which ignores If-Range
+    if (!m || (ifRange !== undefined && ifRange !== etag && !path.startsWith('/gap-liar'))) {
+      res.writeHead(200, { ...headers, 'Content-Length': String(LEN) })
+      return res.end(body)
+    }
+    let [s, e] = [Number(m[1]), Math.min(LEN - 1, Number(m[2]))]
+    // a server that answers a range of its own choosing (a 64-byte aligned one) when asked with If-Range
+    if (ifRange !== undefined && path.startsWith('/gap-wrong')) [s, e] = [s - (s % 64), e]
+    res.writeHead(206, { ...headers, 'Content-Range': `bytes ${s}-${e}/${LEN}`, 'Content-Length': String(e - s + 1) })
+    if (ifRange !== undefined && path.startsWith('/gap-truncated') && e === 799) {
+      res.write(body.subarray(s, s + 10))
+      setTimeout(() => req.socket.destroy(), 20)
+      return
+    }
+    res.end(body.subarray(s, e + 1))
+  })
+
+  let gs: TestServer
+  before(async () => {
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r))
+    const url = `http://127.0.0.1:${(up.address() as AddressInfo).port}`
+    gs = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], cache: true, retries: { attempts: 0 } } }] }] })
+  })
+  after(async () => {
+    await gs.close()
+    up.closeAllConnections()
+    await new Promise((r) => up.close(r))
+  })
+
+  const ask = (path: string, r: string, headers: Record<string, string> = {}) => request('http/1.1', gs.url + path.slice(1), { headers: { range: `bytes=${r}`, ...headers } })
+  /** A 206 with exactly bytes start-end of version v. */
+  function partOf(r: Reply, start: number, end: number, cacheStatus: RegExp, v = 1): void {
+    assert.equal(r.status, 206, r.text.slice(0, 80))
+    assert.equal(r.headers['content-range'], `bytes ${start}-${end}/${LEN}`)
+    assert.equal(r.headers['content-length'], String(end - start + 1))
+    assert.ok(r.body.equals(bytesOf(v).subarray(start, end + 1)), `bytes ${start}-${end} of v${v}`)
+    assert.match(String(r.headers['cache-status']), cacheStatus)
+  }
+  const FILLED = /^edgebox; fwd=partial; fwd-status=206; stored; ttl=(59|60)$/
+
+  test('held 0-499, asked 200-799: the upstream is asked bytes=500-799 with If-Range, and the 206 is combined', async () => {
+    partOf(await ask('/gap', '0-499'), 0, 499, STORED())
+    const r = await ask('/gap', '200-799')
+    partOf(r, 200, 799, FILLED)
+    assert.equal(r.headers.etag, '"gap-v1"')
+    assert.deepEqual(asked('/gap'), ['bytes=0-499 -', 'bytes=500-799 "gap-v1"'])
+    // now 0-799 are held
+    partOf(await ask('/gap', '0-799'), 0, 799, HIT)
+    partOf(await ask('/gap', '450-550'), 450, 550, HIT)
+    assert.equal(log.get('/gap')!.length, 2)
+  })
+
+  test('bytes missing in several gaps: one request for the span from the first to the last missing byte', async () => {
+    partOf(await ask('/gap-two', '0-99'), 0, 99, STORED())
+    partOf(await ask('/gap-two', '300-399'), 300, 399, STORED('partial'))
+    assert.deepEqual(asked('/gap-two'), ['bytes=0-99 -', 'bytes=300-399 -'], 'nothing of these ranges was held: forwarded as asked')
+    partOf(await ask('/gap-two', '0-499'), 0, 499, FILLED)
+    assert.equal(asked('/gap-two')[2], 'bytes=100-499 "gap-two-v1"')
+    partOf(await ask('/gap-two', '0-499'), 0, 499, HIT)
+
+    // a gap in the middle only
+    partOf(await ask('/gap-mid', '0-99'), 0, 99, STORED())
+    partOf(await ask('/gap-mid', '300-399'), 300, 399, STORED('partial'))
+    partOf(await ask('/gap-mid', '50-349'), 50, 349, FILLED)
+    assert.equal(asked('/gap-mid')[2], 'bytes=100-299 "gap-mid-v1"')
+    partOf(await ask('/gap-mid', '0-399'), 0, 399, HIT)
+    assert.equal(log.get('/gap-mid')!.length, 3)
+  })
+
+  test('the representation changed: the upstream answers 200, which replaces the partial entry and serves the range', async () => {
+    partOf(await ask('/gap-changed', '0-499'), 0, 499, STORED())
+    version.set('/gap-changed', 2)
+    const r = await ask('/gap-changed', '200-799')
+    partOf(r, 200, 799, /^edgebox; fwd=partial; fwd-status=200; stored; ttl=(59|60)$/, 2)
+    assert.equal(r.headers.etag, '"gap-changed-v2"')
+    assert.equal(asked('/gap-changed')[1], 'bytes=500-799 "gap-changed-v1"')
+    // the stored 200 answers everything now, with v2 bytes only
+    partOf(await ask('/gap-changed', '0-499'), 0, 499, HIT, 2)
+    const full = await request('http/1.1', gs.url + 'gap-changed')
+    assert.equal(full.status, 200)
+    assert.ok(full.body.equals(bytesOf(2)))
+    assert.equal(log.get('/gap-changed')!.length, 2)
+
+    // a client whose If-Range names the old representation gets the whole new one (RFC 9110 §13.1.5)
+    partOf(await ask('/gap-changed-ir', '0-499'), 0, 499, STORED())
+    version.set('/gap-changed-ir', 2)
+    const whole = await ask('/gap-changed-ir', '200-799', { 'if-range': '"gap-changed-ir-v1"' })
+    assert.equal(whole.status, 200)
+    assert.equal(whole.headers['content-range'], undefined)
+    assert.ok(whole.body.equals(bytesOf(2)))
+    assert.match(String(whole.headers['cache-status']), /^edgebox; fwd=partial; fwd-status=200; stored; ttl=(59|60)$/)
+    assert.equal(asked('/gap-changed-ir')[1], 'bytes=500-799 "gap-changed-ir-v1"')
+  })
+
+  test('a 206 that is not the range asked, or of another representation, is not combined: the range is forwarded as it came', async () => {
+    partOf(await ask('/gap-wrong', '0-499'), 0, 499, STORED())
+    const r = await ask('/gap-wrong', '200-799')
+    partOf(r, 200, 799, FILLED)
+    assert.deepEqual(asked('/gap-wrong'), ['bytes=0-499 -', 'bytes=500-799 "gap-wrong-v1"', 'bytes=200-799 -'])
+
+    // a server that ignores If-Range: a 206 of version 2 is never joined to version 1 bytes
+    partOf(await ask('/gap-liar', '0-499'), 0, 499, STORED())
+    version.set('/gap-liar', 2)
+    partOf(await ask('/gap-liar', '200-799'), 200, 799, FILLED, 2)
+    assert.deepEqual(asked('/gap-liar'), ['bytes=0-499 -', 'bytes=500-799 "gap-liar-v1"', 'bytes=200-799 -'])
+    // the v2 range replaced the v1 entry: 0-99 is not held any more
+    partOf(await ask('/gap-liar', '0-99'), 0, 99, STORED('partial'), 2)
+    partOf(await ask('/gap-liar', '200-799'), 200, 799, HIT, 2)
+    assert.equal(log.get('/gap-liar')!.length, 4)
+  })
+
+  test('a 416 forwards the range as it came; a 5xx is relayed; a truncated 206 is a 502 and nothing is combined', async () => {
+    partOf(await ask('/gap-416', '0-499'), 0, 499, STORED())
+    partOf(await ask('/gap-416', '200-799'), 200, 799, FILLED)
+    assert.deepEqual(asked('/gap-416'), ['bytes=0-499 -', 'bytes=500-799 "gap-416-v1"', 'bytes=200-799 -'])
+
+    partOf(await ask('/gap-503', '0-499'), 0, 499, STORED())
+    const busy = await ask('/gap-503', '200-799')
+    assert.equal(busy.status, 503)
+    assert.equal(busy.text, 'busy')
+    assert.equal(busy.headers['cache-status'], 'edgebox; fwd=partial; fwd-status=503')
+    partOf(await ask('/gap-503', '0-499'), 0, 499, HIT)
+
+    partOf(await ask('/gap-truncated', '0-499'), 0, 499, STORED())
+    const cut = await ask('/gap-truncated', '200-799')
+    assert.equal(cut.status, 502)
+    assert.equal(asked('/gap-truncated')[1], 'bytes=500-799 "gap-truncated-v1"')
+    partOf(await ask('/gap-truncated', '0-499'), 0, 499, HIT)
+    partOf(await ask('/gap-truncated', '400-599'), 400, 599, FILLED)
+    assert.equal(asked('/gap-truncated')[2], 'bytes=500-599 "gap-truncated-v1"')
+  })
+
+  test('a stale partial entry, or a request with other conditionals, forwards the range as it came', async () => {
+    partOf(await ask('/gap-no-cache', '0-499'), 0, 499, STORED())
+    partOf(await ask('/gap-no-cache', '200-799'), 200, 799, STORED('partial'))
+    assert.equal(asked('/gap-no-cache')[1], 'bytes=200-799 -')
+
+    partOf(await ask('/gap-cond', '0-499'), 0, 499, STORED())
+    const inm = await ask('/gap-cond', '200-799', { 'if-none-match': '"other"' })
+    partOf(inm, 200, 799, STORED('partial'))
+    assert.equal(asked('/gap-cond')[1], 'bytes=200-799 -')
   })
 })

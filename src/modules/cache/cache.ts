@@ -9,7 +9,7 @@ import { compileGlob } from '../../http/glob.ts'
 import type { CacheStore } from './store.ts'
 import { miss, type Flight } from './coalescing.ts'
 import { directives, match, primaryKey, requestDirectives, reuse } from './lookup.ts'
-import { servePartial, wholeForRange } from './partial.ts'
+import { fillPartial, servePartial, wholeForRange } from './partial.ts'
 import { invalidateAfter, purgeRequest } from './purge.ts'
 import { refresh, revalidate } from './revalidation.ts'
 import { pass, serve } from './serve.ts'
@@ -128,6 +128,8 @@ export class HttpCache {
     }
     if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7
     if (ctx.method === 'HEAD') return pass(s, ctx, origin, fwd, 'MISS')
+    // A range a fresh partial entry holds part of: only the missing bytes are fetched (RFC 9111 §3.4).
+    if (stored?.partial !== undefined && (await fillPartial(s, ctx, key, stored, req, origin))) return
     if (s.cfg.rangeMiss === 'whole' && ctx.req.headers.range !== undefined) return wholeForRange(s, ctx, key, origin, fwd)
     return miss(s, ctx, key, origin, fwd)
   }

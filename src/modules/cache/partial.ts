@@ -4,8 +4,8 @@ import type { CacheDirectives } from '../../http/cache-control.ts'
 import { varyOf } from '../../http/cache-key.ts'
 import { ifRangeMatches } from '../../http/conditional.ts'
 import { storability, updateStoredHeaders, varyKey, withoutHopByHop } from '../../http/freshness.ts'
-import { contentRange, holdsAll, mergeRange, parseContentRange, parseRange, sliceHeld, type HeldRanges } from '../../http/range.ts'
-import { collect, tee } from '../proxy/exchange.ts'
+import { contentRange, holdsAll, mergeRange, missingSpan, parseContentRange, parseRange, sliceHeld, type HeldRanges } from '../../http/range.ts'
+import { collect, DISCARD, tee } from '../proxy/exchange.ts'
 import type { CacheState, Origin, OriginResponse } from './cache.ts'
 import { directives, hasAnnouncedLength, reuse, sameVariant, storagePlan, tagsOf, toEntry, ttlAt } from './lookup.ts'
 import { relay, serve, servedHeaders } from './serve.ts'
@@ -13,7 +13,8 @@ import type { StoredEntry } from './store.ts'
 
 /**
  * Partial content (RFC 9111 §3.3-3.4): ranges served from a stored partial
- * entry, 206 answers stored as partial entries and combined, and the
+ * entry, 206 answers stored as partial entries and combined, the missing
+ * bytes of a range a partial entry holds part of fetched and combined, and the
  * `rangeMiss: 'whole'` miss that fetches the whole object for a range.
  * Ranges of a complete stored response are answered by serve.ts, with the
  * client's other conditionals.
@@ -36,24 +37,98 @@ interface PartialPlan {
  * does not match the strong ETag, a stale entry) returns false: forwarded.
  */
 export function servePartial(s: CacheState, ctx: Context, e: StoredEntry, req: CacheDirectives): boolean {
-  const p = e.partial!
-  const h = ctx.req.headers
-  if (ctx.method !== 'GET' || h.range === undefined) return false
-  if (h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-unmodified-since'] !== undefined) return false
-  const ifRange = ctx.header('if-range')
-  if (ifRange !== undefined && !ifRangeMatches(ifRange, { etag: strongEtag(e.headers.etag) })) return false
-  const r = parseRange(h.range, p.size)
-  if (r.kind !== 'ranges' || r.ranges.length !== 1) return false
-  const { start, end } = r.ranges[0]!
-  const bytes = sliceHeld({ ranges: p.ranges, body: e.body }, start, end)
+  const r = partialRange(s, ctx, e, req)
+  if (r === undefined) return false
+  const bytes = sliceHeld({ ranges: e.partial!.ranges, body: e.body }, r.start, r.end)
   if (bytes === undefined) return false
-  const u = reuse(s, e, directives(s, e.headers), req)
-  if (u.use !== 'fresh') return false
   ctx.cache = 'HIT'
-  const headers = servedHeaders(s, e, `hit; ttl=${u.ttl}`)
-  headers['content-range'] = contentRange(start, end, p.size)
+  const headers = servedHeaders(s, e, `hit; ttl=${r.ttl}`)
+  headers['content-range'] = contentRange(r.start, r.end, e.partial!.size)
   ctx.send(206, headers, bytes)
   return true
+}
+
+/**
+ * RFC 9111 §3.4: a range that a fresh partial entry holds only part of (a
+ * request servePartial would answer if all its bytes were held). Only the
+ * missing bytes are asked for: one range from the first missing byte to the
+ * last, with `If-Range: <stored strong ETag>` (RFC 9110 §13.1.5), so that a
+ * changed representation comes back whole as a 200.
+ * - A 206 of exactly that range, same strong ETag and complete length:
+ *   combined into the entry, and the client's range served from held and
+ *   fetched bytes (502 if its body is cut short: nothing is combined).
+ * - A 200: stored as usual (it replaces the entry), the range served from it.
+ * - 5xx and other answers are relayed.
+ * - A 416, or any other 206 (another range, ETag or length): nothing is kept
+ *   or served from it, and false is returned: the caller forwards the
+ *   request as it came, as it does when nothing of the range is held.
+ */
+export async function fillPartial(s: CacheState, ctx: Context, key: string, e: StoredEntry, req: CacheDirectives, origin: Origin): Promise<boolean> {
+  const r = partialRange(s, ctx, e, req)
+  const p = e.partial!
+  const etag = strongEtag(e.headers.etag)
+  if (r === undefined || etag === undefined || !p.ranges.some((h) => h.start <= r.end && h.end >= r.start)) return false
+  const gap = missingSpan(p.ranges, r.start, r.end)
+  if (gap === undefined) return false
+  const res = await origin({ range: `bytes=${gap.start}-${gap.end}`, 'if-range': etag })
+  const fwd = 'fwd=partial'
+  if (res.status === 200) {
+    await storeWhole(s, ctx, key, res, fwd)
+    return true
+  }
+  if (res.status !== 206) {
+    if (res.status !== 416) {
+      relay(s, ctx, res, `${fwd}; fwd-status=${res.status}`, 'MISS')
+      return true
+    }
+    res.body.attach(DISCARD)
+    return false
+  }
+  // Only the bytes asked for, of the representation held (RFC 9111 §3.4): never two representations in one answer.
+  const cr = res.headers['content-range']
+  const got = typeof cr === 'string' ? parseContentRange(cr) : undefined
+  const type = res.headers['content-type']
+  const multipart = /^\s*multipart\/byteranges/i.test(Array.isArray(type) ? type.join(',') : (type ?? ''))
+  if (multipart || got?.start !== gap.start || got.end !== gap.end || got.size !== p.size || strongEtag(res.headers.etag) !== etag) {
+    res.body.destroy()
+    return false
+  }
+  const want = gap.end - gap.start + 1
+  const body = await collect(res.body, want).catch(() => ({ body: null, rest: null }))
+  if (body.body === null || body.body.length !== want || !hasAnnouncedLength(res.headers, want)) {
+    body.rest?.destroy()
+    throw httpError('EB_ERR_BAD_GATEWAY', 'the upstream sent other than the bytes of the range it announced')
+  }
+  const plan = partialPlan(s, ctx, key, res)
+  const range = { start: gap.start, end: gap.end, size: p.size, etag }
+  if (plan.store) combine(s, ctx, key, res, plan, body.body)
+  // Served from the entry as it was when this request came (plus the new bytes), whatever was stored meanwhile.
+  const joined = joinedEntry(key, ctx, res, { ...range, strip: plan.store ? plan.strip : [] }, body.body, e)
+  const bytes = joined.partial === undefined ? joined.body.subarray(r.start, r.end + 1) : sliceHeld({ ranges: joined.partial.ranges, body: joined.body }, r.start, r.end)!
+  ctx.cache = 'MISS'
+  const headers = servedHeaders(s, joined, plan.store ? `${fwd}; fwd-status=206; stored; ttl=${plan.ttl}` : `${fwd}; fwd-status=206; detail="${plan.reason}"`)
+  headers['content-range'] = contentRange(r.start, r.end, p.size)
+  ctx.send(206, headers, bytes)
+  return true
+}
+
+/**
+ * RFC 9111 §3.3: the one range of a GET that a fresh partial entry may
+ * answer (no other conditional, no If-Range but its strong ETag), and the
+ * entry's ttl; undefined for anything else.
+ */
+function partialRange(s: CacheState, ctx: Context, e: StoredEntry, req: CacheDirectives): { start: number; end: number; ttl: number } | undefined {
+  const p = e.partial!
+  const h = ctx.req.headers
+  if (ctx.method !== 'GET' || h.range === undefined) return undefined
+  if (h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-unmodified-since'] !== undefined) return undefined
+  const ifRange = ctx.header('if-range')
+  if (ifRange !== undefined && !ifRangeMatches(ifRange, { etag: strongEtag(e.headers.etag) })) return undefined
+  const r = parseRange(h.range, p.size)
+  if (r.kind !== 'ranges' || r.ranges.length !== 1) return undefined
+  const u = reuse(s, e, directives(s, e.headers), req)
+  if (u.use !== 'fresh') return undefined
+  return { ...r.ranges[0]!, ttl: u.ttl }
 }
 
 /** Relays a 206 and, if §3.3 allows, stores its range once it arrived whole, combined with what is held (§3.4). */
@@ -78,7 +153,11 @@ export function relayPartial(s: CacheState, ctx: Context, key: string, res: Orig
 
 /** `rangeMiss: 'whole'`: fetch the object without Range, store it, serve the range from it (RFC 9111 §3.3 not needed). */
 export async function wholeForRange(s: CacheState, ctx: Context, key: string, origin: Origin, fwd: string): Promise<void> {
-  const res = await origin({ range: null, 'if-range': null })
+  return storeWhole(s, ctx, key, await origin({ range: null, 'if-range': null }), fwd)
+}
+
+/** A 200 for a range request: stored if RFC 9111 §3 allows, and the client's range (or If-Range's choice) served from it; otherwise relayed. */
+async function storeWhole(s: CacheState, ctx: Context, key: string, res: OriginResponse, fwd: string): Promise<void> {
   const plan = storagePlan(s, ctx, res)
   if (!plan.store || res.status !== 200) return relay(s, ctx, res, `${fwd}; fwd-status=${res.status}${plan.store ? '' : `; detail="${plan.reason}"`}`, 'MISS')
   const got = await collect(res.body, s.cfg.maxObjectSize)
@@ -129,6 +208,11 @@ function partialPlan(s: CacheState, ctx: Context, key: string, res: OriginRespon
 function combine(s: CacheState, ctx: Context, key: string, res: OriginResponse, plan: PartialPlan, bytes: Buffer): void {
   const existing = sameVariant(s, key, ctx, res.headers)
   if (existing !== undefined && existing.partial === undefined) return // a complete response arrived meanwhile
+  s.store.put(joinedEntry(key, ctx, res, plan, bytes, existing))
+}
+
+/** The entry `bytes` (plan's range of `res`) make, joined with `existing` if it holds the same representation (combine). */
+function joinedEntry(key: string, ctx: Context, res: OriginResponse, plan: Omit<PartialPlan, 'ttl'>, bytes: Buffer, existing: StoredEntry | undefined): StoredEntry {
   let headers = withoutHopByHop(res.headers)
   delete headers['content-range']
   delete headers['content-length']
@@ -142,10 +226,9 @@ function combine(s: CacheState, ctx: Context, key: string, res: OriginResponse, 
   const base = { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, body: held.body, requestTime: res.requestTime, responseTime: res.responseTime, tags: tagsOf(headers) }
   if (holdsAll(held, plan.size)) {
     headers['content-length'] = String(plan.size)
-    s.store.put({ ...base, status: 200, headers })
-  } else {
-    s.store.put({ ...base, status: 206, headers, partial: { size: plan.size, ranges: held.ranges } })
+    return { ...base, status: 200, headers }
   }
+  return { ...base, status: 206, headers, partial: { size: plan.size, ranges: held.ranges } }
 }
 
 /** A strong entity tag (RFC 9110 §8.8.3) from an ETag field, or undefined (weak, invalid, several, or none). */
