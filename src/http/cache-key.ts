@@ -23,10 +23,24 @@ export function cacheKey(host: string, encodedPath: string, query: string, ignor
   return `http://${host}${encodedPath}${kept}`
 }
 
-/** RFC 9111 §4.1: the Vary field as one list (several field lines joined), as a stored response keeps it. */
+/**
+ * RFC 9111 §4.1: the Vary field as a stored response keeps it: one list from
+ * all its field lines (RFC 9110 §5.3), the names lower-cased, deduplicated
+ * and sorted (field names are case-insensitive, RFC 9110 §5.1, and Vary is a
+ * set, §12.5.5), so that `Vary: Accept, Accept-Encoding` and
+ * `Vary: accept-encoding,accept` name one stored variant. `*` alone stands
+ * for any list that holds it. Undefined without Vary.
+ */
 export function varyOf(headers: Headers): string | undefined {
   const v = headers.vary
-  return typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : undefined
+  if (v === undefined) return undefined
+  const names = new Set<string>()
+  for (const member of (Array.isArray(v) ? v.join(',') : v).split(',')) {
+    const name = member.trim().toLowerCase()
+    if (name === '*') return '*'
+    if (name !== '') names.add(name)
+  }
+  return [...names].sort().join(', ')
 }
 
 /**

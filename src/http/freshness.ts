@@ -316,13 +316,11 @@ export function staleIfErrorAllowed(
 
 /**
  * §4.1: the Vary part of a cache key, or null for `Vary: *` (never matches).
- * Nominated field names are lower-cased, deduplicated and sorted; each
- * request value is normalized: lines combined with "," (RFC 9110 §5.3),
- * whitespace outside quoted-strings collapsed to one space and removed around
- * commas (§4.1 "adding or removing whitespace, where allowed"). Values keep
- * their case (case-insensitivity is field-specific). One line per field,
- * `name:value`, or just `name` when the request lacks the field (so absent
- * differs from empty, §4.1). No Vary -> ''.
+ * Nominated field names are lower-cased, deduplicated and sorted. One line
+ * per field, `name:value`, or just `name` when the request lacks the field
+ * (so absent differs from empty, §4.1). No Vary -> ''. Each value is
+ * normalized as varyValue says (§4.1: "a cache MAY normalize the field
+ * values of request header fields with a defined syntax").
  */
 export function varyKey(vary: string | string[] | undefined, reqHeaders: Headers): string | null {
   const v = combined(vary)
@@ -337,39 +335,143 @@ export function varyKey(vary: string | string[] | undefined, reqHeaders: Headers
     .sort()
     .map((name) => {
       const value = reqHeaders[name]
-      if (value === undefined) return name
-      return `${name}:${normalizeValue(Array.isArray(value) ? value.join(',') : value)}`
+      return value === undefined ? name : `${name}:${varyValue(name, value)}`
     })
     .join('\n')
 }
 
-function normalizeValue(value: string): string {
-  let out = ''
-  let pendingSpace = false
+/**
+ * How the value of each request field a response varies on is compared. The
+ * weighted lists of content negotiation (RFC 9110 §12.5) are parsed: `set`
+ * members have no order (Accept, Accept-Charset, Accept-Encoding: preference
+ * is given by q-values only); `ranked` members are ordered by q-value but
+ * keep their order among equal weights, which some origins read as a
+ * preference (Accept-Language, RFC 9110 §12.5.4). `names` is a set of field
+ * names (Access-Control-Request-Headers, Fetch). `list` keeps its members in
+ * order and only drops the whitespace around commas (RFC 9110 §5.6.1).
+ * Any other field (Cookie, Origin, User-Agent...) is compared as it came.
+ */
+const VARY_SYNTAX: Record<string, 'set' | 'ranked' | 'names' | 'list'> = {
+  accept: 'set',
+  'accept-charset': 'set',
+  'accept-encoding': 'set',
+  'accept-language': 'ranked',
+  'access-control-request-headers': 'names',
+  'cache-control': 'list',
+  forwarded: 'list',
+  'if-match': 'list',
+  'if-none-match': 'list',
+  te: 'list',
+  via: 'list',
+  'x-forwarded-for': 'list',
+}
+
+/**
+ * The normalized value of request field `name` (lower case) for varyKey.
+ * Several field lines are one list (RFC 9110 §5.3). Weighted lists: members
+ * split at commas outside quoted-strings, empty members dropped (§5.6.1),
+ * codings, charsets, language ranges, media types and parameter names
+ * lower-cased (case-insensitive, §8.3.1, §8.4.1, §8.5.1, §12.5.1), a quoted
+ * parameter value that is a token unquoted (§5.6.6), q-values written in
+ * their shortest form with q=1 left out (§12.4.2), then duplicates dropped and
+ * the members sorted. When one range appears with different weights, which
+ * of them counts is the origin's choice, so such a list keeps its order and
+ * duplicates. Unknown fields: lines joined with ", ", ends trimmed.
+ */
+export function varyValue(name: string, value: string | string[]): string {
+  const syntax = VARY_SYNTAX[name]
+  const joined = Array.isArray(value) ? value.join(', ') : value
+  if (syntax === undefined) return joined.trim()
+  const members = splitOutsideQuotes(joined, ',')
+    .map((m) => m.trim())
+    .filter((m) => m !== '')
+  if (syntax === 'list') return members.join(',')
+  if (syntax === 'names') return [...new Set(members.map((m) => m.toLowerCase()))].sort().join(',')
+  const parsed = members.map(weightedMember)
+  const weightOf = new Map<string, string>()
+  for (const m of parsed) {
+    const seen = weightOf.get(m.range)
+    if (seen !== undefined && seen !== m.weight) return parsed.map((p) => p.text).join(',')
+    weightOf.set(m.range, m.weight)
+  }
+  const unique = [...new Map(parsed.map((m) => [m.text, m])).values()]
+  if (syntax === 'ranked') {
+    // A stable sort: equal weights keep their order. An invalid weight leaves the order alone.
+    if (unique.some((m) => m.q === undefined)) return unique.map((m) => m.text).join(',')
+    return unique
+      .sort((a, b) => b.q! - a.q!)
+      .map((m) => m.text)
+      .join(',')
+  }
+  return unique
+    .map((m) => m.text)
+    .sort()
+    .join(',')
+}
+
+/** RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ). */
+const QVALUE = /^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/
+
+/**
+ * A member of a weighted list, normalized: `range` (with its parameters)
+ * identifies it, `weight` is its q parameter as written back ('' for 1),
+ * `q` its value (undefined if invalid), `text` the whole member.
+ */
+function weightedMember(member: string): { range: string; weight: string; q: number | undefined; text: string } {
+  const [head = '', ...rest] = splitOutsideQuotes(member, ';')
+  const params: string[] = []
+  let weight: string | undefined
+  let q: number | undefined = 1
+  for (const raw of rest) {
+    const p = raw.trim()
+    if (p === '') continue
+    const eq = p.indexOf('=')
+    const pname = (eq < 0 ? p : p.slice(0, eq)).trim().toLowerCase()
+    let pvalue = eq < 0 ? undefined : p.slice(eq + 1).trim()
+    if (pname === 'q' && weight === undefined && pvalue !== undefined) {
+      // RFC 9110 §12.4.2: the weight; what follows it, if anything, stays after it.
+      q = QVALUE.test(pvalue) ? Number(pvalue) : undefined
+      weight = q === undefined ? `q=${pvalue}` : q === 1 ? '' : `q=${q}`
+      params.push('\0')
+      continue
+    }
+    if (pvalue !== undefined && /^"[!#$%&'*+.^_`|~0-9A-Za-z-]+"$/.test(pvalue)) pvalue = pvalue.slice(1, -1)
+    params.push(pvalue === undefined ? pname : `${pname}=${pvalue}`)
+  }
+  // Parameter values keep their case: whether it matters depends on the parameter (RFC 9110 §8.3.1).
+  const base = head.trim().toLowerCase()
+  const w = weight ?? ''
+  const before: string[] = []
+  const after: string[] = []
+  let seenWeight = false
+  for (const p of params) {
+    if (p === '\0') seenWeight = true
+    else (seenWeight ? after : before).push(p)
+  }
+  const range = [base, ...before].join(';') + (after.length ? `;;${after.join(';')}` : '')
+  const weightText = w === '' && after.length ? 'q=1' : w
+  const text = [base, ...before, ...(weightText ? [weightText] : []), ...after].join(';')
+  return { range, weight: weightText, q, text }
+}
+
+/** Splits at `sep` outside quoted-strings (RFC 9110 §5.6.4), keeping empty parts. */
+function splitOutsideQuotes(value: string, sep: string): string[] {
+  const parts: string[] = []
+  let start = 0
   let quoted = false
   for (let i = 0; i < value.length; i++) {
-    const c = value[i]!
+    const c = value[i]
     if (quoted) {
-      out += c
-      if (c === '\\' && i + 1 < value.length) out += value[++i]
+      if (c === '\\') i++
       else if (c === '"') quoted = false
-      continue
+    } else if (c === '"') quoted = true
+    else if (c === sep) {
+      parts.push(value.slice(start, i))
+      start = i + 1
     }
-    if (c === ' ' || c === '\t') {
-      pendingSpace = true
-      continue
-    }
-    if (c === ',') {
-      out += ','
-      pendingSpace = false
-      continue
-    }
-    if (pendingSpace && out !== '' && !out.endsWith(',')) out += ' '
-    pendingSpace = false
-    if (c === '"') quoted = true
-    out += c
   }
-  return out
+  parts.push(value.slice(start))
+  return parts
 }
 
 /** §3.2 exceptions besides §3.1's: Content-Length, and fields the stored content depends on. */

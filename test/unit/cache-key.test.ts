@@ -15,8 +15,8 @@ test('cacheKey (RFC 9111 §2): the target URI as encoded, minus the ignored quer
 })
 
 test('varyOf (RFC 9111 §4.1): one list from one or several Vary lines, undefined without Vary', () => {
-  assert.equal(varyOf({ vary: 'Accept-Encoding' }), 'Accept-Encoding')
-  assert.equal(varyOf({ vary: ['Accept-Encoding', 'Accept-Language'] }), 'Accept-Encoding, Accept-Language')
+  assert.equal(varyOf({ vary: 'Accept-Encoding' }), 'accept-encoding')
+  assert.equal(varyOf({ vary: ['Accept-Language', 'Accept-Encoding'] }), 'accept-encoding, accept-language')
   assert.equal(varyOf({}), undefined)
 })
 
