@@ -8,6 +8,7 @@ import type { Logger } from '../../core/log.ts'
 import type { Handler } from '../../core/types.ts'
 import type { EdgeboxConfig } from '../../config/schema.ts'
 import { Exchange } from '../proxy/exchange.ts'
+import { relayInterim } from '../proxy/interim.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
 import { createAccess, PROXY_AUTHENTICATE } from './access.ts'
 import { connectTunnel } from './connect.ts'
@@ -21,7 +22,8 @@ import { rawAnswer } from '../../http/raw-answer.ts'
  *   one of our sites (the rule is in pipeline.ts, phase 3) come to `handle`:
  *   access check, then the request is sent to that origin through one undici
  *   Agent (keep-alive pools per origin), bodies streamed both ways, hop-by-hop
- *   fields and Proxy-Authorization removed, `Via` added both ways;
+ *   fields and Proxy-Authorization removed, `Via` added both ways, the
+ *   origin's 1xx interim responses passed on (../proxy/interim.ts);
  * - CONNECT requests come to `connect`: access check, allowed port and host,
  *   then a raw TCP tunnel (connect.ts).
  *
@@ -62,6 +64,8 @@ export function createForwardProxy(cfg: ForwardProxyConfig, log: Logger): Handle
     headers.via = via(req.headers.via, ctx.protocol.startsWith('h2') ? '2' : ctx.protocol.slice(5))
     if (hasBody) ctx.continue()
     const exchange = Exchange.start(agent, { origin, method: ctx.method as 'GET', path: ctx.encodedPath + ctx.query, headers: headers as Record<string, string | string[]>, body: hasBody ? requestBody(req) : null })
+    // RFC 9110 §15.2: the origin's 1xx (103 Early Hints, 102) go to the client before the final response, as on proxy routes.
+    exchange.onInterim = (status, fields) => relayInterim(ctx, status, fields)
     const res = ctx.res
     res.once('close', () => {
       if (!res.writableFinished) exchange.abandon()
