@@ -474,6 +474,19 @@ function splitOutsideQuotes(value: string, sep: string): string[] {
   return parts
 }
 
+/**
+ * §4: "When more than one suitable response is stored, a cache MUST use the
+ * most recent one (as determined by the Date header field)". Whether `a` is
+ * more recent than `b`: the later Date (the response time without a valid
+ * one), then the later response time; a tie counts as more recent, so the one
+ * stored last wins.
+ */
+export function moreRecent(a: StoredResponse, b: StoredResponse): boolean {
+  const da = parseHttpDate(single(a.headers['date'])) ?? a.responseTime
+  const db = parseHttpDate(single(b.headers['date'])) ?? b.responseTime
+  return da !== db ? da > db : a.responseTime >= b.responseTime
+}
+
 /** §3.2 exceptions besides §3.1's: Content-Length, and fields the stored content depends on. */
 const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', ...PROXY_FIELDS])
 

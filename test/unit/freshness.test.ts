@@ -6,6 +6,7 @@ import { formatHttpDate } from '../../src/http/date.ts'
 import {
   currentAge,
   freshnessLifetime,
+  moreRecent,
   parseAge,
   staleIfErrorAllowed,
   storability,
@@ -277,6 +278,18 @@ test('varyKey: RFC 9111 §4.1', () => {
   // equivalent requests give the same key
   assert.equal(varyKey('accept', { accept: 'a, b' }), varyKey('accept', { accept: ['a', 'b'] }))
   assert.notEqual(varyKey('accept', { accept: 'a' }), varyKey('accept', {}))
+})
+
+test('moreRecent: RFC 9111 §4, the later Date wins, then the later response time', () => {
+  const older = stored({ date: date(T0) }, { responseTime: T0 + 50 * S })
+  const newer = stored({ date: date(T0 + 10 * S) }, { responseTime: T0 + 10 * S })
+  assert.equal(moreRecent(newer, older), true, 'Date decides, not when it arrived')
+  assert.equal(moreRecent(older, newer), false)
+  const noDate = stored({ date: undefined }, { responseTime: T0 + 20 * S })
+  assert.equal(moreRecent(noDate, newer), true, 'without Date, the response time stands in')
+  const sameDateLater = stored({ date: date(T0) }, { responseTime: T0 + 60 * S })
+  assert.equal(moreRecent(sameDateLater, older), true)
+  assert.equal(moreRecent(older, stored({ date: date(T0) }, { responseTime: T0 + 50 * S })), true, 'a tie counts as more recent')
 })
 
 test('updateStoredHeaders: RFC 9111 §3.2 and §4.3.4', () => {

@@ -1,7 +1,7 @@
 import type { Context } from '../../core/context.ts'
 import { parseCacheControl, targetedCacheControl, type CacheDirectives, type Headers } from '../../http/cache-control.ts'
 import { cacheKey, varyOf } from '../../http/cache-key.ts'
-import { storability, usability, varyKey, withoutHopByHop, type StoredResponse } from '../../http/freshness.ts'
+import { moreRecent, storability, usability, varyKey, withoutHopByHop, type StoredResponse } from '../../http/freshness.ts'
 import type { CacheState, OriginResponse } from './cache.ts'
 import type { StoredEntry } from './store.ts'
 
@@ -32,15 +32,16 @@ export function requestDirectives(s: CacheState, ctx: Context): CacheDirectives 
   return parseCacheControl(h['cache-control'])
 }
 
-/** The stored response for this request (§4.1): a complete one if there is one, else a partial one. */
+/** The stored response for this request (§4.1): the most recent complete one if there is one (§4), else a partial one. */
 export function match(s: CacheState, key: string, ctx: Context): StoredEntry | undefined {
+  let complete: StoredEntry | undefined
   let partial: StoredEntry | undefined
   for (const e of s.store.variants(key)) {
     if (varyKey(e.vary, ctx.req.headers) !== e.variant) continue
-    if (e.partial === undefined) return e
-    partial ??= e
+    if (e.partial !== undefined) partial ??= e
+    else if (complete === undefined || moreRecent(e, complete)) complete = e
   }
-  return partial
+  return complete ?? partial
 }
 
 /** The stored entry a response to this request would replace: same key, Vary and variant. */
