@@ -52,6 +52,20 @@ const answers: Record<string, Answer> = {
     text({ 'Cache-Control': 'max-age=60', Vary: 'Accept-Encoding' }, `new ${n}`)(_req, res, n)
   },
   '/changed': (_req, res, n) => text({ 'Cache-Control': 'max-age=1', ETag: `"v${n}"` }, `version ${n}`)(_req, res, n),
+  '/validate': (req, res) => {
+    if (req.headers['if-none-match'] === '"v1"') {
+      res.writeHead(304, { ETag: '"v1"', 'Cache-Control': 'max-age=1' })
+      return res.end()
+    }
+    text({ 'Cache-Control': 'max-age=1', ETag: '"v1"' }, 'validated body')(req, res, 0)
+  },
+  '/conditional-miss': (req, res) => {
+    if (req.headers['if-none-match'] === '"client"') {
+      res.writeHead(304, { ETag: '"client"' })
+      return res.end()
+    }
+    text({ 'Cache-Control': 'max-age=60', ETag: '"server"' }, 'full')(req, res, 0)
+  },
   '/directives': text({ 'Cache-Control': 'max-age="60", community="UCI"' }, 'directives'),
   '/s-maxage-expires': text({ 'Cache-Control': 's-maxage=60', Expires: '0' }, 'expires ignored'),
   '/explicit-no-heuristic': (_req, res) =>
@@ -145,6 +159,26 @@ test('§4.3.1, §4.3.3: a stale response is validated with its ETag; a full resp
   const hit = await get('/changed')
   assert.deepEqual([hit.text, hit.headers.etag, hit.headers['cache-status']], ['version 2', '"v2"', 'edgebox; hit; ttl=1'])
   assert.equal(count('/changed'), 2)
+})
+
+test('§4.3.2: a 304 that validates the stored response becomes a 200 for a client whose own entity tag does not match', async () => {
+  await get('/validate')
+  clock.advance(2 * S)
+  const other = await get('/validate', { 'if-none-match': '"other"' })
+  assert.equal(seen.get('/validate')!['if-none-match'], '"v1"', "the cache's own validator goes to the origin")
+  assert.deepEqual([other.status, other.text], [200, 'validated body'])
+  assert.equal(other.headers['cache-status'], 'edgebox; fwd=stale; fwd-status=304; ttl=1')
+  const mine = await get('/validate', { 'if-none-match': '"v1"' })
+  assert.deepEqual([mine.status, mine.headers['cache-status']], [304, 'edgebox; hit; ttl=1'])
+  assert.equal(count('/validate'), 2)
+})
+
+test('§4.3.2: with nothing stored, the client\'s conditional goes to the origin and is not evaluated by the cache', async () => {
+  const r = await get('/conditional-miss', { 'if-none-match': '"client"' })
+  assert.equal(seen.get('/conditional-miss')!['if-none-match'], '"client"')
+  assert.equal(r.status, 304)
+  assert.equal((await get('/conditional-miss')).status, 200, 'the 304 was not stored')
+  assert.equal(count('/conditional-miss'), 2)
 })
 
 test('§5.2: cache directives pass through both ways untouched; unknown ones are ignored, quoted arguments accepted', async () => {
