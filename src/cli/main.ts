@@ -290,7 +290,7 @@ export async function main(argv: string[]): Promise<void> {
         fail(`--pid-file: cannot write ${pidFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
       }
     }
-    if (box.config.listen.some((l) => l.tls) && box.config.tls.certificates.length === 0) {
+    if (box.config.listen.some((l) => l.tls) && box.config.tls.local) {
       const ca = path.join(resolveDataDir(box.config.dataDir, baseDir), 'ca', 'ca.crt')
       box.log.info({ ca }, `HTTPS with a certificate from the local authority ${ca}: run "npx edgebox cert" to see how to trust it`)
     }
@@ -349,7 +349,7 @@ function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: s
   if (values.https) {
     // every listener speaks TLS (h2 + http/1.1); without certificates, the local authority issues one
     out.listen = (out.listen?.length ? out.listen : [{}]).map((l) => ({ ...l, tls: true, protocols: undefined, httpsRedirect: undefined }))
-    if (!input.tls?.certificates?.length) out.tls = { ...input.tls, local: true }
+    if (!input.tls?.certificates?.length && !input.tls?.acme) out.tls = { ...input.tls, local: true }
   }
   if (values.port !== undefined || values.host !== undefined) {
     const port = portFlag(values.port)

@@ -58,6 +58,27 @@ export const MODERN_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':')
 
+/** Automatic certificates from an ACME authority (RFC 8555); docs/tls.md "Automatic HTTPS with ACME". */
+const acmeSchema = z.strictObject({
+  /** The account's contact address. */
+  email: z.email(),
+  /** Accepts the authority's terms of service; required, and must be true. */
+  agreeToTerms: z.literal(true, { error: "set agreeToTerms: true to accept the ACME authority's terms of service" }),
+  /** 'letsencrypt', 'letsencrypt-staging', or an https:// ACME directory URL. */
+  directory: z
+    .union([z.enum(['letsencrypt', 'letsencrypt-staging']), z.url({ protocol: /^https$/, error: "is 'letsencrypt', 'letsencrypt-staging' or an https:// ACME directory URL" })])
+    .default('letsencrypt'),
+  /** External Account Binding (RFC 8555 §7.3.4): the key id and base64url HMAC key the authority gave. */
+  eab: z.strictObject({ kid: z.string().min(1), hmacKey: z.string().regex(/^[A-Za-z0-9_-]+=*$/, 'is the base64url key the authority gave') }).optional(),
+  /** Challenge types, in order of preference (each used only where a listener can answer it). */
+  challenges: z
+    .array(z.enum(['http-01', 'tls-alpn-01']))
+    .min(1)
+    .default(['http-01', 'tls-alpn-01']),
+  /** A PEM file of authorities to trust for the directory's HTTPS (a private ACME server); default: the system's. */
+  ca: z.string().min(1).optional(),
+})
+
 const tlsSchema = z.strictObject({
   /** Key + certificate (+ intermediate chain) files; each serves the names in its certificate, chosen by SNI. The first is the default. */
   certificates: z
@@ -72,6 +93,8 @@ const tlsSchema = z.strictObject({
     .default([]),
   /** Without certificates: use a certificate from the local authority (`edgebox cert`), issued for the sites' hosts, localhost and 127.0.0.1. */
   local: z.boolean().default(false),
+  /** Publicly trusted certificates for the sites' names, obtained and renewed automatically (off unless set). */
+  acme: acmeSchema.optional(),
   /** Oldest TLS version accepted; TLS 1.0 and 1.1 are never. */
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
   /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed). */
@@ -268,8 +291,14 @@ export const configSchema = z
       })
     }
     const tlsAt = cfg.listen.findIndex((l) => l.tls)
-    if (tlsAt !== -1 && cfg.tls.certificates.length === 0 && !cfg.tls.local) {
-      ctx.addIssue({ code: 'custom', path: ['listen', tlsAt, 'tls'], message: 'a TLS listener needs tls.certificates, or tls.local: true for a local development certificate (edgebox cert)' })
+    if (tlsAt !== -1 && cfg.tls.certificates.length === 0 && !cfg.tls.local && !cfg.tls.acme) {
+      ctx.addIssue({ code: 'custom', path: ['listen', tlsAt, 'tls'], message: 'a TLS listener needs tls.certificates, tls.acme for automatic certificates, or tls.local: true for a local development certificate (edgebox cert)' })
+    }
+    if (cfg.tls.acme && tlsAt === -1) {
+      ctx.addIssue({ code: 'custom', path: ['tls', 'acme'], message: 'ACME certificates are for a TLS listener: add one (listen: [{ port: 443, tls: true }])' })
+    }
+    if (cfg.tls.acme && cfg.tls.local) {
+      ctx.addIssue({ code: 'custom', path: ['tls', 'local'], message: 'choose tls.acme or tls.local: names no public authority can validate are served by tls.certificates' })
     }
     const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
     if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })

@@ -77,7 +77,12 @@ export interface PipelineOptions {
   connectHandler?: () => Handler | undefined
   /** The forward proxy (forwardProxy.enabled): takes absolute-form requests for hosts that are not ours. */
   forwardProxy?: Handler | undefined
+  /** With ACME: the key authorization for a pending HTTP-01 token, or undefined. */
+  acmeHttp01?: ((token: string) => string | undefined) | undefined
 }
+
+/** Where an ACME authority asks for HTTP-01 tokens (RFC 8555 §8.3). */
+const ACME_CHALLENGE = '/.well-known/acme-challenge/'
 
 /** What the listener knows about a request before the pipeline sees it. */
 export interface Arrival {
@@ -100,7 +105,7 @@ export interface Pipeline {
 }
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
-  const { sites, filters, accessLog, log, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, forwarding } = opts
+  const { sites, filters, accessLog, log, isShuttingDown, connectHandler, forwardProxy, streamIdleTimeout, forwarding, acmeHttp01 } = opts
 
   const hooks: ResponseHooks = {
     filters,
@@ -131,6 +136,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         const done = forwardProxy.handle(ctx)
         if (done) done.catch((err: unknown) => ctx.fail(err))
         return
+      }
+      // ACME HTTP-01 (RFC 8555 §8.3): the authority's request is answered before any redirect, for any host
+      if (acmeHttp01 && ctx.path.startsWith(ACME_CHALLENGE) && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+        const keyAuthorization = acmeHttp01(ctx.path.slice(ACME_CHALLENGE.length))
+        if (keyAuthorization !== undefined) return ctx.send(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }, keyAuthorization)
       }
       // 4. HTTPS redirect
       if (arrival.httpsRedirect) {

@@ -8,6 +8,7 @@ import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
+import { createAcme, planAcmeNames, type AcmeManager, type ChallengeType, type NamePlan } from '../tls/acme.ts'
 import { issueLocalCertificate } from '../tls/local-ca.ts'
 import { dataDirProblem, resolveDataDir } from '../core/data-dir.ts'
 import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
@@ -83,7 +84,10 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let shuttingDown = false
   const isShuttingDown = () => shuttingDown
 
-  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown)
+  // ACME (tls.acme): one manager for the process, created once the first configuration is provisioned
+  let acme: AcmeManager | undefined
+  const acmeHttp01 = first.tls.acme ? (token: string) => acme?.http01(token) : undefined
+  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01)
   const retired = new Set<Generation>()
   const usesTls = first.listen.some((l) => l.tls)
   let resumption: SessionResumption | null = null
@@ -94,7 +98,29 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     if (Array.isArray(problems)) throw new ConfigError(problems as string[])
     throw problems
   }
-  const tlsRt: TlsRuntime | undefined = resumption ? { certificates: () => current.certificates!, resumption, config: first.tls } : undefined
+  let listeners: Listener[] = []
+  if (first.tls.acme) {
+    try {
+      acme = await startAcme(first, current, baseDir, clock, log, () => {
+        for (const l of listeners) l.updateTls()
+      })
+    } catch (err) {
+      await closeGeneration(current)
+      resumption?.close()
+      throw err
+    }
+  }
+  // the certificates SNI chooses from: the configuration's, then ACME's (rebuilt when either changes)
+  let combined: { gen: Generation; acme: readonly LoadedCertificate[]; set: CertificateSet } | undefined
+  const certificates = (): CertificateSet => {
+    const got = acme?.certificates() ?? []
+    if (!acme) return current.certificates!
+    if (combined?.gen !== current || !sameList(combined.acme, got)) {
+      combined = { gen: current, acme: got, set: certificateSet([...current.certificates!.certificates, ...got], current.config.tls) }
+    }
+    return combined.set
+  }
+  const tlsRt: TlsRuntime | undefined = resumption ? { certificates, resumption, config: first.tls, alpnChallenge: acme ? (name) => acme!.alpn01(name) : undefined } : undefined
 
   // Listeners outlive reloads: they ask for the current pipeline on every request.
   const pipeline: Pipeline = {
@@ -103,7 +129,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     upgrade: (req, socket, head) => current.pipeline.upgrade(req, socket, head),
     connect: (req, socket, head) => current.pipeline.connect(req, socket, head),
   }
-  const listeners: Listener[] = first.listen.map((l) => createListener(l, first.limits, pipeline, log, isShuttingDown, l.tls ? tlsRt : undefined))
+  listeners = first.listen.map((l) => createListener(l, first.limits, pipeline, log, isShuttingDown, l.tls ? tlsRt : undefined))
   let bound = 0
   try {
     for (; bound < listeners.length; bound++) await listeners[bound]!.listen()
@@ -111,12 +137,15 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     await Promise.all(listeners.slice(0, bound).map((l) => l.close(0)))
     await closeGeneration(current)
     resumption?.close()
+    acme?.close()
     const e = err as NodeJS.ErrnoException
     const which = first.listen[bound]!
     throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
   }
 
   const urls = listeners.map((l) => l.url())
+  // orders start once the listeners can answer the authority's challenges
+  acme?.start()
   function reopenLogs(): void {
     // a logger passed in by the caller (opts.log) is the caller's to reopen
     if (!opts.log) reopenLogger(log)
@@ -141,10 +170,12 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
+        if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01)
         const old = current
         current = fresh
+        if (acme) acme.setNames(acmePlan(config, fresh, log).names)
         for (const l of listeners) l.updateTls()
         retired.add(old)
         const timer = setTimeout(() => {
@@ -167,12 +198,41 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
         resumption?.close()
+        acme?.close()
         accessLog.flush()
         log.info({ ms: Math.round(performance.now() - started) }, 'stopped')
       })()
       return closing
     },
   }
+}
+
+/** The names ACME orders for a configuration; the others are logged with the reason. */
+function acmePlan(config: EdgeboxConfig, gen: Generation, log: Logger): NamePlan {
+  const plan = planAcmeNames(config.sites, gen.certificates?.certificates ?? [])
+  for (const s of plan.skipped) log.info({ name: s.name, reason: s.reason }, 'ACME: no certificate ordered for this name')
+  return plan
+}
+
+/** Creates the ACME manager for the first configuration (it loads the certificates stored before). */
+async function startAcme(config: EdgeboxConfig, gen: Generation, baseDir: string, clock: Clock, log: Logger, onChange: () => void): Promise<AcmeManager> {
+  const cfg = config.tls.acme!
+  const can: ChallengeType[] = []
+  if (config.listen.some((l) => !l.tls)) can.push('http-01')
+  if (config.listen.some((l) => l.tls)) can.push('tls-alpn-01')
+  const challenges = cfg.challenges.filter((c) => can.includes(c))
+  if (challenges.length === 0) throw new ConfigError([`tls.acme.challenges: ${cfg.challenges.join(', ')} needs a cleartext listener (port 80), and no listener here is one; add it, or allow 'tls-alpn-01'`])
+  try {
+    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: acmePlan(config, gen, log).names, onChange })
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ENOENT' || e.code === 'EACCES') throw new ConfigError([`tls.acme.ca: cannot read ${cfg.ca} (${e.code})`])
+    throw err
+  }
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 /** The session settings a reload cannot change (the resumption state is the listeners'). */
@@ -196,7 +256,15 @@ async function closeGeneration(g: Generation): Promise<void> {
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
-async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, clock: Clock, accessLog: AccessLog, isShuttingDown: () => boolean): Promise<Generation> {
+async function provision(
+  config: EdgeboxConfig,
+  baseDir: string,
+  log: Logger,
+  clock: Clock,
+  accessLog: AccessLog,
+  isShuttingDown: () => boolean,
+  acmeHttp01?: (token: string) => string | undefined,
+): Promise<Generation> {
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
   if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])
@@ -224,6 +292,7 @@ async function provision(config: EdgeboxConfig, baseDir: string, log: Logger, cl
     isShuttingDown,
     forwardProxy: forward,
     connectHandler: () => forward,
+    acmeHttp01,
   })
   return { config, pipeline, handlers, certificates }
 }
@@ -233,7 +302,7 @@ async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string):
   const problems: string[] = []
   const loaded: LoadedCertificate[] = []
   let sources = config.tls.certificates.map((c, i) => ({ id: `tls.certificates[${i}]`, src: c, dir: baseDir }))
-  if (sources.length === 0) {
+  if (sources.length === 0 && !config.tls.acme) {
     // tls.local: the local authority's certificate for the sites' hosts (created once, reused while valid)
     const hosts = [...new Set(config.sites.flatMap((s) => s.hosts))]
     const local = await issueLocalCertificate(dataDir, hosts)
@@ -247,7 +316,8 @@ async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string):
       else throw err
     }
   }
-  if (!problems.length) problems.push(...uncoveredHosts(loaded, config.sites))
+  // with ACME, the names it orders are covered once obtained, and the others are logged (startAcme)
+  if (!problems.length && !config.tls.acme) problems.push(...uncoveredHosts(loaded, config.sites))
   if (problems.length) throw new ConfigError(problems)
   return certificateSet(loaded, config.tls)
 }

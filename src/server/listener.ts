@@ -5,13 +5,14 @@ import http2 from 'node:http2'
 import https from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type tls from 'node:tls'
+import tls from 'node:tls'
 import type { EdgeboxConfig } from '../config/schema.ts'
 import type { CertificateSet } from '../tls/certificates.ts'
 import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
+import { firstRecordLength, parseClientHello, type ClientHelloInfo } from '../tls/client-hello.ts'
 import { rawAnswer } from '../http/raw-answer.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
@@ -55,6 +56,8 @@ export interface TlsRuntime {
   certificates(): CertificateSet
   readonly resumption: SessionResumption
   readonly config: EdgeboxConfig['tls']
+  /** With ACME: the TLS-ALPN-01 challenge certificate for a name with a pending challenge (RFC 8737). */
+  readonly alpnChallenge?: ((servername: string) => tls.SecureContext | undefined) | undefined
 }
 
 /** The TLS handshake record's content type (RFC 8446 §5.1): the first byte a TLS client sends. */
@@ -159,7 +162,7 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     const s = server as https.Server
     tlsRt!.resumption.attach(s)
     routeByAlpn(s, h2, listen.protocols.includes('http/1.1'))
-    refusePlainHttp(s, limits.headersTimeout, listen, detached)
+    refusePlainHttp(s, limits.headersTimeout, listen, detached, tlsRt!)
   } else if (h2) sniffProtocol(server as http.Server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'))
 
   return {
@@ -284,7 +287,7 @@ function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefined, al
  * HTTP sent to the HTTPS port, and gets a plain-text 400 naming the https://
  * URL (as nginx and Caddy do) instead of an unreadable alert.
  */
-function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig, accepted: Set<Duplex>): void {
+function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig, accepted: Set<Duplex>, rt: TlsRuntime): void {
   const tlsConnection = server.listeners('connection')[0] as (socket: Socket) => void
   server.removeAllListeners('connection')
   server.on('connection', function peek(socket: Socket) {
@@ -300,6 +303,7 @@ function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen:
       socket.setTimeout(0)
       socket.off('timeout', drop)
       if (chunk[0] === TLS_HANDSHAKE) {
+        if (rt.alpnChallenge) return readClientHello(socket, chunk, firstByteTimeout, (hello) => (hello && answerAlpnChallenge(socket, hello, rt.alpnChallenge!)) || tlsConnection.call(server, socket))
         socket.unshift(chunk)
         return tlsConnection.call(server, socket)
       }
@@ -310,6 +314,54 @@ function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen:
       socket.end(rawAnswer(400, {}, body), () => socket.destroy())
     })
   })
+}
+
+/**
+ * With ACME: reads the whole first TLS record (a ClientHello can span TCP
+ * segments), puts it back, and gives what it says (null: not a readable
+ * ClientHello) to `next`, with the socket paused and nothing consumed.
+ */
+function readClientHello(socket: Socket, first: Buffer, timeout: number, next: (hello: ClientHelloInfo | null) => void): void {
+  let seen = first
+  const done = () => {
+    socket.off('data', more)
+    socket.off('end', ended)
+    socket.setTimeout(0)
+    socket.pause()
+    socket.unshift(seen)
+    next(parseClientHello(seen))
+  }
+  const more = (chunk: Buffer) => {
+    seen = Buffer.concat([seen, chunk])
+    const need = firstRecordLength(seen)
+    if (need === undefined || seen.length < need) return
+    done()
+  }
+  const ended = () => socket.destroy()
+  const need = firstRecordLength(seen)
+  if (need !== undefined && seen.length >= need) return done()
+  socket.setTimeout(timeout, ended)
+  socket.once('end', ended)
+  socket.on('data', more)
+  socket.resume()
+}
+
+/**
+ * TLS-ALPN-01 (RFC 8737 §3): a ClientHello that offers only `acme-tls/1`,
+ * for a name with a pending challenge, gets the challenge certificate; the
+ * authority closes once the handshake is done. Returns false for any other
+ * handshake, which goes on as usual.
+ */
+function answerAlpnChallenge(socket: Socket, hello: ClientHelloInfo, challenge: (servername: string) => tls.SecureContext | undefined): boolean {
+  if (hello.alpn.length !== 1 || hello.alpn[0] !== 'acme-tls/1' || !hello.servername) return false
+  const secureContext = challenge(hello.servername)
+  if (!secureContext) return false
+  const t = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['acme-tls/1'] })
+  t.setTimeout(10_000, () => t.destroy())
+  t.on('error', () => t.destroy())
+  t.on('secure', () => t.end())
+  t.on('end', () => t.destroy())
+  return true
 }
 
 /**

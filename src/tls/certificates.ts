@@ -136,7 +136,8 @@ export function certificateSet(certificates: readonly LoadedCertificate[], cfg: 
   }
   return {
     certificates,
-    defaultOptions: { ...base, cert: certificates[0]!.certPem, key: certificates[0]!.keyPem },
+    // no certificate yet (ACME still ordering): handshakes without a matching name are refused
+    defaultOptions: certificates.length ? { ...base, cert: certificates[0]!.certPem, key: certificates[0]!.keyPem } : base,
     contextFor(servername) {
       const name = servername.toLowerCase().replace(/\.$/, '')
       const exact = byName.get(name)
@@ -146,7 +147,7 @@ export function certificateSet(certificates: readonly LoadedCertificate[], cfg: 
         const suffix = name.slice(dot)
         for (const [s, ctx] of wildcards) if (s === suffix) return ctx
       }
-      return cfg.unknownServerName === 'refuse' ? null : contexts[0]!
+      return cfg.unknownServerName === 'refuse' ? null : (contexts[0] ?? null)
     },
   }
 }

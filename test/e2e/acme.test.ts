@@ -1,0 +1,248 @@
+import assert from 'node:assert/strict'
+import { X509Certificate } from 'node:crypto'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import http from 'node:http'
+import https from 'node:https'
+import os from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import tls from 'node:tls'
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import type { Logger } from '../../src/core/log.ts'
+import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
+import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
+import { ManualClock, waitFor } from '../helpers/clock.ts'
+import { freePort, startPebble, type Pebble } from '../helpers/pebble.ts'
+
+/**
+ * Automatic HTTPS end to end against Pebble, Let's Encrypt's ACME test
+ * server: HTTP-01 on the cleartext listener (before the HTTPS redirect),
+ * TLS-ALPN-01 on the TLS listener, names skipped with their reasons, the
+ * certificate stored under dataDir and served at once after a restart,
+ * renewal moved by the injectable clock, a failed renewal that leaves the
+ * old certificate serving, and External Account Binding.
+ */
+
+const LIMIT = { timeout: 60_000 }
+const NAME = 'shop.example.com'
+
+interface Logged {
+  lines: Array<Record<string, unknown>>
+  logger: Logger
+}
+
+function captureLog(): Logged {
+  const lines: Array<Record<string, unknown>> = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>)
+      done()
+    },
+  })
+  return { lines, logger: pino({ level: 'info' }, sink) as unknown as Logger }
+}
+
+/** The certificate a TLS handshake for `servername` presents, verified against `ca` (throws when it does not verify). */
+function presented(port: number, servername: string, ca: string, alpn?: string[]): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername, ca, ...(alpn ? { ALPNProtocols: alpn } : {}) }, () => {
+      const raw = s.getPeerX509Certificate()
+      s.destroy()
+      if (raw) resolve(raw)
+      else reject(new Error('no certificate'))
+    })
+    s.on('error', reject)
+  })
+}
+
+async function servedBy(port: number, ca: string): Promise<X509Certificate | null> {
+  try {
+    return await presented(port, NAME, ca)
+  } catch {
+    return null
+  }
+}
+
+describe('ACME against Pebble', () => {
+  let httpPort: number
+  let tlsPort: number
+  let pebble: Pebble
+  let root: string
+  let dir: string
+
+  before(async () => {
+    ;[httpPort, tlsPort] = [await freePort(), await freePort()]
+    pebble = await startPebble({ httpPort, tlsPort, validitySeconds: 3600 })
+    root = await pebble.root()
+    dir = await mkdtemp(path.join(os.tmpdir(), 'edgebox-acme-'))
+    await writeFile(path.join(dir, 'index.html'), '<h1>shop</h1>\n')
+  })
+  after(async () => {
+    await pebble?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const config = (dataDir: string, extra: Partial<EdgeboxConfigInput> & { challenges?: Array<'http-01' | 'tls-alpn-01'>; cleartext?: boolean } = {}): EdgeboxConfigInput => ({
+    dataDir,
+    listen: [...(extra.cleartext === false ? [] : [{ host: '127.0.0.1', port: httpPort, httpsRedirect: { port: tlsPort } }]), { host: '127.0.0.1', port: tlsPort, tls: true }],
+    tls: { acme: { email: 'ops@shop.example.com', agreeToTerms: true, directory: pebble.directory, ca: pebble.caFile, ...(extra.challenges ? { challenges: extra.challenges } : {}) } },
+    log: { access: false },
+    sites: [{ hosts: [NAME, 'localhost', 'dev.test'], routes: [{ path: '/', static: { root: dir } }] }],
+  })
+
+  test('HTTP-01: a certificate for the public name, answered before the HTTPS redirect; other names skipped with the reason; stored 0600', LIMIT, async () => {
+    const data = path.join(dir, 'http01')
+    const log = captureLog()
+    const box = await startEdgebox(config(data, { challenges: ['http-01'] }), { baseDir: dir, log: log.logger })
+    try {
+      // before the certificate arrives, the cleartext listener still redirects everything else
+      const redirect = await new Promise<http.IncomingMessage>((resolve, reject) => http.get({ host: '127.0.0.1', port: httpPort, path: '/', headers: { host: NAME } }, resolve).on('error', reject))
+      redirect.resume()
+      assert.equal(redirect.statusCode, 308)
+      await waitFor('the ACME certificate', async () => (await servedBy(tlsPort, root)) !== null, 30_000)
+      const cert = await presented(tlsPort, NAME, root)
+      assert.equal(cert.checkHost(NAME), NAME)
+      assert.match(cert.issuer, /Pebble/)
+      assert.ok(pebble.queried.has(NAME), 'the authority looked the name up')
+      const skipped = log.lines.filter((l) => l.msg === 'ACME: no certificate ordered for this name').map((l) => [l.name, l.reason])
+      assert.deepEqual(skipped, [
+        ['localhost', 'a localhost name exists only on this machine'],
+        ['dev.test', '.test is reserved for testing and local networks and never in public DNS'],
+      ])
+      assert.ok(log.lines.some((l) => l.msg === 'ACME certificate obtained' && l.name === NAME))
+      // a request over the new certificate is served
+      const body = await new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: NAME, ca: root, ALPNProtocols: ['http/1.1'] }, () => s.write(`GET /index.html HTTP/1.1\r\nHost: ${NAME}\r\nConnection: close\r\n\r\n`))
+        let got = ''
+        s.on('data', (d: Buffer) => (got += d.toString()))
+        s.on('end', () => resolve(got))
+        s.on('error', reject)
+      })
+      assert.match(body, /^HTTP\/1\.1 200 OK\r\n[\s\S]*<h1>shop<\/h1>/)
+      // stored under dataDir, private
+      const file = path.join(data, 'acme', 'localhost-' + new URL(pebble.directory).port + '-dir', 'certificates', `${NAME}.pem`)
+      assert.equal((await stat(file)).mode & 0o777, 0o600)
+      assert.equal((await stat(path.dirname(file))).mode & 0o777, 0o700)
+      assert.match(await readFile(file, 'utf8'), /^-----BEGIN PRIVATE KEY-----[\s\S]+-----BEGIN CERTIFICATE-----/)
+      assert.equal((await stat(path.join(path.dirname(file), '..', 'account.json'))).mode & 0o777, 0o600)
+    } finally {
+      await box.close()
+    }
+
+    // a restart serves the stored certificate at once, without an order (the authority is not even asked)
+    const again = captureLog()
+    const before = (await readFile(path.join(data, 'acme', 'localhost-' + new URL(pebble.directory).port + '-dir', 'certificates', `${NAME}.pem`), 'utf8')).length
+    const box2 = await startEdgebox(config(data, { challenges: ['http-01'] }), { baseDir: dir, log: again.logger })
+    try {
+      const cert = await presented(tlsPort, NAME, root)
+      assert.equal(cert.checkHost(NAME), NAME)
+      assert.ok(!again.lines.some((l) => l.msg === 'ordering an ACME certificate'))
+      assert.ok(before > 0)
+    } finally {
+      await box2.close()
+    }
+  })
+
+  test('TLS-ALPN-01 on the TLS listener alone; ordinary handshakes are untouched meanwhile', LIMIT, async () => {
+    const log = captureLog()
+    const box = await startEdgebox(config(path.join(dir, 'alpn'), { challenges: ['tls-alpn-01'], cleartext: false }), { baseDir: dir, log: log.logger })
+    try {
+      await waitFor('the ACME certificate', async () => (await servedBy(tlsPort, root)) !== null, 30_000)
+      const cert = await presented(tlsPort, NAME, root, ['h2', 'http/1.1'])
+      assert.match(cert.issuer, /Pebble/)
+      // no challenge is pending now: an acme-tls/1 handshake gets no challenge certificate
+      await assert.rejects(presented(tlsPort, NAME, root, ['acme-tls/1']))
+    } finally {
+      await box.close()
+    }
+  })
+
+  test('renewal at two thirds of the lifetime, moved by the clock; a failed renewal keeps the old certificate serving and backs off', LIMIT, async () => {
+    const clock = new ManualClock(Date.now())
+    const log = captureLog()
+    const box: Edgebox = await startEdgebox(config(path.join(dir, 'renew'), { challenges: ['http-01'] }), { baseDir: dir, log: log.logger, clock })
+    try {
+      await waitFor('the first certificate', async () => (await servedBy(tlsPort, root)) !== null, 30_000)
+      const first = (await presented(tlsPort, NAME, root)).serialNumber
+      // a keep-alive connection made on the first certificate lives through the swap
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: root, servername: NAME })
+      const get = () =>
+        new Promise<{ status: number; socket: unknown }>((resolve, reject) => {
+          https
+            .get({ host: '127.0.0.1', port: tlsPort, path: '/index.html', headers: { host: NAME }, agent, servername: NAME }, (res) => {
+              res.resume()
+              res.on('end', () => resolve({ status: res.statusCode!, socket: res.socket }))
+            })
+            .on('error', reject)
+        })
+      const a = await get()
+      assert.equal(a.status, 200)
+
+      // a renewal whose challenge fails: the old certificate keeps serving, and the failure is logged with a retry time
+      pebble.setAddress('127.0.0.3')
+      clock.advance(41 * 60_000) // past two thirds of the hour
+      await waitFor('the failed renewal', () => log.lines.some((l) => l.msg === 'ACME order failed; trying again later'), 30_000)
+      const failed = log.lines.find((l) => l.msg === 'ACME order failed; trying again later')!
+      assert.equal(failed.retryInSeconds, 60)
+      assert.match(String(failed.serving), /^the certificate valid until /)
+      assert.equal((await presented(tlsPort, NAME, root)).serialNumber, first)
+
+      // the retry, a minute later, with the name reachable again: a new certificate, swapped in
+      pebble.setAddress('127.0.0.1')
+      clock.advance(61_000)
+      await waitFor('the renewed certificate', async () => (await presented(tlsPort, NAME, root)).serialNumber !== first, 30_000)
+      const b = await get()
+      assert.equal(b.status, 200)
+      assert.equal(b.socket, a.socket, 'the open connection was kept')
+      agent.destroy()
+    } finally {
+      await box.close()
+    }
+  })
+})
+
+describe('ACME with External Account Binding', () => {
+  test('an account is created with the key id and HMAC key; a wrong key is an order failure, not a crash', LIMIT, async () => {
+    const [httpPort, tlsPort] = [await freePort(), await freePort()]
+    const hmac = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W'
+    const pebble = await startPebble({ httpPort, tlsPort, eab: { 'kid-1': hmac } })
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edgebox-acme-eab-'))
+    const start = (hmacKey: string, log: Logged) =>
+      startEdgebox(
+        {
+          dataDir: path.join(dir, hmacKey.slice(0, 4)),
+          listen: [
+            { host: '127.0.0.1', port: httpPort },
+            { host: '127.0.0.1', port: tlsPort, tls: true },
+          ],
+          tls: { acme: { email: 'ops@shop.example.com', agreeToTerms: true, directory: pebble.directory, ca: pebble.caFile, eab: { kid: 'kid-1', hmacKey } } },
+          log: { access: false },
+          sites: [{ hosts: [NAME], routes: [{ path: '/', static: { root: dir } }] }],
+        },
+        { baseDir: dir, log: log.logger },
+      )
+    try {
+      const root = await pebble.root()
+      const bad = captureLog()
+      const wrong = await start('AAAA' + hmac.slice(4), bad)
+      try {
+        await waitFor('the refused account', () => bad.lines.some((l) => l.msg === 'ACME order failed; trying again later'), 30_000)
+        assert.equal(await servedBy(tlsPort, root), null)
+      } finally {
+        await wrong.close()
+      }
+      const good = captureLog()
+      const box = await start(hmac, good)
+      try {
+        await waitFor('the ACME certificate', async () => (await servedBy(tlsPort, root)) !== null, 30_000)
+        assert.ok(good.lines.some((l) => l.msg === 'ACME account created'))
+      } finally {
+        await box.close()
+      }
+    } finally {
+      await pebble.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
