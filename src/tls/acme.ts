@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import path from 'node:path'
 import { readFileSync } from 'node:fs'
 import tls from 'node:tls'
-import { Agent } from 'undici'
+import { Agent, fetch } from 'undici'
 import type { EdgeboxConfig } from '../config/schema.ts'
 import type { Clock, Timer } from '../core/clock.ts'
 import { ensurePrivateDir, readIfExists, writePrivateFile } from '../core/data-dir.ts'
@@ -202,7 +202,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
 
   async function directoryMeta(): Promise<{ renewalInfo?: string }> {
     if (meta) return meta
-    const res = await fetch(directory, dispatcher ? ({ dispatcher } as RequestInit) : {})
+    const res = await fetch(directory, dispatcher ? { dispatcher } : {})
     if (!res.ok) throw new Error(`the ACME directory ${directory} answered ${res.status}`)
     const dir = (await res.json()) as { renewalInfo?: unknown }
     return (meta = typeof dir.renewalInfo === 'string' ? { renewalInfo: dir.renewalInfo } : {})
@@ -220,7 +220,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     }
     if (!url) return
     try {
-      const res = await fetch(`${url.replace(/\/$/, '')}/${ariCertId(e.cert.certPem)}`, dispatcher ? ({ dispatcher } as RequestInit) : {})
+      const res = await fetch(`${url.replace(/\/$/, '')}/${ariCertId(e.cert.certPem)}`, dispatcher ? { dispatcher } : {})
       if (!res.ok) throw new Error(`renewal information answered ${res.status}`)
       const body = (await res.json()) as { suggestedWindow?: { start?: string; end?: string } }
       const at = renewalMoment(body.suggestedWindow, (n) => randomInt(0, n))
@@ -256,7 +256,11 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     if (closed || entries.get(e.name) !== e) return
     await askRenewalInfo(e)
     const now = clock.now()
-    if (e.cert && e.failures === 0 && (e.ari ? e.ari.at > now : renewAtTwoThirds(e.cert.cert) > now)) return schedule(e)
+    const renewAt = e.cert ? (e.ari?.at ?? renewAtTwoThirds(e.cert.cert)) : now
+    if (e.cert && e.failures === 0 && renewAt > now) {
+      log.debug({ name: e.name, renewAt: new Date(renewAt).toISOString(), by: e.ari ? 'renewal information' : 'two thirds of the lifetime' }, 'ACME certificate not due for renewal')
+      return schedule(e)
+    }
     if (e.failures > 0 && e.retryAt > now) return schedule(e)
     try {
       await order(e)

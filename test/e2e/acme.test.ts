@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
 import http from 'node:http'
 import https from 'node:https'
 import os from 'node:os'
@@ -14,6 +16,8 @@ import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
 import { ManualClock, waitFor } from '../helpers/clock.ts'
 import { freePort, startPebble, type Pebble } from '../helpers/pebble.ts'
+import { ariCertId } from '../../src/tls/acme.ts'
+import { issueLocalCertificate } from '../../src/tls/local-ca.ts'
 
 /**
  * Automatic HTTPS end to end against Pebble, Let's Encrypt's ACME test
@@ -32,7 +36,7 @@ interface Logged {
   logger: Logger
 }
 
-function captureLog(): Logged {
+function captureLog(level = 'info'): Logged {
   const lines: Array<Record<string, unknown>> = []
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -40,7 +44,7 @@ function captureLog(): Logged {
       done()
     },
   })
-  return { lines, logger: pino({ level: 'info' }, sink) as unknown as Logger }
+  return { lines, logger: pino({ level }, sink) as unknown as Logger }
 }
 
 /** The certificate a TLS handshake for `servername` presents, verified against `ca` (throws when it does not verify). */
@@ -198,6 +202,76 @@ describe('ACME against Pebble', () => {
       agent.destroy()
     } finally {
       await box.close()
+    }
+  })
+})
+
+describe('ACME Renewal Information (RFC 9773)', () => {
+  test('renewal follows the suggested window, asked with the certificate identifier; a far window means no renewal', LIMIT, async () => {
+    const [httpPort, tlsPort] = [await freePort(), await freePort()]
+    const pebble = await startPebble({ httpPort, tlsPort })
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'edgebox-acme-ari-'))
+    // Pebble has no renewal information: a directory in front of it adds a renewalInfo resource and answers it
+    const own = await issueLocalCertificate(path.dirname(path.dirname(pebble.caFile)), ['localhost'])
+    const asked: string[] = []
+    let window = { start: '', end: '' }
+    const front = https.createServer({ cert: own.certPem, key: own.keyPem }, async (req, res) => {
+      if (req.url === '/dir') {
+        const upstream = await new Promise<string>((resolve, reject) =>
+          https.get(pebble.directory, { ca: readFileSync(pebble.caFile) }, (r) => {
+            let b = ''
+            r.on('data', (d: Buffer) => (b += d.toString()))
+            r.on('end', () => resolve(b))
+          }).on('error', reject),
+        )
+        const dirJson = { ...(JSON.parse(upstream) as object), renewalInfo: `https://localhost:${(front.address() as AddressInfo).port}/renewal-info` }
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(dirJson))
+      } else if (req.url?.startsWith('/renewal-info/')) {
+        asked.push(req.url.slice('/renewal-info/'.length))
+        res.writeHead(200, { 'content-type': 'application/json', 'retry-after': '21600' }).end(JSON.stringify({ suggestedWindow: window }))
+      } else res.writeHead(404).end()
+    })
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+    const clock = new ManualClock(Date.now())
+    const day = 86_400_000
+    window = { start: new Date(clock.now() + 30 * day).toISOString(), end: new Date(clock.now() + 31 * day).toISOString() }
+    const log = captureLog('debug')
+    const box = await startEdgebox(
+      {
+        dataDir: path.join(dir, 'data'),
+        listen: [
+          { host: '127.0.0.1', port: httpPort },
+          { host: '127.0.0.1', port: tlsPort, tls: true },
+        ],
+        tls: { acme: { email: 'ops@shop.example.com', agreeToTerms: true, directory: `https://localhost:${(front.address() as AddressInfo).port}/dir`, ca: pebble.caFile } },
+        log: { access: false },
+        sites: [{ hosts: [NAME], routes: [{ path: '/', static: { root: dir } }] }],
+      },
+      { baseDir: dir, log: log.logger, clock },
+    )
+    try {
+      const root = await pebble.root()
+      await waitFor('the certificate and its renewal information', async () => (await servedBy(tlsPort, root)) !== null && asked.length > 0, 30_000)
+      const first = await presented(tlsPort, NAME, root)
+      assert.equal(asked[0], ariCertId(first.toString()))
+      // six hours on (Retry-After), the window is asked again and is still far: no renewal
+      clock.advance(6 * 3_600_000 + 1000)
+      const notDue = (n: number) => log.lines.filter((l) => l.msg === 'ACME certificate not due for renewal').length >= n
+      await waitFor('the second check', () => notDue(1) || log.lines.some((l) => l.msg === 'renewing the ACME certificate'), 30_000)
+      assert.equal(asked.length, 2)
+      assert.equal(log.lines.filter((l) => l.msg === 'ACME certificate not due for renewal').at(-1)!.by, 'renewal information')
+      assert.equal((await presented(tlsPort, NAME, root)).serialNumber, first.serialNumber)
+      assert.ok(!log.lines.some((l) => l.msg === 'renewing the ACME certificate'))
+      // the authority moves the window to now (a revocation coming, say): the next check renews long before two thirds of the lifetime
+      window = { start: new Date(clock.now()).toISOString(), end: new Date(clock.now() + 1000).toISOString() }
+      clock.advance(6 * 3_600_000 + 1000)
+      await waitFor('the renewed certificate', async () => (await presented(tlsPort, NAME, root)).serialNumber !== first.serialNumber, 30_000)
+      assert.ok(log.lines.some((l) => l.msg === 'renewing the ACME certificate'))
+    } finally {
+      await box.close()
+      front.close()
+      await pebble.close()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })
