@@ -26,3 +26,18 @@ test('config --print shows no secret: tokens, passwords, keys, publish keys, use
   assert.deepEqual(r.sites[0]!.routes[1]!.proxy!.upstreams, [`http://${REDACTED}@127.0.0.1:3000`])
   assert.equal(JSON.stringify(cfg).includes('hunter2hunter2'), true, 'the configuration itself is untouched')
 })
+
+test('config --print hides the ACME External Account Binding key, and shows the rest of tls.acme', () => {
+  const hmacKey = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W'
+  const cfg = validateConfig({
+    listen: [{ tls: true }],
+    tls: { acme: { email: 'ops@shop.example.com', agreeToTerms: true, directory: 'https://acme.zerossl.com/v2/DV90', eab: { kid: 'kid-1', hmacKey } } },
+    sites: [{ hosts: ['shop.example.com'], routes: [{ path: '/', static: { root: '.' } }] }],
+  })
+  const r = redactSecrets(cfg) as unknown as { tls: { acme: { email: string; directory: string; eab: { kid: string; hmacKey: string } } } }
+  assert.ok(!JSON.stringify(r).includes(hmacKey))
+  assert.equal(r.tls.acme.eab.hmacKey, REDACTED)
+  assert.equal(r.tls.acme.eab.kid, REDACTED, 'the key id is a credential too')
+  assert.equal(r.tls.acme.email, 'ops@shop.example.com')
+  assert.equal(r.tls.acme.directory, 'https://acme.zerossl.com/v2/DV90')
+})
