@@ -2,10 +2,12 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import tls from 'node:tls'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { olderNode } from '../helpers/old-node.ts'
 import { listeningUrl, tempDir } from '../helpers/server.ts'
+import { freePort, startPebble } from '../helpers/pebble.ts'
 
 /**
  * Install it anywhere: the package as npm publishes it, installed into a
@@ -147,6 +149,50 @@ describe('the npm package, installed into a project', () => {
       })
     }
   }
+
+  test('commonjs project: automatic HTTPS (tls.acme) from the installed package, against Pebble', async () => {
+    const [httpPort, tlsPort] = [await freePort(), await freePort()]
+    const pebble = await startPebble({ httpPort, tlsPort })
+    const dir = projects.commonjs
+    writeFileSync(
+      path.join(dir, 'edgebox.acme.ts'),
+      `import { defineConfig } from 'edgebox'
+export default defineConfig({
+  dataDir: './edgebox-data',
+  listen: [{ host: '127.0.0.1', port: ${httpPort}, httpsRedirect: { port: ${tlsPort} } }, { host: '127.0.0.1', port: ${tlsPort}, tls: true }],
+  tls: { acme: { email: 'ops@shop.example.com', agreeToTerms: true, directory: '${pebble.directory}', ca: ${JSON.stringify(pebble.caFile)} } },
+  log: { access: false },
+  sites: [{ hosts: ['shop.example.com'], routes: [{ path: '/', static: { root: './public' } }] }],
+})
+`,
+    )
+    const child = spawn(path.join(dir, 'node_modules', '.bin', 'edgebox'), ['--config', 'edgebox.acme.ts'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    let output = ''
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+    try {
+      const root = await pebble.root()
+      const deadline = Date.now() + 30_000
+      while (!/"msg":"ACME certificate obtained"/.test(output)) {
+        assert.ok(Date.now() < deadline && child.exitCode === null, `no certificate:\n${output}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const issuer = await new Promise<string>((resolve, reject) => {
+        const c = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'shop.example.com', ca: root }, () => {
+          resolve(c.getPeerX509Certificate()!.issuer)
+          c.destroy()
+        })
+        c.on('error', reject)
+      })
+      assert.match(issuer, /Pebble/)
+      assert.ok(existsSync(path.join(dir, 'edgebox-data', 'acme')), 'stored under the configured dataDir')
+    } finally {
+      child.kill('SIGTERM')
+      await pebble.close()
+    }
+    assert.equal(await exited, 0, output)
+  })
 
   /** Resolves once process `pid` no longer exists; false if it still does after `ms`. */
   async function gone(pid: number, ms = 15_000): Promise<boolean> {
