@@ -487,6 +487,74 @@ export function moreRecent(a: StoredResponse, b: StoredResponse): boolean {
   return da !== db ? da > db : a.responseTime >= b.responseTime
 }
 
+/** A message's validators: its entity tag (RFC 9110 §8.8.3) and its Last-Modified time (§8.8.2), each weak or strong. */
+interface Validators {
+  etag?: { tag: string; weak: boolean }
+  lastModified?: { time: number; strong: boolean }
+}
+
+/**
+ * RFC 9110 §8.8.3: `W/` marks a weak entity tag. §8.8.2.2: a cache may take
+ * a Last-Modified time as strong when the message's Date is at least 60
+ * seconds after it; otherwise it is weak. A malformed ETag counts as none.
+ */
+function validatorsOf(h: Headers): Validators {
+  const v: Validators = {}
+  const etag = /^(W\/)?("[^"]*")$/.exec(single(h['etag'])?.trim() ?? '')
+  if (etag) v.etag = { tag: etag[2]!, weak: etag[1] !== undefined }
+  const lm = parseHttpDate(single(h['last-modified']))
+  if (lm !== undefined) {
+    const date = parseHttpDate(single(h['date']))
+    v.lastModified = { time: lm, strong: date !== undefined && date - lm >= 60_000 }
+  }
+  return v
+}
+
+/**
+ * RFC 9111 §4.3.4: of `initial` (the stored responses the request could have
+ * chosen, freshness aside), those a 304 with header fields `fresh` updates,
+ * by the first rule that applies:
+ *
+ * 1. the 304 has a strong validator (a strong ETag, or a strong
+ *    Last-Modified): every stored response with the same strong validator;
+ *    none if no stored response has it ("MUST NOT use the new response to
+ *    update any stored responses");
+ * 2. it has only weak validators: the most recent (§4) stored response whose
+ *    validator matches by weak comparison (RFC 9110 §8.8.3.2);
+ * 3. it has no validator: the one stored response, if there is just one and
+ *    it has no validator either.
+ *
+ * A stored response whose validators contradict the 304's (another entity
+ * tag, another Last-Modified) is never selected, whatever else it shares.
+ */
+export function selectForUpdate<T extends StoredResponse>(initial: readonly T[], fresh: Headers): T[] {
+  const n = validatorsOf(fresh)
+  const sameTag = (s: Validators) => n.etag !== undefined && s.etag !== undefined && s.etag.tag === n.etag.tag
+  const sameTime = (s: Validators) => n.lastModified !== undefined && s.lastModified !== undefined && s.lastModified.time === n.lastModified.time
+  const agrees = (s: Validators) => (n.etag === undefined || s.etag === undefined || sameTag(s)) && (n.lastModified === undefined || s.lastModified === undefined || sameTime(s))
+  const strongEtag = n.etag !== undefined && !n.etag.weak
+  const strongTime = n.lastModified?.strong === true
+  if (strongEtag || strongTime) {
+    return initial.filter((e) => {
+      const s = validatorsOf(e.headers)
+      if (!agrees(s)) return false
+      return (strongEtag && sameTag(s) && !s.etag!.weak) || (strongTime && sameTime(s) && s.lastModified!.strong)
+    })
+  }
+  if (n.etag !== undefined || n.lastModified !== undefined) {
+    let best: T | undefined
+    for (const e of initial) {
+      const s = validatorsOf(e.headers)
+      if ((sameTag(s) || sameTime(s)) && agrees(s) && (best === undefined || moreRecent(e, best))) best = e
+    }
+    return best === undefined ? [] : [best]
+  }
+  const only = initial.length === 1 ? initial[0]! : undefined
+  if (only === undefined) return []
+  const s = validatorsOf(only.headers)
+  return s.etag === undefined && s.lastModified === undefined ? [only] : []
+}
+
 /** §3.2 exceptions besides §3.1's: Content-Length, and fields the stored content depends on. */
 const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', ...PROXY_FIELDS])
 

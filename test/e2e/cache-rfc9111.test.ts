@@ -66,6 +66,42 @@ const answers: Record<string, Answer> = {
     }
     text({ 'Cache-Control': 'max-age=60', ETag: '"server"' }, 'full')(req, res, 0)
   },
+  '/other-etag': (req, res, n) => {
+    // validated with "a", the origin answers 304 with another strong ETag: the stored "a" is not what it validated
+    if (req.headers['if-none-match'] !== undefined) {
+      res.writeHead(304, { ETag: '"b"', 'Cache-Control': 'max-age=1' })
+      return res.end()
+    }
+    text({ 'Cache-Control': 'max-age=1', ETag: n === 1 ? '"a"' : '"b"' }, `version ${n}`)(req, res, n)
+  },
+  '/last-modified': (req, res, n) => {
+    // a 304 carrying only Last-Modified (no ETag): it selects the stored response with the same Last-Modified
+    const lm = formatHttpDate(n < 4 ? Date.UTC(2020, 0, 1) : Date.UTC(2021, 0, 1))
+    if (req.headers['if-modified-since'] !== undefined) {
+      res.writeHead(304, { 'Last-Modified': lm, 'Cache-Control': 'max-age=1' })
+      return res.end()
+    }
+    text({ 'Cache-Control': 'max-age=1', 'Last-Modified': lm }, `modified ${n}`)(req, res, n)
+  },
+  '/no-validators': (req, res, n) => {
+    // stored without validators; the client's own conditional reaches the origin, whose 304 names the client's tag
+    if (req.headers['if-none-match'] === '"client"') {
+      res.writeHead(304, { ETag: '"client"', 'Cache-Control': 'max-age=1' })
+      return res.end()
+    }
+    text({ 'Cache-Control': 'max-age=1' }, `plain ${n}`)(req, res, n)
+  },
+  '/only-if-cached': text({ 'Cache-Control': 'max-age=1' }, 'cached'),
+  '/vary-dropped': (req, res, n) => {
+    // the origin varied on Accept-Encoding, then stops
+    if (n === 1) return text({ 'Cache-Control': 'max-age=1', Vary: 'Accept-Encoding' }, 'varied 1')(req, res, n)
+    text({ 'Cache-Control': 'max-age=60' }, `plain ${n}`)(req, res, n)
+  },
+  '/vary-omitted': (req, res, n) => {
+    // the origin varies on Accept-Encoding but mistakenly omits Vary from its default response
+    if (req.headers['accept-encoding'] === undefined) return text({ 'Cache-Control': 'max-age=60' }, `default ${n}`)(req, res, n)
+    text({ 'Cache-Control': 'max-age=60', Vary: 'Accept-Encoding' }, `varied ${n}`)(req, res, n)
+  },
   '/directives': text({ 'Cache-Control': 'max-age="60", community="UCI"' }, 'directives'),
   '/s-maxage-expires': text({ 'Cache-Control': 's-maxage=60', Expires: '0' }, 'expires ignored'),
   '/explicit-no-heuristic': (_req, res) =>
@@ -179,6 +215,86 @@ test('§4.3.2: with nothing stored, the client\'s conditional goes to the origin
   assert.equal(r.status, 304)
   assert.equal((await get('/conditional-miss')).status, 200, 'the 304 was not stored')
   assert.equal(count('/conditional-miss'), 2)
+})
+
+test('§4.1: of several matching stored responses, one with a valid Vary is preferred to a more recent one without', async () => {
+  const gzip = { 'accept-encoding': 'gzip' }
+  assert.equal((await get('/vary-omitted', gzip)).text, 'varied 1')
+  clock.advance(2 * S)
+  assert.equal((await get('/vary-omitted')).text, 'default 2', 'no Accept-Encoding: only the response without Vary matches')
+  const hit = await get('/vary-omitted', gzip)
+  assert.deepEqual([hit.text, hit.headers['cache-status']], ['varied 1', 'edgebox; hit; ttl=58'])
+  assert.equal(count('/vary-omitted'), 2)
+})
+
+test('§4.1: when a revalidation shows the origin no longer sends Vary, the stored responses with Vary go', async () => {
+  const gzip = { 'accept-encoding': 'gzip' }
+  assert.equal((await get('/vary-dropped', gzip)).text, 'varied 1')
+  clock.advance(2 * S)
+  const changed = await get('/vary-dropped', gzip)
+  assert.deepEqual([changed.text, changed.headers['cache-status']], ['plain 2', 'edgebox; fwd=stale; fwd-status=200; stored; ttl=60'])
+  const hit = await get('/vary-dropped', gzip)
+  assert.deepEqual([hit.text, hit.headers['cache-status']], ['plain 2', 'edgebox; hit; ttl=60'])
+  assert.equal(count('/vary-dropped'), 2)
+})
+
+test('§4.3.4: a 304 with another strong ETag updates nothing; the request is made again unconditionally', async () => {
+  assert.equal((await get('/other-etag')).text, 'version 1')
+  clock.advance(2 * S)
+  const r = await get('/other-etag')
+  assert.deepEqual([r.status, r.text, r.headers.etag], [200, 'version 3', '"b"'])
+  assert.equal(r.headers['cache-status'], 'edgebox; fwd=stale; fwd-status=200; stored; ttl=1')
+  assert.equal(seen.get('/other-etag')!['if-none-match'], undefined, 'the second request is unconditional')
+  const hit = await get('/other-etag')
+  assert.deepEqual([hit.text, hit.headers['cache-status']], ['version 3', 'edgebox; hit; ttl=1'])
+  assert.equal(count('/other-etag'), 3)
+})
+
+test('§4.3.4: without an ETag, a 304 selects by Last-Modified: the same one freshens, another does not', async () => {
+  assert.equal((await get('/last-modified')).text, 'modified 1')
+  clock.advance(2 * S)
+  const same = await get('/last-modified')
+  assert.deepEqual([same.text, same.headers['cache-status']], ['modified 1', 'edgebox; fwd=stale; fwd-status=304; ttl=1'])
+  clock.advance(2 * S)
+  const again = await get('/last-modified') // n=3: the 304 still names 2020: freshens
+  assert.equal(again.text, 'modified 1')
+  clock.advance(2 * S)
+  const other = await get('/last-modified') // n=4: the 304 names 2021, not the stored 2020: asked again (n=5)
+  assert.deepEqual([other.text, other.headers['cache-status']], ['modified 5', 'edgebox; fwd=stale; fwd-status=200; stored; ttl=1'])
+  assert.equal(seen.get('/last-modified')!['if-modified-since'], undefined)
+  assert.equal(count('/last-modified'), 5)
+})
+
+test('§4.3.4: a 304 with an ETag never updates a stored response without one', async () => {
+  assert.equal((await get('/no-validators')).text, 'plain 1')
+  clock.advance(2 * S)
+  const r = await get('/no-validators', { 'if-none-match': '"client"' })
+  assert.deepEqual([r.status, r.text], [200, 'plain 3'])
+  assert.equal(seen.get('/no-validators')!['if-none-match'], undefined)
+  assert.equal(count('/no-validators'), 3)
+})
+
+test('§5.2.1.7: only-if-cached gets a fresh stored response, and a 504 when the stored response is stale; ignoreRequestDirectives ignores it', async () => {
+  assert.equal((await get('/only-if-cached')).text, 'cached')
+  const fresh = await get('/only-if-cached', { 'cache-control': 'only-if-cached' })
+  assert.deepEqual([fresh.status, fresh.text, fresh.headers['cache-status']], [200, 'cached', 'edgebox; hit; ttl=1'])
+  clock.advance(2 * S)
+  const stale = await get('/only-if-cached', { 'cache-control': 'only-if-cached' })
+  assert.equal(stale.status, 504)
+  assert.equal(count('/only-if-cached'), 1, 'the origin was not asked')
+  const lenient = await get('/only-if-cached', { 'cache-control': 'only-if-cached, max-stale=10' })
+  assert.deepEqual([lenient.status, lenient.text], [200, 'cached'])
+  const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
+  const cdn = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], retries: { attempts: 0 }, cache: { ignoreRequestDirectives: true } } }] }] }, undefined, { clock })
+  try {
+    assert.equal((await request('http/1.1', cdn.url + 'only-if-cached')).status, 200)
+    clock.advance(2 * S)
+    const ignored = await request('http/1.1', cdn.url + 'only-if-cached', { headers: { 'cache-control': 'only-if-cached' } })
+    assert.equal(ignored.status, 200)
+    assert.match(String(ignored.headers['cache-status']), /^edgebox; fwd=stale; fwd-status=200/)
+  } finally {
+    await cdn.close()
+  }
 })
 
 test('§5.2: cache directives pass through both ways untouched; unknown ones are ignored, quoted arguments accepted', async () => {

@@ -8,6 +8,7 @@ import {
   freshnessLifetime,
   moreRecent,
   parseAge,
+  selectForUpdate,
   staleIfErrorAllowed,
   storability,
   updateStoredHeaders,
@@ -290,6 +291,37 @@ test('moreRecent: RFC 9111 §4, the later Date wins, then the later response tim
   const sameDateLater = stored({ date: date(T0) }, { responseTime: T0 + 60 * S })
   assert.equal(moreRecent(sameDateLater, older), true)
   assert.equal(moreRecent(older, stored({ date: date(T0) }, { responseTime: T0 + 50 * S })), true, 'a tie counts as more recent')
+})
+
+test('selectForUpdate: RFC 9111 §4.3.4, the 304\'s validators select the stored responses it updates', () => {
+  const old = date(T0 - DAY) // a day before Date: a strong Last-Modified (RFC 9110 §8.8.2.2)
+  const a = stored({ etag: '"a"', 'last-modified': old })
+  const a2 = stored({ etag: '"a"', vary: 'Accept' }, { responseTime: T0 + S })
+  const b = stored({ etag: '"b"' })
+  const weak = stored({ etag: 'W/"w"' })
+  const weakNewer = stored({ etag: 'W/"w"', date: date(T0 + 5 * S) })
+  const dated = stored({ 'last-modified': old })
+  const recent = stored({ 'last-modified': date(T0 - 10 * S) }) // within 60 s of Date: weak
+  const bare = stored({})
+  const d = { date: date(T0 + 100 * S) }
+  // 1. a strong validator selects every stored response with it, and nothing when none has it
+  assert.deepEqual(selectForUpdate([a, a2, b], { ...d, etag: '"a"' }), [a, a2])
+  assert.deepEqual(selectForUpdate([a, b], { ...d, etag: '"c"' }), [], 'another strong ETag updates nothing')
+  assert.deepEqual(selectForUpdate([weak], { ...d, etag: '"w"' }), [], 'a strong ETag does not select a weak one')
+  assert.deepEqual(selectForUpdate([bare], { ...d, etag: '"a"' }), [], 'nor a response without validators')
+  assert.deepEqual(selectForUpdate([dated, bare], { ...d, 'last-modified': old }), [dated], 'a strong Last-Modified')
+  assert.deepEqual(selectForUpdate([a], { ...d, etag: '"c"', 'last-modified': old }), [], 'the same Last-Modified with another ETag: another representation')
+  assert.deepEqual(selectForUpdate([dated], { ...d, 'last-modified': date(T0 - 2 * DAY) }), [], 'another Last-Modified')
+  // 2. weak validators only: the most recent stored response that matches by weak comparison
+  assert.deepEqual(selectForUpdate([weak, weakNewer, b], { ...d, etag: 'W/"w"' }), [weakNewer])
+  assert.deepEqual(selectForUpdate([a], { ...d, etag: 'W/"a"' }), [a], 'weak comparison ignores W/')
+  assert.deepEqual(selectForUpdate([recent], { date: date(T0), 'last-modified': date(T0 - 10 * S) }), [recent], 'a weak Last-Modified')
+  assert.deepEqual(selectForUpdate([recent], { date: date(T0), 'last-modified': date(T0 - 20 * S) }), [])
+  // 3. no validator: the only stored response, if it has none either
+  assert.deepEqual(selectForUpdate([bare], d), [bare])
+  assert.deepEqual(selectForUpdate([bare, stored({})], d), [], 'not when there are several')
+  assert.deepEqual(selectForUpdate([a], d), [], 'not one with a validator')
+  assert.deepEqual(selectForUpdate([], { ...d, etag: '"a"' }), [])
 })
 
 test('updateStoredHeaders: RFC 9111 §3.2 and §4.3.4', () => {

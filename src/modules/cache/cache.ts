@@ -124,6 +124,8 @@ export class HttpCache {
         refresh(s, ctx, key, stored, origin)
         return serve(s, ctx, stored, `hit; ttl=${u.ttl}; detail=stale-while-revalidate`, 'STALE')
       }
+      // RFC 9111 §5.2.1.7: a stored response that cannot be used without the origin is no answer to only-if-cached.
+      if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: the stored response needs validation')
       return revalidate(s, ctx, key, stored, dirs, req, origin, u.ttl)
     }
     if (req.onlyIfCached) throw httpError('EB_ERR_GATEWAY_TIMEOUT', 'only-if-cached: nothing is stored for this request') // RFC 9111 §5.2.1.7

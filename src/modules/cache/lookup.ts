@@ -32,16 +32,35 @@ export function requestDirectives(s: CacheState, ctx: Context): CacheDirectives 
   return parseCacheControl(h['cache-control'])
 }
 
-/** The stored response for this request (§4.1): the most recent complete one if there is one (§4), else a partial one. */
+/**
+ * The stored response for this request (§4.1): of the complete ones whose
+ * Vary fields match, the most recent (§4); but when some of them omit Vary,
+ * the most recent one with a valid Vary ("SHOULD choose the most recent ...
+ * stored response with a valid Vary field value"). Without a complete one, a
+ * partial one.
+ */
 export function match(s: CacheState, key: string, ctx: Context): StoredEntry | undefined {
   let complete: StoredEntry | undefined
   let partial: StoredEntry | undefined
   for (const e of s.store.variants(key)) {
     if (varyKey(e.vary, ctx.req.headers) !== e.variant) continue
     if (e.partial !== undefined) partial ??= e
-    else if (complete === undefined || moreRecent(e, complete)) complete = e
+    else if (complete === undefined || better(e, complete)) complete = e
   }
   return complete ?? partial
+}
+
+/** Whether a response names request fields in Vary (`Vary: *` is never stored). */
+const varies = (e: StoredEntry): boolean => e.vary !== undefined && e.vary !== ''
+
+/** §4.1: one with a valid Vary before one without, then the more recent (§4). */
+function better(a: StoredEntry, b: StoredEntry): boolean {
+  return varies(a) !== varies(b) ? varies(a) : moreRecent(a, b)
+}
+
+/** §4.3.4: the complete stored responses this request could have chosen, freshness aside (the initial set a 304 updates). */
+export function candidates(s: CacheState, key: string, ctx: Context): StoredEntry[] {
+  return s.store.variants(key).filter((e) => e.partial === undefined && varyKey(e.vary, ctx.req.headers) === e.variant)
 }
 
 /** The stored entry a response to this request would replace: same key, Vary and variant. */

@@ -1,11 +1,12 @@
 import type { Context } from '../../core/context.ts'
 import type { CacheDirectives, Headers } from '../../http/cache-control.ts'
-import { staleIfErrorAllowed, updateStoredHeaders } from '../../http/freshness.ts'
-import { EdgeboxError } from '../../core/errors.ts'
+import { varyOf } from '../../http/cache-key.ts'
+import { moreRecent, selectForUpdate, staleIfErrorAllowed, updateStoredHeaders } from '../../http/freshness.ts'
+import { EdgeboxError, httpError } from '../../core/errors.ts'
 import { collect, DISCARD } from '../proxy/exchange.ts'
 import type { CacheState, Origin, OriginResponse } from './cache.ts'
 import { respondAndStore, startFlight, UNWATCHED } from './coalescing.ts'
-import { directives, hasAnnouncedLength, storagePlan, toEntry, ttlAt } from './lookup.ts'
+import { candidates, directives, hasAnnouncedLength, storagePlan, toEntry, ttlAt } from './lookup.ts'
 import { relay, serve } from './serve.ts'
 import type { StoredEntry } from './store.ts'
 
@@ -31,13 +32,34 @@ export async function revalidate(s: CacheState, ctx: Context, key: string, store
   }
   if (res.status === 304) {
     res.body.attach(DISCARD)
-    freshen(s, stored, res)
-    return serve(s, ctx, stored, `fwd=stale; fwd-status=304; ttl=${freshTtl(s, stored)}`, 'REVALIDATED')
+    // RFC 9111 §4.3.4: the 304's validators select the stored responses it updates.
+    const updated = selectForUpdate(candidates(s, key, ctx), res.headers)
+    if (updated.length > 0) {
+      for (const e of updated) freshen(s, e, res)
+      const used = updated.includes(stored) ? stored : updated.reduce((a, b) => (moreRecent(b, a) ? b : a))
+      return serve(s, ctx, used, `fwd=stale; fwd-status=304; ttl=${freshTtl(s, used)}`, 'REVALIDATED')
+    }
+    // It validates none of them ("MUST NOT use the new response to update any stored responses"):
+    // nothing is updated or served, and the request is made again without conditionals.
+    res = await origin(UNCONDITIONAL)
+    if (res.status === 304) {
+      res.body.attach(DISCARD)
+      throw httpError('EB_ERR_BAD_GATEWAY', 'the upstream answered 304 to an unconditional request')
+    }
+    return answer(s, ctx, key, stored, res)
   }
   if (res.status >= 500 && staleIfErrorAllowed(stored, dirs, s.cfg.ignoreRequestDirectives ? {} : req, s.clock.now())) {
     res.body.attach(DISCARD)
     return serve(s, ctx, stored, `hit; ttl=${ttl}; fwd=stale; fwd-status=${res.status}; detail=stale-if-error`, 'STALE')
   }
+  answer(s, ctx, key, stored, res)
+}
+
+/** The validation fields a request made again unconditionally leaves out (the client's own included). */
+const UNCONDITIONAL = { 'if-none-match': null, 'if-modified-since': null }
+
+/** A full response (not 304) to the validation of `stored`: it answers the request, and is stored if it may be (§4.3.3). */
+function answer(s: CacheState, ctx: Context, key: string, stored: StoredEntry, res: OriginResponse): void {
   if (ctx.method === 'HEAD' && res.status === 200) {
     // RFC 9111 §4.3.5: a 200 to HEAD freshens the stored GET response when the validators it
     // carries (and its Content-Length) match the stored ones; otherwise the stored response
@@ -50,6 +72,9 @@ export async function revalidate(s: CacheState, ctx: Context, key: string, store
     s.store.delete(key)
     return relay(s, ctx, res, 'fwd=stale; fwd-status=200; detail="HEAD shows another representation; stored response dropped"', 'EXPIRED')
   }
+  // §4.1 prefers stored responses with Vary: when the origin stops sending Vary, the ones
+  // with Vary go, or they would be chosen (and revalidated) again instead of the new one.
+  if (res.status === 200 && stored.vary && !varyOf(res.headers)) s.store.delete(key)
   respondAndStore(s, ctx, key, res, 'fwd=stale', 'EXPIRED', UNWATCHED)
 }
 
@@ -66,8 +91,10 @@ export function refresh(s: CacheState, ctx: Context, key: string, stored: Stored
     (res) => {
       if (res.status === 304) {
         res.body.attach(DISCARD)
-        freshen(s, stored, res)
-        return settle.done(stored)
+        // RFC 9111 §4.3.4: only the stored responses the 304's validators select are updated.
+        const updated = selectForUpdate(candidates(s, key, ctx), res.headers)
+        for (const e of updated) freshen(s, e, res)
+        return settle.done(updated.includes(stored) ? stored : null)
       }
       const plan = storagePlan(s, ctx, res)
       if (!plan.store) {
