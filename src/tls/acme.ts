@@ -243,7 +243,9 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
   function schedule(e: Entry): void {
     if (closed || entries.get(e.name) !== e) return
     clock.clearTimeout(e.timer)
-    const wait = Math.min(Math.max(0, dueAt(e) - clock.now()), MAX_TIMER)
+    const due = dueAt(e)
+    log.debug({ name: e.name, at: new Date(due).toISOString() }, 'ACME: next check scheduled')
+    const wait = Math.min(Math.max(0, due - clock.now()), MAX_TIMER)
     e.timer = clock.setTimeout(() => enqueue(e), wait)
     e.timer.unref()
   }

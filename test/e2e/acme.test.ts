@@ -162,12 +162,40 @@ describe('ACME against Pebble', () => {
     }
   })
 
+  test('reload: a name added gets its certificate; the ACME settings themselves cannot change on reload', LIMIT, async () => {
+    const log = captureLog()
+    const input = config(path.join(dir, 'reload'), { challenges: ['http-01'] })
+    const box = await startEdgebox(input, { baseDir: dir, log: log.logger })
+    try {
+      await waitFor('the first certificate', async () => (await servedBy(tlsPort, root)) !== null, 30_000)
+      const www = 'www.shop.example.com'
+      await assert.rejects(presented(tlsPort, www, root), 'no certificate covers www yet')
+      await box.reload({ ...input, sites: [{ hosts: [NAME, www], routes: [{ path: '/', static: { root: dir } }] }] })
+      await waitFor('the certificate for the added name', async () => {
+        try {
+          return (await presented(tlsPort, www, root)).checkHost(www) === www
+        } catch {
+          return false
+        }
+      }, 30_000)
+      await assert.rejects(
+        box.reload({ ...input, tls: { acme: { ...input.tls!.acme!, email: 'someone@shop.example.com' } } }),
+        /tls\.acme: the ACME settings cannot change on reload/,
+      )
+      assert.equal((await presented(tlsPort, NAME, root)).checkHost(NAME), NAME, 'the refused reload changed nothing')
+    } finally {
+      await box.close()
+    }
+  })
+
   test('renewal at two thirds of the lifetime, moved by the clock; a failed renewal keeps the old certificate serving and backs off', LIMIT, async () => {
     const clock = new ManualClock(Date.now())
-    const log = captureLog()
+    const log = captureLog('debug')
     const box: Edgebox = await startEdgebox(config(path.join(dir, 'renew'), { challenges: ['http-01'] }), { baseDir: dir, log: log.logger, clock })
     try {
       await waitFor('the first certificate', async () => (await servedBy(tlsPort, root)) !== null, 30_000)
+      // the clock moves only once the next check is on it
+      await waitFor('the renewal scheduled', () => log.lines.some((l) => l.msg === 'ACME: next check scheduled'), 30_000)
       const first = (await presented(tlsPort, NAME, root)).serialNumber
       // a keep-alive connection made on the first certificate lives through the swap
       const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: root, servername: NAME })
@@ -186,7 +214,9 @@ describe('ACME against Pebble', () => {
       // a renewal whose challenge fails: the old certificate keeps serving, and the failure is logged with a retry time
       pebble.setAddress('127.0.0.3')
       clock.advance(41 * 60_000) // past two thirds of the hour
-      await waitFor('the failed renewal', () => log.lines.some((l) => l.msg === 'ACME order failed; trying again later'), 30_000)
+      await waitFor('the failed renewal', () => log.lines.some((l) => l.msg === 'ACME order failed; trying again later'), 30_000).catch((err: Error) => {
+        throw new Error(`${err.message}\n${log.lines.map((l) => JSON.stringify(l)).join('\n')}`)
+      })
       const failed = log.lines.find((l) => l.msg === 'ACME order failed; trying again later')!
       assert.equal(failed.retryInSeconds, 60)
       assert.match(String(failed.serving), /^the certificate valid until /)
@@ -252,6 +282,7 @@ describe('ACME Renewal Information (RFC 9773)', () => {
     try {
       const root = await pebble.root()
       await waitFor('the certificate and its renewal information', async () => (await servedBy(tlsPort, root)) !== null && asked.length > 0, 30_000)
+      await waitFor('the renewal scheduled', () => log.lines.some((l) => l.msg === 'ACME: next check scheduled'), 30_000)
       const first = await presented(tlsPort, NAME, root)
       assert.equal(asked[0], ariCertId(first.toString()))
       // six hours on (Retry-After), the window is asked again and is still far: no renewal
