@@ -543,7 +543,7 @@ describe('configuration errors name the file and the problem', () => {
       /sites\[0\]\.hosts\[0\]: shop\.example is not covered by any certificate in tls\.certificates \(they cover: b\.test, \*\.b\.test\)/,
     )
     await assert.rejects(startServer({ listen: [{ host: '127.0.0.1', port: 0, tls: true, protocols: ['h2c'] }], tls: { certificates: [{ cert: files.path('a.crt'), key: files.path('a.key') }] }, sites: site() }), /listen\[0\]\.protocols\[0\]: h2c is cleartext HTTP\/2/)
-    await assert.rejects(startServer({ listen: listenTls, sites: site() }), /listen\[0\]\.tls: a TLS listener needs tls\.certificates, or tls\.local: true/)
+    await assert.rejects(startServer({ listen: listenTls, sites: site() }), /listen\[0\]\.tls: a TLS listener needs tls\.certificates, tls\.acme for automatic certificates, or tls\.local: true/)
   })
 })
 
