@@ -62,19 +62,23 @@ test('planAcmeNames: public names are ordered; each other one is skipped with it
   assert.match(why['sites[1]']!, /hosts: \[\] answers any name/)
 })
 
-test('planAcmeNames: a name a configured certificate covers is left to it', async () => {
+/** A self-signed P-256 certificate, valid from `from` for `days`. */
+async function selfSigned(serialNumber: string, name: string, extensions: x509.Extension[] = [], from = Date.now() - 1000, days = 1): Promise<string> {
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair
-  const pem = (
-    await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: '01',
-      name: 'CN=static.example.com',
-      notBefore: new Date(Date.now() - 1000),
-      notAfter: new Date(Date.now() + 86_400_000),
-      keys,
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'static.example.com' }])],
-    })
-  ).toString('pem')
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber,
+    name: `CN=${name}`,
+    notBefore: new Date(from),
+    notAfter: new Date(from + days * 86_400_000),
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions,
+  })
+  return cert.toString('pem')
+}
+
+test('planAcmeNames: a name a configured certificate covers is left to it', async () => {
+  const pem = await selfSigned('01', 'static.example.com', [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'static.example.com' }])])
   const configured: LoadedCertificate = { id: 'tls.certificates[0]', cert: new X509Certificate(pem), certPem: pem, keyPem: '', names: ['static.example.com'] }
   const plan = planAcmeNames(validateConfig({ sites: [site(['static.example.com', 'shop.example.com'])] }).sites, [configured])
   assert.deepEqual(plan.names, ['shop.example.com'])
@@ -82,17 +86,8 @@ test('planAcmeNames: a name a configured certificate covers is left to it', asyn
 })
 
 test('ariCertId: RFC 9773 §4.1 example (AKI 69:88:5B:..., serial 0x87654321)', async () => {
-  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '87654321',
-    name: 'CN=ari.example.com',
-    notBefore: new Date(Date.now() - 1000),
-    notAfter: new Date(Date.now() + 86_400_000),
-    keys,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [new x509.AuthorityKeyIdentifierExtension('69885b6b87464041e1b37b847ba0ae2cde01c8d4')],
-  })
-  assert.equal(ariCertId(cert.toString('pem')), 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE')
+  const pem = await selfSigned('87654321', 'ari.example.com', [new x509.AuthorityKeyIdentifierExtension('69885b6b87464041e1b37b847ba0ae2cde01c8d4')])
+  assert.equal(ariCertId(pem), 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE')
 })
 
 test('renewalMoment: uniformly inside the suggested window; a missing or inverted window is no answer', () => {
@@ -105,10 +100,8 @@ test('renewalMoment: uniformly inside the suggested window; a missing or inverte
 })
 
 test('renewAtTwoThirds: day 60 of a 90-day certificate', async () => {
-  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair
   const from = Date.UTC(2026, 0, 1)
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '02', name: 'CN=x', notBefore: new Date(from), notAfter: new Date(from + 90 * 86_400_000), keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } })
-  assert.equal(renewAtTwoThirds(new X509Certificate(cert.toString('pem'))), from + 60 * 86_400_000)
+  assert.equal(renewAtTwoThirds(new X509Certificate(await selfSigned('02', 'x', [], from, 90))), from + 60 * 86_400_000)
 })
 
 test('backoff: 1 minute doubling to 6 hours; a rate limit waits at least an hour', () => {
