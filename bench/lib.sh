@@ -154,6 +154,45 @@ jfield() { sed -n "s/.*\"$2\":\(\"[^\"]*\"\|[^,}]*\).*/\1/p" <<< "$1" | head -1 
 jnum() { local v; v=$(jfield "$1" "$2"); echo "${v:-0}"; }
 
 # ---------------------------------------------------------------------------------------------------------------
+# before: BEFORE=<git rev> builds that commit in a git worktree in a temporary folder (npm ci there, so it runs on the
+# Node that commit pins) and a script runs it as `edgebox-before` beside the current tree, in the same configuration;
+# the worktree is removed at exit. Needs ROOT, PID and on_exit (bench_setup first). Sets BEFORE_TREE, BEFORE_NODE,
+# BEFORE_DESC (empty when BEFORE is not set) and BEFORE_MIN (0.97: the lowest median now/before that is "no regression").
+before_setup() {
+  BEFORE=${BEFORE:-}; BEFORE_MIN=${BEFORE_MIN:-0.97}; BEFORE_TREE=""; BEFORE_DESC=""; BEFORE_NODE=""
+  [ -n "$BEFORE" ] || return 0
+  BEFORE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BEFORE^{commit}") || { log "BEFORE=$BEFORE is not a commit of this repository"; exit 1; }
+  BEFORE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgebox-before.XXXXXX")
+  BEFORE_TREE="$BEFORE_TMP/tree"
+  on_exit 'git -C "$ROOT" worktree remove --force "$BEFORE_TREE" >/dev/null 2>&1 || git -C "$ROOT" worktree prune; rm -rf "$BEFORE_TMP"'
+  log "before: git worktree of $BEFORE ($BEFORE_SHA) in $BEFORE_TREE"
+  git -C "$ROOT" worktree add --detach "$BEFORE_TREE" "$BEFORE_SHA" >&2 || { log "git worktree add failed"; exit 1; }
+  log "before: npm ci in $BEFORE_TREE"
+  # in the background and in its own process group, so Ctrl-C or TERM stops it at once (the cleanup stops what PID
+  # lists before the worktree is removed) instead of after it ends
+  ( cd "$BEFORE_TREE" && PATH="$BEFORE_TREE/node_modules/.bin:$PATH" exec setsid timeout 900 npm ci --no-audit --no-fund ) >&2 </dev/null &
+  PID[before-npm-ci]=$!
+  wait "${PID[before-npm-ci]}" || { log "npm ci failed in the worktree of $BEFORE"; exit 1; }
+  unset 'PID[before-npm-ci]'
+  BEFORE_NODE="$BEFORE_TREE/node_modules/.bin/node"
+  [ -x "$BEFORE_NODE" ] || { log "$BEFORE pins no Node (no node_modules/.bin/node after npm ci): it cannot run beside this tree"; exit 1; }
+  BEFORE_DESC="$(git -C "$ROOT" log -1 --format='%h %<(60,trunc)%s' "$BEFORE_SHA" | sed 's/ *$//')"
+}
+# before_header : the heading of a script's now / before section
+before_header() {
+  echo
+  echo "## now / before: this tree vs BEFORE=$BEFORE ($BEFORE_DESC), the same configuration, side by side in every round"
+  echo "# judged on the median of the per-round ratios: 'no regression' when it is >= $BEFORE_MIN (BEFORE_MIN)"
+}
+# before_line LABEL ARRAY TEST NOW BEFORE judge|- : NOW's figure over BEFORE's (median of per-round ratios), judged
+# against BEFORE_MIN or only reported
+before_line() {
+  local rs v; rs=$(round_ratios "$2" "$3" "$4" "$5")
+  if [ "$6" = judge ]; then v=$(judge "$rs" '>=' "$BEFORE_MIN" 'no regression' "REGRESSION (below $BEFORE_MIN)"); else v="reported, not judged"; fi
+  printf '%-58s %6s  %-44s per round: %s\n' "$1" "$(median_of "$rs")" "$v" "$(show_ratios "$rs")"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
 # Load runs: every benchmark measures through load_run, so every figure is read, and every run judged, the same way.
 
 # warm_up SECONDS CMD... : run the load generator once, not measured, pinned to $GEN_CPU; @DUR@ in CMD = SECONDS

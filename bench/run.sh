@@ -5,6 +5,8 @@
 #   edgebox        Edgebox, default configuration (access log ON, Server-Timing ON)
 #   edgebox-nolog  Edgebox --no-access-log (Server-Timing ON)
 #   raw-node       bench/servers/raw-node.mjs: bare node:http on the same Node binary, 1 KiB from memory
+#   raw-node-log   the same with --log: Edgebox's JSON access-log line per request, through the same destination
+#                  (pino.destination / sonic-boom, async, the same batching), on stdout to a file like Edgebox's
 #   sirv           sirv-cli 3 (--quiet; --etag for the 304 test)
 #   nginx          1 worker, sendfile on, access_log off (skipped with a note if it cannot be installed)
 #   edgebox-before with BEFORE=<git rev>: that commit of Edgebox, built in a temporary git worktree (npm ci there, its
@@ -63,42 +65,24 @@ touch -d '2024-01-01 00:00:00 UTC' "$WWW/index.html" "$WWW/big.bin"
 cat "$WWW/big.bin" > /dev/null
 
 # ---------------------------------------------------------------------------------------------------------------
-# before: BEFORE=<git rev> builds that commit in a git worktree in a temporary folder (npm ci there, so it runs on the
-# Node that commit pins) and runs it beside the current tree in the same configuration; the worktree is removed at exit
-BEFORE=${BEFORE:-}; BEFORE_MIN=${BEFORE_MIN:-0.97}; BEFORE_TREE=""; BEFORE_DESC=""
-if [ -n "$BEFORE" ]; then
-  BEFORE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BEFORE^{commit}") || { log "BEFORE=$BEFORE is not a commit of this repository"; exit 1; }
-  BEFORE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgebox-before.XXXXXX")
-  BEFORE_TREE="$BEFORE_TMP/tree"
-  on_exit 'git -C "$ROOT" worktree remove --force "$BEFORE_TREE" >/dev/null 2>&1 || git -C "$ROOT" worktree prune; rm -rf "$BEFORE_TMP"'
-  log "before: git worktree of $BEFORE ($BEFORE_SHA) in $BEFORE_TREE"
-  git -C "$ROOT" worktree add --detach "$BEFORE_TREE" "$BEFORE_SHA" >&2 || { log "git worktree add failed"; exit 1; }
-  log "before: npm ci in $BEFORE_TREE"
-  # in the background and in its own process group, so Ctrl-C or TERM stops it at once (the cleanup stops what PID
-  # lists before the worktree is removed) instead of after it ends
-  ( cd "$BEFORE_TREE" && PATH="$BEFORE_TREE/node_modules/.bin:$PATH" exec setsid timeout 900 npm ci --no-audit --no-fund ) >&2 </dev/null &
-  PID[before-npm-ci]=$!
-  wait "${PID[before-npm-ci]}" || { log "npm ci failed in the worktree of $BEFORE"; exit 1; }
-  unset 'PID[before-npm-ci]'
-  BEFORE_NODE="$BEFORE_TREE/node_modules/.bin/node"
-  [ -x "$BEFORE_NODE" ] || { log "$BEFORE pins no Node (no node_modules/.bin/node after npm ci): it cannot run beside this tree"; exit 1; }
-  BEFORE_DESC="$(git -C "$ROOT" log -1 --format='%h %<(60,trunc)%s' "$BEFORE_SHA" | sed 's/ *$//')"
-fi
+# before: BEFORE=<git rev> builds that commit in a git worktree and runs it as edgebox-before (lib.sh before_setup)
+before_setup
 
 # ---------------------------------------------------------------------------------------------------------------
 # servers (ports 18500-18599)
 declare -A PORT=( [edgebox]=18501 [edgebox-nolog]=18502 [raw-node]=18503 [sirv]=18504 [sirv-etag]=18505 [nginx]=18506
-                  [edgebox-before]=18507 )
-EB_LOG="$RUN/edgebox-access.jsonl"; EBB_LOG="$RUN/edgebox-before-access.jsonl"
-[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBB_LOG=/dev/null; }
-# access_log FILE_OF_SERVER: where each Edgebox with its access log on writes it (emptied before each measured run)
-declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-before]=$EBB_LOG )
+                  [edgebox-before]=18507 [raw-node-log]=18508 )
+EB_LOG="$RUN/edgebox-access.jsonl"; EBB_LOG="$RUN/edgebox-before-access.jsonl"; RNL_LOG="$RUN/raw-node-log-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBB_LOG=/dev/null; RNL_LOG=/dev/null; }
+# access_log FILE_OF_SERVER: where each server with its access log on writes it (emptied before each measured run)
+declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-before]=$EBB_LOG [raw-node-log]=$RNL_LOG )
 SIRV_VER=$(node -p "require('$P/node_modules/sirv-cli/package.json').version")
 SIRVLIB_VER=$(node -p "require('$P/node_modules/sirv/package.json').version" 2>/dev/null || echo '?')
 declare -A CONF=(
   [edgebox]="Edgebox default: access log ON (JSON lines on stdout -> $([ "$EB_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EB_LOG")")), Server-Timing ON"
   [edgebox-nolog]="Edgebox --no-access-log, Server-Timing ON (stdout -> bench/.peers/run/edgebox-nolog.out)"
   [raw-node]="bench/servers/raw-node.mjs: bare node:http, same Node binary; 1 KiB from memory + strong ETag; big.bin createReadStream hwm 1 MiB"
+  [raw-node-log]="bench/servers/raw-node.mjs --log: raw-node + Edgebox's JSON access-log line per request (pino.destination async, 32 KiB batches; stdout -> $([ "$RNL_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$RNL_LOG")"))"
   [sirv]="sirv-cli $SIRV_VER --quiet (no ETag)"
   [sirv-etag]="sirv-cli $SIRV_VER --quiet --etag (weak ETag; used for the 304 test)"
   [nginx]="nginx: 1 worker, sendfile on, tcp_nopush on, access_log OFF, open_file_cache, keepalive_requests 1000000"
@@ -118,6 +102,8 @@ start_server() {
                    [ "$EBB_LOG" != /dev/null ] && : > "$EBB_LOG"
                    start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" "$WWW" --port "$port" --host 127.0.0.1 ;;
     raw-node)      start_srv "$n" "$RUN/raw-node.out" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" ;;
+    raw-node-log)  [ "$RNL_LOG" != /dev/null ] && : > "$RNL_LOG"
+                   start_srv "$n" "$RNL_LOG" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" --log ;;
     sirv)          start_srv "$n" "$RUN/sirv.out" node "$SIRV" "$WWW" --port "$port" --host 127.0.0.1 --quiet ;;
     sirv-etag)     start_srv "$n" "$RUN/sirv-etag.out" node "$SIRV" "$WWW" --port "$port" --host 127.0.0.1 --quiet --etag ;;
     nginx)         local d="$RUN/nginx" user=""
@@ -128,7 +114,7 @@ start_server() {
   PID[$n]=$SRV_PID
 }
 
-SERVERS=(edgebox edgebox-nolog raw-node sirv sirv-etag)
+SERVERS=(edgebox edgebox-nolog raw-node raw-node-log sirv sirv-etag)
 [ -n "$BEFORE" ] && SERVERS+=(edgebox-before)
 if have_nginx; then SERVERS+=(nginx); NGINX_NOTE=""
 else NGINX_NOTE="nginx could not be installed: nginx skipped, the large-file targets cannot be judged"; log "$NGINX_NOTE"; fi
@@ -146,7 +132,7 @@ exec > >(tee "$OUT.tmp")
 echo "# Edgebox static benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  ${1:-full}"
 echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s CONNS=$CONNS REPS=$REPS  server core $SRV_CPU, load generator core $GEN_CPU, $(nproc) cores, 127.0.0.1 only"
 echo "## versions"
-echo "node $(node -v) ($(command -v node)) for Edgebox, raw-node and sirv"
+echo "node $(node -v) ($(command -v node)) for Edgebox, raw-node, raw-node-log and sirv; pino $(node -p "require('$ROOT/node_modules/pino/package.json').version") for Edgebox and raw-node-log"
 echo "edgebox $(node -p "require('$ROOT/package.json').version") (this tree: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), uncommitted changes included)"
 [ -n "$BEFORE" ] && echo "edgebox-before: BEFORE=$BEFORE = $BEFORE_DESC, node $("$BEFORE_NODE" -v) ($BEFORE_NODE)"
 echo "sirv-cli $SIRV_VER (sirv $SIRVLIB_VER)"
@@ -175,11 +161,21 @@ for n in "${SERVERS[@]}"; do
   fi
   rr=$(curl -s -o /dev/null --max-time 30 -w '%{http_code} %{size_download}' -H "Range: bytes=$HALF-$((HALF + 99))" "http://127.0.0.1:${PORT[$n]}/big.bin")
   [ "$r" = "200 1024" ] || CHECK_FAIL+=("$n: GET /index.html -> $r (want 200 1024)")
-  case $n in raw-node|edgebox*|nginx|sirv-etag) [ "$c304" = 304 ] || CHECK_FAIL+=("$n: If-None-Match -> $c304 (want 304)") ;; esac
+  case $n in raw-node*|edgebox*|nginx|sirv-etag) [ "$c304" = 304 ] || CHECK_FAIL+=("$n: If-None-Match -> $c304 (want 304)") ;; esac
   [ "$rr" = "206 100" ] || CHECK_FAIL+=("$n: Range bytes=$HALF-$((HALF + 99)) on big.bin -> $rr (want 206 100)")
   printf '%-14s GET %s (want 200 1024)  ETag=%s  Server-Timing=%s  INM->%s  Range 100 B->%s\n' \
     "$n" "$r" "${et:-none}" "${st:-none}" "$c304" "$rr"
 done
+
+# raw-node-log writes the line Edgebox writes: the same keys in the same order (the lines of the checks, batched and
+# written within a second)
+if [ "$EB_LOG" != /dev/null ]; then
+  sleep 1.2
+  keys() { grep -m1 '"msg":"request","method":"GET"' "$1" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -; }
+  kE=$(keys "$EB_LOG"); kR=$(keys "$RNL_LOG")
+  printf '%-14s access-log line keys: %s\n%-14s access-log line keys: %s\n' edgebox "${kE:-none}" raw-node-log "${kR:-none}"
+  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("raw-node-log: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # small-file load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured, through
@@ -200,10 +196,10 @@ wrk_run() {  # wrk_run TEST ROUND SERVER
 }
 
 # servers per test; the order rotates every round so no server always runs first or last
-GET_SET=(edgebox edgebox-nolog raw-node sirv); have_nginx && GET_SET+=(nginx)
-C304_SET=(edgebox edgebox-nolog raw-node sirv-etag); have_nginx && C304_SET+=(nginx)
+GET_SET=(edgebox edgebox-nolog raw-node raw-node-log sirv); have_nginx && GET_SET+=(nginx)
+C304_SET=(edgebox edgebox-nolog raw-node raw-node-log sirv-etag); have_nginx && C304_SET+=(nginx)
 [ -n "$BEFORE" ] && { GET_SET+=(edgebox-before); C304_SET+=(edgebox-before); }
-LARGE_SET=("${GET_SET[@]}")
+LARGE_SET=($(printf '%s\n' "${GET_SET[@]}" | grep -vx raw-node-log))   # raw-node-log: small-file tests only
 
 echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; GET /index.html, then If-None-Match -> 304)"
 for r in $(seq 1 "$ROUNDS"); do
@@ -258,9 +254,11 @@ done
 echo
 echo "## targets (Edgebox vs peers measured in this run; each judged on the median of the per-round ratios)"
 verdict_gate   # lib.sh: no verdict for a smoke run or failed checks
+# issue 14, target 4: log on vs the raw server writing the same access-log line, log off vs the raw server without one
 for test in GET 304; do
-  target_line "$test: edgebox / raw-node, req per server-CPU-second" FIG_R $test edgebox raw-node '>=' 0.75 "[${CONF[edgebox]}]"
-  target_line "$test: edgebox-nolog / raw-node, req per server-CPU-second" FIG_R $test edgebox-nolog raw-node '>=' 0.9 "[${CONF[edgebox-nolog]}]"
+  target_line "$test: edgebox / raw-node-log, req per server-CPU-second" FIG_R $test edgebox raw-node-log '>=' 0.9 "[${CONF[edgebox]}] vs [${CONF[raw-node-log]}]"
+  target_line "$test: edgebox-nolog / raw-node, req per server-CPU-second" FIG_R $test edgebox-nolog raw-node '>=' 0.95 "[${CONF[edgebox-nolog]}]"
+  echo "(for information, $test: edgebox / raw-node x$(round_ratio FIG_R $test edgebox raw-node), raw-node-log / raw-node x$(round_ratio FIG_R $test raw-node-log raw-node): what the access log costs the bare server)"
 done
 if have_nginx; then
   target_line "256 MiB full: edgebox / nginx, MB/s" RATE_R full edgebox nginx '>=' 0.5 "[${CONF[edgebox]}] vs [${CONF[nginx]}]"
@@ -271,20 +269,13 @@ else
 fi
 
 if [ -n "$BEFORE" ]; then
-  echo
-  echo "## now / before: this tree vs BEFORE=$BEFORE ($BEFORE_DESC), the same configuration, side by side in every round"
-  echo "# judged on the median of the per-round ratios: 'no regression' when it is >= $BEFORE_MIN (BEFORE_MIN); the"
-  echo "# large-file MB/s are not divided by the server's CPU and move with anything else on the machine: reported only"
-  before_line() {  # before_line LABEL ARRAY TEST judge|-
-    local rs v; rs=$(round_ratios "$2" "$3" edgebox edgebox-before)
-    if [ "$4" = judge ]; then v=$(judge "$rs" '>=' "$BEFORE_MIN" 'no regression' "REGRESSION (below $BEFORE_MIN)"); else v="reported, not judged"; fi
-    printf '%-52s %6s  %-44s per round: %s\n' "$1" "$(median_of "$rs")" "$v" "$(show_ratios "$rs")"
-  }
-  before_line "GET: req per server-CPU-second, now / before" FIG_R GET judge
-  before_line "304: req per server-CPU-second, now / before" FIG_R 304 judge
-  before_line "GET: req/s, now / before" RATE_R GET -
-  before_line "256 MiB full: MB/s, now / before" RATE_R full -
-  before_line "256 MiB Range (2nd half): MB/s, now / before" RATE_R range -
+  before_header   # lib.sh
+  echo "# the large-file MB/s are not divided by the server's CPU and move with anything else on the machine: reported only"
+  before_line "GET: req per server-CPU-second, now / before" FIG_R GET edgebox edgebox-before judge
+  before_line "304: req per server-CPU-second, now / before" FIG_R 304 edgebox edgebox-before judge
+  before_line "GET: req/s, now / before" RATE_R GET edgebox edgebox-before -
+  before_line "256 MiB full: MB/s, now / before" RATE_R full edgebox edgebox-before -
+  before_line "256 MiB Range (2nd half): MB/s, now / before" RATE_R range edgebox edgebox-before -
 fi
 
 if [ ${#CHECK_FAIL[@]} -gt 0 ]; then
