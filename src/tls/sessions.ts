@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { hkdfSync, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type tls from 'node:tls'
@@ -28,6 +28,26 @@ export interface SessionResumption {
   attach(server: tls.Server): void
   /** Stops the rotation timer. */
   close(): void
+  /** Sessions held in the TLS 1.2 session-ID cache. */
+  cached(): number
+}
+
+/** TLS 1.3's protocol version number (RFC 8446 §4.1.2). */
+const TLS13 = 0x0304
+
+/**
+ * The protocol version of a serialized session (OpenSSL's SSL_SESSION
+ * ASN.1: SEQUENCE { version INTEGER 1, ssl_version INTEGER, ... }), or 0
+ * when it does not read as one.
+ */
+export function sessionVersion(der: Buffer): number {
+  if (der[0] !== 0x30 || der.length < 8) return 0
+  let i = 2
+  if (der[1]! & 0x80) i += der[1]! & 0x7f
+  if (der[i] !== 0x02 || der[i + 1] !== 0x01) return 0
+  i += 3
+  if (der[i] !== 0x02 || der[i + 1] !== 0x02) return 0
+  return (der[i + 2]! << 8) | der[i + 3]!
 }
 
 /** The ticket secret: the configured file's bytes, or random bytes for this process. */
@@ -70,7 +90,7 @@ export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResum
 
   // TLS 1.2 session IDs: the cache is shared by every listener of this process.
   const cache = cfg.sessionCacheSize > 0 ? new LRUCache<string, Buffer>({ max: cfg.sessionCacheSize, ttl: cfg.sessionTimeout }) : null
-  const keyOf = (id: Buffer) => createHmac('sha256', 'edgebox session id').update(id).digest('base64url')
+  const keyOf = (id: Buffer) => id.toString('base64url')
 
   return {
     attach(server) {
@@ -81,7 +101,9 @@ export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResum
       }
       if (cache) {
         server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
-          cache.set(keyOf(id), data)
+          // A TLS 1.3 session resumes from a ticket (RFC 8446 §4.6.1), never by the ClientHello's
+          // legacy session ID that Node looks up: keeping it would only cost every full handshake.
+          if (sessionVersion(data) !== TLS13) cache.set(keyOf(id), data)
           done()
         })
         server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
@@ -92,5 +114,6 @@ export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResum
     close() {
       clearTimeout(timer)
     },
+    cached: () => cache?.size ?? 0,
   }
 }
