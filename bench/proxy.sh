@@ -6,6 +6,8 @@
 #     edgebox           Edgebox proxy + cache, access log ON (the default), Server-Timing ON
 #     edgebox-nolog     the same with "log": {"access": false}
 #     raw-node          bench/servers/raw-node.mjs: the same 1 KiB from memory, no proxy at all (the ceiling)
+#     raw-node-log      the same with --log: Edgebox's JSON access-log line per request, through the same destination
+#                       (pino.destination / sonic-boom, async, the same batching), on stdout to a file like Edgebox's
 #     nginx-cache       nginx proxy_cache, 1 worker, access_log off (bench/conf/nginx-cache.conf)
 #     varnish           varnishd, builtin VCL + X-Cache (bench/conf/varnish.vcl), -s malloc,64m
 #   uncached proxying, GET /nostore (the same 1 KiB, Cache-Control: no-store):
@@ -13,12 +15,15 @@
 #     edgebox-uncached-nolog  the same with "log": {"access": false} (for information)
 #     http-proxy        npm http-proxy (bench/servers/http-proxy.mjs), keep-alive agent
 #     undici-pass       bench/servers/undici-pass.mjs: node:http + undici Pool + pipe
+#   with BEFORE=<git rev> (lib.sh before_setup): edgebox-before (cache hits) and edgebox-uncached-before (uncached),
+#   that commit of Edgebox in the same configurations, reported as now / before per round
 # Servers pinned to core $SRV_CPU, wrk to core $GEN_CPU, the origin to core $ORIGIN_CPU (default: $GEN_CPU, so the
 # origin's CPU never counts as the proxy's); ROUNDS alternating rounds; medians of req/s and req per server CPU-second.
 #
 # usage: bash bench/proxy.sh [quick]
 #   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
-#        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1200)
+#        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1200)  MIN_SRV_CPU (0.8)
+#        BEFORE (a git rev: compare with that commit)  BEFORE_MIN (0.97: the lowest median now/before that is "no regression")
 #   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; figures are not meaningful)
 set -uo pipefail
 
@@ -57,6 +62,9 @@ if [ ! -f "$P/node_modules/http-proxy/package.json" ]; then
   timeout 300 npm install --prefix "$P" --no-audit --no-fund http-proxy@1 >&2 || { log "npm install http-proxy@1 failed"; exit 1; }
 fi
 
+# before: BEFORE=<git rev> builds that commit in a git worktree (lib.sh before_setup)
+before_setup
+
 # ---------------------------------------------------------------------------------------------------------------
 # fixture: the same 1 KiB index.html as bench/run.sh (exactly 1024 bytes); the origin and raw-node answer its bytes
 make_index_html   # lib.sh (fixed mtime)
@@ -64,10 +72,16 @@ make_index_html   # lib.sh (fixed mtime)
 # ---------------------------------------------------------------------------------------------------------------
 # servers (ports 18600-18699)
 declare -A PORT=( [origin]=18600 [edgebox]=18601 [edgebox-nolog]=18602 [raw-node]=18603 [nginx-cache]=18604
-                  [varnish]=18605 [edgebox-uncached]=18606 [http-proxy]=18607 [undici-pass]=18608 [edgebox-uncached-nolog]=18609 )
+                  [varnish]=18605 [edgebox-uncached]=18606 [http-proxy]=18607 [undici-pass]=18608 [edgebox-uncached-nolog]=18609
+                  [raw-node-log]=18610 [edgebox-before]=18611 [edgebox-uncached-before]=18612 )
 ORIGIN=${PORT[origin]}
 EB_LOG="$RUN/proxy-edgebox-access.jsonl"; EBU_LOG="$RUN/proxy-edgebox-uncached-access.jsonl"
-[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBU_LOG=/dev/null; }
+RNL_LOG="$RUN/proxy-raw-node-log-access.jsonl"
+EBB_LOG="$RUN/proxy-edgebox-before-access.jsonl"; EBUB_LOG="$RUN/proxy-edgebox-uncached-before-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBU_LOG=/dev/null; RNL_LOG=/dev/null; EBB_LOG=/dev/null; EBUB_LOG=/dev/null; }
+# the access log of each server that writes one (emptied before each measured run)
+declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-uncached]=$EBU_LOG [raw-node-log]=$RNL_LOG [edgebox-before]=$EBB_LOG
+                        [edgebox-uncached-before]=$EBUB_LOG )
 logdest() { [ "$1" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$1")"; }
 HP_VER=$(node -p "require('$P/node_modules/http-proxy/package.json').version" 2>/dev/null || echo '?')
 UNDICI_VER=$(node -p "require('$ROOT/node_modules/undici/package.json').version")
@@ -77,6 +91,9 @@ declare -A CONF=(
   [edgebox]="Edgebox proxy+cache (memory store), access log ON (JSON lines on stdout -> $(logdest "$EB_LOG")), Server-Timing ON"
   [edgebox-nolog]="Edgebox proxy+cache (memory store), log.access=false, Server-Timing ON"
   [raw-node]="bench/servers/raw-node.mjs: bare node:http, same Node binary, the 1 KiB from memory, no proxying"
+  [raw-node-log]="bench/servers/raw-node.mjs --log: raw-node + Edgebox's JSON access-log line per request (pino.destination async, 32 KiB batches; stdout -> $(logdest "$RNL_LOG"))"
+  [edgebox-before]="Edgebox at BEFORE=$BEFORE ($BEFORE_DESC), its own pinned Node, proxy+cache, access log ON (-> $(logdest "$EBB_LOG")), Server-Timing ON"
+  [edgebox-uncached-before]="Edgebox at BEFORE=$BEFORE, proxy without cache, access log ON (-> $(logdest "$EBUB_LOG")), Server-Timing ON"
   [nginx-cache]="nginx ${NGINX_VER:-?} proxy_cache (1 worker, access_log OFF, keepalive 16 to the origin, cache files in bench/.peers/run/nginx-cache/cache)"
   [varnish]="Varnish ${VARNISH_VER:-?} (builtin VCL + X-Cache, -s malloc,64m, default thread pools; manager+child counted)"
   [edgebox-uncached]="Edgebox proxy without cache, access log ON (JSON lines on stdout -> $(logdest "$EBU_LOG")), Server-Timing ON"
@@ -108,6 +125,14 @@ start_server() {
     edgebox-uncached-nolog) eb_config "$port" false false "$RUN/proxy-edgebox-uncached-nolog.json"; : > "$RUN/edgebox-uncached-nolog.out"
                       start_srv "$n" "$RUN/edgebox-uncached-nolog.out" node "$ROOT/bin/edgebox.js" --config "$RUN/proxy-edgebox-uncached-nolog.json" ;;
     raw-node)         start_srv "$n" "$RUN/raw-node.out" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" ;;
+    raw-node-log)     [ "$RNL_LOG" != /dev/null ] && : > "$RNL_LOG"
+                      start_srv "$n" "$RNL_LOG" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" --log ;;
+    edgebox-before)   eb_config "$port" true true "$RUN/proxy-edgebox-before.json"
+                      [ "$EBB_LOG" != /dev/null ] && : > "$EBB_LOG"
+                      start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$RUN/proxy-edgebox-before.json" ;;
+    edgebox-uncached-before) eb_config "$port" false true "$RUN/proxy-edgebox-uncached-before.json"
+                      [ "$EBUB_LOG" != /dev/null ] && : > "$EBUB_LOG"
+                      start_srv "$n" "$EBUB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$RUN/proxy-edgebox-uncached-before.json" ;;
     http-proxy)       start_srv "$n" "$RUN/http-proxy.out" node "$BENCH/servers/http-proxy.mjs" "$port" "$ORIGIN" ;;
     undici-pass)      start_srv "$n" "$RUN/undici-pass.out" node "$BENCH/servers/undici-pass.mjs" "$port" "$ORIGIN" ;;
     nginx-cache)      local d="$RUN/nginx-cache" user=""
@@ -124,13 +149,14 @@ start_server() {
 }
 
 NOTES=()
-SERVERS=(origin edgebox edgebox-nolog raw-node edgebox-uncached edgebox-uncached-nolog http-proxy undici-pass)
-HIT_SET=(edgebox edgebox-nolog raw-node)
+SERVERS=(origin edgebox edgebox-nolog raw-node raw-node-log edgebox-uncached edgebox-uncached-nolog http-proxy undici-pass)
+HIT_SET=(edgebox edgebox-nolog raw-node raw-node-log)
 if have_nginx; then SERVERS+=(nginx-cache); HIT_SET+=(nginx-cache)
 else NOTES+=("nginx could not be installed: nginx-cache skipped, its target is n/a"); fi
 if have_varnish; then SERVERS+=(varnish); HIT_SET+=(varnish)
 else NOTES+=("varnish could not be installed: varnish skipped, its target is n/a"); fi
 UNC_SET=(edgebox-uncached edgebox-uncached-nolog http-proxy undici-pass)
+if [ -n "$BEFORE" ]; then SERVERS+=(edgebox-before edgebox-uncached-before); HIT_SET+=(edgebox-before); UNC_SET+=(edgebox-uncached-before); fi
 for n in "${SERVERS[@]}"; do start_server "$n" || exit 1; done
 for n in "${SERVERS[@]}"; do
   if ! wait_port "${PORT[$n]}"; then
@@ -151,7 +177,8 @@ OUT="$RES/proxy-$STAMP.txt"
 exec > >(tee "$OUT.tmp")
 echo "# Edgebox proxy benchmark $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s CONNS=$CONNS; proxies pinned to core $SRV_CPU, wrk to core $GEN_CPU, origin to core $ORIGIN_CPU"
-echo "# node $(node -v) ($(command -v node)), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores, $(uname -r)"
+[ -n "$BEFORE" ] && echo "# edgebox-before: BEFORE=$BEFORE = $BEFORE_DESC, node $("$BEFORE_NODE" -v) ($BEFORE_NODE)"
+echo "# node $(node -v) ($(command -v node)), pino $(node -p "require('$ROOT/node_modules/pino/package.json').version") (Edgebox, raw-node-log), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores, $(uname -r)"
 echo "# origin: bench/servers/origin.mjs on port $ORIGIN (same Node): /obj = 1 KiB Cache-Control: public, max-age=3600; /nostore = the same bytes, no-store"
 echo "# server CPU = the proxy's own process group only (the origin is a separate group on core $ORIGIN_CPU, shown as orig_cpu)"
 echo "## servers"
@@ -174,7 +201,7 @@ check() {  # check SERVER PATH
   info+="  |  2nd: $r2 Cache-Status=${cs:-none} X-Cache=${xc:-none} Age=$(hdr age) Server-Timing=$(hdr server-timing)"
   [ "$r1" = "200 1024" ] && [ "$r2" = "200 1024" ] || { ok=0; CHECK_FAIL+=("$n: GET $path -> $r1 then $r2 (want 200 1024)"); }
   case $n in
-    edgebox|edgebox-nolog) [[ "$cs" == *hit* ]] || { ok=0; CHECK_FAIL+=("$n: second GET $path has Cache-Status '${cs:-none}' (want ...hit)"); } ;;
+    edgebox|edgebox-nolog|edgebox-before) [[ "$cs" == *hit* ]] || { ok=0; CHECK_FAIL+=("$n: second GET $path has Cache-Status '${cs:-none}' (want ...hit)"); } ;;
     nginx-cache|varnish)   [ "$xc" = HIT ] || { ok=0; CHECK_FAIL+=("$n: second GET $path has X-Cache '${xc:-none}' (want HIT)"); } ;;
   esac
   printf '%-22s GET %-9s %s\n' "$n" "$path" "$info"
@@ -183,6 +210,15 @@ check() {  # check SERVER PATH
 curl -s -o /dev/null --max-time 5 -w '' "http://127.0.0.1:$ORIGIN/obj"
 for n in "${HIT_SET[@]}"; do check "$n" /obj; done
 for n in "${UNC_SET[@]}"; do check "$n" /nostore; done
+# raw-node-log writes the line Edgebox writes for a hit: the same keys in the same order (the checks' lines, written
+# within a second)
+if [ "$EB_LOG" != /dev/null ]; then
+  sleep 1.2
+  keys() { grep -m1 '"msg":"request","method":"GET".*"cache":"HIT"' "$1" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -; }
+  kE=$(keys "$EB_LOG"); kR=$(keys "$RNL_LOG")
+  printf '%-22s access-log line keys: %s\n%-22s access-log line keys: %s\n' edgebox "${kE:-none}" raw-node-log "${kR:-none}"
+  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("raw-node-log: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
+fi
 for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,21 +228,18 @@ wrk_run() {  # wrk_run TEST ROUND SERVER PATH
   local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}$4" h0 h1 ohits loglines="" warn=""
   local cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "$url")
   warm_up "$WARM" "${cmd[@]}"
-  [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"            # keep the log files small between runs
-  [ "$n" = edgebox-uncached ] && [ "$EBU_LOG" != /dev/null ] && : > "$EBU_LOG"
+  local alog=${ACCESS_LOG[$n]:-/dev/null}
+  [ "$alog" != /dev/null ] && : > "$alog"   # keep the log files small between runs
   h0=$(origin_hits)
   load_run -k wrk -p "${PID[$n]}" -x "${PID[origin]}" -o "$RUN/wrk.out" -- "${cmd[@]}"
   h1=$(origin_hits)
   ohits=$(( ${h1:-0} - ${h0:-0} ))
-  case $n in
-    edgebox)          [ "$EB_LOG" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EB_LOG")"; } ;;
-    edgebox-uncached) [ "$EBU_LOG" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$EBU_LOG")"; } ;;
-  esac
+  [ "$alog" != /dev/null ] && { sleep 0.3; loglines=" access_log_lines=$(wc -l < "$alog")"; }
   awk -v g="${LR_GEN_CPU:-0}" 'BEGIN { exit !(g >= 0.9) }' && warn=" (wrk near the limit of core $GEN_CPU)"
   printf '%-4s round%s %-22s %s orig_cpu=%s origin_requests=%s%s%s\n' "$test" "$r" "$n" "$LR_LINE" "$LR_X_CPU" "$ohits" "$loglines" "$warn"
   [ -n "$LR_DROP" ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|unable' | head -5
   # a cache-hit run that sends more than 1% of its requests to the origin is not measuring hits
-  if [ -z "$LR_DROP" ] && [ "$test" = HIT ] && [ "$n" != raw-node ] && [ "$ohits" -gt $(( LR_COUNT / 100 )) ]; then
+  if [ -z "$LR_DROP" ] && [ "$test" = HIT ] && [[ "$n" != raw-node* ]] && [ "$ohits" -gt $(( LR_COUNT / 100 )) ]; then
     LR_DROP="$ohits of $LR_COUNT requests went to the origin (cache hits not happening)"
   fi
   keep_run "$test" "$n" "$r"
@@ -263,13 +296,27 @@ verdict_gate   # lib.sh: no verdict for a smoke run or failed checks
 target() {  # target TEST A B GOAL
   target_line "$(printf '%-3s %-18s / %-12s req per server-CPU-second' "$1" "$2" "$3")" FIG_R "$1" "$2" "$3" '>=' "$4" "[${CONF[$2]}] vs [${CONF[$3]}]"
 }
-target HIT edgebox raw-node 0.7
-target HIT edgebox varnish 1.3
-target HIT edgebox nginx-cache 0.65
+# issue 14, target 3: log on vs the raw server writing the same access-log line, log off vs the raw server without
+# one, and Varnish; nginx proxy_cache reported beside them
+target HIT edgebox raw-node-log 0.95
+target HIT edgebox-nolog raw-node 0.95
+target HIT edgebox varnish 1.0
+rs=$(round_ratios FIG_R HIT edgebox nginx-cache)
+printf '%-58s %6s  %-56s per round: %s\n' "$(printf '%-3s %-18s / %-12s req per server-CPU-second' HIT edgebox nginx-cache)" \
+  "$(median_of "$rs")" "reported, no target" "$(show_ratios "$rs")"
 target UNC edgebox-uncached http-proxy 2
 target UNC edgebox-uncached undici-pass 0.8
 echo "(for information, edgebox-uncached-nolog [${CONF[edgebox-uncached-nolog]}]: / http-proxy x$(round_ratio FIG_R UNC edgebox-uncached-nolog http-proxy)  / undici-pass x$(round_ratio FIG_R UNC edgebox-uncached-nolog undici-pass))"
-echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / raw-node x$(round_ratio FIG_R HIT edgebox-nolog raw-node)  / varnish x$(round_ratio FIG_R HIT edgebox-nolog varnish)  / nginx-cache x$(round_ratio FIG_R HIT edgebox-nolog nginx-cache))"
+echo "(for information, edgebox / raw-node x$(round_ratio FIG_R HIT edgebox raw-node), raw-node-log / raw-node x$(round_ratio FIG_R HIT raw-node-log raw-node): what the access log costs the bare server)"
+echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / varnish x$(round_ratio FIG_R HIT edgebox-nolog varnish)  / nginx-cache x$(round_ratio FIG_R HIT edgebox-nolog nginx-cache))"
+
+if [ -n "$BEFORE" ]; then
+  before_header   # lib.sh
+  before_line "HIT: req per server-CPU-second, now / before" FIG_R HIT edgebox edgebox-before judge
+  before_line "UNC: req per server-CPU-second, now / before" FIG_R UNC edgebox-uncached edgebox-uncached-before judge
+  before_line "HIT: req/s, now / before" RATE_R HIT edgebox edgebox-before -
+  before_line "UNC: req/s, now / before" RATE_R UNC edgebox-uncached edgebox-uncached-before -
+fi
 
 echo
 for n in "${NOTES[@]}"; do echo "NOTE: $n"; done
