@@ -5,7 +5,11 @@
 //           DUR s measured. Every subscriber counts what it gets, per client, in order. The server's CPU (user+sys of
 //           every process in its process group, /proc/PID/stat fields 14+15, as bench/lib.sh grp_cpu) is read when
 //           the measured series starts and again once every measured broadcast has reached every subscriber (or the
-//           drain timeout passed): cpu_s_per_M = server CPU-seconds / (deliveries / 1e6).
+//           drain timeout passed): cpu_s_per_M = server CPU-seconds / (deliveries / 1e6). Latency (fanout_ms) per
+//           broadcast: from its publish request being sent until the last subscriber has it. The generator's own
+//           limits are reported beside it: client_cpu (its CPU per second of the run; client_cpu_pub while
+//           publishing), delivery_share (deliveries counted by the end of the series / those offered in it),
+//           client_loop_ms_p99 (its event loop's delay), client_runq / srv_runq (time waiting for a core).
 //   idle:   opens N idle WebSocket subscribers and reads the server's memory before and after, each time after a
 //           settle delay and two full garbage collections, through the server's inspector (node --inspect):
 //           process.memoryUsage() there, so RSS and heap used come from the server itself.
@@ -15,16 +19,19 @@
 //            SSE `<prefix>sse?ch=`, long polling `<prefix>poll?ch=...&wait=1`; publisher POST <prefix>api/publish
 //            with the publish key, body {"ch":...,"d":"<64 bytes>"}
 //   ws       bench/servers/ws-fanout.mjs (send or once): plain WebSocket, publisher POST /publish (raw payload)
-//   sio      bench/servers/socketio-fanout.mjs: the Engine.IO v4 / Socket.IO v5 framing spoken directly over a ws
-//            client ("40" connect, "2" -> "3" pong, '42["m","<payload>",<offset>]' events), publisher POST /publish
+//   sio      bench/servers/socketio-fanout.mjs: the Engine.IO v4 / Socket.IO v5 framing spoken directly over the
+//            WebSocket ("40" connect, "2" -> "3" pong, '42["m","<payload>",<offset>]' events), publisher POST /publish
+// WebSocket subscribers are this file's own raw-socket client (RawWs below), not the ws library: see there why.
 //
 // usage: node realtime-load.mjs fanout --target edgebox|ws|sio [--transport ws|sse|poll] --port P --pgid PGID
 //                               [--n 1000] [--rate 100] [--dur 10] [--warm 2] [--ch fan:x] [--prefix /rt/] [--key K]
 //        node realtime-load.mjs idle   --target edgebox|ws|sio --port P --pgid PGID --inspect IPORT [--n 5000] [--settle 3]
 // The last line on stdout is one JSON object with the results; progress goes to stderr.
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
-import { performance } from 'node:perf_hooks'
+import net from 'node:net'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 
@@ -57,7 +64,6 @@ const pgid = Number(o.pgid)
 const PAYLOAD = 64
 const HZ = Number(process.env.CLK_TCK || 100)
 const base = `http://127.0.0.1:${port}`
-const wsUrl = target === 'edgebox' ? `ws://127.0.0.1:${port}${o.prefix}ws` : target === 'sio' ? `ws://127.0.0.1:${port}/socket.io/?EIO=4&transport=websocket` : `ws://127.0.0.1:${port}/`
 const log = (...a) => process.stderr.write(`[load ${target}${transport !== 'ws' ? '/' + transport : ''}] ${a.join(' ')}\n`)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -88,15 +94,24 @@ function steal(n) {
   const line = fs.readFileSync('/proc/stat', 'latin1').split('\n').find((l) => l.startsWith(`cpu${n} `))
   return line ? Number(line.trim().split(/\s+/)[8]) / HZ : 0
 }
+/** seconds the main thread of PID spent runnable but waiting for a core (/proc/PID/schedstat, 2nd field, ns): time
+ * other jobs on the machine took from it */
+function runq(pid) {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'latin1').split(' ')[1]) / 1e9
+  } catch {
+    return 0
+  }
+}
 function rssOf(pid) {
   const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'))
   return m ? Number(m[1]) * 1024 : 0
 }
 
 /** Decimal digits starting at i, in a Buffer or a string. */
-function digitsB(b, i) {
+function digitsB(b, i, end = b.length) {
   let n = 0
-  for (let c; i < b.length && (c = b[i]) >= 48 && c <= 57; i++) n = n * 10 + c - 48
+  for (let c; i < end && (c = b[i]) >= 48 && c <= 57; i++) n = n * 10 + c - 48
   return n
 }
 function digitsS(s, i) {
@@ -107,6 +122,8 @@ function digitsS(s, i) {
 const O_KEY = Buffer.from('"o":')
 const MSG = Buffer.from('{"t":"msg"')
 const SUB = Buffer.from('{"t":"sub"')
+const GAP = Buffer.from('{"t":"gap"')
+const SUB_FRAME_TEXT = JSON.stringify({ t: 'sub', ch: o.ch })
 
 function payload(seq) {
   const head = `${seq}:`
@@ -122,7 +139,7 @@ let warmN = 0, totalN = 0
 let dups = 0, skips = 0, delivered = 0, measured = 0, completed = 0
 let unexpectedClose = 0, clientErrors = 0, gapEnvelopes = 0, httpErrors = 0
 const closeCodes = {}
-const lat = []
+let lat = new Float64Array(0), latN = 0 // per measured broadcast: ms from its publish until every subscriber had it
 let stopping = false
 let onComplete = null, completeTarget = 0
 
@@ -135,54 +152,176 @@ function onSeq(i, s) {
   if (s > warmN) measured++
   if (s < perSeq.length && ++perSeq[s] === N) {
     completed++
-    if (s > warmN) lat.push(performance.now() - sentAt[s])
+    if (s > warmN && latN < lat.length) lat[latN++] = performance.now() - sentAt[s]
     if (onComplete && completed >= completeTarget) onComplete()
   }
 }
 
-function wsClient(i, conns) {
-  return new Promise((resolve, reject) => {
-    let ready = false
-    const ws = target === 'edgebox' ? new WebSocket(wsUrl, 'edgebox.v1', { perMessageDeflate: false, skipUTF8Validation: true }) : new WebSocket(wsUrl, { perMessageDeflate: false, skipUTF8Validation: true })
-    conns.push(ws)
-    const ok = () => {
-      ready = true
-      resolve()
-    }
-    ws.on('error', (err) => {
+// Subscribers speak WebSocket (RFC 6455) themselves over node:net, so the generator stays cheap at 100,000 deliveries
+// a second: every socket reads into ONE shared buffer (net.connect's `onread`: no Buffer, no stream event per read),
+// frames are parsed in place, and a message is reduced to the one number the counters need (its sequence number or
+// offset, read digit by digit from the bytes); nothing is allocated per message unless a frame spans two reads.
+// The `ws` client library costs about 3 times as much per message and made the generator, not the server, the limit.
+const RBUF = Buffer.allocUnsafe(1 << 16) // onread callbacks run synchronously: one buffer serves every socket
+const wsPath = target === 'edgebox' ? `${o.prefix}ws` : target === 'sio' ? '/socket.io/?EIO=4&transport=websocket' : '/'
+
+/** A masked client frame (RFC 6455 §5.2, §5.3): FIN, OPCODE, a fresh random masking key. Only for the few frames a
+ * subscriber sends (its subscription, pongs), never per delivery. */
+function clientFrame(opcode, payload) {
+  const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload)
+  if (p.length > 125) throw new Error('client frames here are short')
+  const f = Buffer.allocUnsafe(6 + p.length)
+  f[0] = 0x80 | opcode
+  f[1] = 0x80 | p.length
+  crypto.randomFillSync(f, 2, 4)
+  for (let k = 0; k < p.length; k++) f[6 + k] = p[k] ^ f[2 + (k & 3)]
+  return f
+}
+
+class RawWs {
+  constructor(i, resolve, reject) {
+    this.i = i
+    this.ready = false
+    this.open = false // past the 101 answer
+    this.closed = false
+    this.rest = null // bytes of a frame (or of the handshake answer) that did not fit in the last read
+    this.resolve = resolve
+    this.reject = reject
+    const key = crypto.randomBytes(16).toString('base64')
+    this.accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+    this.sock = net.connect({ host: '127.0.0.1', port, noDelay: true, onread: { buffer: RBUF, callback: (n, b) => this.onRead(n, b) } })
+    this.sock.on('connect', () =>
+      this.sock.write(
+        `GET ${wsPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${target === 'edgebox' ? 'Sec-WebSocket-Protocol: edgebox.v1\r\n' : ''}\r\n`,
+      ),
+    )
+    this.sock.on('error', (err) => {
       clientErrors++
-      if (!ready) reject(err)
+      this.fail(err)
     })
-    ws.on('close', (code) => {
+    this.sock.on('close', () => {
+      if (this.closed) return
+      this.closed = true
       if (stopping) return
       unexpectedClose++
-      closeCodes[code] = (closeCodes[code] ?? 0) + 1
-      if (!ready) reject(new Error(`closed ${code} before it was ready`))
+      closeCodes[1006] = (closeCodes[1006] ?? 0) + 1
+      this.fail(new Error('closed (1006) before it was ready'))
     })
-    if (target === 'edgebox') {
-      ws.on('open', () => ws.send(JSON.stringify({ t: 'sub', ch: o.ch })))
-      ws.on('message', (d) => {
-        if (d.compare(MSG, 0, MSG.length, 0, MSG.length) === 0) {
-          const k = d.indexOf(O_KEY)
-          return onSeq(i, digitsB(d, k + 4))
-        }
-        if (d.compare(SUB, 0, SUB.length, 0, SUB.length) === 0) return ok()
-        if (!ready) reject(new Error(`unexpected first envelope ${d.toString().slice(0, 200)}`))
-      })
-    } else if (target === 'ws') {
-      ws.on('open', ok)
-      ws.on('message', (d) => onSeq(i, digitsB(d, 0)))
-    } else {
-      ws.on('message', (d) => {
-        const t = d[0]
-        if (t === 52 /* 4 */) {
-          if (d[1] === 50 /* 42 event */) onSeq(i, digitsB(d, 8)) // 42["m","SEQ:...
-          else if (d[1] === 48 /* 40 connected */) ok()
-        } else if (t === 50 /* 2 ping */) ws.send('3')
-        else if (t === 48 /* 0 open */) ws.send('40')
-      })
+  }
+  fail(err) {
+    if (!this.ready) {
+      this.ready = true // settles once
+      this.reject(err)
     }
-  })
+  }
+  ok() {
+    if (!this.ready) {
+      this.ready = true
+      this.resolve()
+    }
+  }
+  send(text) {
+    this.sock.write(clientFrame(1, text))
+  }
+  terminate() {
+    this.closed = true
+    this.sock.destroy()
+  }
+  onRead(n, b) {
+    let end = n, p = 0
+    if (this.rest !== null) {
+      b = Buffer.concat([this.rest, b.subarray(0, n)]) // rare: a frame cut by the read
+      end = b.length
+      this.rest = null
+    }
+    if (!this.open) {
+      const h = b.indexOf('\r\n\r\n', 0, 'latin1')
+      if (h === -1 || h >= end) {
+        this.rest = Buffer.from(b.subarray(0, end))
+        return
+      }
+      const head = b.latin1Slice(0, h)
+      if (!head.startsWith('HTTP/1.1 101') || !head.toLowerCase().includes(`sec-websocket-accept: ${this.accept.toLowerCase()}`)) {
+        httpErrors++
+        this.fail(new Error(`no WebSocket upgrade: ${head.slice(0, 200)}`))
+        return void this.sock.destroy()
+      }
+      this.open = true
+      p = h + 4
+      if (target === 'edgebox') this.send(SUB_FRAME_TEXT)
+      else if (target === 'ws') this.ok()
+    }
+    while (end - p >= 2) {
+      const b0 = b[p], b1 = b[p + 1]
+      let len = b1 & 0x7f, hl = 2
+      if (len === 126) {
+        if (end - p < 4) break
+        len = (b[p + 2] << 8) | b[p + 3]
+        hl = 4
+      } else if (len === 127) {
+        if (end - p < 10) break
+        len = b.readUIntBE(p + 4, 6)
+        hl = 10
+      }
+      if (b1 & 0x80) {
+        clientErrors++ // a server must not mask (RFC 6455 §5.1)
+        return void this.terminate()
+      }
+      if (end - p < hl + len) break
+      const s = p + hl, e = s + len
+      p = e
+      const op = b0 & 0x0f
+      if (op === 1 || op === 2) {
+        if ((b0 & 0x80) === 0) {
+          clientErrors++ // these servers never fragment a message this short
+          continue
+        }
+        this.onMessage(b, s, e)
+      } else if (op === 9) this.sock.write(clientFrame(10, b.subarray(s, e))) // ping -> pong (§5.5.3)
+      else if (op === 8) {
+        const code = len >= 2 ? (b[s] << 8) | b[s + 1] : 1005
+        this.closed = true
+        if (!stopping) {
+          unexpectedClose++
+          closeCodes[code] = (closeCodes[code] ?? 0) + 1
+          this.fail(new Error(`closed ${code} before it was ready`))
+        }
+        return void this.sock.destroy()
+      }
+    }
+    if (p < end) this.rest = Buffer.from(b.subarray(p, end))
+  }
+  onMessage(b, s, e) {
+    if (target === 'ws') return onSeq(this.i, digitsB(b, s, e)) // the payload starts with "SEQ:"
+    if (target === 'edgebox') {
+      if (startsWith(b, s, e, MSG)) {
+        const k = b.indexOf(O_KEY, s)
+        return onSeq(this.i, digitsB(b, k + 4, e))
+      }
+      if (startsWith(b, s, e, SUB)) return this.ok()
+      if (startsWith(b, s, e, GAP)) return void gapEnvelopes++
+      if (!this.ready) this.fail(new Error(`unexpected first envelope ${b.toString('utf8', s, Math.min(e, s + 200))}`))
+      return
+    }
+    // Engine.IO v4 / Socket.IO v5 framing
+    const t = b[s]
+    if (t === 52 /* 4 message */) {
+      if (b[s + 1] === 50 /* 42 event */) onSeq(this.i, digitsB(b, s + 8, e)) // 42["m","SEQ:...
+      else if (b[s + 1] === 48 /* 40 connected */) this.ok()
+    } else if (t === 50 /* 2 ping */) this.send('3')
+    else if (t === 48 /* 0 open */) this.send('40')
+  }
+}
+
+function startsWith(b, s, e, pre) {
+  if (e - s < pre.length) return false
+  for (let k = 0; k < pre.length; k++) if (b[s + k] !== pre[k]) return false
+  return true
+}
+
+function wsClient(i, conns) {
+  return new Promise((resolve, reject) => conns.push(new RawWs(i, resolve, reject)))
 }
 
 function sseClient(i, conns) {
@@ -327,11 +466,8 @@ function untilCompleted(n, ms) {
   })
 }
 
-const pct = (a, p) => {
-  if (a.length === 0) return null
-  const s = [...a].sort((x, y) => x - y)
-  return +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2)
-}
+/** percentile P of a SORTED typed array */
+const pct = (s, p) => (s.length === 0 ? null : +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2))
 
 async function fanout() {
   N = Number(o.n ?? 1000)
@@ -343,6 +479,7 @@ async function fanout() {
   last = new Int32Array(N)
   perSeq = new Uint32Array(totalN + 1)
   sentAt = new Float64Array(totalN + 1)
+  lat = new Float64Array(measN)
   const conns = []
   const t0 = performance.now()
   const open = transport === 'sse' ? (i) => sseClient(i, conns) : transport === 'poll' ? (i) => pollClient(i) : (i) => wsClient(i, conns)
@@ -357,11 +494,16 @@ async function fanout() {
     await sleep(300)
   }
   // measured series
-  const c0 = grpCpu(pgid), s0 = steal(o['srv-cpu']), u0 = process.cpuUsage(), w0 = performance.now()
+  const loop = monitorEventLoopDelay({ resolution: 5 })
+  loop.enable()
+  const c0 = grpCpu(pgid), s0 = steal(o['srv-cpu']), q0 = runq(pgid), g0 = runq(process.pid), u0 = process.cpuUsage(), w0 = performance.now()
   const pubSecs = await series(warmN + 1, measN, rate)
+  const pubCpu = process.cpuUsage(u0), measuredAtPubEnd = measured
   const drained = await untilCompleted(totalN, Number(o['drain-timeout']) * 1000)
-  const w1 = performance.now(), c1 = grpCpu(pgid), s1 = steal(o['srv-cpu']), u1 = process.cpuUsage(u0)
+  const w1 = performance.now(), c1 = grpCpu(pgid), s1 = steal(o['srv-cpu']), q1 = runq(pgid), g1 = runq(process.pid), u1 = process.cpuUsage(u0)
+  loop.disable()
   const secs = (w1 - w0) / 1000
+  const lats = lat.subarray(0, latN).sort()
   const srvCpu = c1 - c0
   const expected = measN * N
   let lost = 0, clientsShort = 0
@@ -381,7 +523,14 @@ async function fanout() {
     drained, srv_cpu_s: +srvCpu.toFixed(2), srv_cpu: +(srvCpu / secs).toFixed(3),
     cpu_s_per_M: measured > 0 ? +(srvCpu / (measured / 1e6)).toFixed(3) : null,
     steal: +((s1 - s0) / secs).toFixed(3), client_cpu: +((u1.user + u1.system) / 1e6 / secs).toFixed(3),
-    fanout_ms_p50: pct(lat, 50), fanout_ms_p99: pct(lat, 99), fanout_ms_max: lat.length ? +Math.max(...lat).toFixed(2) : null,
+    // the generator's own limits: its CPU while the broadcasts were being sent, the deliveries it had counted by the
+    // end of the series over those offered in it (N x broadcasts sent), and its event loop's delay
+    srv_runq: +((q1 - q0) / secs).toFixed(3), client_runq: +((g1 - g0) / secs).toFixed(3),
+    client_sys_share: +(u1.system / (u1.user + u1.system)).toFixed(3),
+    client_cpu_pub: +((pubCpu.user + pubCpu.system) / 1e6 / pubSecs).toFixed(3),
+    delivery_share: +(measuredAtPubEnd / (N * measN)).toFixed(4),
+    client_loop_ms_p99: +(loop.percentile(99) / 1e6).toFixed(2), client_loop_ms_max: +(loop.max / 1e6).toFixed(2),
+    fanout_ms_p50: pct(lats, 50), fanout_ms_p99: pct(lats, 99), fanout_ms_max: latN ? +lats[latN - 1].toFixed(2) : null,
     publish_ok: pubOk, publish_bad: pubBad, publish_ms_avg: pubOk ? +(pubLatSum / (pubOk + pubBad)).toFixed(2) : null,
     unexpected_close: unexpectedClose, close_codes: closeCodes, client_errors: clientErrors, http_errors: httpErrors,
     srv_rss_mb: +(rssOf(pgid) / 1048576).toFixed(1),
