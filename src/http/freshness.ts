@@ -216,7 +216,7 @@ function correctedInitialAge(stored: StoredResponse): number {
 }
 
 /** §4.2.3 in ms (not rounded). */
-function currentAgeMs(stored: StoredResponse, now: number): number {
+export function currentAgeMs(stored: StoredResponse, now: number): number {
   // Clamped: a clock that went backwards must not make the age negative.
   const residentTime = Math.max(0, now - stored.responseTime)
   return correctedInitialAge(stored) + residentTime

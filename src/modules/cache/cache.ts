@@ -8,11 +8,12 @@ import type { Headers } from '../../http/cache-control.ts'
 import { compileGlob } from '../../http/glob.ts'
 import type { CacheStore } from './store.ts'
 import { miss, type Flight } from './coalescing.ts'
-import { directives, match, primaryKey, requestDirectives, reuse } from './lookup.ts'
+import { match, NO_DIRECTIVES, primaryKey, requestDirectives, reuse } from './lookup.ts'
+import { currentAgeMs } from '../../http/freshness.ts'
 import { fillPartial, servePartial, wholeForRange } from './partial.ts'
 import { invalidateAfter, purgeRequest } from './purge.ts'
 import { refresh, revalidate } from './revalidation.ts'
-import { pass, serve } from './serve.ts'
+import { pass, serve, servedHead, serveHit } from './serve.ts'
 
 /**
  * A shared HTTP cache (RFC 9111) in front of an origin, one per proxy route
@@ -117,7 +118,16 @@ export class HttpCache {
     if (stored?.partial !== undefined && servePartial(s, ctx, stored, req)) return
     const fwd = stored?.partial !== undefined ? 'fwd=partial' : 'fwd=miss'
     if (stored && stored.partial === undefined) {
-      const dirs = directives(s, stored.headers)
+      const head = servedHead(s, stored)
+      const dirs = head.dirs
+      // RFC 9111 §4.2: with no request directives and no unqualified no-cache, fresh while the lifetime exceeds the current age (usability's first checks, without its objects)
+      if (req === NO_DIRECTIVES && dirs.noCache !== true) {
+        const ageMs = currentAgeMs(stored, s.clock.now())
+        if (head.lifetime > ageMs) {
+          const age = Math.floor(ageMs / 1000)
+          return serveHit(s, ctx, stored, Math.floor(head.lifetime / 1000) - age, age)
+        }
+      }
       const u = reuse(s, stored, dirs, req)
       if (u.use === 'fresh') return serve(s, ctx, stored, `hit; ttl=${u.ttl}`, 'HIT')
       if (u.use === 'stale-while-revalidate') {

@@ -24,11 +24,14 @@ export function directives(s: CacheState, headers: Headers): CacheDirectives {
   return targetedCacheControl(headers, s.cfg.targetedFields) ?? parseCacheControl(headers['cache-control'])
 }
 
+/** A request without directives (the common case): one shared, frozen object. */
+export const NO_DIRECTIVES: CacheDirectives = Object.freeze({})
+
 /** Request directives (RFC 9111 §5.2.1); `Pragma: no-cache` counts only without Cache-Control (§5.4). */
 export function requestDirectives(s: CacheState, ctx: Context): CacheDirectives {
-  if (s.cfg.ignoreRequestDirectives) return {}
+  if (s.cfg.ignoreRequestDirectives) return NO_DIRECTIVES
   const h = ctx.req.headers
-  if (h['cache-control'] === undefined) return /(^|,)\s*no-cache\s*(,|$)/i.test(String(h.pragma ?? '')) ? { noCache: true } : {}
+  if (h['cache-control'] === undefined) return h.pragma !== undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(String(h.pragma)) ? { noCache: true } : NO_DIRECTIVES
   return parseCacheControl(h['cache-control'])
 }
 
@@ -42,8 +45,11 @@ export function requestDirectives(s: CacheState, ctx: Context): CacheDirectives 
 export function match(s: CacheState, key: string, ctx: Context): StoredEntry | undefined {
   let complete: StoredEntry | undefined
   let partial: StoredEntry | undefined
-  for (const e of s.store.variants(key)) {
-    if (varyKey(e.vary, ctx.req.headers) !== e.variant) continue
+  const list = s.store.variants(key)
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i]!
+    // without Vary the variant is '' and there is nothing to compare
+    if (e.vary === undefined ? e.variant !== '' : varyKey(e.vary, ctx.req.headers) !== e.variant) continue
     if (e.partial !== undefined) partial ??= e
     else if (complete === undefined || better(e, complete)) complete = e
   }

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { Headers } from '../../http/cache-control.ts'
 import type { ByteRange } from '../../http/range.ts'
+import type { ServedHead } from './serve.ts'
 
 /**
  * What the shared cache keeps for one response: the status, the headers as
@@ -27,6 +28,8 @@ export interface StoredEntry {
   responseTime: number
   /** Surrogate-Key / Cache-Tag values, for purging by tag. */
   readonly tags: readonly string[]
+  /** The head every answer from this response shares, prepared on first use (serve.ts); never persisted. */
+  served?: ServedHead
   /** Only for an incomplete response: the complete length and the byte ranges held (sorted, disjoint, non-adjacent). */
   readonly partial?: PartialContent
 }
