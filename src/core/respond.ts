@@ -57,6 +57,20 @@ function closed(ctx: Context): void {
   finish(ctx)
 }
 
+type H2Stream = http2.ServerHttp2Stream & { [STREAM_CONTEXT]?: Context }
+
+/** The Context a stream answered by `sendComplete` belongs to. */
+const STREAM_CONTEXT = Symbol('edgebox.context')
+const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true })
+/** '200', '304', ...: status codes as header values, made once. */
+const STATUS_TEXT: Record<number, string> = Object.fromEntries(Object.keys(STATUS_CODES).map((code) => [code, code]))
+const MORE_TO_COME: http2.ServerStreamResponseOptions = Object.freeze({ endStream: false })
+
+function streamClosed(this: H2Stream): void {
+  const ctx = this[STREAM_CONTEXT]
+  if (ctx !== undefined) closed(ctx)
+}
+
 function applyFilters(ctx: Context, status: number, headers: Headers): void {
   ctx.status = status
   const filters = ctx.route?.filters ?? ctx.site?.filters ?? ctx.hooks.filters
@@ -99,17 +113,30 @@ export function sendComplete(ctx: Context, status: number, headers: Headers, bod
     encoding = undefined
     if (!ctx.isHead) ctx.bytes = body.length
   }
-  const stream = (res as { stream?: http2.ServerHttp2Stream }).stream
+  const stream = (res as { stream?: H2Stream }).stream
   if (stream !== undefined && !stream.headersSent && !stream.destroyed) {
     // HTTP/2: one call to the stream instead of the compatibility layer's
-    // writeHead, setHeader per field and end (the hot path for small answers)
-    const fields: http2.OutgoingHttpHeaders = { ':status': status }
-    for (const name in headers) fields[name.toLowerCase()] = headers[name]
-    const empty = body === undefined || ctx.isHead
-    stream.respond(fields, { endStream: empty })
-    if (!empty) stream.end(encoding ? Buffer.from(body as string, encoding) : body)
+    // writeHead, setHeader per field and end (the hot path for small answers).
+    // The flat [name, value, ...] form: Node copies a header object into one
+    // of its own first, and lower-cases and checks the names either way.
+    const fields: string[] = [':status', STATUS_TEXT[status] ?? String(status)]
+    for (const name in headers) {
+      const value = headers[name]!
+      if (typeof value === 'string') fields.push(name, value)
+      else if (typeof value === 'number') fields.push(name, String(value))
+      else for (let i = 0; i < value.length; i++) fields.push(name, value[i]!)
+    }
+    if (body === undefined || ctx.isHead) stream.respond(fields, END_STREAM)
+    else {
+      stream.respond(fields, MORE_TO_COME)
+      // a latin1 string is written as it is (Http2Stream does not decode strings)
+      if (encoding) stream.end(body, encoding)
+      else stream.end(body)
+    }
     // logged when the stream closes: a client may reset it before the answer is out
-    stream.once('close', () => closed(ctx))
+    // (one shared listener, the Context kept on the stream: no closure per request)
+    stream[STREAM_CONTEXT] = ctx
+    stream.on('close', streamClosed)
     return
   }
   ;(res as ServerResponse).writeHead(status, headers)

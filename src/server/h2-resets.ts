@@ -26,7 +26,8 @@ export function trackResets(session: http2.ServerHttp2Session, proto: string): v
   }
   session.on('stream', (stream: http2.ServerHttp2Stream & { [H2_CONNECTION]?: H2Connection }) => {
     stream[H2_CONNECTION] = conn
-    stream.once('close', streamClosed)
+    // 'close' comes once: a plain listener, without once()'s wrapper and removal
+    stream.on('close', streamClosed)
   })
   session.once('close', () => {
     conn.closed = true

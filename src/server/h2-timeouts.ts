@@ -32,7 +32,14 @@ export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits
   const socket = session.socket as { bytesRead?: number } | undefined
   const bytesRead = () => socket?.bytesRead ?? 0
   let open = 0
+  /** The first request's deadline, or a stalled header block's. */
   let timer: NodeJS.Timeout | undefined
+  /**
+   * keepAliveTimeout once no stream is open: one timer per session, moved
+   * (refresh) each time the last stream closes rather than made anew. It may
+   * fire while streams are open; it then does nothing.
+   */
+  let idleTimer: NodeJS.Timeout | undefined
   let readWhenIdle = 0
 
   const close = () => {
@@ -55,16 +62,21 @@ export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits
     timer = setTimeout(then, ms)
     timer.unref()
   }
+  const idleExpired = () => {
+    if (open > 0 || session.closed || session.destroyed) return
+    // bytes came and no stream opened: a header block (or control frames) in progress
+    if (bytesRead() !== readWhenIdle) arm(limits.headersTimeout, cut)
+    else close()
+  }
   const idle = () => {
     readWhenIdle = bytesRead()
-    arm(limits.keepAliveTimeout, () => {
-      if (open > 0) return
-      // bytes came and no stream opened: a header block (or control frames) in progress
-      if (bytesRead() !== readWhenIdle) arm(limits.headersTimeout, cut)
-      else close()
-    })
+    if (idleTimer === undefined) {
+      idleTimer = setTimeout(idleExpired, limits.keepAliveTimeout)
+      idleTimer.unref()
+    } else idleTimer.refresh()
   }
-  const streamClosed = () => {
+  // one function for every stream of the session; 'close' comes once (no once() wrapper to remove)
+  function streamClosed(): void {
     if (--open === 0 && !session.closed && !session.destroyed) idle()
   }
 
@@ -72,9 +84,14 @@ export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits
   arm(limits.headersTimeout, close)
   session.on('stream', (stream: http2.ServerHttp2Stream) => {
     open++
-    clearTimeout(timer)
-    timer = undefined
-    stream.once('close', streamClosed)
+    if (timer !== undefined) {
+      clearTimeout(timer)
+      timer = undefined
+    }
+    stream.on('close', streamClosed)
   })
-  session.once('close', () => clearTimeout(timer))
+  session.once('close', () => {
+    clearTimeout(timer)
+    clearTimeout(idleTimer)
+  })
 }
