@@ -8,7 +8,7 @@ import type { Site } from './route.ts'
 import { httpError, type EdgeboxError } from './errors.ts'
 import { logRequestError, type AccessLog, type Logger } from './log.ts'
 import type { Handler, Req, Res, ResponseFilter, RouteParts, RouteStep } from './types.ts'
-import { checkHostCount, h2Authority, parseAuthority, parseRequestTarget, TargetError, type Authority } from '../http/target.ts'
+import { checkHostCount, h2Authority, parseAuthority, parseRequestTarget, TargetError, type Authority, type RequestTarget } from '../http/target.ts'
 import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
 
 /**
@@ -80,6 +80,9 @@ export interface PipelineOptions {
   /** With ACME: the key authorization for a pending HTTP-01 token, or undefined. */
   acmeHttp01?: ((token: string) => string | undefined) | undefined
 }
+
+/** Before any origin-form target was parsed (never returned: no request target is empty). */
+const NO_PATH: RequestTarget = { form: 'origin', scheme: null, authority: null, rawPath: '/', path: '/', encodedPath: '/', query: '' }
 
 /** Where an ACME authority asks for HTTP-01 tokens (RFC 8555 §8.3). */
 const ACME_CHALLENGE = '/.well-known/acme-challenge/'
@@ -181,6 +184,10 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   // Most requests carry the same Host as the one before: remember the last one parsed.
   let lastAuthorityText: string | undefined
   let lastAuthority: Authority | null = null
+  // The same for the last origin-form target (`/path?query`): its parse depends on the text alone
+  // and the result is read-only.
+  let lastPathText: string | undefined
+  let lastPathTarget: RequestTarget = NO_PATH
 
   /**
    * The one parse of what the client asked for (src/http/target.ts): the
@@ -190,7 +197,16 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   function parseTarget(ctx: Context): void {
     const req = ctx.req
     try {
-      const target = parseRequestTarget(ctx.method, req.url ?? '')
+      const url = req.url ?? ''
+      let target: RequestTarget
+      if (url === lastPathText && ctx.method !== 'CONNECT') target = lastPathTarget
+      else {
+        target = parseRequestTarget(ctx.method, url)
+        if (target.form === 'origin') {
+          lastPathText = url
+          lastPathTarget = target
+        }
+      }
       ctx.target = target
       const text = hostField(ctx)
       if (target.authority !== null) ctx.hostAuthority = target.authority
