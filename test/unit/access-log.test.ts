@@ -77,3 +77,14 @@ test('a connection that resets more than resetFlood streams a second: its 499 li
   assert.deepEqual(written.at(-1), { client: '10.0.0.3', proto: 'h2c', resets: 500 })
   assert.equal(written.length, 2)
 })
+
+test('the JSON line is exactly the fields in order, the optional ones after client', () => {
+  const base = { method: 'GET', host: 'example.test', rawPath: '/a', status: 200, bytes: 5, cache: 'HIT', protocol: 'http/1.1', clientAddress: '127.0.0.1', error: undefined }
+  const plain = writeJson(base as unknown as Context, 1.23456)
+  assert.match(plain, /^\{"time":\d{13},"msg":"request","method":"GET","host":"example\.test","path":"\/a","status":200,"bytes":5,"ms":1\.235,"cache":"HIT","proto":"http\/1\.1","client":"127\.0\.0\.1"\}\n$/)
+  const all = { ...base, upstream: 'http://u:1', corsRefused: 'origin', rateLimited: true, csrfRefused: 'cross-site', error: new Error('x') }
+  const text = writeJson(all as unknown as Context, 0.5)
+  assert.ok(text.endsWith(',"client":"127.0.0.1","upstream":"http://u:1","cors":"refused: origin","rateLimited":true,"csrf":"refused: cross-site","error":"x"}\n'), text)
+  // a DEL or a non-ASCII character goes through JSON.stringify, as before the line was built by hand
+  assert.equal(JSON.parse(writeJson({ ...base, rawPath: '/\u007f\u00e9' } as unknown as Context, 1)).path, '/\u007f\u00e9')
+})
