@@ -8,7 +8,6 @@ import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox } from '../server/app.ts'
 import { defaultDataDir, resolveDataDir } from '../core/data-dir.ts'
-import { certCommand } from './cert.ts'
 import { inspectCommand } from './inspect.ts'
 import { stopWithNpx } from './parent-watch.ts'
 import { removePidFile, writePidFile } from './pid-file.ts'
@@ -208,6 +207,7 @@ function editDistance(a: string, b: string): number {
 
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'cert') {
+    const { certCommand } = await import('./cert.ts')
     process.exitCode = await certCommand(argv.slice(1))
     return
   }

@@ -8,8 +8,7 @@ import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
-import { createAcme, planAcmeNames, type AcmeManager, type ChallengeType, type NamePlan } from '../tls/acme.ts'
-import { issueLocalCertificate } from '../tls/local-ca.ts'
+import type { AcmeManager, ChallengeType, NamePlan } from '../tls/acme.ts'
 import { dataDirProblem, resolveDataDir } from '../core/data-dir.ts'
 import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
@@ -175,7 +174,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01)
         const old = current
         current = fresh
-        if (acme) acme.setNames(acmePlan(config, fresh, log).names)
+        if (acme) acme.setNames((await acmePlan(config, fresh, log)).names)
         for (const l of listeners) l.updateTls()
         retired.add(old)
         const timer = setTimeout(() => {
@@ -208,7 +207,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
 }
 
 /** The names ACME orders for a configuration; the others are logged with the reason. */
-function acmePlan(config: EdgeboxConfig, gen: Generation, log: Logger): NamePlan {
+async function acmePlan(config: EdgeboxConfig, gen: Generation, log: Logger): Promise<NamePlan> {
+  const { planAcmeNames } = await import('../tls/acme.ts')
   const plan = planAcmeNames(config.sites, gen.certificates?.certificates ?? [])
   for (const s of plan.skipped) log.info({ name: s.name, reason: s.reason }, 'ACME: no certificate ordered for this name')
   return plan
@@ -222,8 +222,10 @@ async function startAcme(config: EdgeboxConfig, gen: Generation, baseDir: string
   if (config.listen.some((l) => l.tls)) can.push('tls-alpn-01')
   const challenges = cfg.challenges.filter((c) => can.includes(c))
   if (challenges.length === 0) throw new ConfigError([`tls.acme.challenges: ${cfg.challenges.join(', ')} needs a cleartext listener (port 80), and no listener here is one; add it, or allow 'tls-alpn-01'`])
+  // the ACME client is loaded only when ACME is configured
+  const { createAcme } = await import('../tls/acme.ts')
   try {
-    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: acmePlan(config, gen, log).names, onChange })
+    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: (await acmePlan(config, gen, log)).names, onChange })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ENOENT' || e.code === 'EACCES') throw new ConfigError([`tls.acme.ca: cannot read ${cfg.ca} (${e.code})`])
@@ -305,6 +307,8 @@ async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string):
   if (sources.length === 0 && !config.tls.acme) {
     // tls.local: the local authority's certificate for the sites' hosts (created once, reused while valid)
     const hosts = [...new Set(config.sites.flatMap((s) => s.hosts))]
+    // the local authority's code (X.509 generation) is loaded only when it is used
+    const { issueLocalCertificate } = await import('../tls/local-ca.ts')
     const local = await issueLocalCertificate(dataDir, hosts)
     sources = [{ id: 'tls.local', src: { cert: local.certPath, key: local.keyPath }, dir: '/' }]
   }

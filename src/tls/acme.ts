@@ -1,6 +1,6 @@
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import acme from 'acme-client'
+import type { Client as AcmeClient } from 'acme-client'
 import { X509Certificate, createPrivateKey, randomInt } from 'node:crypto'
 import https from 'node:https'
 import { isIP } from 'node:net'
@@ -139,6 +139,8 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
   const directory = directoryUrl(cfg)
   const home = path.join(opts.dataDir, 'acme', directoryFolder(directory))
   const certDir = path.join(home, 'certificates')
+  // acme-client (and its HTTP stack) is loaded only when ACME is configured: it is not cheap to load
+  const acme = (await import('acme-client')).default
   const ca = cfg.ca === undefined ? undefined : [...tls.rootCertificates, readFileSync(path.resolve(opts.baseDir, cfg.ca), 'utf8')]
   // acme-client talks through one axios instance; a private authority is trusted on it
   acme.axios.defaults.httpsAgent = ca ? new https.Agent({ ca, keepAlive: false }) : undefined
@@ -150,7 +152,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
   let closed = false
   let started = false
   let queue: Promise<void> = Promise.resolve()
-  let client: acme.Client | undefined
+  let client: AcmeClient | undefined
   let meta: { renewalInfo?: string } | undefined
   /** The certificates held, as one list (read on every TLS handshake; replaced when one changes). */
   let held: readonly LoadedCertificate[] = []
@@ -175,7 +177,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     return entry
   }
 
-  async function account(): Promise<acme.Client> {
+  async function account(): Promise<AcmeClient> {
     if (client) return client
     await ensurePrivateDir(opts.dataDir)
     await ensurePrivateDir(path.dirname(home))
@@ -288,7 +290,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     const c = await account()
     const replaces = e.cert && (await directoryMeta().catch(() => ({}) as { renewalInfo?: string })).renewalInfo ? ariCertId(e.cert.certPem) : undefined
     log.info({ name: e.name, directory, renewal: e.cert !== undefined }, e.cert ? 'renewing the ACME certificate' : 'ordering an ACME certificate')
-    const ord = await c.createOrder({ identifiers: [{ type: 'dns', value: e.name }], ...(replaces ? { replaces } : {}) } as Parameters<acme.Client['createOrder']>[0])
+    const ord = await c.createOrder({ identifiers: [{ type: 'dns', value: e.name }], ...(replaces ? { replaces } : {}) } as Parameters<AcmeClient['createOrder']>[0])
     for (const authz of await c.getAuthorizations(ord)) {
       if (authz.status === 'valid') continue
       const challenge = opts.challenges.map((t) => authz.challenges.find((ch) => ch.type === t)).find((ch) => ch !== undefined)
