@@ -1,19 +1,23 @@
 import http2 from 'node:http2'
 import { H2_CONNECTION, type H2Connection } from '../core/log.ts'
+import type { StreamCounter } from './h2-timeouts.ts'
 
 /**
  * Counts the streams a client resets on one HTTP/2 connection, and ties the
  * count to each stream, so that the access log can tell a rapid-reset flood
  * (CVE-2023-44487) from the odd cancelled request and summarize it in one
  * line (src/core/log.ts, `log.resetFlood`). Node's HTTP/2 layer cuts such a
- * flood itself (GOAWAY); this is only about what gets logged.
+ * flood itself (GOAWAY); this is only about what gets logged. The session's
+ * one per-stream watcher: it also tells `streams` (the session timeouts,
+ * ./h2-timeouts.ts) when a stream opens and closes.
  */
-export function trackResets(session: http2.ServerHttp2Session, proto: string): void {
+export function trackResets(session: http2.ServerHttp2Session, proto: string, streams?: StreamCounter): void {
   const conn: H2Connection = { client: session.socket?.remoteAddress ?? '', proto, resets: 0, peak: 0, closed: false, onClose: null }
   let windowStart = 0
   let inWindow = 0
   // one function for every stream of the session (no closure per stream)
   function streamClosed(this: http2.ServerHttp2Stream): void {
+    streams?.closed()
     const code = this.rstCode
     if (code === undefined || code === http2.constants.NGHTTP2_NO_ERROR) return
     conn.resets++
@@ -26,6 +30,7 @@ export function trackResets(session: http2.ServerHttp2Session, proto: string): v
   }
   session.on('stream', (stream: http2.ServerHttp2Stream & { [H2_CONNECTION]?: H2Connection }) => {
     stream[H2_CONNECTION] = conn
+    streams?.opened()
     // 'close' comes once: a plain listener, without once()'s wrapper and removal
     stream.on('close', streamClosed)
   })

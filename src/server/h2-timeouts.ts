@@ -28,7 +28,13 @@ export interface SessionTimeouts {
  * socket's byte count tells the two apart. Closing sends GOAWAY (NO_ERROR)
  * with the last stream processed, then ends the connection.
  */
-export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits: SessionTimeouts): void {
+/** What the session's one per-stream watcher (./h2-resets.ts) reports: a stream opened, a stream closed. */
+export interface StreamCounter {
+  opened(): void
+  closed(): void
+}
+
+export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits: SessionTimeouts): StreamCounter {
   const socket = session.socket as { bytesRead?: number } | undefined
   const bytesRead = () => socket?.bytesRead ?? 0
   let open = 0
@@ -75,23 +81,24 @@ export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits
       idleTimer.unref()
     } else idleTimer.refresh()
   }
-  // one function for every stream of the session; 'close' comes once (no once() wrapper to remove)
-  function streamClosed(): void {
-    if (--open === 0 && !session.closed && !session.destroyed) idle()
-  }
-
   // the first request, as on a new HTTP/1.1 connection
   arm(limits.headersTimeout, close)
-  session.on('stream', (stream: http2.ServerHttp2Stream) => {
-    open++
-    if (timer !== undefined) {
-      clearTimeout(timer)
-      timer = undefined
-    }
-    stream.on('close', streamClosed)
-  })
   session.once('close', () => {
     clearTimeout(timer)
     clearTimeout(idleTimer)
   })
+  // Streams are counted by the caller's own 'stream' and 'close' listeners
+  // (one of each per stream for the whole server layer, not one per concern).
+  return {
+    opened() {
+      open++
+      if (timer !== undefined) {
+        clearTimeout(timer)
+        timer = undefined
+      }
+    },
+    closed() {
+      if (--open === 0 && !session.closed && !session.destroyed) idle()
+    },
+  }
 }

@@ -150,9 +150,10 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     h2.on('session', (session) => {
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
-      trackResets(session, h2Protocol)
-      if (isShuttingDown()) session.close()
-      else enforceSessionTimeouts(session, limits)
+      if (isShuttingDown()) {
+        trackResets(session, h2Protocol)
+        session.close()
+      } else trackResets(session, h2Protocol, enforceSessionTimeouts(session, limits))
     })
     // With a stream open, a session with no traffic at all for idleTimeout is cut (a client that
     // stopped reading a response); without one, keepAliveTimeout and headersTimeout apply (above).
