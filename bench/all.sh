@@ -2,8 +2,20 @@
 # `npm run bench`: the static-file benchmark, then the proxy benchmark, then the realtime benchmark, then the TLS
 # benchmark. Arguments (e.g. `quick`) and environment variables go to all four. Exits non-zero if any failed (the later
 # ones still run if an earlier one failed, but an interrupted run (Ctrl-C / TERM) stops the sequence).
+# With BEFORE=<git rev>, the worktree of that commit is built once here (lib.sh before_setup) and handed to each
+# benchmark as BEFORE_BUILT; it is removed at the end.
 set -uo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+if [ -n "${BEFORE:-}" ] && [ -z "${BEFORE_BUILT:-}" ]; then
+  export PATH="$ROOT/node_modules/.bin:$PATH"
+  source "$BENCH/lib.sh"
+  trap bench_cleanup EXIT
+  trap 'echo "interrupted" >&2; exit 130' INT TERM
+  before_setup
+  # the commit itself: a name like HEAD~1 could mean another commit by the time a later benchmark starts
+  export BEFORE=$BEFORE_SHA BEFORE_BUILT=$BEFORE_TREE
+fi
 bash "$BENCH/run.sh" "$@"; rc1=$?
 case $rc1 in 130|143) exit $rc1 ;; esac   # interrupted (Ctrl-C / TERM): do not start the next run
 bash "$BENCH/proxy.sh" "$@"; rc2=$?

@@ -158,10 +158,19 @@ jnum() { local v; v=$(jfield "$1" "$2"); echo "${v:-0}"; }
 # Node that commit pins) and a script runs it as `edgebox-before` beside the current tree, in the same configuration;
 # the worktree is removed at exit. Needs ROOT, PID and on_exit (bench_setup first). Sets BEFORE_TREE, BEFORE_NODE,
 # BEFORE_DESC (empty when BEFORE is not set) and BEFORE_MIN (0.97: the lowest median now/before that is "no regression").
+# BEFORE_BUILT=DIR (set by bench/all.sh): a worktree of that commit already built; used as it is and left in place.
 before_setup() {
   BEFORE=${BEFORE:-}; BEFORE_MIN=${BEFORE_MIN:-0.97}; BEFORE_TREE=""; BEFORE_DESC=""; BEFORE_NODE=""
   [ -n "$BEFORE" ] || return 0
   BEFORE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BEFORE^{commit}") || { log "BEFORE=$BEFORE is not a commit of this repository"; exit 1; }
+  BEFORE_DESC="$(git -C "$ROOT" log -1 --format='%h %<(60,trunc)%s' "$BEFORE_SHA" | sed 's/ *$//')"
+  if [ -n "${BEFORE_BUILT:-}" ]; then
+    BEFORE_TREE=$BEFORE_BUILT; BEFORE_NODE="$BEFORE_TREE/node_modules/.bin/node"
+    [ "$(git -C "$BEFORE_TREE" rev-parse HEAD 2>/dev/null)" = "$BEFORE_SHA" ] && [ -x "$BEFORE_NODE" ] ||
+      { log "BEFORE_BUILT=$BEFORE_BUILT is not a built worktree of $BEFORE"; exit 1; }
+    log "before: $BEFORE ($BEFORE_SHA), built in $BEFORE_TREE"
+    return 0
+  fi
   BEFORE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgebox-before.XXXXXX")
   BEFORE_TREE="$BEFORE_TMP/tree"
   on_exit 'git -C "$ROOT" worktree remove --force "$BEFORE_TREE" >/dev/null 2>&1 || git -C "$ROOT" worktree prune; rm -rf "$BEFORE_TMP"'
@@ -176,7 +185,6 @@ before_setup() {
   unset 'PID[before-npm-ci]'
   BEFORE_NODE="$BEFORE_TREE/node_modules/.bin/node"
   [ -x "$BEFORE_NODE" ] || { log "$BEFORE pins no Node (no node_modules/.bin/node after npm ci): it cannot run beside this tree"; exit 1; }
-  BEFORE_DESC="$(git -C "$ROOT" log -1 --format='%h %<(60,trunc)%s' "$BEFORE_SHA" | sed 's/ *$//')"
 }
 # before_header : the heading of a script's now / before section
 before_header() {

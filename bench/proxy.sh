@@ -22,7 +22,7 @@
 #
 # usage: bash bench/proxy.sh [quick]
 #   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
-#        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1200)  MIN_SRV_CPU (0.8)
+#        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1800)  MIN_SRV_CPU (0.8)
 #        BEFORE (a git rev: compare with that commit)  BEFORE_MIN (0.97: the lowest median now/before that is "no regression")
 #   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; figures are not meaningful)
 set -uo pipefail
@@ -34,7 +34,7 @@ source "$BENCH/lib.sh"
 
 if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-2} WARM=${WARM:-1}; fi
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}
-SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; ORIGIN_CPU=${ORIGIN_CPU:-$GEN_CPU}; MAX_SECONDS=${MAX_SECONDS:-1200}
+SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; ORIGIN_CPU=${ORIGIN_CPU:-$GEN_CPU}; MAX_SECONDS=${MAX_SECONDS:-1800}
 EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
 
 bench_setup   # folders, the cleanup guard, the pinned Node (lib.sh)

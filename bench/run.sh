@@ -17,7 +17,7 @@
 # usage: bash bench/run.sh [quick]
 #   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  REPS (3 downloads per server per round)
 #        EDGEBOX_STDOUT=file|null (file: access log written to bench/.peers/run/edgebox-access.jsonl)
-#        MAX_SECONDS (1800: the whole run is stopped after this)  MIN_SRV_CPU (0.8)
+#        MAX_SECONDS (2400: the whole run is stopped after this)  MIN_SRV_CPU (0.8)
 #        BEFORE (a git rev: compare with that commit)  BEFORE_MIN (0.97: the lowest median now/before that is
 #        "no regression")
 #   quick: ROUNDS=1 DUR=2 WARM=1 REPS=1 (a smoke run; figures are not meaningful)
@@ -30,7 +30,7 @@ source "$BENCH/lib.sh"
 
 if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-2} WARM=${WARM:-1} REPS=${REPS:-1}; fi
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; REPS=${REPS:-3}
-SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-1800}
+SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-2400}
 EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
 
 bench_setup   # folders, the cleanup guard, the pinned Node (lib.sh)

@@ -30,7 +30,7 @@
 # usage: bash bench/tls.sh [quick]
 #   env: ROUNDS (3)  DUR (8 s measured per run)  WARM (2 s warm-up per run, not measured)  SRV_CPU (0)  GEN_CPU (1)
 #        H2_CLIENTS (10)  H2_STREAMS (10)  H2M_STREAMS (100)  LAT_SHARE (0.5)  MEM_CONNS (500)
-#        EDGEBOX_STDOUT=file|null  MAX_SECONDS (1800)  MIN_SRV_CPU (0.8)  BEFORE (a git rev)  BEFORE_MIN (0.97)
+#        EDGEBOX_STDOUT=file|null  MAX_SECONDS (3600)  MIN_SRV_CPU (0.8)  BEFORE (a git rev)  BEFORE_MIN (0.97)
 #   quick: ROUNDS=1 DUR=3 WARM=1 (a smoke run; figures are not meaningful)
 set -uo pipefail
 
@@ -42,7 +42,7 @@ source "$BENCH/lib.sh"
 if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-3} WARM=${WARM:-1}; fi
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; H2_CLIENTS=${H2_CLIENTS:-10}; H2_STREAMS=${H2_STREAMS:-10}
 H2M_STREAMS=${H2M_STREAMS:-100}; LAT_SHARE=${LAT_SHARE:-0.5}; MEM_CONNS=${MEM_CONNS:-500}
-SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-1800}
+SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-3600}
 EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
 
 bench_setup   # folders, the cleanup guard, the pinned Node (lib.sh)
