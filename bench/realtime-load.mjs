@@ -8,7 +8,8 @@
 //           drain timeout passed): cpu_s_per_M = server CPU-seconds / (deliveries / 1e6). Latency (fanout_ms) per
 //           broadcast: from its publish request being sent until the last subscriber has it. The generator's own
 //           limits are reported beside it: client_cpu (its CPU per second of the run; client_cpu_pub while
-//           publishing), delivery_share (deliveries counted by the end of the series / those offered in it),
+//           publishing), delivery_share (deliveries counted by the end of the series / those of the broadcasts sent
+//           at least --lag-grace (250) ms before it, at most 1),
 //           client_loop_ms_p99 (its event loop's delay), client_runq / srv_runq (time waiting for a core).
 //   idle:   opens N idle WebSocket subscribers and reads the server's memory before and after, each time after a
 //           settle delay and two full garbage collections, through the server's inspector (node --inspect):
@@ -53,6 +54,7 @@ const { positionals, values: o } = parseArgs({
     settle: { type: 'string', default: '3' },
     'srv-cpu': { type: 'string', default: '0' },
     'drain-timeout': { type: 'string', default: '10' },
+    'lag-grace': { type: 'string', default: '250' },
     max: { type: 'string', default: '300' },
   },
 })
@@ -498,7 +500,10 @@ async function fanout() {
   loop.enable()
   const c0 = grpCpu(pgid), s0 = steal(o['srv-cpu']), q0 = runq(pgid), g0 = runq(process.pid), u0 = process.cpuUsage(), w0 = performance.now()
   const pubSecs = await series(warmN + 1, measN, rate)
-  const pubCpu = process.cpuUsage(u0), measuredAtPubEnd = measured
+  const pubCpu = process.cpuUsage(u0), measuredAtPubEnd = measured, pubEnd = performance.now()
+  // broadcasts sent at least --lag-grace ms before the series ended: those every subscriber should have by then
+  let dueN = 0
+  for (let k = warmN + 1; k <= totalN; k++) if (sentAt[k] <= pubEnd - Number(o['lag-grace'])) dueN++
   const drained = await untilCompleted(totalN, Number(o['drain-timeout']) * 1000)
   const w1 = performance.now(), c1 = grpCpu(pgid), s1 = steal(o['srv-cpu']), q1 = runq(pgid), g1 = runq(process.pid), u1 = process.cpuUsage(u0)
   loop.disable()
@@ -528,7 +533,7 @@ async function fanout() {
     srv_runq: +((q1 - q0) / secs).toFixed(3), client_runq: +((g1 - g0) / secs).toFixed(3),
     client_sys_share: +(u1.system / (u1.user + u1.system)).toFixed(3),
     client_cpu_pub: +((pubCpu.user + pubCpu.system) / 1e6 / pubSecs).toFixed(3),
-    delivery_share: +(measuredAtPubEnd / (N * measN)).toFixed(4),
+    delivery_share: +Math.min(1, measuredAtPubEnd / (N * Math.max(1, dueN))).toFixed(4),
     client_loop_ms_p99: +(loop.percentile(99) / 1e6).toFixed(2), client_loop_ms_max: +(loop.max / 1e6).toFixed(2),
     fanout_ms_p50: pct(lats, 50), fanout_ms_p99: pct(lats, 99), fanout_ms_max: latN ? +lats[latN - 1].toFixed(2) : null,
     publish_ok: pubOk, publish_bad: pubBad, publish_ms_avg: pubOk ? +(pubLatSum / (pubOk + pubBad)).toFixed(2) : null,
