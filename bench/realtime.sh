@@ -57,26 +57,11 @@ if [[ "$SIO_VER" != 4.8.* ]]; then
 fi
 WS_VER=$(node -p "require('$ROOT/node_modules/ws/package.json').version")
 
-# before: BEFORE=<git rev> builds that commit in a git worktree in a temporary folder (npm ci there, so it runs on the
-# Node that commit pins) and runs it beside the current tree in the same configuration; the worktree is removed at exit
-# (the same steps as bench/run.sh)
-BEFORE=${BEFORE:-}; BEFORE_MAX=${BEFORE_MAX:-1.03}; BEFORE_TREE=""; BEFORE_DESC=""
-if [ -n "$BEFORE" ]; then
-  BEFORE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BEFORE^{commit}") || { log "BEFORE=$BEFORE is not a commit of this repository"; exit 1; }
-  BEFORE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/edgebox-before.XXXXXX")
-  BEFORE_TREE="$BEFORE_TMP/tree"
-  on_exit 'git -C "$ROOT" worktree remove --force "$BEFORE_TREE" >/dev/null 2>&1 || git -C "$ROOT" worktree prune; rm -rf "$BEFORE_TMP"'
-  log "before: git worktree of $BEFORE ($BEFORE_SHA) in $BEFORE_TREE"
-  git -C "$ROOT" worktree add --detach "$BEFORE_TREE" "$BEFORE_SHA" >&2 || { log "git worktree add failed"; exit 1; }
-  log "before: npm ci in $BEFORE_TREE"
-  ( cd "$BEFORE_TREE" && PATH="$BEFORE_TREE/node_modules/.bin:$PATH" exec setsid timeout 900 npm ci --no-audit --no-fund ) >&2 </dev/null &
-  PID[before-npm-ci]=$!
-  wait "${PID[before-npm-ci]}" || { log "npm ci failed in the worktree of $BEFORE"; exit 1; }
-  unset 'PID[before-npm-ci]'
-  BEFORE_NODE="$BEFORE_TREE/node_modules/.bin/node"
-  [ -x "$BEFORE_NODE" ] || { log "$BEFORE pins no Node (no node_modules/.bin/node after npm ci): it cannot run beside this tree"; exit 1; }
-  BEFORE_DESC="$(git -C "$ROOT" log -1 --format='%h %<(60,trunc)%s' "$BEFORE_SHA" | sed 's/ *$//')"
-fi
+# before: BEFORE=<git rev> builds that commit in a git worktree (npm ci there, its own pinned Node) and runs it as
+# edgebox-before beside this tree, the same configuration (lib.sh before_setup; with BEFORE_BUILT from bench/all.sh, the
+# worktree built there). The figures here are lower-is-better: now / before at most BEFORE_MAX (1.03) is no regression.
+before_setup
+BEFORE_MAX=${BEFORE_MAX:-1.03}
 
 # open files: the load generator holds IDLE_N sockets, the server as many
 NOFILE=$(ulimit -n)
