@@ -35,16 +35,6 @@ export interface FileEntry {
   checkedAt: number
   /** Set by the handler on first use: the Cache-Control value for this path. */
   cacheControl: string | undefined
-  /** Set by the handler on first use: the response fields of each representation (index.ts headsOf). */
-  heads: Partial<Record<'identity' | 'identityVary' | Encoding, PreparedHeads>> | undefined
-}
-
-/** The fields of a 200 and of a 304 for one representation of a file, made once. */
-export interface PreparedHeads {
-  readonly ok: Readonly<Record<string, string | number | string[]>>
-  readonly notModified: Readonly<Record<string, string | number | string[]>>
-  /** Cache-Control's max-age, when `Expires` is configured and there is one (seconds). */
-  readonly expires: number | undefined
 }
 
 export type Encoding = 'br' | 'gzip'
@@ -158,7 +148,6 @@ export class FileCache {
       variants: new Map(),
       checkedAt: now,
       cacheControl: undefined,
-      heads: undefined,
     }
     if (this.opts.precompressed) await this.findSiblings(entry)
     this.entries.set(key, entry)

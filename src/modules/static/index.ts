@@ -16,7 +16,7 @@ import { encodePath } from '../../http/target.ts'
 import { chooseEncoding } from '../../http/negotiate.ts'
 import { contentRange, multipartByteranges, parseRange, unsatisfiedRange, type ByteRange } from '../../http/range.ts'
 import { createPathRule, realOrNull, within } from './access.ts'
-import { FileCache, type Encoding, type FileEntry, type PreparedHeads } from './files.ts'
+import { FileCache, type Encoding, type FileEntry } from './files.ts'
 import { renderListing } from './listing.ts'
 import { createUploads, uploadSchema } from './upload.ts'
 
@@ -209,49 +209,33 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     return serve(ctx, spaPath!, await cache.load(ctx.routePath, file, st, Date.now()))
   }
 
-  /**
-   * The fields of a 200 or 206 answer and of a 304 (RFC 9110 §15.4.5: the
-   * validators and caching fields a 200 would have carried) for one
-   * representation, prepared once per file entry: a request copies them (one
-   * object of a known shape) and adds only what varies per request.
-   */
-  function headsOf(entry: FileEntry, rel: string, enc: Encoding | 'identity', etag: string, vary: boolean): PreparedHeads {
-    const key = enc === 'identity' ? (vary ? 'identityVary' : 'identity') : enc
-    const made = entry.heads?.[key]
-    if (made !== undefined) return made
+  /** Headers of a 200 or 206 answer for this representation. */
+  function baseHeaders(entry: FileEntry, rel: string, etag: string, vary: boolean): Headers {
     const cc = (entry.cacheControl ??= cacheControlFor(rel, entry.contentType))
-    const ok: Headers = {
+    const h: Headers = {
       'Content-Type': entry.contentType,
       ETag: etag,
       'Last-Modified': entry.lastModified,
       'Cache-Control': cc,
       'Accept-Ranges': 'bytes',
     }
-    const notModified: Headers = { ETag: etag, 'Last-Modified': entry.lastModified, 'Cache-Control': cc }
-    if (vary) ok.Vary = notModified.Vary = 'Accept-Encoding'
-    const heads: PreparedHeads = { ok, notModified, expires: cfg.expires ? maxAgeOf(cc) : undefined }
-    ;(entry.heads ??= {})[key] = heads
-    return heads
-  }
-
-  /** Headers of a 200 or 206 answer for this representation. */
-  function baseHeaders(heads: PreparedHeads): Headers {
-    const h = { ...heads.ok }
-    if (heads.expires !== undefined) h.Expires = formatHttpDate(Date.now() + heads.expires * 1000)
+    if (vary) h.Vary = 'Accept-Encoding'
+    if (cfg.expires) expires(h, cc)
     return h
   }
 
   /** RFC 9110 §15.4.5: a 304 carries the validators and caching fields a 200 would have carried. */
-  function notModifiedHeaders(heads: PreparedHeads): Headers {
-    const h = { ...heads.notModified }
-    if (heads.expires !== undefined) h.Expires = formatHttpDate(Date.now() + heads.expires * 1000)
+  function notModifiedHeaders(entry: FileEntry, rel: string, etag: string, vary: boolean): Headers {
+    const cc = (entry.cacheControl ??= cacheControlFor(rel, entry.contentType))
+    const h: Headers = { ETag: etag, 'Last-Modified': entry.lastModified, 'Cache-Control': cc }
+    if (vary) h.Vary = 'Accept-Encoding'
+    if (cfg.expires) expires(h, cc)
     return h
   }
 
-  /** `Expires` is sent (HTTP/1.0 caches) only for a Cache-Control with max-age: its value in seconds. */
-  function maxAgeOf(cc: string): number | undefined {
+  function expires(h: Headers, cc: string): void {
     const m = /(?:^|[,\s])max-age=(\d+)/.exec(cc)
-    return m ? Number(m[1]) : undefined
+    if (m) h.Expires = formatHttpDate(Date.now() + Number(m[1]) * 1000)
   }
 
   function serve(ctx: Context, rel: string, entry: FileEntry): void | Promise<void> {
@@ -279,13 +263,12 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
         inm === etag && im === undefined && ius === undefined
           ? 'not-modified'
           : evaluatePreconditions(ctx.method, { ifMatch: im, ifNoneMatch: inm, ifModifiedSince: ims, ifUnmodifiedSince: ius }, { etag, lastModified: entry.lastModifiedMs, exists: true })
-      if (result === 'not-modified') return ctx.send(304, notModifiedHeaders(headsOf(entry, rel, enc, etag, negotiable)))
+      if (result === 'not-modified') return ctx.send(304, notModifiedHeaders(entry, rel, etag, negotiable))
       if (result === 'failed') throw httpError('EB_ERR_PRECONDITION_FAILED', 'the file does not match the request\'s preconditions')
     }
-    const headers = baseHeaders(headsOf(entry, rel, enc, etag, negotiable))
+    const headers = baseHeaders(entry, rel, etag, negotiable)
 
-    // `?download` needs a query: a request without one tests no pattern
-    if (downloads.length > 0 || (downloadQuery !== null && ctx.query !== '')) {
+    if (downloads.length > 0 || downloadQuery) {
       if (downloads.some((t) => t(rel)) || downloadQuery?.test(ctx.query)) headers['Content-Disposition'] = contentDisposition(path.basename(entry.fsPath))
     }
 
