@@ -215,43 +215,22 @@ function prettyResets(s: ResetSummary): string {
   return `${new Date().toISOString().slice(11, 19)} stream resets: ${s.resets} from ${s.client} ${s.proto}\n`
 }
 
-/**
- * A JSON string: quoted as it is unless it holds a character JSON must
- * escape (`"`, `\\`, controls) or one outside ASCII (written escaped, as
- * JSON.stringify does); request paths rarely have any.
- */
-function jsonString(s: string): string {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x20 || c === 0x22 || c === 0x5c || c >= 0x7f) return JSON.stringify(s)
-  }
-  return `"${s}"`
-}
+/** Characters a JSON string must escape; request paths rarely have any. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/
 
-/** `Date.now()` as text: the requests of one millisecond (many, on a busy server) format it once. */
-let lastTime = 0
-let lastTimeText = '0'
-function timeText(): string {
-  const t = Date.now()
-  if (t !== lastTime) {
-    lastTime = t
-    lastTimeText = String(t)
-  }
-  return lastTimeText
+function jsonString(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`
 }
 
 /**
  * One JSON line, built by hand rather than with JSON.stringify on an object:
- * strings are escaped only when they contain a character that needs it, and
- * the optional fields cost nothing when absent.
+ * strings are escaped only when they contain a character that needs it.
  */
 export function writeJson(ctx: Context, ms: number): string {
-  const line = `{"time":${timeText()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"`
-  if (!ctx.upstream && !ctx.corsRefused && !ctx.rateLimited && !ctx.csrfRefused && !ctx.error) return line + '}\n'
+  const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
   const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')
-  const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
-  return `${line}${upstream}${cors}${err}}\n`
+  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${err}}\n`
 }
 
 function writePretty(ctx: Context, ms: number): string {
