@@ -48,6 +48,8 @@ const origin = http.createServer((req, res) => {
   switch (path) {
     case '/max-age':
       return send({ 'Cache-Control': 'max-age=60' })
+    case '/refreshed':
+      return send({ 'Cache-Control': 'max-age=10', 'X-Origin-Answer': String(count(path)) })
     case '/no-store':
       return send({ 'Cache-Control': 'no-store' })
     case '/private':
@@ -113,6 +115,21 @@ describe('storing and serving', () => {
     assert.equal(third.headers.age, '5')
     assert.equal(count('/max-age'), 1)
     clock.advance(1) // back on a whole second, as the origin's Date fields are
+  })
+
+  test('after a 304 refreshes a stored response, hits serve its updated fields with Age from the refresh (RFC 9111 §4.3.4)', async () => {
+    assert.equal((await get('/refreshed')).headers['x-origin-answer'], '1')
+    const hit = await get('/refreshed')
+    assert.deepEqual([hit.headers['x-origin-answer'], hit.headers.age, hit.headers['cache-status']], ['1', '0', 'edgebox; hit; ttl=10'])
+    clock.advance(12000)
+    const refreshed = await get('/refreshed')
+    assert.equal(refreshed.status, 200)
+    assert.equal(refreshed.headers['x-origin-answer'], '2')
+    assert.equal(refreshed.text, 'body of /refreshed v1')
+    clock.advance(3000)
+    const after = await get('/refreshed')
+    assert.deepEqual([after.headers['x-origin-answer'], after.headers.age, after.headers['cache-status']], ['2', '3', 'edgebox; hit; ttl=7'])
+    assert.equal(count('/refreshed'), 2)
   })
 
   test('no-store and private responses are never stored by this shared cache', async () => {
