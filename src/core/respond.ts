@@ -71,6 +71,30 @@ function streamClosed(this: H2Stream): void {
   if (ctx !== undefined) closed(ctx)
 }
 
+/**
+ * The response head for `stream.respond` in the flat [name, value, ...] form,
+ * names lower-cased. A name given twice in different cases (`Vary` and
+ * `vary`) is one field, the later value kept: the header object form then.
+ */
+function flatFields(status: number, headers: Headers): string[] | http2.OutgoingHttpHeaders {
+  const fields: string[] = [':status', STATUS_TEXT[status] ?? String(status)]
+  for (const name in headers) {
+    const lower = name.toLowerCase()
+    if (lower !== name && headers[lower] !== undefined) return objectFields(status, headers)
+    const value = headers[name]!
+    if (typeof value === 'string') fields.push(lower, value)
+    else if (typeof value === 'number') fields.push(lower, String(value))
+    else for (let i = 0; i < value.length; i++) fields.push(lower, value[i]!)
+  }
+  return fields
+}
+
+function objectFields(status: number, headers: Headers): http2.OutgoingHttpHeaders {
+  const fields: http2.OutgoingHttpHeaders = { ':status': status }
+  for (const name in headers) fields[name.toLowerCase()] = headers[name]
+  return fields
+}
+
 function applyFilters(ctx: Context, status: number, headers: Headers): void {
   ctx.status = status
   const filters = ctx.route?.filters ?? ctx.site?.filters ?? ctx.hooks.filters
@@ -119,13 +143,7 @@ export function sendComplete(ctx: Context, status: number, headers: Headers, bod
     // writeHead, setHeader per field and end (the hot path for small answers).
     // The flat [name, value, ...] form: Node copies a header object into one
     // of its own first, and lower-cases and checks the names either way.
-    const fields: string[] = [':status', STATUS_TEXT[status] ?? String(status)]
-    for (const name in headers) {
-      const value = headers[name]!
-      if (typeof value === 'string') fields.push(name, value)
-      else if (typeof value === 'number') fields.push(name, String(value))
-      else for (let i = 0; i < value.length; i++) fields.push(name, value[i]!)
-    }
+    const fields = flatFields(status, headers)
     if (body === undefined || ctx.isHead) stream.respond(fields, END_STREAM)
     else {
       stream.respond(fields, MORE_TO_COME)
