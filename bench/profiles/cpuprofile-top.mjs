@@ -1,12 +1,17 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof): the self-time shares of the top frames, and the inclusive shares of
 // the frames under src/ and bench/, as Markdown tables. Only the samples from the first one whose stack holds the
 // function FROM (e.g. publishNow: the first broadcast) are counted, so start-up and connecting are left out.
-// usage: node bench/profiles/cpuprofile-top.mjs FILE.cpuprofile [N (25)] [FROM]
+// With REQUESTS (the fixed count the load sent), each row also gives microseconds per request.
+// FROM for the paths profiled here: publishNow (realtime fan-out), parserOnIncoming (HTTP/1.1), onSessionHeaders (HTTP/2).
+// usage: node bench/profiles/cpuprofile-top.mjs FILE.cpuprofile|DIR [N (25)] [FROM] [REQUESTS]
 import fs from 'node:fs'
 
-const p = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
+const arg = process.argv[2]
+const file = fs.statSync(arg).isDirectory() ? `${arg}/${fs.readdirSync(arg).find((f) => f.endsWith('.cpuprofile'))}` : arg
+const p = JSON.parse(fs.readFileSync(file, 'utf8'))
 const n = Number(process.argv[3] ?? 25)
-const from = process.argv[4]
+const from = process.argv[4] || undefined
+const requests = Number(process.argv[5] ?? 0)
 const byId = new Map(p.nodes.map((x) => [x.id, x]))
 const parent = new Map()
 for (const x of p.nodes) for (const c of x.children ?? []) parent.set(c, x.id)
@@ -45,18 +50,17 @@ const rows = (m, k) =>
     .filter(([key]) => key !== '(idle)')
     .sort((a, b) => b[1] - a[1])
     .slice(0, k)
-    .map(([key, v]) => `| ${((100 * v) / busy).toFixed(1)}% | ${(v / 1e3).toFixed(0)} | \`${key}\` |`)
+    .map(([key, v]) => `| ${((100 * v) / busy).toFixed(1)}% | ${(v / 1e3).toFixed(0)} |${requests ? ` ${(v / requests).toFixed(2)} |` : ''} \`${key}\` |`)
     .join('\n')
-console.log(`samples from ${from ?? 'the start'}: ${(total / 1e6).toFixed(2)} s, of which not idle ${(busy / 1e6).toFixed(2)} s (shares below are of that)
+const head = requests ? '| share | ms | us/request | frame |\n|---|---|---|---|' : '| share | ms | frame |\n|---|---|---|'
+console.log(`samples from ${from ?? 'the start'}: ${(total / 1e6).toFixed(2)} s, of which not idle ${(busy / 1e6).toFixed(2)} s (shares below are of that)${requests ? `; ${(busy / requests).toFixed(1)} us busy per request` : ''}
 
 self time:
 
-| share | ms | frame |
-|---|---|---|
+${head}
 ${rows(self, n)}
 
 inclusive (frames under src/ and bench/):
 
-| share | ms | frame |
-|---|---|---|
+${head}
 ${rows(incl, 12)}`)

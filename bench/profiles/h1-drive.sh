@@ -3,7 +3,7 @@
 # usage: h1-drive.sh NAME MODE N [prof|cg]
 #   NAME  edgebox | edgebox-nolog | raw-node | raw-node-log      MODE  cache (GET /obj through a proxy route with cache) | static | 304
 #   N     request count for h2load --h1 -c10 (or set DUR=seconds to use wrk -t1 -c10 like bench/run.sh, and N is what wrk did)
-#   prof  node --cpu-prof into $OUT/run-$TAG-NAME-MODE/prof (top frames: node bench/profiles/h1-cpuprofile-top.mjs DIR)
+#   prof  node --cpu-prof into $OUT/run-$TAG-NAME-MODE/prof (top frames: node bench/profiles/cpuprofile-top.mjs DIR 25 parserOnIncoming)
 #   cg    valgrind --tool=callgrind, instrumentation switched on only for the measured requests: prints Ir per answered request
 # env: ROOT (the Edgebox tree to run, default this checkout; a git worktree for "before"), PORT (19611; the origin PORT-1),
 #      WARM (h2load warm-up count) or WARMS (wrk warm-up seconds), TAG, OUT (/tmp/h1prof),

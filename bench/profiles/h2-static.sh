@@ -88,5 +88,5 @@ if [ "$MODE" = callgrind ]; then
   echo "$SERVER: Ir per request over $N requests: main thread $((main / N)), all threads $((total / N)) ($OUT)"
 else
   # the profile covers the warm-up too: per request of both loads
-  "$NODE" "$HERE/h2-cpuprofile.mjs" "$OUT"/*.cpuprofile "$((N + 2000))" 30
+  "$NODE" "$HERE/cpuprofile-top.mjs" "$OUT" 30 onSessionHeaders "$((N + 2000))"
 fi
