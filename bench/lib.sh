@@ -407,3 +407,14 @@ target_line() {
   printf '%-58s %6s  target %s %-5s %-40s per round: %s%s\n' "$1" "$(median_of "$rs")" "$6" "$7" "$(judge "$rs" "$6" "$7")" \
     "$(show_ratios "$rs")" "${8:+  $8}"
 }
+
+# same_log_keys EDGEBOX_LOG RAW_NODE_LOG PATTERN: the first line matching PATTERN in each access log (the checks'
+# requests, batched and written within a second) has the same keys in the same order; else a CHECK_FAIL entry.
+same_log_keys() {
+  sleep 1.2
+  local kE kR
+  kE=$(grep -m1 "$3" "$1" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -)
+  kR=$(grep -m1 "$3" "$2" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -)
+  printf '%-14s access-log line keys: %s\n%-14s access-log line keys: %s\n' edgebox "${kE:-none}" raw-node-log "${kR:-none}"
+  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("raw-node-log: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
+}

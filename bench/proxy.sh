@@ -210,15 +210,8 @@ check() {  # check SERVER PATH
 curl -s -o /dev/null --max-time 5 -w '' "http://127.0.0.1:$ORIGIN/obj"
 for n in "${HIT_SET[@]}"; do check "$n" /obj; done
 for n in "${UNC_SET[@]}"; do check "$n" /nostore; done
-# raw-node-log writes the line Edgebox writes for a hit: the same keys in the same order (the checks' lines, written
-# within a second)
-if [ "$EB_LOG" != /dev/null ]; then
-  sleep 1.2
-  keys() { grep -m1 '"msg":"request","method":"GET".*"cache":"HIT"' "$1" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -; }
-  kE=$(keys "$EB_LOG"); kR=$(keys "$RNL_LOG")
-  printf '%-22s access-log line keys: %s\n%-22s access-log line keys: %s\n' edgebox "${kE:-none}" raw-node-log "${kR:-none}"
-  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("raw-node-log: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
-fi
+# raw-node-log writes the line Edgebox writes for a hit: the same keys in the same order
+[ "$EB_LOG" != /dev/null ] && same_log_keys "$EB_LOG" "$RNL_LOG" '"msg":"request","method":"GET".*"cache":"HIT"'
 for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
 
 # ---------------------------------------------------------------------------------------------------------------

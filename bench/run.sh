@@ -167,15 +167,8 @@ for n in "${SERVERS[@]}"; do
     "$n" "$r" "${et:-none}" "${st:-none}" "$c304" "$rr"
 done
 
-# raw-node-log writes the line Edgebox writes: the same keys in the same order (the lines of the checks, batched and
-# written within a second)
-if [ "$EB_LOG" != /dev/null ]; then
-  sleep 1.2
-  keys() { grep -m1 '"msg":"request","method":"GET"' "$1" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -; }
-  kE=$(keys "$EB_LOG"); kR=$(keys "$RNL_LOG")
-  printf '%-14s access-log line keys: %s\n%-14s access-log line keys: %s\n' edgebox "${kE:-none}" raw-node-log "${kR:-none}"
-  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("raw-node-log: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
-fi
+# raw-node-log writes the line Edgebox writes: the same keys in the same order
+[ "$EB_LOG" != /dev/null ] && same_log_keys "$EB_LOG" "$RNL_LOG" '"msg":"request","method":"GET"'
 
 # ---------------------------------------------------------------------------------------------------------------
 # small-file load: wrk -t1 -c$CONNS on core $GEN_CPU, WARM s warm-up (not measured) then DUR s measured, through

@@ -5,7 +5,7 @@
 #   edgebox        Edgebox, default configuration (a `tls: true` listener, static route to the 1 KiB index.html;
 #                  access log ON, session tickets ON)
 #   edgebox-nolog  the same with "log": {"access": false} (for information)
-#   h2-same-head   bench/servers/h2-same-head.mjs: bare http2.createSecureServer on the same Node, the same ALPN list
+#   h2-same-head   bench/servers/h2-node.mjs (with the head file): bare http2.createSecureServer on the same Node, the same ALPN list
 #                  (h2, http/1.1) and cipher list, sending exactly Edgebox's response head for GET /index.html
 #                  (captured from Edgebox at the start of the run; `date` generated per response, as Edgebox does)
 #                  and the 1 KiB body (the ceiling for Edgebox's h2 path: the targets are judged against it)
@@ -88,7 +88,7 @@ declare -A CONF=(
   [edgebox]="Edgebox default: tls listener (h2 + http/1.1 by ALPN, TLS 1.2/1.3, session tickets ON), static route; access log ON (JSON lines on stdout -> $([ "$EB_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EB_LOG")")), Server-Timing ON"
   [edgebox-nolog]="Edgebox, the same with log.access=false (for information)"
   [node-h2]="bench/servers/h2-node.mjs: bare http2.createSecureServer, same Node binary, allowHTTP1 false, 1 KiB from memory, 3 fields + date, no log (for information)"
-  [h2-same-head]="bench/servers/h2-same-head.mjs: bare http2.createSecureServer, same Node binary, same certificate, ALPN h2+http/1.1, Edgebox's cipher list; Edgebox's response head for GET /index.html (captured at start, date per response), 1 KiB from memory, stream.respond, no log"
+  [h2-same-head]="bench/servers/h2-node.mjs (with the head file): bare http2.createSecureServer, same Node binary, same certificate, ALPN h2+http/1.1, Edgebox's cipher list; Edgebox's response head for GET /index.html (captured at start, date per response), 1 KiB from memory, stream.respond, no log"
   [tls-bare]="bench/servers/tls-bare.mjs: bare https.createServer, same Node binary, same certificate (SNICallback), ALPN h2+http/1.1, Edgebox's cipher list, HKDF ticket keys + TLS 1.2 session-ID cache as src/tls/sessions.ts, 1 KiB from memory, no log"
   [edgebox-mem]="Edgebox default configuration + limits.keepAliveTimeout 600s (idle h2 sessions stay open), access log ON; memory test only"
   [edgebox-before]="Edgebox at BEFORE=$BEFORE ($BEFORE_DESC), its own pinned Node, the same default configuration (access log ON)"
@@ -122,7 +122,7 @@ start_server() {
                    [ "$EBB_LOG" != /dev/null ] && : > "$EBB_LOG"
                    start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$TLS/edgebox-before.json" ;;
     node-h2)       start_srv "$n" "$RUN/node-h2.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" ;;
-    h2-same-head)  start_srv "$n" "$RUN/h2-same-head.out" node "$BENCH/servers/h2-same-head.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" "$HEAD_FILE" ;;
+    h2-same-head)  start_srv "$n" "$RUN/h2-same-head.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" "$HEAD_FILE" ;;
     tls-bare)      start_srv "$n" "$RUN/tls-bare.out" node "$BENCH/servers/tls-bare.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" ;;
     nginx)         local d="$RUN/nginx-tls" user=""
                    mkdir -p "$d"; [ "$(id -u)" = 0 ] && user="user root;"

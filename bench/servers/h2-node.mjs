@@ -1,20 +1,37 @@
-// Bare Node HTTP/2-over-TLS reference server for bench/tls.sh: the "ceiling" for a Node h2 server.
-// http2.createSecureServer with allowHTTP1 false (h2 only, chosen by ALPN), the given certificate, and the
-// 1 KiB index.html held in memory, answered on every stream. No framework, no logging, no file system work per
-// request. Node's defaults otherwise: TLS 1.2 and 1.3, session tickets on (a random ticket key per process).
-// Run it with the same Node binary as Edgebox (the project's pinned Node 24).
-// usage: node h2-node.mjs PORT CERT KEY FILE
+// Bare Node HTTP/2-over-TLS servers for bench/tls.sh, run with the same Node binary as Edgebox (the pinned Node 24):
+// http2.createSecureServer with the given certificate and the 1 KiB index.html held in memory, answered on every
+// stream with stream.respond (the head object built once) + stream.end. No framework, no logging, no file system
+// work per request.
+// - Without HEADFILE: `node-h2`, the ceiling for any Node h2 server: allowHTTP1 false (h2 only, chosen by ALPN),
+//   3 fields (+ date), Node's defaults otherwise (TLS 1.2 and 1.3, a random ticket key per process).
+// - With HEADFILE: `h2-same-head`, the comparator of issue 14: exactly Edgebox's response head for GET /index.html,
+//   as `curl -D` printed it (the status line and `date` are skipped: Node adds `date` per response, as Edgebox
+//   does), the ALPN list Edgebox offers (h2, http/1.1: allowHTTP1 true) and its TLS 1.2 cipher list (env EB_CIPHERS;
+//   honorCipherOrder, TLSv1.2 minimum). Node's HPACK and field validation make every field cost, so the ceiling for
+//   Edgebox's h2 path is a bare server sending the same fields, not the 3-field one.
+// usage: node h2-node.mjs PORT CERT KEY FILE [HEADFILE]
 import http2 from 'node:http2'
 import fs from 'node:fs'
 
-const [portArg, certFile, keyFile, bodyFile] = process.argv.slice(2)
+const [portArg, certFile, keyFile, bodyFile, headFile] = process.argv.slice(2)
 const body = fs.readFileSync(bodyFile)
-const headers = { ':status': 200, 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }
+let headers = { ':status': 200, 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }
+if (headFile) {
+  headers = { ':status': 200 }
+  for (const line of fs.readFileSync(headFile, 'latin1').split(/\r?\n/)) {
+    const i = line.indexOf(':')
+    if (i <= 0 || line.startsWith('HTTP/')) continue
+    const name = line.slice(0, i).trim().toLowerCase()
+    if (name === 'date') continue
+    headers[name] = line.slice(i + 1).trim()
+  }
+}
 
 const server = http2.createSecureServer({
   cert: fs.readFileSync(certFile),
   key: fs.readFileSync(keyFile),
-  allowHTTP1: false,
+  allowHTTP1: Boolean(headFile),
+  ...(headFile && process.env.EB_CIPHERS ? { ciphers: process.env.EB_CIPHERS, honorCipherOrder: true, minVersion: 'TLSv1.2' } : {}),
 })
 server.on('stream', (stream) => {
   stream.on('error', () => {})
