@@ -202,24 +202,24 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     return (client = c)
   }
 
-  async function directoryMeta(): Promise<{ renewalInfo?: string }> {
-    if (meta) return meta
-    const res = await fetch(directory, dispatcher ? { dispatcher } : {})
-    if (!res.ok) throw new Error(`the ACME directory ${directory} answered ${res.status}`)
-    const dir = (await res.json()) as { renewalInfo?: unknown }
-    return (meta = typeof dir.renewalInfo === 'string' ? { renewalInfo: dir.renewalInfo } : {})
+  /** The directory's renewalInfo resource (RFC 9773 §3), or undefined: none, or the directory unreachable (asked again next time). */
+  async function renewalInfoUrl(): Promise<string | undefined> {
+    if (meta) return meta.renewalInfo
+    try {
+      const res = await fetch(directory, dispatcher ? { dispatcher } : {})
+      if (!res.ok) return undefined
+      const dir = (await res.json()) as { renewalInfo?: unknown }
+      return (meta = typeof dir.renewalInfo === 'string' ? { renewalInfo: dir.renewalInfo } : {}).renewalInfo
+    } catch {
+      return undefined
+    }
   }
 
   /** RFC 9773 §4.2: asks when to renew; keeps the answer until its Retry-After. Failures fall back to two thirds of the lifetime. */
   async function askRenewalInfo(e: Entry): Promise<void> {
     const now = clock.now()
     if (!e.cert || (e.ari && e.ari.recheckAt > now)) return
-    let url: string | undefined
-    try {
-      url = (await directoryMeta()).renewalInfo
-    } catch {
-      return
-    }
+    const url = await renewalInfoUrl()
     if (!url) return
     try {
       const res = await fetch(`${url.replace(/\/$/, '')}/${ariCertId(e.cert.certPem)}`, dispatcher ? { dispatcher } : {})
@@ -235,11 +235,14 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     }
   }
 
+  /** When a held certificate is to be renewed: the renewal information's moment, else two thirds of its lifetime. */
+  const renewAt = (cert: LoadedCertificate, ari: Entry['ari']): number => ari?.at ?? renewAtTwoThirds(cert.cert)
+
+  /** When to look at a name again: a retry after a failure, at once without a certificate, else its renewal (or the next renewal-information check). */
   function dueAt(e: Entry): number {
     if (e.failures > 0) return e.retryAt
     if (!e.cert) return clock.now()
-    if (e.ari) return Math.min(e.ari.at, e.ari.recheckAt)
-    return renewAtTwoThirds(e.cert.cert)
+    return e.ari ? Math.min(e.ari.at, e.ari.recheckAt) : renewAt(e.cert, e.ari)
   }
 
   function schedule(e: Entry): void {
@@ -260,9 +263,9 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     if (closed || entries.get(e.name) !== e) return
     await askRenewalInfo(e)
     const now = clock.now()
-    const renewAt = e.cert ? (e.ari?.at ?? renewAtTwoThirds(e.cert.cert)) : now
-    if (e.cert && e.failures === 0 && renewAt > now) {
-      log.debug({ name: e.name, renewAt: new Date(renewAt).toISOString(), by: e.ari ? 'renewal information' : 'two thirds of the lifetime' }, 'ACME certificate not due for renewal')
+    const at = e.cert ? renewAt(e.cert, e.ari) : now
+    if (e.cert && e.failures === 0 && at > now) {
+      log.debug({ name: e.name, renewAt: new Date(at).toISOString(), by: e.ari ? 'renewal information' : 'two thirds of the lifetime' }, 'ACME certificate not due for renewal')
       return schedule(e)
     }
     if (e.failures > 0 && e.retryAt > now) return schedule(e)
@@ -288,7 +291,8 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
   /** One order (RFC 8555 §7.4): new key, challenges answered, finalized, stored, swapped in. */
   async function order(e: Entry): Promise<void> {
     const c = await account()
-    const replaces = e.cert && (await directoryMeta().catch(() => ({}) as { renewalInfo?: string })).renewalInfo ? ariCertId(e.cert.certPem) : undefined
+    // RFC 9773 §5: a renewal names the certificate it replaces, where the authority speaks renewal information
+    const replaces = e.cert && (await renewalInfoUrl()) ? ariCertId(e.cert.certPem) : undefined
     log.info({ name: e.name, directory, renewal: e.cert !== undefined }, e.cert ? 'renewing the ACME certificate' : 'ordering an ACME certificate')
     const ord = await c.createOrder({ identifiers: [{ type: 'dns', value: e.name }], ...(replaces ? { replaces } : {}) } as Parameters<AcmeClient['createOrder']>[0])
     for (const authz of await c.getAuthorizations(ord)) {
