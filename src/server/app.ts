@@ -112,8 +112,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // the certificates SNI chooses from: the configuration's, then ACME's (rebuilt when either changes)
   let combined: { gen: Generation; acme: readonly LoadedCertificate[]; set: CertificateSet } | undefined
   const certificates = (): CertificateSet => {
-    const got = acme?.certificates() ?? []
     if (!acme) return current.certificates!
+    const got = acme.certificates()
     if (combined?.gen !== current || !sameList(combined.acme, got)) {
       combined = { gen: current, acme: got, set: certificateSet([...current.certificates!.certificates, ...got], current.config.tls) }
     }
