@@ -1,19 +1,17 @@
-import { constants as cryptoConstants } from 'node:crypto'
 import dc from 'node:diagnostics_channel'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import tls from 'node:tls'
+import type tls from 'node:tls'
 import type { EdgeboxConfig } from '../config/schema.ts'
 import type { CertificateSet } from '../tls/certificates.ts'
 import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
-import { firstRecordLength, parseClientHello, type ClientHelloInfo } from '../tls/client-hello.ts'
-import { rawAnswer } from '../http/raw-answer.ts'
+import { refusePlainHttp, routeByAlpn, tlsOptions } from './tls-accept.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
 import { trackResets } from './h2-resets.ts'
@@ -48,8 +46,8 @@ export interface Listener {
   close(deadlineMs: number): Promise<void>
 }
 
-type ListenConfig = EdgeboxConfig['listen'][number]
-type Limits = EdgeboxConfig['limits']
+export type ListenConfig = EdgeboxConfig['listen'][number]
+export type Limits = EdgeboxConfig['limits']
 
 /** What a TLS listener needs: the current certificates (they change on reload), session resumption, the settings. */
 export interface TlsRuntime {
@@ -59,9 +57,6 @@ export interface TlsRuntime {
   /** With ACME: the TLS-ALPN-01 challenge certificate for a name with a pending challenge (RFC 8737). */
   readonly alpnChallenge?: ((servername: string) => tls.SecureContext | undefined) | undefined
 }
-
-/** The TLS handshake record's content type (RFC 8446 §5.1): the first byte a TLS client sends. */
-const TLS_HANDSHAKE = 0x16
 
 export function createListener(listen: ListenConfig, limits: Limits, pipeline: Pipeline, log: Logger, isShuttingDown: () => boolean, tlsRt?: TlsRuntime): Listener {
   if (listen.tls && !tlsRt) throw new Error('a TLS listener needs its certificates')
@@ -247,122 +242,6 @@ function extendedConnect(req: http2.Http2ServerRequest, res: http2.Http2ServerRe
   }
   const socket = new StreamSocket(req.stream)
   pipeline.upgrade(websocketRequest(req, socket), socket, Buffer.alloc(0))
-}
-
-/** The TLS server's options: the default certificate, SNI, ALPN, versions and ciphers, the handshake deadline, resumption. */
-function tlsOptions(listen: ListenConfig, limits: Limits, rt: TlsRuntime): tls.TlsOptions {
-  const cfg = rt.config
-  return {
-    ...rt.certificates().defaultOptions,
-    // the client's order decides among these; h2 first is what browsers offer too
-    ALPNProtocols: listen.protocols.includes('h2') ? ['h2', ...listen.protocols.filter((p) => p !== 'h2')] : [...listen.protocols],
-    SNICallback(servername, done) {
-      const ctx = rt.certificates().contextFor(servername)
-      if (ctx) done(null, ctx)
-      else done(new Error(`no certificate for the server name ${JSON.stringify(servername)} (tls.unknownServerName is 'refuse')`))
-    },
-    handshakeTimeout: limits.headersTimeout,
-    sessionTimeout: Math.max(1, Math.floor(cfg.sessionTimeout / 1000)),
-    // without tickets, no ticket at all (TLS 1.2 clients fall back to the session cache)
-    ...(cfg.sessionTickets ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
-  }
-}
-
-/**
- * Hands each TLS connection, once its handshake is done, to the HTTP/2
- * server when ALPN chose `h2`, else to the HTTPS server's own HTTP/1 handler.
- */
-function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefined, allowH1: boolean): void {
-  const h1Connection = server.listeners('secureConnection')[0] as (socket: tls.TLSSocket) => void
-  server.removeAllListeners('secureConnection')
-  server.on('secureConnection', function alpn(socket: tls.TLSSocket) {
-    if (socket.alpnProtocol === 'h2' && h2) h2.emit('connection', socket)
-    else if (allowH1) h1Connection.call(server, socket)
-    else socket.destroy()
-  })
-}
-
-/**
- * Reads the first byte of each connection before the TLS server does: a TLS
- * client starts with a handshake record; anything else is most likely plain
- * HTTP sent to the HTTPS port, and gets a plain-text 400 naming the https://
- * URL (as nginx and Caddy do) instead of an unreadable alert.
- */
-function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig, accepted: Set<Duplex>, rt: TlsRuntime): void {
-  const tlsConnection = server.listeners('connection')[0] as (socket: Socket) => void
-  server.removeAllListeners('connection')
-  server.on('connection', function peek(socket: Socket) {
-    // every accepted socket, whatever becomes of it (a handshake that never ends, an HTTP/2 session): shutdown's last resort
-    accepted.add(socket)
-    socket.once('close', () => accepted.delete(socket))
-    const drop = () => socket.destroy()
-    socket.setTimeout(firstByteTimeout, drop)
-    socket.once('end', drop)
-    socket.once('data', (chunk: Buffer) => {
-      socket.pause()
-      socket.off('end', drop)
-      socket.setTimeout(0)
-      socket.off('timeout', drop)
-      if (chunk[0] === TLS_HANDSHAKE) {
-        if (rt.alpnChallenge) return readClientHello(socket, chunk, firstByteTimeout, (hello) => (hello && answerAlpnChallenge(socket, hello, rt.alpnChallenge!)) || tlsConnection.call(server, socket))
-        socket.unshift(chunk)
-        return tlsConnection.call(server, socket)
-      }
-      const host = /\r\nhost:[ \t]*([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d+)?[ \t]*\r\n/i.exec(chunk.toString('latin1'))?.[1] ?? (listen.host.includes(':') ? `[${listen.host}]` : listen.host)
-      const port = (server.address() as { port: number } | null)?.port ?? listen.port
-      const body = `This port speaks HTTPS, and the request was plain HTTP: use https://${host}:${port}/\n`
-      // the rest of the request is never read: close once the answer is out
-      socket.end(rawAnswer(400, {}, body), () => socket.destroy())
-    })
-  })
-}
-
-/**
- * With ACME: reads the whole first TLS record (a ClientHello can span TCP
- * segments), puts it back, and gives what it says (null: not a readable
- * ClientHello) to `next`, with the socket paused and nothing consumed.
- */
-function readClientHello(socket: Socket, first: Buffer, timeout: number, next: (hello: ClientHelloInfo | null) => void): void {
-  let seen = first
-  const done = () => {
-    socket.off('data', more)
-    socket.off('end', ended)
-    socket.setTimeout(0)
-    socket.pause()
-    socket.unshift(seen)
-    next(parseClientHello(seen))
-  }
-  const more = (chunk: Buffer) => {
-    seen = Buffer.concat([seen, chunk])
-    const need = firstRecordLength(seen)
-    if (need === undefined || seen.length < need) return
-    done()
-  }
-  const ended = () => socket.destroy()
-  const need = firstRecordLength(seen)
-  if (need !== undefined && seen.length >= need) return done()
-  socket.setTimeout(timeout, ended)
-  socket.once('end', ended)
-  socket.on('data', more)
-  socket.resume()
-}
-
-/**
- * TLS-ALPN-01 (RFC 8737 §3): a ClientHello that offers only `acme-tls/1`,
- * for a name with a pending challenge, gets the challenge certificate; the
- * authority closes once the handshake is done. Returns false for any other
- * handshake, which goes on as usual.
- */
-function answerAlpnChallenge(socket: Socket, hello: ClientHelloInfo, challenge: (servername: string) => tls.SecureContext | undefined): boolean {
-  if (hello.alpn.length !== 1 || hello.alpn[0] !== 'acme-tls/1' || !hello.servername) return false
-  const secureContext = challenge(hello.servername)
-  if (!secureContext) return false
-  const t = new tls.TLSSocket(socket, { isServer: true, secureContext, ALPNProtocols: ['acme-tls/1'] })
-  t.setTimeout(10_000, () => t.destroy())
-  t.on('error', () => t.destroy())
-  t.on('secure', () => t.end())
-  t.on('end', () => t.destroy())
-  return true
 }
 
 /**
