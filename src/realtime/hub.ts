@@ -122,6 +122,58 @@ function noop(): void {}
 
 export type Deliver = (json: string, position: Position, message?: Message) => void
 
+/**
+ * A subscriber whose transport sends every message as the same bytes to all
+ * its subscribers (a WebSocket text frame). Once it has caught up with the
+ * channel, the channel's fan-out writes those bytes to `socket` itself, made
+ * once per message for all, while `conn.readyState` is 1 (a WebSocket's
+ * OPEN: no data frame after a Close frame, RFC 6455 §5.5.1) and the socket
+ * holds at most `limit` unsent bytes; otherwise that message goes through
+ * the subscriber's `send`, which decides (drop, or cut a slow consumer).
+ */
+export interface Direct {
+  readonly socket: { write(b: Buffer): boolean; readonly writableLength: number }
+  readonly conn: { readonly readyState: number }
+  readonly limit: number
+  /** A message's bytes; called once per message for the subscribers that share this function. */
+  readonly frame: (json: string, m: Message) => Buffer
+}
+
+/** One subscriber of a channel, as its fan-out sees it. */
+interface Follower {
+  readonly send: Deliver
+  /** The direct path, while the follower is live (cleared when it stops). */
+  direct: Direct | undefined
+  /** Live messages that arrived while the history was read (null once merged). */
+  held: Message[] | null
+  /** Where it has been brought to (null until its `sub` or `gap`); the fan's position once live. */
+  last: Position | null
+  /** Its index in the fan's live list, -1 while it is catching up. */
+  index: number
+  stopped: boolean
+}
+
+/**
+ * A channel's fan-out: the one engine listener of the channel in this hub.
+ * Followers that have caught up are `live`: each message goes to them in one
+ * flat loop, all at the fan's position `last`. Followers still reading the
+ * history, or not yet at the fan's position, are `joining`: each merges
+ * messages by offset on its own until it stands where the live ones stand.
+ */
+interface Fan {
+  readonly ch: string
+  unlisten: () => void
+  live: Follower[]
+  joining: Follower[]
+  /** The position of every live follower. */
+  last: Position | null
+  /** Set while the live list is walked: stops then only mark (the list is compacted after the walk). */
+  walking: boolean
+  compact: boolean
+  /** Stops listening once no follower is left. */
+  release: () => void
+}
+
 export class Hub {
   readonly engine: Engine
   private readonly rules: ReadonlyArray<ChannelRule & { re: RegExp }>
@@ -178,59 +230,51 @@ export class Hub {
    * just before the oldest message of the current epoch, and that epoch's
    * history follows; a position the history no longer reaches in the same
    * epoch gets `gap` at the current position. Live messages that arrive while the history
-   * is being read are held and merged by offset. Returns the function that
-   * stops following.
+   * is being read are held and merged by offset. With `direct`, the live
+   * messages are written to the subscriber's socket by the channel's
+   * fan-out (see Direct). Returns the function that stops following.
    */
-  async follow(ch: string, after: Position | undefined, rule: ChannelRule, send: Deliver, who?: string): Promise<() => void> {
+  async follow(ch: string, after: Position | undefined, rule: ChannelRule, send: Deliver, who?: string, direct?: Direct): Promise<() => void> {
     if (after !== undefined && !EPOCH.test(after.e)) after = { e: 'invalid', o: 0 }
-    let held: Message[] | null = []
-    let last: Position | null = null
-    const deliver = (m: Message) => {
-      if (last === null) return
-      if (m.e === last.e && m.o <= last.o) return // already delivered (history and live overlap)
-      if (m.e !== last.e) {
-        // The channel's history was lost meanwhile: say so, then go on.
-        const before = { e: m.e, o: m.o - 1 }
-        send(JSON.stringify({ t: 'gap', ch, e: before.e, o: before.o }), before)
-      }
-      last = m // a message is its own position (e, o): nothing allocated per delivery
-      send(messageJson(m), m, m)
-    }
-    const stop = this.engine.listen(ch, (m) => {
-      if (held) held.push(m)
-      else deliver(m)
-    })
+    const f: Follower = { send, direct: undefined, held: [], last: null, index: -1, stopped: false }
+    const fan = this.fanOf(ch)
+    fan.joining.push(f)
+    const stop = () => this.unfollow(fan, f)
     try {
       if (after === undefined) {
         const p = await this.engine.position(ch)
-        last = p
+        f.last = p
         send(JSON.stringify({ t: 'sub', ch, e: p.e, o: p.o }), p)
       } else {
         const s = await this.engine.since(ch, after, rule.history)
         const restart = s.gap && after.e !== s.position.e ? await this.restarted(ch, s, rule) : undefined
         if (restart) {
-          last = restart.from
+          f.last = restart.from
           send(JSON.stringify({ t: 'gap', ch, e: restart.from.e, o: restart.from.o }), restart.from)
-          for (const m of restart.messages) deliver(m)
+          for (const m of restart.messages) deliver(ch, f, m)
         } else if (s.gap) {
-          last = s.position
+          f.last = s.position
           send(JSON.stringify({ t: 'gap', ch, e: s.position.e, o: s.position.o }), s.position)
         } else {
-          last = after
+          f.last = after
           send(JSON.stringify({ t: 'sub', ch, e: after.e, o: after.o }), after)
-          for (const m of s.messages) deliver(m)
+          for (const m of s.messages) deliver(ch, f, m)
         }
       }
     } catch (err) {
       stop()
       throw err
     }
-    const pending = held
-    held = null
-    for (const m of pending) deliver(m)
+    const pending = f.held!
+    f.held = null
+    for (const m of pending) deliver(ch, f, m)
+    if (!f.stopped) {
+      f.direct = direct
+      join(fan, f)
+    }
     if (!rule.presence || who === undefined) return stop
     // Presence: this connection's subscriber hears joins and leaves from now on, and counts as present.
-    const position = () => last ?? { e: '', o: 0 }
+    const position = () => (f.index >= 0 ? fan.last : f.last) ?? { e: '', o: 0 }
     const stopPresence = this.engine.listenPresence(ch, (ev) => send(JSON.stringify(ev), position()))
     await this.engine.join(ch, who)
     return () => {
@@ -238,6 +282,39 @@ export class Hub {
       stopPresence()
       void this.engine.leave(ch, who)
     }
+  }
+
+  private readonly fans = new Map<string, Fan>()
+
+  /** The channel's fan-out, listening to the engine from its first follower on. */
+  private fanOf(ch: string): Fan {
+    let fan = this.fans.get(ch)
+    if (fan === undefined) {
+      const created: Fan = { ch, unlisten: noop, live: [], joining: [], last: null, walking: false, compact: false, release: noop }
+      created.unlisten = this.engine.listen(ch, (m) => fanOut(created, m))
+      created.release = () => {
+        if (created.live.length > 0 || created.joining.length > 0 || created.walking) return
+        created.unlisten()
+        if (this.fans.get(ch) === created) this.fans.delete(ch)
+      }
+      this.fans.set(ch, created)
+      fan = created
+    }
+    return fan
+  }
+
+  private unfollow(fan: Fan, f: Follower): void {
+    if (f.stopped) return
+    f.stopped = true
+    f.direct = undefined
+    if (f.index >= 0) {
+      if (fan.walking) fan.compact = true
+      else removeLive(fan, f)
+    } else {
+      const k = fan.joining.indexOf(f)
+      if (k >= 0) fan.joining.splice(k, 1)
+    }
+    fan.release()
   }
 
   /**
@@ -288,5 +365,96 @@ export class Hub {
     const r = this.checkSubscribe(ch, grant)
     if (!r.presence) throw new HubError('bad-request', `${ch} has no presence (presence: true in its rule)`, ch)
     return this.engine.members(ch)
+  }
+}
+
+/** A follower's own merge (while it catches up): each message once, by offset, with `gap` on an epoch change. */
+function deliver(ch: string, f: Follower, m: Message): void {
+  const last = f.last
+  if (last === null) return
+  if (m.e === last.e && m.o <= last.o) return // already delivered (history and live overlap)
+  if (m.e !== last.e) {
+    // The channel's history was lost meanwhile: say so, then go on.
+    const before = { e: m.e, o: m.o - 1 }
+    f.send(JSON.stringify({ t: 'gap', ch, e: before.e, o: before.o }), before)
+  }
+  f.last = m // a message is its own position (e, o): nothing allocated per delivery
+  f.send(messageJson(m), m, m)
+}
+
+/** A caught-up follower joins the live list when it stands where the live ones stand (or none is live). */
+function join(fan: Fan, f: Follower): void {
+  const last = f.last
+  if (last === null) return
+  if (fan.live.length > 0) {
+    const at = fan.last!
+    if (last.e !== at.e || last.o !== at.o) return // not yet: it goes on merging until it is there
+  } else fan.last = last
+  const k = fan.joining.indexOf(f)
+  if (k >= 0) fan.joining.splice(k, 1)
+  f.index = fan.live.length
+  fan.live.push(f)
+}
+
+function removeLive(fan: Fan, f: Follower): void {
+  const live = fan.live
+  const k = f.index
+  const moved = live.pop()!
+  if (moved !== f) {
+    live[k] = moved
+    moved.index = k
+  }
+  f.index = -1
+}
+
+/**
+ * One message to a channel's followers. The live ones are all at the fan's
+ * position, so the order and exactly-once checks are made once for all; the
+ * envelope's JSON and the direct subscribers' bytes are made once, and each
+ * direct subscriber costs one check and one write.
+ */
+function fanOut(fan: Fan, m: Message): void {
+  const live = fan.live
+  if (live.length > 0) {
+    const at = fan.last!
+    if (m.e !== at.e || m.o > at.o) {
+      fan.walking = true
+      if (m.e !== at.e) {
+        // The channel's history was lost meanwhile: every live follower hears it, then goes on.
+        const before = { e: m.e, o: m.o - 1 }
+        const gap = JSON.stringify({ t: 'gap', ch: fan.ch, e: before.e, o: before.o })
+        for (let i = 0; i < live.length; i++) if (!live[i]!.stopped) live[i]!.send(gap, before)
+      }
+      fan.last = m
+      const json = messageJson(m)
+      let frame: ((json: string, m: Message) => Buffer) | undefined
+      let bytes: Buffer | undefined
+      for (let i = 0; i < live.length; i++) {
+        const f = live[i]!
+        const d = f.direct
+        if (d !== undefined && d.conn.readyState === 1 && d.socket.writableLength <= d.limit) {
+          if (d.frame !== frame) bytes = (frame = d.frame)(json, m)
+          d.socket.write(bytes!)
+        } else if (!f.stopped) f.send(json, m, m)
+      }
+      fan.walking = false
+      if (fan.compact) {
+        fan.compact = false
+        fan.live = live.filter((f) => !f.stopped)
+        for (let i = 0; i < fan.live.length; i++) fan.live[i]!.index = i
+        for (const f of live) if (f.stopped) f.index = -1
+        fan.release()
+      }
+    }
+  } else fan.last = m
+  const joining = fan.joining
+  if (joining.length === 0) return
+  for (const f of [...joining]) {
+    if (f.stopped) continue
+    if (f.held !== null) f.held.push(m)
+    else {
+      deliver(fan.ch, f, m)
+      join(fan, f)
+    }
   }
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
 import { jsonDepthProblem, MAX_JSON_DEPTH } from '../../http/json-limits.ts'
 import type { Message } from '../engine.ts'
-import { HubError, type Grant, type Hub } from '../hub.ts'
+import { HubError, type Direct, type Grant, type Hub } from '../hub.ts'
 import type { Timer } from '../../core/clock.ts'
 
 /**
@@ -87,6 +87,8 @@ interface Session {
   closed: boolean
   /** Unregisters the session from the hub's shutdown list. */
   release: () => void
+  /** How the channels' fan-out writes live messages to this connection (see Direct), when ws exposes its socket. */
+  readonly direct: Direct | undefined
 }
 
 export class WebSocketTransport {
@@ -121,7 +123,11 @@ export class WebSocketTransport {
   }
 
   private session(ws: WebSocket, grant: (Grant & { expires?: number | undefined }) | undefined): void {
-    const s: Session = { ws, who: grant?.user ?? anonymous(), subs: new Map(), alive: true, closed: false, release: noop }
+    // The fan-out writes each message's shared frame straight to the socket: ws's sender would queue only while
+    // compressing (perMessageDeflate is off) or reading a Blob (never sent here), so frames cannot interleave.
+    const socket = (ws as unknown as WsInternals)._socket
+    const direct: Direct | undefined = socket ? { socket, conn: ws, limit: this.opts.maxBuffered, frame: frameOf } : undefined
+    const s: Session = { ws, who: grant?.user ?? anonymous(), subs: new Map(), alive: true, closed: false, release: noop, direct }
     this.sessions.add(s)
     // Shutdown: 1001 (going away, RFC 6455 §7.4.1) tells the client to reconnect; the closing handshake then ends the connection.
     s.release = this.hub.hold(() => ws.close(1001, 'server shutting down'))
@@ -169,7 +175,7 @@ export class WebSocketTransport {
           after = { e: env.e, o: env.o }
         }
         s.subs.set(ch, null) // taken: a second `sub` while this one starts is ignored
-        const stop = await this.hub.follow(ch, after, rule, (json, _p, m) => this.send(s, json, m), s.who)
+        const stop = await this.hub.follow(ch, after, rule, (json, _p, m) => this.send(s, json, m), s.who, s.direct)
         if (s.closed || !s.subs.has(ch)) return stop()
         s.subs.set(ch, stop)
         return
