@@ -60,6 +60,23 @@ export function parseAcceptEncoding(value: string | undefined): Map<string, numb
  */
 export function chooseEncoding(value: string | undefined, available: readonly string[]): string {
   if (value === undefined) return 'identity'
+  // A frozen list (the static handler's) keeps the answers it gave: clients send a handful of values.
+  if (!Object.isFrozen(available)) return choose(value, available)
+  let memo = chosen.get(available)
+  const known = memo?.get(value)
+  if (known !== undefined) return known
+  const answer = choose(value, available)
+  if (memo === undefined) chosen.set(available, (memo = new Map()))
+  else if (memo.size >= CHOSEN_MAX) memo.clear()
+  memo.set(value, answer)
+  return answer
+}
+
+/** Answers by Accept-Encoding value, per frozen list of available codings; at most CHOSEN_MAX values each. */
+const chosen = new WeakMap<readonly string[], Map<string, string>>()
+const CHOSEN_MAX = 64
+
+function choose(value: string, available: readonly string[]): string {
   const accepted = parseAcceptEncoding(value)
   const star = accepted.get('*')
   let best = 'identity'

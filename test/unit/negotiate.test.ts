@@ -100,3 +100,26 @@ test('property: chooseEncoding returns identity or an available coding with q > 
     { numRuns: 1000 },
   )
 })
+
+test('property: a frozen list of codings (whose answers are kept) is answered as the same list unfrozen, value after value', () => {
+  const coding = fc.constantFrom('gzip', 'br', 'zstd', 'identity', '*', 'x-gzip', 'GZIP')
+  const weight = fc.option(fc.constantFrom('0', '0.5', '1', '0.2'), { nil: undefined })
+  const element = fc.tuple(coding, weight).map(([c, w]) => (w === undefined ? c : `${c};q=${w}`))
+  const header = fc.array(element, { maxLength: 4 }).map((e) => e.join(', '))
+  const frozen = Object.freeze(['br', 'gzip'])
+  const other = Object.freeze(['gzip'])
+  fc.assert(
+    // more distinct values than are kept, and values seen before again
+    fc.property(fc.array(header, { minLength: 1, maxLength: 200 }), (headers) => {
+      for (const h of [...headers, ...headers.reverse()]) {
+        assert.equal(chooseEncoding(h, frozen), chooseEncoding(h, ['br', 'gzip']), h)
+        assert.equal(chooseEncoding(h, other), chooseEncoding(h, ['gzip']), h)
+      }
+    }),
+    { numRuns: 200 },
+  )
+  assert.equal(chooseEncoding('br;q=0, gzip', frozen), 'gzip')
+  assert.equal(chooseEncoding('br;q=0, gzip', other), 'gzip')
+  assert.equal(chooseEncoding('br', frozen), 'br')
+  assert.equal(chooseEncoding('br', other), 'identity')
+})

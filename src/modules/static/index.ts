@@ -91,7 +91,8 @@ type StaticConfig = z.output<typeof schema>
 const FINGERPRINT = /[.-](?=[0-9a-f]*\d)[0-9a-f]{6,}\.[a-z0-9]+$|[.-](?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{8}\.[a-z0-9]+$/
 const HAS_EXTENSION = /\.[^/]*$/
 const MAX_RANGES = 64
-const BOTH_ENCODINGS: readonly Encoding[] = ['br', 'gzip']
+/** Frozen: chooseEncoding keeps its answers for a frozen list. */
+const BOTH_ENCODINGS: readonly Encoding[] = Object.freeze(['br', 'gzip'])
 /**
  * Brotli's window for on-the-fly compression: 2^19 = 512 KiB (RFC 7932 §9.1),
  * nginx's brotli default. The encoder then holds at most about 512 KiB of a
