@@ -161,15 +161,46 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     return resolveAndServe(ctx)
   }
 
-  async function resolveAndServe(ctx: Context): Promise<void> {
+  /**
+   * A path with no entry, or whose entry's time is over: the requests for it
+   * in flight at that moment share one look at the disk (path rule, stat,
+   * cache.load), each answered from what it found. `alone`: a look of its own
+   * (a request served again because its file changed while it was opened).
+   */
+  async function resolveAndServe(ctx: Context, alone = false): Promise<void> {
     ctx.cache = 'MISS'
     const rel = ctx.routePath
-    const at = await reach(rel) // a hidden dot name throws here: 404 or 403
-    const st = at.visible && at.exists ? await statOrNull(at.fsPath) : null
-    if (st?.isDirectory()) return directory(ctx, rel, at.fsPath)
-    if (st?.isFile()) return serve(ctx, rel, await cache.load(rel, at.fsPath, st, Date.now()))
+    let shared = alone ? undefined : looks.get(rel)
+    if (shared === undefined) {
+      shared = look(rel)
+      if (!alone) {
+        const mine = shared
+        looks.set(rel, mine)
+        const done = () => {
+          if (looks.get(rel) === mine) looks.delete(rel)
+        }
+        mine.then(done, done)
+      }
+    }
+    const found = await shared
+    if (found.entry !== undefined) return serve(ctx, rel, found.entry)
+    if (found.error !== undefined) throw found.error // a hidden dot name: 404 or 403
+    if (found.directory !== undefined) return directory(ctx, rel, found.directory)
     if (spaPath && !HAS_EXTENSION.test(rel)) return spaFallback(ctx)
     throw httpError('EB_ERR_NOT_FOUND')
+  }
+  const looks = new Map<string, Promise<Look>>()
+
+  /** What a request path is on disk: a file's entry, a directory, nothing, or the path rule's refusal. Never rejects. */
+  async function look(rel: string): Promise<Look> {
+    try {
+      const at = await reach(rel)
+      const st = at.visible && at.exists ? await statOrNull(at.fsPath) : null
+      if (st?.isFile()) return { entry: await cache.load(rel, at.fsPath, st, Date.now()) }
+      return st?.isDirectory() ? { directory: at.fsPath } : {}
+    } catch (err) {
+      return { error: err }
+    }
   }
 
   async function directory(ctx: Context, rel: string, fsPath: string): Promise<void> {
@@ -382,7 +413,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     if (retried.has(ctx)) throw httpError('EB_ERR_INTERNAL', 'the file keeps changing while being served')
     retried.add(ctx)
     cache.invalidate(ctx.routePath)
-    await resolveAndServe(ctx)
+    await resolveAndServe(ctx, true)
     return null
   }
   const retried = new WeakSet<Context>()
@@ -400,6 +431,13 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
       cache.clear()
     },
   }
+}
+
+/** What resolveAndServe's look at the disk found (at most one of these; none: nothing there). */
+interface Look {
+  readonly entry?: FileEntry
+  readonly directory?: string
+  readonly error?: unknown
 }
 
 async function statOrNull(p: string) {
