@@ -26,13 +26,19 @@
 //
 // usage: node realtime-load.mjs fanout --target edgebox|ws|sio [--transport ws|sse|poll] --port P --pgid PGID
 //                               [--n 1000] [--rate 100] [--dur 10] [--warm 2] [--ch fan:x] [--prefix /rt/] [--key K]
+//        (--procs K: the N subscribers spread over K child processes, see `subs` below)
 //        node realtime-load.mjs idle   --target edgebox|ws|sio --port P --pgid PGID --inspect IPORT [--n 5000] [--settle 3]
+// fanout's --on-measure CMD / --off-measure CMD: shell commands run (and waited for) right before the measured series
+// and once it has reached every subscriber, e.g. `callgrind_control -i on|off PID` to count only the measured window
+// (bench/profiles/realtime-callgrind.sh).
 // The last line on stdout is one JSON object with the results; progress goes to stderr.
+import { execSync, fork } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 
@@ -56,6 +62,9 @@ const { positionals, values: o } = parseArgs({
     'drain-timeout': { type: 'string', default: '10' },
     'lag-grace': { type: 'string', default: '250' },
     max: { type: 'string', default: '300' },
+    procs: { type: 'string', default: '1' },
+    'on-measure': { type: 'string' },
+    'off-measure': { type: 'string' },
   },
 })
 const mode = positionals[0]
@@ -68,10 +77,13 @@ const HZ = Number(process.env.CLK_TCK || 100)
 const base = `http://127.0.0.1:${port}`
 const log = (...a) => process.stderr.write(`[load ${target}${transport !== 'ws' ? '/' + transport : ''}] ${a.join(' ')}\n`)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+/** Milliseconds of the system's monotonic clock: the same clock in every process of the generator. */
+const clockMs = () => Number(process.hrtime.bigint()) / 1e6
 
 // The whole run is bounded: past --max seconds, print a failure line and exit.
 setTimeout(() => {
-  console.log(JSON.stringify({ target, transport, error: `time limit ${o.max} s reached` }))
+  if (mode === 'subs') process.stderr.write(`subscriber process: time limit ${o.max} s reached\n`)
+  else console.log(JSON.stringify({ target, transport, error: `time limit ${o.max} s reached` }))
   process.exit(2)
 }, Number(o.max) * 1000).unref()
 
@@ -152,11 +164,14 @@ function onSeq(i, s) {
   got[i]++
   delivered++
   if (s > warmN) measured++
-  if (s < perSeq.length && ++perSeq[s] === N) {
-    completed++
-    if (s > warmN && latN < lat.length) lat[latN++] = performance.now() - sentAt[s]
-    if (onComplete && completed >= completeTarget) onComplete()
-  }
+  if (s < perSeq.length && ++perSeq[s] === N) seqDone(s, clockMs())
+}
+
+/** Broadcast S has reached every subscriber, the last one at AT (clockMs). A child process reports it instead. */
+let seqDone = (s, at) => {
+  completed++
+  if (s > warmN && latN < lat.length) lat[latN++] = at - sentAt[s]
+  if (onComplete && completed >= completeTarget) onComplete()
 }
 
 // Subscribers speak WebSocket (RFC 6455) themselves over node:net, so the generator stays cheap at 100,000 deliveries
@@ -417,14 +432,14 @@ function publishOne(seq) {
   const path = target === 'edgebox' ? `${o.prefix}api/publish` : '/publish'
   const headers = { 'content-type': target === 'edgebox' ? 'application/json' : 'text/plain', 'content-length': Buffer.byteLength(body) }
   if (target === 'edgebox') headers.authorization = `Bearer ${o.key}`
-  sentAt[seq] = performance.now()
+  sentAt[seq] = clockMs()
   pubSent++
   const req = http.request(`${base}${path}`, { method: 'POST', agent: pubAgent, headers }, (res) => {
     let text = ''
     res.setEncoding('utf8')
     res.on('data', (c) => (text += c))
     res.on('end', () => {
-      pubLatSum += performance.now() - sentAt[seq]
+      pubLatSum += clockMs() - sentAt[seq]
       if (res.statusCode >= 300) return void (pubBad++, pubBadSamples.length < 3 && pubBadSamples.push(`${res.statusCode} ${text.slice(0, 200)}`))
       if (target === 'edgebox') {
         const a = JSON.parse(text)
@@ -471,8 +486,9 @@ function untilCompleted(n, ms) {
 /** percentile P of a SORTED typed array */
 const pct = (s, p) => (s.length === 0 ? null : +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))].toFixed(2))
 
-async function fanout() {
-  N = Number(o.n ?? 1000)
+/** The broadcast counts of a fanout run, from --rate, --dur and --warm (the same in every process). */
+function setup(n) {
+  N = n
   const rate = Number(o.rate), dur = Number(o.dur), warm = Number(o.warm)
   warmN = Math.round(warm * rate)
   const measN = Math.max(1, Math.round(dur * rate))
@@ -482,35 +498,19 @@ async function fanout() {
   perSeq = new Uint32Array(totalN + 1)
   sentAt = new Float64Array(totalN + 1)
   lat = new Float64Array(measN)
+  return { rate, measN }
+}
+
+/** Opens this process's N subscribers; answers the connections. */
+async function openSubscribers() {
   const conns = []
-  const t0 = performance.now()
   const open = transport === 'sse' ? (i) => sseClient(i, conns) : transport === 'poll' ? (i) => pollClient(i) : (i) => wsClient(i, conns)
   await openAll(N, open)
-  const connectMs = Math.round(performance.now() - t0)
-  log(`${N} subscribers ready in ${connectMs} ms`)
-  await sleep(500)
-  // warm-up (not measured): the same rate, then wait until it has been delivered
-  if (warmN > 0) {
-    await series(1, warmN, rate)
-    if (!(await untilCompleted(warmN, Number(o['drain-timeout']) * 1000))) log(`warm-up not fully delivered: ${completed}/${warmN} broadcasts reached everyone`)
-    await sleep(300)
-  }
-  // measured series
-  const loop = monitorEventLoopDelay({ resolution: 5 })
-  loop.enable()
-  const c0 = grpCpu(pgid), s0 = steal(o['srv-cpu']), q0 = runq(pgid), g0 = runq(process.pid), u0 = process.cpuUsage(), w0 = performance.now()
-  const pubSecs = await series(warmN + 1, measN, rate)
-  const pubCpu = process.cpuUsage(u0), measuredAtPubEnd = measured, pubEnd = performance.now()
-  // broadcasts sent at least --lag-grace ms before the series ended: those every subscriber should have by then
-  let dueN = 0
-  for (let k = warmN + 1; k <= totalN; k++) if (sentAt[k] <= pubEnd - Number(o['lag-grace'])) dueN++
-  const drained = await untilCompleted(totalN, Number(o['drain-timeout']) * 1000)
-  const w1 = performance.now(), c1 = grpCpu(pgid), s1 = steal(o['srv-cpu']), q1 = runq(pgid), g1 = runq(process.pid), u1 = process.cpuUsage(u0)
-  loop.disable()
-  const secs = (w1 - w0) / 1000
-  const lats = lat.subarray(0, latN).sort()
-  const srvCpu = c1 - c0
-  const expected = measN * N
+  return conns
+}
+
+/** This process's delivery counts at the end of a run. */
+function tally() {
   let lost = 0, clientsShort = 0
   for (let i = 0; i < N; i++) {
     const miss = totalN - got[i]
@@ -519,33 +519,156 @@ async function fanout() {
       clientsShort++
     }
   }
+  return { measured, lost, clientsShort, dups, skips, gapEnvelopes, unexpectedClose, clientErrors, httpErrors, closeCodes }
+}
+
+const cpuS = (u) => (u.user + u.system) / 1e6
+
+/**
+ * --procs K: the subscribers spread over K child processes (`subs` mode, forked with this file's own arguments and
+ * --n set to each one's share), so that no generator process is the limit where the generator has several cores
+ * (GEN_CPU a list in bench/realtime.sh). Each child counts its own subscribers and reports over IPC when a broadcast
+ * has reached all of them, stamped with the system's monotonic clock; the parent publishes, takes the latest of the
+ * K stamps as the broadcast's completion, and sums the children's counts and CPU at the end.
+ */
+async function startChildren(procs) {
+  const kids = []
+  const doneBy = new Uint16Array(totalN + 1), lastAt = new Float64Array(totalN + 1)
+  const ready = []
+  for (let k = 0; k < procs; k++) {
+    const count = Math.floor(N / procs) + (k < N % procs ? 1 : 0)
+    const kid = fork(fileURLToPath(import.meta.url), ['subs', ...process.argv.slice(3), '--n', String(count)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const waiting = new Map() // reply type -> resolve
+    kid.ask = (t) => new Promise((resolve) => (waiting.set(t, resolve), kid.send({ t })))
+    ready.push(
+      new Promise((resolve, reject) => {
+        kid.on('message', (m) => {
+          if (m.t === 'done') {
+            if (m.at > lastAt[m.s]) lastAt[m.s] = m.at
+            if (++doneBy[m.s] === procs) seqDone(m.s, lastAt[m.s])
+          } else if (m.t === 'ready') resolve()
+          else if (m.t === 'error') reject(new Error(`subscriber process ${k}: ${m.message}`))
+          else waiting.get(m.t)?.(m)
+        })
+        kid.on('exit', (code) => {
+          if (!stopping) reject(new Error(`subscriber process ${k} exited (${code})`))
+        })
+      }),
+    )
+    kids.push(kid)
+  }
+  await Promise.all(ready)
+  return kids
+}
+
+/** A child process of --procs: its share of the subscribers, driven by the parent over IPC. */
+async function subs() {
+  setup(Number(o.n))
+  // the parent gone (it printed its result, or failed): nothing left to report to
+  process.on('disconnect', () => process.exit(0))
+  const send = (m) => void (process.connected && process.send(m))
+  seqDone = (s) => send({ t: 'done', s, at: clockMs() })
+  let conns
+  try {
+    conns = await openSubscribers()
+  } catch (err) {
+    send({ t: 'error', message: String(err?.message ?? err) })
+    return void setTimeout(() => process.exit(1), 100)
+  }
+  let u0 = process.cpuUsage(), q0 = runq(process.pid)
+  process.on('message', (m) => {
+    if (m.t === 'mark') {
+      u0 = process.cpuUsage()
+      q0 = runq(process.pid)
+      send({ t: 'mark' })
+    } else if (m.t === 'pubEnd') send({ t: 'pubEnd', measured, cpu: cpuS(process.cpuUsage(u0)) })
+    else if (m.t === 'report') {
+      const u = process.cpuUsage(u0)
+      send({ t: 'report', ...tally(), cpu: cpuS(u), sys: u.system / 1e6, runq: runq(process.pid) - q0 })
+    } else if (m.t === 'stop') {
+      stopping = true
+      for (const c of conns) (c.terminate ?? c.destroy).call(c)
+      setTimeout(() => process.exit(0), 100)
+    }
+  })
+  send({ t: 'ready' })
+}
+
+async function fanout() {
+  const { rate, measN } = setup(Number(o.n ?? 1000))
+  const procs = Math.max(1, Math.min(Number(o.procs), N))
+  const t0 = performance.now()
+  const conns = procs === 1 ? await openSubscribers() : []
+  const kids = procs === 1 ? [] : await startChildren(procs)
+  const connectMs = Math.round(performance.now() - t0)
+  log(`${N} subscribers ready in ${connectMs} ms${procs > 1 ? ` (${procs} processes)` : ''}`)
+  await sleep(500)
+  // warm-up (not measured): the same rate, then wait until it has been delivered
+  if (warmN > 0) {
+    await series(1, warmN, rate)
+    if (!(await untilCompleted(warmN, Number(o['drain-timeout']) * 1000))) log(`warm-up not fully delivered: ${completed}/${warmN} broadcasts reached everyone`)
+    await sleep(300)
+  }
+  // measured series
+  if (o['on-measure']) execSync(o['on-measure'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 })
+  const loop = monitorEventLoopDelay({ resolution: 5 })
+  loop.enable()
+  await Promise.all(kids.map((k) => k.ask('mark')))
+  const c0 = grpCpu(pgid), s0 = steal(o['srv-cpu']), q0 = runq(pgid), g0 = runq(process.pid), u0 = process.cpuUsage(), w0 = performance.now()
+  const pubSecs = await series(warmN + 1, measN, rate)
+  const pubCpu = process.cpuUsage(u0), pubEnd = clockMs()
+  const atPubEnd = await Promise.all(kids.map((k) => k.ask('pubEnd')))
+  const measuredAtPubEnd = procs === 1 ? measured : atPubEnd.reduce((a, r) => a + r.measured, 0)
+  // broadcasts sent at least --lag-grace ms before the series ended: those every subscriber should have by then
+  let dueN = 0
+  for (let k = warmN + 1; k <= totalN; k++) if (sentAt[k] <= pubEnd - Number(o['lag-grace'])) dueN++
+  const drained = await untilCompleted(totalN, Number(o['drain-timeout']) * 1000)
+  const w1 = performance.now(), c1 = grpCpu(pgid), s1 = steal(o['srv-cpu']), q1 = runq(pgid), g1 = runq(process.pid), u1 = process.cpuUsage(u0)
+  loop.disable()
+  if (o['off-measure']) execSync(o['off-measure'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 })
+  const secs = (w1 - w0) / 1000
+  const lats = lat.subarray(0, latN).sort()
+  const srvCpu = c1 - c0
+  const expected = measN * N
+  // the counts: this process's, or the sum of the children's
+  const reports = procs === 1 ? [{ ...tally(), cpu: 0, sys: 0, runq: 0 }] : await Promise.all(kids.map((k) => k.ask('report')))
+  const sum = (k) => reports.reduce((a, r) => a + r[k], 0)
+  const codes = {}
+  for (const r of reports) for (const [c, n] of Object.entries(r.closeCodes)) codes[c] = (codes[c] ?? 0) + n
+  const meas = sum('measured')
   stopping = true
+  // the generator's CPU: every process's (client_cpu), and the busiest one's share of its core (client_cpu_proc_max)
+  const ownCpu = cpuS(u1), kidCpu = reports.map((r) => r.cpu)
+  const pubKidCpu = atPubEnd.map((r) => r.cpu)
   const res = {
-    target, transport, clients: N, rate, broadcasts: measN, warm_broadcasts: warmN,
+    target, transport, clients: N, procs, rate, broadcasts: measN, warm_broadcasts: warmN,
     payload_bytes: PAYLOAD, connect_ms: connectMs,
     seconds: +secs.toFixed(3), publish_seconds: +pubSecs.toFixed(3), achieved_rate: +(measN / pubSecs).toFixed(1),
-    expected, delivered: measured, lost, clients_short: clientsShort, dups, out_of_order: skips, gap_envelopes: gapEnvelopes,
+    expected, delivered: meas, lost: sum('lost'), clients_short: sum('clientsShort'), dups: sum('dups'), out_of_order: sum('skips'), gap_envelopes: sum('gapEnvelopes'),
     drained, srv_cpu_s: +srvCpu.toFixed(2), srv_cpu: +(srvCpu / secs).toFixed(3),
-    cpu_s_per_M: measured > 0 ? +(srvCpu / (measured / 1e6)).toFixed(3) : null,
-    steal: +((s1 - s0) / secs).toFixed(3), client_cpu: +((u1.user + u1.system) / 1e6 / secs).toFixed(3),
+    cpu_s_per_M: meas > 0 ? +(srvCpu / (meas / 1e6)).toFixed(3) : null,
+    steal: +((s1 - s0) / secs).toFixed(3), client_cpu: +((ownCpu + sum('cpu')) / secs).toFixed(3),
+    client_cpu_proc_max: +(Math.max(ownCpu, ...kidCpu) / secs).toFixed(3),
     // the generator's own limits: its CPU while the broadcasts were being sent, the deliveries it had counted by the
     // end of the series over those offered in it (N x broadcasts sent), and its event loop's delay
-    srv_runq: +((q1 - q0) / secs).toFixed(3), client_runq: +((g1 - g0) / secs).toFixed(3),
-    client_sys_share: +(u1.system / (u1.user + u1.system)).toFixed(3),
-    client_cpu_pub: +((pubCpu.user + pubCpu.system) / 1e6 / pubSecs).toFixed(3),
+    srv_runq: +((q1 - q0) / secs).toFixed(3), client_runq: +((g1 - g0 + sum('runq')) / secs).toFixed(3),
+    client_sys_share: +((u1.system / 1e6 + sum('sys')) / (ownCpu + sum('cpu'))).toFixed(3),
+    client_cpu_pub: +((cpuS(pubCpu) + pubKidCpu.reduce((a, c) => a + c, 0)) / pubSecs).toFixed(3),
+    client_cpu_pub_proc_max: +(Math.max(cpuS(pubCpu), ...pubKidCpu) / pubSecs).toFixed(3),
     delivery_share: +Math.min(1, measuredAtPubEnd / (N * Math.max(1, dueN))).toFixed(4),
     client_loop_ms_p99: +(loop.percentile(99) / 1e6).toFixed(2), client_loop_ms_max: +(loop.max / 1e6).toFixed(2),
-    fanout_ms_p50: pct(lats, 50), fanout_ms_p99: pct(lats, 99), fanout_ms_max: latN ? +lats[latN - 1].toFixed(2) : null,
+    fanout_ms_p50: pct(lats, 50), fanout_ms_p99: pct(lats, 99), fanout_ms_max: lats.length ? +lats[lats.length - 1].toFixed(2) : null,
     publish_ok: pubOk, publish_bad: pubBad, publish_ms_avg: pubOk ? +(pubLatSum / (pubOk + pubBad)).toFixed(2) : null,
-    unexpected_close: unexpectedClose, close_codes: closeCodes, client_errors: clientErrors, http_errors: httpErrors,
+    unexpected_close: sum('unexpectedClose'), close_codes: codes, client_errors: sum('clientErrors'), http_errors: sum('httpErrors'),
     srv_rss_mb: +(rssOf(pgid) / 1048576).toFixed(1),
   }
   if (pubBadSamples.length) res.publish_errors = pubBadSamples
   console.log(JSON.stringify(res))
   for (const c of conns) (c.terminate ?? c.destroy).call(c)
+  for (const k of kids) k.send({ t: 'stop' })
   pollAgent.destroy()
   pubAgent.destroy()
-  setTimeout(() => process.exit(0), 200)
+  setTimeout(() => process.exit(0), 300)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -624,7 +747,8 @@ async function idle() {
   setTimeout(() => process.exit(0), 200)
 }
 
-;(mode === 'fanout' ? fanout() : mode === 'idle' ? idle() : Promise.reject(new Error('usage: realtime-load.mjs fanout|idle ...'))).catch((err) => {
-  console.log(JSON.stringify({ target, transport, error: String(err?.message ?? err) }))
+;(mode === 'fanout' ? fanout() : mode === 'subs' ? subs() : mode === 'idle' ? idle() : Promise.reject(new Error('usage: realtime-load.mjs fanout|idle ...'))).catch((err) => {
+  process.stderr.write(`${err?.stack ?? err}\n`)
+  if (mode !== 'subs') console.log(JSON.stringify({ target, transport, error: String(err?.message ?? err) }))
   process.exit(1)
 })

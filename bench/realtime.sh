@@ -15,15 +15,18 @@
 #   memory per idle WebSocket connection: server RSS (and heap used) after IDLE_N (5000) idle subscribers minus before,
 #   / IDLE_N, for edgebox, ws-send and socketio, each on a fresh server, read after a settle delay and a full GC.
 # Servers pinned to core $SRV_CPU, the load generator (bench/realtime-load.mjs: subscribers + publisher) to core
-# $GEN_CPU; ROUNDS alternating rounds; medians. The generator's subscribers speak WebSocket over raw sockets with one
-# shared read buffer (no per-message parsing beyond the sequence number), so it uses a fraction of its core; a run in
-# which it used >= GEN_MAX (0.9) of its core, or had counted < DELIV_MIN (0.95) of the deliveries due by the end of
-# the series (those of the broadcasts sent 250 ms or more before it), is dropped: the generator was the limit, or the
-# system as a whole could not carry the offered load.
+# $GEN_CPU (a core, or a list: GEN_CPU=1-3); ROUNDS alternating rounds; medians. The generator's subscribers speak
+# WebSocket over raw sockets with one shared read buffer (no per-message parsing beyond the sequence number), so it
+# uses a fraction of its core; with GEN_PROCS > 1 (by default one per core of GEN_CPU) they are spread over that many
+# processes. A run in which any generator process used >= GEN_MAX (0.9) of a core (or all of them together >= GEN_MAX x
+# the cores of GEN_CPU), or which had counted < DELIV_MIN (0.95) of the deliveries due by the end of the series (those
+# of the broadcasts sent 250 ms or more before it), is dropped: the generator was the limit, or the system as a whole
+# could not carry the offered load.
 #
 # usage: bash bench/realtime.sh [quick]
 #   env: ROUNDS (3)  DUR (10 s measured)  WARM (2 s)  N (1000)  RATE (100/s)  SSE_RATE (50/s)  POLL_RATE (10/s)
-#        IDLE_N (5000)  SETTLE (3 s)  SRV_CPU (0)  GEN_CPU (1)  EDGEBOX_STDOUT=file|null  MAX_SECONDS (1500)
+#        IDLE_N (5000)  SETTLE (3 s)  SRV_CPU (0)  GEN_CPU (1)  GEN_PROCS (the cores of GEN_CPU)
+#        EDGEBOX_STDOUT=file|null  MAX_SECONDS (1500)
 #        GEN_MAX (0.9)  DELIV_MIN (0.95)  BEFORE (a git rev: run that commit beside this tree)  BEFORE_MAX (1.03: the
 #        highest median now/before of CPU per delivery and memory per connection that is no regression)
 #   quick: ROUNDS=1 DUR=3 WARM=1 IDLE_N=2000 SETTLE=1 (a smoke run; figures are not meaningful)
@@ -40,6 +43,7 @@ ROUNDS=${ROUNDS:-3}; DUR=${DUR:-10}; WARM=${WARM:-2}; N=${N:-1000}; RATE=${RATE:
 SSE_RATE=${SSE_RATE:-50}; POLL_RATE=${POLL_RATE:-10}; IDLE_N=${IDLE_N:-5000}; SETTLE=${SETTLE:-3}
 SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; MAX_SECONDS=${MAX_SECONDS:-1500}
 GEN_MAX=${GEN_MAX:-0.9}; DELIV_MIN=${DELIV_MIN:-0.95}
+GEN_CORES=$(taskset -c "$GEN_CPU" nproc 2>/dev/null || echo 1); GEN_PROCS=${GEN_PROCS:-$GEN_CORES}
 EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
 export CLK_TCK; CLK_TCK=$(getconf CLK_TCK)
 
@@ -130,17 +134,18 @@ OUT="$RES/realtime-$STAMP.txt"
 exec > >(tee "$OUT.tmp")
 echo "# Edgebox realtime benchmark $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $MODE"
 echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s N=$N RATE=$RATE/s ($((N * RATE)) deliveries/s) SSE_RATE=$SSE_RATE/s POLL_RATE=$POLL_RATE/s IDLE_N=$IDLE_N SETTLE=${SETTLE}s"
-echo "# servers pinned to core $SRV_CPU, load generator (bench/realtime-load.mjs) to core $GEN_CPU; $(nproc) cores, $(uname -r), open files $(ulimit -n)"
+echo "# servers pinned to core $SRV_CPU, load generator (bench/realtime-load.mjs, $GEN_PROCS subscriber process(es)) to core(s) $GEN_CPU ($GEN_CORES); $(nproc) cores, $(uname -r), open files $(ulimit -n)"
 echo "# node $(node -v) ($(command -v node)) for every server and the load generator; ws $WS_VER; socket.io $SIO_VER"
 [ -n "$BEFORE" ] && echo "# edgebox-before: BEFORE=$BEFORE = $BEFORE_DESC, node $("$BEFORE_NODE" -v) ($BEFORE_NODE)"
 echo "# latency (fanout_ms): per measured broadcast, from its publish request being sent until the LAST of the N subscribers"
 echo "# has it; p50/p99 over the broadcasts. Load generator: raw-socket WebSocket subscribers, one shared read buffer,"
-echo "# only the sequence number read from each message; gen_cpu = its CPU-seconds per second of the run (gen_cpu_pub:"
+echo "# only the sequence number read from each message; gen_cpu = its CPU-seconds per second of the run, all its processes"
+echo "# (gen_cpu_pub: while publishing), gen_proc_max = the busiest generator process's share of its core (over the run /"
 echo "# while publishing), deliv_share = deliveries it had counted by the end of the series / those of the broadcasts"
 echo "# sent at least 250 ms before it (at most 1),"
-echo "# gen_loop_p99 = its event loop's delay; a run with gen_cpu >= $GEN_MAX or deliv_share < $DELIV_MIN is dropped (the"
-echo "# generator, or the machine, could not carry the offered load). srv_runq/gen_runq: seconds per second the process"
-echo "# waited for its core (other jobs on the machine)."
+echo "# gen_loop_p99 = its event loop's delay; a run with gen_proc_max >= $GEN_MAX, gen_cpu >= $GEN_MAX x $GEN_CORES or"
+echo "# deliv_share < $DELIV_MIN is dropped (the generator, or the machine, could not carry the offered load)."
+echo "# srv_runq/gen_runq: seconds per second the process waited for its core (other jobs on the machine)."
 echo "# server CPU = user+sys of the server's process group (/proc), from the first measured broadcast until the last one"
 echo "# has reached every subscriber; cpu_s_per_M = that / (deliveries / 1e6). Payload: 64 bytes of text per broadcast"
 echo "# (Edgebox: the message's data, a 64-character JSON string, inside its msg envelope). Publisher: one HTTP POST per"
@@ -189,7 +194,7 @@ fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE : one run of bench/realtim
   [ "$n" = edgebox ] && EB_LAST="$test round$r"
   load_run -k realtime -p "${PID[$n]}" -o "$out" -t $((WARM + DUR + 90)) -- node "$BENCH/realtime-load.mjs" fanout \
     --target "${TARGET[$n]}" --transport "$tr" --port "${PORT[$n]}" --pgid "${PID[$n]}" --srv-cpu "$SRV_CPU" --n "$N" \
-    --rate "$rate" --dur "$DUR" --warm "$WARM" --ch "$ch" --prefix "$PREFIX" --key "$KEY" --max $((WARM + DUR + 80))
+    --rate "$rate" --dur "$DUR" --warm "$WARM" --ch "$ch" --prefix "$PREFIX" --key "$KEY" --max $((WARM + DUR + 80)) --procs "$GEN_PROCS"
   grep -v '^{' "$out" >> "$RUN/realtime-load.err"
   res=$(grep '^{' "$out" | tail -1)
   echo "$res" >> "$RUN/realtime-load.jsonl"
@@ -199,17 +204,20 @@ fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE : one run of bench/realtim
     printf '%-4s round%s %-9s FAILED: %s\n' "$test" "$r" "$n" "${err:-no result (see bench/.peers/run/realtime-load.err)}"
     keep_run "$test" "$n" "$r"; return
   fi
-  local exp del drained gen_pub share gen_lim=""
+  local exp del drained gen_pub share gen_max gen_max_pub gen_lim=""
   exp=$(jf "$res" expected); del=$(jf "$res" delivered); drained=$(jf "$res" drained)
   gen_pub=$(jf "$res" client_cpu_pub); share=$(jf "$res" delivery_share)
-  # the generator was the limit: it used GEN_MAX of its core (over the run or while publishing), or it had not counted
-  # DELIV_MIN of the deliveries due by the time the series ended (whichever side lagged: both are printed)
-  awk -v g="${LR_GEN_CPU:-0}" -v p="${gen_pub:-0}" -v m="$GEN_MAX" 'BEGIN { exit !(g >= m || p >= m) }' &&
-    gen_lim="the load generator used $LR_GEN_CPU of core $GEN_CPU ($gen_pub while publishing; limit $GEN_MAX): it, not the server, was the limit"
+  gen_max=$(jf "$res" client_cpu_proc_max); gen_max_pub=$(jf "$res" client_cpu_pub_proc_max)
+  # the generator was the limit: one of its processes used GEN_MAX of its core, or all together GEN_MAX of every core
+  # of GEN_CPU (over the run or while publishing), or it had not counted DELIV_MIN of the deliveries due by the time
+  # the series ended (whichever side lagged: both are printed)
+  awk -v g="${gen_max:-0}" -v p="${gen_max_pub:-0}" -v t="${LR_GEN_CPU:-0}" -v tp="${gen_pub:-0}" -v m="$GEN_MAX" -v c="$GEN_CORES" \
+    'BEGIN { exit !(g >= m || p >= m || t >= m * c || tp >= m * c) }' &&
+    gen_lim="the load generator used $LR_GEN_CPU of core(s) $GEN_CPU ($gen_pub while publishing; its busiest process $gen_max, $gen_max_pub while publishing; limit $GEN_MAX a core): it, not the server, was the limit"
   awk -v s="${share:-0}" -v m="$DELIV_MIN" 'BEGIN { exit !(s < m) }' &&
     gen_lim+="${gen_lim:+; }deliveries lagged the offered rate: $share of those due were counted by the end of the series (min $DELIV_MIN; the load generator used $LR_GEN_CPU of core $GEN_CPU and waited $(jf "$res" client_runq) for it, the server used $LR_SRV_CPU of core $SRV_CPU and waited $(jf "$res" srv_runq) for it)"
-  printf '%-4s round%s %-9s %s gen_cpu_pub=%s deliv_share=%s gen_loop_p99_ms=%s gen_runq=%s srv_runq=%s delivered=%s/%s lost=%s dup=%s out_of_order=%s gap=%s drained=%s srv_cpu_s=%s cpu_s_per_M=%s fanout_ms_p50=%s p99=%s max=%s publish_ms_avg=%s publish_bad=%s achieved_rate=%s unexpected_close=%s close_codes=%s srv_rss_mb=%s\n' \
-    "$test" "$r" "$n" "$LR_LINE" "$gen_pub" "$share" "$(jf "$res" client_loop_ms_p99)" "$(jf "$res" client_runq)" "$(jf "$res" srv_runq)" \
+  printf '%-4s round%s %-9s %s gen_cpu_pub=%s gen_proc_max=%s/%s deliv_share=%s gen_loop_p99_ms=%s gen_runq=%s srv_runq=%s delivered=%s/%s lost=%s dup=%s out_of_order=%s gap=%s drained=%s srv_cpu_s=%s cpu_s_per_M=%s fanout_ms_p50=%s p99=%s max=%s publish_ms_avg=%s publish_bad=%s achieved_rate=%s unexpected_close=%s close_codes=%s srv_rss_mb=%s\n' \
+    "$test" "$r" "$n" "$LR_LINE" "$gen_pub" "$gen_max" "$gen_max_pub" "$share" "$(jf "$res" client_loop_ms_p99)" "$(jf "$res" client_runq)" "$(jf "$res" srv_runq)" \
     "$del" "$exp" "$(jf "$res" lost)" "$(jf "$res" dups)" "$(jf "$res" out_of_order)" "$(jf "$res" gap_envelopes)" "$drained" \
     "$LR_SRV_CPU_S" "$(jf "$res" cpu_s_per_M)" "$(jf "$res" fanout_ms_p50)" "$(jf "$res" fanout_ms_p99)" "$(jf "$res" fanout_ms_max)" \
     "$(jf "$res" publish_ms_avg)" "$(jf "$res" publish_bad)" "$(jf "$res" achieved_rate)" "$(jf "$res" unexpected_close)" \
