@@ -249,3 +249,26 @@ test('Vary: * is never stored, and a list of several Vary lines is one list', as
   assert.equal((await get(cache, lines, '/lines', { 'accept-language': 'en', 'accept-encoding': 'br' })).body, 'l2')
   assert.equal((await get(cache, lines, '/lines', { 'accept-language': 'en', 'accept-encoding': 'gzip' })).body, 'l1')
 })
+
+test('a fresh hit is answered at once, with no promise; a hit\'s refusal (412, RFC 9110 §13.1.1) still comes as a rejected promise', async () => {
+  const clock = new ManualClock()
+  const cache = cacheOn(clock)
+  const o = origin(clock, () => ({ headers: { 'cache-control': 'max-age=60', etag: '"v1"' }, body: 'stored' }))
+  assert.equal((await get(cache, o, '/hit')).body, 'stored')
+  clock.advance(5 * S)
+  const hit = request('/hit')
+  assert.equal(cache.handle(hit.ctx, o), undefined)
+  const a = await hit.answer
+  assert.equal(a.status, 200)
+  assert.equal(a.body, 'stored')
+  assert.equal(a.headers.age, '5')
+  assert.equal(hit.ctx.cache, 'HIT')
+  const refused = request('/hit', { 'if-match': '"v2"' })
+  const done = cache.handle(refused.ctx, o)
+  assert.ok(done instanceof Promise)
+  await assert.rejects(done, (err: Error & { status?: number }) => err.status === 412)
+  // a request with its own directives goes the general way
+  const reload = request('/hit', { 'cache-control': 'max-age=0' })
+  assert.ok(cache.handle(reload.ctx, o) instanceof Promise)
+  assert.equal(o.calls.length, 2)
+})

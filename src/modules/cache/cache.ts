@@ -4,9 +4,9 @@ import { httpError } from '../../core/errors.ts'
 import type { BodySource } from '../../core/types.ts'
 import { systemClock, type Clock } from '../../core/clock.ts'
 import { duration, size } from '../../config/units.ts'
-import type { Headers } from '../../http/cache-control.ts'
+import type { CacheDirectives, Headers } from '../../http/cache-control.ts'
 import { compileGlob } from '../../http/glob.ts'
-import type { CacheStore } from './store.ts'
+import type { CacheStore, StoredEntry } from './store.ts'
 import { miss, type Flight } from './coalescing.ts'
 import { match, NO_DIRECTIVES, primaryKey, requestDirectives, reuse } from './lookup.ts'
 import { currentAgeMs } from '../../http/freshness.ts'
@@ -107,27 +107,45 @@ export class HttpCache {
     return primaryKey(this.state, ctx)
   }
 
-  /** Answers a GET or HEAD through the cache: from a stored response, after revalidating it, or from the origin (RFC 9111 §4). */
-  async handle(ctx: Context, origin: Origin): Promise<void> {
+  /**
+   * Answers a GET or HEAD through the cache: from a stored response, after
+   * revalidating it, or from the origin (RFC 9111 §4). A fresh hit is
+   * answered at once and returns nothing; any other way returns a promise
+   * (which carries its errors, as does a hit's: a 412 or a 416).
+   */
+  handle(ctx: Context, origin: Origin): void | Promise<void> {
     const s = this.state
-    const key = primaryKey(s, ctx)
-    const req = requestDirectives(s, ctx)
+    let key: string, req: CacheDirectives, stored: StoredEntry | undefined
+    try {
+      key = primaryKey(s, ctx)
+      req = requestDirectives(s, ctx)
+      stored = req.noStore ? undefined : match(s, key, ctx)
+      // RFC 9111 §4.2: with no request directives and no unqualified no-cache, fresh while the lifetime exceeds the current age (usability's first checks, without its objects)
+      if (stored !== undefined && stored.partial === undefined && req === NO_DIRECTIVES) {
+        const head = servedHead(s, stored)
+        if (head.dirs.noCache !== true) {
+          const ageMs = currentAgeMs(stored, s.clock.now())
+          if (head.lifetime > ageMs) {
+            const age = Math.floor(ageMs / 1000)
+            return serveHit(s, ctx, stored, Math.floor(head.lifetime / 1000) - age, age)
+          }
+        }
+      }
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.answer(ctx, origin, key, req, stored)
+  }
+
+  /** Every way but a fresh hit without request directives (handle). */
+  private async answer(ctx: Context, origin: Origin, key: string, req: CacheDirectives, stored: StoredEntry | undefined): Promise<void> {
+    const s = this.state
     if (req.noStore) return pass(s, ctx, origin, 'fwd=bypass; detail="request no-store"', 'BYPASS')
-    const stored = match(s, key, ctx)
     // A partial entry (RFC 9111 §3.3) answers a range wholly within it while fresh; anything else is forwarded.
     if (stored?.partial !== undefined && servePartial(s, ctx, stored, req)) return
     const fwd = stored?.partial !== undefined ? 'fwd=partial' : 'fwd=miss'
     if (stored && stored.partial === undefined) {
-      const head = servedHead(s, stored)
-      const dirs = head.dirs
-      // RFC 9111 §4.2: with no request directives and no unqualified no-cache, fresh while the lifetime exceeds the current age (usability's first checks, without its objects)
-      if (req === NO_DIRECTIVES && dirs.noCache !== true) {
-        const ageMs = currentAgeMs(stored, s.clock.now())
-        if (head.lifetime > ageMs) {
-          const age = Math.floor(ageMs / 1000)
-          return serveHit(s, ctx, stored, Math.floor(head.lifetime / 1000) - age, age)
-        }
-      }
+      const dirs = servedHead(s, stored).dirs
       const u = reuse(s, stored, dirs, req)
       if (u.use === 'fresh') return serve(s, ctx, stored, `hit; ttl=${u.ttl}`, 'HIT')
       if (u.use === 'stale-while-revalidate') {
