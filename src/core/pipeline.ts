@@ -304,8 +304,13 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
     const match = matchRoute(site, ctx.path)
     if (!match) return false
     ctx.route = match
-    const rest = ctx.path.slice(match.prefix.length)
-    ctx.routePath = rest.charCodeAt(0) === 47 ? rest : '/' + rest
+    // the path below the prefix, from its `/`: for a prefix ending in `/` that is the prefix's own
+    // last `/` (the path itself under `/`, the same string every time: no new key per request)
+    const path = ctx.path
+    const n = match.prefix.length
+    if (path.charCodeAt(n) === 47) ctx.routePath = path.slice(n)
+    else if (path.charCodeAt(n - 1) === 47) ctx.routePath = n === 1 ? path : path.slice(n - 1)
+    else ctx.routePath = '/' + path.slice(n)
     return true
   }
 

@@ -80,6 +80,11 @@ for (const protocol of PROTOCOLS) {
       assert.equal((await get('main.test', '/api/who.txt')).text, 'api')
       assert.equal((await get('main.test', '/api/deep/who.txt')).text, 'deep')
       assert.equal((await get('main.test', '/apix/who.txt')).status, 404)
+      // the path below the prefix starts at a slash, whether the prefix ends in one or not, and an empty segment stays one
+      assert.equal((await get('main.test', '/who.txt')).text, 'main')
+      assert.equal((await get('main.test', '//who.txt')).text, 'main')
+      assert.equal((await get('main.test', '/api//who.txt')).text, 'api')
+      assert.equal((await get('main.test', '/api/deep//who.txt')).text, 'deep')
     })
     test('redirects: status, Location, path and query preserved as configured', async () => {
       let r = await get('main.test', '/old/a/b%20c.txt?q=1')
