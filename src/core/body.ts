@@ -1,4 +1,4 @@
-import { PassThrough, Transform, Writable, type Readable } from 'node:stream'
+import { Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Context } from './context.ts'
 import type { Req } from './types.ts'
@@ -107,28 +107,16 @@ export function watchBody(limits: BodyLimits, heldBack: () => boolean, cut: (err
  */
 /**
  * The request body as a stream that fails when the client abandons it.
- * Node's HTTP/2 compatibility layer ends a request normally ('end') even
- * when its stream was reset: by the client (RST_STREAM), or by nghttp2
- * because the DATA frames disagree with `content-length` (RFC 9113 §8.1.1).
- * Taking that for a complete body would forward a truncated body as whole,
- * onto an HTTP/1.1 connection where the length is what frames the request.
- * Over HTTP/1.x the request itself already fails when the client leaves.
+ * HTTP/2: the request's own body reader (src/server/h2-exchange.ts), made
+ * on this first read; it fails when the stream is reset before the body is
+ * complete, by the client (RST_STREAM) or by nghttp2 because the DATA frames
+ * disagree with `content-length` (RFC 9113 §8.1.1). Taking that for a
+ * complete body would forward a truncated body as whole, onto an HTTP/1.1
+ * connection where the length is what frames the request. Over HTTP/1.x the
+ * request itself already fails when the client leaves.
  */
 export function requestBody(req: Req): Readable {
-  if (!('stream' in req)) return req
-  // The stream's rstCode is set once it is closed: 0 (NO_ERROR) for a normal close, the reset's code otherwise.
-  const stream = req.stream
-  const wasReset = () => stream.rstCode !== undefined && stream.rstCode !== 0
-  const out = new PassThrough({ highWaterMark: 0 })
-  const abandoned = () => out.destroy(httpError('EB_ERR_CLIENT_CLOSED', `the request stream was reset (HTTP/2 error code ${stream.rstCode ?? 'unknown'}) before its body was complete`))
-  if (wasReset()) {
-    abandoned()
-    return out
-  }
-  req.once('aborted', abandoned)
-  req.pipe(out, { end: false })
-  req.once('end', () => (wasReset() ? abandoned() : out.end()))
-  return out
+  return 'stream' in req ? req.body() : req
 }
 
 export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits): Promise<number> {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
-import type { Duplex } from 'node:stream'
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
+import type { Duplex, Readable } from 'node:stream'
 import type { z } from 'zod'
 import type { Context } from './context.ts'
 import type { Logger } from './log.ts'
@@ -9,15 +10,73 @@ import type { OriginPolicy } from './origin.ts'
 import type { Clock } from './clock.ts'
 import type { EdgeboxConfig } from '../config/schema.ts'
 
-/** The request and response a handler sees: Node's own objects, HTTP/1.1 or HTTP/2 alike. */
-export type Req = IncomingMessage | Http2ServerRequest
-export type Res = ServerResponse | Http2ServerResponse
+/**
+ * The request and response a handler sees: over HTTP/1.x Node's own
+ * objects; over HTTP/2 Edgebox's (src/server/h2-exchange.ts), which have
+ * the part of the same API that Edgebox uses, on Node's stream API.
+ */
+export type Req = IncomingMessage | H2Req
+export type Res = ServerResponse | H2Res
+
+/** An HTTP/2 request: one stream's header block, and its body when read. */
+export interface H2Req {
+  readonly stream: ServerHttp2Stream
+  /** Every field, the pseudo-header fields (`:method`, `:path`, `:authority`, ...) included. */
+  readonly headers: IncomingHttpHeaders
+  /** The fields as received: [name, value, name, value, ...]. */
+  readonly rawHeaders: string[]
+  readonly method: string
+  readonly url: string
+  readonly httpVersion: '2.0'
+  readonly httpVersionMajor: 2
+  readonly httpVersionMinor: 0
+  /** The connection's socket (TCP or TLS), shared by its streams. */
+  readonly socket: Socket
+  readonly connection: Socket
+  /** The client reset the stream while its half was open. */
+  readonly aborted: boolean
+  /** Nothing more will arrive from the client on this stream. */
+  readonly complete: boolean
+  /** The request body, made on the first call; it fails when the stream is reset before the body's end. */
+  body(): Readable
+}
+
+/** Response fields as handlers give them (names in any case). */
+export type H2ResponseFields = Record<string, string | number | readonly string[] | undefined>
+
+/** An HTTP/2 response: the head and body of one stream; its events are the stream's. */
+export interface H2Res {
+  readonly stream: ServerHttp2Stream
+  statusCode: number
+  readonly headersSent: boolean
+  readonly destroyed: boolean
+  readonly writableEnded: boolean
+  readonly writableFinished: boolean
+  readonly writableLength: number
+  readonly writableNeedDrain: boolean
+  writeHead(status: number, headers?: H2ResponseFields): this
+  write(chunk: Buffer | string, cb?: (err?: Error | null) => void): boolean
+  write(chunk: Buffer | string, encoding: BufferEncoding, cb?: (err?: Error | null) => void): boolean
+  end(cb?: () => void): this
+  end(chunk: Buffer | string, cb?: () => void): this
+  end(chunk: Buffer | string, encoding: BufferEncoding, cb?: () => void): this
+  destroy(err?: Error): void
+  writeContinue(): void
+  writeEarlyHints(hints: Record<string, string | readonly string[]>): boolean
+  on(event: string, listener: () => void): this
+  once(event: string, listener: () => void): this
+  prependListener(event: string, listener: () => void): this
+  off(event: string, listener: () => void): this
+  removeListener(event: string, listener: () => void): this
+  emit(event: string, ...args: unknown[]): boolean
+  listenerCount(event: string): number
+}
 
 /**
- * The one handler contract. The same object serves HTTP/1.1, h2c and (later)
+ * The one handler contract. The same object serves HTTP/1.1, h2c and
  * HTTP/2 over TLS. Handlers never set connection-specific headers
  * (Connection, Keep-Alive, Transfer-Encoding, Upgrade): the server layer owns
- * connection management, and Node's HTTP/2 compatibility layer throws on them.
+ * connection management, and Node's HTTP/2 layer throws on them.
  */
 export interface Handler {
   readonly kind: string

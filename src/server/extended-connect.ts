@@ -126,10 +126,9 @@ export class StreamSocket extends Duplex {
  * The HTTP/1.1 form of an extended CONNECT for a WebSocket: the request an
  * upgrade handler expects, with the stream as its socket.
  */
-export function websocketRequest(req: Req, socket: StreamSocket): Req {
+export function websocketRequest(h2: http2.IncomingHttpHeaders, socket: StreamSocket): Req {
   const headers: Record<string, string | string[] | undefined> = {}
-  for (const [name, value] of Object.entries(req.headers)) if (!name.startsWith(':')) headers[name] = value
-  const h2 = req.headers as Record<string, string | undefined>
+  for (const name in h2) if (name.charCodeAt(0) !== 58 /* : */) headers[name] = h2[name]
   headers.host = h2[':authority'] ?? headers.host
   headers.connection = 'Upgrade'
   headers.upgrade = 'websocket'

@@ -15,6 +15,7 @@ import { refusePlainHttp, routeByAlpn, tlsOptions } from './tls-accept.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
 import { trackResets } from './h2-resets.ts'
+import { H2Request, H2Response } from './h2-exchange.ts'
 
 /**
  * A listener: one TCP port.
@@ -131,10 +132,29 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       maxSessionRejectedStreams: 100,
     })
     const h2a = arrival(h2Protocol)
-    h2.on('request', (req, res) => pipeline.handle(req, res, h2a))
-    // CONNECT streams (the compatibility API emits them apart): extended CONNECT carries WebSockets
-    h2.on('connect', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => extendedConnect(req, res, pipeline))
-    h2.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(h2Protocol, true)))
+    const h2Continue = arrival(h2Protocol, true)
+    const h2BadExpectation = arrival(h2Protocol, false, true)
+    // The connection's own socket, for its streams' requests (session.socket is a proxy that
+    // throws once the session is gone): Node makes the session from it within this same event.
+    let arriving: Socket | undefined
+    h2.prependListener('connection', (socket: Socket) => {
+      arriving = socket
+    })
+    // Each stream on Node's stream API (no compatibility layer): Edgebox's own request and
+    // response objects (./h2-exchange.ts); CONNECT apart, as extended CONNECT carries WebSockets.
+    // The session's own 'stream' event: a stream reset before it is emitted has lost its session
+    // (stream.session), and its request is still answered (logged as 499) with its connection's socket.
+    function onStream(this: http2.ServerHttp2Session & TaggedSession, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]): void {
+      // a stream's errors (a reset with an error code) end it; the request's outcome is logged from its 'close'
+      stream.on('error', ignoreError)
+      if (headers[':method'] === 'CONNECT') return extendedConnect(stream, headers, pipeline)
+      const req = new H2Request(stream, headers, rawHeaders, this[SESSION_SOCKET]!)
+      const res = new H2Response(stream)
+      const expect = headers.expect
+      if (expect === undefined) return pipeline.handle(req, res, h2a)
+      // RFC 9110 §10.1.1, read as Node's HTTP/1 server reads it: 100-continue waits for ctx.continue(); others get 417
+      pipeline.handle(req, res, CONTINUE_EXPECTATION.test(expect) ? h2Continue : h2BadExpectation)
+    }
     // A session's error is the client's (a protocol error, a reset connection): Node has already
     // sent GOAWAY or closed; a line without a stack says so.
     h2.on('sessionError', (err: NodeJS.ErrnoException, session: http2.ServerHttp2Session) => {
@@ -142,7 +162,10 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       if (err.code === 'ECONNRESET' || err.code === 'EPIPE') log.debug(fields, 'HTTP/2 connection reset by the client')
       else log.info(fields, 'HTTP/2 session closed on a client error')
     })
-    h2.on('session', (session) => {
+    h2.on('session', (session: http2.ServerHttp2Session & TaggedSession) => {
+      session[SESSION_SOCKET] = arriving ?? (session.socket as Socket)
+      arriving = undefined
+      session.on('stream', onStream)
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
       if (isShuttingDown()) {
@@ -222,26 +245,43 @@ function closeWhenFinished(server: http.Server | https.Server): () => void {
   return () => dc.unsubscribe('http.server.response.finish', onFinish)
 }
 
+/** The socket of an HTTP/2 session, kept on it by the listener. */
+const SESSION_SOCKET = Symbol('edgebox.h2Socket')
+interface TaggedSession {
+  [SESSION_SOCKET]?: Socket
+}
+
+/** Node's HTTP/1 server's test of an Expect value (RFC 9110 §10.1.1). */
+const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i
+
+function ignoreError(): void {}
+
+const NOT_ALLOWED = '405 Method Not Allowed: CONNECT is not served over HTTP/2\n'
+
 /**
  * An extended CONNECT (RFC 8441): a WebSocket goes to the route's upgrade
  * handler with the stream as its socket; other protocols are not served.
  */
-function extendedConnect(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, pipeline: Pipeline): void {
-  const protocol = req.headers[':protocol']
+function extendedConnect(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, pipeline: Pipeline): void {
+  const protocol = headers[':protocol']
   if (protocol === undefined) {
     // a classic CONNECT (a tunnel to host:port) is not served over HTTP/2
-    const body = '405 Method Not Allowed: CONNECT is not served over HTTP/2\n'
-    res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
-    return void res.end(body, () => req.stream.close(http2.constants.NGHTTP2_NO_ERROR))
+    return answerAndClose(stream, 405, NOT_ALLOWED)
   }
   if (protocol !== 'websocket') {
-    const body = `501 Not Implemented: extended CONNECT for ${JSON.stringify(protocol).slice(0, 80)}; only websocket (RFC 8441)\n`
-    res.writeHead(501, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
-    // the client's half of the stream is not waited for (RFC 9113 §8.1)
-    return void res.end(body, () => req.stream.close(http2.constants.NGHTTP2_NO_ERROR))
+    return answerAndClose(stream, 501, `501 Not Implemented: extended CONNECT for ${JSON.stringify(protocol).slice(0, 80)}; only websocket (RFC 8441)\n`)
   }
-  const socket = new StreamSocket(req.stream)
-  pipeline.upgrade(websocketRequest(req, socket), socket, Buffer.alloc(0))
+  const socket = new StreamSocket(stream)
+  pipeline.upgrade(websocketRequest(headers, socket), socket, Buffer.alloc(0))
+}
+
+/** A refusal, then the end of the stream: the client's half is not waited for (RST_STREAM NO_ERROR, RFC 9113 §8.1). */
+function answerAndClose(stream: http2.ServerHttp2Stream, status: number, body: string): void {
+  if (stream.destroyed || stream.closed) return
+  stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+  stream.end(body, () => {
+    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR)
+  })
 }
 
 /**

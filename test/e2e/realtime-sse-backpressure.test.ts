@@ -50,12 +50,8 @@ function serverResponse(marker: string): () => EventEmitter | undefined {
     dc.unsubscribe('http.server.request.start', h1)
     dc.unsubscribe('http2.server.stream.start', h2)
   })
-  return () => {
-    if (found || !stream) return found
-    // the compatibility layer's response is kept on its stream under Symbol(response)
-    const key = Object.getOwnPropertySymbols(stream).find((s) => s.description === 'response')
-    return key ? ((stream as unknown as Record<symbol, EventEmitter>)[key] as EventEmitter) : undefined
-  }
+  // over HTTP/2 the response's events are its stream's (src/server/h2-exchange.ts)
+  return () => found ?? stream
 }
 
 /** An SSE stream whose client can stop and start reading; `text` is what it has read. */

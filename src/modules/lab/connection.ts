@@ -1,6 +1,5 @@
 import { X509Certificate } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
-import type { Http2ServerRequest } from 'node:http2'
 import path from 'node:path'
 import tls, { type TLSSocket } from 'node:tls'
 import type { Context } from '../../core/context.ts'
@@ -51,9 +50,8 @@ interface CertificateInfo {
 
 /** The socket an HTTP request arrived on: for HTTP/2, its session's (the TLS or TCP connection every stream shares). */
 function socketOf(req: Req): TLSSocket | null {
-  const stream = (req as Http2ServerRequest).stream as Http2ServerRequest['stream'] | undefined
-  // Http2ServerRequest.socket is a proxy too, but it stops answering once the stream is gone; the session's is the connection's own
-  const socket = (stream ? stream.session?.socket : req.socket) ?? req.socket
+  // over HTTP/2 too, req.socket is the connection's own socket (src/server/h2-exchange.ts)
+  const socket = req.socket
   return socket && (socket as TLSSocket).encrypted ? (socket as TLSSocket) : null
 }
 
@@ -147,7 +145,7 @@ export function createConnectionDemo(prefix: string, dataDir: string): Handler {
   }
 
   function describeConnection(ctx: Context) {
-    const stream = (ctx.req as Http2ServerRequest).stream as Http2ServerRequest['stream'] | undefined
+    const stream = 'stream' in ctx.req ? ctx.req.stream : undefined
     const socket = socketOf(ctx.req)
     const base = {
       protocol: ctx.protocol,

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
-import type { Http2ServerResponse } from 'node:http2'
 import type { Context } from '../../core/context.ts'
+import type { H2Res } from '../../core/types.ts'
 import type { Headers } from '../../http/cache-control.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
 
@@ -32,7 +32,7 @@ export function relayInterim(ctx: Context, status: number, headers: Headers): vo
   try {
     if (status === 103) return void (res as ServerResponse).writeEarlyHints(fields as Record<string, string | string[]>)
     if (ctx.protocol.startsWith('h2')) {
-      ;(res as Http2ServerResponse).stream.additionalHeaders({ ...fields, ':status': status })
+      ;(res as H2Res).stream.additionalHeaders({ ...fields, ':status': status })
       return
     }
     if (status === 102) (res as ServerResponse).writeProcessing()
