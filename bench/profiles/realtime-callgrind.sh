@@ -11,6 +11,7 @@
 #                      publish backend, history size 100), access log ON to a file
 #           ws-send    bench/servers/ws-fanout.mjs send (the bare ws loop)
 #           ws-once    bench/servers/ws-fanout.mjs once (frame encoded once, written to every socket)
+#           ws-once-mixed  the same in a process that also writes to four other kinds of Writable (ws-fanout.mjs)
 #           socketio   bench/servers/socketio-fanout.mjs (needs bench/.peers from bench/realtime.sh)
 #   env: ROOT, PORT (18995), RATE (4 broadcasts a second), WARM (50 broadcasts), DIR (/tmp/eb-rt-callgrind)
 # Prints one line: server, N, broadcasts, Ir of all threads and of the main thread, and Ir per delivery of each.
@@ -29,6 +30,7 @@ case $SERVER in
   edgebox)  TARGET=edgebox; (cd "$ROOT" && exec setsid taskset -c 0 "${PRE[@]}" "$NODE" bin/edgebox.js --config "$OUT/edgebox.json" > "$OUT/access.log" 2> "$OUT/err") & ;;
   ws-send)  TARGET=ws; setsid taskset -c 0 "${PRE[@]}" "$NODE" "$REPO/bench/servers/ws-fanout.mjs" send "$PORT" 2> "$OUT/err" & ;;
   ws-once)  TARGET=ws; setsid taskset -c 0 "${PRE[@]}" "$NODE" "$REPO/bench/servers/ws-fanout.mjs" once "$PORT" 2> "$OUT/err" & ;;
+  ws-once-mixed) TARGET=ws; setsid taskset -c 0 "${PRE[@]}" "$NODE" "$REPO/bench/servers/ws-fanout.mjs" once-mixed "$PORT" 2> "$OUT/err" & ;;
   socketio) TARGET=sio; setsid taskset -c 0 "${PRE[@]}" "$NODE" "$REPO/bench/servers/socketio-fanout.mjs" "$PORT" 2> "$OUT/err" & ;;
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
 esac
