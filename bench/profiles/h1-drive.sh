@@ -1,7 +1,7 @@
 #!/bin/bash
 # HTTP/1.1 per-request cost of one server (bench/profiles/h1-cache-hit.md, h1-static.md).
 # usage: h1-drive.sh NAME MODE N [prof|cg]
-#   NAME  edgebox | edgebox-nolog | raw-node | raw-node-log      MODE  cache (GET /obj through a proxy route with cache) | static | 304
+#   NAME  edgebox | edgebox-nolog | raw-node | raw-node-log | same-head | same-head-log (bench/profiles/h1-same-head.mjs: Edgebox's exact heads from a bare server)      MODE  cache (GET /obj through a proxy route with cache) | static | 304
 #   N     request count for h2load --h1 -c10 (or set DUR=seconds to use wrk -t1 -c10 like bench/run.sh, and N is what wrk did)
 #   prof  node --cpu-prof into $OUT/run-$TAG-NAME-MODE/prof (top frames: node bench/profiles/cpuprofile-top.mjs DIR 25 parserOnIncoming)
 #   cg    valgrind --tool=callgrind, instrumentation switched on only for the measured requests: prints Ir per answered request
@@ -30,6 +30,8 @@ case $name in
     setsid taskset -c 0 $VG $NODE ${NODEFLAGS:-} $P $ROOT/bin/edgebox.js $args > $D/out.log 2>$D/err.log & SPID=$! ;;
   raw-node) setsid taskset -c 0 $VG $NODE ${NODEFLAGS:-} $P $HERE/bench/servers/raw-node.mjs $PORT $WWW > $D/out.log 2>$D/err.log & SPID=$! ;;
   raw-node-log) setsid taskset -c 0 $VG $NODE ${NODEFLAGS:-} $P $HERE/bench/servers/raw-node.mjs $PORT $WWW --log > $D/out.log 2>$D/err.log & SPID=$! ;;
+  same-head) setsid taskset -c 0 $VG $NODE ${NODEFLAGS:-} $P $HERE/bench/profiles/h1-same-head.mjs $PORT $WWW > $D/out.log 2>$D/err.log & SPID=$! ;;
+  same-head-log) setsid taskset -c 0 $VG $NODE ${NODEFLAGS:-} $P $HERE/bench/profiles/h1-same-head.mjs $PORT $WWW --log > $D/out.log 2>$D/err.log & SPID=$! ;;
 esac
 for i in $(seq 1 3000); do curl -s -o /dev/null http://127.0.0.1:$PORT$URLP && break; sleep 0.1; done
 H=(); if [ $mode = 304 ]; then et=$(curl -sI http://127.0.0.1:$PORT$URLP | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'); H=(-H "if-none-match: $et"); fi
