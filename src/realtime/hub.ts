@@ -419,31 +419,35 @@ function fanOut(fan: Fan, m: Message): void {
     const at = fan.last!
     if (m.e !== at.e || m.o > at.o) {
       fan.walking = true
-      if (m.e !== at.e) {
-        // The channel's history was lost meanwhile: every live follower hears it, then goes on.
-        const before = { e: m.e, o: m.o - 1 }
-        const gap = JSON.stringify({ t: 'gap', ch: fan.ch, e: before.e, o: before.o })
-        for (let i = 0; i < live.length; i++) if (!live[i]!.stopped) live[i]!.send(gap, before)
-      }
-      fan.last = m
-      const json = messageJson(m)
-      let frame: ((json: string, m: Message) => Buffer) | undefined
-      let bytes: Buffer | undefined
-      for (let i = 0; i < live.length; i++) {
-        const f = live[i]!
-        const d = f.direct
-        if (d !== undefined && d.conn.readyState === 1 && d.socket.writableLength <= d.limit) {
-          if (d.frame !== frame) bytes = (frame = d.frame)(json, m)
-          d.socket.write(bytes!)
-        } else if (!f.stopped) f.send(json, m, m)
-      }
-      fan.walking = false
-      if (fan.compact) {
-        fan.compact = false
-        fan.live = live.filter((f) => !f.stopped)
-        for (let i = 0; i < fan.live.length; i++) fan.live[i]!.index = i
-        for (const f of live) if (f.stopped) f.index = -1
-        fan.release()
+      try {
+        if (m.e !== at.e) {
+          // The channel's history was lost meanwhile: every live follower hears it, then goes on.
+          const before = { e: m.e, o: m.o - 1 }
+          const gap = JSON.stringify({ t: 'gap', ch: fan.ch, e: before.e, o: before.o })
+          for (let i = 0; i < live.length; i++) if (!live[i]!.stopped) live[i]!.send(gap, before)
+        }
+        fan.last = m
+        const json = messageJson(m)
+        let frame: ((json: string, m: Message) => Buffer) | undefined
+        let bytes: Buffer | undefined
+        for (let i = 0; i < live.length; i++) {
+          const f = live[i]!
+          const d = f.direct
+          if (d !== undefined && d.conn.readyState === 1 && d.socket.writableLength <= d.limit) {
+            if (d.frame !== frame) bytes = (frame = d.frame)(json, m)
+            d.socket.write(bytes!)
+          } else if (!f.stopped) f.send(json, m, m)
+        }
+      } finally {
+        // Even if a send broke its contract and threw: the list is compacted and the fan can be released.
+        fan.walking = false
+        if (fan.compact) {
+          fan.compact = false
+          fan.live = live.filter((f) => !f.stopped)
+          for (let i = 0; i < fan.live.length; i++) fan.live[i]!.index = i
+          for (const f of live) if (f.stopped) f.index = -1
+          fan.release()
+        }
       }
     }
   } else fan.last = m

@@ -233,3 +233,16 @@ test("an epoch change reaching live subscribers: gap just before the new epoch's
   }
   assert.deepEqual(b.envelopes.map((x) => x.t), ['sub', 'msg', 'gap', 'msg'], 'in that order')
 })
+
+test('a send that throws (breaking the listener contract) leaves no fan stuck: stopping every follower still releases the channel', async () => {
+  const engine = new TestEngine()
+  const hub = new Hub([RULE], engine, { maxMessageSize: 1024 })
+  const ok = subscriber({ direct: true })
+  const bad = (json: string) => {
+    if (json.startsWith('{"t":"msg"')) throw new Error('a broken transport')
+  }
+  const stops = [await hub.follow('c:a', undefined, RULE, bad), await hub.follow('c:a', undefined, RULE, ok.send, undefined, ok.direct)]
+  assert.throws(() => engine.publishNow('c:a', 1), /a broken transport/)
+  for (const stop of stops) stop()
+  assert.equal(engine.listens, 0)
+})
