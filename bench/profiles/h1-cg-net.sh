@@ -1,15 +1,24 @@
 #!/bin/bash
 # Ir per answered request of h1-drive.sh cg runs, with the optimizing compilers' and the garbage collector's share
-# taken out: under valgrind with --single-threaded, TurboFan/Maglev compiles and scavenges run on the main thread at
-# moments that vary between runs (10-17 % of a run's total), and hide differences of a few percent in the rest.
+# taken out. Under valgrind with --single-threaded, TurboFan/Maglev compiles, scavenges and incremental marking run on
+# the main thread at moments that vary between runs (V8's memory reducer starts marking on timers, and valgrind makes
+# every second hold ~100 requests): together 10-40 % of a run's total, which hides differences of a few percent.
 # usage: h1-cg-net.sh RUNDIR...   (RUNDIR: $OUT/run-TAG-NAME-MODE of h1-drive.sh ... cg)
-# prints: RUNDIR total/req compile/req gc/req net/req (net = total - compile - gc), and failed requests if any
+# prints per request: total, compile (Compiler::CompileOptimized), gc (Heap::CollectGarbage, IncrementalMarking::Step,
+# Heap::StartIncrementalMarking, and the write barrier's out-of-line part RecordWrite*, inclusive), net = the rest;
+# and the failed requests of a run to discard.
 for d in "$@"; do
-  ok=$(grep -o 'status codes: [0-9]* 2xx, [0-9]* 3xx' $d/h2load.txt | awk '{print $3+$5}')
+  ok=$(grep -o 'status codes: [0-9]* 2xx, [0-9]* 3xx' $d/h2load.txt 2>/dev/null | awk '{print $3+$5}')
+  [ -z "$ok" ] && { echo "$d: no h2load result"; continue; }
   failed=$(grep -o '[0-9]* failed' $d/h2load.txt | awk '{print $1}')
   callgrind_annotate --inclusive=yes --threshold=100 $d/cg.out 2>/dev/null | awk -v ok=$ok -v d=$d -v failed=$failed '
-    /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
-    /v8::internal::Compiler::CompileOptimized\(/ && !c { gsub(",", "", $1); c = $1 }
-    /v8::internal::Heap::CollectGarbage\(v8::internal::AllocationSpace/ && !g { gsub(",", "", $1); g = $1 }
-    END { printf "%s total=%d compile=%d gc=%d net=%d%s\n", d, total/ok, c/ok, g/ok, (total-c-g)/ok, (failed > 0 ? " (" failed " failed: discard)" : "") }'
+    function n(s) { gsub(",", "", s); return s + 0 }
+    /PROGRAM TOTALS/ { total = n($1) }
+    /v8::internal::Compiler::CompileOptimized\(/ && !c { c = n($1) }
+    /v8::internal::Heap::CollectGarbage\(v8::internal::AllocationSpace/ && !g1 { g1 = n($1) }
+    /v8::internal::IncrementalMarking::Step\(/ && !g2 { g2 = n($1) }
+    /v8::internal::Heap::StartIncrementalMarking\(/ && !g3 { g3 = n($1) }
+    /Builtins_RecordWriteSaveFP / && !g4 { g4 = n($1) }
+    /Builtins_RecordWriteIgnoreFP / && !g5 { g5 = n($1) }
+    END { g = g1 + g2 + g3 + g4 + g5; printf "%s total=%d compile=%d gc=%d net=%d%s\n", d, total/ok, c/ok, g/ok, (total-c-g)/ok, (failed > 0 ? " (" failed " failed: discard)" : "") }'
 done
