@@ -37,33 +37,47 @@ export function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefi
  * client starts with a handshake record; anything else is most likely plain
  * HTTP sent to the HTTPS port, and gets a plain-text 400 naming the https://
  * URL (as nginx and Caddy do) instead of an unreadable alert.
+ *
+ * Every handler is made once per server and takes the socket as `this`:
+ * a connection costs its listeners and its timer, and no closures.
  */
 export function refusePlainHttp(server: https.Server, firstByteTimeout: number, listen: ListenConfig, accepted: Set<Duplex>, rt: TlsRuntime): void {
   const tlsConnection = server.listeners('connection')[0] as (socket: Socket) => void
   server.removeAllListeners('connection')
+  const toTls = (socket: Socket) => tlsConnection.call(server, socket)
+  function forget(this: Socket) {
+    accepted.delete(this)
+  }
+  function drop(this: Socket) {
+    this.destroy()
+  }
+  function first(this: Socket, chunk: Buffer) {
+    const socket = this
+    socket.pause()
+    socket.removeListener('data', first)
+    socket.removeListener('end', drop)
+    socket.removeListener('timeout', drop)
+    socket.setTimeout(0)
+    if (chunk[0] === TLS_HANDSHAKE) {
+      if (rt.alpnChallenge) return readClientHello(socket, chunk, firstByteTimeout, (hello) => (hello && answerAlpnChallenge(socket, hello, rt.alpnChallenge!)) || toTls(socket))
+      socket.unshift(chunk)
+      return toTls(socket)
+    }
+    const host = /\r\nhost:[ \t]*([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d+)?[ \t]*\r\n/i.exec(chunk.toString('latin1'))?.[1] ?? (listen.host.includes(':') ? `[${listen.host}]` : listen.host)
+    const port = (server.address() as { port: number } | null)?.port ?? listen.port
+    const body = `This port speaks HTTPS, and the request was plain HTTP: use https://${host}:${port}/\n`
+    // the rest of the request is never read: close once the answer is out
+    socket.end(rawAnswer(400, {}, body), () => socket.destroy())
+  }
   server.on('connection', function peek(socket: Socket) {
     // every accepted socket, whatever becomes of it (a handshake that never ends, an HTTP/2 session): shutdown's last resort
     accepted.add(socket)
-    socket.once('close', () => accepted.delete(socket))
-    const drop = () => socket.destroy()
-    socket.setTimeout(firstByteTimeout, drop)
-    socket.once('end', drop)
-    socket.once('data', (chunk: Buffer) => {
-      socket.pause()
-      socket.off('end', drop)
-      socket.setTimeout(0)
-      socket.off('timeout', drop)
-      if (chunk[0] === TLS_HANDSHAKE) {
-        if (rt.alpnChallenge) return readClientHello(socket, chunk, firstByteTimeout, (hello) => (hello && answerAlpnChallenge(socket, hello, rt.alpnChallenge!)) || tlsConnection.call(server, socket))
-        socket.unshift(chunk)
-        return tlsConnection.call(server, socket)
-      }
-      const host = /\r\nhost:[ \t]*([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::\d+)?[ \t]*\r\n/i.exec(chunk.toString('latin1'))?.[1] ?? (listen.host.includes(':') ? `[${listen.host}]` : listen.host)
-      const port = (server.address() as { port: number } | null)?.port ?? listen.port
-      const body = `This port speaks HTTPS, and the request was plain HTTP: use https://${host}:${port}/\n`
-      // the rest of the request is never read: close once the answer is out
-      socket.end(rawAnswer(400, {}, body), () => socket.destroy())
-    })
+    socket.on('close', forget)
+    // a client that sends nothing, or closes before its first byte (the server allows half-open sockets)
+    socket.setTimeout(firstByteTimeout)
+    socket.on('timeout', drop)
+    socket.on('end', drop)
+    socket.on('data', first)
   })
 }
 
