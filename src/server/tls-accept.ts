@@ -143,7 +143,8 @@ export function tlsOptions(listen: ListenConfig, limits: Limits, rt: TlsRuntime)
     },
     handshakeTimeout: limits.headersTimeout,
     sessionTimeout: Math.max(1, Math.floor(cfg.sessionTimeout / 1000)),
-    // without tickets, no ticket at all (TLS 1.2 clients fall back to the session cache)
-    ...(cfg.sessionTickets ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
+    // without tickets, no ticket at all (TLS 1.2 clients fall back to the session cache); with them, the current
+    // keys: a reload's new secure context would otherwise encrypt tickets under random keys of its own
+    ...(cfg.sessionTickets ? { ticketKeys: rt.resumption.ticketKeys() } : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
   }
 }

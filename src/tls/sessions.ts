@@ -26,6 +26,8 @@ type TlsConfig = EdgeboxConfig['tls']
 export interface SessionResumption {
   /** Installs the ticket keys (and their rotation) and the session cache on a TLS server. */
   attach(server: tls.Server): void
+  /** The ticket keys of the current window (none without tickets): a server's new secure context (a reload) must keep them. */
+  ticketKeys(): Buffer | undefined
   /** Stops the rotation timer. */
   close(): void
   /** Sessions held in the TLS 1.2 session-ID cache. */
@@ -74,10 +76,11 @@ export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResum
   const servers = new Set<tls.Server>()
   const window = () => Math.floor(Date.now() / cfg.ticketRotation)
   let current = window()
+  let keys = secret ? ticketKeys(secret, current) : undefined
   let timer: NodeJS.Timeout | undefined
   const rotate = () => {
     current = window()
-    const keys = ticketKeys(secret!, current)
+    keys = ticketKeys(secret!, current)
     for (const s of servers) s.setTicketKeys(keys)
     schedule()
   }
@@ -96,7 +99,7 @@ export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResum
     attach(server) {
       if (secret) {
         servers.add(server)
-        server.setTicketKeys(ticketKeys(secret, current))
+        server.setTicketKeys(keys!)
         server.once('close', () => servers.delete(server))
       }
       if (cache) {
@@ -111,6 +114,7 @@ export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResum
         })
       }
     },
+    ticketKeys: () => keys,
     close() {
       clearTimeout(timer)
     },
