@@ -47,7 +47,9 @@ function abandoned(ctx: Context): void {
 function closed(ctx: Context): void {
   if (ctx.error === undefined) {
     const stream = (ctx.res as { stream?: http2.ServerHttp2Stream }).stream
-    const complete = stream !== undefined ? stream.writableFinished : (ctx.res as ServerResponse).writableFinished
+    // HTTP/2: a stream closed with NO_ERROR after both sides sent END_STREAM (RFC 9113 §5.1) was
+    // answered in full, even when the client closed it before Node reported the response finished
+    const complete = stream !== undefined ? stream.writableFinished || (stream.writableEnded && stream.rstCode === http2.constants.NGHTTP2_NO_ERROR) : (ctx.res as ServerResponse).writableFinished
     if (!complete) {
       // HTTP/2: what the stream still held was never sent
       ctx.bytes = Math.max(0, ctx.bytes - (stream?.writableLength ?? 0))

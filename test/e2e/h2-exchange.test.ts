@@ -198,6 +198,26 @@ describe('HTTP/2 exchanges on the stream API', () => {
     assert.deepEqual([continued.status, continued.bytes], [200, ok.body.length])
   })
 
+  test('an upload over h2c answered 201 is logged as 201, not as a client that left', async () => {
+    // the answer's last DATA frame carries END_STREAM: the client may close the stream before
+    // Node reports the response finished; both halves ended normally (NO_ERROR), so it was complete
+    const paths = Array.from({ length: 8 }, (_, i) => `/up-${i}.txt`)
+    const replies = await Promise.all(paths.map((p) => h2(srv.url, { ':method': 'PUT', ':path': p, authorization: 'Bearer a-very-long-secret-token', 'content-type': 'text/plain' }, Buffer.from(`body of ${p}`))))
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      paths.map(() => 201),
+    )
+    for (const p of paths) assert.equal(readFileSync(path.join(files.dir, p.slice(1)), 'utf8'), `body of ${p}`)
+    const lines = await accessLines(logFile, (ls) => paths.every((p) => ls.some((l) => l.path === p)))
+    assert.deepEqual(
+      paths.map((p) => {
+        const l = lines.find((x) => x.path === p)!
+        return [l.method, l.status, l.bytes]
+      }),
+      replies.map((r) => ['PUT', 201, r.body.length]),
+    )
+  })
+
   test('a body the server does not read (a refusal): the answer, then the stream ends with NO_ERROR, the client not left waiting', async () => {
     // larger than the stream's flow-control window: the client cannot finish sending it unread
     const body = randomBytes(512 * 1024)
