@@ -53,7 +53,8 @@ case $SERVER in
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
 esac
 PID=$!
-for i in $(seq 300); do curl -sk -o /dev/null --max-time 20 "https://127.0.0.1:$PORT/index.html" && break; sleep 1; done
+# --http1.1: tls-bare offers h2 in its ALPN list but speaks HTTP/1.1 only
+for i in $(seq 300); do curl -sk --http1.1 -o /dev/null --max-time 20 "https://127.0.0.1:$PORT/index.html" && break; sleep 1; done
 client() { "$NODE" "$HERE/tls-handshake-client.mjs" "$PORT" "$1" "$KIND" $SNI; }
 client 100 > "$OUT/warm" || echo "warm-up: $(cat "$OUT/warm")" >&2
 [ "$MODE" = callgrind ] && callgrind_control -z "$PID" > /dev/null
