@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import http2 from 'node:http2'
 import net from 'node:net'
 import path from 'node:path'
@@ -10,6 +10,7 @@ import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
 import { closedPort, request, startServer, statuses, tempDir, type TestServer } from '../helpers/server.ts'
 import { FRAME, rawH2, type RawH2 } from '../helpers/h2raw.ts'
+import { accessLines } from '../helpers/access-log.ts'
 
 /**
  * Connection handling under hostile or broken clients: pipelined requests
@@ -337,33 +338,6 @@ describe('HTTP/2 sessions follow the HTTP/1.1 timeouts', () => {
   })
 })
 
-/** An access log line, or the summary of a connection's cancelled streams. */
-interface AccessRecord {
-  msg: string
-  method?: string
-  path?: string
-  status?: number
-  bytes?: number
-  proto?: string
-  client?: string
-  resets?: number
-}
-
-/** Polls a JSON access log file until `until` holds for its lines (bounded); returns them. */
-async function accessLines(file: string, until: (lines: AccessRecord[]) => boolean, ms = 10_000): Promise<AccessRecord[]> {
-  const end = Date.now() + ms
-  for (;;) {
-    const lines = existsSync(file)
-      ? readFileSync(file, 'utf8')
-          .split('\n')
-          .slice(0, -1)
-          .map((l) => JSON.parse(l) as AccessRecord)
-      : []
-    if (until(lines)) return lines
-    if (Date.now() > end) throw new Error(`the access log did not get there within ${ms} ms:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 describe('requests the client abandons are logged as 499, and reset floods as one line', () => {
   const HUGE = 32 * 1024 * 1024

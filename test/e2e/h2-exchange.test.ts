@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { accessLines } from '../helpers/access-log.ts'
 
 /**
  * HTTP/2 requests reach the pipeline on Node's stream API, with Edgebox's
@@ -16,30 +17,6 @@ import { startServer, tempDir, type TestServer } from '../helpers/server.ts'
  * them over h2c.
  */
 
-interface AccessRecord {
-  msg: string
-  method?: string
-  path?: string
-  status?: number
-  bytes?: number
-  proto?: string
-  client?: string
-}
-
-async function accessLines(file: string, until: (lines: AccessRecord[]) => boolean, ms = 10_000): Promise<AccessRecord[]> {
-  const end = Date.now() + ms
-  for (;;) {
-    const lines = existsSync(file)
-      ? readFileSync(file, 'utf8')
-          .split('\n')
-          .slice(0, -1)
-          .map((l) => JSON.parse(l) as AccessRecord)
-      : []
-    if (until(lines)) return lines
-    if (Date.now() > end) throw new Error(`the access log did not get there within ${ms} ms:\n${lines.map((l) => JSON.stringify(l)).join('\n')}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 interface H2Reply {
   status: number
