@@ -7,7 +7,7 @@
 #   SERVER: edgebox     Edgebox from $ROOT (default: this checkout), bench/tls.sh's default configuration
 #                       (tls listener, static route, access log ON to a file, session tickets ON)
 #           tls-bare    bench/servers/tls-bare.mjs (from $ROOT when it has one, else this checkout's)
-#           variant     bench/profiles/tls-variants.mjs: tls-bare with one piece added or taken away (V_SESS, V_SNI, V_PEEK)
+#           variant     tls-bare with one piece added or taken away (V_SESS, V_SNI, V_PEEK: bench/servers/tls-bare.mjs)
 #           s_server    openssl s_server -www (callgrind only): OpenSSL's own server, the ceiling
 #   callgrind: valgrind --tool=callgrind --separate-threads=yes; counters zeroed after start-up and a warm-up of 100
 #              connections, dumped after CONNECTIONS (default 300); prints Ir per connection of the main thread
@@ -48,7 +48,7 @@ BARE="$ROOT/bench/servers/tls-bare.mjs"; [ -f "$BARE" ] || BARE="$REPO/bench/ser
 case $SERVER in
   edgebox)  (cd "$ROOT" && exec setsid "${PRE[@]}" "$NODE" "${NODEFLAGS[@]}" bin/edgebox.js --config "$DIR/tls/edgebox-$PORT.json" > "$OUT/access.log" 2> "$OUT/err") & ;;
   tls-bare) setsid "${PRE[@]}" "$NODE" "${NODEFLAGS[@]}" "$BARE" "$PORT" "$DIR/tls/leaf.crt" "$DIR/tls/leaf.key" "$DIR/www/index.html" > "$OUT/out" 2> "$OUT/err" & ;;
-  variant)  setsid "${PRE[@]}" "$NODE" "${NODEFLAGS[@]}" "$HERE/tls-variants.mjs" "$PORT" "$DIR/tls/leaf.crt" "$DIR/tls/leaf.key" "$DIR/www/index.html" > "$OUT/out" 2> "$OUT/err" & ;;
+  variant)  setsid "${PRE[@]}" "$NODE" "${NODEFLAGS[@]}" "$REPO/bench/servers/tls-bare.mjs" "$PORT" "$DIR/tls/leaf.crt" "$DIR/tls/leaf.key" "$DIR/www/index.html" > "$OUT/out" 2> "$OUT/err" & ;;
   s_server) (cd "$DIR/www" && exec setsid "${PRE[@]}" openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$DIR/tls/leaf.crt" -key "$DIR/tls/leaf.key" -WWW > "$OUT/out" 2> "$OUT/err" < /dev/null) & ;;
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
 esac

@@ -7,6 +7,12 @@
 //   10,000 sessions) that leaves out TLS 1.3 sessions, which resume from their tickets.
 // Every request gets the 1 KiB index.html from memory (openssl s_time -www /index.html reads it to the end).
 // Run it with the same Node binary as Edgebox (the project's pinned Node 24).
+// For bench/profiles/tls-handshake.sh's `variant` runs, each V_* variable changes one thing (unset: as above):
+//   V_SESS=0   no newSession / resumeSession listeners (no TLS 1.2 session-ID cache: Node then neither parses the
+//              ClientHello for a session ID nor hands each new TLS 1.3 ticket's session to JavaScript)
+//   V_SNI=0    no SNICallback (OpenSSL's certificate callback then does not call into JavaScript)
+//   V_PEEK=1   Edgebox's own refusePlainHttp and routeByAlpn (src/server/tls-accept.ts) on the server, as its listener
+//              installs them: the first byte of each connection read in JavaScript before the TLS server sees it
 // usage: node tls-bare.mjs PORT CERT KEY FILE
 import https from 'node:https'
 import tls from 'node:tls'
@@ -26,7 +32,7 @@ const server = https.createServer({
   cert,
   key,
   ALPNProtocols: ['h2', 'http/1.1'],
-  SNICallback: (_name, done) => done(null, context),
+  ...(process.env.V_SNI === '0' ? {} : { SNICallback: (_name, done) => done(null, context) }),
   sessionTimeout: 3600,
 }, (req, res) => {
   res.writeHead(200, head)
@@ -48,15 +54,22 @@ const sessionVersion = (der) => {
   if (der[i] !== 0x02 || der[i + 1] !== 0x02) return 0
   return (der[i + 2] << 8) | der[i + 3]
 }
-const cache = new Map()
-server.on('newSession', (id, data, done) => {
-  if (sessionVersion(data) !== 0x0304) {
-    cache.set(id.toString('base64url'), data)
-    if (cache.size > 10_000) cache.delete(cache.keys().next().value)
-  }
-  done()
-})
-server.on('resumeSession', (id, done) => done(null, cache.get(id.toString('base64url')) ?? null))
+if (process.env.V_SESS !== '0') {
+  const cache = new Map()
+  server.on('newSession', (id, data, done) => {
+    if (sessionVersion(data) !== 0x0304) {
+      cache.set(id.toString('base64url'), data)
+      if (cache.size > 10_000) cache.delete(cache.keys().next().value)
+    }
+    done()
+  })
+  server.on('resumeSession', (id, done) => done(null, cache.get(id.toString('base64url')) ?? null))
+}
+if (process.env.V_PEEK === '1') {
+  const { refusePlainHttp, routeByAlpn } = await import(new URL('../../src/server/tls-accept.ts', import.meta.url).href)
+  routeByAlpn(server, undefined, true)
+  refusePlainHttp(server, 60_000, { host: '127.0.0.1', port: Number(portArg) }, new Set(), {})
+}
 server.on('tlsClientError', () => {})
 server.listen(Number(portArg), '127.0.0.1')
 process.on('SIGTERM', () => { server.close(); server.closeAllConnections(); process.exit(0) })
