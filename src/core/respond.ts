@@ -5,6 +5,7 @@ import { Readable } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import { headerKey } from '../http/header-map.ts'
+import { h2Fields } from '../http/h2-fields.ts'
 import type { Context, Headers } from './context.ts'
 import type { BodySource } from './types.ts'
 
@@ -64,37 +65,11 @@ type H2Stream = http2.ServerHttp2Stream & { [STREAM_CONTEXT]?: Context }
 /** The Context a stream answered by `sendComplete` belongs to. */
 const STREAM_CONTEXT = Symbol('edgebox.context')
 const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true })
-/** '200', '304', ...: status codes as header values, made once. */
-const STATUS_TEXT: Record<number, string> = Object.fromEntries(Object.keys(STATUS_CODES).map((code) => [code, code]))
 const MORE_TO_COME: http2.ServerStreamResponseOptions = Object.freeze({ endStream: false })
 
 function streamClosed(this: H2Stream): void {
   const ctx = this[STREAM_CONTEXT]
   if (ctx !== undefined) closed(ctx)
-}
-
-/**
- * The response head for `stream.respond` in the flat [name, value, ...] form,
- * names lower-cased. A name given twice in different cases (`Vary` and
- * `vary`) is one field, the later value kept: the header object form then.
- */
-function flatFields(status: number, headers: Headers): string[] | http2.OutgoingHttpHeaders {
-  const fields: string[] = [':status', STATUS_TEXT[status] ?? String(status)]
-  for (const name in headers) {
-    const lower = name.toLowerCase()
-    if (lower !== name && headers[lower] !== undefined) return objectFields(status, headers)
-    const value = headers[name]!
-    if (typeof value === 'string') fields.push(lower, value)
-    else if (typeof value === 'number') fields.push(lower, String(value))
-    else for (let i = 0; i < value.length; i++) fields.push(lower, value[i]!)
-  }
-  return fields
-}
-
-function objectFields(status: number, headers: Headers): http2.OutgoingHttpHeaders {
-  const fields: http2.OutgoingHttpHeaders = { ':status': status }
-  for (const name in headers) fields[name.toLowerCase()] = headers[name]
-  return fields
 }
 
 function applyFilters(ctx: Context, status: number, headers: Headers): void {
@@ -145,7 +120,7 @@ export function sendComplete(ctx: Context, status: number, headers: Headers, bod
     // writeHead, setHeader per field and end (the hot path for small answers).
     // The flat [name, value, ...] form: Node copies a header object into one
     // of its own first, and lower-cases and checks the names either way.
-    const fields = flatFields(status, headers)
+    const fields = h2Fields(status, headers)
     if (body === undefined || ctx.isHead) stream.respond(fields, END_STREAM)
     else {
       stream.respond(fields, MORE_TO_COME)

@@ -9,6 +9,7 @@ import type { BodyLimits } from './body.ts'
 import type { OriginPolicy } from './origin.ts'
 import type { Clock } from './clock.ts'
 import type { EdgeboxConfig } from '../config/schema.ts'
+import type { H2Fields } from '../http/h2-fields.ts'
 
 /**
  * The request and response a handler sees: over HTTP/1.x Node's own
@@ -42,7 +43,7 @@ export interface H2Req {
 }
 
 /** Response fields as handlers give them (names in any case). */
-export type H2ResponseFields = Record<string, string | number | readonly string[] | undefined>
+export type H2ResponseFields = H2Fields
 
 /** An HTTP/2 response: the head and body of one stream; its events are the stream's. */
 export interface H2Res {

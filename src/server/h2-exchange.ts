@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { httpError } from '../core/errors.ts'
 import type { H2Req, H2Res, H2ResponseFields } from '../core/types.ts'
+import { h2Fields } from '../http/h2-fields.ts'
 
 /**
  * HTTP/2 requests as the pipeline sees them, on Node's stream API
@@ -145,8 +146,6 @@ class RequestBody extends Readable {
   }
 }
 
-/** '200', '304', ...: the status as a field value, made once per code. */
-const STATUS_TEXT = new Map<number, string>()
 /**
  * A head with a body to come: the body's end is sent as an empty trailer
  * block (an empty DATA frame with END_STREAM) once Node has written the last
@@ -162,45 +161,6 @@ function sendNoTrailers(this: http2.ServerHttp2Stream): void {
   if (!this.destroyed && !this.closed) this.sendTrailers(NO_TRAILERS)
 }
 const END_STREAM: http2.ServerStreamResponseOptions = Object.freeze({ endStream: true })
-
-function statusText(status: number): string {
-  let text = STATUS_TEXT.get(status)
-  if (text === undefined) STATUS_TEXT.set(status, (text = String(status)))
-  return text
-}
-
-/**
- * The head for `stream.respond`: the flat [name, value, ...] form with
- * lower-case names (Node copies a header object into one of its own first).
- * A name given twice in different cases (`Vary` and `vary`) is one field
- * with the later value, as in a header object: the object form then.
- * `Connection` is dropped (a connection-specific field, RFC 9113 §8.2.2,
- * which the compatibility layer dropped too); fields without a value are left out.
- */
-function responseFields(status: number, headers: H2ResponseFields | undefined): string[] | http2.OutgoingHttpHeaders {
-  const fields: string[] = [':status', statusText(status)]
-  for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    const lower = name.toLowerCase()
-    if (lower !== name && headers[lower] !== undefined) return objectFields(status, headers)
-    if (lower === 'connection') continue
-    if (typeof value === 'string') fields.push(lower, value)
-    else if (typeof value === 'number') fields.push(lower, String(value))
-    else for (let i = 0; i < value.length; i++) fields.push(lower, value[i]!)
-  }
-  return fields
-}
-
-function objectFields(status: number, headers: H2ResponseFields): http2.OutgoingHttpHeaders {
-  const fields: http2.OutgoingHttpHeaders = { ':status': status }
-  for (const name in headers) {
-    const value = headers[name]
-    const lower = name.toLowerCase()
-    if (value !== undefined && lower !== 'connection') fields[lower] = typeof value === 'object' ? [...value] : value
-  }
-  return fields
-}
 
 /** Node's check of a Link value for 103 Early Hints (RFC 8288 §3): `<uri>` then `; param` or `; param=value`. */
 const LINK_VALUE = /^(?:<[^>\r\n]*>)(?:\s*;\s*[^;"\s]+(?:=(")?[^;"\s]*\1)?)*$/
@@ -258,7 +218,7 @@ export class H2Response implements H2Res {
     if (stream.headersSent) throw headersSentError()
     this.statusCode = status
     stream.on('wantTrailers', sendNoTrailers)
-    stream.respond(responseFields(status, headers), MORE_TO_COME)
+    stream.respond(h2Fields(status, headers), MORE_TO_COME)
     return this
   }
 
@@ -293,7 +253,7 @@ export class H2Response implements H2Res {
     if (!stream.headersSent) {
       // no body: the head ends the stream (one HEADERS frame with END_STREAM)
       if (chunk === undefined || chunk.length === 0) {
-        stream.respond(responseFields(this.statusCode, undefined), END_STREAM)
+        stream.respond(h2Fields(this.statusCode, undefined), END_STREAM)
         if (cb) stream.once('finish', cb)
         return this
       }
