@@ -1,5 +1,4 @@
-import type http2 from 'node:http2'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type OutgoingHttpHeaders } from 'node:http'
 
 /** Response fields as handlers give them: a header object, names in any case, a field without a value left out. */
 export type H2Fields = Record<string, string | number | readonly string[] | undefined>
@@ -15,7 +14,7 @@ const STATUS_TEXT: Record<number, string> = Object.fromEntries(Object.keys(STATU
  * `Connection` is dropped (a connection-specific field, RFC 9113 §8.2.2,
  * which the compatibility layer dropped too); fields without a value are left out.
  */
-export function h2Fields(status: number, headers: H2Fields | undefined): string[] | http2.OutgoingHttpHeaders {
+export function h2Fields(status: number, headers: H2Fields | undefined): string[] | OutgoingHttpHeaders {
   const fields: string[] = [':status', STATUS_TEXT[status] ?? String(status)]
   for (const name in headers) {
     const value = headers[name]
@@ -30,8 +29,8 @@ export function h2Fields(status: number, headers: H2Fields | undefined): string[
   return fields
 }
 
-function objectFields(status: number, headers: H2Fields): http2.OutgoingHttpHeaders {
-  const fields: http2.OutgoingHttpHeaders = { ':status': status }
+function objectFields(status: number, headers: H2Fields): OutgoingHttpHeaders {
+  const fields: OutgoingHttpHeaders = { ':status': status }
   for (const name in headers) {
     const value = headers[name]
     const lower = name.toLowerCase()
