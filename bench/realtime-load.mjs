@@ -422,37 +422,81 @@ async function openAll(n, open, conc = 100) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// publisher: one broadcast per POST on one keep-alive connection (so they arrive in order), at a fixed rate: requests
-// are sent on schedule and queue in the agent if the server falls behind (the load is offered, not closed-loop)
-const pubAgent = new http.Agent({ keepAlive: true, maxSockets: 1 }) // one connection: broadcasts stay in order
+// publisher: one broadcast per POST, all on one keep-alive connection so that they reach the server in order, and
+// PIPELINED (RFC 9112 §9.3.2): each request is written when its time comes, whether or not the answers to the earlier
+// ones are in, so the load is offered at the fixed rate (open loop). With one request at a time (an http.Agent with
+// maxSockets 1) the next POST waited for the answer to the last one, and that answer for the generator's own event
+// loop, busy reading the broadcast it had just set off: the server sat idle while the generator read, the generator
+// while the server wrote, and neither core was full when the deliveries lagged. Answers come back in request order
+// (RFC 9112 §9.3.2) and are matched to their broadcast by that order; the connection is opened again if the server
+// closed it while idle (its keep-alive timeout).
 let pubSent = 0, pubOk = 0, pubBad = 0, pubLatSum = 0
 const pubBadSamples = []
-function publishOne(seq) {
-  const body = target === 'edgebox' ? JSON.stringify({ ch: o.ch, d: payload(seq) }) : payload(seq)
-  const path = target === 'edgebox' ? `${o.prefix}api/publish` : '/publish'
-  const headers = { 'content-type': target === 'edgebox' ? 'application/json' : 'text/plain', 'content-length': Buffer.byteLength(body) }
-  if (target === 'edgebox') headers.authorization = `Bearer ${o.key}`
-  sentAt[seq] = clockMs()
-  pubSent++
-  const req = http.request(`${base}${path}`, { method: 'POST', agent: pubAgent, headers }, (res) => {
-    let text = ''
-    res.setEncoding('utf8')
-    res.on('data', (c) => (text += c))
-    res.on('end', () => {
+const pubPath = target === 'edgebox' ? `${o.prefix}api/publish` : '/publish'
+const pubHead =
+  `POST ${pubPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: ${target === 'edgebox' ? 'application/json' : 'text/plain'}\r\n` +
+  (target === 'edgebox' ? `Authorization: Bearer ${o.key}\r\n` : '')
+const pubBadNote = (m) => void (pubBad++, pubBadSamples.length < 3 && pubBadSamples.push(m))
+let pub = null // { sock, pending }: the publishing connection
+function pubConnect() {
+  const sock = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  const pending = [] // broadcasts written on this connection, not answered yet, in order
+  let buf = ''
+  sock.setEncoding('latin1')
+  sock.on('data', (d) => {
+    buf += d
+    for (;;) {
+      const h = buf.indexOf('\r\n\r\n')
+      if (h === -1) return
+      const head = buf.slice(0, h)
+      const status = Number(head.slice(9, 12))
+      const m = /\r\ncontent-length:\s*(\d+)/i.exec(head)
+      if (!m && /\r\ntransfer-encoding:/i.test(head)) {
+        pubBadNote(`unsupported answer (chunked): ${head.slice(0, 200)}`)
+        return void sock.destroy()
+      }
+      const len = m ? Number(m[1]) : 0 // 204 and bodiless answers: no Content-Length
+      if (buf.length < h + 4 + len) return
+      const body = buf.slice(h + 4, h + 4 + len)
+      buf = buf.slice(h + 4 + len)
+      const seq = pending.shift()
+      if (seq === undefined) {
+        pubBadNote(`answer without a request: ${head.slice(0, 100)}`)
+        continue
+      }
       pubLatSum += clockMs() - sentAt[seq]
-      if (res.statusCode >= 300) return void (pubBad++, pubBadSamples.length < 3 && pubBadSamples.push(`${res.statusCode} ${text.slice(0, 200)}`))
+      if (!(status >= 200 && status < 300)) {
+        pubBadNote(`${status} ${body.slice(0, 200)}`)
+        continue
+      }
       if (target === 'edgebox') {
-        const a = JSON.parse(text)
-        if (a.o !== seq) return void (pubBad++, pubBadSamples.length < 3 && pubBadSamples.push(`offset ${a.o} for broadcast ${seq} (channel not fresh?)`))
+        const a = JSON.parse(Buffer.from(body, 'latin1').toString())
+        if (a.o !== seq) {
+          pubBadNote(`offset ${a.o} for broadcast ${seq} (channel not fresh?)`)
+          continue
+        }
       }
       pubOk++
-    })
+    }
   })
-  req.on('error', (err) => {
-    pubBad++
-    if (pubBadSamples.length < 3) pubBadSamples.push(err.message)
+  sock.on('error', (err) => {
+    if (!stopping && pending.length > 0) pubBadNote(`${err.message} (${pending.length} publish requests unanswered)`)
+    pending.length = 0
   })
-  req.end(body)
+  sock.on('close', () => {
+    if (pub?.sock === sock) pub = null
+    if (!stopping && pending.length > 0) pubBadNote(`connection closed with ${pending.length} publish requests unanswered`)
+    pending.length = 0
+  })
+  return { sock, pending }
+}
+function publishOne(seq) {
+  const body = target === 'edgebox' ? JSON.stringify({ ch: o.ch, d: payload(seq) }) : payload(seq)
+  pub ??= pubConnect()
+  sentAt[seq] = clockMs()
+  pubSent++
+  pub.pending.push(seq)
+  pub.sock.write(`${pubHead}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }
 
 /** Publishes broadcasts from..from+count-1 on a fixed schedule; resolves when the last one is sent. */
@@ -647,6 +691,11 @@ async function fanout() {
     expected, delivered: meas, lost: sum('lost'), clients_short: sum('clientsShort'), dups: sum('dups'), out_of_order: sum('skips'), gap_envelopes: sum('gapEnvelopes'),
     drained, srv_cpu_s: +srvCpu.toFixed(2), srv_cpu: +(srvCpu / secs).toFixed(3),
     cpu_s_per_M: meas > 0 ? +(srvCpu / (meas / 1e6)).toFixed(3) : null,
+    // the cores the offered load (N x rate deliveries a second) takes at the CPU per delivery of this run: above 1 for
+    // the server (or above the generator's cores for it), no run can keep up, whatever the server does
+    srv_cores_needed: meas > 0 ? +((srvCpu / meas) * N * rate).toFixed(2) : null,
+    client_cpu_s_per_M: meas > 0 ? +((ownCpu + sum('cpu')) / (meas / 1e6)).toFixed(3) : null,
+    client_cores_needed: meas > 0 ? +(((ownCpu + sum('cpu')) / meas) * N * rate).toFixed(2) : null,
     steal: +((s1 - s0) / secs).toFixed(3), client_cpu: +((ownCpu + sum('cpu')) / secs).toFixed(3),
     client_cpu_proc_max: +(Math.max(ownCpu, ...kidCpu) / secs).toFixed(3),
     // the generator's own limits: its CPU while the broadcasts were being sent, the deliveries it had counted by the
@@ -667,7 +716,7 @@ async function fanout() {
   for (const c of conns) (c.terminate ?? c.destroy).call(c)
   for (const k of kids) k.send({ t: 'stop' })
   pollAgent.destroy()
-  pubAgent.destroy()
+  pub?.sock.destroy()
   setTimeout(() => process.exit(0), 300)
 }
 
