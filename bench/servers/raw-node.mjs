@@ -4,15 +4,15 @@
 //                    "bytes=-n" range -> 206, unsatisfiable -> 416
 //   anything else    the 1 KiB index.html held in memory, with a strong ETag; If-None-Match equal to it -> 304
 // With --log (raw-node-log): after each answer, the JSON access-log line Edgebox writes (src/core/log.ts writeJson:
-// the same fields in the same order, strings escaped only when needed), batched like Edgebox's createAccessLog (one
-// write per ~32 KiB and at least once a second, flushed on SIGTERM) through the same destination (pino.destination,
-// i.e. sonic-boom, async) on stdout (fd 1), as Edgebox writes its access log; --log=FILE writes to FILE instead.
+// the same fields in the same order), batched like Edgebox's createAccessLog through the same destination
+// (pino.destination, async): bench/servers/access-line.mjs; on stdout (fd 1), as Edgebox writes its access log;
+// --log=FILE writes to FILE instead.
 // Run it with the same Node binary as Edgebox (the project's pinned Node 24).
 // usage: node raw-node.mjs PORT WWWDIR [--log[=FILE]]
 import http from 'node:http'
 import fs from 'node:fs'
 import path from 'node:path'
-import pino from 'pino'
+import { accessLog, hostOf } from './access-line.mjs'
 
 const port = Number(process.argv[2])
 const www = process.argv[3]
@@ -36,36 +36,14 @@ const htmlHeaders = {
 }
 const notModifiedHeaders = { ETag: etag, 'Last-Modified': lastModified, 'Cache-Control': 'no-cache' }
 
-// the access log, as src/core/log.ts createAccessLog builds it (JSON format)
+// the access log, as src/core/log.ts createAccessLog builds it (JSON format): bench/servers/access-line.mjs
 let logLine = null
 let flushLog = () => {}
 if (logArg) {
-  const dest = pino.destination({ dest: logArg === '--log' ? 1 : logArg.slice(6), sync: false, mkdir: true })
-  const batchChars = 32 * 1024
-  let batch = ''
-  const flushBatch = () => {
-    if (batch === '') return
-    dest.write(batch)
-    batch = ''
-  }
-  setInterval(flushBatch, 1000).unref()
-  const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/
-  const jsonString = (s) => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`)
-  const hostOf = (h) => {
-    if (!h) return ''
-    if (h[0] === '[') return h.slice(0, h.indexOf(']') + 1)
-    const i = h.indexOf(':')
-    return i < 0 ? h : h.slice(0, i)
-  }
-  logLine = (req, status, bytes, start, cache) => {
-    const ms = performance.now() - start
-    batch += `{"time":${Date.now()},"msg":"request","method":${jsonString(req.method)},"host":${jsonString(hostOf(req.headers.host))},"path":${jsonString(req.url)},"status":${status},"bytes":${bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${cache}","proto":"http/1.1","client":"${req.socket.remoteAddress ?? ''}"}\n`
-    if (batch.length >= batchChars) flushBatch()
-  }
-  flushLog = () => {
-    flushBatch()
-    try { dest.flushSync() } catch { /* nothing buffered */ }
-  }
+  const log = accessLog(logArg === '--log' ? 1 : logArg.slice(6))
+  logLine = (req, status, bytes, start, cache) =>
+    log.line(req.method, hostOf(req.headers.host), req.url, status, bytes, start, cache, 'http/1.1', req.socket.remoteAddress)
+  flushLog = log.flush
 }
 
 function serveBig(req, res) {
