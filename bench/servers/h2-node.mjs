@@ -9,11 +9,17 @@
 //   does), the ALPN list Edgebox offers (h2, http/1.1: allowHTTP1 true) and its TLS 1.2 cipher list (env EB_CIPHERS;
 //   honorCipherOrder, TLSv1.2 minimum). Node's HPACK and field validation make every field cost, so the ceiling for
 //   Edgebox's h2 path is a bare server sending the same fields, not the 3-field one.
-// usage: node h2-node.mjs PORT CERT KEY FILE [HEADFILE]
+// - With HEADFILE and --work: `h2-same-work`, h2-same-head plus what Edgebox must do per request with its default
+//   configuration: `server-timing` computed per request (`edge;dur=` the time since the stream arrived, any further
+//   metrics as captured) and, after each answer, Edgebox's JSON access line (proto "h2") through the same destination
+//   and batching (bench/servers/access-line.mjs), on stdout.
+// usage: node h2-node.mjs PORT CERT KEY FILE [HEADFILE [--work]]
 import http2 from 'node:http2'
 import fs from 'node:fs'
+import { accessLog, hostOf } from './access-line.mjs'
 
-const [portArg, certFile, keyFile, bodyFile, headFile] = process.argv.slice(2)
+const [portArg, certFile, keyFile, bodyFile, headFile, workArg] = process.argv.slice(2)
+const work = workArg === '--work'
 const body = fs.readFileSync(bodyFile)
 let headers = { ':status': 200, 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }
 if (headFile) {
@@ -33,11 +39,28 @@ const server = http2.createSecureServer({
   allowHTTP1: Boolean(headFile),
   ...(headFile && process.env.EB_CIPHERS ? { ciphers: process.env.EB_CIPHERS, honorCipherOrder: true, minVersion: 'TLSv1.2' } : {}),
 })
-server.on('stream', (stream) => {
-  stream.on('error', () => {})
-  stream.respond(headers)
-  stream.end(body)
-})
+if (work) {
+  const log = accessLog(1)
+  const st = String(headers['server-timing'] ?? '')
+  const tail = st.indexOf(',') < 0 ? '' : st.slice(st.indexOf(','))
+  const client = Symbol('client')
+  server.on('session', (session) => { session[client] = session.socket.remoteAddress })   // once per connection
+  server.on('stream', (stream, h) => {
+    const start = performance.now()
+    stream.on('error', () => {})
+    headers['server-timing'] = 'edge;dur=' + Math.round((performance.now() - start) * 100) / 100 + tail
+    stream.respond(headers)
+    stream.end(body)
+    log.line(h[':method'], hostOf(h[':authority']), h[':path'], 200, body.length, start, 'HIT', 'h2', stream.session?.[client])
+  })
+  process.on('SIGTERM', log.flush)
+} else {
+  server.on('stream', (stream) => {
+    stream.on('error', () => {})
+    stream.respond(headers)
+    stream.end(body)
+  })
+}
 server.on('sessionError', () => {})
 server.listen(Number(portArg), '127.0.0.1')
 process.on('SIGTERM', () => { server.close(); process.exit(0) })
