@@ -110,6 +110,19 @@ bench_setup() {
 
 # rotate K ITEM... : the items, one a line, starting at index K (mod count); each round starts with another server
 rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < ${#a[@]}; i++)); do echo "${a[(i + k) % ${#a[@]}]}"; done; }
+# rotate_before K ITEM... : rotate, with every X-before of the items run right beside its X (after it when K is even,
+# before it when K is odd), so that now and before run back to back in every round and a swing of the machine's speed
+# over a minute or two moves both alike (the now / before ratios are taken within a round)
+rotate_before() {
+  local k=$1 n; shift
+  local items=" $* "
+  for n in $(rotate "$k" "$@"); do
+    if [[ "$n" == *-before && "$items" == *" ${n%-before} "* ]]; then continue; fi
+    if [[ "$items" == *" $n-before "* ]]; then
+      if ((k % 2 == 0)); then echo "$n"; echo "$n-before"; else echo "$n-before"; echo "$n"; fi
+    else echo "$n"; fi
+  done
+}
 # med "N N N" / rng "N N N" : median / "min-max" of a space-separated list
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }
@@ -190,14 +203,32 @@ before_setup() {
 before_header() {
   echo
   echo "## now / before: this tree vs BEFORE=$BEFORE ($BEFORE_DESC), the same configuration, side by side in every round"
-  echo "# judged on the median of the per-round ratios: 'no regression' when it is >= $BEFORE_MIN (BEFORE_MIN)"
+  echo "# each run right beside its counterpart; judged on the middle rounds (of 5 or more, the lowest and highest per-round"
+  echo "# ratio set aside): 'no regression' when all are >= $BEFORE_MIN (BEFORE_MIN), 'REGRESSION' when all are below, else 'undecided'"
 }
 # before_line LABEL ARRAY TEST NOW BEFORE judge|- : NOW's figure over BEFORE's (median of per-round ratios), judged
-# against BEFORE_MIN or only reported
+# against BEFORE_MIN (before_judge) or only reported
 before_line() {
   local rs v; rs=$(round_ratios "$2" "$3" "$4" "$5")
-  if [ "$6" = judge ]; then v=$(judge "$rs" '>=' "$BEFORE_MIN" 'no regression' "REGRESSION (below $BEFORE_MIN)"); else v="reported, not judged"; fi
+  if [ "$6" = judge ]; then v=$(before_judge "$rs"); else v="reported, not judged"; fi
   printf '%-58s %6s  %-44s per round: %s\n' "$1" "$(median_of "$rs")" "$v" "$(show_ratios "$rs")"
+}
+# before_judge "R1 R2 ..." : the no-regression verdict on per-round ratios now / before. The machine's speed can swing
+# by 2x between minutes (other jobs on the host, which neither steal time nor the server's share of its core shows),
+# and a round in which one of the two runs hit such a swing gives an outlier ratio. So the verdict is taken on the
+# middle rounds: with 5 or more rounds counted the lowest and the highest ratio are set aside, and the rest must lie
+# on one side of BEFORE_MIN: all at or above it, 'no regression'; all below it, 'REGRESSION'; on both sides,
+# 'undecided' (the rounds swing more than the 3% the check is about: run again, with more rounds or a quieter
+# machine). With 3 or 4 rounds every ratio counts. No verdict as judge gives none (smoke run, failed checks, < 3 rounds).
+before_judge() {
+  local v; v=$(judge "$1" '>=' "$BEFORE_MIN" 'no regression' 'REGRESSION')
+  case $v in "no verdict"*) echo "$v"; return ;; esac
+  echo "$1" | tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -g | awk -v m="$BEFORE_MIN" '{ a[NR] = $1 }
+    END { lo = 1; hi = NR; if (NR >= 5) { lo = 2; hi = NR - 1 }
+          r = sprintf("%.2f-%.2f", a[lo], a[hi])
+          if (a[lo] >= m) print "no regression (middle rounds " r ")"
+          else if (a[hi] < m) print "REGRESSION (middle rounds " r " < " m ")"
+          else print "undecided: middle rounds " r " around " m }'
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -210,6 +241,24 @@ warm_up() {
   timeout $((s + 20)) taskset -c "$GEN_CPU" "${@//@DUR@/$s}" >/dev/null 2>&1
   return 0
 }
+
+# warm_for ROUND SERVER : sets WARM_S, the warm-up of that server's next run. Every server runs for the whole
+# benchmark, so its code is compiled and its caches filled by the end of round 1: in round 1 every run is warmed up
+# for WARM s; in a later round only the server's first run of the round, for WARM_NEXT s (1; at most WARM), enough for
+# the connections to open and the heap to grow back after the server sat idle while the others ran; its further runs
+# in that round (another test, right after its own warm run) get none. Not in a $(...) subshell: it records which
+# servers are warm (WARMED).
+WARM_NEXT=${WARM_NEXT:-1}
+declare -A WARMED=()
+warm_for() {
+  if [ "$1" -le 1 ]; then WARM_S=${WARM:-0}; return; fi
+  if [ -n "${WARMED[$1,$2]:-}" ]; then WARM_S=0; return; fi
+  WARMED[$1,$2]=1
+  WARM_S=$WARM_NEXT; [ "${WARM:-0}" -lt "$WARM_NEXT" ] && WARM_S=${WARM:-0}
+  return 0
+}
+# warm_s ROUND : the warm-up of a server's first run in that round (for the headings)
+warm_s() { if [ "$1" -le 1 ] || [ "${WARM:-0}" -lt "$WARM_NEXT" ]; then echo "${WARM:-0}"; else echo "$WARM_NEXT"; fi; }
 
 # MIN_SRV_CPU: in a test meant to keep the server's core busy (wrk and h2load, closed loops with many requests in
 # flight), a run in which the server used less than this many CPU-seconds per second of the run was limited by
@@ -408,13 +457,50 @@ target_line() {
     "$(show_ratios "$rs")" "${8:+  $8}"
 }
 
-# same_log_keys EDGEBOX_LOG RAW_NODE_LOG PATTERN: the first line matching PATTERN in each access log (the checks'
-# requests, batched and written within a second) has the same keys in the same order; else a CHECK_FAIL entry.
+# info_line LABEL ARRAY TEST A B : a ratio printed for information beside the targets (no verdict): A's figure over B's,
+# the median of the per-round ratios and the per-round ratios themselves
+info_line() {
+  local rs; rs=$(round_ratios "$2" "$3" "$4" "$5")
+  printf '%-58s %6s  %-56s per round: %s\n' "$1" "$(median_of "$rs")" "for information, no target" "$(show_ratios "$rs")"
+}
+
+# same_log_keys EDGEBOX_LOG OTHER_LOG PATTERN [OTHER_NAME] : the first line matching PATTERN in each access log (the
+# checks' requests, batched and written within a second) has the same keys in the same order; else a CHECK_FAIL entry.
+# OTHER_NAME: the bare server writing OTHER_LOG (raw-node-log by default).
 same_log_keys() {
   sleep 1.2
-  local kE kR
+  local kE kR o=${4:-raw-node-log}
   kE=$(grep -m1 "$3" "$1" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -)
   kR=$(grep -m1 "$3" "$2" | grep -o '"[a-zA-Z]*":' | tr -d '":' | paste -sd, -)
-  printf '%-14s access-log line keys: %s\n%-14s access-log line keys: %s\n' edgebox "${kE:-none}" raw-node-log "${kR:-none}"
-  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("raw-node-log: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
+  printf '%-16s access-log line keys: %s\n%-16s access-log line keys: %s\n' edgebox "${kE:-none}" "$o" "${kR:-none}"
+  [ -n "$kE" ] && [ "$kE" = "$kR" ] || CHECK_FAIL+=("$o: its access-log line keys '${kR:-none}' differ from Edgebox's '${kE:-none}'")
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bare servers that send Edgebox's exact response head (h2-same-head, h1-same-head): the head is read from a running
+# Edgebox at the start of every run, so the bare server always sends what this tree's Edgebox sends.
+
+# capture_head OUTFILE URL [CURL_ARG...] : the response head of one request (curl -D, -k for TLS), as the server sent
+# it; fails if there was no answer
+capture_head() {
+  local out=$1 url=$2; shift 2
+  rm -f "$out"
+  curl -sk -o /dev/null -D "$out" --max-time 5 "$@" "$url" && grep -q '^HTTP/' "$out" 2>/dev/null
+}
+# head_fields FILE : a captured head as 'name: value' lines, in order, names as sent (HTTP/1.1 keeps their case; h2
+# sends them in lower case), the status line first
+head_fields() { tr -d '\r' < "$1" | awk 'NR == 1 { print $1, $2; next } /^[^ :]+:/ { i = index($0, ":"); v = substr($0, i + 1); sub(/^ +/, "", v); print substr($0, 1, i - 1) ": " v }'; }
+# same_head NAME FILE_EDGEBOX FILE_OTHER [FIELD...] : the bare server's head (FILE_OTHER) has Edgebox's status, the same
+# field names in the same order and case, and the same values but for the FIELDs (lower case; by default date,
+# server-timing and age: generated or measured per response by both) whose values are compared by presence only, and
+# Cache-Status's ttl (counted down per response by both); else a CHECK_FAIL entry. Prints the names of both heads.
+same_head() {
+  local n=$1 a=$2 b=$3; shift 3
+  local vary=" ${*:-date server-timing age} "
+  norm() { head_fields "$1" | awk -v v="$vary" '{ i = index($0, ":"); k = tolower(substr($0, 1, i - 1)); if (i && index(v, " " k " ")) print substr($0, 1, i); else print }' |
+    sed -E 's/^([Cc]ache-[Ss]tatus: .*ttl=)-?[0-9]+/\1N/'; }
+  printf '%-16s head: %s (%s fields)\n' edgebox "$(head_fields "$a" | sed 1d | cut -d: -f1 | paste -sd, -)" "$(head_fields "$a" | sed 1d | wc -l)"
+  printf '%-16s head: %s (%s fields)\n' "$n" "$(head_fields "$b" | sed 1d | cut -d: -f1 | paste -sd, -)" "$(head_fields "$b" | sed 1d | wc -l)"
+  [ -s "$a" ] && [ "$(norm "$a")" = "$(norm "$b")" ] ||
+    CHECK_FAIL+=("$n: its response head differs from Edgebox's: $(diff <(norm "$a") <(norm "$b") | grep '^[<>]' | tr '\n' ' ')")
 }
