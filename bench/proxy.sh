@@ -8,6 +8,10 @@
 #     raw-node          bench/servers/raw-node.mjs: the same 1 KiB from memory, no proxy at all (the ceiling)
 #     raw-node-log      the same with --log: Edgebox's JSON access-log line per request, through the same destination
 #                       (pino.destination / sonic-boom, async, the same batching), on stdout to a file like Edgebox's
+#     h1-same-head      bench/profiles/h1-same-head.mjs: bare node:http sending exactly Edgebox's cache-hit head
+#                       (captured from Edgebox at the start of the run; Age and Server-Timing per request), no log
+#     h1-same-head-log  the same plus Edgebox's JSON access line as raw-node-log writes it (for information: what
+#                       Node itself costs for Edgebox's hit head; the targets stay judged against raw-node(-log))
 #     nginx-cache       nginx proxy_cache, 1 worker, access_log off (bench/conf/nginx-cache.conf)
 #     varnish           varnishd, builtin VCL + X-Cache (bench/conf/varnish.vcl), -s malloc,64m
 #   uncached proxying, GET /nostore (the same 1 KiB, Cache-Control: no-store):
@@ -16,12 +20,13 @@
 #     http-proxy        npm http-proxy (bench/servers/http-proxy.mjs), keep-alive agent
 #     undici-pass       bench/servers/undici-pass.mjs: node:http + undici Pool + pipe
 #   with BEFORE=<git rev> (lib.sh before_setup): edgebox-before (cache hits) and edgebox-uncached-before (uncached),
-#   that commit of Edgebox in the same configurations, reported as now / before per round
+#   that commit of Edgebox in the same configurations, each run right beside its counterpart (lib.sh rotate_before),
+#   reported as now / before per round
 # Servers pinned to core $SRV_CPU, wrk to core $GEN_CPU, the origin to core $ORIGIN_CPU (default: $GEN_CPU, so the
 # origin's CPU never counts as the proxy's); ROUNDS alternating rounds; medians of req/s and req per server CPU-second.
 #
 # usage: bash bench/proxy.sh [quick]
-#   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
+#   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s in later rounds)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
 #        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1800)  MIN_SRV_CPU (0.8)
 #        BEFORE (a git rev: compare with that commit)  BEFORE_MIN (0.97: the lowest median now/before that is "no regression")
 #   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; figures are not meaningful)
@@ -73,15 +78,17 @@ make_index_html   # lib.sh (fixed mtime)
 # servers (ports 18600-18699)
 declare -A PORT=( [origin]=18600 [edgebox]=18601 [edgebox-nolog]=18602 [raw-node]=18603 [nginx-cache]=18604
                   [varnish]=18605 [edgebox-uncached]=18606 [http-proxy]=18607 [undici-pass]=18608 [edgebox-uncached-nolog]=18609
-                  [raw-node-log]=18610 [edgebox-before]=18611 [edgebox-uncached-before]=18612 )
+                  [raw-node-log]=18610 [edgebox-before]=18611 [edgebox-uncached-before]=18612 [h1-same-head]=18613
+                  [h1-same-head-log]=18614 )
 ORIGIN=${PORT[origin]}
 EB_LOG="$RUN/proxy-edgebox-access.jsonl"; EBU_LOG="$RUN/proxy-edgebox-uncached-access.jsonl"
-RNL_LOG="$RUN/proxy-raw-node-log-access.jsonl"
+RNL_LOG="$RUN/proxy-raw-node-log-access.jsonl"; SHL_LOG="$RUN/proxy-h1-same-head-log-access.jsonl"
 EBB_LOG="$RUN/proxy-edgebox-before-access.jsonl"; EBUB_LOG="$RUN/proxy-edgebox-uncached-before-access.jsonl"
-[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBU_LOG=/dev/null; RNL_LOG=/dev/null; EBB_LOG=/dev/null; EBUB_LOG=/dev/null; }
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBU_LOG=/dev/null; RNL_LOG=/dev/null; SHL_LOG=/dev/null; EBB_LOG=/dev/null; EBUB_LOG=/dev/null; }
 # the access log of each server that writes one (emptied before each measured run)
 declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-uncached]=$EBU_LOG [raw-node-log]=$RNL_LOG [edgebox-before]=$EBB_LOG
-                        [edgebox-uncached-before]=$EBUB_LOG )
+                        [edgebox-uncached-before]=$EBUB_LOG [h1-same-head-log]=$SHL_LOG )
+HEAD_HIT="$RUN/proxy-edgebox-hit-head.txt"   # Edgebox's cache-hit head, captured at the start for h1-same-head(-log)
 logdest() { [ "$1" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$1")"; }
 HP_VER=$(node -p "require('$P/node_modules/http-proxy/package.json').version" 2>/dev/null || echo '?')
 UNDICI_VER=$(node -p "require('$ROOT/node_modules/undici/package.json').version")
@@ -92,6 +99,8 @@ declare -A CONF=(
   [edgebox-nolog]="Edgebox proxy+cache (memory store), log.access=false, Server-Timing ON"
   [raw-node]="bench/servers/raw-node.mjs: bare node:http, same Node binary, the 1 KiB from memory, no proxying"
   [raw-node-log]="bench/servers/raw-node.mjs --log: raw-node + Edgebox's JSON access-log line per request (pino.destination async, 32 KiB batches; stdout -> $(logdest "$RNL_LOG"))"
+  [h1-same-head]="bench/profiles/h1-same-head.mjs: bare node:http, same Node binary, Edgebox's exact cache-hit head (captured at start; Age and Server-Timing per request; writeHead array form), 1 KiB from memory, no proxying, no log"
+  [h1-same-head-log]="bench/profiles/h1-same-head.mjs --log: h1-same-head + Edgebox's JSON access-log line per request as raw-node-log writes it (stdout -> $(logdest "$SHL_LOG"))"
   [edgebox-before]="Edgebox at BEFORE=$BEFORE ($BEFORE_DESC), its own pinned Node, proxy+cache, access log ON (-> $(logdest "$EBB_LOG")), Server-Timing ON"
   [edgebox-uncached-before]="Edgebox at BEFORE=$BEFORE, proxy without cache, access log ON (-> $(logdest "$EBUB_LOG")), Server-Timing ON"
   [nginx-cache]="nginx ${NGINX_VER:-?} proxy_cache (1 worker, access_log OFF, keepalive 16 to the origin, cache files in bench/.peers/run/nginx-cache/cache)"
@@ -127,6 +136,9 @@ start_server() {
     raw-node)         start_srv "$n" "$RUN/raw-node.out" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" ;;
     raw-node-log)     [ "$RNL_LOG" != /dev/null ] && : > "$RNL_LOG"
                       start_srv "$n" "$RNL_LOG" node "$BENCH/servers/raw-node.mjs" "$port" "$WWW" --log ;;
+    h1-same-head)     start_srv "$n" "$RUN/h1-same-head.out" node "$BENCH/profiles/h1-same-head.mjs" "$port" "$WWW" --hit="$HEAD_HIT" ;;
+    h1-same-head-log) [ "$SHL_LOG" != /dev/null ] && : > "$SHL_LOG"
+                      start_srv "$n" "$SHL_LOG" node "$BENCH/profiles/h1-same-head.mjs" "$port" "$WWW" --hit="$HEAD_HIT" --log ;;
     edgebox-before)   eb_config "$port" true true "$RUN/proxy-edgebox-before.json"
                       [ "$EBB_LOG" != /dev/null ] && : > "$EBB_LOG"
                       start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$RUN/proxy-edgebox-before.json" ;;
@@ -168,6 +180,16 @@ for n in "${SERVERS[@]}"; do
   fi
 done
 HIT_SET=($(printf '%s\n' "${HIT_SET[@]}" | grep .))
+# h1-same-head(-log) answer with Edgebox's head for a cache hit: the second of two GETs (lib.sh capture_head); then
+# they start
+curl -s -o /dev/null --max-time 5 "http://127.0.0.1:${PORT[edgebox]}/obj"
+capture_head "$HEAD_HIT" "http://127.0.0.1:${PORT[edgebox]}/obj" || { log "could not read Edgebox's cache-hit head for h1-same-head"; exit 1; }
+for n in h1-same-head h1-same-head-log; do start_server "$n" || exit 1; done
+for n in h1-same-head h1-same-head-log; do
+  wait_port "${PORT[$n]}" || { log "$n did not start; its stderr:"; cat "$RUN/$n.err" >&2; exit 1; }
+done
+SERVERS+=(h1-same-head h1-same-head-log)
+HIT_SET=("${HIT_SET[@]:0:4}" h1-same-head h1-same-head-log "${HIT_SET[@]:4}")
 for n in "${NOTES[@]}"; do log "$n"; done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,13 +227,17 @@ check() {  # check SERVER PATH
     nginx-cache|varnish)   [ "$xc" = HIT ] || { ok=0; CHECK_FAIL+=("$n: second GET $path has X-Cache '${xc:-none}' (want HIT)"); } ;;
   esac
   printf '%-22s GET %-9s %s\n' "$n" "$path" "$info"
+  [[ "$n" == h1-same-head* ]] && same_head "$n" "$HEAD_HIT" "$RUN/hdr"   # the second GET's head: Edgebox's hit head
   [ $ok = 1 ] && OKSRV[$n]=1
 }
 curl -s -o /dev/null --max-time 5 -w '' "http://127.0.0.1:$ORIGIN/obj"
 for n in "${HIT_SET[@]}"; do check "$n" /obj; done
 for n in "${UNC_SET[@]}"; do check "$n" /nostore; done
-# raw-node-log writes the line Edgebox writes for a hit: the same keys in the same order
-[ "$EB_LOG" != /dev/null ] && same_log_keys "$EB_LOG" "$RNL_LOG" '"msg":"request","method":"GET".*"cache":"HIT"'
+# raw-node-log and h1-same-head-log write the line Edgebox writes for a hit: the same keys in the same order
+if [ "$EB_LOG" != /dev/null ]; then
+  same_log_keys "$EB_LOG" "$RNL_LOG" '"msg":"request","method":"GET".*"cache":"HIT"'
+  same_log_keys "$EB_LOG" "$SHL_LOG" '"msg":"request","method":"GET".*"cache":"HIT"' h1-same-head-log
+fi
 for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -220,7 +246,7 @@ for n in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $n"); done
 wrk_run() {  # wrk_run TEST ROUND SERVER PATH
   local test=$1 r=$2 n=$3 url="http://127.0.0.1:${PORT[$3]}$4" h0 h1 ohits loglines="" warn=""
   local cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "$url")
-  warm_up "$WARM" "${cmd[@]}"
+  warm_up "$(warm_s "$r")" "${cmd[@]}"
   local alog=${ACCESS_LOG[$n]:-/dev/null}
   [ "$alog" != /dev/null ] && : > "$alog"   # keep the log files small between runs
   h0=$(origin_hits)
@@ -232,20 +258,20 @@ wrk_run() {  # wrk_run TEST ROUND SERVER PATH
   printf '%-4s round%s %-22s %s orig_cpu=%s origin_requests=%s%s%s\n' "$test" "$r" "$n" "$LR_LINE" "$LR_X_CPU" "$ohits" "$loglines" "$warn"
   [ -n "$LR_DROP" ] && sed 's/^/    wrk: /' "$RUN/wrk.out" | grep -iE 'error|non-2xx|unable' | head -5
   # a cache-hit run that sends more than 1% of its requests to the origin is not measuring hits
-  if [ -z "$LR_DROP" ] && [ "$test" = HIT ] && [[ "$n" != raw-node* ]] && [ "$ohits" -gt $(( LR_COUNT / 100 )) ]; then
+  if [ -z "$LR_DROP" ] && [ "$test" = HIT ] && [[ "$n" != raw-node* && "$n" != h1-same-head* ]] && [ "$ohits" -gt $(( LR_COUNT / 100 )) ]; then
     LR_DROP="$ohits of $LR_COUNT requests went to the origin (cache hits not happening)"
   fi
   keep_run "$test" "$n" "$r"
 }
 
 
-echo "## load runs (wrk -t1 -c$CONNS, ${WARM}s warm-up + ${DUR}s measured; HIT = GET /obj from the caches, UNC = GET /nostore through the proxies)"
+echo "## load runs (wrk -t1 -c$CONNS, ${DUR}s measured after a warm-up, ${WARM}s in round 1 and $(warm_s 2)s later; HIT = GET /obj from the caches, UNC = GET /nostore through the proxies)"
 for r in $(seq 1 "$ROUNDS"); do
-  for n in $(rotate $((r - 1)) "${HIT_SET[@]}"); do
+  for n in $(rotate_before $((r - 1)) "${HIT_SET[@]}"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "HIT  round$r $n: skipped (failed its check)"; continue; }
     wrk_run HIT "$r" "$n" /obj
   done
-  for n in $(rotate $((r - 1)) "${UNC_SET[@]}"); do
+  for n in $(rotate_before $((r - 1)) "${UNC_SET[@]}"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "UNC  round$r $n: skipped (failed its check)"; continue; }
     wrk_run UNC "$r" "$n" /nostore
   done
@@ -302,6 +328,16 @@ target UNC edgebox-uncached undici-pass 0.8
 echo "(for information, edgebox-uncached-nolog [${CONF[edgebox-uncached-nolog]}]: / http-proxy x$(round_ratio FIG_R UNC edgebox-uncached-nolog http-proxy)  / undici-pass x$(round_ratio FIG_R UNC edgebox-uncached-nolog undici-pass))"
 echo "(for information, edgebox / raw-node x$(round_ratio FIG_R HIT edgebox raw-node), raw-node-log / raw-node x$(round_ratio FIG_R HIT raw-node-log raw-node): what the access log costs the bare server)"
 echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: / varnish x$(round_ratio FIG_R HIT edgebox-nolog varnish)  / nginx-cache x$(round_ratio FIG_R HIT edgebox-nolog nginx-cache))"
+# Node's own cost: Edgebox's hit head (and log line) from a bare node:http server doing only what Edgebox must do
+echo "## for information: Node's own cost (h1-same-head sends Edgebox's exact cache-hit head; per server CPU-second, medians of per-round ratios)"
+info_line "HIT edgebox / h1-same-head-log (log on)" FIG_R HIT edgebox h1-same-head-log
+info_line "HIT edgebox-nolog / h1-same-head (log off)" FIG_R HIT edgebox-nolog h1-same-head
+info_line "HIT h1-same-head / raw-node (cost of Edgebox's fields)" FIG_R HIT h1-same-head raw-node
+info_line "HIT h1-same-head-log / raw-node-log" FIG_R HIT h1-same-head-log raw-node-log
+info_line "HIT h1-same-head-log / varnish" FIG_R HIT h1-same-head-log varnish
+info_line "HIT h1-same-head-log / nginx-cache" FIG_R HIT h1-same-head-log nginx-cache
+info_line "HIT h1-same-head / varnish" FIG_R HIT h1-same-head varnish
+info_line "HIT h1-same-head / nginx-cache" FIG_R HIT h1-same-head nginx-cache
 
 if [ -n "$BEFORE" ]; then
   before_header   # lib.sh
