@@ -9,6 +9,9 @@
 #                  (h2, http/1.1) and cipher list, sending exactly Edgebox's response head for GET /index.html
 #                  (captured from Edgebox at the start of the run; `date` generated per response, as Edgebox does)
 #                  and the 1 KiB body (the ceiling for Edgebox's h2 path: the targets are judged against it)
+#   h2-same-work   bench/servers/h2-node.mjs (with the head file and --work): h2-same-head plus what Edgebox must do
+#                  per request with its access log on: Server-Timing computed per request and Edgebox's JSON access
+#                  line through the same destination and batching (for information: Node's own cost of Edgebox's work)
 #   node-h2        bench/servers/h2-node.mjs: bare http2.createSecureServer on the same Node, allowHTTP1 false,
 #                  the same 1 KiB from memory with 3 fields (+ date), for information
 #   tls-bare       bench/servers/tls-bare.mjs: bare https.createServer with Edgebox's certificate, ALPN list, cipher
@@ -28,7 +31,8 @@
 # Verdicts on the median of per-round ratios.
 #
 # usage: bash bench/tls.sh [quick]
-#   env: ROUNDS (3)  DUR (8 s measured per run)  WARM (2 s warm-up per run, not measured)  SRV_CPU (0)  GEN_CPU (1)
+#   env: ROUNDS (3)  DUR (8 s measured per run)  WARM (2 s warm-up per run in round 1, not measured)  WARM_NEXT (1 s in
+#        later rounds)  SRV_CPU (0)  GEN_CPU (1)
 #        H2_CLIENTS (10)  H2_STREAMS (10)  H2M_STREAMS (100)  LAT_SHARE (0.5)  MEM_CONNS (500)
 #        EDGEBOX_STDOUT=file|null  MAX_SECONDS (3600)  MIN_SRV_CPU (0.8)  BEFORE (a git rev)  BEFORE_MIN (0.97)
 #   quick: ROUNDS=1 DUR=3 WARM=1 (a smoke run; figures are not meaningful)
@@ -74,10 +78,11 @@ make_tls_cert "$TLS" || { log "openssl could not make the certificate"; exit 1; 
 # ---------------------------------------------------------------------------------------------------------------
 # servers (ports 18800-18899)
 declare -A PORT=( [edgebox]=18801 [edgebox-nolog]=18802 [node-h2]=18803 [nginx]=18804 [h2-same-head]=18805
-                  [tls-bare]=18806 [edgebox-mem]=18807 [edgebox-before]=18808 )
+                  [tls-bare]=18806 [edgebox-mem]=18807 [edgebox-before]=18808 [h2-same-work]=18809 )
 EB_LOG="$RUN/tls-edgebox-access.jsonl"; EBM_LOG="$RUN/tls-edgebox-mem-access.jsonl"; EBB_LOG="$RUN/tls-edgebox-before-access.jsonl"
-[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBM_LOG=/dev/null; EBB_LOG=/dev/null; }
-declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-mem]=$EBM_LOG [edgebox-before]=$EBB_LOG )
+SHW_LOG="$RUN/tls-h2-same-work-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBM_LOG=/dev/null; EBB_LOG=/dev/null; SHW_LOG=/dev/null; }
+declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-mem]=$EBM_LOG [edgebox-before]=$EBB_LOG [h2-same-work]=$SHW_LOG )
 # Edgebox's TLS 1.2 cipher list (its default), given to the bare servers so that every Node server negotiates the same
 EB_CIPHERS=$(cd "$ROOT" && node -e "import('./src/config/schema.ts').then((m) => console.log(m.MODERN_CIPHERS))" 2>/dev/null)
 [ -n "$EB_CIPHERS" ] || { log "could not read MODERN_CIPHERS from src/config/schema.ts"; exit 1; }
@@ -89,6 +94,7 @@ declare -A CONF=(
   [edgebox-nolog]="Edgebox, the same with log.access=false (for information)"
   [node-h2]="bench/servers/h2-node.mjs: bare http2.createSecureServer, same Node binary, allowHTTP1 false, 1 KiB from memory, 3 fields + date, no log (for information)"
   [h2-same-head]="bench/servers/h2-node.mjs (with the head file): bare http2.createSecureServer, same Node binary, same certificate, ALPN h2+http/1.1, Edgebox's cipher list; Edgebox's response head for GET /index.html (captured at start, date per response), 1 KiB from memory, stream.respond, no log"
+  [h2-same-work]="bench/servers/h2-node.mjs (with the head file and --work): h2-same-head + Server-Timing computed per request + Edgebox's JSON access-log line per request (proto h2; pino.destination async, 32 KiB batches; stdout -> $([ "$SHW_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$SHW_LOG")")) (for information)"
   [tls-bare]="bench/servers/tls-bare.mjs: bare https.createServer, same Node binary, same certificate (SNICallback), ALPN h2+http/1.1, Edgebox's cipher list, HKDF ticket keys + TLS 1.2 session-ID cache as src/tls/sessions.ts, 1 KiB from memory, no log"
   [edgebox-mem]="Edgebox default configuration + limits.keepAliveTimeout 600s (idle h2 sessions stay open), access log ON; memory test only"
   [edgebox-before]="Edgebox at BEFORE=$BEFORE ($BEFORE_DESC), its own pinned Node, the same default configuration (access log ON)"
@@ -123,6 +129,8 @@ start_server() {
                    start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$TLS/edgebox-before.json" ;;
     node-h2)       start_srv "$n" "$RUN/node-h2.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" ;;
     h2-same-head)  start_srv "$n" "$RUN/h2-same-head.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" "$HEAD_FILE" ;;
+    h2-same-work)  [ "$SHW_LOG" != /dev/null ] && : > "$SHW_LOG"
+                   start_srv "$n" "$SHW_LOG" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" "$HEAD_FILE" --work ;;
     tls-bare)      start_srv "$n" "$RUN/tls-bare.out" node "$BENCH/servers/tls-bare.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" ;;
     nginx)         local d="$RUN/nginx-tls" user=""
                    mkdir -p "$d"; [ "$(id -u)" = 0 ] && user="user root;"
@@ -142,13 +150,16 @@ for n in "${SERVERS[@]}"; do start_server "$n" || exit 1; done
 for n in "${SERVERS[@]}"; do
   wait_port "${PORT[$n]}" || { log "$n did not start; its stderr:"; cat "$RUN/$n.err" "$RUN/nginx-tls/error.log" 2>/dev/null >&2; exit 1; }
 done
-# h2-same-head answers with Edgebox's head: read from a real Edgebox response, then the server starts
+# h2-same-head and h2-same-work answer with Edgebox's head: read from a real Edgebox response (lib.sh capture_head),
+# then they start
 sleep 0.5
-curl -sk --http2 -o /dev/null -D "$HEAD_FILE" --max-time 5 "https://127.0.0.1:${PORT[edgebox]}/index.html" ||
+capture_head "$HEAD_FILE" "https://127.0.0.1:${PORT[edgebox]}/index.html" --http2 ||
   { log "could not read Edgebox's response head for h2-same-head"; exit 1; }
-start_server h2-same-head || exit 1
-SERVERS=(edgebox edgebox-nolog h2-same-head "${SERVERS[@]:2}")
-wait_port "${PORT[h2-same-head]}" || { log "h2-same-head did not start; its stderr:"; cat "$RUN/h2-same-head.err" >&2; exit 1; }
+for n in h2-same-head h2-same-work; do start_server "$n" || exit 1; done
+SERVERS=(edgebox edgebox-nolog h2-same-head h2-same-work "${SERVERS[@]:2}")
+for n in h2-same-head h2-same-work; do
+  wait_port "${PORT[$n]}" || { log "$n did not start; its stderr:"; cat "$RUN/$n.err" >&2; exit 1; }
+done
 for n in "${NOTES[@]}"; do log "$n"; done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -158,10 +169,10 @@ OUT="$RES/tls-$STAMP.txt"
 exec > >(tee "$OUT.tmp")
 
 echo "# Edgebox TLS benchmark  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  ${1:-full}"
-echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s  server core $SRV_CPU, load generator core $GEN_CPU, $(nproc) cores, $(uname -r), 127.0.0.1 only"
+echo "# ROUNDS=$ROUNDS DUR=${DUR}s WARM=${WARM}s (later rounds $(warm_s 2)s)  server core $SRV_CPU, load generator core $GEN_CPU, $(nproc) cores, $(uname -r), 127.0.0.1 only"
 echo "## versions"
 [ -n "$BEFORE" ] && echo "edgebox-before: BEFORE=$BEFORE = $BEFORE_DESC, node $("$BEFORE_NODE" -v) ($BEFORE_NODE)"
-echo "node $(node -v) ($(command -v node)) for Edgebox, h2-same-head, node-h2 and tls-bare; edgebox $(node -p "require('$ROOT/package.json').version")"
+echo "node $(node -v) ($(command -v node)) for Edgebox, h2-same-head, h2-same-work, node-h2 and tls-bare; edgebox $(node -p "require('$ROOT/package.json').version")"
 if have_nginx; then echo "$("$NGINX_BIN" -v 2>&1)"; else echo "nginx: not installed"; fi
 echo "$(h2load --version 2>&1 | head -1); $(openssl version); $(curl -V | head -1 | cut -d' ' -f1-2)"
 echo "certificate: $(openssl x509 -in "$TLS/leaf.crt" -noout -text | awk '/Public Key Algorithm|NIST CURVE/ {sub(/^ +/, ""); printf "%s; ", $0}')SAN $(openssl x509 -in "$TLS/leaf.crt" -noout -ext subjectAltName | tail -1 | sed 's/^ *//')"
@@ -190,21 +201,19 @@ for n in "${SERVERS[@]}"; do
   if [ "$r" = "2 200 1024" ] && grep -q '^Application protocol: h2' "$RUN/h2check.out"; then OKSRV[$n]=1
   else CHECK_FAIL+=("$n: curl -> '$r' (want 2 200 1024), h2load: ${nego:-no TLS session}"); fi
 done
-# h2-same-head sends Edgebox's head: the same field names in the same order, the same values (but date, which both
-# generate per response, and server-timing, whose durations Edgebox measures per request); every Node server
-# negotiates the same TLS version, cipher and key exchange as Edgebox
-fields() { tr -d '\r' < "$1" | grep -v '^HTTP/' | grep : | sed 's/^\([^:]*\): */\L\1\E: /' | grep -v '^date:'; }
-curl -sk --http2 -o /dev/null -D "$RUN/hdr-eb" --max-time 5 "https://127.0.0.1:${PORT[edgebox]}/index.html"
-curl -sk --http2 -o /dev/null -D "$RUN/hdr-sh" --max-time 5 "https://127.0.0.1:${PORT[h2-same-head]}/index.html"
-echo "edgebox        head: $(fields "$RUN/hdr-eb" | cut -d: -f1 | paste -sd, -) ($(fields "$RUN/hdr-eb" | wc -l) fields + date)"
-echo "h2-same-head   head: $(fields "$RUN/hdr-sh" | cut -d: -f1 | paste -sd, -) ($(fields "$RUN/hdr-sh" | wc -l) fields + date)"
-if [ "$(fields "$RUN/hdr-eb" | grep -v '^server-timing:')" != "$(fields "$RUN/hdr-sh" | grep -v '^server-timing:')" ] ||
-   [ "$(fields "$RUN/hdr-eb" | cut -d: -f1)" != "$(fields "$RUN/hdr-sh" | cut -d: -f1)" ]; then
-  CHECK_FAIL+=("h2-same-head: its response head differs from Edgebox's: $(diff <(fields "$RUN/hdr-eb") <(fields "$RUN/hdr-sh") | grep '^[<>]' | tr '\n' ' ')")
-fi
+# h2-same-head and h2-same-work send Edgebox's head (lib.sh same_head: the same field names in the same order, the
+# same values but date's, which both generate per response, and server-timing's, whose durations both measure per
+# request); every Node server negotiates the same TLS version, cipher and key exchange as Edgebox
+capture_head "$RUN/hdr-eb" "https://127.0.0.1:${PORT[edgebox]}/index.html" --http2
+for n in h2-same-head h2-same-work; do
+  capture_head "$RUN/hdr-sh" "https://127.0.0.1:${PORT[$n]}/index.html" --http2
+  same_head "$n" "$RUN/hdr-eb" "$RUN/hdr-sh"
+done
+# h2-same-work writes the line Edgebox writes: the same keys in the same order
+[ "$EB_LOG" != /dev/null ] && same_log_keys "$EB_LOG" "$SHW_LOG" '"msg":"request","method":"GET".*"proto":"h2"' h2-same-work
 tlsinfo() { awk -F': ' '/^TLS Protocol|^Cipher|^Server Temp Key/ { printf "%s ", $2 }' "$1"; }
 timeout 15 taskset -c "$GEN_CPU" h2load -n 1 -c 1 "https://127.0.0.1:${PORT[edgebox]}/index.html" > "$RUN/h2tls-eb.out" 2>&1
-for n in h2-same-head node-h2; do
+for n in h2-same-head h2-same-work node-h2; do
   timeout 15 taskset -c "$GEN_CPU" h2load -n 1 -c 1 "https://127.0.0.1:${PORT[$n]}/index.html" > "$RUN/h2tls.out" 2>&1
   [ "$(tlsinfo "$RUN/h2tls.out")" = "$(tlsinfo "$RUN/h2tls-eb.out")" ] ||
     NOTES+=("$n negotiates '$(tlsinfo "$RUN/h2tls.out")', Edgebox '$(tlsinfo "$RUN/h2tls-eb.out")'")
@@ -248,7 +257,7 @@ h2_run() {  # h2_run TEST(H2|H2M) ROUND SERVER : H2 = -c$H2_CLIENTS -m$H2_STREAM
   local test=$1 r=$2 n=$3 url="https://127.0.0.1:${PORT[$3]}/index.html" loglines="" warn="" s3 proto c=$H2_CLIENTS m=$H2_STREAMS
   [ "$test" = H2M ] && { c=1; m=$H2M_STREAMS; }
   local cmd=(h2load -t1 -c"$c" -m"$m" -D @DUR@ "$url")
-  warm_up "$WARM" "${cmd[@]}"
+  warm_for "$r" "$n"; warm_up "$WARM_S" "${cmd[@]}"
   local alog=${ACCESS_LOG[$n]:-/dev/null}
   [ "$alog" != /dev/null ] && : > "$alog"   # keep the log file small between runs
   load_run -k h2load -p "${PID[$n]}" -o "$RUN/h2load.out" -- "${cmd[@]}"
@@ -272,7 +281,7 @@ lat_run() {  # lat_run ROUND SERVER RATE
   local r=$1 n=$2 rate=$3 url="https://127.0.0.1:${PORT[$2]}/index.html" rps p99 p50
   rps=$(( (rate + H2_CLIENTS - 1) / H2_CLIENTS ))
   local cmd=(h2load -t1 -c"$H2_CLIENTS" -m"$H2_STREAMS" --rps="$rps" -D @DUR@ --log-file="$RUN/lat.log" "$url")
-  warm_up "$WARM" "${cmd[@]}"
+  warm_up "$(warm_s "$r")" "${cmd[@]}"   # a latency percentile: always warmed up (the server sat idle since its H2 run)
   local alog=${ACCESS_LOG[$n]:-/dev/null}
   [ "$alog" != /dev/null ] && : > "$alog"
   rm -f "$RUN/lat.log"
@@ -331,7 +340,7 @@ hs_run() {  # hs_run TEST(NEW|RES) ROUND SERVER
   local test=$1 r=$2 n=$3 flag=-new
   [ "$test" = RES ] && flag=-reuse
   local cmd=(openssl s_time -connect "127.0.0.1:${PORT[$n]}" -www /index.html "$flag")
-  warm_up "$WARM" "${cmd[@]}" -time @DUR@
+  warm_for "$r" "$n:handshakes"; warm_up "$WARM_S" "${cmd[@]}" -time @DUR@   # one warm-up for the server's NEW and RES
   local alog=${ACCESS_LOG[$n]:-/dev/null}
   [ "$alog" != /dev/null ] && : > "$alog"
   load_run -k s_time -p "${PID[$n]}" -o "$RUN/s_time.out" -- "${cmd[@]}" -time @DUR@
@@ -352,28 +361,27 @@ hs_run() {  # hs_run TEST(NEW|RES) ROUND SERVER
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-H2_SET=(edgebox edgebox-nolog h2-same-head node-h2); have_nginx && H2_SET+=(nginx); [ -n "$BEFORE" ] && H2_SET+=(edgebox-before)
-H2M_SET=(edgebox h2-same-head); have_nginx && H2M_SET+=(nginx); [ -n "$BEFORE" ] && H2M_SET+=(edgebox-before)
-LAT_SET=("${H2M_SET[@]}")
+H2_SET=(edgebox edgebox-nolog h2-same-head h2-same-work node-h2); have_nginx && H2_SET+=(nginx); [ -n "$BEFORE" ] && H2_SET+=(edgebox-before)
+H2M_SET=(edgebox h2-same-head h2-same-work); have_nginx && H2M_SET+=(nginx); [ -n "$BEFORE" ] && H2M_SET+=(edgebox-before)
+# LAT is reported without a target (and not among the no-regression figures): edgebox-before is not run there
+LAT_SET=(edgebox h2-same-head); have_nginx && LAT_SET+=(nginx)
 MEM_SET=(edgebox-mem h2-same-head); have_nginx && MEM_SET+=(nginx)
-echo "## load runs: H2 = h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS GET /index.html, H2M = h2load -t1 -c1 -m$H2M_STREAMS (${WARM}s warm-up + ${DUR}s measured);"
+echo "## load runs: H2 = h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS GET /index.html, H2M = h2load -t1 -c1 -m$H2M_STREAMS (${WARM}s warm-up in round 1, later $(warm_s 2)s before a server's first run of the round, + ${DUR}s measured);"
 echo "##   LAT = h2load -c$H2_CLIENTS -m$H2_STREAMS --rps at $LAT_SHARE x h2-same-head's H2 req/s of the round; MEM = $MEM_CONNS idle h2 connections, RSS after - before;"
-echo "##   NEW / RES = openssl s_time -new / -reuse -www /index.html, one connection at a time (${WARM}s warm-up + ${DUR}-$((DUR + 1))s measured)"
+echo "##   NEW / RES = openssl s_time -new / -reuse -www /index.html, one connection at a time (the same warm-ups + ${DUR}-$((DUR + 1))s measured)"
 OKSRV[edgebox-mem]=${OKSRV[edgebox]:-}
 for r in $(seq 1 "$ROUNDS"); do
-  for n in $(rotate $((r - 1)) "${H2_SET[@]}"); do
+  # each server's H2 and H2M runs back to back (one warm-up, lib.sh warm_for); H2M_SET is part of H2_SET
+  for n in $(rotate_before $((r - 1)) "${H2_SET[@]}"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "H2  round$r $n: skipped (failed its check)"; continue; }
     h2_run H2 "$r" "$n"
-  done
-  for n in $(rotate $((r - 1)) "${H2M_SET[@]}"); do
-    [ -z "${OKSRV[$n]:-}" ] && { echo "H2M round$r $n: skipped (failed its check)"; continue; }
-    h2_run H2M "$r" "$n"
+    [[ " ${H2M_SET[*]} " == *" $n "* ]] && h2_run H2M "$r" "$n"
   done
   lat_rate=$(med_or_na "${RATE_R[H2,h2-same-head,$r]:-}")
   if [ "$lat_rate" = n/a ]; then echo "LAT round$r: skipped (no counted H2 run of h2-same-head in this round to set the rate)"
   else
     lat_rate=$(calc "$lat_rate * $LAT_SHARE" %.0f)
-    for n in $(rotate $((r - 1)) "${LAT_SET[@]}"); do
+    for n in $(rotate_before $((r - 1)) "${LAT_SET[@]}"); do
       [ -z "${OKSRV[$n]:-}" ] && { echo "LAT round$r $n: skipped (failed its check)"; continue; }
       lat_run "$r" "$n" "$lat_rate"
     done
@@ -382,9 +390,7 @@ for r in $(seq 1 "$ROUNDS"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "MEM round$r $n: skipped (failed its check)"; continue; }
     mem_run "$r" "$n"
   done
-  for test in NEW RES; do
-    for n in $(rotate $((r - 1)) "${HS_SET[@]}"); do hs_run "$test" "$r" "$n"; done
-  done
+  for n in $(rotate_before $((r - 1)) "${HS_SET[@]}"); do hs_run NEW "$r" "$n"; hs_run RES "$r" "$n"; done
 done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -453,7 +459,15 @@ echo "(p99 latency, ms, medians: edgebox $(med_or_na "$(counted FIG_R LAT edgebo
 echo "(H2 = h2load -c$H2_CLIENTS -m$H2_STREAMS, H2M = -c1 -m$H2M_STREAMS; NEW = full TLS 1.3 handshakes, RES = resumed; the targets are judged per"
 echo " server CPU-second, as in the other benchmarks; the H2 req/s ratio is shown beside it)"
 echo "(for information, edgebox-nolog [${CONF[edgebox-nolog]}]: H2 per server CPU-second / h2-same-head x$(round_ratio FIG_R H2 edgebox-nolog h2-same-head), / nginx x$(round_ratio FIG_R H2 edgebox-nolog nginx))"
-for n in edgebox h2-same-head node-h2 tls-bare edgebox-mem; do echo "[$n: ${CONF[$n]}]"; done
+# Node's own cost: Edgebox's head, Server-Timing and access line from a bare http2 server doing only what Edgebox must do
+echo "## for information: Node's own cost (h2-same-work = h2-same-head + Server-Timing per request + Edgebox's access line; per server CPU-second, medians of per-round ratios)"
+for t in H2 H2M; do
+  info_line "$t req per srv CPU-s, edgebox / h2-same-work" FIG_R $t edgebox h2-same-work
+  info_line "$t req per srv CPU-s, edgebox / h2-same-head (the target)" FIG_R $t edgebox h2-same-head
+  info_line "$t req per srv CPU-s, h2-same-work / h2-same-head" FIG_R $t h2-same-work h2-same-head
+done
+info_line "H2 req per srv CPU-s, edgebox-nolog / h2-same-head" FIG_R H2 edgebox-nolog h2-same-head
+for n in edgebox h2-same-head h2-same-work node-h2 tls-bare edgebox-mem; do echo "[$n: ${CONF[$n]}]"; done
 have_nginx && echo "[nginx: ${CONF[nginx]}]"
 
 if [ -n "$BEFORE" ]; then
@@ -462,7 +476,6 @@ if [ -n "$BEFORE" ]; then
   before_line "H2M: req per server-CPU-second, now / before" FIG_R H2M edgebox edgebox-before judge
   before_line "NEW: handshakes per server-CPU-second, now / before" FIG_R NEW edgebox edgebox-before judge
   before_line "RES: handshakes per server-CPU-second, now / before" FIG_R RES edgebox edgebox-before judge
-  before_line "LAT: p99 ms, now / before (lower: better)" FIG_R LAT edgebox edgebox-before -
 fi
 
 echo
