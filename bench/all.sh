@@ -3,7 +3,8 @@
 # benchmark. Arguments (e.g. `quick`) and environment variables go to all four. Exits non-zero if any failed (the later
 # ones still run if an earlier one failed, but an interrupted run (Ctrl-C / TERM) stops the sequence).
 # With BEFORE=<git rev>, the worktree of that commit is built once here (lib.sh before_setup) and handed to each
-# benchmark as BEFORE_BUILT; it is removed at the end.
+# benchmark as BEFORE_BUILT; it is removed at the end. At the end it prints how long each benchmark took (bench/README.md
+# gives the expected durations: about 60 minutes for ROUNDS=5 with BEFORE on a 2-core machine).
 set -uo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$BENCH")"
@@ -16,13 +17,17 @@ if [ -n "${BEFORE:-}" ] && [ -z "${BEFORE_BUILT:-}" ]; then
   # the commit itself: a name like HEAD~1 could mean another commit by the time a later benchmark starts
   export BEFORE=$BEFORE_SHA BEFORE_BUILT=$BEFORE_TREE
 fi
-bash "$BENCH/run.sh" "$@"; rc1=$?
+T0=$(date +%s); TIMES=""
+took() { TIMES+="$1 $(( ($(date +%s) - $2) / 60 ))m$(( ($(date +%s) - $2) % 60 ))s, "; }
+t=$(date +%s); bash "$BENCH/run.sh" "$@"; rc1=$?; took static "$t"
 case $rc1 in 130|143) exit $rc1 ;; esac   # interrupted (Ctrl-C / TERM): do not start the next run
-bash "$BENCH/proxy.sh" "$@"; rc2=$?
+t=$(date +%s); bash "$BENCH/proxy.sh" "$@"; rc2=$?; took proxy "$t"
 case $rc2 in 130|143) exit $rc2 ;; esac
-bash "$BENCH/realtime.sh" "$@"; rc3=$?
+t=$(date +%s); bash "$BENCH/realtime.sh" "$@"; rc3=$?; took realtime "$t"
 case $rc3 in 130|143) exit $rc3 ;; esac
-bash "$BENCH/tls.sh" "$@"; rc4=$?
+t=$(date +%s); bash "$BENCH/tls.sh" "$@"; rc4=$?; took tls "$t"
+took total "$T0"
+echo "bench: ${TIMES%, }" >&2
 [ $rc1 = 0 ] && [ $rc2 = 0 ] && [ $rc3 = 0 ] && [ $rc4 = 0 ] && exit 0
 echo "bench: static run exit $rc1, proxy run exit $rc2, realtime run exit $rc3, TLS run exit $rc4" >&2
 for rc in $rc1 $rc2 $rc3 $rc4; do [ "$rc" != 0 ] && exit "$rc"; done
