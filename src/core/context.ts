@@ -5,7 +5,9 @@ import type { ClientView, Forwarding } from './forwarding.ts'
 import type { BodySource, Req, Res, ResponseFilter } from './types.ts'
 import type { Route, Site } from './route.ts'
 import type { Authority, RequestTarget } from '../http/target.ts'
-import { sendComplete, sendError, sendFileRange, sendRelay, sendStream } from './respond.ts'
+import { sendComplete, sendError, sendFileRange, sendPrepared, sendRelay, sendStream, type PreparedResponse } from './respond.ts'
+
+export { PreparedResponse } from './respond.ts'
 
 /** Before the pipeline has parsed the target (a Context made for a refusal). */
 const NO_TARGET: RequestTarget = { form: 'origin', scheme: null, authority: null, rawPath: '/', path: '/', encodedPath: '/', query: '' }
@@ -203,6 +205,16 @@ export class Context {
    */
   send(status: number, headers: Headers, body?: Buffer | string, encoding?: 'latin1'): void {
     sendComplete(this, status, headers, body, encoding)
+  }
+
+  /**
+   * Sends a response prepared once (a static file's representation, a
+   * stored response): the route's constant filters are applied to it once,
+   * and per response only `values` (one per name in its `varying`) and the
+   * filters' per-response fields are set (respond.ts sendPrepared).
+   */
+  sendPrepared(prepared: PreparedResponse, values?: readonly string[]): void {
+    sendPrepared(this, prepared, values)
   }
 
   /**

@@ -7,7 +7,7 @@ import { EdgeboxError } from './errors.ts'
 import { headerKey } from '../http/header-map.ts'
 import { h2Fields } from '../http/h2-fields.ts'
 import type { Context, Headers } from './context.ts'
-import type { BodySource } from './types.ts'
+import type { BodySource, PreparedFilter, ResponseFilter } from './types.ts'
 
 /**
  * The ways a request is answered, behind `ctx.send`, `ctx.stream`,
@@ -72,9 +72,14 @@ function streamClosed(this: H2Stream): void {
   if (ctx !== undefined) closed(ctx)
 }
 
+/** The response filters of the request: its route's, else its site's, else every response's. */
+function filtersOf(ctx: Context): readonly ResponseFilter[] {
+  return ctx.route?.filters ?? ctx.site?.filters ?? ctx.hooks.filters
+}
+
 function applyFilters(ctx: Context, status: number, headers: Headers): void {
   ctx.status = status
-  const filters = ctx.route?.filters ?? ctx.site?.filters ?? ctx.hooks.filters
+  const filters = filtersOf(ctx)
   for (let i = 0; i < filters.length; i++) filters[i]!(ctx, headers)
   if (ctx.setCookies) {
     // Cookies Edgebox sets itself (the CSRF token) join any the handler or upstream set.
@@ -83,6 +88,10 @@ function applyFilters(ctx: Context, status: number, headers: Headers): void {
     if (key !== undefined) delete headers[key]
     headers['set-cookie'] = [...current, ...ctx.setCookies]
   }
+  closeIfBodyUnread(ctx)
+}
+
+function closeIfBodyUnread(ctx: Context): void {
   // RFC 9110 §10.1.1: a final response sent before the announced body was
   // read leaves the connection out of sync; close it (HTTP/1.x only).
   if (ctx.bodyUnread) {
@@ -100,6 +109,11 @@ function applyFilters(ctx: Context, status: number, headers: Headers): void {
  * then writes head and body in one write call instead of two.
  */
 export function sendComplete(ctx: Context, status: number, headers: Headers, body?: Buffer | string, encoding?: 'latin1'): void {
+  complete(ctx, status, headers, body, encoding, undefined)
+}
+
+/** sendComplete; `bytes`: the same body as a Buffer, which HTTP/2 writes as it is (no string to convert per response). */
+function complete(ctx: Context, status: number, headers: Headers, body: Buffer | string | undefined, encoding: 'latin1' | undefined, bytes: Buffer | undefined): void {
   const res = ctx.res
   if (clientGone(ctx)) return abandoned(ctx)
   if (body !== undefined) {
@@ -112,6 +126,7 @@ export function sendComplete(ctx: Context, status: number, headers: Headers, bod
   if (envelope && body !== undefined) {
     body = Buffer.concat([envelope.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, envelope.suffix])
     encoding = undefined
+    bytes = undefined
     if (!ctx.isHead) ctx.bytes = body.length
   }
   const stream = (res as { stream?: H2Stream }).stream
@@ -124,8 +139,8 @@ export function sendComplete(ctx: Context, status: number, headers: Headers, bod
     if (body === undefined || ctx.isHead) stream.respond(fields, END_STREAM)
     else {
       stream.respond(fields, MORE_TO_COME)
-      // a latin1 string is written as it is (Http2Stream does not decode strings)
-      if (encoding) stream.end(body, encoding)
+      if (bytes !== undefined) stream.end(bytes)
+      else if (encoding) stream.end(body, encoding)
       else stream.end(body)
     }
     // logged when the stream closes: a client may reset it before the answer is out
@@ -143,6 +158,171 @@ export function sendComplete(ctx: Context, status: number, headers: Headers, bod
   const socket = (res as ServerResponse).socket
   if (socket && socket.writableLength > 0) res.once('close', () => closed(ctx))
   else finish(ctx)
+}
+
+/**
+ * A complete response made once and sent many times (a static file's
+ * representation, a stored response): the handler's fields (names as it
+ * gives them), Content-Length, and the body both as a Buffer, which HTTP/2
+ * writes, and (small bodies) as a latin1 string, which HTTP/1.1 writes with
+ * the head in one call. The fields named in `varying` (a stored response's
+ * Age and Cache-Status) get their values per response (`sendPrepared`).
+ */
+export class PreparedResponse {
+  readonly status: number
+  readonly headers: Readonly<Headers>
+  readonly body: Buffer | undefined
+  readonly wire: string | undefined
+  readonly varying: readonly string[]
+  /** Its heads with a route's filters applied, for plain and for TLS connections (routeHead). */
+  plain: RouteHead | undefined = undefined
+  tls: RouteHead | undefined = undefined
+
+  /** `wire`: the body as a latin1 string (one char per byte), or none; `varying`: names of fields in `headers` whose values come per response. */
+  constructor(status: number, headers: Headers, body?: Buffer, wire?: string, varying: readonly string[] = NO_NAMES) {
+    const own: Headers = { ...headers }
+    for (const name of varying) own[name] = PER_RESPONSE
+    if (body !== undefined) own['Content-Length'] = body.length
+    this.status = status
+    this.headers = own
+    this.body = body
+    this.wire = wire
+    this.varying = varying
+  }
+}
+
+const NO_NAMES: readonly string[] = Object.freeze([])
+/** What a field whose value comes per response holds in a prepared head. */
+const PER_RESPONSE = ''
+/** What a fieldless filter is given (frozen: a write throws). */
+const NO_FIELDS: Headers = Object.freeze({}) as Headers
+
+type FieldFilter = Extract<PreparedFilter, { kind: 'field' }>
+
+/**
+ * A prepared response with one route's filters applied once: the head in
+ * HTTP/1.1's flat form (names as given) and HTTP/2's (lower-case names,
+ * `:status` first), the positions of the values that change per response,
+ * and the filters that still run per response.
+ */
+interface RouteHead {
+  readonly filters: readonly ResponseFilter[]
+  /** null: a filter of the route works per response, and so does every answer of this response there. */
+  readonly h1: readonly (string | number | string[])[] | null
+  /** null: the fields need HTTP/2's object form (h2Fields): sent the per-response way. */
+  readonly h2: readonly string[] | null
+  /** Where each per-response value goes: the response's `varying` fields first, then the field filters'. */
+  readonly h1Slots: readonly number[]
+  readonly h2Slots: readonly number[]
+  readonly fields: readonly FieldFilter[]
+  readonly fieldless: readonly ResponseFilter[]
+}
+
+/** Runs the route's filters on a prepared response once (ctx.status and ctx.secure as every response it serves has them). */
+function routeHead(ctx: Context, p: PreparedResponse, filters: readonly ResponseFilter[]): RouteHead {
+  const headers: Headers = { ...p.headers }
+  const fields: FieldFilter[] = []
+  const fieldless: ResponseFilter[] = []
+  const names = [...p.varying]
+  const perResponse = (): RouteHead => ({ filters, h1: null, h2: null, h1Slots: NO_SLOTS, h2Slots: NO_SLOTS, fields, fieldless })
+  if (filters.some((filter) => filter.prepared === undefined)) return perResponse()
+  for (const filter of filters) {
+    const how = filter.prepared!
+    if (how.kind === 'constant') filter(ctx, headers)
+    else if (how.kind === 'field') {
+      headers[how.name] = PER_RESPONSE
+      fields.push(how)
+      names.push(how.name)
+    } else fieldless.push(filter)
+  }
+  // a constant filter leaves the fields whose values come per response alone
+  for (const name of names) if (headers[name] !== PER_RESPONSE) return perResponse()
+  const h1: (string | number | string[])[] = []
+  for (const name in headers) h1.push(name, headers[name]!)
+  const flat = h2Fields(p.status, headers)
+  const h2 = Array.isArray(flat) ? flat : null
+  return {
+    filters,
+    h1,
+    h2,
+    h1Slots: names.map((name) => slot(h1, name, 0)),
+    h2Slots: h2 === null ? NO_SLOTS : names.map((name) => slot(h2, name.toLowerCase(), 2)),
+    fields,
+    fieldless,
+  }
+}
+
+const NO_SLOTS: readonly number[] = Object.freeze([])
+
+/** The index of `name`'s value in a flat [name, value, ...] head. */
+function slot(flat: readonly unknown[], name: string, from: number): number {
+  for (let i = from; i < flat.length; i += 2) if (flat[i] === name) return i + 1
+  throw new Error(`no field ${name} in the prepared head`)
+}
+
+/**
+ * Sends a prepared response: HEAD gets the same head and no body. The
+ * route's constant filters ran once on it (routeHead); per response only
+ * the values that change are set (`values`, one per `varying` name, and the
+ * field filters' values such as Server-Timing) and the fieldless filters
+ * run. Date is Node's, on both protocols. A route with a filter that works
+ * per response, and a response that carries cookies or a JSONP envelope,
+ * go the per-response way with every filter, as `send` does.
+ */
+export function sendPrepared(ctx: Context, p: PreparedResponse, values: readonly string[] = NO_NAMES): void {
+  if (clientGone(ctx)) return abandoned(ctx)
+  const filters = filtersOf(ctx)
+  ctx.status = p.status
+  const secure = ctx.secure
+  let head = secure ? p.tls : p.plain
+  if (head === undefined || head.filters !== filters) {
+    head = routeHead(ctx, p, filters)
+    if (secure) p.tls = head
+    else p.plain = head
+  }
+  const res = ctx.res
+  const stream = (res as { stream?: H2Stream }).stream
+  const flat = stream === undefined ? head.h1 : stream.headersSent || stream.destroyed ? null : head.h2
+  if (flat === null || ctx.setCookies !== null || ctx.envelope !== null) return sendEach(ctx, p, values)
+  const body = ctx.isHead ? undefined : p.body
+  if (body !== undefined) ctx.bytes = body.length
+  const fieldless = head.fieldless
+  for (let i = 0; i < fieldless.length; i++) fieldless[i]!(ctx, NO_FIELDS)
+  closeIfBodyUnread(ctx)
+  // a copy per response: Node keeps the array it is given (and adds Date to it over HTTP/2)
+  const fields = flat.slice()
+  const slots = stream === undefined ? head.h1Slots : head.h2Slots
+  const n = values.length
+  for (let i = 0; i < slots.length; i++) fields[slots[i]!] = i < n ? values[i]! : head.fields[i - n]!.value(ctx)
+  if (stream !== undefined) {
+    // RFC 9113 §8.1: HEADERS, then the body in DATA frames, written from the Buffer as it is
+    if (body === undefined) stream.respond(fields as string[], END_STREAM)
+    else {
+      stream.respond(fields as string[], MORE_TO_COME)
+      stream.end(body)
+    }
+    stream[STREAM_CONTEXT] = ctx
+    stream.on('close', streamClosed)
+    return
+  }
+  const r = res as ServerResponse
+  r.writeHead(p.status, fields as (string | number | string[])[])
+  if (body === undefined) r.end()
+  else if (p.wire !== undefined) r.end(p.wire, 'latin1')
+  else r.end(body)
+  const socket = r.socket
+  if (socket && socket.writableLength > 0) r.once('close', () => closed(ctx))
+  else finish(ctx)
+}
+
+/** A prepared response sent as `send` sends any: its fields in a new object, every filter run on it. */
+function sendEach(ctx: Context, p: PreparedResponse, values: readonly string[]): void {
+  const headers: Headers = { ...p.headers }
+  const varying = p.varying
+  for (let i = 0; i < varying.length; i++) headers[varying[i]!] = values[i]!
+  if (p.body === undefined) complete(ctx, p.status, headers, undefined, undefined, undefined)
+  else if (p.wire !== undefined) complete(ctx, p.status, headers, p.wire, 'latin1', p.body)
+  else complete(ctx, p.status, headers, p.body, undefined, undefined)
 }
 
 /**

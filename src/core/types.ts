@@ -137,8 +137,27 @@ export interface HandlerModule<S extends z.ZodType = z.ZodType> {
   create(config: z.output<S>, deps: ModuleDeps): Handler | Promise<Handler>
 }
 
-/** Adds or changes response headers just before they are sent (security headers, Server-Timing). */
-export type ResponseFilter = (ctx: Context, headers: Record<string, string | number | string[]>) => void
+/**
+ * Adds or changes response headers just before they are sent (security
+ * headers, Server-Timing). `prepared` says what the filter does to a
+ * response prepared once and sent many times (a static file, a stored
+ * response: core/respond.ts `sendPrepared`); a route with any filter
+ * without it sends those responses the per-response way.
+ */
+export type ResponseFilter = ((ctx: Context, headers: Record<string, string | number | string[]>) => void) & { readonly prepared?: PreparedFilter }
+
+/** How a response filter applies to a prepared response (see ResponseFilter). */
+export type PreparedFilter =
+  /**
+   * What it adds or changes depends only on the fields it is given, the
+   * status (`ctx.status`) and whether the connection is TLS (`ctx.secure`):
+   * run once per prepared response, route and TLS-ness, never per response.
+   */
+  | { readonly kind: 'constant' }
+  /** It sets one field whose value changes per response: `value` gives that value (the filter itself sets `headers[name] = value(ctx)`). */
+  | { readonly kind: 'field'; readonly name: string; value(ctx: Context): string }
+  /** It reads and writes no field (closing a connection during shutdown): run per response, given no fields. */
+  | { readonly kind: 'fieldless' }
 
 /**
  * A route's step before its handler (a rate limit, CORS, CSRF, 103 Early
