@@ -12,7 +12,7 @@ import type { AcmeManager, ChallengeType, NamePlan } from '../tls/acme.ts'
 import { dataDirProblem, resolveDataDir } from '../core/data-dir.ts'
 import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
-import type { Handler, ResponseFilter, RouteParts } from '../core/types.ts'
+import type { Handler, PreparedFilter, ResponseFilter, RouteParts } from '../core/types.ts'
 import { validateConfig } from '../config/load.ts'
 import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
 import { filterModules, handlerModules } from '../modules/registry.ts'
@@ -387,13 +387,22 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: s
 
 /** Asks an HTTP/1 connection to close after this response while the server shuts down. */
 function closeWhileShuttingDown(isShuttingDown: () => boolean): ResponseFilter {
-  return function closeWhileShuttingDown(ctx) {
+  const filter: ResponseFilter = function closeWhileShuttingDown(ctx) {
     if (isShuttingDown() && 'shouldKeepAlive' in ctx.res) ctx.res.shouldKeepAlive = false
   }
+  return Object.assign(filter, { prepared: { kind: 'fieldless' } as const })
 }
 
-/** `Server-Timing: edge;dur=0.21` (RFC-style metric, W3C Server Timing): time spent in Edgebox until the headers. */
-const serverTiming: ResponseFilter = function serverTiming(ctx, headers) {
+/**
+ * `Server-Timing: edge;dur=0.21` (RFC-style metric, W3C Server Timing): time spent in Edgebox until the headers.
+ * One field whose value is per response: a prepared response (a static file, a stored response) gets only its value.
+ */
+const serverTimingField: PreparedFilter & { kind: 'field' } = {
+  kind: 'field',
+  name: 'Server-Timing',
   // Math.round rather than toFixed: the same two decimals, a third of the cost on the hot path.
-  headers['Server-Timing'] = 'edge;dur=' + Math.round((performance.now() - ctx.start) * 100) / 100 + ctx.timing
+  value: (ctx) => 'edge;dur=' + Math.round((performance.now() - ctx.start) * 100) / 100 + ctx.timing,
 }
+const serverTiming = Object.assign<ResponseFilter, { readonly prepared: PreparedFilter }>(function serverTiming(ctx, headers) {
+  headers['Server-Timing'] = serverTimingField.value(ctx)
+}, { prepared: serverTimingField })

@@ -83,6 +83,8 @@ export interface SecurityHeaders {
   apply(ctx: Context, headers: Record<string, string | number | string[]>): void
 }
 
+const CONSTANT = Object.freeze({ kind: 'constant' } as const)
+
 const STRICT = (ancestors: string, nonce: string) =>
   `default-src 'self'; base-uri 'self'; object-src 'none'; form-action 'self'; frame-ancestors ${ancestors}; img-src 'self' data:; ` +
   `script-src 'self'${nonce}; style-src 'self'${nonce}; connect-src 'self'`
@@ -121,11 +123,14 @@ export const headersModule: FilterModule = {
   name: 'headers',
   start: () => ({
     route(route, site) {
-      const compiled = compileSecurityHeaders(route?.headers ? mergeSecurityHeaders(site.headers, route.headers) : site.headers)
+      const cfg = route?.headers ? mergeSecurityHeaders(site.headers, route.headers) : site.headers
+      const compiled = compileSecurityHeaders(cfg)
       const filter: ResponseFilter = function securityHeaders(ctx, headers) {
         if (ctx.status !== 304) compiled.apply(ctx, headers)
       }
-      return { filter }
+      // Without the strict CSP's per-response nonce, what it adds depends only on the fields already
+      // there, the status and TLS (HSTS): applied once to a prepared response (core/respond.ts).
+      return { filter: cfg.csp === 'strict' ? filter : Object.assign(filter, { prepared: CONSTANT }) }
     },
   }),
 }
