@@ -5,6 +5,7 @@ import zlib from 'node:zlib'
 import { LRUCache } from 'lru-cache'
 import { formatHttpDate } from '../../http/date.ts'
 import { isCompressible, mimeType } from '../../http/mime.ts'
+import type { PreparedResponse } from '../../core/context.ts'
 
 /**
  * What the static handler knows about a file: validators, headers, and for
@@ -35,6 +36,9 @@ export interface FileEntry {
   checkedAt: number
   /** Set by the handler on first use: the Cache-Control value for this path. */
   cacheControl: string | undefined
+  /** Set by the handler on first use: its 200 and 304 answers, prepared once (a new entry when the file changes). */
+  ok: PreparedResponse | undefined
+  notModified: PreparedResponse | undefined
 }
 
 export type Encoding = 'br' | 'gzip'
@@ -48,6 +52,9 @@ export interface Variant {
   readonly body?: Buffer
   readonly wire?: string
   readonly size: number
+  /** Set by the handler on first use, as FileEntry's. */
+  ok?: PreparedResponse
+  notModified?: PreparedResponse
 }
 
 export interface FileCacheOptions {
@@ -148,6 +155,8 @@ export class FileCache {
       variants: new Map(),
       checkedAt: now,
       cacheControl: undefined,
+      ok: undefined,
+      notModified: undefined,
     }
     if (this.opts.precompressed) await this.findSiblings(entry)
     this.entries.set(key, entry)

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import zlib from 'node:zlib'
 import { z } from 'zod'
-import type { Context, Headers } from '../../core/context.ts'
+import { PreparedResponse, type Context, type Headers } from '../../core/context.ts'
 import { ConfigError, httpError } from '../../core/errors.ts'
 import type { Handler, HandlerModule, ModuleDeps } from '../../core/types.ts'
 import { duration, size } from '../../config/units.ts'
@@ -295,14 +295,31 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
         inm === etag && im === undefined && ius === undefined
           ? 'not-modified'
           : evaluatePreconditions(ctx.method, { ifMatch: im, ifNoneMatch: inm, ifModifiedSince: ims, ifUnmodifiedSince: ius }, { etag, lastModified: entry.lastModifiedMs, exists: true })
-      if (result === 'not-modified') return ctx.send(304, notModifiedHeaders(entry, rel, etag, negotiable))
+      if (result === 'not-modified') {
+        // prepared once per representation, unless a field changes per request (Expires)
+        const held = enc === 'identity' ? entry : entry.variants.get(enc)
+        if (held === undefined || cfg.expires) return ctx.send(304, notModifiedHeaders(entry, rel, etag, negotiable))
+        return ctx.sendPrepared((held.notModified ??= new PreparedResponse(304, notModifiedHeaders(entry, rel, etag, negotiable))))
+      }
       if (result === 'failed') throw httpError('EB_ERR_PRECONDITION_FAILED', 'the file does not match the request\'s preconditions')
     }
-    const headers = baseHeaders(entry, rel, etag, negotiable)
+    const download = (downloads.length > 0 && downloads.some((t) => t(rel))) || (downloadQuery !== null && ctx.query !== '' && downloadQuery.test(ctx.query))
 
-    if (downloads.length > 0 || downloadQuery) {
-      if (downloads.some((t) => t(rel)) || downloadQuery?.test(ctx.query)) headers['Content-Disposition'] = contentDisposition(path.basename(entry.fsPath))
+    // The whole representation from memory, with no field that changes per request (Expires,
+    // Content-Disposition): its head prepared once and kept with it.
+    if (range === undefined && !download && !cfg.expires) {
+      const held = enc === 'identity' ? entry : entry.variants.get(enc)
+      if (held?.body !== undefined) {
+        if (held.ok === undefined) {
+          const h = baseHeaders(entry, rel, etag, negotiable)
+          if (enc !== 'identity') h['Content-Encoding'] = enc
+          held.ok = new PreparedResponse(200, h, held.body, held.wire)
+        }
+        return ctx.sendPrepared(held.ok)
+      }
     }
+    const headers = baseHeaders(entry, rel, etag, negotiable)
+    if (download) headers['Content-Disposition'] = contentDisposition(path.basename(entry.fsPath))
 
     if (range !== undefined && ifRangeMatches(ctx.header('if-range'), { etag: entry.etag, lastModified: entry.lastModifiedMs })) {
       const r = parseRange(range, entry.size, { maxRanges: MAX_RANGES })
