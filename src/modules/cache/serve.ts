@@ -1,4 +1,4 @@
-import type { Context, Headers as ResponseHeaders } from '../../core/context.ts'
+import { PreparedResponse, type Context, type Headers as ResponseHeaders } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts'
 import { parseHttpDate } from '../../http/date.ts'
@@ -45,7 +45,13 @@ export interface ServedHead {
   /** The last `hit; ttl=N` Cache-Status sent. */
   ttl: number
   hitStatus: string
+  /** A fresh hit's answer, prepared on its first use, and its last [Age, Cache-Status] values (serveHit). */
+  hit: PreparedResponse | undefined
+  hitValues: readonly string[] | undefined
 }
+
+/** The fields of a prepared hit whose values change per response (RFC 9111 §4.2.3, RFC 9211). */
+const HIT_VARYING: readonly string[] = Object.freeze(['age', 'cache-status'])
 
 /** The prepared head of a stored response (see ServedHead), made on first use and kept with the entry. */
 export function servedHead(s: CacheState, e: StoredEntry): ServedHead {
@@ -77,6 +83,8 @@ export function servedHead(s: CacheState, e: StoredEntry): ServedHead {
     ageText: '',
     ttl: Number.NaN,
     hitStatus: '',
+    hit: undefined,
+    hitValues: undefined,
   }
   e.served = made
   return made
@@ -107,11 +115,12 @@ export function serveHit(s: CacheState, ctx: Context, e: StoredEntry, ttl: numbe
     head.ttl = ttl
     head.hitStatus = `${head.statusPrefix}hit; ttl=${ttl}`
   }
-  const headers = { ...head.template }
-  headers.age = ageText(s, e, head, age)
-  headers['cache-status'] = head.hitStatus
-  if (e.body.length > WIRE_MAX) return ctx.send(e.status, headers, e.body)
-  ctx.send(e.status, headers, (e.wire ??= e.body.toString('latin1')), 'latin1')
+  const text = ageText(s, e, head, age)
+  // the stored head and body prepared once; Age and Cache-Status change at most once a second
+  let values = head.hitValues
+  if (values === undefined || values[0] !== text || values[1] !== head.hitStatus) values = head.hitValues = [text, head.hitStatus]
+  const hit = (head.hit ??= new PreparedResponse(e.status, head.template, e.body, e.body.length > WIRE_MAX ? undefined : (e.wire ??= e.body.toString('latin1')), HIT_VARYING))
+  ctx.sendPrepared(hit, values)
 }
 
 /** Serves a stored response: client conditionals (RFC 9110 §13) and ranges (§14) answered from it, with Age and Cache-Status. */
