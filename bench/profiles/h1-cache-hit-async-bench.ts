@@ -12,7 +12,8 @@ store.put({ key: 'http://127.0.0.1/obj', variant: '', vary: undefined, status: 2
   headers: { 'content-type': 'text/html; charset=utf-8', 'content-length': '1024', 'last-modified': 'Mon, 01 Jan 2024 00:00:00 GMT', 'cache-control': 'public, max-age=3600', date: new Date(now).toUTCString(), via: '1.1 edgebox' } })
 let sent = 0
 const ctx: any = { method: 'GET', host: '127.0.0.1', encodedPath: '/obj', query: '', cache: '', req: { headers: { host: '127.0.0.1:8080', 'user-agent': 'wrk' } },
-  header(n: string) { return this.req.headers[n] }, send(status: number, headers: Record<string, unknown>) { sent += status + Object.keys(headers).length } }
+  header(n: string) { return this.req.headers[n] }, send(status: number, headers: Record<string, unknown>) { sent += status + Object.keys(headers).length },
+  sendPrepared(p: { status: number; headers: Record<string, unknown> }, values: readonly string[]) { sent += p.status + Object.keys(p.headers).length + values.length } }
 const origin = async () => { throw new Error('no origin in this benchmark') }
 async function handle(c: any): Promise<void> { return cache.handle(c, (extra: any, background: any) => origin()) }
 for (let r = 0; r < 7; r++) {

@@ -1,4 +1,4 @@
-// ns per static GET (200) and 304 of a 1 KiB file kept in memory, inside the static handler, the response write left out (ctx.send is a no-op).
+// ns per static GET (200) and 304 of a 1 KiB file kept in memory, inside the static handler, the response write left out (ctx.send and ctx.sendPrepared are no-ops).
 // usage: node_modules/.bin/node bench/profiles/h1-static-bench.ts /abs/path/to/TREE WWWDIR
 const [tree, www] = process.argv.slice(2)
 const { staticModule } = await import(tree + '/src/modules/static/index.ts')
@@ -6,9 +6,10 @@ const cfg = staticModule.schema.parse({ root: www, memoryCache: { revalidate: '1
 const h = staticModule.create(cfg, { baseDir: '/', configPath: 'bench', limits: {} } as any)
 let sent = 0, last = 0
 const mk = (headers: Record<string, string>): any => ({ method: 'GET', isHead: false, routePath: '/index.html', path: '/index.html', query: '', cache: '', req: { headers },
-  header(n: string) { return this.req.headers[n] }, send(status: number, hd: Record<string, unknown>) { last = status; sent += Object.keys(hd).length } })
+  header(n: string) { return this.req.headers[n] }, send(status: number, hd: Record<string, unknown>) { last = status; sent += Object.keys(hd).length },
+  sendPrepared(p: { status: number; headers: Record<string, unknown> }) { last = p.status; sent += Object.keys(p.headers).length } })
 await h.handle(mk({}))
-const etag = (() => { let e = ''; const c = mk({}); c.send = (_s: number, hd: any) => { e = hd.ETag }; h.handle(c); return e })()
+const etag = (() => { let e = ''; const c = mk({}); c.send = (_s: number, hd: any) => { e = hd.ETag }; c.sendPrepared = (p: any) => { e = p.headers.ETag }; h.handle(c); return e })()
 for (const [name, ctx, want] of [['GET', mk({ host: 'x' }), 200], ['304', mk({ host: 'x', 'if-none-match': etag }), 304]] as const) {
   const times: number[] = []
   for (let r = 0; r < 7; r++) {
