@@ -99,28 +99,44 @@ export interface AccessLog {
   reopen(): void
 }
 
+/** The access log's batches: a destination write per this many bytes, from slabs of SLAB_BYTES. */
+const BATCH_BYTES = 32 * 1024
+const SLAB_BYTES = 256 * 1024
+
 /** The access log. `enabled: false` returns a writer that does nothing. */
 export function createAccessLog(opts: LogOptions & { enabled: boolean }): AccessLog {
   if (!opts.enabled) return { write() {}, flush() {}, reopen() {} }
   const pretty = isPretty(opts.format, opts.file)
-  const dest = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true })
+  // JSON lines go to the destination as bytes, a terminal's readable lines as text
+  const dest = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true, contentMode: pretty ? 'utf8' : 'buffer' })
+  const bytes = dest as unknown as { write(chunk: Buffer): boolean }
   const format = pretty ? writePretty : writeJson
-  // Lines are batched here, not in the destination: sonic-boom measures the
-  // byte length of its whole pending buffer on every write, which costs
-  // more per line the larger the batch. One destination write per ~32 KiB
-  // (a terminal gets every line at once), and at least once a second.
-  const batchChars = pretty ? 0 : 32 * 1024
-  let batch = ''
+  // JSON lines are batched here, not in the destination: each is encoded once, as it comes,
+  // into a slab of bytes, and the destination gets a slice of it per ~32 KiB (and at least
+  // once a second). Given text, sonic-boom measures the UTF-8 length of the text, then
+  // encodes it again to write it. A terminal gets every line at once.
+  let slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+  /** The slab's bytes before `start` are the destination's; `start` to `used`: lines not written yet. */
+  let start = 0
+  let used = 0
   const flushBatch = () => {
-    if (batch === '') return
-    dest.write(batch)
-    batch = ''
+    if (used === start) return
+    bytes.write(slab.subarray(start, used))
+    start = used
   }
   setInterval(flushBatch, 1000).unref()
-  const append = (line: string) => {
-    batch += line
-    if (batch.length >= batchChars) flushBatch()
-  }
+  const append = pretty
+    ? (line: string) => dest.write(line)
+    : (line: string) => {
+        // room for the line whatever its characters: at most 3 bytes of UTF-8 per UTF-16 unit
+        if (used + line.length * 3 > slab.length) {
+          flushBatch()
+          slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, line.length * 3))
+          start = used = 0
+        }
+        used += slab.write(line, used)
+        if (used - start >= BATCH_BYTES) flushBatch()
+      }
   const resets = resetSummaries(opts.resetFlood ?? 100, (s) => append(pretty ? prettyResets(s) : jsonResets(s)))
   return {
     write(ctx, durationMs) {
@@ -223,6 +239,53 @@ function jsonString(s: string): string {
 }
 
 /**
+ * A JSON string field's text, kept for the last value seen: a connection's
+ * requests repeat their method, host and path (the pipeline hands on the same
+ * strings), so the escape test runs when the value changes.
+ */
+class LastJson {
+  private text = '""'
+  private last = ''
+  of(s: string): string {
+    if (s !== this.last) {
+      this.text = jsonString(s)
+      this.last = s
+    }
+    return this.text
+  }
+}
+const lastMethod = new LastJson()
+const lastHost = new LastJson()
+const lastPath = new LastJson()
+
+/** The line's start up to its method, kept for the current millisecond (V8 makes a new string of `Date.now()` each time). */
+let prefixTime = -1
+let prefixText = ''
+function linePrefix(now: number): string {
+  if (now !== prefixTime) {
+    prefixTime = now
+    prefixText = `{"time":${now},"msg":"request","method":`
+  }
+  return prefixText
+}
+
+/** `.001` ... `.999` (trailing zeros dropped) and '' for 0: the fraction of a duration in thousandths. */
+const THOUSANDTHS = Array.from({ length: 1000 }, (_, i) => (i === 0 ? '' : '.' + String(i).padStart(3, '0').replace(/0+$/, '')))
+
+/**
+ * A duration in milliseconds rounded to three decimals, as
+ * `String(Math.round(ms * 1000) / 1000)` writes it, from two whole numbers:
+ * V8 writes small integers from a cache, a fraction through its shortest-decimal
+ * conversion.
+ */
+export function formatMs(ms: number): string {
+  const us = Math.round(ms * 1000)
+  if (!(us >= 0 && us < 1e15)) return String(Math.round(ms * 1000) / 1000)
+  const frac = us % 1000
+  return (us - frac) / 1000 + THOUSANDTHS[frac]!
+}
+
+/**
  * One JSON line, built by hand rather than with JSON.stringify on an object:
  * strings are escaped only when they contain a character that needs it.
  */
@@ -230,7 +293,7 @@ export function writeJson(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
   const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')
-  return `{"time":${Date.now()},"msg":"request","method":${jsonString(ctx.method)},"host":${jsonString(ctx.host)},"path":${jsonString(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${Math.round(ms * 1000) / 1000},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${err}}\n`
+  return `${linePrefix(Date.now())}${lastMethod.of(ctx.method)},"host":${lastHost.of(ctx.host)},"path":${lastPath.of(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${formatMs(ms)},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${err}}\n`
 }
 
 function writePretty(ctx: Context, ms: number): string {

@@ -34,6 +34,33 @@ test('strings that need escaping stay valid JSON and keep their value', () => {
   }
 })
 
+test('the ms field is the duration rounded to three decimals, written as JavaScript writes that number', async () => {
+  const { formatMs } = await import('../../src/core/log.ts')
+  for (let us = 0; us < 200_000; us++) assert.equal(formatMs(us / 1000), String(us / 1000))
+  for (const ms of [0, 0.0004, 0.0005, 0.0015, 0.1, 0.12, 1.2345, 1.9996, 999.9995, 1000, 12_345.678_9, 86_400_000.001, 2 ** 31 + 0.25, 1e12 + 0.123]) {
+    assert.equal(formatMs(ms), String(Math.round(ms * 1000) / 1000), String(ms))
+  }
+  for (const ms of [Number.NaN, Infinity, 1e20]) assert.equal(formatMs(ms), String(Math.round(ms * 1000) / 1000))
+  assert.equal(line({}).ms, 1.235)
+})
+
+test('consecutive lines carry their own method, host, path and time (nothing of a line before is reused wrongly)', () => {
+  const seq = [
+    { method: 'GET', host: 'a.test', rawPath: '/x' },
+    { method: 'GET', host: 'a.test', rawPath: '/x' },
+    { method: 'HEAD', host: 'a.test', rawPath: '/x"y' },
+    { method: 'GET', host: 'b.test', rawPath: '/x' },
+    { method: 'GET', host: 'b.test', rawPath: '/ü' },
+    { method: 'PROPFIND', host: '', rawPath: '*' },
+  ]
+  for (const f of seq) {
+    const before = Date.now()
+    const l = line(f)
+    assert.deepEqual([l.method, l.host, l.path], [f.method, f.host, f.rawPath])
+    assert.ok((l.time as number) >= before && (l.time as number) <= Date.now())
+  }
+})
+
 test('an error message is included, escaped', () => {
   assert.equal(line({ error: new Error('disk "full"') }).error, 'disk "full"')
 })
