@@ -88,7 +88,7 @@ function clean(raw: string[]): [string, string][] {
     let value = raw[i + 1]!
     if (/^(date|connection|keep-alive|:status)$/i.test(name)) continue
     if (name.toLowerCase() === 'server-timing') {
-      assert.match(value, /^edge;dur=\d+(\.\d+)?$/)
+      assert.match(value, /^edge;dur=(0|[1-9]\d*)(\.\d?[1-9])?$/, 'milliseconds with at most two decimals, written as the shortest decimal')
       value = '<dur>'
     }
     out.push([name, value])
