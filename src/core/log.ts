@@ -163,7 +163,7 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
 
 /**
  * One HTTP/2 connection as the access log sees it: the listener ties it to
- * each of the connection's streams (`H2_CONNECTION`) and counts the streams
+ * each of the connection's requests (`H2_CONNECTION`) and counts the streams
  * the client resets (src/server/h2-resets.ts).
  */
 export interface H2Connection {
@@ -178,7 +178,7 @@ export interface H2Connection {
   onClose: (() => void) | null
 }
 
-/** The property of an HTTP/2 stream that holds its H2Connection. */
+/** The property of an HTTP/2 request (src/server/h2-exchange.ts) that holds its H2Connection. */
 export const H2_CONNECTION = Symbol('edgebox.h2Connection')
 
 /** The summary of a connection whose streams were reset in a flood. */
@@ -202,7 +202,7 @@ export function resetSummaries(perSecond: number, write: (s: ResetSummary) => vo
   const summarized = new WeakSet<H2Connection>()
   return {
     absorb(ctx) {
-      const conn = (ctx.req as { stream?: { [H2_CONNECTION]?: H2Connection } }).stream?.[H2_CONNECTION]
+      const conn = (ctx.req as { [H2_CONNECTION]?: H2Connection })[H2_CONNECTION]
       if (conn === undefined || conn.peak <= perSecond) return false
       if (!summarized.has(conn)) {
         summarized.add(conn)
@@ -220,7 +220,7 @@ export function resetSummaries(perSecond: number, write: (s: ResetSummary) => vo
  * the listener's record of it still does.
  */
 function peerOfResetStream(ctx: Context): string {
-  return (ctx.req as { stream?: { [H2_CONNECTION]?: H2Connection } }).stream?.[H2_CONNECTION]?.client ?? ''
+  return (ctx.req as { [H2_CONNECTION]?: H2Connection })[H2_CONNECTION]?.client ?? ''
 }
 
 function jsonResets(s: ResetSummary): string {

@@ -2,6 +2,7 @@ import http2 from 'node:http2'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { httpError } from '../core/errors.ts'
+import { H2_CONNECTION, type H2Connection } from '../core/log.ts'
 import type { H2Req, H2Res, H2ResponseFields } from '../core/types.ts'
 import { h2Fields } from '../http/h2-fields.ts'
 
@@ -32,13 +33,16 @@ export class H2Request implements H2Req {
   readonly rawHeaders: string[]
   /** The connection (TCP, or TLS): it outlives the stream, so the peer stays known after a reset. */
   readonly socket: Socket
+  /** The connection as the access log counts its resets (src/core/log.ts). */
+  readonly [H2_CONNECTION]: H2Connection | undefined
   private reader: RequestBody | null = null
 
-  constructor(stream: http2.ServerHttp2Stream, headers: Headers, rawHeaders: string[], socket: Socket) {
+  constructor(stream: http2.ServerHttp2Stream, headers: Headers, rawHeaders: string[], socket: Socket, conn?: H2Connection) {
     this.stream = stream
     this.headers = headers
     this.rawHeaders = rawHeaders
     this.socket = socket
+    this[H2_CONNECTION] = conn
   }
 
   get method(): string {

@@ -14,7 +14,7 @@ import { clientErrorResponse, refuseAfterPending, type ParseError } from './clie
 import { refusePlainHttp, routeByAlpn, tlsOptions } from './tls-accept.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
-import { trackResets } from './h2-resets.ts'
+import { trackResets, type SessionStreams } from './h2-resets.ts'
 import { H2Request, H2Response } from './h2-exchange.ts'
 
 /**
@@ -147,13 +147,17 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     function onStream(this: http2.ServerHttp2Session & TaggedSession, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]): void {
       // a stream's errors (a reset with an error code) end it; the request's outcome is logged from its 'close'
       stream.on('error', ignoreError)
-      if (headers[':method'] === 'CONNECT') return extendedConnect(stream, headers, pipeline)
-      const req = new H2Request(stream, headers, rawHeaders, this[SESSION_SOCKET]!)
-      const res = new H2Response(stream)
-      const expect = headers.expect
-      if (expect === undefined) return pipeline.handle(req, res, h2a)
-      // RFC 9110 §10.1.1, read as Node's HTTP/1 server reads it: 100-continue waits for ctx.continue(); others get 417
-      pipeline.handle(req, res, CONTINUE_EXPECTATION.test(expect) ? h2Continue : h2BadExpectation)
+      const streams = this[SESSION_STREAMS]!
+      if (headers[':method'] === 'CONNECT') extendedConnect(stream, headers, pipeline)
+      else {
+        const req = new H2Request(stream, headers, rawHeaders, this[SESSION_SOCKET]!, streams.conn)
+        const res = new H2Response(stream)
+        const expect = headers.expect
+        // RFC 9110 §10.1.1, read as Node's HTTP/1 server reads it: 100-continue waits for ctx.continue(); others get 417
+        pipeline.handle(req, res, expect === undefined ? h2a : CONTINUE_EXPECTATION.test(expect) ? h2Continue : h2BadExpectation)
+      }
+      // the session's bookkeeping (reset count, timeouts) after the handler, whose listeners come first
+      streams.opened(stream)
     }
     // A session's error is the client's (a protocol error, a reset connection): Node has already
     // sent GOAWAY or closed; a line without a stack says so.
@@ -165,13 +169,13 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     h2.on('session', (session: http2.ServerHttp2Session & TaggedSession) => {
       session[SESSION_SOCKET] = arriving ?? (session.socket as Socket)
       arriving = undefined
+      const shuttingDown = isShuttingDown()
+      session[SESSION_STREAMS] = trackResets(session, h2Protocol, shuttingDown ? undefined : enforceSessionTimeouts(session, limits))
+      // the session's one 'stream' listener (a second one would make Node copy the listener list per stream)
       session.on('stream', onStream)
       sessions.add(session)
       session.once('close', () => sessions.delete(session))
-      if (isShuttingDown()) {
-        trackResets(session, h2Protocol)
-        session.close()
-      } else trackResets(session, h2Protocol, enforceSessionTimeouts(session, limits))
+      if (shuttingDown) session.close()
     })
     // With a stream open, a session with no traffic at all for idleTimeout is cut (a client that
     // stopped reading a response); without one, keepAliveTimeout and headersTimeout apply (above).
@@ -247,8 +251,11 @@ function closeWhenFinished(server: http.Server | https.Server): () => void {
 
 /** The socket of an HTTP/2 session, kept on it by the listener. */
 const SESSION_SOCKET = Symbol('edgebox.h2Socket')
+/** The session's bookkeeping (./h2-resets.ts), kept on it by the listener. */
+const SESSION_STREAMS = Symbol('edgebox.h2Streams')
 interface TaggedSession {
   [SESSION_SOCKET]?: Socket
+  [SESSION_STREAMS]?: SessionStreams
 }
 
 /** Node's HTTP/1 server's test of an Expect value (RFC 9110 §10.1.1). */

@@ -85,7 +85,7 @@ test('a connection that resets more than resetFlood streams a second: its 499 li
   type Conn = import('../../src/core/log.ts').H2Connection
   const written: unknown[] = []
   const resets = resetSummaries(3, (s) => written.push(s))
-  const ctxOn = (conn: Conn) => ({ req: { stream: { [H2_CONNECTION]: conn } } }) as unknown as Context
+  const ctxOn = (conn: Conn) => ({ req: { [H2_CONNECTION]: conn } }) as unknown as Context
   const calm: Conn = { client: '10.0.0.1', proto: 'h2', resets: 2, peak: 3, closed: false, onClose: null }
   assert.equal(resets.absorb(ctxOn(calm)), false, 'at the threshold: lines of their own')
   assert.equal(resets.absorb({ req: {} } as unknown as Context), false, 'HTTP/1.1: not counted')
