@@ -61,6 +61,60 @@ test('consecutive lines carry their own method, host, path and time (nothing of 
   }
 })
 
+test('the common line written straight into bytes is writeJson\'s text, byte for byte; any other line is left to writeJson', async () => {
+  const { jsonLineInto } = await import('../../src/core/log.ts')
+  const base = { method: 'GET', host: 'example.test', rawPath: '/a?b=c', status: 200, bytes: 1024, cache: 'HIT', protocol: 'h2', clientAddress: '127.0.0.1', upstream: '', corsRefused: '', rateLimited: false, csrfRefused: '', error: undefined, req: {} }
+  const written = [
+    {},
+    { status: 304, bytes: 0, cache: '', host: '' },
+    { upstream: 'http://10.0.0.1:8080', cache: 'MISS', protocol: 'http/1.1', clientAddress: '2001:db8::1' },
+    { status: 499, bytes: 12_345_678_901 },
+    { rawPath: '/' + 'x'.repeat(3000) },
+  ]
+  const left = [{ rawPath: '/ü' }, { host: 'a"b' }, { rawPath: '/back\\slash' }, { error: new Error('x') }, { corsRefused: 'origin' }, { rateLimited: true }, { csrfRefused: 'site' }, { clientAddress: '' }, { status: 200.5 }, { rawPath: '/' + 'y'.repeat(5000) }]
+  for (const ms of [0, 0.0004, 0.1234, 1.5, 999.9996, 12_345.6789]) {
+    for (const f of written) {
+      const ctx = { ...base, ...f } as unknown as Context
+      const buf = Buffer.alloc(4096, 0x2a)
+      const end = jsonLineInto(buf, 7, ctx, ms)
+      const text = writeJson(ctx, ms)
+      assert.ok(end > 0, JSON.stringify(f))
+      // the time is the only field that may differ (a millisecond may pass between the two)
+      const got = buf.subarray(7, end).toString('latin1').replace(/^\{"time":\d+,/, '{"time":0,')
+      assert.equal(got, text.replace(/^\{"time":\d+,/, '{"time":0,'), JSON.stringify(f))
+      assert.equal(buf[6], 0x2a)
+      assert.equal(buf[end], 0x2a, 'nothing written after the line')
+    }
+  }
+  for (const f of left) assert.equal(jsonLineInto(Buffer.alloc(4096), 0, { ...base, ...f } as unknown as Context, 1), -1, JSON.stringify(f).slice(0, 60))
+})
+
+test('the access log file holds every line, in order, whichever way each was written', async () => {
+  const { createAccessLog } = await import('../../src/core/log.ts')
+  const { mkdtempSync, readFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const file = `${mkdtempSync(`${tmpdir()}/eb-access-`)}/access.log`
+  const log = createAccessLog({ level: 'info', format: 'json', file, enabled: true })
+  const paths: string[] = []
+  for (let i = 0; i < 3000; i++) {
+    const rawPath = i % 7 === 0 ? `/ü/${i}` : i % 11 === 0 ? `/${'z'.repeat(2000)}/${i}` : `/p/${i}`
+    paths.push(rawPath)
+    log.write({ method: 'GET', host: 'h.test', rawPath, status: 200, bytes: i, cache: '', protocol: 'http/1.1', clientAddress: '127.0.0.1', upstream: '', error: i % 13 === 0 ? new Error('e') : undefined, req: {} } as unknown as Context, i / 7)
+  }
+  log.flush()
+  // the file opens asynchronously: its lines come once it is open
+  const { existsSync } = await import('node:fs')
+  for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file, 'utf8').split('\n').length > 3000); i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    log.flush()
+  }
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  assert.deepEqual(lines.map((l) => l.path), paths)
+  assert.deepEqual(lines.map((l) => l.bytes), paths.map((_, i) => i))
+  assert.deepEqual(lines.map((l) => l.ms), paths.map((_, i) => Math.round((i / 7) * 1000) / 1000))
+  assert.equal(lines.filter((l) => l.error === 'e').length, Math.ceil(3000 / 13))
+})
+
 test('an error message is included, escaped', () => {
   assert.equal(line({ error: new Error('disk "full"') }).error, 'disk "full"')
 })
