@@ -186,7 +186,7 @@ for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 # fan-out runs
 jf() { jfield "$@"; }   # jf JSON KEY (lib.sh)
 EB_LAST=none
-declare -A P50=() P99=() DELIV=() LOST=() P50_R=() P99_R=() GEN_R=()
+declare -A P50=() P99=() DELIV=() LOST=() P50_R=() P99_R=() GEN_R=() NEED=() GNEED=()   # NEED/GNEED: the cores the offered load took, server / generator, every run
 fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE : one run of bench/realtime-load.mjs through load_run (lib.sh)
   local test=$1 r=$2 n=$3 tr=$4 rate=$5 res ch="fan:r$2-$3-$4" out="$RUN/realtime-run.out"
   [ "$n" = edgebox ] && [ "$EB_LOG" != /dev/null ] && : > "$EB_LOG"   # keep the log files small between runs
@@ -222,6 +222,7 @@ fan_run() {  # fan_run TEST ROUND NAME TRANSPORT RATE : one run of bench/realtim
     "$LR_SRV_CPU_S" "$(jf "$res" cpu_s_per_M)" "$(jf "$res" fanout_ms_p50)" "$(jf "$res" fanout_ms_p99)" "$(jf "$res" fanout_ms_max)" \
     "$(jf "$res" publish_ms_avg)" "$(jf "$res" publish_bad)" "$(jf "$res" achieved_rate)" "$(jf "$res" unexpected_close)" \
     "$(sed -n 's/.*"close_codes":\({[^}]*}\).*/\1/p' <<< "$res")" "$(jf "$res" srv_rss_mb)"
+  NEED[$test,$n]+="$(jf "$res" srv_cores_needed) "; GNEED[$test,$n]+="$(jf "$res" client_cores_needed) "
   [ -n "$gen_lim" ] && LR_DROP+="${LR_DROP:+; }$gen_lim; round not judged"
   DELIV[$test,$n]=$(( ${DELIV[$test,$n]:-0} + ${del:-0} )); LOST[$test,$n]=$(( ${LOST[$test,$n]:-0} + $(jnum "$res" lost) ))
   if [ -z "$LR_DROP" ] && { [ "$drained" != true ] || [ "$del" != "$exp" ]; }; then
@@ -272,7 +273,7 @@ mem_run() {  # mem_run ROUND NAME
   printf 'MEM  round%s %-9s clients=%s rss_per_conn=%s heap_used_per_conn=%s external_per_conn=%s rss_nogc_per_conn=%s rss_mb=%s->%s heap_used_mb=%s->%s connect_ms=%s\n' \
     "$r" "$n" "$(jf "$res" clients)" "$rss" "$heap" "$(jf "$res" external_per_conn)" "$nogc" "$(jf "$res" rss_before_mb)" "$(jf "$res" rss_after_mb)" \
     "$(jf "$res" heap_used_before_mb)" "$(jf "$res" heap_used_after_mb)" "$(jf "$res" connect_ms)"
-  MRSS[$n]+="$rss "; MHEAP[$n]+="$heap "; MNOGC[$n]+="$nogc "; FIG_R[MEM,$n,$r]=$rss
+  MRSS[$n]+="$rss "; MHEAP[$n]+="$heap "; MNOGC[$n]+="$nogc "; FIG_R[MEM,$n,$r]="$rss "   # space-separated, as counted() joins the rounds
 }
 if [ -z "$MEM_NOTE" ]; then
   echo "## memory per idle WebSocket connection (IDLE_N=$IDLE_N subscribers, fresh server each, after 200 connections opened and"
@@ -329,6 +330,16 @@ if [ -z "$MEM_NOTE" ]; then
   done
 fi
 
+# Can this machine carry the offered load at all? At the CPU per delivery its runs measured (dropped or not), the bare
+# loop needs NEED of its core and the generator GNEED of its cores: at GEN_MAX or above, every server lags, whatever it
+# does, and the dropped rounds say nothing about the servers.
+need_ws=${NEED[WS,ws-send]:-}
+if [ -n "${need_ws// /}" ]; then
+  sn=$(med "${NEED[WS,ws-send]}"); gn=$(med "${GNEED[WS,ws-send]}")
+  echo "(capacity: at the CPU per delivery of its runs, the offered $((N * RATE)) deliveries/s took the bare ws loop $sn of its core and the generator $gn of the $GEN_CORES core(s) of GEN_CPU, medians)"
+  awk -v s="$sn" -v g="$gn" -v c="$GEN_CORES" -v m="$GEN_MAX" 'BEGIN { exit !(s >= m || g >= m * c) }' &&
+    PROBLEMS+=("capacity: this machine cannot carry the offered load ($N subscribers x $RATE broadcasts/s): the bare ws loop alone needs $sn of a core and the generator $gn of $GEN_CORES core(s) at the CPU per delivery measured here (limit $GEN_MAX a core); runs dropped for lagging say nothing about the servers (bench/profiles/realtime-fanout.md, section 5)")
+fi
 echo
 echo "## targets (lower is better; verdict on the median of the per-round ratios; '-' marks a round where either run was left out)"
 verdict_gate   # lib.sh: no verdict for a smoke run or failed checks
