@@ -292,8 +292,8 @@ export function sendPrepared(ctx: Context, p: PreparedResponse, values: readonly
   // a copy per response: Node keeps the array it is given (and adds Date to it over HTTP/2)
   const fields = flat.slice()
   const slots = stream === undefined ? head.h1Slots : head.h2Slots
-  const n = values.length
-  for (let i = 0; i < slots.length; i++) fields[slots[i]!] = i < n ? values[i]! : head.fields[i - n]!.value(ctx)
+  const n = p.varying.length
+  for (let i = 0; i < slots.length; i++) fields[slots[i]!] = i < n ? (values[i] ?? PER_RESPONSE) : head.fields[i - n]!.value(ctx)
   if (stream !== undefined) {
     // RFC 9113 §8.1: HEADERS, then the body in DATA frames, written from the Buffer as it is
     if (body === undefined) stream.respond(fields as string[], END_STREAM)
@@ -319,7 +319,7 @@ export function sendPrepared(ctx: Context, p: PreparedResponse, values: readonly
 function sendEach(ctx: Context, p: PreparedResponse, values: readonly string[]): void {
   const headers: Headers = { ...p.headers }
   const varying = p.varying
-  for (let i = 0; i < varying.length; i++) headers[varying[i]!] = values[i]!
+  for (let i = 0; i < varying.length; i++) headers[varying[i]!] = values[i] ?? PER_RESPONSE
   if (p.body === undefined) complete(ctx, p.status, headers, undefined, undefined, undefined)
   else if (p.wire !== undefined) complete(ctx, p.status, headers, p.wire, 'latin1', p.body)
   else complete(ctx, p.status, headers, p.body, undefined, undefined)

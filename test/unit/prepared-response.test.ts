@@ -190,6 +190,17 @@ for (const protocol of PROTOCOLS) {
     assert.equal(runs.n, 2, 'every filter ran on every response')
   })
 
+  test(`over ${protocol}: a per-response field given no value is sent empty, and the field filters' values stay in their places`, async () => {
+    const h = await harness(protocol, [fieldFilter()])
+    const p = new PreparedResponse(200, { 'x-var': 'made once' }, Buffer.from('x'), 'x', ['x-var'])
+    const r = await h.request('GET', (ctx) => ctx.sendPrepared(p))
+    assert.deepEqual(lower(r.fields), [
+      ['x-var', ''],
+      ['content-length', '1'],
+      ['x-seq', '1'],
+    ])
+  })
+
   test(`over ${protocol}: cookies Edgebox sets itself take a prepared response the per-response way; a 304 has no body`, async () => {
     const runs = { n: 0 }
     const h = await harness(protocol, [constantFilter(runs)])
