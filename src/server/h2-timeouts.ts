@@ -34,8 +34,9 @@ export interface StreamCounter {
   closed(): void
 }
 
-export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits: SessionTimeouts): StreamCounter {
-  const socket = session.socket as { bytesRead?: number } | undefined
+export function enforceSessionTimeouts(session: http2.ServerHttp2Session, limits: SessionTimeouts, connection?: { readonly bytesRead?: number }): StreamCounter {
+  // the connection's own socket when the caller has it: `session.socket` is a Proxy, read each time the session goes idle
+  const socket = connection ?? (session.socket as { bytesRead?: number } | undefined)
   const bytesRead = () => socket?.bytesRead ?? 0
   let open = 0
   /** The first request's deadline, or a stalled header block's. */

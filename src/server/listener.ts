@@ -170,7 +170,7 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       session[SESSION_SOCKET] = arriving ?? (session.socket as Socket)
       arriving = undefined
       const shuttingDown = isShuttingDown()
-      session[SESSION_STREAMS] = trackResets(session, h2Protocol, shuttingDown ? undefined : enforceSessionTimeouts(session, limits))
+      session[SESSION_STREAMS] = trackResets(session, h2Protocol, shuttingDown ? undefined : enforceSessionTimeouts(session, limits, session[SESSION_SOCKET]))
       // the session's one 'stream' listener (a second one would make Node copy the listener list per stream)
       session.on('stream', onStream)
       sessions.add(session)
