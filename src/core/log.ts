@@ -142,17 +142,7 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
     write(ctx, durationMs) {
       // a stream the client cancelled, on a connection that cancels too many: counted, not written
       if (ctx.status === 499 && resets.absorb(ctx)) return
-      if (pretty) return append(format(ctx, durationMs))
-      // the common line straight into the slab (no string made); any other as writeJson's text
-      if (used + LINE_ROOM > slab.length) {
-        flushBatch()
-        slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
-        start = used = 0
-      }
-      const end = jsonLineInto(slab, used, ctx, durationMs)
-      if (end < 0) return append(writeJson(ctx, durationMs))
-      used = end
-      if (used - start >= BATCH_BYTES) flushBatch()
+      append(format(ctx, durationMs))
     },
     flush() {
       flushBatch()
@@ -293,101 +283,6 @@ export function formatMs(ms: number): string {
   if (!(us >= 0 && us < 1e15)) return String(Math.round(ms * 1000) / 1000)
   const frac = us % 1000
   return (us - frac) / 1000 + THOUSANDTHS[frac]!
-}
-
-/** Bytes of a line besides its strings: the names, punctuation and numbers (each string is checked against the slab's end). */
-const LINE_ROOM = 256
-
-const ascii = (s: string): Uint8Array => Buffer.from(s, 'latin1')
-const J_MSG = ascii(',"msg":"request","method":"')
-const J_HOST = ascii('","host":"')
-const J_PATH = ascii('","path":"')
-const J_STATUS = ascii('","status":')
-const J_BYTES = ascii(',"bytes":')
-const J_MS = ascii(',"ms":')
-const J_CACHE = ascii(',"cache":"')
-const J_PROTO = ascii('","proto":"')
-const J_CLIENT = ascii('","client":"')
-const J_UPSTREAM = ascii('","upstream":"')
-const J_END = ascii('"}\n')
-
-/** `{"time":<now>`, kept for the current millisecond. */
-let timeAt = -1
-let timeBytes: Uint8Array = ascii('')
-
-function putBytes(buf: Buffer, at: number, bytes: Uint8Array): number {
-  for (let i = 0; i < bytes.length; i++) buf[at + i] = bytes[i]!
-  return at + bytes.length
-}
-
-/** A string that JSON takes as it is (printable ASCII but `"` and `\`), else -1: the line is then writeJson's. */
-function putPlain(buf: Buffer, at: number, s: string): number {
-  if (at + s.length > buf.length) return -1
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1
-    buf[at++] = c
-  }
-  return at
-}
-
-/** A whole number in decimal, as JavaScript writes it (-1 for anything else). */
-function putWhole(buf: Buffer, at: number, n: number): number {
-  if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER) || n !== Math.floor(n)) return -1
-  let digits = 1
-  for (let p = 10; p <= n; p *= 10) digits++
-  for (let i = at + digits - 1; i >= at; i--) {
-    const q = Math.floor(n / 10)
-    buf[i] = 48 + n - q * 10
-    n = q
-  }
-  return at + digits
-}
-
-/**
- * The common access line written into `buf` at `at` as UTF-8, byte for byte
- * writeJson's text: no string is made for it. Returns the offset after it, or
- * -1 for a line this does not write (a field JSON must escape, an error, CORS
- * or CSRF refusals, a rate limit, a reset stream's peer, strings longer than
- * the room left): writeJson's then. The caller leaves LINE_ROOM bytes free from `at`.
- */
-export function jsonLineInto(buf: Buffer, at: number, ctx: Context, ms: number): number {
-  if (ctx.error || ctx.corsRefused || ctx.rateLimited || ctx.csrfRefused) return -1
-  const client = ctx.clientAddress
-  if (!client) return -1
-  const now = Date.now()
-  if (now !== timeAt) {
-    timeAt = now
-    timeBytes = ascii(`{"time":${now}`)
-  }
-  const us = Math.round(ms * 1000)
-  if (!(us >= 0 && us < 1e15)) return -1
-  const frac = us % 1000
-  let i = putBytes(buf, at, timeBytes)
-  i = putBytes(buf, i, J_MSG)
-  if ((i = putPlain(buf, i, ctx.method)) < 0) return -1
-  i = putBytes(buf, i, J_HOST)
-  if ((i = putPlain(buf, i, ctx.host)) < 0) return -1
-  i = putBytes(buf, i, J_PATH)
-  if ((i = putPlain(buf, i, ctx.rawPath)) < 0) return -1
-  i = putBytes(buf, i, J_STATUS)
-  if ((i = putWhole(buf, i, ctx.status)) < 0) return -1
-  i = putBytes(buf, i, J_BYTES)
-  if ((i = putWhole(buf, i, ctx.bytes)) < 0) return -1
-  i = putBytes(buf, i, J_MS)
-  i = putWhole(buf, i, (us - frac) / 1000)
-  i = putPlain(buf, i, THOUSANDTHS[frac]!)
-  i = putBytes(buf, i, J_CACHE)
-  if ((i = putPlain(buf, i, ctx.cache)) < 0) return -1
-  i = putBytes(buf, i, J_PROTO)
-  if ((i = putPlain(buf, i, ctx.protocol)) < 0) return -1
-  i = putBytes(buf, i, J_CLIENT)
-  if ((i = putPlain(buf, i, client)) < 0) return -1
-  if (ctx.upstream) {
-    i = putBytes(buf, i, J_UPSTREAM)
-    if ((i = putPlain(buf, i, ctx.upstream)) < 0) return -1
-  }
-  return putBytes(buf, i, J_END)
 }
 
 /**
