@@ -45,6 +45,12 @@ function request(path: string, headers: Record<string, string> = {}, method = 'G
     send(status: number, h: Record<string, unknown>, body?: Buffer | string) {
       resolve({ status, headers: h, body: body === undefined ? '' : typeof body === 'string' ? Buffer.from(body, 'latin1').toString() : body.toString() })
     },
+    // a prepared response (a fresh hit): its fields with the per-response values in place, as sendPrepared sends them
+    sendPrepared(p: { status: number; headers: Record<string, unknown>; varying: readonly string[]; body?: Buffer }, values: readonly string[]) {
+      const h: Record<string, unknown> = { ...p.headers }
+      p.varying.forEach((name, i) => (h[name] = values[i]))
+      resolve({ status: p.status, headers: h, body: p.body === undefined ? '' : p.body.toString() })
+    },
     relay(status: number, h: Record<string, unknown>, source: BodySource) {
       const chunks: Buffer[] = []
       source.attach({
