@@ -95,6 +95,8 @@ export function logRequestError(log: Logger, ctx: Context): void {
 export interface AccessLog {
   write(ctx: Context, durationMs: number): void
   flush(): void
+  /** Writes every line still batched or buffered and releases the destination (the server has stopped). */
+  close(): Promise<void>
   /** Opens `log.file` again by its name (log rotation); writes the lines batched so far to the old file first. */
   reopen(): void
 }
@@ -105,7 +107,7 @@ const SLAB_BYTES = 256 * 1024
 
 /** The access log. `enabled: false` returns a writer that does nothing. */
 export function createAccessLog(opts: LogOptions & { enabled: boolean }): AccessLog {
-  if (!opts.enabled) return { write() {}, flush() {}, reopen() {} }
+  if (!opts.enabled) return { write() {}, flush() {}, close: async () => {}, reopen() {} }
   const pretty = isPretty(opts.format, opts.file)
   // JSON lines go to the destination as bytes, a terminal's readable lines as text
   const dest = pino.destination({ dest: opts.file ?? 1, sync: false, mkdir: true, contentMode: pretty ? 'utf8' : 'buffer' })
@@ -124,7 +126,7 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
     bytes.write(slab.subarray(start, used))
     start = used
   }
-  setInterval(flushBatch, 1000).unref()
+  const timer = setInterval(flushBatch, 1000).unref()
   const append = pretty
     ? (line: string) => dest.write(line)
     : (line: string) => {
@@ -151,6 +153,22 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
       } catch {
         // nothing buffered, or the destination is not ready yet
       }
+    },
+    close() {
+      // The destination's writes are asynchronous: flushSync skips a write still in flight, so a reader
+      // of the file right after the server stopped could miss its last lines. end() waits for that write,
+      // writes the rest and closes the file (never standard output).
+      clearInterval(timer)
+      flushBatch()
+      return new Promise<void>((resolve) => {
+        dest.once('close', () => resolve())
+        dest.once('error', () => resolve())
+        try {
+          dest.end()
+        } catch {
+          resolve() // closed already
+        }
+      })
     },
     reopen() {
       if (opts.file === undefined) return

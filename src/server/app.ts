@@ -198,7 +198,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         await Promise.all([current, ...retired].map(closeGeneration))
         resumption?.close()
         acme?.close()
-        accessLog.flush()
+        await accessLog.close()
         log.info({ ms: Math.round(performance.now() - started) }, 'stopped')
       })()
       return closing

@@ -87,6 +87,24 @@ test('the access log file holds every line, in order, with the lines that need e
   assert.equal(lines.filter((l) => l.error === 'e').length, Math.ceil(3000 / 13))
 })
 
+test('close() returns once every line is in the file: a reader right after the server stopped sees them all', async () => {
+  const { createAccessLog } = await import('../../src/core/log.ts')
+  const { mkdtempSync, readFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const file = `${mkdtempSync(`${tmpdir()}/eb-access-`)}/access.log`
+  const log = createAccessLog({ level: 'info', format: 'json', file, enabled: true })
+  const entry = (i: number) => ({ method: 'GET', host: 'h.test', rawPath: `/c/${i}`, status: 200, bytes: i, cache: '', protocol: 'http/1.1', clientAddress: '127.0.0.1', upstream: '', req: {} }) as unknown as Context
+  // a first batch on its way to the file (the destination opened, a write in flight), then the last lines
+  for (let i = 0; i < 400; i++) log.write(entry(i), 1)
+  await new Promise((r) => setTimeout(r, 100))
+  for (let i = 400; i < 800; i++) log.write(entry(i), 1)
+  log.flush()
+  for (let i = 800; i < 1000; i++) log.write(entry(i), 1)
+  await log.close()
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+  assert.deepEqual(lines.map((l) => l.bytes), Array.from({ length: 1000 }, (_, i) => i))
+})
+
 test('an error message is included, escaped', () => {
   assert.equal(line({ error: new Error('disk "full"') }).error, 'disk "full"')
 })
