@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { utimesSync, writeFileSync, mkdirSync } from 'node:fs'
 import http from 'node:http'
-import http2 from 'node:http2'
+import { h2Answer } from '../helpers/h2-answer.ts'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startServer, type TestServer } from '../helpers/server.ts'
@@ -109,26 +109,9 @@ function h1(target: string, headers: Record<string, string> = {}, method = 'GET'
   })
 }
 
-function h2(target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(tlsUrl, { ca })
-    session.on('error', reject)
-    const stream = session.request({ ':method': method, ':path': target, ...headers }, { endStream: true })
-    let status = 0
-    let fields: [string, string][] = []
-    let body = ''
-    stream.on('response', (h, _flags, raw: string[]) => {
-      status = Number(h[':status'])
-      fields = clean(raw)
-    })
-    stream.setEncoding('latin1')
-    stream.on('data', (c: string) => (body += c))
-    stream.on('end', () => {
-      session.close()
-      resolve({ status, fields, body })
-    })
-    stream.on('error', reject)
-  })
+async function h2(target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+  const a = await h2Answer(tlsUrl, { ca }, target, headers, method)
+  return { status: a.status, fields: clean(a.raw), body: a.body }
 }
 
 const SECURITY: [string, string][] = [

@@ -1,4 +1,5 @@
 import { after, test } from 'node:test'
+import { h2Answer } from '../helpers/h2-answer.ts'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import http2 from 'node:http2'
@@ -91,26 +92,9 @@ function h1(port: number, method: string): Promise<Answer> {
   })
 }
 
-function h2c(port: number, method: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`)
-    session.on('error', reject)
-    const stream = session.request({ ':method': method, ':path': '/' }, { endStream: true })
-    let status = 0
-    let fields: [string, string][] = []
-    let body = ''
-    stream.on('response', (headers, _flags, raw: string[]) => {
-      status = Number(headers[':status'])
-      fields = pairs(raw).filter(([n]) => n !== ':status')
-    })
-    stream.setEncoding('latin1')
-    stream.on('data', (c: string) => (body += c))
-    stream.on('end', () => {
-      session.close()
-      resolve({ status, fields, body })
-    })
-    stream.on('error', reject)
-  })
+async function h2c(port: number, method: string): Promise<Answer> {
+  const a = await h2Answer(`http://127.0.0.1:${port}`, {}, '/', {}, method)
+  return { status: a.status, fields: pairs(a.raw).filter(([n]) => n !== ':status'), body: a.body }
 }
 
 /** A filter declared constant: counts its runs, adds one field. */
