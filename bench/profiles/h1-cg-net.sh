@@ -11,14 +11,6 @@ for d in "$@"; do
   ok=$(grep -o 'status codes: [0-9]* 2xx, [0-9]* 3xx' $d/h2load.txt 2>/dev/null | awk '{print $3+$5}')
   [ -z "$ok" ] && { echo "$d: no h2load result"; continue; }
   failed=$(grep -o '[0-9]* failed' $d/h2load.txt | awk '{print $1}')
-  callgrind_annotate --inclusive=yes --threshold=100 $d/cg.out 2>/dev/null | awk -v ok=$ok -v d=$d -v failed=$failed '
-    function n(s) { gsub(",", "", s); return s + 0 }
-    /PROGRAM TOTALS/ { total = n($1) }
-    /v8::internal::Compiler::CompileOptimized\(/ && !c { c = n($1) }
-    /v8::internal::Heap::CollectGarbage\(v8::internal::AllocationSpace/ && !g1 { g1 = n($1) }
-    /v8::internal::IncrementalMarking::Step\(/ && !g2 { g2 = n($1) }
-    /v8::internal::Heap::StartIncrementalMarking\(/ && !g3 { g3 = n($1) }
-    /Builtins_RecordWriteSaveFP / && !g4 { g4 = n($1) }
-    /Builtins_RecordWriteIgnoreFP / && !g5 { g5 = n($1) }
-    END { g = g1 + g2 + g3 + g4 + g5; printf "%s total=%d compile=%d gc=%d net=%d%s\n", d, total/ok, c/ok, g/ok, (total-c-g)/ok, (failed > 0 ? " (" failed " failed: discard)" : "") }'
+  callgrind_annotate --inclusive=yes --threshold=100 $d/cg.out 2>/dev/null |
+    awk -v ok=$ok -v d=$d -v tail="$([ "${failed:-0}" -gt 0 ] && echo " ($failed failed: discard)")" -f "$(dirname "${BASH_SOURCE[0]}")/cg-net.awk"
 done
