@@ -24,18 +24,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$(dirname "$HERE")")"
 MODE=$1 SERVER=$2
 ROOT=${ROOT:-$REPO} PORT=${PORT:-18990} DIR=${DIR:-/tmp/eb-h2-static} IDLE=${IDLE:-5} WARM=${WARM:-2000}
+source "$REPO/bench/lib.sh"
 NODE="$REPO/node_modules/.bin/node"
 if [ "$MODE" = callgrind ]; then N=${3:-3000}; else N=${3:-20000}; fi
 mkdir -p "$DIR/www" "$DIR/tls"
-# fixtures: the benchmarks' 1 KiB index.html (fixed mtime: the same ETag every run) and an ECDSA P-256 certificate
-if [ ! -f "$DIR/www/index.html" ]; then
-  "$NODE" -e 'const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
-    const tail = "</p></body></html>\n";
-    require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail)' "$DIR/www/index.html"
-  touch -d '2024-01-01 00:00:00 UTC' "$DIR/www/index.html"
-fi
-[ -f "$DIR/tls/leaf.crt" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$DIR/tls/leaf.key" -out "$DIR/tls/leaf.crt" 2>/dev/null
+# the benchmarks' fixtures (lib.sh): the 1 KiB index.html with a fixed mtime (the same ETag every run), and an ECDSA
+# P-256 certificate for localhost, made once per DIR
+WWW="$DIR/www" PATH="$REPO/node_modules/.bin:$PATH" make_index_html
+[ -f "$DIR/tls/leaf.crt" ] || make_tls_cert "$DIR/tls"
 log='' ; [ "$SERVER" = edgebox-nolog ] && log='"log":{"access":false},'
 printf '{"listen":[{"host":"127.0.0.1","port":%s,"tls":true}],%s"tls":{"certificates":[{"cert":"leaf.crt","key":"leaf.key"}]},"sites":[{"routes":[{"path":"/","static":{"root":"%s"}}]}]}\n' \
   "$PORT" "$log" "$DIR/www" > "$DIR/tls/edgebox.json"
@@ -75,22 +71,22 @@ case $SERVER in
   h2-node)     setsid "${PRE[@]}" "$NODE" ${NODEFLAGS[@]+"${NODEFLAGS[@]}"} "$REPO/bench/servers/h2-node.mjs" "${ARGS[@]}" 2> "$OUT/err" & ;;
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
 esac
-PID=$!
+SRV=$!
 URL="https://127.0.0.1:$PORT/index.html"
 for i in $(seq 300); do curl -sk -o /dev/null --max-time 20 "$URL" && break; sleep 1; done
 h2load -n "$WARM" -c10 -m10 "$URL" | grep -q "$WARM succeeded" || echo "warm-up: not every request succeeded" >&2
-[ "$MODE" = callgrind ] && callgrind_control -z "$PID" > /dev/null
+[ "$MODE" = callgrind ] && callgrind_control -z "$SRV" > /dev/null
 T0=$(date +%s.%N)
 h2load -n "$N" -c10 -m10 "$URL" | grep -q "$N succeeded" || echo "load: not every request succeeded" >&2
 T1=$(date +%s.%N)
 if [ "$MODE" = callgrind ]; then
-  callgrind_control -d "$PID" > /dev/null && sleep 1
+  callgrind_control -d "$SRV" > /dev/null && sleep 1
   # the idle server's own work per second (timers, the static route's revalidation, the log's flush): under valgrind
   # a load lasts minutes, and this part of the count grows with the run's length, not with the requests
-  callgrind_control -z "$PID" > /dev/null; I0=$(date +%s.%N); sleep "$IDLE"; I1=$(date +%s.%N)
-  callgrind_control -d "$PID" > /dev/null && sleep 1
+  callgrind_control -z "$SRV" > /dev/null; I0=$(date +%s.%N); sleep "$IDLE"; I1=$(date +%s.%N)
+  callgrind_control -d "$SRV" > /dev/null && sleep 1
 fi
-kill -TERM "$PID"; wait "$PID" 2>/dev/null
+kill -TERM "$SRV"; wait "$SRV" 2>/dev/null
 if [ "$MODE" = callgrind ]; then
   # one file per thread: -01 is the main (JavaScript) thread; the others are V8's helpers and libuv's pool
   # part 1: the load; part 2: the idle seconds after it

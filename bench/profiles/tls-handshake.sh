@@ -22,17 +22,14 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(dirname "$(dirname "$HERE")")"
 MODE=$1 SERVER=$2 KIND=$3
 ROOT=${ROOT:-$REPO} PORT=${PORT:-18991} DIR=${DIR:-/tmp/eb-tls-handshake} SNI=${SNI:-}
+source "$REPO/bench/lib.sh"
 NODE="$REPO/node_modules/.bin/node"
 if [ "$MODE" = callgrind ]; then N=${4:-300}; else N=${4:-5000}; fi
 mkdir -p "$DIR/www" "$DIR/tls"
-if [ ! -f "$DIR/www/index.html" ]; then
-  "$NODE" -e 'const head = "<!doctype html><html><head><meta charset=utf-8><title>bench</title></head><body><p>";
-    const tail = "</p></body></html>\n";
-    require("fs").writeFileSync(process.argv[1], head + "x".repeat(1024 - head.length - tail.length) + tail)' "$DIR/www/index.html"
-  touch -d '2024-01-01 00:00:00 UTC' "$DIR/www/index.html"
-fi
-[ -f "$DIR/tls/leaf.crt" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$DIR/tls/leaf.key" -out "$DIR/tls/leaf.crt" 2>/dev/null
+# the benchmarks' fixtures (lib.sh): the 1 KiB index.html with a fixed mtime (the same ETag every run), and an ECDSA
+# P-256 certificate for localhost, made once per DIR
+WWW="$DIR/www" PATH="$REPO/node_modules/.bin:$PATH" make_index_html
+[ -f "$DIR/tls/leaf.crt" ] || make_tls_cert "$DIR/tls"
 printf '{"listen":[{"host":"127.0.0.1","port":%s,"tls":true}],"tls":{"certificates":[{"cert":"leaf.crt","key":"leaf.key"}]},"sites":[{"routes":[{"path":"/","static":{"root":"%s"}}]}]}\n' \
   "$PORT" "$DIR/www" > "$DIR/tls/edgebox-$PORT.json"
 EB_CIPHERS=$(cd "$REPO" && "$NODE" -e "import('./src/config/schema.ts').then((m) => console.log(m.MODERN_CIPHERS))")
@@ -52,22 +49,22 @@ case $SERVER in
   s_server) (cd "$DIR/www" && exec setsid "${PRE[@]}" openssl s_server -quiet -accept "127.0.0.1:$PORT" -cert "$DIR/tls/leaf.crt" -key "$DIR/tls/leaf.key" -WWW > "$OUT/out" 2> "$OUT/err" < /dev/null) & ;;
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
 esac
-PID=$!
+SRV=$!
 # --http1.1: tls-bare offers h2 in its ALPN list but speaks HTTP/1.1 only
 for i in $(seq 300); do curl -sk --http1.1 -o /dev/null --max-time 20 "https://127.0.0.1:$PORT/index.html" && break; sleep 1; done
 client() { "$NODE" "$HERE/tls-handshake-client.mjs" "$PORT" "$1" "$KIND" $SNI; }
 client 100 > "$OUT/warm" || echo "warm-up: $(cat "$OUT/warm")" >&2
-[ "$MODE" = callgrind ] && callgrind_control -z "$PID" > /dev/null
+[ "$MODE" = callgrind ] && callgrind_control -z "$SRV" > /dev/null
 # user and system CPU time of the server (all its threads), clock ticks, from /proc
-ticks() { awk '{ print $14, $15 }' "/proc/$PID/stat"; }
-if [ "$MODE" = strace ]; then strace -f -c -p "$PID" -o "$OUT/strace.txt" 2> /dev/null & SPID=$!; sleep 2; fi
+ticks() { awk '{ print $14, $15 }' "/proc/$SRV/stat"; }
+if [ "$MODE" = strace ]; then strace -f -c -p "$SRV" -o "$OUT/strace.txt" 2> /dev/null & SPID=$!; sleep 2; fi
 read -r u0 s0 < <(ticks)
 client "$N" > "$OUT/load" || echo "load: not as expected" >&2
 read -r u1 s1 < <(ticks)
 if [ "$MODE" = strace ]; then kill -INT "$SPID"; wait "$SPID"; fi
 cat "$OUT/load"
-[ "$MODE" = callgrind ] && callgrind_control -d "$PID" > /dev/null && sleep 1
-kill -TERM "$PID"; wait "$PID" 2>/dev/null
+[ "$MODE" = callgrind ] && callgrind_control -d "$SRV" > /dev/null && sleep 1
+kill -TERM "$SRV"; wait "$SRV" 2>/dev/null
 # s_server and valgrind may outlive the TERM of the subshell: stop what still listens on the port
 sleep 1; fuser -k -TERM "$PORT/tcp" > /dev/null 2>&1
 hz=$(getconf CLK_TCK)
