@@ -94,6 +94,12 @@ export function logRequestError(log: Logger, ctx: Context): void {
 
 export interface AccessLog {
   write(ctx: Context, durationMs: number): void
+  /**
+   * Hands the lines batched so far to the destination, which writes them in
+   * order (asynchronously). Not a synchronous write: sonic-boom's flushSync
+   * writes its queue while an earlier write may still be in flight, which puts
+   * later lines before earlier ones in the file.
+   */
   flush(): void
   /** Writes every line still batched or buffered and releases the destination (the server has stopped). */
   close(): Promise<void>
@@ -148,11 +154,6 @@ export function createAccessLog(opts: LogOptions & { enabled: boolean }): Access
     },
     flush() {
       flushBatch()
-      try {
-        dest.flushSync()
-      } catch {
-        // nothing buffered, or the destination is not ready yet
-      }
     },
     close() {
       // The destination's writes are asynchronous: flushSync skips a write still in flight, so a reader
