@@ -12,6 +12,7 @@ import { inspectCommand } from './inspect.ts'
 import { stopWithNpx } from './parent-watch.ts'
 import { removePidFile, writePidFile } from './pid-file.ts'
 import { reloadCommand } from './reload.ts'
+import { tuneRuntime } from './runtime-tuning.ts'
 import { redactSecrets } from '../config/redact.ts'
 
 const HELP = `edgebox: a self-hosted web edge
@@ -278,6 +279,7 @@ export async function main(argv: string[]): Promise<void> {
       process.stdout.write(JSON.stringify(redactSecrets(validateConfig(input)), null, 2) + '\n')
       return
     }
+    tuneRuntime()
     const box = await startEdgebox(input, { baseDir })
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
     box.log.info({ urls: box.urls }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}`)
