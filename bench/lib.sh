@@ -123,6 +123,14 @@ rotate_before() {
     else echo "$n"; fi
   done
 }
+# PASSES (default 1): each round runs every server's loads PASSES times, DUR seconds each, the servers' order rotated
+# from pass to pass (pass_k); the round's figure of a server is the median of its passes (by_round). Two servers of a
+# ratio then run seconds apart, several times a round, rather than once each up to minutes apart: on a machine whose
+# speed drifts over minutes, the per-round ratios spread less. E.g. PASSES=4 DUR=2 measures 8 s per server per round
+# as the default does.
+PASSES=${PASSES:-1}
+# pass_k ROUND PASS : the rotation index of that pass (ROUND - 1 with one pass: the order the rounds always had)
+pass_k() { echo $(( ($1 - 1) * PASSES + $2 - 1 )); }
 # med "N N N" / rng "N N N" : median / "min-max" of a space-separated list
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 rng() { echo "$1" | tr ' ' '\n' | grep . | minmax; }

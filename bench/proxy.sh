@@ -26,7 +26,7 @@
 # origin's CPU never counts as the proxy's); ROUNDS alternating rounds; medians of req/s and req per server CPU-second.
 #
 # usage: bash bench/proxy.sh [quick]
-#   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s in later rounds)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
+#   env: ROUNDS (3)  PASSES (1: lib.sh)  DUR (8 s measured, per pass)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s in later rounds)  CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  ORIGIN_CPU (GEN_CPU)
 #        EDGEBOX_STDOUT=file|null   MAX_SECONDS (1800)  MIN_SRV_CPU (0.8)
 #        BEFORE (a git rev: compare with that commit)  BEFORE_MIN (0.97: the lowest median now/before that is "no regression")
 #   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; figures are not meaningful)
@@ -267,13 +267,17 @@ wrk_run() {  # wrk_run TEST ROUND SERVER PATH
 
 echo "## load runs (wrk -t1 -c$CONNS, ${DUR}s measured after a warm-up, ${WARM}s in round 1 and $(warm_s 2)s later; HIT = GET /obj from the caches, UNC = GET /nostore through the proxies)"
 for r in $(seq 1 "$ROUNDS"); do
-  for n in $(rotate_before $((r - 1)) "${HIT_SET[@]}"); do
-    [ -z "${OKSRV[$n]:-}" ] && { echo "HIT  round$r $n: skipped (failed its check)"; continue; }
-    wrk_run HIT "$r" "$n" /obj
+  for p in $(seq 1 "$PASSES"); do   # PASSES times (lib.sh)
+    for n in $(rotate_before "$(pass_k "$r" "$p")" "${HIT_SET[@]}"); do
+      [ -z "${OKSRV[$n]:-}" ] && { echo "HIT  round$r $n: skipped (failed its check)"; continue; }
+      wrk_run HIT "$r" "$n" /obj
+    done
   done
-  for n in $(rotate_before $((r - 1)) "${UNC_SET[@]}"); do
-    [ -z "${OKSRV[$n]:-}" ] && { echo "UNC  round$r $n: skipped (failed its check)"; continue; }
-    wrk_run UNC "$r" "$n" /nostore
+  for p in $(seq 1 "$PASSES"); do
+    for n in $(rotate_before "$(pass_k "$r" "$p")" "${UNC_SET[@]}"); do
+      [ -z "${OKSRV[$n]:-}" ] && { echo "UNC  round$r $n: skipped (failed its check)"; continue; }
+      wrk_run UNC "$r" "$n" /nostore
+    done
   done
 done
 

@@ -19,7 +19,7 @@
 # Servers pinned to core $SRV_CPU, wrk/curl to core $GEN_CPU; ROUNDS alternating rounds; medians.
 #
 # usage: bash bench/run.sh [quick]
-#   env: ROUNDS (3)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s in later rounds)  CONNS (50)
+#   env: ROUNDS (3)  PASSES (1: lib.sh)  DUR (8 s measured, per pass)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s in later rounds)  CONNS (50)
 #        REPS (2 downloads of each kind per server per round)  SIRV (0; 1 adds sirv to the small-file tests)
 #        EDGEBOX_STDOUT=file|null (file: access log written to bench/.peers/run/edgebox-access.jsonl)
 #        MAX_SECONDS (2400: the whole run is stopped after this)  MIN_SRV_CPU (0.8)
@@ -240,12 +240,14 @@ LARGE_SET=(edgebox edgebox-nolog); have_nginx && LARGE_SET+=(nginx); [ -n "$BEFO
 echo "## load runs (wrk -t1 -c$CONNS, ${DUR}s measured after a warm-up: ${WARM}s in round 1, later $(warm_s 2)s before a server's first run of the round;"
 echo "##   GET /index.html, then If-None-Match -> 304, each server's two runs back to back)"
 for r in $(seq 1 "$ROUNDS"); do
-  # each server's GET and 304 runs back to back (one warm-up, lib.sh warm_for)
-  for n in $(rotate_before $((r - 1)) "${SMALL_SET[@]}"); do
-    [[ " ${GET_SET[*]} " == *" $n "* ]] && wrk_run GET "$r" "$n"
-    [[ " ${C304_SET[*]} " == *" $n "* ]] || continue
-    if [ -z "${OK304[$n]:-}" ]; then echo "304  round$r $n: skipped (no 304 for If-None-Match in the checks)"; continue; fi
-    wrk_run 304 "$r" "$n"
+  # each server's GET and 304 runs back to back (one warm-up, lib.sh warm_for); PASSES times (lib.sh)
+  for p in $(seq 1 "$PASSES"); do
+    for n in $(rotate_before "$(pass_k "$r" "$p")" "${SMALL_SET[@]}"); do
+      [[ " ${GET_SET[*]} " == *" $n "* ]] && wrk_run GET "$r" "$n"
+      [[ " ${C304_SET[*]} " == *" $n "* ]] || continue
+      if [ -z "${OK304[$n]:-}" ]; then echo "304  round$r $n: skipped (no 304 for If-None-Match in the checks)"; continue; fi
+      wrk_run 304 "$r" "$n"
+    done
   done
 done
 

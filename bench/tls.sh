@@ -22,16 +22,24 @@
 #   nginx          bench/conf/nginx-tls.conf: 1 worker, "listen ... ssl http2", the same file, access_log off,
 #                  ssl_session_tickets on, ssl_session_cache shared (skipped with a note if it cannot be installed)
 #   edgebox-before with BEFORE=<git rev> (lib.sh before_setup): that commit of Edgebox, the same default configuration
+#   cache hits over HTTP/2, GET /obj (the same 1 KiB from bench/servers/origin.mjs, Cache-Control: public, max-age=3600):
+#   edgebox-hit    Edgebox, a `tls: true` listener and a proxy route with "cache": true to the origin (access log ON,
+#                  the default); the origin runs on core $GEN_CPU, and after the first request it is not asked again
+#   h2-same-head-hit  bench/servers/h2-node.mjs with Edgebox's cache-hit head for GET /obj (captured from Edgebox's
+#                  second answer at the start of the run: Age, Cache-Status and the origin's fields), the 1 KiB from
+#                  memory; the ceiling for Edgebox's h2 cache hits
+#   edgebox-hit-before  with BEFORE: that commit in edgebox-hit's configuration
 # Tests, each server pinned to core $SRV_CPU and the load generator to core $GEN_CPU, ROUNDS alternating rounds:
 #   H2   h2load -t1 -c10 -m10 on HTTP/2 (ALPN h2): req/s and req per server CPU-second
 #   H2M  h2load -t1 -c1 -m100: one connection, 100 streams in flight
+#   H2HIT h2load -t1 -c10 -m10 GET /obj, a cache hit through a proxy route: edgebox-hit vs h2-same-head-hit
 #   LAT  h2load -c10 --rps at a fixed rate, half of h2-same-head's H2 req/s in the same round: p99 latency
 #   MEM  N idle h2 connections (bench/servers/h2-idle-clients.mjs): the server's RSS after - before, per connection
 #   NEW  full TLS handshakes, RES  resumed TLS handshakes (openssl s_time -new / -reuse): Edgebox, tls-bare, nginx
 # Verdicts on the median of per-round ratios.
 #
 # usage: bash bench/tls.sh [quick]
-#   env: ROUNDS (3)  DUR (8 s measured per run)  WARM (2 s warm-up per run in round 1, not measured)  WARM_NEXT (1 s in
+#   env: ROUNDS (3)  PASSES (1: lib.sh; LAT and MEM run once a round)  DUR (8 s measured per run)  WARM (2 s warm-up per run in round 1, not measured)  WARM_NEXT (1 s in
 #        later rounds)  SRV_CPU (0)  GEN_CPU (1)
 #        H2_CLIENTS (10)  H2_STREAMS (10)  H2M_STREAMS (100)  LAT_SHARE (0.5)  MEM_CONNS (500)
 #        EDGEBOX_STDOUT=file|null  MAX_SECONDS (3600)  MIN_SRV_CPU (0.8)  BEFORE (a git rev)  BEFORE_MIN (0.97)
@@ -78,16 +86,20 @@ make_tls_cert "$TLS" || { log "openssl could not make the certificate"; exit 1; 
 # ---------------------------------------------------------------------------------------------------------------
 # servers (ports 18800-18899)
 declare -A PORT=( [edgebox]=18801 [edgebox-nolog]=18802 [node-h2]=18803 [nginx]=18804 [h2-same-head]=18805
-                  [tls-bare]=18806 [edgebox-mem]=18807 [edgebox-before]=18808 [h2-same-work]=18809 )
+                  [tls-bare]=18806 [edgebox-mem]=18807 [edgebox-before]=18808 [h2-same-work]=18809
+                  [origin]=18810 [edgebox-hit]=18811 [h2-same-head-hit]=18812 [edgebox-hit-before]=18813 )
+# the path each server's H2 runs ask for: /index.html, but /obj for the cache-hit servers (through the proxy route)
+declare -A URLPATH=( [edgebox-hit]=/obj [h2-same-head-hit]=/obj [edgebox-hit-before]=/obj )
 EB_LOG="$RUN/tls-edgebox-access.jsonl"; EBM_LOG="$RUN/tls-edgebox-mem-access.jsonl"; EBB_LOG="$RUN/tls-edgebox-before-access.jsonl"
-SHW_LOG="$RUN/tls-h2-same-work-access.jsonl"
-[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBM_LOG=/dev/null; EBB_LOG=/dev/null; SHW_LOG=/dev/null; }
-declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-mem]=$EBM_LOG [edgebox-before]=$EBB_LOG [h2-same-work]=$SHW_LOG )
+SHW_LOG="$RUN/tls-h2-same-work-access.jsonl"; EBH_LOG="$RUN/tls-edgebox-hit-access.jsonl"; EBHB_LOG="$RUN/tls-edgebox-hit-before-access.jsonl"
+[ "$EDGEBOX_STDOUT" = null ] && { EB_LOG=/dev/null; EBM_LOG=/dev/null; EBB_LOG=/dev/null; SHW_LOG=/dev/null; EBH_LOG=/dev/null; EBHB_LOG=/dev/null; }
+declare -A ACCESS_LOG=( [edgebox]=$EB_LOG [edgebox-mem]=$EBM_LOG [edgebox-before]=$EBB_LOG [h2-same-work]=$SHW_LOG
+                        [edgebox-hit]=$EBH_LOG [edgebox-hit-before]=$EBHB_LOG )
 # Edgebox's TLS 1.2 cipher list (its default), given to the bare servers so that every Node server negotiates the same
 EB_CIPHERS=$(cd "$ROOT" && node -e "import('./src/config/schema.ts').then((m) => console.log(m.MODERN_CIPHERS))" 2>/dev/null)
 [ -n "$EB_CIPHERS" ] || { log "could not read MODERN_CIPHERS from src/config/schema.ts"; exit 1; }
 export EB_CIPHERS
-HEAD_FILE="$TLS/edgebox-head.txt"
+HEAD_FILE="$TLS/edgebox-head.txt"; HEAD_HIT="$TLS/edgebox-hit-head.txt"
 NGINX_VER=$("$NGINX_BIN" -v 2>&1 | sed 's/.*nginx\///')
 declare -A CONF=(
   [edgebox]="Edgebox default: tls listener (h2 + http/1.1 by ALPN, TLS 1.2/1.3, session tickets ON), static route; access log ON (JSON lines on stdout -> $([ "$EB_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EB_LOG")")), Server-Timing ON"
@@ -98,9 +110,18 @@ declare -A CONF=(
   [tls-bare]="bench/servers/tls-bare.mjs: bare https.createServer, same Node binary, same certificate (SNICallback), ALPN h2+http/1.1, Edgebox's cipher list, HKDF ticket keys + TLS 1.2 session-ID cache as src/tls/sessions.ts, 1 KiB from memory, no log"
   [edgebox-mem]="Edgebox default configuration + limits.keepAliveTimeout 600s (idle h2 sessions stay open), access log ON; memory test only"
   [edgebox-before]="Edgebox at BEFORE=$BEFORE ($BEFORE_DESC), its own pinned Node, the same default configuration (access log ON)"
+  [origin]="bench/servers/origin.mjs on core $GEN_CPU: GET /obj, the 1 KiB, Cache-Control: public, max-age=3600"
+  [edgebox-hit]="Edgebox: tls listener (h2 + http/1.1), one proxy route to the origin with \"cache\": true; access log ON (the default; stdout -> $([ "$EBH_LOG" = /dev/null ] && echo /dev/null || echo "file bench/.peers/run/$(basename "$EBH_LOG")")), Server-Timing ON; GET /obj answered from the cache"
+  [h2-same-head-hit]="bench/servers/h2-node.mjs (with the hit head file): as h2-same-head, with Edgebox's cache-hit head for GET /obj (captured at start, --stored-date: the stored date, Age and Cache-Status as captured), 1 KiB from memory, no log"
+  [edgebox-hit-before]="Edgebox at BEFORE=$BEFORE in edgebox-hit's configuration (access log ON)"
   [nginx]="nginx ${NGINX_VER:-?}: 1 worker, listen ssl http2, TLS 1.2/1.3, ssl_session_tickets on, ssl_session_cache shared:SSL:10m, access_log OFF, sendfile, open_file_cache"
 )
 
+# a proxy route with the cache to the origin, the default log settings (access log on)
+eb_config_hit() {  # eb_config_hit PORT FILE
+  printf '{"listen":[{"host":"127.0.0.1","port":%s,"tls":true}],"tls":{"certificates":[{"cert":"leaf.crt","key":"leaf.key"}]},"sites":[{"routes":[{"path":"/","proxy":{"upstreams":["http://127.0.0.1:%s"],"cache":true}}]}]}\n' \
+    "$1" "${PORT[origin]}" > "$2"
+}
 eb_config() {  # eb_config PORT ACCESSLOG(true|false) FILE : written beside the certificate (relative paths resolve there)
   printf '{"listen":[{"host":"127.0.0.1","port":%s,"tls":true}],"log":{"access":%s},"tls":{"certificates":[{"cert":"leaf.crt","key":"leaf.key"}]},"sites":[{"routes":[{"path":"/","static":{"root":"%s"}}]}]}\n' \
     "$1" "$2" "$WWW" > "$3"
@@ -127,6 +148,14 @@ start_server() {
     edgebox-before) eb_config_default "$port" "$TLS/edgebox-before.json"
                    [ "$EBB_LOG" != /dev/null ] && : > "$EBB_LOG"
                    start_srv "$n" "$EBB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$TLS/edgebox-before.json" ;;
+    edgebox-hit)   eb_config_hit "$port" "$TLS/edgebox-hit.json"
+                   [ "$EBH_LOG" != /dev/null ] && : > "$EBH_LOG"
+                   start_srv "$n" "$EBH_LOG" node "$ROOT/bin/edgebox.js" --config "$TLS/edgebox-hit.json" ;;
+    edgebox-hit-before) eb_config_hit "$port" "$TLS/edgebox-hit-before.json"
+                   [ "$EBHB_LOG" != /dev/null ] && : > "$EBHB_LOG"
+                   start_srv "$n" "$EBHB_LOG" "$BEFORE_NODE" "$BEFORE_TREE/bin/edgebox.js" --config "$TLS/edgebox-hit-before.json" ;;
+    origin)        SRV_CPU=$GEN_CPU start_srv "$n" "$RUN/tls-origin.out" node "$BENCH/servers/origin.mjs" "$port" "$WWW/index.html" ;;
+    h2-same-head-hit) start_srv "$n" "$RUN/h2-same-head-hit.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" "$HEAD_HIT" --stored-date ;;
     node-h2)       start_srv "$n" "$RUN/node-h2.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" ;;
     h2-same-head)  start_srv "$n" "$RUN/h2-same-head.out" node "$BENCH/servers/h2-node.mjs" "$port" "$TLS/leaf.crt" "$TLS/leaf.key" "$WWW/index.html" "$HEAD_FILE" ;;
     h2-same-work)  [ "$SHW_LOG" != /dev/null ] && : > "$SHW_LOG"
@@ -142,8 +171,8 @@ start_server() {
 }
 
 NOTES=()
-SERVERS=(edgebox edgebox-nolog node-h2 tls-bare edgebox-mem)
-[ -n "$BEFORE" ] && SERVERS+=(edgebox-before)
+SERVERS=(edgebox edgebox-nolog node-h2 tls-bare edgebox-mem origin edgebox-hit)
+[ -n "$BEFORE" ] && SERVERS+=(edgebox-before edgebox-hit-before)
 if have_nginx; then SERVERS+=(nginx)
 else NOTES+=("nginx could not be installed: nginx skipped, the Edgebox/nginx ratios are n/a"); fi
 for n in "${SERVERS[@]}"; do start_server "$n" || exit 1; done
@@ -155,9 +184,13 @@ done
 sleep 0.5
 capture_head "$HEAD_FILE" "https://127.0.0.1:${PORT[edgebox]}/index.html" --http2 ||
   { log "could not read Edgebox's response head for h2-same-head"; exit 1; }
-for n in h2-same-head h2-same-work; do start_server "$n" || exit 1; done
-SERVERS=(edgebox edgebox-nolog h2-same-head h2-same-work "${SERVERS[@]:2}")
-for n in h2-same-head h2-same-work; do
+# the cache-hit head: the second of two GETs /obj (the first stores the origin's answer)
+capture_head "$RUN/hdr-hit-first" "https://127.0.0.1:${PORT[edgebox-hit]}/obj" --http2
+capture_head "$HEAD_HIT" "https://127.0.0.1:${PORT[edgebox-hit]}/obj" --http2 ||
+  { log "could not read Edgebox's cache-hit head for h2-same-head-hit"; exit 1; }
+for n in h2-same-head h2-same-work h2-same-head-hit; do start_server "$n" || exit 1; done
+SERVERS=(edgebox edgebox-nolog h2-same-head h2-same-work "${SERVERS[@]:2}" h2-same-head-hit)
+for n in h2-same-head h2-same-work h2-same-head-hit; do
   wait_port "${PORT[$n]}" || { log "$n did not start; its stderr:"; cat "$RUN/$n.err" >&2; exit 1; }
 done
 for n in "${NOTES[@]}"; do log "$n"; done
@@ -186,7 +219,8 @@ echo "## checks"
 CHECK_FAIL=(); PROBLEMS=()
 declare -A OKSRV=() RESUMES=()
 for n in "${SERVERS[@]}"; do
-  url="https://127.0.0.1:${PORT[$n]}/index.html"
+  [ "$n" = origin ] && continue
+  url="https://127.0.0.1:${PORT[$n]}${URLPATH[$n]:-/index.html}"
   if [ "$n" = tls-bare ]; then   # HTTP/1.1 only (it offers Edgebox's ALPN list, but the handshake test offers no ALPN)
     r=$(curl -sk --http1.1 -o /dev/null --max-time 5 -w '%{http_version} %{http_code} %{size_download}' "$url")
     printf '%-14s curl --http1.1 GET /index.html -> %s (want 1.1 200 1024)\n' "$n" "$r"
@@ -197,7 +231,7 @@ for n in "${SERVERS[@]}"; do
   st=$(tr -d '\r' < "$RUN/hdr" | awk -F': ' 'tolower($1) == "server-timing" { print $2 }')
   timeout 15 taskset -c "$GEN_CPU" h2load -n 20 -c 1 "$url" > "$RUN/h2check.out" 2>&1
   nego=$(awk -F': ' '/^TLS Protocol|^Cipher|^Server Temp Key|^Application protocol/ { printf "%s=%s  ", $1, $2 }' "$RUN/h2check.out")
-  printf '%-14s curl --http2 GET /index.html -> %s (want 2 200 1024)  Server-Timing=%s  h2load: %s\n' "$n" "$r" "${st:-none}" "$nego"
+  printf '%-14s curl --http2 GET %s -> %s (want 2 200 1024)  Server-Timing=%s  h2load: %s\n' "$n" "${URLPATH[$n]:-/index.html}" "$r" "${st:-none}" "$nego"
   if [ "$r" = "2 200 1024" ] && grep -q '^Application protocol: h2' "$RUN/h2check.out"; then OKSRV[$n]=1
   else CHECK_FAIL+=("$n: curl -> '$r' (want 2 200 1024), h2load: ${nego:-no TLS session}"); fi
 done
@@ -208,6 +242,17 @@ capture_head "$RUN/hdr-eb" "https://127.0.0.1:${PORT[edgebox]}/index.html" --htt
 for n in h2-same-head h2-same-work; do
   capture_head "$RUN/hdr-sh" "https://127.0.0.1:${PORT[$n]}/index.html" --http2
   same_head "$n" "$RUN/hdr-eb" "$RUN/hdr-sh"
+done
+# h2-same-head-hit sends Edgebox's hit head, and Edgebox answers /obj from its cache: a hit, and the origin was asked
+# once per Edgebox (the first GET of each)
+capture_head "$RUN/hdr-ebh" "https://127.0.0.1:${PORT[edgebox-hit]}/obj" --http2
+capture_head "$RUN/hdr-shh" "https://127.0.0.1:${PORT[h2-same-head-hit]}/obj" --http2
+same_head h2-same-head-hit "$RUN/hdr-ebh" "$RUN/hdr-shh"
+for n in edgebox-hit edgebox-hit-before; do
+  [ -z "${PORT[$n]:-}" ] || [[ " ${SERVERS[*]} " != *" $n "* ]] && continue
+  cs=$(curl -sk --http2 -o /dev/null -D - --max-time 5 "https://127.0.0.1:${PORT[$n]}/obj" | tr -d '\r' | awk -F': ' 'tolower($1) == "cache-status" { print $2 }')
+  printf '%-14s Cache-Status of GET /obj: %s\n' "$n" "${cs:-none}"
+  [[ "$cs" == *hit* ]] || CHECK_FAIL+=("$n: GET /obj is not a cache hit (Cache-Status: '${cs:-none}')")
 done
 # h2-same-work writes the line Edgebox writes: the same keys in the same order
 [ "$EB_LOG" != /dev/null ] && same_log_keys "$EB_LOG" "$SHW_LOG" '"msg":"request","method":"GET".*"proto":"h2"' h2-same-work
@@ -254,7 +299,7 @@ for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 # H2 load: h2load -t1 -c10 -m10 on core $GEN_CPU, a WARM-second h2load run (not measured), then DUR s measured
 # through load_run (lib.sh): server CPU = user+sys of the server's process group around the measured run.
 h2_run() {  # h2_run TEST(H2|H2M) ROUND SERVER : H2 = -c$H2_CLIENTS -m$H2_STREAMS, H2M = -c1 -m$H2M_STREAMS
-  local test=$1 r=$2 n=$3 url="https://127.0.0.1:${PORT[$3]}/index.html" loglines="" warn="" s3 proto c=$H2_CLIENTS m=$H2_STREAMS
+  local test=$1 r=$2 n=$3 url="https://127.0.0.1:${PORT[$3]}${URLPATH[$3]:-/index.html}" loglines="" warn="" s3 proto c=$H2_CLIENTS m=$H2_STREAMS
   [ "$test" = H2M ] && { c=1; m=$H2M_STREAMS; }
   local cmd=(h2load -t1 -c"$c" -m"$m" -D @DUR@ "$url")
   warm_for "$r" "$n"; warm_up "$WARM_S" "${cmd[@]}"
@@ -363,19 +408,29 @@ hs_run() {  # hs_run TEST(NEW|RES) ROUND SERVER
 # ---------------------------------------------------------------------------------------------------------------
 H2_SET=(edgebox edgebox-nolog h2-same-head h2-same-work node-h2); have_nginx && H2_SET+=(nginx); [ -n "$BEFORE" ] && H2_SET+=(edgebox-before)
 H2M_SET=(edgebox h2-same-head h2-same-work); have_nginx && H2M_SET+=(nginx); [ -n "$BEFORE" ] && H2M_SET+=(edgebox-before)
+HIT_SET=(edgebox-hit h2-same-head-hit); [ -n "$BEFORE" ] && HIT_SET+=(edgebox-hit-before)
 # LAT is reported without a target (and not among the no-regression figures): edgebox-before is not run there
 LAT_SET=(edgebox h2-same-head); have_nginx && LAT_SET+=(nginx)
 MEM_SET=(edgebox-mem h2-same-head); have_nginx && MEM_SET+=(nginx)
 echo "## load runs: H2 = h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS GET /index.html, H2M = h2load -t1 -c1 -m$H2M_STREAMS (${WARM}s warm-up in round 1, later $(warm_s 2)s before a server's first run of the round, + ${DUR}s measured);"
+echo "##   H2HIT = h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS GET /obj (a cache hit through a proxy route; the same warm-ups and measured time);"
 echo "##   LAT = h2load -c$H2_CLIENTS -m$H2_STREAMS --rps at $LAT_SHARE x h2-same-head's H2 req/s of the round; MEM = $MEM_CONNS idle h2 connections, RSS after - before;"
 echo "##   NEW / RES = openssl s_time -new / -reuse -www /index.html, one connection at a time (the same warm-ups + ${DUR}-$((DUR + 1))s measured)"
 OKSRV[edgebox-mem]=${OKSRV[edgebox]:-}
 for r in $(seq 1 "$ROUNDS"); do
-  # each server's H2 and H2M runs back to back (one warm-up, lib.sh warm_for); H2M_SET is part of H2_SET
-  for n in $(rotate_before $((r - 1)) "${H2_SET[@]}"); do
-    [ -z "${OKSRV[$n]:-}" ] && { echo "H2  round$r $n: skipped (failed its check)"; continue; }
-    h2_run H2 "$r" "$n"
-    [[ " ${H2M_SET[*]} " == *" $n "* ]] && h2_run H2M "$r" "$n"
+  # each server's H2 and H2M runs back to back (one warm-up, lib.sh warm_for); H2M_SET is part of H2_SET; PASSES times
+  for p in $(seq 1 "$PASSES"); do
+    for n in $(rotate_before "$(pass_k "$r" "$p")" "${H2_SET[@]}"); do
+      [ -z "${OKSRV[$n]:-}" ] && { echo "H2  round$r $n: skipped (failed its check)"; continue; }
+      h2_run H2 "$r" "$n"
+      [[ " ${H2M_SET[*]} " == *" $n "* ]] && h2_run H2M "$r" "$n"
+    done
+  done
+  for p in $(seq 1 "$PASSES"); do
+    for n in $(rotate_before "$(pass_k "$r" "$p")" "${HIT_SET[@]}"); do
+      [ -z "${OKSRV[$n]:-}" ] && { echo "H2HIT round$r $n: skipped (failed its check)"; continue; }
+      h2_run H2HIT "$r" "$n"
+    done
   done
   lat_rate=$(med_or_na "${RATE_R[H2,h2-same-head,$r]:-}")
   if [ "$lat_rate" = n/a ]; then echo "LAT round$r: skipped (no counted H2 run of h2-same-head in this round to set the rate)"
@@ -390,7 +445,9 @@ for r in $(seq 1 "$ROUNDS"); do
     [ -z "${OKSRV[$n]:-}" ] && { echo "MEM round$r $n: skipped (failed its check)"; continue; }
     mem_run "$r" "$n"
   done
-  for n in $(rotate_before $((r - 1)) "${HS_SET[@]}"); do hs_run NEW "$r" "$n"; hs_run RES "$r" "$n"; done
+  for p in $(seq 1 "$PASSES"); do
+    for n in $(rotate_before "$(pass_k "$r" "$p")" "${HS_SET[@]}"); do hs_run NEW "$r" "$n"; hs_run RES "$r" "$n"; done
+  done
 done
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -404,6 +461,8 @@ summary() {  # summary TEST TITLE UNIT REF SERVERS...
 summary H2 "H2: GET /index.html (1 KiB) over HTTP/2 + TLS, h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; 'x h2-same-head' = median of per-round ratios of req per srv-cpu-s (of req/s in brackets)" \
   req/s h2-same-head "${H2_SET[@]}"
 summary H2M "H2M: the same, h2load -t1 -c1 -m$H2M_STREAMS; 'x h2-same-head' likewise" req/s h2-same-head "${H2M_SET[@]}"
+summary H2HIT "H2HIT: GET /obj (1 KiB), a cache hit through a proxy route, over HTTP/2 + TLS, h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS; 'x h2-same-head-hit' likewise" \
+  req/s h2-same-head-hit "${HIT_SET[@]}"
 lat_table() {
   echo "### LAT: p99 latency (ms) of GET /index.html at a fixed rate, $LAT_SHARE x h2-same-head's H2 req/s in the same round (h2load -c$H2_CLIENTS -m$H2_STREAMS --rps; per-request times from --log-file)"
   printf '%-14s %9s %-19s %10s %12s %s\n' server p99_ms "(min-max)" "req/s" "x h2-same-head" "dropped runs"
@@ -440,6 +499,7 @@ row() {  # row LABEL TEST A B ARRAY(RATE_R|FIG_R) TARGET|-
 }
 row "H2 req per srv CPU-s, edgebox / h2-same-head" H2 edgebox h2-same-head FIG_R 0.85
 row "H2M req per srv CPU-s, edgebox / h2-same-head" H2M edgebox h2-same-head FIG_R 0.85
+row "H2HIT req per srv CPU-s, edgebox-hit / h2-same-head-hit" H2HIT edgebox-hit h2-same-head-hit FIG_R 0.85
 row "NEW handshakes per srv CPU-s, edgebox / tls-bare" NEW edgebox tls-bare FIG_R 0.9
 row "RES handshakes per srv CPU-s, edgebox / tls-bare" RES edgebox tls-bare FIG_R 0.9
 row "H2 req/s, edgebox / h2-same-head" H2 edgebox h2-same-head RATE_R -
@@ -467,13 +527,14 @@ for t in H2 H2M; do
   info_line "$t req per srv CPU-s, h2-same-work / h2-same-head" FIG_R $t h2-same-work h2-same-head
 done
 info_line "H2 req per srv CPU-s, edgebox-nolog / h2-same-head" FIG_R H2 edgebox-nolog h2-same-head
-for n in edgebox h2-same-head h2-same-work node-h2 tls-bare edgebox-mem; do echo "[$n: ${CONF[$n]}]"; done
+for n in edgebox h2-same-head h2-same-work node-h2 tls-bare edgebox-mem origin edgebox-hit h2-same-head-hit; do echo "[$n: ${CONF[$n]}]"; done
 have_nginx && echo "[nginx: ${CONF[nginx]}]"
 
 if [ -n "$BEFORE" ]; then
   before_header   # lib.sh
   before_line "H2: req per server-CPU-second, now / before" FIG_R H2 edgebox edgebox-before judge
   before_line "H2M: req per server-CPU-second, now / before" FIG_R H2M edgebox edgebox-before judge
+  before_line "H2HIT: req per server-CPU-second, now / before" FIG_R H2HIT edgebox-hit edgebox-hit-before judge
   before_line "NEW: handshakes per server-CPU-second, now / before" FIG_R NEW edgebox edgebox-before judge
   before_line "RES: handshakes per server-CPU-second, now / before" FIG_R RES edgebox edgebox-before judge
 fi

@@ -13,13 +13,16 @@
 //   configuration: `server-timing` computed per request (`edge;dur=` the time since the stream arrived, any further
 //   metrics as captured) and, after each answer, Edgebox's JSON access line (proto "h2") through the same destination
 //   and batching (bench/servers/access-line.mjs), on stdout.
-// usage: node h2-node.mjs PORT CERT KEY FILE [HEADFILE [--work]]
+// - With HEADFILE and --stored-date: `h2-same-head-hit`, the head of a cache hit, whose `date` is the stored
+//   response's (RFC 9111 section 4), not the time of sending: the captured `date` is sent as it is, in its place.
+// usage: node h2-node.mjs PORT CERT KEY FILE [HEADFILE [--work] [--stored-date]]
 import http2 from 'node:http2'
 import fs from 'node:fs'
 import { accessLog, hostOf } from './access-line.mjs'
 
-const [portArg, certFile, keyFile, bodyFile, headFile, workArg] = process.argv.slice(2)
-const work = workArg === '--work'
+const [portArg, certFile, keyFile, bodyFile, headFile] = process.argv.slice(2)
+const work = process.argv.includes('--work')
+const storedDate = process.argv.includes('--stored-date')
 const body = fs.readFileSync(bodyFile)
 let headers = { ':status': 200, 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }
 if (headFile) {
@@ -28,7 +31,7 @@ if (headFile) {
     const i = line.indexOf(':')
     if (i <= 0 || line.startsWith('HTTP/')) continue
     const name = line.slice(0, i).trim().toLowerCase()
-    if (name === 'date') continue
+    if (name === 'date' && !storedDate) continue
     headers[name] = line.slice(i + 1).trim()
   }
 }
