@@ -3,19 +3,24 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
 import { PROTOCOLS, request, startServer, type TestServer } from '../helpers/server.ts'
+import { ManualClock } from '../helpers/clock.ts'
+import { formatHttpDate } from '../../src/http/date.ts'
 
 /**
  * Vary normalisation in the shared cache (RFC 9111 §4.1, docs/cache.md):
  * requests whose nominated fields differ only in order, whitespace, case or
  * q=1 select one stored variant; a different set of codings is another.
+ * Edgebox and the origin's Date fields share a manual clock that stands
+ * still, so every stored answer is 0 s old and its ttl exact.
  */
+const clock = new ManualClock()
 
 const hits = new Map<string, number>()
 const origin = http.createServer((req, res) => {
   const path = req.url!
   hits.set(path, (hits.get(path) ?? 0) + 1)
   req.resume()
-  res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'max-age=60', Vary: path === '/both' ? 'Accept-Language, Accept-Encoding' : 'Accept-Encoding' })
+  res.writeHead(200, { Date: formatHttpDate(clock.now()), 'Content-Type': 'text/plain', 'Cache-Control': 'max-age=60', Vary: path === '/both' ? 'Accept-Language, Accept-Encoding' : 'Accept-Encoding' })
   res.end(`${path} for ${req.headers['accept-encoding']} / ${req.headers['accept-language']}`)
 })
 
@@ -23,7 +28,7 @@ let srv: TestServer | undefined
 before(async () => {
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
-  srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], retries: { attempts: 0 }, cache: true } }] }] })
+  srv = await startServer({ sites: [{ routes: [{ path: '/', proxy: { upstreams: [url], retries: { attempts: 0 }, cache: true } }] }] }, undefined, { clock })
 })
 after(async () => {
   await srv?.close()
