@@ -249,7 +249,7 @@ capture_head "$RUN/hdr-ebh" "https://127.0.0.1:${PORT[edgebox-hit]}/obj" --http2
 capture_head "$RUN/hdr-shh" "https://127.0.0.1:${PORT[h2-same-head-hit]}/obj" --http2
 same_head h2-same-head-hit "$RUN/hdr-ebh" "$RUN/hdr-shh"
 for n in edgebox-hit edgebox-hit-before; do
-  [ -z "${PORT[$n]:-}" ] || [[ " ${SERVERS[*]} " != *" $n "* ]] && continue
+  [[ " ${SERVERS[*]} " == *" $n "* ]] || continue   # edgebox-hit-before only with BEFORE
   cs=$(curl -sk --http2 -o /dev/null -D - --max-time 5 "https://127.0.0.1:${PORT[$n]}/obj" | tr -d '\r' | awk -F': ' 'tolower($1) == "cache-status" { print $2 }')
   printf '%-14s Cache-Status of GET /obj: %s\n' "$n" "${cs:-none}"
   [[ "$cs" == *hit* ]] || CHECK_FAIL+=("$n: GET /obj is not a cache hit (Cache-Status: '${cs:-none}')")

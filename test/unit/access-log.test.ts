@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { test } from 'node:test'
 import type { Context } from '../../src/core/context.ts'
-import { writeJson } from '../../src/core/log.ts'
+import { createAccessLog, writeJson } from '../../src/core/log.ts'
+
+/** An access log (JSON) writing to a new file in a temporary folder. */
+function fileAccessLog() {
+  const file = `${mkdtempSync(`${tmpdir()}/eb-access-`)}/access.log`
+  return { file, log: createAccessLog({ level: 'info', format: 'json', file, enabled: true }) }
+}
 
 function line(fields: Partial<Record<keyof Context, unknown>>): Record<string, unknown> {
   const ctx = { method: 'GET', host: 'example.test', rawPath: '/a', status: 200, bytes: 5, cache: 'HIT', protocol: 'http/1.1', clientAddress: '127.0.0.1', error: undefined, ...fields }
@@ -62,11 +70,7 @@ test('consecutive lines carry their own method, host, path and time (nothing of 
 })
 
 test('the access log file holds every line, in order, with the lines that need escaping and errors among them', async () => {
-  const { createAccessLog } = await import('../../src/core/log.ts')
-  const { mkdtempSync, readFileSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const file = `${mkdtempSync(`${tmpdir()}/eb-access-`)}/access.log`
-  const log = createAccessLog({ level: 'info', format: 'json', file, enabled: true })
+  const { file, log } = fileAccessLog()
   const paths: string[] = []
   for (let i = 0; i < 3000; i++) {
     const rawPath = i % 7 === 0 ? `/ü/${i}` : i % 11 === 0 ? `/${'z'.repeat(2000)}/${i}` : `/p/${i}`
@@ -75,7 +79,6 @@ test('the access log file holds every line, in order, with the lines that need e
   }
   log.flush()
   // the file opens asynchronously: its lines come once it is open
-  const { existsSync } = await import('node:fs')
   for (let i = 0; i < 100 && !(existsSync(file) && readFileSync(file, 'utf8').split('\n').length > 3000); i++) {
     await new Promise((r) => setTimeout(r, 50))
     log.flush()
@@ -88,11 +91,7 @@ test('the access log file holds every line, in order, with the lines that need e
 })
 
 test('close() returns once every line is in the file: a reader right after the server stopped sees them all', async () => {
-  const { createAccessLog } = await import('../../src/core/log.ts')
-  const { mkdtempSync, readFileSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const file = `${mkdtempSync(`${tmpdir()}/eb-access-`)}/access.log`
-  const log = createAccessLog({ level: 'info', format: 'json', file, enabled: true })
+  const { file, log } = fileAccessLog()
   const entry = (i: number) => ({ method: 'GET', host: 'h.test', rawPath: `/c/${i}`, status: 200, bytes: i, cache: '', protocol: 'http/1.1', clientAddress: '127.0.0.1', upstream: '', req: {} }) as unknown as Context
   // a first batch on its way to the file (the destination opened, a write in flight), then the last lines
   for (let i = 0; i < 400; i++) log.write(entry(i), 1)
