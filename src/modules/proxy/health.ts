@@ -1,9 +1,9 @@
 import { z } from 'zod'
-import { Agent, request, errors as undiciErrors } from 'undici'
 import { duration } from '../../config/units.ts'
 import type { Logger } from '../../core/log.ts'
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts'
 import type { Upstream } from './balancers/types.ts'
+import { startHealthChecks } from '../../core/health-check.ts'
 
 /**
  * Upstream health for the `proxy` handler (docs/proxy.md, "Health").
@@ -96,12 +96,8 @@ export interface HealthTracker {
 
 interface State {
   readonly target: Upstream & { readonly url: URL }
-  // active
+  // active (its probes and counts are the shared prober's)
   activeDown: boolean
-  good: number
-  bad: number
-  probeReason: string
-  probeTimer: Timer | undefined
   // passive
   failures: number
   ejected: boolean
@@ -125,10 +121,6 @@ export function createHealth(
   const states: State[] = targets.map((target) => ({
     target,
     activeDown: false,
-    good: 0,
-    bad: 0,
-    probeReason: '',
-    probeTimer: undefined,
     failures: 0,
     ejected: false,
     ejections: 0,
@@ -141,7 +133,7 @@ export function createHealth(
   let closed = false
 
   function reason(s: State): string {
-    if (s.activeDown) return `health check failed: ${s.probeReason}`
+    if (s.activeDown) return `health check failed: ${checks!.reason(s.target.id)}`
     if (s.ejected) return `ejected: ${s.ejectReason}`
     return 'ok'
   }
@@ -211,96 +203,44 @@ export function createHealth(
     eject(s, outcome)
   }
 
-  // ---- active ----
+  // ---- active: the shared prober (src/core/health-check.ts) ----
 
-  let agent: Agent | undefined
-  if (active) {
-    agent = new Agent({
-      connectTimeout: active.timeout,
-      headersTimeout: active.timeout,
-      bodyTimeout: active.timeout,
-      connections: 1,
-      ...(connect ? { connect } : {}),
-    })
-    for (const s of states) schedule(s, 0)
-  }
-
-  function schedule(s: State, delay: number): void {
-    if (closed) return
-    s.probeTimer = clock.setTimeout(() => void probe(s), delay)
-    s.probeTimer.unref()
-  }
-
-  /** One probe; the next is scheduled only when this one is over, so probes never overlap. */
-  async function probe(s: State): Promise<void> {
-    const a = active!
-    s.probeTimer = undefined
-    const started = clock.now()
-    let ok = false
-    let why: string
-    try {
-      const res = await request(new URL(a.path, s.target.url), {
-        dispatcher: agent!,
-        method: 'GET',
-        // A new connection each time: the probe also checks that connecting works.
-        headers: { host: s.target.url.host, 'user-agent': 'edgebox-health-check', connection: 'close' },
-        signal: AbortSignal.timeout(a.timeout),
-      })
-      await res.body.dump({ limit: 64 * 1024 }).catch(() => {})
-      ok = res.statusCode >= a.expect.min && res.statusCode <= a.expect.max
-      why = ok ? `probe answered ${res.statusCode}` : `probe answered ${res.statusCode}, expected ${a.expect.min}-${a.expect.max}`
-    } catch (err) {
-      why = probeError(err, a.timeout)
-    }
-    if (closed) return
-    record(s, ok, why)
-    // The next probe `interval` after this one started; a clock set back counts as no time.
-    schedule(s, Math.max(0, a.interval - Math.max(0, clock.now() - started)))
-  }
-
-  function record(s: State, ok: boolean, why: string): void {
-    const a = active!
-    if (ok) {
-      s.bad = 0
-      s.good++
-      if (s.activeDown && s.good >= a.rise) {
-        s.activeDown = false
-        s.probeReason = ''
-        if (s.ejected) endEjection(s, `${s.good} good health checks in a row (${why}); ejection lifted`)
-        else update(s, `${s.good} good health checks in a row (${why})`)
-      }
-    } else {
-      s.good = 0
-      s.bad++
-      s.probeReason = why
-      if (!s.activeDown && s.bad >= a.fall) {
-        s.activeDown = true
-        update(s, `${s.bad} failed health checks in a row (${why})`)
-        liftIfNoneHealthy()
-      }
-    }
-  }
+  const checks = active
+    ? startHealthChecks(
+        states.map((s) => ({ id: s.target.id, probe: { kind: 'http' as const, url: new URL(active.path, s.target.url), host: s.target.url.host, expect: active.expect } })),
+        active,
+        {
+          initial: 'up',
+          clock,
+          connect,
+          onChange: (id, state, why) => {
+            const s = states.find((x) => x.target.id === id)!
+            if (state === 'down') {
+              s.activeDown = true
+              update(s, why)
+              liftIfNoneHealthy()
+            } else if (state === 'up') {
+              s.activeDown = false
+              if (s.ejected) endEjection(s, `${why}; ejection lifted`)
+              else update(s, why)
+            }
+          },
+        },
+      )
+    : undefined
 
   return {
     observe,
     async close() {
       closed = true
       for (const s of states) {
-        clock.clearTimeout(s.probeTimer)
         clock.clearTimeout(s.ejectTimer)
-        s.probeTimer = s.ejectTimer = undefined
+        s.ejectTimer = undefined
       }
-      await agent?.destroy().catch(() => {})
+      await checks?.close()
     },
     status() {
       return states.map((s) => ({ id: s.target.id, healthy: s.target.healthy, reason: reason(s) }))
     },
   }
-}
-
-function probeError(err: unknown, timeout: number): string {
-  const e = err as NodeJS.ErrnoException
-  if (e.name === 'TimeoutError' || e instanceof undiciErrors.ConnectTimeoutError || e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError) return `no answer within ${timeout} ms`
-  if (e.code === 'ECONNREFUSED') return 'connection refused'
-  return e.code ? `${e.code}: ${e.message}` : e.message
 }

@@ -1,0 +1,184 @@
+/**
+ * Active health checks: the one prober the proxy's upstreams and the DNS
+ * load balancer's edges use. Every `interval` each target is probed once
+ * (never two probes of one target at a time): an HTTP `GET path` on a fresh
+ * connection whose status must be in `expect`, or a TCP connection that must
+ * open. `fall` bad probes in a row take a target down, `rise` good ones in a
+ * row bring it back; each change is reported with the reason.
+ *
+ * A target starts `up` (the proxy: traffic flows while the first probes run)
+ * or `unknown` (the DNS load balancer: the first probe decides at once, up or
+ * down, so that no answer names an edge nobody has checked). `firstRound`
+ * resolves when every target has had its first probe, or after
+ * `firstRoundTimeout`, whichever is first.
+ */
+
+import net from 'node:net'
+import { Agent, request, errors as undiciErrors } from 'undici'
+import { systemClock, type Clock, type Timer } from './clock.ts'
+
+export type Probe =
+  /** `GET url` (path included); `host`: the Host field sent, default the URL's. */
+  | { kind: 'http'; url: URL; host?: string; expect: { min: number; max: number } }
+  | { kind: 'tcp'; host: string; port: number }
+
+export interface CheckSettings {
+  interval: number
+  timeout: number
+  rise: number
+  fall: number
+}
+
+export interface CheckTarget {
+  readonly id: string
+  readonly probe: Probe
+}
+
+export type CheckState = 'up' | 'down' | 'unknown'
+
+export interface HealthChecks {
+  /** Every target's first probe has finished (or the first round timed out). */
+  readonly firstRound: Promise<void>
+  state(id: string): CheckState
+  /** Why the target is in its state: the last probe's outcome. */
+  reason(id: string): string
+  close(): Promise<void>
+}
+
+export interface CheckOptions {
+  /** `up`: healthy until `fall` probes fail; `unknown`: the first probe decides. */
+  initial: 'up' | 'unknown'
+  /** Called on every change of state, with the probe outcome that caused it. */
+  onChange?: (id: string, state: CheckState, why: string) => void
+  clock?: Clock
+  /** TLS settings for https probes (a private authority, the name to check). */
+  connect?: { ca?: string[]; servername?: string }
+  /** The longest `firstRound` waits (default: `timeout` plus a second). */
+  firstRoundTimeout?: number
+}
+
+interface State {
+  target: CheckTarget
+  state: CheckState
+  good: number
+  bad: number
+  why: string
+  timer: Timer | undefined
+  probed: boolean
+}
+
+export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSettings, opts: CheckOptions): HealthChecks {
+  const clock = opts.clock ?? systemClock
+  const states = new Map<string, State>(targets.map((t) => [t.id, { target: t, state: opts.initial, good: 0, bad: 0, why: opts.initial === 'up' ? 'not probed yet' : 'not probed yet', timer: undefined, probed: false }]))
+  let closed = false
+  let agent: Agent | undefined
+  if (targets.some((t) => t.probe.kind === 'http')) {
+    agent = new Agent({ connectTimeout: cfg.timeout, headersTimeout: cfg.timeout, bodyTimeout: cfg.timeout, connections: 1, ...(opts.connect ? { connect: opts.connect } : {}) })
+  }
+  let firstDone!: () => void
+  const firstRound = new Promise<void>((resolve) => (firstDone = resolve))
+  let unprobed = states.size
+  if (unprobed === 0) firstDone()
+  const firstTimer = clock.setTimeout(() => firstDone(), opts.firstRoundTimeout ?? cfg.timeout + 1000)
+  firstTimer.unref()
+
+  function set(s: State, next: CheckState, why: string): void {
+    if (s.state === next) return
+    s.state = next
+    opts.onChange?.(s.target.id, next, why)
+  }
+
+  function record(s: State, ok: boolean, why: string): void {
+    s.why = why
+    if (!s.probed) {
+      s.probed = true
+      if (--unprobed === 0) {
+        clock.clearTimeout(firstTimer)
+        firstDone()
+      }
+    }
+    if (ok) {
+      s.bad = 0
+      s.good++
+      if (s.state === 'unknown') set(s, 'up', `first health check passed (${why})`)
+      else if (s.state === 'down' && s.good >= cfg.rise) set(s, 'up', `${s.good} good health checks in a row (${why})`)
+    } else {
+      s.good = 0
+      s.bad++
+      if (s.state === 'unknown') set(s, 'down', `first health check failed (${why})`)
+      else if (s.state === 'up' && s.bad >= cfg.fall) set(s, 'down', `${s.bad} failed health checks in a row (${why})`)
+    }
+  }
+
+  function schedule(s: State, delay: number): void {
+    if (closed) return
+    s.timer = clock.setTimeout(() => void probe(s), delay)
+    s.timer.unref()
+  }
+
+  async function probe(s: State): Promise<void> {
+    s.timer = undefined
+    const started = clock.now()
+    const { ok, why } = s.target.probe.kind === 'http' ? await httpProbe(s.target.probe, agent!, cfg.timeout) : await tcpProbe(s.target.probe, cfg.timeout)
+    if (closed) return
+    record(s, ok, why)
+    // the next probe `interval` after this one started; a clock set back counts as no time
+    schedule(s, Math.max(0, cfg.interval - Math.max(0, clock.now() - started)))
+  }
+
+  for (const s of states.values()) schedule(s, 0)
+
+  return {
+    firstRound,
+    state: (id) => states.get(id)?.state ?? 'unknown',
+    reason: (id) => states.get(id)?.why ?? 'no such target',
+    async close() {
+      closed = true
+      clock.clearTimeout(firstTimer)
+      firstDone()
+      for (const s of states.values()) {
+        clock.clearTimeout(s.timer)
+        s.timer = undefined
+      }
+      await agent?.destroy().catch(() => {})
+    },
+  }
+}
+
+async function httpProbe(p: Extract<Probe, { kind: 'http' }>, agent: Agent, timeout: number): Promise<{ ok: boolean; why: string }> {
+  try {
+    const res = await request(p.url, {
+      dispatcher: agent,
+      method: 'GET',
+      // a new connection each time: the probe also checks that connecting works
+      headers: { host: p.host ?? p.url.host, 'user-agent': 'edgebox-health-check', connection: 'close' },
+      signal: AbortSignal.timeout(timeout),
+    })
+    await res.body.dump({ limit: 64 * 1024 }).catch(() => {})
+    const ok = res.statusCode >= p.expect.min && res.statusCode <= p.expect.max
+    return { ok, why: ok ? `probe answered ${res.statusCode}` : `probe answered ${res.statusCode}, expected ${p.expect.min}-${p.expect.max}` }
+  } catch (err) {
+    return { ok: false, why: probeError(err, timeout) }
+  }
+}
+
+function tcpProbe(p: Extract<Probe, { kind: 'tcp' }>, timeout: number): Promise<{ ok: boolean; why: string }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: p.host, port: p.port })
+    const done = (ok: boolean, why: string) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve({ ok, why })
+    }
+    const timer = setTimeout(() => done(false, `no connection within ${timeout} ms`), timeout)
+    socket.once('connect', () => done(true, `port ${p.port} open`))
+    socket.once('error', (err: NodeJS.ErrnoException) => done(false, err.code === 'ECONNREFUSED' ? 'connection refused' : `${err.code ?? ''} ${err.message}`.trim()))
+  })
+}
+
+export function probeError(err: unknown, timeout: number): string {
+  const e = err as NodeJS.ErrnoException
+  if (e.name === 'TimeoutError' || e instanceof undiciErrors.ConnectTimeoutError || e instanceof undiciErrors.HeadersTimeoutError || e instanceof undiciErrors.BodyTimeoutError) return `no answer within ${timeout} ms`
+  if (e.code === 'ECONNREFUSED') return 'connection refused'
+  return e.code ? `${e.code}: ${e.message}` : e.message
+}
