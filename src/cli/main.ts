@@ -24,6 +24,7 @@ Usage:
   edgebox cert [--host NAME]...  a local development certificate (and how to trust it); --csr: how to get a real one
   edgebox inspect URL [...]      what happens when you open URL: timings, TLS, caching, ranges, CORS, security headers
   edgebox reload --pid-file FILE reload the server whose PID is in FILE (SIGHUP: configuration, certificates, log files)
+  edgebox dns check FILE         check a DNS zone file (RFC 1035) as Edgebox would serve it
 
 Options:
   -c, --config FILE    configuration file
@@ -220,6 +221,11 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await inspectCommand(argv.slice(1))
     return
   }
+  if (argv[0] === 'dns') {
+    const { dnsCommand } = await import('./dns.ts')
+    process.exitCode = dnsCommand(argv.slice(1))
+    return
+  }
   let parsed
   try {
     parsed = parseArgs({
@@ -282,7 +288,8 @@ export async function main(argv: string[]): Promise<void> {
     tuneRuntime()
     const box = await startEdgebox(input, { baseDir })
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
-    box.log.info({ urls: box.urls }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}`)
+    const dnsAt = box.dns ? ` dns ${box.dns.url}` : ''
+    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
     const pidFile = values['pid-file']
     if (pidFile !== undefined) {
       try {

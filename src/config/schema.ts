@@ -8,6 +8,7 @@ import { cidr, host, origin } from './validators.ts'
 import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
+import { dnsSchema } from '../dns/schema.ts'
 
 /**
  * The whole configuration schema. Every default lives here, once; the
@@ -280,6 +281,8 @@ export const configSchema = z
      * `~/.local/share/edgebox`. Keep it across restarts (docs/deploy.md).
      */
     dataDir: z.string().min(1).optional(),
+    /** An authoritative DNS server for your zones, on UDP and TCP (docs/dns.md); off unless set. */
+    dns: dnsSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy

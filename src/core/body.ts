@@ -162,8 +162,8 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
   return total
 }
 
-/** Reads a whole small body (at most `maxBytes`, and within the route's limits) into memory. */
-async function readSmall(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<Buffer> {
+/** Reads a whole small body (at most `maxBytes`, and within the route's limits) into memory: 413 beyond. */
+export async function readSmall(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = []
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {

@@ -123,6 +123,19 @@ export interface ModuleDeps {
   readonly origins: OriginPolicy
   /** Where the module reads the time and sets its timers (systemClock unless a test gives another). */
   readonly clock: Clock
+  /** The DNS server of this configuration (its zones and resolver), when it has `dns`: what a DNS-over-HTTPS route answers with. */
+  readonly dns?: DnsAnswerer
+}
+
+/** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */
+export interface DnsAnswerer {
+  answer(msg: Buffer, transport: 'udp' | 'tcp', client: string): DnsOutcome | Promise<DnsOutcome>
+}
+
+export interface DnsOutcome {
+  /** null: the message was not a query to answer. */
+  reply: Buffer | null
+  why?: string
 }
 
 /**

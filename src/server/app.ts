@@ -18,12 +18,16 @@ import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
 import { filterModules, handlerModules } from '../modules/registry.ts'
 import { createForwardProxy } from '../modules/forward/index.ts'
 import { createListener, type Listener, type TlsRuntime } from './listener.ts'
+import { startDnsListener, type DnsListener } from './dns-listener.ts'
+import { buildDns, type DnsState } from '../dns/zones.ts'
 
 export interface Edgebox {
   /** The configuration in force (the newest one after a reload). */
   readonly config: EdgeboxConfig
   /** One URL per listener, with the port actually bound. */
   readonly urls: readonly string[]
+  /** The DNS listener (UDP and TCP on one port), when the configuration has `dns`. */
+  readonly dns: { readonly port: number; readonly url: string } | null
   readonly log: Logger
   /**
    * Zero-downtime reload: validates the new configuration and provisions it
@@ -67,6 +71,8 @@ interface Generation {
   readonly handlers: readonly Handler[]
   /** The certificates, when a listener speaks TLS. */
   readonly certificates: CertificateSet | null
+  /** The DNS zones and balanced names, when the configuration has `dns`. */
+  readonly dns: DnsState | null
 }
 
 /**
@@ -142,6 +148,19 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
   }
 
+  let dnsListener: DnsListener | null = null
+  if (first.dns) {
+    try {
+      dnsListener = await startDnsListener(first.dns, () => current.dns!.responder, log.child({ module: 'dns' }))
+    } catch (err) {
+      await Promise.all(listeners.map((l) => l.close(0)))
+      await closeGeneration(current)
+      resumption?.close()
+      acme?.close()
+      const e = err as NodeJS.ErrnoException
+      throw new ConfigError([`dns.listen: cannot listen on ${first.dns.listen.host}:${first.dns.listen.port} over UDP and TCP (${e.code ?? e.message})`])
+    }
+  }
   const urls = listeners.map((l) => l.url())
   // orders start once the listeners can answer the authority's challenges
   acme?.start()
@@ -157,6 +176,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       return current.config
     },
     urls,
+    dns: dnsListener ? { port: dnsListener.port, url: dnsListener.url() } : null,
     log,
     reopenLogs,
     reload(next) {
@@ -166,6 +186,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         const config = validateConfig(next)
         const fixed: string[] = []
         if (JSON.stringify(config.listen) !== JSON.stringify(first.listen)) fixed.push('listen: listeners cannot change on reload; restart Edgebox to change them')
+        if (JSON.stringify(dnsFixed(config)) !== JSON.stringify(dnsFixed(first))) fixed.push('dns: the DNS listener and its limits cannot change on reload (its zones can); restart Edgebox to change them')
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
@@ -193,6 +214,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         shuttingDown = true
         // Stop accepting first, then end what never finishes on its own: the listeners wait only for real requests.
         const closed = listeners.map((l) => l.close(current.config.limits.shutdownTimeout))
+        if (dnsListener) closed.push(dnsListener.close())
         for (const g of [current, ...retired]) drainGeneration(g, log)
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
@@ -237,6 +259,11 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
+/** What of `dns` a reload cannot change: whether it is on, and its listener. */
+function dnsFixed(c: EdgeboxConfig) {
+  return c.dns ? [c.dns.listen, c.dns.maxUdpSize, c.dns.tcpIdleTimeout, c.dns.tcpMaxConnections, c.dns.queryLog] : null
+}
+
 /** The session settings a reload cannot change (the resumption state is the listeners'). */
 function sessionSettings(t: EdgeboxConfig['tls']) {
   return [t.sessionTickets, t.ticketRotation, t.ticketKeyFile, t.sessionTimeout, t.sessionCacheSize]
@@ -254,7 +281,7 @@ function drainGeneration(g: Generation, log: Logger): void {
 }
 
 async function closeGeneration(g: Generation): Promise<void> {
-  await Promise.all(g.handlers.map((h) => h.close?.()))
+  await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close()])
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
@@ -276,7 +303,25 @@ async function provision(
   // What every response gets, whatever its route: Server-Timing, and a closing connection during shutdown.
   const global = new Map<string, RouteParts>([['shutdown', { filter: closeWhileShuttingDown(isShuttingDown) }]])
   if (config.serverTiming) global.set('serverTiming', { filter: serverTiming })
-  const sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global)
+  // DNS first: a DNS-over-HTTPS route answers with it
+  let dns: DnsState | null = null
+  if (config.dns) {
+    try {
+      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock)
+    } catch (err) {
+      if (Array.isArray(err)) throw new ConfigError(err as string[])
+      throw err
+    }
+  }
+  let sites: Site[]
+  try {
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns)
+    // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
+    await dns?.firstRound()
+  } catch (err) {
+    await dns?.close()
+    throw err
+  }
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
   const filters = routeChain(global).filters
 
@@ -296,7 +341,7 @@ async function provision(
     connectHandler: () => forward,
     acmeHttp01,
   })
-  return { config, pipeline, handlers, certificates }
+  return { config, pipeline, handlers, certificates, dns }
 }
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
@@ -332,7 +377,7 @@ async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string):
  * put in the pipeline's order; the site's own chain for answers no route
  * gave; and its /_edgebox/ endpoints.
  */
-async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: string, log: Logger, clock: Clock, handlers: Handler[], global: ReadonlyMap<string, RouteParts>): Promise<Site[]> {
+async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: string, log: Logger, clock: Clock, handlers: Handler[], global: ReadonlyMap<string, RouteParts>, dns: DnsState | null): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
   const filters = filterModules.map((m) => [m.name, m.start({ clock })] as const)
@@ -368,6 +413,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: s
           },
           origins,
           clock,
+          ...(dns ? { dns: dns.responder } : {}),
         })
         handlers.push(handler)
         routes.push({ prefix: routeCfg.path, handler, id, ...partsFor(routeCfg, siteCfg, id, origins) })

@@ -1,0 +1,175 @@
+/**
+ * From one incoming DNS message to the bytes of its answer: the reading, the
+ * checks of RFC 1035 §4.1.1 and RFC 6891, the choice of zone, the lookup and
+ * the writing within the transport's size limit. No I/O: the listeners
+ * (src/server/dns-listener.ts) hand it datagrams and TCP frames.
+ */
+
+import { CLASS, CLASSIC_UDP, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
+import { suffixKeys, toText } from './names.ts'
+import type { EdnsOption } from './message.ts'
+
+/** The EDNS Client Subnet option code (RFC 7871 §6). */
+export const ECS_OPTION = 8
+
+interface Ecs {
+  family: 4 | 6
+  sourcePrefix: number
+  /** The address, padded with zeros to 4 or 16 bytes. */
+  address: Buffer
+  /** The address bytes as sent (ceil(sourcePrefix / 8) of them). */
+  sent: Buffer
+}
+
+/** The ECS option of a query, checked as RFC 7871 §6 and §7.1.1 require (a bad one is FORMERR); null when absent. */
+export function readEcs(options: readonly EdnsOption[]): Ecs | { error: string } | null {
+  const o = options.find((x) => x.code === ECS_OPTION)
+  if (!o) return null
+  const d = o.data
+  if (d.length < 4) return { error: 'an EDNS Client Subnet option shorter than 4 bytes' }
+  const family = d.readUInt16BE(0)
+  const source = d[2]!
+  const scope = d[3]!
+  const sent = d.subarray(4)
+  if (family !== 1 && family !== 2) return { error: `EDNS Client Subnet family ${family} (1: IPv4, 2: IPv6)` }
+  const max = family === 1 ? 32 : 128
+  if (source > max) return { error: `EDNS Client Subnet source prefix ${source} is longer than an address` }
+  if (scope !== 0) return { error: 'EDNS Client Subnet scope prefix is not 0 in a query' }
+  if (sent.length !== Math.ceil(source / 8)) return { error: `EDNS Client Subnet address of ${sent.length} bytes for a /${source} prefix` }
+  if (source % 8 !== 0 && sent.length > 0 && (sent[sent.length - 1]! & (0xff >> source % 8)) !== 0) return { error: 'EDNS Client Subnet address has bits set beyond its source prefix' }
+  const address = Buffer.alloc(max / 8)
+  sent.copy(address)
+  return { family: family === 1 ? 4 : 6, sourcePrefix: source, address, sent }
+}
+
+function ecsOption(ecs: Ecs, scope: number): EdnsOption {
+  const data = Buffer.alloc(4 + ecs.sent.length)
+  data.writeUInt16BE(ecs.family === 4 ? 1 : 2, 0)
+  data[2] = ecs.sourcePrefix
+  data[3] = scope
+  ecs.sent.copy(data, 4)
+  return { code: ECS_OPTION, data }
+}
+import type { Lookup, Zone } from './zone.ts'
+import type { Resolution, Resolver } from './resolver.ts'
+
+export type Transport = 'udp' | 'tcp'
+
+/** What happened to one message, for the query log and for tests. */
+export interface Outcome {
+  /** null: nothing is sent (the message was dropped). */
+  reply: Buffer | null
+  /** The question as text (`www.example.test. A`), when one was read. */
+  question?: string
+  rcode?: string
+  /** Why the message was dropped or answered FORMERR. */
+  why?: string
+  truncated?: boolean
+  /** How the answer was found (Zone.lookup's path). */
+  path?: string[]
+}
+
+export interface ResponderOptions {
+  /** Largest UDP answer, whatever the client advertises (DNS Flag Day 2020: 1232). */
+  maxUdpSize: number
+  /** Recursion, for the clients `allowed` says may use it (everyone else is REFUSED: never an open resolver). */
+  recursion?: { resolver: Resolver; allowed: (address: string) => boolean }
+}
+
+/** The largest DNS message, over TCP (RFC 1035 §4.2.2: a two-byte length). */
+const TCP_LIMIT = 65535
+
+export class Responder {
+  private readonly zones: Map<string, Zone>
+  private readonly maxUdpSize: number
+  readonly recursion: ResponderOptions['recursion']
+
+  constructor(zones: readonly Zone[], opts: ResponderOptions) {
+    this.zones = new Map(zones.map((z) => [z.originKey, z]))
+    this.maxUdpSize = opts.maxUdpSize
+    this.recursion = opts.recursion
+  }
+
+  /** The answer to one message from `from` (the client's address): at once from the zones, or a promise when the resolver has to work. */
+  answer(msg: Buffer, transport: Transport, from = ''): Outcome | Promise<Outcome> {
+    const read = readQuery(msg)
+    if (read.kind === 'drop') return { reply: null, why: read.why }
+    if (read.kind === 'formerr') {
+      const w = new MessageWriter(CLASSIC_UDP)
+      if (read.question && read.question.raw.length <= CLASSIC_UDP - 12) w.question(read.question)
+      return { reply: w.finish(read.id, replyFlags(read.flags, read.opcode, RCODE.FORMERR)), question: read.question ? questionText(read.question) : undefined, rcode: 'FORMERR', why: read.why }
+    }
+    const q = read.query
+    const limit = transport === 'tcp' ? TCP_LIMIT : q.edns ? Math.min(Math.max(q.edns.udpSize, CLASSIC_UDP), this.maxUdpSize) : CLASSIC_UDP
+    const w = new MessageWriter(limit)
+    const ecs = q.edns ? readEcs(q.edns.options) : null
+    if (q.edns) w.reserveBytes(optLength(ecs && !('error' in ecs) ? [ecsOption(ecs, 0)] : []))
+    w.question(q.question)
+    const text = questionText(q.question)
+    let ecsReply: EdnsOption[] = []
+    // RA: recursion is offered to this client (RFC 1035 §4.1.1)
+    const ra = this.recursion && this.recursion.allowed(from) ? FLAG.RA : 0
+    const done = (rcode: number, aa: boolean, extra: Partial<Outcome> = {}): Outcome => {
+      if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, ecsReply)
+      const reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
+      return { reply, question: text, rcode: rcodeName(rcode), truncated: w.wasTruncated, ...extra }
+    }
+    // RFC 6891 §6.1.3: an EDNS version this server does not implement
+    if (q.edns && q.edns.version !== 0) return done(RCODE.BADVERS, false, { why: `EDNS version ${q.edns.version}` })
+    if (q.opcode !== OPCODE.QUERY) return done(RCODE.NOTIMP, false, { why: `opcode ${q.opcode}` })
+    if (ecs && 'error' in ecs) return done(RCODE.FORMERR, false, { why: ecs.error })
+    const { type, class: klass } = q.question
+    if (klass !== CLASS.IN) return done(RCODE.REFUSED, false, { why: `class ${klass}: only IN is served` })
+    if (type === TYPE.AXFR || type === TYPE.IXFR) return done(RCODE.REFUSED, false, { why: `${typeName(type)}: zone transfers are not offered` })
+    if (type === TYPE.OPT || (type >= 128 && type <= 254)) return done(RCODE.FORMERR, false, { why: `${typeName(type)} is not a type a query asks for` })
+    const keys = suffixKeys(q.question.labels)
+    let zone: Zone | undefined
+    let at = 0
+    for (; at < keys.length; at++) {
+      zone = this.zones.get(keys[at]!)
+      if (zone) break
+    }
+    if (!zone) {
+      if (!ra) return done(RCODE.REFUSED, false, { why: this.recursion ? `no zone served here holds the name, and recursion is not offered to ${from}` : 'no zone served here holds the name' })
+      if (!(q.flags & FLAG.RD)) return done(RCODE.REFUSED, false, { why: 'no zone served here holds the name, and the query did not ask for recursion (RD)' })
+      if (ecs) ecsReply = [ecsOption(ecs, 0)]
+      return this.recursion!.resolver.resolve(q.question.labels, type).then((r: Resolution) => {
+        for (const set of r.answer) if (!w.add('answer', set)) break
+        for (const set of r.authority) if (!w.add('authority', set)) break
+        return done(r.rcode, false, { path: [`recursion (${r.source})`, ...r.steps.map((s) => `${s.server} ${s.zone} ${s.question}: ${s.outcome}`)], why: r.why })
+      })
+    }
+    const found = zone.lookup(q.question.labels, keys, at, type, ecs ? { address: from, ecs } : { address: from })
+    // RFC 7871 §7.2.1: the option comes back with the scope the answer holds for (0: the same for every client)
+    if (ecs) ecsReply = [ecsOption(ecs, found.scope ?? 0)]
+    write(w, found)
+    return done(found.rcode, found.authoritative, { path: found.path })
+  }
+
+  /** The zone that holds a name, if any (for explanations). */
+  zoneFor(name: string): Zone | undefined {
+    const keys = suffixKeys(name === '.' ? [] : name.replace(/\.$/, '').split('.'))
+    for (const k of keys) {
+      const z = this.zones.get(k)
+      if (z) return z
+    }
+    return undefined
+  }
+}
+
+function write(w: MessageWriter, found: Lookup): void {
+  for (const set of found.answer) if (!w.add('answer', set)) return
+  for (const set of found.authority) if (!w.add('authority', set)) return
+  for (const { set, required } of found.additional) w.add('additional', set, required)
+}
+
+/** QR, the opcode, RD and CD echoed (RFC 1035 §4.1.1, RFC 6840 §5.9), and the low four bits of the rcode. RA is never set: these answers come from zones, not recursion. */
+function replyFlags(queryFlags: number, opcode: number, rcode: number): number {
+  return FLAG.QR | (opcode << 11) | (queryFlags & (FLAG.RD | FLAG.CD)) | (rcode & 0xf)
+}
+
+function questionText(q: Question): string {
+  return `${toText(q.labels)} ${typeName(q.type)}`
+}
+
+export type { Query }

@@ -1,0 +1,179 @@
+/**
+ * The configuration's zones to `Zone`s: the zone file (if any) and the
+ * records written in the configuration go through the same parser, then
+ * the zone is built and checked. Every problem comes back with the
+ * configuration path and the file's line, and nothing is served from a zone
+ * with a problem.
+ */
+
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { type Labels, parseName, toText } from './names.ts'
+import { TYPE } from './message.ts'
+import { parseZoneText, tokenize, type ZoneEntry } from './zone-file.ts'
+import { parseRdata, RdataError, ttlValue } from './rdata.ts'
+import { NameError } from './names.ts'
+import { typeNumber, CLASS } from './message.ts'
+import { Zone, ZoneError } from './zone.ts'
+import type { DnsConfig, DnsZoneConfig } from './schema.ts'
+import { BalancedName } from './gslb.ts'
+import { RegionMap } from './regions.ts'
+import { Responder } from './responder.ts'
+import { isWithin, key } from './names.ts'
+import type { Logger } from '../core/log.ts'
+import type { Clock } from '../core/clock.ts'
+import { Resolver, ROOT_HINTS } from './resolver.ts'
+import { addressSet } from '../http/address.ts'
+
+/** Builds one configured zone; throws a list of `path: problem` strings. */
+export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now: number, balanced: readonly BalancedName[] = []): Zone {
+  const origin = parseName(cfg.origin.endsWith('.') ? cfg.origin : cfg.origin + '.')
+  const problems: string[] = []
+  const entries: ZoneEntry[] = []
+  if (cfg.file) {
+    const file = resolve(baseDir, cfg.file)
+    let text: string
+    try {
+      text = readFileSync(file, 'latin1')
+    } catch (err) {
+      throw [`${path}.file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]
+    }
+    const parsed = parseZoneText(text, origin)
+    for (const e of parsed.errors) problems.push(`${path}.file: ${cfg.file} ${e}`)
+    entries.push(...parsed.entries)
+  }
+  cfg.records.forEach((r, i) => {
+    const at = `${path}.records[${i}]`
+    try {
+      const owner = parseName(r.name, origin)
+      const type = typeNumber(r.type)
+      if (type === undefined) throw new RdataError(`type: unknown record type "${r.type}"`)
+      const { lines, errors } = tokenize(r.data)
+      if (errors.length) throw new RdataError(`data: ${errors.map((e) => e.replace(/^line \d+: /, '')).join('; ')}`)
+      const tokens = lines.flatMap((l) => l.tokens)
+      let ttl: number | undefined
+      if (r.ttl !== undefined) ttl = typeof r.ttl === 'number' ? r.ttl : ttlValue(r.ttl)
+      entries.push({ owner, type, class: CLASS.IN, ttl, rdata: parseRdata(type, tokens, origin), text: r.data, line: 0 })
+    } catch (err) {
+      if (err instanceof RdataError) problems.push(`${at}.${err.message.startsWith('type:') ? err.message : 'data: ' + err.message}`)
+      else if (err instanceof NameError) problems.push(`${at}.name: ${err.message}`)
+      else throw err
+    }
+  })
+  if (problems.length) throw problems
+  if (!entries.some((e) => e.type === TYPE.SOA && sameName(e.owner, origin))) entries.unshift(defaultSoa(cfg, origin, entries, now))
+  try {
+    return new Zone(origin, entries, cfg.ttl, balanced)
+  } catch (err) {
+    if (err instanceof ZoneError) throw err.problems.map((p) => `${path}: ${p}`)
+    throw err
+  }
+}
+
+function sameName(a: Labels, b: Labels): boolean {
+  return a.length === b.length && a.every((l, i) => l.toLowerCase() === b[i]!.toLowerCase())
+}
+
+function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEntry[], now: number): ZoneEntry {
+  const ns = entries.find((e) => e.type === TYPE.NS && sameName(e.owner, origin))
+  const mname = cfg.soa.mname ?? (ns ? toText((ns.rdata[0] as { name: Labels }).name) : toText(origin))
+  const rname = cfg.soa.rname ?? `hostmaster.${toText(origin)}`
+  const s = cfg.soa
+  const serial = Math.floor(now / 1000) >>> 0
+  const text = `${mname} ${rname} ${serial} ${s.refresh} ${s.retry} ${s.expire} ${s.minimum}`
+  const { lines } = tokenize(text)
+  return { owner: origin, type: TYPE.SOA, class: CLASS.IN, ttl: cfg.ttl, rdata: parseRdata(TYPE.SOA, lines[0]!.tokens, origin), text, line: 0 }
+}
+
+/** What the `dns` section provisions: the responder over every zone, and the balanced names' health checks. */
+export interface DnsState {
+  readonly responder: Responder
+  readonly resolver: Resolver | undefined
+  readonly balanced: readonly BalancedName[]
+  /** Every balanced address has had its first health check (or the first round timed out). */
+  firstRound(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Builds every zone and balanced name; throws a list of `path: problem` strings, with nothing left running. */
+export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock): DnsState {
+  const problems: string[] = []
+  const regions = new RegionMap(cfg.regions.length ? cfg.regions : [{ name: 'default', networks: [], next: [] }], cfg.defaultRegion)
+  const origins = cfg.zones.map((z) => key(parseName(z.origin.endsWith('.') ? z.origin : z.origin + '.')))
+  const balanced: BalancedName[] = []
+  const zoneOf = new Map<BalancedName, number>()
+  cfg.balance.forEach((b, i) => {
+    const owner = parseName(b.name.endsWith('.') ? b.name : b.name + '.')
+    const k = key(owner)
+    // the innermost zone that holds the name
+    let best = -1
+    origins.forEach((o, zi) => {
+      if (isWithin(k, o) && (best === -1 || o.length > origins[best]!.length)) best = zi
+    })
+    if (best === -1) {
+      problems.push(`dns.balance[${i}].name: ${b.name} is in no zone of dns.zones; add its zone`)
+      return
+    }
+    const name = new BalancedName(
+      {
+        owner,
+        ttl: b.ttl,
+        answers: b.answers,
+        edges: b.edges.map((e) => ({ name: e.name ?? e.addresses[0]!, addresses: e.addresses, weight: e.weight, region: e.region ?? regions.defaultRegion })),
+        check: b.check,
+      },
+      regions,
+      log,
+      clock,
+    )
+    balanced.push(name)
+    zoneOf.set(name, best)
+  })
+  const zones: Zone[] = []
+  for (const [i, z] of cfg.zones.entries()) {
+    try {
+      zones.push(buildZone(z, `dns.zones[${i}]`, baseDir, clock.now(), balanced.filter((b) => zoneOf.get(b) === i)))
+    } catch (err) {
+      if (Array.isArray(err)) problems.push(...(err as string[]))
+      else throw err
+    }
+  }
+  const close = async () => {
+    await Promise.all(balanced.map((b) => b.close()))
+  }
+  if (problems.length) {
+    void close()
+    throw problems
+  }
+  const r = cfg.resolver
+  const resolver = r
+    ? new Resolver(
+        {
+          rootHints: (r.rootHints ?? ROOT_HINTS).map((h) => ({ name: h.name.endsWith('.') ? h.name : h.name + '.', address: h.address })),
+          authorityPort: r.authorityPort,
+          cacheSize: r.cacheSize,
+          timeout: r.timeout,
+          qnameMinimisation: r.qnameMinimisation,
+          prefetch: r.prefetch,
+          serveStale: r.serveStale,
+          forward: r.forward.map(serverOf),
+        },
+        clock,
+      )
+    : undefined
+  return {
+    resolver,
+    responder: new Responder(zones, { maxUdpSize: cfg.maxUdpSize, recursion: resolver ? { resolver, allowed: addressSet(r!.allow) } : undefined }),
+    balanced,
+    firstRound: async () => {
+      await Promise.all(balanced.map((b) => b.firstRound))
+    },
+    close,
+  }
+}
+
+/** `192.0.2.53`, `192.0.2.53:5353`, `[2001:db8::53]:53` (checked by the schema) to a server; port 53 unless given. */
+function serverOf(v: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(v) ?? /^([^:]+)(?::(\d+))?$/.exec(v)
+  return m ? { host: m[1]!, port: m[2] ? Number(m[2]) : 53 } : { host: v, port: 53 }
+}
