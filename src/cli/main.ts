@@ -25,6 +25,8 @@ Usage:
   edgebox inspect URL [...]      what happens when you open URL: timings, TLS, caching, ranges, CORS, security headers
   edgebox reload --pid-file FILE reload the server whose PID is in FILE (SIGHUP: configuration, certificates, log files)
   edgebox dns check FILE         check a DNS zone file (RFC 1035) as Edgebox would serve it
+  edgebox dig NAME [TYPE] [@SERVER] [+tcp] [+trace] [--doh URL] [--explain]
+                                 ask a DNS server, follow a resolution from the root, or ask why Edgebox answered so
 
 Options:
   -c, --config FILE    configuration file
@@ -219,6 +221,11 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (argv[0] === 'inspect') {
     process.exitCode = await inspectCommand(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'dig') {
+    const { digCommand } = await import('./dig.ts')
+    process.exitCode = await digCommand(argv.slice(1))
     return
   }
   if (argv[0] === 'dns') {

@@ -94,7 +94,7 @@ export class BalancedName {
       e.addresses.map((address) => {
         const family = isIP(address) as 4 | 6
         const rdata = addressBytes(address)!
-        return { id: `${e.name} ${address}`, edge: e.name, address, family, region: e.region, weight: e.weight, record: { owner: cfg.owner, type: family === 4 ? TYPE.A : TYPE.AAAA, class: CLASS.IN, ttl: cfg.ttl, rdata: [rdata] } }
+        return { id: e.name === address ? address : `${e.name} ${address}`, edge: e.name, address, family, region: e.region, weight: e.weight, record: { owner: cfg.owner, type: family === 4 ? TYPE.A : TYPE.AAAA, class: CLASS.IN, ttl: cfg.ttl, rdata: [rdata] } }
       }),
     )
     for (const region of new Set(this.endpoints.map((e) => e.region))) {

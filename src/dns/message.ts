@@ -53,6 +53,13 @@ export const OPCODE = { QUERY: 0, NOTIFY: 4, UPDATE: 5 } as const
 /** Header flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2 for AD and CD). */
 export const FLAG = { QR: 0x8000, AA: 0x0400, TC: 0x0200, RD: 0x0100, RA: 0x0080, AD: 0x0020, CD: 0x0010 } as const
 
+/**
+ * An EDNS option of Edgebox's own (RFC 6891 §9 leaves 65001-65534 for local
+ * use): in a query, "explain this answer"; in the answer, the explanation as
+ * UTF-8 lines. Answered only to clients on the server's own machine.
+ */
+export const EXPLAIN_OPTION = 65001
+
 /** The DO bit of an OPT record's flags (RFC 3225). */
 export const EDNS_DO = 0x8000
 

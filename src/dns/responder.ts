@@ -5,7 +5,7 @@
  * (src/server/dns-listener.ts) hand it datagrams and TCP frames.
  */
 
-import { CLASS, CLASSIC_UDP, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
+import { CLASS, CLASSIC_UDP, EXPLAIN_OPTION, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
 import { suffixKeys, toText } from './names.ts'
 import type { EdnsOption } from './message.ts'
 
@@ -103,14 +103,17 @@ export class Responder {
     const limit = transport === 'tcp' ? TCP_LIMIT : q.edns ? Math.min(Math.max(q.edns.udpSize, CLASSIC_UDP), this.maxUdpSize) : CLASSIC_UDP
     const w = new MessageWriter(limit)
     const ecs = q.edns ? readEcs(q.edns.options) : null
-    if (q.edns) w.reserveBytes(optLength(ecs && !('error' in ecs) ? [ecsOption(ecs, 0)] : []))
+    // an explanation of the answer (edgebox dig --explain), for clients on this machine only: it tells how edges are doing
+    const explain = q.edns !== null && q.edns.options.some((o) => o.code === EXPLAIN_OPTION) && isLoopback(from)
+    if (q.edns) w.reserveBytes(optLength(ecs && !('error' in ecs) ? [ecsOption(ecs, 0)] : []) + (explain ? 4 + EXPLAIN_MAX : 0))
     w.question(q.question)
     const text = questionText(q.question)
     let ecsReply: EdnsOption[] = []
     // RA: recursion is offered to this client (RFC 1035 §4.1.1)
     const ra = this.recursion && this.recursion.allowed(from) ? FLAG.RA : 0
     const done = (rcode: number, aa: boolean, extra: Partial<Outcome> = {}): Outcome => {
-      if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, ecsReply)
+      const lines = [...(extra.path ?? []), ...(extra.why ? [extra.why] : []), `${rcodeName(rcode)}${aa ? ', authoritative' : ''}`]
+      if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, explain ? [...ecsReply, { code: EXPLAIN_OPTION, data: utf8Prefix(lines.join('\n'), EXPLAIN_MAX) }] : ecsReply)
       const reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
       return { reply, question: text, rcode: rcodeName(rcode), truncated: w.wasTruncated, ...extra }
     }
@@ -140,6 +143,7 @@ export class Responder {
       })
     }
     const found = zone.lookup(q.question.labels, keys, at, type, ecs ? { address: from, ecs } : { address: from })
+    found.path.unshift(`zone ${toText(zone.origin)} (serial ${zone.serial})`)
     // RFC 7871 §7.2.1: the option comes back with the scope the answer holds for (0: the same for every client)
     if (ecs) ecsReply = [ecsOption(ecs, found.scope ?? 0)]
     write(w, found)
@@ -155,6 +159,22 @@ export class Responder {
     }
     return undefined
   }
+}
+
+/** The most explanation one answer carries. */
+const EXPLAIN_MAX = 2048
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.')
+}
+
+/** The UTF-8 bytes of `text`, cut to at most `max` on a character boundary. */
+function utf8Prefix(text: string, max: number): Buffer {
+  const b = Buffer.from(text, 'utf8')
+  if (b.length <= max) return b
+  let end = max
+  while (end > 0 && (b[end]! & 0xc0) === 0x80) end--
+  return b.subarray(0, end)
 }
 
 function write(w: MessageWriter, found: Lookup): void {

@@ -61,7 +61,14 @@ export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now
     }
   })
   if (problems.length) throw problems
-  if (!entries.some((e) => e.type === TYPE.SOA && sameName(e.owner, origin))) entries.unshift(defaultSoa(cfg, origin, entries, now))
+  if (!entries.some((e) => e.type === TYPE.SOA && sameName(e.owner, origin))) {
+    try {
+      entries.unshift(defaultSoa(cfg, origin, entries, now))
+    } catch (err) {
+      if (err instanceof RdataError) throw [`${path}.soa: ${err.message}`]
+      throw err
+    }
+  }
   try {
     return new Zone(origin, entries, cfg.ttl, balanced)
   } catch (err) {
@@ -77,7 +84,7 @@ function sameName(a: Labels, b: Labels): boolean {
 function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEntry[], now: number): ZoneEntry {
   const ns = entries.find((e) => e.type === TYPE.NS && sameName(e.owner, origin))
   const mname = cfg.soa.mname ?? (ns ? toText((ns.rdata[0] as { name: Labels }).name) : toText(origin))
-  const rname = cfg.soa.rname ?? `hostmaster.${toText(origin)}`
+  const rname = cfg.soa.rname ?? (origin.length ? `hostmaster.${toText(origin)}` : 'hostmaster.')
   const s = cfg.soa
   const serial = Math.floor(now / 1000) >>> 0
   const text = `${mname} ${rname} ${serial} ${s.refresh} ${s.retry} ${s.expire} ${s.minimum}`
