@@ -38,6 +38,7 @@ Options:
       --spa            serve index.html for unknown paths without an extension
       --no-access-log  do not log each request
       --pid-file FILE  write the server's PID to FILE (removed when it stops), for edgebox reload
+      --dns-port N     the DNS lab's port on 127.0.0.1-127.0.0.4 (default 8053; 0 with --port 0)
   -v, --version        print the version
   -h, --help           this help
 `
@@ -50,6 +51,52 @@ export interface DefaultListen {
   host?: string
   port?: number
   https?: boolean
+  /** The DNS lab's port on 127.0.0.1-4 (UDP and TCP); without it, no DNS lab (`npm start` always gives one: 8053 unless --dns-port). */
+  dnsPort?: number
+  /** The DNS lab's demo edges' HTTP port on 127.0.0.2 and 127.0.0.3; default PORT + 2. */
+  edgePort?: number
+}
+
+/** The DNS lab's addresses: the resolver (1), the root (2), test. (3) and edgebox.test. (4); the demo edges on 2 and 3. */
+export const DNS_LAB = { resolver: '127.0.0.1', root: '127.0.0.2', test: '127.0.0.3', edgebox: '127.0.0.4', edges: ['127.0.0.2', '127.0.0.3'] } as const
+
+/**
+ * The default configuration's DNS: a whole hierarchy on loopback, one port.
+ * 127.0.0.1 is a caching resolver for this machine starting from a root on
+ * 127.0.0.2, which delegates `test.` to 127.0.0.3, which delegates
+ * `edgebox.test.` to 127.0.0.4, where `www.edgebox.test` is balanced across
+ * two demo edges (127.0.0.2 and 127.0.0.3, HTTP on `edgePort`) by health.
+ */
+export function defaultDns(dnsPort: number, edgePort: number): NonNullable<EdgeboxConfigInput['dns']> {
+  const r = (name: string, type: string, data: string) => ({ name, type, data })
+  const L = DNS_LAB
+  return {
+    listen: [L.resolver, L.root, L.test, L.edgebox].map((host) => ({ host, port: dnsPort })),
+    zones: [
+      { origin: '.', on: [L.root], ttl: 86400, records: [r('@', 'NS', 'a.root-servers.net.'), r('a.root-servers.net.', 'A', L.root), r('test.', 'NS', 'ns.test.'), r('ns.test.', 'A', L.test)] },
+      { origin: 'test', on: [L.test], ttl: 3600, records: [r('@', 'NS', 'ns'), r('ns', 'A', L.test), r('edgebox', 'NS', 'ns.edgebox'), r('ns.edgebox', 'A', L.edgebox)] },
+      {
+        origin: 'edgebox.test',
+        on: [L.edgebox],
+        ttl: 300,
+        soa: { minimum: 60 },
+        records: [r('@', 'NS', 'ns'), r('ns', 'A', L.edgebox), r('app', 'CNAME', 'www'), r('@', 'TXT', '"the DNS lab zone of Edgebox"'), r('@', 'HTTPS', '1 . alpn=h2,http/1.1'), r('@', 'CAA', '0 issue ";"')],
+      },
+    ],
+    balance: [
+      {
+        name: 'www.edgebox.test',
+        ttl: 10,
+        answers: 2,
+        edges: [
+          { name: 'edge-a', addresses: [L.edges[0]] },
+          { name: 'edge-b', addresses: [L.edges[1]] },
+        ],
+        check: { kind: 'http', port: edgePort, path: '/', interval: '1s', timeout: '500ms', rise: 1, fall: 2 },
+      },
+    ],
+    resolver: { allow: ['127.0.0.0/8', '::1'], on: [L.resolver], rootHints: [{ name: 'a.root-servers.net.', address: L.root }], authorityPort: dnsPort },
+  }
 }
 
 /**
@@ -78,9 +125,13 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
   const xoHeaders = { frameOptions: false, csp: policy({ form: "'self'", ancestors: `'self' ${others}`, script: `'self' ${others}`, connect: "'self'" }) } as const
   const www = path.join(PACKAGE_DIR, 'lab', 'www')
   const xo = path.join(www, 'lab', 'xo')
+  const dnsPort = at.dnsPort
+  const edgePort = at.edgePort ?? port + 2
   return {
     listen: ports.map((p) => ({ host, port: p, ...(at.https ? { tls: true } : {}) })),
     ...(at.https ? { tls: { local: true } } : {}),
+    // DNS stays on loopback whatever --host says: it is the lab's hierarchy and a resolver for this machine
+    ...(dnsPort !== undefined ? { dns: defaultDns(dnsPort, edgePort) } : {}),
     sites: [
       {
         // Edgebox's own pages run under the strict Content-Security-Policy preset.
@@ -113,6 +164,14 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
           { path: '/lab/account/', lab: { demo: 'account' }, csrf: { token: true } },
           // what this request's connection negotiated (HTTP version, TLS, certificate), for /lab/tls.html
           { path: '/lab/connection/', lab: { demo: 'connection' } },
+          ...(dnsPort !== undefined
+            ? [
+                // DNS over HTTPS (RFC 8484), answered by the resolver on 127.0.0.1, for /lab/dns.html, curl and fetch
+                { path: '/dns-query', doh: {} },
+                // the DNS lab's demo edges and step-by-step traces
+                { path: '/lab/demo/dns/', lab: { demo: 'dns' as const, dns: { edges: { port: edgePort }, root: { address: DNS_LAB.root, port: dnsPort } } } },
+              ]
+            : []),
         ],
       },
     ],
@@ -126,10 +185,10 @@ function loopbackOf(host: string): string {
 }
 
 /** The --port flag as a number, or undefined. */
-function portFlag(value: string | undefined): number | undefined {
+function portFlag(value: string | undefined, flag = '--port'): number | undefined {
   if (value === undefined) return undefined
   const port = Number(value)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: ${value} is not a port number (0-65535)`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`${flag}: ${value} is not a port number (0-65535)`)
   return port
 }
 
@@ -156,12 +215,62 @@ export async function freePortPair(host: string): Promise<number | null> {
 }
 
 /** The default configuration's listeners from --host, --port and --https. */
-async function defaultListen(values: { port?: string; host?: string; https?: boolean }): Promise<DefaultListen> {
+async function defaultListen(values: { port?: string; host?: string; https?: boolean; 'dns-port'?: string }): Promise<DefaultListen> {
   const host = values.host ?? '127.0.0.1'
-  let port = portFlag(values.port) ?? 8080
-  if (port === 65535) fail('--port: the default configuration also listens on PORT + 1; choose a port below 65535')
+  const asked = portFlag(values.port) ?? 8080
+  let port = asked
+  if (port >= 65534) fail("--port: the default configuration also listens on PORT + 1 and PORT + 2 (the DNS lab's demo edges); choose a port below 65534")
   if (port === 0) port = (await freePortPair(host)) ?? fail(`--port 0: found no two free consecutive ports on ${host}`)
-  return { host, port, https: values.https === true }
+  let dnsPort = values['dns-port'] === undefined ? (asked === 0 ? 0 : 8053) : portFlag(values['dns-port'], '--dns-port')!
+  // the lab's DNS servers share one port on four addresses (an authority is asked on one port): a free one is chosen first
+  if (dnsPort === 0) dnsPort = (await freeOnAll([...new Set([DNS_LAB.resolver, DNS_LAB.root, DNS_LAB.test, DNS_LAB.edgebox])], true)) ?? fail('--dns-port 0: found no port free on 127.0.0.1-127.0.0.4')
+  const edgePort = asked === 0 ? ((await freeOnAll([...DNS_LAB.edges], false)) ?? fail('--port 0: found no free port for the DNS lab\'s demo edges')) : port + 2
+  return { host, port, https: values.https === true, dnsPort, edgePort }
+}
+
+/** Free ports for the DNS lab: one for DNS on 127.0.0.1-4 (UDP and TCP), one for the demo edges on 127.0.0.2-3; null if none. */
+export async function freeDnsLabPorts(): Promise<{ dnsPort: number; edgePort: number } | null> {
+  const dnsPort = await freeOnAll([DNS_LAB.resolver, DNS_LAB.root, DNS_LAB.test, DNS_LAB.edgebox], true)
+  const edgePort = await freeOnAll([...DNS_LAB.edges], false)
+  return dnsPort && edgePort ? { dnsPort, edgePort } : null
+}
+
+/** A port free over TCP (and UDP when `udp`) on every address, or null. */
+async function freeOnAll(hosts: readonly string[], udp: boolean): Promise<number | null> {
+  const { createSocket } = await import('node:dgram')
+  const tcpFree = (port: number, h: string) =>
+    new Promise<net.Server | null>((resolve) => {
+      const s = net.createServer()
+      s.once('error', () => resolve(null))
+      s.listen({ port, host: h, exclusive: true }, () => resolve(s))
+    })
+  const udpFree = (port: number, h: string) =>
+    new Promise<boolean>((resolve) => {
+      const s = createSocket('udp4')
+      s.once('error', () => resolve(false))
+      s.bind({ port, address: h, exclusive: true }, () => s.close(() => resolve(true)))
+    })
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const first = await tcpFree(0, hosts[0]!)
+    if (!first) return null
+    const port = (first.address() as net.AddressInfo).port
+    await new Promise((r) => first.close(r))
+    let ok = true
+    for (const h of hosts) {
+      const t = await tcpFree(port, h)
+      if (!t) {
+        ok = false
+        break
+      }
+      await new Promise((r) => t.close(r))
+      if (udp && !(await udpFree(port, h))) {
+        ok = false
+        break
+      }
+    }
+    if (ok) return port
+  }
+  return null
 }
 
 export function zeroConfig(dir: string, opts: { listing: boolean; spa: boolean }): EdgeboxConfigInput {
@@ -174,7 +283,7 @@ function fail(message: string): never {
 }
 
 /** The long options `edgebox` takes, for suggestions (kept with the parseArgs table in main). */
-const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'pid-file', 'print', 'version', 'help']
+const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'pid-file', 'dns-port', 'print', 'version', 'help']
 
 /** One line for a flag parseArgs refused, instead of its own text and the whole help. */
 function flagProblem(err: Error & { code?: string }): string {
@@ -248,6 +357,7 @@ export async function main(argv: string[]): Promise<void> {
         'access-log': { type: 'boolean', default: true },
         'no-access-log': { type: 'boolean' },
         'pid-file': { type: 'string' },
+        'dns-port': { type: 'string' },
         print: { type: 'boolean' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
@@ -264,8 +374,11 @@ export async function main(argv: string[]): Promise<void> {
   if (printOnly && !values.print) fail('usage: edgebox config --print [--config FILE] [DIR]')
   if (positionals.length > 1) fail(`one directory at most, got: ${positionals.join(' ')}`)
   if (values.config && positionals.length) fail('give either a directory or --config, not both')
+  if (values['dns-port'] !== undefined && (values.config || positionals.length)) fail("--dns-port is the built-in lab's DNS port; in a configuration, set dns.listen")
 
   let baseDir = process.cwd()
+  /** The built-in lab's DNS could not start (no 127.0.0.2-4, or its port taken): reloads leave it out too. */
+  let dnsLabOff = false
   // the default configuration's ports are chosen once (--port 0 picks them): a reload keeps them
   const listenAt = values.config || positionals[0] !== undefined ? undefined : await defaultListen(values)
   /** The configuration from the file, the directory or the default, with the flags applied; read again on SIGHUP. */
@@ -281,22 +394,33 @@ export async function main(argv: string[]): Promise<void> {
     } else {
       input = defaultConfig(listenAt)
     }
+    if (dnsLabOff) input = withoutDnsLab(input)
     if (values.config || positionals[0] !== undefined) input = applyFlags(input, values)
     else if (values['no-access-log'] || values['access-log'] === false) input = { ...input, log: { ...input.log, access: false } }
     return input
   }
   try {
-    const input = await resolveInput()
+    let input = await resolveInput()
     if (printOnly) {
       // secrets show as "<redacted>": what is printed gets pasted into issues and chats
       process.stdout.write(JSON.stringify(redactSecrets(validateConfig(input)), null, 2) + '\n')
       return
     }
     tuneRuntime()
-    const box = await startEdgebox(input, { baseDir })
+    let box
+    try {
+      box = await startEdgebox(input, { baseDir })
+    } catch (err) {
+      // the built-in lab's DNS needs 127.0.0.2-127.0.0.4 (not there by default on macOS) and its port: without them, serve the rest
+      if (!listenAt || !(err instanceof ConfigError) || !err.issues.some((i) => i.startsWith('dns.') || i.includes('.lab.dns.'))) throw err
+      process.stderr.write(`edgebox: the DNS lab is off: ${err.issues.join('; ')}\n`)
+      dnsLabOff = true
+      input = withoutDnsLab(input)
+      box = await startEdgebox(input, { baseDir })
+    }
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
-    const dnsAt = box.dns ? ` dns ${box.dns.url}` : ''
-    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
+    const dnsAt = box.dns ? ` dns ${box.dns.urls.join(' ')}` : ''
+    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
     const pidFile = values['pid-file']
     if (pidFile !== undefined) {
       try {
@@ -358,6 +482,13 @@ export async function main(argv: string[]): Promise<void> {
 /** The version in the package's package.json. */
 function packageVersion(): string {
   return (JSON.parse(readFileSync(path.join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string }).version
+}
+
+/** The default configuration without the DNS lab: no dns section, no DoH route, no DNS demo route. */
+function withoutDnsLab(input: EdgeboxConfigInput): EdgeboxConfigInput {
+  const { dns: _dns, ...rest } = input
+  void _dns
+  return { ...rest, sites: rest.sites.map((site) => ({ ...site, routes: site.routes.filter((r) => !('doh' in r) && !(r.lab && r.lab.demo === 'dns')) })) }
 }
 
 function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: string; https?: boolean; 'access-log'?: boolean; 'no-access-log'?: boolean }): EdgeboxConfigInput {

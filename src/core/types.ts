@@ -136,6 +136,8 @@ export interface DnsOutcome {
   /** null: the message was not a query to answer. */
   reply: Buffer | null
   why?: string
+  /** How the answer was found (zone steps, the resolver's steps, a balanced name's choice). */
+  path?: string[]
 }
 
 /**

@@ -20,6 +20,15 @@ const zoneName = () =>
     }
   })
 
+const listenOne = z.strictObject({
+  host: z.string().refine((h) => isIP(h) !== 0, 'is an IP address (DNS binds to an address, not a name)').default('127.0.0.1'),
+  /** 53 needs privileges; 0 picks a free port (printed). */
+  port: z.number().int().min(0).max(65535).default(53),
+})
+
+/** The listen addresses a zone or the resolver answers on (default: all of them). */
+const onSchema = z.array(z.string().refine((h) => isIP(h) !== 0, 'is one of dns.listen\'s addresses')).min(1).optional()
+
 const recordSchema = z.strictObject({
   /** Owner: `@` for the zone's apex, a name relative to it (`www`, `*.app`), or an absolute name ending in a dot. */
   name: z.string().min(1),
@@ -41,6 +50,8 @@ const zoneSchema = z
     records: z.array(recordSchema).default([]),
     /** TTL of records that give none (seconds). */
     ttl: z.number().int().min(0).max(0x7fffffff).default(3600),
+    /** Answer this zone only on these of `dns.listen`'s addresses (default: on all). */
+    on: onSchema,
     /**
      * The zone's SOA when no record gives one: `mname` (the primary name
      * server, default the first NS) and `rname` (the responsible mailbox as a
@@ -150,18 +161,21 @@ const resolverSchema = z.strictObject({
   serveStale: z.strictObject({ enabled: z.boolean().default(true), maxStale: duration().default(86_400_000) }).prefault({}),
   /** Ask these resolvers instead of iterating from the root (`192.0.2.53`, `[2001:db8::53]:53`). */
   forward: z.array(serverAddress()).default([]),
+  /** Offer recursion only on these of `dns.listen`'s addresses (default: on all). */
+  on: onSchema,
 })
 
 export const dnsSchema = z
   .strictObject({
-    /** Where UDP and TCP are both bound. */
+    /**
+     * Where UDP and TCP are both bound: one address and port, or several
+     * (`[{ host: '127.0.0.1', port: 53 }, { host: '127.0.0.2', port: 53 }]`);
+     * zones and the resolver can be limited to some of them with `on`.
+     */
     listen: z
-      .strictObject({
-        host: z.string().refine((h) => isIP(h) !== 0, 'is an IP address (DNS binds to an address, not a name)').default('127.0.0.1'),
-        /** 53 needs privileges; 0 picks a free port (printed). */
-        port: z.number().int().min(0).max(65535).default(53),
-      })
-      .prefault({}),
+      .union([listenOne, z.array(listenOne).min(1)])
+      .prefault({})
+      .transform((l) => (Array.isArray(l) ? l : [l])),
     /** Largest UDP answer in bytes, whatever the client advertises (RFC 9715: 1232 avoids IP fragmentation). */
     maxUdpSize: z.number().int().min(512).max(4096).default(1232),
     /** A TCP connection with no query for this long is closed (RFC 7766 §6.2.3). */
@@ -181,6 +195,18 @@ export const dnsSchema = z
     resolver: resolverSchema.optional(),
   })
   .superRefine((d, ctx) => {
+    // (after a problem in listen, zod still runs this with what it has)
+    if (!Array.isArray(d.listen)) return
+    const hosts = new Set(d.listen.map((l) => l.host))
+    const checkOn = (on: readonly string[] | undefined, path: (string | number)[]) =>
+      on?.forEach((h, i) => {
+        if (!hosts.has(h)) ctx.addIssue({ code: 'custom', path: [...path, 'on', i], message: `${h} is not one of dns.listen's addresses (${[...hosts].join(', ')})` })
+      })
+    d.zones.forEach((z1, i) => checkOn(z1.on, ['zones', i]))
+    if (d.resolver) checkOn(d.resolver.on, ['resolver'])
+    d.listen.forEach((l, i) => {
+      if (l.port !== 0 && d.listen.findIndex((x) => x.host === l.host && x.port === l.port) !== i) ctx.addIssue({ code: 'custom', path: ['listen', i], message: `${l.host}:${l.port} is listed twice` })
+    })
     const regionNames = new Set(d.regions.map((r) => r.name))
     d.regions.forEach((r, i) => {
       if (d.regions.findIndex((x) => x.name === r.name) !== i) ctx.addIssue({ code: 'custom', path: ['regions', i, 'name'], message: `the region ${r.name} is named twice` })

@@ -94,7 +94,10 @@ function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEn
 
 /** What the `dns` section provisions: the responder over every zone, and the balanced names' health checks. */
 export interface DnsState {
+  /** What the first listen address answers (DNS over HTTPS answers the same). */
   readonly responder: Responder
+  /** What a listen address answers: the zones and recursion offered on it. */
+  responderFor(host: string): Responder
   readonly resolver: Resolver | undefined
   readonly balanced: readonly BalancedName[]
   /** Every balanced address has had its first health check (or the first round timed out). */
@@ -137,8 +140,10 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
     zoneOf.set(name, best)
   })
   const zones: Zone[] = []
+  const zoneOn: (readonly string[] | undefined)[] = []
   for (const [i, z] of cfg.zones.entries()) {
     try {
+      zoneOn.push(z.on)
       zones.push(buildZone(z, `dns.zones[${i}]`, baseDir, clock.now(), balanced.filter((b) => zoneOf.get(b) === i)))
     } catch (err) {
       if (Array.isArray(err)) problems.push(...(err as string[]))
@@ -168,9 +173,19 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
         clock,
       )
     : undefined
+  const allowed = r ? addressSet(r.allow) : undefined
+  const views = new Map<string, Responder>()
+  for (const l of cfg.listen) {
+    if (views.has(l.host)) continue
+    const here = zones.filter((_z, i) => zoneOn[i] === undefined || zoneOn[i]!.includes(l.host))
+    const recursion = resolver && (r!.on === undefined || r!.on.includes(l.host)) ? { resolver, allowed: allowed! } : undefined
+    views.set(l.host, new Responder(here, { maxUdpSize: cfg.maxUdpSize, recursion }))
+  }
+  const first = views.get(cfg.listen[0]!.host)!
   return {
     resolver,
-    responder: new Responder(zones, { maxUdpSize: cfg.maxUdpSize, recursion: resolver ? { resolver, allowed: addressSet(r!.allow) } : undefined }),
+    responder: first,
+    responderFor: (host) => views.get(host) ?? first,
     balanced,
     firstRound: async () => {
       await Promise.all(balanced.map((b) => b.firstRound))

@@ -26,8 +26,8 @@ export interface Edgebox {
   readonly config: EdgeboxConfig
   /** One URL per listener, with the port actually bound. */
   readonly urls: readonly string[]
-  /** The DNS listener (UDP and TCP on one port), when the configuration has `dns`. */
-  readonly dns: { readonly port: number; readonly url: string } | null
+  /** The DNS listeners (UDP and TCP on one port each), when the configuration has `dns`: the first one's port and URL, and every URL. */
+  readonly dns: { readonly port: number; readonly url: string; readonly urls: readonly string[] } | null
   readonly log: Logger
   /**
    * Zero-downtime reload: validates the new configuration and provisions it
@@ -148,17 +148,21 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
   }
 
-  let dnsListener: DnsListener | null = null
+  const dnsListeners: DnsListener[] = []
   if (first.dns) {
-    try {
-      dnsListener = await startDnsListener(first.dns, () => current.dns!.responder, log.child({ module: 'dns' }))
-    } catch (err) {
-      await Promise.all(listeners.map((l) => l.close(0)))
-      await closeGeneration(current)
-      resumption?.close()
-      acme?.close()
-      const e = err as NodeJS.ErrnoException
-      throw new ConfigError([`dns.listen: cannot listen on ${first.dns.listen.host}:${first.dns.listen.port} over UDP and TCP (${e.code ?? e.message})`])
+    const dnsLog = log.child({ module: 'dns' })
+    for (const [i, l] of first.dns.listen.entries()) {
+      try {
+        dnsListeners.push(await startDnsListener(first.dns, l, () => current.dns!.responderFor(l.host), dnsLog))
+      } catch (err) {
+        await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close())])
+        await closeGeneration(current)
+        resumption?.close()
+        acme?.close()
+        const e = err as NodeJS.ErrnoException
+        const at = first.dns.listen.length > 1 ? `dns.listen[${i}]` : 'dns.listen'
+        throw new ConfigError([`${at}: cannot listen on ${l.host}:${l.port} over UDP and TCP (${e.code ?? e.message})`])
+      }
     }
   }
   const urls = listeners.map((l) => l.url())
@@ -176,7 +180,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       return current.config
     },
     urls,
-    dns: dnsListener ? { port: dnsListener.port, url: dnsListener.url() } : null,
+    dns: dnsListeners.length ? { port: dnsListeners[0]!.port, url: dnsListeners[0]!.url(), urls: dnsListeners.map((d) => d.url()) } : null,
     log,
     reopenLogs,
     reload(next) {
@@ -214,7 +218,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         shuttingDown = true
         // Stop accepting first, then end what never finishes on its own: the listeners wait only for real requests.
         const closed = listeners.map((l) => l.close(current.config.limits.shutdownTimeout))
-        if (dnsListener) closed.push(dnsListener.close())
+        for (const d of dnsListeners) closed.push(d.close())
         for (const g of [current, ...retired]) drainGeneration(g, log)
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))

@@ -30,8 +30,8 @@ export interface DnsListener {
  * Binds UDP and TCP on `cfg.listen`: TCP first (so port 0 picks one free
  * port), then UDP on the same port; if either fails, neither stays bound.
  */
-export async function startDnsListener(cfg: DnsConfig, responder: () => Responder, log: Logger): Promise<DnsListener> {
-  const host = cfg.listen.host
+export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen'][number], responder: () => Responder, log: Logger): Promise<DnsListener> {
+  const host = listen.host
   const family = isIP(host) === 6 ? 6 : 4
   const sockets = new Set<net.Socket>()
   const logOutcome = (o: Outcome, transport: Transport, client: string) => {
@@ -76,7 +76,7 @@ export async function startDnsListener(cfg: DnsConfig, responder: () => Responde
   tcp.maxConnections = cfg.tcpMaxConnections
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject)
-    tcp.listen({ host, port: cfg.listen.port, exclusive: true }, () => {
+    tcp.listen({ host, port: listen.port, exclusive: true }, () => {
       tcp.off('error', reject)
       resolve()
     })

@@ -1,4 +1,5 @@
 import { test, after, before } from 'node:test'
+import dgram from 'node:dgram'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import fc from 'fast-check'
@@ -167,5 +168,35 @@ test('the DNS port taken: a clear error, and nothing left listening', async () =
       assert.match(err.issues[0]!, new RegExp(`^dns\\.listen: cannot listen on 127\\.0\\.0\\.1:${port} over UDP and TCP \\(EADDRINUSE\\)$`))
       return true
     },
+  )
+})
+
+test('several listen addresses, each answering the zones that are `on` it (views by destination address)', async () => {
+  const v = await startServer({
+    sites: [{ routes: [{ path: '/', redirect: { to: 'https://example.test/' } }] }],
+    dns: {
+      listen: [{ host: '127.0.0.1', port: 0 }, { host: '127.0.0.5', port: 0 }],
+      zones: [{ origin: 'inside.test', on: ['127.0.0.5'], records: [{ name: '@', type: 'NS', data: 'ns' }, { name: 'ns', type: 'A', data: '127.0.0.5' }, { name: 'db', type: 'A', data: '10.0.0.7' }] }, { origin: 'edge.test', records: [{ name: '@', type: 'NS', data: 'ns' }, { name: 'ns', type: 'A', data: '127.0.0.1' }] }],
+    },
+  })
+  try {
+    const [first, second] = v.box.dns!.urls.map((u) => Number(u.split(':').pop()))
+    assert.match(v.box.dns!.urls[1]!, /^udp\+tcp:\/\/127\.0\.0\.5:\d+$/)
+    const ask = (host: string, port: number, name: string) =>
+      new Promise<ReturnType<typeof decode>>((resolve, reject) => {
+        const s = dgram.createSocket('udp4')
+        s.on('message', (m) => (s.close(), resolve(decode(m))))
+        s.on('error', reject)
+        s.send(query(name, 'A'), port, host)
+      })
+    assert.equal((await ask('127.0.0.1', first!, 'db.inside.test')).rcode, 'REFUSED')
+    assert.deepEqual(lines(await ask('127.0.0.5', second!, 'db.inside.test')), ['db.inside.test 3600 A 10.0.0.7'])
+    assert.equal((await ask('127.0.0.5', second!, 'ns.edge.test')).rcode, 'NOERROR', 'a zone without `on` is answered everywhere')
+  } finally {
+    await v.close()
+  }
+  await assert.rejects(
+    startServer({ sites: [{ routes: [{ path: '/', redirect: { to: 'https://example.test/' } }] }], dns: { listen: { host: '127.0.0.1', port: 0 }, zones: [{ origin: 'a.test', on: ['127.0.0.9'], records: [{ name: '@', type: 'NS', data: 'ns' }] }] } }),
+    /dns\.zones\[0\]\.on\[0\]: 127\.0\.0\.9 is not one of dns\.listen's addresses \(127\.0\.0\.1\)/,
   )
 })

@@ -74,3 +74,10 @@ test('handler modules do not import each other, except through the shared cache 
     [],
   )
 })
+
+test('dns/ holds the DNS server, resolver and client: it never imports the HTTP server or the handler modules', () => {
+  assert.deepEqual(
+    breaking(under('dns'), (i) => under('server')(i.target) || under('modules')(i.target) || under('cli')(i.target)),
+    [],
+  )
+})

@@ -100,7 +100,13 @@ async function json(ctx: Context, dns: DnsAnswerer, params: URLSearchParams): Pr
     Question: [{ name: toText(labels), type }],
     ...(m.answer.length ? { Answer: m.answer.map(rr) } : {}),
     ...(m.authority.length ? { Authority: m.authority.map(rr) } : {}),
+    // how the answer was found (cache or network, each step), for clients on this machine: the lab page shows it
+    ...(isLoopback(ctx.client.address) && o.path ? { Explain: o.path } : {}),
     Comment: `${typeName(type)} ${toText(labels)}: ${['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'][m.rcode] ?? `rcode ${m.rcode}`}${m.rcode === 0 && m.answer.length === 0 ? ' (no records of this type)' : ''}`,
   }
   ctx.send(200, { 'Content-Type': `${JSON_TYPE}; charset=utf-8`, 'Cache-Control': cacheControl([...m.answer, ...m.authority], false) }, JSON.stringify(body) + '\n')
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.')
 }

@@ -3,11 +3,12 @@ import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import type { Context } from '../../core/context.ts'
-import { httpError } from '../../core/errors.ts'
+import { ConfigError, httpError } from '../../core/errors.ts'
 import type { HandlerModule } from '../../core/types.ts'
 import { proxyModule } from '../proxy/index.ts'
 import { createAccountDemo } from './account.ts'
 import { createConnectionDemo } from './connection.ts'
+import { createDnsDemo } from './dns.ts'
 
 /**
  * `lab`: demos for the lab pages. The default, `demo: 'cdn'`, is a CDN in a box, for the cache lab page (lab/www/lab/cdn.html) and
@@ -27,10 +28,21 @@ import { createConnectionDemo } from './connection.ts'
  */
 
 const schema = z.strictObject({
-  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts) or 'connection' (what this request's connection negotiated, ./connection.ts). */
-  demo: z.enum(['cdn', 'account', 'connection']).default('cdn'),
+  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts) or 'dns' (the DNS lab's demo edges and traces, ./dns.ts). */
+  demo: z.enum(['cdn', 'account', 'connection', 'dns']).default('cdn'),
   /** How many demo origins (upstreams) to start. */
   origins: z.number().int().min(2).max(4).default(2),
+  /** The DNS demo: its edges (names, loopback addresses, one port) and the lab hierarchy's root. */
+  dns: z
+    .strictObject({
+      edges: z.strictObject({
+        names: z.array(z.string().regex(/^[a-z0-9-]{1,32}$/)).default(['edge-a', 'edge-b']),
+        addresses: z.array(z.string().regex(/^127\.\d+\.\d+\.\d+$/, 'is a loopback address (127.x.y.z)')).min(1).default(['127.0.0.2', '127.0.0.3']),
+        port: z.number().int().min(1).max(65535).default(8082),
+      }).prefault({}),
+      root: z.strictObject({ address: z.string().default('127.0.0.2'), port: z.number().int().min(1).max(65535).default(8053) }).prefault({}),
+    })
+    .prefault({}),
 })
 
 const NAMES = ['a', 'b', 'c', 'd']
@@ -52,6 +64,13 @@ export const labModule = {
   async create(cfg, deps) {
     if (cfg.demo === 'account') return createAccountDemo(deps.prefix, deps.limits)
     if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix, deps.dataDir)
+    if (cfg.demo === 'dns') {
+      try {
+        return await createDnsDemo(deps.prefix, cfg.dns)
+      } catch (err) {
+        throw new ConfigError([`${deps.configPath}.dns.edges.port: ${(err as Error).message}`])
+      }
+    }
     const versions = new Map<string, { version: number; modified: string }>()
     const objectVersion = (name: string) => {
       let v = versions.get(name)
