@@ -150,6 +150,19 @@ export class Responder {
     return done(found.rcode, found.authoritative, { path: found.path })
   }
 
+  /**
+   * The answer a rate-limited query gets when it slips through: no records,
+   * TC set, the question echoed, so the client asks again over TCP (null: not
+   * a query to answer at all).
+   */
+  truncated(msg: Buffer): Buffer | null {
+    const read = readQuery(msg)
+    if (read.kind !== 'query') return null
+    const w = new MessageWriter(CLASSIC_UDP)
+    w.question(read.query.question)
+    return w.finish(read.query.id, replyFlags(read.query.flags, read.query.opcode, RCODE.NOERROR) | FLAG.TC)
+  }
+
   /** The zone that holds a name, if any (for explanations). */
   zoneFor(name: string): Zone | undefined {
     const keys = suffixKeys(name === '.' ? [] : name.replace(/\.$/, '').split('.'))

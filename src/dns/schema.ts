@@ -184,6 +184,28 @@ export const dnsSchema = z
     tcpMaxConnections: z.number().int().min(1).default(1000),
     /** One log line per query (off: the fastest). */
     queryLog: z.boolean().default(false),
+    /**
+     * Response rate limiting over UDP per client network (against reflection
+     * attacks); `false` turns it off. Over the rate, queries are dropped and
+     * every `slip`-th gets an empty truncated answer, so real clients retry
+     * over TCP, which is never limited.
+     */
+    rateLimit: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          /** Answers per second to one client network (a one-second burst). */
+          responsesPerSecond: z.number().int().min(1).default(100),
+          /** Every slip-th limited query gets a truncated answer (TC) instead of nothing; 0: drop all. */
+          slip: z.number().int().min(0).max(10).default(2),
+          /** The client network: the address cut to this many bits. */
+          ipv4Prefix: z.number().int().min(8).max(32).default(24),
+          ipv6Prefix: z.number().int().min(16).max(128).default(56),
+          /** Clients never limited (this machine by default). */
+          exempt: z.array(cidr()).default(['127.0.0.0/8', '::1']),
+        }),
+      ])
+      .prefault({}),
     zones: z.array(zoneSchema).default([]),
     /** Regions for balanced names: clients are placed by network (the longest match). */
     regions: z.array(regionSchema).default([]),

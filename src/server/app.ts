@@ -20,6 +20,8 @@ import { createForwardProxy } from '../modules/forward/index.ts'
 import { createListener, type Listener, type TlsRuntime } from './listener.ts'
 import { startDnsListener, type DnsListener } from './dns-listener.ts'
 import { buildDns, type DnsState } from '../dns/zones.ts'
+import { ResponseRateLimit } from '../dns/rate-limit.ts'
+import { addressSet } from '../http/address.ts'
 
 export interface Edgebox {
   /** The configuration in force (the newest one after a reload). */
@@ -151,9 +153,13 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const dnsListeners: DnsListener[] = []
   if (first.dns) {
     const dnsLog = log.child({ module: 'dns' })
+    // one limiter for every DNS address: a client network gets its rate across all of them
+    const rl = first.dns.rateLimit
+    const rrl = rl ? new ResponseRateLimit({ perSecond: rl.responsesPerSecond, slip: rl.slip, ipv4Prefix: rl.ipv4Prefix, ipv6Prefix: rl.ipv6Prefix, exempt: addressSet(rl.exempt), maxNetworks: 100_000 }, clock) : undefined
+    if (rrl) rrl.onLimit = (network) => dnsLog.warn({ network }, 'dns: rate limiting answers to a client network (UDP answers beyond the rate are dropped or truncated)')
     for (const [i, l] of first.dns.listen.entries()) {
       try {
-        dnsListeners.push(await startDnsListener(first.dns, l, () => current.dns!.responderFor(l.host), dnsLog))
+        dnsListeners.push(await startDnsListener(first.dns, l, () => current.dns!.responderFor(l.host), dnsLog, rrl))
       } catch (err) {
         await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close())])
         await closeGeneration(current)
@@ -265,7 +271,7 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
 
 /** What of `dns` a reload cannot change: whether it is on, and its listener. */
 function dnsFixed(c: EdgeboxConfig) {
-  return c.dns ? [c.dns.listen, c.dns.maxUdpSize, c.dns.tcpIdleTimeout, c.dns.tcpMaxConnections, c.dns.queryLog] : null
+  return c.dns ? [c.dns.listen, c.dns.maxUdpSize, c.dns.tcpIdleTimeout, c.dns.tcpMaxConnections, c.dns.queryLog, c.dns.rateLimit] : null
 }
 
 /** The session settings a reload cannot change (the resumption state is the listeners'). */

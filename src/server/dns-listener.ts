@@ -17,6 +17,7 @@ import { isIP } from 'node:net'
 import type { Logger } from '../core/log.ts'
 import type { Outcome, Responder, Transport } from '../dns/responder.ts'
 import type { DnsConfig } from '../dns/schema.ts'
+import type { ResponseRateLimit } from '../dns/rate-limit.ts'
 
 export interface DnsListener {
   /** The port bound (UDP and TCP alike). */
@@ -30,7 +31,7 @@ export interface DnsListener {
  * Binds UDP and TCP on `cfg.listen`: TCP first (so port 0 picks one free
  * port), then UDP on the same port; if either fails, neither stays bound.
  */
-export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen'][number], responder: () => Responder, log: Logger): Promise<DnsListener> {
+export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen'][number], responder: () => Responder, log: Logger, rrl?: ResponseRateLimit): Promise<DnsListener> {
   const host = listen.host
   const family = isIP(host) === 6 ? 6 : 4
   const sockets = new Set<net.Socket>()
@@ -97,6 +98,13 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
   }
   udp.on('error', (err) => log.warn({ err }, 'dns: UDP socket error'))
   udp.on('message', (msg, rinfo) => {
+    // response rate limiting (UDP only: TCP cannot be spoofed, and is where limited clients are sent)
+    const verdict = rrl ? rrl.check(rinfo.address) : 'answer'
+    if (verdict !== 'answer') {
+      const tc = verdict === 'slip' ? responder().truncated(msg) : null
+      if (tc) udp.send(tc, rinfo.port, rinfo.address)
+      return
+    }
     const send = (o: Outcome) => {
       logOutcome(o, 'udp', rinfo.address)
       if (o.reply) udp.send(o.reply, rinfo.port, rinfo.address)
