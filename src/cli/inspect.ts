@@ -26,6 +26,7 @@ Options:
   -k, --insecure          go on when the certificate is not trusted or not for this host (flagged in the report)
       --ca FILE           also trust the authorities in this PEM file (repeatable); Edgebox's local authority is trusted when present
       --dns-server ADDR   ask this DNS server directly first (answers, TTLs, flags; a failure there fails the dns phase)
+      --doh URL           ask over DNS over HTTPS first (RFC 8484), as a browser with secure DNS does (the same report)
       --http1.1           offer only HTTP/1.1 (ALPN)
       --http2             offer only HTTP/2 (ALPN); on http://, HTTP/2 with prior knowledge (h2c)
   -4, -6                  connect over IPv4 / IPv6 only
@@ -104,6 +105,7 @@ export async function inspectCommand(argv: string[], out: CommandOutput = proces
         insecure: { type: 'boolean', short: 'k' },
         ca: { type: 'string', multiple: true },
         'dns-server': { type: 'string' },
+        doh: { type: 'string' },
         'http1.1': { type: 'boolean' },
         http2: { type: 'boolean' },
         '4': { type: 'boolean', short: '4' },
@@ -140,6 +142,16 @@ export async function inspectCommand(argv: string[], out: CommandOutput = proces
       return usage(`--dns-server ${values['dns-server']}: ${(err as Error).message}`)
     }
   }
+  if (values.doh !== undefined) {
+    if (values['dns-server'] !== undefined) return usage('--dns-server and --doh exclude each other: one DNS server to ask first')
+    let u: URL | undefined
+    try {
+      u = new URL(values.doh)
+    } catch {
+      u = undefined
+    }
+    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) return usage(`--doh ${values.doh}: a DNS-over-HTTPS URL like https://dns.example/dns-query`)
+  }
   const authorities: Authority[] = []
   for (const file of values.ca ?? []) {
     try {
@@ -168,6 +180,7 @@ export async function inspectCommand(argv: string[], out: CommandOutput = proces
     protocol: values['http1.1'] ? 'http1' : values.http2 ? 'http2' : 'auto',
     family: values['4'] ? 4 : values['6'] ? 6 : 0,
     ...(values['dns-server'] ? { dnsServer: values['dns-server'] } : {}),
+    ...(values.doh ? { doh: values.doh } : {}),
     ...(authorities.length ? { authorities } : {}),
     ...(values.origin ? { origin: values.origin, corsMethod: values['cors-method'] ?? 'GET', corsHeaders, credentials: values.credentials ?? false } : {}),
     repeat,

@@ -32,6 +32,14 @@ export interface AskOptions {
   options?: readonly EdnsOption[]
   /** Go straight to TCP. */
   tcp?: boolean
+  /** AD in the query: asks a validating resolver to say whether it checked DNSSEC (RFC 6840 §5.7). */
+  ad?: boolean
+  /**
+   * A datagram from the server that does not answer the query: `ignore` it
+   * and wait on (a resolver: it may be forged), or `fail` at once saying why
+   * (a diagnostic tool: the server itself is broken).
+   */
+  mismatch?: 'ignore' | 'fail'
 }
 
 export interface Asked {
@@ -55,10 +63,10 @@ export class AskError extends Error {
 export async function ask(server: Server, labels: Labels, type: number, opts: AskOptions): Promise<Asked> {
   const started = performance.now()
   const id = randomInt(0, 65536)
-  const query = writeQuery(id, labels, type, { rd: opts.rd ?? false, udpSize: opts.udpSize ?? 1232, options: opts.options })
+  const query = writeQuery(id, labels, type, { rd: opts.rd ?? false, ad: opts.ad, udpSize: opts.udpSize ?? 1232, options: opts.options })
   const question = query.subarray(12, query.length - (opts.udpSize === 0 ? 0 : 11 + optionsLength(opts.options)))
   if (!opts.tcp) {
-    const raw = await udpExchange(server, query, id, question, opts.timeoutMs)
+    const raw = await udpExchange(server, query, id, question, opts.timeoutMs, opts.mismatch ?? 'ignore')
     const message = readMessage(raw)!
     if (!(message.flags & FLAG.TC)) return { message, raw, transport: 'udp', ms: performance.now() - started }
   }
@@ -72,18 +80,21 @@ function optionsLength(options: readonly EdnsOption[] = []): number {
   return n
 }
 
-/** Whether `raw` answers the query: the ID, QR, the question's bytes as sent, and a message that reads. */
-function answers(raw: Buffer, id: number, question: Buffer): boolean {
-  if (raw.length < 12 + question.length || raw.readUInt16BE(0) !== id || !(raw.readUInt16BE(2) & FLAG.QR)) return false
-  if (raw.readUInt16BE(4) !== 1 || !raw.subarray(12, 12 + question.length).equals(question)) return false
-  return readMessage(raw) !== null
+/** Why `raw` does not answer the query (the ID, QR, the question's bytes as sent, a message that reads), or null when it does. */
+function mismatch(raw: Buffer, id: number, question: Buffer): string | null {
+  if (raw.length < 12) return 'could not be parsed (shorter than a DNS header)'
+  if (raw.readUInt16BE(0) !== id) return `has ID ${raw.readUInt16BE(0)}, not the query's ${id} (a stray or forged answer)`
+  if (!(raw.readUInt16BE(2) & FLAG.QR)) return 'is not a response (QR flag unset)'
+  if (readMessage(raw) === null) return 'could not be parsed (a malformed message)'
+  if (raw.readUInt16BE(4) !== 1 || !raw.subarray(12, 12 + question.length).equals(question)) return 'is not for the question asked (another name, type or letter case)'
+  return null
 }
 
 function label(server: Server): string {
   return server.host.includes(':') ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`
 }
 
-function udpExchange(server: Server, query: Buffer, id: number, question: Buffer, timeoutMs: number): Promise<Buffer> {
+function udpExchange(server: Server, query: Buffer, id: number, question: Buffer, timeoutMs: number, onMismatch: 'ignore' | 'fail'): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(server.host) ? 'udp6' : 'udp4')
     let ignored = 0
@@ -97,11 +108,10 @@ function udpExchange(server: Server, query: Buffer, id: number, question: Buffer
     socket.on('error', (err: NodeJS.ErrnoException) => finish(new AskError(`${label(server)}: ${err.code === 'ECONNREFUSED' ? 'connection refused (nothing listens on that port)' : err.message}`, err.code ?? 'EIO')))
     socket.on('message', (msg, rinfo) => {
       // an answer from another address or port, or one that does not match, is not ours (RFC 5452 §9.1)
-      if (rinfo.address !== server.host.replace(/^::ffff:/, '') || rinfo.port !== server.port || !answers(msg, id, question)) {
-        ignored++
-        return
-      }
-      finish(msg)
+      const why = rinfo.address !== server.host.replace(/^::ffff:/, '') || rinfo.port !== server.port ? 'came from another address' : mismatch(msg, id, question)
+      if (why === null) return finish(msg)
+      if (onMismatch === 'fail') return finish(new AskError(`the answer over UDP from ${label(server)} ${why}`, 'EBADRESP'))
+      ignored++
     })
     // connect() makes the kernel report ICMP port-unreachable as ECONNREFUSED
     socket.connect(server.port, server.host, () => socket.send(query))
@@ -131,7 +141,8 @@ function tcpExchange(server: Server, query: Buffer, id: number, question: Buffer
       const len = pending.readUInt16BE(0)
       if (pending.length < 2 + len) return
       const msg = pending.subarray(2, 2 + len)
-      finish(answers(msg, id, question) ? Buffer.from(msg) : new AskError(`${label(server)} over TCP answered with something that is not an answer to the query`, 'EBADRESP'))
+      const why = mismatch(msg, id, question)
+      finish(why === null ? Buffer.from(msg) : new AskError(`the answer over TCP from ${label(server)} ${why}`, 'EBADRESP'))
     })
     socket.on('end', () => finish(new AskError(`${label(server)} closed the TCP connection without an answer`, 'ECONNRESET')))
   })

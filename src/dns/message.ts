@@ -523,7 +523,7 @@ export function readMessage(buf: Buffer): Message | null {
 }
 
 /** A query message: one question, RD as asked, an OPT record advertising `udpSize` (none when 0). */
-export function writeQuery(id: number, labels: Labels, type: number, opts: { rd?: boolean; udpSize?: number; options?: readonly EdnsOption[] } = {}): Buffer {
+export function writeQuery(id: number, labels: Labels, type: number, opts: { rd?: boolean; ad?: boolean; udpSize?: number; options?: readonly EdnsOption[] } = {}): Buffer {
   const w = new MessageWriter(512 + optLength(opts.options ?? []))
   const name: Buffer[] = []
   for (const l of labels) name.push(Buffer.from([l.length]), Buffer.from(l, 'latin1'))
@@ -531,5 +531,5 @@ export function writeQuery(id: number, labels: Labels, type: number, opts: { rd?
   const raw = Buffer.concat(name)
   w.question({ labels, type, class: CLASS.IN, raw })
   if (opts.udpSize) w.opt(opts.udpSize, 0, opts.options ?? [])
-  return w.finish(id, opts.rd === false ? 0 : FLAG.RD)
+  return w.finish(id, (opts.rd === false ? 0 : FLAG.RD) | (opts.ad ? FLAG.AD : 0))
 }

@@ -10,11 +10,11 @@
  * asked again over TCP (RFC 7766 §5), where nothing is cut.
  */
 
-import { randomInt } from 'node:crypto'
-import dgram from 'node:dgram'
 import net from 'node:net'
-import dnsPacket from 'dns-packet'
-import type { Answer, DecodedPacket, Packet } from 'dns-packet'
+import { ask, AskError, type Asked } from '../dns/client.ts'
+import { FLAG, readMessage, rcodeName, TYPE, typeName, writeQuery, type Message } from '../dns/message.ts'
+import { parseName, toText } from '../dns/names.ts'
+import { rdataText } from '../dns/present.ts'
 
 export interface DnsServer {
   /** The address without brackets: `127.0.0.1`, `::1`. */
@@ -59,8 +59,8 @@ export interface DnsAnswer {
   flags: DnsFlags
   /** The answer section in order, CNAMEs of the chain included. */
   answers: DnsRecord[]
-  /** The transport of the final answer: `tcp` when the UDP answer was truncated. */
-  transport: 'udp' | 'tcp'
+  /** The transport of the final answer: `tcp` when the UDP answer was truncated; `https` over DNS over HTTPS. */
+  transport: 'udp' | 'tcp' | 'https'
   /** Milliseconds from sending the query to the final answer (a TCP retry included). */
   ms: number
 }
@@ -110,58 +110,68 @@ export function parseServer(s: string, defaultPort = 53): DnsServer {
   return { host, port: portNumber, family, label }
 }
 
-/** Asks `server` for the A or AAAA records of `name`. Throws an Error naming the phase and the server. */
+/**
+ * Asks `server` for the A or AAAA records of `name`, with the one DNS client
+ * Edgebox's resolver and `edgebox dig` use (src/dns/client.ts), in its
+ * diagnostic mode: a reply that does not answer the query fails at once,
+ * saying why, rather than being waited past. Throws a DnsQueryError naming the
+ * server.
+ */
 export async function queryDns(server: string, name: string, type: 'A' | 'AAAA', opts: DnsQueryOptions = {}): Promise<DnsAnswer> {
   const target = parseServer(server, opts.port ?? 53)
   const timeoutMs = opts.timeoutMs ?? 2000
   const qname = normalizeName(name)
-  const id = randomInt(0, 0x10000)
-  const query: Packet = {
-    type: 'query',
-    id,
-    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.AUTHENTIC_DATA,
-    questions: [{ type, name: qname, class: 'IN' }],
+  let asked: Asked
+  try {
+    asked = await ask({ host: target.host, port: target.port }, parseName(qname + '.'), TYPE[type], { timeoutMs, rd: true, ad: true, mismatch: 'fail' })
+  } catch (err) {
+    if (!(err instanceof AskError)) throw err
+    if (err.code === 'ETIMEOUT') throw new DnsQueryError(`DNS query to ${target.label} timed out after ${timeoutMs} ms`, 'ETIMEOUT')
+    if (err.code === 'EBADRESP') throw new DnsQueryError(err.message.replace(/^the answer over (UDP|TCP) from /, 'DNS answer over $1 from '), 'EBADRESP')
+    throw new DnsQueryError(`DNS query to ${target.label} failed: ${err.message.replace(`${target.label}: `, '')}`, err.code)
   }
-  const started = performance.now()
-  let transport: 'udp' | 'tcp' = 'udp'
-  let reply = check(await udpExchange(target, dnsPacket.encode(query), timeoutMs), 'UDP')
-  if (reply.flag_tc) {
-    transport = 'tcp'
-    reply = check(await tcpExchange(target, dnsPacket.streamEncode(query), timeoutMs), 'TCP')
-  }
-  const ms = Math.round((performance.now() - started) * 10) / 10
+  return answerOf(target.label, qname, type, asked.message, asked.transport, asked.ms)
+}
 
+/**
+ * The same question over DNS over HTTPS (RFC 8484: a POST of the message to
+ * `url`), for `edgebox inspect --doh`: what a browser with secure DNS sees.
+ */
+export async function queryDoh(url: string, name: string, type: 'A' | 'AAAA', opts: { timeoutMs?: number } = {}): Promise<DnsAnswer> {
+  const qname = normalizeName(name)
+  const started = performance.now()
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' }, body: new Uint8Array(writeQuery(0, parseName(qname + '.'), TYPE[type], { rd: true, ad: true, udpSize: 0 })), signal: AbortSignal.timeout(opts.timeoutMs ?? 5000) })
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } }
+    if (e.name === 'TimeoutError') throw new DnsQueryError(`DNS over HTTPS to ${url} timed out after ${opts.timeoutMs ?? 5000} ms`, 'ETIMEOUT')
+    throw new DnsQueryError(`DNS over HTTPS to ${url} failed: ${e.cause?.code ?? e.cause?.message ?? e.message}`, e.cause?.code ?? 'EIO')
+  }
+  const body = Buffer.from(await res.arrayBuffer())
+  if (res.status !== 200) throw new DnsQueryError(`DNS over HTTPS to ${url} answered HTTP ${res.status}: ${body.toString('utf8').trim().slice(0, 200)}`, 'EBADRESP')
+  const message = readMessage(body)
+  if (!message) throw new DnsQueryError(`DNS over HTTPS to ${url} answered with something that is not a DNS message (${res.headers.get('content-type') ?? 'no Content-Type'})`, 'EBADRESP')
+  return answerOf(url, qname, type, message, 'https', performance.now() - started)
+}
+
+function answerOf(server: string, qname: string, type: 'A' | 'AAAA', m: Message, transport: DnsAnswer['transport'], ms: number): DnsAnswer {
+  const bare = (n: string) => (n === '.' ? n : n.replace(/\.$/, ''))
   return {
-    server: target.label,
+    server,
     name: qname,
     type,
-    rcode: (reply as DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR',
+    rcode: rcodeName(m.rcode),
     flags: {
-      authoritative: reply.flag_aa,
-      truncated: reply.flag_tc,
-      recursionDesired: reply.flag_rd,
-      recursionAvailable: reply.flag_ra,
-      authenticData: reply.flag_ad,
+      authoritative: (m.flags & FLAG.AA) !== 0,
+      truncated: (m.flags & FLAG.TC) !== 0,
+      recursionDesired: (m.flags & FLAG.RD) !== 0,
+      recursionAvailable: (m.flags & FLAG.RA) !== 0,
+      authenticData: (m.flags & FLAG.AD) !== 0,
     },
-    answers: (reply.answers ?? []).filter((a) => a.type !== 'OPT').map(toRecord),
+    answers: m.answer.map((r) => ({ name: bare(toText(r.owner)), type: typeName(r.type), ttl: r.ttl, data: r.type === TYPE.CNAME ? bare(rdataText(r)) : rdataText(r) })),
     transport,
-    ms,
-  }
-
-  function check(buf: Buffer, via: 'UDP' | 'TCP'): DecodedPacket {
-    let packet: DecodedPacket
-    try {
-      packet = dnsPacket.decode(buf)
-    } catch (err) {
-      throw new DnsQueryError(`DNS answer over ${via} from ${target.label} could not be parsed: ${(err as Error).message}`, 'EBADRESP')
-    }
-    if (!packet.flag_qr) throw new DnsQueryError(`DNS answer over ${via} from ${target.label} is not a response (QR flag unset)`, 'EBADRESP')
-    if (packet.id !== id) throw new DnsQueryError(`DNS answer over ${via} from ${target.label} has ID ${packet.id}, not the query's ${id} (a stray or spoofed answer)`, 'EBADRESP')
-    const q = packet.questions?.[0]
-    if (q && (q.name.toLowerCase() !== qname.toLowerCase() || q.type !== type)) {
-      throw new DnsQueryError(`DNS answer over ${via} from ${target.label} is for ${q.name} ${q.type}, not the question ${qname} ${type}`, 'EBADRESP')
-    }
-    return packet
+    ms: Math.round(ms * 10) / 10,
   }
 }
 
@@ -171,66 +181,6 @@ function normalizeName(name: string): string {
     throw new DnsQueryError(`${JSON.stringify(name)} is not a DNS name (labels of 1-63 characters, at most 253 in all)`, 'EINVAL')
   }
   return n
-}
-
-function toRecord(a: Answer): DnsRecord {
-  const ttl = 'ttl' in a && typeof a.ttl === 'number' ? a.ttl : 0
-  const data = 'data' in a ? a.data : undefined
-  return { name: a.name, type: a.type, ttl, data: typeof data === 'string' ? data : renderData(data) }
-}
-
-function renderData(data: unknown): string {
-  if (Buffer.isBuffer(data)) return data.toString('hex')
-  return JSON.stringify(data, (_key, v: unknown) => (v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' ? Buffer.from((v as { data: number[] }).data).toString('hex') : v)) ?? ''
-}
-
-function udpExchange(target: DnsServer, message: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4')
-    let done = false
-    const finish = (err: Error | null, buf?: Buffer) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.close()
-      if (err) reject(err)
-      else resolve(buf!)
-    }
-    const timer = setTimeout(() => finish(new DnsQueryError(`DNS query to ${target.label} timed out after ${timeoutMs} ms`, 'ETIMEOUT')), timeoutMs)
-    // an ICMP "port unreachable" comes back as ECONNREFUSED on a connected socket
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(new DnsQueryError(`DNS query to ${target.label} failed: ${err.code === 'ECONNREFUSED' ? 'connection refused (nothing listens on that port)' : err.message}`, err.code ?? 'EIO')))
-    // A connected socket only receives datagrams from the server asked, and hears an ICMP "port unreachable" as ECONNREFUSED.
-    socket.on('message', (buf) => finish(null, buf))
-    socket.connect(target.port, target.host, () => {
-      socket.send(message, (err) => {
-        if (err) finish(new DnsQueryError(`DNS query to ${target.label} could not be sent: ${err.message}`, (err as NodeJS.ErrnoException).code ?? 'EIO'))
-      })
-    })
-  })
-}
-
-function tcpExchange(target: DnsServer, message: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port })
-    let received = Buffer.alloc(0)
-    let done = false
-    const finish = (err: Error | null, buf?: Buffer) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.destroy()
-      if (err) reject(err)
-      else resolve(buf!)
-    }
-    const timer = setTimeout(() => finish(new DnsQueryError(`DNS query over TCP to ${target.label} (after a truncated UDP answer) timed out after ${timeoutMs} ms`, 'ETIMEOUT')), timeoutMs)
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(new DnsQueryError(`DNS query over TCP to ${target.label} (after a truncated UDP answer) failed: ${err.message}`, err.code ?? 'EIO')))
-    socket.on('connect', () => socket.write(message))
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk])
-      if (received.length >= 2 && received.length >= 2 + received.readUInt16BE(0)) finish(null, received.subarray(2, 2 + received.readUInt16BE(0)))
-    })
-    socket.on('end', () => finish(new DnsQueryError(`DNS query over TCP to ${target.label} (after a truncated UDP answer): the server closed the connection before a full answer`, 'EBADRESP')))
-  })
 }
 
 const FAMILY: Record<'A' | 'AAAA', string> = { A: 'IPv4', AAAA: 'IPv6' }

@@ -1,7 +1,7 @@
 import { corsPlan, judgePreflight, judgeResponse, type CorsPlan, type PreflightVerdict, type ResponseVerdict } from './cors.ts'
 import net from 'node:net'
 import { explainCaches, type CacheTrail } from './caches.ts'
-import { DnsQueryError, parseServer, queryDns, RCODE_WORDS, type DnsAnswer } from './dns.ts'
+import { DnsQueryError, parseServer, queryDns, queryDoh, RCODE_WORDS, type DnsAnswer } from './dns.ts'
 import { explainCaching, explainCompression, type CachingFacts } from './explain.ts'
 import { Connection, ProbeError, type Authority, type ConnectOptions, type Connected, type Exchange, type LookupAll, type TlsInfo } from './probe.ts'
 import { securityReport } from './security.ts'
@@ -27,6 +27,8 @@ export interface InspectOptions {
   protocol?: ConnectOptions['protocol']
   family?: ConnectOptions['family']
   dnsServer?: string
+  /** Ask this DNS-over-HTTPS URL first instead (RFC 8484). */
+  doh?: string
   /** Authorities trusted besides the system's (`--ca`, Edgebox's local authority); the report names the one that verified a chain. */
   authorities?: readonly Authority[]
   /** Stands in for the system resolver (tests, embedding). */
@@ -103,14 +105,14 @@ const header = (h: Record<string, string | string[]>, name: string): string | un
  * that is not an answer to the question) fails the dns phase, naming the
  * server and what it said. An IP address is not looked up (null).
  */
-async function askDnsServer(server: string, host: string, timeoutMs: number): Promise<DnsAnswer[] | null> {
+async function askDnsServer(server: string, host: string, timeoutMs: number, doh = false): Promise<DnsAnswer[] | null> {
   if (net.isIP(host)) return null
-  const label = parseServer(server).label
+  const label = doh ? server : parseServer(server).label
   const answers: DnsAnswer[] = []
   for (const type of ['A', 'AAAA'] as const) {
     let answer: DnsAnswer
     try {
-      answer = await queryDns(server, host, type, { timeoutMs })
+      answer = doh ? await queryDoh(server, host, type, { timeoutMs }) : await queryDns(server, host, type, { timeoutMs })
     } catch (err) {
       if (!(err instanceof DnsQueryError)) throw err
       if (err.code === 'ECONNREFUSED') throw new ProbeError('dns', `DNS server ${label} refused the query for ${host}: connection refused (nothing listens on that port)`, err.code)
@@ -143,7 +145,8 @@ export async function inspect(o: InspectOptions): Promise<Report> {
   const follow = o.follow ?? true
   const max = o.maxRedirects ?? 10
   // the server asked directly goes first: when it cannot answer, that is the dns phase failing
-  const dnsServer = o.dnsServer ? await askDnsServer(o.dnsServer, url.hostname.replace(/^\[|\]$/g, ''), opts.timeoutMs) : null
+  const asked = o.doh ?? o.dnsServer
+  const dnsServer = asked ? await askDnsServer(asked, url.hostname.replace(/^\[|\]$/g, ''), opts.timeoutMs, o.doh !== undefined) : null
   const baseHeaders = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8', 'accept-encoding': ACCEPT_ENCODING, ...o.headers }
 
   let conn: Connection

@@ -121,3 +121,25 @@ test('edgebox dns check: OK with the serial, or every problem with its line (the
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('edgebox inspect --doh: the dns phase asks over DNS over HTTPS, with the same report', async () => {
+  const { inspectCommand } = await import('../../src/cli/inspect.ts')
+  const doh = await startServer({ ...site, dns: { listen: { host: '127.0.0.1', port: 0 }, zones: [{ origin: 'localhost', records: [rec('@', 'NS', '@'), rec('@', 'A', '127.0.0.1')] }] } } as never)
+  try {
+    let stdout = ''
+    let stderr = ''
+    const run = (args: string[]) => inspectCommand(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) }, {})
+    const code = await run([doh.url.replace('127.0.0.1', 'localhost') + '_edgebox/health', '--doh', `${doh.url}dns-query`, '--json'])
+    assert.equal(code, 0, stderr)
+    const report = JSON.parse(stdout)
+    assert.equal(report.dnsServer[0].transport, 'https')
+    assert.equal(report.dnsServer[0].server, `${doh.url}dns-query`)
+    assert.deepEqual(report.dnsServer[0].answers.map((a: { data: string }) => a.data), ['127.0.0.1'])
+    assert.equal(report.dnsServer[0].flags.authoritative, true)
+    stdout = ''
+    assert.equal(await run(['http://localhost/', '--doh', 'ftp://x', '--json']), 2)
+    assert.match(stderr, /--doh ftp:\/\/x: a DNS-over-HTTPS URL/)
+  } finally {
+    await doh.close()
+  }
+})
