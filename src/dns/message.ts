@@ -17,6 +17,7 @@
  */
 
 import { lowerAscii, type Labels, MAX_LABEL, MAX_NAME } from './names.ts'
+import { TSIG_TYPE, type TsigRecord } from './tsig.ts'
 
 export const TYPE = {
   A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, HINFO: 13, MX: 15, TXT: 16, AAAA: 28, SRV: 33, DNAME: 39, OPT: 41, DS: 43,
@@ -96,6 +97,10 @@ export interface Query {
   question: Question
   /** The OPT record, or null for a query without EDNS. */
   edns: Edns | null
+  /** The TSIG record (RFC 8945), when the query is signed. */
+  tsig: TsigRecord | null
+  /** For an IXFR: the serial of the SOA the client sent in the authority section (RFC 1995 §3). */
+  ixfrSerial?: number
 }
 
 export type ReadResult =
@@ -172,6 +177,8 @@ export function readQuery(buf: Buffer): ReadResult {
     question = { labels, type: buf.readUInt16BE(end), class: buf.readUInt16BE(end + 2), raw: buf.subarray(12, end + 4) }
     let at = end + 4
     let edns: Edns | null = null
+    let tsig: TsigRecord | null = null
+    let ixfrSerial: number | undefined
     for (let i = 0; i < an + ns + ar; i++) {
       const nameAt = at
       at = skipName(buf, at)
@@ -180,6 +187,32 @@ export function readQuery(buf: Buffer): ReadResult {
       const rdlen = buf.readUInt16BE(at + 8)
       const rdata = at + 10
       if (rdata + rdlen > buf.length) throw new Malformed("a record's data runs past the end of the message")
+      if (type === TSIG_TYPE) {
+        // RFC 8945 §5.1: the last record of the additional section, class ANY
+        if (i !== an + ns + ar - 1 || i < an + ns) throw new Malformed('a TSIG record that is not the last of the additional section')
+        const algo = readName(buf, rdata)
+        let o = algo.end
+        if (o + 10 > rdata + rdlen) throw new Malformed('a TSIG record shorter than its fields')
+        const timeSigned = buf.readUIntBE(o, 6)
+        const fudge = buf.readUInt16BE(o + 6)
+        const macLen = buf.readUInt16BE(o + 8)
+        o += 10
+        if (o + macLen + 6 > rdata + rdlen) throw new Malformed('a TSIG record shorter than its MAC')
+        const mac = buf.subarray(o, o + macLen)
+        o += macLen
+        const originalId = buf.readUInt16BE(o)
+        const error = buf.readUInt16BE(o + 2)
+        const otherLen = buf.readUInt16BE(o + 4)
+        if (o + 6 + otherLen !== rdata + rdlen) throw new Malformed("a TSIG record's other data does not fill it")
+        tsig = { start: nameAt, name: readName(buf, nameAt).labels, algorithm: algo.labels, timeSigned, fudge, mac, originalId, error, other: buf.subarray(o + 6, o + 6 + otherLen) }
+      }
+      if (type === TYPE.SOA && i >= an && i < an + ns && question.type === TYPE.IXFR) {
+        // the SOA's serial: after two names
+        const mname = skipName(buf, rdata)
+        const rname = skipName(buf, mname)
+        if (rname + 4 > rdata + rdlen) throw new Malformed('an SOA record shorter than its fields')
+        ixfrSerial = buf.readUInt32BE(rname)
+      }
       if (type === TYPE.OPT) {
         if (i < an + ns) throw new Malformed('an OPT record outside the additional section')
         if (edns) throw new Malformed('more than one OPT record (RFC 6891 §6.1.1)')
@@ -198,7 +231,7 @@ export function readQuery(buf: Buffer): ReadResult {
       }
       at = rdata + rdlen
     }
-    return { kind: 'query', query: { id, opcode, flags, question, edns } }
+    return { kind: 'query', query: { id, opcode, flags, question, edns, tsig, ...(ixfrSerial !== undefined ? { ixfrSerial } : {}) } }
   } catch (err) {
     if (!(err instanceof Malformed)) throw err
     return { kind: 'formerr', id, opcode, flags, question, why: err.message }
@@ -244,6 +277,16 @@ export class MessageWriter {
   /** Keeps room for `n` bytes at the end (the OPT record). */
   reserveBytes(n: number): void {
     this.reserve = n
+  }
+
+  /** Sets TC without leaving anything out (an answer that must be asked for over TCP). */
+  markTruncated(): void {
+    this.truncated = true
+  }
+
+  /** Bytes written so far. */
+  get size(): number {
+    return this.off
   }
 
   /** Whether a record set was left out for want of room (TC). */

@@ -5,8 +5,9 @@
  * (src/server/dns-listener.ts) hand it datagrams and TCP frames.
  */
 
-import { CLASS, CLASSIC_UDP, EXPLAIN_OPTION, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
-import { suffixKeys, toText } from './names.ts'
+import { type WireRecord, CLASS, CLASSIC_UDP, EXPLAIN_OPTION, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
+import { key, suffixKeys, toText } from './names.ts'
+import { appendError, sign, TSIG_ERROR, verifyRequest, type TsigKey } from './tsig.ts'
 import type { EdnsOption } from './message.ts'
 
 /** The EDNS Client Subnet option code (RFC 7871 §6). */
@@ -59,6 +60,8 @@ export type Transport = 'udp' | 'tcp'
 export interface Outcome {
   /** null: nothing is sent (the message was dropped). */
   reply: Buffer | null
+  /** Further messages of the same answer (a zone transfer over TCP), sent after `reply` in order. */
+  more?: Buffer[]
   /** The question as text (`www.example.test. A`), when one was read. */
   question?: string
   rcode?: string
@@ -74,6 +77,12 @@ export interface ResponderOptions {
   maxUdpSize: number
   /** Recursion, for the clients `allowed` says may use it (everyone else is REFUSED: never an open resolver). */
   recursion?: { resolver: Resolver; allowed: (address: string) => boolean }
+  /** TSIG keys by name key (src/dns/tsig.ts). */
+  keys?: ReadonlyMap<string, TsigKey>
+  /** Zone transfer policy by zone origin key: who may transfer, and the keys one of which must sign the request (none: any or no signature). */
+  transfers?: ReadonlyMap<string, { allowed: (address: string) => boolean; keys: ReadonlySet<string> }>
+  /** Seconds since the epoch, for TSIG times. */
+  now?: () => number
 }
 
 /** The largest DNS message, over TCP (RFC 1035 §4.2.2: a two-byte length). */
@@ -83,11 +92,22 @@ export class Responder {
   private readonly zones: Map<string, Zone>
   private readonly maxUdpSize: number
   readonly recursion: ResponderOptions['recursion']
+  private readonly keys: ReadonlyMap<string, TsigKey>
+  private readonly transfers: NonNullable<ResponderOptions['transfers']>
+  private readonly now: () => number
 
   constructor(zones: readonly Zone[], opts: ResponderOptions) {
     this.zones = new Map(zones.map((z) => [z.originKey, z]))
     this.maxUdpSize = opts.maxUdpSize
     this.recursion = opts.recursion
+    this.keys = opts.keys ?? new Map()
+    this.transfers = opts.transfers ?? new Map()
+    this.now = opts.now ?? (() => Math.floor(Date.now() / 1000))
+  }
+
+  /** Every zone this responder answers. */
+  zoneList(): Zone[] {
+    return [...this.zones.values()]
   }
 
   /** The answer to one message from `from` (the client's address): at once from the zones, or a promise when the resolver has to work. */
@@ -100,12 +120,19 @@ export class Responder {
       return { reply: w.finish(read.id, replyFlags(read.flags, read.opcode, RCODE.FORMERR)), question: read.question ? questionText(read.question) : undefined, rcode: 'FORMERR', why: read.why }
     }
     const q = read.query
+    // RFC 8945 §5.2: a signed request is checked first; a bad signature is NOTAUTH with the TSIG error, and nothing else
+    let signer: TsigKey | null = null
+    if (q.tsig) {
+      const v = verifyRequest(msg, q.tsig, this.keys, this.now())
+      if (!v.ok) return this.tsigFailure(q, v.error, v.why, v.error === TSIG_ERROR.BADTIME ? v.key : undefined)
+      signer = v.key
+    }
     const limit = transport === 'tcp' ? TCP_LIMIT : q.edns ? Math.min(Math.max(q.edns.udpSize, CLASSIC_UDP), this.maxUdpSize) : CLASSIC_UDP
     const w = new MessageWriter(limit)
     const ecs = q.edns ? readEcs(q.edns.options) : null
     // an explanation of the answer (edgebox dig --explain), for clients on this machine only: it tells how edges are doing
     const explain = q.edns !== null && q.edns.options.some((o) => o.code === EXPLAIN_OPTION) && isLoopback(from)
-    if (q.edns) w.reserveBytes(optLength(ecs && !('error' in ecs) ? [ecsOption(ecs, 0)] : []) + (explain ? 4 + EXPLAIN_MAX : 0))
+    if (q.edns || signer) w.reserveBytes((q.edns ? optLength(ecs && !('error' in ecs) ? [ecsOption(ecs, 0)] : []) : 0) + (explain ? 4 + EXPLAIN_MAX : 0) + (signer ? TSIG_ROOM : 0))
     w.question(q.question)
     const text = questionText(q.question)
     let ecsReply: EdnsOption[] = []
@@ -114,16 +141,29 @@ export class Responder {
     const done = (rcode: number, aa: boolean, extra: Partial<Outcome> = {}): Outcome => {
       const lines = [...(extra.path ?? []), ...(extra.why ? [extra.why] : []), `${rcodeName(rcode)}${aa ? ', authoritative' : ''}`]
       if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, explain ? [...ecsReply, { code: EXPLAIN_OPTION, data: utf8Prefix(lines.join('\n'), EXPLAIN_MAX) }] : ecsReply)
-      const reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
+      let reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
+      // RFC 8945 §5.3: the answer to a signed request is signed with the same key
+      if (signer) reply = sign(reply, signer, this.now(), { prior: q.tsig!.mac }).message
       return { reply, question: text, rcode: rcodeName(rcode), truncated: w.wasTruncated, ...extra }
     }
     // RFC 6891 §6.1.3: an EDNS version this server does not implement
     if (q.edns && q.edns.version !== 0) return done(RCODE.BADVERS, false, { why: `EDNS version ${q.edns.version}` })
+    // NOTIFY is for secondaries, and Edgebox is a primary only (RFC 1996 §3.10: refuse what one does not act on)
+    if (q.opcode === OPCODE.NOTIFY) return done(RCODE.REFUSED, false, { why: 'NOTIFY: Edgebox is not a secondary for any zone' })
     if (q.opcode !== OPCODE.QUERY) return done(RCODE.NOTIMP, false, { why: `opcode ${q.opcode}` })
     if (ecs && 'error' in ecs) return done(RCODE.FORMERR, false, { why: ecs.error })
     const { type, class: klass } = q.question
     if (klass !== CLASS.IN) return done(RCODE.REFUSED, false, { why: `class ${klass}: only IN is served` })
-    if (type === TYPE.AXFR || type === TYPE.IXFR) return done(RCODE.REFUSED, false, { why: `${typeName(type)}: zone transfers are not offered` })
+    if (type === TYPE.AXFR || type === TYPE.IXFR) {
+      const refused = this.transferRefusal(q, from, signer)
+      if (refused) return done(RCODE.REFUSED, false, { why: refused })
+      // RFC 5936 §4.2: a transfer goes over TCP; over UDP the client is told to come back over TCP
+      if (transport === 'udp') {
+        w.markTruncated()
+        return done(RCODE.NOERROR, true, { why: `${typeName(type)} over UDP: asked to use TCP` })
+      }
+      return this.transfer(q, signer, text)
+    }
     if (type === TYPE.OPT || (type >= 128 && type <= 254)) return done(RCODE.FORMERR, false, { why: `${typeName(type)} is not a type a query asks for` })
     const keys = suffixKeys(q.question.labels)
     let zone: Zone | undefined
@@ -150,6 +190,83 @@ export class Responder {
     return done(found.rcode, found.authoritative, { path: found.path })
   }
 
+  /** Why a transfer of the zone named by the question is refused to this client, or null when it is allowed. */
+  private transferRefusal(q: Query, from: string, signer: TsigKey | null): string | null {
+    const k = key(q.question.labels)
+    const zone = this.zones.get(k)
+    if (!zone) return `no zone ${toText(q.question.labels)} is served here`
+    const policy = this.transfers.get(k)
+    if (!policy) return `transfers of ${toText(zone.origin)} are not allowed (no transfer settings)`
+    if (!policy.allowed(from)) return `${from} may not transfer ${toText(zone.origin)}`
+    if (policy.keys.size && (!signer || !policy.keys.has(key(signer.name)))) return `a transfer of ${toText(zone.origin)} must be signed with ${[...policy.keys].join(' or ')} (TSIG)`
+    return null
+  }
+
+  /**
+   * The whole zone (RFC 5936): its SOA, every other record, its SOA again,
+   * in messages of about 16 KB, each signed when the request was. IXFR gets
+   * the same (RFC 1995 §4: a server without the history sends the whole
+   * zone), or only the SOA when the client already has this serial.
+   */
+  private transfer(q: Query, signer: TsigKey | null, text: string): Outcome {
+    const zone = this.zones.get(key(q.question.labels))!
+    const flags = replyFlags(q.flags, q.opcode, RCODE.NOERROR) | FLAG.AA
+    const records: WireRecord[] = [zone.soa]
+    let upToDate = false
+    if (q.question.type === TYPE.IXFR) {
+      const theirs = ixfrSerial(q)
+      upToDate = theirs !== null && serialAtLeast(theirs, zone.serial)
+    }
+    if (!upToDate) {
+      for (const set of zone.records()) for (const r of set) if (r.type !== TYPE.SOA) records.push(r)
+      records.push(zone.soa)
+    }
+    const messages: Buffer[] = []
+    let w: MessageWriter | null = null
+    const flush = () => {
+      if (!w) return
+      messages.push(w.finish(q.id, flags))
+      w = null
+    }
+    for (const r of records) {
+      if (!w) {
+        w = new MessageWriter(TCP_LIMIT)
+        w.reserveBytes(TSIG_ROOM)
+        w.question(q.question)
+      }
+      if (!w.add('answer', [r])) {
+        flush()
+        w = new MessageWriter(TCP_LIMIT)
+        w.reserveBytes(TSIG_ROOM)
+        w.question(q.question)
+        w.add('answer', [r])
+      }
+      if (w.size > TRANSFER_CHUNK) flush()
+    }
+    flush()
+    if (signer) {
+      let prior = q.tsig!.mac
+      for (let i = 0; i < messages.length; i++) {
+        const s = sign(messages[i]!, signer, this.now(), { prior, timersOnly: i > 0 })
+        messages[i] = s.message
+        prior = s.mac
+      }
+    }
+    return { reply: messages[0]!, more: messages.slice(1), question: text, rcode: 'NOERROR', path: [upToDate ? `${typeName(q.question.type)}: the client has serial ${zone.serial} already` : `${typeName(q.question.type)}: ${records.length} records in ${messages.length} message(s)`] }
+  }
+
+  /** NOTAUTH with the TSIG error (RFC 8945 §5.3.2): unsigned for BADKEY and BADSIG, signed for BADTIME. */
+  private tsigFailure(q: Query, error: number, why: string, badTimeKey?: TsigKey): Outcome {
+    const w = new MessageWriter(CLASSIC_UDP + 200)
+    w.question(q.question)
+    const msg = w.finish(q.id, replyFlags(q.flags, q.opcode, RCODE.NOTAUTH))
+    const now = this.now()
+    const reply = badTimeKey
+      ? sign(msg, badTimeKey, now, { prior: q.tsig!.mac, error, other: serverTime(now) }).message
+      : appendError(msg, q.tsig!.name, q.tsig!.algorithm, now, error)
+    return { reply, question: questionText(q.question), rcode: 'NOTAUTH', why: `TSIG: ${why}` }
+  }
+
   /**
    * The answer a rate-limited query gets when it slips through: no records,
    * TC set, the question echoed, so the client asks again over TCP (null: not
@@ -172,6 +289,28 @@ export class Responder {
     }
     return undefined
   }
+}
+
+/** Room kept in a message for its TSIG record (key and algorithm names, a 64-byte MAC, the fields). */
+const TSIG_ROOM = 400
+/** A zone transfer's messages are cut at about this size. */
+const TRANSFER_CHUNK = 16 * 1024
+
+/** The serial of the SOA a client sent in an IXFR's authority section (RFC 1995 §3), or null. */
+function ixfrSerial(q: Query): number | null {
+  return q.ixfrSerial ?? null
+}
+
+/** BADTIME's other data: the server's time, 48 bits (RFC 8945 §5.2.3). */
+function serverTime(now: number): Buffer {
+  const b = Buffer.alloc(6)
+  b.writeUIntBE(now, 0, 6)
+  return b
+}
+
+/** RFC 1982 serial number arithmetic: whether `a` is `b` or later. */
+function serialAtLeast(a: number, b: number): boolean {
+  return a === b || ((a - b) >>> 0) < 0x80000000
 }
 
 /** The most explanation one answer carries. */

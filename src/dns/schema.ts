@@ -29,6 +29,12 @@ const listenOne = z.strictObject({
 /** The listen addresses a zone or the resolver answers on (default: all of them). */
 const onSchema = z.array(z.string().refine((h) => isIP(h) !== 0, 'is one of dns.listen\'s addresses')).min(1).optional()
 
+const serverAddress = () =>
+  z.string().refine((v) => {
+    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(v) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(v)
+    return m !== null && isIP(m[1]!) !== 0 && (m[2] === undefined || Number(m[2]) <= 65535)
+  }, 'is an address with an optional port: 192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53')
+
 const recordSchema = z.strictObject({
   /** Owner: `@` for the zone's apex, a name relative to it (`www`, `*.app`), or an absolute name ending in a dot. */
   name: z.string().min(1),
@@ -52,6 +58,19 @@ const zoneSchema = z
     ttl: z.number().int().min(0).max(0x7fffffff).default(3600),
     /** Answer this zone only on these of `dns.listen`'s addresses (default: on all). */
     on: onSchema,
+    /**
+     * Zone transfers to secondaries (AXFR, and IXFR answered with the whole
+     * zone): the addresses allowed, the TSIG keys one of which must sign the
+     * request (`dns.keys`), and where to send NOTIFY when the zone changes.
+     * Absent: transfers are REFUSED.
+     */
+    transfer: z
+      .strictObject({
+        allow: z.array(cidr()).min(1, 'list the secondaries (addresses or CIDRs) that may transfer the zone'),
+        keys: z.array(z.string().min(1)).default([]),
+        notify: z.array(serverAddress()).default([]),
+      })
+      .optional(),
     /**
      * The zone's SOA when no record gives one: `mname` (the primary name
      * server, default the first NS) and `rname` (the responsible mailbox as a
@@ -132,12 +151,6 @@ const regionSchema = z.strictObject({
   next: z.array(z.string().min(1)).default([]),
 })
 
-const serverAddress = () =>
-  z.string().refine((v) => {
-    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(v) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(v)
-    return m !== null && isIP(m[1]!) !== 0 && (m[2] === undefined || Number(m[2]) <= 65535)
-  }, 'is an address with an optional port: 192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53')
-
 const OPEN_RESOLVER = 'list the networks that may use the resolver (e.g. 127.0.0.0/8): an open resolver is abused for amplification attacks'
 
 const resolverSchema = z.strictObject({
@@ -213,6 +226,16 @@ export const dnsSchema = z
     defaultRegion: z.string().min(1).optional(),
     /** Names answered by global load balancing across health-checked edges (docs/dns.md). */
     balance: z.array(balanceSchema).default([]),
+    /** TSIG keys (RFC 8945) for zone transfers and NOTIFY: `{ name, algorithm, secret }` (the secret in base64, as `tsig-keygen` prints it). */
+    keys: z
+      .array(
+        z.strictObject({
+          name: zoneName(),
+          algorithm: z.enum(['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1']).default('hmac-sha256'),
+          secret: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'is the key in base64').refine((v) => Buffer.from(v, 'base64').length >= 16, 'is at least 16 bytes (RFC 8945 §6: as long as the hash)'),
+        }),
+      )
+      .default([]),
     /** A caching recursive resolver for the `allow`ed networks (off unless set). */
     resolver: resolverSchema.optional(),
   })
@@ -225,6 +248,12 @@ export const dnsSchema = z
         if (!hosts.has(h)) ctx.addIssue({ code: 'custom', path: [...path, 'on', i], message: `${h} is not one of dns.listen's addresses (${[...hosts].join(', ')})` })
       })
     d.zones.forEach((z1, i) => checkOn(z1.on, ['zones', i]))
+    const keyNames = new Set(d.keys.map((k) => k.name.toLowerCase().replace(/\.$/, '')))
+    d.zones.forEach((z1, i) =>
+      z1.transfer?.keys.forEach((k, j) => {
+        if (!keyNames.has(k.toLowerCase().replace(/\.$/, ''))) ctx.addIssue({ code: 'custom', path: ['zones', i, 'transfer', 'keys', j], message: `no key ${k} in dns.keys` })
+      }),
+    )
     if (d.resolver) checkOn(d.resolver.on, ['resolver'])
     d.listen.forEach((l, i) => {
       if (l.port !== 0 && d.listen.findIndex((x) => x.host === l.host && x.port === l.port) !== i) ctx.addIssue({ code: 'custom', path: ['listen', i], message: `${l.host}:${l.port} is listed twice` })

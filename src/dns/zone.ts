@@ -9,6 +9,7 @@
  * lookup only picks record sets.
  */
 
+import { createHash } from 'node:crypto'
 import { isWithin, key, type Labels, suffixKeys, toText } from './names.ts'
 import { CLASS, RCODE, TYPE, typeName, type WireRecord } from './message.ts'
 import type { ZoneEntry } from './zone-file.ts'
@@ -64,6 +65,8 @@ export class Zone {
   /** Delegation points: names below the apex with NS records. */
   private readonly cuts = new Set<string>()
   readonly recordCount: number
+  /** See fingerprint(). */
+  readonly fingerprint: string
 
   /**
    * Builds and checks a zone. `defaultTtl` is for entries without one.
@@ -146,6 +149,7 @@ export class Zone {
     const minimum = soaData.readUInt32BE(16)
     this.negativeSoa = [{ ...this.soa, ttl: Math.min(this.soa.ttl, minimum) }]
     this.recordCount = entries.length
+    this.fingerprint = fingerprint(entries)
     for (const node of this.nodes.values()) {
       for (const t of [TYPE.MX, TYPE.SRV, TYPE.NS]) {
         const set = node.rrsets.get(t)
@@ -327,4 +331,13 @@ function sameData(a: WireRecord, b: WireRecord): boolean {
     } else if (key(x.name) !== key((y as { name: Labels }).name)) return false
   }
   return true
+}
+
+/** What a zone's records say, SOA aside, as one value: two loads of the same records have the same fingerprint (a reload keeps the serial). */
+export function fingerprint(entries: readonly ZoneEntry[]): string {
+  const lines = entries
+    .filter((e) => e.type !== TYPE.SOA)
+    .map((e) => `${key(e.owner)} ${e.type} ${e.ttl ?? ''} ${e.rdata.map((p) => (Buffer.isBuffer(p) ? p.toString('hex') : key(p.name))).join(' ')}`)
+    .sort()
+  return createHash('sha256').update(lines.join('\n')).digest('base64url')
 }

@@ -14,7 +14,8 @@ import { parseZoneText, tokenize, type ZoneEntry } from './zone-file.ts'
 import { parseRdata, RdataError, ttlValue } from './rdata.ts'
 import { NameError } from './names.ts'
 import { typeNumber, CLASS } from './message.ts'
-import { Zone, ZoneError } from './zone.ts'
+import { fingerprint, Zone, ZoneError } from './zone.ts'
+import { notifyAll } from './notify.ts'
 import type { DnsConfig, DnsZoneConfig } from './schema.ts'
 import { BalancedName } from './gslb.ts'
 import { RegionMap } from './regions.ts'
@@ -24,9 +25,10 @@ import type { Logger } from '../core/log.ts'
 import type { Clock } from '../core/clock.ts'
 import { Resolver, ROOT_HINTS } from './resolver.ts'
 import { addressSet } from '../http/address.ts'
+import type { TsigKey } from './tsig.ts'
 
 /** Builds one configured zone; throws a list of `path: problem` strings. */
-export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now: number, balanced: readonly BalancedName[] = []): Zone {
+export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now: number, balanced: readonly BalancedName[] = [], previous?: Zone): Zone {
   const origin = parseName(cfg.origin.endsWith('.') ? cfg.origin : cfg.origin + '.')
   const problems: string[] = []
   const entries: ZoneEntry[] = []
@@ -63,7 +65,10 @@ export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now
   if (problems.length) throw problems
   if (!entries.some((e) => e.type === TYPE.SOA && sameName(e.owner, origin))) {
     try {
-      entries.unshift(defaultSoa(cfg, origin, entries, now))
+      // the serial of a made SOA: kept while the records stay the same (no needless transfers), else the load time, always increasing
+      const same = previous && previous.fingerprint === fingerprint(entries)
+      const serial = same ? previous.serial : Math.max(Math.floor(now / 1000), previous ? (previous.serial + 1) >>> 0 : 0)
+      entries.unshift(defaultSoa(cfg, origin, entries, serial))
     } catch (err) {
       if (err instanceof RdataError) throw [`${path}.soa: ${err.message}`]
       throw err
@@ -81,12 +86,11 @@ function sameName(a: Labels, b: Labels): boolean {
   return a.length === b.length && a.every((l, i) => l.toLowerCase() === b[i]!.toLowerCase())
 }
 
-function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEntry[], now: number): ZoneEntry {
+function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEntry[], serial: number): ZoneEntry {
   const ns = entries.find((e) => e.type === TYPE.NS && sameName(e.owner, origin))
   const mname = cfg.soa.mname ?? (ns ? toText((ns.rdata[0] as { name: Labels }).name) : toText(origin))
   const rname = cfg.soa.rname ?? (origin.length ? `hostmaster.${toText(origin)}` : 'hostmaster.')
   const s = cfg.soa
-  const serial = Math.floor(now / 1000) >>> 0
   const text = `${mname} ${rname} ${serial} ${s.refresh} ${s.retry} ${s.expire} ${s.minimum}`
   const { lines } = tokenize(text)
   return { owner: origin, type: TYPE.SOA, class: CLASS.IN, ttl: cfg.ttl, rdata: parseRdata(TYPE.SOA, lines[0]!.tokens, origin), text, line: 0 }
@@ -94,6 +98,12 @@ function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEn
 
 /** What the `dns` section provisions: the responder over every zone, and the balanced names' health checks. */
 export interface DnsState {
+  readonly zones: readonly Zone[]
+  /**
+   * Sends NOTIFY to the secondaries of every zone that is new or has a new
+   * serial since `previous` (every zone with secondaries, without it).
+   */
+  notify(previous?: DnsState | null): void
   /** What the first listen address answers (DNS over HTTPS answers the same). */
   readonly responder: Responder
   /** What a listen address answers: the zones and recursion offered on it. */
@@ -106,7 +116,7 @@ export interface DnsState {
 }
 
 /** Builds every zone and balanced name; throws a list of `path: problem` strings, with nothing left running. */
-export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock): DnsState {
+export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock, previous?: DnsState | null): DnsState {
   const problems: string[] = []
   const regions = new RegionMap(cfg.regions.length ? cfg.regions : [{ name: 'default', networks: [], next: [] }], cfg.defaultRegion)
   const origins = cfg.zones.map((z) => key(parseName(z.origin.endsWith('.') ? z.origin : z.origin + '.')))
@@ -144,7 +154,7 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
   for (const [i, z] of cfg.zones.entries()) {
     try {
       zoneOn.push(z.on)
-      zones.push(buildZone(z, `dns.zones[${i}]`, baseDir, clock.now(), balanced.filter((b) => zoneOf.get(b) === i)))
+      zones.push(buildZone(z, `dns.zones[${i}]`, baseDir, clock.now(), balanced.filter((b) => zoneOf.get(b) === i), previous?.zones.find((p) => p.originKey === origins[i])))
     } catch (err) {
       if (Array.isArray(err)) problems.push(...(err as string[]))
       else throw err
@@ -174,15 +184,32 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
       )
     : undefined
   const allowed = r ? addressSet(r.allow) : undefined
+  const keys = new Map(cfg.keys.map((k) => [key(parseName(k.name.endsWith('.') ? k.name : k.name + '.')), { name: parseName(k.name.endsWith('.') ? k.name : k.name + '.'), algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64') } satisfies TsigKey]))
+  const transfers = new Map<string, { allowed: (a: string) => boolean; keys: ReadonlySet<string> }>()
+  cfg.zones.forEach((z, i) => {
+    if (z.transfer) transfers.set(origins[i]!, { allowed: addressSet(z.transfer.allow), keys: new Set(z.transfer.keys.map((k) => key(parseName(k.endsWith('.') ? k : k + '.')))) })
+  })
   const views = new Map<string, Responder>()
   for (const l of cfg.listen) {
     if (views.has(l.host)) continue
     const here = zones.filter((_z, i) => zoneOn[i] === undefined || zoneOn[i]!.includes(l.host))
     const recursion = resolver && (r!.on === undefined || r!.on.includes(l.host)) ? { resolver, allowed: allowed! } : undefined
-    views.set(l.host, new Responder(here, { maxUdpSize: cfg.maxUdpSize, recursion }))
+    views.set(l.host, new Responder(here, { maxUdpSize: cfg.maxUdpSize, recursion, keys, transfers, now: () => Math.floor(clock.now() / 1000) }))
   }
   const first = views.get(cfg.listen[0]!.host)!
+  const notify = (prev?: DnsState | null) => {
+    cfg.zones.forEach((z, i) => {
+      const zone = zones[i]!
+      if (!z.transfer?.notify.length) return
+      const before = prev?.zones.find((p) => p.originKey === zone.originKey)
+      if (before && before.serial === zone.serial) return
+      const signer = z.transfer.keys[0] !== undefined ? keys.get(key(parseName(z.transfer.keys[0].endsWith('.') ? z.transfer.keys[0] : z.transfer.keys[0] + '.'))) : undefined
+      void notifyAll(zone, z.transfer.notify.map(serverOf), signer, log)
+    })
+  }
   return {
+    zones,
+    notify,
     resolver,
     responder: first,
     responderFor: (host) => views.get(host) ?? first,

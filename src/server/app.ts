@@ -171,6 +171,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       }
     }
   }
+  // the secondaries learn of every zone now (they may have missed changes while Edgebox was down)
+  current.dns?.notify()
   const urls = listeners.map((l) => l.url())
   // orders start once the listeners can answer the authority's challenges
   acme?.start()
@@ -202,9 +204,10 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01, current)
         const old = current
         current = fresh
+        fresh.dns?.notify(old.dns)
         if (acme) acme.setNames((await acmePlan(config, fresh, log)).names)
         for (const l of listeners) l.updateTls()
         retired.add(old)
@@ -303,6 +306,7 @@ async function provision(
   accessLog: AccessLog,
   isShuttingDown: () => boolean,
   acmeHttp01?: (token: string) => string | undefined,
+  previous?: Generation,
 ): Promise<Generation> {
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
@@ -317,7 +321,7 @@ async function provision(
   let dns: DnsState | null = null
   if (config.dns) {
     try {
-      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock)
+      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock, previous?.dns)
     } catch (err) {
       if (Array.isArray(err)) throw new ConfigError(err as string[])
       throw err

@@ -57,10 +57,15 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
         const send = (o: Outcome) => {
           logOutcome(o, 'tcp', client)
           if (!o.reply || socket.destroyed) return
-          const frame = Buffer.allocUnsafe(2 + o.reply.length)
-          frame.writeUInt16BE(o.reply.length, 0)
-          o.reply.copy(frame, 2)
-          if (!socket.write(frame) && !socket.isPaused()) {
+          // a zone transfer is several messages, in order
+          let full = false
+          for (const m of o.more ? [o.reply, ...o.more] : [o.reply]) {
+            const frame = Buffer.allocUnsafe(2 + m.length)
+            frame.writeUInt16BE(m.length, 0)
+            m.copy(frame, 2)
+            if (!socket.write(frame)) full = true
+          }
+          if (full && !socket.isPaused()) {
             socket.pause()
             socket.once('drain', () => socket.resume())
           }
