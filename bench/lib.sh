@@ -92,7 +92,8 @@ bench_guard() {
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi; }
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
-  timeout 600 as_root apt-get install -y "$@" >&2 || { timeout 300 as_root apt-get update >&2 && timeout 600 as_root apt-get install -y "$@" >&2; }
+  # (timeout runs programs, not shell functions: as_root comes first)
+  as_root timeout 600 apt-get install -y "$@" >&2 || { as_root timeout 300 apt-get update >&2 && as_root timeout 600 apt-get install -y "$@" >&2; }
 }
 
 # What every bench script starts with: its folders (P, RUN, WWW, RES), the guard, and the pinned Node.

@@ -129,7 +129,8 @@ export interface ModuleDeps {
 
 /** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */
 export interface DnsAnswerer {
-  answer(msg: Buffer, transport: 'udp' | 'tcp', client: string): DnsOutcome | Promise<DnsOutcome>
+  /** `trace`: also say how the answer was found (`path`). */
+  answer(msg: Buffer, transport: 'udp' | 'tcp', client: string, trace?: boolean): DnsOutcome | Promise<DnsOutcome>
 }
 
 export interface DnsOutcome {

@@ -135,7 +135,7 @@ export class BalancedName {
   }
 
   /** The answer for `qtype` (A or AAAA) to this client. */
-  answer(qtype: number, client: Client): BalancedAnswer {
+  answer(qtype: number, client: Client, trace = true): BalancedAnswer {
     const family = qtype === TYPE.AAAA ? 6 : 4
     const explain: string[] = []
     let placement: Placement
@@ -143,30 +143,30 @@ export class BalancedName {
     if (client.ecs && client.ecs.sourcePrefix > 0) {
       placement = this.regions.place(client.ecs.address, client.ecs.sourcePrefix)
       scope = placement.network ? placement.prefix : client.ecs.sourcePrefix
-      explain.push(placement.network ? `client subnet ${ecsText(client.ecs)} (EDNS Client Subnet) is in ${placement.network}: region ${placement.region}` : `client subnet ${ecsText(client.ecs)} (EDNS Client Subnet) is in no configured network: default region ${placement.region}`)
+      if (trace) explain.push(placement.network ? `client subnet ${ecsText(client.ecs)} (EDNS Client Subnet) is in ${placement.network}: region ${placement.region}` : `client subnet ${ecsText(client.ecs)} (EDNS Client Subnet) is in no configured network: default region ${placement.region}`)
     } else {
       const bytes = addressBytes(client.address)
       placement = this.regions.place(bytes)
-      explain.push(placement.network ? `resolver ${client.address} is in ${placement.network}: region ${placement.region}` : `resolver ${client.address} is in no configured network: default region ${placement.region}`)
+      if (trace) explain.push(placement.network ? `resolver ${client.address} is in ${placement.network}: region ${placement.region}` : `resolver ${client.address} is in no configured network: default region ${placement.region}`)
     }
     const order = this.regions.order(placement.region)
     const all = this.endpoints.filter((e) => e.family === family)
     if (all.length === 0) {
-      explain.push(`no IPv${family} edge: no ${family === 4 ? 'A' : 'AAAA'} records`)
+      if (trace) explain.push(`no IPv${family} edge: no ${family === 4 ? 'A' : 'AAAA'} records`)
       return { records: [], scope, explain }
     }
     for (const region of order) {
       const wheel = this.wheels.get(`${region}/${family}`)
       if (!wheel) continue
       const healthy = wheel.order.filter((e) => this.checks.state(e.id) === 'up')
-      const down = wheel.order.filter((e) => this.checks.state(e.id) !== 'up')
+      const down = trace ? wheel.order.filter((e) => this.checks.state(e.id) !== 'up') : []
       if (healthy.length === 0) {
-        explain.push(`region ${region}: no healthy IPv${family} edge (${down.map((e) => `${e.id}: ${this.checks.reason(e.id)}`).join('; ')})`)
+        if (trace) explain.push(`region ${region}: no healthy IPv${family} edge (${down.map((e) => `${e.id}: ${this.checks.reason(e.id)}`).join('; ')})`)
         continue
       }
       this.failingOpen.delete(`${family}`)
       const picked = this.rotate(wheel, healthy)
-      explain.push(`region ${region}: ${healthy.length} healthy${down.length ? `, ${down.length} down (${down.map((e) => e.id).join(', ')})` : ''}; answered ${picked.map((e) => e.address).join(', ')} (rotated by weight)`)
+      if (trace) explain.push(`region ${region}: ${healthy.length} healthy${down.length ? `, ${down.length} down (${down.map((e) => e.id).join(', ')})` : ''}; answered ${picked.map((e) => e.address).join(', ')} (rotated by weight)`)
       return { records: picked.map((e) => e.record), scope, explain }
     }
     // fail open: every address of the nearest region that has any
@@ -176,7 +176,7 @@ export class BalancedName {
       this.failingOpen.add(`${family}`)
       this.log.warn({ name: nameText(this.owner), family: `IPv${family}`, region }, 'dns: every edge is down; answering every edge of the nearest region (fail open)')
     }
-    explain.push(`every IPv${family} edge is down: failing open with region ${region}'s ${every.map((e) => e.address).join(', ')}`)
+    if (trace) explain.push(`every IPv${family} edge is down: failing open with region ${region}'s ${every.map((e) => e.address).join(', ')}`)
     return { records: every.map((e) => e.record), scope, explain }
   }
 

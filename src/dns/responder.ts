@@ -111,7 +111,7 @@ export class Responder {
   }
 
   /** The answer to one message from `from` (the client's address): at once from the zones, or a promise when the resolver has to work. */
-  answer(msg: Buffer, transport: Transport, from = ''): Outcome | Promise<Outcome> {
+  answer(msg: Buffer, transport: Transport, from = '', trace = false): Outcome | Promise<Outcome> {
     const read = readQuery(msg)
     if (read.kind === 'drop') return { reply: null, why: read.why }
     if (read.kind === 'formerr') {
@@ -134,13 +134,14 @@ export class Responder {
     const explain = q.edns !== null && q.edns.options.some((o) => o.code === EXPLAIN_OPTION) && isLoopback(from)
     if (q.edns || signer) w.reserveBytes((q.edns ? optLength(ecs && !('error' in ecs) ? [ecsOption(ecs, 0)] : []) : 0) + (explain ? 4 + EXPLAIN_MAX : 0) + (signer ? TSIG_ROOM : 0))
     w.question(q.question)
-    const text = questionText(q.question)
+    // the words (the question as text, how the answer was found) only for the query log and explanations
+    const words = trace || explain
+    const text = words ? questionText(q.question) : undefined
     let ecsReply: EdnsOption[] = []
     // RA: recursion is offered to this client (RFC 1035 §4.1.1)
     const ra = this.recursion && this.recursion.allowed(from) ? FLAG.RA : 0
     const done = (rcode: number, aa: boolean, extra: Partial<Outcome> = {}): Outcome => {
-      const lines = [...(extra.path ?? []), ...(extra.why ? [extra.why] : []), `${rcodeName(rcode)}${aa ? ', authoritative' : ''}`]
-      if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, explain ? [...ecsReply, { code: EXPLAIN_OPTION, data: utf8Prefix(lines.join('\n'), EXPLAIN_MAX) }] : ecsReply)
+      if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, explain ? [...ecsReply, { code: EXPLAIN_OPTION, data: utf8Prefix([...(extra.path ?? []), ...(extra.why ? [extra.why] : []), `${rcodeName(rcode)}${aa ? ', authoritative' : ''}`].join('\n'), EXPLAIN_MAX) }] : ecsReply)
       let reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
       // RFC 8945 §5.3: the answer to a signed request is signed with the same key
       if (signer) reply = sign(reply, signer, this.now(), { prior: q.tsig!.mac }).message
@@ -162,7 +163,7 @@ export class Responder {
         w.markTruncated()
         return done(RCODE.NOERROR, true, { why: `${typeName(type)} over UDP: asked to use TCP` })
       }
-      return this.transfer(q, signer, text)
+      return this.transfer(q, signer, text ?? questionText(q.question))
     }
     if (type === TYPE.OPT || (type >= 128 && type <= 254)) return done(RCODE.FORMERR, false, { why: `${typeName(type)} is not a type a query asks for` })
     const keys = suffixKeys(q.question.labels)
@@ -176,14 +177,18 @@ export class Responder {
       if (!ra) return done(RCODE.REFUSED, false, { why: this.recursion ? `no zone served here holds the name, and recursion is not offered to ${from}` : 'no zone served here holds the name' })
       if (!(q.flags & FLAG.RD)) return done(RCODE.REFUSED, false, { why: 'no zone served here holds the name, and the query did not ask for recursion (RD)' })
       if (ecs) ecsReply = [ecsOption(ecs, 0)]
-      return this.recursion!.resolver.resolve(q.question.labels, type).then((r: Resolution) => {
+      const answerWith = (r: Resolution) => {
         for (const set of r.answer) if (!w.add('answer', set)) break
         for (const set of r.authority) if (!w.add('authority', set)) break
-        return done(r.rcode, false, { path: [`recursion (${r.source})`, ...r.steps.map((s) => `${s.server} ${s.zone} ${s.question}: ${s.outcome}`)], why: r.why })
-      })
+        return done(r.rcode, false, words ? { path: [`recursion (${r.source})`, ...r.steps.map((s) => `${s.server} ${s.zone} ${s.question}: ${s.outcome}`)], why: r.why } : { why: r.why })
+      }
+      // a cache hit is answered at once; anything else waits for the resolver
+      const cached = this.recursion!.resolver.cachedAnswer(q.question.labels, type)
+      if (cached) return answerWith(cached)
+      return this.recursion!.resolver.resolve(q.question.labels, type).then(answerWith)
     }
-    const found = zone.lookup(q.question.labels, keys, at, type, ecs ? { address: from, ecs } : { address: from })
-    found.path.unshift(`zone ${toText(zone.origin)} (serial ${zone.serial})`)
+    const found = zone.lookup(q.question.labels, keys, at, type, ecs ? { address: from, ecs } : { address: from }, words)
+    if (words) found.path.unshift(`zone ${toText(zone.origin)} (serial ${zone.serial})`)
     // RFC 7871 §7.2.1: the option comes back with the scope the answer holds for (0: the same for every client)
     if (ecs) ecsReply = [ecsOption(ecs, found.scope ?? 0)]
     write(w, found)

@@ -191,9 +191,11 @@ export class Zone {
   /**
    * Answers `qtype` for the name whose suffix keys are `keys` (from
    * `suffixKeys`, the name itself first) and whose labels are `labels`;
-   * `zoneAt` is the index in `keys` of this zone's origin.
+   * `zoneAt` is the index in `keys` of this zone's origin. `trace`: say
+   * how the answer was found in `path` (explanations and the query log only:
+   * the words cost more than the lookup).
    */
-  lookup(labels: Labels, keys: readonly string[], zoneAt: number, qtype: number, client: Client = { address: '' }): Lookup {
+  lookup(labels: Labels, keys: readonly string[], zoneAt: number, qtype: number, client: Client = { address: '' }, trace = false): Lookup {
     const out: Lookup = { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [], additional: [], path: [], scope: null }
     const visited = new Set<string>()
     let curLabels = labels
@@ -206,10 +208,10 @@ export class Zone {
         if (j === 0 && qtype === TYPE.DS) break
         if (out.answer.length) {
           // a CNAME chain that leads into a delegation ends there: the resolver follows it
-          out.path.push(`cname target below the delegation ${toText(curLabels.slice(j))}`)
+          if (trace) out.path.push(`cname target below the delegation ${toText(curLabels.slice(j))}`)
           return out
         }
-        return this.referral(out, curKeys[j]!)
+        return this.referral(out, curKeys[j]!, trace)
       }
       const k = curKeys[0]!
       let node = this.nodes.get(k)
@@ -217,22 +219,22 @@ export class Zone {
       let synthesized = false
       if (!node) {
         if (this.exists.has(k)) {
-          out.path.push('nodata (empty non-terminal)')
+          if (trace) out.path.push('nodata (empty non-terminal)')
           out.authority.push(this.negativeSoa)
           return out
         }
         // RFC 4592 §3.3.1: the closest encloser, then its wildcard child
         const wild = this.wildcardFor(curKeys, curZoneAt)
         if (!wild) {
-          out.path.push(`nxdomain ${toText(curLabels)}`)
+          if (trace) out.path.push(`nxdomain ${toText(curLabels)}`)
           out.rcode = RCODE.NXDOMAIN
           out.authority.push(this.negativeSoa)
           return out
         }
         node = wild
         synthesized = true
-        out.path.push(`wildcard ${toText(wild.labels)}`)
-      } else out.path.push(`exact ${toText(curLabels)}`)
+        if (trace) out.path.push(`wildcard ${toText(wild.labels)}`)
+      } else if (trace) out.path.push(`exact ${toText(curLabels)}`)
       const cname = node.rrsets.get(TYPE.CNAME)
       if (cname && qtype !== TYPE.CNAME && qtype !== TYPE.ANY) {
         out.answer.push(synthesized ? cname.map((r) => ({ ...r, owner })) : cname)
@@ -241,19 +243,19 @@ export class Zone {
         const tZoneAt = tKeys.indexOf(this.originKey)
         visited.add(k)
         if (tZoneAt === -1 || step + 1 >= MAX_CHAIN || visited.has(tKeys[0]!)) {
-          out.path.push(tZoneAt === -1 ? `cname to ${toText(target)}, outside the zone` : `cname chain stopped at ${toText(target)} (a loop or longer than ${MAX_CHAIN})`)
+          if (trace) out.path.push(tZoneAt === -1 ? `cname to ${toText(target)}, outside the zone` : `cname chain stopped at ${toText(target)} (a loop or longer than ${MAX_CHAIN})`)
           return out
         }
-        out.path.push(`cname to ${toText(target)}`)
+        if (trace) out.path.push(`cname to ${toText(target)}`)
         curLabels = target
         curKeys = tKeys
         curZoneAt = tZoneAt
         continue
       }
       if (node.balanced && (qtype === TYPE.A || qtype === TYPE.AAAA || (qtype === TYPE.ANY && node.rrsets.size === 0))) {
-        const b = node.balanced.answer(qtype === TYPE.AAAA ? TYPE.AAAA : TYPE.A, client)
+        const b = node.balanced.answer(qtype === TYPE.AAAA ? TYPE.AAAA : TYPE.A, client, trace)
         out.scope = b.scope
-        out.path.push(...b.explain)
+        if (trace) out.path.push(...b.explain)
         if (b.records.length === 0) {
           out.authority.push(this.negativeSoa)
           return out
@@ -267,7 +269,7 @@ export class Zone {
         set = node.rrsets.values().next().value
       } else set = node.rrsets.get(qtype)
       if (!set) {
-        out.path.push('nodata')
+        if (trace) out.path.push('nodata')
         out.authority.push(this.negativeSoa)
         return out
       }
@@ -287,11 +289,11 @@ export class Zone {
     return undefined
   }
 
-  private referral(out: Lookup, cut: string): Lookup {
+  private referral(out: Lookup, cut: string, trace: boolean): Lookup {
     const node = this.nodes.get(cut)!
     const ns = node.rrsets.get(TYPE.NS)!
     out.authoritative = false
-    out.path.push(`referral to ${toText(node.labels)}`)
+    if (trace) out.path.push(`referral to ${toText(node.labels)}`)
     out.authority.push(ns)
     for (const rr of ns) {
       const target = (rr.rdata[0] as { name: Labels }).name

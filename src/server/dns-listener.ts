@@ -71,7 +71,7 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
           }
         }
         // answers go out as each is ready: one that waits for the resolver does not hold up the next (RFC 7766 §6.2.1.1)
-        const o = safeAnswer(responder, Buffer.from(msg), 'tcp', client, log)
+        const o = safeAnswer(responder, Buffer.from(msg), 'tcp', client, log, cfg.queryLog)
         if (o instanceof Promise) void o.then(send)
         else send(o)
       }
@@ -114,7 +114,7 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
       logOutcome(o, 'udp', rinfo.address)
       if (o.reply) udp.send(o.reply, rinfo.port, rinfo.address)
     }
-    const o = safeAnswer(responder, msg, 'udp', rinfo.address, log)
+    const o = safeAnswer(responder, msg, 'udp', rinfo.address, log, cfg.queryLog)
     if (o instanceof Promise) void o.then(send)
     else send(o)
   })
@@ -133,13 +133,13 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
 }
 
 /** The responder's answer; an unexpected error (a defect) is logged and answered with nothing rather than ending the process. */
-function safeAnswer(responder: () => Responder, msg: Buffer, transport: Transport, client: string, log: Logger): Outcome | Promise<Outcome> {
+function safeAnswer(responder: () => Responder, msg: Buffer, transport: Transport, client: string, log: Logger, trace: boolean): Outcome | Promise<Outcome> {
   const failed = (err: unknown): Outcome => {
     log.error({ err, transport }, 'dns: answering a message failed')
     return { reply: null, why: 'internal error' }
   }
   try {
-    const o = responder().answer(msg, transport, client)
+    const o = responder().answer(msg, transport, client, trace)
     return o instanceof Promise ? o.catch(failed) : o
   } catch (err) {
     return failed(err)

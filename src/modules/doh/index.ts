@@ -86,7 +86,7 @@ async function json(ctx: Context, dns: DnsAnswerer, params: URLSearchParams): Pr
   const typeParam = params.get('type') ?? 'A'
   const type = /^[0-9]+$/.test(typeParam) && Number(typeParam) <= 65535 ? Number(typeParam) : typeNumber(typeParam)
   if (type === undefined) throw httpError('EB_ERR_BAD_REQUEST', `?type= is a record type (A, AAAA, MX, TXT, ... or a number), not ${JSON.stringify(typeParam)}`)
-  const o = await dns.answer(writeQuery(0, labels, type, { rd: true, udpSize: 0 }), 'tcp', ctx.client.address)
+  const o = await dns.answer(writeQuery(0, labels, type, { rd: true, udpSize: 0 }), 'tcp', ctx.client.address, isLoopback(ctx.client.address))
   const m = o.reply ? readMessage(o.reply) : null
   if (!m) throw httpError('EB_ERR_INTERNAL', 'the DNS answer could not be read')
   const rr = (r: WireRecord) => ({ name: toText(r.owner), type: r.type, TTL: r.ttl, data: rdataText(r) })
