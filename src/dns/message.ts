@@ -297,7 +297,8 @@ export class MessageWriter {
   /** The question, copied from the query; its name becomes a compression target. */
   question(q: Question): void {
     q.raw.copy(this.buf, this.off)
-    this.rememberPartial(q.labels, q.labels.length, this.off)
+    // the question's labels are new with every query: their keys are made, not kept
+    this.rememberPartial(q.labels, makeSuffixKeys(q.labels), q.labels.length, this.off)
     this.off += q.raw.length
     this.counts[0] = 1
   }
@@ -305,14 +306,15 @@ export class MessageWriter {
   /** Writes a name at the current offset; false if it would pass `end`. */
   private name(labels: Labels, compress: boolean, end: number): boolean {
     const start = this.off
+    const keys = compress ? suffixKeysOf(labels) : null
     for (let i = 0; i < labels.length; i++) {
-      if (compress) {
-        const ptr = this.names.get(suffixKey(labels, i))
+      if (keys) {
+        const ptr = this.names.get(keys[i]!)
         if (ptr !== undefined) {
           if (this.off + 2 > end) return false
           this.buf.writeUInt16BE(0xc000 | ptr, this.off)
           this.off += 2
-          this.rememberPartial(labels, i, start)
+          this.rememberPartial(labels, keys, i, start)
           return true
         }
       }
@@ -324,15 +326,15 @@ export class MessageWriter {
     }
     if (this.off + 1 > end) return false
     this.buf[this.off++] = 0
-    if (compress) this.rememberPartial(labels, labels.length, start)
+    if (keys) this.rememberPartial(labels, keys, labels.length, start)
     return true
   }
 
   /** Remembers the written labels before index `upto` (their suffixes are new here). */
-  private rememberPartial(labels: Labels, upto: number, start: number): void {
+  private rememberPartial(labels: Labels, keys: readonly string[], upto: number, start: number): void {
     let pos = start
     for (let i = 0; i < upto && pos < 0x4000; i++) {
-      const k = suffixKey(labels, i)
+      const k = keys[i]!
       if (!this.names.has(k)) {
         this.names.set(k, pos)
         this.added.push(k)
@@ -419,11 +421,27 @@ export class MessageWriter {
   }
 }
 
-/** The key of the suffix of `labels` from index `from`: lower case, labels joined by a byte no label holds unescaped. */
-function suffixKey(labels: Labels, from: number): string {
+/**
+ * The compression keys of every suffix of a name: lower case, each label
+ * followed by a character no label holds (labels are bytes). Kept per label
+ * array: a zone's names are written again and again, and their keys are
+ * made once.
+ */
+const suffixKeyCache = new WeakMap<Labels, string[]>()
+function suffixKeysOf(labels: Labels): string[] {
+  let keys = suffixKeyCache.get(labels)
+  if (!keys) suffixKeyCache.set(labels, (keys = makeSuffixKeys(labels)))
+  return keys
+}
+
+function makeSuffixKeys(labels: Labels): string[] {
+  const keys = new Array<string>(labels.length)
   let k = ''
-  for (let i = from; i < labels.length; i++) k += lowerAscii(labels[i]!) + '\u0100'
-  return k
+  for (let i = labels.length - 1; i >= 0; i--) {
+    k = lowerAscii(labels[i]!) + '\u0100' + k
+    keys[i] = k
+  }
+  return keys
 }
 
 /** The size of an OPT record with these options. */

@@ -212,12 +212,12 @@ export class Resolver {
     if (ok(nx) && nx.kind === 'negative') return { rcode: RCODE.NXDOMAIN, answer: [], authority: nx.soa ? [[{ ...nx.soa, ttl: ttlOf(nx) }]] : [], source: 'cache', steps: [] }
     const e = this.cache.get(`${k}|${type}`, { allowStale: true })
     if (ok(e)) {
-      if (e.kind === 'set' && e.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [e.records.map((r) => ({ ...r, owner: labels, ttl: ttlOf(e) }))], authority: [], source: 'cache', steps: [] }
+      if (e.kind === 'set' && e.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [e.records.map((r) => ({ ...r, ttl: ttlOf(e) }))], authority: [], source: 'cache', steps: [] }
       if (e.kind === 'negative') return { rcode: RCODE.NOERROR, answer: [], authority: e.soa ? [[{ ...e.soa, ttl: ttlOf(e) }]] : [], source: 'cache', steps: [] }
     }
     if (type !== TYPE.CNAME) {
       const c = this.cache.get(`${k}|${TYPE.CNAME}`, { allowStale: true })
-      if (ok(c) && c.kind === 'set' && c.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [c.records.map((r) => ({ ...r, owner: labels, ttl: ttlOf(c) }))], authority: [], source: 'cache', steps: [] }
+      if (ok(c) && c.kind === 'set' && c.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [c.records.map((r) => ({ ...r, ttl: ttlOf(c) }))], authority: [], source: 'cache', steps: [] }
     }
     return null
   }

@@ -197,7 +197,8 @@ export class Zone {
    */
   lookup(labels: Labels, keys: readonly string[], zoneAt: number, qtype: number, client: Client = { address: '' }, trace = false): Lookup {
     const out: Lookup = { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [], additional: [], path: [], scope: null }
-    const visited = new Set<string>()
+    // names of the CNAME chain so far, made only when there is a chain
+    let visited: Set<string> | undefined
     let curLabels = labels
     let curKeys = keys
     let curZoneAt = zoneAt
@@ -241,7 +242,7 @@ export class Zone {
         const target = (cname[0]!.rdata[0] as { name: Labels }).name
         const tKeys = suffixKeys(target)
         const tZoneAt = tKeys.indexOf(this.originKey)
-        visited.add(k)
+        ;(visited ??= new Set()).add(k)
         if (tZoneAt === -1 || step + 1 >= MAX_CHAIN || visited.has(tKeys[0]!)) {
           if (trace) out.path.push(tZoneAt === -1 ? `cname to ${toText(target)}, outside the zone` : `cname chain stopped at ${toText(target)} (a loop or longer than ${MAX_CHAIN})`)
           return out
