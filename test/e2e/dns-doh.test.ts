@@ -84,3 +84,18 @@ test('a doh route without a dns section is a configuration error naming the rout
     return true
   })
 })
+
+test('recursion over DoH follows the resolver\'s allow list, judged on the client address: REFUSED to others', async () => {
+  const closed = await startServer({
+    sites: [{ routes: [{ path: '/dns-query', doh: {} }] }],
+    dns: { listen: { host: '127.0.0.1', port: 0 }, resolver: { allow: ['10.0.0.0/8'], forward: ['127.0.0.1:9'] } },
+  })
+  try {
+    const r = await request('http/1.1', `${closed.url}/dns-query?name=www.example.net`)
+    const j = JSON.parse(r.text)
+    assert.equal(j.Status, 5)
+    assert.equal(j.RA, false)
+  } finally {
+    await closed.close()
+  }
+})

@@ -162,6 +162,18 @@ test('query name minimisation: each server is shown one label more than its zone
   }
 })
 
+test('prefetch: an answer asked for in the last tenth of its TTL is refreshed in the background', async () => {
+  await ask('www.edgebox.test')
+  // find where www's TTL stands, then move to its last tenth (300 s TTL: the last 30 s)
+  const ttl = (await ask('www.edgebox.test')).answers[0]!.ttl
+  clock.advance((ttl - 20) * 1000)
+  assert.equal((await ask('www.edgebox.test')).answers[0]!.ttl, 20, 'still from the cache')
+  await new Promise((r) => setTimeout(r, 200)) // the background refresh
+  // past the first answer's expiry: from the cache, refreshed 20 s before it ran out (a re-resolution would say 300)
+  clock.advance(30_000)
+  assert.equal((await ask('www.edgebox.test')).answers[0]!.ttl, 270)
+})
+
 test('serve-stale: with every authority of the zone gone, an expired answer is served with TTL 30 (RFC 8767)', async () => {
   await ask('www.edgebox.test')
   await authorities[2]!.close()
