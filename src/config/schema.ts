@@ -73,9 +73,9 @@ const acmeSchema = z.strictObject({
   eab: z.strictObject({ kid: z.string().min(1), hmacKey: z.string().regex(/^[A-Za-z0-9_-]+=*$/, 'is the base64url key the authority gave') }).optional(),
   /** Challenge types, in order of preference (each used only where a listener can answer it). */
   challenges: z
-    .array(z.enum(['http-01', 'tls-alpn-01']))
+    .array(z.enum(['http-01', 'tls-alpn-01', 'dns-01']))
     .min(1)
-    .default(['http-01', 'tls-alpn-01']),
+    .default(['http-01', 'tls-alpn-01', 'dns-01']),
   /** A PEM file of authorities to trust for the directory's HTTPS (a private ACME server); default: the system's. */
   ca: z.string().min(1).optional(),
 })

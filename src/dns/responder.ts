@@ -8,6 +8,7 @@
 import { type WireRecord, CLASS, CLASSIC_UDP, EXPLAIN_OPTION, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
 import { key, suffixKeys, toText } from './names.ts'
 import { appendError, sign, TSIG_ERROR, verifyRequest, type TsigKey } from './tsig.ts'
+import type { AcmeChallenges } from './challenges.ts'
 import type { EdnsOption } from './message.ts'
 
 /** The EDNS Client Subnet option code (RFC 7871 §6). */
@@ -83,6 +84,8 @@ export interface ResponderOptions {
   transfers?: ReadonlyMap<string, { allowed: (address: string) => boolean; keys: ReadonlySet<string> }>
   /** Seconds since the epoch, for TSIG times. */
   now?: () => number
+  /** Pending ACME DNS-01 challenges, answered as TXT records in the zones served (src/dns/challenges.ts). */
+  challenges?: AcmeChallenges
 }
 
 /** The largest DNS message, over TCP (RFC 1035 §4.2.2: a two-byte length). */
@@ -95,6 +98,7 @@ export class Responder {
   private readonly keys: ReadonlyMap<string, TsigKey>
   private readonly transfers: NonNullable<ResponderOptions['transfers']>
   private readonly now: () => number
+  private readonly challenges: AcmeChallenges | undefined
 
   constructor(zones: readonly Zone[], opts: ResponderOptions) {
     this.zones = new Map(zones.map((z) => [z.originKey, z]))
@@ -103,6 +107,7 @@ export class Responder {
     this.keys = opts.keys ?? new Map()
     this.transfers = opts.transfers ?? new Map()
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000))
+    this.challenges = opts.challenges
   }
 
   /** Every zone this responder answers. */
@@ -186,6 +191,12 @@ export class Responder {
       const cached = this.recursion!.resolver.cachedAnswer(q.question.labels, type)
       if (cached) return answerWith(cached)
       return this.recursion!.resolver.resolve(q.question.labels, type).then(answerWith)
+    }
+    // a pending ACME DNS-01 challenge: its TXT value, fresh every time (TTL 0), from the zone's authority
+    const challenge = (type === TYPE.TXT || type === TYPE.ANY) && this.challenges ? this.challenges.at(keys[0]!) : undefined
+    if (challenge) {
+      w.add('answer', challenge.map((v) => ({ owner: q.question.labels, type: TYPE.TXT, class: CLASS.IN, ttl: 0, rdata: [txtData(v)] })))
+      return done(RCODE.NOERROR, true, { path: ['a pending ACME DNS-01 challenge'] })
     }
     const found = zone.lookup(q.question.labels, keys, at, type, ecs ? { address: from, ecs } : { address: from }, words)
     if (words) found.path.unshift(`zone ${toText(zone.origin)} (serial ${zone.serial})`)
@@ -294,6 +305,12 @@ export class Responder {
     }
     return undefined
   }
+}
+
+/** A TXT record's data: one character-string (an ACME value is 43 characters). */
+function txtData(v: string): Buffer {
+  const b = Buffer.from(v, 'latin1')
+  return Buffer.concat([Buffer.from([b.length]), b])
 }
 
 /** Room kept in a message for its TSIG record (key and algorithm names, a 64-byte MAC, the fields). */

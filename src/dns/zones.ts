@@ -26,6 +26,7 @@ import type { Clock } from '../core/clock.ts'
 import { Resolver, ROOT_HINTS } from './resolver.ts'
 import { addressSet } from '../http/address.ts'
 import type { TsigKey } from './tsig.ts'
+import type { AcmeChallenges } from './challenges.ts'
 
 /** Builds one configured zone; throws a list of `path: problem` strings. */
 export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now: number, balanced: readonly BalancedName[] = [], previous?: Zone): Zone {
@@ -99,6 +100,8 @@ function defaultSoa(cfg: DnsZoneConfig, origin: Labels, entries: readonly ZoneEn
 /** What the `dns` section provisions: the responder over every zone, and the balanced names' health checks. */
 export interface DnsState {
   readonly zones: readonly Zone[]
+  /** Whether a name is inside a zone served here (so its DNS-01 challenge can be answered). */
+  serves(name: string): boolean
   /**
    * Sends NOTIFY to the secondaries of every zone that is new or has a new
    * serial since `previous` (every zone with secondaries, without it).
@@ -116,7 +119,7 @@ export interface DnsState {
 }
 
 /** Builds every zone and balanced name; throws a list of `path: problem` strings, with nothing left running. */
-export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock, previous?: DnsState | null): DnsState {
+export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock, previous?: DnsState | null, challenges?: AcmeChallenges): DnsState {
   const problems: string[] = []
   const regions = new RegionMap(cfg.regions.length ? cfg.regions : [{ name: 'default', networks: [], next: [] }], cfg.defaultRegion)
   const origins = cfg.zones.map((z) => key(parseName(z.origin.endsWith('.') ? z.origin : z.origin + '.')))
@@ -194,7 +197,7 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
     if (views.has(l.host)) continue
     const here = zones.filter((_z, i) => zoneOn[i] === undefined || zoneOn[i]!.includes(l.host))
     const recursion = resolver && (r!.on === undefined || r!.on.includes(l.host)) ? { resolver, allowed: allowed! } : undefined
-    views.set(l.host, new Responder(here, { maxUdpSize: cfg.maxUdpSize, recursion, keys, transfers, now: () => Math.floor(clock.now() / 1000) }))
+    views.set(l.host, new Responder(here, { maxUdpSize: cfg.maxUdpSize, recursion, keys, transfers, now: () => Math.floor(clock.now() / 1000), challenges }))
   }
   const first = views.get(cfg.listen[0]!.host)!
   const notify = (prev?: DnsState | null) => {
@@ -209,6 +212,10 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
   }
   return {
     zones,
+    serves: (name) => {
+      const k = key(parseName(name.replace(/^\*\./, '').replace(/\.?$/, '.')))
+      return zones.some((z) => isWithin(k, z.originKey))
+    },
     notify,
     resolver,
     responder: first,

@@ -21,6 +21,7 @@ import { createListener, type Listener, type TlsRuntime } from './listener.ts'
 import { startDnsListener, type DnsListener } from './dns-listener.ts'
 import { buildDns, type DnsState } from '../dns/zones.ts'
 import { ResponseRateLimit } from '../dns/rate-limit.ts'
+import { AcmeChallenges } from '../dns/challenges.ts'
 import { addressSet } from '../http/address.ts'
 
 export interface Edgebox {
@@ -94,7 +95,9 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // ACME (tls.acme): one manager for the process, created once the first configuration is provisioned
   let acme: AcmeManager | undefined
   const acmeHttp01 = first.tls.acme ? (token: string) => acme?.http01(token) : undefined
-  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01)
+  // pending ACME DNS-01 challenges, answered by every generation's DNS
+  const acmeChallenges = new AcmeChallenges()
+  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01, undefined, acmeChallenges)
   const retired = new Set<Generation>()
   const usesTls = first.listen.some((l) => l.tls)
   let resumption: SessionResumption | null = null
@@ -108,9 +111,17 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let listeners: Listener[] = []
   if (first.tls.acme) {
     try {
-      acme = await startAcme(first, current, baseDir, clock, log, () => {
-        for (const l of listeners) l.updateTls()
-      })
+      acme = await startAcme(
+        first,
+        current,
+        baseDir,
+        clock,
+        log,
+        () => {
+          for (const l of listeners) l.updateTls()
+        },
+        first.dns ? { serves: (name) => current.dns?.serves(name) ?? false, add: (n, v) => acmeChallenges.add(n, v), remove: (n, v) => acmeChallenges.remove(n, v) } : undefined,
+      )
     } catch (err) {
       await closeGeneration(current)
       resumption?.close()
@@ -204,7 +215,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01, current)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01, current, acmeChallenges)
         const old = current
         current = fresh
         fresh.dns?.notify(old.dns)
@@ -244,23 +255,24 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
 /** The names ACME orders for a configuration; the others are logged with the reason. */
 async function acmePlan(config: EdgeboxConfig, gen: Generation, log: Logger): Promise<NamePlan> {
   const { planAcmeNames } = await import('../tls/acme.ts')
-  const plan = planAcmeNames(config.sites, gen.certificates?.certificates ?? [])
+  const plan = planAcmeNames(config.sites, gen.certificates?.certificates ?? [], (name) => (config.tls.acme?.challenges.includes('dns-01') ?? false) && (gen.dns?.serves(name) ?? false))
   for (const s of plan.skipped) log.info({ name: s.name, reason: s.reason }, 'ACME: no certificate ordered for this name')
   return plan
 }
 
 /** Creates the ACME manager for the first configuration (it loads the certificates stored before). */
-async function startAcme(config: EdgeboxConfig, gen: Generation, baseDir: string, clock: Clock, log: Logger, onChange: () => void): Promise<AcmeManager> {
+async function startAcme(config: EdgeboxConfig, gen: Generation, baseDir: string, clock: Clock, log: Logger, onChange: () => void, dns01?: { serves(name: string): boolean; add(name: string, value: string): void; remove(name: string, value: string): void }): Promise<AcmeManager> {
   const cfg = config.tls.acme!
   const can: ChallengeType[] = []
   if (config.listen.some((l) => !l.tls)) can.push('http-01')
   if (config.listen.some((l) => l.tls)) can.push('tls-alpn-01')
+  if (config.dns?.zones.length) can.push('dns-01')
   const challenges = cfg.challenges.filter((c) => can.includes(c))
-  if (challenges.length === 0) throw new ConfigError([`tls.acme.challenges: ${cfg.challenges.join(', ')} needs a cleartext listener (port 80), and no listener here is one; add it, or allow 'tls-alpn-01'`])
+  if (challenges.length === 0) throw new ConfigError([`tls.acme.challenges: ${cfg.challenges.join(', ')} needs a cleartext listener (port 80), and no listener here is one; add it, allow 'tls-alpn-01', or 'dns-01' with zones of your own (dns.zones)`])
   // the ACME client is loaded only when ACME is configured
   const { createAcme } = await import('../tls/acme.ts')
   try {
-    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: (await acmePlan(config, gen, log)).names, onChange })
+    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: (await acmePlan(config, gen, log)).names, onChange, ...(dns01 ? { dns01 } : {}) })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ENOENT' || e.code === 'EACCES') throw new ConfigError([`tls.acme.ca: cannot read ${cfg.ca} (${e.code})`])
@@ -307,6 +319,7 @@ async function provision(
   isShuttingDown: () => boolean,
   acmeHttp01?: (token: string) => string | undefined,
   previous?: Generation,
+  acmeChallenges?: AcmeChallenges,
 ): Promise<Generation> {
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
@@ -321,7 +334,7 @@ async function provision(
   let dns: DnsState | null = null
   if (config.dns) {
     try {
-      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock, previous?.dns)
+      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock, previous?.dns, acmeChallenges)
     } catch (err) {
       if (Array.isArray(err)) throw new ConfigError(err as string[])
       throw err

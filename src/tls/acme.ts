@@ -27,7 +27,7 @@ import { covers, namesOf, type LoadedCertificate } from './certificates.ts'
  */
 
 type AcmeConfig = NonNullable<EdgeboxConfig['tls']['acme']>
-export type ChallengeType = 'http-01' | 'tls-alpn-01'
+export type ChallengeType = 'http-01' | 'tls-alpn-01' | 'dns-01'
 
 const DIRECTORIES: Record<string, string> = {
   letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -54,7 +54,7 @@ export interface NamePlan {
 }
 
 /** Which site names an ACME authority can validate; the rest, with why not. */
-export function planAcmeNames(sites: EdgeboxConfig['sites'], configured: readonly LoadedCertificate[]): NamePlan {
+export function planAcmeNames(sites: EdgeboxConfig['sites'], configured: readonly LoadedCertificate[], dnsServes: (name: string) => boolean = () => false): NamePlan {
   const names: string[] = []
   const skipped: NamePlan['skipped'] = []
   for (const [i, site] of sites.entries()) {
@@ -62,7 +62,7 @@ export function planAcmeNames(sites: EdgeboxConfig['sites'], configured: readonl
     for (const raw of site.hosts) {
       const name = raw.toLowerCase().replace(/\.$/, '')
       if (names.includes(name) || skipped.some((s) => s.name === name)) continue
-      const reason = whyNot(name, configured)
+      const reason = whyNot(name, configured, dnsServes)
       if (reason) skipped.push({ name, reason })
       else names.push(name)
     }
@@ -70,11 +70,12 @@ export function planAcmeNames(sites: EdgeboxConfig['sites'], configured: readonl
   return { names, skipped }
 }
 
-function whyNot(name: string, configured: readonly LoadedCertificate[]): string | null {
+function whyNot(name: string, configured: readonly LoadedCertificate[], dnsServes: (name: string) => boolean): string | null {
   const bare = name.replace(/^\[|\]$/g, '')
   if (isIP(bare)) return 'an IP address; public authorities validate names'
   if (name === 'localhost' || name.endsWith('.localhost')) return 'a localhost name exists only on this machine'
-  if (name.startsWith('*.')) return 'a wildcard needs the DNS-01 challenge, which Edgebox does not answer; give it a certificate in tls.certificates'
+  if (name.startsWith('*.') && !dnsServes(name)) return "a wildcard needs the DNS-01 challenge, which Edgebox answers only for names in a zone of its own (dns.zones) with 'dns-01' in tls.acme.challenges; serve the zone, or give the wildcard a certificate in tls.certificates"
+  if (name.startsWith('*.') && name.slice(2).includes('*')) return 'only the leftmost label can be a wildcard'
   const reserved = RESERVED.find((s) => name.endsWith(s))
   if (reserved) return `${reserved} is reserved for testing and local networks and never in public DNS`
   if (!name.includes('.')) return 'not a fully qualified public name'
@@ -93,6 +94,8 @@ export interface AcmeOptions {
   /** The challenge types this process's listeners can answer. */
   challenges: readonly ChallengeType[]
   names: readonly string[]
+  /** DNS-01 (RFC 8555 §8.4), when Edgebox serves DNS: which names its zones hold, and the TXT records of pending challenges. */
+  dns01?: { serves(name: string): boolean; add(name: string, value: string): void; remove(name: string, value: string): void }
   /** A certificate was obtained or renewed: rebuild the certificate set. */
   onChange(): void
 }
@@ -121,6 +124,11 @@ interface Entry {
   retryAt: number
   /** From ACME Renewal Information: when to renew, and when to ask again. */
   ari?: { at: number; recheckAt: number }
+}
+
+/** A name's certificate file: `www.example.com.pem`, `_wildcard.example.com.pem` for `*.example.com`. */
+function certFile(name: string): string {
+  return `${name.replace(/^\*\./, '_wildcard.')}.pem`
 }
 
 /** The directory URL a configuration names. */
@@ -166,7 +174,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
 
   async function loadEntry(name: string): Promise<Entry> {
     const entry: Entry = { name, failures: 0, retryAt: 0 }
-    const file = path.join(certDir, `${name}.pem`)
+    const file = path.join(certDir, certFile(name))
     const text = await readIfExists(file)
     if (text === undefined) return entry
     try {
@@ -297,12 +305,17 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     const ord = await c.createOrder({ identifiers: [{ type: 'dns', value: e.name }], ...(replaces ? { replaces } : {}) } as Parameters<AcmeClient['createOrder']>[0])
     for (const authz of await c.getAuthorizations(ord)) {
       if (authz.status === 'valid') continue
-      const challenge = opts.challenges.map((t) => authz.challenges.find((ch) => ch.type === t)).find((ch) => ch !== undefined)
-      if (!challenge) throw new Error(`the authority offers ${authz.challenges.map((ch) => ch.type).join(', ')} for ${e.name}; this Edgebox answers ${opts.challenges.join(', ') || 'none (no listener for them)'}`)
+      // a wildcard's authorization names its base name (RFC 8555 §7.1.4); DNS-01 only where Edgebox's own zones hold the name
+      const authzName = (authz.wildcard ? '*.' : '') + authz.identifier.value.toLowerCase()
+      const usable = opts.challenges.filter((t) => t !== 'dns-01' || opts.dns01?.serves(authzName))
+      const challenge = usable.map((t) => authz.challenges.find((ch) => ch.type === t)).find((ch) => ch !== undefined)
+      if (!challenge) throw new Error(`the authority offers ${authz.challenges.map((ch) => ch.type).join(', ')} for ${authzName}; this Edgebox answers ${usable.join(', ') || 'none (no listener for them)'} for it`)
       const keyAuth = await c.getChallengeKeyAuthorization(challenge)
       const token = (challenge as { token: string }).token
       try {
         if (challenge.type === 'http-01') tokens.set(token, keyAuth)
+        // DNS-01: keyAuth is already the record's value, base64url(SHA-256(key authorization)) (RFC 8555 §8.4)
+        else if (challenge.type === 'dns-01') opts.dns01!.add(authzName, keyAuth)
         else {
           const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuth, await acme.crypto.createPrivateEcdsaKey())
           alpn.set(authz.identifier.value.toLowerCase(), tls.createSecureContext({ key, cert }))
@@ -312,13 +325,14 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
       } finally {
         tokens.delete(token)
         alpn.delete(authz.identifier.value.toLowerCase())
+        if (challenge.type === 'dns-01') opts.dns01!.remove(authzName, keyAuth)
       }
     }
     const [keyBuf, csr] = await acme.crypto.createCsr({ commonName: e.name, altNames: [e.name] }, await acme.crypto.createPrivateEcdsaKey())
     const finalized = await c.finalizeOrder(ord, csr)
     const chain = await c.getCertificate(finalized)
     const keyPem = keyBuf.toString()
-    const file = path.join(certDir, `${e.name}.pem`)
+    const file = path.join(certDir, certFile(e.name))
     const text = keyPem.trim() + '\n' + chain.trim() + '\n'
     const cert = parseStored(e.name, file, text, clock.now())
     await ensurePrivateDir(certDir)

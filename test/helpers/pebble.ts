@@ -33,6 +33,8 @@ export interface PebbleOptions {
   validitySeconds?: number
   /** kid -> base64url HMAC key; when given, externalAccountBindingRequired: true. */
   eab?: Record<string, string>
+  /** The DNS server Pebble's VA asks (`127.0.0.1:port`: an Edgebox serving the zones, for DNS-01); default: the helper's own responder. */
+  dnsServer?: string
 }
 
 export interface Pebble {
@@ -193,7 +195,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     }
     const output = () => [...lines, partial].filter((l) => l !== '').join('\n')
 
-    const proc = spawn(PEBBLE, ['-config', configFile, '-dnsserver', `127.0.0.1:${dns.port}`], {
+    const proc = spawn(PEBBLE, ['-config', configFile, '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dns.port}`], {
       cwd: home,
       env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
