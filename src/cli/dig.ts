@@ -14,8 +14,8 @@
 
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { ask, AskError, type Asked } from '../dns/client.ts'
-import { EXPLAIN_OPTION, FLAG, readMessage, TYPE, typeName, typeNumber, writeQuery, type Message } from '../dns/message.ts'
+import { ask, askDoh, AskError, type Asked } from '../dns/client.ts'
+import { EXPLAIN_OPTION, FLAG, TYPE, typeName, typeNumber, type Message } from '../dns/message.ts'
 import { NameError, parseName, toText, type Labels } from '../dns/names.ts'
 import { recordText } from '../dns/present.ts'
 import { Resolver, ROOT_HINTS, type Step } from '../dns/resolver.ts'
@@ -189,21 +189,13 @@ async function viaDoh(url: string, labels: Labels, type: number, rd: boolean, ti
     throw new DigError(`--doh ${url} is not a URL (https://host/dns-query)`)
   }
   if (target.protocol !== 'https:' && target.protocol !== 'http:') throw new DigError(`--doh ${url}: DNS over HTTPS needs an https:// (or http://) URL`)
-  const query = writeQuery(0, labels, type, { rd, udpSize: 0 })
-  const started = performance.now()
-  let res: Response
   try {
-    res = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' }, body: new Uint8Array(query), signal: AbortSignal.timeout(timeoutMs) })
+    const asked = await askDoh(target.href, labels, type, { timeoutMs, rd })
+    return resultOf(labels, type, target.href, asked.message, asked.raw, 'https', asked.ms)
   } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause
-    throw new DigError(`--doh ${url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`)
+    if (e instanceof AskError) throw new DigError(`--doh ${e.message}`)
+    throw e
   }
-  const body = Buffer.from(await res.arrayBuffer())
-  if (res.status !== 200) throw new DigError(`--doh ${url} answered HTTP ${res.status}: ${body.toString('utf8').trim().slice(0, 200)}`)
-  if (!(res.headers.get('content-type') ?? '').startsWith('application/dns-message')) throw new DigError(`--doh ${url} answered ${res.headers.get('content-type') ?? 'no Content-Type'}, not application/dns-message`)
-  const m = readMessage(body)
-  if (!m) throw new DigError(`--doh ${url} answered with something that is not a DNS message`)
-  return resultOf(labels, type, target.href, m, body, 'https', performance.now() - started)
 }
 
 async function trace(labels: Labels, type: number, root: string | undefined, defaultPort: number, timeoutMs: number): Promise<DigResult> {

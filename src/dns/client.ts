@@ -45,7 +45,7 @@ export interface AskOptions {
 export interface Asked {
   message: Message
   raw: Buffer
-  transport: 'udp' | 'tcp'
+  transport: 'udp' | 'tcp' | 'https'
   /** Milliseconds from the first send to the final answer. */
   ms: number
 }
@@ -146,4 +146,27 @@ function tcpExchange(server: Server, query: Buffer, id: number, question: Buffer
     })
     socket.on('end', () => finish(new AskError(`${label(server)} closed the TCP connection without an answer`, 'ECONNRESET')))
   })
+}
+
+/**
+ * The same question over DNS over HTTPS (RFC 8484): a POST of the message
+ * (ID 0, §4.1) to `url`; the answer must be `200 application/dns-message`
+ * and repeat the question. Rejects with AskError.
+ */
+export async function askDoh(url: string, labels: Labels, type: number, opts: { timeoutMs: number; rd?: boolean; ad?: boolean }): Promise<Asked & { transport: 'https' }> {
+  const started = performance.now()
+  const query = writeQuery(0, labels, type, { rd: opts.rd ?? true, ad: opts.ad, udpSize: 0 })
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' }, body: new Uint8Array(query), signal: AbortSignal.timeout(opts.timeoutMs) })
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string; message?: string } }
+    if (e.name === 'TimeoutError') throw new AskError(`no answer from ${url} within ${opts.timeoutMs} ms`, 'ETIMEOUT')
+    throw new AskError(`${url}: ${e.cause?.code ?? e.cause?.message ?? e.message}`, e.cause?.code ?? 'EIO')
+  }
+  const raw = Buffer.from(await res.arrayBuffer())
+  if (res.status !== 200) throw new AskError(`${url} answered HTTP ${res.status}: ${raw.toString('utf8').trim().slice(0, 200)}`, 'EBADRESP')
+  const why = mismatch(raw, 0, query.subarray(12))
+  if (why) throw new AskError(`the answer over HTTPS from ${url} ${why} (${res.headers.get('content-type') ?? 'no Content-Type'})`, 'EBADRESP')
+  return { message: readMessage(raw)!, raw, transport: 'https', ms: performance.now() - started }
 }

@@ -27,7 +27,7 @@
 import { randomInt } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../core/clock.ts'
-import { ask, AskError, type Server } from './client.ts'
+import { ask, askDoh, AskError, type Server } from './client.ts'
 import { CLASS, RCODE, TYPE, typeName, type Message, type WireRecord } from './message.ts'
 import { isWithin, key, type Labels, lowerAscii, parseName, suffixKeys, toText } from './names.ts'
 
@@ -43,8 +43,8 @@ export interface ResolverSettings {
   qnameMinimisation: boolean
   prefetch: boolean
   serveStale: { enabled: boolean; maxStale: number }
-  /** Ask these resolvers (RD set) instead of iterating. */
-  forward: readonly Server[]
+  /** Ask these resolvers (RD set) instead of iterating: over UDP/TCP, or DNS over HTTPS (`{ url }`). */
+  forward: readonly (Server | { url: string })[]
 }
 
 /** One step of a resolution, for `+trace` and explanations. */
@@ -418,10 +418,11 @@ export class Resolver {
     const problems: string[] = []
     for (const server of this.cfg.forward) {
       if (++budget.queries > MAX_QUERIES) break
-      const step: Step = { server: `${server.host}:${server.port}`, zone: '(forwarder)', question: `${toText(labels)} ${typeName(type)}`, outcome: '', ms: 0 }
+      const step: Step = { server: 'url' in server ? server.url : `${server.host}:${server.port}`, zone: '(forwarder)', question: `${toText(labels)} ${typeName(type)}`, outcome: '', ms: 0 }
       budget.steps.push(step)
       try {
-        const reply = await ask(server, randomCase(labels), type, { timeoutMs: this.cfg.timeout, rd: true })
+        // over HTTPS the transport protects the answer: no need to randomise the name's case
+        const reply = 'url' in server ? await askDoh(server.url, labels, type, { timeoutMs: this.cfg.timeout, rd: true }) : await ask(server, randomCase(labels), type, { timeoutMs: this.cfg.timeout, rd: true })
         step.ms = Math.round(reply.ms * 10) / 10
         const m = lowerNames(reply.message)
         step.outcome = `rcode ${m.rcode}, ${m.answer.length} answer records`

@@ -172,8 +172,16 @@ const resolverSchema = z.strictObject({
   prefetch: z.boolean().default(true),
   /** Answer from expired data when every authority fails (RFC 8767). */
   serveStale: z.strictObject({ enabled: z.boolean().default(true), maxStale: duration().default(86_400_000) }).prefault({}),
-  /** Ask these resolvers instead of iterating from the root (`192.0.2.53`, `[2001:db8::53]:53`). */
-  forward: z.array(serverAddress()).default([]),
+  /** Ask these resolvers instead of iterating from the root: `192.0.2.53`, `[2001:db8::53]:53`, or DNS over HTTPS (`https://dns.example/dns-query`). */
+  forward: z
+    .array(
+      z.string().refine((v) => {
+        if (/^https?:\/\//i.test(v)) return URL.canParse(v)
+        const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(v) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(v)
+        return m !== null && isIP(m[1]!) !== 0 && (m[2] === undefined || Number(m[2]) <= 65535)
+      }, 'is an address with an optional port (192.0.2.53, [2001:db8::53]:53) or a DNS-over-HTTPS URL (https://dns.example/dns-query)'),
+    )
+    .default([]),
   /** Offer recursion only on these of `dns.listen`'s addresses (default: on all). */
   on: onSchema,
 })

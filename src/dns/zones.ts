@@ -181,7 +181,7 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
           qnameMinimisation: r.qnameMinimisation,
           prefetch: r.prefetch,
           serveStale: r.serveStale,
-          forward: r.forward.map(serverOf),
+          forward: r.forward.map((f) => (/^https?:\/\//.test(f) ? { url: f } : serverOf(f))),
         },
         clock,
       )

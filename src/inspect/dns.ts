@@ -11,8 +11,8 @@
  */
 
 import net from 'node:net'
-import { ask, AskError, type Asked } from '../dns/client.ts'
-import { FLAG, readMessage, rcodeName, TYPE, typeName, writeQuery, type Message } from '../dns/message.ts'
+import { ask, askDoh, AskError, type Asked } from '../dns/client.ts'
+import { FLAG, rcodeName, TYPE, typeName, type Message } from '../dns/message.ts'
 import { parseName, toText } from '../dns/names.ts'
 import { rdataText } from '../dns/present.ts'
 
@@ -139,20 +139,15 @@ export async function queryDns(server: string, name: string, type: 'A' | 'AAAA',
  */
 export async function queryDoh(url: string, name: string, type: 'A' | 'AAAA', opts: { timeoutMs?: number } = {}): Promise<DnsAnswer> {
   const qname = normalizeName(name)
-  const started = performance.now()
-  let res: Response
+  const timeoutMs = opts.timeoutMs ?? 5000
   try {
-    res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' }, body: new Uint8Array(writeQuery(0, parseName(qname + '.'), TYPE[type], { rd: true, ad: true, udpSize: 0 })), signal: AbortSignal.timeout(opts.timeoutMs ?? 5000) })
+    const asked = await askDoh(url, parseName(qname + '.'), TYPE[type], { timeoutMs, rd: true, ad: true })
+    return answerOf(url, qname, type, asked.message, 'https', asked.ms)
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } }
-    if (e.name === 'TimeoutError') throw new DnsQueryError(`DNS over HTTPS to ${url} timed out after ${opts.timeoutMs ?? 5000} ms`, 'ETIMEOUT')
-    throw new DnsQueryError(`DNS over HTTPS to ${url} failed: ${e.cause?.code ?? e.cause?.message ?? e.message}`, e.cause?.code ?? 'EIO')
+    if (!(err instanceof AskError)) throw err
+    if (err.code === 'ETIMEOUT') throw new DnsQueryError(`DNS over HTTPS to ${url} timed out after ${timeoutMs} ms`, 'ETIMEOUT')
+    throw new DnsQueryError(`DNS over HTTPS to ${err.message}`, err.code)
   }
-  const body = Buffer.from(await res.arrayBuffer())
-  if (res.status !== 200) throw new DnsQueryError(`DNS over HTTPS to ${url} answered HTTP ${res.status}: ${body.toString('utf8').trim().slice(0, 200)}`, 'EBADRESP')
-  const message = readMessage(body)
-  if (!message) throw new DnsQueryError(`DNS over HTTPS to ${url} answered with something that is not a DNS message (${res.headers.get('content-type') ?? 'no Content-Type'})`, 'EBADRESP')
-  return answerOf(url, qname, type, message, 'https', performance.now() - started)
 }
 
 function answerOf(server: string, qname: string, type: 'A' | 'AAAA', m: Message, transport: DnsAnswer['transport'], ms: number): DnsAnswer {

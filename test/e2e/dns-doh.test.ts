@@ -99,3 +99,23 @@ test('recursion over DoH follows the resolver\'s allow list, judged on the clien
     await closed.close()
   }
 })
+
+test('a resolver that forwards over DNS over HTTPS: the answers come through the DoH route; a bad forwarder is named', async () => {
+  const forwarder = await startServer({
+    sites: [{ routes: [{ path: '/', redirect: { to: 'https://example.test/' } }] }],
+    dns: { listen: { host: '127.0.0.1', port: 0 }, resolver: { allow: ['127.0.0.0/8'], forward: [new URL('/dns-query', s.url).href] } },
+  })
+  try {
+    const { udp } = await import('../helpers/dns.ts')
+    const r = await udp(forwarder.box.dns!.port, query('www.example.test', 'A'))
+    assert.equal(r.rcode, 'NOERROR')
+    assert.equal(r.flag_ra, true)
+    assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.1', '192.0.2.2'])
+    const nx = await udp(forwarder.box.dns!.port, query('nope.example.test', 'A'))
+    assert.equal(nx.rcode, 'NXDOMAIN')
+    // a bad forwarder is a configuration error naming it
+    await assert.rejects(startServer({ sites: [{ routes: [{ path: '/', redirect: { to: 'https://x.test/' } }] }], dns: { listen: { port: 0 }, resolver: { allow: ['127.0.0.0/8'], forward: ['dns.example'] } } }), /dns\.resolver\.forward\[0\]: is an address with an optional port .* or a DNS-over-HTTPS URL/)
+  } finally {
+    await forwarder.close()
+  }
+})
