@@ -12,6 +12,9 @@ export interface RegionConfig {
   name: string
   /** Networks (CIDRs or addresses) whose clients belong here. */
   networks: readonly string[]
+  /** ISO 3166 country codes (`JP`) and continent codes (`AS`) of the geo database whose clients belong here. */
+  countries?: readonly string[]
+  continents?: readonly string[]
   /** Regions to use, in order, when this one has no healthy edge (then every other, in configuration order). */
   next: readonly string[]
 }
@@ -51,14 +54,25 @@ export interface Placement {
   prefix: number
 }
 
+/** A geo database lookup: the address's country and continent codes, and the prefix length of the network they hold for. */
+export type GeoLookup = (address: string) => { country?: string; continent?: string; prefix: number } | null
+
 export class RegionMap {
   private readonly networks: Network[] = []
+  private readonly byCountry = new Map<string, string>()
+  private readonly byContinent = new Map<string, string>()
+  private readonly geo: GeoLookup | undefined
   private readonly orders = new Map<string, string[]>()
   readonly names: readonly string[]
   readonly defaultRegion: string
 
-  constructor(regions: readonly RegionConfig[], defaultRegion?: string) {
+  constructor(regions: readonly RegionConfig[], defaultRegion?: string, geo?: GeoLookup) {
+    this.geo = geo
     this.names = regions.map((r) => r.name)
+    for (const r of regions) {
+      for (const c of r.countries ?? []) this.byCountry.set(c.toUpperCase(), r.name)
+      for (const c of r.continents ?? []) this.byContinent.set(c.toUpperCase(), r.name)
+    }
     this.defaultRegion = defaultRegion ?? regions[0]?.name ?? ''
     for (const r of regions) {
       for (const n of r.networks) {
@@ -75,7 +89,12 @@ export class RegionMap {
     this.networks.sort((a, b) => b.prefix - a.prefix)
   }
 
-  /** The region of an address given as bytes (4 or 16), with at most `bits` significant bits (an ECS source prefix). */
+  /**
+   * The region of an address given as bytes (4 or 16), with at most `bits`
+   * significant bits (an ECS source prefix): a configured network first (the
+   * longest), then the geo database's country, then its continent, else the
+   * default region.
+   */
   place(bytes: Buffer | null, bits = bytes ? bytes.length * 8 : 0): Placement {
     if (bytes) {
       for (const n of this.networks) {
@@ -83,6 +102,13 @@ export class RegionMap {
         // a network more specific than what the client told cannot be told apart: it does not match
         if (n.prefix > bits) continue
         if (samePrefix(n.bytes, bytes, n.prefix)) return { region: n.region, network: n.text, prefix: n.prefix }
+      }
+      const found = this.geo && bits > 0 ? this.geo(addressText(bytes)) : null
+      if (found) {
+        const byCountry = found.country ? this.byCountry.get(found.country) : undefined
+        const byContinent = found.continent ? this.byContinent.get(found.continent) : undefined
+        if (byCountry) return { region: byCountry, network: `country ${found.country} (geo database, /${found.prefix})`, prefix: found.prefix }
+        if (byContinent) return { region: byContinent, network: `continent ${found.continent} (geo database, /${found.prefix})`, prefix: found.prefix }
       }
     }
     return { region: this.defaultRegion, network: null, prefix: 0 }
@@ -92,4 +118,12 @@ export class RegionMap {
   order(region: string): readonly string[] {
     return this.orders.get(region) ?? this.names
   }
+}
+
+/** An address's bytes (4 or 16) as text. */
+function addressText(b: Buffer): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16))
+  return groups.join(':')
 }

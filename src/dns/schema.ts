@@ -149,6 +149,10 @@ const regionSchema = z.strictObject({
   networks: z.array(cidr()).default([]),
   /** Regions to use in order when this one has no healthy edge (then every other, in configuration order). */
   next: z.array(z.string().min(1)).default([]),
+  /** With `dns.geo`: ISO 3166 country codes (`JP`, `DE`) whose clients belong here. */
+  countries: z.array(z.string().regex(/^[A-Za-z]{2}$/, 'is a two-letter ISO 3166 country code (JP, DE, US)')).default([]),
+  /** With `dns.geo`: continent codes (AF, AN, AS, EU, NA, OC, SA) whose clients belong here. */
+  continents: z.array(z.enum(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'])).default([]),
 })
 
 const OPEN_RESOLVER = 'list the networks that may use the resolver (e.g. 127.0.0.0/8): an open resolver is abused for amplification attacks'
@@ -230,6 +234,8 @@ export const dnsSchema = z
     zones: z.array(zoneSchema).default([]),
     /** Regions for balanced names: clients are placed by network (the longest match). */
     regions: z.array(regionSchema).default([]),
+    /** A MaxMind database (GeoLite2-Country or -City `.mmdb`, yours to download) that places clients in no configured network by country or continent (`regions[].countries`, `continents`). */
+    geo: z.strictObject({ file: z.string().min(1) }).optional(),
     /** The region of clients in no configured network (default: the first region). */
     defaultRegion: z.string().min(1).optional(),
     /** Names answered by global load balancing across health-checked edges (docs/dns.md). */

@@ -18,7 +18,8 @@ import { fingerprint, Zone, ZoneError } from './zone.ts'
 import { notifyAll } from './notify.ts'
 import type { DnsConfig, DnsZoneConfig } from './schema.ts'
 import { BalancedName } from './gslb.ts'
-import { RegionMap } from './regions.ts'
+import { RegionMap, type GeoLookup } from './regions.ts'
+import { Reader, type CountryResponse } from 'maxmind'
 import { Responder } from './responder.ts'
 import { isWithin, key } from './names.ts'
 import type { Logger } from '../core/log.ts'
@@ -121,7 +122,26 @@ export interface DnsState {
 /** Builds every zone and balanced name; throws a list of `path: problem` strings, with nothing left running. */
 export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock, previous?: DnsState | null, challenges?: AcmeChallenges): DnsState {
   const problems: string[] = []
-  const regions = new RegionMap(cfg.regions.length ? cfg.regions : [{ name: 'default', networks: [], next: [] }], cfg.defaultRegion)
+  let geo: GeoLookup | undefined
+  if (cfg.geo) {
+    const file = resolve(baseDir, cfg.geo.file)
+    try {
+      // a GeoLite2 / GeoIP2 Country or City database: Edgebox reads the country's and the continent's codes
+      const reader = new Reader<CountryResponse>(readFileSync(file))
+      geo = (address) => {
+        try {
+          const [rec, prefix] = reader.getWithPrefixLength(address)
+          return rec ? { country: rec.country?.iso_code ?? rec.registered_country?.iso_code, continent: rec.continent?.code, prefix } : null
+        } catch {
+          return null // an IPv6 address in an IPv4 database
+        }
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      throw [e.code ? `dns.geo.file: cannot read ${file} (${e.code})` : `dns.geo.file: ${file} is not a MaxMind database (${e.message})`]
+    }
+  }
+  const regions = new RegionMap(cfg.regions.length ? cfg.regions : [{ name: 'default', networks: [], next: [] }], cfg.defaultRegion, geo)
   const origins = cfg.zones.map((z) => key(parseName(z.origin.endsWith('.') ? z.origin : z.origin + '.')))
   const balanced: BalancedName[] = []
   const zoneOf = new Map<BalancedName, number>()

@@ -144,3 +144,46 @@ test('GSLB configuration problems are named: a name in no zone, an unknown regio
   assert.deepEqual(await bad({ zones: [zone], balance: [{ name: 'www.edge.test', edges: [{ addresses: ['127.0.0.2'], region: 'mars' }] }] }), ['dns.balance[0].edges[0].region: no region is named mars: add it to dns.regions'])
   assert.deepEqual(await bad({ zones: [{ ...zone, records: [...zone.records, { name: 'www', type: 'A', data: '127.0.0.9' }] }], balance: [{ name: 'www.edge.test', edges: [{ addresses: ['127.0.0.2'] }], check: { kind: 'tcp', port: 9, timeout: 200 } }] }), ['dns.zones[0]: www.edge.test. is a balanced name and has A records; its addresses come from its edges'])
 })
+
+test('GSLB: regions from a MaxMind database by country, then continent, for subnets in no configured network; a bad database file is named', async () => {
+  const { writeMmdb } = await import('../helpers/mmdb.ts')
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const pathMod = await import('node:path')
+  const dir = mkdtempSync(pathMod.join(tmpdir(), 'edgebox-geo-'))
+  try {
+    const file = pathMod.join(dir, 'geo.mmdb')
+    writeFileSync(file, writeMmdb([{ network: '10.1.0.0/16', country: 'JP', continent: 'AS' }, { network: '10.2.0.0/16', country: 'KR', continent: 'AS' }, { network: '10.3.0.0/16', country: 'DE', continent: 'EU' }]))
+    const tokyo = await edge('127.0.0.5')
+    const frankfurt = await edge('127.0.0.6', tokyo.port)
+    const { port } = await start({
+      zones: [zone],
+      geo: { file },
+      regions: [
+        { name: 'japan', countries: ['JP'] },
+        { name: 'asia', continents: ['AS'], networks: ['10.9.0.0/16'] },
+        { name: 'europe', continents: ['EU'] },
+      ],
+      defaultRegion: 'europe',
+      balance: [{ name: 'www.edge.test', answers: 1, edges: [{ addresses: ['127.0.0.5'], region: 'japan' }, { addresses: ['127.0.0.6'], region: 'europe' }], check: { kind: 'tcp', port: tokyo.port, interval: 60_000, timeout: 300 } }],
+    })
+    const scopeOf = (r: Awaited<ReturnType<typeof udp>>) => (r.additionals.find((x) => x.type === 'OPT') as unknown as { options: { code: number; scopePrefixLength: number }[] }).options.find((o) => o.code === 8)!.scopePrefixLength
+    const jp = await udp(port, ecsQuery('www.edge.test', 'A', '10.1.2.0', 24))
+    assert.deepEqual(addrs(jp), ['127.0.0.5'], 'JP: the japan region')
+    assert.equal(scopeOf(jp), 16, 'the scope is the database network the answer holds for')
+    // KR is in no region by country; its continent, AS, is asia's, which has no edge: asia falls over (next: every other region in order)
+    assert.deepEqual(addrs(await udp(port, ecsQuery('www.edge.test', 'A', '10.2.2.0', 24))), ['127.0.0.5'])
+    assert.deepEqual(addrs(await udp(port, ecsQuery('www.edge.test', 'A', '10.3.2.0', 24))), ['127.0.0.6'], 'DE: europe by continent')
+    await tokyo.stop()
+    await frankfurt.stop()
+    const bad = pathMod.join(dir, 'bad.mmdb')
+    writeFileSync(bad, 'not a database')
+    await assert.rejects(start({ zones: [zone], geo: { file: bad } }), (err: { issues: string[] }) => {
+      assert.match(err.issues[0]!, /^dns\.geo\.file: .*bad\.mmdb is not a MaxMind database/)
+      return true
+    })
+    await assert.rejects(start({ zones: [zone], geo: { file: pathMod.join(dir, 'missing.mmdb') } }), /dns\.geo\.file: cannot read .*missing\.mmdb \(ENOENT\)/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
