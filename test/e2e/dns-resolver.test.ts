@@ -174,6 +174,35 @@ test('prefetch: an answer asked for in the last tenth of its TTL is refreshed in
   assert.equal((await ask('www.edgebox.test')).answers[0]!.ttl, 270)
 })
 
+test('a zone with a server that never answers: the other one is asked, and after one timeout the fast one first (smoothed RTT)', async () => {
+  // a root that refers slow. to two servers: ns1 (127.0.0.7) never answers, ns2 (127.0.0.8) does
+  const sockets: dgram.Socket[] = []
+  const bind = (host: string, onMessage: (s: dgram.Socket, q: dnsPacket.DecodedPacket, r: dgram.RemoteInfo) => void) =>
+    new Promise<void>((resolve) => {
+      const sock = dgram.createSocket('udp4')
+      sock.on('message', (m, r) => onMessage(sock, dnsPacket.decode(m), r))
+      sock.bind(port, host, () => resolve())
+      sockets.push(sock)
+    })
+  let silentAsked = 0
+  await bind('127.0.0.9', (sock, q, r) =>
+    sock.send(dnsPacket.encode({ type: 'response', id: q.id, flags: 0, questions: q.questions, authorities: [{ name: 'slow', type: 'NS', ttl: 60, data: 'ns1.slow' }, { name: 'slow', type: 'NS', ttl: 60, data: 'ns2.slow' }], additionals: [{ name: 'ns1.slow', type: 'A', ttl: 60, data: '127.0.0.7' }, { name: 'ns2.slow', type: 'A', ttl: 60, data: '127.0.0.8' }] }), r.port, r.address),
+  )
+  await bind('127.0.0.7', () => void silentAsked++)
+  await bind('127.0.0.8', (sock, q, r) => sock.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: q.questions, answers: [{ name: q.questions![0]!.name, type: 'A', ttl: 60, data: '192.0.2.80' }] }), r.port, r.address))
+  const res = await startServer({ ...site, dns: { listen: { host: '127.0.0.1', port: 0 }, resolver: { allow: ['127.0.0.0/8'], rootHints: [{ name: 'r.test', address: '127.0.0.9' }], authorityPort: port, timeout: 300, qnameMinimisation: false } } } as never)
+  try {
+    for (const name of ['a.slow', 'b.slow', 'c.slow', 'd.slow']) {
+      const r = await udp(res.box.dns!.port, query(name, 'A', { udpSize: 1232 }))
+      assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.80'], name)
+    }
+    assert.ok(silentAsked <= 1, `the silent server was asked ${silentAsked} times`)
+  } finally {
+    await res.close()
+    for (const sock of sockets) sock.close()
+  }
+})
+
 test('serve-stale: with every authority of the zone gone, an expired answer is served with TTL 30 (RFC 8767)', async () => {
   await ask('www.edgebox.test')
   await authorities[2]!.close()
