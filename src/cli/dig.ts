@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ask, askDoh, AskError, type Asked } from '../dns/client.ts'
 import { EXPLAIN_OPTION, FLAG, TYPE, typeName, typeNumber, type Message } from '../dns/message.ts'
-import { NameError, parseName, toText, type Labels } from '../dns/names.ts'
+import { NameError, parseAbsolute, toText, type Labels } from '../dns/names.ts'
 import { recordText } from '../dns/present.ts'
 import { Resolver, ROOT_HINTS, type Step } from '../dns/resolver.ts'
 import { systemClock } from '../core/clock.ts'
@@ -103,7 +103,7 @@ export async function digCommand(argv: string[], out: NodeJS.WritableStream = pr
   }
   let labels: Labels
   try {
-    labels = parseName(nameArg.endsWith('.') ? nameArg : nameArg + '.')
+    labels = parseAbsolute(nameArg)
   } catch (e) {
     if (!(e instanceof NameError)) throw e
     err.write(`edgebox dig: ${nameArg} is not a domain name (${e.message})\n`)

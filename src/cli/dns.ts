@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { NameError, parseName, toText } from '../dns/names.ts'
+import { NameError, parseAbsolute, toText } from '../dns/names.ts'
 import { parseZoneText } from '../dns/zone-file.ts'
 import { Zone, ZoneError } from '../dns/zone.ts'
 
@@ -47,7 +47,7 @@ export function dnsCommand(argv: string[], out: NodeJS.WritableStream = process.
   const originText = parsed.values.origin ?? /^\$ORIGIN[ \t]+(\S+)/im.exec(text)?.[1] ?? path.basename(file).replace(/\.(zone|db)$/i, '')
   let origin
   try {
-    origin = parseName(originText.endsWith('.') ? originText : originText + '.')
+    origin = parseAbsolute(originText)
   } catch (e) {
     if (!(e instanceof NameError)) throw e
     err.write(`edgebox dns check: the origin "${originText}" is not a domain name (${e.message}); give one with --origin\n`)

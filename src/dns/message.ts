@@ -132,27 +132,20 @@ function readPlainName(buf: Buffer, at: number): { labels: string[]; end: number
 
 /** Skips a possibly compressed name; returns the offset after it in the record (pointers are followed only to check them). */
 function skipName(buf: Buffer, at: number): number {
-  let end = -1
-  let hops = 0
-  let total = 1
-  for (;;) {
-    if (at >= buf.length) throw new Malformed('a name runs past the end of the message')
-    const len = buf[at]!
-    if (len === 0) return end === -1 ? at + 1 : end
-    if ((len & 0xc0) === 0xc0) {
-      if (at + 1 >= buf.length) throw new Malformed('a compression pointer runs past the end of the message')
-      const target = ((len & 0x3f) << 8) | buf[at + 1]!
-      if (end === -1) end = at + 2
-      // only backwards, and a bounded number of times: a pointer loop is malformed, not a hang
-      if (target >= at || ++hops > 64) throw new Malformed('a compression pointer loop')
-      at = target
-      continue
-    }
-    if (len > MAX_LABEL) throw new Malformed('a label type that does not exist')
-    total += len + 1
-    if (total > MAX_NAME) throw new Malformed(`a name longer than ${MAX_NAME} bytes`)
-    at += 1 + len
+  return readName(buf, at, false).end
+}
+
+/** The options of an OPT record's data (RFC 6891 §6.1.2), each checked to lie inside it. */
+function readOptions(buf: Buffer, start: number, len: number): EdnsOption[] {
+  const options: EdnsOption[] = []
+  for (let o = start; o < start + len; ) {
+    if (o + 4 > start + len) throw new Malformed('an EDNS option runs past its record')
+    const olen = buf.readUInt16BE(o + 2)
+    if (o + 4 + olen > start + len) throw new Malformed('an EDNS option runs past its record')
+    options.push({ code: buf.readUInt16BE(o), data: buf.subarray(o + 4, o + 4 + olen) })
+    o += 4 + olen
   }
+  return options
 }
 
 /**
@@ -218,16 +211,7 @@ export function readQuery(buf: Buffer): ReadResult {
         if (edns) throw new Malformed('more than one OPT record (RFC 6891 §6.1.1)')
         if (buf[nameAt] !== 0) throw new Malformed("an OPT record whose owner is not the root")
         const ttl = buf.readUInt32BE(at + 4)
-        const options: EdnsOption[] = []
-        for (let o = rdata; o < rdata + rdlen; ) {
-          if (o + 4 > rdata + rdlen) throw new Malformed('an EDNS option runs past its record')
-          const code = buf.readUInt16BE(o)
-          const olen = buf.readUInt16BE(o + 2)
-          if (o + 4 + olen > rdata + rdlen) throw new Malformed('an EDNS option runs past its record')
-          options.push({ code, data: buf.subarray(o + 4, o + 4 + olen) })
-          o += 4 + olen
-        }
-        edns = { udpSize: buf.readUInt16BE(at + 2), version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & EDNS_DO) !== 0, options }
+        edns = { udpSize: buf.readUInt16BE(at + 2), version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & EDNS_DO) !== 0, options: readOptions(buf, rdata, rdlen) }
       }
       at = rdata + rdlen
     }
@@ -451,8 +435,8 @@ export function optLength(options: readonly EdnsOption[] = []): number {
   return n
 }
 
-/** Reads a possibly compressed name at `at`; returns its labels and the offset after it in place. Throws Malformed. */
-function readName(buf: Buffer, at: number): { labels: string[]; end: number } {
+/** Reads a possibly compressed name at `at`; returns its labels (when `collect`) and the offset after it in place. Throws Malformed. */
+function readName(buf: Buffer, at: number, collect = true): { labels: string[]; end: number } {
   const labels: string[] = []
   let end = -1
   let hops = 0
@@ -465,6 +449,7 @@ function readName(buf: Buffer, at: number): { labels: string[]; end: number } {
       if (at + 1 >= buf.length) throw new Malformed('a compression pointer runs past the end of the message')
       const target = ((len & 0x3f) << 8) | buf[at + 1]!
       if (end === -1) end = at + 2
+      // only backwards, and a bounded number of times: a pointer loop is malformed, not a hang
       if (target >= at || ++hops > 64) throw new Malformed('a compression pointer loop')
       at = target
       continue
@@ -473,7 +458,7 @@ function readName(buf: Buffer, at: number): { labels: string[]; end: number } {
     total += len + 1
     if (total > MAX_NAME) throw new Malformed(`a name longer than ${MAX_NAME} bytes`)
     if (at + 1 + len > buf.length) throw new Malformed('a name runs past the end of the message')
-    labels.push(buf.toString('latin1', at + 1, at + 1 + len))
+    if (collect) labels.push(buf.toString('latin1', at + 1, at + 1 + len))
     at += 1 + len
   }
 }
@@ -560,14 +545,8 @@ export function readMessage(buf: Buffer): Message | null {
         if (at + rdlen > buf.length) throw new Malformed("a record's data runs past the end of the message")
         if (type === TYPE.OPT) {
           if (s !== 2 || edns) throw new Malformed('a misplaced or second OPT record')
-          const options: EdnsOption[] = []
-          for (let o = at; o < at + rdlen; ) {
-            if (o + 4 > at + rdlen) throw new Malformed('an EDNS option runs past its record')
-            const olen = buf.readUInt16BE(o + 2)
-            if (o + 4 + olen > at + rdlen) throw new Malformed('an EDNS option runs past its record')
-            options.push({ code: buf.readUInt16BE(o), data: Buffer.from(buf.subarray(o + 4, o + 4 + olen)) })
-            o += 4 + olen
-          }
+          // copied: an answer's options outlive its buffer (the resolver keeps what it reads)
+          const options = readOptions(buf, at, rdlen).map((o) => ({ code: o.code, data: Buffer.from(o.data) }))
           edns = { udpSize: klass, version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & EDNS_DO) !== 0, options }
           rcode |= ((ttl >>> 24) & 0xff) << 4
         } else {

@@ -144,3 +144,8 @@ export function suffixKeys(labels: Labels): string[] {
   }
   return out
 }
+
+/** A name written without or with its final dot (`www.example.com`, `www.example.com.`): always absolute, never relative to an origin. */
+export function parseAbsolute(text: string): Labels {
+  return parseName(text === '.' || text.endsWith('.') ? text : text + '.')
+}

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { isIP } from 'node:net'
 import { duration, size } from '../config/units.ts'
 import { cidr } from '../config/validators.ts'
-import { NameError, parseName } from './names.ts'
+import { NameError, parseAbsolute, parseName } from './names.ts'
 
 /**
  * The `dns` section of the configuration (docs/dns.md). Absent: Edgebox
@@ -13,7 +13,7 @@ import { NameError, parseName } from './names.ts'
 const zoneName = () =>
   z.string().superRefine((value, ctx) => {
     try {
-      parseName(value.endsWith('.') ? value : value + '.')
+      parseAbsolute(value)
     } catch (err) {
       if (err instanceof NameError) ctx.addIssue({ code: 'custom', message: `is not a domain name: ${err.message}` })
       else throw err

@@ -8,7 +8,7 @@
 
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { type Labels, parseName, toText } from './names.ts'
+import { type Labels, parseAbsolute, parseName, toText } from './names.ts'
 import { TYPE } from './message.ts'
 import { parseZoneText, tokenize, type ZoneEntry } from './zone-file.ts'
 import { parseRdata, RdataError, ttlValue } from './rdata.ts'
@@ -31,7 +31,7 @@ import type { AcmeChallenges } from './challenges.ts'
 
 /** Builds one configured zone; throws a list of `path: problem` strings. */
 export function buildZone(cfg: DnsZoneConfig, path: string, baseDir: string, now: number, balanced: readonly BalancedName[] = [], previous?: Zone): Zone {
-  const origin = parseName(cfg.origin.endsWith('.') ? cfg.origin : cfg.origin + '.')
+  const origin = parseAbsolute(cfg.origin)
   const problems: string[] = []
   const entries: ZoneEntry[] = []
   if (cfg.file) {
@@ -142,11 +142,11 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
     }
   }
   const regions = new RegionMap(cfg.regions.length ? cfg.regions : [{ name: 'default', networks: [], next: [] }], cfg.defaultRegion, geo)
-  const origins = cfg.zones.map((z) => key(parseName(z.origin.endsWith('.') ? z.origin : z.origin + '.')))
+  const origins = cfg.zones.map((z) => key(parseAbsolute(z.origin)))
   const balanced: BalancedName[] = []
   const zoneOf = new Map<BalancedName, number>()
   cfg.balance.forEach((b, i) => {
-    const owner = parseName(b.name.endsWith('.') ? b.name : b.name + '.')
+    const owner = parseAbsolute(b.name)
     const k = key(owner)
     // the innermost zone that holds the name
     let best = -1
@@ -194,7 +194,7 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
   const resolver = r
     ? new Resolver(
         {
-          rootHints: (r.rootHints ?? ROOT_HINTS).map((h) => ({ name: h.name.endsWith('.') ? h.name : h.name + '.', address: h.address })),
+          rootHints: (r.rootHints ?? ROOT_HINTS).map((h) => ({ name: toText(parseAbsolute(h.name)), address: h.address })),
           authorityPort: r.authorityPort,
           cacheSize: r.cacheSize,
           timeout: r.timeout,
@@ -207,10 +207,10 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
       )
     : undefined
   const allowed = r ? addressSet(r.allow) : undefined
-  const keys = new Map(cfg.keys.map((k) => [key(parseName(k.name.endsWith('.') ? k.name : k.name + '.')), { name: parseName(k.name.endsWith('.') ? k.name : k.name + '.'), algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64') } satisfies TsigKey]))
+  const keys = new Map(cfg.keys.map((k) => [key(parseAbsolute(k.name)), { name: parseAbsolute(k.name), algorithm: k.algorithm, secret: Buffer.from(k.secret, 'base64') } satisfies TsigKey]))
   const transfers = new Map<string, { allowed: (a: string) => boolean; keys: ReadonlySet<string> }>()
   cfg.zones.forEach((z, i) => {
-    if (z.transfer) transfers.set(origins[i]!, { allowed: addressSet(z.transfer.allow), keys: new Set(z.transfer.keys.map((k) => key(parseName(k.endsWith('.') ? k : k + '.')))) })
+    if (z.transfer) transfers.set(origins[i]!, { allowed: addressSet(z.transfer.allow), keys: new Set(z.transfer.keys.map((k) => key(parseAbsolute(k)))) })
   })
   const views = new Map<string, Responder>()
   for (const l of cfg.listen) {
@@ -226,7 +226,7 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
       if (!z.transfer?.notify.length) return
       const before = prev?.zones.find((p) => p.originKey === zone.originKey)
       if (before && before.serial === zone.serial) return
-      const signer = z.transfer.keys[0] !== undefined ? keys.get(key(parseName(z.transfer.keys[0].endsWith('.') ? z.transfer.keys[0] : z.transfer.keys[0] + '.'))) : undefined
+      const signer = z.transfer.keys[0] !== undefined ? keys.get(key(parseAbsolute(z.transfer.keys[0]))) : undefined
       void notifyAll(zone, z.transfer.notify.map(serverOf), signer, log)
     })
   }

@@ -4,7 +4,7 @@ import type { DnsAnswerer, Handler, HandlerModule } from '../../core/types.ts'
 import { ConfigError, httpError } from '../../core/errors.ts'
 import { readSmall } from '../../core/body.ts'
 import { readMessage, typeName, typeNumber, writeQuery, FLAG, type WireRecord } from '../../dns/message.ts'
-import { NameError, parseName, toText } from '../../dns/names.ts'
+import { NameError, parseAbsolute, toText } from '../../dns/names.ts'
 import { rdataText } from '../../dns/present.ts'
 
 /**
@@ -78,7 +78,7 @@ async function json(ctx: Context, dns: DnsAnswerer, params: URLSearchParams): Pr
   if (!nameText) throw httpError('EB_ERR_BAD_REQUEST', 'the JSON form needs ?name= (and ?type=, default A)')
   let labels
   try {
-    labels = parseName(nameText.endsWith('.') ? nameText : nameText + '.')
+    labels = parseAbsolute(nameText)
   } catch (err) {
     if (err instanceof NameError) throw httpError('EB_ERR_BAD_REQUEST', `?name= is not a domain name: ${err.message}`)
     throw err

@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler } from '../../core/types.ts'
-import { NameError, parseName, toText } from '../../dns/names.ts'
+import { NameError, parseAbsolute, toText } from '../../dns/names.ts'
 import { typeName, typeNumber } from '../../dns/message.ts'
 import { recordText } from '../../dns/present.ts'
 import { Resolver } from '../../dns/resolver.ts'
@@ -96,7 +96,7 @@ export async function createDnsDemo(prefix: string, cfg: DnsDemoConfig): Promise
     const nameText = params.get('name') ?? 'www.edgebox.test'
     let labels
     try {
-      labels = parseName(nameText.endsWith('.') ? nameText : nameText + '.')
+      labels = parseAbsolute(nameText)
     } catch (err) {
       if (err instanceof NameError) throw httpError('EB_ERR_BAD_REQUEST', `?name= is not a domain name: ${err.message}`)
       throw err
