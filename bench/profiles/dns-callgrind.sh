@@ -4,7 +4,8 @@
 # The server runs under valgrind with instrumentation off; WARM queries warm it (JIT), then instrumentation is
 # switched on for N queries from dnsperf at a fixed rate, and off again; net = total minus the optimizing compilers and
 # the garbage collector (cg-net.awk), which land in the window differently each run.
-#   usage: bench/profiles/dns-callgrind.sh SERVER LOAD [N]     SERVER: edgebox | bare   LOAD: auth | gslb
+#   usage: bench/profiles/dns-callgrind.sh SERVER LOAD [N]     SERVER: edgebox | bare | resolver   LOAD: auth | gslb
+#   (resolver: Edgebox's resolver answering AUTH's names from its cache, warmed by the warm-up queries)
 #   env: WARM (20000)  RATE (400 queries a second under valgrind)  NODEFLAGS (--single-threaded)
 # Needs bench/dns.sh to have run once (its zone, configurations and query files in bench/.peers/run/dns).
 set -euo pipefail
@@ -16,11 +17,14 @@ D="$BENCH/.peers/run/dns"; OUT=$(mktemp -d /tmp/dns-cg.XXXX)
 case $server in
   edgebox) port=18710; cmd=(node $NODEFLAGS "$ROOT/bin/edgebox.js" --config "$D/edgebox.json") ;;
   bare) port=18711; cmd=(node $NODEFLAGS "$BENCH/servers/dns-bare.mjs" 18711 "$D/bare.json") ;;
-  *) echo "SERVER is edgebox or bare" >&2; exit 2 ;;
+  resolver) port=18714; cmd=(node $NODEFLAGS "$ROOT/bin/edgebox.js" --config "$D/resolver.json") ;;
+  *) echo "SERVER is edgebox, bare or resolver" >&2; exit 2 ;;
 esac
 file="$D/$load.txt"
 edges=""
 if [ "$server" = edgebox ]; then node "$BENCH/servers/tcp-edges.mjs" 18700 & edges=$!; fi
+# the resolver's authority, outside valgrind
+if [ "$server" = resolver ]; then node "$ROOT/bin/edgebox.js" --config "$D/authority.json" >/dev/null 2>&1 & edges=$!; fi
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/cg.out" "${cmd[@]}" >"$OUT/server.log" 2>&1 &
 vg=$!
 trap 'kill $vg ${edges} 2>/dev/null; wait 2>/dev/null' EXIT

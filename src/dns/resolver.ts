@@ -100,10 +100,13 @@ export class Resolver {
   /** Smoothed round-trip time per server address (ms), to choose the fastest of a zone's servers. */
   private readonly srtt = new Map<string, number>()
   private readonly prefetching = new Set<string>()
+  /** How long past its TTL an entry may still be served stale (0 without serve-stale). */
+  private readonly staleSeconds: number
 
   constructor(cfg: ResolverSettings, clock: Clock) {
     this.cfg = cfg
     this.clock = clock
+    this.staleSeconds = cfg.serveStale.enabled ? Math.floor(cfg.serveStale.maxStale / 1000) : 0
     this.cache = new LRUCache<string, Entry>({
       maxSize: cfg.cacheSize,
       sizeCalculation: (e) => {
@@ -122,7 +125,7 @@ export class Resolver {
 
   /** What the cache holds for a name and type: remaining TTL in seconds (negative: expired), or null. */
   cached(labels: Labels, type: number): { ttl: number; kind: string } | null {
-    const e = this.cache.get(`${key(labels)}|${type}`) ?? this.cache.get(`${key(labels)}|NX`)
+    const e = this.entry(`${key(labels)}|${type}`) ?? this.entry(`${key(labels)}|NX`)
     if (!e) return null
     return { ttl: this.remaining(e), kind: e.kind === 'set' ? 'records' : rcodeOf(e) }
   }
@@ -137,9 +140,10 @@ export class Resolver {
     let name = labels
     const answer: WireRecord[][] = []
     for (let hop = 0; hop <= MAX_CNAME; hop++) {
-      const r = this.fromCache(name, type, false)
+      const k = key(name)
+      const r = this.fromCache(name, type, false, k)
       if (!r) return null
-      this.maybePrefetch(name, type)
+      this.maybePrefetch(name, type, k)
       for (const set of r.answer) answer.push(set)
       const last = r.answer[r.answer.length - 1]
       if (r.rcode === RCODE.NOERROR && last && last[0]!.type === TYPE.CNAME && type !== TYPE.CNAME) {
@@ -204,20 +208,27 @@ export class Resolver {
   }
 
   /** The cache's answer for a name: its records, a CNAME, or a negative answer; stale entries only when asked. */
-  private fromCache(labels: Labels, type: number, stale: boolean): Resolution | null {
-    const k = key(labels)
-    const ok = (e: Entry | undefined): e is Entry => !!e && (this.remaining(e) > 0 || (stale && this.remaining(e) > -this.cfg.serveStale.maxStale / 1000))
-    const ttlOf = (e: Entry) => (this.remaining(e) > 0 ? this.remaining(e) : STALE_TTL)
-    const nx = this.cache.get(`${k}|NX`, { allowStale: true })
-    if (ok(nx) && nx.kind === 'negative') return { rcode: RCODE.NXDOMAIN, answer: [], authority: nx.soa ? [[{ ...nx.soa, ttl: ttlOf(nx) }]] : [], source: 'cache', steps: [] }
-    const e = this.cache.get(`${k}|${type}`, { allowStale: true })
-    if (ok(e)) {
-      if (e.kind === 'set' && e.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [e.records.map((r) => ({ ...r, ttl: ttlOf(e) }))], authority: [], source: 'cache', steps: [] }
-      if (e.kind === 'negative') return { rcode: RCODE.NOERROR, answer: [], authority: e.soa ? [[{ ...e.soa, ttl: ttlOf(e) }]] : [], source: 'cache', steps: [] }
+  private fromCache(labels: Labels, type: number, stale: boolean, nameKey = key(labels)): Resolution | null {
+    const k = nameKey
+    // an entry's remaining TTL, or null when it cannot be used (expired, unless stale data is asked for and still kept)
+    const usable = (e: Entry | undefined): number | null => {
+      if (!e) return null
+      const r = this.remaining(e)
+      return r > 0 ? r : stale ? STALE_TTL : null
+    }
+    const nx = this.entry(`${k}|NX`)
+    const nxTtl = usable(nx)
+    if (nxTtl !== null && nx!.kind === 'negative') return { rcode: RCODE.NXDOMAIN, answer: [], authority: nx!.soa ? [[{ ...nx!.soa, ttl: nxTtl }]] : [], source: 'cache', steps: [] }
+    const e = this.entry(`${k}|${type}`)
+    const eTtl = usable(e)
+    if (eTtl !== null) {
+      if (e!.kind === 'set' && e!.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [withTtl(e!.records, eTtl)], authority: [], source: 'cache', steps: [] }
+      if (e!.kind === 'negative') return { rcode: RCODE.NOERROR, answer: [], authority: e!.soa ? [[{ ...e!.soa, ttl: eTtl }]] : [], source: 'cache', steps: [] }
     }
     if (type !== TYPE.CNAME) {
-      const c = this.cache.get(`${k}|${TYPE.CNAME}`, { allowStale: true })
-      if (ok(c) && c.kind === 'set' && c.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [c.records.map((r) => ({ ...r, ttl: ttlOf(c) }))], authority: [], source: 'cache', steps: [] }
+      const c = this.entry(`${k}|${TYPE.CNAME}`)
+      const cTtl = usable(c)
+      if (cTtl !== null && c!.kind === 'set' && c!.rank >= RANK.answer) return { rcode: RCODE.NOERROR, answer: [withTtl(c!.records, cTtl)], authority: [], source: 'cache', steps: [] }
     }
     return null
   }
@@ -227,10 +238,10 @@ export class Resolver {
   }
 
   /** A name asked for in the last tenth of its TTL is resolved again in the background (for TTLs of 10 s or more). */
-  private maybePrefetch(labels: Labels, type: number): void {
+  private maybePrefetch(labels: Labels, type: number, nameKey = key(labels)): void {
     if (!this.cfg.prefetch) return
-    const k = `${key(labels)}|${type}`
-    const e = this.cache.get(k, { allowStale: true })
+    const k = `${nameKey}|${type}`
+    const e = this.entry(k)
     if (!e || e.ttl < 10 || this.remaining(e) > e.ttl / 10 || this.prefetching.has(k)) return
     this.prefetching.add(k)
     const budget: Budget = { queries: 0, steps: [] }
@@ -240,12 +251,21 @@ export class Resolver {
   }
 
   private put(k: string, e: Entry): void {
-    const old = this.cache.get(k, { allowStale: true })
+    const old = this.entry(k)
     // a lower-ranked set never replaces a higher-ranked one that is still fresh (RFC 2181 §5.4.1)
     if (old && old.rank > e.rank && this.remaining(old) > 0) return
-    // kept past its TTL for serve-stale; the LRU bound still applies
-    const ttlMs = (e.ttl * 1000) + (this.cfg.serveStale.enabled ? this.cfg.serveStale.maxStale : 0)
-    this.cache.set(k, e, { ttl: Math.max(1, ttlMs) })
+    // no lifetime in the LRU itself: entries age by this resolver's clock (entry()), kept past their TTL for serve-stale
+    this.cache.set(k, e)
+  }
+
+  /** A cached entry, unless it is older than its TTL plus the serve-stale window (then it is dropped). */
+  private entry(k: string): Entry | undefined {
+    const e = this.cache.get(k)
+    if (e && this.remaining(e) < -this.staleSeconds) {
+      this.cache.delete(k)
+      return undefined
+    }
+    return e
   }
 
   private storeSets(records: readonly WireRecord[], rank: number): void {
@@ -277,7 +297,7 @@ export class Resolver {
   private closestZone(labels: Labels): { zone: Labels; ns: Labels[] } {
     for (let i = 0; i < labels.length; i++) {
       const zone = labels.slice(i)
-      const e = this.cache.get(`${key(zone)}|${TYPE.NS}`)
+      const e = this.entry(`${key(zone)}|${TYPE.NS}`)
       if (e && e.kind === 'set' && this.remaining(e) > 0) return { zone, ns: e.records.map((r) => (r.rdata[0] as { name: Labels }).name) }
     }
     return { zone: [], ns: this.cfg.rootHints.map((h) => parseName(h.name)) }
@@ -289,7 +309,7 @@ export class Resolver {
     const out: string[] = []
     for (const n of ns) {
       for (const t of [TYPE.A, TYPE.AAAA]) {
-        const e = this.cache.get(`${key(n)}|${t}`)
+        const e = this.entry(`${key(n)}|${t}`)
         if (e && e.kind === 'set' && this.remaining(e) > 0) for (const r of e.records) out.push(addressText(r))
       }
     }
@@ -448,6 +468,16 @@ export class Resolver {
     }
     throw new ResolveError(`no forwarder answered: ${problems.join('; ')}`, 'unreachable')
   }
+}
+
+/** The records with the TTL they have left. */
+function withTtl(records: readonly WireRecord[], ttl: number): WireRecord[] {
+  const out = new Array<WireRecord>(records.length)
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!
+    out[i] = { owner: r.owner, type: r.type, class: r.class, ttl, rdata: r.rdata }
+  }
+  return out
 }
 
 export class ResolveError extends Error {

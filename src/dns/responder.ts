@@ -110,6 +110,18 @@ export class Responder {
     this.challenges = opts.challenges
   }
 
+  /** Whether recursion is offered to an address: the allow list's answer, kept per address (a resolver's clients are few and ask often). */
+  private readonly allowedCache = new Map<string, boolean>()
+  private allowed(address: string): boolean {
+    let v = this.allowedCache.get(address)
+    if (v === undefined) {
+      if (this.allowedCache.size >= 10_000) this.allowedCache.clear()
+      v = this.recursion!.allowed(address)
+      this.allowedCache.set(address, v)
+    }
+    return v
+  }
+
   /** Every zone this responder answers. */
   zoneList(): Zone[] {
     return [...this.zones.values()]
@@ -144,7 +156,7 @@ export class Responder {
     const text = words ? questionText(q.question) : undefined
     let ecsReply: EdnsOption[] = []
     // RA: recursion is offered to this client (RFC 1035 §4.1.1)
-    const ra = this.recursion && this.recursion.allowed(from) ? FLAG.RA : 0
+    const ra = this.recursion && this.allowed(from) ? FLAG.RA : 0
     const done = (rcode: number, aa: boolean, extra: Partial<Outcome> = {}): Outcome => {
       if (q.edns) w.opt(this.maxUdpSize, rcode >> 4, explain ? [...ecsReply, { code: EXPLAIN_OPTION, data: utf8Prefix([...(extra.path ?? []), ...(extra.why ? [extra.why] : []), `${rcodeName(rcode)}${aa ? ', authoritative' : ''}`].join('\n'), EXPLAIN_MAX) }] : ecsReply)
       let reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
