@@ -46,7 +46,7 @@ if [ ${#need[@]} -gt 0 ]; then
   for svc in knot pdns unbound; do as_root systemctl stop "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 KNOTD=$(command -v knotd || echo /usr/sbin/knotd); PDNS=/usr/sbin/pdns_server; UNBOUND=$(command -v unbound || echo /usr/sbin/unbound)
-VERSIONS="dnsperf $(dnsperf -h 2>&1 | sed -n 's/.*DNS Performance Testing Tool version \([0-9.]*\).*/\1/p' | head -1); knot $("$KNOTD" -V 2>&1 | grep -o '[0-9][0-9.]*' | head -1); pdns $("$PDNS" --version 2>&1 | grep -o 'Authoritative Server [0-9.]*' | grep -o '[0-9.]*$'); unbound $("$UNBOUND" -V 2>&1 | sed -n 's/^Version //p'); node $(node -v)"
+VERSIONS="dnsperf $(dnsperf -n 0 -d /dev/null 2>&1 | sed -n 's/^Version //p' | head -1); knot $("$KNOTD" -V 2>&1 | grep -o '[0-9][0-9.]*' | head -1); pdns $("$PDNS" --version 2>&1 | grep -o 'Authoritative Server [0-9.]*' | grep -o '[0-9.]*$'); unbound $("$UNBOUND" -V 2>&1 | sed -n 's/^Version //p'); node $(node -v)"
 
 # ---------------------------------------------------------------------------------------------------------------
 # the zone and the query files

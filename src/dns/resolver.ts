@@ -45,6 +45,8 @@ export interface ResolverSettings {
   serveStale: { enabled: boolean; maxStale: number }
   /** Ask these resolvers (RD set) instead of iterating: over UDP/TCP, or DNS over HTTPS (`{ url }`). */
   forward: readonly (Server | { url: string })[]
+  /** Resolutions in progress at once (distinct names); beyond, SERVFAIL at once. Default 10,000: memory stays bounded. */
+  maxInflight?: number
 }
 
 /** One step of a resolution, for `+trace` and explanations. */
@@ -160,6 +162,9 @@ export class Resolver {
     const k = `${key(labels)}|${type}`
     const running = this.inflight.get(k)
     if (running) return running
+    if (this.inflight.size >= (this.cfg.maxInflight ?? 10_000)) {
+      return Promise.resolve({ rcode: RCODE.SERVFAIL, answer: [], authority: [], source: 'network', steps: [], why: `more than ${this.cfg.maxInflight ?? 10_000} resolutions in progress` })
+    }
     const p = this.run(labels, type).finally(() => this.inflight.delete(k))
     this.inflight.set(k, p)
     return p
