@@ -74,7 +74,6 @@ export interface Client {
 
 export class BalancedName {
   readonly owner: Labels
-  private readonly ttl: number
   private readonly answers: number
   private readonly endpoints: Endpoint[]
   private readonly regions: RegionMap
@@ -86,7 +85,6 @@ export class BalancedName {
 
   constructor(cfg: BalancedConfig, regions: RegionMap, log: Logger, clock?: Clock) {
     this.owner = cfg.owner
-    this.ttl = cfg.ttl
     this.answers = cfg.answers
     this.regions = regions
     this.log = log

@@ -378,4 +378,3 @@ function questionText(q: Question): string {
   return `${toText(q.labels)} ${typeName(q.type)}`
 }
 
-export type { Query }

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { isIP } from 'node:net'
 import { duration, size } from '../config/units.ts'
 import { cidr } from '../config/validators.ts'
-import { NameError, parseAbsolute, parseName } from './names.ts'
+import { NameError, parseAbsolute } from './names.ts'
 
 /**
  * The `dns` section of the configuration (docs/dns.md). Absent: Edgebox
