@@ -109,7 +109,7 @@ export async function digCommand(argv: string[], out: NodeJS.WritableStream = pr
     err.write(`edgebox dig: ${nameArg} is not a domain name (${e.message})\n`)
     return 2
   }
-  const type = typeArg === undefined ? TYPE.A : /^[0-9]+$/.test(typeArg) && Number(typeArg) <= 65535 ? Number(typeArg) : typeNumber(typeArg)
+  const type = typeArg === undefined ? TYPE.A : typeNumber(typeArg)
   if (type === undefined) {
     err.write(`edgebox dig: ${typeArg} is not a record type (A, AAAA, MX, TXT, NS, SOA, CNAME, SRV, CAA, HTTPS, ... or a number)\n`)
     return 2

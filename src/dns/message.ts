@@ -16,7 +16,7 @@
  * without TC unless marked required (glue, RFC 9471 §3).
  */
 
-import { lowerAscii, type Labels, MAX_LABEL, MAX_NAME } from './names.ts'
+import { lowerAscii, NameError, parseAbsolute, type Labels, MAX_LABEL, MAX_NAME } from './names.ts'
 import { TSIG_TYPE, type TsigRecord } from './tsig.ts'
 
 export const TYPE = {
@@ -31,8 +31,9 @@ export function typeName(t: number): string {
   return TYPE_NAMES.get(t) ?? `TYPE${t}`
 }
 
-/** A mnemonic or `TYPE<n>` to the number; undefined if neither. */
+/** A mnemonic (`AAAA`), `TYPE<n>` (RFC 3597 §5) or a bare number to the type's number; undefined if none of these. */
 export function typeNumber(name: string): number | undefined {
+  if (/^[0-9]{1,5}$/.test(name)) return Number(name) <= 65535 ? Number(name) : undefined
   const up = name.toUpperCase()
   const t = (TYPE as Record<string, number>)[up]
   if (t !== undefined) return t
@@ -572,4 +573,23 @@ export function writeQuery(id: number, labels: Labels, type: number, opts: { rd?
   w.question({ labels, type, class: CLASS.IN, raw })
   if (opts.udpSize) w.opt(opts.udpSize, 0, opts.options ?? [])
   return w.finish(id, (opts.rd === false ? 0 : FLAG.RD) | (opts.ad ? FLAG.AD : 0))
+}
+
+/**
+ * A question given as text, as DNS over HTTPS's JSON form and the lab take
+ * it (`?name=www.example.com&type=AAAA`): the name (absolute, with or
+ * without its final dot) and the type (a mnemonic or a number, default A),
+ * or the problem with them in words.
+ */
+export function questionOf(nameText: string, typeText = 'A'): { labels: Labels; type: number } | { problem: string } {
+  let labels: Labels
+  try {
+    labels = parseAbsolute(nameText)
+  } catch (err) {
+    if (err instanceof NameError) return { problem: `?name= is not a domain name: ${err.message}` }
+    throw err
+  }
+  const type = typeNumber(typeText)
+  if (type === undefined) return { problem: `?type= is a record type (A, AAAA, MX, TXT, ... or a number), not ${JSON.stringify(typeText)}` }
+  return { labels, type }
 }

@@ -7,6 +7,7 @@
 
 import { type WireRecord, CLASS, CLASSIC_UDP, EXPLAIN_OPTION, FLAG, MessageWriter, OPCODE, optLength, RCODE, readQuery, TYPE, typeName, rcodeName, type Query, type Question } from './message.ts'
 import { key, suffixKeys, toText } from './names.ts'
+import { isLoopback } from '../http/address.ts'
 import { appendError, sign, TSIG_ERROR, verifyRequest, type TsigKey } from './tsig.ts'
 import type { AcmeChallenges } from './challenges.ts'
 import type { EdnsOption } from './message.ts'
@@ -349,10 +350,6 @@ function serialAtLeast(a: number, b: number): boolean {
 
 /** The most explanation one answer carries. */
 const EXPLAIN_MAX = 2048
-
-function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.')
-}
 
 /** The UTF-8 bytes of `text`, cut to at most `max` on a character boundary. */
 function utf8Prefix(text: string, max: number): Buffer {

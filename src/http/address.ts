@@ -77,3 +77,9 @@ export function nodeAddress(node: string): string | null {
 export function forwardedNode(address: string): string {
   return isIP(address) === 6 ? `"[${address}]"` : address
 }
+
+/** Whether an address is this machine's own (127.0.0.0/8, ::1, or IPv4 loopback on a dual-stack socket). */
+export function isLoopback(address: string): boolean {
+  const a = unmapped(address)
+  return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'))
+}

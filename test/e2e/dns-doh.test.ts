@@ -75,6 +75,10 @@ for (const protocol of PROTOCOLS) {
     assert.match(badType.text, /\?type= is a record type/)
     const put = await request(protocol, `${s.url}/dns-query`, { method: 'PUT', body: 'x' })
     assert.equal(put.status, 405)
+    // and the route still answers the next good request
+    const good = await request(protocol, `${s.url}/dns-query?name=www.example.test`)
+    assert.equal(good.status, 200)
+    assert.equal(JSON.parse(good.text).Status, 0)
   })
 }
 

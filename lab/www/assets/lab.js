@@ -82,3 +82,12 @@ export function wireChecks(checks, { summary, beforeRun = () => {} }) {
     runAll()
   })
 }
+
+/** A tour step's outcome on its <output>: data-state done, data-ok, data-detail (also its tooltip), for the page and its browser test. */
+export function mark(id, ok, detail) {
+  const out = $(id)
+  out.dataset.state = 'done'
+  out.dataset.ok = String(ok)
+  out.dataset.detail = detail
+  out.title = detail
+}

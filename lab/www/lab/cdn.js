@@ -4,7 +4,7 @@
 // <output> element's data attributes (data-ok, data-state, data-detail) so a
 // browser test can check them.
 
-import { $, el } from '/assets/lab.js'
+import { $, el, mark } from '/assets/lab.js'
 
 const DEMO = '/lab/demo/'
 const CDN = `${DEMO}cdn/`
@@ -169,14 +169,6 @@ function toggleTraffic() {
 }
 
 // ---------------------------------------------------------------- tour
-
-function mark(id, ok, detail) {
-  const out = $(id)
-  out.dataset.state = 'done'
-  out.dataset.ok = String(ok)
-  out.dataset.detail = detail
-  out.title = detail
-}
 
 async function waitFor(check, ms) {
   const end = performance.now() + ms

@@ -3,7 +3,7 @@
 // with textContent only. Every tour step writes its outcome into an <output>
 // element's data attributes (data-ok, data-state, data-detail) for a browser test.
 
-import { $, el } from '/assets/lab.js'
+import { $, el, mark } from '/assets/lab.js'
 
 const DEMO = '/lab/demo/dns/'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -46,14 +46,6 @@ async function renderEdges() {
     }),
   )
   return s
-}
-
-function mark(id, ok, detail) {
-  const out = $(id)
-  out.dataset.state = 'done'
-  out.dataset.ok = String(ok)
-  out.dataset.detail = detail
-  out.title = detail
 }
 
 async function waitFor(what, check, ms) {

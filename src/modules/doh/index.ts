@@ -3,8 +3,9 @@ import type { Context } from '../../core/context.ts'
 import type { DnsAnswerer, Handler, HandlerModule } from '../../core/types.ts'
 import { ConfigError, httpError } from '../../core/errors.ts'
 import { readSmall } from '../../core/body.ts'
-import { readMessage, typeName, typeNumber, writeQuery, FLAG, type WireRecord } from '../../dns/message.ts'
-import { NameError, parseAbsolute, toText } from '../../dns/names.ts'
+import { questionOf, readMessage, typeName, writeQuery, FLAG, type WireRecord } from '../../dns/message.ts'
+import { isLoopback } from '../../http/address.ts'
+import { toText } from '../../dns/names.ts'
 import { rdataText } from '../../dns/present.ts'
 
 /**
@@ -76,16 +77,9 @@ function cacheControl(records: readonly WireRecord[], post: boolean): string {
 async function json(ctx: Context, dns: DnsAnswerer, params: URLSearchParams): Promise<void> {
   const nameText = params.get('name')
   if (!nameText) throw httpError('EB_ERR_BAD_REQUEST', 'the JSON form needs ?name= (and ?type=, default A)')
-  let labels
-  try {
-    labels = parseAbsolute(nameText)
-  } catch (err) {
-    if (err instanceof NameError) throw httpError('EB_ERR_BAD_REQUEST', `?name= is not a domain name: ${err.message}`)
-    throw err
-  }
-  const typeParam = params.get('type') ?? 'A'
-  const type = /^[0-9]+$/.test(typeParam) && Number(typeParam) <= 65535 ? Number(typeParam) : typeNumber(typeParam)
-  if (type === undefined) throw httpError('EB_ERR_BAD_REQUEST', `?type= is a record type (A, AAAA, MX, TXT, ... or a number), not ${JSON.stringify(typeParam)}`)
+  const q = questionOf(nameText, params.get('type') ?? 'A')
+  if ('problem' in q) throw httpError('EB_ERR_BAD_REQUEST', q.problem)
+  const { labels, type } = q
   const o = await dns.answer(writeQuery(0, labels, type, { rd: true, udpSize: 0 }), 'tcp', ctx.client.address, isLoopback(ctx.client.address))
   const m = o.reply ? readMessage(o.reply) : null
   if (!m) throw httpError('EB_ERR_INTERNAL', 'the DNS answer could not be read')
@@ -105,8 +99,4 @@ async function json(ctx: Context, dns: DnsAnswerer, params: URLSearchParams): Pr
     Comment: `${typeName(type)} ${toText(labels)}: ${['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'][m.rcode] ?? `rcode ${m.rcode}`}${m.rcode === 0 && m.answer.length === 0 ? ' (no records of this type)' : ''}`,
   }
   ctx.send(200, { 'Content-Type': `${JSON_TYPE}; charset=utf-8`, 'Cache-Control': cacheControl([...m.answer, ...m.authority], false) }, JSON.stringify(body) + '\n')
-}
-
-function isLoopback(address: string): boolean {
-  return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.')
 }

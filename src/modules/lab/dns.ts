@@ -2,8 +2,8 @@ import http from 'node:http'
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler } from '../../core/types.ts'
-import { NameError, parseAbsolute, toText } from '../../dns/names.ts'
-import { typeName, typeNumber } from '../../dns/message.ts'
+import { toText } from '../../dns/names.ts'
+import { questionOf, typeName } from '../../dns/message.ts'
 import { recordText } from '../../dns/present.ts'
 import { Resolver } from '../../dns/resolver.ts'
 import { systemClock } from '../../core/clock.ts'
@@ -94,15 +94,9 @@ export async function createDnsDemo(prefix: string, cfg: DnsDemoConfig): Promise
   async function trace(ctx: Context): Promise<void> {
     const params = new URLSearchParams(ctx.query.slice(1))
     const nameText = params.get('name') ?? 'www.edgebox.test'
-    let labels
-    try {
-      labels = parseAbsolute(nameText)
-    } catch (err) {
-      if (err instanceof NameError) throw httpError('EB_ERR_BAD_REQUEST', `?name= is not a domain name: ${err.message}`)
-      throw err
-    }
-    const type = typeNumber(params.get('type') ?? 'A')
-    if (type === undefined) throw httpError('EB_ERR_BAD_REQUEST', '?type= is a record type (A, AAAA, TXT, MX, ...)')
+    const q = questionOf(nameText, params.get('type') ?? 'A')
+    if ('problem' in q) throw httpError('EB_ERR_BAD_REQUEST', q.problem)
+    const { labels, type } = q
     // a resolver of its own, with nothing cached and no minimisation: every step from the root, each asked the whole name
     const resolver = new Resolver({ rootHints: [{ name: 'a.root-servers.net.', address: cfg.root.address }], authorityPort: cfg.root.port, cacheSize: 1024 * 1024, timeout: 1000, qnameMinimisation: false, prefetch: false, serveStale: { enabled: false, maxStale: 0 }, forward: [] }, systemClock)
     const r = await resolver.resolve(labels, type)
