@@ -27,6 +27,8 @@ Usage:
   edgebox dns check FILE         check a DNS zone file (RFC 1035) as Edgebox would serve it
   edgebox dig NAME [TYPE] [@SERVER] [+tcp] [+trace] [--doh URL] [--explain]
                                  ask a DNS server, follow a resolution from the root, or ask why Edgebox answered so
+  edgebox user add|passwd|groups|remove|list [...]
+                                 the built-in identity provider's users (edgebox user --help)
 
 Options:
   -c, --config FILE    configuration file
@@ -340,6 +342,11 @@ export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'dns') {
     const { dnsCommand } = await import('./dns.ts')
     process.exitCode = dnsCommand(argv.slice(1))
+    return
+  }
+  if (argv[0] === 'user') {
+    const { userCommand } = await import('./user.ts')
+    process.exitCode = await userCommand(argv.slice(1))
     return
   }
   let parsed

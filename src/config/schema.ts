@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
 import { dnsSchema } from '../dns/schema.ts'
+import { authSchema, gateOptionSchema } from '../auth/schema.ts'
 
 /**
  * The whole configuration schema. Every default lives here, once; the
@@ -216,6 +217,8 @@ function routeSchema() {
       headers: routeSecurityHeadersSchema.optional(),
       /** 103 Early Hints for this route's HTML documents: Link values such as `</app.css>; rel=preload; as=style`; docs/tls.md. */
       earlyHints: earlyHintsSchema.optional(),
+      /** Single sign-on in front of this route (replaces the site's `auth`): true, false, or { providers, rules, skip, bearer, upstream }; docs/sso.md. */
+      auth: gateOptionSchema.optional(),
       ...kinds,
     })
     .superRefine((route, ctx) => {
@@ -244,6 +247,8 @@ const siteSchema = z.strictObject({
   /** CORS for the whole site (a route's own `cors` replaces it); docs/security.md. */
   cors: corsSchema.optional(),
   origins: z.array(origin()).default([]),
+  /** Single sign-on in front of every route of the site (a route's own `auth` replaces it); docs/sso.md. */
+  auth: gateOptionSchema.optional(),
   routes: z.array(routeSchema()).min(1),
 })
 
@@ -283,6 +288,8 @@ export const configSchema = z
     dataDir: z.string().min(1).optional(),
     /** An authoritative DNS server for your zones, on UDP and TCP (docs/dns.md); off unless set. */
     dns: dnsSchema.optional(),
+    /** Single sign-on: the identity providers and sessions that `auth` on a site or route uses (docs/sso.md). */
+    auth: authSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy
@@ -302,6 +309,20 @@ export const configSchema = z
     }
     if (cfg.tls.acme && cfg.tls.local) {
       ctx.addIssue({ code: 'custom', path: ['tls', 'local'], message: 'choose tls.acme or tls.local: names no public authority can validate are served by tls.certificates' })
+    }
+    // every gate needs the providers it names
+    const providers = cfg.auth ? Object.keys(cfg.auth.providers) : []
+    const checkGate = (gate: unknown, path: (string | number)[]) => {
+      if (gate === undefined || gate === false) return
+      if (!cfg.auth) return ctx.addIssue({ code: 'custom', path, message: 'a sign-on gate needs the top-level auth.providers (docs/sso.md)' })
+      const names = typeof gate === 'object' && gate !== null ? (gate as { providers?: string[] }).providers : undefined
+      for (const [i, n] of (names ?? []).entries()) {
+        if (!providers.includes(n)) ctx.addIssue({ code: 'custom', path: [...path, 'providers', i], message: `there is no provider ${JSON.stringify(n)} in auth.providers (${providers.join(', ')})` })
+      }
+    }
+    for (const [si, site] of cfg.sites.entries()) {
+      checkGate(site.auth, ['sites', si, 'auth'])
+      for (const [ri, route] of site.routes.entries()) checkGate(route.auth, ['sites', si, 'routes', ri, 'auth'])
     }
     const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
     if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })

@@ -2,7 +2,7 @@ import type { FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import type { ClientView, Forwarding } from './forwarding.ts'
-import type { BodySource, Req, Res, ResponseFilter } from './types.ts'
+import type { BodySource, Identity, Req, Res, ResponseFilter } from './types.ts'
 import type { Route, Site } from './route.ts'
 import type { Authority, RequestTarget } from '../http/target.ts'
 import { sendComplete, sendError, sendFileRange, sendPrepared, sendRelay, sendStream, type PreparedResponse } from './respond.ts'
@@ -93,6 +93,12 @@ export class Context {
   rateLimited = false
   /** Why a request was refused as cross-site (CSRF), for the access log. */
   csrfRefused = ''
+  /** Who the request comes from, once a sign-on gate knew them (src/auth/); null: nobody signed in, or no gate. */
+  identity: Identity | null = null
+  /** What the sign-on gate decided (`allow rule 0`, `deny rule 2`, `login`, `unauthenticated`), for the access log. */
+  auth = ''
+  /** The signed-in subject (`sub`), for the access log. */
+  user = ''
   /** Cookies Edgebox itself sets on this response (the CSRF token); null: none (no array per request). */
   setCookies: string[] | null = null
   /** A 103 Early Hints response was sent before the final one. */

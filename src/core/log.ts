@@ -312,10 +312,11 @@ export function writeJson(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
   const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')
-  return `${linePrefix(Date.now())}${lastMethod.of(ctx.method)},"host":${lastHost.of(ctx.host)},"path":${lastPath.of(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${formatMs(ms)},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${err}}\n`
+  const auth = ctx.auth ? `,"auth":${jsonString(ctx.auth)}${ctx.user ? `,"user":${jsonString(ctx.user)}` : ''}` : ''
+  return `${linePrefix(Date.now())}${lastMethod.of(ctx.method)},"host":${lastHost.of(ctx.host)},"path":${lastPath.of(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${formatMs(ms)},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${auth}${err}}\n`
 }
 
 function writePretty(ctx: Context, ms: number): string {
   const t = new Date().toISOString().slice(11, 19)
-  return `${t} ${ctx.status} ${ctx.method} ${ctx.host}${ctx.rawPath} ${ctx.bytes}B ${ms.toFixed(1)}ms${ctx.cache ? ' ' + ctx.cache : ''}${ctx.upstream ? ' -> ' + ctx.upstream : ''} ${ctx.protocol}\n`
+  return `${t} ${ctx.status} ${ctx.method} ${ctx.host}${ctx.rawPath} ${ctx.bytes}B ${ms.toFixed(1)}ms${ctx.cache ? ' ' + ctx.cache : ''}${ctx.upstream ? ' -> ' + ctx.upstream : ''}${ctx.auth ? ` [${ctx.auth}${ctx.user ? ' ' + ctx.user : ''}]` : ''} ${ctx.protocol}\n`
 }

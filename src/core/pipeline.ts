@@ -7,7 +7,7 @@ import { Context, type ResponseHooks } from './context.ts'
 import type { Site } from './route.ts'
 import { httpError, type EdgeboxError } from './errors.ts'
 import { logRequestError, type AccessLog, type Logger } from './log.ts'
-import type { Handler, Req, Res, ResponseFilter, RouteParts, RouteStep } from './types.ts'
+import type { Handler, Req, Res, ResponseFilter, RouteParts, RouteStep, UpgradeCheck } from './types.ts'
 import { checkHostCount, h2Authority, parseAuthority, parseRequestTarget, TargetError, type Authority, type RequestTarget } from '../http/target.ts'
 import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
 
@@ -39,7 +39,7 @@ import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
  */
 
 /** Phase 8: the access-control steps a route may have, in the order they run. */
-export const ROUTE_STEPS = ['rateLimit', 'cors', 'jsonp', 'csrf'] as const
+export const ROUTE_STEPS = ['rateLimit', 'cors', 'auth', 'jsonp', 'csrf'] as const
 /** Phase 10: steps once the method is allowed, just before the handler. */
 export const BEFORE_HANDLER = ['earlyHints'] as const
 /**
@@ -50,12 +50,17 @@ export const BEFORE_HANDLER = ['earlyHints'] as const
 export const RESPONSE_FILTERS = ['jsonp', 'serverTiming', 'cors', 'headers', 'rateLimit', 'earlyHints', 'shutdown'] as const
 
 /** A route's (or, for answers no route gave, a site's) steps and filters, put in the pipeline's order. */
-export function routeChain(parts: ReadonlyMap<string, RouteParts>): { access: RouteStep[]; beforeHandler: RouteStep[]; filters: ResponseFilter[] } {
+export function routeChain(parts: ReadonlyMap<string, RouteParts>): { access: RouteStep[]; beforeHandler: RouteStep[]; filters: ResponseFilter[]; upgradeChecks: UpgradeCheck[] } {
   for (const name of parts.keys()) {
     if (![...ROUTE_STEPS, ...BEFORE_HANDLER, ...RESPONSE_FILTERS].includes(name as never)) throw new Error(`the pipeline has no place for the filter module ${name}`)
   }
   const steps = (order: readonly string[]) => order.flatMap((name) => parts.get(name)?.step ?? [])
-  return { access: steps(ROUTE_STEPS), beforeHandler: steps(BEFORE_HANDLER), filters: RESPONSE_FILTERS.flatMap((name) => parts.get(name)?.filter ?? []) }
+  return {
+    access: steps(ROUTE_STEPS),
+    beforeHandler: steps(BEFORE_HANDLER),
+    filters: RESPONSE_FILTERS.flatMap((name) => parts.get(name)?.filter ?? []),
+    upgradeChecks: ROUTE_STEPS.flatMap((name) => parts.get(name)?.upgrade ?? []),
+  }
 }
 
 /** Methods Edgebox implements itself; others get 501 (RFC 9110 §15.6.2) unless the route's handler takes extension methods (Handler.extensionMethods). */
@@ -167,18 +172,54 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       if (!known && !matched.handler.extensionMethods) throw notImplemented(ctx)
       // 8. access control
       const access = matched.access
-      for (let i = 0; i < access.length; i++) if (access[i]!(ctx)) return
-      // 9. method check
-      const handler = matched.handler
-      if (known && !allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
-      // 10. handler
-      const before = matched.beforeHandler
-      for (let i = 0; i < before.length; i++) if (before[i]!(ctx)) return
-      const done = handler.handle(ctx)
-      if (done) done.catch((err: unknown) => ctx.fail(err))
+      for (let i = 0; i < access.length; i++) {
+        const r = access[i]!(ctx)
+        if (r === true) return
+        // a step that has to wait (the sign-on gate reading a session): the rest follows when it settles
+        if (r !== undefined && r !== false) return resume(ctx, r, access, i + 1, known, afterAccess)
+      }
+      afterAccess(ctx, known)
     } catch (err) {
       ctx.fail(err)
     }
+  }
+
+  /** Phases 9 and 10: the method check, the steps just before the handler, the handler. */
+  function afterAccess(ctx: Context, known: boolean): void {
+    const handler = ctx.route!.handler
+    if (known && !allows(handler.methods, ctx.method)) return methodNotAllowed(ctx, handler.methods)
+    const before = ctx.route!.beforeHandler
+    for (let i = 0; i < before.length; i++) {
+      const r = before[i]!(ctx)
+      if (r === true) return
+      if (r !== undefined && r !== false) return resume(ctx, r, before, i + 1, known, runHandler)
+    }
+    runHandler(ctx)
+  }
+
+  function runHandler(ctx: Context): void {
+    const done = ctx.route!.handler.handle(ctx)
+    if (done) done.catch((err: unknown) => ctx.fail(err))
+  }
+
+  /** Once a step's `pending` settles without answering: the steps from `next` on, then `then`. */
+  function resume(ctx: Context, pending: Promise<boolean | void>, steps: readonly RouteStep[], next: number, known: boolean, then: (ctx: Context, known: boolean) => void): void {
+    pending.then(
+      (answered) => {
+        if (answered) return
+        try {
+          for (let i = next; i < steps.length; i++) {
+            const r = steps[i]!(ctx)
+            if (r === true) return
+            if (r !== undefined && r !== false) return resume(ctx, r, steps, i + 1, known, then)
+          }
+          then(ctx, known)
+        } catch (err) {
+          ctx.fail(err)
+        }
+      },
+      (err: unknown) => ctx.fail(err),
+    )
   }
 
   // Most requests carry the same Host as the one before: remember the last one parsed.
@@ -371,9 +412,43 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
         if (ctx.status === 101 && ctx.protocol.startsWith('h2')) ctx.status = 200
         hooks.finished(ctx)
       })
-      return handler.upgrade(ctx, socket, head)
+      const checks = ctx.route!.upgradeChecks
+      if (checks.length === 0) return handler.upgrade(ctx, socket, head)
+      return checkUpgrade(ctx, socket, head, checks, 0)
     }
     socket.end(rawAnswer(400))
+  }
+
+  /** The route's upgrade checks from `next` on, then its handler; a refusal is a plain answer on the socket. */
+  function checkUpgrade(ctx: Context, socket: Duplex, head: Buffer, checks: readonly UpgradeCheck[], next: number): void {
+    const refuse = (status: number) => {
+      ctx.status = status
+      socket.end(rawAnswer(status))
+    }
+    try {
+      for (let i = next; i < checks.length; i++) {
+        const r = checks[i]!(ctx)
+        if (typeof r !== 'number') {
+          r.then(
+            (status) => {
+              if (socket.destroyed) return
+              if (status !== 0) refuse(status)
+              else checkUpgrade(ctx, socket, head, checks, i + 1)
+            },
+            (err: unknown) => {
+              log.error({ err, route: ctx.route!.id }, 'an upgrade check failed')
+              refuse(500)
+            },
+          )
+          return
+        }
+        if (r !== 0) return refuse(r)
+      }
+    } catch (err) {
+      log.error({ err, route: ctx.route!.id }, 'an upgrade check failed')
+      return refuse(500)
+    }
+    ctx.route!.handler.upgrade!(ctx, socket, head)
   }
 
   function connect(req: Req, socket: Duplex, head: Buffer): void {

@@ -1,5 +1,5 @@
 import type { EndpointTable } from './endpoints.ts'
-import type { Handler, ResponseFilter, RouteStep } from './types.ts'
+import type { Handler, ResponseFilter, RouteStep, UpgradeCheck } from './types.ts'
 
 /**
  * What a matched route gives the pipeline: its prefix, its handler, and its
@@ -15,6 +15,8 @@ export interface Route {
   readonly beforeHandler: readonly RouteStep[]
   /** Phase 11: what runs on every response head of this route. */
   readonly filters: readonly ResponseFilter[]
+  /** Checks an Upgrade request passes before the handler takes its socket (the sign-on gate). */
+  readonly upgradeChecks: readonly UpgradeCheck[]
   /** Index in the configuration, for logs: `sites[0].routes[2]`. */
   readonly id: string
 }

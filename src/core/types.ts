@@ -176,16 +176,45 @@ export type PreparedFilter =
   | { readonly kind: 'fieldless' }
 
 /**
- * A route's step before its handler (a rate limit, CORS, CSRF, 103 Early
- * Hints): it may refuse the request by throwing an EdgeboxError, or answer
- * it itself (a CORS preflight) and return true.
+ * A route's step before its handler (a rate limit, CORS, CSRF, the sign-on
+ * gate, 103 Early Hints): it may refuse the request by throwing an
+ * EdgeboxError, or answer it itself (a CORS preflight, a redirect to the
+ * login) and return true. A step that must wait (a session read from a
+ * store, a token refresh) returns a promise of the same; the pipeline goes on
+ * when it settles. The steps that never wait return a plain value: no
+ * promise on their path.
  */
-export type RouteStep = (ctx: Context) => boolean | void
+export type RouteStep = (ctx: Context) => boolean | void | Promise<boolean | void>
 
-/** What a filter module gives one route (or, with no route, its site): a step, a response filter, or both. */
+/**
+ * A route's check of an Upgrade request (a WebSocket) before its handler
+ * takes the socket: 0 lets it through, any other number is the status it is
+ * refused with (401, 403). Upgrades do not go through the access steps: there
+ * is no response object to answer with, only the raw socket.
+ */
+export type UpgradeCheck = (ctx: Context) => number | Promise<number>
+
+/** What a filter module gives one route (or, with no route, its site): a step, a response filter, an upgrade check. */
 export interface RouteParts {
   readonly step?: RouteStep
   readonly filter?: ResponseFilter
+  readonly upgrade?: UpgradeCheck
+}
+
+/**
+ * Who a request comes from, once the sign-on gate (src/auth/) knew them:
+ * what a handler reads (the realtime hub's channel rules) and what the proxy
+ * sends upstream.
+ */
+export interface Identity {
+  /** The identity provider's name, as configured. */
+  readonly provider: string
+  /** The provider's subject (`sub`). */
+  readonly subject: string
+  /** Claims about the user: email, name, groups, ... */
+  readonly claims: Readonly<Record<string, unknown>>
+  /** The fields a proxied request carries to an upstream of this origin (`Edgebox-Jwt-Assertion`, `X-Auth-Request-*`). */
+  upstreamFields(audience: string): Readonly<Record<string, string>>
 }
 
 type SiteConfig = EdgeboxConfig['sites'][number]

@@ -83,3 +83,14 @@ export function isLoopback(address: string): boolean {
   const a = unmapped(address)
   return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'))
 }
+
+/**
+ * Whether a URL's host names this machine: a loopback address (IPv6 in
+ * brackets, as `URL.hostname` gives it), `localhost` or a name under
+ * `.localhost` (RFC 6761 §6.3).
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase()
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  return isLoopback(h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h)
+}

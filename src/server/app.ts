@@ -1,3 +1,4 @@
+import type { BodyLimits } from '../core/body.ts'
 import { createForwarding } from '../core/forwarding.ts'
 import { endpointTable, healthEndpoint } from '../core/endpoints.ts'
 import { originPolicy } from '../core/origin.ts'
@@ -22,6 +23,8 @@ import { startDnsListener, type DnsListener } from './dns-listener.ts'
 import { buildDns, type DnsState } from '../dns/zones.ts'
 import { ResponseRateLimit } from '../dns/rate-limit.ts'
 import { AcmeChallenges } from '../dns/challenges.ts'
+import { createAuth, type Auth } from '../auth/index.ts'
+import { createCsrfGuard, type CsrfGuard } from '../modules/security/csrf.ts'
 import { addressSet } from '../http/address.ts'
 
 export interface Edgebox {
@@ -76,6 +79,8 @@ interface Generation {
   readonly certificates: CertificateSet | null
   /** The DNS zones and balanced names, when the configuration has `dns`. */
   readonly dns: DnsState | null
+  /** Single sign-on, when the configuration has `auth`. */
+  readonly auth: Auth | null
 }
 
 /**
@@ -306,7 +311,7 @@ function drainGeneration(g: Generation, log: Logger): void {
 }
 
 async function closeGeneration(g: Generation): Promise<void> {
-  await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close()])
+  await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close(), g.auth?.close()])
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
@@ -340,13 +345,23 @@ async function provision(
       throw err
     }
   }
+  // single sign-on: the sign-out form passes the CSRF filter's origin check of its site
+  const csrfGuards = new Map<string, CsrfGuard>()
+  let auth: Auth | null = null
   let sites: Site[]
   try {
-    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns)
+    if (config.auth) {
+      auth = await createAuth(
+        config.auth,
+        { dataDir, log: log.child({ module: 'auth' }), clock, limits: bodyLimits(config), csrfCheck: (ctx) => csrfGuards.get(ctx.site!.id)!.check(ctx) },
+        previous?.auth ?? undefined,
+      )
+    }
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards)
     // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
     await dns?.firstRound()
   } catch (err) {
-    await dns?.close()
+    await Promise.all([dns?.close(), auth?.close()])
     throw err
   }
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
@@ -368,7 +383,7 @@ async function provision(
     connectHandler: () => forward,
     acmeHttp01,
   })
-  return { config, pipeline, handlers, certificates, dns }
+  return { config, pipeline, handlers, certificates, dns, auth }
 }
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
@@ -404,7 +419,18 @@ async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string):
  * put in the pipeline's order; the site's own chain for answers no route
  * gave; and its /_edgebox/ endpoints.
  */
-async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: string, log: Logger, clock: Clock, handlers: Handler[], global: ReadonlyMap<string, RouteParts>, dns: DnsState | null): Promise<Site[]> {
+async function provisionSites(
+  config: EdgeboxConfig,
+  baseDir: string,
+  dataDir: string,
+  log: Logger,
+  clock: Clock,
+  handlers: Handler[],
+  global: ReadonlyMap<string, RouteParts>,
+  dns: DnsState | null,
+  auth: Auth | null,
+  csrfGuards: Map<string, CsrfGuard>,
+): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
   const filters = filterModules.map((m) => [m.name, m.start({ clock })] as const)
@@ -414,12 +440,19 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: s
       const p = f.route(route, site, { configPath, origins })
       if (p) parts.set(name, p)
     }
+    // the sign-on gate: a route's own `auth`, else its site's
+    const gate = route && auth ? auth.route(configPath, route.auth, site.auth) : null
+    if (gate) parts.set('auth', gate)
     return routeChain(parts)
   }
-  const endpoints = endpointTable(config.health ? [healthEndpoint(config.health)] : [])
+  const health = config.health ? [healthEndpoint(config.health)] : []
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
+    csrfGuards.set(`sites[${si}]`, createCsrfGuard(true, origins))
+    // a site with a gate anywhere gets the sign-on endpoints (the callback, sign-out, the assertion key)
+    const gated = auth !== null && (siteCfg.auth !== undefined && siteCfg.auth !== false ? true : siteCfg.routes.some((r) => r.auth !== undefined && r.auth !== false))
+    const endpoints = endpointTable(gated ? [...health, ...auth!.endpoints] : health)
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!
@@ -430,14 +463,7 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: s
           dataDir,
           prefix: routeCfg.path,
           log: log.child({ route: id }),
-          limits: {
-            maxBodySize: config.limits.maxBodySize,
-            bodyIdleTimeout: config.limits.bodyIdleTimeout,
-            bodyMinRate: config.limits.bodyMinRate,
-            bodyRateGrace: config.limits.bodyRateGrace,
-            bodyBuffer: config.limits.bodyBuffer,
-            bodyTempMax: config.limits.bodyTempMax,
-          },
+          limits: bodyLimits(config),
           origins,
           clock,
           ...(dns ? { dns: dns.responder } : {}),
@@ -456,6 +482,12 @@ async function provisionSites(config: EdgeboxConfig, baseDir: string, dataDir: s
     throw new ConfigError(problems)
   }
   return sites
+}
+
+/** The request body limits of `limits`, as modules receive them. */
+function bodyLimits(config: EdgeboxConfig): BodyLimits {
+  const l = config.limits
+  return { maxBodySize: l.maxBodySize, bodyIdleTimeout: l.bodyIdleTimeout, bodyMinRate: l.bodyMinRate, bodyRateGrace: l.bodyRateGrace, bodyBuffer: l.bodyBuffer, bodyTempMax: l.bodyTempMax }
 }
 
 /** Asks an HTTP/1 connection to close after this response while the server shuts down. */

@@ -150,7 +150,7 @@ test('a handler that throws gives a clean 500: no stack on the wire, the stack i
     },
   }
   const pipeline = createPipeline({
-    sites: buildSiteTable([{ id: 's', hosts: [], routes: [{ prefix: '/', handler, id: 'r', access: [], beforeHandler: [], filters: [] }], filters: [], endpoints: new Map() }], 0),
+    sites: buildSiteTable([{ id: 's', hosts: [], routes: [{ prefix: '/', handler, id: 'r', access: [], beforeHandler: [], filters: [], upgradeChecks: [] }], filters: [], endpoints: new Map() }], 0),
     filters: [],
     accessLog: createAccessLog({ enabled: false, level: 'info', format: 'json' }),
     forwarding: createForwarding({ trustedProxies: [], clientAddressHeader: 'x-forwarded-for' }),

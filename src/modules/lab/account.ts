@@ -3,6 +3,7 @@ import { readForm, readJson, type BodyLimits } from '../../core/body.ts'
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler } from '../../core/types.ts'
+import { cookieValue } from '../../http/cookie.ts'
 import { escapeHtml } from '../../http/html.ts'
 
 /**
@@ -41,14 +42,8 @@ export function createAccountDemo(prefix: string, limits: BodyLimits): Handler {
   const sessions = new Set<string>()
 
   const sessionOf = (ctx: Context): string | undefined => {
-    for (const part of (ctx.header('cookie') ?? '').split(';')) {
-      const eq = part.indexOf('=')
-      if (eq !== -1 && part.slice(0, eq).trim() === SESSION_COOKIE) {
-        const value = part.slice(eq + 1).trim()
-        if (sessions.has(value)) return value
-      }
-    }
-    return undefined
+    const value = cookieValue(ctx.header('cookie'), SESSION_COOKIE)
+    return value !== undefined && sessions.has(value) ? value : undefined
   }
 
   const json = (ctx: Context, status: number, body: unknown) => ctx.send(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(body))

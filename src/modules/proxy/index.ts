@@ -219,7 +219,13 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
   function requestHeaders(ctx: Context, target: Target, extra?: Record<string, string | null>): Record<string, string | string[]> {
     const incoming = ctx.req.headers
     const out = withoutHopByHop(incoming) as Record<string, string | string[] | undefined>
-    for (const name of Object.keys(out)) if (name.charCodeAt(0) === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
+    for (const name of Object.keys(out)) {
+      const c = name.charCodeAt(0)
+      if (c === 58 /* : */) delete out[name] // HTTP/2 pseudo-headers
+      // identity fields are Edgebox's to set (docs/sso.md): whatever a client sends under these names never goes upstream
+      else if ((c === 120 /* x */ && name.startsWith('x-auth-request-')) || name === 'edgebox-jwt-assertion') delete out[name]
+    }
+    if (ctx.identity !== null) Object.assign(out, ctx.identity.upstreamFields(target.url.origin))
     delete out.expect // answered here (100-continue), not forwarded
     // the authority the request named, an absolute-form target's included (RFC 9112 §3.2.2)
     out.host = cfg.host === 'preserve' ? ctx.authority || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host

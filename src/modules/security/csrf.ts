@@ -4,6 +4,7 @@ import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { OriginPolicy } from '../../core/origin.ts'
 import { safeEqual } from '../../core/secrets.ts'
+import { cookieValue } from '../../http/cookie.ts'
 import { originOf } from '../../http/target.ts'
 import { TOKEN } from '../../http/token.ts'
 import type { FilterModule } from '../../core/types.ts'
@@ -51,15 +52,7 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
     if (dot <= 0) return false
     return safeEqual(sign(token.slice(0, dot)), token.slice(dot + 1))
   }
-  const cookieOf = (ctx: Context): string | undefined => {
-    const header = ctx.header('cookie')
-    if (!header) return undefined
-    for (const part of header.split(';')) {
-      const eq = part.indexOf('=')
-      if (eq !== -1 && part.slice(0, eq).trim() === opts.cookie) return part.slice(eq + 1).trim()
-    }
-    return undefined
-  }
+  const cookieOf = (ctx: Context): string | undefined => cookieValue(ctx.header('cookie'), opts.cookie)
 
   return {
     check(ctx) {

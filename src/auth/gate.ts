@@ -1,0 +1,262 @@
+import { LRUCache } from 'lru-cache'
+import type { Context } from '../core/context.ts'
+import { httpError } from '../core/errors.ts'
+import type { RouteParts } from '../core/types.ts'
+import { cookieValue } from '../http/cookie.ts'
+import { compileGlob } from '../http/glob.ts'
+import { deniedPage, displayName, providerDownPage } from './pages.ts'
+import { LoginFailed, ProviderUnavailable, type BearerVerdict } from './relying-party.ts'
+import { safeReturnPath } from './return-to.ts'
+import { compileRules } from './rules.ts'
+import type { GateConfig } from './schema.ts'
+import type { LiveSession } from './sessions.ts'
+import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type Gate } from './state.ts'
+
+/**
+ * The sign-on gate of one route (docs/sso.md), in the pipeline's access
+ * phase after CORS (a preflight was answered there, or passes here):
+ *
+ * - a path or method listed in `skip` passes;
+ * - `Authorization: Bearer` is checked as an access token of one of the
+ *   route's providers (verdicts kept until the token expires);
+ * - a session cookie names a session (from memory, else the store): the
+ *   route's rules decide (403 page on deny), and the identity goes to the
+ *   handler (`ctx.identity`) and upstream;
+ * - without either, a browser navigation is redirected to the provider (or
+ *   the chooser when the route allows several) and anything else gets 401.
+ *
+ * A session whose tokens end within `refreshBefore` is refreshed in the
+ * background, one refresh at a time; the request does not wait unless it
+ * carries the access token upstream and that token has already expired.
+ */
+
+export function createGate(state: AuthState, id: string, options: GateConfig): Gate {
+  const names = options.providers ?? [...state.providers.keys()]
+  const skips = options.skip.map((s) => ({ match: compileGlob(s.path), methods: s.methods ? new Set(s.methods) : null }))
+  const gate: Gate = {
+    id,
+    options,
+    providers: names.map((n) => state.providers.get(n)!),
+    decide: compileRules(options.rules),
+    skips(ctx) {
+      for (const s of skips) if (s.match(ctx.path) && (s.methods === null || s.methods.has(ctx.method))) return true
+      return false
+    },
+  }
+  state.gates.set(id, gate)
+  return gate
+}
+
+/** A bearer token's verdict, kept by its SHA-256 until it expires (at most 5 minutes). */
+interface BearerEntry {
+  readonly verdict: BearerVerdict
+  readonly provider: string
+  readonly until: number
+  view: SessionView | null
+}
+
+export function gateParts(state: AuthState, gate: Gate): RouteParts {
+  const bearers = new LRUCache<string, BearerEntry>({ max: 10_000 })
+  const allowed = new Set(gate.providers.map((p) => p.name))
+
+  function step(ctx: Context): boolean | void | Promise<boolean | void> {
+    if (gate.skips(ctx)) {
+      ctx.auth = 'skip'
+      return
+    }
+    // a CORS preflight carries no credentials (Fetch standard, CORS-preflight request): it is never asked to sign in
+    if (ctx.method === 'OPTIONS' && ctx.req.headers['access-control-request-method'] !== undefined) return
+    const authorization = ctx.header('authorization')
+    if (authorization !== undefined && /^bearer\s/i.test(authorization)) return bearer(ctx, authorization.slice(7).trim())
+    const id = cookieValue(ctx.header('cookie'), sessionCookieName(state, ctx))
+    if (id !== undefined) {
+      const found = state.sessions.find(id)
+      if (found === null) return unauthenticated(ctx)
+      if (found instanceof Promise) return found.then((s) => (s ? admit(ctx, s) : unauthenticated(ctx)))
+      return admit(ctx, found)
+    }
+    return unauthenticated(ctx)
+  }
+
+  /** A session: the rules, the identity, a refresh when its tokens are due. */
+  function admit(ctx: Context, session: LiveSession): boolean | void | Promise<boolean | void> {
+    if (!allowed.has(session.record.provider)) return unauthenticated(ctx)
+    const view = viewOf(state, gate, session, ctx.origin)
+    ctx.user = session.record.sub
+    if (!view.decision.allow) {
+      ctx.auth = `deny rule ${view.decision.rule}`
+      deniedPage(ctx, displayName(session.record.claims, session.record.sub), state.providers.get(session.record.provider)!.label)
+      return true
+    }
+    ctx.auth = view.decision.rule === -1 ? 'allow' : `allow rule ${view.decision.rule}`
+    ctx.identity = view
+    const r = session.record
+    if (r.refreshToken !== null && r.tokenExpiresAt !== null) {
+      const now = state.clock.now()
+      if (r.tokenExpiresAt - now <= state.config.sessions.refreshBefore) {
+        const refreshing = refresh(session)
+        // the upstream is handed the access token itself: it must not be an expired one
+        if (gate.options.upstream.accessToken && r.tokenExpiresAt <= now) {
+          return refreshing.then(() => {
+            const t = session.record.tokenExpiresAt
+            if (t === null || t <= state.clock.now()) {
+              ctx.identity = null
+              return unauthenticated(ctx)
+            }
+          })
+        }
+      }
+    }
+  }
+
+  /** One refresh per session at a time; a refused refresh ends the session, an unreachable provider leaves it as it is. */
+  function refresh(session: LiveSession): Promise<void> {
+    session.refreshing ??= (async () => {
+      const rp = state.providers.get(session.record.provider)!
+      const r = session.record
+      try {
+        const t = await rp.refresh(r.refreshToken!, { idToken: r.idToken, accessToken: r.accessToken, refreshToken: r.refreshToken, expiresAt: r.tokenExpiresAt })
+        await state.sessions.updateTokens(session, { idToken: t.idToken, accessToken: t.accessToken, refreshToken: t.refreshToken, tokenExpiresAt: t.expiresAt })
+      } catch (err) {
+        if (err instanceof LoginFailed) {
+          state.log.info({ provider: rp.name, why: err.message }, 'a session ended: its refresh was refused')
+          await state.sessions.end(session.key)
+        } else state.log.warn({ provider: rp.name, why: (err as Error).message }, 'a session could not be refreshed; it goes on until its end')
+      } finally {
+        session.refreshing = null
+      }
+    })()
+    return session.refreshing
+  }
+
+  function bearer(ctx: Context, token: string): boolean | void | Promise<boolean | void> {
+    if (!gate.options.bearer) return refuseBearer(ctx, 'bearer tokens are not accepted here')
+    const key = sha256(token)
+    const entry = bearers.get(key)
+    if (entry && entry.until > state.clock.now()) return bearerAdmit(ctx, entry)
+    return verify(token).then(
+      (found) => {
+        const until = found.verdict.ok ? Math.min(found.verdict.expiresAt, state.clock.now() + 300_000) : state.clock.now() + 60_000
+        const e: BearerEntry = { ...found, until, view: null }
+        bearers.set(key, e)
+        return bearerAdmit(ctx, e)
+      },
+      (err: unknown) => {
+        if (!(err instanceof ProviderUnavailable)) throw err
+        state.log.warn({ why: err.message }, 'a bearer token could not be checked')
+        throw httpError('EB_ERR_BAD_GATEWAY', 'the identity provider could not be reached to check the token')
+      },
+    )
+  }
+
+  /** The verdict of the route's providers: the one that issued a JWT, else the first whose introspection knows the token. */
+  async function verify(token: string): Promise<{ verdict: BearerVerdict; provider: string }> {
+    const jwt = token.split('.').length === 3
+    let last: BearerVerdict = { ok: false, why: 'no provider of this route issued the token' }
+    for (const rp of gate.providers) {
+      if (jwt && !rp.isIssuerOf(token)) continue
+      const verdict = await rp.verifyBearer(token)
+      if (verdict.ok) return { verdict, provider: rp.name }
+      last = verdict
+    }
+    return { verdict: last, provider: '' }
+  }
+
+  function bearerAdmit(ctx: Context, entry: BearerEntry): boolean | void {
+    const v = entry.verdict
+    if (!v.ok) return refuseBearer(ctx, v.why)
+    const rp = state.providers.get(entry.provider)!
+    entry.view ??= new SessionView(state, gate, entry.provider, v.sub, v.claims, ctx.origin, () => null)
+    ctx.user = v.sub
+    if (!entry.view.decision.allow) {
+      ctx.auth = `deny rule ${entry.view.decision.rule}`
+      // RFC 6750 §3.1: the token is good, but not for this resource
+      throw httpError('EB_ERR_FORBIDDEN', `${displayName(v.claims, v.sub)} (${rp.label}) may not use ${ctx.rawPath}`, { 'WWW-Authenticate': `Bearer realm="${realm(ctx)}", error="insufficient_scope"` })
+    }
+    ctx.auth = entry.view.decision.rule === -1 ? 'allow bearer' : `allow bearer rule ${entry.view.decision.rule}`
+    ctx.identity = entry.view
+  }
+
+  function refuseBearer(ctx: Context, why: string): never {
+    ctx.auth = 'refused'
+    // RFC 6750 §3: the challenge names the error
+    throw httpError('EB_ERR_UNAUTHORIZED', `the bearer token was refused: ${why}`, { 'WWW-Authenticate': `Bearer realm="${realm(ctx)}", error="invalid_token", error_description="${why.replace(/["\\]/g, '')}"` })
+  }
+
+  /** No (usable) credentials: a browser goes to sign in, anything else gets 401. */
+  function unauthenticated(ctx: Context): boolean | Promise<boolean> {
+    ctx.auth = 'login'
+    if (!isNavigation(ctx)) {
+      ctx.auth = 'unauthenticated'
+      throw httpError('EB_ERR_UNAUTHORIZED', 'sign in first (a session cookie or a bearer token)', { 'WWW-Authenticate': `Bearer realm="${realm(ctx)}"` })
+    }
+    const returnTo = safeReturnPath(ctx.target.rawPath + ctx.query)
+    if (gate.providers.length > 1) {
+      ctx.send(302, { location: `/_edgebox/auth/login?rd=${encodeURIComponent(returnTo)}`, 'cache-control': 'no-store' })
+      return true
+    }
+    return startLogin(state, ctx, gate.providers[0]!.name, returnTo)
+  }
+
+  return {
+    step,
+    upgrade(ctx) {
+      // an Upgrade (a WebSocket) has no page to go to: a session or a token, else 401
+      if (gate.skips(ctx)) return 0
+      const authorization = ctx.header('authorization')
+      const decide = (s: LiveSession | null): number => {
+        if (!s || !allowed.has(s.record.provider)) return 401
+        const view = viewOf(state, gate, s, ctx.origin)
+        if (!view.decision.allow) return 403
+        ctx.identity = view
+        ctx.user = s.record.sub
+        return 0
+      }
+      if (authorization !== undefined && /^bearer\s/i.test(authorization)) {
+        const token = authorization.slice(7).trim()
+        const check = async (): Promise<number> => {
+          const found = await verify(token).catch(() => null)
+          if (!found?.verdict.ok) return 401
+          const view = new SessionView(state, gate, found.provider, found.verdict.sub, found.verdict.claims, ctx.origin, () => null)
+          if (!view.decision.allow) return 403
+          ctx.identity = view
+          return 0
+        }
+        return check()
+      }
+      const id = cookieValue(ctx.header('cookie'), sessionCookieName(state, ctx))
+      if (id === undefined) return 401
+      const found = state.sessions.find(id)
+      return found instanceof Promise ? found.then(decide) : decide(found)
+    },
+  }
+}
+
+/** Starts a login with one provider: the browser is sent to its authorization endpoint (or a 502 page when it cannot be reached). */
+export async function startLogin(state: AuthState, ctx: Context, provider: string, returnTo: string): Promise<boolean> {
+  const rp = state.providers.get(provider)!
+  const binding = loginBinding(ctx)
+  try {
+    const { url, pending } = await rp.startLogin(redirectUri(ctx), returnTo, sha256(binding))
+    state.pending.set(pending.state, pending)
+    ctx.auth = `login ${rp.name}`
+    ctx.send(302, { location: url, 'cache-control': 'no-store' })
+  } catch (err) {
+    if (!(err instanceof ProviderUnavailable)) throw err
+    state.log.warn({ provider: rp.name, why: err.message }, 'a login could not start')
+    providerDownPage(ctx, err.message)
+  }
+  return true
+}
+
+/** A top-level navigation of a browser: it may be redirected to a login page (anything else gets 401). */
+function isNavigation(ctx: Context): boolean {
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return false
+  const mode = ctx.header('sec-fetch-mode')
+  if (mode !== undefined) return mode === 'navigate'
+  return (ctx.header('accept') ?? '').includes('text/html')
+}
+
+function realm(ctx: Context): string {
+  return ctx.host.replace(/["\\]/g, '')
+}

@@ -1,0 +1,154 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import type { Clock, Timer } from '../core/clock.ts'
+import type { Logger } from '../core/log.ts'
+import type { SessionRecord, SessionStore } from './session-store.ts'
+
+/**
+ * Signed-in sessions: the store (session-store.ts) with a bounded memory
+ * cache in front, so a request with a known session reads no database. The
+ * browser holds only the session id (32 random bytes, base64url); the store
+ * and the cache know its SHA-256 (`key`), so neither a copy of the database
+ * nor a log line gives a usable cookie.
+ *
+ * Times: a session ends `idleMs` after its last request, or `absoluteMs`
+ * after its login, whichever comes first. The last request's time is kept in
+ * memory on every request and written to the store at most once a minute (or
+ * once per tenth of the idle timeout, if shorter).
+ */
+
+export interface SessionTimes {
+  readonly idleMs: number
+  readonly absoluteMs: number
+}
+
+/** A session as the gate uses it: its record and what this process keeps beside it. */
+export interface LiveSession {
+  readonly key: string
+  record: SessionRecord
+  /** The last request seen here (the record's lastSeenAt is what the store last heard). */
+  lastSeenAt: number
+  /** A token refresh under way: one per session at a time. */
+  refreshing: Promise<void> | null
+  /** Per-route views made from this session (the identity a route's handler and upstream see), by the route's gate. */
+  readonly views: Map<object, unknown>
+}
+
+/** What a new session starts with. */
+export type NewSession = Omit<SessionRecord, 'key' | 'createdAt' | 'lastSeenAt' | 'expiresAt'>
+
+/** base64url SHA-256 of a session id: the key the store knows it by. */
+export function sessionKey(id: string): string {
+  return createHash('sha256').update(id).digest('base64url')
+}
+
+/** A session id is 32 bytes in base64url: 43 characters of the URL-safe alphabet. */
+const ID = /^[A-Za-z0-9_-]{43}$/
+
+export class Sessions {
+  readonly store: SessionStore
+  private readonly times: SessionTimes
+  private readonly clock: Clock
+  private readonly log: Logger
+  private readonly cache: LRUCache<string, LiveSession>
+  private readonly touchEvery: number
+  private readonly sweeper: Timer
+
+  constructor(store: SessionStore, times: SessionTimes, cacheSize: number, clock: Clock, log: Logger) {
+    this.store = store
+    this.times = times
+    this.clock = clock
+    this.log = log
+    this.cache = new LRUCache({ max: Math.max(1, cacheSize) })
+    this.touchEvery = Math.min(60_000, Math.max(1_000, Math.floor(times.idleMs / 10)))
+    // expired sessions leave the store even when their browsers never come back
+    this.sweeper = clock.setInterval(() => void this.sweep(), Math.min(times.idleMs, 10 * 60_000))
+    this.sweeper.unref()
+  }
+
+  /** Starts a session: a new id (never one the browser brought: no fixation), stored before it is returned. */
+  async create(data: NewSession): Promise<{ id: string; session: LiveSession }> {
+    const id = randomBytes(32).toString('base64url')
+    const now = this.clock.now()
+    const record: SessionRecord = { ...data, key: sessionKey(id), createdAt: now, lastSeenAt: now, expiresAt: now + this.times.absoluteMs }
+    await this.store.put(record)
+    const session = this.live(record)
+    return { id, session }
+  }
+
+  /**
+   * The live session a cookie names, or null (unknown, malformed, ended,
+   * expired: an expired one is deleted). From the cache without waiting;
+   * from the store otherwise.
+   */
+  find(id: string): LiveSession | null | Promise<LiveSession | null> {
+    if (!ID.test(id)) return null
+    const key = sessionKey(id)
+    const cached = this.cache.get(key)
+    if (cached) return this.check(cached)
+    return this.store.get(key).then((record) => (record ? this.check(this.live(record)) : null))
+  }
+
+  /** Ends one session (logout). */
+  async end(key: string): Promise<void> {
+    this.cache.delete(key)
+    await this.store.delete(key)
+  }
+
+  /** Ends every session of a subject, or of a provider session (back-channel logout); returns how many ended. */
+  async endWhere(provider: string, by: { sub?: string; sid?: string }): Promise<number> {
+    const keys = new Set<string>()
+    if (by.sid !== undefined) for (const k of await this.store.deleteBySid(provider, by.sid)) keys.add(k)
+    if (by.sub !== undefined && by.sid === undefined) for (const k of await this.store.deleteBySubject(provider, by.sub)) keys.add(k)
+    // a session cached here but no longer stored (a store shared with another process) goes too
+    for (const [key, s] of this.cache.entries()) {
+      if (s.record.provider !== provider) continue
+      if (by.sid !== undefined ? s.record.sid === by.sid : s.record.sub === by.sub) keys.add(key)
+    }
+    for (const k of keys) this.cache.delete(k)
+    return keys.size
+  }
+
+  /** Replaces a session's tokens after a refresh. */
+  async updateTokens(session: LiveSession, tokens: { idToken: string; accessToken: string | null; refreshToken: string | null; tokenExpiresAt: number | null }): Promise<void> {
+    await this.store.updateTokens(session.key, tokens)
+    session.record = { ...session.record, ...tokens }
+  }
+
+  async close(): Promise<void> {
+    this.clock.clearInterval(this.sweeper)
+    this.cache.clear()
+    await this.store.close()
+  }
+
+  private live(record: SessionRecord): LiveSession {
+    const session: LiveSession = { key: record.key, record, lastSeenAt: record.lastSeenAt, refreshing: null, views: new Map() }
+    this.cache.set(record.key, session)
+    return session
+  }
+
+  /** The session if it is still within its times (and its last request moved forward), else null, ended. */
+  private check(session: LiveSession): LiveSession | null {
+    const now = this.clock.now()
+    if (now >= session.record.expiresAt || now >= session.lastSeenAt + this.times.idleMs) {
+      void this.end(session.key).catch((err: unknown) => this.log.warn({ err }, 'an expired session could not be deleted'))
+      return null
+    }
+    session.lastSeenAt = now
+    if (now - session.record.lastSeenAt >= this.touchEvery) {
+      session.record = { ...session.record, lastSeenAt: now }
+      this.store.touch(session.key, now).catch((err: unknown) => this.log.warn({ err }, 'a session could not be touched'))
+    }
+    return session
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      // the store's lastSeenAt may trail this process's by up to touchEvery: never sweep a session still live here
+      const n = await this.store.sweep(this.clock.now(), this.times.idleMs + this.touchEvery)
+      if (n > 0) this.log.debug({ sessions: n }, 'expired sessions removed')
+    } catch (err) {
+      this.log.warn({ err }, 'expired sessions could not be removed')
+    }
+  }
+}

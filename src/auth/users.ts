@@ -1,0 +1,380 @@
+/**
+ * The user store of Edgebox's built-in identity provider: one SQLite file,
+ * `<dataDir>/auth/users.sqlite` (mode 0600, in a 0700 folder), holding each
+ * user's name, contact details, groups, second-factor secret and scrypt
+ * password hash. Usernames are case-insensitive (NFKC-normalised, then
+ * lowercased, before they are stored or looked up); passwords are
+ * NFKC-normalised before hashing, so the same password typed on two keyboards
+ * (composed or decomposed accents, full-width digits) is the same password.
+ */
+
+import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
+import path from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { ensurePrivateDir } from '../core/data-dir.ts'
+
+/** One user, as the store keeps it (never with the password hash). */
+export interface User {
+  /** Lowercased, NFKC-normalised: 1-64 of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit. */
+  readonly username: string
+  readonly email: string | null
+  /** A display name. */
+  readonly name: string | null
+  readonly groups: readonly string[]
+  /** The TOTP secret when a second factor is set up, else null. */
+  readonly totpSecret: string | null
+  /** When the user was added, in milliseconds since the epoch. */
+  readonly createdAt: number
+  /** When the password was last set, in milliseconds since the epoch. */
+  readonly passwordChangedAt: number
+  readonly disabled: boolean
+}
+
+/** A refused change (the user exists, is unknown, a weak password, a bad username...): its message is one line meant for the person who asked. */
+export class UserError extends Error {
+  override name = 'UserError'
+}
+
+/** The schema version this code reads and writes (`PRAGMA user_version`). */
+const SCHEMA_VERSION = 1
+
+/** The scrypt cost of new hashes; stored in each hash, so raising it later leaves old hashes valid. */
+const SCRYPT = { N: 32768, r: 8, p: 1 } as const
+const SALT_BYTES = 16
+const KEY_BYTES = 32
+const MIN_MAXMEM = 64 * 1024 * 1024
+/** The most memory a stored hash's parameters may ask for (128 * N * r), so a tampered hash cannot exhaust the machine. */
+const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+const MAX_PASSWORD_BYTES = 1024
+const MIN_PASSWORD_CHARS = 12
+
+/**
+ * What unknown (and disabled) users' passwords are checked against: the
+ * current parameters and a fixed salt and key that no password is known to
+ * give, so a failed login costs one hash whether or not the user exists.
+ */
+const DUMMY_HASH = `scrypt$N=${SCRYPT.N},r=${SCRYPT.r},p=${SCRYPT.p}$${Buffer.alloc(SALT_BYTES, 0x5a).toString('base64url')}$${Buffer.alloc(KEY_BYTES, 0xa5).toString('base64url')}`
+
+/** A username as it is stored and looked up: NFKC-normalised, then lowercased. */
+export function normalizeUsername(name: string): string {
+  return name.normalize('NFKC').toLowerCase()
+}
+
+/** Null when `name` is a good username (after normalising), else what is wrong with it. */
+export function validateUsername(name: string): string | null {
+  const n = normalizeUsername(name)
+  if (n.length === 0) return 'the username is empty'
+  if ([...n].length > 64) return 'the username is longer than 64 characters'
+  if (!/^[a-z0-9._-]+$/.test(n)) return `the username ${JSON.stringify(n)} may hold only letters a-z, digits, ".", "_" and "-"`
+  if (!/^[a-z0-9]/.test(n)) return `the username ${JSON.stringify(n)} must start with a letter or a digit`
+  return null
+}
+
+/** Null when `pw` is an acceptable password, else why not: at least 12 characters (code points, after NFKC), at most 1024 bytes of UTF-8. */
+export function validatePassword(pw: string): string | null {
+  const n = pw.normalize('NFKC')
+  if ([...n].length < MIN_PASSWORD_CHARS) return `the password is shorter than ${MIN_PASSWORD_CHARS} characters`
+  if (Buffer.byteLength(n, 'utf8') > MAX_PASSWORD_BYTES) return `the password is longer than ${MAX_PASSWORD_BYTES} bytes`
+  return null
+}
+
+/** Null when `email` looks like an address (loosely: one `@` with text on both sides, no spaces or control characters, at most 254 characters), else the problem. */
+export function validateEmail(email: string): string | null {
+  if (email.length > 254) return 'the email address is longer than 254 characters'
+  if (/[\s\p{Cc}]/u.test(email)) return `the email address ${JSON.stringify(email)} contains spaces or control characters`
+  const at = email.split('@')
+  if (at.length !== 2 || !at[0] || !at[1]) return `the email address ${JSON.stringify(email)} is not of the form name@domain`
+  return null
+}
+
+/** Null when `group` is a good group name (1-64 characters, no commas, whitespace or control characters), else the problem. */
+export function validateGroup(group: string): string | null {
+  if (group.length === 0) return 'a group name is empty'
+  if ([...group].length > 64) return `the group name ${JSON.stringify(group)} is longer than 64 characters`
+  if (/[\s,\p{Cc}]/u.test(group)) return `the group name ${JSON.stringify(group)} contains a comma, whitespace or a control character`
+  return null
+}
+
+/** Null when `name` is a good display name (at most 256 characters, no control characters), else the problem. */
+function validateName(name: string): string | null {
+  if ([...name].length > 256) return 'the name is longer than 256 characters'
+  if (/\p{Cc}/u.test(name)) return `the name ${JSON.stringify(name)} contains control characters`
+  return null
+}
+
+function scryptAsync(pw: string, salt: Buffer, keylen: number, opts: { N: number; r: number; p: number }): Promise<Buffer> {
+  const maxmem = Math.max(MIN_MAXMEM, 128 * opts.N * opts.r + 128 * opts.r * opts.p + 16 * 1024 * 1024)
+  return new Promise((resolve, reject) => {
+    scrypt(pw, salt, keylen, { ...opts, maxmem }, (err, key) => (err ? reject(err) : resolve(key)))
+  })
+}
+
+/**
+ * Hashes a password (NFKC-normalised first) with scrypt, a new 16-byte salt
+ * and a 32-byte key, into `scrypt$N=32768,r=8,p=1$<salt>$<key>` (base64url
+ * without padding): the parameters travel with the hash.
+ */
+export async function hashPassword(pw: string): Promise<string> {
+  const salt = randomBytes(SALT_BYTES)
+  const key = await scryptAsync(pw.normalize('NFKC'), salt, KEY_BYTES, SCRYPT)
+  return `scrypt$N=${SCRYPT.N},r=${SCRYPT.r},p=${SCRYPT.p}$${salt.toString('base64url')}$${key.toString('base64url')}`
+}
+
+/** A stored hash's parts, or null when it is not one this code can check (malformed, or parameters out of bounds). */
+function parseHash(stored: string): { N: number; r: number; p: number; salt: Buffer; key: Buffer } | null {
+  const parts = stored.split('$')
+  if (parts.length !== 4 || parts[0] !== 'scrypt') return null
+  const params = new Map<string, number>()
+  for (const kv of parts[1]!.split(',')) {
+    const m = /^([Nrp])=([1-9][0-9]{0,9})$/.exec(kv)
+    if (!m || params.has(m[1]!)) return null
+    params.set(m[1]!, Number(m[2]))
+  }
+  const N = params.get('N')
+  const r = params.get('r')
+  const p = params.get('p')
+  if (N === undefined || r === undefined || p === undefined || params.size !== 3) return null
+  if (N < 2 || (N & (N - 1)) !== 0 || r > 64 || p > 16 || 128 * N * r > MAX_SCRYPT_MEMORY) return null
+  const b64 = /^[A-Za-z0-9_-]+$/
+  if (!b64.test(parts[2]!) || !b64.test(parts[3]!)) return null
+  const salt = Buffer.from(parts[2]!, 'base64url')
+  const key = Buffer.from(parts[3]!, 'base64url')
+  if (salt.length < 8 || salt.length > 64 || key.length < 16 || key.length > 64) return null
+  return { N, r, p, salt, key }
+}
+
+/**
+ * Whether `pw` (NFKC-normalised) is the password of a hash made by
+ * {@link hashPassword}. The scrypt parameters, salt and key length are read
+ * from the string, so hashes made with other (older or raised) parameters
+ * keep working; the keys are compared in constant time. A malformed hash, or
+ * one asking for more than 256 MiB, never matches.
+ */
+export async function verifyPassword(pw: string, stored: string): Promise<boolean> {
+  const h = parseHash(stored)
+  if (!h) return false
+  const key = await scryptAsync(pw.normalize('NFKC'), h.salt, h.key.length, { N: h.N, r: h.r, p: h.p })
+  return timingSafeEqual(key, h.key)
+}
+
+interface Row {
+  username: string
+  email: string | null
+  name: string | null
+  groups_json: string
+  password_hash: string
+  totp_secret: string | null
+  created_at: number
+  password_changed_at: number
+  disabled: number
+}
+
+function toUser(row: Row): User {
+  return Object.freeze({
+    username: row.username,
+    email: row.email,
+    name: row.name,
+    groups: Object.freeze(JSON.parse(row.groups_json) as string[]),
+    totpSecret: row.totp_secret,
+    createdAt: row.created_at,
+    passwordChangedAt: row.password_changed_at,
+    disabled: row.disabled !== 0,
+  })
+}
+
+/** The groups, checked (UserError on a bad one), NFKC-normalised, duplicates dropped. */
+function checkedGroups(groups: readonly string[]): string[] {
+  const out: string[] = []
+  for (const g of groups) {
+    const n = g.normalize('NFKC')
+    const problem = validateGroup(n)
+    if (problem) throw new UserError(problem)
+    if (!out.includes(n)) out.push(n)
+  }
+  return out
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const e = err as { errcode?: number; message?: string }
+  return e.errcode === 1555 || e.errcode === 2067 || /UNIQUE constraint failed/.test(e.message ?? '')
+}
+
+/**
+ * The identity provider's users, in `<dataDir>/auth/users.sqlite`. The file
+ * is opened in WAL mode with a 2-second busy timeout, so the `edgebox user`
+ * command can change users while a server reads them. Methods that take a
+ * username accept any case (it is normalised); the ones that change a user
+ * throw {@link UserError} for an unknown one.
+ */
+export class UserStore {
+  readonly #db: DatabaseSync
+  /** The database file's path. */
+  readonly file: string
+
+  private constructor(db: DatabaseSync, file: string) {
+    this.#db = db
+    this.file = file
+  }
+
+  /**
+   * Opens (creating when needed) `<dataDir>/auth/users.sqlite`: the folder
+   * private (0700), the file 0600. A file written by a newer Edgebox (a
+   * higher `user_version`) is refused with an Error naming it.
+   */
+  static async open(dataDir: string): Promise<UserStore> {
+    const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
+    const file = path.join(dir, 'users.sqlite')
+    // create the file private before SQLite does (it would use the umask); SQLite gives its -wal and -shm files the same mode
+    const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600)
+    try {
+      if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600)
+    } finally {
+      await handle.close()
+    }
+    const db = new DatabaseSync(file)
+    try {
+      db.exec('PRAGMA busy_timeout = 2000')
+      const version = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
+      if (version > SCHEMA_VERSION) throw new Error(`${file} has user_version ${version}, newer than this Edgebox understands (${SCHEMA_VERSION}); upgrade Edgebox to use it`)
+      db.exec('PRAGMA journal_mode = WAL')
+      if (version < SCHEMA_VERSION) {
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          // another process may have created it meanwhile
+          const now = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
+          if (now === 0) {
+            db.exec(`CREATE TABLE IF NOT EXISTS users (
+              username TEXT PRIMARY KEY NOT NULL,
+              email TEXT,
+              name TEXT,
+              groups_json TEXT NOT NULL DEFAULT '[]',
+              password_hash TEXT NOT NULL,
+              totp_secret TEXT,
+              created_at INTEGER NOT NULL,
+              password_changed_at INTEGER NOT NULL,
+              disabled INTEGER NOT NULL DEFAULT 0
+            ) STRICT`)
+            db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+          } else if (now > SCHEMA_VERSION) {
+            throw new Error(`${file} has user_version ${now}, newer than this Edgebox understands (${SCHEMA_VERSION}); upgrade Edgebox to use it`)
+          }
+          db.exec('COMMIT')
+        } catch (err) {
+          db.exec('ROLLBACK')
+          throw err
+        }
+      }
+    } catch (err) {
+      db.close()
+      throw err
+    }
+    return new UserStore(db, file)
+  }
+
+  #row(username: string): Row | undefined {
+    return this.#db.prepare('SELECT * FROM users WHERE username = ?').get(normalizeUsername(username)) as Row | undefined
+  }
+
+  /** The user named `username` (any case), or undefined. */
+  get(username: string): User | undefined {
+    const row = this.#row(username)
+    return row ? toUser(row) : undefined
+  }
+
+  /** Every user, sorted by username. */
+  list(): User[] {
+    return (this.#db.prepare('SELECT * FROM users ORDER BY username').all() as unknown as Row[]).map(toUser)
+  }
+
+  /**
+   * Adds a user with a new password. Throws UserError for a bad username,
+   * email, name, group or password, and `user NAME exists` when one has the
+   * name (in any case).
+   */
+  async add(u: { username: string; password: string; email?: string | null; name?: string | null; groups?: string[] }): Promise<User> {
+    const username = normalizeUsername(u.username)
+    const bad = validateUsername(username)
+    if (bad) throw new UserError(bad)
+    const email = u.email === undefined || u.email === null || u.email === '' ? null : u.email
+    if (email !== null) {
+      const problem = validateEmail(email)
+      if (problem) throw new UserError(problem)
+    }
+    const name = u.name === undefined || u.name === null || u.name === '' ? null : u.name.normalize('NFC')
+    if (name !== null) {
+      const problem = validateName(name)
+      if (problem) throw new UserError(problem)
+    }
+    const groups = checkedGroups(u.groups ?? [])
+    const weak = validatePassword(u.password)
+    if (weak) throw new UserError(weak)
+    if (this.#row(username)) throw new UserError(`user ${username} exists`)
+    const hash = await hashPassword(u.password)
+    const now = Date.now()
+    try {
+      this.#db
+        .prepare('INSERT INTO users (username, email, name, groups_json, password_hash, totp_secret, created_at, password_changed_at, disabled) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 0)')
+        .run(username, email, name, JSON.stringify(groups), hash, now, now)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new UserError(`user ${username} exists`)
+      throw err
+    }
+    return this.get(username)!
+  }
+
+  /** Sets a user's password (UserError for a weak one or an unknown user). */
+  async setPassword(username: string, password: string): Promise<void> {
+    const weak = validatePassword(password)
+    if (weak) throw new UserError(weak)
+    const n = normalizeUsername(username)
+    if (!this.#row(n)) throw new UserError(`user ${n} does not exist`)
+    const hash = await hashPassword(password)
+    const r = this.#db.prepare('UPDATE users SET password_hash = ?, password_changed_at = ? WHERE username = ?').run(hash, Date.now(), n)
+    if (Number(r.changes) === 0) throw new UserError(`user ${n} does not exist`)
+  }
+
+  /** Replaces a user's groups (an empty list clears them); duplicates are dropped. */
+  setGroups(username: string, groups: string[]): void {
+    const checked = checkedGroups(groups)
+    const n = normalizeUsername(username)
+    const r = this.#db.prepare('UPDATE users SET groups_json = ? WHERE username = ?').run(JSON.stringify(checked), n)
+    if (Number(r.changes) === 0) throw new UserError(`user ${n} does not exist`)
+  }
+
+  /** Sets (or with null, removes) a user's TOTP secret. */
+  setTotpSecret(username: string, secret: string | null): void {
+    if (secret !== null && (secret.length === 0 || secret.length > 1024)) throw new UserError('a TOTP secret is 1-1024 characters')
+    const n = normalizeUsername(username)
+    const r = this.#db.prepare('UPDATE users SET totp_secret = ? WHERE username = ?').run(secret, n)
+    if (Number(r.changes) === 0) throw new UserError(`user ${n} does not exist`)
+  }
+
+  /** Removes a user; false when there was none. */
+  remove(username: string): boolean {
+    return Number(this.#db.prepare('DELETE FROM users WHERE username = ?').run(normalizeUsername(username)).changes) > 0
+  }
+
+  /**
+   * Checks a password in constant time against the stored scrypt hash; for
+   * an unknown user it still spends one hash on a fixed dummy so timing does
+   * not tell which usernames exist. Returns the user, or null for a wrong
+   * password, an unknown user or a disabled one.
+   */
+  async verify(username: string, password: string): Promise<User | null> {
+    const row = this.#row(username)
+    // a password no one could have set (too long) costs the same as any other
+    const usable = Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES * 4
+    if (!row || row.disabled !== 0 || !usable) {
+      await verifyPassword(usable ? password : '', DUMMY_HASH)
+      return null
+    }
+    return (await verifyPassword(password, row.password_hash)) ? toUser(row) : null
+  }
+
+  /** Closes the database; the store cannot be used after. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close()
+  }
+}

@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict'
+import http from 'node:http'
+import { mkdtempSync, rmSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { createRemoteJWKSet, jwtVerify } from 'jose'
+import { freePort } from '../helpers/pebble.ts'
+import { Browser, signInAs, startTestProvider, type TestProvider } from '../helpers/oidc.ts'
+import { startServer, type TestServer } from '../helpers/server.ts'
+
+/**
+ * Single sign-on against an external OpenID Connect provider (oidc-provider
+ * on loopback), over real sockets: the login round trip, the session, the
+ * rules, what goes upstream, sign-out. Attacks are in auth-attacks.test.ts.
+ */
+
+interface Echo {
+  path: string
+  headers: Record<string, string | string[] | undefined>
+}
+
+let idp: TestProvider
+let box: TestServer
+let app: http.Server
+let appOrigin: string
+let dataDir: string
+const seen: Echo[] = []
+
+before(async () => {
+  app = http.createServer((req, res) => {
+    seen.push({ path: req.url ?? '', headers: req.headers })
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ path: req.url, headers: req.headers }))
+  })
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
+  appOrigin = `http://127.0.0.1:${(app.address() as AddressInfo).port}`
+  const port = await freePort()
+  const origin = `http://127.0.0.1:${port}`
+  idp = await startTestProvider({
+    accounts: {
+      alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['staff'] },
+      bob: { email: 'bob@example.org', email_verified: true, groups: ['guests'] },
+    },
+    clients: [{ client_id: 'edgebox', client_secret: 'a client secret for the tests', redirect_uris: [`${origin}/_edgebox/auth/callback`], post_logout_redirect_uris: [`${origin}/_edgebox/auth/signed-out`] }],
+  })
+  dataDir = mkdtempSync(path.join(tmpdir(), 'edgebox-auth-'))
+  box = await startServer({
+    listen: [{ host: '127.0.0.1', port }],
+    dataDir,
+    auth: { providers: { test: { issuer: idp.issuer, clientId: 'edgebox', clientSecret: 'a client secret for the tests', scopes: ['openid', 'email', 'profile', 'groups'] } } },
+    sites: [
+      {
+        routes: [
+          { path: '/', proxy: { upstreams: [appOrigin] }, auth: { skip: [{ path: '/status', methods: ['GET'] }] } },
+          { path: '/admin/', proxy: { upstreams: [appOrigin] }, auth: { rules: [{ allow: { group: 'staff' } }] } },
+          { path: '/open/', proxy: { upstreams: [appOrigin] } },
+        ],
+      },
+    ],
+  })
+})
+
+after(async () => {
+  await box?.close()
+  await idp?.close()
+  app?.close()
+  rmSync(dataDir, { recursive: true, force: true })
+})
+
+/** A browser signed in as `account`, having asked for `path` first. */
+async function signedIn(account: string, path = '/'): Promise<{ browser: Browser; landed: { res: Response; url: string; text: string } }> {
+  const browser = new Browser()
+  const landed = await browser.navigate(box.url + path.slice(1), signInAs(account))
+  return { browser, landed }
+}
+
+describe('the gate without a session', () => {
+  test('an API request gets 401 with a Bearer challenge, and nothing reaches the upstream', async () => {
+    const before = seen.length
+    const res = await fetch(`${box.url}api/items`, { headers: { accept: 'application/json' } })
+    assert.equal(res.status, 401)
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="127.0.0.1"')
+    assert.equal(seen.length, before)
+  })
+
+  test('a browser navigation is sent to the provider: code flow, PKCE S256, state, nonce, and a login cookie', async () => {
+    const res = await new Browser().fetch(`${box.url}docs/page?x=1`)
+    assert.equal(res.status, 302)
+    assert.equal(res.headers.get('cache-control'), 'no-store')
+    const to = new URL(res.headers.get('location')!)
+    assert.equal(to.origin + to.pathname, `${idp.issuer}/auth`)
+    const q = to.searchParams
+    assert.equal(q.get('response_type'), 'code')
+    assert.equal(q.get('client_id'), 'edgebox')
+    assert.equal(q.get('redirect_uri'), `${box.url}_edgebox/auth/callback`)
+    assert.equal(q.get('code_challenge_method'), 'S256')
+    assert.match(q.get('code_challenge')!, /^[A-Za-z0-9_-]{43}$/)
+    assert.match(q.get('state')!, /^[A-Za-z0-9_-]{43}$/)
+    assert.match(q.get('nonce')!, /^[A-Za-z0-9_-]{43}$/)
+    assert.equal(q.get('scope'), 'openid email profile groups')
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith('edgebox-login='))!
+    assert.match(cookie, /^edgebox-login=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=600; HttpOnly; SameSite=Lax$/)
+  })
+
+  test('a skipped path and method pass without a login; another method on it does not', async () => {
+    assert.equal((await fetch(`${box.url}status`)).status, 200)
+    assert.equal((await fetch(`${box.url}status`, { method: 'POST' })).status, 401)
+  })
+
+  test('a CORS preflight passes the gate untouched', async () => {
+    const res = await fetch(`${box.url}api/items`, { method: 'OPTIONS', headers: { origin: 'https://other.example', 'access-control-request-method': 'PUT' } })
+    assert.notEqual(res.status, 401)
+  })
+})
+
+describe('the login round trip', () => {
+  test('signing in returns to the page asked for, with an HttpOnly SameSite=Lax session cookie', async () => {
+    const { browser, landed } = await signedIn('alice', '/docs/page?x=1&y=%2F')
+    assert.equal(landed.res.status, 200)
+    assert.equal(landed.url, `${box.url}docs/page?x=1&y=%2F`)
+    assert.equal(JSON.parse(landed.text).path, '/docs/page?x=1&y=%2F')
+    const callback = browser.hops.find((h) => h.url.startsWith(`${box.url}_edgebox/auth/callback`))!
+    assert.equal(callback.status, 302)
+    const cookie = callback.setCookie.find((c) => c.startsWith('edgebox-session='))!
+    assert.match(cookie, /^edgebox-session=[A-Za-z0-9_-]{43}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Lax$/)
+  })
+
+  test('the upstream gets the identity: X-Auth-Request-* and an assertion checkable with the JWKS', async () => {
+    const { browser } = await signedIn('alice')
+    const res = await browser.fetch(`${box.url}whoami`)
+    const echo = (await res.json()) as Echo
+    assert.equal(echo.headers['x-auth-request-user'], 'alice')
+    assert.equal(echo.headers['x-auth-request-email'], 'alice@example.com')
+    assert.equal(echo.headers['x-auth-request-groups'], 'staff')
+    assert.equal(echo.headers['x-auth-request-access-token'], undefined)
+    const jwt = echo.headers['edgebox-jwt-assertion'] as string
+    const jwks = createRemoteJWKSet(new URL(`${box.url}_edgebox/auth/jwks.json`))
+    const { payload, protectedHeader } = await jwtVerify(jwt, jwks, { audience: appOrigin, issuer: box.url.slice(0, -1) })
+    assert.equal(protectedHeader.alg, 'ES256')
+    assert.equal(payload.sub, 'alice')
+    assert.equal(payload.email, 'alice@example.com')
+    assert.deepEqual(payload.groups, ['staff'])
+    assert.equal(payload.exp! - payload.iat!, 60)
+    // made once per lifetime: the next request carries the same assertion
+    const again = (await (await browser.fetch(`${box.url}whoami`)).json()) as Echo
+    assert.equal(again.headers['edgebox-jwt-assertion'], jwt)
+  })
+
+  test('identity fields a client sends are stripped, with or without a gate', async () => {
+    const forged = { 'x-auth-request-email': 'ceo@example.com', 'x-auth-request-user': 'ceo', 'edgebox-jwt-assertion': 'forged', 'X-Auth-Request-Groups': 'admins' }
+    const open = (await (await fetch(`${box.url}open/x`, { headers: forged })).json()) as Echo
+    for (const name of Object.keys(forged)) assert.equal(open.headers[name.toLowerCase()], undefined, name)
+    const { browser } = await signedIn('bob')
+    const gated = (await (await browser.fetch(`${box.url}x`, { headers: forged })).json()) as Echo
+    assert.equal(gated.headers['x-auth-request-email'], 'bob@example.org')
+    assert.equal(gated.headers['x-auth-request-groups'], 'guests')
+    assert.notEqual(gated.headers['edgebox-jwt-assertion'], 'forged')
+  })
+
+  test('a route whose rule needs a group: 403 page naming the account, with a sign-out form', async () => {
+    const { browser } = await signedIn('bob')
+    const before = seen.length
+    const res = await browser.fetch(`${box.url}admin/panel`)
+    assert.equal(res.status, 403)
+    const html = await res.text()
+    assert.match(html, /signed in as <strong>bob@example\.org<\/strong>/)
+    assert.match(html, /<form method="post" action="\/_edgebox\/auth\/logout">/)
+    assert.equal(seen.length, before)
+    const { browser: staff } = await signedIn('alice')
+    assert.equal((await staff.fetch(`${box.url}admin/panel`)).status, 200)
+  })
+
+  test('the userinfo endpoint says who the session is', async () => {
+    const { browser } = await signedIn('alice')
+    const res = await browser.fetch(`${box.url}_edgebox/auth/userinfo`)
+    assert.equal(res.status, 200)
+    const info = (await res.json()) as Record<string, unknown>
+    assert.equal(info.sub, 'alice')
+    assert.equal(info.email, 'alice@example.com')
+    assert.equal(info.provider, 'test')
+    assert.equal((await fetch(`${box.url}_edgebox/auth/userinfo`)).status, 401)
+  })
+})
+
+describe('sign-out', () => {
+  test('a cross-site POST cannot sign anybody out', async () => {
+    const { browser } = await signedIn('alice')
+    const res = await browser.fetch(`${box.url}_edgebox/auth/logout`, { method: 'POST', headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })
+    assert.equal(res.status, 403)
+    assert.equal((await browser.fetch(`${box.url}x`)).status, 200)
+  })
+
+  test('POST /_edgebox/auth/logout ends the session and goes on to the provider with id_token_hint', async () => {
+    const { browser } = await signedIn('alice')
+    const res = await browser.fetch(`${box.url}_edgebox/auth/logout`, { method: 'POST', headers: { origin: box.url.slice(0, -1), 'sec-fetch-site': 'same-origin' } })
+    assert.equal(res.status, 303)
+    const to = new URL(res.headers.get('location')!)
+    assert.equal(to.origin + to.pathname, `${idp.issuer}/session/end`)
+    assert.ok(to.searchParams.get('id_token_hint'))
+    assert.equal(to.searchParams.get('post_logout_redirect_uri'), `${box.url}_edgebox/auth/signed-out`)
+    assert.ok(!browser.cookies(box.url).has('edgebox-session'))
+    // the old cookie no longer works, even sent again by hand
+    const api = await fetch(`${box.url}x`, { headers: { accept: 'application/json' } })
+    assert.equal(api.status, 401)
+  })
+})
