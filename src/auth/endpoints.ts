@@ -6,7 +6,7 @@ import { httpError } from '../core/errors.ts'
 import { matchRoute } from '../core/router.ts'
 import { cookieValue } from '../http/cookie.ts'
 import { parseRequestTarget } from '../http/target.ts'
-import { startLogin } from './gate.ts'
+import { isNavigation, startLogin } from './gate.ts'
 import { chooserPage, displayName, loginFailedPage, providerDownPage, signedOutPage, signOutPage } from './pages.ts'
 import { LoginFailed, ProviderUnavailable } from './relying-party.ts'
 import { safeReturnPath } from './return-to.ts'
@@ -101,10 +101,15 @@ export function authEndpoints(state: AuthState): Endpoint[] {
     {
       path: '/_edgebox/auth/login',
       feature,
-      methods: ['GET', 'HEAD'],
+      // POST: a proxy in front may hand any request over here when its forward-auth check said 401 (nginx `error_page 401`)
+      methods: ['GET', 'HEAD', 'POST'],
       async handle(ctx) {
+        // only a browser's navigation is sent to a login page; a script gets the 401 it would have had
+        if (!isNavigation(ctx, ctx.method)) throw httpError('EB_ERR_UNAUTHORIZED', 'sign in first (a session cookie or a bearer token)', { 'WWW-Authenticate': `Bearer realm="${ctx.host.replace(/["\\]/g, '')}"` })
         const params = new URLSearchParams(ctx.query)
-        const returnTo = safeReturnPath(params.get('rd'))
+        // the page to return to: `rd`, or the request a trusted proxy in front handed over (X-Forwarded-Uri)
+        const rd = params.get('rd') ?? (ctx.client.trusted ? (ctx.header('x-forwarded-uri') ?? null) : null)
+        const returnTo = safeReturnPath(rd)
         const names = providersFor(state, ctx, returnTo)
         const chosen = params.get('provider')
         if (chosen !== null) {

@@ -4,13 +4,14 @@ import { httpError } from '../core/errors.ts'
 import type { RouteParts } from '../core/types.ts'
 import { cookieValue } from '../http/cookie.ts'
 import { compileGlob } from '../http/glob.ts'
+import { parseRequestTarget } from '../http/target.ts'
 import { deniedPage, displayName, providerDownPage } from './pages.ts'
 import { LoginFailed, ProviderUnavailable, type BearerVerdict } from './relying-party.ts'
 import { safeReturnPath } from './return-to.ts'
 import { compileRules } from './rules.ts'
 import type { GateConfig } from './schema.ts'
 import type { LiveSession } from './sessions.ts'
-import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type Gate } from './state.ts'
+import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
 
 /**
  * The sign-on gate of one route (docs/sso.md), in the pipeline's access
@@ -30,16 +31,17 @@ import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, view
  * carries the access token upstream and that token has already expired.
  */
 
-export function createGate(state: AuthState, id: string, options: GateConfig): Gate {
+export function createGate(state: AuthState, id: string, options: GateConfig, forward: ForwardMode | null): Gate {
   const names = options.providers ?? [...state.providers.keys()]
   const skips = options.skip.map((s) => ({ match: compileGlob(s.path), methods: s.methods ? new Set(s.methods) : null }))
   const gate: Gate = {
     id,
     options,
+    forward,
     providers: names.map((n) => state.providers.get(n)!),
     decide: compileRules(options.rules),
-    skips(ctx) {
-      for (const s of skips) if (s.match(ctx.path) && (s.methods === null || s.methods.has(ctx.method))) return true
+    skips(method, path) {
+      for (const s of skips) if (s.match(path) && (s.methods === null || s.methods.has(method))) return true
       return false
     },
   }
@@ -60,7 +62,8 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
   const allowed = new Set(gate.providers.map((p) => p.name))
 
   function step(ctx: Context): boolean | void | Promise<boolean | void> {
-    if (gate.skips(ctx)) {
+    const asked = askedOf(ctx)
+    if (gate.skips(asked.method, asked.path)) {
       ctx.auth = 'skip'
       return
     }
@@ -185,24 +188,48 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
 
   /** No (usable) credentials: a browser goes to sign in, anything else gets 401. */
   function unauthenticated(ctx: Context): boolean | Promise<boolean> {
-    ctx.auth = 'login'
-    if (!isNavigation(ctx)) {
+    const asked = askedOf(ctx)
+    if (!isNavigation(ctx, asked.method) || (gate.forward !== null && !gate.forward.redirect)) {
       ctx.auth = 'unauthenticated'
       throw httpError('EB_ERR_UNAUTHORIZED', 'sign in first (a session cookie or a bearer token)', { 'WWW-Authenticate': `Bearer realm="${realm(ctx)}"` })
     }
-    const returnTo = safeReturnPath(ctx.target.rawPath + ctx.query)
-    if (gate.providers.length > 1) {
-      ctx.send(302, { location: `/_edgebox/auth/login?rd=${encodeURIComponent(returnTo)}`, 'cache-control': 'no-store' })
+    ctx.auth = 'login'
+    const returnTo = safeReturnPath(asked.target)
+    // several providers: the chooser; asked by another proxy: the login on the origin the browser used
+    if (gate.providers.length > 1 || gate.forward !== null) {
+      ctx.send(302, { location: `${gate.forward ? ctx.origin : ''}/_edgebox/auth/login?rd=${encodeURIComponent(returnTo)}`, 'cache-control': 'no-store' })
       return true
     }
     return startLogin(state, ctx, gate.providers[0]!.name, returnTo)
+  }
+
+  /**
+   * The request the gate decides about: this one, or for a forward-auth
+   * route the one the proxy in front describes (`X-Forwarded-Method`,
+   * `X-Forwarded-Uri`), believed only from a trusted proxy.
+   */
+  function askedOf(ctx: Context): Asked {
+    if (gate.forward === null) return { method: ctx.method, path: ctx.path, target: ctx.target.rawPath + ctx.query }
+    if (!ctx.client.trusted) {
+      ctx.auth = 'refused'
+      throw httpError('EB_ERR_FORBIDDEN', 'the forward-auth endpoint answers only the proxies listed in trustedProxies')
+    }
+    const method = (ctx.header('x-forwarded-method') ?? 'GET').toUpperCase()
+    const target = ctx.header('x-forwarded-uri') ?? '/'
+    let path = '/'
+    try {
+      path = parseRequestTarget(method, target).path
+    } catch {
+      // a target that is no path: decided as the site's root
+    }
+    return { method, path, target }
   }
 
   return {
     step,
     upgrade(ctx) {
       // an Upgrade (a WebSocket) has no page to go to: a session or a token, else 401
-      if (gate.skips(ctx)) return 0
+      if (gate.skips(ctx.method, ctx.path)) return 0
       const authorization = ctx.header('authorization')
       const decide = (s: LiveSession | null): number => {
         if (!s || !allowed.has(s.record.provider)) return 401
@@ -249,9 +276,16 @@ export async function startLogin(state: AuthState, ctx: Context, provider: strin
   return true
 }
 
+/** The method and path a gate decides about, and the target to return to after a login. */
+interface Asked {
+  readonly method: string
+  readonly path: string
+  readonly target: string
+}
+
 /** A top-level navigation of a browser: it may be redirected to a login page (anything else gets 401). */
-function isNavigation(ctx: Context): boolean {
-  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return false
+export function isNavigation(ctx: Context, method: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false
   const mode = ctx.header('sec-fetch-mode')
   if (mode !== undefined) return mode === 'navigate'
   return (ctx.header('accept') ?? '').includes('text/html')

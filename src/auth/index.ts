@@ -12,7 +12,7 @@ import { RelyingParty, type PendingLogin } from './relying-party.ts'
 import { gateFor, type AuthConfig, type GateOption } from './schema.ts'
 import { MemorySessionStore, openSqliteSessionStore } from './session-store.ts'
 import { Sessions } from './sessions.ts'
-import { LOGIN_TTL_MS, type AuthState } from './state.ts'
+import { LOGIN_TTL_MS, type AuthState, type ForwardMode } from './state.ts'
 
 /**
  * Single sign-on (docs/sso.md): the top-level `auth` (providers, sessions)
@@ -22,7 +22,7 @@ import { LOGIN_TTL_MS, type AuthState } from './state.ts'
  */
 export interface Auth {
   /** The gate of a route (its own `auth`, else its site's), as the parts the pipeline places under `auth`; null: no gate here. */
-  route(id: string, route: GateOption | undefined, site: GateOption | undefined): RouteParts | null
+  route(id: string, route: GateOption | undefined, site: GateOption | undefined, forward?: ForwardMode): RouteParts | null
   /** The endpoints of a site with any gate. */
   readonly endpoints: readonly Endpoint[]
   /** Ends what this configuration started; what a newer one took over stays. */
@@ -81,9 +81,9 @@ export async function createAuth(config: AuthConfig, deps: AuthDeps, previous?: 
     limits: deps.limits,
   }
   const auth: Auth = {
-    route(id, route, site) {
+    route(id, route, site, forward) {
       const options = gateFor(route, site)
-      return options ? gateParts(state, createGate(state, id, options)) : null
+      return options ? gateParts(state, createGate(state, id, options, forward ?? null)) : null
     },
     endpoints: authEndpoints(state),
     async close() {

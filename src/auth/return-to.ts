@@ -23,6 +23,13 @@ const BASE = 'https://edgebox.invalid'
 
 /** C0 controls, space, DEL, C1 controls, backslash, and any Unicode white space. */
 const FORBIDDEN = /[\u0000-\u0020\u007f-\u009f\\\s]/u
+/**
+ * The same in a decoded form, but for the space: `%20` in a path or query is
+ * common (`/search?q=a%20b`), and a decoded form always starts with `/`, so
+ * a space in it can be neither the leading one a browser trims nor an
+ * authority's start.
+ */
+const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f-\u009f\\]|(?! )\s/u
 
 /**
  * Whether one form of the candidate is a same-site path: it begins with
@@ -31,11 +38,11 @@ const FORBIDDEN = /[\u0000-\u0020\u007f-\u009f\\\s]/u
  * keeps that origin and does not end up with a `//` path (dot segments
  * such as `/.//evil.example` resolve to one, RFC 3986 §5.2.4).
  */
-function sameSitePath(form: string): boolean {
+function sameSitePath(form: string, forbidden = FORBIDDEN): boolean {
   if (form.charCodeAt(0) !== 47 /* / */) return false
   const second = form.charCodeAt(1)
   if (second === 47 /* / */ || second === 92 /* \ */) return false
-  if (FORBIDDEN.test(form)) return false
+  if (forbidden.test(form)) return false
   let url: URL
   try {
     url = new URL(form, BASE)
@@ -68,7 +75,7 @@ export function safeReturnPath(candidate: string | null | undefined): string {
     if (decoded === form) break
     // still encoded after three layers: nothing legitimate is, refuse rather than guess
     if (layer === DECODE_LAYERS) return '/'
-    if (!sameSitePath(decoded)) return '/'
+    if (!sameSitePath(decoded, FORBIDDEN_DECODED)) return '/'
     form = decoded
   }
   const hash = candidate.indexOf('#')

@@ -42,9 +42,17 @@ export interface AuthState {
 export interface Gate {
   readonly id: string
   readonly options: GateConfig
+  /** A forward-auth route's gate (other proxies ask it about their requests); null: an ordinary route. */
+  readonly forward: ForwardMode | null
   readonly providers: readonly RelyingParty[]
   readonly decide: (claims: Readonly<Record<string, unknown>>) => Decision
-  skips(ctx: Context): boolean
+  /** Whether a request (its method and decoded path) passes without a login. */
+  skips(method: string, path: string): boolean
+}
+
+/** How a forward-auth route answers a browser without a session: 302 to the login (`redirect`), else 401. */
+export interface ForwardMode {
+  readonly redirect: boolean
 }
 
 /** How long a login may take from the redirect to the callback. */

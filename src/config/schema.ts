@@ -322,7 +322,13 @@ export const configSchema = z
     }
     for (const [si, site] of cfg.sites.entries()) {
       checkGate(site.auth, ['sites', si, 'auth'])
-      for (const [ri, route] of site.routes.entries()) checkGate(route.auth, ['sites', si, 'routes', ri, 'auth'])
+      for (const [ri, route] of site.routes.entries()) {
+        checkGate(route.auth, ['sites', si, 'routes', ri, 'auth'])
+        if (route.forwardAuth === undefined) continue
+        const gated = (route.auth ?? site.auth) !== undefined && (route.auth ?? site.auth) !== false
+        if (!gated) ctx.addIssue({ code: 'custom', path: ['sites', si, 'routes', ri, 'forwardAuth'], message: 'a forward-auth route answers with its sign-on gate: give it auth (true, or { rules, ... })' })
+        if (cfg.trustedProxies.length === 0) ctx.addIssue({ code: 'custom', path: ['sites', si, 'routes', ri, 'forwardAuth'], message: 'a forward-auth route reads the request from the proxy that asks (X-Forwarded-Uri, -Host, -Method): list that proxy in trustedProxies' })
+      }
     }
     const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
     if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })

@@ -441,7 +441,7 @@ async function provisionSites(
       if (p) parts.set(name, p)
     }
     // the sign-on gate: a route's own `auth`, else its site's
-    const gate = route && auth ? auth.route(configPath, route.auth, site.auth) : null
+    const gate = route && auth ? auth.route(configPath, route.auth, site.auth, route.forwardAuth) : null
     if (gate) parts.set('auth', gate)
     return routeChain(parts)
   }
