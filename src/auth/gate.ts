@@ -188,6 +188,10 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
 
   /** No (usable) credentials: a browser goes to sign in, anything else gets 401. */
   function unauthenticated(ctx: Context): boolean | Promise<boolean> {
+    if (!gate.options.required) {
+      ctx.auth = 'anonymous'
+      return false
+    }
     const asked = askedOf(ctx)
     if (!isNavigation(ctx, asked.method) || (gate.forward !== null && !gate.forward.redirect)) {
       ctx.auth = 'unauthenticated'
@@ -232,7 +236,7 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
       if (gate.skips(ctx.method, ctx.path)) return 0
       const authorization = ctx.header('authorization')
       const decide = (s: LiveSession | null): number => {
-        if (!s || !allowed.has(s.record.provider)) return 401
+        if (!s || !allowed.has(s.record.provider)) return gate.options.required ? 401 : 0
         const view = viewOf(state, gate, s, ctx.origin)
         if (!view.decision.allow) return 403
         ctx.identity = view
@@ -252,7 +256,7 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
         return check()
       }
       const id = cookieValue(ctx.header('cookie'), sessionCookieName(state, ctx))
-      if (id === undefined) return 401
+      if (id === undefined) return gate.options.required ? 401 : 0
       const found = state.sessions.find(id)
       return found instanceof Promise ? found.then(decide) : decide(found)
     },

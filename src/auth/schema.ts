@@ -109,6 +109,8 @@ const gateSchema = z.strictObject({
   rules: rulesSchema.default([]),
   /** Paths and methods that pass without a login. */
   skip: z.array(skipSchema).default([]),
+  /** false: a signed-in user is known here (their identity goes to the handler and upstream), and anyone else passes anonymously (a realtime hub with public and members-only channels). */
+  required: z.boolean().default(true),
   /** Accept `Authorization: Bearer` access tokens from the providers (JWTs checked with their keys, others introspected). */
   bearer: z.boolean().default(true),
   /** What a proxied request carries upstream. */

@@ -99,13 +99,15 @@ export class SessionView implements Identity {
   readonly subject: string
   readonly claims: Readonly<Record<string, unknown>>
   readonly decision: Decision
+  readonly binding: string
   private readonly state: AuthState
   private readonly gate: Gate
   private readonly issuer: string
   private readonly accessToken: () => string | null
   private readonly minted = new Map<string, { fields: Readonly<Record<string, string>>; until: number }>()
 
-  constructor(state: AuthState, gate: Gate, provider: string, subject: string, claims: Readonly<Record<string, unknown>>, issuer: string, accessToken: () => string | null) {
+  constructor(state: AuthState, gate: Gate, provider: string, subject: string, claims: Readonly<Record<string, unknown>>, issuer: string, accessToken: () => string | null, binding = '') {
+    this.binding = binding
     this.state = state
     this.gate = gate
     this.provider = provider
@@ -168,7 +170,8 @@ function setIfSafe(fields: Record<string, string>, name: string, value: string):
 export function viewOf(state: AuthState, gate: Gate, session: LiveSession, issuer: string): SessionView {
   let view = session.views.get(gate) as SessionView | undefined
   if (!view) {
-    view = new SessionView(state, gate, session.record.provider, session.record.sub, session.record.claims, issuer, () => session.record.accessToken)
+    // the binding: a hash of the store's key (itself a hash of the id), so it gives neither
+    view = new SessionView(state, gate, session.record.provider, session.record.sub, session.record.claims, issuer, () => session.record.accessToken, sha256(`csrf ${session.key}`))
     session.views.set(gate, view)
   }
   return view

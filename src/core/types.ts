@@ -213,6 +213,8 @@ export interface Identity {
   readonly subject: string
   /** Claims about the user: email, name, groups, ... */
   readonly claims: Readonly<Record<string, unknown>>
+  /** Names this sign-in for as long as it lasts (not the session id, nor usable as one): the CSRF token is bound to it. '' for a bearer token. */
+  readonly binding: string
   /** The fields a proxied request carries to an upstream of this origin (`Edgebox-Jwt-Assertion`, `X-Auth-Request-*`). */
   upstreamFields(audience: string): Readonly<Record<string, string>>
 }

@@ -15,17 +15,21 @@ const EPOCH = /^[A-Za-z0-9]{1,32}$/
 
 export interface ChannelRule {
   readonly pattern: string
-  /** Who may publish: clients (anyone who may subscribe), token holders, or back ends only. */
-  readonly publish: 'clients' | 'token' | 'backend'
-  /** Who may subscribe: anyone, or token holders. */
-  readonly subscribe: 'anyone' | 'token'
+  /** Who may publish: clients (anyone who may subscribe), token holders, signed-in users (single sign-on), or back ends only. */
+  readonly publish: 'clients' | 'token' | 'signedIn' | 'backend'
+  /** Who may subscribe: anyone, token holders, or signed-in users (single sign-on). */
+  readonly subscribe: 'anyone' | 'token' | 'signedIn'
+  /** For `signedIn`: whether a signed-in user's claims let them in (the channel's `who`); absent: anyone signed in. */
+  readonly who?: ((claims: Readonly<Record<string, unknown>>) => boolean) | undefined
   readonly history: HistoryLimits
   readonly presence: boolean
 }
 
-/** What a client may do, from its token (or anonymous: undefined). */
+/** What a client may do, from its token or its sign-on session (or anonymous: undefined). */
 export interface Grant {
   readonly user?: string | undefined
+  /** A signed-in user's claims (single sign-on, docs/sso.md): what `signedIn` channels check. */
+  readonly claims?: Readonly<Record<string, unknown>> | undefined
   readonly subscribe: readonly RegExp[]
   readonly publish: readonly RegExp[]
 }
@@ -203,6 +207,7 @@ export class Hub {
   checkSubscribe(ch: string, grant: Grant | undefined): ChannelRule {
     const r = this.rule(ch)
     if (r.subscribe === 'token' && !grant?.subscribe.some((re) => re.test(ch))) throw new HubError('forbidden', `subscribing to ${ch} needs a token that allows it`, ch)
+    if (r.subscribe === 'signedIn' && !signedIn(r, grant)) throw new HubError('forbidden', grant?.claims ? `${ch} is not open to this account` : `subscribing to ${ch} needs a signed-in user`, ch)
     return r
   }
 
@@ -212,6 +217,7 @@ export class Hub {
     if (from === 'client') {
       if (r.publish === 'backend') throw new HubError('forbidden', `${ch} takes publishes from back ends only`, ch)
       if (r.publish === 'token' && !grant?.publish.some((re) => re.test(ch))) throw new HubError('forbidden', `publishing to ${ch} needs a token that allows it`, ch)
+      if ((r.publish === 'signedIn' || r.subscribe === 'signedIn') && !signedIn(r, grant)) throw new HubError('forbidden', grant?.claims ? `${ch} is not open to this account` : `publishing to ${ch} needs a signed-in user`, ch)
       if (r.subscribe === 'token' && !grant?.subscribe.some((re) => re.test(ch)) && !grant?.publish.some((re) => re.test(ch))) {
         throw new HubError('forbidden', `publishing to ${ch} needs a token that allows it`, ch)
       }
@@ -366,6 +372,12 @@ export class Hub {
     if (!r.presence) throw new HubError('bad-request', `${ch} has no presence (presence: true in its rule)`, ch)
     return this.engine.members(ch)
   }
+}
+
+/** Whether a grant is a signed-in user the channel's `who` lets in. */
+function signedIn(r: ChannelRule, grant: Grant | undefined): boolean {
+  const claims = grant?.claims
+  return claims !== undefined && (r.who === undefined || r.who(claims))
 }
 
 /** A follower's own merge (while it catches up): each message once, by offset, with `gap` on an epoch change. */

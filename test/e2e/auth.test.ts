@@ -56,6 +56,18 @@ before(async () => {
           { path: '/', proxy: { upstreams: [appOrigin] }, auth: { skip: [{ path: '/status', methods: ['GET'] }] } },
           { path: '/admin/', proxy: { upstreams: [appOrigin] }, auth: { rules: [{ allow: { group: 'staff' } }] } },
           { path: '/open/', proxy: { upstreams: [appOrigin] } },
+          {
+            path: '/hub/',
+            auth: { required: false },
+            realtime: {
+              channels: {
+                'public:*': {},
+                'staff:*': { subscribe: 'signedIn', publish: 'signedIn', who: { group: 'staff' } },
+                'members:*': { subscribe: 'signedIn' },
+              },
+            },
+          },
+          { path: '/forms/', proxy: { upstreams: [appOrigin] }, csrf: { token: true }, auth: true },
         ],
       },
     ],
@@ -204,5 +216,77 @@ describe('sign-out', () => {
     // the old cookie no longer works, even sent again by hand
     const api = await fetch(`${box.url}x`, { headers: { accept: 'application/json' } })
     assert.equal(api.status, 401)
+  })
+})
+
+describe('the realtime hub and CSRF with sessions', () => {
+  const poll = (browser: Browser | null, ch: string) => (browser ? browser.fetch(`${box.url}hub/poll?ch=${ch}`, { headers: { accept: 'application/json', 'sec-fetch-mode': 'cors' } }) : fetch(`${box.url}hub/poll?ch=${ch}`))
+
+  test('signedIn channels take the session, and `who` its claims; public channels stay open to anyone', async () => {
+    const { browser: alice } = await signedIn('alice')
+    const { browser: bob } = await signedIn('bob')
+    assert.equal((await poll(alice, 'staff:news')).status, 200)
+    assert.equal((await poll(alice, 'members:all')).status, 200)
+    const refused = await poll(bob, 'staff:news')
+    assert.equal(refused.status, 403)
+    assert.match(await refused.text(), /staff:news is not open to this account/)
+    assert.equal((await poll(bob, 'members:all')).status, 200)
+    const anonymous = await poll(null, 'members:all')
+    assert.equal(anonymous.status, 403)
+    assert.match(await anonymous.text(), /needs a signed-in user/)
+    assert.equal((await poll(null, 'public:lobby')).status, 200)
+  })
+
+  test('a signed-in user publishes to a signedIn channel; others may not', async () => {
+    const { browser: alice } = await signedIn('alice')
+    const { browser: bob } = await signedIn('bob')
+    const send = async (b: Browser) => (await (await b.fetch(`${box.url}hub/publish`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json', 'sec-fetch-mode': 'cors', 'sec-fetch-site': 'same-origin', origin: box.url.slice(0, -1) }, body: JSON.stringify({ t: 'pub', ch: 'staff:news', d: { text: 'hello' } }) })).json()) as { t: string; e?: string; o?: number }
+    const ack = await send(alice)
+    assert.equal(ack.t, 'ack')
+    const refused = await send(bob)
+    assert.equal(refused.t, 'err')
+    assert.match(JSON.stringify(refused), /staff:news is not open to this account/)
+    const got = await (await poll(alice, `staff:news@${ack.e}/${ack.o! - 1}`)).text()
+    assert.match(got, /hello/)
+  })
+
+  test('a WebSocket on a gated route carries its session: a signedIn channel takes it, and refuses a connection without one', async () => {
+    const { browser } = await signedIn('alice')
+    const cookie = `edgebox-session=${browser.cookies(box.url).get('edgebox-session')}`
+    const { default: WebSocket } = await import('ws')
+    // subscribes to a signedIn channel and says what came back: the `sub` envelope, an `err`, or the refused upgrade's status
+    const open = (headers: Record<string, string>) =>
+      new Promise<string>((resolve) => {
+        const ws = new WebSocket(`${box.url.replace('http', 'ws')}hub/ws`, 'edgebox.v1', { headers })
+        ws.on('open', () => ws.send(JSON.stringify({ t: 'sub', ch: 'staff:news' })))
+        ws.on('message', (data) => {
+          ws.close()
+          resolve((JSON.parse(String(data)) as { t: string }).t)
+        })
+        ws.on('unexpected-response', (_req, res) => resolve(String(res.statusCode)))
+        ws.on('error', (err) => resolve(err.message))
+      })
+    assert.equal(await open({ cookie }), 'sub')
+    // the gate is optional on this route: no session is an anonymous connection, which the channel refuses
+    assert.equal(await open({}), 'err')
+    // a session that ended is no session
+    assert.equal(await open({ cookie: 'edgebox-session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }), 'err')
+  })
+
+  test('the CSRF token is bound to the session: one from another session does not pass', async () => {
+    const { browser: alice } = await signedIn('alice', '/forms/')
+    const { browser: bob } = await signedIn('bob', '/forms/')
+    const tokenOf = (b: Browser) => b.cookies(box.url).get('edgebox_csrf')!
+    assert.ok(tokenOf(alice) && tokenOf(bob))
+    const post = (b: Browser, token: string) => {
+      b.cookies(box.url).set('edgebox_csrf', token)
+      return b.fetch(`${box.url}forms/save`, { method: 'POST', headers: { 'x-csrf-token': token, 'sec-fetch-site': 'same-origin', origin: box.url.slice(0, -1), 'content-type': 'application/json' }, body: '{}' })
+    }
+    const own = tokenOf(alice)
+    assert.equal((await post(alice, own)).status, 200)
+    // bob's token, in both the cookie and the header, on alice's session
+    const crossed = await post(alice, tokenOf(bob))
+    assert.equal(crossed.status, 403)
+    assert.match(await crossed.text(), /no valid CSRF token cookie for this session/)
   })
 })

@@ -81,3 +81,17 @@ test('dns/ holds the DNS server, resolver and client: it never imports the HTTP 
     [],
   )
 })
+
+test('auth/ (single sign-on) never imports the HTTP server, the handler modules or the CLI', () => {
+  assert.deepEqual(
+    breaking(under('auth'), (i) => under('server')(i.target) || under('modules')(i.target) || under('cli')(i.target)),
+    [],
+  )
+})
+
+test('handler modules reach auth/ only for its rules (a channel rule names claims as a route rule does), and the identity provider kind for its provider', () => {
+  assert.deepEqual(
+    breaking(under('modules'), (i) => under('auth')(i.target) && i.target !== 'auth/rules.ts' && !(under('modules/idp')(i.file) && under('auth/idp')(i.target))),
+    [],
+  )
+})

@@ -17,6 +17,7 @@ import { servePoll } from '../../realtime/transports/poll.ts'
 import { serveSse } from '../../realtime/transports/sse.ts'
 import { anonymous, WebSocketTransport } from '../../realtime/transports/websocket.ts'
 import { createVerifier, type Verifier } from '../../realtime/auth.ts'
+import { compileRules, conditionSchema } from '../../auth/rules.ts'
 
 /**
  * `realtime`: the hub's transports under one prefix (docs/realtime.md):
@@ -26,10 +27,12 @@ import { createVerifier, type Verifier } from '../../realtime/auth.ts'
  */
 
 const channelSchema = z.strictObject({
-  /** Who may publish: `clients` (anyone who may subscribe), `token` holders, or `backend` (the publish API only). */
-  publish: z.enum(['clients', 'token', 'backend']).default('clients'),
-  /** Who may subscribe: `anyone`, or `token` holders. */
-  subscribe: z.enum(['anyone', 'token']).default('anyone'),
+  /** Who may publish: `clients` (anyone who may subscribe), `token` holders, `signedIn` users (the route's `auth`), or `backend` (the publish API only). */
+  publish: z.enum(['clients', 'token', 'signedIn', 'backend']).default('clients'),
+  /** Who may subscribe: `anyone`, `token` holders, or `signedIn` users (a single sign-on session: the route's `auth`, docs/sso.md). */
+  subscribe: z.enum(['anyone', 'token', 'signedIn']).default('anyone'),
+  /** For `signedIn`: the users let in, by their claims (`{ group: 'staff' }`, `{ emailDomain: 'example.com' }`, any condition of docs/sso.md's rules). */
+  who: conditionSchema.optional(),
   history: z
     .strictObject({
       /** Messages kept per channel for resuming (0: none). */
@@ -85,7 +88,10 @@ export const realtimeModule = {
   kind: 'realtime',
   schema,
   create(cfg, deps) {
-    const rules: ChannelRule[] = Object.entries(cfg.channels).map(([pattern, c]) => ({ pattern, publish: c.publish, subscribe: c.subscribe, history: c.history, presence: c.presence }))
+    const rules: ChannelRule[] = Object.entries(cfg.channels).map(([pattern, c]) => {
+      const decide = c.who === undefined ? undefined : compileRules([{ allow: c.who }])
+      return { pattern, publish: c.publish, subscribe: c.subscribe, who: decide && ((claims) => decide(claims).allow), history: c.history, presence: c.presence }
+    })
     const engine = new MemoryEngine({ clock: deps.clock })
     const hub = new Hub(rules, engine, { maxMessageSize: cfg.maxMessageSize, clock: deps.clock })
     const ws = new WebSocketTransport(hub, { heartbeat: cfg.heartbeat, maxBuffered: cfg.maxBuffered, maxMessageSize: cfg.maxMessageSize })
@@ -110,6 +116,9 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
    * A token that does not verify is refused (401), never taken as anonymous.
    */
   async function grantOf(ctx: Context, params: URLSearchParams, headerToken: boolean): Promise<(Grant & { expires: number | undefined }) | undefined> {
+    // a user the route's sign-on gate knows (its session, or a bearer token of its providers) is signed in
+    const identity = ctx.identity
+    if (identity !== null) return { user: identity.subject, claims: identity.claims, subscribe: [], publish: [], expires: undefined }
     const token = params.get('token') ?? (headerToken ? /^Bearer (.+)$/i.exec(ctx.header('authorization') ?? '')?.[1] : undefined)
     if (token === undefined || token === null) return undefined
     if (!verify) throw httpError('EB_ERR_UNAUTHORIZED', 'this hub takes no tokens (no auth configured on the route)', { 'WWW-Authenticate': 'Bearer realm="edgebox realtime"' })

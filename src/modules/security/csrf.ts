@@ -46,22 +46,28 @@ export interface CsrfGuard {
 export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGuard {
   const opts = cfg === true ? { token: false, cookie: 'edgebox_csrf', secret: undefined } : cfg
   const secret = opts.secret ?? randomBytes(32).toString('base64')
-  const sign = (value: string) => createHmac('sha256', secret).update(value).digest('base64url')
-  const valid = (token: string): boolean => {
+  // A token is signed with the sign-on session it was issued in, when there is one (ctx.identity.binding): a token
+  // from before a login, or from another user's session, does not pass.
+  const sign = (value: string, binding: string) => createHmac('sha256', secret).update(binding === '' ? value : `${value}\n${binding}`).digest('base64url')
+  const valid = (token: string, binding: string): boolean => {
     const dot = token.indexOf('.')
     if (dot <= 0) return false
-    return safeEqual(sign(token.slice(0, dot)), token.slice(dot + 1))
+    return safeEqual(sign(token.slice(0, dot), binding), token.slice(dot + 1))
   }
   const cookieOf = (ctx: Context): string | undefined => cookieValue(ctx.header('cookie'), opts.cookie)
 
   return {
     check(ctx) {
       const scheme = ctx.scheme
+      const binding = ctx.identity?.binding ?? ''
       if (SAFE.has(ctx.method)) {
-        if (opts.token && !cookieOf(ctx)) {
+        if (opts.token) {
+          const cookie = cookieOf(ctx)
+          if (cookie && valid(cookie, binding)) return
+          // none yet, or one from before a sign-in (or another session): a new one, bound to this session
           const raw = randomBytes(18).toString('base64url')
           ctx.setCookies ??= []
-          ctx.setCookies.push(`${opts.cookie}=${raw}.${sign(raw)}; Path=/; SameSite=Lax${scheme === 'https' ? '; Secure' : ''}`)
+          ctx.setCookies.push(`${opts.cookie}=${raw}.${sign(raw, binding)}; Path=/; SameSite=Lax${scheme === 'https' ? '; Secure' : ''}`)
         }
         return
       }
@@ -92,7 +98,7 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
       if (opts.token) {
         const cookie = cookieOf(ctx)
         const given = ctx.header('x-csrf-token') ?? new URLSearchParams(ctx.query).get('_csrf') ?? undefined
-        if (!cookie || !valid(cookie)) refuse('no valid CSRF token cookie')
+        if (!cookie || !valid(cookie, binding)) refuse(binding ? 'no valid CSRF token cookie for this session' : 'no valid CSRF token cookie')
         if (given !== cookie) refuse('the CSRF token is missing or does not match the cookie')
       }
     },
