@@ -21,6 +21,7 @@ import type { LiveSession } from './sessions.ts'
  *   GET  /_edgebox/auth/logout              a page with the sign-out button
  *   POST /_edgebox/auth/logout              sign out (the CSRF origin check), then the provider's own logout
  *   GET  /_edgebox/auth/signed-out          where a sign-out ends
+ *   GET  /_edgebox/auth/frontchannel-logout the provider's sign-out in a frame (Front-Channel Logout 1.0)
  *   GET  /_edgebox/auth/userinfo            who the session is (JSON), for pages that show it
  *   GET  /_edgebox/auth/jwks.json           the key that signs Edgebox-Jwt-Assertion
  *   POST /_edgebox/auth/backchannel-logout  a provider ends sessions (Back-Channel Logout 1.0)
@@ -154,6 +155,29 @@ export function authEndpoints(state: AuthState): Endpoint[] {
       methods: ['GET', 'HEAD'],
       handle(ctx) {
         signedOutPage(ctx)
+      },
+    },
+    {
+      path: '/_edgebox/auth/frontchannel-logout',
+      feature,
+      methods: ['GET', 'HEAD'],
+      async handle(ctx) {
+        // Front-Channel Logout 1.0 §2: the provider loads this page in a frame with its `iss` and the `sid`. Only the
+        // session this browser's own cookie names ends, and only when it is that provider session: a link cannot end
+        // anyone else's. (A browser that keeps cookies from third-party frames sends none: back-channel logout is the
+        // dependable one.)
+        const params = new URLSearchParams(ctx.query)
+        const session = await sessionOf(ctx)
+        const rp = session ? state.providers.get(session.record.provider) : undefined
+        const iss = params.get('iss')
+        const sid = params.get('sid')
+        if (session && rp && (iss === null || iss === rp.options.issuer) && (sid === null || sid === session.record.sid)) {
+          await state.sessions.end(session.key)
+          clearSession(ctx)
+          ctx.auth = 'frontchannel logout'
+          ctx.user = session.record.sub
+        }
+        ctx.send(200, { 'content-type': 'text/plain; charset=utf-8', ...noStore }, 'signed out\n')
       },
     },
     {

@@ -197,6 +197,22 @@ describe('the login round trip', () => {
 })
 
 describe('sign-out', () => {
+  test('the front-channel logout page ends only the session of the browser that loads it, for its own provider', async () => {
+    const { browser } = await signedIn('alice')
+    const userinfo = () => browser.fetch(`${box.url}_edgebox/auth/userinfo`)
+    // another issuer, or another provider session: nothing ends
+    assert.equal((await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent('https://other.example')}`)).status, 200)
+    assert.equal((await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}&sid=not-this-one`)).status, 200)
+    assert.equal((await userinfo()).status, 200)
+    // a request without the cookie ends nobody's session
+    assert.equal((await fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}`)).status, 200)
+    assert.equal((await userinfo()).status, 200)
+    const res = await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}`)
+    assert.equal(res.status, 200)
+    assert.equal(res.headers.get('cache-control'), 'no-store')
+    assert.equal((await userinfo()).status, 401)
+  })
+
   test('a cross-site POST cannot sign anybody out', async () => {
     const { browser } = await signedIn('alice')
     const res = await browser.fetch(`${box.url}_edgebox/auth/logout`, { method: 'POST', headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })
