@@ -25,7 +25,8 @@ import { matchRoute, matchSite, namedSite, type SiteTable } from './router.ts'
  *   6. Edgebox's own    /_edgebox/... endpoints of the site (health; core/endpoints.ts)
  *   7. match route      by longest path prefix
  *   8. access control   the route's steps, in ROUTE_STEPS order: rate limit (429), CORS (a preflight
- *                       is answered here), JSONP, CSRF (403)
+ *                       is answered here), the sign-on gate (302 to a login, 401, 403), JSONP, CSRF (403);
+ *                       a step that must wait returns a promise, and the rest follows when it settles
  *   9. method check     OPTIONS (Allow), 405 with Allow
  *  10. handler          after the BEFORE_HANDLER steps (103 Early Hints for a document)
  *  11. response         the route's filters, in RESPONSE_FILTERS order, as the head is written
