@@ -81,7 +81,7 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         }
         // a new session id at every login (no fixation); the one the browser had ends
         const old = await sessionOf(ctx)
-        if (old) await state.sessions.end(old.key)
+        if (old) await state.sessions.end(old)
         const { id } = await state.sessions.create({
           provider: rp.name,
           sub: result.sub,
@@ -140,7 +140,7 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         clearSession(ctx)
         const signedOut = `${ctx.origin}/_edgebox/auth/signed-out`
         if (!session) return ctx.send(303, { location: signedOut, ...noStore })
-        await state.sessions.end(session.key)
+        await state.sessions.end(session)
         ctx.auth = 'logout'
         ctx.user = session.record.sub
         // RP-Initiated Logout 1.0: the provider ends its own session too, told who with id_token_hint
@@ -172,7 +172,7 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         const iss = params.get('iss')
         const sid = params.get('sid')
         if (session && rp && (iss === null || iss === rp.options.issuer) && (sid === null || sid === session.record.sid)) {
-          await state.sessions.end(session.key)
+          await state.sessions.end(session)
           clearSession(ctx)
           ctx.auth = 'frontchannel logout'
           ctx.user = session.record.sub

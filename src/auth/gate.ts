@@ -62,8 +62,13 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
   const allowed = new Set(gate.providers.map((p) => p.name))
 
   function step(ctx: Context): boolean | void | Promise<boolean | void> {
-    const asked = askedOf(ctx)
-    if (gate.skips(asked.method, asked.path)) {
+    let skipped: boolean
+    if (gate.forward === null) skipped = gate.skips(ctx.method, ctx.path)
+    else {
+      const [method, path] = askedOf(ctx)
+      skipped = gate.skips(method, path)
+    }
+    if (skipped) {
       ctx.auth = 'skip'
       return
     }
@@ -123,7 +128,7 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
       } catch (err) {
         if (err instanceof LoginFailed) {
           state.log.info({ provider: rp.name, why: err.message }, 'a session ended: its refresh was refused')
-          await state.sessions.end(session.key)
+          await state.sessions.end(session)
         } else state.log.warn({ provider: rp.name, why: (err as Error).message }, 'a session could not be refreshed; it goes on until its end')
       } finally {
         session.refreshing = null
@@ -192,13 +197,13 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
       ctx.auth = 'anonymous'
       return false
     }
-    const asked = askedOf(ctx)
-    if (!isNavigation(ctx, asked.method) || (gate.forward !== null && !gate.forward.redirect)) {
+    const [method, , target] = askedOf(ctx)
+    if (!isNavigation(ctx, method) || (gate.forward !== null && !gate.forward.redirect)) {
       ctx.auth = 'unauthenticated'
       throw httpError('EB_ERR_UNAUTHORIZED', 'sign in first (a session cookie or a bearer token)', { 'WWW-Authenticate': `Bearer realm="${realm(ctx)}"` })
     }
     ctx.auth = 'login'
-    const returnTo = safeReturnPath(asked.target)
+    const returnTo = safeReturnPath(target)
     // several providers: the chooser; asked by another proxy: the login on the origin the browser used
     if (gate.providers.length > 1 || gate.forward !== null) {
       ctx.send(302, { location: `${gate.forward ? ctx.origin : ''}/_edgebox/auth/login?rd=${encodeURIComponent(returnTo)}`, 'cache-control': 'no-store' })
@@ -213,7 +218,7 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
    * `X-Forwarded-Uri`), believed only from a trusted proxy.
    */
   function askedOf(ctx: Context): Asked {
-    if (gate.forward === null) return { method: ctx.method, path: ctx.path, target: ctx.target.rawPath + ctx.query }
+    if (gate.forward === null) return [ctx.method, ctx.path, ctx.target.rawPath + ctx.query]
     if (!ctx.client.trusted) {
       ctx.auth = 'refused'
       throw httpError('EB_ERR_FORBIDDEN', 'the forward-auth endpoint answers only the proxies listed in trustedProxies')
@@ -226,7 +231,7 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
     } catch {
       // a target that is no path: decided as the site's root
     }
-    return { method, path, target }
+    return [method, path, target]
   }
 
   return {
@@ -280,12 +285,8 @@ export async function startLogin(state: AuthState, ctx: Context, provider: strin
   return true
 }
 
-/** The method and path a gate decides about, and the target to return to after a login. */
-interface Asked {
-  readonly method: string
-  readonly path: string
-  readonly target: string
-}
+/** The method and decoded path a gate decides about, and the target to return to after a login. */
+type Asked = readonly [method: string, path: string, target: string]
 
 /** A top-level navigation of a browser: it may be redirected to a login page (anything else gets 401). */
 export function isNavigation(ctx: Context, method: string): boolean {

@@ -65,6 +65,10 @@ const TOKEN_CLAIMS = new Set(['iss', 'aud', 'exp', 'iat', 'nbf', 'nonce', 'at_ha
 
 /** How long a failed discovery is remembered before the provider is asked again. */
 const RETRY_DISCOVERY_MS = 5_000
+/** A provider that answered this recently is taken to be up when a login starts (so a burst of logins asks it once). */
+const REACHED_MS = 1_000
+/** How long the check before a login waits for the provider. */
+const REACH_TIMEOUT_MS = 3_000
 
 export class RelyingParty {
   readonly name: string
@@ -73,6 +77,9 @@ export class RelyingParty {
   private readonly clock: Clock
   private discovered: Promise<oidc.Configuration> | null = null
   private failedAt = 0
+  /** When the provider last answered (discovery, a login, a refresh): the reachability check before a login trusts it this long. */
+  private lastReached = 0
+  private checking: Promise<void> | null = null
   private jwks: ReturnType<typeof createRemoteJWKSet> | null = null
   private readonly audiences: string[]
 
@@ -110,6 +117,10 @@ export class RelyingParty {
           }
         }
         config.timeout = 10
+        // OpenID Connect Core §3.1.3.7 item 6 lets a client skip the signature of an ID token it got from the token
+        // endpoint over TLS; Edgebox checks it with the issuer's keys anyway (and over http on loopback there is no TLS)
+        oidc.enableNonRepudiationChecks(config)
+        this.lastReached = this.clock.now()
         return config
       },
       (err: unknown) => {
@@ -122,9 +133,35 @@ export class RelyingParty {
     return p
   }
 
+  /**
+   * Whether the provider answers: before a browser is sent to it, so a
+   * provider that is down gives the user Edgebox's 502 page instead of a
+   * connection error: its discovery document is asked for, unless it
+   * answered within REACHED_MS.
+   */
+  private reachable(): Promise<void> {
+    if (this.clock.now() - this.lastReached < REACHED_MS) return Promise.resolve()
+    // logins starting together share one check
+    this.checking ??= this.check().finally(() => (this.checking = null))
+    return this.checking
+  }
+
+  private async check(): Promise<void> {
+    const url = new URL('.well-known/openid-configuration', this.options.issuer.endsWith('/') ? this.options.issuer : this.options.issuer + '/')
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS), redirect: 'manual' })
+      await res.body?.cancel()
+      if (res.status >= 500) throw new Error(`status ${res.status}`)
+    } catch (err) {
+      throw new ProviderUnavailable(`the identity provider ${this.name} (${this.options.issuer}) could not be reached: ${describe(err)}`)
+    }
+    this.lastReached = this.clock.now()
+  }
+
   /** The authorization request (OpenID Connect Core §3.1.2.1) for a new login, with its server-side state. */
   async startLogin(redirectUri: string, returnTo: string, binding: string): Promise<{ url: string; pending: PendingLogin }> {
     const config = await this.configuration()
+    await this.reachable()
     const codeVerifier = oidc.randomPKCECodeVerifier()
     const state = oidc.randomState()
     const nonce = oidc.randomNonce()
@@ -170,6 +207,7 @@ export class RelyingParty {
       }
     }
     this.normaliseGroups(claims)
+    this.lastReached = this.clock.now()
     return {
       sub: idClaims.sub,
       sid: typeof idClaims.sid === 'string' ? idClaims.sid : null,
@@ -212,15 +250,23 @@ export class RelyingParty {
     const meta = config.serverMetadata()
     if (token.split('.').length === 3) {
       let payload: JWTPayload
+      let protectedHeader: string | undefined
       try {
         // jose checks iss, aud, exp and nbf; the algorithm is the key's, from the provider's JWKS
         this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri!), { timeoutDuration: 10_000 })
-        payload = (await jwtVerify(token, this.jwks, { issuer: meta.issuer, audience: this.audiences, algorithms: ASYMMETRIC, currentDate: new Date(this.clock.now()) })).payload
+        const verified = await jwtVerify(token, this.jwks, { issuer: meta.issuer, audience: this.audiences, algorithms: ASYMMETRIC, currentDate: new Date(this.clock.now()) })
+        payload = verified.payload
+        protectedHeader = verified.protectedHeader.typ?.toLowerCase().replace(/^application\//, '')
       } catch (err) {
         if (err instanceof joseErrors.JOSEError && !(err instanceof joseErrors.JWKSTimeout)) return { ok: false, why: bearerWhy(err) }
         throw new ProviderUnavailable(`the identity provider ${this.name}'s keys could not be fetched: ${describe(err)}`)
       }
       if (typeof payload.sub !== 'string' || payload.exp === undefined) return { ok: false, why: 'the token has no sub or exp' }
+      // an ID token (it travels in id_token_hint URLs) or a logout token is not an access token, though its iss and aud
+      // may be right: RFC 9068 §2.1 types access tokens `at+jwt`; the others are told by what only they carry
+      if (protectedHeader !== 'at+jwt' && ('nonce' in payload || 'events' in payload || payload.token_use === 'id' || protectedHeader === 'logout+jwt')) {
+        return { ok: false, why: 'the token is an ID or logout token, not an access token' }
+      }
       const claims = { ...payload } as Record<string, unknown>
       for (const k of TOKEN_CLAIMS) delete claims[k]
       this.normaliseGroups(claims)
@@ -235,9 +281,11 @@ export class RelyingParty {
     }
     if (!info.active) return { ok: false, why: 'the token is not active' }
     if (typeof info.sub !== 'string') return { ok: false, why: 'the token names no subject' }
-    // RFC 7662 §4: the protected resource decides whether the token is meant for it
+    // RFC 7662 §4: the protected resource decides whether the token is meant for it: its audience, or without one,
+    // the client it was issued to, must be one of ours (a token another application got is not for this one)
     const aud = info.aud === undefined ? [] : Array.isArray(info.aud) ? info.aud : [info.aud]
-    if (info.aud !== undefined && !aud.some((a) => this.audiences.includes(a))) return { ok: false, why: 'the token is for another audience' }
+    const forUs = info.aud !== undefined ? aud.some((a) => this.audiences.includes(a)) : typeof info.client_id === 'string' && this.audiences.includes(info.client_id)
+    if (!forUs) return { ok: false, why: 'the token is for another audience' }
     const claims = { ...info } as Record<string, unknown>
     for (const k of [...TOKEN_CLAIMS, 'active', 'scope', 'client_id', 'token_type', 'username']) delete claims[k]
     if (typeof info.username === 'string' && claims.preferred_username === undefined) claims.preferred_username = info.username

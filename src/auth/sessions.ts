@@ -6,10 +6,11 @@ import type { SessionRecord, SessionStore } from './session-store.ts'
 
 /**
  * Signed-in sessions: the store (session-store.ts) with a bounded memory
- * cache in front, so a request with a known session reads no database. The
+ * cache in front (by the id itself, in this process's memory only), so a
+ * request with a known session reads no database and computes no hash. The
  * browser holds only the session id (32 random bytes, base64url); the store
- * and the cache know its SHA-256 (`key`), so neither a copy of the database
- * nor a log line gives a usable cookie.
+ * knows its SHA-256 (`key`), so neither a copy of the database nor a log line
+ * gives a usable cookie.
  *
  * Times: a session ends `idleMs` after its last request, or `absoluteMs`
  * after its login, whichever comes first. The last request's time is kept in
@@ -24,6 +25,8 @@ export interface SessionTimes {
 
 /** A session as the gate uses it: its record and what this process keeps beside it. */
 export interface LiveSession {
+  /** The id the cookie holds: this process's memory only (the cache's key, so a known session costs no hash); never stored or logged. */
+  readonly id: string
   readonly key: string
   record: SessionRecord
   /** The last request seen here (the record's lastSeenAt is what the store last heard). */
@@ -72,7 +75,7 @@ export class Sessions {
     const now = this.clock.now()
     const record: SessionRecord = { ...data, key: sessionKey(id), createdAt: now, lastSeenAt: now, expiresAt: now + this.times.absoluteMs }
     await this.store.put(record)
-    const session = this.live(record)
+    const session = this.live(id, record)
     return { id, session }
   }
 
@@ -82,17 +85,16 @@ export class Sessions {
    * from the store otherwise.
    */
   find(id: string): LiveSession | null | Promise<LiveSession | null> {
-    if (!ID.test(id)) return null
-    const key = sessionKey(id)
-    const cached = this.cache.get(key)
+    const cached = this.cache.get(id)
     if (cached) return this.check(cached)
-    return this.store.get(key).then((record) => (record ? this.check(this.live(record)) : null))
+    if (!ID.test(id)) return null
+    return this.store.get(sessionKey(id)).then((record) => (record ? this.check(this.live(id, record)) : null))
   }
 
   /** Ends one session (logout). */
-  async end(key: string): Promise<void> {
-    this.cache.delete(key)
-    await this.store.delete(key)
+  async end(session: LiveSession): Promise<void> {
+    this.cache.delete(session.id)
+    await this.store.delete(session.key)
   }
 
   /** Ends every session of a subject, or of a provider session (back-channel logout); returns how many ended. */
@@ -101,11 +103,15 @@ export class Sessions {
     if (by.sid !== undefined) for (const k of await this.store.deleteBySid(provider, by.sid)) keys.add(k)
     if (by.sub !== undefined && by.sid === undefined) for (const k of await this.store.deleteBySubject(provider, by.sub)) keys.add(k)
     // a session cached here but no longer stored (a store shared with another process) goes too
-    for (const [key, s] of this.cache.entries()) {
+    const cached: string[] = []
+    for (const [id, s] of this.cache.entries()) {
       if (s.record.provider !== provider) continue
-      if (by.sid !== undefined ? s.record.sid === by.sid : s.record.sub === by.sub) keys.add(key)
+      if (by.sid !== undefined ? s.record.sid === by.sid : s.record.sub === by.sub) {
+        cached.push(id)
+        keys.add(s.key)
+      }
     }
-    for (const k of keys) this.cache.delete(k)
+    for (const id of cached) this.cache.delete(id)
     return keys.size
   }
 
@@ -121,9 +127,9 @@ export class Sessions {
     await this.store.close()
   }
 
-  private live(record: SessionRecord): LiveSession {
-    const session: LiveSession = { key: record.key, record, lastSeenAt: record.lastSeenAt, refreshing: null, views: new Map() }
-    this.cache.set(record.key, session)
+  private live(id: string, record: SessionRecord): LiveSession {
+    const session: LiveSession = { id, key: record.key, record, lastSeenAt: record.lastSeenAt, refreshing: null, views: new Map() }
+    this.cache.set(id, session)
     return session
   }
 
@@ -131,7 +137,7 @@ export class Sessions {
   private check(session: LiveSession): LiveSession | null {
     const now = this.clock.now()
     if (now >= session.record.expiresAt || now >= session.lastSeenAt + this.times.idleMs) {
-      void this.end(session.key).catch((err: unknown) => this.log.warn({ err }, 'an expired session could not be deleted'))
+      void this.end(session).catch((err: unknown) => this.log.warn({ err }, 'an expired session could not be deleted'))
       return null
     }
     session.lastSeenAt = now

@@ -43,7 +43,13 @@ export interface TestProvider {
   close(): Promise<void>
 }
 
-export async function startTestProvider(opts: { accounts: Record<string, TestAccount>; clients: TestClient[]; accessTokenTtl?: number }): Promise<TestProvider> {
+/**
+ * `loopbackRequests`: the provider's own requests (back-channel logout
+ * tokens) may go to loopback addresses, where Edgebox runs in tests;
+ * oidc-provider refuses special-use addresses by default (its SSRF guard, an
+ * undici dispatcher it passes to its `fetch` option, dropped here).
+ */
+export async function startTestProvider(opts: { accounts: Record<string, TestAccount>; clients: TestClient[]; accessTokenTtl?: number; loopbackRequests?: boolean }): Promise<TestProvider> {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
   const jwk: JWK = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'ES256', use: 'sig' }
   void publicKey
@@ -80,6 +86,15 @@ export async function startTestProvider(opts: { accounts: Record<string, TestAcc
     },
     ttl: { AccessToken: opts.accessTokenTtl ?? 3600, IdToken: 3600, RefreshToken: 86400, Session: 86400, Grant: 86400, Interaction: 600 },
     issueRefreshToken: async () => true,
+    ...(opts.loopbackRequests
+      ? {
+          fetch: (url: string | URL, init: RequestInit & { dispatcher?: unknown }) => {
+            const { dispatcher, ...rest } = init
+            void dispatcher
+            return globalThis.fetch(url, rest)
+          },
+        }
+      : {}),
     async findAccount(_ctx: unknown, sub: string) {
       const account = opts.accounts[sub]
       if (!account) return undefined
@@ -203,5 +218,47 @@ export function signInAs(account: string): (res: Response, url: string) => Promi
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1]
     if (xsrf) return { url: target, body: new URLSearchParams({ xsrf, logout: 'yes' }).toString() }
     return null
+  }
+}
+
+/** What a page handler answers: a form post (`body`), a plain GET of `url` (no `body`), or null (the page is not for it). */
+export type PageAnswer = { url: string; body?: string } | null
+
+/**
+ * Follows redirects from `url` as Browser.navigate does, but stops before
+ * fetching the first URL `stop` accepts and returns it: the provider's
+ * redirect to the callback, with its code and state, for tests that replay,
+ * swap or move a callback. `onPage` answers pages on the way (a form post,
+ * or a GET when it gives no body). Throws when the chain ends elsewhere.
+ */
+export async function redirectsUntil(browser: Browser, url: string, stop: (url: URL) => boolean, onPage?: (res: Response, url: string) => Promise<PageAnswer>): Promise<string> {
+  let current = url
+  let init: { method?: string; headers?: Record<string, string>; body?: string } = {}
+  for (let i = 0; i < 20; i++) {
+    if (stop(new URL(current))) return current
+    const res = await browser.fetch(current, init)
+    init = {}
+    const location = res.headers.get('location')
+    if (res.status >= 300 && res.status < 400 && location) {
+      current = new URL(location, current).href
+      continue
+    }
+    const next = onPage ? await onPage(res, current) : null
+    if (!next) throw new Error(`${current} answered ${res.status} before the redirects got where they should: ${(await res.text()).slice(0, 300)}`)
+    current = next.url
+    if (next.body !== undefined) init = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(next.url).origin }, body: next.body }
+  }
+  throw new Error(`too many redirects from ${url}`)
+}
+
+/** The stop for redirectsUntil at an Edgebox callback (`/_edgebox/auth/callback`). */
+export const atCallback = (url: URL): boolean => url.pathname === '/_edgebox/auth/callback'
+
+/** Answers oidc-provider's development login form with its Cancel link: the provider redirects back with error=access_denied. */
+export function cancelSignIn(): (res: Response, url: string) => Promise<PageAnswer> {
+  return async (res, url) => {
+    if (!(res.headers.get('content-type') ?? '').includes('html')) return null
+    const href = /<a href="([^"]+\/abort)"/.exec(await res.clone().text())?.[1]
+    return href ? { url: new URL(href.replace(/&amp;/g, '&'), url).href } : null
   }
 }

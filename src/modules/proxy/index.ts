@@ -225,7 +225,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       // identity fields are Edgebox's to set (docs/sso.md): whatever a client sends under these names never goes upstream
       else if ((c === 120 /* x */ && name.startsWith('x-auth-request-')) || name === 'edgebox-jwt-assertion') delete out[name]
     }
-    if (ctx.identity !== null) Object.assign(out, ctx.identity.upstreamFields(target.url.origin))
+    // the identity for this upstream's origin (target.id), minted once per lifetime
+    if (ctx.identity !== null) Object.assign(out, ctx.identity.upstreamFields(target.id))
     delete out.expect // answered here (100-continue), not forwarded
     // the authority the request named, an absolute-form target's included (RFC 9112 §3.2.2)
     out.host = cfg.host === 'preserve' ? ctx.authority || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host
