@@ -212,13 +212,17 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         const form = await readForm(ctx, state.limits, 16 * 1024)
         const token = form.get('logout_token')
         if (!token) return refuse('no logout_token')
-        let iss: unknown
+        let unverified: { iss?: unknown; aud?: unknown }
         try {
-          iss = decodeJwt(token).iss
+          unverified = decodeJwt(token)
         } catch {
           return refuse('the logout token is not a JWT')
         }
-        const rp = [...state.providers.values()].find((p) => p.options.issuer === iss)
+        // the provider it is for: its issuer, and among several clients of one issuer (two sites, one provider), the
+        // one it is addressed to; the signature and every claim are checked next, by that provider's keys
+        const aud = Array.isArray(unverified.aud) ? unverified.aud : [unverified.aud]
+        const ofIssuer = [...state.providers.values()].filter((p) => p.options.issuer === unverified.iss)
+        const rp = ofIssuer.find((p) => aud.includes(p.options.clientId)) ?? ofIssuer[0]
         if (!rp) return refuse('the logout token is from an issuer that is not configured')
         let claims
         try {

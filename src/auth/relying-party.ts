@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client'
-import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
+import { createRemoteJWKSet, customFetch, decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
 import type { Clock } from '../core/clock.ts'
+import { providerFetch } from './fetch.ts'
 import type { ProviderConfig } from './schema.ts'
 
 /**
@@ -99,7 +100,7 @@ export class RelyingParty {
     const auth = o.tokenAuth ?? (o.clientSecret ? 'client_secret_basic' : 'none')
     const clientAuth = auth === 'none' ? oidc.None() : auth === 'client_secret_post' ? oidc.ClientSecretPost(o.clientSecret) : oidc.ClientSecretBasic(o.clientSecret)
     const url = new URL(o.issuer)
-    const options: oidc.DiscoveryRequestOptions = { timeout: 10 }
+    const options: oidc.DiscoveryRequestOptions = { timeout: 10, [oidc.customFetch]: providerFetch as oidc.CustomFetch }
     // the schema allows http only for a loopback issuer
     if (url.protocol === 'http:') options.execute = [oidc.allowInsecureRequests]
     const metadata: Partial<oidc.ClientMetadata> = { client_secret: o.clientSecret }
@@ -109,11 +110,13 @@ export class RelyingParty {
         // a provider that does not offer RS256 signs with the first algorithm it lists (never `none`)
         const algs = found.serverMetadata().id_token_signing_alg_values_supported
         let config = found
+        config[oidc.customFetch] = providerFetch as oidc.CustomFetch
         if (algs && !algs.includes('RS256')) {
           const alg = algs.find((a) => a !== 'none' && !a.startsWith('HS'))
           if (alg) {
             config = new oidc.Configuration(found.serverMetadata(), o.clientId, { ...metadata, id_token_signed_response_alg: alg }, clientAuth)
             if (url.protocol === 'http:') oidc.allowInsecureRequests(config)
+            config[oidc.customFetch] = providerFetch as oidc.CustomFetch
           }
         }
         config.timeout = 10
@@ -149,7 +152,7 @@ export class RelyingParty {
   private async check(): Promise<void> {
     const url = new URL('.well-known/openid-configuration', this.options.issuer.endsWith('/') ? this.options.issuer : this.options.issuer + '/')
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS), redirect: 'manual' })
+      const res = await providerFetch(url, { signal: AbortSignal.timeout(REACH_TIMEOUT_MS), redirect: 'manual' })
       await res.body?.cancel()
       if (res.status >= 500) throw new Error(`status ${res.status}`)
     } catch (err) {
@@ -253,7 +256,7 @@ export class RelyingParty {
       let protectedHeader: string | undefined
       try {
         // jose checks iss, aud, exp and nbf; the algorithm is the key's, from the provider's JWKS
-        this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri!), { timeoutDuration: 10_000 })
+        this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri!), { timeoutDuration: 10_000, [customFetch]: providerFetch })
         const verified = await jwtVerify(token, this.jwks, { issuer: meta.issuer, audience: this.audiences, algorithms: ASYMMETRIC, currentDate: new Date(this.clock.now()) })
         payload = verified.payload
         protectedHeader = verified.protectedHeader.typ?.toLowerCase().replace(/^application\//, '')
@@ -300,7 +303,7 @@ export class RelyingParty {
   async verifyLogoutToken(token: string): Promise<JWTPayload> {
     const config = await this.configuration()
     const meta = config.serverMetadata()
-    this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri!), { timeoutDuration: 10_000 })
+    this.jwks ??= createRemoteJWKSet(new URL(meta.jwks_uri!), { timeoutDuration: 10_000, [customFetch]: providerFetch })
     // §2.6 items 3-5: the signature by the issuer's keys, iss, and aud containing our client ID; iat present
     const { payload } = await jwtVerify(token, this.jwks, {
       issuer: meta.issuer,

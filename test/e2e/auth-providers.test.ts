@@ -102,3 +102,31 @@ test('a configuration naming an unknown provider is refused with its path', asyn
   await assert.rejects(startServer({ dataDir: dir, sites: [{ routes: [{ path: '/', static: { root: dir }, auth: true }] }] }), /sites\[0\]\.routes\[0\]\.auth: a sign-on gate needs the top-level auth\.providers/)
   await assert.rejects(startServer({ dataDir: dir, auth: { providers: { plain: { issuer: 'http://idp.example.com', clientId: 'x' } } }, sites: [{ routes: [{ path: '/', static: { root: dir } }] }] }), /auth\.providers\.plain\.issuer: an issuer is https/)
 })
+
+test('a provider on a name under .localhost is reached on loopback, as a browser reaches it (RFC 6761 §6.3)', async () => {
+  const port = await freePort()
+  const local = await startTestProvider({
+    host: 'id.localhost',
+    accounts: { lou: { email: 'lou@example.com' } },
+    clients: [{ client_id: 'edgebox', client_secret: 'a client secret for the tests', redirect_uris: [`http://127.0.0.1:${port}/_edgebox/auth/callback`] }],
+  })
+  const other = await startServer({
+    listen: [{ host: '127.0.0.1', port }],
+    dataDir: path.join(dir, 'localhost'),
+    auth: { providers: { local: { issuer: local.issuer, clientId: 'edgebox', clientSecret: 'a client secret for the tests' } } },
+    sites: [{ routes: [{ path: '/', static: { root: dir }, auth: true }] }],
+  })
+  try {
+    assert.match(local.issuer, /^http:\/\/id\.localhost:\d+$/)
+    const browser = new Browser()
+    const first = await browser.fetch(`${other.url}x`)
+    assert.equal(first.status, 302)
+    assert.ok(first.headers.get('location')!.startsWith(`${local.issuer}/auth?`))
+    await browser.navigate(`${other.url}x`, signInAs('lou'))
+    const who = await browser.fetch(`${other.url}_edgebox/auth/userinfo`)
+    assert.equal(((await who.json()) as { email: string }).email, 'lou@example.com')
+  } finally {
+    await other.close()
+    await local.close()
+  }
+})

@@ -3,7 +3,11 @@ import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
 // @ts-expect-error: oidc-provider ships no types
 import Provider from 'oidc-provider'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
+import { localhostLookup } from '../../src/auth/fetch.ts'
+
+/** Connections as a browser makes them: names under .localhost are this machine (RFC 6761 §6.3). */
+const LOCALHOST = new Agent({ connect: { lookup: localhostLookup as never } })
 
 /**
  * An external OpenID Connect provider for tests: oidc-provider on 127.0.0.1,
@@ -49,7 +53,7 @@ export interface TestProvider {
  * oidc-provider refuses special-use addresses by default (its SSRF guard, an
  * undici dispatcher it passes to its `fetch` option, dropped here).
  */
-export async function startTestProvider(opts: { accounts: Record<string, TestAccount>; clients: TestClient[]; accessTokenTtl?: number; loopbackRequests?: boolean }): Promise<TestProvider> {
+export async function startTestProvider(opts: { accounts: Record<string, TestAccount>; clients: TestClient[]; accessTokenTtl?: number; loopbackRequests?: boolean; host?: string }): Promise<TestProvider> {
   const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
   const jwk: JWK = { ...(await exportJWK(privateKey)), kid: 'test-key', alg: 'ES256', use: 'sig' }
   void publicKey
@@ -62,7 +66,8 @@ export async function startTestProvider(opts: { accounts: Record<string, TestAcc
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   let port = (server.address() as AddressInfo).port
-  const issuer = `http://127.0.0.1:${port}`
+  // `host`: a name under .localhost, reached on loopback as a browser would (RFC 6761 §6.3)
+  const issuer = `http://${opts.host ?? '127.0.0.1'}:${port}`
   const provider = new Provider(issuer, {
     clients: opts.clients.map((c) => ({
       grant_types: ['authorization_code', 'refresh_token'],
@@ -158,7 +163,7 @@ export class Browser {
     const headers: Record<string, string> = { accept: 'text/html', 'sec-fetch-mode': 'navigate', ...init.headers }
     if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
     // undici's request, not fetch: fetch sends `Sec-Fetch-Mode: cors` whatever it is told, and a browser's navigation says `navigate`
-    const raw = await request(url, { method: (init.method ?? 'GET') as 'GET', headers, ...(init.body !== undefined ? { body: init.body } : {}) })
+    const raw = await request(url, { method: (init.method ?? 'GET') as 'GET', headers, dispatcher: LOCALHOST, ...(init.body !== undefined ? { body: init.body } : {}) })
     const out = new Headers()
     for (const [name, value] of Object.entries(raw.headers)) for (const v of Array.isArray(value) ? value : [value]) if (v !== undefined) out.append(name, v)
     const body = Buffer.from(await raw.body.arrayBuffer())
