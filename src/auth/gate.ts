@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import type { Context } from '../core/context.ts'
 import { httpError } from '../core/errors.ts'
 import type { RouteParts } from '../core/types.ts'
-import { cookieValue } from '../http/cookie.ts'
+import { cookieValue, withoutCookies } from '../http/cookie.ts'
 import { compileGlob } from '../http/glob.ts'
 import { parseRequestTarget } from '../http/target.ts'
 import { deniedPage, displayName, providerDownPage } from './pages.ts'
@@ -11,7 +11,7 @@ import { safeReturnPath } from './return-to.ts'
 import { compileRules } from './rules.ts'
 import type { GateConfig } from './schema.ts'
 import type { LiveSession } from './sessions.ts'
-import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
+import { loginBinding, loginCookieName, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
 
 /**
  * The sign-on gate of one route (docs/sso.md), in the pipeline's access
@@ -98,6 +98,14 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
     }
     ctx.auth = view.decision.rule === -1 ? 'allow' : `allow rule ${view.decision.rule}`
     ctx.identity = view
+    // Edgebox's own cookies are Edgebox's: the handler and the upstream get the others (the session id would let an
+    // upstream act as the user here)
+    const cookie = ctx.req.headers.cookie
+    if (typeof cookie === 'string') {
+      const rest = withoutCookies(cookie, [sessionCookieName(state, ctx), loginCookieName(ctx)])
+      if (rest === undefined) delete ctx.req.headers.cookie
+      else ctx.req.headers.cookie = rest
+    }
     const r = session.record
     if (r.refreshToken !== null && r.tokenExpiresAt !== null) {
       const now = state.clock.now()

@@ -249,6 +249,8 @@ const siteSchema = z.strictObject({
   origins: z.array(origin()).default([]),
   /** Single sign-on in front of every route of the site (a route's own `auth` replaces it); docs/sso.md. */
   auth: gateOptionSchema.optional(),
+  /** Publish the head of each answer (status, Location, cookies; values shortened) to the wire trace a lab page watches (the sign-on lab). */
+  trace: z.boolean().default(false),
   routes: z.array(routeSchema()).min(1),
 })
 

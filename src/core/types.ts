@@ -1,3 +1,4 @@
+import type { WireTrace } from './wire-trace.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
@@ -125,6 +126,8 @@ export interface ModuleDeps {
   readonly clock: Clock
   /** The DNS server of this configuration (its zones and resolver), when it has `dns`: what a DNS-over-HTTPS route answers with. */
   readonly dns?: DnsAnswerer
+  /** The wire trace of this Edgebox (core/wire-trace.ts): what a lab page watches. */
+  readonly trace: WireTrace
 }
 
 /** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */
@@ -234,7 +237,7 @@ type RouteConfig = SiteConfig['routes'][number]
 export interface FilterModule {
   /** The route option it reads (`rateLimit`, `cors`, ...), and its name in the pipeline's order. */
   readonly name: string
-  start(deps: { readonly clock: Clock }): {
+  start(deps: { readonly clock: Clock; readonly trace: WireTrace }): {
     route(route: RouteConfig | null, site: SiteConfig, deps: { readonly configPath: string; readonly origins: OriginPolicy }): RouteParts | null
   }
 }

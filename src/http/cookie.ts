@@ -21,3 +21,17 @@ export function cookieValue(header: string | undefined, name: string): string | 
   }
   return undefined
 }
+
+/**
+ * A `Cookie` field without the cookies called one of `names`, or undefined
+ * when none is left. The others keep their order and text.
+ */
+export function withoutCookies(header: string, names: readonly string[]): string | undefined {
+  const kept: string[] = []
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    const name = (eq === -1 ? part : part.slice(0, eq)).trim()
+    if (name !== '' && !names.includes(name)) kept.push(part.trim())
+  }
+  return kept.length === 0 ? undefined : kept.join('; ')
+}

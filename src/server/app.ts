@@ -24,6 +24,7 @@ import { buildDns, type DnsState } from '../dns/zones.ts'
 import { ResponseRateLimit } from '../dns/rate-limit.ts'
 import { AcmeChallenges } from '../dns/challenges.ts'
 import { createAuth, type Auth } from '../auth/index.ts'
+import { WireTrace } from '../core/wire-trace.ts'
 import { createCsrfGuard, type CsrfGuard } from '../modules/security/csrf.ts'
 import { addressSet } from '../http/address.ts'
 
@@ -102,7 +103,9 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const acmeHttp01 = first.tls.acme ? (token: string) => acme?.http01(token) : undefined
   // pending ACME DNS-01 challenges, answered by every generation's DNS
   const acmeChallenges = new AcmeChallenges()
-  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01, undefined, acmeChallenges)
+  // the wire trace lab pages watch: one for the process, across reloads
+  const trace = new WireTrace()
+  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges)
   const retired = new Set<Generation>()
   const usesTls = first.listen.some((l) => l.tls)
   let resumption: SessionResumption | null = null
@@ -220,7 +223,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, acmeHttp01, current, acmeChallenges)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges)
         const old = current
         current = fresh
         fresh.dns?.notify(old.dns)
@@ -322,6 +325,7 @@ async function provision(
   clock: Clock,
   accessLog: AccessLog,
   isShuttingDown: () => boolean,
+  trace: WireTrace,
   acmeHttp01?: (token: string) => string | undefined,
   previous?: Generation,
   acmeChallenges?: AcmeChallenges,
@@ -357,7 +361,7 @@ async function provision(
         previous?.auth ?? undefined,
       )
     }
-    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards)
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace)
     // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
     await dns?.firstRound()
   } catch (err) {
@@ -430,10 +434,11 @@ async function provisionSites(
   dns: DnsState | null,
   auth: Auth | null,
   csrfGuards: Map<string, CsrfGuard>,
+  trace: WireTrace,
 ): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
-  const filters = filterModules.map((m) => [m.name, m.start({ clock })] as const)
+  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace })] as const)
   const partsFor = (route: EdgeboxConfig['sites'][number]['routes'][number] | null, site: EdgeboxConfig['sites'][number], configPath: string, origins: ReturnType<typeof originPolicy>) => {
     const parts = new Map(global)
     for (const [name, f] of filters) {
@@ -466,6 +471,7 @@ async function provisionSites(
           limits: bodyLimits(config),
           origins,
           clock,
+          trace,
           ...(dns ? { dns: dns.responder } : {}),
         })
         handlers.push(handler)

@@ -155,6 +155,13 @@ describe('the login round trip', () => {
     assert.equal(payload.email, 'alice@example.com')
     assert.deepEqual(payload.groups, ['staff'])
     assert.equal(payload.exp! - payload.iat!, 60)
+    // Edgebox's own cookies stay with Edgebox; the app's cookies go on
+    browser.cookies(box.url).set('app_pref', 'dark')
+    const withCookies = (await (await browser.fetch(`${box.url}whoami`)).json()) as Echo
+    // (this jar also holds the provider's cookies: both are on 127.0.0.1)
+    const sent = String(withCookies.headers.cookie).split('; ')
+    assert.ok(sent.includes('app_pref=dark'))
+    assert.ok(!sent.some((c) => c.startsWith('edgebox-session=') || c.startsWith('edgebox-login=')), sent.join('; '))
     // made once per lifetime: the next request carries the same assertion
     const again = (await (await browser.fetch(`${box.url}whoami`)).json()) as Echo
     assert.equal(again.headers['edgebox-jwt-assertion'], jwt)

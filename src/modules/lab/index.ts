@@ -9,6 +9,7 @@ import { proxyModule } from '../proxy/index.ts'
 import { createAccountDemo } from './account.ts'
 import { createConnectionDemo } from './connection.ts'
 import { createDnsDemo } from './dns.ts'
+import { createTraceDemo } from './trace.ts'
 
 /**
  * `lab`: demos for the lab pages. The default, `demo: 'cdn'`, is a CDN in a box, for the cache lab page (lab/www/lab/cdn.html) and
@@ -28,8 +29,10 @@ import { createDnsDemo } from './dns.ts'
  */
 
 const schema = z.strictObject({
-  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts) or 'dns' (the DNS lab's demo edges and traces, ./dns.ts). */
-  demo: z.enum(['cdn', 'account', 'connection', 'dns']).default('cdn'),
+  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts), 'dns' (the DNS lab's demo edges and traces, ./dns.ts) or 'trace' (the wire trace as server-sent events, ./trace.ts). */
+  demo: z.enum(['cdn', 'account', 'connection', 'dns', 'trace']).default('cdn'),
+  /** The trace demo: whether the sign-on demo's sites (id, app1, app2 under .localhost) run, for the lab page. */
+  sso: z.boolean().default(false),
   /** How many demo origins (upstreams) to start. */
   origins: z.number().int().min(2).max(4).default(2),
   /** The DNS demo: its edges (names, loopback addresses, one port) and the lab hierarchy's root. */
@@ -64,6 +67,7 @@ export const labModule = {
   async create(cfg, deps) {
     if (cfg.demo === 'account') return createAccountDemo(deps.prefix, deps.limits)
     if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix, deps.dataDir)
+    if (cfg.demo === 'trace') return createTraceDemo(deps.prefix, deps.trace, cfg.sso)
     if (cfg.demo === 'dns') {
       try {
         return await createDnsDemo(deps.prefix, cfg.dns)
