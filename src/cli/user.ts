@@ -1,5 +1,5 @@
 /**
- * `edgebox user add|passwd|groups|remove|list`: manages the users of the
+ * `edgebox user add|passwd|groups|remove|totp|list`: manages the users of the
  * built-in identity provider, in `<data folder>/auth/users.sqlite`.
  * Passwords are never taken as arguments (they would end up in shell history
  * and `ps`): they are read from standard input, typed twice without echo on
@@ -20,6 +20,9 @@ Commands:
   edgebox user passwd USERNAME [--password-stdin]
   edgebox user groups USERNAME GROUP,GROUP,...     set the groups ("" clears them)
   edgebox user remove USERNAME
+  edgebox user totp USERNAME [--issuer NAME] [--off]
+                                             a new TOTP second factor (prints its
+                                             otpauth:// URI and secret), or --off
   edgebox user list [--json]
 
 Passwords are read from standard input: typed twice without echo on a
@@ -43,10 +46,11 @@ const OPTIONS = {
   passwd: { ...COMMON, 'password-stdin': { type: 'boolean' } },
   groups: COMMON,
   remove: COMMON,
+  totp: { ...COMMON, issuer: { type: 'string' }, off: { type: 'boolean' } },
   list: { ...COMMON, json: { type: 'boolean' } },
 } as const
 /** How many positionals each subcommand takes. */
-const POSITIONALS: Record<keyof typeof OPTIONS, number> = { add: 1, passwd: 1, groups: 2, remove: 1, list: 0 }
+const POSITIONALS: Record<keyof typeof OPTIONS, number> = { add: 1, passwd: 1, groups: 2, remove: 1, totp: 1, list: 0 }
 
 /**
  * Runs `edgebox user ARGS` (argv without `user`) and returns the exit code:
@@ -85,7 +89,7 @@ export async function userCommand(
     err.write(`edgebox user ${cmd}: ${unknown !== undefined ? `unknown option ${unknown}` : (e as Error).message.split('\n')[0]}\n${USAGE}`)
     return 2
   }
-  const values = parsed.values as { 'data-dir'?: string; help?: boolean; email?: string; name?: string; group?: string[]; 'password-stdin'?: boolean; json?: boolean }
+  const values = parsed.values as { 'data-dir'?: string; help?: boolean; email?: string; name?: string; group?: string[]; 'password-stdin'?: boolean; json?: boolean; issuer?: string; off?: boolean }
   if (values.help) {
     out.write(USAGE)
     return 0
@@ -117,6 +121,20 @@ export async function userCommand(
         store.setGroups(user.username, groups)
         const now = store.get(user.username)!
         out.write(`groups of ${user.username}: ${now.groups.length ? now.groups.join(',') : '(none)'}\n`)
+        return 0
+      }
+      case 'totp': {
+        // a second factor set (or reset: a lost phone) by the administrator; the user scans the URI into an authenticator app
+        const user = known(store, args[0]!)
+        if (values.off) {
+          store.setTotpSecret(user.username, null)
+          out.write(`the second factor of ${user.username} is off\n`)
+          return 0
+        }
+        const { newTotpSecret, totpUri, groupedSecret } = await import('../auth/idp/totp.ts')
+        const secret = newTotpSecret()
+        store.setTotpSecret(user.username, secret)
+        out.write(`a new second factor for ${user.username}: add it to an authenticator app\n  ${totpUri(values.issuer ?? 'Edgebox', user.username, secret)}\n  secret: ${groupedSecret(secret)}\n`)
         return 0
       }
       case 'remove': {

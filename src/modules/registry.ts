@@ -12,6 +12,7 @@ import { realtimeModule } from './realtime/index.ts'
 import { redirectModule } from './redirect/index.ts'
 import { staticModule } from './static/index.ts'
 import { dohModule } from './doh/index.ts'
+import { idpModule } from './idp/index.ts'
 import { forwardAuthModule } from './forward-auth/index.ts'
 
 /**
@@ -20,7 +21,7 @@ import { forwardAuthModule } from './forward-auth/index.ts'
  * built from this list. Adding a kind: write `src/modules/<kind>/index.ts`
  * exporting a HandlerModule, and add it here.
  */
-export const handlerModules = [staticModule, redirectModule, proxyModule, realtimeModule, labModule, dohModule, forwardAuthModule] as const satisfies readonly HandlerModule[]
+export const handlerModules = [staticModule, redirectModule, proxyModule, realtimeModule, labModule, dohModule, forwardAuthModule, idpModule] as const satisfies readonly HandlerModule[]
 
 /**
  * Every filter module, explicitly: each reads the route option of its name

@@ -253,3 +253,23 @@ test('on a terminal: prompted twice without echo; a mismatch is refused', async 
   assert.match(r.err, /edgebox user: interrupted\n$/)
   assert.equal((await withStore((s) => s.verify('grace', PW)))?.username, 'grace')
 })
+
+test('totp: a new second factor whose codes the provider accepts; --off removes it; an unknown user is refused', async () => {
+  await run(['add', 'tina', '--password-stdin'], `${PW}\n`)
+  const r = await run(['totp', 'tina', '--issuer', 'Example'])
+  assert.equal(r.code, 0, r.err)
+  const uri = /otpauth:\/\/totp\/[^\s]+/.exec(r.out)![0]
+  const url = new URL(uri)
+  assert.equal(url.searchParams.get('issuer'), 'Example')
+  const secret = url.searchParams.get('secret')!
+  assert.equal(await withStore((s) => s.get('tina')!.totpSecret), secret)
+  // the secret is the one the provider checks codes against
+  const { totpCode, totpStep } = await import('../../src/auth/idp/totp.ts')
+  assert.notEqual(totpStep(secret, totpCode(secret, Date.now()), Date.now()), null)
+  const off = await run(['totp', 'tina', '--off'])
+  assert.equal(off.out, 'the second factor of tina is off\n')
+  assert.equal(await withStore((s) => s.get('tina')!.totpSecret), null)
+  const unknown = await run(['totp', 'nobody'])
+  assert.equal(unknown.code, 1)
+  assert.equal(unknown.err, 'edgebox user: user nobody does not exist\n')
+})

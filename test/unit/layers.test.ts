@@ -58,8 +58,8 @@ test('core/ does not import the security filters, the handler modules or the ser
   )
 })
 
-test('filter modules reach core only through its contract (types, context, errors, clock, origin policy, secrets)', () => {
-  const contract = new Set(['core/types.ts', 'core/context.ts', 'core/errors.ts', 'core/clock.ts', 'core/origin.ts', 'core/secrets.ts'])
+test('filter modules reach core only through its contract (types, context, errors, clock, origin policy, secrets, rate-limit buckets)', () => {
+  const contract = new Set(['core/types.ts', 'core/context.ts', 'core/errors.ts', 'core/clock.ts', 'core/origin.ts', 'core/secrets.ts', 'core/rate-limit-store.ts'])
   assert.deepEqual(
     breaking(under('modules/security'), (i) => under('core')(i.target) && !contract.has(i.target)),
     [],

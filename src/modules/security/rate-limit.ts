@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import { LRUCache } from 'lru-cache'
 import { z } from 'zod'
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
@@ -7,6 +6,7 @@ import type { FilterModule, ResponseFilter } from '../../core/types.ts'
 import { duration } from '../../config/units.ts'
 import { TCHAR } from '../../http/token.ts'
 import { systemClock, type Clock } from '../../core/clock.ts'
+import { MemoryRateLimitStore, type RateLimitStore } from '../../core/rate-limit-store.ts'
 
 /**
  * Rate limits per route (docs/security.md): a token bucket per client
@@ -33,24 +33,8 @@ export const rateLimitSchema = z.strictObject({
 
 export type RateLimitConfig = z.output<typeof rateLimitSchema>
 
-/** Where buckets live: take one token for `key` if there is one. */
-export interface RateLimitStore {
-  take(key: string, now: number, capacity: number, refillPerMs: number): { allowed: boolean; remaining: number; retryAfterMs: number; fullInMs: number }
-}
-
-/** Buckets in this process's memory: an LRU bounded in entries, so a flood of new keys cannot grow it without limit. */
-export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 })
-
-  take(key: string, now: number, capacity: number, refillPerMs: number) {
-    const b = this.buckets.get(key) ?? { tokens: capacity, at: now }
-    const tokens = Math.min(capacity, b.tokens + Math.max(0, now - b.at) * refillPerMs)
-    const allowed = tokens >= 1
-    const left = allowed ? tokens - 1 : tokens
-    this.buckets.set(key, { tokens: left, at: now })
-    return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs: (capacity - left) / refillPerMs }
-  }
-}
+// the buckets are core's (shared with the identity provider's login limits); re-exported so their users import them from here as before
+export { MemoryRateLimitStore, type RateLimitStore }
 
 export interface RateLimiter {
   /** Takes a token for this request, or throws 429. */

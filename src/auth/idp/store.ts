@@ -1,0 +1,201 @@
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
+import path from 'node:path'
+import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { Clock } from '../../core/clock.ts'
+import { ensurePrivateDir } from '../../core/data-dir.ts'
+
+/**
+ * The built-in provider's state in one SQLite file,
+ * `<dataDir>/auth/idp.sqlite` (0600, WAL, a busy timeout): what
+ * oidc-provider keeps through its Adapter interface (sessions, grants,
+ * interactions, authorization codes, access and refresh tokens, replay
+ * records), logins waiting for their second factor, and the last TOTP step
+ * each user signed in with (RFC 6238 §5.2: a code is accepted once).
+ * Expiry is read from the clock Edgebox gives (`ModuleDeps.clock`); expired
+ * rows are never returned and are swept by `sweep()`.
+ */
+
+/** What oidc-provider stores for one model instance (a token, a session...): JSON, with the fields it looks rows up by. */
+export interface AdapterPayload {
+  [key: string]: unknown
+  grantId?: string
+  userCode?: string
+  uid?: string
+  consumed?: number
+}
+
+/**
+ * oidc-provider's storage interface (docs of oidc-provider 9, "Adapter"):
+ * one instance per model name (`Session`, `AccessToken`, `Grant`, ...).
+ * `expiresIn` is in seconds.
+ */
+export interface Adapter {
+  upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void>
+  find(id: string): Promise<AdapterPayload | undefined>
+  findByUserCode(userCode: string): Promise<AdapterPayload | undefined>
+  findByUid(uid: string): Promise<AdapterPayload | undefined>
+  consume(id: string): Promise<void>
+  destroy(id: string): Promise<void>
+  revokeByGrantId(grantId: string): Promise<void>
+}
+
+const SCHEMA_VERSION = 1
+
+interface Row {
+  payload: string
+  consumed: number | null
+}
+
+/** The provider's SQLite file and the adapters over it. */
+export class IdpStore {
+  readonly file: string
+  readonly #db: DatabaseSync
+  readonly #clock: Clock
+  readonly #stmts: {
+    upsert: StatementSync
+    find: StatementSync
+    findByUid: StatementSync
+    findByUserCode: StatementSync
+    consume: StatementSync
+    destroy: StatementSync
+    revoke: StatementSync
+    sweep: StatementSync
+    totp: StatementSync
+  }
+
+  private constructor(db: DatabaseSync, file: string, clock: Clock) {
+    this.#db = db
+    this.file = file
+    this.#clock = clock
+    const live = '(expires_at IS NULL OR expires_at > ?)'
+    this.#stmts = {
+      upsert: db.prepare(
+        `INSERT INTO oidc (model, id, payload, grant_id, user_code, uid, expires_at, consumed) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
+         ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
+           uid = excluded.uid, expires_at = excluded.expires_at, consumed = NULL`,
+      ),
+      find: db.prepare(`SELECT payload, consumed FROM oidc WHERE model = ? AND id = ? AND ${live}`),
+      findByUid: db.prepare(`SELECT payload, consumed FROM oidc WHERE model = ? AND uid = ? AND ${live} LIMIT 1`),
+      findByUserCode: db.prepare(`SELECT payload, consumed FROM oidc WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`),
+      consume: db.prepare('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ?'),
+      destroy: db.prepare('DELETE FROM oidc WHERE model = ? AND id = ?'),
+      // every model's rows of the grant (tokens, codes and the grant itself), as oidc-provider's memory adapter does
+      revoke: db.prepare('DELETE FROM oidc WHERE grant_id = ?'),
+      sweep: db.prepare('DELETE FROM oidc WHERE expires_at IS NOT NULL AND expires_at <= ?'),
+      // accepted only when the step is later than the last one used (insert, or update the smaller)
+      totp: db.prepare(
+        `INSERT INTO totp_used (username, step) VALUES (?, ?)
+         ON CONFLICT (username) DO UPDATE SET step = excluded.step WHERE excluded.step > totp_used.step`,
+      ),
+    }
+  }
+
+  /**
+   * Opens (creating when needed) `<dataDir>/auth/idp.sqlite`: the folder
+   * 0700, the file 0600. A file written by a newer Edgebox is refused.
+   */
+  static async open(dataDir: string, clock: Clock): Promise<IdpStore> {
+    const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
+    const file = path.join(dir, 'idp.sqlite')
+    // the file private before SQLite makes it (it would follow the umask); its -wal and -shm files take the same mode
+    const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600)
+    try {
+      if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600)
+    } finally {
+      await handle.close()
+    }
+    const db = new DatabaseSync(file)
+    try {
+      db.exec('PRAGMA busy_timeout = 2000')
+      db.exec('PRAGMA journal_mode = WAL')
+      db.exec('BEGIN IMMEDIATE')
+      try {
+        const version = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
+        if (version > SCHEMA_VERSION) throw new Error(`${file} has user_version ${version}, newer than this Edgebox understands (${SCHEMA_VERSION}); upgrade Edgebox to use it`)
+        if (version < SCHEMA_VERSION) {
+          db.exec(`CREATE TABLE IF NOT EXISTS oidc (
+            model TEXT NOT NULL,
+            id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            grant_id TEXT,
+            user_code TEXT,
+            uid TEXT,
+            expires_at INTEGER,
+            consumed INTEGER,
+            PRIMARY KEY (model, id)
+          ) STRICT`)
+          db.exec('CREATE INDEX IF NOT EXISTS oidc_grant ON oidc (grant_id) WHERE grant_id IS NOT NULL')
+          db.exec('CREATE INDEX IF NOT EXISTS oidc_uid ON oidc (model, uid) WHERE uid IS NOT NULL')
+          db.exec('CREATE INDEX IF NOT EXISTS oidc_user_code ON oidc (model, user_code) WHERE user_code IS NOT NULL')
+          db.exec('CREATE INDEX IF NOT EXISTS oidc_expiry ON oidc (expires_at) WHERE expires_at IS NOT NULL')
+          db.exec('CREATE TABLE IF NOT EXISTS totp_used (username TEXT PRIMARY KEY NOT NULL, step INTEGER NOT NULL) STRICT')
+          db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+        }
+        db.exec('COMMIT')
+      } catch (err) {
+        db.exec('ROLLBACK')
+        throw err
+      }
+    } catch (err) {
+      db.close()
+      throw err
+    }
+    return new IdpStore(db, file, clock)
+  }
+
+  /** The adapter of one oidc-provider model (`Session`, `AccessToken`, ...), or of Edgebox's own records (`EdgeboxLogin`). */
+  adapter(model: string): Adapter {
+    const s = this.#stmts
+    const clock = this.#clock
+    const read = (row: Row | undefined): AdapterPayload | undefined => {
+      if (!row) return undefined
+      const payload = JSON.parse(row.payload) as AdapterPayload
+      if (row.consumed !== null) payload.consumed = row.consumed
+      return payload
+    }
+    const str = (v: unknown): string | null => (typeof v === 'string' ? v : null)
+    return {
+      async upsert(id, payload, expiresIn) {
+        const expiresAt = typeof expiresIn === 'number' && Number.isFinite(expiresIn) ? clock.now() + expiresIn * 1000 : null
+        s.upsert.run(model, id, JSON.stringify(payload), str(payload.grantId), str(payload.userCode), str(payload.uid), expiresAt)
+      },
+      async find(id) {
+        return read(s.find.get(model, id, clock.now()) as Row | undefined)
+      },
+      async findByUid(uid) {
+        return read(s.findByUid.get(model, uid, clock.now()) as Row | undefined)
+      },
+      async findByUserCode(userCode) {
+        return read(s.findByUserCode.get(model, userCode, clock.now()) as Row | undefined)
+      },
+      async consume(id) {
+        s.consume.run(Math.floor(clock.now() / 1000), model, id)
+      },
+      async destroy(id) {
+        s.destroy.run(model, id)
+      },
+      async revokeByGrantId(grantId) {
+        s.revoke.run(grantId)
+      },
+    }
+  }
+
+  /**
+   * Records that `username` signed in with TOTP time step `step`; false when
+   * that step (or a later one) was used already: the code is refused.
+   */
+  useTotpStep(username: string, step: number): boolean {
+    return Number(this.#stmts.totp.run(username, step).changes) > 0
+  }
+
+  /** Deletes expired rows; returns how many. */
+  sweep(): number {
+    return Number(this.#stmts.sweep.run(this.#clock.now()).changes)
+  }
+
+  /** Closes the database; the store cannot be used after. */
+  close(): void {
+    if (this.#db.isOpen) this.#db.close()
+  }
+}

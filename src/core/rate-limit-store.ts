@@ -1,0 +1,30 @@
+import { LRUCache } from 'lru-cache'
+
+/**
+ * Token buckets (the rate limiter's store, docs/security.md): a bucket per
+ * key holds up to `capacity` tokens and refills at `refillPerMs`; a request
+ * takes one, or is refused when there is none. Shared by the rate-limit
+ * filter module (src/modules/security/rate-limit.ts, which re-exports it)
+ * and the identity provider's login limits (src/auth/idp/limits.ts). The
+ * embedded store is in memory; a shared one (Redis) can implement the same
+ * interface for several nodes.
+ */
+
+/** Where buckets live: take one token for `key` if there is one. */
+export interface RateLimitStore {
+  take(key: string, now: number, capacity: number, refillPerMs: number): { allowed: boolean; remaining: number; retryAfterMs: number; fullInMs: number }
+}
+
+/** Buckets in this process's memory: an LRU bounded in entries, so a flood of new keys cannot grow it without limit. */
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 })
+
+  take(key: string, now: number, capacity: number, refillPerMs: number) {
+    const b = this.buckets.get(key) ?? { tokens: capacity, at: now }
+    const tokens = Math.min(capacity, b.tokens + Math.max(0, now - b.at) * refillPerMs)
+    const allowed = tokens >= 1
+    const left = allowed ? tokens - 1 : tokens
+    this.buckets.set(key, { tokens: left, at: now })
+    return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs: (capacity - left) / refillPerMs }
+  }
+}
