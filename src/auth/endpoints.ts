@@ -7,7 +7,7 @@ import { matchRoute } from '../core/router.ts'
 import { cookieValue } from '../http/cookie.ts'
 import { parseRequestTarget } from '../http/target.ts'
 import { isNavigation, startLogin } from './gate.ts'
-import { chooserPage, displayName, loginFailedPage, providerDownPage, signedOutPage, signOutPage } from './pages.ts'
+import { chooserPage, continueToProviderPage, displayName, loginFailedPage, providerDownPage, signedOutPage, signOutPage } from './pages.ts'
 import { LoginFailed, ProviderUnavailable } from './relying-party.ts'
 import { safeReturnPath } from './return-to.ts'
 import { cookieAttributes, LOGIN_TTL_MS, loginCookieName, sessionCookieName, sha256, type AuthState } from './state.ts'
@@ -146,7 +146,8 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         // RP-Initiated Logout 1.0: the provider ends its own session too, told who with id_token_hint
         const rp = state.providers.get(session.record.provider)
         const there = rp && session.record.idToken ? await rp.endSessionUrl(session.record.idToken, signedOut) : null
-        ctx.send(303, { location: there ?? signedOut, ...noStore })
+        if (there === null) return ctx.send(303, { location: signedOut, ...noStore })
+        continueToProviderPage(ctx, there)
       },
     },
     {

@@ -49,6 +49,22 @@ export function signOutPage(ctx: Context, who: string | null): void {
   sendPage(ctx, 200, 'Sign out', who ? `<p>You are signed in as <strong>${escapeHtml(who)}</strong>.</p>\n${signOutForm}` : `<p>You are not signed in.</p><p><a href="/">Home</a></p>`)
 }
 
+/**
+ * 200: signed out here, on to the provider's end-session page. A page that
+ * moves on by itself (`<meta http-equiv="refresh">`, a navigation), not a
+ * redirect of the sign-out form's POST: a browser checks a form's redirects
+ * against the page's CSP `form-action` (CSP Level 3 §6.4.1), and a site's
+ * policy that allows only 'self' would stop the sign-out at the provider.
+ */
+export function continueToProviderPage(ctx: Context, url: string): void {
+  const href = escapeHtml(url)
+  ctx.send(
+    200,
+    { ...HEAD },
+    ownPage('Signing out', `<p>You are signed out here. Now signing out at the identity provider…</p><p><a id="continue" href="${href}">Continue</a></p>`, ctx.nonce()).replace('<title>', `<meta http-equiv="refresh" content="0; url=${href}">\n<title>`),
+  )
+}
+
 /** 200: where a sign-out ends. */
 export function signedOutPage(ctx: Context): void {
   sendPage(ctx, 200, 'Signed out', `<p>You are signed out.</p><p><a href="/">Home</a></p>`)

@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../core/errors.ts'
+import { isLoopbackHost } from '../http/address.ts'
 import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox } from '../server/app.ts'
@@ -101,6 +103,65 @@ export function defaultDns(dnsPort: number, edgePort: number): NonNullable<Edgeb
   }
 }
 
+/** The demo relying parties' client secrets: made once per process (a reload keeps them), never written anywhere. */
+const DEMO_SECRETS = { app1: randomBytes(24).toString('base64url'), app2: randomBytes(24).toString('base64url') }
+
+/** The sign-on demo's account: its password is new at each start and printed in the banner. */
+export const DEMO_USER = 'demo'
+
+/**
+ * The sign-on demo (`npm start` on a loopback address only): Edgebox's
+ * built-in identity provider on `id.localhost` and two sites behind it,
+ * `app1.localhost` and `app2.localhost`, each a client of the provider, on
+ * the same ports as the rest. Browsers send `*.localhost` to this machine
+ * (RFC 6761 §6.3), and cookies are kept apart by host, not by port (RFC 6265
+ * §8.5): three host names make three sites. Each site's answers go to the
+ * wire trace the sign-on lab page watches.
+ */
+export function ssoDemo(scheme: 'http' | 'https', port: number): Pick<EdgeboxConfigInput, 'auth'> & { sites: EdgeboxConfigInput['sites'] } {
+  const issuer = `${scheme}://id.localhost:${port}`
+  const apps = ['app1', 'app2'] as const
+  const origin = (app: string) => `${scheme}://${app}.localhost:${port}`
+  return {
+    auth: {
+      providers: Object.fromEntries(
+        apps.map((app) => [`demo-${app}`, { issuer, clientId: app, clientSecret: DEMO_SECRETS[app], label: 'Edgebox demo provider', scopes: ['openid', 'email', 'profile', 'groups'] }]),
+      ),
+    },
+    sites: [
+      {
+        hosts: ['id.localhost'],
+        trace: true,
+        headers: { csp: 'strict' },
+        routes: [
+          {
+            path: '/',
+            idp: {
+              issuer,
+              name: 'Edgebox demo provider',
+              clients: apps.map((app) => ({
+                clientId: app,
+                clientSecret: DEMO_SECRETS[app],
+                name: `Demo ${app}`,
+                redirectUris: [`${origin(app)}/_edgebox/auth/callback`],
+                postLogoutRedirectUris: [`${origin(app)}/_edgebox/auth/signed-out`],
+                backchannelLogoutUri: `${origin(app)}/_edgebox/auth/backchannel-logout`,
+              })),
+            },
+          },
+        ],
+      },
+      ...apps.map((app) => ({
+        hosts: [`${app}.localhost`],
+        trace: true,
+        headers: { csp: 'strict' as const },
+        auth: { providers: [`demo-${app}`] },
+        routes: [{ path: '/', static: { root: path.join(PACKAGE_DIR, 'lab', 'www', 'lab', 'sso-app') } }],
+      })),
+    ],
+  }
+}
+
 /**
  * The configuration `npm start` runs: the welcome page, the labs, the
  * realtime hub and a directory listing, on two ports. Both ports serve the
@@ -129,9 +190,12 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
   const xo = path.join(www, 'lab', 'xo')
   const dnsPort = at.dnsPort
   const edgePort = at.edgePort ?? port + 2
+  // the sign-on demo only where nobody else can reach it: its provider's demo account is printed in the terminal
+  const sso = isLoopbackHost(host) ? ssoDemo(scheme, port) : null
   return {
     listen: ports.map((p) => ({ host, port: p, ...(at.https ? { tls: true } : {}) })),
     ...(at.https ? { tls: { local: true } } : {}),
+    ...(sso ? { auth: sso.auth } : {}),
     // DNS stays on loopback whatever --host says: it is the lab's hierarchy and a resolver for this machine
     ...(dnsPort !== undefined ? { dns: defaultDns(dnsPort, edgePort) } : {}),
     sites: [
@@ -166,6 +230,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
           { path: '/lab/account/', lab: { demo: 'account' }, csrf: { token: true } },
           // what this request's connection negotiated (HTTP version, TLS, certificate), for /lab/tls.html
           { path: '/lab/connection/', lab: { demo: 'connection' } },
+          // the wire trace of the sign-on demo's sites, for /lab/sso.html
+          { path: '/lab/demo/trace/', lab: { demo: 'trace', sso: sso !== null } },
           ...(dnsPort !== undefined
             ? [
                 // DNS over HTTPS (RFC 8484), answered by the resolver on 127.0.0.1, for /lab/dns.html, curl and fetch
@@ -176,6 +242,7 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
             : []),
         ],
       },
+      ...(sso ? sso.sites : []),
     ],
   }
 }
@@ -436,6 +503,23 @@ export async function main(argv: string[]): Promise<void> {
         await box.close()
         fail(`--pid-file: cannot write ${pidFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
       }
+    }
+    if (listenAt && box.config.sites.some((s) => s.hosts.includes('id.localhost'))) {
+      // the sign-on demo's account, with a new random password at each start (the provider keeps no other demo secret)
+      const { UserStore } = await import('../auth/users.ts')
+      const users = await UserStore.open(resolveDataDir(box.config.dataDir, baseDir))
+      try {
+        const password = randomBytes(12).toString('base64url')
+        if (users.get(DEMO_USER)) await users.setPassword(DEMO_USER, password)
+        else await users.add({ username: DEMO_USER, password, email: 'demo@example.com', name: 'Demo User', groups: ['staff'] })
+        const port = new URL(box.urls[0]!).port
+        const scheme = box.config.listen[0]!.tls ? 'https' : 'http'
+        box.log.info({ sso: `${scheme}://app1.localhost:${port}/` }, `single sign-on demo: open ${scheme}://app1.localhost:${port}/ and sign in as "${DEMO_USER}" with the password ${password} (the lab: /lab/sso.html)`)
+      } finally {
+        users.close()
+      }
+    } else if (listenAt) {
+      box.log.info('the single sign-on demo is off: it runs only when Edgebox listens on a loopback address')
     }
     if (box.config.listen.some((l) => l.tls) && box.config.tls.local) {
       const ca = path.join(resolveDataDir(box.config.dataDir, baseDir), 'ca', 'ca.crt')

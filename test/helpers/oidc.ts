@@ -267,3 +267,16 @@ export function cancelSignIn(): (res: Response, url: string) => Promise<PageAnsw
     return href ? { url: new URL(href.replace(/&amp;/g, '&'), url).href } : null
   }
 }
+
+/**
+ * Where a sign-out page sends the browser on (`<a id="continue">`, also its
+ * meta refresh): the provider's end-session URL.
+ */
+export async function continueUrl(res: Response): Promise<string> {
+  const html = await res.clone().text()
+  const href = /<a id="continue" href="([^"]+)"/.exec(html)?.[1]
+  if (!href) throw new Error(`no continue link in: ${html.slice(0, 300)}`)
+  const url = href.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>')
+  if (!html.includes(`<meta http-equiv="refresh" content="0; url=${href}">`)) throw new Error('the page does not move on by itself')
+  return url
+}
