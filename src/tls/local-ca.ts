@@ -268,9 +268,14 @@ function normalizeHosts(hosts: string[]): string[] {
   return out
 }
 
-/** The subject CN: the first host that fits the 64 characters X.509 allows a common name. */
+/**
+ * The subject CN: the first host that fits the 64 characters X.509 allows a
+ * common name, leaving out names under `.localhost` (this machine's aliases,
+ * RFC 6761 §6.3: the certificate is localhost's). Browsers read only the
+ * subject alternative names, which list every host.
+ */
 function commonName(names: string[]): string {
-  return names.find((n) => n.length <= 64) ?? 'localhost'
+  return names.find((n) => n.length <= 64 && !n.endsWith('.localhost')) ?? 'localhost'
 }
 
 /** Whether the stored certificate and key can be served for `names` another 30 days. */
