@@ -10,13 +10,14 @@ import { isNavigation, startLogin } from './gate.ts'
 import { chooserPage, continueToProviderPage, displayName, loginFailedPage, providerDownPage, signedOutPage, signOutPage } from './pages.ts'
 import { LoginFailed, ProviderUnavailable } from './relying-party.ts'
 import { safeReturnPath } from './return-to.ts'
-import { cookieAttributes, LOGIN_TTL_MS, loginCookieName, sessionCookieName, sha256, type AuthState } from './state.ts'
+import { callbackPath, cookieAttributes, LOGIN_TTL_MS, loginCookieName, sessionCookieName, sha256, type AuthState } from './state.ts'
 import type { LiveSession } from './sessions.ts'
 
 /**
  * Edgebox's sign-on endpoints, on every site with a gate (docs/sso.md):
  *
  *   GET  /_edgebox/auth/callback            the provider's redirect back: the code exchanged, the session made
+ *                                           (with several providers, /_edgebox/auth/callback/<name>: one per provider)
  *   GET  /_edgebox/auth/login?rd=&provider= the chooser (several providers), or a login started with one
  *   GET  /_edgebox/auth/logout              a page with the sign-out button
  *   POST /_edgebox/auth/logout              sign out (the CSRF origin check), then the provider's own logout
@@ -42,8 +43,8 @@ export function authEndpoints(state: AuthState): Endpoint[] {
   }
 
   return [
-    {
-      path: '/_edgebox/auth/callback',
+    ...[...new Set([...state.providers.keys()].map((name) => callbackPath(state, name)))].map((path): Endpoint => ({
+      path,
       feature,
       methods: ['GET', 'HEAD'],
       async handle(ctx) {
@@ -56,6 +57,11 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         }
         // single use, whatever happens next
         state.pending.delete(pending.state)
+        // the code came back on the path of the provider the login was started with (RFC 9700 §4.4.2)
+        if (path !== callbackPath(state, pending.provider)) {
+          ctx.auth = 'callback: another provider'
+          return loginFailedPage(ctx, 400, 'This sign-in came back from another identity provider than the one it was started with. Start again.')
+        }
         const binding = cookieValue(ctx.header('cookie'), loginCookieName(ctx))
         if (binding === undefined || sha256(binding) !== pending.binding) {
           ctx.auth = 'callback: another browser'
@@ -98,7 +104,7 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         ctx.setCookies.push(`${sessionCookieName(state, ctx)}=${id}${cookieAttributes(ctx, Math.floor(state.config.sessions.absoluteTimeout / 1000))}`)
         ctx.send(302, { location: safeReturnPath(pending.returnTo), ...noStore })
       },
-    },
+    })),
     {
       path: '/_edgebox/auth/login',
       feature,
@@ -172,7 +178,9 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         const rp = session ? state.providers.get(session.record.provider) : undefined
         const iss = params.get('iss')
         const sid = params.get('sid')
-        if (session && rp && (iss === null || iss === rp.options.issuer) && (sid === null || sid === session.record.sid)) {
+        // both named, and both this session's (§3: the RP checks them when it has them): a bare link from another site
+        // ends nothing
+        if (session && rp && iss === rp.options.issuer && sid !== null && sid === session.record.sid) {
           await state.sessions.end(session)
           clearSession(ctx)
           ctx.auth = 'frontchannel logout'
@@ -249,7 +257,9 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         const seen = `${rp.name} ${claims.jti}`
         if (state.seenLogoutTokens.has(seen)) return refuse('the logout token was already used')
         state.seenLogoutTokens.set(seen, true)
-        const ended = await state.sessions.endWhere(rp.name, sid !== undefined ? { sid } : { sub: sub! })
+        // by sid when the token has one, and also every session of its sub that has no sid (a provider that put no sid in
+        // its ID tokens but does in its logout tokens)
+        const ended = await state.sessions.endWhere(rp.name, { ...(sid !== undefined ? { sid } : {}), ...(sub !== undefined ? { sub } : {}) })
         ctx.auth = `backchannel logout: ${ended} session${ended === 1 ? '' : 's'}`
         state.log.info({ provider: rp.name, sessions: ended }, 'sessions ended by the provider')
         ctx.send(200, { ...noStore }, '')

@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import type { Context } from '../core/context.ts'
 import { httpError } from '../core/errors.ts'
 import type { RouteParts } from '../core/types.ts'
-import { cookieValue, withoutCookies } from '../http/cookie.ts'
+import { cookieValue } from '../http/cookie.ts'
 import { compileGlob } from '../http/glob.ts'
 import { parseRequestTarget } from '../http/target.ts'
 import { deniedPage, displayName, providerDownPage } from './pages.ts'
@@ -11,7 +11,7 @@ import { safeReturnPath } from './return-to.ts'
 import { compileRules } from './rules.ts'
 import type { GateConfig } from './schema.ts'
 import type { LiveSession } from './sessions.ts'
-import { loginBinding, loginCookieName, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
+import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
 
 /**
  * The sign-on gate of one route (docs/sso.md), in the pipeline's access
@@ -49,6 +49,9 @@ export function createGate(state: AuthState, id: string, options: GateConfig, fo
   return gate
 }
 
+/** A path segment of one or two dots followed by parameters (`..;x`, `.;`), raw or percent-encoded. */
+const DOT_PARAMETER = /\/(?:\.|%2e){1,2}(?:;|%3b)/i
+
 /** A bearer token's verdict, kept by its SHA-256 until it expires (at most 5 minutes). */
 interface BearerEntry {
   readonly verdict: BearerVerdict
@@ -63,7 +66,9 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
 
   function step(ctx: Context): boolean | void | Promise<boolean | void> {
     let skipped: boolean
-    if (gate.forward === null) skipped = gate.skips(ctx.method, ctx.path)
+    // a skip never applies to a path with parameters (`/private/report;.css` is `/private/report` to some servers)
+    if (ctx.target.rawPath.includes(';')) skipped = false
+    else if (gate.forward === null) skipped = gate.skips(ctx.method, ctx.path)
     else {
       const [method, path] = askedOf(ctx)
       skipped = gate.skips(method, path)
@@ -72,8 +77,18 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
       ctx.auth = 'skip'
       return
     }
-    // a CORS preflight carries no credentials (Fetch standard, CORS-preflight request): it is never asked to sign in
-    if (ctx.method === 'OPTIONS' && ctx.req.headers['access-control-request-method'] !== undefined) return
+    // A CORS preflight carries no credentials (Fetch standard, CORS-preflight request), so it is never asked to sign
+    // in; but it never reaches the handler either (a proxy would hand it, with its path, query and body, to an upstream
+    // that may act on any method). A route with `cors` answered it before this step: here it gets a plain 204, with no
+    // CORS fields, which the browser takes as "not allowed".
+    if (ctx.method === 'OPTIONS' && ctx.req.headers['access-control-request-method'] !== undefined) {
+      ctx.auth = 'preflight'
+      ctx.send(204, { 'cache-control': 'no-store' })
+      return true
+    }
+    // path parameters (`;`) next to dot segments are read as `..` by some servers (Tomcat, Jetty: `/public/..;/admin`):
+    // refused where a gate decides by path
+    if (DOT_PARAMETER.test(ctx.target.rawPath)) throw httpError('EB_ERR_BAD_PATH', 'a path segment of dots with parameters (..;) is refused on routes behind sign-on')
     const authorization = ctx.header('authorization')
     if (authorization !== undefined && /^bearer\s/i.test(authorization)) return bearer(ctx, authorization.slice(7).trim())
     const id = cookieValue(ctx.header('cookie'), sessionCookieName(state, ctx))
@@ -98,19 +113,13 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
     }
     ctx.auth = view.decision.rule === -1 ? 'allow' : `allow rule ${view.decision.rule}`
     ctx.identity = view
-    // Edgebox's own cookies are Edgebox's: the handler and the upstream get the others (the session id would let an
-    // upstream act as the user here)
-    const cookie = ctx.req.headers.cookie
-    if (typeof cookie === 'string') {
-      const rest = withoutCookies(cookie, [sessionCookieName(state, ctx), loginCookieName(ctx)])
-      if (rest === undefined) delete ctx.req.headers.cookie
-      else ctx.req.headers.cookie = rest
-    }
     const r = session.record
     if (r.refreshToken !== null && r.tokenExpiresAt !== null) {
       const now = state.clock.now()
       if (r.tokenExpiresAt - now <= state.config.sessions.refreshBefore) {
         const refreshing = refresh(session)
+        // nothing waits for a background refresh: its failures are logged inside, never left unhandled
+        refreshing.catch((err: unknown) => state.log.warn({ why: (err as Error).message }, 'a session refresh failed'))
         // the upstream is handed the access token itself: it must not be an expired one
         if (gate.options.upstream.accessToken && r.tokenExpiresAt <= now) {
           return refreshing.then(() => {
@@ -135,8 +144,15 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
         await state.sessions.updateTokens(session, { idToken: t.idToken, accessToken: t.accessToken, refreshToken: t.refreshToken, tokenExpiresAt: t.expiresAt })
       } catch (err) {
         if (err instanceof LoginFailed) {
+          // another process (or an earlier read of this session) may have refreshed it already, with the refresh token
+          // rotated: a refusal of the old one then says nothing about the session
+          const now = await state.sessions.store.get(session.key).catch(() => undefined)
+          if (now && now.refreshToken !== r.refreshToken) {
+            session.record = now
+            return
+          }
           state.log.info({ provider: rp.name, why: err.message }, 'a session ended: its refresh was refused')
-          await state.sessions.end(session)
+          await state.sessions.end(session).catch((e: unknown) => state.log.warn({ why: (e as Error).message }, 'a session could not be ended'))
         } else state.log.warn({ provider: rp.name, why: (err as Error).message }, 'a session could not be refreshed; it goes on until its end')
       } finally {
         session.refreshing = null
@@ -168,14 +184,14 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
   /** The verdict of the route's providers: the one that issued a JWT, else the first whose introspection knows the token. */
   async function verify(token: string): Promise<{ verdict: BearerVerdict; provider: string }> {
     const jwt = token.split('.').length === 3
-    let last: BearerVerdict = { ok: false, why: 'no provider of this route issued the token' }
-    for (const rp of gate.providers) {
-      if (jwt && !rp.isIssuerOf(token)) continue
+    // a JWT goes to the provider that issued it; an opaque token to the route's first provider only (sending it to
+    // each in turn would show one provider's tokens to another)
+    const candidates = jwt ? gate.providers.filter((rp) => rp.isIssuerOf(token)) : gate.providers.slice(0, 1)
+    for (const rp of candidates) {
       const verdict = await rp.verifyBearer(token)
-      if (verdict.ok) return { verdict, provider: rp.name }
-      last = verdict
+      return { verdict, provider: verdict.ok ? rp.name : '' }
     }
-    return { verdict: last, provider: '' }
+    return { verdict: { ok: false, why: 'no provider of this route issued the token' }, provider: '' }
   }
 
   function bearerAdmit(ctx: Context, entry: BearerEntry): boolean | void {
@@ -257,16 +273,27 @@ export function gateParts(state: AuthState, gate: Gate): RouteParts {
         return 0
       }
       if (authorization !== undefined && /^bearer\s/i.test(authorization)) {
-        const token = authorization.slice(7).trim()
-        const check = async (): Promise<number> => {
-          const found = await verify(token).catch(() => null)
-          if (!found?.verdict.ok) return 401
-          const view = new SessionView(state, gate, found.provider, found.verdict.sub, found.verdict.claims, ctx.origin, () => null)
-          if (!view.decision.allow) return 403
-          ctx.identity = view
+        if (!gate.options.bearer) return 401
+        const admitEntry = (entry: BearerEntry): number => {
+          if (!entry.verdict.ok) return 401
+          entry.view ??= new SessionView(state, gate, entry.provider, entry.verdict.sub, entry.verdict.claims, ctx.origin, () => null)
+          if (!entry.view.decision.allow) return 403
+          ctx.identity = entry.view
+          ctx.user = entry.verdict.sub
           return 0
         }
-        return check()
+        const token = authorization.slice(7).trim()
+        const key = sha256(token)
+        const entry = bearers.get(key)
+        if (entry && entry.until > state.clock.now()) return admitEntry(entry)
+        return verify(token).then(
+          (found) => {
+            const e: BearerEntry = { ...found, until: found.verdict.ok ? Math.min(found.verdict.expiresAt, state.clock.now() + 300_000) : state.clock.now() + 60_000, view: null }
+            bearers.set(key, e)
+            return admitEntry(e)
+          },
+          () => 401,
+        )
       }
       const id = cookieValue(ctx.header('cookie'), sessionCookieName(state, ctx))
       if (id === undefined) return gate.options.required ? 401 : 0
@@ -281,7 +308,7 @@ export async function startLogin(state: AuthState, ctx: Context, provider: strin
   const rp = state.providers.get(provider)!
   const binding = loginBinding(ctx)
   try {
-    const { url, pending } = await rp.startLogin(redirectUri(ctx), returnTo, sha256(binding))
+    const { url, pending } = await rp.startLogin(redirectUri(state, ctx, rp.name), returnTo, sha256(binding))
     state.pending.set(pending.state, pending)
     ctx.auth = `login ${rp.name}`
     ctx.send(302, { location: url, 'cache-control': 'no-store' })

@@ -283,6 +283,10 @@ export class RelyingParty {
       throw new ProviderUnavailable(`the identity provider ${this.name}'s introspection failed: ${describe(err)}`)
     }
     if (!info.active) return { ok: false, why: 'the token is not active' }
+    // only an access token is a bearer token (RFC 6749 §1.5: a refresh token never goes to a resource server); RFC 7662
+    // §2.2 leaves token_type optional, but a provider that introspects refresh tokens too has to say which is which
+    const type = typeof info.token_type === 'string' ? info.token_type.toLowerCase() : ''
+    if (type !== 'bearer' && type !== 'dpop') return { ok: false, why: 'the token is not an access token' }
     if (typeof info.sub !== 'string') return { ok: false, why: 'the token names no subject' }
     // RFC 7662 §4: the protected resource decides whether the token is meant for it: its audience, or without one,
     // the client it was issued to, must be one of ours (a token another application got is not for this one)

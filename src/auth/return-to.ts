@@ -79,5 +79,7 @@ export function safeReturnPath(candidate: string | null | undefined): string {
     form = decoded
   }
   const hash = candidate.indexOf('#')
-  return hash === -1 ? candidate : candidate.slice(0, hash)
+  const path = hash === -1 ? candidate : candidate.slice(0, hash)
+  // a Location holds ASCII only (RFC 9110 §5.5): characters beyond it go percent-encoded, as a browser would send them
+  return /[^\x21-\x7e]/.test(path) ? path.replace(/[^\x21-\x7e]+/gu, (c) => encodeURIComponent(c)) : path
 }

@@ -64,8 +64,8 @@ export interface SessionStore {
   updateTokens(key: string, tokens: SessionTokens): Promise<void>
   /** Deletes one session; returns whether there was one. */
   delete(key: string): Promise<boolean>
-  /** Deletes every session of one subject at one provider; returns the deleted keys. */
-  deleteBySubject(provider: string, sub: string): Promise<string[]>
+  /** Deletes every session of one subject at one provider (`withoutSid`: only those with no provider session id); returns the deleted keys. */
+  deleteBySubject(provider: string, sub: string, withoutSid?: boolean): Promise<string[]>
   /** Deletes every session with this provider session id; returns the deleted keys. */
   deleteBySid(provider: string, sid: string): Promise<string[]>
   /** Deletes sessions whose expiresAt <= now or whose lastSeenAt + idleMs <= now; returns how many. */
@@ -226,9 +226,10 @@ export class MemorySessionStore implements SessionStore {
     return this.remove(key)
   }
 
-  async deleteBySubject(provider: string, sub: string): Promise<string[]> {
+  async deleteBySubject(provider: string, sub: string, withoutSid = false): Promise<string[]> {
     this.check()
-    return this.removeAll(this.bySubject.get(pairKey(provider, sub)))
+    const keys = this.bySubject.get(pairKey(provider, sub))
+    return this.removeAll(withoutSid && keys ? new Set([...keys].filter((k) => this.sessions.get(k)?.sid === null)) : keys)
   }
 
   async deleteBySid(provider: string, sid: string): Promise<string[]> {
@@ -341,6 +342,7 @@ export class SqliteSessionStore implements SessionStore {
   private readonly sUpdateTokens: StatementSync
   private readonly sDelete: StatementSync
   private readonly sDeleteBySubject: StatementSync
+  private readonly sDeleteBySubjectNoSid: StatementSync
   private readonly sDeleteBySid: StatementSync
   private readonly sSweep: StatementSync
 
@@ -376,6 +378,7 @@ export class SqliteSessionStore implements SessionStore {
     this.sUpdateTokens = db.prepare('UPDATE sessions SET id_token = ?, access_token = ?, refresh_token = ?, token_expires_at = ? WHERE key = ?')
     this.sDelete = db.prepare('DELETE FROM sessions WHERE key = ?')
     this.sDeleteBySubject = db.prepare('DELETE FROM sessions WHERE provider = ? AND sub = ? RETURNING key')
+    this.sDeleteBySubjectNoSid = db.prepare('DELETE FROM sessions WHERE provider = ? AND sub = ? AND sid IS NULL RETURNING key')
     this.sDeleteBySid = db.prepare('DELETE FROM sessions WHERE provider = ? AND sid = ? RETURNING key')
     this.sSweep = db.prepare('DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?')
   }
@@ -430,9 +433,9 @@ export class SqliteSessionStore implements SessionStore {
     return Number(this.sDelete.run(key).changes) > 0
   }
 
-  async deleteBySubject(provider: string, sub: string): Promise<string[]> {
+  async deleteBySubject(provider: string, sub: string, withoutSid = false): Promise<string[]> {
     this.check()
-    return (this.sDeleteBySubject.all(provider, sub) as Row[]).map((row) => text(row, 'key'))
+    return ((withoutSid ? this.sDeleteBySubjectNoSid : this.sDeleteBySubject).all(provider, sub) as Row[]).map((row) => text(row, 'key'))
   }
 
   async deleteBySid(provider: string, sid: string): Promise<string[]> {

@@ -54,6 +54,8 @@ export class Sessions {
   private readonly clock: Clock
   private readonly log: Logger
   private readonly cache: LRUCache<string, LiveSession>
+  /** Store reads under way, by id. */
+  private readonly loading = new Map<string, Promise<LiveSession | null>>()
   private readonly touchEvery: number
   private readonly sweeper: Timer
 
@@ -88,7 +90,22 @@ export class Sessions {
     const cached = this.cache.get(id)
     if (cached) return this.check(cached)
     if (!ID.test(id)) return null
-    return this.store.get(sessionKey(id)).then((record) => (record ? this.check(this.live(id, record)) : null))
+    // requests that arrive together for a session not in memory share one read, and so one LiveSession (one refresh)
+    let loading = this.loading.get(id)
+    if (!loading) {
+      loading = this.store.get(sessionKey(id)).then(
+        (record) => {
+          this.loading.delete(id)
+          return record ? (this.cache.get(id) ?? this.live(id, record)) : null
+        },
+        (err: unknown) => {
+          this.loading.delete(id)
+          throw err
+        },
+      )
+      this.loading.set(id, loading)
+    }
+    return loading.then((s) => (s ? this.check(s) : null))
   }
 
   /** Ends one session (logout). */
@@ -97,16 +114,24 @@ export class Sessions {
     await this.store.delete(session.key)
   }
 
-  /** Ends every session of a subject, or of a provider session (back-channel logout); returns how many ended. */
+  /**
+   * Ends the sessions of a provider session (`sid`), or of a subject
+   * (`sub`): with both, the sessions of that sid and the subject's sessions
+   * that have no sid (back-channel logout); returns how many ended.
+   */
   async endWhere(provider: string, by: { sub?: string; sid?: string }): Promise<number> {
     const keys = new Set<string>()
     if (by.sid !== undefined) for (const k of await this.store.deleteBySid(provider, by.sid)) keys.add(k)
-    if (by.sub !== undefined && by.sid === undefined) for (const k of await this.store.deleteBySubject(provider, by.sub)) keys.add(k)
+    const matches = (r: SessionRecord) => (by.sid !== undefined && r.sid === by.sid) || (by.sub !== undefined && r.sub === by.sub && (by.sid === undefined || r.sid === null))
+    if (by.sub !== undefined) {
+      // the subject's sessions (all of them, or with a sid given those without one), read first so none with another sid goes
+      for (const k of await this.store.deleteBySubject(provider, by.sub, by.sid !== undefined)) keys.add(k)
+    }
     // a session cached here but no longer stored (a store shared with another process) goes too
     const cached: string[] = []
     for (const [id, s] of this.cache.entries()) {
       if (s.record.provider !== provider) continue
-      if (by.sid !== undefined ? s.record.sid === by.sid : s.record.sub === by.sub) {
+      if (matches(s.record)) {
         cached.push(id)
         keys.add(s.key)
       }

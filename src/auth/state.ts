@@ -88,9 +88,19 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('base64url')
 }
 
-/** The callback URL on the origin the browser used. */
-export function redirectUri(ctx: Context): string {
-  return `${ctx.origin}/_edgebox/auth/callback`
+/**
+ * The callback path of a provider: `/_edgebox/auth/callback` when it is the
+ * only one configured, else `/_edgebox/auth/callback/<name>`. With several
+ * providers, the path says which provider a code comes from, so a provider
+ * cannot pass off another's code as its own (mix-up, RFC 9700 §4.4.2).
+ */
+export function callbackPath(state: AuthState, provider: string): string {
+  return state.providers.size === 1 ? '/_edgebox/auth/callback' : `/_edgebox/auth/callback/${provider}`
+}
+
+/** The callback URL of a provider on the origin the browser used. */
+export function redirectUri(state: AuthState, ctx: Context, provider: string): string {
+  return `${ctx.origin}${callbackPath(state, provider)}`
 }
 
 /** Who a session (or a bearer token) is to one route: the identity its handler and upstream see, and the route's decision. */
@@ -152,7 +162,8 @@ export class SessionView implements Identity {
       // a value that cannot be a field value (a control character, or not Latin-1) is left out; the assertion carries it
       setIfSafe(fields, 'x-auth-request-user', user)
       if (email !== undefined) setIfSafe(fields, 'x-auth-request-email', email)
-      if (groups.length > 0) setIfSafe(fields, 'x-auth-request-groups', groups.join(','))
+      // a group whose name holds a comma would read as two: then the groups go in the assertion only
+      if (groups.length > 0 && !groups.some((g) => g.includes(','))) setIfSafe(fields, 'x-auth-request-groups', groups.join(','))
     }
     if (up.accessToken && token) fields['x-auth-request-access-token'] = token
     Object.freeze(fields)

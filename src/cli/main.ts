@@ -143,7 +143,8 @@ export function ssoDemo(scheme: 'http' | 'https', port: number): Pick<EdgeboxCon
                 clientId: app,
                 clientSecret: DEMO_SECRETS[app],
                 name: `Demo ${app}`,
-                redirectUris: [`${origin(app)}/_edgebox/auth/callback`],
+                // two providers configured (one per site): each has its own callback path (docs/sso.md)
+                redirectUris: [`${origin(app)}/_edgebox/auth/callback/demo-${app}`],
                 postLogoutRedirectUris: [`${origin(app)}/_edgebox/auth/signed-out`],
                 backchannelLogoutUri: `${origin(app)}/_edgebox/auth/backchannel-logout`,
               })),

@@ -128,6 +128,8 @@ export interface ModuleDeps {
   readonly dns?: DnsAnswerer
   /** The wire trace of this Edgebox (core/wire-trace.ts): what a lab page watches. */
   readonly trace: WireTrace
+  /** Cookies that are Edgebox's own (the sign-on session and login cookies): a proxy never sends them upstream. */
+  readonly ownCookies: readonly string[]
 }
 
 /** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */

@@ -52,18 +52,22 @@ function shorten(value: string): string {
   return value.length <= 8 ? value : `${value.slice(0, 6)}…`
 }
 
-/** A target or URL with each query value shortened. */
+/** A target or URL with each query value (or a parameter without one) and the fragment shortened. */
 export function shortenQuery(target: string): string {
-  const q = target.indexOf('?')
-  if (q === -1) return target
-  const parts = target
+  const h = target.indexOf('#')
+  // a fragment can carry a code or a token (response_mode=fragment): only its start is shown
+  const fragment = h === -1 ? '' : `#${shorten(target.slice(h + 1))}`
+  const rest = h === -1 ? target : target.slice(0, h)
+  const q = rest.indexOf('?')
+  if (q === -1) return rest + fragment
+  const parts = rest
     .slice(q + 1)
     .split('&')
     .map((p) => {
       const eq = p.indexOf('=')
-      return eq === -1 ? p : `${p.slice(0, eq)}=${shorten(p.slice(eq + 1))}`
+      return eq === -1 ? shorten(p) : `${p.slice(0, eq)}=${shorten(p.slice(eq + 1))}`
     })
-  return `${target.slice(0, q)}?${parts.join('&')}`
+  return `${rest.slice(0, q)}?${parts.join('&')}${fragment}`
 }
 
 /** A Set-Cookie line with its value shortened. */

@@ -451,6 +451,8 @@ async function provisionSites(
     return routeChain(parts)
   }
   const health = config.health ? [healthEndpoint(config.health)] : []
+  // the sign-on's cookies (docs/sso.md): the session id would let an upstream act as the user
+  const ownCookies = config.auth ? ownCookieNames(config.auth.sessions.cookie) : []
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
@@ -472,6 +474,7 @@ async function provisionSites(
           origins,
           clock,
           trace,
+          ownCookies,
           ...(dns ? { dns: dns.responder } : {}),
         })
         handlers.push(handler)
@@ -488,6 +491,11 @@ async function provisionSites(
     throw new ConfigError(problems)
   }
   return sites
+}
+
+/** The names of the sign-on's cookies, over HTTP and HTTPS. */
+function ownCookieNames(session: string): string[] {
+  return [session, `__Host-${session}`, 'edgebox-login', '__Host-edgebox-login']
 }
 
 /** The request body limits of `limits`, as modules receive them. */

@@ -177,6 +177,17 @@ for (const { name, make } of stores) {
       await store.close()
     })
 
+    test('deleteBySubject with withoutSid deletes only the subject sessions that have no provider session id', async () => {
+      const store = await make()
+      await store.put(session('n1', { provider: 'corp', sub: 'erin', sid: null }))
+      await store.put(session('n2', { provider: 'corp', sub: 'erin', sid: 'kept' }))
+      await store.put(session('n3', { provider: 'partner', sub: 'erin', sid: null }))
+      assert.deepEqual(await store.deleteBySubject('corp', 'erin', true), ['n1'])
+      assert.ok(await store.get('n2'))
+      assert.ok(await store.get('n3'))
+      await store.close()
+    })
+
     test('sweep removes sessions past their absolute end (equal is expired)', async () => {
       const store = await make()
       const now = T0 + 10 * HOUR

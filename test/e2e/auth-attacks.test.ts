@@ -11,7 +11,7 @@ import { pino } from 'pino'
 import { startEdgebox } from '../../src/server/app.ts'
 import { ManualClock, waitFor } from '../helpers/clock.ts'
 import { freePort } from '../helpers/pebble.ts'
-import { atCallback, Browser, cancelSignIn, redirectsUntil, continueUrl, signInAs, startTestProvider, type TestProvider } from '../helpers/oidc.ts'
+import { atCallback, Browser, cancelSignIn, continueUrl, type Echo, redirectsUntil, signInAs, startEchoApp, startTestProvider, type TestProvider } from '../helpers/oidc.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
 /**
@@ -24,21 +24,16 @@ import { startServer, type TestServer } from '../helpers/server.ts'
  * or a small fake provider made here.
  */
 
-interface Echo {
-  path: string
-  headers: Record<string, string | string[] | undefined>
-}
 
 const SECRET = 'a client secret for the attack tests'
 const BCL_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
 
 let idp: TestProvider
-let app: http.Server
+let app: Awaited<ReturnType<typeof startEchoApp>>
 let appOrigin: string
 let box: TestServer
 const dirs: string[] = []
 /** Every request the upstream app got. */
-const seen: Echo[] = []
 /** Ports for the Edgebox servers some tests start themselves (each registered at the provider up front). */
 const ports = { main: 0, clock: 0, down: 0, logs: 0 }
 const originOf = (port: number) => `http://127.0.0.1:${port}`
@@ -55,13 +50,8 @@ function provider(clientId = 'edgebox') {
 }
 
 before(async () => {
-  app = http.createServer((req, res) => {
-    seen.push({ path: req.url ?? '', headers: req.headers })
-    res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify({ path: req.url, headers: req.headers }))
-  })
-  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
-  appOrigin = `http://127.0.0.1:${(app.address() as AddressInfo).port}`
+  app = await startEchoApp()
+  appOrigin = app.origin
   for (const k of Object.keys(ports) as Array<keyof typeof ports>) ports[k] = await freePort()
   const client = (id: string, list: number[], backchannel: number) => ({
     client_id: id,
@@ -107,7 +97,6 @@ before(async () => {
 after(async () => {
   await box?.close()
   await idp?.close()
-  app?.closeAllConnections()
   app?.close()
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
@@ -139,14 +128,14 @@ describe('bearer access tokens', () => {
 
   /** A request with this bearer token; asserts nothing reached the upstream unless it passed. */
   async function withBearer(token: string, url = `${box.url}api/items`): Promise<{ res: Response; text: string; echo: Echo | null }> {
-    const before = seen.length
+    const before = app.seen.length
     const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' } })
     const text = await res.text()
     if (res.status !== 200) {
-      assert.equal(seen.length, before, 'a refused token reaches no upstream')
+      assert.equal(app.seen.length, before, 'a refused token reaches no upstream')
       return { res, text, echo: null }
     }
-    assert.equal(seen.length, before + 1)
+    assert.equal(app.seen.length, before + 1)
     return { res, text, echo: JSON.parse(text) as Echo }
   }
 
@@ -602,7 +591,7 @@ describe('revoked sessions', () => {
     const out = await browser.fetch(`${box.url}_edgebox/auth/logout`, { method: 'POST', headers: { origin: box.url.slice(0, -1), 'sec-fetch-site': 'same-origin' } })
     assert.equal(out.status, 200)
     assert.equal(browser.cookies(box.url).get('edgebox-session'), undefined)
-    const before = seen.length
+    const before = app.seen.length
     const cookie = `edgebox-session=${stolen}`
     const apiRes = await fetch(`${box.url}api/items`, { headers: { cookie, accept: 'application/json' } })
     assert.equal(apiRes.status, 401)
@@ -613,7 +602,7 @@ describe('revoked sessions', () => {
     const nav = await new Browser().fetch(`${box.url}docs/page`, { headers: { cookie } })
     assert.equal(nav.status, 302)
     assert.ok(nav.headers.get('location')!.startsWith(`${idp.issuer}/auth?`))
-    assert.equal(seen.length, before, 'nothing reached the upstream')
+    assert.equal(app.seen.length, before, 'nothing reached the upstream')
   })
 })
 

@@ -26,9 +26,10 @@ before(async () => {
   const upstream = `http://127.0.0.1:${(app.address() as AddressInfo).port}`
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
-  const client = { client_id: 'edgebox', client_secret: 'a client secret for the tests', redirect_uris: [`${origin}/_edgebox/auth/callback`], post_logout_redirect_uris: [`${origin}/_edgebox/auth/signed-out`] }
-  work = await startTestProvider({ accounts: { ann: { email: 'ann@work.example' } }, clients: [client] })
-  partners = await startTestProvider({ accounts: { pat: { email: 'pat@partner.example' } }, clients: [client] })
+  // two providers: each its own callback path (RFC 9700 §4.4.2)
+  const client = (name: string) => ({ client_id: 'edgebox', client_secret: 'a client secret for the tests', redirect_uris: [`${origin}/_edgebox/auth/callback/${name}`], post_logout_redirect_uris: [`${origin}/_edgebox/auth/signed-out`] })
+  work = await startTestProvider({ accounts: { ann: { email: 'ann@work.example' } }, clients: [client('work')] })
+  partners = await startTestProvider({ accounts: { pat: { email: 'pat@partner.example' } }, clients: [client('partners')] })
   dir = mkdtempSync(path.join(tmpdir(), 'edgebox-providers-'))
   const provider = (issuer: string, label: string) => ({ issuer, clientId: 'edgebox', clientSecret: 'a client secret for the tests', label })
   box = await startServer({
@@ -129,4 +130,16 @@ test('a provider on a name under .localhost is reached on loopback, as a browser
     await other.close()
     await local.close()
   }
+})
+
+test("with several providers each has its own callback path, and a code on another provider's path is refused (mix-up, RFC 9700 §4.4.2)", async () => {
+  const browser = new Browser()
+  const first = await browser.fetch(`${box.url}_edgebox/auth/login?provider=work&rd=%2F`)
+  const authorize = new URL(first.headers.get('location')!)
+  assert.equal(authorize.searchParams.get('redirect_uri'), `${box.url}_edgebox/auth/callback/work`)
+  // the state of a login started with work, brought back on partners' path: refused before any code is exchanged
+  const res = await browser.fetch(`${box.url}_edgebox/auth/callback/partners?code=whatever&state=${authorize.searchParams.get('state')}`)
+  assert.equal(res.status, 400)
+  assert.match(await res.text(), /came back from another identity provider/)
+  assert.equal((await browser.fetch(`${box.url}_edgebox/auth/callback`)).status, 404)
 })

@@ -106,3 +106,14 @@ test('a refresh the provider refuses ends the session', async () => {
   assert.equal(res.status, 401)
   assert.equal((await browser.fetch(`${box.url}_edgebox/auth/userinfo`)).status, 401)
 })
+
+test('a refresh token is not a bearer token (RFC 6749 §1.5): refused, though the provider introspects it as active', async () => {
+  const browser = new Browser()
+  await browser.navigate(`${box.url}x`, signInAs('alice'))
+  const db = new DatabaseSync(path.join(dir, 'auth', 'sessions.sqlite'))
+  const { refresh_token } = db.prepare('SELECT refresh_token FROM sessions WHERE refresh_token IS NOT NULL ORDER BY created_at DESC LIMIT 1').get() as { refresh_token: string }
+  db.close()
+  const res = await fetch(`${box.url}x`, { headers: { authorization: `Bearer ${refresh_token}` } })
+  assert.equal(res.status, 401)
+  assert.match(res.headers.get('www-authenticate')!, /error="invalid_token", error_description="the token is not an access token"/)
+})

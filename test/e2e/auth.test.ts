@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict'
-import http from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
+import { DatabaseSync } from 'node:sqlite'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { freePort } from '../helpers/pebble.ts'
-import { Browser, continueUrl, signInAs, startTestProvider, type TestProvider } from '../helpers/oidc.ts'
+import { Browser, continueUrl, type Echo, signInAs, startEchoApp, startTestProvider, type TestProvider } from '../helpers/oidc.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
 /**
@@ -16,26 +15,16 @@ import { startServer, type TestServer } from '../helpers/server.ts'
  * rules, what goes upstream, sign-out. Attacks are in auth-attacks.test.ts.
  */
 
-interface Echo {
-  path: string
-  headers: Record<string, string | string[] | undefined>
-}
 
 let idp: TestProvider
 let box: TestServer
-let app: http.Server
+let app: Awaited<ReturnType<typeof startEchoApp>>
 let appOrigin: string
 let dataDir: string
-const seen: Echo[] = []
 
 before(async () => {
-  app = http.createServer((req, res) => {
-    seen.push({ path: req.url ?? '', headers: req.headers })
-    res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify({ path: req.url, headers: req.headers }))
-  })
-  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
-  appOrigin = `http://127.0.0.1:${(app.address() as AddressInfo).port}`
+  app = await startEchoApp()
+  appOrigin = app.origin
   const port = await freePort()
   const origin = `http://127.0.0.1:${port}`
   idp = await startTestProvider({
@@ -43,7 +32,8 @@ before(async () => {
       alice: { email: 'alice@example.com', email_verified: true, name: 'Alice', groups: ['staff'] },
       bob: { email: 'bob@example.org', email_verified: true, groups: ['guests'] },
     },
-    clients: [{ client_id: 'edgebox', client_secret: 'a client secret for the tests', redirect_uris: [`${origin}/_edgebox/auth/callback`], post_logout_redirect_uris: [`${origin}/_edgebox/auth/signed-out`] }],
+    // a back-channel logout URI registered: the provider names its session (sid) in ID tokens, which front-channel logout checks
+    clients: [{ client_id: 'edgebox', client_secret: 'a client secret for the tests', redirect_uris: [`${origin}/_edgebox/auth/callback`], post_logout_redirect_uris: [`${origin}/_edgebox/auth/signed-out`], backchannel_logout_uri: `${origin}/_edgebox/auth/backchannel-logout`, backchannel_logout_session_required: true }],
   })
   dataDir = mkdtempSync(path.join(tmpdir(), 'edgebox-auth-'))
   box = await startServer({
@@ -53,7 +43,7 @@ before(async () => {
     sites: [
       {
         routes: [
-          { path: '/', proxy: { upstreams: [appOrigin] }, auth: { skip: [{ path: '/status', methods: ['GET'] }] } },
+          { path: '/', proxy: { upstreams: [appOrigin] }, auth: { skip: [{ path: '/status', methods: ['GET'] }, { path: '*.css' }] } },
           { path: '/admin/', proxy: { upstreams: [appOrigin] }, auth: { rules: [{ allow: { group: 'staff' } }] } },
           { path: '/open/', proxy: { upstreams: [appOrigin] } },
           {
@@ -90,11 +80,11 @@ async function signedIn(account: string, path = '/'): Promise<{ browser: Browser
 
 describe('the gate without a session', () => {
   test('an API request gets 401 with a Bearer challenge, and nothing reaches the upstream', async () => {
-    const before = seen.length
+    const before = app.seen.length
     const res = await fetch(`${box.url}api/items`, { headers: { accept: 'application/json' } })
     assert.equal(res.status, 401)
     assert.equal(res.headers.get('www-authenticate'), 'Bearer realm="127.0.0.1"')
-    assert.equal(seen.length, before)
+    assert.equal(app.seen.length, before)
   })
 
   test('a browser navigation is sent to the provider: code flow, PKCE S256, state, nonce, and a login cookie', async () => {
@@ -121,9 +111,32 @@ describe('the gate without a session', () => {
     assert.equal((await fetch(`${box.url}status`, { method: 'POST' })).status, 401)
   })
 
-  test('a CORS preflight passes the gate untouched', async () => {
-    const res = await fetch(`${box.url}api/items`, { method: 'OPTIONS', headers: { origin: 'https://other.example', 'access-control-request-method': 'PUT' } })
-    assert.notEqual(res.status, 401)
+  test('a CORS preflight is not asked to sign in, and never reaches the upstream (a route without cors answers 204, allowing nothing)', async () => {
+    const before = app.seen.length
+    const res = await fetch(`${box.url}admin/delete?id=5`, { method: 'OPTIONS', headers: { origin: 'https://other.example', 'access-control-request-method': 'POST' }, body: 'id=5' })
+    assert.equal(res.status, 204)
+    assert.equal(res.headers.get('access-control-allow-origin'), null)
+    assert.equal(app.seen.length, before)
+  })
+
+  test('path parameters do not get around the gate: a dot segment with parameters is refused, and a skip never applies to a path with them', async () => {
+    const before = app.seen.length
+    const traversal = await fetch(`${box.url}status/..;/admin/users`)
+    assert.equal(traversal.status, 400)
+    assert.match(await traversal.text(), /\.\.;/)
+    assert.equal((await fetch(`${box.url}private/site.css`)).status, 200)
+    // `/private/report;.css` is `/private/report` to a Tomcat upstream
+    assert.equal((await fetch(`${box.url}private/report;.css`, { headers: { accept: 'application/json' } })).status, 401)
+    assert.equal(app.seen.length, before + 1)
+  })
+
+  test("Edgebox's own cookies never reach an upstream: not on a skipped path, not on a route without a gate", async () => {
+    const { browser } = await signedIn('alice')
+    for (const p of ['status', 'open/x']) {
+      const echo = (await (await browser.fetch(`${box.url}${p}`)).json()) as Echo
+      const sent = String(echo.headers.cookie ?? '').split('; ')
+      assert.ok(!sent.some((c) => c.startsWith('edgebox-session=') || c.startsWith('edgebox-login=')), `${p}: ${sent.join('; ')}`)
+    }
   })
 })
 
@@ -180,13 +193,13 @@ describe('the login round trip', () => {
 
   test('a route whose rule needs a group: 403 page naming the account, with a sign-out form', async () => {
     const { browser } = await signedIn('bob')
-    const before = seen.length
+    const before = app.seen.length
     const res = await browser.fetch(`${box.url}admin/panel`)
     assert.equal(res.status, 403)
     const html = await res.text()
     assert.match(html, /signed in as <strong>bob@example\.org<\/strong>/)
     assert.match(html, /<form method="post" action="\/_edgebox\/auth\/logout">/)
-    assert.equal(seen.length, before)
+    assert.equal(app.seen.length, before)
     const { browser: staff } = await signedIn('alice')
     assert.equal((await staff.fetch(`${box.url}admin/panel`)).status, 200)
   })
@@ -214,7 +227,15 @@ describe('sign-out', () => {
     // a request without the cookie ends nobody's session
     assert.equal((await fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}`)).status, 200)
     assert.equal((await userinfo()).status, 200)
-    const res = await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}`)
+    // the provider's own frame names its issuer and the provider session; a bare link (from any site) ends nothing
+    assert.equal((await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout`)).status, 200)
+    assert.equal((await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}`)).status, 200)
+    assert.equal((await userinfo()).status, 200)
+    const db = new DatabaseSync(path.join(dataDir, 'auth', 'sessions.sqlite'), { readOnly: true })
+    const { sid } = db.prepare('SELECT sid FROM sessions ORDER BY created_at DESC LIMIT 1').get() as { sid: string }
+    db.close()
+    assert.ok(sid, 'the provider named its session (sid) in the ID token')
+    const res = await browser.fetch(`${box.url}_edgebox/auth/frontchannel-logout?iss=${encodeURIComponent(idp.issuer)}&sid=${encodeURIComponent(sid)}`)
     assert.equal(res.status, 200)
     assert.equal(res.headers.get('cache-control'), 'no-store')
     assert.equal((await userinfo()).status, 401)

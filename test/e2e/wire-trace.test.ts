@@ -26,6 +26,9 @@ after(() => box?.close())
 test('values are shortened to six characters; short ones and names stay', () => {
   assert.equal(shortenQuery('/cb?code=abcdefghijkl&state=xy&flag'), '/cb?code=abcdef…&state=xy&flag')
   assert.equal(shortenQuery('/plain'), '/plain')
+  // a fragment (response_mode=fragment carries the code there) and a parameter without a value are shortened too
+  assert.equal(shortenQuery('/cb#code=abcdefghijkl&state=x'), '/cb#code=a…')
+  assert.equal(shortenQuery('/cb?abcdefghijklmnop&x=1'), '/cb?abcdef…&x=1')
   assert.equal(shortenCookie('edgebox-session=AbCdEfGhIjKlMnOp; Path=/; HttpOnly; SameSite=Lax'), 'edgebox-session=AbCdEf…; Path=/; HttpOnly; SameSite=Lax')
 })
 

@@ -31,6 +31,8 @@ export interface TestClient {
   redirect_uris: string[]
   post_logout_redirect_uris?: string[]
   backchannel_logout_uri?: string
+  /** The provider names its session (`sid`) in ID and logout tokens. */
+  backchannel_logout_session_required?: boolean
 }
 
 export interface TestProvider {
@@ -279,4 +281,29 @@ export async function continueUrl(res: Response): Promise<string> {
   const url = href.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>')
   if (!html.includes(`<meta http-equiv="refresh" content="0; url=${href}">`)) throw new Error('the page does not move on by itself')
   return url
+}
+
+/** What the echo app saw of one request. */
+export interface Echo {
+  path: string
+  headers: Record<string, string | string[] | undefined>
+}
+
+/** A small app behind Edgebox in these tests: it answers every request with its path and headers as JSON, and keeps them in `seen`. */
+export async function startEchoApp(): Promise<{ origin: string; seen: Echo[]; close(): void }> {
+  const seen: Echo[] = []
+  const app = http.createServer((req, res) => {
+    seen.push({ path: req.url ?? '', headers: req.headers })
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ path: req.url, headers: req.headers }))
+  })
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
+  return {
+    origin: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+    seen,
+    close() {
+      app.closeAllConnections()
+      app.close()
+    },
+  }
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { withoutCookies } from '../../http/cookie.ts'
 import tls from 'node:tls'
 import { z } from 'zod'
 import { Pool, errors as undiciErrors } from 'undici'
@@ -187,7 +188,7 @@ export const proxyModule = {
       }
     }
     const cache = cacheCfg && store ? new HttpCache(cacheCfg, store, deps.clock) : null
-    return createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock), cache, deps.limits, deps.clock)
+    return createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock), cache, deps.limits, deps.clock, deps.ownCookies)
   },
 } as const satisfies HandlerModule<typeof schema>
 
@@ -196,7 +197,7 @@ export interface ProxyHandler extends Handler {
   upstreamStatus(): Array<{ id: string; healthy: boolean; reason: string }>
 }
 
-function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits, clock: Clock): ProxyHandler {
+function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits, clock: Clock, ownCookies: readonly string[]): ProxyHandler {
   const balancer = balancers[cfg.balance as BalanceName](targets)
   const budget = new RetryBudget(cfg.retries.budget)
   const headerKey = cfg.hashKey.startsWith('header:') ? cfg.hashKey.slice(7).toLowerCase() : null
@@ -227,6 +228,12 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
     }
     // the identity for this upstream's origin (target.id), minted once per lifetime
     if (ctx.identity !== null) Object.assign(out, ctx.identity.upstreamFields(target.id))
+    // Edgebox's own cookies (the sign-on session) stay here, on every route: with them an upstream could act as the user
+    if (ownCookies.length > 0 && typeof out.cookie === 'string') {
+      const rest = withoutCookies(out.cookie, ownCookies)
+      if (rest === undefined) delete out.cookie
+      else out.cookie = rest
+    }
     delete out.expect // answered here (100-continue), not forwarded
     // the authority the request named, an absolute-form target's included (RFC 9112 §3.2.2)
     out.host = cfg.host === 'preserve' ? ctx.authority || target.url.host : cfg.host === 'upstream' ? target.url.host : cfg.host
