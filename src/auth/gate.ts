@@ -4,6 +4,7 @@ import { httpError } from '../core/errors.ts'
 import type { RouteParts } from '../core/types.ts'
 import { cookieValue } from '../http/cookie.ts'
 import { compileGlob } from '../http/glob.ts'
+import { clientNetwork } from '../http/address.ts'
 import { parseRequestTarget } from '../http/target.ts'
 import { deniedPage, displayName, providerDownPage } from './pages.ts'
 import { LoginFailed, ProviderUnavailable, type BearerVerdict } from './relying-party.ts'
@@ -11,7 +12,7 @@ import { safeReturnPath } from './return-to.ts'
 import { compileRules } from './rules.ts'
 import type { GateConfig } from './schema.ts'
 import type { LiveSession } from './sessions.ts'
-import { loginBinding, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
+import { loginBinding, PENDING_PER_CLIENT, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
 
 /**
  * The sign-on gate of one route (docs/sso.md), in the pipeline's access
@@ -310,6 +311,11 @@ export async function startLogin(state: AuthState, ctx: Context, provider: strin
   try {
     const { url, pending } = await rp.startLogin(redirectUri(state, ctx, rp.name), returnTo, sha256(binding))
     state.pending.set(pending.state, pending)
+    const client = clientNetwork(ctx.clientAddress)
+    const mine = state.pendingByClient.get(client) ?? []
+    mine.push(pending.state)
+    while (mine.length > PENDING_PER_CLIENT) state.pending.delete(mine.shift()!)
+    state.pendingByClient.set(client, mine)
     ctx.auth = `login ${rp.name}`
     ctx.send(302, { location: url, 'cache-control': 'no-store' })
   } catch (err) {

@@ -43,6 +43,7 @@ interface Shared {
   readonly key: string
   readonly sessions: Sessions
   readonly pending: LRUCache<string, PendingLogin>
+  readonly pendingByClient: LRUCache<string, string[]>
   readonly seenLogoutTokens: LRUCache<string, true>
   handedOver: boolean
 }
@@ -63,6 +64,7 @@ export async function createAuth(config: AuthConfig, deps: AuthDeps, previous?: 
       key,
       sessions: new Sessions(store, { idleMs: s.idleTimeout, absoluteMs: s.absoluteTimeout }, s.cacheSize, deps.clock, deps.log),
       pending: new LRUCache({ max: 100_000, ttl: LOGIN_TTL_MS }),
+      pendingByClient: new LRUCache({ max: 100_000, ttl: LOGIN_TTL_MS }),
       seenLogoutTokens: new LRUCache({ max: 100_000, ttl: (LOGOUT_WINDOW_S + 120) * 1000 }),
       handedOver: false,
     }
@@ -72,6 +74,7 @@ export async function createAuth(config: AuthConfig, deps: AuthDeps, previous?: 
     providers: new Map(Object.entries(config.providers).map(([name, p]) => [name, new RelyingParty(name, p, deps.clock)])),
     sessions: shared.sessions,
     pending: shared.pending,
+    pendingByClient: shared.pendingByClient,
     seenLogoutTokens: shared.seenLogoutTokens,
     signer: await loadAssertionSigner(deps.dataDir),
     clock: deps.clock,

@@ -25,6 +25,8 @@ export interface AuthState {
   readonly sessions: Sessions
   /** Logins under way, by `state` (OpenID Connect Core §3.1.2.1), for 10 minutes. */
   readonly pending: LRUCache<string, PendingLogin>
+  /** The states of the logins each client network started (clientNetwork): at most PENDING_PER_CLIENT each. */
+  readonly pendingByClient: LRUCache<string, string[]>
   readonly signer: AssertionSigner
   /** Back-channel logout tokens' `jti` already used (Back-Channel Logout 1.0 §2.6 item 9). */
   readonly seenLogoutTokens: LRUCache<string, true>
@@ -57,6 +59,13 @@ export interface ForwardMode {
 
 /** How long a login may take from the redirect to the callback. */
 export const LOGIN_TTL_MS = 10 * 60_000
+
+/**
+ * Logins under way one client network may have: its oldest goes when it
+ * starts more, so a client starting logins in a loop cannot push other
+ * users' logins out of the server's memory.
+ */
+export const PENDING_PER_CLIENT = 20
 
 /** The session cookie's name for this request: `__Host-` on HTTPS (RFC 6265bis §4.1.3.2), where it is also `Secure`. */
 export function sessionCookieName(state: AuthState, ctx: Context): string {

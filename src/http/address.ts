@@ -94,3 +94,18 @@ export function isLoopbackHost(hostname: string): boolean {
   if (h === 'localhost' || h.endsWith('.localhost')) return true
   return isLoopback(h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h)
 }
+
+/**
+ * The network a client address stands for when counting what one client
+ * does: an IPv4 address itself, an IPv6 address's /64 (one subscriber gets a
+ * whole /64, RFC 6177, so counting /128s would let one client be 2^64).
+ */
+export function clientNetwork(address: string): string {
+  const a = unmapped(address)
+  if (isIP(a) !== 6) return a
+  const [head = '', tail = ''] = a.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === '' ? [] : tail.split(':')
+  const groups = a.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '').toLowerCase()).join(':')}::/64`
+}

@@ -143,3 +143,16 @@ test("with several providers each has its own callback path, and a code on anoth
   assert.match(await res.text(), /came back from another identity provider/)
   assert.equal((await browser.fetch(`${box.url}_edgebox/auth/callback`)).status, 404)
 })
+
+test('a client that starts logins in a loop keeps at most 20 under way: its oldest goes, not other users\' logins', async () => {
+  const browser = new Browser()
+  const start = async () => new URL((await browser.fetch(`${box.url}_edgebox/auth/login?provider=work&rd=%2F`)).headers.get('location')!).searchParams.get('state')!
+  const first = await start()
+  for (let i = 0; i < 20; i++) await start()
+  const res = await browser.fetch(`${box.url}_edgebox/auth/callback/work?code=x&state=${first}`)
+  assert.equal(res.status, 400)
+  assert.match(await res.text(), /expired or was already used/)
+  // the newest of them is still there: it completes
+  const landed = await browser.navigate(`${box.url}_edgebox/auth/login?provider=work&rd=%2Fok`, signInAs('ann'))
+  assert.equal(landed.url, `${box.url}ok`)
+})
