@@ -1,8 +1,9 @@
 /**
  * The user store of Edgebox's built-in identity provider: one SQLite file,
  * `<dataDir>/auth/users.sqlite` (mode 0600, in a 0700 folder), holding each
- * user's name, contact details, groups, second-factor secret and scrypt
- * password hash. Usernames are case-insensitive (NFKC-normalised, then
+ * user's name, contact details, groups, TOTP secret and scrypt password
+ * hash, and their passkeys (WebAuthn credentials: the ID, public key and
+ * signature counter of each). Usernames are case-insensitive (NFKC-normalised, then
  * lowercased, before they are stored or looked up); passwords are
  * NFKC-normalised before hashing, so the same password typed on two keyboards
  * (composed or decomposed accents, full-width digits) is the same password.
@@ -32,13 +33,76 @@ export interface User {
   readonly disabled: boolean
 }
 
+/**
+ * A passkey: a WebAuthn public key credential registered for a user (W3C
+ * WebAuthn Level 3 §4, "credential record"), used as their second factor.
+ */
+export interface Passkey {
+  /** The credential ID, base64url (RFC 4648 §5) without padding. */
+  readonly id: string
+  readonly username: string
+  /** The user handle (`user.id` of the registration, §5.4.3) it was made for, base64url. */
+  readonly userHandle: string
+  /** The credential public key, a COSE_Key (§6.5.1.1, RFC 9052 §7). */
+  readonly publicKey: Uint8Array
+  /** The signature counter last seen (§6.1.1); 0 for authenticators that do not count. */
+  readonly counter: number
+  /** How the browser reached the authenticator (`internal`, `usb`, `hybrid`...: §5.8.4), as it told at registration. */
+  readonly transports: readonly string[]
+  /** When it was registered, in milliseconds since the epoch. */
+  readonly createdAt: number
+  /** When it last signed the user in, or null. */
+  readonly lastUsedAt: number | null
+}
+
 /** A refused change (the user exists, is unknown, a weak password, a bad username...): its message is one line meant for the person who asked. */
 export class UserError extends Error {
   override name = 'UserError'
 }
 
-/** The schema version this code reads and writes (`PRAGMA user_version`). */
-const SCHEMA_VERSION = 1
+/**
+ * The schema version this code reads and writes (`PRAGMA user_version`):
+ * 1 the users; 2 their passkeys too. An older file is brought up to date in
+ * place when it is opened (its users and secrets kept as they are).
+ */
+const SCHEMA_VERSION = 2
+
+/** Version 1: the users. */
+const USERS_TABLE = `CREATE TABLE IF NOT EXISTS users (
+  username TEXT PRIMARY KEY NOT NULL,
+  email TEXT,
+  name TEXT,
+  groups_json TEXT NOT NULL DEFAULT '[]',
+  password_hash TEXT NOT NULL,
+  totp_secret TEXT,
+  created_at INTEGER NOT NULL,
+  password_changed_at INTEGER NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0
+) STRICT`
+
+/**
+ * Version 2: passkeys, one row per credential (W3C WebAuthn Level 3 §4,
+ * "credential record"): the credential ID (base64url; unique across users,
+ * §7.1, "not yet registered"), the user handle it was made for, the COSE public key, the
+ * signature counter, the transports the browser reported.
+ */
+const PASSKEYS_TABLE = `CREATE TABLE IF NOT EXISTS passkeys (
+  id TEXT PRIMARY KEY NOT NULL,
+  username TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
+  user_handle TEXT NOT NULL,
+  public_key BLOB NOT NULL,
+  counter INTEGER NOT NULL DEFAULT 0,
+  transports_json TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL,
+  last_used_at INTEGER
+) STRICT`
+
+/** The most passkeys one user may have. */
+const MAX_PASSKEYS = 32
+/** Credential IDs are at most 1023 bytes (W3C WebAuthn Level 3 §4, "Credential ID"); base64url makes 1364 characters of them. */
+const MAX_CREDENTIAL_ID_CHARS = 1364
+/** The largest signature counter (32 bits, §6.1 `signCount`). */
+const MAX_COUNTER = 0xffff_ffff
 
 /** The scrypt cost of new hashes; stored in each hash, so raising it later leaves old hashes valid. */
 const SCRYPT = { N: 32768, r: 8, p: 1 } as const
@@ -184,6 +248,30 @@ function toUser(row: Row): User {
   })
 }
 
+interface PasskeyRow {
+  id: string
+  username: string
+  user_handle: string
+  public_key: Uint8Array
+  counter: number
+  transports_json: string
+  created_at: number
+  last_used_at: number | null
+}
+
+function toPasskey(row: PasskeyRow): Passkey {
+  return Object.freeze({
+    id: row.id,
+    username: row.username,
+    userHandle: row.user_handle,
+    publicKey: new Uint8Array(row.public_key),
+    counter: Number(row.counter),
+    transports: Object.freeze(JSON.parse(row.transports_json) as string[]),
+    createdAt: Number(row.created_at),
+    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+  })
+}
+
 /** The groups, checked (UserError on a bad one), NFKC-normalised, duplicates dropped. */
 function checkedGroups(groups: readonly string[]): string[] {
   const out: string[] = []
@@ -220,8 +308,10 @@ export class UserStore {
 
   /**
    * Opens (creating when needed) `<dataDir>/auth/users.sqlite`: the folder
-   * private (0700), the file 0600. A file written by a newer Edgebox (a
-   * higher `user_version`) is refused with an Error naming it.
+   * private (0700), the file 0600. A file of an older schema is migrated in
+   * place, in one transaction (version 1, users only: the passkeys table is
+   * added). A file written by a newer Edgebox (a higher `user_version`) is
+   * refused with an Error naming it.
    */
   static async open(dataDir: string): Promise<UserStore> {
     const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
@@ -242,24 +332,16 @@ export class UserStore {
       if (version < SCHEMA_VERSION) {
         db.exec('BEGIN IMMEDIATE')
         try {
-          // another process may have created it meanwhile
+          // another process may have created or migrated it meanwhile
           const now = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
-          if (now === 0) {
-            db.exec(`CREATE TABLE IF NOT EXISTS users (
-              username TEXT PRIMARY KEY NOT NULL,
-              email TEXT,
-              name TEXT,
-              groups_json TEXT NOT NULL DEFAULT '[]',
-              password_hash TEXT NOT NULL,
-              totp_secret TEXT,
-              created_at INTEGER NOT NULL,
-              password_changed_at INTEGER NOT NULL,
-              disabled INTEGER NOT NULL DEFAULT 0
-            ) STRICT`)
-            db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
-          } else if (now > SCHEMA_VERSION) {
-            throw new Error(`${file} has user_version ${now}, newer than this Edgebox understands (${SCHEMA_VERSION}); upgrade Edgebox to use it`)
+          if (now > SCHEMA_VERSION) throw new Error(`${file} has user_version ${now}, newer than this Edgebox understands (${SCHEMA_VERSION}); upgrade Edgebox to use it`)
+          if (now < 1) db.exec(USERS_TABLE)
+          if (now < 2) {
+            // 1 -> 2: passkeys, in a table of their own; the users' rows are untouched
+            db.exec(PASSKEYS_TABLE)
+            db.exec('CREATE INDEX IF NOT EXISTS passkeys_username ON passkeys (username)')
           }
+          if (now < SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
           db.exec('COMMIT')
         } catch (err) {
           db.exec('ROLLBACK')
@@ -351,9 +433,103 @@ export class UserStore {
     if (Number(r.changes) === 0) throw new UserError(`user ${n} does not exist`)
   }
 
-  /** Removes a user; false when there was none. */
+  /** Removes a user, and their passkeys; false when there was none. */
   remove(username: string): boolean {
-    return Number(this.#db.prepare('DELETE FROM users WHERE username = ?').run(normalizeUsername(username)).changes) > 0
+    const n = normalizeUsername(username)
+    return this.#transaction(() => {
+      this.#db.prepare('DELETE FROM passkeys WHERE username = ?').run(n)
+      return Number(this.#db.prepare('DELETE FROM users WHERE username = ?').run(n).changes) > 0
+    })
+  }
+
+  /** A user's passkeys, oldest first. */
+  passkeys(username: string): Passkey[] {
+    return (this.#db.prepare('SELECT * FROM passkeys WHERE username = ? ORDER BY created_at, id').all(normalizeUsername(username)) as unknown as PasskeyRow[]).map(toPasskey)
+  }
+
+  /** How many passkeys each user has (users without any are left out). */
+  passkeyCounts(): Map<string, number> {
+    const rows = this.#db.prepare('SELECT username, count(*) AS n FROM passkeys GROUP BY username').all() as unknown as { username: string; n: number }[]
+    return new Map(rows.map((r) => [r.username, Number(r.n)]))
+  }
+
+  /**
+   * The user handle of a user's passkeys (WebAuthn's `user.id`, §5.4.3):
+   * the one their passkeys were registered with, so a new one made on an
+   * authenticator that holds another is recognised as the same account
+   * (§5.4 `excludeCredentials`); null when they have none.
+   */
+  passkeyUserHandle(username: string): string | null {
+    const row = this.#db.prepare('SELECT user_handle FROM passkeys WHERE username = ? ORDER BY created_at LIMIT 1').get(normalizeUsername(username)) as { user_handle: string } | undefined
+    return row?.user_handle ?? null
+  }
+
+  /**
+   * Registers a passkey for a user. UserError for an unknown user, a
+   * credential ID that is already registered (to anyone: W3C WebAuthn Level
+   * 3 §7.1, "not yet registered"), a malformed one, or too many passkeys.
+   */
+  addPasskey(username: string, p: { id: string; userHandle: string; publicKey: Uint8Array; counter: number; transports?: readonly string[] }, at: number = Date.now()): Passkey {
+    const n = normalizeUsername(username)
+    if (!/^[A-Za-z0-9_-]+$/.test(p.id) || p.id.length > MAX_CREDENTIAL_ID_CHARS) throw new UserError('a credential ID is 1-1023 bytes, in base64url')
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(p.userHandle)) throw new UserError('a user handle is 1-64 bytes, in base64url')
+    if (p.publicKey.length === 0 || p.publicKey.length > 4096) throw new UserError('a passkey public key is 1-4096 bytes')
+    if (!Number.isInteger(p.counter) || p.counter < 0 || p.counter > MAX_COUNTER) throw new UserError('a signature counter is a 32-bit unsigned integer')
+    const transports = [...new Set(p.transports ?? [])].filter((t) => /^[a-z0-9-]{1,32}$/.test(t)).slice(0, 8)
+    return this.#transaction(() => {
+      if (!this.#row(n)) throw new UserError(`user ${n} does not exist`)
+      const count = Number((this.#db.prepare('SELECT count(*) AS n FROM passkeys WHERE username = ?').get(n) as { n: number }).n)
+      if (count >= MAX_PASSKEYS) throw new UserError(`user ${n} has ${MAX_PASSKEYS} passkeys already, the most one may have`)
+      try {
+        this.#db
+          .prepare('INSERT INTO passkeys (id, username, user_handle, public_key, counter, transports_json, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)')
+          .run(p.id, n, p.userHandle, p.publicKey, p.counter, JSON.stringify(transports), at)
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new UserError('this passkey is registered already')
+        throw err
+      }
+      return toPasskey(this.#db.prepare('SELECT * FROM passkeys WHERE id = ?').get(p.id) as unknown as PasskeyRow)
+    })
+  }
+
+  /**
+   * Records that a user's passkey signed them in with signature counter
+   * `counter` (W3C WebAuthn Level 3 §6.1.1, §7.2), in one statement
+   * (two sign-ins at once cannot both pass with the same count): refused
+   * (false) when the counter went backwards or stood still while both it and
+   * the stored one are non-zero (a sign the credential was copied), or when
+   * the passkey is no longer the user's. The stored counter never goes down:
+   * a 0 from an authenticator that stopped counting keeps the last one.
+   */
+  usePasskey(username: string, id: string, counter: number, at: number = Date.now()): boolean {
+    if (!Number.isInteger(counter) || counter < 0 || counter > MAX_COUNTER) return false
+    const r = this.#db
+      .prepare('UPDATE passkeys SET counter = max(counter, ?1), last_used_at = ?2 WHERE id = ?3 AND username = ?4 AND NOT (?1 <> 0 AND counter <> 0 AND ?1 <= counter)')
+      .run(counter, at, id, normalizeUsername(username))
+    return Number(r.changes) > 0
+  }
+
+  /** Removes one of a user's passkeys; false when they have none with that ID. */
+  removePasskey(username: string, id: string): boolean {
+    return Number(this.#db.prepare('DELETE FROM passkeys WHERE username = ? AND id = ?').run(normalizeUsername(username), id).changes) > 0
+  }
+
+  /** Removes all of a user's passkeys; returns how many there were. */
+  removePasskeys(username: string): number {
+    return Number(this.#db.prepare('DELETE FROM passkeys WHERE username = ?').run(normalizeUsername(username)).changes)
+  }
+
+  /** Runs `fn` in a write transaction (BEGIN IMMEDIATE: another process waits, up to the busy timeout). */
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE')
+    try {
+      const out = fn()
+      this.#db.exec('COMMIT')
+      return out
+    } catch (err) {
+      this.#db.exec('ROLLBACK')
+      throw err
+    }
   }
 
   /**

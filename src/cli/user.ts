@@ -1,5 +1,5 @@
 /**
- * `edgebox user add|passwd|groups|remove|totp|list`: manages the users of the
+ * `edgebox user add|passwd|groups|remove|totp|passkeys|list`: manages the users of the
  * built-in identity provider, in `<data folder>/auth/users.sqlite`.
  * Passwords are never taken as arguments (they would end up in shell history
  * and `ps`): they are read from standard input, typed twice without echo on
@@ -11,7 +11,7 @@
 import { StringDecoder } from 'node:string_decoder'
 import { parseArgs } from 'node:util'
 import { resolveDataDir } from '../core/data-dir.ts'
-import { normalizeUsername, UserError, UserStore, validateEmail, validateGroup, validatePassword, validateUsername, type User } from '../auth/users.ts'
+import { normalizeUsername, UserError, UserStore, validateEmail, validateGroup, validatePassword, validateUsername, type Passkey, type User } from '../auth/users.ts'
 
 const USAGE = `usage: edgebox user COMMAND [--data-dir DIR]
 
@@ -23,6 +23,9 @@ Commands:
   edgebox user totp USERNAME [--issuer NAME] [--off]
                                              a new TOTP second factor (prints its
                                              otpauth:// URI and secret), or --off
+  edgebox user passkeys USERNAME [--remove ID | --remove-all] [--json]
+                                             list the user's passkeys (registered
+                                             at sign-in), or remove one or all
   edgebox user list [--json]
 
 Passwords are read from standard input: typed twice without echo on a
@@ -47,10 +50,11 @@ const OPTIONS = {
   groups: COMMON,
   remove: COMMON,
   totp: { ...COMMON, issuer: { type: 'string' }, off: { type: 'boolean' } },
+  passkeys: { ...COMMON, remove: { type: 'string' }, 'remove-all': { type: 'boolean' }, json: { type: 'boolean' } },
   list: { ...COMMON, json: { type: 'boolean' } },
 } as const
 /** How many positionals each subcommand takes. */
-const POSITIONALS: Record<keyof typeof OPTIONS, number> = { add: 1, passwd: 1, groups: 2, remove: 1, totp: 1, list: 0 }
+const POSITIONALS: Record<keyof typeof OPTIONS, number> = { add: 1, passwd: 1, groups: 2, remove: 1, totp: 1, passkeys: 1, list: 0 }
 
 /**
  * Runs `edgebox user ARGS` (argv without `user`) and returns the exit code:
@@ -89,10 +93,14 @@ export async function userCommand(
     err.write(`edgebox user ${cmd}: ${unknown !== undefined ? `unknown option ${unknown}` : (e as Error).message.split('\n')[0]}\n${USAGE}`)
     return 2
   }
-  const values = parsed.values as { 'data-dir'?: string; help?: boolean; email?: string; name?: string; group?: string[]; 'password-stdin'?: boolean; json?: boolean; issuer?: string; off?: boolean }
+  const values = parsed.values as { 'data-dir'?: string; help?: boolean; email?: string; name?: string; group?: string[]; 'password-stdin'?: boolean; json?: boolean; issuer?: string; off?: boolean; remove?: string; 'remove-all'?: boolean }
   if (values.help) {
     out.write(USAGE)
     return 0
+  }
+  if (values.remove !== undefined && values['remove-all']) {
+    err.write(`edgebox user ${cmd}: --remove and --remove-all do not go together\n${USAGE}`)
+    return 2
   }
   const args = parsed.positionals
   if (args.length !== POSITIONALS[cmd]) {
@@ -137,6 +145,8 @@ export async function userCommand(
         out.write(`a new second factor for ${user.username}: add it to an authenticator app\n  ${totpUri(values.issuer ?? 'Edgebox', user.username, secret)}\n  secret: ${groupedSecret(secret)}\n`)
         return 0
       }
+      case 'passkeys':
+        return passkeys(store, known(store, args[0]!), values, out)
       case 'remove': {
         const user = known(store, args[0]!)
         store.remove(user.username)
@@ -145,7 +155,7 @@ export async function userCommand(
       }
       default:
         // 'list'
-        list(store.list(), values.json === true, out)
+        list(store.list(), store.passkeyCounts(), values.json === true, out)
         return 0
     }
   } catch (e) {
@@ -192,15 +202,60 @@ function known(store: UserStore, username: string): User {
   return user
 }
 
-function list(users: User[], json: boolean, out: NodeJS.WritableStream): void {
+/**
+ * `edgebox user passkeys USERNAME`: the user's passkeys (a table, or JSON
+ * lines with --json), or with `--remove ID` one of them, `--remove-all`
+ * every one (a lost phone or key: under secondFactor 'required', a user left
+ * with no second factor sets one up at their next sign-in).
+ */
+function passkeys(store: UserStore, user: User, values: { remove?: string; 'remove-all'?: boolean; json?: boolean }, out: NodeJS.WritableStream): number {
+  if (values.remove !== undefined) {
+    if (!store.removePasskey(user.username, values.remove)) throw new Refused(`${user.username} has no passkey ${JSON.stringify(values.remove)} (edgebox user passkeys ${user.username} lists them)`)
+    out.write(`passkey ${values.remove} of ${user.username} removed\n`)
+    return 0
+  }
+  if (values['remove-all']) {
+    const n = store.removePasskeys(user.username)
+    out.write(n === 0 ? `${user.username} had no passkeys\n` : `${n} passkey${n === 1 ? '' : 's'} of ${user.username} removed\n`)
+    return 0
+  }
+  const keys = store.passkeys(user.username)
+  const day = (ms: number | null) => (ms === null ? 'never' : new Date(ms).toISOString().slice(0, 10))
+  if (values.json) {
+    for (const k of keys) out.write(JSON.stringify(passkeyJson(k)) + '\n')
+    return 0
+  }
+  if (keys.length === 0) {
+    out.write(`${user.username} has no passkeys (they register one at sign-in, when the provider's secondFactor is 'required')\n`)
+    return 0
+  }
+  table([['ID', 'CREATED', 'LAST USED', 'TRANSPORTS'], ...keys.map((k) => [k.id, day(k.createdAt), day(k.lastUsedAt), k.transports.length ? k.transports.join(',') : '-'])], out)
+  return 0
+}
+
+/** A passkey as `--json` shows it: never its public key, which is no secret but of no use here. */
+function passkeyJson(k: Passkey): Record<string, unknown> {
+  return { id: k.id, createdAt: new Date(k.createdAt).toISOString(), lastUsedAt: k.lastUsedAt === null ? null : new Date(k.lastUsedAt).toISOString(), counter: k.counter, transports: k.transports }
+}
+
+/** Rows in columns two spaces apart, the last column unpadded. */
+function table(rows: string[][], out: NodeJS.WritableStream): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)))
+  for (const r of rows) out.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell + ' '.repeat(widths[i]! - [...cell].length))).join('  ') + '\n')
+}
+
+function list(users: User[], passkeyCounts: Map<string, number>, json: boolean, out: NodeJS.WritableStream): void {
   if (json) {
     for (const u of users) {
+      const keys = passkeyCounts.get(u.username) ?? 0
       const line = {
         username: u.username,
         email: u.email,
         name: u.name,
         groups: u.groups,
-        secondFactor: u.totpSecret !== null,
+        secondFactor: u.totpSecret !== null || keys > 0,
+        totp: u.totpSecret !== null,
+        passkeys: keys,
         disabled: u.disabled,
         createdAt: new Date(u.createdAt).toISOString(),
         passwordChangedAt: new Date(u.passwordChangedAt).toISOString(),
@@ -214,9 +269,9 @@ function list(users: User[], json: boolean, out: NodeJS.WritableStream): void {
     return
   }
   const rows = [['USERNAME', 'EMAIL', 'GROUPS', '2FA', 'CREATED']]
-  for (const u of users) rows.push([u.username + (u.disabled ? ' (disabled)' : ''), u.email ?? '-', u.groups.length ? u.groups.join(',') : '-', u.totpSecret !== null ? 'yes' : 'no', new Date(u.createdAt).toISOString().slice(0, 10)])
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)))
-  for (const r of rows) out.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell + ' '.repeat(widths[i]! - [...cell].length))).join('  ') + '\n')
+  // 2FA: a TOTP secret or a passkey
+  for (const u of users) rows.push([u.username + (u.disabled ? ' (disabled)' : ''), u.email ?? '-', u.groups.length ? u.groups.join(',') : '-', u.totpSecret !== null || (passkeyCounts.get(u.username) ?? 0) > 0 ? 'yes' : 'no', new Date(u.createdAt).toISOString().slice(0, 10)])
+  table(rows, out)
 }
 
 /** A new password from standard input: typed twice without echo on a terminal (unless `fromStdin`), else the first line; a weak one is refused. */

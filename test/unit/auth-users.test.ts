@@ -220,7 +220,7 @@ test('UserStore: the data survives a reopen; the folder is 0700 and the file 060
     assert.equal((await stat(path.join(data, 'auth', 'users.sqlite'))).mode & 0o777, 0o600)
     const db = new DatabaseSync(path.join(data, 'auth', 'users.sqlite'))
     try {
-      assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 1)
+      assert.equal((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version, 2)
       assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal')
       const row = db.prepare('SELECT password_hash FROM users').get() as { password_hash: string }
       assert.match(row.password_hash, /^scrypt\$N=32768,r=8,p=1\$/)
@@ -242,7 +242,7 @@ test('UserStore: a file from a newer Edgebox (higher user_version) is refused, n
       assert.ok(!(e instanceof UserError))
       assert.ok(e.message.includes(file), e.message)
       assert.match(e.message, /user_version 7/)
-      assert.match(e.message, /\(1\)/)
+      assert.match(e.message, /\(2\)/)
       return true
     })
   })

@@ -98,9 +98,13 @@ export const idpSchema = z
         })
       }),
     /**
-     * A second factor (TOTP, RFC 6238): `off` (passwords only), `optional`
-     * (users with a TOTP secret are asked for a code), `required` (everyone;
-     * users without a secret set one up at their next sign-in).
+     * A second factor: a TOTP code (RFC 6238) or a passkey (W3C WebAuthn
+     * Level 3), whichever the user has (both are offered to a user who has
+     * both). `off` (passwords only), `optional` (users with a TOTP secret or
+     * a passkey are asked for one), `required` (everyone; users with neither
+     * set one up at their next sign-in: an authenticator app, or a passkey
+     * instead). Passkeys are for the issuer's host name (its relying party
+     * ID): an issuer on an IP address offers none.
      */
     secondFactor: z.enum(['off', 'optional', 'required']).default('optional'),
     /** A new signing key (and cookie key) after this long; the old ones stay published until what they signed has expired. */
