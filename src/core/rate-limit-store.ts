@@ -15,7 +15,13 @@ export interface RateLimitStore {
   take(key: string, now: number, capacity: number, refillPerMs: number): { allowed: boolean; remaining: number; retryAfterMs: number; fullInMs: number }
 }
 
-/** Buckets in this process's memory: an LRU bounded in entries, so a flood of new keys cannot grow it without limit. */
+/**
+ * Buckets in this process's memory: an LRU bounded in entries, so a flood of
+ * new keys cannot grow it without limit. A bucket is kept only until it has
+ * refilled (a full bucket is the same as none), so the memory holds the
+ * buckets in use, and a flood of new keys has to outpace the refill to push
+ * out a drained one.
+ */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly buckets = new LRUCache<string, { tokens: number; at: number }>({ max: 100_000 })
 
@@ -24,7 +30,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const tokens = Math.min(capacity, b.tokens + Math.max(0, now - b.at) * refillPerMs)
     const allowed = tokens >= 1
     const left = allowed ? tokens - 1 : tokens
-    this.buckets.set(key, { tokens: left, at: now })
-    return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs: (capacity - left) / refillPerMs }
+    const fullInMs = (capacity - left) / refillPerMs
+    this.buckets.set(key, { tokens: left, at: now }, { ttl: Math.max(1, Math.ceil(fullInMs)) })
+    return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs }
   }
 }

@@ -289,13 +289,19 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     // login: the limits first, then one password hash
     const username = (form.get('username') ?? '').trim()
     const password = form.get('password') ?? ''
+    // an empty field is no attempt at all (the form requires both): it costs no hash, and it makes no bucket either, so
+    // it cannot be used to crowd the limiter's memory
+    if (!username || !password) {
+      send(res, loginForm(details, 200, username, { error: WRONG_PASSWORD }))
+      return
+    }
     const wait = d.limiter.take(username, addressOf(req))
     if (wait !== null) {
       d.log.info({ address: addressOf(req) }, 'identity provider: sign-in attempts over the limit')
       send(res, loginForm(details, 429, username, tooMany(wait), retryHeaders(wait)))
       return
     }
-    const user = username && password ? await d.users.verify(username, password) : null
+    const user = await d.users.verify(username, password)
     if (!user) {
       const known = username ? d.users.get(username) : undefined
       // the name typed is logged only when it is a user's: a password typed into the username field stays out of the log

@@ -1,5 +1,6 @@
 import type { Clock } from '../../core/clock.ts'
 import { MemoryRateLimitStore, type RateLimitStore } from '../../core/rate-limit-store.ts'
+import { clientNetwork } from '../../http/address.ts'
 import { normalizeUsername } from '../users.ts'
 import type { IdpConfig } from './schema.ts'
 
@@ -17,13 +18,16 @@ import type { IdpConfig } from './schema.ts'
  * from anywhere.
  */
 export class LoginLimiter {
-  readonly #store: RateLimitStore
+  /** Accounts' buckets apart from addresses': a flood of new addresses cannot push a locked account's bucket out. */
+  readonly #accounts: RateLimitStore
+  readonly #addresses: RateLimitStore
   readonly #clock: Clock
   readonly #account: { capacity: number; refillPerMs: number }
   readonly #address: { capacity: number; refillPerMs: number }
 
-  constructor(limits: IdpConfig['loginLimits'], clock: Clock, store: RateLimitStore = new MemoryRateLimitStore()) {
-    this.#store = store
+  constructor(limits: IdpConfig['loginLimits'], clock: Clock, accounts: RateLimitStore = new MemoryRateLimitStore(), addresses: RateLimitStore = new MemoryRateLimitStore()) {
+    this.#accounts = accounts
+    this.#addresses = addresses
     this.#clock = clock
     this.#account = { capacity: limits.perAccount.attempts, refillPerMs: limits.perAccount.attempts / limits.perAccount.per }
     this.#address = { capacity: limits.perAddress.attempts, refillPerMs: limits.perAddress.attempts / limits.perAddress.per }
@@ -36,10 +40,11 @@ export class LoginLimiter {
    */
   take(username: string, address: string): number | null {
     const now = this.#clock.now()
-    const a = this.#store.take(`addr|${address}`, now, this.#address.capacity, this.#address.refillPerMs)
+    // an IPv6 client counts by its /64 (one subscriber gets a whole /64)
+    const a = this.#addresses.take(clientNetwork(address), now, this.#address.capacity, this.#address.refillPerMs)
     if (!a.allowed) return Math.max(1000, a.retryAfterMs)
     // bounded key: a name longer than any valid username counts as its first 256 characters
-    const u = this.#store.take(`acct|${normalizeUsername(username.slice(0, 256))}`, now, this.#account.capacity, this.#account.refillPerMs)
+    const u = this.#accounts.take(normalizeUsername(username.slice(0, 256)), now, this.#account.capacity, this.#account.refillPerMs)
     if (!u.allowed) return Math.max(1000, u.retryAfterMs)
     return null
   }
