@@ -61,6 +61,20 @@ export interface Grant {
   save(): Promise<string>
 }
 
+/** A client (oidc-provider's Client model), as far as Edgebox uses it. */
+export interface OidcClient {
+  readonly clientId: string
+  /** Where it takes logout tokens (Back-Channel Logout 1.0), when it registered one. */
+  readonly backchannelLogoutUri?: string
+  /**
+   * Signs a logout token for `sub` (and `sid`) with the provider's keys and
+   * posts it to the client's back-channel logout URI through the provider's
+   * `fetch` (one attempt, 2.5 s at most); rejects unless the client answers
+   * 200 or 204.
+   */
+  backchannelLogout(sub: string, sid: string | undefined): Promise<void>
+}
+
 /** The oidc-provider instance, as far as Edgebox uses it. */
 export interface OidcProvider {
   proxy: boolean
@@ -70,7 +84,7 @@ export interface OidcProvider {
   interactionFinished(req: IncomingMessage, res: ServerResponse, result: Record<string, unknown>, opts?: { mergeWithLastSubmission?: boolean }): Promise<void>
   on(event: string, listener: (...args: never[]) => void): unknown
   readonly Grant: { new (init: { accountId: string; clientId: string }): Grant; find(id: string): Promise<Grant | undefined> }
-  readonly Client: { find(id: string): Promise<unknown> }
+  readonly Client: { find(id: string): Promise<OidcClient | undefined> }
 }
 
 /** Koa's context, as the page hooks use it. */

@@ -17,6 +17,7 @@ import { IdpKeys } from './keys.ts'
 import { LoginLimiter } from './limits.ts'
 import { messagePage } from './pages.ts'
 import { backchannelAgent, buildProvider, type OidcProvider, type ProviderDeps } from './provider.ts'
+import { watchRemovals } from './removals.ts'
 import type { IdpConfig } from './schema.ts'
 import { IdpStore } from './store.ts'
 
@@ -184,6 +185,17 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
   }, SWEEP_EVERY_MS)
   sweep.unref()
   store.sweep()
+  // removed and disabled users lose their sessions here and at every client that registered a back-channel logout URI
+  const removals = watchRemovals({
+    store,
+    users,
+    provider: async () => {
+      await current()
+      return provider
+    },
+    clock: deps.clock,
+    log,
+  })
   log.info({ issuer: cfg.issuer, clients: cfg.clients.map((c) => c.clientId), secondFactor: cfg.secondFactor, kids: keys.generations[0]!.signing.map((k) => k.kid) }, 'identity provider: ready')
 
   return {
@@ -217,6 +229,7 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
     },
     async close() {
       deps.clock.clearInterval(sweep)
+      await removals.close()
       await pool.close()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

@@ -14,6 +14,13 @@ import { ensurePrivateDir } from '../../core/data-dir.ts'
  * each user signed in with (RFC 6238 §5.2: a code is accepted once).
  * Expiry is read from the clock Edgebox gives (`ModuleDeps.clock`); expired
  * rows are never returned and are swept by `sweep()`.
+ *
+ * Sessions are indexed by the account they are signed in as (and when),
+ * so finding the sessions of a removed user (removals.ts) reads an index,
+ * not every payload. The index is on expressions of the payload
+ * (`json_extract`), kept up to date by SQLite itself on every write: it
+ * needs no new column, no data migration and no new schema version, and an
+ * older Edgebox opening the file keeps it right without knowing of it.
  */
 
 /** What oidc-provider stores for one model instance (a token, a session...): JSON, with the fields it looks rows up by. */
@@ -47,6 +54,28 @@ interface Row {
   consumed: number | null
 }
 
+/**
+ * The index of sessions by account and sign-in time (seconds), with the
+ * expiry, so the query of the accounts with live sessions is answered from
+ * the index alone. Queries name it (`INDEXED BY`) and repeat its
+ * expressions exactly: SQLite uses an index on expressions only then.
+ */
+const SESSION_ACCOUNT_INDEX = `CREATE INDEX IF NOT EXISTS oidc_session_account ON oidc (json_extract(payload, '$.accountId'), json_extract(payload, '$.loginTs'), expires_at) WHERE model = 'Session'`
+
+/** An account that has live provider sessions. */
+export interface SessionAccount {
+  /** The account the sessions are signed in as (the username). */
+  readonly accountId: string
+  /** When the earliest of them signed in, in seconds since the epoch (oidc-provider's `loginTs`), or null if unknown. */
+  readonly firstLogin: number | null
+}
+
+/** A provider session as stored: its ID and its payload (oidc-provider's `Session`: `accountId`, `loginTs`, `authorizations`...). */
+export interface StoredSession {
+  readonly id: string
+  readonly payload: AdapterPayload
+}
+
 /** The provider's SQLite file and the adapters over it. */
 export class IdpStore {
   readonly file: string
@@ -62,6 +91,9 @@ export class IdpStore {
     revoke: StatementSync
     sweep: StatementSync
     totp: StatementSync
+    sessionAccounts: StatementSync
+    sessionsOf: StatementSync
+    destroyGrant: StatementSync
   }
 
   private constructor(db: DatabaseSync, file: string, clock: Clock) {
@@ -88,6 +120,18 @@ export class IdpStore {
         `INSERT INTO totp_used (username, step) VALUES (?, ?)
          ON CONFLICT (username) DO UPDATE SET step = excluded.step WHERE excluded.step > totp_used.step`,
       ),
+      // a scan of the session index alone (no payload read): one row per account
+      sessionAccounts: db.prepare(
+        `SELECT json_extract(payload, '$.accountId') AS account, min(json_extract(payload, '$.loginTs')) AS first
+         FROM oidc INDEXED BY oidc_session_account
+         WHERE model = 'Session' AND ${live}
+         GROUP BY json_extract(payload, '$.accountId')`,
+      ),
+      sessionsOf: db.prepare(
+        `SELECT id, payload FROM oidc INDEXED BY oidc_session_account
+         WHERE model = 'Session' AND json_extract(payload, '$.accountId') = ? AND ${live}`,
+      ),
+      destroyGrant: db.prepare(`DELETE FROM oidc WHERE model = 'Grant' AND id = ?`),
     }
   }
 
@@ -132,6 +176,8 @@ export class IdpStore {
           db.exec('CREATE TABLE IF NOT EXISTS totp_used (username TEXT PRIMARY KEY NOT NULL, step INTEGER NOT NULL) STRICT')
           db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
         }
+        // at every open: a file made before the index gets it (built once from the rows there)
+        db.exec(SESSION_ACCOUNT_INDEX)
         db.exec('COMMIT')
       } catch (err) {
         db.exec('ROLLBACK')
@@ -187,6 +233,44 @@ export class IdpStore {
    */
   useTotpStep(username: string, step: number): boolean {
     return Number(this.#stmts.totp.run(username, step).changes) > 0
+  }
+
+  /**
+   * The accounts that have live provider sessions, each with the sign-in
+   * time of its earliest one; read from the session index alone.
+   */
+  sessionAccounts(): SessionAccount[] {
+    const rows = this.#stmts.sessionAccounts.all(this.#clock.now()) as unknown as { account: unknown; first: unknown }[]
+    const out: SessionAccount[] = []
+    for (const r of rows) if (typeof r.account === 'string') out.push({ accountId: r.account, firstLogin: typeof r.first === 'number' ? r.first : null })
+    return out
+  }
+
+  /** The live provider sessions signed in as `accountId`, with their payloads. */
+  sessionsOf(accountId: string): StoredSession[] {
+    const rows = this.#stmts.sessionsOf.all(accountId, this.#clock.now()) as unknown as { id: string; payload: string }[]
+    return rows.map((r) => ({ id: r.id, payload: JSON.parse(r.payload) as AdapterPayload }))
+  }
+
+  /**
+   * Ends a provider session in one transaction: deletes it, its grants, and
+   * everything issued under them (authorization codes, access and refresh
+   * tokens), so none of them works again.
+   */
+  endSession(id: string, grantIds: readonly string[]): void {
+    const s = this.#stmts
+    this.#db.exec('BEGIN IMMEDIATE')
+    try {
+      for (const g of grantIds) {
+        s.revoke.run(g)
+        s.destroyGrant.run(g)
+      }
+      s.destroy.run('Session', id)
+      this.#db.exec('COMMIT')
+    } catch (err) {
+      this.#db.exec('ROLLBACK')
+      throw err
+    }
   }
 
   /** Deletes expired rows; returns how many. */
