@@ -10,11 +10,9 @@
  */
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
-import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
 import path from 'node:path'
-import { DatabaseSync } from 'node:sqlite'
-import { ensurePrivateDir } from '../core/data-dir.ts'
+import type { DatabaseSync } from 'node:sqlite'
+import { ensurePrivateDir, openPrivateDatabase } from '../core/data-dir.ts'
 
 /** One user, as the store keeps it (never with the password hash). */
 export interface User {
@@ -316,16 +314,8 @@ export class UserStore {
   static async open(dataDir: string): Promise<UserStore> {
     const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
     const file = path.join(dir, 'users.sqlite')
-    // create the file private before SQLite does (it would use the umask); SQLite gives its -wal and -shm files the same mode
-    const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600)
+    const db = await openPrivateDatabase(file)
     try {
-      if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600)
-    } finally {
-      await handle.close()
-    }
-    const db = new DatabaseSync(file)
-    try {
-      db.exec('PRAGMA busy_timeout = 2000')
       const version = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version
       if (version > SCHEMA_VERSION) throw new Error(`${file} has user_version ${version}, newer than this Edgebox understands (${SCHEMA_VERSION}); upgrade Edgebox to use it`)
       db.exec('PRAGMA journal_mode = WAL')

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { processAlive } from '../core/process.ts'
 
 /**
  * Calls `onGone` once when the `npx` that started this process is gone.
@@ -17,7 +18,7 @@ export function stopWithNpx(onGone: () => void, everyMs = 500): void {
   const parent = process.ppid
   const grandparent = parentOf(parent)
   const timer = setInterval(() => {
-    if (process.ppid === parent && (grandparent === null || alive(grandparent))) return
+    if (process.ppid === parent && (grandparent === null || processAlive(grandparent))) return
     clearInterval(timer)
     onGone()
   }, everyMs)
@@ -36,11 +37,3 @@ function parentOf(pid: number): number | null {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { chmod, link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import os from 'node:os'
+import { DatabaseSync } from 'node:sqlite'
 import path from 'node:path'
 
 /**
@@ -115,4 +116,29 @@ export async function writeNewPrivateFile(file: string, data: string): Promise<b
   } finally {
     await rm(tmp, { force: true })
   }
+}
+
+/**
+ * Opens an SQLite database in the data folder as a private file: `file`
+ * (in a folder `ensurePrivateDir` made) is created 0600 before SQLite opens
+ * it, since SQLite would follow the umask, and SQLite gives its -wal and
+ * -shm files the same mode; an existing file open to others is made 0600.
+ * The connection waits up to 2 seconds for another process's lock. Each
+ * store checks its own schema version after.
+ */
+export async function openPrivateDatabase(file: string): Promise<DatabaseSync> {
+  const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600)
+  try {
+    if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600)
+  } finally {
+    await handle.close()
+  }
+  const db = new DatabaseSync(file)
+  try {
+    db.exec('PRAGMA busy_timeout = 2000')
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return db
 }

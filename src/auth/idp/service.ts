@@ -20,6 +20,7 @@ import { backchannelAgent, buildProvider, type OidcProvider, type ProviderDeps }
 import { watchRemovals } from './removals.ts'
 import type { IdpConfig } from './schema.ts'
 import { IdpStore } from './store.ts'
+import { processAlive } from '../../core/process.ts'
 
 /**
  * The built-in provider as a route's handler (docs/idp.md).
@@ -245,16 +246,8 @@ async function socketFor(dataDir: string): Promise<string> {
   const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
   for (const f of await readdir(dir)) {
     const m = /^idp-(\d+)-[0-9a-f]+\.sock$/.exec(f)
-    if (m && !alive(Number(m[1]))) await rm(path.join(dir, f), { force: true })
+    if (m && !processAlive(Number(m[1]))) await rm(path.join(dir, f), { force: true })
   }
   return path.join(dir, `idp-${process.pid}-${randomBytes(4).toString('hex')}.sock`)
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}

@@ -1,9 +1,7 @@
-import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
 import path from 'node:path'
-import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import type { Clock } from '../../core/clock.ts'
-import { ensurePrivateDir } from '../../core/data-dir.ts'
+import { ensurePrivateDir, openPrivateDatabase } from '../../core/data-dir.ts'
 
 /**
  * The built-in provider's state in one SQLite file,
@@ -142,16 +140,8 @@ export class IdpStore {
   static async open(dataDir: string, clock: Clock): Promise<IdpStore> {
     const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
     const file = path.join(dir, 'idp.sqlite')
-    // the file private before SQLite makes it (it would follow the umask); its -wal and -shm files take the same mode
-    const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600)
+    const db = await openPrivateDatabase(file)
     try {
-      if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600)
-    } finally {
-      await handle.close()
-    }
-    const db = new DatabaseSync(file)
-    try {
-      db.exec('PRAGMA busy_timeout = 2000')
       db.exec('PRAGMA journal_mode = WAL')
       db.exec('BEGIN IMMEDIATE')
       try {
