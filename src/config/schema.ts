@@ -251,6 +251,8 @@ const siteSchema = z.strictObject({
   auth: gateOptionSchema.optional(),
   /** Publish the head of each answer (status, Location, cookies; values shortened) to the wire trace a lab page watches (the sign-on lab). */
   trace: z.boolean().default(false),
+  /** Real-user monitoring (docs/monitoring.md): each HTML answer gets a page-view id (`Server-Timing: pv;desc="<id>"`, and `"pv"` in the access log). */
+  rum: z.boolean().default(false),
   routes: z.array(routeSchema()).min(1),
 })
 

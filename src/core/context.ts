@@ -99,6 +99,8 @@ export class Context {
   auth = ''
   /** The signed-in subject (`sub`), for the access log. */
   user = ''
+  /** The page-view id of an HTML answer on a site with `rum` (src/rum/page-view.ts), for the access log. */
+  pageView = ''
   /** Cookies Edgebox itself sets on this response (the CSRF token); null: none (no array per request). */
   setCookies: string[] | null = null
   /** A 103 Early Hints response was sent before the final one. */

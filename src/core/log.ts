@@ -312,7 +312,7 @@ export function writeJson(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
   const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')
-  const auth = ctx.auth ? `,"auth":${jsonString(ctx.auth)}${ctx.user ? `,"user":${jsonString(ctx.user)}` : ''}` : ''
+  const auth = (ctx.auth ? `,"auth":${jsonString(ctx.auth)}${ctx.user ? `,"user":${jsonString(ctx.user)}` : ''}` : '') + (ctx.pageView ? `,"pv":"${ctx.pageView}"` : '')
   return `${linePrefix(Date.now())}${lastMethod.of(ctx.method)},"host":${lastHost.of(ctx.host)},"path":${lastPath.of(ctx.rawPath)},"status":${ctx.status},"bytes":${ctx.bytes},"ms":${formatMs(ms)},"cache":"${ctx.cache}","proto":"${ctx.protocol}","client":"${ctx.clientAddress || peerOfResetStream(ctx)}"${upstream}${cors}${auth}${err}}\n`
 }
 

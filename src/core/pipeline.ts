@@ -48,7 +48,7 @@ export const BEFORE_HANDLER = ['earlyHints'] as const
  * JSONP first, so the others see the script it makes of a JSON answer;
  * closing a connection during shutdown last.
  */
-export const RESPONSE_FILTERS = ['jsonp', 'serverTiming', 'cors', 'headers', 'rateLimit', 'earlyHints', 'trace', 'shutdown'] as const
+export const RESPONSE_FILTERS = ['jsonp', 'serverTiming', 'rum', 'cors', 'headers', 'rateLimit', 'earlyHints', 'trace', 'shutdown'] as const
 
 /** A route's (or, for answers no route gave, a site's) steps and filters, put in the pipeline's order. */
 export function routeChain(parts: ReadonlyMap<string, RouteParts>): { access: RouteStep[]; beforeHandler: RouteStep[]; filters: ResponseFilter[]; upgradeChecks: UpgradeCheck[] } {

@@ -95,3 +95,10 @@ test('handler modules reach auth/ only for its rules (a channel rule names claim
     [],
   )
 })
+
+test('rum/ (real-user monitoring) never imports the HTTP server, the handler modules or the CLI', () => {
+  assert.deepEqual(
+    breaking(under('rum'), (i) => under('server')(i.target) || under('modules')(i.target) || under('cli')(i.target)),
+    [],
+  )
+})
