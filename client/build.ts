@@ -14,10 +14,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { buildSync } from 'esbuild'
 import ts from 'typescript'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const source = path.join(root, 'client', 'realtime.ts')
+const rumSource = path.join(root, 'client', 'rum.ts')
 const distDir = path.join(root, 'dist', 'client')
 const assets = path.join(root, 'lab', 'www', 'assets')
 
@@ -30,11 +32,12 @@ function fail(diagnostics: readonly ts.Diagnostic[]): never {
   process.exit(1)
 }
 
-/** Type-checks realtime.ts as browser code and emits dist/client/realtime.{js,d.ts}. */
+/** Type-checks realtime.ts and rum.ts as browser code and emits dist/client/{realtime,rum}.{js,d.ts}. */
 function buildModule(): void {
-  const program = ts.createProgram([source], {
+  const program = ts.createProgram([source, rumSource], {
     target,
     module: ts.ModuleKind.ES2022,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
     lib: ['lib.es2024.d.ts', 'lib.dom.d.ts'],
     types: [],
     strict: true,
@@ -76,12 +79,56 @@ export function buildScript(): string {
   return `${banner}// Usage: <script src="/assets/edgebox-realtime.js"></script> then EdgeboxRealtime.connect('/live/')\n(function () {\n'use strict';\nvar exports = {};\n${body}\nglobalThis.EdgeboxRealtime = Object.freeze(exports);\n})();\n`
 }
 
+const rumBanner = '/* Edgebox RUM SDK, built from client/rum.ts by client/build.ts (bundles web-vitals, Apache-2.0, Google LLC). */'
+
+/** esbuild's bundle of `contents` (TypeScript, resolved from client/), minified. */
+function bundle(contents: string, format: 'esm' | 'iife', globalName?: string): string {
+  const out = buildSync({
+    stdin: { contents, resolveDir: path.dirname(rumSource), sourcefile: 'edgebox-rum-entry.ts', loader: 'ts' },
+    bundle: true,
+    write: false,
+    format,
+    globalName,
+    minify: true,
+    target: 'es2022',
+    platform: 'browser',
+    legalComments: 'none',
+    banner: { js: rumBanner },
+    logLevel: 'silent',
+  })
+  return out.outputFiles[0]!.text
+}
+
+/** The RUM SDK as an ES module for pages (web-vitals bundled in). */
+export function buildRumPageModule(): string {
+  return bundle("export * from './rum.ts'\n", 'esm')
+}
+
+/**
+ * The RUM SDK as a plain script: window.EdgeboxRum, initialised from its
+ * <script> element's data- attributes (unless data-manual).
+ */
+export function buildRumScript(): string {
+  return bundle("export * from './rum.ts'\nimport { initFromScript } from './rum.ts'\ninitFromScript(document.currentScript)\n", 'iife', 'EdgeboxRum')
+}
+
+/** Writes both RUM page builds to lab/www/assets (or `dir`); returns their paths. */
+export function writeRumAssets(dir = assets): { module: string; script: string } {
+  mkdirSync(dir, { recursive: true })
+  const files = { module: path.join(dir, 'edgebox-rum.mjs'), script: path.join(dir, 'edgebox-rum.js') }
+  writeFileSync(files.module, buildRumPageModule())
+  writeFileSync(files.script, buildRumScript())
+  return files
+}
+
 function main(): void {
   buildModule()
   mkdirSync(assets, { recursive: true })
   writeFileSync(path.join(assets, 'edgebox-realtime.mjs'), buildPageModule())
   writeFileSync(path.join(assets, 'edgebox-realtime.js'), buildScript())
   process.stdout.write(`realtime client: ${path.relative(root, distDir)}/realtime.{js,d.ts}, lab/www/assets/edgebox-realtime.{mjs,js}\n`)
+  writeRumAssets()
+  process.stdout.write(`rum sdk: ${path.relative(root, distDir)}/rum.{js,d.ts}, lab/www/assets/edgebox-rum.{mjs,js}\n`)
 }
 
 // Imported (by the browser test, for the page builds), it only exports.
