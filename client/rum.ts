@@ -391,7 +391,8 @@ function start(options: RumOptions) {
     if (target instanceof HTMLElement) {
       const url = (target as HTMLImageElement).currentSrc || (target as HTMLImageElement).src || (target as HTMLLinkElement).href
       if (!url || isOwn(url)) return
-      failedResource(current, { t: 'resource', at: at(current), url: cleanUrl(url), initiator: target.tagName.toLowerCase(), failed: true })
+      // an element's load error has no timing: status 0 as Resource Timing gives for a failed fetch, no duration, no size
+      failedResource(current, { t: 'resource', at: at(current), url: cleanUrl(url), initiator: target.tagName.toLowerCase(), duration: 0, status: 0, size: 0, failed: true })
       return
     }
     const ee = e as ErrorEvent

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { parseBatch } from '../../src/rum/schema.ts'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
@@ -165,6 +166,11 @@ describe('RUM SDK in Chromium', { skip, timeout: 60_000 }, () => {
 
     assert.ok(batches.length > 0, 'no batch received')
     assert.ok(batches.every((b) => b.v === 1), 'every batch is version 1')
+    // what the SDK sends is what the collector takes: each batch passes its schema
+    for (const b of batches) {
+      const parsed = parseBatch(JSON.stringify(b))
+      assert.ok(parsed.ok, parsed.ok ? '' : `${parsed.error}: ${JSON.stringify(b).slice(0, 400)}`)
+    }
     const first = batches.filter((b) => b.pv === 'testpv123')
     assert.ok(first.length > 0, `a batch for pv testpv123: ${JSON.stringify(batches.map((b) => b.pv))}`)
     for (const b of first) {
