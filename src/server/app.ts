@@ -25,6 +25,8 @@ import { ResponseRateLimit } from '../dns/rate-limit.ts'
 import { AcmeChallenges } from '../dns/challenges.ts'
 import { createAuth, type Auth } from '../auth/index.ts'
 import { WireTrace } from '../core/wire-trace.ts'
+import { createCollector, type Collector } from '../rum/collector.ts'
+import { openSqliteRumStore } from '../rum/store.ts'
 import { createCsrfGuard, type CsrfGuard } from '../modules/security/csrf.ts'
 import { addressSet } from '../http/address.ts'
 
@@ -82,6 +84,8 @@ interface Generation {
   readonly dns: DnsState | null
   /** Single sign-on, when the configuration has `auth`. */
   readonly auth: Auth | null
+  /** Real-user monitoring's collector, when a site has `rum`. */
+  readonly rum: Collector | null
 }
 
 /**
@@ -314,7 +318,7 @@ function drainGeneration(g: Generation, log: Logger): void {
 }
 
 async function closeGeneration(g: Generation): Promise<void> {
-  await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close(), g.auth?.close()])
+  await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close(), g.auth?.close(), g.rum?.close()])
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
@@ -352,8 +356,13 @@ async function provision(
   // single sign-on: the sign-out form passes the CSRF filter's origin check of its site
   const csrfGuards = new Map<string, CsrfGuard>()
   let auth: Auth | null = null
+  let rum: Collector | null = null
   let sites: Site[]
   try {
+    // real-user monitoring: one collector and store for the sites with `rum`
+    if (config.sites.some((s) => s.rum)) {
+      rum = createCollector({ store: await openSqliteRumStore(dataDir), log: log.child({ module: 'rum' }), clock, limits: bodyLimits(config) })
+    }
     if (config.auth) {
       auth = await createAuth(
         config.auth,
@@ -361,11 +370,11 @@ async function provision(
         previous?.auth ?? undefined,
       )
     }
-    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace)
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum)
     // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
     await dns?.firstRound()
   } catch (err) {
-    await Promise.all([dns?.close(), auth?.close()])
+    await Promise.all([dns?.close(), auth?.close(), rum?.close()])
     throw err
   }
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
@@ -387,7 +396,7 @@ async function provision(
     connectHandler: () => forward,
     acmeHttp01,
   })
-  return { config, pipeline, handlers, certificates, dns, auth }
+  return { config, pipeline, handlers, certificates, dns, auth, rum }
 }
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
@@ -435,6 +444,7 @@ async function provisionSites(
   auth: Auth | null,
   csrfGuards: Map<string, CsrfGuard>,
   trace: WireTrace,
+  rum: Collector | null,
 ): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
@@ -459,7 +469,7 @@ async function provisionSites(
     csrfGuards.set(`sites[${si}]`, createCsrfGuard(true, origins))
     // a site with a gate anywhere gets the sign-on endpoints (the callback, sign-out, the assertion key)
     const gated = auth !== null && (siteCfg.auth !== undefined && siteCfg.auth !== false ? true : siteCfg.routes.some((r) => r.auth !== undefined && r.auth !== false))
-    const endpoints = endpointTable(gated ? [...health, ...auth!.endpoints] : health)
+    const endpoints = endpointTable([...health, ...(gated ? auth!.endpoints : []), ...(siteCfg.rum && rum ? rum.endpointsFor(origins) : [])])
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!

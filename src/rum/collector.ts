@@ -1,0 +1,185 @@
+import type { BodyLimits } from '../core/body.ts'
+import { readSmall } from '../core/body.ts'
+import type { Clock, Timer } from '../core/clock.ts'
+import type { Context } from '../core/context.ts'
+import type { Endpoint } from '../core/endpoints.ts'
+import { httpError } from '../core/errors.ts'
+import type { Logger } from '../core/log.ts'
+import type { OriginPolicy } from '../core/origin.ts'
+import { MemoryRateLimitStore } from '../core/rate-limit-store.ts'
+import { clientNetwork } from '../http/address.ts'
+import { MAX_BATCH_BYTES, parseBatch, parseGifQuery, type ParseResult } from './schema.ts'
+import { scrubBatch } from './scrub.ts'
+import { toRows, type RumRow, type RumStore } from './store.ts'
+
+/**
+ * The collector of real-user monitoring (docs/monitoring.md): on every site
+ * with `rum`,
+ *
+ *   POST /_edgebox/rum/batch       a batch as JSON (sendBeacon, fetch): 204
+ *   GET  /_edgebox/rum/beacon.gif  the same batch, base64url, in `d=`: the 43-byte transparent GIF
+ *
+ * A beacon is checked (its size, depth and schema: 400 with the reason,
+ * counted, nothing stored), limited per client network (429), scrubbed
+ * (emails, tokens, card numbers, query values; the address truncated) and
+ * queued; the queue is written to the store in transactions every 100 ms
+ * or 100 rows, off the request. A full queue or a failing store drops rows
+ * and counts them: a page is never slowed by its monitoring.
+ */
+
+/** GIF89a, 1x1, one transparent pixel: the 43 bytes a beacon image answers with. */
+export const TRANSPARENT_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64')
+
+/** What the collector counts since it started. */
+export interface CollectorStats {
+  /** Beacons stored (their rows queued). */
+  accepted: number
+  /** Beacons refused, by reason (`invalid`, `too large`, `rate`, `origin`). */
+  refused: Record<string, number>
+  /** Rows dropped: the queue was full, or the store failed. */
+  dropped: number
+  /** Rows written to the store. */
+  stored: number
+}
+
+export interface CollectorOptions {
+  readonly store: RumStore
+  readonly log: Logger
+  readonly clock: Clock
+  readonly limits: BodyLimits
+  /** Beacons per client network per minute (a page sends one or two per view). */
+  readonly perMinute?: number
+  /** Rows waiting for the store at most; more are dropped. */
+  readonly maxQueue?: number
+}
+
+export interface Collector {
+  /** The endpoints of a site with `rum`, answering cross-origin requests from its origins only. */
+  endpointsFor(origins: OriginPolicy): Endpoint[]
+  readonly stats: CollectorStats
+  /** Writes what is queued now (tests; shutdown). */
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+const FLUSH_MS = 100
+const FLUSH_ROWS = 100
+
+export function createCollector(opts: CollectorOptions): Collector {
+  const { store, log, clock } = opts
+  const perMinute = opts.perMinute ?? 120
+  const maxQueue = opts.maxQueue ?? 10_000
+  const buckets = new MemoryRateLimitStore()
+  const stats: CollectorStats = { accepted: 0, refused: {}, dropped: 0, stored: 0 }
+  let queue: RumRow[] = []
+  let writing: Promise<void> | null = null
+  let lastStoreError = 0
+
+  const refuse = (why: string, status: 'EB_ERR_BAD_REQUEST' | 'EB_ERR_TOO_MANY_REQUESTS' | 'EB_ERR_FORBIDDEN', message: string, headers?: Record<string, string>): never => {
+    stats.refused[why] = (stats.refused[why] ?? 0) + 1
+    throw httpError(status, message, headers)
+  }
+
+  /** Writes the queue, one transaction at a time; a failing store drops what it was given. */
+  function flush(): Promise<void> {
+    if (writing) return writing
+    if (queue.length === 0) return Promise.resolve()
+    const rows = queue
+    queue = []
+    writing = store
+      .insert(rows)
+      .then(
+        () => {
+          stats.stored += rows.length
+        },
+        (err: unknown) => {
+          stats.dropped += rows.length
+          // one line a minute at most: a locked or full disk would otherwise flood the log
+          if (clock.now() - lastStoreError > 60_000) {
+            lastStoreError = clock.now()
+            log.warn({ why: (err as Error).message, rows: rows.length }, 'monitoring rows could not be stored; dropped')
+          }
+        },
+      )
+      .finally(() => {
+        writing = null
+      })
+    return writing
+  }
+  const timer: Timer = clock.setInterval(() => void flush(), FLUSH_MS)
+  timer.unref()
+
+  /** A parsed beacon: scrubbed, made rows, queued (or dropped when the queue is full). */
+  function take(ctx: Context, parsed: ParseResult): void {
+    if (!parsed.ok) return refuse('invalid', 'EB_ERR_BAD_REQUEST', `the beacon was refused: ${parsed.error}`)
+    const rows = toRows(scrubBatch(parsed.batch), { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null })
+    if (queue.length + rows.length > maxQueue) {
+      stats.dropped += rows.length
+      return
+    }
+    stats.accepted++
+    for (const r of rows) queue.push(r)
+    if (queue.length >= FLUSH_ROWS) void flush()
+  }
+
+  function limit(ctx: Context): void {
+    const b = buckets.take(clientNetwork(ctx.clientAddress), clock.now(), perMinute, perMinute / 60_000)
+    if (!b.allowed) refuse('rate', 'EB_ERR_TOO_MANY_REQUESTS', `at most ${perMinute} beacons a minute from one client`, { 'Retry-After': String(Math.ceil(b.retryAfterMs / 1000)) })
+  }
+
+  return {
+    stats,
+    flush: async () => {
+      await writing
+      await flush()
+    },
+    async close() {
+      clock.clearInterval(timer)
+      await writing
+      await flush()
+      await store.close()
+    },
+    endpointsFor(origins) {
+      /** CORS for the site's own origins (docs/security.md's origin policy): a page of another origin is refused. */
+      const cors = (ctx: Context): Record<string, string> => {
+        const origin = ctx.header('origin')
+        if (origin === undefined || origin === ctx.origin) return {}
+        if (!origins.allows(origin, ctx.client.host, ctx.scheme)) refuse('origin', 'EB_ERR_FORBIDDEN', `origin ${origin} may not report here (sites[].origins)`)
+        return { 'access-control-allow-origin': origin, vary: 'Origin' }
+      }
+      return [
+        {
+          path: '/_edgebox/rum/batch',
+          feature: 'rum',
+          methods: ['POST', 'OPTIONS'],
+          async handle(ctx) {
+            const allow = cors(ctx)
+            if (ctx.method === 'OPTIONS') {
+              return ctx.send(204, { ...allow, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'Content-Type', 'access-control-max-age': '600', 'cache-control': 'no-store' })
+            }
+            limit(ctx)
+            let body: Buffer
+            try {
+              body = await readSmall(ctx, opts.limits, MAX_BATCH_BYTES)
+            } catch (err) {
+              stats.refused['too large'] = (stats.refused['too large'] ?? 0) + 1
+              throw err
+            }
+            take(ctx, parseBatch(body.toString('utf8')))
+            ctx.send(204, { ...allow, 'cache-control': 'no-store' })
+          },
+        },
+        {
+          path: '/_edgebox/rum/beacon.gif',
+          feature: 'rum',
+          methods: ['GET', 'HEAD'],
+          handle(ctx) {
+            limit(ctx)
+            take(ctx, parseGifQuery(new URLSearchParams(ctx.query).get('d') ?? ''))
+            ctx.send(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }, TRANSPARENT_GIF)
+          },
+        },
+      ]
+    },
+  }
+}
