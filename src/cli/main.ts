@@ -203,6 +203,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
       {
         // Edgebox's own pages run under the strict Content-Security-Policy preset.
         headers: { csp: 'strict' },
+        // real-user monitoring: page-view ids on every HTML answer, and the collector /lab/monitoring.html reports to
+        rum: true,
         routes: [
           { path: '/', static: { root: www } },
           { path: '/files/', static: { root: path.join(PACKAGE_DIR, 'lab', 'files'), listing: true } },
