@@ -251,8 +251,34 @@ const siteSchema = z.strictObject({
   auth: gateOptionSchema.optional(),
   /** Publish the head of each answer (status, Location, cookies; values shortened) to the wire trace a lab page watches (the sign-on lab). */
   trace: z.boolean().default(false),
-  /** Real-user monitoring (docs/monitoring.md): each HTML answer gets a page-view id (`Server-Timing: pv;desc="<id>"`, and `"pv"` in the access log). */
-  rum: z.boolean().default(false),
+  /**
+   * Real-user monitoring (docs/monitoring.md): each HTML answer gets a
+   * page-view id (`Server-Timing: pv;desc="<id>"`, and `"pv"` in the access
+   * log), and the collector's endpoints are on the site. `true` or an object
+   * (`{}` is the same as `true`); `{ sentry: {...} }` also takes a Sentry
+   * SDK's errors.
+   */
+  rum: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        /**
+         * Take errors from an app's Sentry SDK (`@sentry/browser`) whose DSN is
+         * `https://<key>@<this site>/_edgebox/rum/sentry/<project>`: its
+         * envelopes and events, at `/_edgebox/rum/sentry/api/<project>/envelope/`
+         * and `.../store/`, land in the same error groups as the Edgebox SDK's.
+         */
+        sentry: z
+          .strictObject({
+            /** The DSN's project id (its last path segment): 1 to 16 digits. */
+            project: z.string().regex(/^\d{1,16}$/, 'is the DSN\'s project id: 1 to 16 digits'),
+            /** The DSN's public key (its user part; Sentry makes 32 hex characters): 16 to 64 of [a-f0-9]. Public: it is in every page that reports. */
+            key: z.string().regex(/^[a-f0-9]{16,64}$/, 'is the DSN\'s public key: 16 to 64 of [a-f0-9]'),
+          })
+          .optional(),
+      }),
+    ])
+    .default(false),
   routes: z.array(routeSchema()).min(1),
 })
 

@@ -10,6 +10,7 @@ import { MemoryRateLimitStore } from '../core/rate-limit-store.ts'
 import { clientNetwork } from '../http/address.ts'
 import { MAX_BATCH_BYTES, parseBatch, parseGifQuery, type ParseResult } from './schema.ts'
 import { scrubBatch } from './scrub.ts'
+import { eventToBatch, MAX_SENTRY_BYTES, parseEnvelope, parseStoreBody, sentryKeyMatches, sentryKeyOf, sentryPaths, type EnvelopeResult, type SentryBatch, type SentryOptions } from './sentry.ts'
 import { toRows, type RumRow, type RumStore } from './store.ts'
 
 /**
@@ -18,6 +19,14 @@ import { toRows, type RumRow, type RumStore } from './store.ts'
  *
  *   POST /_edgebox/rum/batch       a batch as JSON (sendBeacon, fetch): 204
  *   GET  /_edgebox/rum/beacon.gif  the same batch, base64url, in `d=`: the 43-byte transparent GIF
+ *
+ * and, with `rum.sentry` (src/rum/sentry.ts), a Sentry SDK's
+ *
+ *   POST /_edgebox/rum/sentry/api/<project>/envelope/   an envelope: 200 `{"id":...}`
+ *   POST /_edgebox/rum/sentry/api/<project>/store/      one event: 200 `{"id":...}`
+ *
+ * whose key is checked (401) and whose error events take the same path as
+ * a batch's.
  *
  * A beacon is checked (its size, depth and schema: 400 with the reason,
  * counted, nothing stored), limited per client network (429), scrubbed
@@ -34,8 +43,10 @@ export const TRANSPARENT_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAA
 export interface CollectorStats {
   /** Beacons stored (their rows queued). */
   accepted: number
-  /** Beacons refused, by reason (`invalid`, `too large`, `rate`, `origin`). */
+  /** Beacons refused, by reason (`invalid`, `too large`, `rate`, `origin`, `key`, `encoding`). */
   refused: Record<string, number>
+  /** Sentry items skipped, not refused: sessions, client reports, transactions, attachments, events without an error. */
+  ignored: number
   /** Rows dropped: the queue was full, or the store failed. */
   dropped: number
   /** Rows written to the store. */
@@ -53,9 +64,15 @@ export interface CollectorOptions {
   readonly maxQueue?: number
 }
 
+/** What a site's `rum` option asks of the collector besides its own endpoints. */
+export interface SiteRumOptions {
+  /** Take a Sentry SDK's envelopes and events under this DSN's project and key. */
+  readonly sentry?: SentryOptions | undefined
+}
+
 export interface Collector {
-  /** The endpoints of a site with `rum`, answering cross-origin requests from its origins only. */
-  endpointsFor(origins: OriginPolicy): Endpoint[]
+  /** The endpoints of a site with `rum`, answering cross-origin requests from its origins only; with `sentry`, the Sentry endpoints too. */
+  endpointsFor(origins: OriginPolicy, site?: SiteRumOptions): Endpoint[]
   readonly stats: CollectorStats
   /** Writes what is queued now (tests; shutdown). */
   flush(): Promise<void>
@@ -70,12 +87,12 @@ export function createCollector(opts: CollectorOptions): Collector {
   const perMinute = opts.perMinute ?? 120
   const maxQueue = opts.maxQueue ?? 10_000
   const buckets = new MemoryRateLimitStore()
-  const stats: CollectorStats = { accepted: 0, refused: {}, dropped: 0, stored: 0 }
+  const stats: CollectorStats = { accepted: 0, refused: {}, ignored: 0, dropped: 0, stored: 0 }
   let queue: RumRow[] = []
   let writing: Promise<void> | null = null
   let lastStoreError = 0
 
-  const refuse = (why: string, status: 'EB_ERR_BAD_REQUEST' | 'EB_ERR_TOO_MANY_REQUESTS' | 'EB_ERR_FORBIDDEN', message: string, headers?: Record<string, string>): never => {
+  const refuse = (why: string, status: 'EB_ERR_BAD_REQUEST' | 'EB_ERR_TOO_MANY_REQUESTS' | 'EB_ERR_FORBIDDEN' | 'EB_ERR_UNAUTHORIZED' | 'EB_ERR_UNSUPPORTED_MEDIA_TYPE', message: string, headers?: Record<string, string>): never => {
     stats.refused[why] = (stats.refused[why] ?? 0) + 1
     throw httpError(status, message, headers)
   }
@@ -112,7 +129,33 @@ export function createCollector(opts: CollectorOptions): Collector {
   /** A parsed beacon: scrubbed, made rows, queued (or dropped when the queue is full). */
   function take(ctx: Context, parsed: ParseResult): void {
     if (!parsed.ok) return refuse('invalid', 'EB_ERR_BAD_REQUEST', `the beacon was refused: ${parsed.error}`)
-    const rows = toRows(scrubBatch(parsed.batch), { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null })
+    enqueue(toRows(scrubBatch(parsed.batch), { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null }))
+  }
+
+  /**
+   * A Sentry request's events, each a one-event batch: scrubbed and made rows
+   * like a batch (the row's `json` the event's id, timestamp and contexts),
+   * queued together; a bad event refuses the whole request, nothing stored.
+   */
+  function takeSentry(ctx: Context, parsed: EnvelopeResult): string | undefined {
+    if (!parsed.ok) return refuse('invalid', 'EB_ERR_BAD_REQUEST', `the Sentry request was refused: ${parsed.error}`)
+    stats.ignored += parsed.skipped
+    const batches: SentryBatch[] = []
+    for (const e of parsed.events) {
+      const r = eventToBatch(e)
+      if (!r.ok) return refuse('invalid', 'EB_ERR_BAD_REQUEST', `the Sentry request was refused: ${r.error}`)
+      if (r.value) batches.push(r.value)
+      else stats.ignored++
+    }
+    if (batches.length === 0) return undefined
+    const receive = { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null }
+    enqueue(batches.flatMap((b) => toRows(scrubBatch(b.batch), receive).map((row) => ({ ...row, json: b.json }))))
+    const id = parsed.events.length > 0 ? (parsed.events[0] as { event_id?: unknown }).event_id : undefined
+    return typeof id === 'string' && /^[0-9a-f]{32}$/i.test(id) ? id : undefined
+  }
+
+  /** Rows of one beacon: queued, or dropped (counted) when the queue has no room for all of them. */
+  function enqueue(rows: RumRow[]): void {
     if (queue.length + rows.length > maxQueue) {
       stats.dropped += rows.length
       return
@@ -127,6 +170,44 @@ export function createCollector(opts: CollectorOptions): Collector {
     if (!b.allowed) refuse('rate', 'EB_ERR_TOO_MANY_REQUESTS', `at most ${perMinute} beacons a minute from one client`, { 'Retry-After': String(Math.ceil(b.retryAfterMs / 1000)) })
   }
 
+  /**
+   * A Sentry project's envelope and store endpoints: CORS like the batch's
+   * (a browser SDK posts `text/plain`, a simple request; a preflight is
+   * answered too), the key checked before the body is read (401), the body
+   * read up to 200 KiB (413), then parsed and taken.
+   */
+  function sentryEndpoints(sentry: SentryOptions, cors: (ctx: Context) => Record<string, string>): Endpoint[] {
+    const paths = sentryPaths(sentry.project)
+    const endpoint = (path: string, parse: (body: Buffer) => EnvelopeResult): Endpoint => ({
+      path,
+      feature: 'rum.sentry',
+      methods: ['POST', 'OPTIONS'],
+      async handle(ctx) {
+        const allow = cors(ctx)
+        if (ctx.method === 'OPTIONS') {
+          return ctx.send(204, { ...allow, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'Content-Type, X-Sentry-Auth', 'access-control-max-age': '600', 'cache-control': 'no-store' })
+        }
+        const key = sentryKeyOf({ auth: ctx.header('x-sentry-auth'), authorization: ctx.header('authorization') }, ctx.query)
+        if (!sentryKeyMatches(key, sentry.key)) {
+          refuse('key', 'EB_ERR_UNAUTHORIZED', key === undefined ? 'no Sentry key (X-Sentry-Auth: Sentry sentry_key=..., or ?sentry_key=)' : 'the Sentry key is not this project\'s (sites[].rum.sentry.key)')
+        }
+        const encoding = (ctx.header('content-encoding') ?? 'identity').trim().toLowerCase()
+        if (encoding !== 'identity' && encoding !== '') refuse('encoding', 'EB_ERR_UNSUPPORTED_MEDIA_TYPE', `a ${encoding}-encoded body is not taken; send it uncompressed`)
+        limit(ctx)
+        let body: Buffer
+        try {
+          body = await readSmall(ctx, opts.limits, MAX_SENTRY_BYTES)
+        } catch (err) {
+          stats.refused['too large'] = (stats.refused['too large'] ?? 0) + 1
+          throw err
+        }
+        const id = takeSentry(ctx, parse(body))
+        ctx.send(200, { ...allow, 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(id ? { id } : {}))
+      },
+    })
+    return [endpoint(paths.envelope, parseEnvelope), endpoint(paths.store, parseStoreBody)]
+  }
+
   return {
     stats,
     flush: async () => {
@@ -139,7 +220,7 @@ export function createCollector(opts: CollectorOptions): Collector {
       await flush()
       await store.close()
     },
-    endpointsFor(origins) {
+    endpointsFor(origins, site) {
       /** CORS for the site's own origins (docs/security.md's origin policy): a page of another origin is refused. */
       const cors = (ctx: Context): Record<string, string> => {
         const origin = ctx.header('origin')
@@ -169,6 +250,7 @@ export function createCollector(opts: CollectorOptions): Collector {
             ctx.send(204, { ...allow, 'cache-control': 'no-store' })
           },
         },
+        ...(site?.sentry ? sentryEndpoints(site.sentry, cors) : []),
         {
           path: '/_edgebox/rum/beacon.gif',
           feature: 'rum',

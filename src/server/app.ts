@@ -469,7 +469,7 @@ async function provisionSites(
     csrfGuards.set(`sites[${si}]`, createCsrfGuard(true, origins))
     // a site with a gate anywhere gets the sign-on endpoints (the callback, sign-out, the assertion key)
     const gated = auth !== null && (siteCfg.auth !== undefined && siteCfg.auth !== false ? true : siteCfg.routes.some((r) => r.auth !== undefined && r.auth !== false))
-    const endpoints = endpointTable([...health, ...(gated ? auth!.endpoints : []), ...(siteCfg.rum && rum ? rum.endpointsFor(origins) : [])])
+    const endpoints = endpointTable([...health, ...(gated ? auth!.endpoints : []), ...(siteCfg.rum && rum ? rum.endpointsFor(origins, typeof siteCfg.rum === 'object' ? siteCfg.rum : {}) : [])])
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!
