@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import type { BodyLimits } from '../core/body.ts'
 import { readSmall } from '../core/body.ts'
 import type { Clock, Timer } from '../core/clock.ts'
@@ -17,6 +20,7 @@ import { toRows, type RumRow, type RumStore } from './store.ts'
  * The collector of real-user monitoring (docs/monitoring.md): on every site
  * with `rum`,
  *
+ *   GET  /_edgebox/rum/sdk.js      the SDK's script build
  *   POST /_edgebox/rum/batch       a batch as JSON (sendBeacon, fetch): 204
  *   GET  /_edgebox/rum/beacon.gif  the same batch, base64url, in `d=`: the 43-byte transparent GIF
  *
@@ -35,6 +39,14 @@ import { toRows, type RumRow, type RumStore } from './store.ts'
  * or 100 rows, off the request. A full queue or a failing store drops rows
  * and counts them: a page is never slowed by its monitoring.
  */
+
+/**
+ * The SDK's script build (client/build.ts writes it; the package ships it),
+ * served on every site with `rum` at `/_edgebox/rum/sdk.js`, so a page needs
+ * nothing copied: `<script src="/_edgebox/rum/sdk.js" data-release="...">`.
+ * From src/rum/ and from dist/rum/ alike, the package's lab/www/assets.
+ */
+const SDK_FILE = fileURLToPath(new URL('../../lab/www/assets/edgebox-rum.js', import.meta.url))
 
 /** GIF89a, 1x1, one transparent pixel: the 43 bytes a beacon image answers with. */
 export const TRANSPARENT_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64')
@@ -122,6 +134,16 @@ export function createCollector(opts: CollectorOptions): Collector {
         writing = null
       })
     return writing
+  }
+  /** The SDK script, read once when first asked for (null: not built). */
+  let sdk: { body: Buffer; etag: string } | null | undefined
+  const loadSdk = () => {
+    try {
+      const body = readFileSync(SDK_FILE)
+      return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` }
+    } catch {
+      return null
+    }
   }
   const timer: Timer = clock.setInterval(() => void flush(), FLUSH_MS)
   timer.unref()
@@ -229,6 +251,16 @@ export function createCollector(opts: CollectorOptions): Collector {
         return { 'access-control-allow-origin': origin, vary: 'Origin' }
       }
       return [
+        {
+          path: '/_edgebox/rum/sdk.js',
+          feature: 'rum',
+          methods: ['GET', 'HEAD'],
+          handle(ctx) {
+            sdk ??= loadSdk()
+            if (sdk === null) throw httpError('EB_ERR_NOT_FOUND', 'the SDK is not built here: run npm run build:client')
+            ctx.send(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=300', etag: sdk.etag }, sdk.body)
+          },
+        },
         {
           path: '/_edgebox/rum/batch',
           feature: 'rum',

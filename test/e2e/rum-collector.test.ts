@@ -94,6 +94,14 @@ for (const protocol of PROTOCOLS) {
   })
 }
 
+test('the SDK is served on the site: /_edgebox/rum/sdk.js, the script build', async () => {
+  const r = await request('http/1.1', `${box.url}_edgebox/rum/sdk.js`)
+  assert.equal(r.status, 200)
+  assert.equal(r.headers['content-type'], 'text/javascript; charset=utf-8')
+  assert.match(String(r.headers.etag), /^"[A-Za-z0-9_-]{22}"$/)
+  assert.match(r.text, /EdgeboxRum/)
+})
+
 test('cross-origin beacons: the site origins only (CORS), others refused', async () => {
   const pre = await request('http/1.1', `${box.url}_edgebox/rum/batch`, { method: 'OPTIONS', headers: { origin: 'https://partner.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } })
   assert.equal(pre.status, 204)
