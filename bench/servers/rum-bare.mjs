@@ -1,53 +1,21 @@
 // The bare comparator of the real-user-monitoring benchmark (bench/rum.sh, bench/README.md "Real-user monitoring
 // benchmark"): node:http on 127.0.0.1:PORT, POST /_edgebox/rum/batch reads the body, JSON.parse, a minimal check,
-// one row per event into the same `rum_events` table as Edgebox's store (src/rum/store.ts SCHEMA_V1, copied below),
+// one row per event into the same `rum_events` table as Edgebox's store (src/rum/store.ts SCHEMA_V1, imported),
 // WAL, synchronous=NORMAL, rows buffered and written in one transaction per 100 rows or 100 ms (as the collector:
 // at once when 100 are waiting, else every 100 ms); answers 204. No scrubbing, no schema library, no rate limit, no
 // access log: the ceiling for a Node server that stores the same rows with the same durability.
 //
 // usage: node bench/servers/rum-bare.mjs PORT DBFILE     (SIGTERM: writes what is queued, closes the file, exits)
 import http from 'node:http'
+import { INSERT_COLUMNS, SCHEMA_V1 } from '../../src/rum/store.ts'
 import { DatabaseSync } from 'node:sqlite'
 
 const port = Number(process.argv[2] ?? 18911)
 const file = process.argv[3]
 if (!file) throw new Error('usage: rum-bare.mjs PORT DBFILE')
 
-// --- the same schema as src/rum/store.ts (SCHEMA_V1), byte for byte but for the indentation
-const SCHEMA_V1 = `
-CREATE TABLE IF NOT EXISTS rum_events (
-  id INTEGER PRIMARY KEY,
-  time INTEGER NOT NULL,
-  offset_ms REAL NOT NULL,
-  pv TEXT NOT NULL,
-  page TEXT NOT NULL,
-  release TEXT,
-  env TEXT,
-  cached INTEGER NOT NULL,
-  device_class TEXT NOT NULL,
-  browser TEXT NOT NULL,
-  country TEXT,
-  address TEXT,
-  kind TEXT NOT NULL,
-  name TEXT,
-  value REAL,
-  rating TEXT,
-  message TEXT,
-  stack TEXT,
-  fingerprint TEXT,
-  count INTEGER NOT NULL,
-  url TEXT,
-  status INTEGER,
-  duration REAL,
-  outcome TEXT,
-  json TEXT
-);
-CREATE INDEX IF NOT EXISTS rum_vitals ON rum_events (kind, name, time);
-CREATE INDEX IF NOT EXISTS rum_errors ON rum_events (kind, fingerprint, time);
-CREATE INDEX IF NOT EXISTS rum_time ON rum_events (time);
-`
-const COLUMNS =
-  'time, offset_ms, pv, page, release, env, cached, device_class, browser, country, address, kind, name, value, rating, message, stack, fingerprint, count, url, status, duration, outcome, json'
+// the same table and columns as Edgebox's store: its own constants (the pinned Node runs TypeScript sources)
+const COLUMNS = INSERT_COLUMNS
 
 const db = new DatabaseSync(file)
 db.exec('PRAGMA journal_mode = WAL')

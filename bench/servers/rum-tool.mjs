@@ -61,7 +61,7 @@ if (cmd === 'body') {
   db.close()
   console.log(JSON.stringify({ rows, byKind }))
 } else if (cmd === 'fill') {
-  const { openSqliteRumStore } = await import('../../src/rum/store.ts')
+  const { openSqliteRumStore, toRows } = await import('../../src/rum/store.ts')
   const [dataDir, n] = args
   const total = Number(n)
   const store = await openSqliteRumStore(dataDir)
@@ -78,32 +78,10 @@ if (cmd === 'body') {
       // a skewed page popularity (a few pages get most views) and a long-tailed LCP
       const page = pages[Math.floor(200 * rand() ** 2)]
       const value = Math.round(400 + 6000 * rand() ** 3 + 300 * rand())
-      rows.push({
-        time: now - Math.floor(week * rand()),
-        offset: value,
-        pv: `pv${(done + i).toString(36)}`,
-        page,
-        release: '2026.12.1',
-        env: 'production',
-        cached: false,
-        deviceClass: rand() < 0.4 ? 'mobile' : 'desktop',
-        browser: 'chromium',
-        country: null,
-        address: '10.0.0.0',
-        kind: 'vital',
-        name: 'LCP',
-        value,
-        rating: value <= 2500 ? 'good' : value <= 4000 ? 'needs-improvement' : 'poor',
-        message: null,
-        stack: null,
-        fingerprint: null,
-        count: 1,
-        url: null,
-        status: null,
-        duration: null,
-        outcome: null,
-        json: null,
-      })
+      // one row made as the collector makes it (toRows), from a one-vital batch
+      const rating = value <= 2500 ? 'good' : value <= 4000 ? 'needs-improvement' : 'poor'
+      const batch = { v: 1, pv: `pv${(done + i).toString(36)}`, cached: false, page, release: '2026.12.1', env: 'production', device: { mobile: rand() < 0.4 }, events: [{ t: 'vital', at: value, name: 'LCP', value, rating }] }
+      rows.push(...toRows(batch, { time: now - Math.floor(week * rand()), userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36', address: '10.0.0.0' }))
     }
     await store.insert(rows)
     done += k

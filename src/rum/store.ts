@@ -453,7 +453,8 @@ export const RUM_SCHEMA_VERSION = 1
  * rum_time    ON (time)                          -- sweep, oldest first
  * ```
  */
-const SCHEMA_V1 = `
+/** The table and its indexes (version 1); the benchmark's bare server makes the same (bench/servers/rum-bare.mjs). */
+export const SCHEMA_V1 = `
 CREATE TABLE IF NOT EXISTS rum_events (
   id INTEGER PRIMARY KEY,
   time INTEGER NOT NULL,
@@ -486,7 +487,8 @@ CREATE INDEX IF NOT EXISTS rum_errors ON rum_events (kind, fingerprint, time);
 CREATE INDEX IF NOT EXISTS rum_time ON rum_events (time);
 `
 
-const INSERT_COLUMNS =
+/** The columns a row is inserted with, in order. */
+export const INSERT_COLUMNS =
   'time, offset_ms, pv, page, release, env, cached, device_class, browser, country, address, kind, name, value, rating, message, stack, fingerprint, count, url, status, duration, outcome, json'
 
 /** The SQL column a grouping reads. */
