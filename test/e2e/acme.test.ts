@@ -9,13 +9,11 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import tls from 'node:tls'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
-import type { Logger } from '../../src/core/log.ts'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
 import { ManualClock, waitFor } from '../helpers/clock.ts'
 import { freePort, startPebble, type Pebble } from '../helpers/pebble.ts'
+import { captureLog, type CapturedLog } from '../helpers/server.ts'
 import { ariCertId } from '../../src/tls/acme.ts'
 import { issueLocalCertificate } from '../../src/tls/local-ca.ts'
 
@@ -31,21 +29,7 @@ import { issueLocalCertificate } from '../../src/tls/local-ca.ts'
 const LIMIT = { timeout: 60_000 }
 const NAME = 'shop.example.com'
 
-interface Logged {
-  lines: Array<Record<string, unknown>>
-  logger: Logger
-}
-
-function captureLog(level = 'info'): Logged {
-  const lines: Array<Record<string, unknown>> = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>)
-      done()
-    },
-  })
-  return { lines, logger: pino({ level }, sink) as unknown as Logger }
-}
+type Logged = CapturedLog
 
 /** The certificate a TLS handshake for `servername` presents, verified against `ca` (throws when it does not verify). */
 function presented(port: number, servername: string, ca: string, alpn?: string[]): Promise<X509Certificate> {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
+import { captureLog } from '../helpers/server.ts'
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
-import { pino } from 'pino'
 import { UserStore } from '../../src/auth/users.ts'
 import { userCommand } from '../../src/cli/user.ts'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
@@ -39,7 +39,8 @@ let port: number
 let issuer: string
 let optIssuer: string
 const clock = new ManualClock()
-const logLines: Record<string, unknown>[] = []
+const captured = captureLog('debug')
+const logLines = captured.lines
 
 before(async () => {
   port = await freePort()
@@ -53,15 +54,7 @@ before(async () => {
   await users.add({ username: 'rita', password: PASSWORDS.rita })
   users.close()
   const tool = { clientId: 'tool', clientSecret: TOOL_SECRET, redirectUris: [REDIRECT] }
-  const log = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logLines.push(JSON.parse(line) as Record<string, unknown>)
-        cb()
-      },
-    }),
-  )
+  const log = captured.logger
   box = await startEdgebox(
     {
       listen: [{ host: '127.0.0.1', port }],

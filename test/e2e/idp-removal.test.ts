@@ -6,16 +6,14 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
-import { pino } from 'pino'
 import { REMOVALS_EVERY_MS } from '../../src/auth/idp/removals.ts'
 import { UserStore } from '../../src/auth/users.ts'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import { ManualClock, waitFor } from '../helpers/clock.ts'
 import { Browser } from '../helpers/oidc.ts'
 import { freePort } from '../helpers/pebble.ts'
-import { request } from '../helpers/server.ts'
+import { request, captureLog } from '../helpers/server.ts'
 
 /**
  * A user removed with `edgebox user remove` loses every sign-in within a
@@ -42,7 +40,8 @@ let dataDir: string
 let issuer: string
 let app: string
 let upstream: http.Server
-const logLines: string[] = []
+const captured = captureLog('debug')
+const logLines = captured.text
 /** Secrets the tests saw: none may be in a log line. */
 const secrets = new Set<string>([...Object.values(PASSWORDS), DAVE_AGAIN, CLIENT_SECRET, TOOL_SECRET])
 
@@ -58,15 +57,7 @@ before(async () => {
   const deadPort = await freePort()
   issuer = `http://id.localhost:${port}`
   app = `http://app.localhost:${port}`
-  const log = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-        cb()
-      },
-    }),
-  )
+  const log = captured.logger
   box = await startEdgebox(
     {
       listen: [{ host: '127.0.0.1', port }],

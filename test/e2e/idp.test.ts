@@ -7,17 +7,15 @@ import http2 from 'node:http2'
 import type { AddressInfo, LookupFunction } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { Writable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
-import { pino } from 'pino'
 import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
 import { UserStore } from '../../src/auth/users.ts'
 import { totpCode } from '../../src/auth/idp/totp.ts'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import { Browser, continueUrl } from '../helpers/oidc.ts'
 import { freePort } from '../helpers/pebble.ts'
-import { PROTOCOLS, request, type Protocol } from '../helpers/server.ts'
+import { PROTOCOLS, request, type Protocol, captureLog } from '../helpers/server.ts'
 
 /**
  * Edgebox's built-in OpenID Connect provider (the `idp` route kind), end to
@@ -60,7 +58,8 @@ let plainIssuer: string
 let app: string
 let upstream: http.Server
 let dataDir: string
-const logLines: string[] = []
+const captured = captureLog('debug')
+const logLines = captured.text
 /** Everything secret the tests saw: none of it may be in a log line. */
 const secrets = new Set<string>(Object.values(PASSWORDS))
 const previousDispatcher = getGlobalDispatcher()
@@ -91,15 +90,7 @@ before(async () => {
   users.setTotpSecret('erin', ERIN_SECRET)
   users.close()
   const tool = { clientId: 'tool', clientSecret: TOOL_SECRET, redirectUris: ['http://127.0.0.1:9/cb'] }
-  const log = pino(
-    { level: 'debug' },
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-        cb()
-      },
-    }),
-  )
+  const log = captured.logger
   box = await startEdgebox(
     {
       listen: [{ host: '127.0.0.1', port }],

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
 import type { EdgeboxConfigInput } from '../../src/config/schema.ts'
@@ -238,4 +239,28 @@ export async function accessLogThrough(base: string, markerPath: string, file: s
     if (Date.now() > deadline) throw new Error(`the access log did not show ${markerPath} within ${timeout} ms (${lines.length} lines)`)
     await new Promise((res) => setTimeout(res, 50))
   }
+}
+
+/** A logger whose lines a test reads: as text (`text`) and parsed (`lines`). */
+export interface CapturedLog {
+  readonly logger: pino.Logger
+  readonly lines: Array<Record<string, unknown>>
+  readonly text: string[]
+}
+
+/** A pino logger at `level` writing into arrays instead of a file. */
+export function captureLog(level = 'info'): CapturedLog {
+  const lines: Array<Record<string, unknown>> = []
+  const text: string[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n')) {
+        if (!l.trim()) continue
+        text.push(l)
+        lines.push(JSON.parse(l) as Record<string, unknown>)
+      }
+      done()
+    },
+  })
+  return { logger: pino({ level }, sink), lines, text }
 }
