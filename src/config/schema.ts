@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
 import { dnsSchema } from '../dns/schema.ts'
+import { rumSchema, siteRumSchema } from '../rum/config.ts'
 import { authSchema, gateOptionSchema } from '../auth/schema.ts'
 
 /**
@@ -258,27 +259,7 @@ const siteSchema = z.strictObject({
    * (`{}` is the same as `true`); `{ sentry: {...} }` also takes a Sentry
    * SDK's errors.
    */
-  rum: z
-    .union([
-      z.boolean(),
-      z.strictObject({
-        /**
-         * Take errors from an app's Sentry SDK (`@sentry/browser`) whose DSN is
-         * `https://<key>@<this site>/_edgebox/rum/sentry/<project>`: its
-         * envelopes and events, at `/_edgebox/rum/sentry/api/<project>/envelope/`
-         * and `.../store/`, land in the same error groups as the Edgebox SDK's.
-         */
-        sentry: z
-          .strictObject({
-            /** The DSN's project id (its last path segment): 1 to 16 digits. */
-            project: z.string().regex(/^\d{1,16}$/, 'is the DSN\'s project id: 1 to 16 digits'),
-            /** The DSN's public key (its user part; Sentry makes 32 hex characters): 16 to 64 of [a-f0-9]. Public: it is in every page that reports. */
-            key: z.string().regex(/^[a-f0-9]{16,64}$/, 'is the DSN\'s public key: 16 to 64 of [a-f0-9]'),
-          })
-          .optional(),
-      }),
-    ])
-    .default(false),
+  rum: siteRumSchema,
   routes: z.array(routeSchema()).min(1),
 })
 
@@ -320,6 +301,8 @@ export const configSchema = z
     dns: dnsSchema.optional(),
     /** Single sign-on: the identity providers and sessions that `auth` on a site or route uses (docs/sso.md). */
     auth: authSchema.optional(),
+    /** Real-user monitoring's store, limits, query API and alerts, shared by the sites with `rum` (docs/monitoring.md). */
+    rum: rumSchema.prefault({}),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy

@@ -74,6 +74,8 @@ export interface CollectorOptions {
   readonly perMinute?: number
   /** Rows waiting for the store at most; more are dropped. */
   readonly maxQueue?: number
+  /** Told of the rows of each transaction once it is written (alerts). */
+  readonly onStored?: (rows: readonly RumRow[]) => void
 }
 
 /** What a site's `rum` option asks of the collector besides its own endpoints. */
@@ -86,6 +88,8 @@ export interface Collector {
   /** The endpoints of a site with `rum`, answering cross-origin requests from its origins only; with `sentry`, the Sentry endpoints too. */
   endpointsFor(origins: OriginPolicy, site?: SiteRumOptions): Endpoint[]
   readonly stats: CollectorStats
+  /** Queues rows Edgebox made itself (its own view of a page view), with the beacons' rows; false when the queue had no room (counted as dropped). */
+  record(rows: RumRow[]): boolean
   /** Writes what is queued now (tests; shutdown). */
   flush(): Promise<void>
   close(): Promise<void>
@@ -120,6 +124,13 @@ export function createCollector(opts: CollectorOptions): Collector {
       .then(
         () => {
           stats.stored += rows.length
+          if (opts.onStored) {
+            try {
+              opts.onStored(rows)
+            } catch (err) {
+              log.warn({ err }, 'a listener of stored monitoring rows failed')
+            }
+          }
         },
         (err: unknown) => {
           stats.dropped += rows.length
@@ -232,6 +243,15 @@ export function createCollector(opts: CollectorOptions): Collector {
 
   return {
     stats,
+    record(rows) {
+      if (queue.length + rows.length > maxQueue) {
+        stats.dropped += rows.length
+        return false
+      }
+      for (const r of rows) queue.push(r)
+      if (queue.length >= FLUSH_ROWS) void flush()
+      return true
+    },
     flush: async () => {
       await writing
       await flush()

@@ -361,7 +361,7 @@ async function provision(
   try {
     // real-user monitoring: one collector and store for the sites with `rum`
     if (config.sites.some((s) => s.rum)) {
-      rum = createCollector({ store: await openSqliteRumStore(dataDir), log: log.child({ module: 'rum' }), clock, limits: bodyLimits(config) })
+      rum = createCollector({ store: await openSqliteRumStore(dataDir), log: log.child({ module: 'rum' }), clock, limits: bodyLimits(config), perMinute: config.rum.perMinute, maxQueue: config.rum.queue })
     }
     if (config.auth) {
       auth = await createAuth(

@@ -209,7 +209,7 @@ test('what is stored: the Sentry errors grouped with the SDK one, scrubbed, noth
 test('the option: `true` and `{}` still mean rum; a project or key of the wrong form is refused with its path', () => {
   const site = (rum: unknown) => ({ sites: [{ rum, routes: [{ path: '/', static: { root: '.' } }] }] })
   assert.equal(validateConfig(site(true)).sites[0]!.rum, true)
-  assert.deepEqual(validateConfig(site({})).sites[0]!.rum, {})
+  assert.deepEqual(validateConfig(site({})).sites[0]!.rum, { inject: false, symbolicate: true, maxMapSize: 20 * 1024 ** 2, serveMaps: false })
   assert.equal(validateConfig(site(undefined)).sites[0]!.rum, false)
   assert.throws(() => validateConfig(site({ sentry: { project: 'abc', key: KEY } })), /sites\[0\]\.rum.*project|project id/)
   assert.throws(() => validateConfig(site({ sentry: { project: '42', key: 'XYZ' } })), /public key/)
