@@ -1,4 +1,4 @@
-import { Transform, Writable, type Readable } from 'node:stream'
+import { Transform, type Readable, type Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Context } from './context.ts'
 import type { Req } from './types.ts'
@@ -162,17 +162,70 @@ export async function pipeBody(ctx: Context, dest: Writable, limits: BodyLimits)
   return total
 }
 
-/** Reads a whole small body (at most `maxBytes`, and within the route's limits) into memory: 413 beyond. */
-export async function readSmall(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
+/**
+ * Reads a whole small body (at most `maxBytes`, and within the route's
+ * limits) into memory: 413 beyond, 408 for a body that stalls or trickles
+ * (watchBody), 400 when the client stops sending. The same rules as
+ * pipeBody, with the body's own events instead of a stream pipeline: a
+ * beacon or a form is a few hundred bytes, often already in the first read,
+ * and a pipeline (a Transform, a Writable, an AbortController per body)
+ * would cost more than reading it. A failure destroys the body as pipeBody's
+ * pipeline does: a body refused half-way must not stay on the connection.
+ */
+export function readSmall(ctx: Context, limits: BodyLimits, maxBytes: number): Promise<Buffer> {
+  const max = Math.min(limits.maxBodySize, maxBytes)
+  const declared = ctx.req.headers['content-length']
+  if (declared !== undefined && Number(declared) > max) {
+    return Promise.reject(httpError('EB_ERR_BODY_TOO_LARGE', `request body of ${declared} bytes is larger than the limit of ${max}`))
+  }
+  ctx.continue()
+  const body = requestBody(ctx.req)
+  if (body.readableEnded) return Promise.resolve(Buffer.alloc(0))
+  if (body.destroyed) return Promise.reject(httpError('EB_ERR_BAD_REQUEST', 'the client stopped sending the body'))
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let total = 0
+    let settled = false
+    const watch = watchBody(limits, () => false, (err) => fail(err))
+    function cleanup(): void {
+      settled = true
+      watch.stop()
+      body.off('data', onData)
+      body.off('end', onEnd)
+      body.off('error', onError)
+      body.off('close', onClose)
+    }
+    function fail(err: Error): void {
+      if (settled) return
+      cleanup()
+      body.on('error', () => {}) // what the destroyed body reports next is already answered
+      body.destroy()
+      reject(err)
+    }
+    function onData(chunk: Buffer): void {
+      total += chunk.length
+      if (total > max) return fail(httpError('EB_ERR_BODY_TOO_LARGE', `request body is larger than the limit of ${max} bytes`))
+      watch.bytes(chunk.length)
       chunks.push(chunk)
-      cb()
-    },
+    }
+    function onEnd(): void {
+      if (settled) return
+      cleanup()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total))
+    }
+    function onError(err: Error): void {
+      if (settled) return
+      const code = (err as NodeJS.ErrnoException).code
+      fail(err instanceof EdgeboxError ? err : code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED' ? httpError('EB_ERR_BAD_REQUEST', 'the client stopped sending the body') : err)
+    }
+    function onClose(): void {
+      if (!settled) fail(httpError('EB_ERR_BAD_REQUEST', 'the client stopped sending the body'))
+    }
+    body.on('data', onData)
+    body.on('end', onEnd)
+    body.on('error', onError)
+    body.on('close', onClose)
   })
-  await pipeBody(ctx, sink, { ...limits, maxBodySize: Math.min(limits.maxBodySize, maxBytes) })
-  return Buffer.concat(chunks)
 }
 
 /**

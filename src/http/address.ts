@@ -38,11 +38,19 @@ export function addressSet(entries: readonly string[]): (address: string) => boo
     if (bits === undefined) list.addAddress(addr, type)
     else list.addSubnet(addr, Number(bits), type)
   }
+  // the same few addresses (a proxy's, a load balancer's) are asked about on every request: answers are
+  // remembered, at most 1,024 of them (forgotten all at once when full), instead of a BlockList lookup each
+  const known = new Map<string, boolean>()
   return (address) => {
     if (!address) return false
+    const seen = known.get(address)
+    if (seen !== undefined) return seen
     const a = unmapped(address)
     const family = isIP(a)
-    return family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4')
+    const answer = family !== 0 && list.check(a, family === 6 ? 'ipv6' : 'ipv4')
+    if (known.size >= 1024) known.clear()
+    known.set(address, answer)
+    return answer
   }
 }
 

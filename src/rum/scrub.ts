@@ -45,6 +45,14 @@ const CARD = /(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])/g
 /** 32 or more hex/base64/base64url characters in a row (an API key, a hash, a session id). */
 const KEY = /(?<![A-Za-z0-9_+-])[A-Za-z0-9_+-]{32,}={0,2}(?![A-Za-z0-9_+=-])/g
 
+/**
+ * What every rule needs somewhere in a string before it can change it: `?`
+ * or `#` (QUERY), `@` (USERINFO, EMAIL), `bearer` or `basic` (AUTH_SCHEME),
+ * `eyJ` or 16 key characters in a row (JWT, KEY), 13 digits with single
+ * separators (CARD). A string without any of them is already scrubbed.
+ */
+const MAY_MATCH = /[?#@]|bearer|basic|eyJ|[A-Za-z0-9_+-]{16}|[0-9](?:[ -]?[0-9]){12}/i
+
 /** The Luhn check (ISO/IEC 7812-1 annex B) over a string of digits. */
 export function luhn(digits: string): boolean {
   let sum = 0
@@ -83,6 +91,8 @@ function scrubParams(params: string): string {
  * digits).
  */
 export function scrubText(s: string): string {
+  // most strings (paths, plain URLs) hold nothing any rule could match: one scan says so
+  if (!MAY_MATCH.test(s)) return s
   // a marker put in by one rule can make a boundary another rule needs (`[card]Bearer ...`):
   // passes run until nothing changes (no rule matches a marker, so this ends quickly), so scrubbed text is a fixed point
   let out = s
