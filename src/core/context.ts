@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises'
-import type { Readable } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import type { ClientView, Forwarding } from './forwarding.ts'
 import type { BodySource, Identity, Req, Res, ResponseFilter } from './types.ts'
@@ -13,6 +13,29 @@ export { PreparedResponse } from './respond.ts'
 const NO_TARGET: RequestTarget = { form: 'origin', scheme: null, authority: null, rawPath: '/', path: '/', encodedPath: '/', query: '' }
 
 export type Headers = Record<string, string | number | string[]>
+
+/**
+ * A change a response filter makes to a body, whichever way the handler
+ * sends it (`Context.transform`). Both methods run once the filters have
+ * run and before the head is written, so they may still change `headers`
+ * (Content-Length, ETag).
+ */
+export interface BodyTransform {
+  /**
+   * A complete body (`send`, a prepared response): the bytes to send
+   * instead (Content-Length, where the head still has one, becomes their
+   * length), null to send the body as it is, or undefined to send it in
+   * pieces through `stream` (work that should not block, such as
+   * recompressing).
+   */
+  whole(body: Buffer, headers: Headers): Buffer | null | undefined
+  /**
+   * A body sent in pieces (a stream, a relay, a file range): the stream its
+   * chunks go through on their way to the client, or null to send them as
+   * they are. The caller owns it: it is destroyed when the client goes.
+   */
+  stream(headers: Headers): Transform | null
+}
 
 /** What every Context shares: response filters, and what happens when a response is done. */
 export interface ResponseHooks {
@@ -108,11 +131,12 @@ export class Context {
   /** A CSP nonce for this response's inline code (see nonce()). */
   cspNonce = ''
   /**
-   * Bytes a response filter put around the body (JSONP's `/**\/ cb(` and
-   * `);`, modules/security/jsonp.ts): every send path writes them, whatever
-   * the body, and the filter has already counted them in Content-Length.
+   * What a response filter does to this response's body on its way out
+   * (JSONP's envelope, modules/security/jsonp.ts; the RUM SDK's script tag,
+   * rum/inject.ts): every send path hands the body through it (respond.ts).
+   * null, the common case: the body goes out as the handler gave it.
    */
-  envelope: { readonly prefix: Buffer; readonly suffix: Buffer } | null = null
+  transform: BodyTransform | null = null
   /** Shared with every request of this configuration; respond.ts runs its filters and its finish hook. */
   readonly hooks: ResponseHooks
   /** The finish hook (the access log) has run; set only by respond.ts. */

@@ -46,9 +46,11 @@ export const BEFORE_HANDLER = ['earlyHints'] as const
 /**
  * Phase 11: response filters, in the order they run on a response head.
  * JSONP first, so the others see the script it makes of a JSON answer;
- * closing a connection during shutdown last.
+ * the RUM SDK's tag (rumInject) before the security headers, so that the
+ * strict CSP they add carries the nonce the tag was given; closing a
+ * connection during shutdown last.
  */
-export const RESPONSE_FILTERS = ['jsonp', 'serverTiming', 'rum', 'cors', 'headers', 'rateLimit', 'earlyHints', 'trace', 'shutdown'] as const
+export const RESPONSE_FILTERS = ['jsonp', 'serverTiming', 'rum', 'rumInject', 'cors', 'headers', 'rateLimit', 'earlyHints', 'trace', 'shutdown'] as const
 
 /** A route's (or, for answers no route gave, a site's) steps and filters, put in the pipeline's order. */
 export function routeChain(parts: ReadonlyMap<string, RouteParts>): { access: RouteStep[]; beforeHandler: RouteStep[]; filters: ResponseFilter[]; upgradeChecks: UpgradeCheck[] } {

@@ -1,18 +1,19 @@
 import http2 from 'node:http2'
 import { read } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { Readable } from 'node:stream'
+import { pipeline, Readable, type Transform } from 'node:stream'
 import { STATUS_CODES, type ServerResponse } from 'node:http'
 import { EdgeboxError } from './errors.ts'
 import { headerKey } from '../http/header-map.ts'
 import { h2Fields } from '../http/h2-fields.ts'
-import type { Context, Headers } from './context.ts'
+import type { BodyTransform, Context, Headers } from './context.ts'
 import type { BodySource, PreparedFilter, ResponseFilter } from './types.ts'
 
 /**
  * The ways a request is answered, behind `ctx.send`, `ctx.stream`,
  * `ctx.relay`, `ctx.sendFile` and `ctx.fail`: response filters, the
- * Set-Cookie merge, the body envelope (JSONP), HEAD, byte counting, idle
+ * Set-Cookie merge, body transforms (JSONP's envelope, the RUM script tag:
+ * `ctx.transform`, one mechanism for every send path), HEAD, byte counting, idle
  * timers, and telling a finished response from one the client abandoned
  * (499), in one place whatever the protocol. Plain functions of the
  * Context, so the hot path (`sendComplete`) costs one direct call and no
@@ -122,12 +123,19 @@ function complete(ctx: Context, status: number, headers: Headers, body: Buffer |
     if (!ctx.isHead) ctx.bytes = len
   }
   applyFilters(ctx, status, headers)
-  const envelope = ctx.envelope
-  if (envelope && body !== undefined) {
-    body = Buffer.concat([envelope.prefix, typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body, envelope.suffix])
-    encoding = undefined
-    bytes = undefined
-    if (!ctx.isHead) ctx.bytes = body.length
+  const transform = ctx.transform
+  if (transform !== null && body !== undefined) {
+    const given = bytes ?? (typeof body === 'string' ? Buffer.from(body, encoding ?? 'utf8') : body)
+    const out = transform.whole(given, headers)
+    if (out === undefined) return completeInPieces(ctx, status, headers, given, transform)
+    if (out !== null) {
+      body = out
+      encoding = undefined
+      bytes = undefined
+      const lengthKey = headerKey(headers, 'content-length')
+      if (lengthKey !== undefined) headers[lengthKey] = out.length
+      if (!ctx.isHead) ctx.bytes = out.length
+    }
   }
   const stream = (res as { stream?: H2Stream }).stream
   if (stream !== undefined && !stream.headersSent && !stream.destroyed) {
@@ -158,6 +166,14 @@ function complete(ctx: Context, status: number, headers: Headers, body: Buffer |
   const socket = (res as ServerResponse).socket
   if (socket && socket.writableLength > 0) res.once('close', () => closed(ctx))
   else finish(ctx)
+}
+
+/** A complete body its transform sends in pieces (`BodyTransform.whole` gave undefined): through its stream, as `stream` sends one. */
+function completeInPieces(ctx: Context, status: number, headers: Headers, body: Buffer, transform: BodyTransform): void {
+  ctx.bytes = 0
+  const source = Readable.from([body], { objectMode: false })
+  const stage = transform.stream(headers)
+  streamOut(ctx, status, headers, stage === null ? source : piped(source, stage))
 }
 
 /**
@@ -233,6 +249,9 @@ function routeHead(ctx: Context, p: PreparedResponse, filters: readonly Response
       headers[how.name] = PER_RESPONSE
       fields.push(how)
       names.push(how.name)
+    } else if (how.kind === 'selective') {
+      // a filter that leaves this response alone is not run for it at all
+      if (how.applies(p.status, headers)) return perResponse()
     } else fieldless.push(filter)
   }
   // a constant filter leaves the fields whose values come per response alone
@@ -266,8 +285,9 @@ function slot(flat: readonly unknown[], name: string, from: number): number {
  * the values that change are set (`values`, one per `varying` name, and the
  * field filters' values such as Server-Timing) and the fieldless filters
  * run. Date is Node's, on both protocols. A route with a filter that works
- * per response, and a response that carries cookies or a JSONP envelope,
- * go the per-response way with every filter, as `send` does.
+ * per response (or a selective one that picks this response), and a
+ * response that carries cookies or a body transform, go the per-response
+ * way with every filter, as `send` does.
  */
 export function sendPrepared(ctx: Context, p: PreparedResponse, values: readonly string[] = NO_NAMES): void {
   if (clientGone(ctx)) return abandoned(ctx)
@@ -283,7 +303,7 @@ export function sendPrepared(ctx: Context, p: PreparedResponse, values: readonly
   const res = ctx.res
   const stream = (res as { stream?: H2Stream }).stream
   const flat = stream === undefined ? head.h1 : stream.headersSent || stream.destroyed ? null : head.h2
-  if (flat === null || ctx.setCookies !== null || ctx.envelope !== null) return sendEach(ctx, p, values)
+  if (flat === null || ctx.setCookies !== null || ctx.transform !== null) return sendEach(ctx, p, values)
   const body = ctx.isHead ? undefined : p.body
   if (body !== undefined) ctx.bytes = body.length
   const fieldless = head.fieldless
@@ -330,21 +350,31 @@ function sendEach(ctx: Context, p: PreparedResponse, values: readonly string[]):
  * away, the source is destroyed (its file descriptor closed) at once.
  */
 export function sendStream(ctx: Context, status: number, headers: Headers, source: Readable): void {
-  const res = ctx.res
   applyFilters(ctx, status, headers)
-  const envelope = ctx.envelope
-  if (envelope) {
-    const inner = source
-    source = Readable.from(
-      (async function* () {
-        yield envelope.prefix
-        for await (const chunk of inner) yield chunk as Buffer
-        yield envelope.suffix
-      })(),
-      { objectMode: false },
-    )
-    source.once('close', () => inner.destroy())
+  const transform = ctx.transform
+  if (transform !== null) {
+    const stage = transform.stream(headers)
+    if (stage !== null) source = piped(source, stage)
   }
+  streamOut(ctx, status, headers, source)
+}
+
+/** Does nothing: what `pipeline` reports is also reported by the streams it joins. */
+function ignore(): void {}
+
+/**
+ * `source` through a transform's stage: an error on either side destroys
+ * both (the client then sees a cut body), and destroying the stage (the
+ * client left) destroys the source and closes what it reads.
+ */
+function piped(source: Readable, stage: Transform): Readable {
+  pipeline(source, stage, ignore)
+  return stage
+}
+
+/** Once the filters have run: the head, then `source` piped to the client (see sendStream). */
+function streamOut(ctx: Context, status: number, headers: Headers, source: Readable): void {
+  const res = ctx.res
   ;(res as ServerResponse).writeHead(status, headers)
   if (ctx.isHead) {
     source.once('error', () => {}) // a destroyed source may report its own abort
@@ -376,22 +406,10 @@ export function sendStream(ctx: Context, status: number, headers: Headers, sourc
 export function sendRelay(ctx: Context, status: number, headers: Headers, source: BodySource): void {
   const res = ctx.res as ServerResponse
   applyFilters(ctx, status, headers)
-  const envelope = ctx.envelope
-  if (envelope) {
-    const inner = source
-    source = {
-      attach: (sink) =>
-        inner.attach({
-          data: (c) => sink.data(c),
-          end: () => {
-            sink.data(envelope.suffix)
-            sink.end()
-          },
-          error: (err) => sink.error(err),
-        }),
-      resume: () => inner.resume(),
-      destroy: (err) => inner.destroy(err),
-    }
+  const transform = ctx.transform
+  if (transform !== null) {
+    const stage = transform.stream(headers)
+    if (stage !== null) source = staged(source, stage)
   }
   res.writeHead(status, headers)
   if (ctx.isHead) {
@@ -401,10 +419,6 @@ export function sendRelay(ctx: Context, status: number, headers: Headers, source
     return
   }
   untilClosed(ctx, () => source.destroy())
-  if (envelope) {
-    ctx.bytes += envelope.prefix.length
-    res.write(envelope.prefix)
-  }
   // One pending 'drain' listener at most: a source that keeps pushing while
   // blocked (an event stream) would otherwise add one per refused write.
   let blocked = false
@@ -431,6 +445,38 @@ export function sendRelay(ctx: Context, status: number, headers: Headers, source
 }
 
 /**
+ * A pushed body through a transform's stage, with backpressure on both
+ * sides: a chunk the stage cannot take yet pauses the source until the
+ * stage drains, and a chunk the sink refuses pauses the stage until the
+ * sink's `resume`. An error on either side reaches the sink.
+ */
+function staged(inner: BodySource, stage: Transform): BodySource {
+  return {
+    attach(sink) {
+      stage.on('data', (chunk: Buffer) => {
+        if (!sink.data(chunk)) stage.pause()
+      })
+      stage.once('end', () => sink.end())
+      stage.once('error', (err) => {
+        inner.destroy(err)
+        sink.error(err)
+      })
+      stage.on('drain', () => inner.resume())
+      inner.attach({
+        data: (chunk) => stage.write(chunk),
+        end: () => stage.end(),
+        error: (err) => stage.destroy(err),
+      })
+    },
+    resume: () => stage.resume(),
+    destroy(err) {
+      inner.destroy(err)
+      stage.destroy()
+    },
+  }
+}
+
+/**
  * Sends headers, then bytes `start..end` (inclusive) of an open file, read
  * in `chunk`-sized pieces with the callback API (less overhead per chunk
  * than a stream) and written with backpressure. The file is closed when the
@@ -439,7 +485,19 @@ export function sendRelay(ctx: Context, status: number, headers: Headers, source
 export function sendFileRange(ctx: Context, status: number, headers: Headers, file: FileHandle, start: number, end: number, chunk: number): void {
   const res = ctx.res
   applyFilters(ctx, status, headers)
-  const envelope = ctx.envelope
+  const transform = ctx.transform
+  if (transform !== null) {
+    const stage = transform.stream(headers)
+    if (stage !== null) {
+      // the bytes go through the stage as a stream of the file's range (which closes the file)
+      let source: Readable
+      if (ctx.isHead || end < start) {
+        file.close().catch(() => {})
+        source = Readable.from([], { objectMode: false })
+      } else source = file.createReadStream({ start, end, highWaterMark: chunk })
+      return streamOut(ctx, status, headers, piped(source, stage))
+    }
+  }
   ;(res as ServerResponse).writeHead(status, headers)
   let fileClosed = false
   const close = () => {
@@ -460,7 +518,6 @@ export function sendFileRange(ctx: Context, status: number, headers: Headers, fi
   // than the copy itself.
   const buf = Buffer.allocUnsafeSlow(Math.min(chunk, end - start + 1))
   let pos = start
-  if (envelope) (res as ServerResponse).write(envelope.prefix)
   const next = (): void => {
     if (fileClosed) return
     const n = Math.min(buf.length, end - pos + 1)
@@ -478,10 +535,7 @@ export function sendFileRange(ctx: Context, status: number, headers: Headers, fi
         ;(res as ServerResponse).write(got === buf.length ? buf : buf.subarray(0, got), written)
       } else {
         close()
-        if (envelope) {
-          ;(res as ServerResponse).write(buf.subarray(0, got))
-          ;(res as ServerResponse).end(envelope.suffix)
-        } else (res as ServerResponse).end(buf.subarray(0, got))
+        ;(res as ServerResponse).end(buf.subarray(0, got))
       }
     })
   }

@@ -179,6 +179,13 @@ export type PreparedFilter =
   | { readonly kind: 'field'; readonly name: string; value(ctx: Context): string }
   /** It reads and writes no field (closing a connection during shutdown): run per response, given no fields. */
   | { readonly kind: 'fieldless' }
+  /**
+   * It works per response, but only on the responses `applies` picks from
+   * their status and the fields the filters before it left (an HTML page
+   * whose body it transforms, `Context.transform`): those go the
+   * per-response way; on the others it does nothing, and is not run.
+   */
+  | { readonly kind: 'selective'; applies(status: number, headers: Readonly<Record<string, string | number | string[]>>): boolean }
 
 /**
  * A route's step before its handler (a rate limit, CORS, CSRF, the sign-on

@@ -2,6 +2,7 @@ import type { FilterModule, HandlerModule } from '../core/types.ts'
 import { earlyHintsModule } from '../core/early-hints.ts'
 import { wireTraceModule } from '../core/wire-trace.ts'
 import { pageViewModule } from '../rum/page-view.ts'
+import { rumInjectModule } from '../rum/inject.ts'
 import { corsModule } from './security/cors.ts'
 import { csrfModule } from './security/csrf.ts'
 import { headersModule } from './security/headers.ts'
@@ -30,4 +31,4 @@ export const handlerModules = [staticModule, redirectModule, proxyModule, realti
  * order they run in is not this list's: it is declared in
  * src/core/pipeline.ts (ROUTE_STEPS, RESPONSE_FILTERS).
  */
-export const filterModules = [rateLimitModule, corsModule, jsonpModule, csrfModule, headersModule, earlyHintsModule, wireTraceModule, pageViewModule] as const satisfies readonly FilterModule[]
+export const filterModules = [rateLimitModule, corsModule, jsonpModule, csrfModule, headersModule, earlyHintsModule, wireTraceModule, pageViewModule, rumInjectModule] as const satisfies readonly FilterModule[]

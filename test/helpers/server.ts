@@ -24,14 +24,27 @@ export interface TestServer {
 
 /** Starts Edgebox on 127.0.0.1 with a free port, access log off and a silent logger unless given; `clock`: a manual clock (test/helpers/clock.ts) for tests about time passing. */
 export async function startServer(input: Omit<EdgeboxConfigInput, 'listen'> & { listen?: EdgeboxConfigInput['listen'] }, baseDir?: string, opts: { clock?: Clock } = {}): Promise<TestServer> {
+  // a data folder of its own unless the test names one: no test touches the user's (~/.local/share/edgebox)
+  const ownData = input.dataDir === undefined ? mkdtempSync(path.join(tmpdir(), 'edgebox-test-data-')) : null
   const config: EdgeboxConfigInput = {
     ...input,
+    ...(ownData ? { dataDir: ownData } : {}),
     listen: input.listen ?? [{ host: '127.0.0.1', port: 0 }],
     log: { access: false, level: 'silent', ...input.log },
   }
-  const box = await startEdgebox(config, { baseDir: baseDir ?? process.cwd(), log: pino({ level: 'silent' }), ...(opts.clock ? { clock: opts.clock } : {}) })
+  let box: Edgebox
+  try {
+    box = await startEdgebox(config, { baseDir: baseDir ?? process.cwd(), log: pino({ level: 'silent' }), ...(opts.clock ? { clock: opts.clock } : {}) })
+  } catch (err) {
+    if (ownData) rmSync(ownData, { recursive: true, force: true })
+    throw err
+  }
   const url = box.urls[0]!
-  return { box, url, port: Number(new URL(url).port), close: () => box.close() }
+  const close = async () => {
+    await box.close()
+    if (ownData) rmSync(ownData, { recursive: true, force: true })
+  }
+  return { box, url, port: Number(new URL(url).port), close }
 }
 
 export interface Reply {

@@ -1,5 +1,6 @@
+import { Transform, type TransformCallback } from 'node:stream'
 import { z } from 'zod'
-import type { Context } from '../../core/context.ts'
+import type { BodyTransform, Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { FilterModule, ResponseFilter } from '../../core/types.ts'
 import { headerKey } from '../../http/header-map.ts'
@@ -54,7 +55,8 @@ const wrapped = new WeakMap<Context, string>()
  * it: a 200 whose type is JSON gets the headers of a script
  * (application/javascript, nosniff), loses the JSON representation's
  * validators and ranges (they no longer describe it), and its body goes out
- * inside the envelope `/**\/ <callback>(` ... `);` that every send path writes.
+ * inside the envelope `/**\/ <callback>(` ... `);`, a body transform that
+ * every send path applies (core/respond.ts).
  */
 const jsonpFilter: ResponseFilter = function jsonp(ctx, headers) {
   const callback = wrapped.get(ctx)
@@ -72,7 +74,49 @@ const jsonpFilter: ResponseFilter = function jsonp(ctx, headers) {
   headers['content-type'] = 'application/javascript; charset=utf-8'
   headers['x-content-type-options'] = 'nosniff'
   if (length !== undefined) headers['content-length'] = length + prefix.length + suffix.length
-  ctx.envelope = { prefix, suffix }
+  ctx.transform = new Envelope(prefix, suffix)
+}
+
+/**
+ * Bytes put around a body: the whole body at once, or as a stream that
+ * writes `prefix` before the first chunk and `suffix` after the last. The
+ * filter has already counted them in Content-Length.
+ */
+class Envelope implements BodyTransform {
+  readonly prefix: Buffer
+  readonly suffix: Buffer
+  constructor(prefix: Buffer, suffix: Buffer) {
+    this.prefix = prefix
+    this.suffix = suffix
+  }
+  whole(body: Buffer): Buffer {
+    return Buffer.concat([this.prefix, body, this.suffix])
+  }
+  stream(): Transform {
+    return new EnvelopeStage(this.prefix, this.suffix)
+  }
+}
+
+class EnvelopeStage extends Transform {
+  readonly #prefix: Buffer
+  readonly #suffix: Buffer
+  #started = false
+  constructor(prefix: Buffer, suffix: Buffer) {
+    super()
+    this.#prefix = prefix
+    this.#suffix = suffix
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (!this.#started) {
+      this.#started = true
+      this.push(this.#prefix)
+    }
+    callback(null, chunk)
+  }
+  override _flush(callback: TransformCallback): void {
+    if (!this.#started) this.push(this.#prefix)
+    callback(null, this.#suffix)
+  }
 }
 
 /** JSONP for a route's JSON answers (`jsonp`). */
