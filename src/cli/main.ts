@@ -496,8 +496,8 @@ export async function main(argv: string[]): Promise<void> {
       box = await startEdgebox(input, { baseDir })
     }
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
-    const dnsAt = box.dns ? ` dns ${box.dns.urls.join(' ')}` : ''
-    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
+    const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '')
+    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}), ...(box.rumApi ? { rumApi: box.rumApi.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
     const pidFile = values['pid-file']
     if (pidFile !== undefined) {
       try {

@@ -272,3 +272,29 @@ export interface BodySource {
   /** Stops the transfer; an unfinished upstream response is aborted (its connection closed). */
   destroy(err?: Error): void
 }
+
+/** A file a static route would serve (StaticFiles.resolve). */
+export interface StaticFile {
+  readonly fsPath: string
+  readonly size: number
+  readonly mtimeMs: number
+  /** The route's own strong validator for the file (size and modification time). */
+  readonly etag: string
+}
+
+/**
+ * What a static route shows the rest of Edgebox of its files (real-user
+ * monitoring's symbolication reads the scripts and source maps a site
+ * serves), by the route's own rules: its root, dot names, links.
+ */
+export interface StaticFiles {
+  /**
+   * The regular file a GET of `rel` (a normalized path below the route's
+   * prefix, `/assets/app.js`) would serve, or null: nothing there, a
+   * directory, a hidden dot name, or a link out of the root with
+   * `symlinks: 'inside'`. No index file, no SPA fallback.
+   */
+  resolve(rel: string): Promise<StaticFile | null>
+  /** From now on, GET and HEAD of a source map (`*.map`, `*.map.br`, `*.map.gz`) answer 404: the maps stay on the server. */
+  hideSourceMaps(): void
+}

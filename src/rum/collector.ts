@@ -14,7 +14,9 @@ import { clientNetwork } from '../http/address.ts'
 import { MAX_BATCH_BYTES, parseBatch, parseGifQuery, type ParseResult } from './schema.ts'
 import { scrubBatch } from './scrub.ts'
 import { eventToBatch, MAX_SENTRY_BYTES, parseEnvelope, parseStoreBody, sentryKeyMatches, sentryKeyOf, sentryPaths, type EnvelopeResult, type SentryBatch, type SentryOptions } from './sentry.ts'
-import { toRows, type RumRow, type RumStore } from './store.ts'
+import { toRows, type ReceiveContext, type RumRow, type RumStore } from './store.ts'
+import type { Batch, RumEvent } from './schema.ts'
+import type { Symbolicator } from './symbolicate.ts'
 
 /**
  * The collector of real-user monitoring (docs/monitoring.md): on every site
@@ -38,6 +40,14 @@ import { toRows, type RumRow, type RumStore } from './store.ts'
  * queued; the queue is written to the store in transactions every 100 ms
  * or 100 rows, off the request. A full queue or a failing store drops rows
  * and counts them: a page is never slowed by its monitoring.
+ *
+ * On a site with `rum.symbolicate`, a beacon whose error stacks point at the
+ * site's own scripts waits in a bounded queue of its own while its frames
+ * are mapped to their sources (src/rum/symbolicate.ts), off the request;
+ * its rows are then made from the mapped stacks (so an error's fingerprint
+ * is its source's, whatever build ran) and queued like any other. The
+ * stack as sent is kept in the row's `json` as `rawStack`. A full queue
+ * stores the beacon as sent and counts it.
  */
 
 /**
@@ -63,6 +73,22 @@ export interface CollectorStats {
   dropped: number
   /** Rows written to the store. */
   stored: number
+  /** Mapping error stacks to their sources (sites with `rum.symbolicate`). */
+  symbolication: SymbolicationStats
+}
+
+/** What symbolication counts since the collector started. */
+export interface SymbolicationStats {
+  /** Error events whose stack had at least one frame mapped. */
+  events: number
+  /** Stack frames mapped to a source. */
+  frames: number
+  /** Scripts of a site's own whose source map was not found or not readable (once per event and script). */
+  missing: number
+  /** Source maps not read: larger than `maxMapSize` (once per event and script). */
+  tooLarge: number
+  /** Error events stored as sent: the symbolication queue was full, or mapping failed. */
+  skipped: number
 }
 
 export interface CollectorOptions {
@@ -76,12 +102,16 @@ export interface CollectorOptions {
   readonly maxQueue?: number
   /** Told of the rows of each transaction once it is written (alerts). */
   readonly onStored?: (rows: readonly RumRow[]) => void
+  /** Error events waiting for symbolication at most; more are stored as sent (counted as skipped). */
+  readonly maxSymbolicationQueue?: number
 }
 
 /** What a site's `rum` option asks of the collector besides its own endpoints. */
 export interface SiteRumOptions {
   /** Take a Sentry SDK's envelopes and events under this DSN's project and key. */
   readonly sentry?: SentryOptions | undefined
+  /** Map error stacks with the site's source maps (`rum.symbolicate`); absent: stacks are stored as sent. */
+  readonly symbolicator?: Symbolicator | undefined
 }
 
 export interface Collector {
@@ -97,14 +127,28 @@ export interface Collector {
 
 const FLUSH_MS = 100
 const FLUSH_ROWS = 100
+/** Error events waiting for symbolication at most, by default. */
+const SYMBOLICATION_QUEUE = 1_000
+
+/** A scrubbed batch waiting to become rows, with the `json` every row of it gets (a Sentry event's), if any. */
+interface Pending {
+  readonly batch: Batch
+  readonly json: string | null
+}
 
 export function createCollector(opts: CollectorOptions): Collector {
   const { store, log, clock } = opts
   const perMinute = opts.perMinute ?? 120
   const maxQueue = opts.maxQueue ?? 10_000
   const buckets = new MemoryRateLimitStore()
-  const stats: CollectorStats = { accepted: 0, refused: {}, ignored: 0, dropped: 0, stored: 0 }
+  const stats: CollectorStats = { accepted: 0, refused: {}, ignored: 0, dropped: 0, stored: 0, symbolication: { events: 0, frames: 0, missing: 0, tooLarge: 0, skipped: 0 } }
+  const maxSymbolication = opts.maxSymbolicationQueue ?? SYMBOLICATION_QUEUE
+  /** Error events in the symbolication queue, and the queue's last job (jobs run one at a time). */
+  let symbolicating = 0
+  let symbolicationTail: Promise<void> = Promise.resolve()
+  let lastSymbolicationError = 0
   let queue: RumRow[] = []
+  Object.defineProperty(stats, 'queued', { enumerable: true, get: () => queue.length }) // rows waiting for the store, for the operator's counters (src/rum/retention.ts)
   let writing: Promise<void> | null = null
   let lastStoreError = 0
 
@@ -159,10 +203,10 @@ export function createCollector(opts: CollectorOptions): Collector {
   const timer: Timer = clock.setInterval(() => void flush(), FLUSH_MS)
   timer.unref()
 
-  /** A parsed beacon: scrubbed, made rows, queued (or dropped when the queue is full). */
-  function take(ctx: Context, parsed: ParseResult): void {
+  /** A parsed beacon: scrubbed, made rows, queued (or dropped when the queue is full); symbolicated first on a site that asks for it. */
+  function take(ctx: Context, parsed: ParseResult, symbolicator: Symbolicator | undefined): void {
     if (!parsed.ok) return refuse('invalid', 'EB_ERR_BAD_REQUEST', `the beacon was refused: ${parsed.error}`)
-    enqueue(toRows(scrubBatch(parsed.batch), { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null }))
+    submit(ctx, [{ batch: scrubBatch(parsed.batch), json: null }], symbolicator)
   }
 
   /**
@@ -170,7 +214,7 @@ export function createCollector(opts: CollectorOptions): Collector {
    * like a batch (the row's `json` the event's id, timestamp and contexts),
    * queued together; a bad event refuses the whole request, nothing stored.
    */
-  function takeSentry(ctx: Context, parsed: EnvelopeResult): string | undefined {
+  function takeSentry(ctx: Context, parsed: EnvelopeResult, symbolicator: Symbolicator | undefined): string | undefined {
     if (!parsed.ok) return refuse('invalid', 'EB_ERR_BAD_REQUEST', `the Sentry request was refused: ${parsed.error}`)
     stats.ignored += parsed.skipped
     const batches: SentryBatch[] = []
@@ -181,10 +225,92 @@ export function createCollector(opts: CollectorOptions): Collector {
       else stats.ignored++
     }
     if (batches.length === 0) return undefined
-    const receive = { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null }
-    enqueue(batches.flatMap((b) => toRows(scrubBatch(b.batch), receive).map((row) => ({ ...row, json: b.json }))))
+    submit(
+      ctx,
+      batches.map((b) => ({ batch: scrubBatch(b.batch), json: b.json })),
+      symbolicator,
+    )
     const id = parsed.events.length > 0 ? (parsed.events[0] as { event_id?: unknown }).event_id : undefined
     return typeof id === 'string' && /^[0-9a-f]{32}$/i.test(id) ? id : undefined
+  }
+
+  /**
+   * The scrubbed batches of one request: made rows and queued now, or, when
+   * some error stacks point at the site's own scripts, queued for
+   * symbolication first (room permitting: else stored as sent, counted).
+   * Nothing here waits on the disk.
+   */
+  function submit(ctx: Context, items: Pending[], symbolicator: Symbolicator | undefined): void {
+    const receive: ReceiveContext = { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null }
+    const origin = ctx.origin
+    let wanted = 0
+    if (symbolicator) {
+      for (const it of items) for (const e of it.batch.events) if (e.t === 'error' && e.stack !== undefined && symbolicator.wants(e.stack, origin)) wanted++
+    }
+    if (wanted === 0) return enqueue(items.flatMap((it) => rowsOf(it, receive)))
+    if (symbolicating + wanted > maxSymbolication) {
+      stats.symbolication.skipped += wanted
+      return enqueue(items.flatMap((it) => rowsOf(it, receive)))
+    }
+    symbolicating += wanted
+    const job = async () => {
+      try {
+        const mapped = await Promise.all(items.map((it) => symbolicateItem(it, symbolicator!, origin)))
+        enqueue(mapped.flatMap((m) => rowsOf(m.item, receive, m.raw)))
+      } finally {
+        symbolicating -= wanted
+      }
+    }
+    symbolicationTail = symbolicationTail.then(job, job).catch((err: unknown) => {
+      if (clock.now() - lastSymbolicationError > 60_000) {
+        lastSymbolicationError = clock.now()
+        log.warn({ why: (err as Error).message }, 'a beacon could not be symbolicated')
+      }
+    })
+  }
+
+  /**
+   * A batch with each error's stack mapped to its sources, and the stacks as
+   * sent of the events that changed (by index). A stack whose mapping fails
+   * is kept as sent (counted as skipped).
+   */
+  async function symbolicateItem(item: Pending, symbolicator: Symbolicator, origin: string): Promise<{ item: Pending; raw: Map<number, string> }> {
+    const raw = new Map<number, string>()
+    const release = item.batch.release ?? null
+    const events = await Promise.all(
+      item.batch.events.map(async (e, i): Promise<RumEvent> => {
+        if (e.t !== 'error' || e.stack === undefined || !symbolicator.wants(e.stack, origin)) return e
+        try {
+          const r = await symbolicator.symbolicate(e.stack, { origin, release })
+          const s = stats.symbolication
+          s.frames += r.frames
+          s.missing += r.missing
+          s.tooLarge += r.tooLarge
+          if (r.frames === 0) return e
+          s.events++
+          raw.set(i, e.stack)
+          return { ...e, stack: r.stack }
+        } catch (err) {
+          stats.symbolication.skipped++
+          if (clock.now() - lastSymbolicationError > 60_000) {
+            lastSymbolicationError = clock.now()
+            log.warn({ why: (err as Error).message }, 'an error stack could not be symbolicated; stored as sent')
+          }
+          return e
+        }
+      }),
+    )
+    return { item: { batch: { ...item.batch, events }, json: item.json }, raw }
+  }
+
+  /** A scrubbed batch's rows (one per event, in order), each with the batch's `json`, and `rawStack` for the events whose stack was mapped. */
+  function rowsOf(item: Pending, receive: ReceiveContext, raw?: ReadonlyMap<number, string>): RumRow[] {
+    return toRows(item.batch, receive).map((row, i) => {
+      const rawStack = raw?.get(i)
+      if (rawStack === undefined) return item.json === null ? row : { ...row, json: item.json }
+      const base = item.json === null ? {} : (JSON.parse(item.json) as Record<string, unknown>)
+      return { ...row, json: JSON.stringify({ ...base, rawStack }) }
+    })
   }
 
   /** Rows of one beacon: queued, or dropped (counted) when the queue has no room for all of them. */
@@ -209,7 +335,7 @@ export function createCollector(opts: CollectorOptions): Collector {
    * answered too), the key checked before the body is read (401), the body
    * read up to 200 KiB (413), then parsed and taken.
    */
-  function sentryEndpoints(sentry: SentryOptions, cors: (ctx: Context) => Record<string, string>): Endpoint[] {
+  function sentryEndpoints(sentry: SentryOptions, cors: (ctx: Context) => Record<string, string>, symbolicator: Symbolicator | undefined): Endpoint[] {
     const paths = sentryPaths(sentry.project)
     const endpoint = (path: string, parse: (body: Buffer) => EnvelopeResult): Endpoint => ({
       path,
@@ -234,7 +360,7 @@ export function createCollector(opts: CollectorOptions): Collector {
           stats.refused['too large'] = (stats.refused['too large'] ?? 0) + 1
           throw err
         }
-        const id = takeSentry(ctx, parse(body))
+        const id = takeSentry(ctx, parse(body), symbolicator)
         ctx.send(200, { ...allow, 'content-type': 'application/json', 'cache-control': 'no-store' }, JSON.stringify(id ? { id } : {}))
       },
     })
@@ -253,16 +379,19 @@ export function createCollector(opts: CollectorOptions): Collector {
       return true
     },
     flush: async () => {
+      await symbolicationTail
       await writing
       await flush()
     },
     async close() {
       clock.clearInterval(timer)
+      await symbolicationTail
       await writing
       await flush()
       await store.close()
     },
     endpointsFor(origins, site) {
+      const symbolicator = site?.symbolicator
       /** CORS for the site's own origins (docs/security.md's origin policy): a page of another origin is refused. */
       const cors = (ctx: Context): Record<string, string> => {
         const origin = ctx.header('origin')
@@ -298,18 +427,18 @@ export function createCollector(opts: CollectorOptions): Collector {
               stats.refused['too large'] = (stats.refused['too large'] ?? 0) + 1
               throw err
             }
-            take(ctx, parseBatch(body.toString('utf8')))
+            take(ctx, parseBatch(body.toString('utf8')), symbolicator)
             ctx.send(204, { ...allow, 'cache-control': 'no-store' })
           },
         },
-        ...(site?.sentry ? sentryEndpoints(site.sentry, cors) : []),
+        ...(site?.sentry ? sentryEndpoints(site.sentry, cors, symbolicator) : []),
         {
           path: '/_edgebox/rum/beacon.gif',
           feature: 'rum',
           methods: ['GET', 'HEAD'],
           handle(ctx) {
             limit(ctx)
-            take(ctx, parseGifQuery(new URLSearchParams(ctx.query).get('d') ?? ''))
+            take(ctx, parseGifQuery(new URLSearchParams(ctx.query).get('d') ?? ''), symbolicator)
             ctx.send(200, { 'content-type': 'image/gif', 'cache-control': 'no-store' }, TRANSPARENT_GIF)
           },
         },

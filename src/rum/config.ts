@@ -48,7 +48,7 @@ export const rumSchema = z.strictObject({
   alerts: z
     .strictObject({
       webhook: z.url({ protocol: /^https?$/, error: 'is an http: or https: URL' }),
-      /** Signs each POST: `Edgebox-Signature: sha256=<hex HMAC-SHA256 of the body>`. */
+      /** Signs each POST: `Edgebox-Signature: t=<unix seconds>,sha256=<hex HMAC-SHA256 of "<t>.<body>">`. */
       secret: z.string().min(16, 'is at least 16 characters').optional(),
       /** Each attempt's time limit. */
       timeout: duration().default(5_000),

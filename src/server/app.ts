@@ -27,6 +27,13 @@ import { createAuth, type Auth } from '../auth/index.ts'
 import { WireTrace } from '../core/wire-trace.ts'
 import { createCollector, type Collector } from '../rum/collector.ts'
 import { openSqliteRumStore } from '../rum/store.ts'
+import { startRumApi, type RumApi, type RumApiSource } from '../rum/api.ts'
+import { startRumUpkeep, type RumUpkeep } from '../rum/retention.ts'
+import { recordPageViews } from '../rum/page-view.ts'
+import { siteRum } from '../rum/config.ts'
+import { SourceMaps, Symbolicator } from '../rum/symbolicate.ts'
+import { staticFiles } from '../modules/static/index.ts'
+import path from 'node:path'
 import { createCsrfGuard, type CsrfGuard } from '../modules/security/csrf.ts'
 import { addressSet } from '../http/address.ts'
 
@@ -37,6 +44,8 @@ export interface Edgebox {
   readonly urls: readonly string[]
   /** The DNS listeners (UDP and TCP on one port each), when the configuration has `dns`: the first one's port and URL, and every URL. */
   readonly dns: { readonly port: number; readonly url: string; readonly urls: readonly string[] } | null
+  /** The query API of real-user monitoring (`rum.api`, when a site has `rum`), with the port bound; it may change with a reload. */
+  readonly rumApi: { readonly url: string } | null
   readonly log: Logger
   /**
    * Zero-downtime reload: validates the new configuration and provisions it
@@ -86,6 +95,8 @@ interface Generation {
   readonly auth: Auth | null
   /** Real-user monitoring's collector, when a site has `rum`. */
   readonly rum: Collector | null
+  /** Real-user monitoring's store upkeep (retention, counters) and the query API's reads, when a site has `rum`. */
+  readonly rumUpkeep: RumUpkeep | null
 }
 
 /**
@@ -194,6 +205,17 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       }
     }
   }
+  // the query API of real-user monitoring: a listener of its own that outlives reloads, reading the current configuration's store
+  let rumApi: RumApi | null = null
+  try {
+    rumApi = await syncRumApi(null, first, () => current.rumUpkeep, clock, log)
+  } catch (err) {
+    await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close())])
+    await closeGeneration(current)
+    resumption?.close()
+    acme?.close()
+    throw err
+  }
   // the secondaries learn of every zone now (they may have missed changes while Edgebox was down)
   current.dns?.notify()
   const urls = listeners.map((l) => l.url())
@@ -212,6 +234,9 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     },
     urls,
     dns: dnsListeners.length ? { port: dnsListeners[0]!.port, url: dnsListeners[0]!.url(), urls: dnsListeners.map((d) => d.url()) } : null,
+    get rumApi() {
+      return rumApi ? { url: rumApi.url } : null
+    },
     log,
     reopenLogs,
     reload(next) {
@@ -228,8 +253,17 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
         const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges)
+        let api: RumApi | null
+        try {
+          api = await syncRumApi(rumApi, config, () => current.rumUpkeep, clock, log)
+        } catch (err) {
+          await closeGeneration(fresh)
+          throw err
+        }
         const old = current
         current = fresh
+        if (rumApi && rumApi !== api) void rumApi.close()
+        rumApi = api
         fresh.dns?.notify(old.dns)
         if (acme) acme.setNames((await acmePlan(config, fresh, log)).names)
         for (const l of listeners) l.updateTls()
@@ -251,6 +285,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         // Stop accepting first, then end what never finishes on its own: the listeners wait only for real requests.
         const closed = listeners.map((l) => l.close(current.config.limits.shutdownTimeout))
         for (const d of dnsListeners) closed.push(d.close())
+        if (rumApi) closed.push(rumApi.close())
         for (const g of [current, ...retired]) drainGeneration(g, log)
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
@@ -261,6 +296,33 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       })()
       return closing
     },
+  }
+}
+
+/**
+ * The query API a configuration asks for (`rum.api`, when a site has `rum`):
+ * the one running when its address is the same (port 0: whatever it bound),
+ * its token updated; else a new one, started here (a ConfigError when it
+ * cannot listen), which the caller swaps in. null: none wanted.
+ */
+async function syncRumApi(running: RumApi | null, config: EdgeboxConfig, source: () => RumApiSource | null, clock: Clock, log: Logger): Promise<RumApi | null> {
+  const want = config.rum.api
+  if (!want) return null
+  if (!config.sites.some((s) => s.rum)) {
+    log.info('rum.api is set, but no site has rum: the monitoring query API is not started')
+    return null
+  }
+  if (running && running.host === want.host && (want.port === 0 || want.port === running.port)) {
+    running.setToken(want.token)
+    return running
+  }
+  try {
+    const api = await startRumApi({ host: want.host, port: want.port, token: want.token, source, clock, log: log.child({ module: 'rum' }) })
+    log.info({ url: api.url }, `real-user monitoring query API listening on ${api.url}`)
+    return api
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    throw new ConfigError([`rum.api: cannot listen on ${want.host}:${want.port} (${e.code ?? e.message})`])
   }
 }
 
@@ -319,6 +381,7 @@ function drainGeneration(g: Generation, log: Logger): void {
 
 async function closeGeneration(g: Generation): Promise<void> {
   await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close(), g.auth?.close(), g.rum?.close()])
+  await g.rumUpkeep?.close()
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
@@ -357,11 +420,14 @@ async function provision(
   const csrfGuards = new Map<string, CsrfGuard>()
   let auth: Auth | null = null
   let rum: Collector | null = null
+  let rumUpkeep: RumUpkeep | null = null
   let sites: Site[]
   try {
     // real-user monitoring: one collector and store for the sites with `rum`
     if (config.sites.some((s) => s.rum)) {
       rum = createCollector({ store: await openSqliteRumStore(dataDir), log: log.child({ module: 'rum' }), clock, limits: bodyLimits(config), perMinute: config.rum.perMinute, maxQueue: config.rum.queue })
+      // retention, the operator's counters, and the query API's reads: a connection to the store of their own
+      rumUpkeep = startRumUpkeep({ store: await openSqliteRumStore(dataDir), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
     }
     if (config.auth) {
       auth = await createAuth(
@@ -375,6 +441,7 @@ async function provision(
     await dns?.firstRound()
   } catch (err) {
     await Promise.all([dns?.close(), auth?.close(), rum?.close()])
+    await rumUpkeep?.close()
     throw err
   }
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
@@ -387,7 +454,8 @@ async function provision(
   const pipeline = createPipeline({
     sites: buildSiteTable(sites, defaultIndex),
     filters,
-    accessLog,
+    // an answer with a page-view id also leaves Edgebox's row for it (src/rum/page-view.ts)
+    accessLog: rum ? recordPageViews(accessLog, rum, clock) : accessLog,
     log,
     streamIdleTimeout: config.limits.idleTimeout,
     forwarding: createForwarding(config),
@@ -396,7 +464,7 @@ async function provision(
     connectHandler: () => forward,
     acmeHttp01,
   })
-  return { config, pipeline, handlers, certificates, dns, auth, rum }
+  return { config, pipeline, handlers, certificates, dns, auth, rum, rumUpkeep }
 }
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
@@ -463,13 +531,14 @@ async function provisionSites(
   const health = config.health ? [healthEndpoint(config.health)] : []
   // the sign-on's cookies (docs/sso.md): the session id would let an upstream act as the user
   const ownCookies = config.auth ? ownCookieNames(config.auth.sessions.cookie) : []
+  // symbolication's parsed maps and release copies, shared by the sites with `rum`
+  const sourceMaps = rum ? new SourceMaps({ dir: path.join(dataDir, 'rum', 'maps'), log: log.child({ module: 'rum' }) }) : null
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
     csrfGuards.set(`sites[${si}]`, createCsrfGuard(true, origins))
     // a site with a gate anywhere gets the sign-on endpoints (the callback, sign-out, the assertion key)
     const gated = auth !== null && (siteCfg.auth !== undefined && siteCfg.auth !== false ? true : siteCfg.routes.some((r) => r.auth !== undefined && r.auth !== false))
-    const endpoints = endpointTable([...health, ...(gated ? auth!.endpoints : []), ...(siteCfg.rum && rum ? rum.endpointsFor(origins, typeof siteCfg.rum === 'object' ? siteCfg.rum : {}) : [])])
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {
       const id = `sites[${si}].routes[${ri}]`
       const mod = handlerModules.find((m) => (routeCfg as Record<string, unknown>)[m.kind] !== undefined)!
@@ -494,6 +563,15 @@ async function provisionSites(
         else throw err
       }
     }
+    const rumSite = rum ? siteRum(siteCfg.rum) : null
+    let symbolicator: Symbolicator | undefined
+    if (rumSite && sourceMaps) {
+      // the site's static routes: their files are what symbolication reads, and their maps stay private unless served
+      const files = routes.map((r) => ({ prefix: r.prefix, files: staticFiles(r.handler) }))
+      if (!rumSite.serveMaps) for (const f of files) f.files?.hideSourceMaps()
+      if (rumSite.symbolicate) symbolicator = new Symbolicator({ routes: files, maxMapSize: rumSite.maxMapSize, maps: sourceMaps, scope: [...siteCfg.hosts].sort().join(',') })
+    }
+    const endpoints = endpointTable([...health, ...(gated ? auth!.endpoints : []), ...(rumSite && rum ? rum.endpointsFor(origins, { sentry: rumSite.sentry, symbolicator }) : [])])
     sites.push({ id: `sites[${si}]`, hosts: siteCfg.hosts, routes: sortRoutes(routes), filters: partsFor(null, siteCfg, `sites[${si}]`, origins).filters, endpoints })
   }
   if (problems.length) {

@@ -7,8 +7,15 @@ import { DatabaseSync } from 'node:sqlite'
 import type { Batch } from '../../src/rum/schema.ts'
 import {
   ALL_KEY,
+  HISTOGRAM_EDGES,
+  INSERT_COLUMNS,
+  MAX_SIZE_ROUNDS,
   MemoryRumStore,
+  ROW_OVERHEAD,
   RUM_STORE_CLOSED,
+  SCHEMA_V1,
+  UNKNOWN_KEY,
+  compareText,
   classifyBrowser,
   classifyDevice,
   firstFrame,
@@ -18,6 +25,7 @@ import {
   openSqliteRumStore,
   rumStoreFile,
   toRows,
+  topFrame,
   type RumRow,
   type RumStore,
 } from '../../src/rum/store.ts'
@@ -47,6 +55,7 @@ const BASE: RumRow = {
   browser: 'chromium',
   country: null,
   address: '192.0.2.0',
+  conn: null,
   kind: 'nav',
   name: null,
   value: null,
@@ -65,6 +74,23 @@ const BASE: RumRow = {
 const row = (over: Partial<RumRow> = {}): RumRow => ({ ...BASE, ...over })
 const vital = (value: number, over: Partial<RumRow> = {}): RumRow => row({ kind: 'vital', name: 'LCP', value, rating: 'good', ...over })
 const error = (message: string, over: Partial<RumRow> = {}): RumRow => row({ kind: 'error', name: 'error', message, fingerprint: fingerprint(message, over.stack ?? null), ...over })
+const PHASES = { redirect: 0, dns: 12, tcp: 20, tls: 25, ttfb: 80, transfer: 15, dom: 220, load: 30 }
+const nav = (phases: Record<string, number> | null, over: Partial<RumRow> = {}): RumRow => row({ kind: 'nav', json: phases === null ? null : JSON.stringify({ type: 'navigate', protocol: 'h2', phases }), ...over })
+const api = (method: string, url: string, duration: number, status: number, outcome: string, over: Partial<RumRow> = {}): RumRow => row({ kind: 'api', url, duration, status, outcome, json: JSON.stringify({ method }), ...over })
+const server = (pv: string, status: number, duration: number, over: Partial<RumRow> = {}): RumRow =>
+  row({ kind: 'server', pv, status, duration, json: JSON.stringify({ method: 'GET', route: 'sites[0].routes[0]', handler: 'static', protocol: 'h1', edge: 1.25 }), ...over })
+const MIN = 60_000
+/** How many rows sweeping with maxSize 0 deletes from n rows: the oldest 10% (rounded up) a round, at most MAX_SIZE_ROUNDS rounds. */
+const sizeRounds = (n: number): number => {
+  let gone = 0
+  for (let round = 0; round < MAX_SIZE_ROUNDS && n > 0; round++) {
+    const k = Math.ceil(n / 10)
+    gone += k
+    n -= k
+  }
+  return gone
+}
+const NO_SIZE_LIMIT = Number.MAX_SAFE_INTEGER
 
 const stores: Array<{ name: string; make: () => Promise<RumStore> }> = [
   { name: 'MemoryRumStore', make: async () => new MemoryRumStore() },
@@ -145,6 +171,7 @@ describe('classifiers and toRows', () => {
       cached: true,
       page: '/a',
       release: 'r1',
+      device: { conn: '4g' },
       events: [
         { t: 'vital', at: 10, name: 'INP', value: 120, rating: 'good', attr: { target: 'button' } },
         { t: 'error', at: 20, kind: 'unhandledrejection', message: 'boom 1', count: 3 },
@@ -163,6 +190,7 @@ describe('classifiers and toRows', () => {
       assert.equal(r.deviceClass, 'desktop')
       assert.equal(r.address, '2001:db8:1::')
       assert.equal(r.country, null)
+      assert.equal(r.conn, '4g')
     }
     assert.deepEqual(rows.map((r) => [r.kind, r.pv, r.page, r.offset]), [
       ['vital', 'pv1', '/a', 10],
@@ -181,6 +209,18 @@ describe('classifiers and toRows', () => {
     assert.deepEqual([rows[3]!.url, rows[3]!.status, rows[3]!.duration, rows[3]!.outcome], ['/api', 200, 9, 'ok'])
     assert.equal(toRows({ ...batch, events: [] }, { time: T0 }).length, 0)
     assert.equal(toRows(batch, { time: T0 })[0]!.address, null)
+    assert.equal(toRows({ ...batch, device: undefined }, { time: T0 })[0]!.conn, null)
+  })
+
+  test('the top frame of a stack, as written; text ordered by code point', () => {
+    assert.equal(topFrame('TypeError: x\n    at f (https://example.com/src/app.ts:10:3)\n    at g (b.js:1:1)'), 'at f (https://example.com/src/app.ts:10:3)')
+    assert.equal(topFrame('f@https://example.com/app.js:1:2\n@https://example.com/app.js:3:4'), 'f@https://example.com/app.js:1:2')
+    assert.equal(topFrame('no frames'), null)
+    assert.equal(topFrame(null), null)
+    // UTF-8 order (SQLite's BINARY), not UTF-16's: U+FF5E sorts before U+1F600
+    assert.ok(compareText('\uff5e', '\u{1f600}') < 0)
+    assert.ok(compareText('a', 'ab') < 0)
+    assert.equal(compareText('x', 'x'), 0)
   })
 })
 
@@ -256,12 +296,206 @@ for (const { name, make } of stores) {
       ])
       const groups = await store.errorGroups({ since: T0, until: T0 + HOUR })
       assert.deepEqual(groups, [
-        { fingerprint: fingerprint('Item 1 not found', stack), message: 'Item 2 not found', count: 4, pageViews: 2, firstSeen: T0 + 5, lastSeen: T0 + 30 },
-        { fingerprint: fingerprint('other'), message: 'other', count: 2, pageViews: 1, firstSeen: T0 + 20, lastSeen: T0 + 21 },
+        { fingerprint: fingerprint('Item 1 not found', stack), message: 'Item 2 not found', count: 4, pageViews: 2, firstSeen: T0 + 5, lastSeen: T0 + 30, topFrame: 'at f (https://example.com/app.js:1:2)', releases: [] },
+        { fingerprint: fingerprint('other'), message: 'other', count: 2, pageViews: 1, firstSeen: T0 + 20, lastSeen: T0 + 21, topFrame: null, releases: [] },
       ])
       const later = await store.errorGroups({ since: T0 + HOUR, until: T0 + 3 * HOUR })
-      assert.deepEqual(later, [{ fingerprint: fingerprint('other'), message: 'other', count: 50, pageViews: 1, firstSeen: T0 + 2 * HOUR, lastSeen: T0 + 2 * HOUR }])
+      assert.deepEqual(later, [{ fingerprint: fingerprint('other'), message: 'other', count: 50, pageViews: 1, firstSeen: T0 + 2 * HOUR, lastSeen: T0 + 2 * HOUR, topFrame: null, releases: [] }])
       assert.deepEqual(await store.errorGroups({ since: 0, until: T0 }), [])
+      await store.close()
+    })
+
+    test('percentiles by browser, country, network and connection type; rows without the value are unknown', async () => {
+      const store = await make()
+      await store.insert([
+        ...[100, 200, 300, 400].map((v) => vital(v, { browser: 'chromium', country: 'DE', address: '192.0.2.0', conn: '4g' })),
+        vital(50, { browser: 'firefox', country: null, address: '2001:db8::', conn: '3g' }),
+        ...[700, 900].map((v) => vital(v, { browser: 'safari', country: null, address: null, conn: null })),
+      ])
+      const q = { metric: 'LCP' as const, since: T0, until: T0 + HOUR }
+      assert.deepEqual(await store.percentiles({ ...q, by: 'browser' }), [
+        { key: 'chromium', n: 4, p50: 200, p75: 300, p95: 400 },
+        { key: 'safari', n: 2, p50: 700, p75: 900, p95: 900 },
+        { key: 'firefox', n: 1, p50: 50, p75: 50, p95: 50 },
+      ])
+      assert.deepEqual(await store.percentiles({ ...q, by: 'country' }), [
+        { key: 'DE', n: 4, p50: 200, p75: 300, p95: 400 },
+        { key: UNKNOWN_KEY, n: 3, p50: 700, p75: 900, p95: 900 },
+      ])
+      assert.deepEqual(await store.percentiles({ ...q, by: 'network' }), [
+        { key: '192.0.2.0', n: 4, p50: 200, p75: 300, p95: 400 },
+        { key: UNKNOWN_KEY, n: 2, p50: 700, p75: 900, p95: 900 },
+        { key: '2001:db8::', n: 1, p50: 50, p75: 50, p95: 50 },
+      ])
+      assert.deepEqual(await store.percentiles({ ...q, by: 'conn' }), [
+        { key: '4g', n: 4, p50: 200, p75: 300, p95: 400 },
+        { key: UNKNOWN_KEY, n: 2, p50: 700, p75: 900, p95: 900 },
+        { key: '3g', n: 1, p50: 50, p75: 50, p95: 50 },
+      ])
+      await store.close()
+    })
+
+    test('percentiles over time buckets: grouped by floor(time / bucket), the earliest bucket first', async () => {
+      const store = await make()
+      // T0 is 20 s into its minute
+      const B0 = 1_699_999_980_000
+      assert.equal(Math.floor(T0 / MIN) * MIN, B0)
+      await store.insert([
+        vital(20, { page: '/a' }),
+        vital(5, { page: '/b', time: T0 + 39_999 }),
+        vital(10, { page: '/a', time: T0 + 1 }),
+        vital(30, { page: '/a', time: B0 + MIN }),
+        vital(31, { page: '/a', time: B0 + 3 * MIN + 59_999 }),
+        vital(99, { page: '/a', time: T0 + HOUR }),
+      ])
+      const q = { metric: 'LCP' as const, since: T0, until: T0 + HOUR, bucket: MIN }
+      assert.deepEqual(await store.percentiles({ ...q, by: 'page' }), [
+        { bucket: B0, key: '/a', n: 2, p50: 10, p75: 20, p95: 20 },
+        { bucket: B0, key: '/b', n: 1, p50: 5, p75: 5, p95: 5 },
+        { bucket: B0 + MIN, key: '/a', n: 1, p50: 30, p75: 30, p95: 30 },
+        { bucket: B0 + 3 * MIN, key: '/a', n: 1, p50: 31, p75: 31, p95: 31 },
+      ])
+      assert.deepEqual(await store.percentiles({ ...q, by: 'none', bucket: HOUR }), [{ bucket: 1_699_999_200_000, key: ALL_KEY, n: 5, p50: 20, p75: 30, p95: 31 }])
+      await store.close()
+    })
+
+    test('histograms: counts per fixed bin, every bin listed, edges inclusive below', async () => {
+      const store = await make()
+      await store.insert([
+        ...[0, 499, 500, 2500, 3999.5, 4000, 12000].map((v) => vital(v)),
+        ...[0.05, 0.1, 0.0999, 0.3, 1.5].map((v) => vital(v, { name: 'CLS' })),
+        vital(1000, { time: T0 + HOUR }),
+        vital(1000, { name: 'INP' }),
+      ])
+      const q = { since: T0, until: T0 + HOUR }
+      const lcp = await store.histogram({ ...q, metric: 'LCP' })
+      const lcpCounts = [2, 1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1]
+      assert.deepEqual(lcp, {
+        metric: 'LCP',
+        n: 7,
+        bins: HISTOGRAM_EDGES.LCP.map((from, i) => ({ from, to: HISTOGRAM_EDGES.LCP[i + 1] ?? null, count: lcpCounts[i] })),
+      })
+      assert.deepEqual(lcp.bins.slice(-2), [{ from: 8000, to: 10000, count: 0 }, { from: 10000, to: null, count: 1 }])
+      const cls = await store.histogram({ ...q, metric: 'CLS' })
+      assert.equal(cls.n, 5)
+      assert.deepEqual(cls.bins.map((b) => b.count), [0, 2, 1, 0, 0, 0, 1, 0, 0, 1])
+      assert.deepEqual(cls.bins[1], { from: 0.05, to: 0.1, count: 2 })
+      const ttfb = await store.histogram({ ...q, metric: 'TTFB' })
+      assert.equal(ttfb.n, 0)
+      assert.deepEqual(ttfb.bins.map((b) => b.count), HISTOGRAM_EDGES.TTFB.map(() => 0))
+      await store.close()
+    })
+
+    test('the timing breakdown: each phase\'s median per page, and the dominant phase', async () => {
+      const store = await make()
+      await store.insert([
+        nav({ redirect: 0, dns: 10, tcp: 20, tls: 30, ttfb: 100, transfer: 5, dom: 200, load: 40 }, { page: '/a' }),
+        nav({ redirect: 0, dns: 20, tcp: 20, tls: 30, ttfb: 300, transfer: 15, dom: 100, load: 40 }, { page: '/a' }),
+        nav({ redirect: 0, dns: 30, tcp: 20, tls: 30, ttfb: 500, transfer: 25, dom: 150, load: 40 }, { page: '/a' }),
+        // a tie: the first phase in order dominates
+        nav({ redirect: 0, dns: 0, tcp: 0, tls: 0, ttfb: 50, transfer: 0, dom: 50, load: 0 }, { page: '/b' }),
+        // one phase only; the others have no median
+        nav({ ttfb: 10 }, { page: '/d' }),
+        // not counted: no phases, outside the window, another kind
+        nav(null, { page: '/c' }),
+        nav(PHASES, { page: '/a', time: T0 - 1 }),
+        row({ kind: 'resource', page: '/a', json: JSON.stringify({ phases: PHASES }) }),
+      ])
+      const q = { since: T0, until: T0 + HOUR }
+      const none = { redirect: null, dns: null, tcp: null, tls: null, ttfb: null, transfer: null, dom: null, load: null }
+      const expected = [
+        { page: '/a', n: 3, medians: { redirect: 0, dns: 20, tcp: 20, tls: 30, ttfb: 300, transfer: 15, dom: 150, load: 40 }, dominant: 'ttfb' },
+        { page: '/b', n: 1, medians: { redirect: 0, dns: 0, tcp: 0, tls: 0, ttfb: 50, transfer: 0, dom: 50, load: 0 }, dominant: 'ttfb' },
+        { page: '/d', n: 1, medians: { ...none, ttfb: 10 }, dominant: 'ttfb' },
+      ]
+      assert.deepEqual(await store.breakdown(q), expected)
+      assert.deepEqual(await store.breakdown({ ...q, page: '/b' }), [expected[1]])
+      assert.deepEqual(await store.breakdown({ ...q, page: '/c' }), [])
+      await store.insert([nav({ ...PHASES, dom: 10, ttfb: 900 }, { page: '/e' })])
+      assert.equal((await store.breakdown({ ...q, page: '/e' }))[0]!.dominant, 'ttfb')
+      await store.close()
+    })
+
+    test('API calls: the slowest by p75, the most failing by failures (outcome not ok, or 5xx)', async () => {
+      const store = await make()
+      await store.insert([
+        api('GET', '/api/items', 100, 200, 'ok'),
+        api('GET', '/api/items', 200, 200, 'ok'),
+        api('GET', '/api/items', 300, 503, 'error'),
+        api('GET', '/api/items', 400, 0, 'network'),
+        api('POST', '/api/items', 50, 201, 'ok'),
+        api('POST', '/api/items', 70, 500, 'ok'),
+        api('GET', '/api/slow', 5000, 200, 'ok'),
+        api('GET', '/api/abort', 10, 0, 'abort'),
+        // not counted: outside the window, another kind
+        api('GET', '/api/slow', 9000, 500, 'error', { time: T0 + HOUR }),
+        row({ kind: 'resource', url: '/api/items', duration: 9999, status: 500 }),
+      ])
+      const q = { since: T0, until: T0 + HOUR }
+      const slow = { method: 'GET', url: '/api/slow', count: 1, failures: 0, p75: 5000 }
+      const items = { method: 'GET', url: '/api/items', count: 4, failures: 2, p75: 300 }
+      const posts = { method: 'POST', url: '/api/items', count: 2, failures: 1, p75: 70 }
+      const abort = { method: 'GET', url: '/api/abort', count: 1, failures: 1, p75: 10 }
+      assert.deepEqual(await store.apiCalls({ ...q, sort: 'slowest', limit: 10 }), [slow, items, posts, abort])
+      assert.deepEqual(await store.apiCalls({ ...q, sort: 'slowest', limit: 2 }), [slow, items])
+      assert.deepEqual(await store.apiCalls({ ...q, sort: 'failing', limit: 10 }), [items, posts, abort])
+      assert.deepEqual(await store.apiCalls({ ...q, sort: 'failing', limit: 1 }), [items])
+      assert.deepEqual(await store.apiCalls({ since: 0, until: T0, sort: 'slowest', limit: 10 }), [])
+      await store.close()
+    })
+
+    test('error groups: the top frame of the latest stack and the releases that reported it; a limit', async () => {
+      const store = await make()
+      const old = 'TypeError: x\n    at f (https://example.com/app.js:1:2)'
+      const mapped = 'TypeError: x\n    at f (https://example.com/src/app.ts:12:5)'
+      await store.insert([
+        error('x', { time: T0 + 1, release: 'r2', stack: old, pv: 'a' }),
+        error('x', { time: T0 + 3, release: 'r1', stack: mapped, fingerprint: fingerprint('x', old), pv: 'b' }),
+        error('x', { time: T0 + 3, release: null, stack: null, fingerprint: fingerprint('x', old), pv: 'b' }),
+        error('x', { time: T0 + 2, release: 'r2', stack: old, pv: 'c' }),
+        error('y', { time: T0 + 5, release: 'r3' }),
+      ])
+      const groups = await store.errorGroups({ since: T0, until: T0 + HOUR })
+      assert.deepEqual(groups, [
+        { fingerprint: fingerprint('x', old), message: 'x', count: 4, pageViews: 3, firstSeen: T0 + 1, lastSeen: T0 + 3, topFrame: 'at f (https://example.com/src/app.ts:12:5)', releases: ['r1', 'r2'] },
+        { fingerprint: fingerprint('y'), message: 'y', count: 1, pageViews: 1, firstSeen: T0 + 5, lastSeen: T0 + 5, topFrame: null, releases: ['r3'] },
+      ])
+      assert.deepEqual(await store.errorGroups({ since: T0, until: T0 + HOUR, limit: 1 }), [groups[0]])
+      await store.close()
+    })
+
+    test('page views side by side: the browser\'s view beside Edgebox\'s server row, joined on the page-view id', async () => {
+      const store = await make()
+      await store.insert([
+        server('pvA', 200, 12.5, { page: '/a', time: T0 + 100 }),
+        vital(1000, { pv: 'pvA', page: '/a', time: T0 + 2000 }),
+        nav(PHASES, { pv: 'pvA', page: '/a', time: T0 + 2000 }),
+        vital(80, { pv: 'pvA', page: '/a', name: 'TTFB', time: T0 + 2000 }),
+        // a later LCP of the same page view replaces the first
+        vital(1200, { pv: 'pvA', page: '/a', time: T0 + 2500 }),
+        // an error of the page view is not part of the join
+        error('boom', { pv: 'pvA', page: '/a', time: T0 + 2500 }),
+        server('pvB', 500, 3, { page: '/b', time: T0 + 50 }),
+        nav(PHASES, { pv: 'pvC', page: '/c', time: T0 + 10 }),
+        vital(900, { pv: 'pvC', page: '/c', name: 'FCP', time: T0 + 10 }),
+        vital(700, { pv: 'pvD', page: '/d', time: T0 + 5 }),
+        server('pvE', 200, 1, { page: '/e', time: T0 + HOUR }),
+      ])
+      const a = {
+        pv: 'pvA',
+        page: '/a',
+        server: { method: 'GET', route: 'sites[0].routes[0]', handler: 'static', protocol: 'h1', edge: 1.25, time: T0 + 100, status: 200, duration: 12.5 },
+        browser: { time: T0 + 2000, TTFB: 80, FCP: null, LCP: 1200, INP: null, CLS: null, nav: { type: 'navigate', protocol: 'h2', phases: PHASES } },
+      }
+      const b = { pv: 'pvB', page: '/b', server: { method: 'GET', route: 'sites[0].routes[0]', handler: 'static', protocol: 'h1', edge: 1.25, time: T0 + 50, status: 500, duration: 3 }, browser: null }
+      const c = { pv: 'pvC', page: '/c', server: null, browser: { time: T0 + 10, TTFB: null, FCP: 900, LCP: null, INP: null, CLS: null, nav: { type: 'navigate', protocol: 'h2', phases: PHASES } } }
+      const q = { since: T0, until: T0 + HOUR }
+      assert.deepEqual(await store.pageViews({ ...q, limit: 10 }), [a, b, c])
+      assert.deepEqual(await store.pageViews({ ...q, limit: 2 }), [a, b])
+      // one page view, whenever its rows came
+      assert.deepEqual(await store.pageViews({ since: 0, until: 1, pv: 'pvA', limit: 10 }), [a])
+      assert.deepEqual(await store.pageViews({ ...q, pv: 'pvD', limit: 10 }), [{ pv: 'pvD', page: '/d', server: null, browser: { time: T0 + 5, TTFB: null, FCP: null, LCP: 700, INP: null, CLS: null, nav: null } }])
+      assert.deepEqual(await store.pageViews({ ...q, pv: 'nope', limit: 10 }), [])
       await store.close()
     })
 
@@ -269,38 +503,44 @@ for (const { name, make } of stores) {
       const store = await make()
       const now = T0 + 10 * HOUR
       await store.insert([row({ time: now - HOUR - 1 }), row({ time: now - HOUR }), row({ time: now - HOUR + 1 }), row({ time: now })])
-      assert.equal(await store.sweep(now, HOUR, 100), 2)
+      assert.deepEqual(await store.sweep(now, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }), { byAge: 2, bySize: 0 })
       assert.equal(await store.count(), 2)
-      assert.equal(await store.sweep(now, HOUR, 100), 0)
+      assert.deepEqual(await store.sweep(now, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }), { byAge: 0, bySize: 0 })
       await store.close()
     })
 
-    test('sweep by max rows: the oldest go first (by time, then insertion)', async () => {
+    test('sweep by size: the oldest 10% a round while over maxSize, at most MAX_SIZE_ROUNDS rounds', async () => {
       const store = await make()
       const now = T0 + HOUR
-      // inserted out of time order; two share a time
-      await store.insert([
-        vital(3, { time: T0 + 3 }),
-        vital(1, { time: T0 + 1 }),
-        vital(21, { time: T0 + 2 }),
-        vital(22, { time: T0 + 2 }),
-        vital(4, { time: T0 + 4 }),
-      ])
-      assert.equal(await store.sweep(now, 10 * HOUR, 3), 2)
-      const left = await store.percentiles({ metric: 'LCP', by: 'none', since: 0, until: now })
-      // 1 and 21 went; 22, 3, 4 stay
-      assert.deepEqual(left, [{ key: ALL_KEY, n: 3, p50: 4, p75: 22, p95: 22 }])
-      assert.equal(await store.sweep(now, 10 * HOUR, 0), 3)
+      // 300 rows, inserted out of time order, values their time
+      const times = Array.from({ length: 300 }, (_, i) => (i * 7919) % 300)
+      await store.insert(times.map((t) => vital(t, { time: T0 + t, message: 'x'.repeat(200) })))
+      const before = await store.size()
+      assert.ok(before > 0)
+      assert.deepEqual(await store.sweep(now, { maxAge: 10 * HOUR, maxSize: NO_SIZE_LIMIT }), { byAge: 0, bySize: 0 })
+      const gone = sizeRounds(300)
+      assert.equal(gone, 268)
+      assert.deepEqual(await store.sweep(now, { maxAge: 10 * HOUR, maxSize: 0 }), { byAge: 0, bySize: gone })
+      const left = 300 - gone
+      assert.equal(await store.count(), left)
+      // the ones left are the newest
+      assert.equal(left, 32)
+      assert.deepEqual(await store.percentiles({ metric: 'LCP', by: 'none', since: T0 + 268, until: now }), [{ key: ALL_KEY, n: 32, p50: 283, p75: 291, p95: 298 }])
+      assert.ok((await store.size()) < before)
+      // the next sweep goes on, to the end
+      assert.deepEqual(await store.sweep(now, { maxAge: 10 * HOUR, maxSize: 0 }), { byAge: 0, bySize: left })
       assert.equal(await store.count(), 0)
       await store.close()
     })
 
-    test('sweep by age and by rows together', async () => {
+    test('sweep by size: ties in time go in insertion order; age first, then size', async () => {
       const store = await make()
       const now = T0 + 10 * HOUR
-      await store.insert([row({ time: T0 }), row({ time: now - 3 }), row({ time: now - 2 }), row({ time: now - 1 })])
-      assert.equal(await store.sweep(now, HOUR, 2), 2)
-      assert.equal(await store.count(), 2)
+      // 300 rows of one time (values in insertion order), and one old row
+      await store.insert([vital(-1, { time: T0 }), ...Array.from({ length: 300 }, (_, i) => vital(i, { time: now - 5 }))])
+      assert.deepEqual(await store.sweep(now, { maxAge: HOUR, maxSize: 0 }), { byAge: 1, bySize: 268 })
+      // the last 32 inserted are left: 268..299
+      assert.deepEqual(await store.percentiles({ metric: 'LCP', by: 'none', since: 0, until: now }), [{ key: ALL_KEY, n: 32, p50: 283, p75: 291, p95: 298 }])
       await store.close()
     })
 
@@ -313,11 +553,89 @@ for (const { name, make } of stores) {
       await assert.rejects(store.count(), closed)
       await assert.rejects(store.percentiles({ metric: 'LCP', by: 'none', since: 0, until: T0 }), closed)
       await assert.rejects(store.errorGroups({ since: 0, until: T0 }), closed)
-      await assert.rejects(store.sweep(T0, HOUR, 10), closed)
+      await assert.rejects(store.sweep(T0, { maxAge: HOUR, maxSize: 0 }), closed)
+      const w = { since: 0, until: T0 }
+      await assert.rejects(store.histogram({ ...w, metric: 'LCP' }), closed)
+      await assert.rejects(store.breakdown(w), closed)
+      await assert.rejects(store.apiCalls({ ...w, sort: 'slowest', limit: 1 }), closed)
+      await assert.rejects(store.pageViews({ ...w, limit: 1 }), closed)
+      await assert.rejects(store.size(), closed)
       await store.close()
     })
   })
 }
+
+test('the memory store counts a row\'s size as ROW_OVERHEAD plus the characters of its text', async () => {
+  const store = new MemoryRumStore()
+  assert.equal(await store.size(), 0)
+  // pv1, /, 192.0.2.0, nav: 16 characters
+  await store.insert([row()])
+  assert.equal(await store.size(), ROW_OVERHEAD + 16)
+  await store.insert([row({ message: 'abcd', conn: '4g' })])
+  assert.equal(await store.size(), 2 * ROW_OVERHEAD + 16 + 16 + 6)
+  await store.close()
+})
+
+test('the memory and SQLite stores give the same answers to the same questions over the same rows', async () => {
+  const memory = new MemoryRumStore()
+  const sqlite = await openSqliteRumStore(tempDir())
+  // a seeded mix of every kind, pages, devices, times and values
+  let seed = 7
+  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
+  const rows: RumRow[] = []
+  for (let i = 0; i < 2000; i++) {
+    const over: Partial<RumRow> = {
+      time: T0 + Math.floor(rand() * 3 * HOUR),
+      pv: `pv${Math.floor(rand() * 300)}`,
+      page: pick(['/', '/a', '/b', '/\u00e9t\u00e9', '/\u{1f600}']),
+      deviceClass: pick(['mobile', 'desktop', 'unknown'] as const),
+      browser: pick(['chromium', 'firefox', 'safari', 'other'] as const),
+      country: pick(['DE', 'FR', null]),
+      address: pick(['192.0.2.0', '198.51.100.0', null]),
+      conn: pick(['4g', '3g', null]),
+      release: pick(['r1', 'r2', null]),
+    }
+    const k = Math.floor(rand() * 6)
+    if (k === 0) rows.push(vital(Math.round(rand() * 8000) / 4, { ...over, name: pick(['LCP', 'FCP', 'TTFB', 'INP']) }))
+    else if (k === 1) rows.push(vital(Math.round(rand() * 100) / 200, { ...over, name: 'CLS' }))
+    else if (k === 2) rows.push(nav(Object.fromEntries(Object.keys(PHASES).map((p) => [p, Math.floor(rand() * 300)])), over))
+    else if (k === 3) rows.push(api(pick(['GET', 'POST']), pick(['/api/a', '/api/b', '/api/c']), Math.floor(rand() * 2000), pick([200, 404, 500, 0]), pick(['ok', 'error', 'network']), over))
+    else if (k === 4) rows.push(error(`Item ${i} ${pick(['not found', 'gone'])}`, { ...over, stack: pick([null, 'E\n    at f (https://x.example/a.js:1:2)', 'E\n    at g (https://x.example/a.js:3:4)']) }))
+    else rows.push(server(over.pv!, pick([200, 500]), Math.floor(rand() * 100), over))
+  }
+  await memory.insert(rows)
+  await sqlite.insert(rows)
+  for (const [since, until] of [[T0, T0 + HOUR], [T0 + HOUR, T0 + 3 * HOUR], [0, T0 + 4 * HOUR]] as const) {
+    const w = { since, until }
+    for (const metric of ['LCP', 'FCP', 'TTFB', 'INP', 'CLS'] as const) {
+      for (const by of ['page', 'device', 'browser', 'country', 'network', 'conn', 'none'] as const) {
+        assert.deepEqual(await sqlite.percentiles({ ...w, metric, by }), await memory.percentiles({ ...w, metric, by }), `${metric} by ${by}`)
+        assert.deepEqual(await sqlite.percentiles({ ...w, metric, by, bucket: 600_000 }), await memory.percentiles({ ...w, metric, by, bucket: 600_000 }), `${metric} by ${by} in buckets`)
+      }
+      assert.deepEqual(await sqlite.histogram({ ...w, metric }), await memory.histogram({ ...w, metric }), `${metric} histogram`)
+    }
+    assert.deepEqual(await sqlite.breakdown(w), await memory.breakdown(w))
+    assert.deepEqual(await sqlite.breakdown({ ...w, page: '/a' }), await memory.breakdown({ ...w, page: '/a' }))
+    for (const sort of ['slowest', 'failing'] as const) assert.deepEqual(await sqlite.apiCalls({ ...w, sort, limit: 5 }), await memory.apiCalls({ ...w, sort, limit: 5 }))
+    assert.deepEqual(await sqlite.errorGroups(w), await memory.errorGroups(w))
+    assert.deepEqual(await sqlite.pageViews({ ...w, limit: 50 }), await memory.pageViews({ ...w, limit: 50 }))
+    assert.deepEqual(await sqlite.pageViews({ ...w, pv: 'pv7', limit: 50 }), await memory.pageViews({ ...w, pv: 'pv7', limit: 50 }))
+    if (since === 0) {
+      // the mix gave every question something to answer
+      assert.ok((await memory.percentiles({ ...w, metric: 'LCP', by: 'page', bucket: 600_000 })).length > 20)
+      assert.equal((await memory.breakdown(w)).length, 5)
+      assert.equal((await memory.apiCalls({ ...w, sort: 'failing', limit: 5 })).length, 5)
+      assert.ok((await memory.errorGroups(w)).some((g) => g.topFrame !== null && g.releases.length === 2))
+      assert.ok((await memory.pageViews({ ...w, limit: 50 })).some((v) => v.server !== null && v.browser !== null))
+    }
+  }
+  assert.deepEqual(await sqlite.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }), await memory.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }))
+  assert.deepEqual(await sqlite.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: 0 }), await memory.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: 0 }))
+  assert.deepEqual(await sqlite.percentiles({ since: 0, until: T0 + 4 * HOUR, metric: 'LCP', by: 'page' }), await memory.percentiles({ since: 0, until: T0 + 4 * HOUR, metric: 'LCP', by: 'page' }))
+  await memory.close()
+  await sqlite.close()
+})
 
 // ---------------------------------------------------------------------------
 // SQLite only: the file.
@@ -348,24 +666,109 @@ describe('SqliteRumStore: the file', () => {
     await store.close()
   })
 
-  test('WAL journal, schema version 1, the documented table and indexes', async () => {
+  test('WAL journal, schema version 2, the documented table and indexes, each query on an index', async () => {
     const dataDir = tempDir()
     const store = await openSqliteRumStore(dataDir)
     await store.close()
     const db = new DatabaseSync(rumStoreFile(dataDir))
     try {
       assert.deepEqual({ ...db.prepare('PRAGMA journal_mode').get() }, { journal_mode: 'wal' })
-      assert.deepEqual({ ...db.prepare('PRAGMA user_version').get() }, { user_version: 1 })
+      assert.deepEqual({ ...db.prepare('PRAGMA user_version').get() }, { user_version: 2 })
       const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'rum_events' ORDER BY name").all().map((r) => r.name)
-      assert.deepEqual(indexes, ['rum_errors', 'rum_time', 'rum_vitals'])
-      const plan = db
-        .prepare("EXPLAIN QUERY PLAN SELECT value FROM rum_events WHERE kind = 'vital' AND name = 'LCP' AND time >= 0 AND time < 1")
-        .all()
-        .map((r) => String(r.detail))
-        .join(' ')
-      assert.match(plan, /rum_vitals/)
+      assert.deepEqual(indexes, ['rum_errors', 'rum_pv', 'rum_time', 'rum_vitals'])
+      const columns = db.prepare('PRAGMA table_info(rum_events)').all().map((r) => r.name)
+      assert.deepEqual(columns, ['id', ...INSERT_COLUMNS.split(', '), 'conn'])
+      const plan = (sql: string) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all()
+          .map((r) => String(r.detail))
+          .join(' ')
+      assert.match(plan("SELECT value FROM rum_events WHERE kind = 'vital' AND name = 'LCP' AND time >= 0 AND time < 1"), /rum_vitals/)
+      // nav, api and server rows: kind = ? AND name IS NULL AND a time range, on the same index
+      assert.match(plan("SELECT url, duration FROM rum_events WHERE kind = 'api' AND name IS NULL AND time >= 0 AND time < 1"), /USING INDEX rum_vitals \(kind=\? AND name=\? AND time>\? AND time<\?\)/)
+      assert.match(plan("SELECT * FROM rum_events WHERE pv = 'x' AND kind IN ('server', 'nav', 'vital') ORDER BY id"), /rum_pv/)
+      assert.match(plan('SELECT id FROM rum_events WHERE time <= 5 ORDER BY time, id LIMIT 10'), /rum_time/)
     } finally {
       db.close()
+    }
+  })
+
+  test('a version 1 file is brought to version 2: the conn column and the page-view index added, its rows kept', async () => {
+    const dataDir = tempDir()
+    // a file as a version 1 Edgebox left it
+    const first = await openSqliteRumStore(dataDir)
+    await first.close()
+    const file = rumStoreFile(dataDir)
+    rmSync(file)
+    rmSync(`${file}-wal`, { force: true })
+    rmSync(`${file}-shm`, { force: true })
+    const v1 = new DatabaseSync(file)
+    v1.exec(SCHEMA_V1)
+    v1.exec('PRAGMA user_version = 1')
+    v1.prepare(`INSERT INTO rum_events (${INSERT_COLUMNS}) VALUES (${INSERT_COLUMNS.split(',').map(() => '?').join(', ')})`).run(T0, 1200, 'old', '/a', null, null, 0, 'desktop', 'chromium', null, '192.0.2.0', 'vital', 'LCP', 1200, 'good', null, null, null, 1, null, null, null, null, null)
+    v1.close()
+    const store = await openSqliteRumStore(dataDir)
+    await store.insert([vital(800, { conn: '4g' })])
+    assert.equal(await store.count(), 2)
+    assert.deepEqual(await store.percentiles({ metric: 'LCP', by: 'conn', since: T0, until: T0 + 1 }), [
+      { key: '4g', n: 1, p50: 800, p75: 800, p95: 800 },
+      { key: UNKNOWN_KEY, n: 1, p50: 1200, p75: 1200, p95: 1200 },
+    ])
+    await store.close()
+    const db = new DatabaseSync(file)
+    try {
+      assert.deepEqual({ ...db.prepare('PRAGMA user_version').get() }, { user_version: 2 })
+      assert.ok(db.prepare('PRAGMA table_info(rum_events)').all().some((r) => r.name === 'conn'))
+      assert.ok(db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'rum_pv'").get())
+    } finally {
+      db.close()
+    }
+  })
+
+  test('a migration that fails is undone whole: the file stays at version 1, without the column', async () => {
+    const dataDir = tempDir()
+    const first = await openSqliteRumStore(dataDir)
+    await first.close()
+    const file = rumStoreFile(dataDir)
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true })
+    const v1 = new DatabaseSync(file)
+    v1.exec(SCHEMA_V1)
+    // a table where version 2 puts its index: the ALTER TABLE before it must be rolled back
+    v1.exec('CREATE TABLE rum_pv (x)')
+    v1.exec('PRAGMA user_version = 1')
+    v1.close()
+    await assert.rejects(openSqliteRumStore(dataDir), (err: Error) => err.message.includes(file) && /rum_pv/.test(err.message))
+    const db = new DatabaseSync(file)
+    try {
+      assert.deepEqual({ ...db.prepare('PRAGMA user_version').get() }, { user_version: 1 })
+      assert.ok(!db.prepare('PRAGMA table_info(rum_events)').all().some((r) => r.name === 'conn'))
+    } finally {
+      db.close()
+    }
+  })
+
+  test('size is the pages in use: (page_count - freelist_count) * page_size', async () => {
+    const dataDir = tempDir()
+    const store = await openSqliteRumStore(dataDir)
+    await store.insert(Array.from({ length: 500 }, (_, i) => vital(i, { message: 'm'.repeat(500) })))
+    const full = await store.size()
+    const db = new DatabaseSync(rumStoreFile(dataDir))
+    const measure = () => {
+      const pages = Number(db.prepare('PRAGMA page_count').get()!.page_count)
+      const free = Number(db.prepare('PRAGMA freelist_count').get()!.freelist_count)
+      return (pages - free) * Number(db.prepare('PRAGMA page_size').get()!.page_size)
+    }
+    try {
+      assert.equal(full, measure())
+      assert.ok(full > 250_000, String(full))
+      await store.sweep(T0 + 1, { maxAge: 1, maxSize: 0 })
+      const emptied = await store.size()
+      assert.equal(emptied, measure())
+      assert.ok(emptied < full / 10, `${emptied} of ${full}`)
+    } finally {
+      db.close()
+      await store.close()
     }
   })
 
@@ -377,7 +780,7 @@ describe('SqliteRumStore: the file', () => {
     const db = new DatabaseSync(file)
     db.exec('PRAGMA user_version = 99')
     db.close()
-    await assert.rejects(openSqliteRumStore(dataDir), (err: Error) => err.message.includes(file) && /version 99\b/.test(err.message) && /\(1\)/.test(err.message))
+    await assert.rejects(openSqliteRumStore(dataDir), (err: Error) => err.message.includes(file) && /version 99\b/.test(err.message) && /\(2\)/.test(err.message))
     const check = new DatabaseSync(file)
     try {
       assert.deepEqual({ ...check.prepare('PRAGMA user_version').get() }, { user_version: 99 })

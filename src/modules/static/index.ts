@@ -6,7 +6,7 @@ import zlib from 'node:zlib'
 import { z } from 'zod'
 import { PreparedResponse, type Context, type Headers } from '../../core/context.ts'
 import { ConfigError, httpError } from '../../core/errors.ts'
-import type { Handler, HandlerModule, ModuleDeps } from '../../core/types.ts'
+import type { Handler, HandlerModule, ModuleDeps, StaticFile, StaticFiles } from '../../core/types.ts'
 import { duration, size } from '../../config/units.ts'
 import { evaluatePreconditions, ifRangeMatches } from '../../http/conditional.ts'
 import { formatHttpDate } from '../../http/date.ts'
@@ -16,7 +16,7 @@ import { encodePath } from '../../http/target.ts'
 import { chooseEncoding } from '../../http/negotiate.ts'
 import { contentRange, multipartByteranges, parseRange, unsatisfiedRange, type ByteRange } from '../../http/range.ts'
 import { createPathRule, realOrNull, within } from './access.ts'
-import { FileCache, type Encoding, type FileEntry } from './files.ts'
+import { etagOf, FileCache, type Encoding, type FileEntry } from './files.ts'
 import { renderListing } from './listing.ts'
 import { createUploads, uploadSchema } from './upload.ts'
 
@@ -101,6 +101,22 @@ const BOTH_ENCODINGS: readonly Encoding[] = Object.freeze(['br', 'gzip'])
  */
 const BROTLI_WINDOW_BITS = 19
 
+/**
+ * A source map's name (ECMA-426 §11.1: `app.js.map`), or its precompressed
+ * sibling (`app.js.map.br`, `app.js.map.gz`): hidden from GET and HEAD when
+ * a site keeps its maps for symbolication (`sites[].rum.serveMaps: false`).
+ */
+const SOURCE_MAP = /\.map(?:\.(?:br|gz))?$/i
+
+/** A file a static route would serve, as found on disk now. */
+/** The files of each static route's handler. */
+const filesOf = new WeakMap<Handler, StaticFiles>()
+
+/** The files of a handler when it is a static route's, else undefined. */
+export function staticFiles(handler: Handler): StaticFiles | undefined {
+  return filesOf.get(handler)
+}
+
 export const staticModule = {
   kind: 'static',
   schema,
@@ -134,6 +150,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
   const reach = createPathRule({ root, rootReal, dotfiles: cfg.dotfiles, symlinks: cfg.symlinks })
   const uploads = cfg.upload.enabled ? createUploads(cfg.upload, reach, rootReal, cache, deps.configPath, deps.limits) : null
   const methods = uploads ? ['GET', 'HEAD', 'PUT', 'DELETE'] : ['GET', 'HEAD']
+  let hideMaps = false
 
   function cacheControlFor(relPath: string, contentType: string): string {
     for (const r of rules) if (r.test(relPath)) return r.value
@@ -153,6 +170,7 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
 
   function handle(ctx: Context): void | Promise<void> {
     if (ctx.method === 'PUT' || ctx.method === 'DELETE') return uploads!.handle(ctx)
+    if (hideMaps && SOURCE_MAP.test(ctx.routePath)) throw httpError('EB_ERR_NOT_FOUND')
     const entry = cache.fresh(ctx.routePath, Date.now())
     if (entry !== undefined) {
       ctx.cache = entry.body ? 'HIT' : 'MISS'
@@ -440,7 +458,19 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
     if (fh) ctx.sendFile(status, headers, fh, start, end, cfg.readChunk)
   }
 
-  return {
+  /** The file a GET of `rel` would serve: the same path rule, then a regular file. */
+  async function resolveFile(rel: string): Promise<StaticFile | null> {
+    let at
+    try {
+      at = await reach(rel)
+    } catch {
+      return null // a hidden dot name
+    }
+    const st = at.visible && at.exists ? await statOrNull(at.fsPath) : null
+    return st?.isFile() ? { fsPath: at.fsPath, size: st.size, mtimeMs: st.mtimeMs, etag: etagOf(st) } : null
+  }
+
+  const handler: Handler = {
     kind: 'static',
     methods,
     handle,
@@ -448,6 +478,13 @@ function createStatic(cfg: StaticConfig, root: string, rootReal: string, deps: M
       cache.clear()
     },
   }
+  filesOf.set(handler, {
+    resolve: resolveFile,
+    hideSourceMaps() {
+      hideMaps = true
+    },
+  })
+  return handler
 }
 
 /** What resolveAndServe's look at the disk found (at most one of these; none: nothing there). */
