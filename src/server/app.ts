@@ -32,6 +32,8 @@ import { startRumUpkeep, type RumUpkeep } from '../rum/retention.ts'
 import { recordPageViews } from '../rum/page-view.ts'
 import { siteRum } from '../rum/config.ts'
 import { SourceMaps, Symbolicator } from '../rum/symbolicate.ts'
+import { createAlerts, type Alerts } from '../rum/alerts.ts'
+import { rumInjectStats } from '../rum/inject.ts'
 import { staticFiles } from '../modules/static/index.ts'
 import path from 'node:path'
 import { createCsrfGuard, type CsrfGuard } from '../modules/security/csrf.ts'
@@ -97,6 +99,8 @@ interface Generation {
   readonly rum: Collector | null
   /** Real-user monitoring's store upkeep (retention, counters) and the query API's reads, when a site has `rum`. */
   readonly rumUpkeep: RumUpkeep | null
+  /** Real-user monitoring's alerts webhook (`rum.alerts`), told of every stored error. */
+  readonly rumAlerts: Alerts | null
 }
 
 /**
@@ -208,7 +212,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // the query API of real-user monitoring: a listener of its own that outlives reloads, reading the current configuration's store
   let rumApi: RumApi | null = null
   try {
-    rumApi = await syncRumApi(null, first, () => current.rumUpkeep, clock, log)
+    rumApi = await syncRumApi(null, first, () => current.rumUpkeep, rumStats(() => current), clock, log)
   } catch (err) {
     await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close())])
     await closeGeneration(current)
@@ -255,7 +259,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges)
         let api: RumApi | null
         try {
-          api = await syncRumApi(rumApi, config, () => current.rumUpkeep, clock, log)
+          api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
         } catch (err) {
           await closeGeneration(fresh)
           throw err
@@ -305,7 +309,12 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
  * its token updated; else a new one, started here (a ConfigError when it
  * cannot listen), which the caller swaps in. null: none wanted.
  */
-async function syncRumApi(running: RumApi | null, config: EdgeboxConfig, source: () => RumApiSource | null, clock: Clock, log: Logger): Promise<RumApi | null> {
+/** What the query API's `stats` adds to the collector's counters: the SDK injection's, and the current configuration's alerts'. */
+function rumStats(current: () => Generation): Record<string, () => unknown> {
+  return { inject: () => rumInjectStats, alerts: () => current().rumAlerts?.stats ?? null }
+}
+
+async function syncRumApi(running: RumApi | null, config: EdgeboxConfig, source: () => RumApiSource | null, extraStats: Record<string, () => unknown>, clock: Clock, log: Logger): Promise<RumApi | null> {
   const want = config.rum.api
   if (!want) return null
   if (!config.sites.some((s) => s.rum)) {
@@ -317,7 +326,7 @@ async function syncRumApi(running: RumApi | null, config: EdgeboxConfig, source:
     return running
   }
   try {
-    const api = await startRumApi({ host: want.host, port: want.port, token: want.token, source, clock, log: log.child({ module: 'rum' }) })
+    const api = await startRumApi({ host: want.host, port: want.port, token: want.token, source, extraStats, clock, log: log.child({ module: 'rum' }) })
     log.info({ url: api.url }, `real-user monitoring query API listening on ${api.url}`)
     return api
   } catch (err) {
@@ -381,7 +390,7 @@ function drainGeneration(g: Generation, log: Logger): void {
 
 async function closeGeneration(g: Generation): Promise<void> {
   await Promise.all([...g.handlers.map((h) => h.close?.()), g.dns?.close(), g.auth?.close(), g.rum?.close()])
-  await g.rumUpkeep?.close()
+  await Promise.all([g.rumUpkeep?.close(), g.rumAlerts?.close()])
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
@@ -421,11 +430,23 @@ async function provision(
   let auth: Auth | null = null
   let rum: Collector | null = null
   let rumUpkeep: RumUpkeep | null = null
+  let rumAlerts: Alerts | null = null
   let sites: Site[]
   try {
     // real-user monitoring: one collector and store for the sites with `rum`
     if (config.sites.some((s) => s.rum)) {
-      rum = createCollector({ store: await openSqliteRumStore(dataDir), log: log.child({ module: 'rum' }), clock, limits: bodyLimits(config), perMinute: config.rum.perMinute, maxQueue: config.rum.queue })
+      // alerts: told of each transaction's rows once they are written (their state in <dataDir>/rum/alerts.sqlite)
+      const alerts = config.rum.alerts ? await createAlerts({ config: config.rum.alerts, dataDir, log: log.child({ module: 'rum' }), clock }) : null
+      rumAlerts = alerts
+      rum = createCollector({
+        store: await openSqliteRumStore(dataDir),
+        log: log.child({ module: 'rum' }),
+        clock,
+        limits: bodyLimits(config),
+        perMinute: config.rum.perMinute,
+        maxQueue: config.rum.queue,
+        ...(alerts ? { onStored: (rows: Parameters<Alerts['onStored']>[0]) => alerts.onStored(rows) } : {}),
+      })
       // retention, the operator's counters, and the query API's reads: a connection to the store of their own
       rumUpkeep = startRumUpkeep({ store: await openSqliteRumStore(dataDir), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
     }
@@ -441,7 +462,7 @@ async function provision(
     await dns?.firstRound()
   } catch (err) {
     await Promise.all([dns?.close(), auth?.close(), rum?.close()])
-    await rumUpkeep?.close()
+    await Promise.all([rumUpkeep?.close(), rumAlerts?.close()])
     throw err
   }
   const defaultIndex = Math.max(0, config.sites.findIndex((s) => s.default))
@@ -464,7 +485,7 @@ async function provision(
     connectHandler: () => forward,
     acmeHttp01,
   })
-  return { config, pipeline, handlers, certificates, dns, auth, rum, rumUpkeep }
+  return { config, pipeline, handlers, certificates, dns, auth, rum, rumUpkeep, rumAlerts }
 }
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
