@@ -118,15 +118,33 @@ export async function writeNewPrivateFile(file: string, data: string): Promise<b
   }
 }
 
+/** How long, in ms, a connection `openPrivateDatabase` opens waits for another process's lock unless told otherwise. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 2000
+
+export interface PrivateDatabaseOptions {
+  /**
+   * How long, in ms, a statement waits for another connection's lock before
+   * failing with SQLITE_BUSY, "database is locked" (SQLite's busy_timeout,
+   * https://sqlite.org/pragma.html#pragma_busy_timeout); 0: it fails at
+   * once. node:sqlite is synchronous, so the wait holds the event loop: a
+   * connection written to while requests are being served wants a short
+   * one. Default DEFAULT_BUSY_TIMEOUT_MS.
+   */
+  readonly busyTimeout?: number
+}
+
 /**
  * Opens an SQLite database in the data folder as a private file: `file`
  * (in a folder `ensurePrivateDir` made) is created 0600 before SQLite opens
  * it, since SQLite would follow the umask, and SQLite gives its -wal and
  * -shm files the same mode; an existing file open to others is made 0600.
- * The connection waits up to 2 seconds for another process's lock. Each
- * store checks its own schema version after.
+ * The connection waits up to `busyTimeout` ms (2 seconds by default) for
+ * another process's lock. Each store checks its own schema version after.
  */
-export async function openPrivateDatabase(file: string): Promise<DatabaseSync> {
+export async function openPrivateDatabase(file: string, opts: PrivateDatabaseOptions = {}): Promise<DatabaseSync> {
+  const busyTimeout = opts.busyTimeout ?? DEFAULT_BUSY_TIMEOUT_MS
+  // SQLite reads the pragma's value as a 32-bit int
+  if (!Number.isInteger(busyTimeout) || busyTimeout < 0 || busyTimeout > 0x7fffffff) throw new RangeError(`busyTimeout is a whole number of ms from 0 to 2147483647, not ${busyTimeout}`)
   const handle = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600)
   try {
     if (((await handle.stat()).mode & 0o077) !== 0) await handle.chmod(0o600)
@@ -135,7 +153,7 @@ export async function openPrivateDatabase(file: string): Promise<DatabaseSync> {
   }
   const db = new DatabaseSync(file)
   try {
-    db.exec('PRAGMA busy_timeout = 2000')
+    db.exec(`PRAGMA busy_timeout = ${busyTimeout}`)
   } catch (err) {
     db.close()
     throw err

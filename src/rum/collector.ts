@@ -11,6 +11,7 @@ import type { Logger } from '../core/log.ts'
 import type { OriginPolicy } from '../core/origin.ts'
 import { MemoryRateLimitStore } from '../core/rate-limit-store.ts'
 import { clientNetwork } from '../http/address.ts'
+import { countryOf } from './country.ts'
 import { MAX_BATCH_BYTES, parseBatch, parseGifQuery, type ParseResult } from './schema.ts'
 import { scrubBatch } from './scrub.ts'
 import { eventToBatch, MAX_SENTRY_BYTES, parseEnvelope, parseStoreBody, sentryKeyMatches, sentryKeyOf, sentryPaths, type EnvelopeResult, type SentryBatch, type SentryOptions } from './sentry.ts'
@@ -39,7 +40,10 @@ import type { Symbolicator } from './symbolicate.ts'
  * (emails, tokens, card numbers, query values; the address truncated) and
  * queued; the queue is written to the store in transactions every 100 ms
  * or 100 rows, off the request. A full queue or a failing store drops rows
- * and counts them: a page is never slowed by its monitoring.
+ * and counts them (a store locked by another process once it has been for
+ * a second: until then its rows wait in the queue); a write never waits
+ * long for a lock (src/rum/store.ts): a page is never slowed by its
+ * monitoring.
  *
  * On a site with `rum.symbolicate`, a beacon whose error stacks point at the
  * site's own scripts waits in a bounded queue of its own while its frames
@@ -100,6 +104,8 @@ export interface CollectorOptions {
   readonly perMinute?: number
   /** Rows waiting for the store at most; more are dropped. */
   readonly maxQueue?: number
+  /** The request field a trusted proxy names the client's country in (`rum.countryHeader`, src/rum/country.ts). */
+  readonly countryHeader?: string | undefined
   /** Told of the rows of each transaction once it is written (alerts). */
   readonly onStored?: (rows: readonly RumRow[]) => void
   /** Error events waiting for symbolication at most; more are stored as sent (counted as skipped). */
@@ -127,6 +133,25 @@ export interface Collector {
 
 const FLUSH_MS = 100
 const FLUSH_ROWS = 100
+/**
+ * How long rows wait for a locked store: a write the store refuses because
+ * another connection holds its lock (SQLITE_BUSY, past the store's short
+ * busy timeout) puts its rows back in the queue for the timer's next try,
+ * until the store has been locked this long; then they are dropped and
+ * counted like those of any failed write. A lock held for a moment (another
+ * process's write, the upkeep's sweep of old rows) costs no rows.
+ */
+const LOCK_GRACE_MS = 1_000
+
+/**
+ * A write failed because another connection held the store's lock: node:sqlite's
+ * error carries SQLite's result code in `errcode`, SQLITE_BUSY (5) or
+ * SQLITE_LOCKED (6) in its low byte (https://sqlite.org/rescode.html#busy).
+ */
+function isLocked(err: unknown): boolean {
+  const code = (err as { errcode?: unknown } | null)?.errcode
+  return typeof code === 'number' && ((code & 0xff) === 5 || (code & 0xff) === 6)
+}
 /** Error events waiting for symbolication at most, by default. */
 const SYMBOLICATION_QUEUE = 1_000
 
@@ -151,13 +176,17 @@ export function createCollector(opts: CollectorOptions): Collector {
   Object.defineProperty(stats, 'queued', { enumerable: true, get: () => queue.length }) // rows waiting for the store, for the operator's counters (src/rum/retention.ts)
   let writing: Promise<void> | null = null
   let lastStoreError = 0
+  /** The store's last write failed (locked, full): until one succeeds, only the timer writes. */
+  let storeFailing = false
+  /** When the store's writes began failing because it was locked (ms since the epoch); null: the last one was not. */
+  let lockedSince: number | null = null
 
   const refuse = (why: string, status: 'EB_ERR_BAD_REQUEST' | 'EB_ERR_TOO_MANY_REQUESTS' | 'EB_ERR_FORBIDDEN' | 'EB_ERR_UNAUTHORIZED' | 'EB_ERR_UNSUPPORTED_MEDIA_TYPE', message: string, headers?: Record<string, string>): never => {
     stats.refused[why] = (stats.refused[why] ?? 0) + 1
     throw httpError(status, message, headers)
   }
 
-  /** Writes the queue, one transaction at a time; a failing store drops what it was given. */
+  /** Writes the queue, one transaction at a time; a failing store drops what it was given (a locked one, after LOCK_GRACE_MS: until then its rows wait in the queue). */
   function flush(): Promise<void> {
     if (writing) return writing
     if (queue.length === 0) return Promise.resolve()
@@ -167,6 +196,8 @@ export function createCollector(opts: CollectorOptions): Collector {
       .insert(rows)
       .then(
         () => {
+          storeFailing = false
+          lockedSince = null
           stats.stored += rows.length
           if (opts.onStored) {
             try {
@@ -177,11 +208,20 @@ export function createCollector(opts: CollectorOptions): Collector {
           }
         },
         (err: unknown) => {
+          storeFailing = true
+          if (isLocked(err)) {
+            lockedSince ??= clock.now()
+            // a lock held briefly (another process's write, the upkeep's sweep): the rows wait for the next try, room permitting
+            if (clock.now() - lockedSince < LOCK_GRACE_MS && queue.length + rows.length <= maxQueue) {
+              queue = rows.concat(queue)
+              return
+            }
+          } else lockedSince = null
           stats.dropped += rows.length
           // one line a minute at most: a locked or full disk would otherwise flood the log
           if (clock.now() - lastStoreError > 60_000) {
             lastStoreError = clock.now()
-            log.warn({ why: (err as Error).message, rows: rows.length }, 'monitoring rows could not be stored; dropped')
+            log.warn({ why: (err as Error).message, rows: rows.length, dropped: stats.dropped }, 'monitoring rows could not be stored; dropped (each counted in dropped; this line at most once a minute)')
           }
         },
       )
@@ -189,6 +229,17 @@ export function createCollector(opts: CollectorOptions): Collector {
         writing = null
       })
     return writing
+  }
+  /**
+   * After rows were queued: a write now when FLUSH_ROWS are waiting, unless
+   * the store's last write failed; then only the timer tries again, every
+   * FLUSH_MS. A failing write may hold the event loop for the store's busy
+   * timeout (src/rum/store.ts): so a locked or full store costs it that
+   * ten times a second at most, however many beacons arrive, and the
+   * queue's bound drops (and counts) what does not fit meanwhile.
+   */
+  function writeIfFull(): void {
+    if (queue.length >= FLUSH_ROWS && !storeFailing) void flush()
   }
   /** The SDK script, read once when first asked for (null: not built). */
   let sdk: { body: Buffer; etag: string } | null | undefined
@@ -241,7 +292,7 @@ export function createCollector(opts: CollectorOptions): Collector {
    * Nothing here waits on the disk.
    */
   function submit(ctx: Context, items: Pending[], symbolicator: Symbolicator | undefined): void {
-    const receive: ReceiveContext = { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: null }
+    const receive: ReceiveContext = { time: clock.now(), userAgent: ctx.header('user-agent'), address: ctx.clientAddress, country: countryOf(ctx, opts.countryHeader) }
     const origin = ctx.origin
     let wanted = 0
     if (symbolicator) {
@@ -321,7 +372,7 @@ export function createCollector(opts: CollectorOptions): Collector {
     }
     stats.accepted++
     for (const r of rows) queue.push(r)
-    if (queue.length >= FLUSH_ROWS) void flush()
+    writeIfFull()
   }
 
   function limit(ctx: Context): void {
@@ -375,7 +426,7 @@ export function createCollector(opts: CollectorOptions): Collector {
         return false
       }
       for (const r of rows) queue.push(r)
-      if (queue.length >= FLUSH_ROWS) void flush()
+      writeIfFull()
       return true
     },
     flush: async () => {
@@ -388,6 +439,9 @@ export function createCollector(opts: CollectorOptions): Collector {
       await symbolicationTail
       await writing
       await flush()
+      // rows put back by a write the store's lock refused: no next try now
+      stats.dropped += queue.length
+      queue = []
       await store.close()
     },
     endpointsFor(origins, site) {

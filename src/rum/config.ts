@@ -29,6 +29,12 @@ export const rumSchema = z.strictObject({
     .prefault({}),
   /** Beacons per client network (a /24 or /48) per minute; more get 429. */
   perMinute: z.number().int().min(1).default(120),
+  /**
+   * The request field a trusted proxy in front of Edgebox puts the client's
+   * country in (`cf-ipcountry`, `cloudfront-viewer-country`), for the
+   * `country` breakdowns; read only from `trustedProxies`. Unset: no country.
+   */
+  countryHeader: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'is a request field name such as cf-ipcountry').toLowerCase().optional(),
   /** Rows waiting for the store at most; more are dropped and counted (a page is never slowed by its monitoring). */
   queue: z.number().int().min(100).default(10_000),
   /**

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { channel as diagnosticsChannel } from 'node:diagnostics_channel'
 import path from 'node:path'
 import type { DatabaseSync, SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite'
 import { ensurePrivateDir, openPrivateDatabase } from '../core/data-dir.ts'
@@ -268,6 +269,14 @@ export interface RumStore {
    * window, the latest first, at most `limit`.
    */
   pageViews(q: TimeWindow & { readonly pv?: string | undefined; readonly limit: number }): Promise<PageViewPair[]>
+  /**
+   * Every row of one page view (every kind, whenever it came), in the order
+   * the rows were stored, at most `limit` (a whole number; the first ones);
+   * [] when none.
+   * What a page's own report looks like once stored: its server row, its
+   * vitals, its errors with their (symbolicated) stacks.
+   */
+  pageViewEvents(pv: string, limit: number): Promise<RumRow[]>
   /** The bytes the rows take (SQLite: the pages in use, (page_count - freelist_count) * page_size; memory: ROW_OVERHEAD plus the characters of each row's text). */
   size(): Promise<number>
   /**
@@ -809,6 +818,17 @@ export class MemoryRumStore implements RumStore {
     return ids.map((pv) => pairOf(pv, this.rows.filter((r) => r.pv === pv && joined(r))))
   }
 
+  async pageViewEvents(pv: string, limit: number): Promise<RumRow[]> {
+    this.check()
+    const out: RumRow[] = []
+    const most = Math.max(0, Math.floor(limit))
+    for (const r of this.rows) {
+      if (out.length >= most) break
+      if (r.pv === pv) out.push({ ...r })
+    }
+    return out
+  }
+
   async size(): Promise<number> {
     this.check()
     let n = 0
@@ -1043,11 +1063,54 @@ const PAGE_VIEW_ROWS_SQL = `
 SELECT time, pv, page, kind, name, value, status, duration, json FROM rum_events
 WHERE pv = ? AND kind IN ('server', 'nav', 'vital') ORDER BY id`
 
+/** One page view's rows (?1 the id), in insertion order, at most ?2: read through the `rum_pv` index. */
+export const PAGE_VIEW_EVENTS_SQL = `SELECT ${ROW_COLUMNS} FROM rum_events WHERE pv = ?1 ORDER BY id LIMIT ?2`
+
+/** A stored row read back (the columns of ROW_COLUMNS). */
+function rowOf(r: Row): RumRow {
+  return {
+    time: num(r, 'time'),
+    offset: num(r, 'offset_ms'),
+    pv: str(r, 'pv'),
+    page: str(r, 'page'),
+    release: strOrNull(r, 'release'),
+    env: strOrNull(r, 'env'),
+    cached: num(r, 'cached') !== 0,
+    deviceClass: str(r, 'device_class') as DeviceClass,
+    browser: str(r, 'browser') as BrowserFamily,
+    country: strOrNull(r, 'country'),
+    address: strOrNull(r, 'address'),
+    conn: strOrNull(r, 'conn'),
+    kind: str(r, 'kind') as RowKind,
+    name: strOrNull(r, 'name'),
+    value: numOrNull(r, 'value'),
+    rating: strOrNull(r, 'rating'),
+    message: strOrNull(r, 'message'),
+    stack: strOrNull(r, 'stack'),
+    fingerprint: strOrNull(r, 'fingerprint'),
+    count: num(r, 'count'),
+    url: strOrNull(r, 'url'),
+    status: numOrNull(r, 'status'),
+    duration: numOrNull(r, 'duration'),
+    outcome: strOrNull(r, 'outcome'),
+    json: strOrNull(r, 'json'),
+  }
+}
+
 /** Rows deleted per statement: a sweep of millions of rows leaves the event loop (and the collector's writes) a turn between chunks. */
 const SWEEP_CHUNK = 10_000
 
-/** A macrotask turn: what is waiting (requests, the collector's writes) runs before the next chunk. */
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+/**
+ * A pause between a sweep's chunks: what is waiting runs before the next
+ * one. Longer than a bare turn of the loop: the sweep runs on the query
+ * worker's connection (src/rum/worker-store.ts) while the collector writes
+ * on its own every 100 ms, and a collector write that finds the file locked
+ * gives up after 10 ms (RUM_BUSY_TIMEOUT_MS) and tries at its next flush.
+ * A pause of 110 ms always holds one of those flushes, so the collector's
+ * rows get in between any two chunks however long the sweep.
+ */
+const SWEEP_PAUSE_MS = 110
+const nextTurn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, SWEEP_PAUSE_MS))
 
 type Row = Record<string, SQLOutputValue>
 
@@ -1103,6 +1166,7 @@ export class SqliteRumStore implements RumStore {
   private readonly sErrorGroups: StatementSync
   private readonly sPageViewIds: StatementSync
   private readonly sPageViewRows: StatementSync
+  private readonly sPageViewEvents: StatementSync
   private readonly sSize: StatementSync
   private readonly sSweepAge: StatementSync
   private readonly sSweepOldest: StatementSync
@@ -1130,6 +1194,7 @@ export class SqliteRumStore implements RumStore {
       this.sErrorGroups = db.prepare(ERROR_GROUPS_SQL)
       this.sPageViewIds = db.prepare(PAGE_VIEW_IDS_SQL)
       this.sPageViewRows = db.prepare(PAGE_VIEW_ROWS_SQL)
+      this.sPageViewEvents = db.prepare(PAGE_VIEW_EVENTS_SQL)
       this.sSize = db.prepare('SELECT (p.page_count - f.freelist_count) * s.page_size AS size FROM pragma_page_count() p, pragma_freelist_count() f, pragma_page_size() s')
       this.sSweepAge = db.prepare('DELETE FROM rum_events WHERE id IN (SELECT id FROM rum_events WHERE time <= ?1 ORDER BY time, id LIMIT ?2)')
       this.sSweepOldest = db.prepare('DELETE FROM rum_events WHERE id IN (SELECT id FROM rum_events ORDER BY time, id LIMIT ?1)')
@@ -1164,9 +1229,10 @@ export class SqliteRumStore implements RumStore {
   async insert(rows: readonly RumRow[]): Promise<void> {
     this.check()
     if (rows.length === 0) return
-    const values = rows.map((row): SQLInputValue[] => {
-      const r = normaliseRow(row)
-      return [r.time, r.offset, r.pv, r.page, r.release, r.env, r.cached ? 1 : 0, r.deviceClass, r.browser, r.country, r.address, r.kind, r.name, r.value, r.rating, r.message, r.stack, r.fingerprint, r.count, r.url, r.status, r.duration, r.outcome, r.json, r.conn]
+    // the values read straight off each row (no copy): an error row without a fingerprint gets one, as normaliseRow gives it
+    const values = rows.map((r): SQLInputValue[] => {
+      const fp = r.kind === 'error' && r.fingerprint === null ? fingerprint(r.message ?? '', r.stack) : r.fingerprint
+      return [r.time, r.offset, r.pv, r.page, r.release, r.env, r.cached ? 1 : 0, r.deviceClass, r.browser, r.country, r.address, r.kind, r.name, r.value, r.rating, r.message, r.stack, fp, r.count, r.url, r.status, r.duration, r.outcome, r.json, r.conn]
     })
     this.db.exec('BEGIN')
     try {
@@ -1261,6 +1327,11 @@ export class SqliteRumStore implements RumStore {
     return out
   }
 
+  async pageViewEvents(pv: string, limit: number): Promise<RumRow[]> {
+    this.check()
+    return (this.sPageViewEvents.all(pv, Math.max(0, Math.floor(limit))) as Row[]).map(rowOf)
+  }
+
   async size(): Promise<number> {
     this.check()
     return num(this.sSize.get() as Row, 'size')
@@ -1300,6 +1371,23 @@ export class SqliteRumStore implements RumStore {
     return { byAge, bySize }
   }
 
+  /**
+   * Caps the file at `pages` pages for this connection's writes (SQLite's
+   * max_page_count, https://sqlite.org/pragma.html#pragma_max_page_count);
+   * null: SQLite's largest again. A write that needs a page past the cap
+   * fails the way a full disk makes it fail, SQLITE_FULL ("database or disk
+   * is full"), and none of its transaction's rows are kept (`insert` is one
+   * transaction, rolled back whole). SQLite never sets the cap below the
+   * file's size now. Returns the cap in force.
+   * Nothing in Edgebox sets one: what a test of a full disk uses.
+   */
+  limitPages(pages: number | null): number {
+    this.check()
+    const n = pages ?? SQLITE_MAX_PAGE_COUNT
+    if (!Number.isInteger(n) || n < 1 || n > SQLITE_MAX_PAGE_COUNT) throw new RangeError(`a page cap is a whole number from 1 to ${SQLITE_MAX_PAGE_COUNT}, not ${n}`)
+    return num(this.db.prepare(`PRAGMA max_page_count = ${n}`).get() as Row, 'max_page_count')
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -1307,18 +1395,62 @@ export class SqliteRumStore implements RumStore {
   }
 }
 
+/** The most pages an SQLite file may have (its default max_page_count, SQLITE_MAX_PAGE_COUNT). */
+const SQLITE_MAX_PAGE_COUNT = 0xfffffffe
+
 /** The RUM store file in a data folder. */
 export const rumStoreFile = (dataDir: string): string => path.join(dataDir, 'rum', 'rum.sqlite')
 
-/** Opens the RUM store in a data folder: `<dataDir>/rum/rum.sqlite`, the folder made private (0700) and the file 0600. */
-export async function openSqliteRumStore(dataDir: string): Promise<SqliteRumStore> {
+/**
+ * How long, in ms, a RUM store's connection waits for another process's
+ * lock before its statement fails with "database is locked" (SQLite's
+ * busy_timeout). node:sqlite is synchronous: while a statement waits, the
+ * event loop waits, and with it every request Edgebox is serving. With the
+ * 2 seconds the data folder's other databases wait, a store held by another
+ * process (`sqlite3 rum.sqlite 'BEGIN EXCLUSIVE'`, a tool writing to it)
+ * would stall every page for 2 seconds at each of the collector's writes,
+ * ten a second. 10 ms still rides out a lock held for an ordinary short
+ * write or a checkpoint (SQLite's busy handler tries again after 1, 2 and
+ * 5 ms, then once more at 10) and holds the event loop 10 ms at most per
+ * write; past it the write fails, and the collector tries its rows again
+ * 100 ms later, dropping and counting them once the store has been locked
+ * for a second (src/rum/collector.ts). Reads need no wait: in WAL mode
+ * (https://sqlite.org/wal.html) a reader never waits for a writer.
+ */
+export const RUM_BUSY_TIMEOUT_MS = 10
+
+/** How openSqliteRumStore opens the store. */
+export interface RumStoreOpenOptions {
+  /** How long, in ms, the connection waits for another process's lock; default RUM_BUSY_TIMEOUT_MS. */
+  readonly busyTimeout?: number
+}
+
+/**
+ * The diagnostics channel (node:diagnostics_channel) each store
+ * openSqliteRumStore opens is announced on, as `{ store }`, in the thread
+ * that opened it: a diagnostic tool or a fault test subscribes to reach the
+ * connections a running Edgebox opened (to cap one with `limitPages`, a full
+ * disk). Nothing is published while no one subscribes.
+ */
+export const RUM_STORE_OPENED_CHANNEL = 'edgebox:rum:store-opened'
+const storeOpened = diagnosticsChannel(RUM_STORE_OPENED_CHANNEL)
+
+/**
+ * Opens the RUM store in a data folder: `<dataDir>/rum/rum.sqlite`, the
+ * folder made private (0700) and the file 0600, its connection waiting
+ * `busyTimeout` ms at most for another process's lock (the schema's
+ * upgrade at open too: a store locked then fails to open, naming the file).
+ */
+export async function openSqliteRumStore(dataDir: string, opts: RumStoreOpenOptions = {}): Promise<SqliteRumStore> {
   await ensurePrivateDir(path.join(dataDir, 'rum'))
   const file = rumStoreFile(dataDir)
   let db: DatabaseSync
   try {
-    db = await openPrivateDatabase(file)
+    db = await openPrivateDatabase(file, { busyTimeout: opts.busyTimeout ?? RUM_BUSY_TIMEOUT_MS })
   } catch (err) {
     throw new Error(`cannot open the RUM store ${file}: ${(err as Error).message}`, { cause: err })
   }
-  return new SqliteRumStore(db, file)
+  const store = new SqliteRumStore(db, file)
+  if (storeOpened.hasSubscribers) storeOpened.publish({ store })
+  return store
 }

@@ -27,6 +27,7 @@ import { createAuth, type Auth } from '../auth/index.ts'
 import { WireTrace } from '../core/wire-trace.ts'
 import { createCollector, type Collector } from '../rum/collector.ts'
 import { openSqliteRumStore } from '../rum/store.ts'
+import { openWorkerRumStore } from '../rum/worker-store.ts'
 import { startRumApi, type RumApi, type RumApiSource } from '../rum/api.ts'
 import { startRumUpkeep, type RumUpkeep } from '../rum/retention.ts'
 import { recordPageViews } from '../rum/page-view.ts'
@@ -445,10 +446,11 @@ async function provision(
         limits: bodyLimits(config),
         perMinute: config.rum.perMinute,
         maxQueue: config.rum.queue,
+        countryHeader: config.rum.countryHeader,
         ...(alerts ? { onStored: (rows: Parameters<Alerts['onStored']>[0]) => alerts.onStored(rows) } : {}),
       })
-      // retention, the operator's counters, and the query API's reads: a connection to the store of their own
-      rumUpkeep = startRumUpkeep({ store: await openSqliteRumStore(dataDir), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
+      // retention, the operator's counters, and the query API's reads: a connection to the store of their own, in a worker thread (its queries and sweeps never hold the thread serving pages)
+      rumUpkeep = startRumUpkeep({ store: await openWorkerRumStore(dataDir, { log: log.child({ module: 'rum' }) }), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
     }
     if (config.auth) {
       auth = await createAuth(

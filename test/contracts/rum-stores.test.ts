@@ -29,6 +29,7 @@ import {
   type RumRow,
   type RumStore,
 } from '../../src/rum/store.ts'
+import { openWorkerRumStore } from '../../src/rum/worker-store.ts'
 
 const tempDirs: string[] = []
 const tempDir = (): string => {
@@ -95,6 +96,8 @@ const NO_SIZE_LIMIT = Number.MAX_SAFE_INTEGER
 const stores: Array<{ name: string; make: () => Promise<RumStore> }> = [
   { name: 'MemoryRumStore', make: async () => new MemoryRumStore() },
   { name: 'SqliteRumStore', make: async () => openSqliteRumStore(tempDir()) },
+  // the same SQLite store, every call answered by a worker thread
+  { name: 'WorkerRumStore', make: async () => openWorkerRumStore(tempDir()) },
 ]
 
 // ---------------------------------------------------------------------------
