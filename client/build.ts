@@ -121,6 +121,37 @@ export function writeRumAssets(dir = assets): { module: string; script: string }
   return files
 }
 
+/**
+ * The monitoring lab's demo shop (client/lab/shop.ts), minified with its
+ * source map beside it, as a site's bundler makes them: the lab page throws
+ * from it, and Edgebox maps the collected stack back with the map it keeps
+ * from browsers (`rum.serveMaps` is off). The map names its source
+ * `src/shop.ts`, so mapped frames read `/lab/src/shop.ts:line:column`.
+ */
+export function writeLabShop(dir = path.join(root, 'lab', 'www', 'lab')): { script: string; map: string } {
+  const out = buildSync({
+    entryPoints: [path.join(root, 'client', 'lab', 'shop.ts')],
+    bundle: true,
+    format: 'esm',
+    minify: true,
+    sourcemap: 'linked',
+    sourcesContent: true,
+    outfile: path.join(dir, 'shop.min.js'),
+    write: false,
+    target: 'es2022',
+    legalComments: 'none',
+  })
+  const files = { script: path.join(dir, 'shop.min.js'), map: path.join(dir, 'shop.min.js.map') }
+  for (const f of out.outputFiles) {
+    if (f.path.endsWith('.map')) {
+      const map = JSON.parse(f.text) as { sources: string[] }
+      map.sources = map.sources.map(() => 'src/shop.ts')
+      writeFileSync(files.map, JSON.stringify(map))
+    } else writeFileSync(files.script, f.text)
+  }
+  return files
+}
+
 function main(): void {
   buildModule()
   mkdirSync(assets, { recursive: true })
@@ -128,6 +159,7 @@ function main(): void {
   writeFileSync(path.join(assets, 'edgebox-realtime.js'), buildScript())
   process.stdout.write(`realtime client: ${path.relative(root, distDir)}/realtime.{js,d.ts}, lab/www/assets/edgebox-realtime.{mjs,js}\n`)
   writeRumAssets()
+  writeLabShop()
   process.stdout.write(`rum sdk: ${path.relative(root, distDir)}/rum.{js,d.ts}, lab/www/assets/edgebox-rum.{mjs,js}\n`)
 }
 

@@ -235,6 +235,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
           { path: '/lab/connection/', lab: { demo: 'connection' } },
           // the wire trace of the sign-on demo's sites, for /lab/sso.html
           { path: '/lab/demo/trace/', lab: { demo: 'trace', sso: sso !== null } },
+          // what real-user monitoring stored for a page view, side by side, for /lab/monitoring.html
+          { path: '/lab/demo/rum/', lab: { demo: 'rum' } },
           ...(dnsPort !== undefined
             ? [
                 // DNS over HTTPS (RFC 8484), answered by the resolver on 127.0.0.1, for /lab/dns.html, curl and fetch

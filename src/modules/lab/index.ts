@@ -9,6 +9,7 @@ import { proxyModule } from '../proxy/index.ts'
 import { createAccountDemo } from './account.ts'
 import { createConnectionDemo } from './connection.ts'
 import { createDnsDemo } from './dns.ts'
+import { createRumDemo } from './rum.ts'
 import { createTraceDemo } from './trace.ts'
 
 /**
@@ -29,8 +30,8 @@ import { createTraceDemo } from './trace.ts'
  */
 
 const schema = z.strictObject({
-  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts), 'dns' (the DNS lab's demo edges and traces, ./dns.ts) or 'trace' (the wire trace as server-sent events, ./trace.ts). */
-  demo: z.enum(['cdn', 'account', 'connection', 'dns', 'trace']).default('cdn'),
+  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts), 'dns' (the DNS lab's demo edges and traces, ./dns.ts), 'trace' (the wire trace as server-sent events, ./trace.ts) or 'rum' (what real-user monitoring stored for one page view, ./rum.ts). */
+  demo: z.enum(['cdn', 'account', 'connection', 'dns', 'trace', 'rum']).default('cdn'),
   /** The trace demo: whether the sign-on demo's sites (id, app1, app2 under .localhost) run, for the lab page. */
   sso: z.boolean().default(false),
   /** How many demo origins (upstreams) to start. */
@@ -68,6 +69,7 @@ export const labModule = {
     if (cfg.demo === 'account') return createAccountDemo(deps.prefix, deps.limits)
     if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix, deps.dataDir)
     if (cfg.demo === 'trace') return createTraceDemo(deps.prefix, deps.trace, cfg.sso)
+    if (cfg.demo === 'rum') return createRumDemo(deps.prefix, deps.dataDir)
     if (cfg.demo === 'dns') {
       try {
         return await createDnsDemo(deps.prefix, cfg.dns)
