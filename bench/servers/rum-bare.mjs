@@ -1,13 +1,13 @@
 // The bare comparator of the real-user-monitoring benchmark (bench/rum.sh, bench/README.md "Real-user monitoring
 // benchmark"): node:http on 127.0.0.1:PORT, POST /_edgebox/rum/batch reads the body, JSON.parse, a minimal check,
-// one row per event into the same `rum_events` table as Edgebox's store (src/rum/store.ts SCHEMA_V1, imported),
+// one row per event into the same `rum_events` table as Edgebox's store (src/rum/store.ts RUM_SCHEMA and ROW_COLUMNS, imported),
 // WAL, synchronous=NORMAL, rows buffered and written in one transaction per 100 rows or 100 ms (as the collector:
 // at once when 100 are waiting, else every 100 ms); answers 204. No scrubbing, no schema library, no rate limit, no
 // access log: the ceiling for a Node server that stores the same rows with the same durability.
 //
 // usage: node bench/servers/rum-bare.mjs PORT DBFILE     (SIGTERM: writes what is queued, closes the file, exits)
 import http from 'node:http'
-import { INSERT_COLUMNS, SCHEMA_V1 } from '../../src/rum/store.ts'
+import { ROW_COLUMNS, RUM_SCHEMA, RUM_SCHEMA_VERSION } from '../../src/rum/store.ts'
 import { DatabaseSync } from 'node:sqlite'
 
 const port = Number(process.argv[2] ?? 18911)
@@ -15,13 +15,13 @@ const file = process.argv[3]
 if (!file) throw new Error('usage: rum-bare.mjs PORT DBFILE')
 
 // the same table and columns as Edgebox's store: its own constants (the pinned Node runs TypeScript sources)
-const COLUMNS = INSERT_COLUMNS
+const COLUMNS = ROW_COLUMNS
 
 const db = new DatabaseSync(file)
 db.exec('PRAGMA journal_mode = WAL')
 db.exec('PRAGMA synchronous = NORMAL')
-db.exec(SCHEMA_V1)
-db.exec('PRAGMA user_version = 1')
+db.exec(RUM_SCHEMA)
+db.exec(`PRAGMA user_version = ${RUM_SCHEMA_VERSION}`)
 const insert = db.prepare(`INSERT INTO rum_events (${COLUMNS}) VALUES (${COLUMNS.split(',').map(() => '?').join(', ')})`)
 
 const FLUSH_ROWS = 100
@@ -43,8 +43,14 @@ function flush() {
 }
 const timer = setInterval(flush, FLUSH_MS)
 
-/** One event as a row of the same 24 columns the store writes (null where the event has nothing). */
+/** One event as a row of the same 25 columns the store writes (null where the event has nothing). */
 function row(b, e, time, address) {
+  const r = eventRow(b, e, time, address)
+  if (r !== null) r.push(b.device?.conn ?? null)
+  return r
+}
+
+function eventRow(b, e, time, address) {
   const base = [time, e.at, b.pv, b.page, b.release ?? null, b.env ?? null, b.cached ? 1 : 0, b.device?.mobile ? 'mobile' : 'desktop', 'other', null, address]
   switch (e.t) {
     case 'vital':

@@ -56,7 +56,8 @@ if (cmd === 'body') {
   console.log(JSON.stringify({ sent: Number(n), status }))
 } else if (cmd === 'count') {
   const db = new DatabaseSync(args[0], { readOnly: true })
-  const rows = Number(db.prepare('SELECT COUNT(*) AS n FROM rum_events').get().n)
+  // the beacons' rows: not the 'server' rows Edgebox writes for the HTML pages it serves (the checks' GET /)
+  const rows = Number(db.prepare("SELECT COUNT(*) AS n FROM rum_events WHERE kind <> 'server'").get().n)
   const byKind = Object.fromEntries(db.prepare('SELECT kind, COUNT(*) AS n FROM rum_events GROUP BY kind ORDER BY kind').all().map((r) => [r.kind, Number(r.n)]))
   db.close()
   console.log(JSON.stringify({ rows, byKind }))
