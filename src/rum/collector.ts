@@ -10,6 +10,7 @@ import { httpError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import type { OriginPolicy } from '../core/origin.ts'
 import { MemoryRateLimitStore } from '../core/rate-limit-store.ts'
+import { PreparedResponse } from '../core/respond.ts'
 import { clientNetwork } from '../http/address.ts'
 import { countryOf } from './country.ts'
 import { MAX_BATCH_BYTES, parseBatch, parseGifQuery, type ParseResult } from './schema.ts'
@@ -61,6 +62,9 @@ import type { Symbolicator } from './symbolicate.ts'
  * From src/rum/ and from dist/rum/ alike, the package's lab/www/assets.
  */
 const SDK_FILE = fileURLToPath(new URL('../../lab/www/assets/edgebox-rum.js', import.meta.url))
+
+/** The answer to a stored batch from the site's own pages: 204, not to be stored by any cache. */
+const NO_CONTENT = new PreparedResponse(204, { 'cache-control': 'no-store' })
 
 /** GIF89a, 1x1, one transparent pixel: the 43 bytes a beacon image answers with. */
 export const TRANSPARENT_GIF = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==', 'base64')
@@ -482,7 +486,9 @@ export function createCollector(opts: CollectorOptions): Collector {
               throw err
             }
             take(ctx, parseBatch(body.toString('utf8')), symbolicator)
-            ctx.send(204, { ...allow, 'cache-control': 'no-store' })
+            // a page's own beacon (no CORS fields) gets the one answer made once: its head is not rebuilt per beacon
+            if (allow.vary === undefined) ctx.sendPrepared(NO_CONTENT)
+            else ctx.send(204, { ...allow, 'cache-control': 'no-store' })
           },
         },
         ...(site?.sentry ? sentryEndpoints(site.sentry, cors, symbolicator) : []),

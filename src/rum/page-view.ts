@@ -45,7 +45,7 @@ function edgeOf(field: string | number | string[] | undefined): number {
 }
 
 /** Gives an HTML answer (2xx, not a HEAD's 304) its page-view id. */
-const pageViewFilter: ResponseFilter = function pageView(ctx: Context, headers) {
+const pageView = function pageView(ctx: Context, headers: Record<string, string | number | string[]>): void {
   if (ctx.status < 200 || ctx.status >= 300 || !isHtml(headers)) return
   const id = (ctx.pageView = newPageViewId())
   const metric = `pv;desc="${id}"`
@@ -58,6 +58,16 @@ const pageViewFilter: ResponseFilter = function pageView(ctx: Context, headers) 
   else if (headers['Server-Timing'] !== undefined) headers['Server-Timing'] = `${String(current)}, ${metric}`
   else headers['server-timing'] = `${String(current)}, ${metric}`
 }
+
+/**
+ * The filter, with what a prepared response (a static file, a stored
+ * response, a constant answer such as the collector's 204) needs to know:
+ * it touches only 2xx HTML, so every other prepared response keeps its
+ * head made once, without running it (respond.ts, `selective`).
+ */
+const pageViewFilter: ResponseFilter = Object.assign(pageView, {
+  prepared: { kind: 'selective' as const, applies: (status: number, headers: Readonly<Record<string, string | number | string[]>>) => status >= 200 && status < 300 && isHtml(headers) },
+})
 
 /** `sites[].rum`: the page-view id on the site's HTML answers. */
 export const pageViewModule: FilterModule = {
