@@ -5,7 +5,7 @@ import type { Context } from '../core/context.ts'
 import type { AccessLog } from '../core/log.ts'
 import type { FilterModule, ResponseFilter } from '../core/types.ts'
 import type { Collector } from './collector.ts'
-import { classifyBrowser, classifyDevice, type RumRow } from './store.ts'
+import { classifyBrowser, classifyDevice, NO_EVENT_COLUMNS, type RumRow } from './store.ts'
 import { truncateAddress } from './scrub.ts'
 
 /**
@@ -112,18 +112,10 @@ export function serverRow(ctx: Context, durationMs: number, time: number): RumRo
     country: null,
     address: address ? truncateAddress(address) : null,
     conn: null,
+    ...NO_EVENT_COLUMNS,
     kind: 'server',
-    name: null,
-    value: null,
-    rating: null,
-    message: null,
-    stack: null,
-    fingerprint: null,
-    count: 1,
-    url: null,
     status: ctx.status,
     duration: Math.round(durationMs * 1000) / 1000,
-    outcome: null,
     json: JSON.stringify(json),
   }
 }

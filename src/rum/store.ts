@@ -452,7 +452,8 @@ export interface ReceiveContext {
 
 type KindColumns = Pick<RumRow, 'kind' | 'name' | 'value' | 'rating' | 'message' | 'stack' | 'fingerprint' | 'count' | 'url' | 'status' | 'duration' | 'outcome' | 'json'>
 
-const NONE: Omit<KindColumns, 'kind'> = {
+/** The event columns of a row with none of them (every kind sets the ones it has; Edgebox's `server` rows too). */
+export const NO_EVENT_COLUMNS: Readonly<Omit<KindColumns, 'kind'>> = {
   name: null,
   value: null,
   rating: null,
@@ -470,17 +471,17 @@ const NONE: Omit<KindColumns, 'kind'> = {
 function kindColumns(e: RumEvent): KindColumns {
   switch (e.t) {
     case 'vital':
-      return { ...NONE, kind: 'vital', name: e.name, value: e.value, rating: e.rating, json: e.attr ? JSON.stringify({ attr: e.attr }) : null }
+      return { ...NO_EVENT_COLUMNS, kind: 'vital', name: e.name, value: e.value, rating: e.rating, json: e.attr ? JSON.stringify({ attr: e.attr }) : null }
     case 'nav':
-      return { ...NONE, kind: 'nav', json: JSON.stringify({ type: e.type, protocol: e.protocol, phases: e.phases }) }
+      return { ...NO_EVENT_COLUMNS, kind: 'nav', json: JSON.stringify({ type: e.type, protocol: e.protocol, phases: e.phases }) }
     case 'resource':
-      return { ...NONE, kind: 'resource', url: e.url, status: e.status, duration: e.duration, json: JSON.stringify({ initiator: e.initiator, size: e.size, failed: e.failed }) }
+      return { ...NO_EVENT_COLUMNS, kind: 'resource', url: e.url, status: e.status, duration: e.duration, json: JSON.stringify({ initiator: e.initiator, size: e.size, failed: e.failed }) }
     case 'error':
-      return { ...NONE, kind: 'error', name: e.kind, message: e.message, stack: e.stack ?? null, fingerprint: fingerprint(e.message, e.stack), count: e.count }
+      return { ...NO_EVENT_COLUMNS, kind: 'error', name: e.kind, message: e.message, stack: e.stack ?? null, fingerprint: fingerprint(e.message, e.stack), count: e.count }
     case 'api':
-      return { ...NONE, kind: 'api', url: e.url, status: e.status, duration: e.duration, outcome: e.outcome, json: JSON.stringify({ method: e.method }) }
+      return { ...NO_EVENT_COLUMNS, kind: 'api', url: e.url, status: e.status, duration: e.duration, outcome: e.outcome, json: JSON.stringify({ method: e.method }) }
     case 'route':
-      return { ...NONE, kind: 'route', url: e.to, json: JSON.stringify({ pv: e.pv, from: e.from }) }
+      return { ...NO_EVENT_COLUMNS, kind: 'route', url: e.to, json: JSON.stringify({ pv: e.pv, from: e.from }) }
   }
 }
 

@@ -1,11 +1,8 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { MemoryRumStore, PAGE_VIEW_EVENTS_SQL, RUM_STORE_CLOSED, fingerprint, openSqliteRumStore, rumStoreFile, type RumRow, type RumStore } from '../../src/rum/store.ts'
-import { openWorkerRumStore } from '../../src/rum/worker-store.ts'
+import { PAGE_VIEW_EVENTS_SQL, RUM_STORE_CLOSED, fingerprint, openSqliteRumStore, rumStoreFile, type RumRow, type RumStore } from '../../src/rum/store.ts'
+import { rumRow, rumStores, T0 } from '../helpers/rum.ts'
 
 /**
  * `pageViewEvents(pv, limit)`, the same on every RumStore: every row of one
@@ -14,46 +11,10 @@ import { openWorkerRumStore } from '../../src/rum/worker-store.ts'
  * views; [] for an id no row has; a closed store refuses.
  */
 
-const tempDirs: string[] = []
-const tempDir = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgebox-rum-pv-events-'))
-  tempDirs.push(dir)
-  return dir
-}
-after(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-})
+const { stores, tempDir, cleanup } = rumStores('edgebox-rum-pv-events-')
+after(cleanup)
 
-const T0 = 1_700_000_000_000
-
-const BASE: RumRow = {
-  time: T0,
-  offset: 0,
-  pv: 'pvA',
-  page: '/shop',
-  release: null,
-  env: null,
-  cached: false,
-  deviceClass: 'desktop',
-  browser: 'chromium',
-  country: null,
-  address: '192.0.2.0',
-  conn: null,
-  kind: 'nav',
-  name: null,
-  value: null,
-  rating: null,
-  message: null,
-  stack: null,
-  fingerprint: null,
-  count: 1,
-  url: null,
-  status: null,
-  duration: null,
-  outcome: null,
-  json: null,
-}
-const row = (over: Partial<RumRow>): RumRow => ({ ...BASE, ...over })
+const row = (over: Partial<RumRow>): RumRow => rumRow({ pv: 'pvA', page: '/shop', ...over })
 
 const MAPPED = 'TypeError: cannot read the price "x"\n    at parsePrice (/lab/src/shop.ts:17:47)'
 const RAW = 'TypeError: cannot read the price "x"\n    at a (http://127.0.0.1:8080/lab/shop.min.js:1:120)'
@@ -76,11 +37,6 @@ const NO_PRINT = row({ time: T0 + 40, kind: 'error', name: 'unhandledrejection',
 const INSERTS: RumRow[][] = [[A[0]!, B[0]!], [A[1]!, A[2]!], [B[1]!, A[3]!, A[4]!], [A[5]!, A[6]!, NO_PRINT]]
 const A_STORED: RumRow[] = [...A, { ...NO_PRINT, fingerprint: fingerprint('nope', null) }]
 
-const stores: Array<{ name: string; make: () => Promise<RumStore> }> = [
-  { name: 'MemoryRumStore', make: async () => new MemoryRumStore() },
-  { name: 'SqliteRumStore', make: async () => openSqliteRumStore(tempDir()) },
-  { name: 'WorkerRumStore', make: async () => openWorkerRumStore(tempDir()) },
-]
 
 for (const { name, make } of stores) {
   describe(`rum store contract, pageViewEvents: ${name}`, () => {

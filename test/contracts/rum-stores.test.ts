@@ -1,7 +1,6 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import type { Batch } from '../../src/rum/schema.ts'
@@ -29,50 +28,14 @@ import {
   type RumRow,
   type RumStore,
 } from '../../src/rum/store.ts'
-import { openWorkerRumStore } from '../../src/rum/worker-store.ts'
+import { rumRow, rumStores, T0 } from '../helpers/rum.ts'
 
-const tempDirs: string[] = []
-const tempDir = (): string => {
-  const dir = mkdtempSync(join(tmpdir(), 'edgebox-rum-store-'))
-  tempDirs.push(dir)
-  return dir
-}
-after(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-})
+const { stores, tempDir, cleanup } = rumStores('edgebox-rum-store-')
+after(cleanup)
 
-const T0 = 1_700_000_000_000
 const HOUR = 3_600_000
 
-const BASE: RumRow = {
-  time: T0,
-  offset: 0,
-  pv: 'pv1',
-  page: '/',
-  release: null,
-  env: null,
-  cached: false,
-  deviceClass: 'desktop',
-  browser: 'chromium',
-  country: null,
-  address: '192.0.2.0',
-  conn: null,
-  kind: 'nav',
-  name: null,
-  value: null,
-  rating: null,
-  message: null,
-  stack: null,
-  fingerprint: null,
-  count: 1,
-  url: null,
-  status: null,
-  duration: null,
-  outcome: null,
-  json: null,
-}
-
-const row = (over: Partial<RumRow> = {}): RumRow => ({ ...BASE, ...over })
+const row = rumRow
 const vital = (value: number, over: Partial<RumRow> = {}): RumRow => row({ kind: 'vital', name: 'LCP', value, rating: 'good', ...over })
 const error = (message: string, over: Partial<RumRow> = {}): RumRow => row({ kind: 'error', name: 'error', message, fingerprint: fingerprint(message, over.stack ?? null), ...over })
 const PHASES = { redirect: 0, dns: 12, tcp: 20, tls: 25, ttfb: 80, transfer: 15, dom: 220, load: 30 }
@@ -93,12 +56,6 @@ const sizeRounds = (n: number): number => {
 }
 const NO_SIZE_LIMIT = Number.MAX_SAFE_INTEGER
 
-const stores: Array<{ name: string; make: () => Promise<RumStore> }> = [
-  { name: 'MemoryRumStore', make: async () => new MemoryRumStore() },
-  { name: 'SqliteRumStore', make: async () => openSqliteRumStore(tempDir()) },
-  // the same SQLite store, every call answered by a worker thread
-  { name: 'WorkerRumStore', make: async () => openWorkerRumStore(tempDir()) },
-]
 
 // ---------------------------------------------------------------------------
 // The pure parts: percentile definition, fingerprints, classifiers, toRows.

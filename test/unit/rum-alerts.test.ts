@@ -8,6 +8,7 @@ import path from 'node:path'
 import { Writable } from 'node:stream'
 import { test } from 'node:test'
 import { pino } from 'pino'
+import { rumRow } from '../helpers/rum.ts'
 import { alertsFile, createAlerts, MAX_OUTBOX, retryAfterMs, signatureHeader, type Alerts } from '../../src/rum/alerts.ts'
 import type { RumConfig } from '../../src/rum/config.ts'
 import { fingerprint, type RumRow } from '../../src/rum/store.ts'
@@ -72,34 +73,7 @@ const STACK = 'TypeError: x is not a function\n    at render (https://example.co
 /** An error row of `message` in `release`. */
 function errorRow(message: string, release: string | null, time = MANUAL_EPOCH, extra: Partial<RumRow> = {}): RumRow {
   const stack = extra.stack === undefined ? STACK : extra.stack
-  return {
-    time,
-    offset: 10,
-    pv: 'pv-1',
-    page: '/checkout',
-    release,
-    env: 'production',
-    cached: false,
-    deviceClass: 'desktop',
-    browser: 'chromium',
-    country: null,
-    address: '203.0.113.0',
-    conn: null,
-    kind: 'error',
-    name: 'error',
-    value: null,
-    rating: null,
-    message,
-    stack,
-    fingerprint: fingerprint(message, stack),
-    count: 1,
-    url: null,
-    status: null,
-    duration: null,
-    outcome: null,
-    json: null,
-    ...extra,
-  }
+  return rumRow({ time, offset: 10, pv: 'pv-1', page: '/checkout', release, env: 'production', address: '203.0.113.0', kind: 'error', name: 'error', message, stack, fingerprint: fingerprint(message, stack), ...extra })
 }
 
 /** A row that is not an error, in `release`: the release is deployed. */

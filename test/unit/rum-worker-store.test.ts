@@ -7,6 +7,7 @@ import path from 'node:path'
 import { RUM_STORE_CLOSED, openSqliteRumStore, rumStoreFile, type PercentileQuery, type RumRow, type SqliteRumStore } from '../../src/rum/store.ts'
 import { openWorkerRumStore, type WorkerRumStore } from '../../src/rum/worker-store.ts'
 import { captureLog, tempDir } from '../helpers/server.ts'
+import { rumRow, T0 } from '../helpers/rum.ts'
 
 /**
  * The RUM store whose calls run in a worker thread: a long query leaves the
@@ -17,7 +18,7 @@ import { captureLog, tempDir } from '../helpers/server.ts'
  * close() lets calls in flight finish; an idle store holds no process open.
  */
 
-const T0 = 1_700_000_000_000
+
 /** The query the store is sized for: p75 by page over every row. */
 const QUERY: PercentileQuery = { metric: 'LCP', by: 'page', since: 0, until: T0 * 2 }
 /** The direct query takes at least this long once the store is filled (ms): long enough for many timer ticks. */
@@ -45,33 +46,7 @@ after(() => {
 })
 
 /** An LCP row of one of 300 pages. */
-const vital = (n: number): RumRow => ({
-  time: T0 + n,
-  offset: 0,
-  pv: `pv${n % 5000}`,
-  page: `/p${n % 300}`,
-  release: null,
-  env: null,
-  cached: false,
-  deviceClass: 'desktop',
-  browser: 'chromium',
-  country: null,
-  address: null,
-  conn: null,
-  kind: 'vital',
-  name: 'LCP',
-  value: (n * 7919) % 10_000,
-  rating: 'good',
-  message: null,
-  stack: null,
-  fingerprint: null,
-  count: 1,
-  url: null,
-  status: null,
-  duration: null,
-  outcome: null,
-  json: null,
-})
+const vital = (n: number): RumRow => rumRow({ time: T0 + n, pv: `pv${n % 5000}`, page: `/p${n % 300}`, address: null, kind: 'vital', name: 'LCP', value: (n * 7919) % 10_000, rating: 'good' })
 
 /** Counts the ticks of a TICK ms timer while `run` goes, and how long it took. */
 async function ticksDuring<T>(run: () => Promise<T>): Promise<{ value: T; ticks: number; elapsed: number }> {
