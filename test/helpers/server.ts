@@ -24,8 +24,8 @@ export interface TestServer {
 
 /** Starts Edgebox on 127.0.0.1 with a free port, access log off and a silent logger unless given; `clock`: a manual clock (test/helpers/clock.ts) for tests about time passing. */
 export async function startServer(input: Omit<EdgeboxConfigInput, 'listen'> & { listen?: EdgeboxConfigInput['listen'] }, baseDir?: string, opts: { clock?: Clock } = {}): Promise<TestServer> {
-  // a data folder of its own unless the test names one: no test touches the user's (~/.local/share/edgebox)
-  const ownData = input.dataDir === undefined ? mkdtempSync(path.join(tmpdir(), 'edgebox-test-data-')) : null
+  // a data folder of its own unless the test names one (dataDir, or EDGEBOX_HOME for the default): no test touches the user's (~/.local/share/edgebox)
+  const ownData = input.dataDir === undefined && !process.env.EDGEBOX_HOME ? mkdtempSync(path.join(tmpdir(), 'edgebox-test-data-')) : null
   const config: EdgeboxConfigInput = {
     ...input,
     ...(ownData ? { dataDir: ownData } : {}),
