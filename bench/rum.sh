@@ -27,7 +27,7 @@
 # usage: bash bench/rum.sh [quick]
 #   env: ROUNDS (3)  PASSES (1: lib.sh)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s later)
 #        CONNS (50)  QUERY_ROWS (1000000)  QUERY_REPS (5)  SRV_CPU (0)  GEN_CPU (1)  EDGEBOX_STDOUT=file|null
-#        MAX_SECONDS (900)  MIN_SRV_CPU (0.8)  ING_MIN_SRV_CPU (= MIN_SRV_CPU: the floor of a counted ING run)
+#        MAX_SECONDS (900)  MIN_SRV_CPU (0.8)  ING_MIN_SRV_CPU (0.6: the floor of a counted ING run; both servers wait for the disk)
 #   quick: ROUNDS=1 DUR=2 WARM=1 QUERY_ROWS=100000 QUERY_REPS=3 (a smoke run; no verdict)
 set -uo pipefail
 
@@ -40,8 +40,10 @@ if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-2} WARM=${WARM:-1} 
 ROUNDS=${ROUNDS:-3}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}; QUERY_ROWS=${QUERY_ROWS:-1000000}; QUERY_REPS=${QUERY_REPS:-5}
 SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}
 MAX_SECONDS=${MAX_SECONDS:-900}; EDGEBOX_STDOUT=${EDGEBOX_STDOUT:-file}
-# the floor of a counted run (lib.sh MIN_SRV_CPU): both servers also wait for the disk (WAL checkpoints), rum-bare most
-ING_MIN_SRV_CPU=${ING_MIN_SRV_CPU:-$MIN_SRV_CPU}
+# the floor of a counted ING run: both servers wait for the disk as well as the CPU (each transaction's WAL write,
+# the checkpoints' fsync), rum-bare most, whose share of its core stays 0.6-0.8 with wrk at 0.2 of its own: the disk,
+# not another job, is what it waits for, and the per-CPU-second figure already leaves that time out
+ING_MIN_SRV_CPU=${ING_MIN_SRV_CPU:-0.6}
 
 bench_setup   # folders, the cleanup guard (every server in PID stopped at exit), the pinned Node (lib.sh)
 

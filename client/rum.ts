@@ -199,7 +199,7 @@ function start(options: RumOptions) {
   let current = newView(serverPv || randomId(), !serverPv, 0)
   /** The latest views, oldest first: a resource belongs to the view it started in. */
   const recent: View[] = [current]
-  /** The view vitals belong to: the document's (web-vitals measures the document, not a soft navigation). */
+  /** The view the document's vitals belong to (a soft navigation's own go to its view: softView below). */
   let docView = current
   let flushTimer: ReturnType<typeof setTimeout> | undefined
 
@@ -293,8 +293,30 @@ function start(options: RumOptions) {
 
   // ---- web-vitals ----
 
+  /**
+   * The soft navigations' own vitals (web-vitals' reportSoftNavs, where the
+   * browser has the Soft Navigations API: PerformanceSoftNavigation): the
+   * browser numbers each soft navigation (navigationId), the SDK starts a
+   * page view for each route change; the first metric of a new id goes to the
+   * earliest route-change view not yet matched, and its later metrics with it.
+   */
+  const softViews: View[] = []
+  const byNavigationId = new Map<number, View>()
+  const softView = (id: number): View => {
+    let view = byNavigationId.get(id)
+    if (!view) {
+      view = softViews.shift() ?? current
+      byNavigationId.set(id, view)
+      if (byNavigationId.size > 10) byNavigationId.delete(byNavigationId.keys().next().value!)
+    }
+    return view
+  }
+
+  /** The document's own navigation id, where entries carry one: its metrics stay the document's whatever their navigationType says. */
+  const docNavigationId = (navEntry as { navigationId?: unknown } | undefined)?.navigationId
   const vital = guard((m: MetricWithAttribution) => {
-    const view = m.navigationType === 'back-forward-cache' ? current : docView
+    const soft = m.navigationType === 'soft-navigation' && (docNavigationId === undefined || (m.navigationId as unknown) !== docNavigationId)
+    const view = m.navigationType === 'back-forward-cache' ? current : soft ? softView(m.navigationId) : docView
     let attr: VitalEvent['attr'] = {}
     const a = m.attribution as unknown as Record<string, unknown>
     if (m.name === 'LCP') attr = { element: a.target as string | undefined, url: a.url ? cleanUrl(a.url as string) : undefined }
@@ -307,7 +329,7 @@ function start(options: RumOptions) {
   })
   for (const on of [onLCP, onINP, onCLS, onFCP, onTTFB]) {
     try {
-      on(vital)
+      on(vital, { reportSoftNavs: true })
     } catch {
       // an older browser: that metric is not reported
     }
@@ -484,6 +506,7 @@ function start(options: RumOptions) {
     next.page = to
     record(from, { t: 'route', at: at(from), pv: next.pv, from: from.page, to })
     current = next
+    if (softViews.push(next) > 10) softViews.shift()
     if (recent.push(next) > 10) recent.shift()
   })
   for (const name of ['pushState', 'replaceState'] as const) {

@@ -120,42 +120,59 @@ function scrubPass(s: string): string {
   return out
 }
 
-/** Scrubs each string value of an attribution record. */
-function scrubAttr(attr: Readonly<Record<string, string | number>>): Record<string, string | number> {
-  const out: Record<string, string | number> = {}
-  for (const [k, v] of Object.entries(attr)) out[k] = typeof v === 'string' ? scrubText(v) : v
-  return out
+/** An attribution record with each string value scrubbed: the same record when none changed. */
+function scrubAttr(attr: Readonly<Record<string, string | number>>): Readonly<Record<string, string | number>> {
+  let out: Record<string, string | number> | null = null
+  for (const k in attr) {
+    const v = attr[k]!
+    const s = typeof v === 'string' ? scrubText(v) : v
+    if (s !== v) out ??= { ...attr }
+    if (out) out[k] = s
+  }
+  return out ?? attr
 }
 
-/** One event with its free-text fields scrubbed. */
+/**
+ * One event with its free-text fields scrubbed: a new object when one
+ * changed, else the event itself (most events carry nothing to scrub, and a
+ * beacon makes ten of them; nothing downstream changes an event).
+ */
 function scrubEvent(e: RumEvent): RumEvent {
   switch (e.t) {
-    case 'vital':
-      return e.attr ? { ...e, attr: scrubAttr(e.attr) } : { ...e }
+    case 'vital': {
+      if (!e.attr) return e
+      const attr = scrubAttr(e.attr)
+      return attr === e.attr ? e : { ...e, attr }
+    }
     case 'nav':
-      return { ...e, phases: { ...e.phases } }
+      return e
     case 'resource':
-    case 'api':
-      return { ...e, url: scrubText(e.url) }
-    case 'error':
-      return e.stack === undefined ? { ...e, message: scrubText(e.message) } : { ...e, message: scrubText(e.message), stack: scrubText(e.stack) }
-    case 'route':
-      return { ...e, from: scrubText(e.from), to: scrubText(e.to) }
+    case 'api': {
+      const url = scrubText(e.url)
+      return url === e.url ? e : { ...e, url }
+    }
+    case 'error': {
+      const message = scrubText(e.message)
+      const stack = e.stack === undefined ? undefined : scrubText(e.stack)
+      if (message === e.message && stack === e.stack) return e
+      return stack === undefined ? { ...e, message } : { ...e, message, stack }
+    }
+    case 'route': {
+      const from = scrubText(e.from)
+      const to = scrubText(e.to)
+      return from === e.from && to === e.to ? e : { ...e, from, to }
+    }
   }
 }
 
 /**
- * A copy of a checked batch with scrubText applied to the page and every
- * event's message, stack, URL (`url`, `from`, `to`) and attribution string.
- * The batch given is not changed.
+ * A checked batch with scrubText applied to the page and every event's
+ * message, stack, URL (`url`, `from`, `to`) and attribution string. The
+ * batch given is not changed: a new batch, sharing the events (and device)
+ * that had nothing to scrub.
  */
 export function scrubBatch(batch: Batch): Batch {
-  return {
-    ...batch,
-    page: scrubText(batch.page),
-    ...(batch.device ? { device: { ...batch.device } } : {}),
-    events: batch.events.map(scrubEvent),
-  }
+  return { ...batch, page: scrubText(batch.page), events: batch.events.map(scrubEvent) }
 }
 
 /** Eight 16-bit groups of an IPv6 address (zone removed), or null. */

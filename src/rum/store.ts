@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { channel as diagnosticsChannel } from 'node:diagnostics_channel'
 import path from 'node:path'
-import type { DatabaseSync, SQLInputValue, SQLOutputValue, StatementSync } from 'node:sqlite'
+import type { DatabaseSync, SQLOutputValue, StatementSync } from 'node:sqlite'
 import { ensurePrivateDir, openPrivateDatabase } from '../core/data-dir.ts'
 import type { Batch, EventKind, RumEvent, VitalName } from './schema.ts'
 import { truncateAddress } from './scrub.ts'
@@ -468,27 +468,88 @@ export const NO_EVENT_COLUMNS: Readonly<Omit<KindColumns, 'kind'>> = {
   json: null,
 }
 
-function kindColumns(e: RumEvent): KindColumns {
+/** A row being made (toRows): every column, writable. */
+type RowDraft = { -readonly [K in keyof RumRow]: RumRow[K] }
+
+/**
+ * One event's row: the batch's columns, then the event's own over the empty
+ * ones. One object of one shape per row (ingest makes ten a beacon): no
+ * intermediate objects spread into it.
+ */
+function eventRow(c: Omit<RumRow, 'offset' | 'pv' | 'page' | keyof KindColumns>, e: RumEvent, pv: string, page: string): RumRow {
+  const r: RowDraft = {
+    time: c.time,
+    offset: e.at,
+    pv,
+    page,
+    release: c.release,
+    env: c.env,
+    cached: c.cached,
+    deviceClass: c.deviceClass,
+    browser: c.browser,
+    country: c.country,
+    address: c.address,
+    conn: c.conn,
+    kind: e.t,
+    name: null,
+    value: null,
+    rating: null,
+    message: null,
+    stack: null,
+    fingerprint: null,
+    count: 1,
+    url: null,
+    status: null,
+    duration: null,
+    outcome: null,
+    json: null,
+  }
   switch (e.t) {
     case 'vital':
-      return { ...NO_EVENT_COLUMNS, kind: 'vital', name: e.name, value: e.value, rating: e.rating, json: e.attr ? JSON.stringify({ attr: e.attr }) : null }
+      r.name = e.name
+      r.value = e.value
+      r.rating = e.rating
+      if (e.attr) r.json = JSON.stringify({ attr: e.attr })
+      break
     case 'nav':
-      return { ...NO_EVENT_COLUMNS, kind: 'nav', json: JSON.stringify({ type: e.type, protocol: e.protocol, phases: e.phases }) }
+      r.json = JSON.stringify({ type: e.type, protocol: e.protocol, phases: e.phases })
+      break
     case 'resource':
-      return { ...NO_EVENT_COLUMNS, kind: 'resource', url: e.url, status: e.status, duration: e.duration, json: JSON.stringify({ initiator: e.initiator, size: e.size, failed: e.failed }) }
+      r.url = e.url
+      r.status = e.status
+      r.duration = e.duration
+      r.json = JSON.stringify({ initiator: e.initiator, size: e.size, failed: e.failed })
+      break
     case 'error':
-      return { ...NO_EVENT_COLUMNS, kind: 'error', name: e.kind, message: e.message, stack: e.stack ?? null, fingerprint: fingerprint(e.message, e.stack), count: e.count }
+      r.name = e.kind
+      r.message = e.message
+      r.stack = e.stack ?? null
+      r.fingerprint = fingerprint(e.message, e.stack)
+      r.count = e.count
+      break
     case 'api':
-      return { ...NO_EVENT_COLUMNS, kind: 'api', url: e.url, status: e.status, duration: e.duration, outcome: e.outcome, json: JSON.stringify({ method: e.method }) }
+      r.url = e.url
+      r.status = e.status
+      r.duration = e.duration
+      r.outcome = e.outcome
+      r.json = JSON.stringify({ method: e.method })
+      break
     case 'route':
-      return { ...NO_EVENT_COLUMNS, kind: 'route', url: e.to, json: JSON.stringify({ pv: e.pv, from: e.from }) }
+      r.url = e.to
+      r.json = JSON.stringify({ pv: e.pv, from: e.from })
+      break
   }
+  return r
 }
 
 /**
- * The rows of a checked, scrubbed batch: one per event, in order. A `route`
- * event starts a new page view: it is kept under the page view it left, and
- * the events after it in the batch belong to its `pv` and its `to` page.
+ * The rows of a checked, scrubbed batch: one per event, in order, every one
+ * under the batch's page view and page. A batch is one page view's: a
+ * `route` event says that view was left for a new one (its row, under the
+ * view it left, names the new `pv` and the `to` page, whose own events come
+ * in batches of their own), and what the page reports after it (the final
+ * CLS and INP of the view it left, when the page is hidden) is still that
+ * view's.
  */
 export function toRows(batch: Batch, ctx: ReceiveContext): RumRow[] {
   const common = {
@@ -502,16 +563,8 @@ export function toRows(batch: Batch, ctx: ReceiveContext): RumRow[] {
     address: ctx.address === undefined ? null : truncateAddress(ctx.address),
     conn: batch.device?.conn ?? null,
   }
-  let pv = batch.pv
-  let page = batch.page
   const rows: RumRow[] = []
-  for (const e of batch.events) {
-    rows.push({ ...common, offset: e.at, pv, page, ...kindColumns(e) })
-    if (e.t === 'route') {
-      pv = e.pv
-      page = e.to
-    }
-  }
+  for (const e of batch.events) rows.push(eventRow(common, e, batch.pv, batch.page))
   return rows
 }
 
@@ -1230,14 +1283,14 @@ export class SqliteRumStore implements RumStore {
   async insert(rows: readonly RumRow[]): Promise<void> {
     this.check()
     if (rows.length === 0) return
-    // the values read straight off each row (no copy): an error row without a fingerprint gets one, as normaliseRow gives it
-    const values = rows.map((r): SQLInputValue[] => {
-      const fp = r.kind === 'error' && r.fingerprint === null ? fingerprint(r.message ?? '', r.stack) : r.fingerprint
-      return [r.time, r.offset, r.pv, r.page, r.release, r.env, r.cached ? 1 : 0, r.deviceClass, r.browser, r.country, r.address, r.kind, r.name, r.value, r.rating, r.message, r.stack, fp, r.count, r.url, r.status, r.duration, r.outcome, r.json, r.conn]
-    })
+    const insert = this.sInsert
     this.db.exec('BEGIN')
     try {
-      for (const v of values) this.sInsert.run(...v)
+      // the values read straight off each row, no array or copy made: an error row without a fingerprint gets one, as normaliseRow gives it
+      for (const r of rows) {
+        const fp = r.kind === 'error' && r.fingerprint === null ? fingerprint(r.message ?? '', r.stack) : r.fingerprint
+        insert.run(r.time, r.offset, r.pv, r.page, r.release, r.env, r.cached ? 1 : 0, r.deviceClass, r.browser, r.country, r.address, r.kind, r.name, r.value, r.rating, r.message, r.stack, fp, r.count, r.url, r.status, r.duration, r.outcome, r.json, r.conn)
+      }
       this.db.exec('COMMIT')
     } catch (err) {
       if (this.db.isTransaction) this.db.exec('ROLLBACK')

@@ -124,7 +124,7 @@ describe('classifiers and toRows', () => {
     assert.equal(classifyDevice({}, undefined), 'unknown')
   })
 
-  test('one row per event with the batch context; a route moves later events to its page view', () => {
+  test('one row per event with the batch context, all of them the batch\'s page view (a route row names the view it moves to)', () => {
     const batch: Batch = {
       v: 1,
       pv: 'pv1',
@@ -156,7 +156,7 @@ describe('classifiers and toRows', () => {
       ['vital', 'pv1', '/a', 10],
       ['error', 'pv1', '/a', 20],
       ['route', 'pv1', '/a', 30],
-      ['api', 'pv2', '/b', 40],
+      ['api', 'pv1', '/a', 40],
     ])
     assert.equal(rows[0]!.name, 'INP')
     assert.equal(rows[0]!.value, 120)
