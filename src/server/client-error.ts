@@ -39,8 +39,14 @@ export function clientErrorResponse(err: ParseError): ClientErrorResponse | null
     case 'EPIPE':
       return null
     case 'HPE_HEADER_OVERFLOW':
-      status = 431
-      reason = 'request header fields too large'
+      // the limit reached in the request line itself: its target is too long (RFC 9112 §3: 414)
+      if (err.rawPacket && inRequestLine(err.rawPacket, err.bytesParsed ?? err.rawPacket.length)) {
+        status = 414
+        reason = 'the request target is longer than this server reads (send less in the URL, or POST it)'
+      } else {
+        status = 431
+        reason = 'request header fields too large'
+      }
       break
     case 'ERR_HTTP_REQUEST_TIMEOUT':
     case 'HPE_HEADERS_TIMEOUT':
@@ -166,4 +172,13 @@ export function refuseAfterPending(socket: ServerSocket, response: ClientErrorRe
     else socket.destroy()
   }
   next()
+}
+
+/**
+ * Whether the parser stopped inside a request line: the packet starts with a
+ * method token and a space, and has no line feed before where it stopped.
+ */
+function inRequestLine(packet: Buffer, stoppedAt: number): boolean {
+  const head = packet.subarray(0, Math.min(packet.length, Math.max(stoppedAt, 0)))
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S/.test(head.subarray(0, 64).toString('latin1')) && !head.includes(10)
 }

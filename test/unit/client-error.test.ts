@@ -40,3 +40,13 @@ test('other parse errors name what the parser expected', () => {
   assert.equal(r?.reason, 'malformed request: expected HTTP/, RTSP/ or ICE/ (HPE_INVALID_CONSTANT)')
   assert.match(r!.bytes, /^HTTP\/1\.1 400 Bad Request\r\nConnection: close\r\n/)
 })
+
+test('a head over the limit: 414 when the limit is reached in the request line (its target), else 431', () => {
+  const longTarget = `GET /_edgebox/rum/beacon.gif?d=${'A'.repeat(20_000)}`
+  assert.equal(clientErrorResponse(parseError('HPE_HEADER_OVERFLOW', longTarget, 16_385))?.status, 414)
+  assert.match(clientErrorResponse(parseError('HPE_HEADER_OVERFLOW', longTarget, 16_385))!.bytes, /^HTTP\/1\.1 414 URI Too Long\r\n/)
+  // the request line ended; a field is too long
+  assert.equal(clientErrorResponse(parseError('HPE_HEADER_OVERFLOW', `GET / HTTP/1.1\r\nX-Big: ${'y'.repeat(20_000)}`, 16_385))?.status, 431)
+  // a later packet of the head, which does not start with a request line: 431, as before
+  assert.equal(clientErrorResponse(parseError('HPE_HEADER_OVERFLOW', 'y'.repeat(20_000), 16_385))?.status, 431)
+})
