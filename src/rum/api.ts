@@ -15,7 +15,7 @@ import { GROUPINGS, type ApiCallSort, type RumGrouping, type RumMetric, type Rum
  * (RFC 6750 §2.1); GET and HEAD only; every answer `Cache-Control: no-store`.
  *
  *   GET /rum/v1/percentiles?metric=LCP&by=page&since=&until=&bucket=
- *   GET /rum/v1/histogram?metric=INP
+ *   GET /rum/v1/histogram?metric=INP&by=device&key=mobile
  *   GET /rum/v1/breakdown?page=/docs/intro
  *   GET /rum/v1/api-calls?sort=slowest|failing&limit=
  *   GET /rum/v1/errors?limit=
@@ -162,11 +162,17 @@ function endpoints(extraStats: Readonly<Record<string, () => unknown>>): Record<
       },
     },
     histogram: {
-      params: ['metric', ...WINDOW],
+      params: ['metric', 'by', 'key', ...WINDOW],
       async run(p, { store }, now) {
         const metric = p.oneOf<RumMetric>('metric', VITAL_NAMES)
         const w = p.window(now)
-        return { ...w, ...(await store.histogram({ ...w, metric })) }
+        // one group's rows only: by and key together (by=device&key=mobile)
+        const key = p.get('key')
+        const by = p.get('by') === undefined ? undefined : p.oneOf<Exclude<RumGrouping, 'none'>>('by', GROUPINGS.filter((g): g is Exclude<RumGrouping, 'none'> => g !== 'none'))
+        if ((by === undefined) !== (key === undefined)) throw badParameter(key === undefined ? 'key' : 'by', 'by and key go together: by=device&key=mobile')
+        if (key !== undefined && (key.length === 0 || key.length > 2048)) throw badParameter('key', 'expected 1 to 2048 characters')
+        const of = by !== undefined && key !== undefined ? { by, key } : undefined
+        return { ...w, ...(of ? { by: of.by, key: of.key } : {}), ...(await store.histogram({ ...w, metric, of })) }
       },
     },
     breakdown: {

@@ -130,6 +130,12 @@ export interface HistogramBin {
   readonly count: number
 }
 
+/** A `histogram` question: one vital in a window, of every row or (`of`) of the rows whose `by` group is `key` (groupKey: `unknown` for no value). */
+export interface HistogramQuery extends TimeWindow {
+  readonly metric: RumMetric
+  readonly of?: { readonly by: Exclude<RumGrouping, 'none'>; readonly key: string } | undefined
+}
+
 /** How one vital's values are spread over its fixed bins (HISTOGRAM_EDGES). */
 export interface Histogram {
   readonly metric: RumMetric
@@ -250,8 +256,8 @@ export interface RumStore {
    * bucket first.
    */
   percentiles(q: PercentileQuery): Promise<PercentileRow[]>
-  /** How many of one vital's values fall in each of its fixed bins (HISTOGRAM_EDGES). */
-  histogram(q: TimeWindow & { readonly metric: RumMetric }): Promise<Histogram>
+  /** How many of one vital's values fall in each of its fixed bins (HISTOGRAM_EDGES); with `of`, only the rows of one group (a page, a device class, a country...). */
+  histogram(q: HistogramQuery): Promise<Histogram>
   /** Per page (or the one asked), the median of each navigation phase and the dominant one; most loads first (then page). */
   breakdown(q: TimeWindow & { readonly page?: string | undefined }): Promise<PhaseBreakdown[]>
   /**
@@ -764,11 +770,11 @@ export class MemoryRumStore implements RumStore {
     return summarise(groups)
   }
 
-  async histogram(q: TimeWindow & { readonly metric: RumMetric }): Promise<Histogram> {
+  async histogram(q: HistogramQuery): Promise<Histogram> {
     this.check()
     const counts = new Map<number, number>()
     for (const r of this.within('vital', q, q.metric)) {
-      if (r.value === null) continue
+      if (r.value === null || (q.of && groupKey(r, q.of.by) !== q.of.key)) continue
       const bin = binOf(HISTOGRAM_EDGES[q.metric], r.value)
       if (bin >= 0) counts.set(bin, (counts.get(bin) ?? 0) + 1)
     }
@@ -1039,13 +1045,17 @@ SELECT key, bucket, n,
 FROM v GROUP BY bucket, key ORDER BY bucket, n DESC, key`
 }
 
-/** A vital's values counted per bin: ?1 the metric, ?2 since, ?3 until, ?4... the edges (bound, so both stores compare the same numbers). */
-const histogramSql = (edges: readonly number[]): string => {
+/**
+ * A vital's values counted per bin: ?1 the metric, ?2 since, ?3 until, ?4...
+ * the edges (bound, so both stores compare the same numbers), and with a
+ * grouping, the group's key after them.
+ */
+const histogramSql = (edges: readonly number[], by?: Exclude<RumGrouping, 'none'>): string => {
   const cases = edges.map((_, i) => `WHEN value >= ?${4 + i} THEN ${i}`).reverse().join(' ')
   return `
 SELECT bin, COUNT(*) AS n FROM (
   SELECT CASE ${cases} ELSE -1 END AS bin FROM rum_events
-  WHERE kind = 'vital' AND name = ?1 AND time >= ?2 AND time < ?3 AND value IS NOT NULL
+  WHERE kind = 'vital' AND name = ?1 AND time >= ?2 AND time < ?3 AND value IS NOT NULL${by ? ` AND ${GROUP_COLUMN[by]} = ?${4 + edges.length}` : ''}
 ) GROUP BY bin`
 }
 
@@ -1214,6 +1224,7 @@ export class SqliteRumStore implements RumStore {
   /** Per grouping, by time: ?4 the bucket. */
   private readonly sBucketed: Readonly<Record<RumGrouping, StatementSync>>
   private readonly sHistogram: Readonly<Record<RumMetric, StatementSync>>
+  private readonly sHistogramOf = new Map<string, StatementSync>()
   private readonly sBreakdownCounts: StatementSync
   private readonly sBreakdown: StatementSync
   private readonly sApiCalls: Readonly<Record<ApiCallSort, StatementSync>>
@@ -1312,10 +1323,18 @@ export class SqliteRumStore implements RumStore {
     })
   }
 
-  async histogram(q: TimeWindow & { readonly metric: RumMetric }): Promise<Histogram> {
+  async histogram(q: HistogramQuery): Promise<Histogram> {
     this.check()
     const counts = new Map<number, number>()
-    for (const r of this.sHistogram[q.metric].all(q.metric, q.since, q.until, ...HISTOGRAM_EDGES[q.metric]) as Row[]) {
+    const edges = HISTOGRAM_EDGES[q.metric]
+    let statement = this.sHistogram[q.metric]
+    if (q.of) {
+      // one statement per metric and grouping, made when first asked for
+      const name = `${q.metric} ${q.of.by}`
+      statement = this.sHistogramOf.get(name) ?? this.sHistogramOf.set(name, this.db.prepare(histogramSql(edges, q.of.by))).get(name)!
+    }
+    const args = q.of ? [q.metric, q.since, q.until, ...edges, q.of.key] : [q.metric, q.since, q.until, ...edges]
+    for (const r of statement.all(...args) as Row[]) {
       const bin = num(r, 'bin')
       if (bin >= 0) counts.set(bin, num(r, 'n'))
     }

@@ -346,6 +346,30 @@ for (const { name, make } of stores) {
       await store.close()
     })
 
+    test('a histogram of one group: only the rows whose page, device, country or connection is the key (unknown: none)', async () => {
+      const store = await make()
+      await store.insert([
+        vital(400, { deviceClass: 'mobile', country: 'DE', page: '/a' }),
+        vital(600, { deviceClass: 'mobile', page: '/b' }),
+        vital(2600, { deviceClass: 'mobile', conn: '3g', page: '/a' }),
+        vital(450, { deviceClass: 'desktop', country: 'DE', conn: '4g', page: '/a' }),
+        vital(9000, { deviceClass: 'mobile', time: T0 + HOUR }),
+      ])
+      const q = { since: T0, until: T0 + HOUR, metric: 'LCP' as const }
+      const counts = async (by: 'device' | 'country' | 'conn' | 'page', key: string) => {
+        const h = await store.histogram({ ...q, of: { by, key } })
+        return [h.n, h.bins.filter((b) => b.count > 0).map((b) => [b.from, b.count])]
+      }
+      assert.deepEqual(await counts('device', 'mobile'), [3, [[0, 1], [500, 1], [2500, 1]]])
+      assert.deepEqual(await counts('device', 'desktop'), [1, [[0, 1]]])
+      assert.deepEqual(await counts('country', 'DE'), [2, [[0, 2]]])
+      assert.deepEqual(await counts('country', UNKNOWN_KEY), [2, [[500, 1], [2500, 1]]])
+      assert.deepEqual(await counts('conn', '3g'), [1, [[2500, 1]]])
+      assert.deepEqual(await counts('page', '/a'), [3, [[0, 2], [2500, 1]]])
+      assert.deepEqual(await counts('page', '/nowhere'), [0, []])
+      await store.close()
+    })
+
     test('the timing breakdown: each phase\'s median per page, and the dominant phase', async () => {
       const store = await make()
       await store.insert([

@@ -151,6 +151,13 @@ test('every endpoint answers on the same rows, with the window it used', async (
   const hist = await call('histogram?metric=LCP')
   assert.equal(hist.json.n, 1)
   assert.deepEqual((hist.json.bins as Array<{ count: number }>)[2], { from: 1000, to: 1500, count: 1 })
+  // one group's histogram: the batch's connection was 4g
+  const of4g = await call('histogram?metric=LCP&by=conn&key=4g')
+  assert.equal(of4g.status, 200)
+  assert.equal(of4g.json.by, 'conn')
+  assert.equal(of4g.json.key, '4g')
+  assert.equal(of4g.json.n, 1)
+  assert.equal((await call('histogram?metric=LCP&by=conn&key=3g')).json.n, 0)
   const breakdown = await call('breakdown?page=/index.html')
   assert.deepEqual(breakdown.json.pages, [{ page: '/index.html', n: 1, medians: PHASES, dominant: 'dom' }])
   const calls = await call('api-calls?sort=failing')
@@ -212,6 +219,9 @@ test('400 naming the parameter; 404 for another path; 405 with Allow for POST', 
     ['percentiles?metric=XYZ', /^metric: expected one of LCP, INP, CLS, FCP, TTFB/],
     ['percentiles', /^metric: required/],
     ['histogram?metric=lcp', /^metric: /],
+    ['histogram?metric=LCP&by=device', /^key: by and key go together/],
+    ['histogram?metric=LCP&key=mobile', /^by: by and key go together/],
+    ['histogram?metric=LCP&by=none&key=all', /^by: expected one of page, device, browser, country, network, conn,/],
     ['percentiles?metric=LCP&by=city', /^by: expected one of page, device, browser, country, network, conn, none/],
     ['percentiles?metric=LCP&bucket=10', /^bucket: expected a whole number from 1000/],
     ['percentiles?metric=LCP&bucket=1000', /^bucket: too small for the window: at most 10000 buckets/],
