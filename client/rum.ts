@@ -132,10 +132,16 @@ export function cleanUrl(raw: string): string {
 }
 
 /** Starts the SDK (once; later calls return the same handle). */
+/** Where a page's running SDK is found by a second build of it (Symbol.for: shared by every script of the page). */
+const ONE_PER_PAGE = Symbol.for('edgebox.rum')
+
 export function init(options: RumOptions = {}): RumHandle {
   if (handle) return handle
+  // one SDK per page, whichever build started first (the page's module, or the script Edgebox injected): the other gets its handle
+  const page = globalThis as { [ONE_PER_PAGE]?: RumHandle }
+  if (page[ONE_PER_PAGE]) return (handle = page[ONE_PER_PAGE])
   let state: ReturnType<typeof start> | undefined
-  handle = {
+  handle = page[ONE_PER_PAGE] = {
     get pv() {
       return state?.current().pv
     },
@@ -207,6 +213,12 @@ function start(options: RumOptions) {
 
   function record(view: View, ev: RumEvent): void {
     if (!view.sampled) return
+    // a vital reported again before the last report went (a page view's INP or CLS as it grows): only the latest is sent
+    const again = ev.t === 'vital' ? view.events.findIndex((e) => e.t === 'vital' && e.name === ev.name) : -1
+    if (again !== -1) {
+      view.size -= JSON.stringify(view.events[again]).length
+      view.events.splice(again, 1)
+    }
     view.events.push(ev)
     view.size += JSON.stringify(ev).length
     pending.add(view)

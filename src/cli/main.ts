@@ -203,8 +203,9 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
       {
         // Edgebox's own pages run under the strict Content-Security-Policy preset.
         headers: { csp: 'strict' },
-        // real-user monitoring: page-view ids on every HTML answer, and the collector /lab/monitoring.html reports to
-        rum: true,
+        // real-user monitoring: page-view ids on every HTML answer, the SDK injected into every page (the welcome page and
+        // the labs report to the collector; /lab/monitoring.html starts it itself, with its own options, and shows it)
+        rum: { inject: { env: 'npm start' } },
         routes: [
           { path: '/', static: { root: www } },
           { path: '/files/', static: { root: path.join(PACKAGE_DIR, 'lab', 'files'), listing: true } },

@@ -272,8 +272,10 @@ describe('real-user monitoring end to end: Chromium, an Edgebox with injection a
     // the page's load waits for the image the upstream holds for 1.5 s: between the response's end and domComplete
     assert.equal(breakdown.pages[0]!.dominant, 'dom', JSON.stringify(breakdown))
     // headless Chromium reports INP once the page is hidden after real input (Playwright's clicks go through CDP's Input domain, as trusted events)
+    // (on a loaded machine a view's INP may go out in two batches, the first before the page was hidden: one or two rows)
     const inp = await ask<{ rows: PercentileRow[] }>('percentiles?metric=INP&by=page')
-    assert.deepEqual(inp.rows.map((r) => [r.key, r.n]), [['/', 1]])
+    assert.deepEqual(inp.rows.map((r) => r.key), ['/'])
+    assert.ok(inp.rows[0]!.n >= 1 && inp.rows[0]!.n <= 2, JSON.stringify(inp.rows))
 
     // 7. the counters: the page was injected, the stacks mapped, nothing refused
     const stats = await ask<{ inject: { injected: number }; symbolication: { events: number }; refused: Record<string, number> }>('stats')
