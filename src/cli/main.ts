@@ -43,6 +43,7 @@ Options:
       --no-access-log  do not log each request
       --pid-file FILE  write the server's PID to FILE (removed when it stops), for edgebox reload
       --dns-port N     the DNS lab's port on 127.0.0.1-127.0.0.4 (default 8053; 0 with --port 0)
+      --admin-port N   the admin listener's port on 127.0.0.1 (default 8082; 0 with --port 0)
   -v, --version        print the version
   -h, --help           this help
 `
@@ -59,6 +60,8 @@ export interface DefaultListen {
   dnsPort?: number
   /** The DNS lab's demo edges' HTTP port on 127.0.0.2 and 127.0.0.3; default PORT + 2. */
   edgePort?: number
+  /** The admin listener's port on 127.0.0.1 (docs/admin.md); without it, no admin listener. */
+  adminPort?: number
 }
 
 /** The DNS lab's addresses: the resolver (1), the root (2), test. (3) and edgebox.test. (4); the demo edges on 2 and 3. */
@@ -197,6 +200,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
     listen: ports.map((p) => ({ host, port: p, ...(at.https ? { tls: true } : {}) })),
     ...(at.https ? { tls: { local: true } } : {}),
     ...(sso ? { auth: sso.auth } : {}),
+    // the admin API on loopback only, without a login for this machine's own user (src/admin/access.ts)
+    ...(at.adminPort !== undefined ? { admin: { host: '127.0.0.1', port: at.adminPort } } : {}),
     // DNS stays on loopback whatever --host says: it is the lab's hierarchy and a resolver for this machine
     ...(dnsPort !== undefined ? { dns: defaultDns(dnsPort, edgePort) } : {}),
     sites: [
@@ -290,7 +295,7 @@ export async function freePortPair(host: string): Promise<number | null> {
 }
 
 /** The default configuration's listeners from --host, --port and --https. */
-async function defaultListen(values: { port?: string; host?: string; https?: boolean; 'dns-port'?: string }): Promise<DefaultListen> {
+async function defaultListen(values: { port?: string; host?: string; https?: boolean; 'dns-port'?: string; 'admin-port'?: string }): Promise<DefaultListen> {
   const host = values.host ?? '127.0.0.1'
   const asked = portFlag(values.port) ?? 8080
   let port = asked
@@ -300,7 +305,8 @@ async function defaultListen(values: { port?: string; host?: string; https?: boo
   // the lab's DNS servers share one port on four addresses (an authority is asked on one port): a free one is chosen first
   if (dnsPort === 0) dnsPort = (await freeOnAll([...new Set([DNS_LAB.resolver, DNS_LAB.root, DNS_LAB.test, DNS_LAB.edgebox])], true)) ?? fail('--dns-port 0: found no port free on 127.0.0.1-127.0.0.4')
   const edgePort = asked === 0 ? ((await freeOnAll([...DNS_LAB.edges], false)) ?? fail('--port 0: found no free port for the DNS lab\'s demo edges')) : port + 2
-  return { host, port, https: values.https === true, dnsPort, edgePort }
+  const adminPort = values['admin-port'] === undefined ? (asked === 0 ? 0 : 8082) : portFlag(values['admin-port'], '--admin-port')!
+  return { host, port, https: values.https === true, dnsPort, edgePort, adminPort }
 }
 
 /** Free ports for the DNS lab: one for DNS on 127.0.0.1-4 (UDP and TCP), one for the demo edges on 127.0.0.2-3; null if none. */
@@ -358,7 +364,7 @@ function fail(message: string): never {
 }
 
 /** The long options `edgebox` takes, for suggestions (kept with the parseArgs table in main). */
-const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'pid-file', 'dns-port', 'print', 'version', 'help']
+const FLAGS = ['config', 'port', 'host', 'listing', 'spa', 'https', 'no-access-log', 'pid-file', 'dns-port', 'admin-port', 'print', 'version', 'help']
 
 /** One line for a flag parseArgs refused, instead of its own text and the whole help. */
 function flagProblem(err: Error & { code?: string }): string {
@@ -438,6 +444,7 @@ export async function main(argv: string[]): Promise<void> {
         'no-access-log': { type: 'boolean' },
         'pid-file': { type: 'string' },
         'dns-port': { type: 'string' },
+        'admin-port': { type: 'string' },
         print: { type: 'boolean' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
@@ -455,6 +462,7 @@ export async function main(argv: string[]): Promise<void> {
   if (positionals.length > 1) fail(`one directory at most, got: ${positionals.join(' ')}`)
   if (values.config && positionals.length) fail('give either a directory or --config, not both')
   if (values['dns-port'] !== undefined && (values.config || positionals.length)) fail("--dns-port is the built-in lab's DNS port; in a configuration, set dns.listen")
+  if (values['admin-port'] !== undefined && (values.config || positionals.length)) fail("--admin-port is the built-in configuration's admin port; in a configuration, set admin.port")
 
   let baseDir = process.cwd()
   /** The built-in lab's DNS could not start (no 127.0.0.2-4, or its port taken): reloads leave it out too. */
@@ -499,8 +507,11 @@ export async function main(argv: string[]): Promise<void> {
       box = await startEdgebox(input, { baseDir })
     }
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
-    const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '')
-    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}), ...(box.rumApi ? { rumApi: box.rumApi.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
+    const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '') + (box.admin ? ` admin ${box.admin.url}` : '')
+    box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}), ...(box.rumApi ? { rumApi: box.rumApi.url } : {}), ...(box.admin ? { admin: box.admin.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
+    if (box.admin && !box.config.admin?.token) {
+      box.log.info({ admin: box.admin.url }, `admin API: ${box.admin.url}api/v1/config, with no login from this machine only (docs/admin.md)`)
+    }
     const pidFile = values['pid-file']
     if (pidFile !== undefined) {
       try {

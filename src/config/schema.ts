@@ -10,6 +10,7 @@ import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
 import { dnsSchema } from '../dns/schema.ts'
 import { rumSchema, siteRumSchema } from '../rum/config.ts'
+import { adminSchema } from '../admin/schema.ts'
 import { authSchema, gateOptionSchema } from '../auth/schema.ts'
 
 /**
@@ -303,6 +304,8 @@ export const configSchema = z
     auth: authSchema.optional(),
     /** Real-user monitoring's store, limits, query API and alerts, shared by the sites with `rum` (docs/monitoring.md). */
     rum: rumSchema.prefault({}),
+    /** The admin listener and its API (docs/admin.md); off unless set (`npm start` sets it: 127.0.0.1:8082). */
+    admin: adminSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy

@@ -34,6 +34,7 @@ import { recordPageViews } from '../rum/page-view.ts'
 import { siteRum } from '../rum/config.ts'
 import { SourceMaps, Symbolicator } from '../rum/symbolicate.ts'
 import { createAlerts, type Alerts } from '../rum/alerts.ts'
+import { startAdmin, type AdminListener } from '../admin/server.ts'
 import { rumInjectStats } from '../rum/inject.ts'
 import { staticFiles } from '../modules/static/index.ts'
 import path from 'node:path'
@@ -49,6 +50,8 @@ export interface Edgebox {
   readonly dns: { readonly port: number; readonly url: string; readonly urls: readonly string[] } | null
   /** The query API of real-user monitoring (`rum.api`, when a site has `rum`), with the port bound; it may change with a reload. */
   readonly rumApi: { readonly url: string } | null
+  /** The admin listener (`admin`), with the port bound: the admin API, never on a site's listener (docs/admin.md). */
+  readonly admin: { readonly url: string; readonly port: number } | null
   readonly log: Logger
   /**
    * Zero-downtime reload: validates the new configuration and provisions it
@@ -212,10 +215,19 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   }
   // the query API of real-user monitoring: a listener of its own that outlives reloads, reading the current configuration's store
   let rumApi: RumApi | null = null
+  // the admin listener: its own server, fixed at start, answering from the configuration in force
+  let admin: AdminListener | null = null
   try {
     rumApi = await syncRumApi(null, first, () => current.rumUpkeep, rumStats(() => current), clock, log)
+    if (first.admin) {
+      const a = first.admin
+      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, config: () => current.config, log: log.child({ module: 'admin' }) }).catch((err: NodeJS.ErrnoException) => {
+        throw new ConfigError([`admin: cannot listen on ${a.host}:${a.port} (${err.code ?? err.message})`])
+      })
+      log.info({ url: admin.url }, `admin listener on ${admin.url}`)
+    }
   } catch (err) {
-    await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close())])
+    await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close()), rumApi?.close()])
     await closeGeneration(current)
     resumption?.close()
     acme?.close()
@@ -242,6 +254,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     get rumApi() {
       return rumApi ? { url: rumApi.url } : null
     },
+    admin: admin ? { url: admin.url, port: admin.port } : null,
     log,
     reopenLogs,
     reload(next) {
@@ -253,6 +266,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(config.listen) !== JSON.stringify(first.listen)) fixed.push('listen: listeners cannot change on reload; restart Edgebox to change them')
         if (JSON.stringify(dnsFixed(config)) !== JSON.stringify(dnsFixed(first))) fixed.push('dns: the DNS listener and its limits cannot change on reload (its zones can); restart Edgebox to change them')
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
+        if (JSON.stringify(config.admin) !== JSON.stringify(first.admin)) fixed.push('admin: the admin listener cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
@@ -291,6 +305,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         const closed = listeners.map((l) => l.close(current.config.limits.shutdownTimeout))
         for (const d of dnsListeners) closed.push(d.close())
         if (rumApi) closed.push(rumApi.close())
+        if (admin) closed.push(admin.close())
         for (const g of [current, ...retired]) drainGeneration(g, log)
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))

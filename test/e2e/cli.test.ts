@@ -72,12 +72,13 @@ describe('configuration errors name the exact path', () => {
 })
 
 /** Runs the CLI until it prints a URL; returns the URL and a stop function. */
-async function runCli(args: string[], cwd = ROOT): Promise<{ url: string; stop(): Promise<number | null> }> {
+async function runCli(args: string[], cwd = ROOT): Promise<{ url: string; output(): string; stop(): Promise<number | null> }> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
   try {
-    const { url } = await listeningUrl(child)
+    const { url, output } = await listeningUrl(child)
     return {
       url,
+      output,
       stop: () =>
         new Promise((res) => {
           child.once('exit', (code) => res(code))
@@ -113,6 +114,15 @@ describe('the edgebox command', () => {
       assert.equal(r.status, 200)
       assert.match(r.text, /Edgebox/)
       assert.equal((await request('http/1.1', run.url + 'files/')).status, 200)
+      // the admin listener: on its own loopback port (0 with --port 0), printed in the banner, the API without a login from here
+      const admin = / admin (http:\/\/127\.0\.0\.1:\d+\/)"/.exec(run.output())
+      assert.ok(admin, run.output())
+      const config = await request('http/1.1', `${admin[1]}api/v1/config`)
+      assert.equal(config.status, 200, config.text)
+      assert.equal((JSON.parse(config.text) as { config: { admin: { host: string } } }).config.admin.host, '127.0.0.1')
+      assert.match(run.output(), /admin API: http:\/\/127\.0\.0\.1:\d+\/api\/v1\/config, with no login from this machine only/)
+      // never on the site's listener
+      assert.equal((await request('http/1.1', `${run.url}api/v1/config`)).status, 404)
       // the second origin of the labs: the same site on PORT + 1, with CORS for the first on /lab/xo/
       const a = new URL(run.url).origin
       const b = `http://127.0.0.1:${Number(new URL(run.url).port) + 1}`

@@ -102,3 +102,10 @@ test('rum/ (real-user monitoring) never imports the HTTP server, the handler mod
     [],
   )
 })
+
+test('admin/ (the admin listener) never imports the HTTP server, the handler modules or the CLI: the server hands it what it shows', () => {
+  assert.deepEqual(
+    breaking(under('admin'), (i) => under('server')(i.target) || under('modules')(i.target) || under('cli')(i.target)),
+    [],
+  )
+})
