@@ -27,6 +27,7 @@
 import { randomInt } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock } from '../core/clock.ts'
+import { ipv6Text } from '../http/address.ts'
 import { ask, askDoh, AskError, type Server } from './client.ts'
 import { CLASS, RCODE, TYPE, typeName, type Message, type WireRecord } from './message.ts'
 import { isWithin, key, type Labels, lowerAscii, parseName, suffixKeys, toText } from './names.ts'
@@ -530,22 +531,7 @@ export function addressText(r: WireRecord): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`
   const groups: number[] = []
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i))
-  // RFC 5952 §4.2: the longest run of two or more zero groups becomes ::
-  let best = -1
-  let bestLen = 1
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLen) [best, bestLen] = [i, j - i]
-    i = j
-  }
-  const hex = groups.map((g) => g.toString(16))
-  if (best === -1) return hex.join(':')
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`
+  return ipv6Text(groups)
 }
 
 /** The name with each ASCII letter's case chosen at random: the answer must repeat it (DNS 0x20). */

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { ipv6Text } from '../http/address.ts'
 import type { Batch, RumEvent } from './schema.ts'
 
 /**
@@ -194,28 +195,6 @@ function ipv6Groups(address: string): number[] | null {
   return parts.map((g) => parseInt(g, 16))
 }
 
-/** RFC 5952 §4 text of eight groups: lower case, no leading zeros, the longest run of two or more zero groups (the first of equals) as `::`. */
-function formatIpv6(groups: readonly number[]): string {
-  let bestStart = -1
-  let bestLength = 1
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++
-      continue
-    }
-    let j = i
-    while (j < 8 && groups[j] === 0) j++
-    if (j - i > bestLength) {
-      bestStart = i
-      bestLength = j - i
-    }
-    i = j
-  }
-  const hex = groups.map((g) => g.toString(16))
-  if (bestStart === -1) return hex.join(':')
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`
-}
-
 /**
  * A client address cut to the network it came from, so that no stored row
  * names one subscriber: IPv4 to its /24 (`192.0.2.77` -> `192.0.2.0`), IPv6
@@ -232,5 +211,5 @@ export function truncateAddress(ip: string): string | null {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.0`
   }
-  return formatIpv6([...groups.slice(0, 3), 0, 0, 0, 0, 0])
+  return ipv6Text([...groups.slice(0, 3), 0, 0, 0, 0, 0])
 }

@@ -633,7 +633,7 @@ function apiFailed(outcome: string | null, status: number | null): boolean {
 }
 
 /** A row's JSON as an object, or null (none, not JSON, not an object). */
-function jsonObject(text: string | null): Record<string, unknown> | null {
+export function jsonObject(text: string | null): Record<string, unknown> | null {
   if (text === null) return null
   try {
     const v: unknown = JSON.parse(text)

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test'
 import { build } from 'esbuild'
 import { fingerprint, rumStoreFile } from '../../src/rum/store.ts'
 import { request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { SAMPLE_BOOM, SAMPLE_MAIN } from '../helpers/rum.ts'
 
 /**
  * Symbolication end to end: a small TypeScript program bundled twice by
@@ -21,20 +22,8 @@ const PROJECT = '7'
 const KEY = 'abcdef0123456789abcdef0123456789'
 const MESSAGE = 'Error: boom: GO'
 
-const BOOM = `export function explode(label: string): never {
-  const detail = label.toUpperCase()
-  throw new Error(\`boom: \${detail}\`)
-}
-`
-const MAIN = `import { explode } from './boom.ts'
-function handleClick(which: string): void {
-  explode(which)
-}
-export function start(): void {
-  handleClick('go')
-}
-start()
-`
+const BOOM = SAMPLE_BOOM
+const MAIN = SAMPLE_MAIN
 
 let cleanup: () => void
 let www: string

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MemoryRumStore, openSqliteRumStore, type RumRow, type RumStore } from '../../src/rum/store.ts'
+import { MemoryRumStore, NO_EVENT_COLUMNS, openSqliteRumStore, type RumRow, type RumStore } from '../../src/rum/store.ts'
 import { openWorkerRumStore } from '../../src/rum/worker-store.ts'
 
 /** What the RUM store tests share: a row with every column, and every RumStore to run a contract on. */
@@ -24,18 +24,7 @@ export const BASE_ROW: RumRow = Object.freeze({
   address: '192.0.2.0',
   conn: null,
   kind: 'nav',
-  name: null,
-  value: null,
-  rating: null,
-  message: null,
-  stack: null,
-  fingerprint: null,
-  count: 1,
-  url: null,
-  status: null,
-  duration: null,
-  outcome: null,
-  json: null,
+  ...NO_EVENT_COLUMNS,
 })
 
 /** BASE_ROW with `over`. */
@@ -64,3 +53,23 @@ export function rumStores(prefix: string): { stores: Array<{ name: string; make:
     },
   }
 }
+
+/**
+ * A two-file program the symbolication tests bundle and minify: a click
+ * handler calling `explode`, which throws. Its mapped stack names both
+ * functions in their source files.
+ */
+export const SAMPLE_BOOM = `export function explode(label: string): never {
+  const detail = label.toUpperCase()
+  throw new Error(\`boom: \${detail}\`)
+}
+`
+export const SAMPLE_MAIN = `import { explode } from './boom.ts'
+function handleClick(which: string): void {
+  explode(which)
+}
+export function start(): void {
+  handleClick('go')
+}
+start()
+`

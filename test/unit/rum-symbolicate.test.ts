@@ -17,6 +17,7 @@ import { fingerprint, type RumRow, type RumStore } from '../../src/rum/store.ts'
 import { parseFrames, resolveReference, SourceMaps, Symbolicator } from '../../src/rum/symbolicate.ts'
 import { systemClock } from '../../src/core/clock.ts'
 import { tempDir } from '../helpers/server.ts'
+import { SAMPLE_BOOM, SAMPLE_MAIN } from '../helpers/rum.ts'
 
 /**
  * Symbolication (src/rum/symbolicate.ts) against real files: a small
@@ -28,20 +29,8 @@ import { tempDir } from '../helpers/server.ts'
 const ORIGIN = 'https://shop.example'
 const silent = pino({ level: 'silent' })
 
-const BOOM = `export function explode(label: string): never {
-  const detail = label.toUpperCase()
-  throw new Error(\`boom: \${detail}\`)
-}
-`
-const MAIN = `import { explode } from './boom.ts'
-function handleClick(which: string): void {
-  explode(which)
-}
-export function start(): void {
-  handleClick('go')
-}
-start()
-`
+const BOOM = SAMPLE_BOOM
+const MAIN = SAMPLE_MAIN
 /** A second program, deployed over the first at the same URL. */
 const BLAST = `export function detonate(n: number): never {
   throw new Error('blast ' + n)

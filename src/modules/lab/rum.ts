@@ -1,7 +1,7 @@
 import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import type { Handler } from '../../core/types.ts'
-import { NAV_PHASES, openSqliteRumStore, type BrowserView, type NavPhase, type RumRow, type RumStore, type ServerView } from '../../rum/store.ts'
+import { jsonObject, NAV_PHASES, openSqliteRumStore, type BrowserView, type NavPhase, type RumRow, type RumStore, type ServerView } from '../../rum/store.ts'
 
 /**
  * `lab: { demo: 'rum' }`: what real-user monitoring stored for one page
@@ -73,17 +73,6 @@ export interface PageViewReport {
   readonly truncated: boolean
 }
 
-/** A row's JSON as an object, or null. */
-function jsonOf(text: string | null): Record<string, unknown> | null {
-  if (text === null) return null
-  try {
-    const v: unknown = JSON.parse(text)
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
-  } catch {
-    return null
-  }
-}
-
 /** The phases of a nav report, and the one that took longest (the first in NAV_PHASES order on a tie), as the store's breakdown picks it. */
 export function phaseBreakdown(browser: BrowserView | null): PageViewReport['breakdown'] {
   const given = browser?.nav?.phases
@@ -100,7 +89,7 @@ export function phaseBreakdown(browser: BrowserView | null): PageViewReport['bre
 
 /** An error row as the page shows it. */
 function storedError(r: RumRow): StoredError {
-  const raw = jsonOf(r.json)?.rawStack
+  const raw = jsonObject(r.json)?.rawStack
   const mapped = typeof raw === 'string'
   return { kind: r.name, message: r.message, count: r.count, at: r.offset, time: r.time, fingerprint: r.fingerprint, stack: r.stack, rawStack: mapped ? raw : r.stack, mapped }
 }
