@@ -49,3 +49,28 @@ export function origin() {
     }
   })
 }
+
+const STATUS_RANGE = /^([1-5]\d\d)(?:-([1-5]\d\d))?$/
+
+/**
+ * A range of HTTP statuses a health probe counts as healthy: `'200-399'` or
+ * `'204'` in a configuration, `{ min, max }` once checked. The checked form is
+ * taken as input too, so a configuration already checked (the one in force,
+ * handed back to a reload) checks again to the same value.
+ */
+export function statusRange() {
+  const text = z.string().transform((v, ctx) => {
+    const m = STATUS_RANGE.exec(v.trim())
+    const lo = m ? Number(m[1]) : 0
+    const hi = m ? Number(m[2] ?? m[1]) : 0
+    if (!m || lo > hi) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a status range like 200-399 or 204` })
+      return z.NEVER
+    }
+    return { min: lo, max: hi }
+  })
+  const checked = z
+    .strictObject({ min: z.number().int().min(100).max(599), max: z.number().int().min(100).max(599) })
+    .refine((r) => r.min <= r.max, 'min is at most max')
+  return z.union([text, checked])
+}

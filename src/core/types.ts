@@ -1,3 +1,4 @@
+import type { HandlerAdmin } from './observe.ts'
 import type { WireTrace } from './wire-trace.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2'
@@ -105,6 +106,8 @@ export interface Handler {
   drain?(): void
   /** Releases timers, watchers and pools when the server stops, once its connections are done (or cut). */
   close?(): void | Promise<void>
+  /** What the handler shows the operator (its upstreams, its cache, its channels) and the switches it offers (core/observe.ts, docs/admin.md). */
+  readonly admin?: HandlerAdmin
 }
 
 /** What every module factory receives besides its own validated configuration. */

@@ -22,11 +22,16 @@
  *
  * The answer's TTL is the name's `ttl` (short, so clients come back soon
  * after a failure), and each decision can be explained in words.
+ *
+ * The operator may put an edge in maintenance (the admin API's switch): its
+ * addresses leave the answers as if their health checks had failed, while
+ * the checks go on; failing open then prefers addresses not in maintenance.
+ * Resolvers that cached an answer keep it for at most the name's `ttl`.
  */
 
 import { isIP } from 'node:net'
 import { startHealthChecks, type CheckSettings, type HealthChecks, type Probe } from '../core/health-check.ts'
-import type { Clock } from '../core/clock.ts'
+import { systemClock, type Clock } from '../core/clock.ts'
 import type { Logger } from '../core/log.ts'
 import type { Labels } from './names.ts'
 import { CLASS, TYPE, type WireRecord } from './message.ts'
@@ -55,6 +60,24 @@ interface Endpoint {
   region: string
   weight: number
   record: WireRecord
+  /** Times this address was given in an answer (the operator's view). */
+  answers: number
+}
+
+/** One address of a balanced name as the operator sees it (DnsState.edges). */
+export interface EdgeView {
+  /** The balanced name (`www.example.com.`). */
+  readonly name: string
+  readonly edge: string
+  readonly address: string
+  readonly region: string
+  /** Given in answers now: its health check passes and it is not in maintenance. */
+  readonly healthy: boolean
+  readonly maintenance: boolean
+  /** Why, in words: the health check's last result, or `in maintenance since <time>`. */
+  readonly reason: string
+  /** Times it was given in an answer so far. */
+  readonly answers: number
 }
 
 /** What a client asking about a balanced name is told, and why. */
@@ -82,9 +105,13 @@ export class BalancedName {
   /** Per region and family: its endpoints, and their running scores for the smooth weighted round robin. */
   private readonly wheels = new Map<string, { order: Endpoint[]; scores: Map<Endpoint, number> }>()
   private failingOpen = new Set<string>()
+  /** Edges in maintenance, by name: since when (ms since the epoch). */
+  private readonly maintained = new Map<string, number>()
+  private readonly clock: Clock
 
   constructor(cfg: BalancedConfig, regions: RegionMap, log: Logger, clock?: Clock) {
     this.owner = cfg.owner
+    this.clock = clock ?? systemClock
     this.answers = cfg.answers
     this.regions = regions
     this.log = log
@@ -92,7 +119,7 @@ export class BalancedName {
       e.addresses.map((address) => {
         const family = isIP(address) as 4 | 6
         const rdata = addressBytes(address)!
-        return { id: e.name === address ? address : `${e.name} ${address}`, edge: e.name, address, family, region: e.region, weight: e.weight, record: { owner: cfg.owner, type: family === 4 ? TYPE.A : TYPE.AAAA, class: CLASS.IN, ttl: cfg.ttl, rdata: [rdata] } }
+        return { id: e.name === address ? address : `${e.name} ${address}`, edge: e.name, address, family, region: e.region, weight: e.weight, record: { owner: cfg.owner, type: family === 4 ? TYPE.A : TYPE.AAAA, class: CLASS.IN, ttl: cfg.ttl, rdata: [rdata] }, answers: 0 }
       }),
     )
     for (const region of new Set(this.endpoints.map((e) => e.region))) {
@@ -132,6 +159,38 @@ export class BalancedName {
     return this.endpoints.map((e) => ({ edge: e.edge, address: e.address, region: e.region, weight: e.weight, state: this.checks.state(e.id), reason: this.checks.reason(e.id) }))
   }
 
+  /** Whether an address may be answered: its health check passes and its edge is not in maintenance. */
+  private up(e: Endpoint): boolean {
+    return this.checks.state(e.id) === 'up' && (this.maintained.size === 0 || !this.maintained.has(e.edge))
+  }
+
+  /** Why an address is or is not answered, in words. */
+  private why(e: Endpoint): string {
+    const since = this.maintained.get(e.edge)
+    return since === undefined ? this.checks.reason(e.id) : `in maintenance since ${new Date(since).toISOString()}`
+  }
+
+  /** Every address, as the operator sees it. */
+  edges(): EdgeView[] {
+    const name = nameText(this.owner)
+    return this.endpoints.map((e) => ({ name, edge: e.edge, address: e.address, region: e.region, healthy: this.up(e), maintenance: this.maintained.has(e.edge), reason: this.why(e), answers: e.answers }))
+  }
+
+  /**
+   * Puts an edge (all its addresses) in maintenance (on) or back (off): its
+   * addresses leave the answers as a failed health check would take them out,
+   * and come back with their health as checked meanwhile. False when the name
+   * has no such edge.
+   */
+  maintenance(edge: string, on: boolean): boolean {
+    if (!this.endpoints.some((e) => e.edge === edge)) return false
+    if (on === this.maintained.has(edge)) return true
+    if (on) this.maintained.set(edge, this.clock.now())
+    else this.maintained.delete(edge)
+    this.log.info({ name: nameText(this.owner), edge, maintenance: on }, on ? 'dns: edge in maintenance: left out of answers' : 'dns: edge out of maintenance')
+    return true
+  }
+
   /** The answer for `qtype` (A or AAAA) to this client. */
   answer(qtype: number, client: Client, trace = true): BalancedAnswer {
     const family = qtype === TYPE.AAAA ? 6 : 4
@@ -156,20 +215,24 @@ export class BalancedName {
     for (const region of order) {
       const wheel = this.wheels.get(`${region}/${family}`)
       if (!wheel) continue
-      const healthy = wheel.order.filter((e) => this.checks.state(e.id) === 'up')
-      const down = trace ? wheel.order.filter((e) => this.checks.state(e.id) !== 'up') : []
+      const healthy = wheel.order.filter((e) => this.up(e))
+      const down = trace ? wheel.order.filter((e) => !this.up(e)) : []
       if (healthy.length === 0) {
-        if (trace) explain.push(`region ${region}: no healthy IPv${family} edge (${down.map((e) => `${e.id}: ${this.checks.reason(e.id)}`).join('; ')})`)
+        if (trace) explain.push(`region ${region}: no healthy IPv${family} edge (${down.map((e) => `${e.id}: ${this.why(e)}`).join('; ')})`)
         continue
       }
       this.failingOpen.delete(`${family}`)
       const picked = this.rotate(wheel, healthy)
+      for (const e of picked) e.answers++
       if (trace) explain.push(`region ${region}: ${healthy.length} healthy${down.length ? `, ${down.length} down (${down.map((e) => e.id).join(', ')})` : ''}; answered ${picked.map((e) => e.address).join(', ')} (rotated by weight)`)
       return { records: picked.map((e) => e.record), scope, explain }
     }
-    // fail open: every address of the nearest region that has any
-    const region = order.find((r) => this.wheels.has(`${r}/${family}`))!
-    const every = this.wheels.get(`${region}/${family}`)!.order
+    // fail open: every address of the nearest region that has any (those not in maintenance, when a region has such)
+    const serving = (r: string) => this.wheels.get(`${r}/${family}`)?.order.filter((e) => !this.maintained.has(e.edge)) ?? []
+    const region = order.find((r) => serving(r).length > 0) ?? order.find((r) => this.wheels.has(`${r}/${family}`))!
+    const open = serving(region)
+    const every = open.length > 0 ? open : this.wheels.get(`${region}/${family}`)!.order
+    for (const e of every) e.answers++
     if (!this.failingOpen.has(`${family}`)) {
       this.failingOpen.add(`${family}`)
       this.log.warn({ name: nameText(this.owner), family: `IPv${family}`, region }, 'dns: every edge is down; answering every edge of the nearest region (fail open)')

@@ -67,6 +67,9 @@ export interface Outcome {
   /** The question as text (`www.example.test. A`), when one was read. */
   question?: string
   rcode?: string
+  /** The question's type and the answer's response code as numbers (the listeners count answers by them), when a reply is sent. */
+  qtype?: number
+  code?: number
   /** Why the message was dropped or answered FORMERR. */
   why?: string
   truncated?: boolean
@@ -135,7 +138,7 @@ export class Responder {
     if (read.kind === 'formerr') {
       const w = new MessageWriter(CLASSIC_UDP)
       if (read.question && read.question.raw.length <= CLASSIC_UDP - 12) w.question(read.question)
-      return { reply: w.finish(read.id, replyFlags(read.flags, read.opcode, RCODE.FORMERR)), question: read.question ? questionText(read.question) : undefined, rcode: 'FORMERR', why: read.why }
+      return { reply: w.finish(read.id, replyFlags(read.flags, read.opcode, RCODE.FORMERR)), question: read.question ? questionText(read.question) : undefined, rcode: 'FORMERR', qtype: read.question?.type ?? 0, code: RCODE.FORMERR, why: read.why }
     }
     const q = read.query
     // RFC 8945 §5.2: a signed request is checked first; a bad signature is NOTAUTH with the TSIG error, and nothing else
@@ -163,7 +166,7 @@ export class Responder {
       let reply = w.finish(q.id, replyFlags(q.flags, q.opcode, rcode & 0xf) | (aa ? FLAG.AA : 0) | ra)
       // RFC 8945 §5.3: the answer to a signed request is signed with the same key
       if (signer) reply = sign(reply, signer, this.now(), { prior: q.tsig!.mac }).message
-      return { reply, question: text, rcode: rcodeName(rcode), truncated: w.wasTruncated, ...extra }
+      return { reply, question: text, rcode: rcodeName(rcode), qtype: q.question.type, code: rcode, truncated: w.wasTruncated, ...extra }
     }
     // RFC 6891 §6.1.3: an EDNS version this server does not implement
     if (q.edns && q.edns.version !== 0) return done(RCODE.BADVERS, false, { why: `EDNS version ${q.edns.version}` })
@@ -281,7 +284,7 @@ export class Responder {
         prior = s.mac
       }
     }
-    return { reply: messages[0]!, more: messages.slice(1), question: text, rcode: 'NOERROR', path: [upToDate ? `${typeName(q.question.type)}: the client has serial ${zone.serial} already` : `${typeName(q.question.type)}: ${records.length} records in ${messages.length} message(s)`] }
+    return { reply: messages[0]!, more: messages.slice(1), question: text, rcode: 'NOERROR', qtype: q.question.type, code: RCODE.NOERROR, path: [upToDate ? `${typeName(q.question.type)}: the client has serial ${zone.serial} already` : `${typeName(q.question.type)}: ${records.length} records in ${messages.length} message(s)`] }
   }
 
   /** NOTAUTH with the TSIG error (RFC 8945 §5.3.2): unsigned for BADKEY and BADSIG, signed for BADTIME. */
@@ -293,7 +296,7 @@ export class Responder {
     const reply = badTimeKey
       ? sign(msg, badTimeKey, now, { prior: q.tsig!.mac, error, other: serverTime(now) }).message
       : appendError(msg, q.tsig!.name, q.tsig!.algorithm, now, error)
-    return { reply, question: questionText(q.question), rcode: 'NOTAUTH', why: `TSIG: ${why}` }
+    return { reply, question: questionText(q.question), rcode: 'NOTAUTH', qtype: q.question.type, code: RCODE.NOTAUTH, why: `TSIG: ${why}` }
   }
 
   /**

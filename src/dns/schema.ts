@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { isIP } from 'node:net'
 import { duration, size } from '../config/units.ts'
-import { cidr } from '../config/validators.ts'
+import { cidr, statusRange } from '../config/validators.ts'
 import { NameError, parseAbsolute } from './names.ts'
 
 /**
@@ -93,8 +93,6 @@ const zoneSchema = z
     if (!z1.file && z1.records.length === 0) ctx.addIssue({ code: 'custom', message: 'a zone needs a file or records' })
   })
 
-const STATUS_RANGE = /^([1-5]\d\d)(?:-([1-5]\d\d))?$/
-
 const checkSchema = z
   .strictObject({
     /** `http`: GET `path` on each address at `port` (a status in `expect` is healthy); `tcp`: a connection to `port` opens. */
@@ -105,14 +103,7 @@ const checkSchema = z
     scheme: z.enum(['http', 'https']).default('http'),
     /** The Host field of http probes; default the address. */
     host: z.string().min(1).optional(),
-    expect: z
-      .string()
-      .regex(STATUS_RANGE, 'is a status range like 200-399 or 204')
-      .default('200-399')
-      .transform((v) => {
-        const m = STATUS_RANGE.exec(v)!
-        return { min: Number(m[1]), max: Number(m[2] ?? m[1]) }
-      }),
+    expect: statusRange().prefault('200-399'),
     interval: duration().default(5000),
     timeout: duration().default(2000),
     /** Good probes in a row that bring an address back. */

@@ -17,7 +17,7 @@ import { typeNumber, CLASS } from './message.ts'
 import { fingerprint, Zone, ZoneError } from './zone.ts'
 import { notifyAll } from './notify.ts'
 import type { DnsConfig, DnsZoneConfig } from './schema.ts'
-import { BalancedName } from './gslb.ts'
+import { BalancedName, type EdgeView } from './gslb.ts'
 import { RegionMap, type GeoLookup } from './regions.ts'
 import { Reader, type CountryResponse } from 'maxmind'
 import { Responder } from './responder.ts'
@@ -116,6 +116,15 @@ export interface DnsState {
   readonly balanced: readonly BalancedName[]
   /** Every balanced address has had its first health check (or the first round timed out). */
   firstRound(): Promise<void>
+  /** Every address of every balanced name, with its health, maintenance and answers given (the operator's view). */
+  edges(): EdgeView[]
+  /**
+   * Puts an edge of a balanced name (every address of it) in maintenance
+   * (on) or back (off): left out of answers as a failed health check would
+   * leave it. `name` as configured, with or without the final dot, in any
+   * case. False when there is no such name or edge.
+   */
+  maintenance(name: string, edge: string, on: boolean): boolean
   close(): Promise<void>
 }
 
@@ -243,6 +252,17 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
     balanced,
     firstRound: async () => {
       await Promise.all(balanced.map((b) => b.firstRound))
+    },
+    edges: () => balanced.flatMap((b) => b.edges()),
+    maintenance: (name, edge, on) => {
+      let k: string
+      try {
+        k = key(parseAbsolute(name))
+      } catch {
+        return false
+      }
+      const b = balanced.find((x) => key(x.owner) === k)
+      return b ? b.maintenance(edge, on) : false
     },
     close,
   }

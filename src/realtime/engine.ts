@@ -89,6 +89,22 @@ export interface Engine {
   listenPresence(ch: string, listener: (event: PresenceEvent) => void): () => void
   /** Releases timers and connections. */
   close(): Promise<void>
+  /**
+   * The channels this engine holds now, for the operator's view (core/observe.ts
+   * RealtimeView): each one's messages kept in history and messages published
+   * in it so far. Optional: an engine without it shows only the channels with
+   * subscribers here, with no history.
+   */
+  channels?(): Iterable<ChannelStats>
+}
+
+/** One channel as an engine holds it (Engine.channels). */
+export interface ChannelStats {
+  readonly ch: string
+  /** Messages kept in its history now. */
+  readonly history: number
+  /** Messages published in it so far (in this engine's lifetime). */
+  readonly published: number
 }
 
 export interface PresenceEvent {

@@ -1,5 +1,6 @@
 import type { Engine, HistoryLimits, Message, Position, Since } from './engine.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
+import type { RealtimeView } from '../core/observe.ts'
 
 /**
  * The hub: channel rules, the envelope, and the one way every transport
@@ -166,6 +167,8 @@ interface Follower {
  */
 interface Fan {
   readonly ch: string
+  /** The hub's counts, which deliveries add to. */
+  readonly counts: HubCounts
   unlisten: () => void
   live: Follower[]
   joining: Follower[]
@@ -178,8 +181,27 @@ interface Fan {
   release: () => void
 }
 
+/**
+ * What the operator's view counts (core/observe.ts RealtimeView): plain
+ * numbers the transports and the fan-out add to, read when the view is made.
+ */
+export interface HubCounts {
+  /** SSE streams open now. */
+  sse: number
+  /** Long polls held now (waiting for a message or their timeout). */
+  longPolls: number
+  /** Short polls answered so far. */
+  shortPolls: number
+  /** Messages published so far (a publish id already seen publishes nothing and is not counted). */
+  published: number
+  /** Messages delivered to subscribers so far: one per subscriber a message reached. */
+  delivered: number
+}
+
 export class Hub {
   readonly engine: Engine
+  /** See HubCounts. */
+  readonly counts: HubCounts = { sse: 0, longPolls: 0, shortPolls: 0, published: 0, delivered: 0 }
   private readonly rules: ReadonlyArray<ChannelRule & { re: RegExp }>
   readonly maxMessageSize: number
   /** The time the transports' timers run on: long-poll holds, keep-alives, heartbeats, token expiry. */
@@ -226,7 +248,34 @@ export class Hub {
     const size = JSON.stringify(data ?? null).length
     if (size > this.maxMessageSize) throw new HubError('too-large', `the message is ${size} bytes of JSON; the limit is ${this.maxMessageSize}`, ch)
     const res = await this.engine.publish(ch, data ?? null, { id, history: r.history })
+    if (!res.duplicate) this.counts.published++
     return res.message
+  }
+
+  /**
+   * The operator's view (core/observe.ts RealtimeView): open connections
+   * (`websocket` is the WebSocket transport's own count), the counts, and the
+   * `top` channels with subscribers or history, most subscribers first.
+   */
+  view(top: number, websocket: number): RealtimeView {
+    const c = this.counts
+    const byName = new Map<string, { name: string; subscribers: number; history: number; published: number }>()
+    let historySize = 0
+    for (const s of this.engine.channels?.() ?? []) {
+      historySize += s.history
+      byName.set(s.ch, { name: s.ch, subscribers: 0, history: s.history, published: s.published })
+    }
+    for (const fan of this.fans.values()) {
+      const subscribers = fan.live.length + fan.joining.length
+      const known = byName.get(fan.ch)
+      if (known) known.subscribers = subscribers
+      else byName.set(fan.ch, { name: fan.ch, subscribers, history: 0, published: 0 })
+    }
+    const active = [...byName.values()].filter((x) => x.subscribers > 0 || x.history > 0)
+    const channels = active
+      .sort((a, b) => b.subscribers - a.subscribers || b.published - a.published || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .slice(0, Math.max(0, Math.floor(top)))
+    return { connections: { websocket, sse: c.sse, longPoll: c.longPolls }, shortPolls: c.shortPolls, published: c.published, delivered: c.delivered, channelCount: active.length, channels, historySize }
   }
 
   /**
@@ -257,14 +306,14 @@ export class Hub {
         if (restart) {
           f.last = restart.from
           send(JSON.stringify({ t: 'gap', ch, e: restart.from.e, o: restart.from.o }), restart.from)
-          for (const m of restart.messages) deliver(ch, f, m)
+          for (const m of restart.messages) deliver(ch, f, m, this.counts)
         } else if (s.gap) {
           f.last = s.position
           send(JSON.stringify({ t: 'gap', ch, e: s.position.e, o: s.position.o }), s.position)
         } else {
           f.last = after
           send(JSON.stringify({ t: 'sub', ch, e: after.e, o: after.o }), after)
-          for (const m of s.messages) deliver(ch, f, m)
+          for (const m of s.messages) deliver(ch, f, m, this.counts)
         }
       }
     } catch (err) {
@@ -273,7 +322,7 @@ export class Hub {
     }
     const pending = f.held!
     f.held = null
-    for (const m of pending) deliver(ch, f, m)
+    for (const m of pending) deliver(ch, f, m, this.counts)
     if (!f.stopped) {
       f.direct = direct
       join(fan, f)
@@ -296,7 +345,7 @@ export class Hub {
   private fanOf(ch: string): Fan {
     let fan = this.fans.get(ch)
     if (fan === undefined) {
-      const created: Fan = { ch, unlisten: noop, live: [], joining: [], last: null, walking: false, compact: false, release: noop }
+      const created: Fan = { ch, counts: this.counts, unlisten: noop, live: [], joining: [], last: null, walking: false, compact: false, release: noop }
       created.unlisten = this.engine.listen(ch, (m) => fanOut(created, m))
       created.release = () => {
         if (created.live.length > 0 || created.joining.length > 0 || created.walking) return
@@ -380,8 +429,8 @@ function signedIn(r: ChannelRule, grant: Grant | undefined): boolean {
   return claims !== undefined && (r.who === undefined || r.who(claims))
 }
 
-/** A follower's own merge (while it catches up): each message once, by offset, with `gap` on an epoch change. */
-function deliver(ch: string, f: Follower, m: Message): void {
+/** A follower's own merge (while it catches up): each message once, by offset, with `gap` on an epoch change; counted in `counts.delivered`. */
+function deliver(ch: string, f: Follower, m: Message, counts: HubCounts): void {
   const last = f.last
   if (last === null) return
   if (m.e === last.e && m.o <= last.o) return // already delivered (history and live overlap)
@@ -391,6 +440,7 @@ function deliver(ch: string, f: Follower, m: Message): void {
     f.send(JSON.stringify({ t: 'gap', ch, e: before.e, o: before.o }), before)
   }
   f.last = m // a message is its own position (e, o): nothing allocated per delivery
+  counts.delivered++
   f.send(messageJson(m), m, m)
 }
 
@@ -442,14 +492,20 @@ function fanOut(fan: Fan, m: Message): void {
         const json = messageJson(m)
         let frame: ((json: string, m: Message) => Buffer) | undefined
         let bytes: Buffer | undefined
+        let delivered = 0
         for (let i = 0; i < live.length; i++) {
           const f = live[i]!
           const d = f.direct
           if (d !== undefined && d.conn.readyState === 1 && d.socket.writableLength <= d.limit) {
             if (d.frame !== frame) bytes = (frame = d.frame)(json, m)
             d.socket.write(bytes!)
-          } else if (!f.stopped) f.send(json, m, m)
+            delivered++
+          } else if (!f.stopped) {
+            f.send(json, m, m)
+            delivered++
+          }
         }
+        fan.counts.delivered += delivered
       } finally {
         // Even if a send broke its contract and threw: the list is compacted and the fan can be released.
         fan.walking = false
@@ -469,7 +525,7 @@ function fanOut(fan: Fan, m: Message): void {
     if (f.stopped) continue
     if (f.held !== null) f.held.push(m)
     else {
-      deliver(fan.ch, f, m)
+      deliver(fan.ch, f, m, fan.counts)
       join(fan, f)
     }
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { Engine, HistoryLimits, Message, Position, PresenceEvent, PublishResult, Since } from './engine.ts'
+import type { ChannelStats, Engine, HistoryLimits, Message, Position, PresenceEvent, PublishResult, Since } from './engine.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 
 /**
@@ -24,7 +24,7 @@ interface Channel {
 }
 
 export class MemoryEngine implements Engine {
-  private readonly channels = new Map<string, Channel>()
+  private readonly byName = new Map<string, Channel>()
   /** What message times (`at`) and the history's age bound are measured with. */
   private readonly clock: Clock
 
@@ -33,10 +33,10 @@ export class MemoryEngine implements Engine {
   }
 
   private channel(ch: string): Channel {
-    let c = this.channels.get(ch)
+    let c = this.byName.get(ch)
     if (!c) {
       c = { epoch: randomBytes(6).toString('base64url').replace(/[-_]/g, 'x'), offset: 0, history: [], ids: new Map(), listeners: new Set(), members: new Map(), presence: new Set() }
-      this.channels.set(ch, c)
+      this.byName.set(ch, c)
     }
     return c
   }
@@ -138,8 +138,13 @@ export class MemoryEngine implements Engine {
     }
   }
 
+  /** Every channel used so far: its history as held now (trimmed on the next publish or read) and its offset, the messages published in it. */
+  *channels(): Iterable<ChannelStats> {
+    for (const [ch, c] of this.byName) yield { ch, history: c.history.length, published: c.offset }
+  }
+
   async close(): Promise<void> {
-    for (const c of this.channels.values()) {
+    for (const c of this.byName.values()) {
       c.listeners.clear()
       c.presence.clear()
     }

@@ -18,6 +18,7 @@ import type { Logger } from '../core/log.ts'
 import type { Outcome, Responder, Transport } from '../dns/responder.ts'
 import type { DnsConfig } from '../dns/schema.ts'
 import type { ResponseRateLimit } from '../dns/rate-limit.ts'
+import { rcodeName, typeName } from '../dns/message.ts'
 
 export interface DnsListener {
   /** The port bound (UDP and TCP alike). */
@@ -25,6 +26,37 @@ export interface DnsListener {
   /** `udp+tcp://127.0.0.1:8053`, for the banner. */
   url(): string
   close(): Promise<void>
+  /**
+   * The answers sent so far over UDP and TCP, by the question's type and the
+   * response code (`A`, `NOERROR`): one row per pair seen, most first.
+   * Queries dropped (not a query, or rate limited) are not counted.
+   */
+  queries(): { type: string; rcode: string; count: number }[]
+}
+
+/**
+ * Answers counted by (type, rcode), one number per pair: the key is
+ * `type * 4096 + rcode` (types are 16 bits, extended rcodes 12), so
+ * counting allocates nothing; the names are made only when asked.
+ */
+export class QueryCounts {
+  private readonly counts = new Map<number, number>()
+
+  /** One answer sent for a question of `qtype` with response code `rcode`. */
+  add(qtype: number, rcode: number): void {
+    const k = qtype * 4096 + rcode
+    this.counts.set(k, (this.counts.get(k) ?? 0) + 1)
+  }
+
+  /** The counts by type and rcode name (type 0, a message without a readable question, is `none`), most first. */
+  rows(): { type: string; rcode: string; count: number }[] {
+    const out: { type: string; rcode: string; count: number }[] = []
+    for (const [k, count] of this.counts) {
+      const t = Math.floor(k / 4096)
+      out.push({ type: t === 0 ? 'none' : typeName(t), rcode: rcodeName(k % 4096), count })
+    }
+    return out.sort((a, b) => b.count - a.count || (a.type < b.type ? -1 : a.type > b.type ? 1 : a.rcode < b.rcode ? -1 : a.rcode > b.rcode ? 1 : 0))
+  }
 }
 
 /**
@@ -35,7 +67,9 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
   const host = listen.host
   const family = isIP(host) === 6 ? 6 : 4
   const sockets = new Set<net.Socket>()
+  const counts = new QueryCounts()
   const logOutcome = (o: Outcome, transport: Transport, client: string) => {
+    if (o.reply !== null && o.code !== undefined) counts.add(o.qtype ?? 0, o.code)
     if (cfg.queryLog) log.info({ dns: { transport, client, question: o.question, rcode: o.rcode, truncated: o.truncated || undefined, why: o.why } }, 'dns')
   }
 
@@ -123,6 +157,7 @@ export async function startDnsListener(cfg: DnsConfig, listen: DnsConfig['listen
   return {
     port,
     url: () => `udp+tcp://${shown}:${port}`,
+    queries: () => counts.rows(),
     close: async () => {
       udp.close()
       const closed = new Promise((r) => tcp.close(r))

@@ -11,7 +11,8 @@ import { miss, type Flight } from './coalescing.ts'
 import { match, NO_DIRECTIVES, primaryKey, requestDirectives, reuse } from './lookup.ts'
 import { currentAgeMs } from '../../http/freshness.ts'
 import { fillPartial, servePartial, wholeForRange } from './partial.ts'
-import { invalidateAfter, purgeRequest } from './purge.ts'
+import { invalidateAfter, purgeRequest, purgeTarget } from './purge.ts'
+import type { CacheView, PurgeTarget } from '../../core/observe.ts'
 import { refresh, revalidate } from './revalidation.ts'
 import { pass, serve, servedHead, serveHit } from './serve.ts'
 
@@ -91,6 +92,22 @@ export interface CacheState {
   readonly ignoredQuery: readonly ((name: string) => boolean)[]
   /** Origin requests under way, by key, that concurrent misses wait for (coalescing.ts). */
   readonly flights: Map<string, Flight>
+  /** What the operator's view counts (core/observe.ts CacheView): plain numbers the answers add to. */
+  readonly counts: CacheCounts
+}
+
+/** Answers by cache outcome, conditional requests sent, and entries purged, since the cache was made. */
+export interface CacheCounts {
+  /** Served from a stored response without the origin (`hit` in Cache-Status, `HIT` in the access log). */
+  hits: number
+  /** Answered from the origin: nothing usable stored (`MISS`), or a stored response replaced (`EXPIRED`). */
+  misses: number
+  /** Stale responses served (stale-while-revalidate, stale-if-error, stale-if-unreachable). */
+  stale: number
+  /** Conditional requests sent to revalidate a stored response, in the foreground or the background. */
+  revalidations: number
+  /** Entries removed by PURGE requests and the admin API. */
+  purges: number
 }
 
 export class HttpCache {
@@ -99,7 +116,19 @@ export class HttpCache {
 
   constructor(cfg: CacheOptions, store: CacheStore, clock: Clock = systemClock) {
     this.store = store
-    this.state = { cfg, store, clock, ignoredQuery: cfg.ignoreQuery.map(compileGlob), flights: new Map() }
+    this.state = { cfg, store, clock, ignoredQuery: cfg.ignoreQuery.map(compileGlob), flights: new Map(), counts: { hits: 0, misses: 0, stale: 0, revalidations: 0, purges: 0 } }
+  }
+
+  /** The operator's view (core/observe.ts CacheView): the counts, what is stored, and the `top` most-hit entries. */
+  view(top = 20): CacheView {
+    const c = this.state.counts
+    const { objects, bytes, topKeys } = storeSummary(this.store, top)
+    return { hits: c.hits, misses: c.misses, stale: c.stale, revalidations: c.revalidations, purges: c.purges, objects, bytes, topKeys }
+  }
+
+  /** Removes stored responses as PURGE would, without its token (the admin API is the authority): returns how many entries went. */
+  purgeTarget(target: PurgeTarget, host: string): number {
+    return purgeTarget(this.state, target, host)
   }
 
   /** RFC 9111 §2: the primary key is the target URI (method GET and HEAD share it). */
@@ -178,4 +207,28 @@ export class HttpCache {
   invalidate(ctx: Context, status: number, headers: Headers): void {
     invalidateAfter(this.state, ctx, status, headers)
   }
+}
+
+/**
+ * What a store holds now: entries, body bytes, and the `top` entries with
+ * the most hits (most first; ties by key, so the list is stable), kept in a
+ * small sorted list while the store is walked once.
+ */
+export function storeSummary(store: CacheStore, top: number): { objects: number; bytes: number; topKeys: { key: string; hits: number; bytes: number }[] } {
+  let objects = 0
+  let bytes = 0
+  const best: { key: string; hits: number; bytes: number }[] = []
+  const limit = Math.max(0, Math.floor(top))
+  const before = (a: { key: string; hits: number }, hits: number, key: string) => a.hits > hits || (a.hits === hits && a.key < key)
+  store.scan((key, hits, size) => {
+    objects++
+    bytes += size
+    if (limit === 0 || hits === 0) return
+    if (best.length === limit && before(best[limit - 1]!, hits, key)) return
+    let i = best.length
+    while (i > 0 && !before(best[i - 1]!, hits, key)) i--
+    best.splice(i, 0, { key, hits, bytes: size })
+    if (best.length > limit) best.pop()
+  })
+  return { objects, bytes, topKeys: best }
 }

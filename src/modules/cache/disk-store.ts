@@ -82,6 +82,8 @@ interface Slot {
   readonly bodyLength: number
   /** The whole entry, for bodies up to DISK_MEMORY_BODY_LIMIT. */
   readonly entry: StoredEntry | undefined
+  /** Answers served from a large entry (read anew from disk each time): its copies count here (StoredEntry.hits). */
+  hits: number
 }
 
 export interface DiskStoreOptions {
@@ -245,6 +247,7 @@ export class DiskStore implements CacheStore {
       meta,
       bodyLength: entry.body.length,
       entry: entry.body.length <= DISK_MEMORY_BODY_LIMIT ? entry : undefined,
+      hits: entry.hits ?? 0,
     }
     const list = [...others, slot]
     if (slotSize(list) > this.lru.maxSize) {
@@ -273,6 +276,10 @@ export class DiskStore implements CacheStore {
     this.lru.delete(key)
     for (const s of list) this.unlink(s.file)
     return list.length
+  }
+
+  scan(fn: (key: string, hits: number, bytes: number) => void): void {
+    for (const list of this.lru.rvalues()) if (list !== undefined) for (const s of list) fn(s.meta.key, s.entry ? (s.entry.hits ?? 0) : s.hits, s.bodyLength)
   }
 
   deletePrefix(prefix: string): number {
@@ -310,7 +317,10 @@ export class DiskStore implements CacheStore {
     }
     const decoded = decode(buf)
     if (decoded === undefined || decoded.body.length !== s.bodyLength) return undefined
-    return { ...s.meta, body: decoded.body }
+    const entry: StoredEntry = { ...s.meta, body: decoded.body }
+    // this copy's hits are the slot's, so they survive the next read
+    Object.defineProperty(entry, 'hits', { get: () => s.hits, set: (n: number) => (s.hits = n), enumerable: false })
+    return entry
   }
 
   private writeAtomic(file: string, data: Buffer): void {
@@ -369,6 +379,7 @@ export class DiskStore implements CacheStore {
         meta,
         bodyLength: body.length,
         entry: small ? { ...meta, body: Buffer.from(body) } : undefined,
+        hits: 0,
       }
       const group = found.get(meta.key)
       if (group === undefined) found.set(meta.key, { slots: [slot], mtime })

@@ -110,7 +110,7 @@ export function toEntry(key: string, ctx: Context, res: OriginResponse, strip: r
   const headers = withoutHopByHop(res.headers)
   for (const f of strip) delete headers[f]
   const vary = varyOf(res.headers)
-  return { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, status: res.status, headers, body, requestTime: res.requestTime, responseTime: res.responseTime, tags: tagsOf(res.headers) }
+  return { key, variant: varyKey(vary, ctx.req.headers) ?? '', vary, status: res.status, headers, body, requestTime: res.requestTime, responseTime: res.responseTime, tags: tagsOf(res.headers), hits: 0 }
 }
 
 /** Surrogate-Key / Cache-Tag values, for purging by tag. */

@@ -8,7 +8,7 @@ import { contentRange, holdsAll, mergeRange, missingSpan, parseContentRange, par
 import { collect, DISCARD, tee } from '../proxy/exchange.ts'
 import type { CacheState, Origin, OriginResponse } from './cache.ts'
 import { directives, hasAnnouncedLength, reuse, sameVariant, storagePlan, tagsOf, toEntry, ttlAt } from './lookup.ts'
-import { relay, serve, servedHeaders } from './serve.ts'
+import { counted, relay, serve, servedHeaders } from './serve.ts'
 import type { StoredEntry } from './store.ts'
 
 /**
@@ -41,7 +41,7 @@ export function servePartial(s: CacheState, ctx: Context, e: StoredEntry, req: C
   if (r === undefined) return false
   const bytes = sliceHeld({ ranges: e.partial!.ranges, body: e.body }, r.start, r.end)
   if (bytes === undefined) return false
-  ctx.cache = 'HIT'
+  counted(s, ctx, 'HIT', e)
   const headers = servedHeaders(s, e, `hit; ttl=${r.ttl}`)
   headers['content-range'] = contentRange(r.start, r.end, e.partial!.size)
   ctx.send(206, headers, bytes)
@@ -105,7 +105,7 @@ export async function fillPartial(s: CacheState, ctx: Context, key: string, e: S
   // Served from the entry as it was when this request came (plus the new bytes), whatever was stored meanwhile.
   const joined = joinedEntry(key, ctx, res, { ...range, strip: plan.store ? plan.strip : [] }, body.body, e)
   const bytes = joined.partial === undefined ? joined.body.subarray(r.start, r.end + 1) : sliceHeld({ ranges: joined.partial.ranges, body: joined.body }, r.start, r.end)!
-  ctx.cache = 'MISS'
+  counted(s, ctx, 'MISS', undefined)
   const headers = servedHeaders(s, joined, plan.store ? `${fwd}; fwd-status=206; stored; ttl=${plan.ttl}` : `${fwd}; fwd-status=206; detail="${plan.reason}"`)
   headers['content-range'] = contentRange(r.start, r.end, p.size)
   ctx.send(206, headers, bytes)

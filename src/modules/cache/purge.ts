@@ -2,7 +2,9 @@ import type { Context } from '../../core/context.ts'
 import { httpError } from '../../core/errors.ts'
 import { safeEqual } from '../../core/secrets.ts'
 import type { Headers } from '../../http/cache-control.ts'
-import { invalidatedKeys } from '../../http/cache-key.ts'
+import { cacheKey, invalidatedKeys } from '../../http/cache-key.ts'
+import { parseAuthority, parseRequestTarget } from '../../http/target.ts'
+import type { PurgeTarget } from '../../core/observe.ts'
 import type { CacheState } from './cache.ts'
 import { primaryKey } from './lookup.ts'
 
@@ -41,7 +43,55 @@ export function purgeRequest(s: CacheState, ctx: Context): void {
     purged = s.store.delete(primaryKey(s, ctx))
     what = `url ${ctx.encodedPath}${ctx.query}`
   }
+  s.counts.purges += purged
   ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, JSON.stringify({ purged, what }) + '\n')
+}
+
+/**
+ * The admin API's purge (docs/admin.md), the same removal as PURGE without
+ * its token: `url` is a path with its query (`/page?x=1`, or an absolute
+ * `http://host/page?x=1` whose path and query are taken) and removes every
+ * variant of that URL; `prefix` (`/assets/`, with or without a trailing
+ * `*`) every URL whose path starts with it; `tag` every entry tagged so
+ * (Surrogate-Key / Cache-Tag). `host` is the site's host the keys belong to
+ * (a port is ignored, as in the keys). Returns how many entries went; a
+ * target or host that is not one throws a 400 EdgeboxError naming it.
+ */
+export function purgeTarget(s: CacheState, target: PurgeTarget, host: string): number {
+  let name: string
+  try {
+    name = parseAuthority(host).host
+  } catch (err) {
+    throw httpError('EB_ERR_BAD_REQUEST', `host: ${(err as Error).message}`)
+  }
+  let purged: number
+  if ('tag' in target) {
+    const tag = target.tag
+    if (typeof tag !== 'string' || !/^\S+$/.test(tag)) throw httpError('EB_ERR_BAD_REQUEST', 'tag: one tag, without spaces')
+    purged = s.store.deleteTag(tag)
+  } else if ('prefix' in target) {
+    const given = typeof target.prefix === 'string' && target.prefix.endsWith('*') ? target.prefix.slice(0, -1) : target.prefix
+    const t = pathOf(given, 'prefix')
+    if (t.query !== '') throw httpError('EB_ERR_BAD_REQUEST', 'prefix: a path prefix has no query')
+    purged = s.store.deletePrefix(`http://${name}${t.encodedPath}`)
+  } else if ('url' in target) {
+    const t = pathOf(target.url, 'url')
+    purged = s.store.delete(cacheKey(name, t.encodedPath, t.query, s.ignoredQuery))
+  } else throw httpError('EB_ERR_BAD_REQUEST', 'name what to purge: url, prefix or tag')
+  s.counts.purges += purged
+  return purged
+}
+
+/** A purge target's path and query, encoded and normalised as a request's target is (so its key is the one its requests stored). */
+function pathOf(value: unknown, field: string): { encodedPath: string; query: string } {
+  if (typeof value !== 'string' || value === '') throw httpError('EB_ERR_BAD_REQUEST', `${field}: a path such as /page or /assets/`)
+  try {
+    const t = parseRequestTarget('GET', value)
+    if (t.form !== 'origin' && t.form !== 'absolute') throw new Error('not a path')
+    return { encodedPath: t.encodedPath, query: t.query }
+  } catch (err) {
+    throw httpError('EB_ERR_BAD_REQUEST', `${field}: ${JSON.stringify(value)} is not a path such as /page (${(err as Error).message})`)
+  }
 }
 
 /**

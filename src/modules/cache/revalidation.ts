@@ -21,6 +21,7 @@ import type { StoredEntry } from './store.ts'
 /** RFC 9111 §4.3: a conditional request with the stored validators; 304 refreshes the stored headers. */
 export async function revalidate(s: CacheState, ctx: Context, key: string, stored: StoredEntry, dirs: CacheDirectives, req: CacheDirectives, origin: Origin, ttl: number): Promise<void> {
   let res: OriginResponse
+  s.counts.revalidations++
   try {
     res = await origin(validators(stored))
   } catch (err) {
@@ -87,6 +88,7 @@ export function refresh(s: CacheState, ctx: Context, key: string, stored: Stored
   const settle = startFlight(s, key)
   if (!settle) return
   settle.head(false)
+  s.counts.revalidations++
   origin(validators(stored), true).then(
     (res) => {
       if (res.status === 304) {

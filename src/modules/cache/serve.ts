@@ -110,6 +110,8 @@ export function serveHit(s: CacheState, ctx: Context, e: StoredEntry, ttl: numbe
     return serve(s, ctx, e, `hit; ttl=${ttl}`, 'HIT')
   }
   ctx.cache = 'HIT'
+  s.counts.hits++
+  e.hits = (e.hits ?? 0) + 1
   const head = servedHead(s, e)
   if (head.ttl !== ttl) {
     head.ttl = ttl
@@ -125,7 +127,7 @@ export function serveHit(s: CacheState, ctx: Context, e: StoredEntry, ttl: numbe
 
 /** Serves a stored response: client conditionals (RFC 9110 §13) and ranges (§14) answered from it, with Age and Cache-Status. */
 export function serve(s: CacheState, ctx: Context, e: StoredEntry, status: string, label: string): void {
-  ctx.cache = label
+  counted(s, ctx, label, e)
   const h = ctx.req.headers
   const head = servedHead(s, e)
   const headers = { ...head.template }
@@ -163,6 +165,21 @@ export function serve(s: CacheState, ctx: Context, e: StoredEntry, status: strin
   ctx.send(e.status, headers, (e.wire ??= e.body.toString('latin1')), 'latin1')
 }
 
+/**
+ * Sets the access log's cache outcome and counts it for the operator's view
+ * (CacheCounts): a hit or a stale answer served from `e` also counts on the
+ * entry, for the most-hit keys.
+ */
+export function counted(s: CacheState, ctx: Context, label: string, e: StoredEntry | undefined): void {
+  ctx.cache = label
+  const c = s.counts
+  if (label === 'HIT' || label === 'STALE') {
+    if (label === 'HIT') c.hits++
+    else c.stale++
+    if (e !== undefined) e.hits = (e.hits ?? 0) + 1
+  } else if (label === 'MISS' || label === 'EXPIRED') c.misses++
+}
+
 /** RFC 9110 §15.4.5: the fields a 304 from a stored response carries. */
 const NOT_MODIFIED_FIELDS = ['etag', 'last-modified', 'cache-control', 'expires', 'vary', 'content-location', 'date', 'age', 'cache-status'] as const
 
@@ -177,7 +194,7 @@ export function servedHeaders(s: CacheState, e: StoredEntry, status: string): Re
 
 /** Streams an origin response to the client with Cache-Status. */
 export function relay(s: CacheState, ctx: Context, res: OriginResponse, status: string, label: string): void {
-  ctx.cache = label
+  counted(s, ctx, label, undefined)
   const headers = withoutHopByHop(res.headers) as ResponseHeaders
   headers['cache-status'] = cacheStatus(res.headers['cache-status'], s.cfg.name, status)
   ctx.relay(res.status, headers, res.body)

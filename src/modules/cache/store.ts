@@ -30,6 +30,8 @@ export interface StoredEntry {
   readonly tags: readonly string[]
   /** The head every answer from this response shares, prepared on first use (serve.ts); never persisted. */
   served?: ServedHead
+  /** Answers served from this entry (`hit` in Cache-Status), for the operator's most-hit keys; never persisted. */
+  hits?: number
   /** Only for an incomplete response: the complete length and the byte ranges held (sorted, disjoint, non-adjacent). */
   readonly partial?: PartialContent
 }
@@ -50,6 +52,12 @@ export interface CacheStore {
   deletePrefix(prefix: string): number
   deleteTag(tag: string): number
   readonly size: number
+  /**
+   * Calls `fn` with every stored entry's key, hits and body bytes (the
+   * operator's view, core/observe.ts CacheView): run when asked, never per
+   * request, and without reading bodies from disk or changing recency.
+   */
+  scan(fn: (key: string, hits: number, bytes: number) => void): void
 }
 
 /** An in-memory store: LRU over keys, with a byte budget (bodies and headers). */
@@ -81,6 +89,11 @@ export class MemoryStore implements CacheStore {
     const n = this.lru.peek(key)?.length ?? 0
     this.lru.delete(key)
     return n
+  }
+
+  scan(fn: (key: string, hits: number, bytes: number) => void): void {
+    // the walk reads without touching recency
+    for (const list of this.lru.rvalues()) if (list !== undefined) for (const e of list) fn(e.key, e.hits ?? 0, e.body.length)
   }
 
   deletePrefix(prefix: string): number {

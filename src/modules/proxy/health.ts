@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { duration } from '../../config/units.ts'
+import { statusRange } from '../../config/validators.ts'
 import type { Logger } from '../../core/log.ts'
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts'
 import type { Upstream } from './balancers/types.ts'
@@ -27,27 +28,17 @@ import { startHealthChecks } from '../../core/health-check.ts'
  *   ejection is lifted early when active checks take out all the others.
  *
  * An upstream is healthy when it is neither down by active checks nor
- * ejected. When active checks bring an upstream back (`rise` good probes
- * after it was down), a passive ejection still running is lifted too: the
+ * ejected, nor put in maintenance by the operator (the admin API's drain
+ * switch, HAProxy's `drain`): the balancer then skips it, requests already
+ * in flight finish, and probes and passive counts go on, so the upstream
+ * comes back with its true state when maintenance ends.
+ *
+ * When active checks bring an upstream back (`rise` good probes after it
+ * was down), a passive ejection still running is lifted too: the
  * upstream was restarted or repaired. Otherwise a passive ejection runs its
  * course even while probes pass (the probe path can be fine while real
  * requests fail), and successful requests never override active checks.
  */
-
-const STATUS_RANGE = /^([1-5]\d\d)(?:-([1-5]\d\d))?$/
-
-/** `'200-399'` or `'204'`: the probe statuses that count as healthy. */
-const statusRange = () =>
-  z.string().transform((v, ctx) => {
-    const m = STATUS_RANGE.exec(v.trim())
-    const lo = m ? Number(m[1]) : 0
-    const hi = m ? Number(m[2] ?? m[1]) : 0
-    if (!m || lo > hi) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a status range like 200-399 or 204` })
-      return z.NEVER
-    }
-    return { min: lo, max: hi }
-  })
 
 export const healthSchema = z.strictObject({
   /** Active HTTP probes; absent: no probing (passive detection only). */
@@ -91,7 +82,9 @@ export interface HealthTracker {
   /** Stops probes and timers. */
   close(): Promise<void>
   /** Each upstream's state, for tests and status pages. */
-  status(): Array<{ id: string; healthy: boolean; reason: string }>
+  status(): Array<{ id: string; healthy: boolean; maintenance: boolean; reason: string; ejections: number }>
+  /** Puts the upstreams with this id in maintenance (on) or back (off); false when no upstream has the id. */
+  maintenance(id: string, on: boolean): boolean
 }
 
 interface State {
@@ -107,6 +100,10 @@ interface State {
   returnedAt: number
   /** Logged once per streak when ejection was skipped for being the last healthy upstream. */
   spared: boolean
+  /** Passive ejections since the start (ejections above is the doubling step, which decays). */
+  ejectedTotal: number
+  /** In maintenance since this time (ms since the epoch, the tracker's clock), or 0: not in maintenance. */
+  maintenanceSince: number
 }
 
 export function createHealth(
@@ -128,19 +125,22 @@ export function createHealth(
     ejectTimer: undefined,
     returnedAt: 0,
     spared: false,
+    maintenanceSince: 0,
+    ejectedTotal: 0,
   }))
   const byTarget = new Map<Upstream, State>(states.map((s) => [s.target, s]))
   let closed = false
 
   function reason(s: State): string {
+    if (s.maintenanceSince > 0) return `in maintenance since ${new Date(s.maintenanceSince).toISOString()}`
     if (s.activeDown) return `health check failed: ${checks!.reason(s.target.id)}`
     if (s.ejected) return `ejected: ${s.ejectReason}`
     return 'ok'
   }
 
-  /** Recomputes `healthy` from both signals and logs a change. */
+  /** Recomputes `healthy` from both signals and the maintenance switch, and logs a change. */
   function update(s: State, why: string): void {
-    const healthy = !s.activeDown && !s.ejected
+    const healthy = !s.activeDown && !s.ejected && s.maintenanceSince === 0
     if (healthy === s.target.healthy) return
     s.target.healthy = healthy
     if (healthy) log.info({ upstream: s.target.id, reason: why }, 'upstream healthy again')
@@ -166,7 +166,7 @@ export function createHealth(
   /** Passive ejection never leaves zero healthy upstreams: lift one when nothing else is up. */
   function liftIfNoneHealthy(): void {
     if (anyHealthy()) return
-    const s = states.find((x) => x.ejected && !x.activeDown)
+    const s = states.find((x) => x.ejected && !x.activeDown && x.maintenanceSince === 0)
     if (s) endEjection(s, 'ejection lifted early: no other upstream is healthy')
   }
 
@@ -176,6 +176,7 @@ export function createHealth(
     if (s.ejections > 0) s.ejections = Math.max(0, s.ejections - Math.floor(Math.max(0, now - s.returnedAt) / passive.ejectFor))
     const ms = Math.min(passive.ejectFor * 2 ** s.ejections, passive.maxEjectFor)
     s.ejections++
+    s.ejectedTotal++
     s.ejected = true
     s.ejectReason = `${s.failures} failed attempts in a row (last: ${outcome}), for ${ms} ms`
     s.ejectTimer = clock.setTimeout(() => endEjection(s, `ejection of ${ms} ms over`), ms)
@@ -240,7 +241,23 @@ export function createHealth(
       await checks?.close()
     },
     status() {
-      return states.map((s) => ({ id: s.target.id, healthy: s.target.healthy, reason: reason(s) }))
+      return states.map((s) => ({ id: s.target.id, healthy: s.target.healthy, maintenance: s.maintenanceSince > 0, reason: reason(s), ejections: s.ejectedTotal }))
+    },
+    maintenance(id, on) {
+      let found = false
+      for (const s of states) {
+        if (s.target.id !== id) continue
+        found = true
+        if (on === s.maintenanceSince > 0) continue
+        // a clock at 0 (a test's) still marks the switch as on
+        s.maintenanceSince = on ? Math.max(1, clock.now()) : 0
+        // the operator's switch, logged as such (not as an upstream failing or recovering)
+        s.target.healthy = !s.activeDown && !s.ejected && !on
+        log.info({ upstream: id, maintenance: on, healthy: s.target.healthy }, on ? 'upstream in maintenance: no new requests go to it' : 'upstream out of maintenance')
+      }
+      // the last upstream taken out: an ejected one comes back early rather than leaving none
+      if (found && on) liftIfNoneHealthy()
+      return found
     },
   }
 }

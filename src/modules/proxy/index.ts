@@ -6,6 +6,7 @@ import { Pool, errors as undiciErrors } from 'undici'
 import { requestHasBody, type Context, type Headers as ResponseHeaders } from '../../core/context.ts'
 import { ConfigError, httpError, type EdgeboxError } from '../../core/errors.ts'
 import type { Handler, HandlerModule } from '../../core/types.ts'
+import type { HandlerAdmin, PurgeTarget, UpstreamView } from '../../core/observe.ts'
 import type { Clock } from '../../core/clock.ts'
 import { duration } from '../../config/units.ts'
 import { withoutHopByHop } from '../../http/freshness.ts'
@@ -123,6 +124,12 @@ interface Target extends Upstream {
   readonly pool: Pool
   /** How many requests the pool holds, for the queue timeout. */
   readonly queue: PoolQueue
+  /** What the operator's view shows (core/observe.ts UpstreamView): plain counts, added to on the hot path. */
+  attempts: number
+  failures: number
+  retries: number
+  latencyMsSum: number
+  latencyCount: number
 }
 
 export const proxyModule = {
@@ -169,6 +176,11 @@ export const proxyModule = {
           ...(connect ? { connect } : {}),
         }),
         queue: new PoolQueue(cfg.maxConnections, cfg.timeouts.queue),
+        attempts: 0,
+        failures: 0,
+        retries: 0,
+        latencyMsSum: 0,
+        latencyCount: 0,
       }
     })
     if (problems.length) {
@@ -194,7 +206,8 @@ export const proxyModule = {
 
 /** A proxy route's handler, which can also say how its upstreams are doing. */
 export interface ProxyHandler extends Handler {
-  upstreamStatus(): Array<{ id: string; healthy: boolean; reason: string }>
+  upstreamStatus(): Array<{ id: string; healthy: boolean; maintenance: boolean; reason: string; ejections: number }>
+  readonly admin: HandlerAdmin
 }
 
 function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, health: HealthTracker, cache: HttpCache | null, limits: BodyLimits, clock: Clock, ownCookies: readonly string[]): ProxyHandler {
@@ -285,6 +298,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       }
       tried.add(target)
       target.active++
+      target.attempts++
+      if (tried.size > 1) target.retries++
       ctx.upstream = target.id
       // the cache's clock: request and response times are what Age and freshness are measured from
       const requestTime = clock.now()
@@ -292,6 +307,8 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       // a buffered body has a known length, even when the client sent it chunked
       if (buffered?.length) sent['content-length'] = String(buffered.length)
       const body = buffered ? (buffered.length ? buffered.source() : null) : hasBody ? requestBody(req) : null
+      // the response-head time of the view (UpstreamView.latencyMsSum): from the attempt to the status line
+      const started = performance.now()
       const exchange = (current = Exchange.start(
         target.pool,
         { method: (background ? 'GET' : ctx.method) as 'GET', path: upstreamPath(ctx), headers: sent, body },
@@ -306,12 +323,16 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
       } catch (err) {
         // The client is gone: not an upstream failure, nothing to retry, nobody to answer.
         if (exchange.wasAbandoned) throw httpError('EB_ERR_CLIENT_CLOSED')
+        target.failures++
         lastError = upstreamError(err, target, cfg)
         // a full pool is a busy upstream, not a failing one
         if (!(err instanceof QueueTimeoutError)) health.observe(target, isTimeout(err) ? 'timeout' : 'error')
         if (retryable && tried.size <= cfg.retries.attempts && budget.take()) continue
         throw lastError
       }
+      target.latencyMsSum += performance.now() - started
+      target.latencyCount++
+      if (head.status >= 500) target.failures++
       health.observe(target, head.status >= 500 ? '5xx' : 'ok')
       const headers = head.headers
       const via = headers.via
@@ -344,6 +365,7 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
         return refuseUpgrade(socket, 503, 'no healthy upstream is available')
       }
       target.active++
+      target.attempts++
       ctx.upstream = target.id
       const headers = requestHeaders(ctx, target) // hop-by-hop fields gone, forwarding fields added
       headers.connection = 'upgrade'
@@ -358,16 +380,49 @@ function createProxy(cfg: ProxyConfig, targets: Target[], routePrefix: string, h
         connectTimeout: cfg.timeouts.connect,
         responseTimeout: cfg.timeouts.response,
         idleTimeout: cfg.timeouts.idle,
-        onAnswer: (answer) => health.observe(target, answer),
+        onAnswer: (answer) => {
+          if (answer !== 'ok') target.failures++
+          health.observe(target, answer)
+        },
         onStatus: (status) => (ctx.status = status),
         onDone: () => target.active--,
       })
     },
     upstreamStatus: () => health.status(),
+    admin: proxyAdmin(targets, health, cache),
     async close() {
       await health.close()
       await Promise.all(targets.map((t) => t.pool.close().catch(() => t.pool.destroy())))
     },
+  }
+}
+
+/**
+ * The operator's side of a proxy route (core/observe.ts, docs/admin.md): its
+ * upstreams' counts and health, its cache, the drain switch and purges. The
+ * view reads the counts the hot path adds to; nothing here runs per request.
+ */
+function proxyAdmin(targets: readonly Target[], health: HealthTracker, cache: HttpCache | null): HandlerAdmin {
+  return {
+    view(top = 20) {
+      const status = health.status()
+      const upstreams: UpstreamView[] = targets.map((t, i) => ({
+        id: t.id,
+        healthy: t.healthy,
+        maintenance: status[i]!.maintenance,
+        reason: status[i]!.reason,
+        attempts: t.attempts,
+        failures: t.failures,
+        retries: t.retries,
+        ejections: status[i]!.ejections,
+        inFlight: t.active,
+        latencyMsSum: t.latencyMsSum,
+        latencyCount: t.latencyCount,
+      }))
+      return cache ? { upstreams, cache: cache.view(top) } : { upstreams }
+    },
+    maintenance: (upstream, on) => health.maintenance(upstream, on),
+    ...(cache ? { purge: (target: PurgeTarget, host: string) => cache.purgeTarget(target, host) } : {}),
   }
 }
 

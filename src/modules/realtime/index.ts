@@ -255,6 +255,17 @@ function createRealtime(cfg: RealtimeConfig, hub: Hub, ws: WebSocketTransport, v
         (err: Error & { status?: number }) => refuse(401, 'Unauthorized', err.message, { 'WWW-Authenticate': 'Bearer realm="edgebox realtime", error="invalid_token"' }),
       )
     },
+    /**
+     * The operator's side (core/observe.ts): connections by transport, the
+     * counts and the busiest channels; and publishing from the server itself,
+     * as a back end would (a channel whose `publish` is `backend` takes it).
+     */
+    admin: {
+      view: (top = 20) => ({ realtime: hub.view(top, ws.connections) }),
+      async publish(channel: string, data: unknown): Promise<void> {
+        await hub.publish(channel, data, undefined, undefined, 'backend')
+      },
+    },
     drain() {
       // WebSockets get 1001, SSE streams end, held long polls are answered: none waits for the shutdown timeout
       hub.drain()

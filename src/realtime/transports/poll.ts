@@ -30,6 +30,11 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
   const res = ctx.res
   let unhold: () => void = () => {}
   const release = () => {
+    // a held poll stops being held (the hub's longPolls count)
+    if (holding) {
+      holding = false
+      hub.counts.longPolls--
+    }
     unhold()
     hub.clock.clearTimeout(timer)
     for (const stop of stops.splice(0)) stop()
@@ -70,8 +75,10 @@ export async function servePoll(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch
     throw err
   }
   if (done) return
+  if (!opts.wait) hub.counts.shortPolls++
   if (!opts.wait || out.length > 0) return answer()
   holding = true
+  hub.counts.longPolls++
   // asked while the client is connected: the log line is written when the hold ends
   void ctx.clientAddress
   timer = hub.clock.setTimeout(answer, opts.timeout)

@@ -41,6 +41,8 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   let expiry: Timer | undefined
   let waiting = 0 // bytes written since the client last drained
   let over = false
+  /** Counted in the hub's open SSE streams (from attach to the first end). */
+  let counted = false
   let release: () => void = () => {}
 
   const write = (text: string) => {
@@ -58,6 +60,10 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   }
 
   const end = () => {
+    if (counted) {
+      counted = false
+      hub.counts.sse--
+    }
     release()
     clock.clearInterval(timer)
     clock.clearTimeout(expiry)
@@ -77,6 +83,8 @@ export function serveSse(ctx: Context, hub: Hub, subs: ReadonlyArray<{ ch: strin
   const source: BodySource = {
     attach(s) {
       sink = s
+      counted = true
+      hub.counts.sse++
       write(`retry: ${opts.retry}\n\n`)
       release = hub.hold(() => finish('server shutting down'))
       if (over) return
