@@ -11,7 +11,8 @@ import type { SessionResumption } from '../tls/sessions.ts'
 import type { Logger } from '../core/log.ts'
 import type { Arrival, Pipeline } from '../core/pipeline.ts'
 import { clientErrorResponse, refuseAfterPending, type ParseError } from './client-error.ts'
-import { refusePlainHttp, routeByAlpn, tlsOptions } from './tls-accept.ts'
+import { http1Counter, refusePlainHttp, routeByAlpn, tlsOptions } from './tls-accept.ts'
+import type { ConnectionStats } from '../admin/metrics.ts'
 import { StreamSocket, websocketRequest } from './extended-connect.ts'
 import { enforceSessionTimeouts } from './h2-timeouts.ts'
 import { trackResets, type SessionStreams } from './h2-resets.ts'
@@ -59,7 +60,12 @@ export interface TlsRuntime {
   readonly alpnChallenge?: ((servername: string) => tls.SecureContext | undefined) | undefined
 }
 
-export function createListener(listen: ListenConfig, limits: Limits, pipeline: Pipeline, log: Logger, isShuttingDown: () => boolean, tlsRt?: TlsRuntime): Listener {
+/**
+ * `stats`: where the listener counts its connections (the metrics, docs/admin.md):
+ * an HTTP/1.1 connection once it is known to be one (after the h2c sniff, or
+ * TLS's ALPN), an HTTP/2 session (h2c or h2), each TLS handshake.
+ */
+export function createListener(listen: ListenConfig, limits: Limits, pipeline: Pipeline, log: Logger, isShuttingDown: () => boolean, tlsRt?: TlsRuntime, stats?: ConnectionStats): Listener {
   if (listen.tls && !tlsRt) throw new Error('a TLS listener needs its certificates')
   const httpOptions: http.ServerOptions = {
     maxHeaderSize: limits.maxHeaderSize,
@@ -174,7 +180,11 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
       // the session's one 'stream' listener (a second one would make Node copy the listener list per stream)
       session.on('stream', onStream)
       sessions.add(session)
-      session.once('close', () => sessions.delete(session))
+      stats?.opened('h2')
+      session.once('close', () => {
+        sessions.delete(session)
+        stats?.closed('h2')
+      })
       if (shuttingDown) session.close()
     })
     // With a stream open, a session with no traffic at all for idleTimeout is cut (a client that
@@ -184,9 +194,10 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
   if (listen.tls) {
     const s = server as https.Server
     tlsRt!.resumption.attach(s)
-    routeByAlpn(s, h2, listen.protocols.includes('http/1.1'))
+    routeByAlpn(s, h2, listen.protocols.includes('http/1.1'), stats)
     refusePlainHttp(s, limits.headersTimeout, listen, detached, tlsRt!)
-  } else if (h2) sniffProtocol(server as http.Server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'))
+  } else if (h2) sniffProtocol(server as http.Server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'), stats && http1Counter(stats))
+  else if (stats) server.prependListener('connection', http1Counter(stats))
 
   return {
     server,
@@ -295,8 +306,9 @@ function answerAndClose(stream: http2.ServerHttp2Stream, status: number, body: s
  * Replaces the HTTP/1 server's connection handler with one that reads the
  * first bytes and hands the socket to the HTTP/2 server when they are the
  * HTTP/2 preface. The bytes read are put back before either server sees them.
+ * `countH1`: told of each connection that goes to the HTTP/1 server.
  */
-function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTimeout: number, allowH1: boolean): void {
+function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTimeout: number, allowH1: boolean, countH1?: (socket: Socket) => void): void {
   const h1Connection = server.listeners('connection')[0] as (socket: Socket) => void
   server.removeAllListeners('connection')
   server.on('connection', function sniff(socket: Socket) {
@@ -326,6 +338,7 @@ function sniffProtocol(server: http.Server, h2: http2.Http2Server, firstByteTime
         socket.allowHalfOpen = false
         h2.emit('connection', socket)
       } else if (allowH1) {
+        countH1?.(socket)
         h1Connection.call(server, socket)
         socket.resume()
       } else socket.destroy()

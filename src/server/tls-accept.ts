@@ -7,6 +7,7 @@ import tls from 'node:tls'
 import { firstRecordLength, parseClientHello, type ClientHelloInfo } from '../tls/client-hello.ts'
 import { rawAnswer } from '../http/raw-answer.ts'
 import type { Limits, ListenConfig, TlsRuntime } from './listener.ts'
+import type { ConnectionStats } from '../admin/metrics.ts'
 
 /**
  * How a TLS listener accepts a connection: the first byte read to tell a TLS
@@ -21,15 +22,35 @@ const TLS_HANDSHAKE = 0x16
 /**
  * Hands each TLS connection, once its handshake is done, to the HTTP/2
  * server when ALPN chose `h2`, else to the HTTPS server's own HTTP/1 handler.
+ * With `stats`: counts the handshake (resumed or not) and the HTTP/1.1
+ * connection; the HTTP/2 server counts its sessions itself.
  */
-export function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefined, allowH1: boolean): void {
+export function routeByAlpn(server: https.Server, h2: http2.Http2Server | undefined, allowH1: boolean, stats?: ConnectionStats): void {
   const h1Connection = server.listeners('secureConnection')[0] as (socket: tls.TLSSocket) => void
+  const countH1 = stats ? http1Counter(stats) : undefined
   server.removeAllListeners('secureConnection')
   server.on('secureConnection', function alpn(socket: tls.TLSSocket) {
+    // a session ticket or a cached session (RFC 8446 §2.2, RFC 5077)
+    stats?.tlsHandshake(socket.isSessionReused())
     if (socket.alpnProtocol === 'h2' && h2) h2.emit('connection', socket)
-    else if (allowH1) h1Connection.call(server, socket)
-    else socket.destroy()
+    else if (allowH1) {
+      countH1?.(socket)
+      h1Connection.call(server, socket)
+    } else socket.destroy()
   })
+}
+
+/**
+ * Counts an HTTP/1.1 connection as open from now until its socket closes
+ * (whatever it becomes after: an upgraded WebSocket, a tunnel). One close
+ * listener is made per listener, none per connection.
+ */
+export function http1Counter(stats: ConnectionStats): (socket: Duplex) => void {
+  const closed = () => stats.closed('http/1.1')
+  return (socket) => {
+    stats.opened('http/1.1')
+    socket.on('close', closed)
+  }
 }
 
 /**
