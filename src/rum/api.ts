@@ -223,6 +223,24 @@ function endpoints(extraStats: Readonly<Record<string, () => unknown>>): Record<
   }
 }
 
+/**
+ * One query by its endpoint's name (`percentiles`) and its parameters, as
+ * this API answers it, for another listener that answers the same questions
+ * (the admin API's `/api/v1/rum/...`, docs/admin.md): the status and the
+ * JSON body (`{ error }` for a refusal).
+ */
+export async function queryRum(name: string, query: URLSearchParams, source: RumApiSource, now: number, extraStats: Readonly<Record<string, () => unknown>> = {}): Promise<{ status: number; body: unknown }> {
+  const table = endpoints(extraStats)
+  const endpoint = Object.hasOwn(table, name) ? table[name] : undefined
+  if (endpoint === undefined) return { status: 404, body: { error: `no such monitoring query: ${name.slice(0, 200)} (${Object.keys(table).join(', ')})` } }
+  try {
+    return { status: 200, body: await endpoint.run(new Params(query, endpoint.params), source, now) }
+  } catch (err) {
+    if (err instanceof ApiError) return { status: err.status, body: { error: err.message } }
+    return { status: 500, body: { error: `the monitoring store failed: ${(err as Error).message}` } }
+  }
+}
+
 /** Writes a JSON answer (HEAD: its fields only). */
 function answer(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body)

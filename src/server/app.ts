@@ -35,6 +35,18 @@ import { siteRum } from '../rum/config.ts'
 import { SourceMaps, Symbolicator } from '../rum/symbolicate.ts'
 import { createAlerts, type Alerts } from '../rum/alerts.ts'
 import { startAdmin, type AdminListener } from '../admin/server.ts'
+import type { AdminRouteView, AdminSources, ApplyResult, DnsAnswerText, EdgeInfo } from '../admin/api.ts'
+import { createAccessTap, type AccessTap } from '../admin/access-tap.ts'
+import { ChangeLog, type ConfigChange } from '../admin/changes.ts'
+import { createMetrics, type Metrics, type RouteViewSource } from '../admin/metrics.ts'
+import { realtimeModule } from '../modules/realtime/index.ts'
+import { staticModule } from '../modules/static/index.ts'
+import { queryRum } from '../rum/api.ts'
+import { EXPLAIN_OPTION, questionOf, rcodeName, readMessage, typeName, writeQuery } from '../dns/message.ts'
+import { toText } from '../dns/names.ts'
+import { recordText } from '../dns/present.ts'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { rumInjectStats } from '../rum/inject.ts'
 import { staticFiles } from '../modules/static/index.ts'
 import path from 'node:path'
@@ -61,8 +73,10 @@ export interface Edgebox {
    * `limits.shutdownTimeout`. A bad configuration throws its ConfigError
    * and changes nothing. Listeners, limits and logging are fixed at start:
    * a reload that changes `listen`, `limits` or `log` is refused.
+   * `source` names who asked, in the admin API's list of changes
+   * (`SIGHUP`; default `reload`).
    */
-  reload(input: EdgeboxConfigInput | EdgeboxConfig): Promise<void>
+  reload(input: EdgeboxConfigInput | EdgeboxConfig, source?: string): Promise<void>
   /**
    * Opens the log files (`log.file`) again by their names, for log rotation:
    * after logrotate renames them, new lines go to new files at the same
@@ -86,12 +100,23 @@ export interface StartOptions {
   log?: Logger
   /** The time every module reads (cache freshness, rate limits, health checks, realtime timers); default: the system clock. Tests pass a manual one. */
   clock?: Clock
+  /**
+   * Reads the configuration again, as SIGHUP does (the CLI: the file, the
+   * directory or the built-in configuration, with its flags): what the admin
+   * API's `POST /api/v1/reload` switches to. Absent: it re-provisions the
+   * configuration in force.
+   */
+  readConfig?: () => Promise<EdgeboxConfigInput>
+  /** Where the built dashboard is (default: the package's `dist/dashboard`); the admin listener serves it at `/`. */
+  dashboardDir?: string
 }
 
 /** One provisioned configuration: what a reload replaces as a whole. */
 interface Generation {
   readonly config: EdgeboxConfig
   readonly pipeline: Pipeline
+  /** The sites as the pipeline matches them (the metrics resolve their counters per route). */
+  readonly sites: readonly Site[]
   readonly handlers: readonly Handler[]
   /** The certificates, when a listener speaks TLS. */
   readonly certificates: CertificateSet | null
@@ -114,6 +139,8 @@ interface Generation {
  */
 export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, opts: StartOptions = {}): Promise<Edgebox> {
   const first = validateConfig(input)
+  /** The configuration in force as it was given (a validated one is not always valid input again): what the admin API's reload re-provisions without a file. */
+  let inForce: EdgeboxConfigInput | EdgeboxConfig = input
   const baseDir = opts.baseDir ?? process.cwd()
   const log = opts.log ?? createLogger(first.log)
   const clock = opts.clock ?? systemClock
@@ -128,7 +155,17 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const acmeChallenges = new AcmeChallenges()
   // the wire trace lab pages watch: one for the process, across reloads
   const trace = new WireTrace()
-  let current = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges)
+  // the operator's side (docs/admin.md), only with an admin listener: the metrics and the live access log wrap the access log
+  const dnsListeners: DnsListener[] = []
+  // the last reloads and loads, with what each changed (the admin API's config/changes)
+  const changes = new ChangeLog()
+  const observe: Observe | null = first.admin ? createObserve(() => current, dnsListeners, changes) : null
+  const wrapLog = observe ? (l: AccessLog) => observe.tap.wrap(observe.metrics.wrapAccessLog(l)) : undefined
+  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog).catch(async (err: unknown) => {
+    await observe?.close()
+    throw err
+  })
+  observe?.prepare(current)
   const retired = new Set<Generation>()
   const usesTls = first.listen.some((l) => l.tls)
   let resumption: SessionResumption | null = null
@@ -178,7 +215,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     upgrade: (req, socket, head) => current.pipeline.upgrade(req, socket, head),
     connect: (req, socket, head) => current.pipeline.connect(req, socket, head),
   }
-  listeners = first.listen.map((l) => createListener(l, first.limits, pipeline, log, isShuttingDown, l.tls ? tlsRt : undefined))
+  listeners = first.listen.map((l) => createListener(l, first.limits, pipeline, log, isShuttingDown, l.tls ? tlsRt : undefined, observe?.metrics.connections))
   let bound = 0
   try {
     for (; bound < listeners.length; bound++) await listeners[bound]!.listen()
@@ -192,7 +229,6 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
   }
 
-  const dnsListeners: DnsListener[] = []
   if (first.dns) {
     const dnsLog = log.child({ module: 'dns' })
     // one limiter for every DNS address: a client network gets its rate across all of them
@@ -219,15 +255,45 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let admin: AdminListener | null = null
   try {
     rumApi = await syncRumApi(null, first, () => current.rumUpkeep, rumStats(() => current), clock, log)
-    if (first.admin) {
+    if (first.admin && observe) {
       const a = first.admin
-      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, config: () => current.config, log: log.child({ module: 'admin' }) }).catch((err: NodeJS.ErrnoException) => {
+      const adminLog = log.child({ module: 'admin' })
+      await observe.startLive({ baseDir, clock, trace, log: adminLog, dashboardDir: opts.dashboardDir })
+      const sources = observe.sources({
+        log: adminLog,
+        reload: async () => {
+          let next: EdgeboxConfigInput | EdgeboxConfig
+          try {
+            next = opts.readConfig ? await opts.readConfig() : inForce
+          } catch (err) {
+            // a configuration file that cannot be read or parsed is a refused reload too
+            observe.reloaded(false, 'api reload', null)
+            return refused(err)
+          }
+          try {
+            return { ok: true, change: await applyConfig(next, 'api reload') }
+          } catch (err) {
+            return refused(err)
+          }
+        },
+        load: async (input) => {
+          try {
+            return { ok: true, change: await applyConfig(input as EdgeboxConfigInput, 'api load') }
+          } catch (err) {
+            return refused(err)
+          }
+        },
+        certificates: () => (current.certificates ? certificates().certificates : []),
+        clock,
+      })
+      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, sources, metrics: observe.metrics, live: observe.live!, dashboard: observe.dashboard, log: adminLog }).catch((err: NodeJS.ErrnoException) => {
         throw new ConfigError([`admin: cannot listen on ${a.host}:${a.port} (${err.code ?? err.message})`])
       })
       log.info({ url: admin.url }, `admin listener on ${admin.url}`)
     }
   } catch (err) {
     await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close()), rumApi?.close()])
+    await observe?.close()
     await closeGeneration(current)
     resumption?.close()
     acme?.close()
@@ -257,45 +323,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     admin: admin ? { url: admin.url, port: admin.port } : null,
     log,
     reopenLogs,
-    reload(next) {
-      reopenLogs()
-      const run = reloading.then(async () => {
-        if (shuttingDown) throw new ConfigError(['reload: Edgebox is shutting down'])
-        const config = validateConfig(next)
-        const fixed: string[] = []
-        if (JSON.stringify(config.listen) !== JSON.stringify(first.listen)) fixed.push('listen: listeners cannot change on reload; restart Edgebox to change them')
-        if (JSON.stringify(dnsFixed(config)) !== JSON.stringify(dnsFixed(first))) fixed.push('dns: the DNS listener and its limits cannot change on reload (its zones can); restart Edgebox to change them')
-        if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
-        if (JSON.stringify(config.admin) !== JSON.stringify(first.admin)) fixed.push('admin: the admin listener cannot change on reload; restart Edgebox to change it')
-        if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
-        if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
-        if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
-        if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges)
-        let api: RumApi | null
-        try {
-          api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
-        } catch (err) {
-          await closeGeneration(fresh)
-          throw err
-        }
-        const old = current
-        current = fresh
-        if (rumApi && rumApi !== api) void rumApi.close()
-        rumApi = api
-        fresh.dns?.notify(old.dns)
-        if (acme) acme.setNames((await acmePlan(config, fresh, log)).names)
-        for (const l of listeners) l.updateTls()
-        retired.add(old)
-        const timer = setTimeout(() => {
-          retired.delete(old)
-          void closeGeneration(old)
-        }, config.limits.shutdownTimeout)
-        timer.unref()
-        log.info({ sites: config.sites.length }, 'configuration reloaded')
-      })
-      reloading = run.catch(() => {})
-      return run
+    reload(next, source = 'reload') {
+      return applyConfig(next, source).then(() => {})
     },
     close() {
       closing ??= (async () => {
@@ -309,6 +338,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         for (const g of [current, ...retired]) drainGeneration(g, log)
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
+        await observe?.close()
         resumption?.close()
         acme?.close()
         await accessLog.close()
@@ -317,6 +347,65 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       return closing
     },
   }
+
+  /**
+   * Switches to a new configuration (Edgebox.reload): validated and
+   * provisioned while the old one serves, then swapped in; returns what
+   * changed. A refused one throws its ConfigError and changes nothing.
+   */
+  function applyConfig(next: EdgeboxConfigInput | EdgeboxConfig, source: string): Promise<ConfigChange> {
+      reopenLogs()
+      const run = reloading.then(async () => {
+        if (shuttingDown) throw new ConfigError(['reload: Edgebox is shutting down'])
+        const config = validateConfig(next)
+        const fixed: string[] = []
+        if (JSON.stringify(config.listen) !== JSON.stringify(first.listen)) fixed.push('listen: listeners cannot change on reload; restart Edgebox to change them')
+        if (JSON.stringify(dnsFixed(config)) !== JSON.stringify(dnsFixed(first))) fixed.push('dns: the DNS listener and its limits cannot change on reload (its zones can); restart Edgebox to change them')
+        if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
+        if (JSON.stringify(config.admin) !== JSON.stringify(first.admin)) fixed.push('admin: the admin listener cannot change on reload; restart Edgebox to change it')
+        if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
+        if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
+        if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
+        if (fixed.length) throw new ConfigError(fixed)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog)
+        let api: RumApi | null
+        try {
+          api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
+        } catch (err) {
+          await closeGeneration(fresh)
+          throw err
+        }
+        const old = current
+        // the operator's switches (upstreams and edges in maintenance) hold across reloads; the counters resolve per route before it serves
+        observe?.prepare(fresh)
+        current = fresh
+        if (rumApi && rumApi !== api) void rumApi.close()
+        rumApi = api
+        fresh.dns?.notify(old.dns)
+        if (acme) acme.setNames((await acmePlan(config, fresh, log)).names)
+        for (const l of listeners) l.updateTls()
+        retired.add(old)
+        const timer = setTimeout(() => {
+          retired.delete(old)
+          void closeGeneration(old)
+        }, config.limits.shutdownTimeout)
+        timer.unref()
+        log.info({ sites: config.sites.length }, 'configuration reloaded')
+        inForce = next
+        return changes.record(source, old.config, config)
+      })
+      reloading = run.then(
+        (change) => observe?.reloaded(true, source, change),
+        () => observe?.reloaded(false, source, null),
+      )
+      return run
+  }
+}
+
+/** A refused switch: its problems; anything else than a ConfigError is the server's own failure, thrown on. */
+function refused(err: unknown): ApplyResult {
+  if (err instanceof ConfigError) return { ok: false, problems: err.issues }
+  throw err
 }
 
 /**
@@ -421,6 +510,7 @@ async function provision(
   acmeHttp01?: (token: string) => string | undefined,
   previous?: Generation,
   acmeChallenges?: AcmeChallenges,
+  wrapLog?: (log: AccessLog) => AccessLog,
 ): Promise<Generation> {
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
@@ -492,8 +582,8 @@ async function provision(
   const pipeline = createPipeline({
     sites: buildSiteTable(sites, defaultIndex),
     filters,
-    // an answer with a page-view id also leaves Edgebox's row for it (src/rum/page-view.ts)
-    accessLog: rum ? recordPageViews(accessLog, rum, clock) : accessLog,
+    // an answer with a page-view id also leaves Edgebox's row for it (src/rum/page-view.ts); with an admin listener, the metrics and the live access log see it too
+    accessLog: wrap(rum ? recordPageViews(accessLog, rum, clock) : accessLog, wrapLog),
     log,
     streamIdleTimeout: config.limits.idleTimeout,
     forwarding: createForwarding(config),
@@ -502,8 +592,10 @@ async function provision(
     connectHandler: () => forward,
     acmeHttp01,
   })
-  return { config, pipeline, handlers, certificates, dns, auth, rum, rumUpkeep, rumAlerts }
+  return { config, pipeline, sites, handlers, certificates, dns, auth, rum, rumUpkeep, rumAlerts }
 }
+
+const wrap = (l: AccessLog, by: ((l: AccessLog) => AccessLog) | undefined): AccessLog => (by ? by(l) : l)
 
 /** The configured certificates (or the local authority's), checked, and every TLS site host covered. */
 async function loadTls(config: EdgeboxConfig, baseDir: string, dataDir: string): Promise<CertificateSet> {
@@ -657,3 +749,190 @@ const serverTimingField: PreparedFilter & { kind: 'field' } = {
 const serverTiming = Object.assign<ResponseFilter, { readonly prepared: PreparedFilter }>(function serverTiming(ctx, headers) {
   headers['Server-Timing'] = serverTimingField.value(ctx)
 }, { prepared: serverTimingField })
+
+/** The operator's side of a running Edgebox (docs/admin.md): the metrics, the live access log, the admin hub, the dashboard, and the switches kept across reloads. */
+interface Observe {
+  readonly metrics: Metrics
+  readonly tap: AccessTap
+  /** The admin hub (`/live/`) and the dashboard (`/`), once startLive has made them. */
+  live: Handler | null
+  dashboard: Handler | null
+  startLive(deps: { baseDir: string; clock: Clock; trace: WireTrace; log: Logger; dashboardDir: string | undefined }): Promise<void>
+  /** A generation was provisioned: its counters resolved, the switches in force applied, before it serves. */
+  prepare(gen: Generation): void
+  reloaded(ok: boolean, source: string, change: ConfigChange | null): void
+  sources(more: { log: Logger; reload: AdminSources['reload']; load: AdminSources['load']; certificates: () => readonly LoadedCertificate[]; clock: Clock }): AdminSources
+  close(): Promise<void>
+}
+
+/** The package's built dashboard (`npm run build:dashboard`), from src/server/ or dist/server/ alike. */
+const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/dashboard/', import.meta.url))
+
+/** The admin hub's channels: the one-second samples and the operator's events, published by the server only, with a short history. */
+const LIVE_CHANNELS = {
+  channels: {
+    series: { publish: 'backend', subscribe: 'anyone', history: { size: 60 } },
+    events: { publish: 'backend', subscribe: 'anyone', history: { size: 20 } },
+  },
+}
+
+function createObserve(current: () => Generation, dnsListeners: readonly DnsListener[], changes: ChangeLog): Observe {
+  const dnsOf = (g: Generation): DnsState | null => g.dns
+  const edgesOf = (g: Generation): readonly EdgeInfo[] => dnsOf(g)?.edges() ?? []
+  const metrics = createMetrics({
+    sources: {
+      dnsQueries: () => {
+        // one row per type and response code, over every DNS address
+        const sum = new Map<string, { type: string; rcode: string; count: number }>()
+        for (const l of dnsListeners) {
+          for (const q of l.queries()) {
+            const k = `${q.type} ${q.rcode}`
+            const row = sum.get(k)
+            if (row) row.count += q.count
+            else sum.set(k, { ...q })
+          }
+        }
+        return [...sum.values()]
+      },
+      gslbEdges: () => edgesOf(current()).map((e) => ({ name: e.name, edge: e.edge, healthy: e.healthy })),
+      rum: () => current().rum?.stats ?? null,
+    },
+  })
+  const tap = createAccessTap()
+  /** Upstreams put in maintenance, by route id; edges, as `name\0edge`. */
+  const drainedUpstreams = new Map<string, Set<string>>()
+  const drainedEdges = new Set<string>()
+
+  function views(g: Generation): AdminRouteView[] {
+    const out: AdminRouteView[] = []
+    for (const site of g.sites) {
+      for (const r of site.routes) if (r.handler.admin) out.push({ site: site.id, hosts: site.hosts, route: r.id, path: r.prefix, admin: r.handler.admin })
+    }
+    return out.sort((a, b) => a.route.localeCompare(b.route, 'en', { numeric: true }))
+  }
+
+  const observe: Observe = {
+    metrics,
+    tap,
+    live: null,
+    dashboard: null,
+    async startLive({ baseDir, clock, trace, log, dashboardDir }) {
+      const g = current()
+      const deps = (prefix: string, configPath: string) => ({ configPath, baseDir, dataDir: resolveDataDir(g.config.dataDir, baseDir), prefix, log, limits: bodyLimits(g.config), origins: originPolicy([]), clock, trace, ownCookies: [] })
+      const live = await realtimeModule.create(realtimeModule.schema.parse(LIVE_CHANNELS), deps('/live/', 'admin.live'))
+      observe.live = live
+      metrics.onSample((sample) => {
+        live.admin?.publish?.('series', sample).catch(() => {})
+      })
+      const dir = dashboardDir ?? DASHBOARD_DIR
+      if (existsSync(dir)) {
+        observe.dashboard = await staticModule.create(staticModule.schema.parse({ root: dir, spa: true, cacheControl: { rules: [{ match: 'assets/**', value: 'public, max-age=31536000, immutable' }] } }), deps('/', 'admin.dashboard'))
+      } else {
+        log.info({ dir }, 'the dashboard is not built (npm run build:dashboard): the admin listener serves the API and the metrics only')
+      }
+    },
+    prepare(g) {
+      for (const v of views(g)) {
+        const drained = drainedUpstreams.get(v.route)
+        if (!drained || !v.admin.maintenance) continue
+        // an upstream the new configuration no longer has leaves the switch
+        for (const u of drained) if (!v.admin.maintenance(u, true)) drained.delete(u)
+      }
+      const dns = dnsOf(g)
+      for (const k of drainedEdges) {
+        const [name, edge] = k.split('\0') as [string, string]
+        if (!dns?.maintenance(name, edge, true)) drainedEdges.delete(k)
+      }
+      metrics.prepare(g.sites, (): RouteViewSource[] => views(g).map((v) => ({ site: v.site, route: v.route, admin: v.admin })))
+    },
+    reloaded(ok, source, change) {
+      metrics.reloaded(ok)
+      event('reload', { ok, source, ...(change ? { changed: change.diff.length } : {}) })
+    },
+    sources(more) {
+      return {
+        config: () => current().config,
+        changes: () => changes.list(),
+        reload: more.reload,
+        load: more.load,
+        limits: () => bodyLimits(current().config),
+        metrics,
+        views: () => views(current()),
+        upstreamMaintenance(route, upstream, on) {
+          const v = views(current()).find((x) => x.route === route && x.admin.maintenance)
+          if (!v) return 'no route'
+          if (!v.admin.maintenance!(upstream, on)) return 'no upstream'
+          let set = drainedUpstreams.get(route)
+          if (!set) drainedUpstreams.set(route, (set = new Set()))
+          if (on) set.add(upstream)
+          else set.delete(upstream)
+          return 'ok'
+        },
+        edges: () => (current().dns ? edgesOf(current()) : null),
+        edgeMaintenance(name, edge, on) {
+          const dns = dnsOf(current())
+          if (!dns) return null
+          // a name as asked (with or without its final dot, any case)
+          const known = edgesOf(current()).find((e) => sameName(e.name, name) && e.edge === edge)
+          if (!known || !dns.maintenance(known.name, edge, on)) return 'no edge'
+          if (on) drainedEdges.add(`${known.name}\0${edge}`)
+          else drainedEdges.delete(`${known.name}\0${edge}`)
+          return 'ok'
+        },
+        certificates: () => more.certificates().map((c) => ({ id: c.id, names: c.names, cert: c.cert })),
+        tap,
+        rum(endpoint, query) {
+          const upkeep = current().rumUpkeep
+          if (!upkeep) return null
+          return queryRum(endpoint, query, upkeep, more.clock.now(), rumStats(current))
+        },
+        zones: () => current().dns?.zones.map((z) => ({ origin: toText(z.origin), serial: z.serial, records: z.recordCount })) ?? null,
+        dnsQuery(name, type) {
+          const dns = current().dns
+          return dns ? askOwnDns(dns, name, type) : null
+        },
+        event,
+      }
+    },
+    async close() {
+      metrics.close()
+      await observe.live?.close?.()
+      await observe.dashboard?.close?.()
+    },
+  }
+  /** Tells the dashboard's live feed (the admin hub's `events` channel). */
+  function event(type: string, data: Readonly<Record<string, unknown>>): void {
+    observe.live?.admin?.publish?.('events', { type, at: Date.now(), ...data }).catch(() => {})
+  }
+  return observe
+}
+
+/** Two domain names are the same, whatever their case and final dot. */
+function sameName(a: string, b: string): boolean {
+  const n = (s: string) => s.toLowerCase().replace(/\.$/, '')
+  return n(a) === n(b)
+}
+
+/**
+ * Asks Edgebox's own DNS one question, as a client on this machine would
+ * with `edgebox dig --explain` (over TCP sizes, from loopback, so the
+ * responder explains how it found the answer): the answer as text.
+ */
+async function askOwnDns(dns: DnsState, name: string, type: string): Promise<DnsAnswerText | string> {
+  const q = questionOf(name, type)
+  if ('problem' in q) return q.problem.replace('?name=', 'name').replace('?type=', 'type')
+  const msg = writeQuery(0, q.labels, q.type, { rd: true, udpSize: 65_535, options: [{ code: EXPLAIN_OPTION, data: Buffer.alloc(0) }] })
+  const out = await dns.responder.answer(msg, 'tcp', '127.0.0.1', true)
+  const reply = out.reply ? readMessage(out.reply) : null
+  const asked = { name: toText(q.labels), type: typeName(q.type) }
+  if (!reply) return { question: asked, rcode: out.rcode ?? 'none', answer: [], authority: [], additional: [], explain: [out.why ?? 'the responder gave no answer'] }
+  const explained = reply.edns?.options.find((o) => o.code === EXPLAIN_OPTION)?.data.toString('utf8').split('\n').filter(Boolean)
+  return {
+    question: asked,
+    rcode: rcodeName(reply.rcode),
+    answer: reply.answer.map(recordText),
+    authority: reply.authority.map(recordText),
+    additional: reply.additional.map(recordText),
+    explain: explained ?? out.path ?? (out.why ? [out.why] : []),
+  }
+}
