@@ -87,7 +87,7 @@ export function defaultDns(dnsPort: number, edgePort: number): NonNullable<Edgeb
         on: [L.edgebox],
         ttl: 300,
         soa: { minimum: 60 },
-        records: [r('@', 'NS', 'ns'), r('ns', 'A', L.edgebox), r('app', 'CNAME', 'www'), r('@', 'TXT', '"the DNS lab zone of Edgebox"'), r('@', 'HTTPS', '1 . alpn=h2,http/1.1'), r('@', 'CAA', '0 issue ";"')],
+        records: [r('@', 'NS', 'ns'), r('ns', 'A', L.edgebox), r('app', 'CNAME', 'www'), r('@', 'TXT', '"the DNS lab zone of Edgebox"'), r('@', 'HTTPS', '1 . alpn=h2,http/1.1'), r('@', 'CAA', '0 issue ";"'), ...bigTxt(r)],
       },
     ],
     balance: [
@@ -104,6 +104,17 @@ export function defaultDns(dnsPort: number, edgePort: number): NonNullable<Edgeb
     ],
     resolver: { allow: ['127.0.0.0/8', '::1'], on: [L.resolver], rootHints: [{ name: 'a.root-servers.net.', address: L.root }], authorityPort: dnsPort },
   }
+}
+
+/**
+ * `big.edgebox.test TXT`: three long records, over the 512 bytes of a DNS
+ * message over UDP without EDNS (RFC 1035 §4.2.1), so such a query gets a
+ * truncated answer (TC) and is asked again over TCP (RFC 7766 §5): what the
+ * journey lab page (/lab/journey.html) times.
+ */
+function bigTxt<R>(r: (name: string, type: string, data: string) => R): R[] {
+  const part = (n: number) => `"${`part ${n} of a TXT record too large for a classic UDP answer `.repeat(3).slice(0, 180)}"`
+  return [1, 2, 3].map((n) => r('big', 'TXT', part(n)))
 }
 
 /** The demo relying parties' client secrets: made once per process (a reload keeps them), never written anywhere. */
@@ -251,6 +262,8 @@ export function defaultConfig(at: DefaultListen = {}): EdgeboxConfigInput {
                 { path: '/lab/demo/dns/', lab: { demo: 'dns' as const, dns: { edges: { port: edgePort }, root: { address: DNS_LAB.root, port: dnsPort } } } },
               ]
             : []),
+          // what happens when you type a URL, measured against this Edgebox, for /lab/journey.html (its DNS comparison asks edgebox.test's server)
+          { path: '/lab/demo/journey/', lab: { demo: 'journey', ...(dnsPort !== undefined ? { journey: { dns: { address: DNS_LAB.edgebox, port: dnsPort } } } : {}) } },
         ],
       },
       ...(sso ? sso.sites : []),
@@ -497,14 +510,14 @@ export async function main(argv: string[]): Promise<void> {
     tuneRuntime()
     let box
     try {
-      box = await startEdgebox(input, { baseDir })
+      box = await startEdgebox(input, { baseDir, readConfig: resolveInput })
     } catch (err) {
       // the built-in lab's DNS needs 127.0.0.2-127.0.0.4 (not there by default on macOS) and its port: without them, serve the rest
       if (!listenAt || !(err instanceof ConfigError) || !err.issues.some((i) => i.startsWith('dns.') || i.includes('.lab.dns.'))) throw err
       process.stderr.write(`edgebox: the DNS lab is off: ${err.issues.join('; ')}\n`)
       dnsLabOff = true
       input = withoutDnsLab(input)
-      box = await startEdgebox(input, { baseDir })
+      box = await startEdgebox(input, { baseDir, readConfig: resolveInput })
     }
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
     const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '') + (box.admin ? ` admin ${box.admin.url}` : '')
@@ -569,7 +582,7 @@ export async function main(argv: string[]): Promise<void> {
       box.log.info({ signal: 'SIGHUP' }, 'reloading the configuration')
       resolveInput()
         .then(
-          (next) => box.reload(next),
+          (next) => box.reload(next, 'SIGHUP'),
           (err: unknown) => {
             // box.reload reopens the log files; a configuration file that cannot be read must not stop log rotation
             box.reopenLogs()
@@ -596,7 +609,8 @@ function packageVersion(): string {
 function withoutDnsLab(input: EdgeboxConfigInput): EdgeboxConfigInput {
   const { dns: _dns, ...rest } = input
   void _dns
-  return { ...rest, sites: rest.sites.map((site) => ({ ...site, routes: site.routes.filter((r) => !('doh' in r) && !(r.lab && r.lab.demo === 'dns')) })) }
+  const noDns = (r: (typeof rest.sites)[number]['routes'][number]) => (r.lab?.demo === 'journey' ? { ...r, lab: { ...r.lab, journey: undefined } } : r)
+  return { ...rest, sites: rest.sites.map((site) => ({ ...site, routes: site.routes.filter((r) => !('doh' in r) && !(r.lab && r.lab.demo === 'dns')).map(noDns) })) }
 }
 
 function applyFlags(input: EdgeboxConfigInput, values: { port?: string; host?: string; https?: boolean; 'access-log'?: boolean; 'no-access-log'?: boolean }): EdgeboxConfigInput {

@@ -9,6 +9,7 @@ import { proxyModule } from '../proxy/index.ts'
 import { createAccountDemo } from './account.ts'
 import { createConnectionDemo } from './connection.ts'
 import { createDnsDemo } from './dns.ts'
+import { createJourneyDemo, journeySchema } from './journey.ts'
 import { createRumDemo } from './rum.ts'
 import { createTraceDemo } from './trace.ts'
 
@@ -30,8 +31,10 @@ import { createTraceDemo } from './trace.ts'
  */
 
 const schema = z.strictObject({
-  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts), 'dns' (the DNS lab's demo edges and traces, ./dns.ts), 'trace' (the wire trace as server-sent events, ./trace.ts) or 'rum' (what real-user monitoring stored for one page view, ./rum.ts). */
-  demo: z.enum(['cdn', 'account', 'connection', 'dns', 'trace', 'rum']).default('cdn'),
+  /** Which demo: 'cdn' (the CDN in a box, above), 'account' (the attacker page's victim, ./account.ts), 'connection' (what this request's connection negotiated, ./connection.ts), 'dns' (the DNS lab's demo edges and traces, ./dns.ts), 'trace' (the wire trace as server-sent events, ./trace.ts), 'rum' (what real-user monitoring stored for one page view, ./rum.ts) or 'journey' (a URL's journey measured against this Edgebox, ./journey.ts). */
+  demo: z.enum(['cdn', 'account', 'connection', 'dns', 'trace', 'rum', 'journey']).default('cdn'),
+  /** The journey demo: Edgebox's own DNS server its DNS comparison asks (absent: that comparison answers 503). */
+  journey: journeySchema,
   /** The trace demo: whether the sign-on demo's sites (id, app1, app2 under .localhost) run, for the lab page. */
   sso: z.boolean().default(false),
   /** How many demo origins (upstreams) to start. */
@@ -70,6 +73,7 @@ export const labModule = {
     if (cfg.demo === 'connection') return createConnectionDemo(deps.prefix, deps.dataDir)
     if (cfg.demo === 'trace') return createTraceDemo(deps.prefix, deps.trace, cfg.sso)
     if (cfg.demo === 'rum') return createRumDemo(deps.prefix, deps.dataDir)
+    if (cfg.demo === 'journey') return createJourneyDemo(deps, cfg.journey)
     if (cfg.demo === 'dns') {
       try {
         return await createDnsDemo(deps.prefix, cfg.dns)
