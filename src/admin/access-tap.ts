@@ -1,32 +1,13 @@
 import type { Context } from '../core/context.ts'
-import type { AccessLog } from '../core/log.ts'
+import { writeJson, type AccessLog } from '../core/log.ts'
 
 /**
  * The live access log of the admin API (`GET /api/v1/access-log`): a tap
  * on the access log that hands each answer to the streams watching, each
  * with its own filter. When nobody watches, a request costs one boolean
- * check; each answer is made into JSON once, however many streams take it.
+ * check; each answer is made into JSON once, however many streams take it:
+ * the access log's own line (`writeJson`, the format of `log.format: json`).
  */
-
-/** One answer, as the stream sends it (`event: access`). */
-export interface AccessEntry {
-  /** ms since the epoch. */
-  readonly at: number
-  /** The site's id (`sites[0]`) and the route's (`sites[0].routes[1]`); '' when none matched. */
-  readonly site: string
-  readonly route: string
-  readonly method: string
-  readonly host: string
-  readonly path: string
-  readonly status: number
-  readonly bytes: number
-  readonly ms: number
-  readonly cache: string
-  readonly proto: string
-  readonly client: string
-  readonly upstream?: string
-  readonly error?: string
-}
 
 /** What a stream keeps: a site (one of its hosts, or its id), a status or class, a path prefix; each optional. */
 export interface AccessFilter {
@@ -59,27 +40,6 @@ export function keeps(filter: AccessFilter, ctx: Context): boolean {
   return true
 }
 
-/** An answer as JSON, once. */
-function entryJson(ctx: Context, ms: number): string {
-  const entry: AccessEntry = {
-    at: Date.now(),
-    site: ctx.site?.id ?? '',
-    route: ctx.route?.id ?? '',
-    method: ctx.method,
-    host: ctx.host,
-    path: ctx.rawPath,
-    status: ctx.status,
-    bytes: ctx.bytes,
-    ms: Math.round(ms * 1000) / 1000,
-    cache: ctx.cache,
-    proto: ctx.protocol,
-    client: ctx.clientAddress,
-    ...(ctx.upstream ? { upstream: ctx.upstream } : {}),
-    ...(ctx.error ? { error: String((ctx.error as Error).message ?? ctx.error) } : {}),
-  }
-  return JSON.stringify(entry)
-}
-
 export function createAccessTap(): AccessTap {
   const streams = new Set<{ filter: AccessFilter; send: (json: string) => void }>()
   /** The one check a request costs when nobody watches. */
@@ -90,7 +50,8 @@ export function createAccessTap(): AccessTap {
     let json: string | undefined
     for (const s of streams) {
       if (!keeps(s.filter, ctx)) continue
-      json ??= entryJson(ctx, ms)
+      // the access log's own JSON line (core/log.ts), without its newline
+      json ??= writeJson(ctx, ms).slice(0, -1)
       s.send(json)
     }
   }

@@ -32,6 +32,8 @@ export const SMALL_BODY = 64 * 1024
 export const STREAM_BUFFER = 256 * 1024
 /** The keep-alive comment of the live access log, so that idle intermediaries do not cut it (as the realtime hub's SSE). */
 export const STREAM_KEEPALIVE = 15_000
+/** How long the live access log gathers lines before one write (ms): a busy server makes one write per stream per batch, not one per answer. */
+export const STREAM_BATCH = 100
 
 /** A route whose handler shows something (HandlerAdmin), with its labels. */
 export interface AdminRouteView {
@@ -440,25 +442,42 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
       over = true
       stop()
       clearInterval(timer)
+      clearTimeout(batch)
       streams.delete(finish)
     }
     /** Shutdown: the stream ends cleanly, and an EventSource reconnects. */
     const finish = () => {
       if (over) return
+      flush()
+      if (over) return
       sink?.data(Buffer.from(': server shutting down\n\n'))
       end()
       sink?.end()
     }
-    const write = (chunk: string) => {
-      if (over || !sink) return
+    /** Lines not yet handed to the socket: written together every STREAM_BATCH ms, not one write per answer. */
+    let pending = ''
+    let batch: NodeJS.Timeout | undefined
+    const flush = () => {
+      batch = undefined
+      if (over || !sink || pending === '') return
+      const chunk = pending
+      pending = ''
       sink.data(Buffer.from(chunk))
       // whatever the socket holds unsent: past the bound, the client is not reading, and the stream is cut
-      if (ctx.res.writableLength > STREAM_BUFFER) {
-        tap.stats.cut++
-        log.warn({ client: ctx.clientAddress, unsent: ctx.res.writableLength }, 'a live access log stream was cut: its client does not read')
-        end()
-        sink.error(new Error(`the live access log's client does not read: ${ctx.res.writableLength} bytes unsent`))
-      }
+      if (ctx.res.writableLength > STREAM_BUFFER) cut(ctx.res.writableLength)
+    }
+    const cut = (unsent: number) => {
+      tap.stats.cut++
+      log.warn({ client: ctx.clientAddress, unsent }, 'a live access log stream was cut: its client does not read')
+      end()
+      pending = ''
+      sink?.error(new Error(`the live access log's client does not read: ${unsent} bytes unsent`))
+    }
+    const write = (chunk: string) => {
+      if (over || !sink) return
+      pending += chunk
+      if (pending.length + ctx.res.writableLength > STREAM_BUFFER) return flush()
+      batch ??= setTimeout(flush, STREAM_BATCH)
     }
     streams.add(finish)
     ctx.relay(200, headers, {
