@@ -93,7 +93,7 @@ done
 sleep 1.5
 chk "edgebox-on: /metrics counts the checks' requests" "$(curl -s --max-time 10 "$ADMIN/metrics" | grep -c '^edgebox_http_requests_total{')" ""
 chk "edgebox-on: the live feed got a series sample" "$(grep -c '"requests"' "$D/feed-series.txt" | awk '{ print ($1 > 0) ? "yes" : "no" }')" yes
-chk "edgebox-off: no admin listener" "$(port_busy "$((ADMIN_PORT))" && echo "on.json's only" || echo none)" "on.json's only"
+chk "edgebox-off: /metrics is not on a site's listener" "$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "http://127.0.0.1:${PORT[edgebox-off]}/metrics")" 404
 for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 
 # ---------------------------------------------------------------------------------------------------------------

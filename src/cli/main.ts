@@ -523,7 +523,7 @@ export async function main(argv: string[]): Promise<void> {
     const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '') + (box.admin ? ` admin ${box.admin.url}` : '')
     box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}), ...(box.rumApi ? { rumApi: box.rumApi.url } : {}), ...(box.admin ? { admin: box.admin.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
     if (box.admin && !box.config.admin?.token) {
-      box.log.info({ admin: box.admin.url }, `admin API: ${box.admin.url}api/v1/config, with no login from this machine only (docs/admin.md)`)
+      box.log.info({ admin: box.admin.url }, `admin: the dashboard, the admin API and /metrics at ${box.admin.url}, with no login from this machine only (docs/admin.md)`)
     }
     const pidFile = values['pid-file']
     if (pidFile !== undefined) {

@@ -120,7 +120,7 @@ describe('the edgebox command', () => {
       const config = await request('http/1.1', `${admin[1]}api/v1/config`)
       assert.equal(config.status, 200, config.text)
       assert.equal((JSON.parse(config.text) as { config: { admin: { host: string } } }).config.admin.host, '127.0.0.1')
-      assert.match(run.output(), /admin API: http:\/\/127\.0\.0\.1:\d+\/api\/v1\/config, with no login from this machine only/)
+      assert.match(run.output(), /admin: the dashboard, the admin API and \/metrics at http:\/\/127\.0\.0\.1:\d+\/, with no login from this machine only/)
       // never on the site's listener
       assert.equal((await request('http/1.1', `${run.url}api/v1/config`)).status, 404)
       // the second origin of the labs: the same site on PORT + 1, with CORS for the first on /lab/xo/
