@@ -79,8 +79,10 @@ export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSet
   const firstRound = new Promise<void>((resolve) => (firstDone = resolve))
   let unprobed = states.size
   if (unprobed === 0) firstDone()
+  // kept referenced (the probes' timers are not): whoever waits for the first round, Edgebox's start among them, must
+  // not see the process exit with nothing else keeping it alive; it is cleared when the round completes, at most
+  // firstRoundTimeout from now
   const firstTimer = clock.setTimeout(() => firstDone(), opts.firstRoundTimeout ?? cfg.timeout + 1000)
-  firstTimer.unref()
 
   function set(s: State, next: CheckState, why: string): void {
     if (s.state === next) return

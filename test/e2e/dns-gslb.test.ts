@@ -187,3 +187,27 @@ test('GSLB: regions from a MaxMind database by country, then continent, for subn
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a program that only starts Edgebox with a balanced name gets it started: waiting for the first health checks keeps the process alive', async () => {
+  // nothing else keeps this child's event loop alive while startEdgebox waits for the edges' first checks
+  const { execFile } = await import('node:child_process')
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const path = await import('node:path')
+  const dir = mkdtempSync(path.join(tmpdir(), 'edgebox-gslb-start-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const index = new URL('../../src/index.ts', import.meta.url).href
+  const config = {
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    dataDir: dir,
+    log: { level: 'error' },
+    dns: { listen: [{ host: '127.0.0.1', port: 0 }], zones: [zone], balance: [{ name: 'www.edge.test', edges: [{ addresses: ['127.0.0.7'] }], check: { kind: 'tcp', port: 9, interval: 60_000, timeout: 300 } }] },
+    sites: [{ routes: [{ path: '/', redirect: { to: '/x' } }] }],
+  }
+  const script = `import { startEdgebox } from ${JSON.stringify(index)}; const box = await startEdgebox(${JSON.stringify(config)}); console.log('started'); await box.close()`
+  const out = await new Promise<{ code: number; stdout: string }>((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }, (err, stdout) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout }))
+  })
+  assert.equal(out.code, 0)
+  assert.match(out.stdout, /^started$/m)
+})
