@@ -51,39 +51,9 @@ export interface RecentError {
   readonly upstream: string
 }
 
-export interface UpstreamView {
-  readonly id: string
-  readonly healthy: boolean
-  readonly maintenance: boolean
-  readonly reason: string
-  readonly attempts: number
-  readonly failures: number
-  readonly retries: number
-  readonly ejections: number
-  readonly inFlight: number
-  readonly latencyMsSum: number
-  readonly latencyCount: number
-}
-
-export interface CacheView {
-  readonly hits: number
-  readonly misses: number
-  readonly stale: number
-  readonly revalidations: number
-  readonly purges: number
-  readonly objects: number
-  readonly bytes: number
-  readonly topKeys: readonly { readonly key: string; readonly hits: number; readonly bytes: number }[]
-}
-
-export interface RealtimeView {
-  readonly connections: { readonly websocket: number; readonly sse: number; readonly longPoll: number }
-  readonly shortPolls: number
-  readonly published: number
-  readonly delivered: number
-  readonly channels: readonly { readonly name: string; readonly subscribers: number; readonly history: number; readonly published: number }[]
-  readonly historySize: number
-}
+/** What handlers show, as the API sends them: the server's own types (they have no imports, so they check as browser code). */
+export type { CacheView, RealtimeView, UpstreamView } from '../../src/core/observe.ts'
+import type { CacheView, RealtimeView, UpstreamView } from '../../src/core/observe.ts'
 
 export interface CacheRoute {
   readonly route: string

@@ -1,12 +1,13 @@
 import type { Context } from '../core/context.ts'
-import { writeJson, type AccessLog } from '../core/log.ts'
+import { accessLine, type AccessLog } from '../core/log.ts'
 
 /**
  * The live access log of the admin API (`GET /api/v1/access-log`): a tap
  * on the access log that hands each answer to the streams watching, each
  * with its own filter. When nobody watches, a request costs one boolean
  * check; each answer is made into JSON once, however many streams take it:
- * the access log's own line (`writeJson`, the format of `log.format: json`).
+ * the access log's own line (`accessLine`, the format of `log.format: json`), not made again when the access log
+ * has just written it.
  */
 
 /** What a stream keeps: a site (one of its hosts, or its id), a status or class, a path prefix; each optional. */
@@ -50,8 +51,8 @@ export function createAccessTap(): AccessTap {
     let json: string | undefined
     for (const s of streams) {
       if (!keeps(s.filter, ctx)) continue
-      // the access log's own JSON line (core/log.ts), without its newline
-      json ??= writeJson(ctx, ms).slice(0, -1)
+      // the access log's own JSON line (core/log.ts: the one it just wrote, when it writes JSON), without its newline
+      json ??= accessLine(ctx, ms).slice(0, -1)
       s.send(json)
     }
   }

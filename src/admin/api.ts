@@ -5,7 +5,7 @@ import { readJson, type BodyLimits } from '../core/body.ts'
 import type { Context, Headers } from '../core/context.ts'
 import { EdgeboxError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { HandlerAdmin, PurgeTarget } from '../core/observe.ts'
+import type { HandlerAdmin, HandlerView, PurgeTarget } from '../core/observe.ts'
 import type { BodySink, Handler } from '../core/types.ts'
 import type { AccessFilter, AccessTap } from './access-tap.ts'
 import type { ConfigChange } from './changes.ts'
@@ -262,13 +262,7 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
       methods: READ,
       params: ['top'],
       run(_ctx, p) {
-        const top = p.integer('top', 1, 1000, 20)
-        const routes = []
-        for (const v of sources.views()) {
-          const cache = v.admin.view(top).cache
-          if (cache) routes.push({ route: v.route, site: v.site, path: v.path, view: cache })
-        }
-        return { routes }
+        return { routes: showing('cache', p.integer('top', 1, 1000, 20)).map(({ part, ...r }) => ({ ...r, view: part })) }
       },
     },
     'cache/purge': {
@@ -295,12 +289,7 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
       methods: READ,
       params: [],
       run() {
-        const routes = []
-        for (const v of sources.views()) {
-          const upstreams = v.admin.view().upstreams
-          if (upstreams) routes.push({ route: v.route, site: v.site, path: v.path, upstreams })
-        }
-        return { routes }
+        return { routes: showing('upstreams', 20).map(({ part, ...r }) => ({ ...r, upstreams: part })) }
       },
     },
     'upstreams/maintenance': {
@@ -346,13 +335,7 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
       methods: READ,
       params: ['top'],
       run(_ctx, p) {
-        const top = p.integer('top', 1, 1000, 20)
-        const routes = []
-        for (const v of sources.views()) {
-          const realtime = v.admin.view(top).realtime
-          if (realtime) routes.push({ route: v.route, site: v.site, path: v.path, view: realtime })
-        }
-        return { routes }
+        return { routes: showing('realtime', p.integer('top', 1, 1000, 20)).map(({ part, ...r }) => ({ ...r, view: part })) }
       },
     },
     security: {
@@ -427,6 +410,16 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
         return r
       },
     },
+  }
+
+  /** Every route whose handler shows `part` of its view (a cache, upstreams, a realtime hub), with that part. */
+  function showing<K extends keyof HandlerView>(part: K, top: number): { route: string; site: string; path: string; part: NonNullable<HandlerView[K]> }[] {
+    const out = []
+    for (const v of sources.views()) {
+      const got = v.admin.view(top)[part]
+      if (got !== undefined) out.push({ route: v.route, site: v.site, path: v.path, part: got as NonNullable<HandlerView[K]> })
+    }
+    return out
   }
 
   /** `event: access` lines of JSON, one per answer the filter keeps, until the client leaves or stops reading. */

@@ -309,6 +309,26 @@ export function formatMs(ms: number): string {
  * strings are escaped only when they contain a character that needs it.
  */
 export function writeJson(ctx: Context, ms: number): string {
+  const line = jsonLine(ctx, ms)
+  lastLineOf = ctx
+  lastLine = line
+  return line
+}
+
+/** The answer whose line writeJson made last, and that line: what `accessLine` hands out again. */
+let lastLineOf: Context | null = null
+let lastLine = ''
+
+/**
+ * The access log's JSON line of an answer: the one the access log just wrote
+ * for it when it writes JSON lines (made once, however many read it: the
+ * admin API's live access log reads it right after), else made now.
+ */
+export function accessLine(ctx: Context, ms: number): string {
+  return lastLineOf === ctx ? lastLine : writeJson(ctx, ms)
+}
+
+function jsonLine(ctx: Context, ms: number): string {
   const err = ctx.error ? `,"error":${JSON.stringify(String((ctx.error as Error).message ?? ctx.error))}` : ''
   const upstream = ctx.upstream ? `,"upstream":${jsonString(ctx.upstream)}` : ''
   const cors = (ctx.corsRefused ? `,"cors":${JSON.stringify(`refused: ${ctx.corsRefused}`)}` : '') + (ctx.rateLimited ? ',"rateLimited":true' : '') + (ctx.csrfRefused ? `,"csrf":${JSON.stringify(`refused: ${ctx.csrfRefused}`)}` : '')

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { test } from 'node:test'
 import type { Context } from '../../src/core/context.ts'
-import { createAccessLog, writeJson } from '../../src/core/log.ts'
+import { accessLine, createAccessLog, writeJson } from '../../src/core/log.ts'
 
 /** An access log (JSON) writing to a new file in a temporary folder. */
 function fileAccessLog() {
@@ -157,4 +157,21 @@ test('the JSON line is exactly the fields in order, the optional ones after clie
   assert.ok(text.endsWith(',"client":"127.0.0.1","upstream":"http://u:1","cors":"refused: origin","rateLimited":true,"csrf":"refused: cross-site","error":"x"}\n'), text)
   // a DEL or a non-ASCII character goes through JSON.stringify, as before the line was built by hand
   assert.equal(JSON.parse(writeJson({ ...base, rawPath: '/\u007f\u00e9' } as unknown as Context, 1)).path, '/\u007f\u00e9')
+})
+
+test('accessLine hands out the line the access log just made for the same answer, and makes one for any other', () => {
+  const base = { method: 'GET', host: 'example.test', rawPath: '/a', status: 200, bytes: 5, cache: 'HIT', protocol: 'http/1.1', clientAddress: '127.0.0.1', error: undefined }
+  const a = { ...base } as unknown as Context
+  const b = { ...base, rawPath: '/b' } as unknown as Context
+  const written = writeJson(a, 1.5)
+  // a line made again would say 500: the one handed out is the line already made
+  ;(a as { status: number }).status = 500
+  assert.equal(accessLine(a, 1.5), written)
+  ;(a as { status: number }).status = 200
+  const other = accessLine(b, 2)
+  assert.equal((JSON.parse(other) as { path: string }).path, '/b')
+  // b's line is now the last one: a's is made anew, with the same content but its own time
+  const again = JSON.parse(accessLine(a, 1.5)) as Record<string, unknown>
+  assert.equal(again.path, '/a')
+  assert.equal(again.ms, 1.5)
 })
