@@ -2,20 +2,21 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Context } from '../core/context.ts'
-import { endpointTable } from '../core/endpoints.ts'
+import { endpointTable, type Endpoint } from '../core/endpoints.ts'
+import { EdgeboxError } from '../core/errors.ts'
 import { createForwarding } from '../core/forwarding.ts'
 import type { AccessLog, Logger } from '../core/log.ts'
-import { createPipeline, type Arrival } from '../core/pipeline.ts'
+import { createPipeline, routeChain, type Arrival, type Pipeline } from '../core/pipeline.ts'
 import type { Route, Site } from '../core/route.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
-import type { Handler, ResponseFilter } from '../core/types.ts'
+import type { Handler, ResponseFilter, RouteParts, RouteStep } from '../core/types.ts'
 import { rawAnswer } from '../http/raw-answer.ts'
 import { adminAccess, type AdminVerdict } from './access.ts'
 import { createAdminApi, type AdminSources } from './api.ts'
 
 /**
  * The admin listener (docs/admin.md): an HTTP server of its own, on a
- * loopback address unless a token is set, never one of the sites'
+ * loopback address unless a token or the sign-on gate is set, never one of the sites'
  * listeners. Every request passes `adminAccess` first; then an Edgebox
  * pipeline of its own (src/core/pipeline.ts) answers it, with one site
  * whose routes are:
@@ -28,6 +29,13 @@ import { createAdminApi, type AdminSources } from './api.ts'
  * The server hands it the handlers of `/live/` and `/` (made by the handler
  * modules) and what the API shows; this module never imports the server,
  * the handler modules or the CLI. HTTP/1.1 only.
+ *
+ * With the single sign-on gate (`admin.auth`), a request the door sends on
+ * to the gate is answered by a second pipeline over the same handlers, whose
+ * routes have the gate as their access step and whose site serves the
+ * sign-on endpoints (/_edgebox/auth/...): both are the configuration in
+ * force's (`signOn`), so that pipeline is made again when a reload makes a
+ * new gate. A request with the token takes the first one, without the gate.
  */
 
 export interface AdminOptions {
@@ -45,6 +53,16 @@ export interface AdminOptions {
   readonly log: Logger
   /** A streamed answer that makes no progress for this long is cut (default 60 s). */
   readonly idleTimeout?: number
+  /** The sign-on gate (`admin.auth`) of the configuration in force, asked at each request; absent: no gate (the loopback rules). */
+  readonly signOn?: (() => AdminSignOn) | undefined
+}
+
+/** The single sign-on gate as the admin listener uses it: made by the server for each configuration (src/auth/). */
+export interface AdminSignOn {
+  /** The gate of one of the admin listener's routes (by its id, `admin.api`): its access step and upgrade check. */
+  gate(route: string): RouteParts
+  /** The sign-on endpoints (/_edgebox/auth/callback, login, logout...), served on the admin listener's own origin. */
+  readonly endpoints: readonly Endpoint[]
 }
 
 export interface AdminListener {
@@ -63,9 +81,10 @@ export const ADMIN_CSP = "default-src 'self'; script-src 'self'; style-src 'self
 
 /** What the admin listener's answers get: the CSP above, not framed by another page (its buttons purge and drain), no referrer, no sniffing. */
 const guard: ResponseFilter = Object.assign(
-  function adminHeaders(_ctx: Context, headers: Record<string, string | number | string[]>) {
+  function adminHeaders(ctx: Context, headers: Record<string, string | number | string[]>) {
     headers['X-Frame-Options'] = 'DENY'
-    if (headers['content-security-policy'] === undefined) headers['Content-Security-Policy'] ??= ADMIN_CSP
+    // the sign-on pages carry their style inline, under this response's nonce (src/http/page.ts)
+    if (headers['content-security-policy'] === undefined) headers['Content-Security-Policy'] ??= ctx.cspNonce ? ADMIN_CSP.replace("style-src 'self'", `style-src 'self' 'nonce-${ctx.cspNonce}'`) : ADMIN_CSP
     headers['Referrer-Policy'] = 'no-referrer'
     headers['X-Content-Type-Options'] = 'nosniff'
   },
@@ -106,10 +125,35 @@ function notBuiltHandler(): Handler {
   }
 }
 
-/** The admin site: its routes as core Route objects, longest prefix first. */
-function adminSite(routes: ReadonlyArray<readonly [prefix: string, id: string, handler: Handler]>): Site {
-  const built: Route[] = routes.map(([prefix, id, handler]) => ({ prefix, handler, id, access: [], beforeHandler: [], filters: [guard], upgradeChecks: [] }))
-  return { id: 'admin', hosts: [], routes: sortRoutes(built), filters: [guard], endpoints: endpointTable([]) }
+/** The admin site: its routes as core Route objects, longest prefix first; with a sign-on gate, each route behind it and the sign-on endpoints. */
+function adminSite(routes: ReadonlyArray<readonly [prefix: string, id: string, handler: Handler]>, signOn: AdminSignOn | null): Site {
+  const built: Route[] = routes.map(([prefix, id, handler]) => {
+    const gate = signOn ? routeChain(new Map([['auth', signOn.gate(id)]])) : null
+    return { prefix, handler, id, access: gate ? gate.access.map(jsonRefusals) : [], beforeHandler: [], filters: [guard], upgradeChecks: gate ? gate.upgradeChecks : [] }
+  })
+  return { id: 'admin', hosts: [], routes: sortRoutes(built), filters: [guard], endpoints: endpointTable(signOn ? signOn.endpoints : []) }
+}
+
+/**
+ * The gate's refusals (401 without a session, a refused bearer token) as the
+ * admin listener's other refusals are: JSON, `{"error": "<why>"}`, with the
+ * gate's own status and `WWW-Authenticate`. A redirect to sign in and the
+ * 403 page of a signed-in user the rules refuse are the gate's own answers.
+ */
+function jsonRefusals(step: RouteStep): RouteStep {
+  const answer = (ctx: Context, err: unknown): true => {
+    if (!(err instanceof EdgeboxError) || err.status >= 500) throw err
+    ctx.send(err.status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...err.headers }, `${JSON.stringify({ error: err.message })}\n`)
+    return true
+  }
+  return (ctx) => {
+    try {
+      const r = step(ctx)
+      return r instanceof Promise ? r.catch((err: unknown) => answer(ctx, err)) : r
+    } catch (err) {
+      return answer(ctx, err)
+    }
+  }
 }
 
 /** The admin listener writes no access log: its own requests are not the sites' traffic (nor their metrics). */
@@ -119,30 +163,41 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminListener> {
   let port = opts.port
   let closing = false
   const api = createAdminApi(opts.sources, opts.log)
-  const site = adminSite([
+  const routes = [
     ['/api/', 'admin.api', api],
     ['/metrics', 'admin.metrics', metricsHandler(opts.metrics)],
     ['/live/', 'admin.live', opts.live],
     ['/', 'admin.dashboard', opts.dashboard ?? notBuiltHandler()],
-  ])
-  const pipeline = createPipeline({
-    sites: buildSiteTable([site], 0),
-    filters: [guard],
-    accessLog: NO_ACCESS_LOG,
-    log: opts.log,
-    streamIdleTimeout: opts.idleTimeout ?? 60_000,
-    forwarding: createForwarding({ trustedProxies: [], clientAddressHeader: 'x-forwarded-for' }),
-    isShuttingDown: () => closing,
-  })
+  ] as const
+  const pipelineOf = (site: Site): Pipeline =>
+    createPipeline({
+      sites: buildSiteTable([site], 0),
+      filters: [guard],
+      accessLog: NO_ACCESS_LOG,
+      log: opts.log,
+      streamIdleTimeout: opts.idleTimeout ?? 60_000,
+      forwarding: createForwarding({ trustedProxies: [], clientAddressHeader: 'x-forwarded-for' }),
+      isShuttingDown: () => closing,
+    })
+  const pipeline = pipelineOf(adminSite(routes, null))
+  /** The pipeline behind the sign-on gate of the configuration in force: made again when a reload brings a new gate. */
+  let gated: { readonly signOn: AdminSignOn; readonly pipeline: Pipeline } | null = null
+  const gatedPipeline = (): Pipeline => {
+    const signOn = opts.signOn!()
+    if (gated?.signOn !== signOn) gated = { signOn, pipeline: pipelineOf(adminSite(routes, signOn)) }
+    return gated.pipeline
+  }
+  const pipelineFor = (verdict: AdminVerdict): Pipeline => (verdict.ok && verdict.signOn ? gatedPipeline() : pipeline)
   /** The one door: every request and every upgrade passes it before the pipeline sees it. */
-  const check = (req: http.IncomingMessage): AdminVerdict => adminAccess({ method: req.method ?? 'GET', headers: req.headers, peer: req.socket.remoteAddress ?? '' }, { port, token: opts.token })
+  const check = (req: http.IncomingMessage): AdminVerdict =>
+    adminAccess({ method: req.method ?? 'GET', headers: req.headers, peer: req.socket.remoteAddress ?? '', url: req.url }, { port, token: opts.token, signOn: opts.signOn !== undefined })
   const arrival = (req: http.IncomingMessage, expectContinue = false): Arrival => ({ protocol: `http/${req.httpVersion}`, expectContinue })
   const serve = (req: http.IncomingMessage, res: http.ServerResponse, expectContinue = false) => {
     const method = req.method ?? 'GET'
     try {
       const verdict = check(req)
       if (!verdict.ok) return refuse(res, method, verdict)
-      pipeline.handle(req, res, arrival(req, expectContinue))
+      pipelineFor(verdict).handle(req, res, arrival(req, expectContinue))
     } catch (err) {
       opts.log.error({ err }, 'the admin listener failed to answer')
       if (!res.headersSent) refuse(res, method, { ok: false, status: 500 as 401, message: 'the admin listener failed to answer (see the log)', headers: {} })
@@ -157,7 +212,7 @@ export async function startAdmin(opts: AdminOptions): Promise<AdminListener> {
     // a WebSocket is opened by pages of any origin, with a GET: only the admin listener's own pages may (RFC 6455 §10.2)
     const origin = req.headers.origin
     if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`) return void socket.end(rawAnswer(403, { 'Content-Type': 'application/json; charset=utf-8' }, `${JSON.stringify({ error: `a WebSocket needs Origin: http://${req.headers.host ?? ''} (it has ${JSON.stringify(origin.slice(0, 80))})` })}\n`))
-    pipeline.upgrade(req, socket, head)
+    pipelineFor(verdict).upgrade(req, socket, head)
   })
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')

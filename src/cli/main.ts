@@ -522,7 +522,7 @@ export async function main(argv: string[]): Promise<void> {
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
     const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '') + (box.admin ? ` admin ${box.admin.url}` : '')
     box.log.info({ urls: box.urls, ...(box.dns ? { dns: box.dns.urls } : {}), ...(box.rumApi ? { rumApi: box.rumApi.url } : {}), ...(box.admin ? { admin: box.admin.url } : {}) }, `edgebox ${packageVersion()} pid ${process.pid} listening on ${box.urls.join(' ')}${dnsAt}`)
-    if (box.admin && !box.config.admin?.token) {
+    if (box.admin && !box.config.admin?.token && !box.config.admin?.auth) {
       box.log.info({ admin: box.admin.url }, `admin: the dashboard, the admin API and /metrics at ${box.admin.url}, with no login from this machine only (docs/admin.md)`)
     }
     const pidFile = values['pid-file']

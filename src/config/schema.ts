@@ -10,7 +10,7 @@ import { handlerModules } from '../modules/registry.ts'
 import { duration, size } from './units.ts'
 import { dnsSchema } from '../dns/schema.ts'
 import { rumSchema, siteRumSchema } from '../rum/config.ts'
-import { adminSchema } from '../admin/schema.ts'
+import { adminSchemaOf } from '../admin/schema.ts'
 import { authSchema, gateOptionSchema } from '../auth/schema.ts'
 
 /**
@@ -305,7 +305,7 @@ export const configSchema = z
     /** Real-user monitoring's store, limits, query API and alerts, shared by the sites with `rum` (docs/monitoring.md). */
     rum: rumSchema.prefault({}),
     /** The admin listener and its API (docs/admin.md); off unless set (`npm start` sets it: 127.0.0.1:8082). */
-    admin: adminSchema.optional(),
+    admin: adminSchemaOf(gateOptionSchema).optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy
@@ -336,6 +336,8 @@ export const configSchema = z
         if (!providers.includes(n)) ctx.addIssue({ code: 'custom', path: [...path, 'providers', i], message: `there is no provider ${JSON.stringify(n)} in auth.providers (${providers.join(', ')})` })
       }
     }
+    // the admin listener's gate (docs/admin.md) uses the same providers
+    checkGate(cfg.admin?.auth, ['admin', 'auth'])
     for (const [si, site] of cfg.sites.entries()) {
       checkGate(site.auth, ['sites', si, 'auth'])
       for (const [ri, route] of site.routes.entries()) {

@@ -34,7 +34,7 @@ import { recordPageViews } from '../rum/page-view.ts'
 import { siteRum } from '../rum/config.ts'
 import { SourceMaps, Symbolicator } from '../rum/symbolicate.ts'
 import { createAlerts, type Alerts } from '../rum/alerts.ts'
-import { startAdmin, type AdminListener } from '../admin/server.ts'
+import { startAdmin, type AdminListener, type AdminSignOn } from '../admin/server.ts'
 import type { AdminRouteView, AdminSources, ApplyResult, DnsAnswerText, EdgeInfo } from '../admin/api.ts'
 import { createAccessTap, type AccessTap } from '../admin/access-tap.ts'
 import { ChangeLog, type ConfigChange } from '../admin/changes.ts'
@@ -286,7 +286,9 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         certificates: () => (current.certificates ? certificates().certificates : []),
         clock,
       })
-      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, sources, metrics: observe.metrics, live: observe.live!, dashboard: observe.dashboard, log: adminLog }).catch((err: NodeJS.ErrnoException) => {
+      // the sign-on gate (admin.auth): the configuration in force's, made once per configuration
+      const signOn = a.auth !== undefined && a.auth !== false ? () => adminSignOn(current) : undefined
+      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, signOn, sources, metrics: observe.metrics, live: observe.live!, dashboard: observe.dashboard, log: adminLog }).catch((err: NodeJS.ErrnoException) => {
         throw new ConfigError([`admin: cannot listen on ${a.host}:${a.port} (${err.code ?? err.message})`])
       })
       log.info({ url: admin.url }, `admin listener on ${admin.url}`)
@@ -557,6 +559,8 @@ async function provision(
       // retention, the operator's counters, and the query API's reads: a connection to the store of their own, in a worker thread (its queries and sweeps never hold the thread serving pages)
       rumUpkeep = startRumUpkeep({ store: await openWorkerRumStore(dataDir, { log: log.child({ module: 'rum' }) }), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
     }
+    // the admin listener's sign-on endpoints (admin.auth) take the same origin check for the sign-out form
+    if (config.admin?.auth) csrfGuards.set('admin', createCsrfGuard(true, originPolicy([])))
     if (config.auth) {
       auth = await createAuth(
         config.auth,
@@ -749,6 +753,35 @@ const serverTimingField: PreparedFilter & { kind: 'field' } = {
 const serverTiming = Object.assign<ResponseFilter, { readonly prepared: PreparedFilter }>(function serverTiming(ctx, headers) {
   headers['Server-Timing'] = serverTimingField.value(ctx)
 }, { prepared: serverTimingField })
+
+const adminSignOns = new WeakMap<Generation, AdminSignOn>()
+
+/**
+ * The admin listener's sign-on gate (`admin.auth`, docs/admin.md) in a
+ * configuration: one gate per admin route, made from the configuration's
+ * single sign-on (registered there by route id, so a login asked for an admin
+ * path offers the providers the gate allows), and its sign-on endpoints.
+ * Made at the first request a configuration serves, then kept with it.
+ */
+function adminSignOn(g: Generation): AdminSignOn {
+  let made = adminSignOns.get(g)
+  if (made) return made
+  const auth = g.auth
+  const option = g.config.admin?.auth
+  // the schema refuses admin.auth without the top-level auth, and a reload cannot change admin
+  if (!auth || option === undefined || option === false) throw new Error('admin.auth: the configuration in force has no sign-on gate for the admin listener')
+  const gates = new Map<string, RouteParts>()
+  made = {
+    gate(route) {
+      let parts = gates.get(route)
+      if (!parts) gates.set(route, (parts = auth.route(route, option, undefined)!))
+      return parts
+    },
+    endpoints: auth.endpoints,
+  }
+  adminSignOns.set(g, made)
+  return made
+}
 
 /** The operator's side of a running Edgebox (docs/admin.md): the metrics, the live access log, the admin hub, the dashboard, and the switches kept across reloads. */
 interface Observe {

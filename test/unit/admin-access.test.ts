@@ -95,3 +95,47 @@ test('the option: loopback by default; another address needs a token; a short to
   assert.equal(validateConfig({ sites: [site], admin: { host: '0.0.0.0', token: TOKEN } }).admin?.host, '0.0.0.0')
   assert.throws(() => validateConfig({ sites: [site], admin: { host: 'localhost' } }), /admin\.host.*IP address/)
 })
+
+test('with the sign-on gate: every request without the token goes on to it, from this machine or another, through a proxy or by any name', () => {
+  const gate = { port: PORT, signOn: true }
+  for (const r of [
+    req(),
+    req({ peer: '192.0.2.7', headers: { host: 'admin.example.com:8082' } }),
+    req({ headers: { 'x-forwarded-for': '203.0.113.9' } }),
+    req({ headers: { host: `attacker.example:${PORT}` } }),
+    req({ method: 'HEAD' }),
+  ]) {
+    assert.deepEqual(adminAccess(r, gate), { ok: true, signOn: true }, JSON.stringify(r))
+  }
+  // the token still gets in without the gate; another bearer token is the gate's to check (a provider's access token)
+  assert.deepEqual(adminAccess(req({ peer: '192.0.2.7', headers: { authorization: `Bearer ${TOKEN}` } }), { ...gate, token: TOKEN }), { ok: true })
+  assert.deepEqual(adminAccess(req({ peer: '192.0.2.7', headers: { authorization: 'Bearer eyJ.provider.token' } }), { ...gate, token: TOKEN }), { ok: true, signOn: true })
+})
+
+test('with the sign-on gate: an unsafe method with a session needs Origin of the admin listener (CSRF); with a bearer token, or a provider back-channel logout, it needs none', () => {
+  const gate = { port: PORT, signOn: true }
+  const host = 'admin.example.com:8443'
+  const post = (headers: AdminRequest['headers'], url = '/api/v1/reload') => adminAccess(req({ method: 'POST', url, peer: '192.0.2.7', headers: { host, ...headers } }), gate)
+  assert.deepEqual(post({ origin: `http://${host}` }), { ok: true, signOn: true })
+  for (const origin of [undefined, 'null', 'https://attacker.example', `http://admin.example.com:8082`, `https://${host}`]) {
+    const v = post(origin === undefined ? {} : { origin })
+    assert.equal(v.ok, false, String(origin))
+    if (v.ok) continue
+    assert.equal(v.status, 403)
+    assert.match(v.message, /^a POST with a session needs Origin: http:\/\/admin\.example\.com:8443 /)
+  }
+  assert.deepEqual(post({ authorization: 'Bearer eyJ.provider.token' }), { ok: true, signOn: true })
+  assert.deepEqual(post({}, '/_edgebox/auth/backchannel-logout'), { ok: true, signOn: true })
+  // the sign-out form is a session's POST like any other
+  assert.equal(post({}, '/_edgebox/auth/logout').ok, false)
+  assert.equal(adminAccess(req({ method: 'DELETE', headers: {} }), gate).ok, false)
+})
+
+test('the option: auth opens another address too; it takes no anonymous passage', () => {
+  const site = { routes: [{ path: '/', static: { root: '.' } }] }
+  const auth = { providers: { local: { issuer: 'https://id.example.com', clientId: 'admin' } } }
+  assert.equal(validateConfig({ sites: [site], auth, admin: { host: '0.0.0.0', auth: { rules: [{ allow: { group: 'ops' } }] } } }).admin?.host, '0.0.0.0')
+  assert.throws(() => validateConfig({ sites: [site], admin: { host: '0.0.0.0', auth: true } }), /admin\.auth: a sign-on gate needs the top-level auth\.providers/)
+  assert.throws(() => validateConfig({ sites: [site], auth, admin: { auth: { required: false } } }), /admin\.auth\.required: the admin listener lets nobody in anonymously/)
+  assert.throws(() => validateConfig({ sites: [site], auth, admin: { auth: { skip: [{ path: '/metrics' }] } } }), /admin\.auth\.skip: the admin listener has no paths open without a login/)
+})
