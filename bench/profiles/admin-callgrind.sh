@@ -12,13 +12,16 @@
 # `metrics` is `on` without the feeds and the scraper: what counting alone costs; `series` is `on` without the live
 # access log (the overview's live feed and the scraper; the live access log is the Traffic page's).
 #   usage: bench/profiles/admin-callgrind.sh on|off|idle|metrics|series GET|HIT
-#   env: WARM (20 s)  DUR (30 s measured)  CONNS (2)  NODEFLAGS (--single-threaded)
+#   env: WARM_N (20000 requests of warm-up)  N (10000 measured)  DUR (30 s: idle's measured time)  CONNS (2)
+#        NODEFLAGS (--single-threaded)
+# The loads are counted, not timed (h2load --h1 -n), so every run warms up and measures the same number of answers
+# whatever else the machine does; the measured run's seconds are printed for the per-second part.
 # The sites of bench/admin.sh: GET /index.html (static, 1 KiB), HIT /c/obj (a cache hit, stored before the load).
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"; ROOT="$(dirname "$BENCH")"
 export PATH="$ROOT/node_modules/.bin:$PATH"
 mode=${1:?usage: admin-callgrind.sh on|off GET|HIT}; test=${2:?usage: admin-callgrind.sh on|off GET|HIT}
-WARM=${WARM:-20}; DUR=${DUR:-30}; CONNS=${CONNS:-2}; NODEFLAGS=${NODEFLAGS:---single-threaded}
+WARM_N=${WARM_N:-20000}; N=${N:-10000}; DUR=${DUR:-30}; CONNS=${CONNS:-2}; NODEFLAGS=${NODEFLAGS:---single-threaded}
 OUT=$(mktemp -d /tmp/admin-cg.XXXX)
 mkdir -p "$OUT/www" "$OUT/data"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$OUT/www/index.html"
@@ -43,10 +46,14 @@ if [ "$mode" = on ] || [ "$mode" = idle ] || [ "$mode" = series ]; then
   [ "$mode" != series ] && { curl -sN "http://127.0.0.1:$admin/api/v1/access-log" > /dev/null 2>&1 & feeds+=($!); }
   bash -c "while :; do curl -s -o /dev/null 'http://127.0.0.1:$admin/metrics'; sleep 1; done" & feeds+=($!)
 fi
-wrk -t1 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$port$path" >/dev/null
+h2load --h1 -t1 -c"$CONNS" -n"$WARM_N" "http://127.0.0.1:$port$path" >/dev/null
 callgrind_control -i on "$vg" >/dev/null
-if [ "$mode" = idle ]; then sleep "$DUR"; n=$DUR; else n=$(wrk -t1 -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:$port$path" | awk '/ requests in / { print $1 }'); fi
+t0=$(date +%s.%N)
+if [ "$mode" = idle ]; then sleep "$DUR"; n=$DUR
+else n=$(h2load --h1 -t1 -c"$CONNS" -n"$N" "http://127.0.0.1:$port$path" | awk '/^requests:/ { for (i = 2; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i }'); fi
+t1=$(date +%s.%N)
 callgrind_control -i off "$vg" >/dev/null
+echo "measured for $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s" >&2
 [ "$mode" = on ] || [ "$mode" = idle ] || [ "$mode" = series ] && echo "live feed: $(grep -c '"requests"' "$OUT/series.txt") series samples received" >&2
 kill -TERM "$vg"; wait "$vg" 2>/dev/null || true
 callgrind_annotate --inclusive=yes --threshold=100 "$OUT"/cg.out* 2>/dev/null | awk -v ok="$n" -v d="$mode $test ($n $([ "$mode" = idle ] && echo 'seconds: the figures are per second' || echo answers))" -f "$BENCH/profiles/cg-net.awk"

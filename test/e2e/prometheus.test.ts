@@ -67,12 +67,12 @@ function asPromQL(expr: string, allValues: Readonly<Record<string, string>>): st
 }
 
 /**
- * The metric names docs/admin.md's table lists; a name written `_x_total`
+ * The metric names docs/admin.md's tables list (its section "The metrics"); a name written `_x_total`
  * after a full one is that name with as many trailing words replaced
  * (`edgebox_upstream_attempts_total`, `_failures_total`).
  */
 function documentedMetrics(markdown: string): Map<string, string> {
-  const section = markdown.split('### The metrics')[1]!.split('\n## ')[0]!
+  const section = markdown.split('\n## The metrics (')[1]!.split('\n## ')[0]!
   const names = new Map<string, string>()
   for (const row of section.split('\n').filter((l) => l.startsWith('| `'))) {
     const [cells, type] = [row.split('|')[1]!, row.split('|')[2]!.trim()]
