@@ -17,6 +17,7 @@
 # usage: bash bench/admin.sh [quick]
 #   env: ROUNDS (5)  PASSES (1: lib.sh)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s later)
 #        CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  MAX_SECONDS (900)  MIN_SRV_CPU (0.8)
+#        ACCESS_FEED (1: the live access log is read during the run; 0: not)  SERIES_FEED (1)  SCRAPE (1: /metrics each second)
 #   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; no verdict)
 set -uo pipefail
 
@@ -60,9 +61,12 @@ wait_port "$ADMIN_PORT" || { log "edgebox-on's admin listener did not start"; ca
 
 # the dashboard's live feed and a Prometheus-like scraper, on the generator's core, for the whole run
 ADMIN="http://127.0.0.1:$ADMIN_PORT"
-setsid taskset -c "$GEN_CPU" curl -sN "$ADMIN/live/sse?ch=series" > "$D/feed-series.txt" 2>/dev/null & PID[feed-series]=$!
-setsid taskset -c "$GEN_CPU" curl -sN "$ADMIN/api/v1/access-log" > /dev/null 2>&1 & PID[feed-access]=$!
-setsid taskset -c "$GEN_CPU" bash -c "while :; do curl -s -o /dev/null '$ADMIN/metrics'; sleep 1; done" & PID[scraper]=$!
+SERIES_FEED=${SERIES_FEED:-1}; SCRAPE=${SCRAPE:-1}
+: > "$D/feed-series.txt"
+[ "$SERIES_FEED" = 1 ] && { setsid taskset -c "$GEN_CPU" curl -sN "$ADMIN/live/sse?ch=series" > "$D/feed-series.txt" 2>/dev/null & PID[feed-series]=$!; }
+ACCESS_FEED=${ACCESS_FEED:-1}
+[ "$ACCESS_FEED" = 1 ] && { setsid taskset -c "$GEN_CPU" curl -sN "$ADMIN/api/v1/access-log" > /dev/null 2>&1 & PID[feed-access]=$!; }
+[ "$SCRAPE" = 1 ] && { setsid taskset -c "$GEN_CPU" bash -c "while :; do curl -s -o /dev/null '$ADMIN/metrics'; sleep 1; done" & PID[scraper]=$!; }
 
 # ---------------------------------------------------------------------------------------------------------------
 # output: everything on stdout also goes to bench/results/admin-YYYYMMDD-HHMMSS.txt (.tmp until the run completes)
@@ -72,7 +76,7 @@ exec > >(tee "$OUT.tmp")
 echo "# Edgebox metrics and live feed benchmark $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "# ROUNDS=$ROUNDS PASSES=$PASSES DUR=${DUR}s WARM=${WARM}s CONNS=$CONNS; servers pinned to core $SRV_CPU, wrk and the feed readers to core $GEN_CPU, origin to core $ORIGIN_CPU"
 echo "# node $(node -v) ($(command -v node)), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(nproc) cores, $(uname -r)"
-echo "# edgebox-on:  port ${PORT[edgebox-on]}, admin listener $ADMIN: metrics, /metrics scraped every second, live feed open (SSE series + live access log)"
+echo "# edgebox-on:  port ${PORT[edgebox-on]}, admin listener $ADMIN: metrics; scraped every second: $([ "$SCRAPE" = 1 ] && echo yes || echo no); live feed: $([ "$SERIES_FEED" = 1 ] && echo 'SSE series') $([ "$ACCESS_FEED" = 1 ] && echo '+ live access log')"
 echo "# edgebox-off: port ${PORT[edgebox-off]}, no admin listener"
 echo "# both: access log ON to a file; / static (1 KiB index.html), /c/ proxy + cache to bench/servers/origin.mjs (port ${PORT[origin]})"
 
@@ -92,7 +96,7 @@ for n in edgebox-on edgebox-off; do
 done
 sleep 1.5
 chk "edgebox-on: /metrics counts the checks' requests" "$(curl -s --max-time 10 "$ADMIN/metrics" | grep -c '^edgebox_http_requests_total{')" ""
-chk "edgebox-on: the live feed got a series sample" "$(grep -c '"requests"' "$D/feed-series.txt" | awk '{ print ($1 > 0) ? "yes" : "no" }')" yes
+[ "$SERIES_FEED" = 1 ] && chk "edgebox-on: the live feed got a series sample" "$(grep -c '"requests"' "$D/feed-series.txt" | awk '{ print ($1 > 0) ? "yes" : "no" }')" yes
 chk "edgebox-off: /metrics is not on a site's listener" "$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "http://127.0.0.1:${PORT[edgebox-off]}/metrics")" 404
 for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 
@@ -131,7 +135,7 @@ echo "## targets (per server CPU-second)"
 verdict_gate
 for t in GET HIT; do
   target_line "$(printf '%-4s edgebox-on / edgebox-off requests per server-CPU-second' "$t")" FIG_R "$t" edgebox-on edgebox-off '>=' 0.95 \
-    "[metrics, /metrics scraped each second, live feed open] vs [no admin listener]"
+    "[metrics$([ "$SCRAPE" = 1 ] && echo ', /metrics scraped each second')$([ "$SERIES_FEED" = 1 ] && echo ', the series feed')$([ "$ACCESS_FEED" = 1 ] && echo ', the live access log')] vs [no admin listener]"
   info_line "$t edgebox-on / edgebox-off, req/s" RATE_R "$t" edgebox-on edgebox-off
 done
 if [ ${#PROBLEMS[@]} -gt 0 ]; then echo "## problems"; for p in "${PROBLEMS[@]}"; do echo "- $p"; done; fi

@@ -21,7 +21,7 @@ export interface AccessFilter {
 export interface AccessTap {
   /** The access log with the tap on it. */
   wrap(inner: AccessLog): AccessLog
-  /** Hands every answer the filter keeps to `send` (as JSON text) until the returned function is called. */
+  /** Hands every answer the filter keeps to `send` (one line of JSON, ending in a newline) until the returned function is called. */
   subscribe(filter: AccessFilter, send: (json: string) => void): () => void
   /** Streams open now, and streams cut because their client did not read. */
   readonly stats: { readonly open: number; cut: number }
@@ -51,8 +51,8 @@ export function createAccessTap(): AccessTap {
     let json: string | undefined
     for (const s of streams) {
       if (!keeps(s.filter, ctx)) continue
-      // the access log's own JSON line (core/log.ts: the one it just wrote, when it writes JSON), without its newline
-      json ??= accessLine(ctx, ms).slice(0, -1)
+      // the access log's own JSON line (core/log.ts: the one it just wrote, when it writes JSON), with its newline
+      json ??= accessLine(ctx, ms)
       s.send(json)
     }
   }

@@ -478,7 +478,8 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
         sink = s
         write(`retry: 2000\n: the live access log${Object.keys(filter).length ? ` (${new URLSearchParams(filter as Record<string, string>).toString()})` : ''}\n\n`)
         if (over) return
-        stop = tap.subscribe(filter, (json) => write(`event: access\ndata: ${json}\n\n`))
+        // the line ends in its newline: one more ends the event
+        stop = tap.subscribe(filter, (line) => write(`event: access\ndata: ${line}\n`))
         timer = setInterval(() => write(': keep-alive\n\n'), STREAM_KEEPALIVE)
         timer.unref()
       },
