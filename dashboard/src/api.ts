@@ -1,4 +1,5 @@
 import { onBeforeUnmount, onMounted, ref, shallowRef, type Ref, type ShallowRef } from 'vue'
+import { liveState, onLiveTick } from './live.ts'
 
 /**
  * The dashboard's side of the admin API (docs/admin.md, "The admin API"):
@@ -213,17 +214,22 @@ export interface Resource<T> {
 
 /**
  * A GET the page keeps fresh while it is shown: fetched when the page
- * mounts, again every `everyMs` (0: only on `reload`), and stopped when the
- * page goes. A failure keeps the last good data and sets `error` (cleared by
+ * mounts, then again as the admin hub's messages come (live.ts): on its
+ * one-second sample once `everyMs` has passed, and at once when an event says
+ * something changed (0: only on `reload`); while the live feed is down, on a
+ * timer of `everyMs`. Stopped when the page goes. A failure keeps the last good data and sets `error` (cleared by
  * the next success), so a page never goes blank on one missed poll.
  */
 export function useResource<T>(path: () => string | null, everyMs = 0): Resource<T> {
   const data = shallowRef<T>()
   const error = ref('')
   const loading = ref(true)
-  let timer: ReturnType<typeof setTimeout> | undefined
+  let timer: ReturnType<typeof setInterval> | undefined
+  let stopLive: (() => void) | undefined
   let gone = false
   let inflight: AbortController | undefined
+  /** When the last fetch started (ms). */
+  let last = 0
 
   async function reload(): Promise<void> {
     const p = path()
@@ -234,6 +240,7 @@ export function useResource<T>(path: () => string | null, everyMs = 0): Resource
     inflight?.abort()
     const ctl = new AbortController()
     inflight = ctl
+    last = Date.now()
     try {
       data.value = await getJson<T>(p, ctl.signal)
       error.value = ''
@@ -248,15 +255,25 @@ export function useResource<T>(path: () => string | null, everyMs = 0): Resource
     }
   }
 
-  async function tick(): Promise<void> {
-    await reload()
-    if (!gone && everyMs > 0) timer = setTimeout(tick, everyMs)
+  /** Fetches again once `everyMs` has passed since the last fetch (and none is under way). */
+  function due(): void {
+    if (!gone && inflight === undefined && Date.now() - last >= everyMs) void reload()
   }
 
-  onMounted(() => void tick())
+  onMounted(() => {
+    void reload()
+    if (everyMs <= 0) return
+    // the hub's messages drive the updates: its one-second sample (at this resource's pace), and at once an event
+    stopLive = onLiveTick((kind) => (kind === 'event' ? void reload() : due()))
+    // while the live feed is down, a timer of its own keeps the page current
+    timer = setInterval(() => {
+      if (liveState.value !== 'connected') due()
+    }, everyMs)
+  })
   onBeforeUnmount(() => {
     gone = true
-    clearTimeout(timer)
+    clearInterval(timer)
+    stopLive?.()
     inflight?.abort()
   })
   return { data, error, loading, reload }
