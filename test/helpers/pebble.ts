@@ -9,6 +9,7 @@ import path from 'node:path'
 import dnsPacket from 'dns-packet'
 import type { Answer } from 'dns-packet'
 import { issueLocalCertificate } from '../../src/tls/local-ca.ts'
+import { outputTail } from './output-tail.ts'
 
 /**
  * Let's Encrypt's ACME test server Pebble (Debian package `pebble`) for
@@ -185,15 +186,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
     const configFile = path.join(home, 'pebble-config.json')
     await writeFile(configFile, JSON.stringify(config, null, 2))
 
-    const lines: string[] = []
-    let partial = ''
-    const collect = (chunk: Buffer) => {
-      const parts = (partial + chunk.toString('utf8')).split('\n')
-      partial = parts.pop() ?? ''
-      lines.push(...parts)
-      if (lines.length > OUTPUT_LINES) lines.splice(0, lines.length - OUTPUT_LINES)
-    }
-    const output = () => [...lines, partial].filter((l) => l !== '').join('\n')
+    const { collect, output } = outputTail(OUTPUT_LINES)
 
     const proc = spawn(PEBBLE, ['-config', configFile, '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dns.port}`], {
       cwd: home,

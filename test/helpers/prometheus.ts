@@ -5,6 +5,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { outputTail } from './output-tail.ts'
 
 /**
  * A real Prometheus (Debian's `prometheus` package, which .ci/run installs)
@@ -188,15 +189,7 @@ export async function startPrometheus(jobs: readonly ScrapeTarget[]): Promise<Ru
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
 
-  const lines: string[] = []
-  let partial = ''
-  const collect = (chunk: Buffer) => {
-    const parts = (partial + chunk.toString('utf8')).split('\n')
-    partial = parts.pop() ?? ''
-    lines.push(...parts)
-    if (lines.length > OUTPUT_LINES) lines.splice(0, lines.length - OUTPUT_LINES)
-  }
-  const output = () => [...lines, partial].filter((l) => l !== '').join('\n')
+  const { collect, output } = outputTail(OUTPUT_LINES)
 
   const child = spawn(PROMETHEUS, [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(home, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], {
     cwd: home,
