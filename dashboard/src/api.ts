@@ -8,22 +8,9 @@ import { liveState, onLiveTick } from './live.ts'
  * API's own `{"error": ...}` text), never a console error.
  */
 
-/** One sample of the time series (src/admin/metrics.ts `Sample`): the figures of one step. */
-export interface Sample {
-  readonly at: number
-  readonly requests: number
-  readonly s2xx: number
-  readonly s3xx: number
-  readonly s4xx: number
-  readonly s5xx: number
-  readonly p50: number
-  readonly p95: number
-  readonly p99: number
-  readonly bytes: number
-  readonly cacheHits: number
-  readonly cacheMisses: number
-  readonly connections: number
-}
+/** The time series' samples and the recent errors, as the server makes them. */
+export type { RecentError, Sample } from '../../src/admin/samples.ts'
+import type { Sample } from '../../src/admin/samples.ts'
 
 export interface Overview {
   readonly uptimeSeconds: number
@@ -39,22 +26,9 @@ export interface Overview {
   readonly connections: Readonly<Record<'http/1.1' | 'h2' | 'websocket' | 'sse', number>>
 }
 
-export interface RecentError {
-  readonly at: number
-  readonly site: string
-  readonly route: string
-  readonly method: string
-  readonly host: string
-  readonly path: string
-  readonly status: number
-  readonly ms: number
-  readonly error: string
-  readonly upstream: string
-}
-
 /** What handlers show, as the API sends them: the server's own types (they have no imports, so they check as browser code). */
-export type { CacheView, RealtimeView, UpstreamView } from '../../src/core/observe.ts'
-import type { CacheView, RealtimeView, UpstreamView } from '../../src/core/observe.ts'
+export type { CacheView, EdgeView, RealtimeView, UpstreamView } from '../../src/core/observe.ts'
+import type { CacheView, EdgeView, RealtimeView, UpstreamView } from '../../src/core/observe.ts'
 
 export interface CacheRoute {
   readonly route: string
@@ -72,20 +46,10 @@ export interface RealtimeRoute {
   readonly view: RealtimeView
 }
 
-/** One edge of a balanced name (DNS load balancing). */
-export interface EdgeView {
-  readonly edge: string
-  readonly healthy: boolean
-  readonly maintenance: boolean
-  readonly reason: string
-  readonly address?: string
-  readonly region?: string
-  /** Times it was given in an answer so far. */
-  readonly answers?: number
-}
+/** A balanced name and its edges, as GET /api/v1/edges groups them (each edge without the name). */
 export interface BalancedName {
   readonly name: string
-  readonly edges: readonly EdgeView[]
+  readonly edges: readonly Omit<EdgeView, 'name'>[]
 }
 
 export interface Security {

@@ -5,7 +5,7 @@ import { readJson, type BodyLimits } from '../core/body.ts'
 import type { Context, Headers } from '../core/context.ts'
 import { EdgeboxError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
-import type { HandlerAdmin, HandlerView, PurgeTarget } from '../core/observe.ts'
+import type { EdgeView, HandlerAdmin, HandlerView, PurgeTarget } from '../core/observe.ts'
 import type { BodySink, Handler } from '../core/types.ts'
 import type { AccessFilter, AccessTap } from './access-tap.ts'
 import type { ConfigChange } from './changes.ts'
@@ -46,18 +46,6 @@ export interface AdminRouteView {
   readonly admin: HandlerAdmin
 }
 
-/** A balanced name's edge (docs/dns.md, balanced names) as the DNS shows it. */
-export interface EdgeInfo {
-  readonly name: string
-  readonly edge: string
-  readonly healthy: boolean
-  readonly maintenance: boolean
-  readonly reason: string
-  readonly address?: string
-  readonly region?: string
-  /** Times it was given in an answer so far. */
-  readonly answers?: number
-}
 
 /** What a configuration switch ended in: applied (with what changed), or refused with its problems and nothing changed. */
 export type ApplyResult = { readonly ok: true; readonly change: ConfigChange } | { readonly ok: false; readonly problems: readonly string[] }
@@ -90,7 +78,7 @@ export interface AdminSources {
   /** Puts an upstream of a route in maintenance or back; kept across reloads. */
   upstreamMaintenance(route: string, upstream: string, on: boolean): 'ok' | 'no route' | 'no upstream'
   /** The balanced names' edges, or null without `dns`. */
-  edges(): readonly EdgeInfo[] | null
+  edges(): readonly EdgeView[] | null
   /** Puts an edge of a balanced name in maintenance or back; kept across reloads. null: no `dns`. */
   edgeMaintenance(name: string, edge: string, on: boolean): 'ok' | 'no edge' | null
   /** The certificates in force (the configuration's, the local authority's, ACME's). */
@@ -544,8 +532,8 @@ export function createAdminApi(sources: AdminSources, log: Logger): AdminApi {
 }
 
 /** The balanced names' edges grouped by name, in the DNS's order. */
-function groupEdges(edges: readonly EdgeInfo[]): { name: string; edges: Omit<EdgeInfo, 'name'>[] }[] {
-  const byName = new Map<string, Omit<EdgeInfo, 'name'>[]>()
+function groupEdges(edges: readonly EdgeView[]): { name: string; edges: Omit<EdgeView, 'name'>[] }[] {
+  const byName = new Map<string, Omit<EdgeView, 'name'>[]>()
   for (const { name, ...edge } of edges) {
     let list = byName.get(name)
     if (!list) byName.set(name, (list = []))

@@ -4,6 +4,8 @@ import type { AccessLog } from '../core/log.ts'
 import type { CacheView, HandlerView, RealtimeView, UpstreamView } from '../core/observe.ts'
 import type { Route, Site } from '../core/route.ts'
 import { TimeSeries } from './series.ts'
+import type { RecentError, Sample } from './samples.ts'
+export type { RecentError, Sample } from './samples.ts'
 
 /**
  * Edgebox's metrics (docs/admin.md, "The metrics"): what the Prometheus
@@ -31,25 +33,6 @@ export interface MetricSources {
   rum?(): { readonly accepted: number; readonly stored: number; readonly dropped: number; readonly ignored: number; readonly refused: Readonly<Record<string, number>> } | null
 }
 
-/** One sample of the time series: the figures of one second (or one minute). */
-export interface Sample {
-  /** The end of the interval (ms since the epoch). */
-  readonly at: number
-  readonly requests: number
-  readonly s2xx: number
-  readonly s3xx: number
-  readonly s4xx: number
-  readonly s5xx: number
-  /** Latency percentiles over the interval's answers (ms; NaN with no answer). */
-  readonly p50: number
-  readonly p95: number
-  readonly p99: number
-  readonly bytes: number
-  readonly cacheHits: number
-  readonly cacheMisses: number
-  readonly connections: number
-}
-
 export interface Overview {
   readonly uptimeSeconds: number
   /** Over the last 60 seconds. */
@@ -65,19 +48,6 @@ export interface Overview {
   readonly errorsPerSecond: number
   readonly totals: { readonly requests: number; readonly bytes: number; readonly errors: number }
   readonly connections: { readonly 'http/1.1': number; readonly h2: number; readonly websocket: number; readonly sse: number }
-}
-
-export interface RecentError {
-  readonly at: number
-  readonly site: string
-  readonly route: string
-  readonly method: string
-  readonly host: string
-  readonly path: string
-  readonly status: number
-  readonly ms: number
-  readonly error: string
-  readonly upstream: string
 }
 
 export interface Metrics {

@@ -70,6 +70,22 @@ export interface RealtimeView {
   readonly historySize: number
 }
 
+/** One address of a DNS balanced name (`dns.balance`) as the operator sees it (src/dns/gslb.ts makes it). */
+export interface EdgeView {
+  /** The balanced name (`www.example.com.`). */
+  readonly name: string
+  readonly edge: string
+  readonly address: string
+  readonly region: string
+  /** Given in answers now: its health check passes and it is not in maintenance. */
+  readonly healthy: boolean
+  readonly maintenance: boolean
+  /** Why, in words: the health check's last result, or `in maintenance since <time>`. */
+  readonly reason: string
+  /** Times it was given in an answer so far. */
+  readonly answers: number
+}
+
 /** Everything a handler shows; each part only where the handler has it. */
 export interface HandlerView {
   readonly upstreams?: readonly UpstreamView[]

@@ -36,6 +36,7 @@ import type { Logger } from '../core/log.ts'
 import type { Labels } from './names.ts'
 import { CLASS, TYPE, type WireRecord } from './message.ts'
 import { addressBytes, type Placement, type RegionMap } from './regions.ts'
+import type { EdgeView } from '../core/observe.ts'
 
 export interface EdgeConfig {
   name: string
@@ -65,21 +66,6 @@ interface Endpoint {
 }
 
 /** One address of a balanced name as the operator sees it (DnsState.edges). */
-export interface EdgeView {
-  /** The balanced name (`www.example.com.`). */
-  readonly name: string
-  readonly edge: string
-  readonly address: string
-  readonly region: string
-  /** Given in answers now: its health check passes and it is not in maintenance. */
-  readonly healthy: boolean
-  readonly maintenance: boolean
-  /** Why, in words: the health check's last result, or `in maintenance since <time>`. */
-  readonly reason: string
-  /** Times it was given in an answer so far. */
-  readonly answers: number
-}
-
 /** What a client asking about a balanced name is told, and why. */
 export interface BalancedAnswer {
   records: WireRecord[]

@@ -35,7 +35,8 @@ import { siteRum } from '../rum/config.ts'
 import { SourceMaps, Symbolicator } from '../rum/symbolicate.ts'
 import { createAlerts, type Alerts } from '../rum/alerts.ts'
 import { startAdmin, type AdminListener, type AdminSignOn } from '../admin/server.ts'
-import type { AdminRouteView, AdminSources, ApplyResult, DnsAnswerText, EdgeInfo } from '../admin/api.ts'
+import type { AdminRouteView, AdminSources, ApplyResult, DnsAnswerText } from '../admin/api.ts'
+import type { EdgeView } from '../core/observe.ts'
 import { createAccessTap, type AccessTap } from '../admin/access-tap.ts'
 import { ChangeLog, type ConfigChange } from '../admin/changes.ts'
 import { createMetrics, type Metrics, type RouteViewSource } from '../admin/metrics.ts'
@@ -811,7 +812,7 @@ const LIVE_CHANNELS = {
 
 function createObserve(current: () => Generation, dnsListeners: readonly DnsListener[], changes: ChangeLog): Observe {
   const dnsOf = (g: Generation): DnsState | null => g.dns
-  const edgesOf = (g: Generation): readonly EdgeInfo[] => dnsOf(g)?.edges() ?? []
+  const edgesOf = (g: Generation): readonly EdgeView[] => dnsOf(g)?.edges() ?? []
   const metrics = createMetrics({
     sources: {
       dnsQueries: () => {
