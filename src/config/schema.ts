@@ -12,6 +12,7 @@ import { dnsSchema } from '../dns/schema.ts'
 import { rumSchema, siteRumSchema } from '../rum/config.ts'
 import { adminSchemaOf } from '../admin/schema.ts'
 import { authSchema, gateOptionSchema } from '../auth/schema.ts'
+import { redisSchema } from './redis-schema.ts'
 
 /**
  * The whole configuration schema. Every default lives here, once; the
@@ -306,6 +307,8 @@ export const configSchema = z
     rum: rumSchema.prefault({}),
     /** The admin listener and its API (docs/admin.md); off unless set (`npm start` sets it: 127.0.0.1:8082). */
     admin: adminSchemaOf(gateOptionSchema).optional(),
+    /** Redis that several Edgebox nodes share (docs/scale.md): realtime fan-out and history, purges, rate limits; off unless set. */
+    redis: redisSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy

@@ -1,3 +1,4 @@
+import type { RedisBus } from './redis.ts'
 import type { HandlerAdmin } from './observe.ts'
 import type { WireTrace } from './wire-trace.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -133,6 +134,8 @@ export interface ModuleDeps {
   readonly trace: WireTrace
   /** Cookies that are Edgebox's own (the sign-on session and login cookies): a proxy never sends them upstream. */
   readonly ownCookies: readonly string[]
+  /** The Redis the nodes share (`redis` in the configuration, core/redis.ts), when there is one. */
+  readonly redis?: RedisBus
 }
 
 /** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */

@@ -434,8 +434,8 @@ function deliver(ch: string, f: Follower, m: Message, counts: HubCounts): void {
   const last = f.last
   if (last === null) return
   if (m.e === last.e && m.o <= last.o) return // already delivered (history and live overlap)
-  if (m.e !== last.e) {
-    // The channel's history was lost meanwhile: say so, then go on.
+  if (m.e !== last.e || m.o > last.o + 1) {
+    // The channel's history was lost meanwhile, or messages went by that the engine could not read again: say so, then go on.
     const before = { e: m.e, o: m.o - 1 }
     f.send(JSON.stringify({ t: 'gap', ch, e: before.e, o: before.o }), before)
   }
@@ -482,8 +482,9 @@ function fanOut(fan: Fan, m: Message): void {
     if (m.e !== at.e || m.o > at.o) {
       fan.walking = true
       try {
-        if (m.e !== at.e) {
-          // The channel's history was lost meanwhile: every live follower hears it, then goes on.
+        if (m.e !== at.e || m.o > at.o + 1) {
+          // The channel's history was lost meanwhile (a new epoch), or messages went by that the engine could not read again
+          // (a shared engine's node cut off for longer than the history): every live follower hears it, then goes on.
           const before = { e: m.e, o: m.o - 1 }
           const gap = JSON.stringify({ t: 'gap', ch: fan.ch, e: before.e, o: before.o })
           for (let i = 0; i < live.length; i++) if (!live[i]!.stopped) live[i]!.send(gap, before)

@@ -7,6 +7,7 @@ import { systemClock, type Clock } from '../core/clock.ts'
 import type { Route, Site } from '../core/route.ts'
 import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
+import { openRedis, type RedisBus } from '../core/redis.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
 import type { AcmeManager, ChallengeType, NamePlan } from '../tls/acme.ts'
@@ -138,6 +139,9 @@ interface Generation {
  * ConfigError naming its configuration path, and nothing starts), then binds
  * every listener. Either all listeners start or none stays open.
  */
+/** How long a start waits for the shared Redis before serving without it (it joins when it is reachable). */
+const REDIS_START_WAIT = 3_000
+
 export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, opts: StartOptions = {}): Promise<Edgebox> {
   const first = validateConfig(input)
   /** The configuration in force as it was given (a validated one is not always valid input again): what the admin API's reload re-provisions without a file. */
@@ -162,8 +166,12 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const changes = new ChangeLog()
   const observe: Observe | null = first.admin ? createObserve(() => current, dnsListeners, changes) : null
   const wrapLog = observe ? (l: AccessLog) => observe.tap.wrap(observe.metrics.wrapAccessLog(l)) : undefined
-  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog).catch(async (err: unknown) => {
+  // the Redis the nodes share (docs/scale.md): one connection pair for the process, fixed at start; an unreachable one is waited for briefly, then served without
+  const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
+  if (redis) await redis.whenUp(REDIS_START_WAIT)
+  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, redis).catch(async (err: unknown) => {
     await observe?.close()
+    await redis?.close()
     throw err
   })
   observe?.prepare(current)
@@ -342,6 +350,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
         await observe?.close()
+        await redis?.close()
         resumption?.close()
         acme?.close()
         await accessLog.close()
@@ -366,11 +375,12 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(dnsFixed(config)) !== JSON.stringify(dnsFixed(first))) fixed.push('dns: the DNS listener and its limits cannot change on reload (its zones can); restart Edgebox to change them')
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.admin) !== JSON.stringify(first.admin)) fixed.push('admin: the admin listener cannot change on reload; restart Edgebox to change it')
+        if (JSON.stringify(config.redis) !== JSON.stringify(first.redis)) fixed.push('redis: the shared Redis cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog, redis)
         let api: RumApi | null
         try {
           api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
@@ -514,6 +524,7 @@ async function provision(
   previous?: Generation,
   acmeChallenges?: AcmeChallenges,
   wrapLog?: (log: AccessLog) => AccessLog,
+  redis?: RedisBus | null,
 ): Promise<Generation> {
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
@@ -569,7 +580,7 @@ async function provision(
         previous?.auth ?? undefined,
       )
     }
-    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum)
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum, redis ?? null)
     // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
     await dns?.firstRound()
   } catch (err) {
@@ -648,6 +659,7 @@ async function provisionSites(
   csrfGuards: Map<string, CsrfGuard>,
   trace: WireTrace,
   rum: Collector | null,
+  redis: RedisBus | null,
 ): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
@@ -690,6 +702,7 @@ async function provisionSites(
           trace,
           ownCookies,
           ...(dns ? { dns: dns.responder } : {}),
+          ...(redis ? { redis } : {}),
         })
         handlers.push(handler)
         routes.push({ prefix: routeCfg.path, handler, id, ...partsFor(routeCfg, siteCfg, id, origins) })

@@ -1,17 +1,42 @@
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
+import { randomUUID } from 'node:crypto'
+import { after, before, describe, test } from 'node:test'
+import { pino } from 'pino'
 import type { Engine, Message } from '../../src/realtime/engine.ts'
 import { MemoryEngine } from '../../src/realtime/memory-engine.ts'
+import { RedisEngine } from '../../src/realtime/redis-engine.ts'
+import { openRedis, type RedisBus } from '../../src/core/redis.ts'
 import type { Clock } from '../../src/core/clock.ts'
 import { ManualClock } from '../helpers/clock.ts'
+import { startRedis, type RedisServer } from '../helpers/redis.ts'
 
 /**
  * The contract every realtime engine passes (docs/realtime.md): offsets,
- * epochs, history bounds, gaps, exactly-once publishing by id, and ordered
- * fan-out. A new engine (Redis) joins the list below.
+ * epochs, history bounds, gaps, exactly-once publishing by id, ordered
+ * fan-out and presence. The Redis engine runs it against a real
+ * redis-server (each engine in a namespace of its own, so every test starts
+ * from new channels).
  */
 
-const engines: Array<{ name: string; make(clock: Clock): Engine }> = [{ name: 'memory', make: (clock) => new MemoryEngine({ clock }) }]
+let redis: RedisServer | undefined
+let bus: RedisBus | undefined
+const silent = pino({ level: 'silent' })
+
+const engines: Array<{ name: string; make(clock: Clock): Engine }> = [
+  { name: 'memory', make: (clock) => new MemoryEngine({ clock }) },
+  { name: 'redis', make: (clock) => new RedisEngine(bus!, { namespace: randomUUID(), clock, log: silent }) },
+]
+
+before(async () => {
+  redis = await startRedis()
+  bus = openRedis({ url: redis.url, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, silent)
+  assert.equal(await bus.whenUp(5_000), true, 'redis is up')
+})
+
+after(async () => {
+  await bus?.close()
+  await redis?.close()
+})
 
 const H = { size: 3, age: 0 }
 

@@ -1,6 +1,10 @@
 import net from 'node:net'
 
-/** A TCP relay to a port that can be cut: open connections destroyed, new ones refused until restored (a network outage, a restart). */
+/**
+ * A TCP relay to a port that can be cut: open connections destroyed, new
+ * ones refused until restored (a network outage, a restart); `retarget`
+ * sends new connections to another port (a client moved to another node).
+ */
 export async function relay(target: number) {
   const sockets = new Set<net.Socket>()
   let down = false
@@ -28,6 +32,9 @@ export async function relay(target: number) {
     },
     restore() {
       down = false
+    },
+    retarget(port: number) {
+      target = port
     },
     close: () =>
       new Promise<void>((r) => {

@@ -1,0 +1,32 @@
+import { z } from 'zod'
+import { duration } from './units.ts'
+
+/**
+ * `redis`: the Redis several Edgebox nodes share (docs/scale.md). A URL, or
+ * an object with the URL and its settings:
+ *
+ *     redis: 'redis://10.0.0.5:6379'
+ *     redis: { url: 'rediss://edgebox:secret@redis.internal:6380', ca: 'redis-ca.pem' }
+ */
+
+const redisUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== ''
+  } catch {
+    return false
+  }
+}, 'is a redis://host:port or rediss://host:port URL (user and password before the host: redis://user:password@host:port)')
+
+const redisObject = z.strictObject({
+  url: redisUrl,
+  /** Prefix of every key and pub/sub channel (several deployments can share one Redis). */
+  keyPrefix: z.string().regex(/^[A-Za-z0-9:_.-]{0,64}$/, 'is 0-64 of A-Z a-z 0-9 : _ - .').default('edgebox:'),
+  /** PEM file of the authority that signed a rediss:// server's certificate, relative to the configuration's folder. */
+  ca: z.string().min(1).optional(),
+  /** A command that takes longer fails, and what asked falls back to this node alone. */
+  commandTimeout: duration().default(2_000),
+})
+
+export const redisSchema = z.union([redisUrl.transform((url) => redisObject.parse({ url })), redisObject])
+export type RedisConfig = z.output<typeof redisObject>

@@ -1,0 +1,128 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { outputTail } from './output-tail.ts'
+import { freePort } from './pebble.ts'
+
+/**
+ * A real Redis server (Debian package `redis-server`, installed by .ci/run)
+ * for the tests of the shared engines: on a private loopback port, with its
+ * files in a temporary folder, stopped by `close`. `kill` and `start` are
+ * the fault tests' outage: the server goes away (SIGKILL, as a crash) and
+ * comes back on the same port, with what it had written to its append-only
+ * file when `persist` is set.
+ */
+
+const REDIS = '/usr/bin/redis-server'
+const START_TIMEOUT = 10_000
+const OUTPUT_LINES = 40
+
+export interface RedisOptions {
+  /** Keep data across `kill` and `start` (appendonly, fsync always). Default false: a restart is empty. */
+  persist?: boolean
+  /** Extra redis.conf lines (ACL users, TLS). */
+  conf?: string[]
+  /** Serve TLS on the port instead of plain TCP: the files are written into the server's folder by the caller's `conf`. */
+  tls?: boolean
+}
+
+export interface RedisServer {
+  readonly port: number
+  /** redis://127.0.0.1:<port> */
+  readonly url: string
+  /** The server's folder (its append-only file, its redis.conf). */
+  readonly dir: string
+  /** Stops it at once (SIGKILL), as a crash would. */
+  kill(): Promise<void>
+  /** Starts it again on the same port (after `kill`). */
+  start(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Whether this machine has redis-server (.ci/run installs it). */
+export const hasRedis = existsSync(REDIS)
+
+export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> {
+  if (!hasRedis) throw new Error(`${REDIS} is missing: install Debian's redis-server (.ci/run does)`)
+  const dir = await mkdtemp(path.join(tmpdir(), 'edgebox-redis-'))
+  const port = await freePort()
+  const lines = [
+    'bind 127.0.0.1',
+    opts.tls ? 'port 0' : `port ${port}`,
+    ...(opts.tls ? [`tls-port ${port}`] : []),
+    `dir ${dir}`,
+    'save ""',
+    `appendonly ${opts.persist ? 'yes' : 'no'}`,
+    'appendfsync always',
+    'daemonize no',
+    'protected-mode yes',
+    'loglevel notice',
+    ...(opts.conf ?? []),
+  ]
+  const confFile = path.join(dir, 'redis.conf')
+  await writeFile(confFile, lines.join('\n') + '\n')
+  let child: ChildProcess | null = null
+
+  const start = async (): Promise<void> => {
+    const tail = outputTail(OUTPUT_LINES)
+    const proc = spawn(REDIS, [confFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    proc.stderr.on('data', tail.collect)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`redis-server did not start in ${START_TIMEOUT} ms:\n${tail.output()}`)), START_TIMEOUT)
+      const fail = (err: Error) => {
+        clearTimeout(timer)
+        proc.kill('SIGKILL')
+        reject(err)
+      }
+      proc.on('exit', (code) => fail(new Error(`redis-server exited (${code}):\n${tail.output()}`)))
+      proc.stdout.on('data', (chunk: Buffer) => {
+        tail.collect(chunk)
+        if (/Ready to accept connections/.test(tail.output())) {
+          clearTimeout(timer)
+          proc.removeAllListeners('exit')
+          resolve()
+        }
+      })
+    })
+    // keep draining its output so it never blocks on a full pipe
+    proc.stdout.resume()
+  }
+
+  const kill = async (): Promise<void> => {
+    const proc = child
+    child = null
+    if (!proc || proc.exitCode !== null) return
+    const exited = new Promise((r) => proc.once('exit', r))
+    proc.kill('SIGKILL')
+    await exited
+  }
+
+  await start()
+  return {
+    port,
+    url: `${opts.tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
+    dir,
+    kill,
+    start,
+    async close() {
+      await kill()
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
