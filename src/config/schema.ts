@@ -13,6 +13,7 @@ import { rumSchema, siteRumSchema } from '../rum/config.ts'
 import { adminSchemaOf } from '../admin/schema.ts'
 import { authSchema, gateOptionSchema } from '../auth/schema.ts'
 import { redisSchema } from './redis-schema.ts'
+import { postgresSchema } from './postgres-schema.ts'
 
 /**
  * The whole configuration schema. Every default lives here, once; the
@@ -309,6 +310,8 @@ export const configSchema = z
     admin: adminSchemaOf(gateOptionSchema).optional(),
     /** Redis that several Edgebox nodes share (docs/scale.md): realtime fan-out and history, purges, rate limits; off unless set. */
     redis: redisSchema.optional(),
+    /** PostgreSQL for the data that outgrows one machine's node:sqlite (docs/scale.md): RUM events, the built-in identity provider's users, sessions and keys; off unless set. */
+    postgres: postgresSchema.optional(),
   })
   .superRefine((cfg, ctx) => {
     const fp = cfg.forwardProxy
