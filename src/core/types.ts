@@ -1,4 +1,5 @@
 import type { RedisBus } from './redis.ts'
+import type { Broadcast } from './broadcast.ts'
 import type { HandlerAdmin } from './observe.ts'
 import type { WireTrace } from './wire-trace.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -136,6 +137,8 @@ export interface ModuleDeps {
   readonly ownCookies: readonly string[]
   /** The Redis the nodes share (`redis` in the configuration, core/redis.ts), when there is one. */
   readonly redis?: RedisBus
+  /** Messages to every other Edgebox process of the deployment (core/broadcast.ts), when there are others to tell. */
+  readonly broadcast?: Broadcast
 }
 
 /** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */

@@ -8,6 +8,7 @@ import type { Route, Site } from '../core/route.ts'
 import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
 import { openRedis, type RedisBus } from '../core/redis.ts'
+import { redisBroadcast, type Broadcast } from '../core/broadcast.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
 import type { AcmeManager, ChallengeType, NamePlan } from '../tls/acme.ts'
@@ -169,7 +170,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // the Redis the nodes share (docs/scale.md): one connection pair for the process, fixed at start; an unreachable one is waited for briefly, then served without
   const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
   if (redis) await redis.whenUp(REDIS_START_WAIT)
-  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, redis).catch(async (err: unknown) => {
+  const broadcast = redis ? redisBroadcast(redis) : null
+  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, redis, broadcast).catch(async (err: unknown) => {
     await observe?.close()
     await redis?.close()
     throw err
@@ -380,7 +382,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog, redis)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog, redis, broadcast)
         let api: RumApi | null
         try {
           api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
@@ -525,6 +527,7 @@ async function provision(
   acmeChallenges?: AcmeChallenges,
   wrapLog?: (log: AccessLog) => AccessLog,
   redis?: RedisBus | null,
+  broadcast?: Broadcast | null,
 ): Promise<Generation> {
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
@@ -580,7 +583,7 @@ async function provision(
         previous?.auth ?? undefined,
       )
     }
-    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum, redis ?? null)
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum, redis ?? null, broadcast ?? null)
     // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
     await dns?.firstRound()
   } catch (err) {
@@ -660,6 +663,7 @@ async function provisionSites(
   trace: WireTrace,
   rum: Collector | null,
   redis: RedisBus | null,
+  broadcast: Broadcast | null,
 ): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
@@ -703,6 +707,7 @@ async function provisionSites(
           ownCookies,
           ...(dns ? { dns: dns.responder } : {}),
           ...(redis ? { redis } : {}),
+          ...(broadcast ? { broadcast } : {}),
         })
         handlers.push(handler)
         routes.push({ prefix: routeCfg.path, handler, id, ...partsFor(routeCfg, siteCfg, id, origins) })

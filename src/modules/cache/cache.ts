@@ -11,7 +11,7 @@ import { miss, type Flight } from './coalescing.ts'
 import { match, NO_DIRECTIVES, primaryKey, requestDirectives, reuse } from './lookup.ts'
 import { currentAgeMs } from '../../http/freshness.ts'
 import { fillPartial, servePartial, wholeForRange } from './partial.ts'
-import { invalidateAfter, purgeRequest, purgeTarget } from './purge.ts'
+import { applyRemovals, invalidateAfter, purgeRequest, purgeTarget, type Removal } from './purge.ts'
 import type { CacheView, PurgeTarget } from '../../core/observe.ts'
 import { refresh, revalidate } from './revalidation.ts'
 import { pass, serve, servedHead, serveHit } from './serve.ts'
@@ -94,6 +94,8 @@ export interface CacheState {
   readonly flights: Map<string, Flight>
   /** What the operator's view counts (core/observe.ts CacheView): plain numbers the answers add to. */
   readonly counts: CacheCounts
+  /** Tells the deployment's other processes of a purge made here, so they apply it too (absent: nobody else to tell). */
+  readonly announce?: ((removals: readonly Removal[]) => void) | undefined
 }
 
 /** Answers by cache outcome, conditional requests sent, and entries purged, since the cache was made. */
@@ -114,9 +116,16 @@ export class HttpCache {
   readonly store: CacheStore
   private readonly state: CacheState
 
-  constructor(cfg: CacheOptions, store: CacheStore, clock: Clock = systemClock) {
+  constructor(cfg: CacheOptions, store: CacheStore, clock: Clock = systemClock, announce?: (removals: readonly Removal[]) => void) {
     this.store = store
-    this.state = { cfg, store, clock, ignoredQuery: cfg.ignoreQuery.map(compileGlob), flights: new Map(), counts: { hits: 0, misses: 0, stale: 0, revalidations: 0, purges: 0 } }
+    this.state = { cfg, store, clock, ignoredQuery: cfg.ignoreQuery.map(compileGlob), flights: new Map(), counts: { hits: 0, misses: 0, stale: 0, revalidations: 0, purges: 0 }, announce }
+  }
+
+  /** A purge another process of the deployment made (CacheState.announce there): applied here, counted as purges. */
+  applyPurge(removals: readonly Removal[]): number {
+    const purged = applyRemovals(this.state, removals)
+    this.state.counts.purges += purged
+    return purged
   }
 
   /** The operator's view (core/observe.ts CacheView): the counts, what is stored, and the `top` most-hit entries. */

@@ -14,6 +14,43 @@ import { primaryKey } from './lookup.ts'
  * (RFC 9111 §4.4).
  */
 
+/** One removal a purge makes: a primary key (every variant), every key under a prefix, or every entry with a tag. */
+export type Removal = { readonly key: string } | { readonly prefix: string } | { readonly tag: string }
+
+/** Applies removals to a store; returns how many entries went. */
+export function applyRemovals(s: CacheState, removals: readonly Removal[]): number {
+  let purged = 0
+  for (const r of removals) {
+    if ('key' in r) purged += s.store.delete(r.key)
+    else if ('prefix' in r) purged += s.store.deletePrefix(r.prefix)
+    else purged += s.store.deleteTag(r.tag)
+  }
+  return purged
+}
+
+/** Removals as another process sent them (core/broadcast.ts); null for anything else. */
+export function parseRemovals(m: unknown): Removal[] | null {
+  if (!Array.isArray(m) || m.length > 1000) return null
+  const out: Removal[] = []
+  for (const r of m as unknown[]) {
+    if (typeof r !== 'object' || r === null) return null
+    const o = r as Record<string, unknown>
+    if (typeof o.key === 'string') out.push({ key: o.key })
+    else if (typeof o.prefix === 'string') out.push({ prefix: o.prefix })
+    else if (typeof o.tag === 'string') out.push({ tag: o.tag })
+    else return null
+  }
+  return out
+}
+
+/** Applies a purge here and tells the other processes of the deployment (CacheState.announce), which apply it too. */
+function purge(s: CacheState, removals: readonly Removal[]): number {
+  const purged = applyRemovals(s, removals)
+  s.counts.purges += purged
+  s.announce?.(removals)
+  return purged
+}
+
 /** The safe methods (RFC 9110 §9.2.1); any other, one whose safety the cache cannot know included, is unsafe (RFC 9111 §4.4). */
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
@@ -30,20 +67,22 @@ export function purgeRequest(s: CacheState, ctx: Context): void {
     throw httpError('EB_ERR_UNAUTHORIZED', given ? 'the purge token is not valid' : 'PURGE needs Authorization: Bearer <token>', { 'WWW-Authenticate': 'Bearer realm="edgebox purge"' })
   }
   const tags = ctx.header('edgebox-purge-tag')
-  let purged = 0
+  let removals: Removal[]
   let what: string
   if (tags) {
-    for (const tag of tags.split(/[\s,]+/).filter(Boolean)) purged += s.store.deleteTag(tag)
+    removals = tags
+      .split(/[\s,]+/)
+      .filter(Boolean)
+      .map((tag) => ({ tag }))
     what = `tag ${tags}`
   } else if (ctx.encodedPath.endsWith('/*')) {
-    const prefix = `http://${ctx.host}${ctx.encodedPath.slice(0, -1)}`
-    purged = s.store.deletePrefix(prefix)
+    removals = [{ prefix: `http://${ctx.host}${ctx.encodedPath.slice(0, -1)}` }]
     what = `prefix ${ctx.encodedPath.slice(0, -1)}`
   } else {
-    purged = s.store.delete(primaryKey(s, ctx))
+    removals = [{ key: primaryKey(s, ctx) }]
     what = `url ${ctx.encodedPath}${ctx.query}`
   }
-  s.counts.purges += purged
+  const purged = purge(s, removals)
   ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, JSON.stringify({ purged, what }) + '\n')
 }
 
@@ -64,22 +103,21 @@ export function purgeTarget(s: CacheState, target: PurgeTarget, host: string): n
   } catch (err) {
     throw httpError('EB_ERR_BAD_REQUEST', `host: ${(err as Error).message}`)
   }
-  let purged: number
+  let removal: Removal
   if ('tag' in target) {
     const tag = target.tag
     if (typeof tag !== 'string' || !/^\S+$/.test(tag)) throw httpError('EB_ERR_BAD_REQUEST', 'tag: one tag, without spaces')
-    purged = s.store.deleteTag(tag)
+    removal = { tag }
   } else if ('prefix' in target) {
     const given = typeof target.prefix === 'string' && target.prefix.endsWith('*') ? target.prefix.slice(0, -1) : target.prefix
     const t = pathOf(given, 'prefix')
     if (t.query !== '') throw httpError('EB_ERR_BAD_REQUEST', 'prefix: a path prefix has no query')
-    purged = s.store.deletePrefix(`http://${name}${t.encodedPath}`)
+    removal = { prefix: `http://${name}${t.encodedPath}` }
   } else if ('url' in target) {
     const t = pathOf(target.url, 'url')
-    purged = s.store.delete(cacheKey(name, t.encodedPath, t.query, s.ignoredQuery))
+    removal = { key: cacheKey(name, t.encodedPath, t.query, s.ignoredQuery) }
   } else throw httpError('EB_ERR_BAD_REQUEST', 'name what to purge: url, prefix or tag')
-  s.counts.purges += purged
-  return purged
+  return purge(s, [removal])
 }
 
 /** A purge target's path and query, encoded and normalised as a request's target is (so its key is the one its requests stored). */

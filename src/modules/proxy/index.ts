@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream'
 import { cacheOptions, cacheSchema, HttpCache, type OriginResponse } from '../cache/cache.ts'
 import { MemoryStore, type CacheStore } from '../cache/store.ts'
 import { DiskStore } from '../cache/disk-store.ts'
+import { parseRemovals, type Removal } from '../cache/purge.ts'
 import path from 'node:path'
 import type { Headers } from '../../http/cache-control.ts'
 import { createHealth, healthSchema, type HealthTracker } from './health.ts'
@@ -199,8 +200,33 @@ export const proxyModule = {
         throw new ConfigError([`${deps.configPath}.cache.disk: cannot use ${cacheCfg.disk} (${(err as Error).message})`])
       }
     }
-    const cache = cacheCfg && store ? new HttpCache(cacheCfg, store, deps.clock) : null
-    return createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock), cache, deps.limits, deps.clock, deps.ownCookies)
+    // purges reach every process of the deployment: this route's purges go out on its own topic, and the others' come in on it
+    const broadcast = deps.broadcast
+    const topic = `purge:${deps.configPath}`
+    const announce = broadcast
+      ? (removals: readonly Removal[]) => {
+          void broadcast.send(topic, removals).then((sent) => {
+            if (!sent) deps.log.warn({ removals }, 'cache purge applied on this node only: it could not be sent to the others (redis unreachable)')
+          })
+        }
+      : undefined
+    const cache = cacheCfg && store ? new HttpCache(cacheCfg, store, deps.clock, announce) : null
+    const stopListening =
+      cache && broadcast
+        ? broadcast.on(topic, (m) => {
+            const removals = parseRemovals(m)
+            if (removals) cache.applyPurge(removals)
+          })
+        : undefined
+    const proxy = createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock), cache, deps.limits, deps.clock, deps.ownCookies)
+    if (!stopListening) return proxy
+    const close = proxy.close
+    return Object.assign(proxy, {
+      async close() {
+        stopListening()
+        await close?.call(proxy)
+      },
+    })
   },
 } as const satisfies HandlerModule<typeof schema>
 
