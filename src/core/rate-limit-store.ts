@@ -10,9 +10,27 @@ import { LRUCache } from 'lru-cache'
  * interface for several nodes.
  */
 
+/** What taking a token gave: whether one was there, what is left, when the next comes and when the bucket is full again. */
+export interface Take {
+  readonly allowed: boolean
+  readonly remaining: number
+  readonly retryAfterMs: number
+  readonly fullInMs: number
+}
+
 /** Where buckets live: take one token for `key` if there is one. */
 export interface RateLimitStore {
-  take(key: string, now: number, capacity: number, refillPerMs: number): { allowed: boolean; remaining: number; retryAfterMs: number; fullInMs: number }
+  take(key: string, now: number, capacity: number, refillPerMs: number): Take
+}
+
+/** A store that may have to ask another server (Redis, src/core/redis-rate-limit-store.ts): the answer may come later. */
+export interface SharedRateLimitStore {
+  take(key: string, now: number, capacity: number, refillPerMs: number): Take | Promise<Take>
+}
+
+/** The answer for a bucket that holds `left` tokens after the take (shared by every store). */
+export function takeResult(allowed: boolean, left: number, capacity: number, refillPerMs: number): Take {
+  return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs: (capacity - left) / refillPerMs }
 }
 
 /**
@@ -30,8 +48,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const tokens = Math.min(capacity, b.tokens + Math.max(0, now - b.at) * refillPerMs)
     const allowed = tokens >= 1
     const left = allowed ? tokens - 1 : tokens
-    const fullInMs = (capacity - left) / refillPerMs
-    this.buckets.set(key, { tokens: left, at: now }, { ttl: Math.max(1, Math.ceil(fullInMs)) })
-    return { allowed, remaining: Math.floor(left), retryAfterMs: allowed ? 0 : (1 - left) / refillPerMs, fullInMs }
+    const result = takeResult(allowed, left, capacity, refillPerMs)
+    this.buckets.set(key, { tokens: left, at: now }, { ttl: Math.max(1, Math.ceil(result.fullInMs)) })
+    return result
   }
 }

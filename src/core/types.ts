@@ -255,7 +255,7 @@ type RouteConfig = SiteConfig['routes'][number]
 export interface FilterModule {
   /** The route option it reads (`rateLimit`, `cors`, ...), and its name in the pipeline's order. */
   readonly name: string
-  start(deps: { readonly clock: Clock; readonly trace: WireTrace }): {
+  start(deps: { readonly clock: Clock; readonly trace: WireTrace; readonly log: Logger; readonly redis?: RedisBus | undefined }): {
     route(route: RouteConfig | null, site: SiteConfig, deps: { readonly configPath: string; readonly origins: OriginPolicy }): RouteParts | null
   }
 }

@@ -667,7 +667,7 @@ async function provisionSites(
 ): Promise<Site[]> {
   const problems: string[] = []
   const sites: Site[] = []
-  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace })] as const)
+  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace, log, ...(redis ? { redis } : {}) })] as const)
   const partsFor = (route: EdgeboxConfig['sites'][number]['routes'][number] | null, site: EdgeboxConfig['sites'][number], configPath: string, origins: ReturnType<typeof originPolicy>) => {
     const parts = new Map(global)
     for (const [name, f] of filters) {

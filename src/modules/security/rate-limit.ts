@@ -6,7 +6,8 @@ import type { FilterModule, ResponseFilter } from '../../core/types.ts'
 import { duration } from '../../config/units.ts'
 import { TCHAR } from '../../http/token.ts'
 import { systemClock, type Clock } from '../../core/clock.ts'
-import { MemoryRateLimitStore, type RateLimitStore } from '../../core/rate-limit-store.ts'
+import { MemoryRateLimitStore, type RateLimitStore, type SharedRateLimitStore, type Take } from '../../core/rate-limit-store.ts'
+import { RedisRateLimitStore } from '../../core/redis-rate-limit-store.ts'
 
 /**
  * Rate limits per route (docs/security.md): a token bucket per client
@@ -37,11 +38,11 @@ export type RateLimitConfig = z.output<typeof rateLimitSchema>
 export { MemoryRateLimitStore, type RateLimitStore }
 
 export interface RateLimiter {
-  /** Takes a token for this request, or throws 429. */
-  check(ctx: Context): void
+  /** Takes a token for this request, or throws 429 (a shared store answers later: a promise that settles the same way). */
+  check(ctx: Context): void | Promise<void>
 }
 
-export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, routeId: string, clock: Clock = systemClock): RateLimiter {
+export function createRateLimiter(cfg: RateLimitConfig, store: SharedRateLimitStore, routeId: string, clock: Clock = systemClock): RateLimiter {
   const capacity = cfg.burst ?? cfg.requests
   const refillPerMs = cfg.requests / cfg.per
   const windowS = Math.max(1, Math.round(cfg.per / 1000))
@@ -59,18 +60,22 @@ export function createRateLimiter(cfg: RateLimitConfig, store: RateLimitStore, r
   return {
     check(ctx) {
       const r = store.take(`${routeId}|${keyOf(ctx)}`, clock.now(), capacity, refillPerMs)
-      const fields = {
-        'RateLimit-Limit': String(capacity),
-        'RateLimit-Remaining': String(r.remaining),
-        'RateLimit-Reset': String(Math.ceil((r.allowed ? r.fullInMs : r.retryAfterMs) / 1000)),
-        'RateLimit-Policy': policy,
-      }
-      if (!r.allowed) {
-        ctx.rateLimited = true
-        throw httpError('EB_ERR_TOO_MANY_REQUESTS', `rate limit of ${cfg.requests} requests per ${windowS} s reached; try again in ${Math.ceil(r.retryAfterMs / 1000)} s`, { ...fields, 'Retry-After': String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) })
-      }
-      ctx.rateLimitHeaders = fields
+      return r instanceof Promise ? r.then((taken) => apply(ctx, taken)) : apply(ctx, r)
     },
+  }
+
+  function apply(ctx: Context, r: Take): void {
+    const fields = {
+      'RateLimit-Limit': String(capacity),
+      'RateLimit-Remaining': String(r.remaining),
+      'RateLimit-Reset': String(Math.ceil((r.allowed ? r.fullInMs : r.retryAfterMs) / 1000)),
+      'RateLimit-Policy': policy,
+    }
+    if (!r.allowed) {
+      ctx.rateLimited = true
+      throw httpError('EB_ERR_TOO_MANY_REQUESTS', `rate limit of ${cfg.requests} requests per ${windowS} s reached; try again in ${Math.ceil(r.retryAfterMs / 1000)} s`, { ...fields, 'Retry-After': String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))) })
+    }
+    ctx.rateLimitHeaders = fields
   }
 }
 
@@ -82,8 +87,9 @@ export const rateLimitFilter: ResponseFilter = function rateLimit(ctx, headers) 
 /** A route's rate limit (`rateLimit`); every route of one configuration counts in one store. */
 export const rateLimitModule: FilterModule = {
   name: 'rateLimit',
-  start({ clock }) {
-    const store = new MemoryRateLimitStore() // the embedded store: counters in this process
+  start({ clock, log, redis }) {
+    // the embedded store counts in this process; with a shared Redis, every node counts in one bucket (docs/scale.md)
+    const store: SharedRateLimitStore = redis ? new RedisRateLimitStore(redis, log.child({ module: 'rateLimit' })) : new MemoryRateLimitStore()
     return {
       route(route, _site, deps) {
         if (!route?.rateLimit) return null
