@@ -255,7 +255,14 @@ type RouteConfig = SiteConfig['routes'][number]
 export interface FilterModule {
   /** The route option it reads (`rateLimit`, `cors`, ...), and its name in the pipeline's order. */
   readonly name: string
-  start(deps: { readonly clock: Clock; readonly trace: WireTrace; readonly log: Logger; readonly redis?: RedisBus | undefined }): {
+  start(deps: {
+    readonly clock: Clock
+    readonly trace: WireTrace
+    readonly log: Logger
+    readonly redis?: RedisBus | undefined
+    /** The deployment's signing secret (core/shared-secret.ts): the same in every process of the deployment. */
+    readonly secret: Buffer
+  }): {
     route(route: RouteConfig | null, site: SiteConfig, deps: { readonly configPath: string; readonly origins: OriginPolicy }): RouteParts | null
   }
 }

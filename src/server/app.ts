@@ -9,6 +9,7 @@ import { ConfigError } from '../core/errors.ts'
 import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logger } from '../core/log.ts'
 import { openRedis, type RedisBus } from '../core/redis.ts'
 import { redisBroadcast, type Broadcast } from '../core/broadcast.ts'
+import { sharedSecret } from '../core/shared-secret.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
 import type { AcmeManager, ChallengeType, NamePlan } from '../tls/acme.ts'
@@ -171,7 +172,19 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
   if (redis) await redis.whenUp(REDIS_START_WAIT)
   const broadcast = redis ? redisBroadcast(redis) : null
-  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, redis, broadcast).catch(async (err: unknown) => {
+  // what every process of the deployment signs with (CSRF tokens): Redis's when the nodes share one, else the data folder's
+  let secret: Buffer
+  try {
+    const dataDir = resolveDataDir(first.dataDir, baseDir)
+    const misplaced = first.dataDir === undefined ? null : dataDirProblem(dataDir)
+    if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])
+    secret = await sharedSecret('csrf', { dataDir, redis, log })
+  } catch (err) {
+    await redis?.close()
+    throw err
+  }
+  const shared: SharedServices = { secret, redis, broadcast }
+  let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, shared).catch(async (err: unknown) => {
     await observe?.close()
     await redis?.close()
     throw err
@@ -382,7 +395,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
         if (fixed.length) throw new ConfigError(fixed)
-        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog, redis, broadcast)
+        const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog, shared)
         let api: RumApi | null
         try {
           api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
@@ -513,6 +526,13 @@ async function closeGeneration(g: Generation): Promise<void> {
   await Promise.all([g.rumUpkeep?.close(), g.rumAlerts?.close()])
 }
 
+/** What every configuration generation of the process shares (docs/scale.md): the deployment's secret and, with `redis`, Redis and the broadcast over it. */
+interface SharedServices {
+  readonly secret: Buffer
+  readonly redis: RedisBus | null
+  readonly broadcast: Broadcast | null
+}
+
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
 async function provision(
   config: EdgeboxConfig,
@@ -522,13 +542,13 @@ async function provision(
   accessLog: AccessLog,
   isShuttingDown: () => boolean,
   trace: WireTrace,
-  acmeHttp01?: (token: string) => string | undefined,
-  previous?: Generation,
-  acmeChallenges?: AcmeChallenges,
-  wrapLog?: (log: AccessLog) => AccessLog,
-  redis?: RedisBus | null,
-  broadcast?: Broadcast | null,
+  acmeHttp01: ((token: string) => string | undefined) | undefined,
+  previous: Generation | undefined,
+  acmeChallenges: AcmeChallenges,
+  wrapLog: ((log: AccessLog) => AccessLog) | undefined,
+  shared: SharedServices,
 ): Promise<Generation> {
+  const { secret, redis, broadcast } = shared
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
   if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])
@@ -575,7 +595,7 @@ async function provision(
       rumUpkeep = startRumUpkeep({ store: await openWorkerRumStore(dataDir, { log: log.child({ module: 'rum' }) }), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
     }
     // the admin listener's sign-on endpoints (admin.auth) take the same origin check for the sign-out form
-    if (config.admin?.auth) csrfGuards.set('admin', createCsrfGuard(true, originPolicy([])))
+    if (config.admin?.auth) csrfGuards.set('admin', createCsrfGuard(true, originPolicy([]), secret, 'admin'))
     if (config.auth) {
       auth = await createAuth(
         config.auth,
@@ -583,7 +603,7 @@ async function provision(
         previous?.auth ?? undefined,
       )
     }
-    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum, redis ?? null, broadcast ?? null)
+    sites = await provisionSites(config, baseDir, dataDir, log, clock, handlers, global, dns, auth, csrfGuards, trace, rum, shared)
     // balanced names answer only once every edge has had its first health check: no answer names an edge nobody checked
     await dns?.firstRound()
   } catch (err) {
@@ -662,12 +682,12 @@ async function provisionSites(
   csrfGuards: Map<string, CsrfGuard>,
   trace: WireTrace,
   rum: Collector | null,
-  redis: RedisBus | null,
-  broadcast: Broadcast | null,
+  shared: SharedServices,
 ): Promise<Site[]> {
+  const { secret, redis, broadcast } = shared
   const problems: string[] = []
   const sites: Site[] = []
-  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace, log, ...(redis ? { redis } : {}) })] as const)
+  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace, log, secret, ...(redis ? { redis } : {}) })] as const)
   const partsFor = (route: EdgeboxConfig['sites'][number]['routes'][number] | null, site: EdgeboxConfig['sites'][number], configPath: string, origins: ReturnType<typeof originPolicy>) => {
     const parts = new Map(global)
     for (const [name, f] of filters) {
@@ -687,7 +707,7 @@ async function provisionSites(
   for (const [si, siteCfg] of config.sites.entries()) {
     const routes: Route[] = []
     const origins = originPolicy(siteCfg.origins)
-    csrfGuards.set(`sites[${si}]`, createCsrfGuard(true, origins))
+    csrfGuards.set(`sites[${si}]`, createCsrfGuard(true, origins, secret, `sites[${si}]`))
     // a site with a gate anywhere gets the sign-on endpoints (the callback, sign-out, the assertion key)
     const gated = auth !== null && (siteCfg.auth !== undefined && siteCfg.auth !== false ? true : siteCfg.routes.some((r) => r.auth !== undefined && r.auth !== false))
     for (const [ri, routeCfg] of siteCfg.routes.entries()) {

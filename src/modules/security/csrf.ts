@@ -29,7 +29,7 @@ export const csrfSchema = z.union([
     token: z.boolean().default(false),
     /** The token cookie's name. */
     cookie: z.string().regex(TOKEN, 'is a cookie name').default('edgebox_csrf'),
-    /** The secret tokens are signed with (at least 32 characters); default: a random one per process. */
+    /** The secret tokens are signed with (at least 32 characters); default: the deployment's own (a file in the data folder, or Redis when the nodes share one). */
     secret: z.string().min(32, 'secrets are at least 32 characters').optional(),
   }),
 ])
@@ -43,9 +43,15 @@ export interface CsrfGuard {
   check(ctx: Context): void
 }
 
-export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGuard {
+/**
+ * `shared`: the deployment's secret (core/shared-secret.ts), which a guard
+ * without its own `secret` signs with, under a key of its own (`id`, the
+ * route's place): tokens hold across reloads, restarts, workers and nodes,
+ * and a token of one route is no token for another.
+ */
+export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy, shared: Buffer, id: string): CsrfGuard {
   const opts = cfg === true ? { token: false, cookie: 'edgebox_csrf', secret: undefined } : cfg
-  const secret = opts.secret ?? randomBytes(32).toString('base64')
+  const secret = opts.secret ?? createHmac('sha256', shared).update(`csrf\n${id}`).digest()
   // A token is signed with the sign-on session it was issued in, when there is one (ctx.identity.binding): a token
   // from before a login, or from another user's session, does not pass.
   const sign = (value: string, binding: string) => createHmac('sha256', secret).update(binding === '' ? value : `${value}\n${binding}`).digest('base64url')
@@ -108,10 +114,10 @@ export function createCsrfGuard(cfg: CsrfConfig, origins: OriginPolicy): CsrfGua
 /** CSRF protection on a route's unsafe methods (`csrf`). */
 export const csrfModule: FilterModule = {
   name: 'csrf',
-  start: () => ({
+  start: ({ secret }) => ({
     route(route, _site, deps) {
       if (!route?.csrf) return null
-      const guard = createCsrfGuard(route.csrf, deps.origins)
+      const guard = createCsrfGuard(route.csrf, deps.origins, secret, deps.configPath)
       return { step: (ctx) => guard.check(ctx) }
     },
   }),
