@@ -98,11 +98,12 @@ function claimsFromJson(json: string): Readonly<Record<string, unknown>> {
 }
 
 /** A record's fields in the store's own form: claims as JSON text, nothing shared with the caller. */
-interface StoredSession extends Omit<SessionRecord, 'claims'> {
+export interface StoredSession extends Omit<SessionRecord, 'claims'> {
   readonly claimsJson: string
 }
 
-function toStored(r: SessionRecord): StoredSession {
+/** A record in the store's own form (claims checked and turned into JSON text). */
+export function toStored(r: SessionRecord): StoredSession {
   return {
     key: r.key,
     provider: r.provider,
@@ -119,7 +120,8 @@ function toStored(r: SessionRecord): StoredSession {
   }
 }
 
-function fromStored(s: StoredSession): SessionRecord {
+/** A stored record back: a fresh, frozen record. */
+export function fromStored(s: StoredSession): SessionRecord {
   return Object.freeze({
     key: s.key,
     provider: s.provider,

@@ -1,4 +1,9 @@
-import { after, describe, test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
+import { randomUUID } from 'node:crypto'
+import { pino } from 'pino'
+import { RedisSessionStore } from '../../src/auth/redis-session-store.ts'
+import { openRedis, type RedisBus } from '../../src/core/redis.ts'
+import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,9 +51,23 @@ function session(key: string, over: Partial<SessionRecord> = {}): SessionRecord 
 /** A plain (unfrozen) copy, for deepEqual against what was put. */
 const plain = (r: SessionRecord | undefined): unknown => (r === undefined ? undefined : JSON.parse(JSON.stringify(r)))
 
+let redis: RedisServer | undefined
+let bus: RedisBus | undefined
+before(async () => {
+  redis = await startRedis()
+  bus = openRedis({ url: redis.url, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, pino({ level: 'silent' }))
+  assert.equal(await bus.whenUp(5_000), true)
+})
+after(async () => {
+  await bus?.close()
+  await redis?.close()
+})
+
 const stores: Array<{ name: string; make: () => Promise<SessionStore> }> = [
   { name: 'MemorySessionStore', make: async () => new MemorySessionStore() },
   { name: 'SqliteSessionStore', make: async () => openSqliteSessionStore(tempDir()) },
+  // each store in a name space of its own: every test starts empty
+  { name: 'RedisSessionStore', make: async () => new RedisSessionStore(bus!, `sso-${randomUUID()}`) },
 ]
 
 // ---------------------------------------------------------------------------
