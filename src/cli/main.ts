@@ -8,7 +8,9 @@ import { ConfigError } from '../core/errors.ts'
 import { isLoopbackHost } from '../http/address.ts'
 import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
-import { startEdgebox } from '../server/app.ts'
+import { startEdgebox, type Edgebox } from '../server/app.ts'
+import { primaryChannel, runPrimary, serveAsWorker, workerCount, workerFailed, workerIndex, workerProblems } from './workers.ts'
+import { createLogger } from '../core/log.ts'
 import { defaultDataDir, resolveDataDir } from '../core/data-dir.ts'
 import { inspectCommand } from './inspect.ts'
 import { stopWithNpx } from './parent-watch.ts'
@@ -508,16 +510,53 @@ export async function main(argv: string[]): Promise<void> {
       return
     }
     tuneRuntime()
+    // workers (docs/scale.md): the primary starts them and serves nothing itself; each worker runs what follows
+    const resolved = validateConfig(input)
+    const problems = workerProblems(resolved)
+    if (problems.length) throw new ConfigError(problems)
+    const me = workerIndex()
+    if (me === null && workerCount(resolved.workers) > 1) {
+      const log = createLogger(resolved.log)
+      const pidFile = values['pid-file']
+      runPrimary(
+        resolved,
+        log,
+        (urls) => {
+          log.info({ urls, workers: workerCount(resolved.workers) }, `edgebox ${packageVersion()} pid ${process.pid} (primary of ${workerCount(resolved.workers)} workers) listening on ${urls.join(' ')}`)
+          if (pidFile === undefined) return
+          try {
+            writePidFile(pidFile)
+          } catch (err) {
+            log.error(`--pid-file: cannot write ${pidFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+          }
+        },
+        (code) => {
+          if (pidFile !== undefined) removePidFile(pidFile)
+          process.exit(code)
+        },
+        (stop) => stopWithNpx(() => stop('npx exited')),
+      )
+      return
+    }
+    const channel = me ? primaryChannel() : undefined
+    const worker = me && channel ? { ...me, channel } : undefined
     let box
     try {
-      box = await startEdgebox(input, { baseDir, readConfig: resolveInput })
+      box = await startEdgebox(input, { baseDir, readConfig: resolveInput, ...(worker ? { worker } : {}) })
     } catch (err) {
+      if (worker) await workerFailed(err instanceof ConfigError ? err.issues.join('; ') : (err as Error).message)
       // the built-in lab's DNS needs 127.0.0.2-127.0.0.4 (not there by default on macOS) and its port: without them, serve the rest
       if (!listenAt || !(err instanceof ConfigError) || !err.issues.some((i) => i.startsWith('dns.') || i.includes('.lab.dns.'))) throw err
       process.stderr.write(`edgebox: the DNS lab is off: ${err.issues.join('; ')}\n`)
       dnsLabOff = true
       input = withoutDnsLab(input)
-      box = await startEdgebox(input, { baseDir, readConfig: resolveInput })
+      box = await startEdgebox(input, { baseDir, readConfig: resolveInput, ...(worker ? { worker } : {}) })
+    }
+    if (worker) {
+      // the primary says when to reload and stop; worker 1 does what is done once (the demo account)
+      if (worker.index === 1) await demoAccount(box, listenAt !== undefined, baseDir)
+      serveAsWorker(box, worker.channel, resolveInput)
+      return
     }
     // the real PID (not npm's or npx's, which do not pass signals on) and every bound port, on one line
     const dnsAt = (box.dns ? ` dns ${box.dns.urls.join(' ')}` : '') + (box.rumApi ? ` rum-api ${box.rumApi.url}` : '') + (box.admin ? ` admin ${box.admin.url}` : '')
@@ -534,23 +573,7 @@ export async function main(argv: string[]): Promise<void> {
         fail(`--pid-file: cannot write ${pidFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
       }
     }
-    if (listenAt && box.config.sites.some((s) => s.hosts.includes('id.localhost'))) {
-      // the sign-on demo's account, with a new random password at each start (the provider keeps no other demo secret)
-      const { UserStore } = await import('../auth/users.ts')
-      const users = await UserStore.open(resolveDataDir(box.config.dataDir, baseDir))
-      try {
-        const password = randomBytes(12).toString('base64url')
-        if (users.get(DEMO_USER)) await users.setPassword(DEMO_USER, password)
-        else await users.add({ username: DEMO_USER, password, email: 'demo@example.com', name: 'Demo User', groups: ['staff'] })
-        const port = new URL(box.urls[0]!).port
-        const scheme = box.config.listen[0]!.tls ? 'https' : 'http'
-        box.log.info({ sso: `${scheme}://app1.localhost:${port}/` }, `single sign-on demo: open ${scheme}://app1.localhost:${port}/ and sign in as "${DEMO_USER}" with the password ${password} (the lab: /lab/sso.html)`)
-      } finally {
-        users.close()
-      }
-    } else if (listenAt) {
-      box.log.info('the single sign-on demo is off: it runs only when Edgebox listens on a loopback address')
-    }
+    await demoAccount(box, listenAt !== undefined, baseDir)
     if (box.config.listen.some((l) => l.tls) && box.config.tls.local) {
       const ca = path.join(resolveDataDir(box.config.dataDir, baseDir), 'ca', 'ca.crt')
       box.log.info({ ca }, `HTTPS with a certificate from the local authority ${ca}: run "npx edgebox cert" to see how to trust it`)
@@ -597,6 +620,31 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) fail(`configuration error:\n  ${err.issues.join('\n  ')}`)
     throw err
+  }
+}
+
+/**
+ * The sign-on demo's account (the built-in configuration on loopback only),
+ * with a new random password at each start, printed in the log: the
+ * provider keeps no other demo secret.
+ */
+async function demoAccount(box: Edgebox, builtIn: boolean, baseDir: string): Promise<void> {
+  if (builtIn && box.config.sites.some((s) => s.hosts.includes('id.localhost'))) {
+    // the sign-on demo's account, with a new random password at each start (the provider keeps no other demo secret)
+    const { UserStore } = await import('../auth/users.ts')
+    const users = await UserStore.open(resolveDataDir(box.config.dataDir, baseDir))
+    try {
+      const password = randomBytes(12).toString('base64url')
+      if (users.get(DEMO_USER)) await users.setPassword(DEMO_USER, password)
+      else await users.add({ username: DEMO_USER, password, email: 'demo@example.com', name: 'Demo User', groups: ['staff'] })
+      const port = new URL(box.urls[0]!).port
+      const scheme = box.config.listen[0]!.tls ? 'https' : 'http'
+      box.log.info({ sso: `${scheme}://app1.localhost:${port}/` }, `single sign-on demo: open ${scheme}://app1.localhost:${port}/ and sign in as "${DEMO_USER}" with the password ${password} (the lab: /lab/sso.html)`)
+    } finally {
+      users.close()
+    }
+  } else if (builtIn) {
+    box.log.info('the single sign-on demo is off: it runs only when Edgebox listens on a loopback address')
   }
 }
 

@@ -310,6 +310,12 @@ export const configSchema = z
     admin: adminSchemaOf(gateOptionSchema).optional(),
     /** Redis that several Edgebox nodes share (docs/scale.md): realtime fan-out and history, purges, rate limits; off unless set. */
     redis: redisSchema.optional(),
+    /**
+     * Worker processes serving the same ports (docs/scale.md): a number, or
+     * `auto` for one per core (what production wants). 1, the default, is one
+     * process with no primary.
+     */
+    workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
     /** PostgreSQL for the data that outgrows one machine's node:sqlite (docs/scale.md): RUM events, the built-in identity provider's users, sessions and keys; off unless set. */
     postgres: postgresSchema.optional(),
   })

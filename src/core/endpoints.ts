@@ -47,12 +47,14 @@ export function serveEndpoint(ctx: Context, table: EndpointTable): void | Promis
 
 /** The health check: 200 with the uptime, never cached. */
 export function healthEndpoint(path: string): Endpoint {
+  // with workers (docs/scale.md), which one answered: a check that it is the node, not one worker, that is up
+  const worker = process.env.EDGEBOX_WORKER === undefined ? '' : `,"worker":${Number(process.env.EDGEBOX_WORKER)}`
   return {
     path,
     feature: 'health',
     methods: ['GET', 'HEAD'],
     handle(ctx) {
-      ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, `{"status":"ok","uptime":${Math.round(process.uptime())}}\n`)
+      ctx.send(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }, `{"status":"ok","uptime":${Math.round(process.uptime())}${worker}}\n`)
     },
   }
 }

@@ -1,5 +1,7 @@
 import type { RedisBus } from './redis.ts'
 import type { Broadcast } from './broadcast.ts'
+import type { SharedRateLimitStore } from './rate-limit-store.ts'
+import type { Engine } from '../realtime/engine.ts'
 import type { HandlerAdmin } from './observe.ts'
 import type { WireTrace } from './wire-trace.ts'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -139,6 +141,14 @@ export interface ModuleDeps {
   readonly redis?: RedisBus
   /** Messages to every other Edgebox process of the deployment (core/broadcast.ts), when there are others to tell. */
   readonly broadcast?: Broadcast
+  /** Realtime channels every process shares (the workers' primary, or Redis): a hub's engine, by its name space. Absent: one process. */
+  readonly sharedEngine?: SharedEngine
+}
+
+/** Where shared realtime channels live (ModuleDeps.sharedEngine). */
+export interface SharedEngine {
+  readonly kind: 'redis' | 'workers'
+  create(namespace: string, clock: Clock, log: Logger): Engine
 }
 
 /** Answers one DNS message from a client address (src/dns/responder.ts); `tcp` sizes it without the UDP limit. */
@@ -259,7 +269,8 @@ export interface FilterModule {
     readonly clock: Clock
     readonly trace: WireTrace
     readonly log: Logger
-    readonly redis?: RedisBus | undefined
+    /** Rate-limit buckets every process of the node (or deployment) takes from: the workers' primary's, or Redis's; absent: this process's memory. */
+    readonly rateLimits?: SharedRateLimitStore | undefined
     /** The deployment's signing secret (core/shared-secret.ts): the same in every process of the deployment. */
     readonly secret: Buffer
   }): {

@@ -10,13 +10,17 @@ import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logge
 import { openRedis, type RedisBus } from '../core/redis.ts'
 import { redisBroadcast, type Broadcast } from '../core/broadcast.ts'
 import { sharedSecret } from '../core/shared-secret.ts'
+import { RedisRateLimitStore } from '../core/redis-rate-limit-store.ts'
+import type { SharedRateLimitStore } from '../core/rate-limit-store.ts'
+import { RedisEngine } from '../realtime/redis-engine.ts'
+import { WorkerEngine, WorkerRateLimitStore, workerBroadcast, type WorkerChannel } from './worker-ipc.ts'
 import { createPipeline, routeChain, type Pipeline } from '../core/pipeline.ts'
 import { certificateSet, loadCertificate, uncoveredHosts, type CertificateSet, type LoadedCertificate } from '../tls/certificates.ts'
 import type { AcmeManager, ChallengeType, NamePlan } from '../tls/acme.ts'
 import { dataDirProblem, resolveDataDir } from '../core/data-dir.ts'
 import { sessionResumption, type SessionResumption } from '../tls/sessions.ts'
 import { buildSiteTable, sortRoutes } from '../core/router.ts'
-import type { Handler, PreparedFilter, ResponseFilter, RouteParts } from '../core/types.ts'
+import type { Handler, PreparedFilter, ResponseFilter, RouteParts, SharedEngine } from '../core/types.ts'
 import { validateConfig } from '../config/load.ts'
 import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
 import { filterModules, handlerModules } from '../modules/registry.ts'
@@ -113,6 +117,13 @@ export interface StartOptions {
   readConfig?: () => Promise<EdgeboxConfigInput>
   /** Where the built dashboard is (default: the package's `dist/dashboard`); the admin listener serves it at `/`. */
   dashboardDir?: string
+  /**
+   * This process is worker `index` of `count` under a cluster primary
+   * (server/cluster.ts): what the workers share goes through `channel`
+   * unless Redis is configured, and only worker 1 runs what a machine runs
+   * once (the admin listener, DNS, the RUM query API, ACME).
+   */
+  worker?: { readonly index: number; readonly count: number; readonly channel: WorkerChannel }
 }
 
 /** One provisioned configuration: what a reload replaces as a whole. */
@@ -151,6 +162,9 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const baseDir = opts.baseDir ?? process.cwd()
   const log = opts.log ?? createLogger(first.log)
   const clock = opts.clock ?? systemClock
+  const worker = opts.worker
+  /** Whether this process runs what a machine runs once: the only process, or worker 1. */
+  const lead = !worker || worker.index === 1
   const accessLog = createAccessLog({ ...first.log, enabled: first.log.access })
   let shuttingDown = false
   const isShuttingDown = () => shuttingDown
@@ -166,12 +180,19 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const dnsListeners: DnsListener[] = []
   // the last reloads and loads, with what each changed (the admin API's config/changes)
   const changes = new ChangeLog()
-  const observe: Observe | null = first.admin ? createObserve(() => current, dnsListeners, changes) : null
+  const observe: Observe | null = first.admin && lead ? createObserve(() => current, dnsListeners, changes) : null
   const wrapLog = observe ? (l: AccessLog) => observe.tap.wrap(observe.metrics.wrapAccessLog(l)) : undefined
   // the Redis the nodes share (docs/scale.md): one connection pair for the process, fixed at start; an unreachable one is waited for briefly, then served without
   const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
   if (redis) await redis.whenUp(REDIS_START_WAIT)
-  const broadcast = redis ? redisBroadcast(redis) : null
+  // what every process shares: through Redis when the nodes share one, else through the workers' primary
+  const broadcast = redis ? redisBroadcast(redis) : worker ? workerBroadcast(worker.channel) : null
+  const rateLimits = redis ? new RedisRateLimitStore(redis, log.child({ module: 'rateLimit' })) : worker ? new WorkerRateLimitStore(worker.channel) : null
+  const sharedEngine: SharedEngine | null = redis
+    ? { kind: 'redis', create: (namespace, clock, engineLog) => new RedisEngine(redis, { namespace, clock, log: engineLog }) }
+    : worker
+      ? { kind: 'workers', create: (namespace) => new WorkerEngine(worker.channel, namespace) }
+      : null
   // what every process of the deployment signs with (CSRF tokens): Redis's when the nodes share one, else the data folder's
   let secret: Buffer
   try {
@@ -183,7 +204,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     await redis?.close()
     throw err
   }
-  const shared: SharedServices = { secret, redis, broadcast }
+  const shared: SharedServices = { secret, redis, broadcast, rateLimits, sharedEngine }
   let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, shared).catch(async (err: unknown) => {
     await observe?.close()
     await redis?.close()
@@ -201,7 +222,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw problems
   }
   let listeners: Listener[] = []
-  if (first.tls.acme) {
+  if (first.tls.acme && lead) {
     try {
       acme = await startAcme(
         first,
@@ -253,7 +274,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
   }
 
-  if (first.dns) {
+  if (first.dns && lead) {
     const dnsLog = log.child({ module: 'dns' })
     // one limiter for every DNS address: a client network gets its rate across all of them
     const rl = first.dns.rateLimit
@@ -278,7 +299,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // the admin listener: its own server, fixed at start, answering from the configuration in force
   let admin: AdminListener | null = null
   try {
-    rumApi = await syncRumApi(null, first, () => current.rumUpkeep, rumStats(() => current), clock, log)
+    rumApi = lead ? await syncRumApi(null, first, () => current.rumUpkeep, rumStats(() => current), clock, log) : null
     if (first.admin && observe) {
       const a = first.admin
       const adminLog = log.child({ module: 'admin' })
@@ -391,6 +412,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.admin) !== JSON.stringify(first.admin)) fixed.push('admin: the admin listener cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.redis) !== JSON.stringify(first.redis)) fixed.push('redis: the shared Redis cannot change on reload; restart Edgebox to change it')
+        if (config.workers !== first.workers) fixed.push('workers: the number of workers cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
         if (JSON.stringify(config.tls.acme) !== JSON.stringify(first.tls.acme)) fixed.push("tls.acme: the ACME settings cannot change on reload (the sites' names can); restart Edgebox to change them")
@@ -398,7 +420,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         const fresh = await provision(config, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, current, acmeChallenges, wrapLog, shared)
         let api: RumApi | null
         try {
-          api = await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log)
+          api = lead ? await syncRumApi(rumApi, config, () => current.rumUpkeep, rumStats(() => current), clock, log) : null
         } catch (err) {
           await closeGeneration(fresh)
           throw err
@@ -531,6 +553,8 @@ interface SharedServices {
   readonly secret: Buffer
   readonly redis: RedisBus | null
   readonly broadcast: Broadcast | null
+  readonly rateLimits: SharedRateLimitStore | null
+  readonly sharedEngine: SharedEngine | null
 }
 
 /** Provisions a configuration: sites and handlers, certificates, the pipeline. Any problem is a ConfigError, and what was started is closed. */
@@ -684,10 +708,10 @@ async function provisionSites(
   rum: Collector | null,
   shared: SharedServices,
 ): Promise<Site[]> {
-  const { secret, redis, broadcast } = shared
+  const { secret, redis, broadcast, rateLimits, sharedEngine } = shared
   const problems: string[] = []
   const sites: Site[] = []
-  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace, log, secret, ...(redis ? { redis } : {}) })] as const)
+  const filters = filterModules.map((m) => [m.name, m.start({ clock, trace, log, secret, ...(rateLimits ? { rateLimits } : {}) })] as const)
   const partsFor = (route: EdgeboxConfig['sites'][number]['routes'][number] | null, site: EdgeboxConfig['sites'][number], configPath: string, origins: ReturnType<typeof originPolicy>) => {
     const parts = new Map(global)
     for (const [name, f] of filters) {
@@ -728,6 +752,7 @@ async function provisionSites(
           ...(dns ? { dns: dns.responder } : {}),
           ...(redis ? { redis } : {}),
           ...(broadcast ? { broadcast } : {}),
+          ...(sharedEngine ? { sharedEngine } : {}),
         })
         handlers.push(handler)
         routes.push({ prefix: routeCfg.path, handler, id, ...partsFor(routeCfg, siteCfg, id, origins) })

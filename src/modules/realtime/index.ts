@@ -13,7 +13,6 @@ import { duration, size } from '../../config/units.ts'
 import type { Position } from '../../realtime/engine.ts'
 import { Hub, HubError, parseChannelPosition, parsePositions, type ChannelRule, type Envelope, type Grant } from '../../realtime/hub.ts'
 import { MemoryEngine } from '../../realtime/memory-engine.ts'
-import { RedisEngine } from '../../realtime/redis-engine.ts'
 import { servePoll } from '../../realtime/transports/poll.ts'
 import { serveSse } from '../../realtime/transports/sse.ts'
 import { anonymous, WebSocketTransport } from '../../realtime/transports/websocket.ts'
@@ -81,7 +80,7 @@ const schema = z.strictObject({
   maxPollsPerClient: z.number().int().min(1).max(100).default(2),
   /** Unsent bytes allowed per WebSocket or SSE client before it is dropped as a slow consumer. */
   maxBuffered: size().default(1024 * 1024),
-  /** Where channels live: `redis` (shared by every node, the default with a top-level `redis`) or `memory` (this process). */
+  /** Where channels live: `memory` (this process only), or `redis` (every node; the default with a top-level `redis`). Default: shared by every process there is (the workers, the nodes). */
   engine: z.enum(['memory', 'redis']).optional(),
   /** The channels' name space in Redis (default: the route's place, `sites[0].routes[1]`); nodes with the same one share channels. */
   namespace: z.string().regex(/^[A-Za-z0-9:_.\[\]/-]{1,128}$/, 'is 1-128 of A-Z a-z 0-9 : _ . [ ] / -').optional(),
@@ -97,11 +96,10 @@ export const realtimeModule = {
       const decide = c.who === undefined ? undefined : compileRules([{ allow: c.who }])
       return { pattern, publish: c.publish, subscribe: c.subscribe, who: decide && ((claims) => decide(claims).allow), history: c.history, presence: c.presence }
     })
-    // the engine: Redis when the nodes share one (docs/scale.md), unless the route keeps its channels in this process
-    const kind = cfg.engine ?? (deps.redis ? 'redis' : 'memory')
-    if (kind === 'redis' && !deps.redis) throw new ConfigError([`${deps.configPath}.engine: the redis engine needs the top-level redis (redis: 'redis://host:port')`])
-    const engine =
-      kind === 'redis' ? new RedisEngine(deps.redis!, { namespace: cfg.namespace ?? deps.configPath.replace(/\.realtime$/, ''), clock: deps.clock, log: deps.log }) : new MemoryEngine({ clock: deps.clock })
+    // the engine: shared by every process when there are several (Redis for many nodes, the primary for workers, docs/scale.md), unless the route keeps its channels in this process
+    const shared = deps.sharedEngine
+    if (cfg.engine === 'redis' && shared?.kind !== 'redis') throw new ConfigError([`${deps.configPath}.engine: the redis engine needs the top-level redis (redis: 'redis://host:port')`])
+    const engine = cfg.engine === 'memory' || !shared ? new MemoryEngine({ clock: deps.clock }) : shared.create(cfg.namespace ?? deps.configPath.replace(/\.realtime$/, ''), deps.clock, deps.log)
     const hub = new Hub(rules, engine, { maxMessageSize: cfg.maxMessageSize, clock: deps.clock })
     const ws = new WebSocketTransport(hub, { heartbeat: cfg.heartbeat, maxBuffered: cfg.maxBuffered, maxMessageSize: cfg.maxMessageSize })
     return createRealtime(cfg, hub, ws, createVerifier(cfg.auth ?? {}), deps.prefix, deps.origins, deps.limits)

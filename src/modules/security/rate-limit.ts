@@ -7,7 +7,6 @@ import { duration } from '../../config/units.ts'
 import { TCHAR } from '../../http/token.ts'
 import { systemClock, type Clock } from '../../core/clock.ts'
 import { MemoryRateLimitStore, type RateLimitStore, type SharedRateLimitStore, type Take } from '../../core/rate-limit-store.ts'
-import { RedisRateLimitStore } from '../../core/redis-rate-limit-store.ts'
 
 /**
  * Rate limits per route (docs/security.md): a token bucket per client
@@ -87,9 +86,9 @@ export const rateLimitFilter: ResponseFilter = function rateLimit(ctx, headers) 
 /** A route's rate limit (`rateLimit`); every route of one configuration counts in one store. */
 export const rateLimitModule: FilterModule = {
   name: 'rateLimit',
-  start({ clock, log, redis }) {
-    // the embedded store counts in this process; with a shared Redis, every node counts in one bucket (docs/scale.md)
-    const store: SharedRateLimitStore = redis ? new RedisRateLimitStore(redis, log.child({ module: 'rateLimit' })) : new MemoryRateLimitStore()
+  start({ clock, rateLimits }) {
+    // the embedded store counts in this process; with workers or a shared Redis, every process counts in one bucket (docs/scale.md)
+    const store: SharedRateLimitStore = rateLimits ?? new MemoryRateLimitStore()
     return {
       route(route, _site, deps) {
         if (!route?.rateLimit) return null
