@@ -205,6 +205,14 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw err
   }
   const shared: SharedServices = { secret, redis, broadcast, rateLimits, sharedEngine }
+  // TLS session tickets that every worker and node opens (docs/tls.md), unless tls.ticketKeyFile names the secret
+  let ticketSecret: Buffer | undefined
+  if (first.listen.some((l) => l.tls) && first.tls.sessionTickets && !first.tls.ticketKeyFile && (worker || redis)) {
+    ticketSecret = await sharedSecret('tls-tickets', { dataDir: resolveDataDir(first.dataDir, baseDir), redis, log }).catch(async (err: unknown) => {
+      await redis?.close()
+      throw err
+    })
+  }
   let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, shared).catch(async (err: unknown) => {
     await observe?.close()
     await redis?.close()
@@ -215,7 +223,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const usesTls = first.listen.some((l) => l.tls)
   let resumption: SessionResumption | null = null
   try {
-    resumption = usesTls ? sessionResumption(first.tls, baseDir) : null
+    resumption = usesTls ? sessionResumption(first.tls, baseDir, ticketSecret) : null
   } catch (problems) {
     await closeGeneration(current)
     if (Array.isArray(problems)) throw new ConfigError(problems as string[])

@@ -52,9 +52,9 @@ export function sessionVersion(der: Buffer): number {
   return (der[i + 2]! << 8) | der[i + 3]!
 }
 
-/** The ticket secret: the configured file's bytes, or random bytes for this process. */
-function ticketSecret(cfg: TlsConfig, baseDir: string): Buffer {
-  if (!cfg.ticketKeyFile) return randomBytes(32)
+/** The ticket secret: the configured file's bytes, else the deployment's (`shared`: workers or nodes), else random bytes for this process. */
+function ticketSecret(cfg: TlsConfig, baseDir: string, shared: Buffer | undefined): Buffer {
+  if (!cfg.ticketKeyFile) return shared ?? randomBytes(32)
   const file = path.resolve(baseDir, cfg.ticketKeyFile)
   let bytes: Buffer
   try {
@@ -71,8 +71,14 @@ export function ticketKeys(secret: Buffer, window: number): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, Buffer.from('edgebox tls ticket keys'), Buffer.from(`window ${window}`), 48))
 }
 
-export function sessionResumption(cfg: TlsConfig, baseDir: string): SessionResumption {
-  const secret = cfg.sessionTickets ? ticketSecret(cfg, baseDir) : null
+/**
+ * `shared`: the deployment's ticket secret (core/shared-secret.ts) when
+ * there are several processes (workers, nodes on one Redis) and no
+ * `ticketKeyFile`: a session resumes on whichever of them a client's next
+ * connection reaches.
+ */
+export function sessionResumption(cfg: TlsConfig, baseDir: string, shared?: Buffer): SessionResumption {
+  const secret = cfg.sessionTickets ? ticketSecret(cfg, baseDir, shared) : null
   const servers = new Set<tls.Server>()
   const window = () => Math.floor(Date.now() / cfg.ticketRotation)
   let current = window()
