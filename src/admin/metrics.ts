@@ -63,6 +63,8 @@ export interface Metrics {
   prepare(sites: readonly Site[], views: () => readonly RouteViewSource[]): void
   /** Prometheus's text format 0.0.4, with its content type. */
   render(): Promise<{ readonly contentType: string; readonly body: string }>
+  /** The same figures as prom-client's JSON (with each metric's aggregator), for the cluster primary to add up the workers' (server/cluster.ts). */
+  json(): Promise<unknown[]>
   /** The in-memory history: an hour at one second, or a day at one minute, oldest first; `step` in seconds (1 or 60). */
   series(window: '1h' | '1d'): { readonly step: number; readonly samples: readonly Sample[] }
   /** Told of each one-second sample as it is taken (the admin hub publishes it). */
@@ -203,19 +205,26 @@ interface Value {
   readonly metricName?: string
 }
 type MetricKind = 'counter' | 'gauge' | 'histogram'
+/**
+ * How the workers' values of a metric make the node's (prom-client's
+ * aggregators, src/server/cluster.ts): counts add up (`sum`); a state every
+ * worker holds alike (an upstream's health, a reload count) is one value
+ * (`max`).
+ */
+type Aggregator = 'sum' | 'max'
 
 /**
  * A metric prom-client renders like its own (Registry.metrics calls `get()`),
  * whose values `values()` reads from the slots and views at scrape time:
  * nothing is kept between scrapes.
  */
-function custom(name: string, help: string, type: MetricKind, values: () => Value[]): Metric {
+function custom(name: string, help: string, type: MetricKind, values: () => Value[], aggregator: Aggregator = 'sum'): Metric {
   const m = {
     name,
     help,
     type,
-    aggregator: 'sum',
-    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    aggregator,
+    get: async () => ({ name, help, type, aggregator, values: values() }),
     reset() {},
     collect() {},
   }
@@ -475,6 +484,10 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
       const body = await registry.metrics()
       return { contentType: registry.contentType, body }
     },
+    async json() {
+      scraped = takeViews(SCRAPE_TOP)
+      return (await registry.getMetricsAsJSON()) as unknown[]
+    },
     series(window) {
       return series.window(window)
     },
@@ -555,17 +568,30 @@ function perView(st: MetricState, each: (s: ScrapedView, out: Value[]) => void):
 function edgeboxMetrics(st: MetricState): Metric[] {
   const D = 'edgebox_http_request_duration_seconds'
   const upstream = (name: string, help: string, type: MetricKind, value: (u: UpstreamView) => number) =>
-    custom(name, help, type, perView(st, (s, out) => {
-      for (const u of s.view.upstreams ?? []) out.push({ labels: { route: s.route, upstream: u.id }, value: value(u) })
-    }))
+    custom(
+      name,
+      help,
+      type,
+      perView(st, (s, out) => {
+        for (const u of s.view.upstreams ?? []) out.push({ labels: { route: s.route, upstream: u.id }, value: value(u) })
+      }),
+      type === 'gauge' ? 'max' : 'sum',
+    )
   const cache = (name: string, help: string, type: MetricKind, value: (c: CacheView) => number) =>
     custom(name, help, type, perView(st, (s, out) => {
       if (s.view.cache) out.push({ labels: { route: s.route }, value: value(s.view.cache) })
     }))
+  // channels and their history live in one engine the workers share: a gauge of them is the largest any worker sees
   const realtime = (name: string, help: string, type: MetricKind, value: (r: RealtimeView) => number) =>
-    custom(name, help, type, perView(st, (s, out) => {
-      if (s.view.realtime) out.push({ labels: { route: s.route }, value: value(s.view.realtime) })
-    }))
+    custom(
+      name,
+      help,
+      type,
+      perView(st, (s, out) => {
+        if (s.view.realtime) out.push({ labels: { route: s.route }, value: value(s.view.realtime) })
+      }),
+      type === 'gauge' ? 'max' : 'sum',
+    )
   return [
     custom('edgebox_http_requests_total', 'HTTP answers by site, route, method and status class.', 'counter', perSlot(st, (slot, out) => {
       for (let m = 0; m < METHODS.length; m++) {
@@ -637,7 +663,7 @@ function edgeboxMetrics(st: MetricState): Metric[] {
       }
     })),
     custom('edgebox_dns_queries_total', 'DNS queries answered, by query type and response code.', 'counter', () => (st.sources.dnsQueries?.() ?? []).map((q) => ({ labels: { type: q.type, rcode: q.rcode }, value: q.count }))),
-    custom('edgebox_gslb_edge_healthy', 'Whether a balanced name\'s edge is healthy (1) or not (0).', 'gauge', () => (st.sources.gslbEdges?.() ?? []).map((e) => ({ labels: { name: e.name, edge: e.edge }, value: e.healthy ? 1 : 0 }))),
+    custom('edgebox_gslb_edge_healthy', 'Whether a balanced name\'s edge is healthy (1) or not (0).', 'gauge', () => (st.sources.gslbEdges?.() ?? []).map((e) => ({ labels: { name: e.name, edge: e.edge }, value: e.healthy ? 1 : 0 })), 'max'),
     custom('edgebox_rum_events_total', 'Real-user monitoring: beacons accepted, rows stored, and Sentry items ignored.', 'counter', () => {
       const r = st.sources.rum?.()
       if (!r) return []
@@ -654,9 +680,16 @@ function edgeboxMetrics(st: MetricState): Metric[] {
       for (const [reason, n] of Object.entries(r.refused)) out.push({ labels: { reason: reason.replace(/\W+/g, '_') }, value: n })
       return out
     }),
-    custom('edgebox_config_reloads_total', 'Configuration reloads and loads, by result.', 'counter', () => [
-      { labels: { result: 'ok' }, value: st.reloads[0]! },
-      { labels: { result: 'refused' }, value: st.reloads[1]! },
-    ]),
+    // every worker reloads: the node's count is one worker's
+    custom(
+      'edgebox_config_reloads_total',
+      'Configuration reloads and loads, by result.',
+      'counter',
+      () => [
+        { labels: { result: 'ok' }, value: st.reloads[0]! },
+        { labels: { result: 'refused' }, value: st.reloads[1]! },
+      ],
+      'max',
+    ),
   ]
 }

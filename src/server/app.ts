@@ -180,7 +180,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   const dnsListeners: DnsListener[] = []
   // the last reloads and loads, with what each changed (the admin API's config/changes)
   const changes = new ChangeLog()
-  const observe: Observe | null = first.admin && lead ? createObserve(() => current, dnsListeners, changes) : null
+  // with workers, every worker counts its own answers; worker 1's admin listener shows the node's (the primary adds them up)
+  const observe: Observe | null = first.admin ? createObserve(() => current, dnsListeners, changes) : null
   const wrapLog = observe ? (l: AccessLog) => observe.tap.wrap(observe.metrics.wrapAccessLog(l)) : undefined
   // the Redis the nodes share (docs/scale.md): one connection pair for the process, fixed at start; an unreachable one is waited for briefly, then served without
   const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
@@ -308,7 +309,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   let admin: AdminListener | null = null
   try {
     rumApi = lead ? await syncRumApi(null, first, () => current.rumUpkeep, rumStats(() => current), clock, log) : null
-    if (first.admin && observe) {
+    if (first.admin && observe && lead) {
       const a = first.admin
       const adminLog = log.child({ module: 'admin' })
       await observe.startLive({ baseDir, clock, trace, log: adminLog, dashboardDir: opts.dashboardDir })
@@ -341,7 +342,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       })
       // the sign-on gate (admin.auth): the configuration in force's, made once per configuration
       const signOn = a.auth !== undefined && a.auth !== false ? () => adminSignOn(current) : undefined
-      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, signOn, sources, metrics: observe.metrics, live: observe.live!, dashboard: observe.dashboard, log: adminLog }).catch((err: NodeJS.ErrnoException) => {
+      admin = await startAdmin({ host: a.host, port: a.port, token: a.token, signOn, sources, metrics: worker ? { render: () => worker.channel.request('metrics') } : observe.metrics, live: observe.live!, dashboard: observe.dashboard, log: adminLog }).catch((err: NodeJS.ErrnoException) => {
         throw new ConfigError([`admin: cannot listen on ${a.host}:${a.port} (${err.code ?? err.message})`])
       })
       log.info({ url: admin.url }, `admin listener on ${admin.url}`)
@@ -354,6 +355,14 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     acme?.close()
     throw err
   }
+  // the primary gathers the node's metrics from every worker
+  worker?.channel.on('metrics', ({ id }) => {
+    if (!observe) return worker.channel.send({ t: 'metrics', id, metrics: null })
+    void observe.metrics.json().then(
+      (metrics) => worker.channel.send({ t: 'metrics', id, metrics }),
+      () => worker.channel.send({ t: 'metrics', id, metrics: null }),
+    )
+  })
   // the secondaries learn of every zone now (they may have missed changes while Edgebox was down)
   current.dns?.notify()
   const urls = listeners.map((l) => l.url())

@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
+import { AggregatorRegistry } from 'prom-client'
 import type { Logger } from '../core/log.ts'
 import { MemoryRateLimitStore } from '../core/rate-limit-store.ts'
 import { MemoryEngine } from '../realtime/memory-engine.ts'
@@ -36,6 +37,8 @@ export interface PrimaryOptions {
 const RESTART_MIN = 100
 const RESTART_MAX = 10_000
 const STABLE_AFTER = 10_000
+/** How long a scrape of the node's metrics waits for the workers' figures. */
+const METRICS_WAIT = 2_000
 
 export interface Primary {
   reload(): void
@@ -114,6 +117,36 @@ export function startPrimary(opts: PrimaryOptions): Primary {
     'rt.leave': (ns: string, ch: string, who: string) => engineOf(ns).leave(ch, who),
     'rt.members': (ns: string, ch: string) => engineOf(ns).members(ch),
     'rl.take': (key: string, now: number, capacity: number, refillPerMs: number) => buckets.take(key, now, capacity, refillPerMs),
+    metrics: () => nodeMetrics(),
+  }
+
+  // --- the node's metrics: every worker's, added up by each metric's aggregator (worker 1's admin listener asks)
+  let metricsAsked = 0
+  const metricsWaiting = new Map<number, { left: number; got: unknown[][]; done(): void }>()
+  function nodeMetrics(): Promise<{ contentType: string; body: string }> {
+    const id = ++metricsAsked
+    const workers = [...byIndex.values()].filter((w) => w.isConnected())
+    return new Promise((resolve) => {
+      const finish = () => {
+        const entry = metricsWaiting.get(id)
+        if (!entry) return
+        metricsWaiting.delete(id)
+        clearTimeout(timer)
+        const registry = AggregatorRegistry.aggregate(entry.got as never)
+        void Promise.resolve(registry.metrics()).then((body) => resolve({ contentType: registry.contentType, body }))
+      }
+      // a worker that does not answer in time (it is starting, or stuck) is left out of this scrape
+      const timer = setTimeout(finish, METRICS_WAIT)
+      metricsWaiting.set(id, { left: workers.length, got: [], done: finish })
+      for (const w of workers) send(w, { t: 'metrics', id })
+      if (workers.length === 0) finish()
+    })
+  }
+  function onMetrics(m: Extract<ToPrimary, { t: 'metrics' }>): void {
+    const entry = metricsWaiting.get(m.id)
+    if (!entry) return
+    if (m.metrics) entry.got.push(m.metrics as unknown[])
+    if (--entry.left === 0) entry.done()
   }
 
   function onMessage(w: Worker, m: ToPrimary): void {
@@ -136,6 +169,8 @@ export function startPrimary(opts: PrimaryOptions): Primary {
         return
       case 'state':
         return onState(w, m)
+      case 'metrics':
+        return onMetrics(m)
     }
   }
 

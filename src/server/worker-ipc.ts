@@ -19,6 +19,8 @@ export type ToPrimary =
   | { readonly t: 'listen'; readonly ns: string; readonly ch: string; readonly on: boolean }
   | { readonly t: 'bc'; readonly topic: string; readonly m: unknown }
   | { readonly t: 'state'; readonly state: 'listening' | 'reloaded' | 'reload-refused' | 'failed'; readonly urls?: readonly string[]; readonly detail?: string }
+  /** This worker's metrics (prom-client's JSON) for a `metrics` request; null: it keeps none (no admin listener configured). */
+  | { readonly t: 'metrics'; readonly id: number; readonly metrics: readonly unknown[] | null }
 
 /** Messages the primary sends a worker. */
 export type ToWorker =
@@ -27,6 +29,8 @@ export type ToWorker =
   | { readonly t: 'presence'; readonly ns: string; readonly ev: PresenceEvent }
   | { readonly t: 'bc'; readonly topic: string; readonly m: unknown }
   | { readonly t: 'reload' }
+  /** The primary gathers the node's metrics: this worker's, please, under `id`. */
+  | { readonly t: 'metrics'; readonly id: number }
   | { readonly t: 'reopen-logs' }
   | { readonly t: 'shutdown' }
 

@@ -34,6 +34,7 @@ function config(originUrl: string, extra: Record<string, unknown> = {}) {
     workers: 2,
     listen: [{ host: '127.0.0.1', port: 0 }],
     log: { access: false },
+    admin: { host: '127.0.0.1', port: 0 },
     ...extra,
     sites: [
       {
@@ -174,6 +175,26 @@ describe('two workers on one port', () => {
       one.destroy()
       two.destroy()
     }
+  })
+
+  test("the admin listener's /metrics counts the answers of both workers", async () => {
+    const admin = /admin listener on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(run.output())?.[1]
+    assert.ok(admin, 'worker 1 runs the admin listener')
+    const served = async () => {
+      const text = (await fresh(`${admin}metrics`)).text
+      const line = text.split('\n').find((l) => l.startsWith('edgebox_http_requests_total{') && l.includes('route="sites[0].routes[3]"') && l.includes('method="GET"') && l.includes('code="2xx"'))
+      return line ? Number(line.split(' ').pop()) : 0
+    }
+    const before = await served()
+    const one = await connectionTo(run.url, 1)
+    const two = await connectionTo(run.url, 2)
+    for (let i = 0; i < 5; i++) assert.equal((await fresh(`${run.url}index.html`, { agent: one })).status, 200)
+    for (let i = 0; i < 3; i++) assert.equal((await fresh(`${run.url}index.html`, { agent: two })).status, 200)
+    one.destroy()
+    two.destroy()
+    assert.equal(await served(), before + 8, 'five answered by worker 1, three by worker 2')
+    const text = (await fresh(`${admin}metrics`)).text
+    assert.match(text, /^edgebox_config_reloads_total\{result="ok"\} 0$/m, 'one count for the node, not one per worker')
   })
 
   test('a rate limit counts the requests of both workers in one bucket', async () => {
