@@ -5,12 +5,12 @@ import net from 'node:net'
  * ones refused until restored (a network outage, a restart); `retarget`
  * sends new connections to another port (a client moved to another node).
  */
-export async function relay(target: number) {
+export async function relay(target: number, targetHost = '127.0.0.1') {
   const sockets = new Set<net.Socket>()
   let down = false
   const server = net.createServer((c) => {
     if (down) return c.destroy()
-    const up = net.connect(target, '127.0.0.1')
+    const up = net.connect(target, targetHost)
     sockets.add(c).add(up)
     c.pipe(up).pipe(c)
     const drop = () => {
@@ -33,8 +33,9 @@ export async function relay(target: number) {
     restore() {
       down = false
     },
-    retarget(port: number) {
+    retarget(port: number, host = targetHost) {
       target = port
+      targetHost = host
     },
     close: () =>
       new Promise<void>((r) => {
