@@ -5,7 +5,7 @@ import path from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-/** The Dockerfile and the systemd unit (docs/deploy.md): no container engine runs the tests, so their essentials are checked here. */
+/** The Dockerfile, the systemd unit and the compose file (docs/deploy.md): no container engine runs the tests, so their essentials are checked here. */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const SCRIPT = "fetch('http://127.0.0.1:8080/_edgebox/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
@@ -86,5 +86,33 @@ describe('deploy/edgebox.service', () => {
     assert.equal(r.stderr, '')
     assert.equal(r.stdout, '')
     assert.equal(r.status, 0)
+  })
+})
+
+describe('deploy/compose.yaml', () => {
+  const file = path.join(ROOT, 'deploy', 'compose.yaml')
+
+  test('docker-compose validates it (Debian docker-compose, installed by .ci/run; no container engine needed)', () => {
+    const r = spawnSync('docker-compose', ['-f', file, 'config', '-q'], { encoding: 'utf8' })
+    assert.equal(r.error, undefined, 'docker-compose is installed (apt-get install docker-compose)')
+    assert.equal(r.stderr, '')
+    assert.equal(r.status, 0)
+  })
+
+  test("Edgebox's service: built from the Dockerfile, started once Redis and PostgreSQL are healthy, with a stop grace longer than the shutdown timeout", () => {
+    const r = spawnSync('docker-compose', ['-f', file, 'config'], { encoding: 'utf8' })
+    const text = r.stdout
+    assert.match(text, /edgebox:\n    build:\n      context: \S+\n      dockerfile: Dockerfile/)
+    assert.match(text, /depends_on:\n      postgres:\n        condition: service_healthy\n      redis:\n        condition: service_healthy/)
+    assert.match(text, /stop_grace_period: 30s/)
+    assert.match(text, /DATABASE_URL: postgres:\/\/edgebox:change-me@postgres:5432\/edgebox/)
+  })
+
+  test('the configuration it mounts is a valid Edgebox configuration, with workers, Redis and PostgreSQL', async () => {
+    const { validateConfig } = await import('../../src/config/load.ts')
+    const cfg = validateConfig(JSON.parse(readFileSync(path.join(ROOT, 'deploy', 'compose', 'edgebox.config.json'), 'utf8')))
+    assert.equal(cfg.workers, 'auto')
+    assert.equal(cfg.redis?.url, 'redis://redis:6379')
+    assert.equal(cfg.postgres?.url, undefined, 'postgres: true takes DATABASE_URL')
   })
 })
