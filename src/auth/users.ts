@@ -7,12 +7,19 @@
  * lowercased, before they are stored or looked up); passwords are
  * NFKC-normalised before hashing, so the same password typed on two keyboards
  * (composed or decomposed accents, full-width digits) is the same password.
+ *
+ * The provider reads and changes users through `UserDirectory` (async):
+ * this file's store (`SqliteUserDirectory` over `UserStore`, which the
+ * `edgebox user` command uses as it is), or for nodes that share a
+ * PostgreSQL, pg-users.ts. Both pass the same contract suite
+ * (test/contracts/user-stores.test.ts).
  */
 
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto'
 import path from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { ensurePrivateDir, openPrivateDatabase } from '../core/data-dir.ts'
+import type { Postgres } from '../core/postgres.ts'
 
 /** One user, as the store keeps it (never with the password hash). */
 export interface User {
@@ -58,6 +65,66 @@ export class UserError extends Error {
   override name = 'UserError'
 }
 
+/** What a new user is made of (`UserDirectory.add`). */
+export interface NewUser {
+  readonly username: string
+  readonly password: string
+  readonly email?: string | null
+  readonly name?: string | null
+  readonly groups?: readonly string[]
+}
+
+/** What a new passkey is made of (`UserDirectory.addPasskey`): a registration that passed (webauthn.ts). */
+export interface NewPasskeyRecord {
+  readonly id: string
+  readonly userHandle: string
+  readonly publicKey: Uint8Array
+  readonly counter: number
+  readonly transports?: readonly string[]
+}
+
+/**
+ * The provider's users and their passkeys, as the provider reads and
+ * changes them: every method async, so a networked store (PostgreSQL,
+ * pg-users.ts) fits. Usernames are taken in any case (normalised); the
+ * methods that change a user reject with {@link UserError} for an unknown
+ * one, with the same messages whatever the store.
+ */
+export interface UserDirectory {
+  /** The user named `username` (any case), or undefined. */
+  get(username: string): Promise<User | undefined>
+  /** Every user, sorted by username, character by character (code point order: `-`, `.`, digits, `_`, letters). */
+  list(): Promise<User[]>
+  /** Adds a user with a new password; UserError for a bad field or a weak password, and `user NAME exists`. */
+  add(u: NewUser): Promise<User>
+  /** Sets a user's password (UserError for a weak one or an unknown user). */
+  setPassword(username: string, password: string): Promise<void>
+  /** Replaces a user's groups (an empty list clears them); duplicates are dropped. */
+  setGroups(username: string, groups: readonly string[]): Promise<void>
+  /** Sets (or with null, removes) a user's TOTP secret. */
+  setTotpSecret(username: string, secret: string | null): Promise<void>
+  /** Removes a user, and their passkeys; false when there was none. */
+  remove(username: string): Promise<boolean>
+  /** A user's passkeys, oldest first. */
+  passkeys(username: string): Promise<Passkey[]>
+  /** How many passkeys each user has (users without any are left out). */
+  passkeyCounts(): Promise<Map<string, number>>
+  /** The user handle of a user's passkeys (the first one's), or null when they have none. */
+  passkeyUserHandle(username: string): Promise<string | null>
+  /** Registers a passkey; UserError for an unknown user, a credential registered already (to anyone), a malformed one, or too many. */
+  addPasskey(username: string, p: NewPasskeyRecord, at?: number): Promise<Passkey>
+  /** Records a sign-in by a passkey with signature counter `counter`, in one statement; false when refused (the counter went back, or it is not the user's). */
+  usePasskey(username: string, id: string, counter: number, at?: number): Promise<boolean>
+  /** Removes one of a user's passkeys; false when they have none with that ID. */
+  removePasskey(username: string, id: string): Promise<boolean>
+  /** Removes all of a user's passkeys; resolves with how many there were. */
+  removePasskeys(username: string): Promise<number>
+  /** The user when `password` is theirs (and they are not disabled), else null; unknown users cost a hash too. */
+  verify(username: string, password: string): Promise<User | null>
+  /** Lets go of the store; it cannot be used after. */
+  close(): Promise<void>
+}
+
 /**
  * The schema version this code reads and writes (`PRAGMA user_version`):
  * 1 the users; 2 their passkeys too. An older file is brought up to date in
@@ -96,11 +163,11 @@ const PASSKEYS_TABLE = `CREATE TABLE IF NOT EXISTS passkeys (
 ) STRICT`
 
 /** The most passkeys one user may have. */
-const MAX_PASSKEYS = 32
+export const MAX_PASSKEYS = 32
 /** Credential IDs are at most 1023 bytes (W3C WebAuthn Level 3 §4, "Credential ID"); base64url makes 1364 characters of them. */
 const MAX_CREDENTIAL_ID_CHARS = 1364
 /** The largest signature counter (32 bits, §6.1 `signCount`). */
-const MAX_COUNTER = 0xffff_ffff
+export const MAX_COUNTER = 0xffff_ffff
 
 /** The scrypt cost of new hashes; stored in each hash, so raising it later leaves old hashes valid. */
 const SCRYPT = { N: 32768, r: 8, p: 1 } as const
@@ -221,6 +288,57 @@ export async function verifyPassword(pw: string, stored: string): Promise<boolea
   return timingSafeEqual(key, h.key)
 }
 
+/**
+ * Whether `password` is right for a user whose stored hash is `hash`; for
+ * null (an unknown or disabled user) a fixed dummy hash is checked all the
+ * same and the answer is false, so timing does not tell which usernames
+ * exist.
+ */
+export async function passwordMatches(hash: string | null, password: string): Promise<boolean> {
+  // a password no one could have set (too long) costs the same as any other
+  const usable = Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES * 4
+  if (hash === null || !usable) {
+    await verifyPassword(usable ? password : '', DUMMY_HASH)
+    return false
+  }
+  return verifyPassword(password, hash)
+}
+
+/** A new user's fields, checked (UserError naming the first bad one, a weak password included) and normalised. */
+export function newUserFields(u: NewUser): { username: string; email: string | null; name: string | null; groups: string[] } {
+  const username = normalizeUsername(u.username)
+  const bad = validateUsername(username)
+  if (bad) throw new UserError(bad)
+  const email = u.email === undefined || u.email === null || u.email === '' ? null : u.email
+  if (email !== null) {
+    const problem = validateEmail(email)
+    if (problem) throw new UserError(problem)
+  }
+  const name = u.name === undefined || u.name === null || u.name === '' ? null : u.name.normalize('NFC')
+  if (name !== null) {
+    const problem = validateName(name)
+    if (problem) throw new UserError(problem)
+  }
+  const groups = checkedGroups(u.groups ?? [])
+  const weak = validatePassword(u.password)
+  if (weak) throw new UserError(weak)
+  return { username, email, name, groups }
+}
+
+/** UserError unless `secret` is null or 1-1024 characters. */
+export function checkTotpSecret(secret: string | null): void {
+  if (secret !== null && (secret.length === 0 || secret.length > 1024)) throw new UserError('a TOTP secret is 1-1024 characters')
+}
+
+/** A new passkey checked (UserError for a malformed one); its transports, cleaned: known-looking names, no duplicates, at most 8. */
+export function passkeyTransports(p: NewPasskeyRecord): string[] {
+  if (!/^[A-Za-z0-9_-]+$/.test(p.id) || p.id.length > MAX_CREDENTIAL_ID_CHARS) throw new UserError('a credential ID is 1-1023 bytes, in base64url')
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(p.userHandle)) throw new UserError('a user handle is 1-64 bytes, in base64url')
+  if (p.publicKey.length === 0 || p.publicKey.length > 4096) throw new UserError('a passkey public key is 1-4096 bytes')
+  if (!Number.isInteger(p.counter) || p.counter < 0 || p.counter > MAX_COUNTER) throw new UserError('a signature counter is a 32-bit unsigned integer')
+  return [...new Set(p.transports ?? [])].filter((t) => /^[a-z0-9-]{1,32}$/.test(t)).slice(0, 8)
+}
+
 interface Row {
   username: string
   email: string | null
@@ -271,7 +389,7 @@ function toPasskey(row: PasskeyRow): Passkey {
 }
 
 /** The groups, checked (UserError on a bad one), NFKC-normalised, duplicates dropped. */
-function checkedGroups(groups: readonly string[]): string[] {
+export function checkedGroups(groups: readonly string[]): string[] {
   const out: string[] = []
   for (const g of groups) {
     const n = g.normalize('NFKC')
@@ -365,35 +483,20 @@ export class UserStore {
    * email, name, group or password, and `user NAME exists` when one has the
    * name (in any case).
    */
-  async add(u: { username: string; password: string; email?: string | null; name?: string | null; groups?: string[] }): Promise<User> {
-    const username = normalizeUsername(u.username)
-    const bad = validateUsername(username)
-    if (bad) throw new UserError(bad)
-    const email = u.email === undefined || u.email === null || u.email === '' ? null : u.email
-    if (email !== null) {
-      const problem = validateEmail(email)
-      if (problem) throw new UserError(problem)
-    }
-    const name = u.name === undefined || u.name === null || u.name === '' ? null : u.name.normalize('NFC')
-    if (name !== null) {
-      const problem = validateName(name)
-      if (problem) throw new UserError(problem)
-    }
-    const groups = checkedGroups(u.groups ?? [])
-    const weak = validatePassword(u.password)
-    if (weak) throw new UserError(weak)
-    if (this.#row(username)) throw new UserError(`user ${username} exists`)
+  async add(u: NewUser): Promise<User> {
+    const f = newUserFields(u)
+    if (this.#row(f.username)) throw new UserError(`user ${f.username} exists`)
     const hash = await hashPassword(u.password)
     const now = Date.now()
     try {
       this.#db
         .prepare('INSERT INTO users (username, email, name, groups_json, password_hash, totp_secret, created_at, password_changed_at, disabled) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, 0)')
-        .run(username, email, name, JSON.stringify(groups), hash, now, now)
+        .run(f.username, f.email, f.name, JSON.stringify(f.groups), hash, now, now)
     } catch (err) {
-      if (isUniqueViolation(err)) throw new UserError(`user ${username} exists`)
+      if (isUniqueViolation(err)) throw new UserError(`user ${f.username} exists`)
       throw err
     }
-    return this.get(username)!
+    return this.get(f.username)!
   }
 
   /** Sets a user's password (UserError for a weak one or an unknown user). */
@@ -408,7 +511,7 @@ export class UserStore {
   }
 
   /** Replaces a user's groups (an empty list clears them); duplicates are dropped. */
-  setGroups(username: string, groups: string[]): void {
+  setGroups(username: string, groups: readonly string[]): void {
     const checked = checkedGroups(groups)
     const n = normalizeUsername(username)
     const r = this.#db.prepare('UPDATE users SET groups_json = ? WHERE username = ?').run(JSON.stringify(checked), n)
@@ -417,7 +520,7 @@ export class UserStore {
 
   /** Sets (or with null, removes) a user's TOTP secret. */
   setTotpSecret(username: string, secret: string | null): void {
-    if (secret !== null && (secret.length === 0 || secret.length > 1024)) throw new UserError('a TOTP secret is 1-1024 characters')
+    checkTotpSecret(secret)
     const n = normalizeUsername(username)
     const r = this.#db.prepare('UPDATE users SET totp_secret = ? WHERE username = ?').run(secret, n)
     if (Number(r.changes) === 0) throw new UserError(`user ${n} does not exist`)
@@ -459,13 +562,9 @@ export class UserStore {
    * credential ID that is already registered (to anyone: W3C WebAuthn Level
    * 3 §7.1, "not yet registered"), a malformed one, or too many passkeys.
    */
-  addPasskey(username: string, p: { id: string; userHandle: string; publicKey: Uint8Array; counter: number; transports?: readonly string[] }, at: number = Date.now()): Passkey {
+  addPasskey(username: string, p: NewPasskeyRecord, at: number = Date.now()): Passkey {
     const n = normalizeUsername(username)
-    if (!/^[A-Za-z0-9_-]+$/.test(p.id) || p.id.length > MAX_CREDENTIAL_ID_CHARS) throw new UserError('a credential ID is 1-1023 bytes, in base64url')
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(p.userHandle)) throw new UserError('a user handle is 1-64 bytes, in base64url')
-    if (p.publicKey.length === 0 || p.publicKey.length > 4096) throw new UserError('a passkey public key is 1-4096 bytes')
-    if (!Number.isInteger(p.counter) || p.counter < 0 || p.counter > MAX_COUNTER) throw new UserError('a signature counter is a 32-bit unsigned integer')
-    const transports = [...new Set(p.transports ?? [])].filter((t) => /^[a-z0-9-]{1,32}$/.test(t)).slice(0, 8)
+    const transports = passkeyTransports(p)
     return this.#transaction(() => {
       if (!this.#row(n)) throw new UserError(`user ${n} does not exist`)
       const count = Number((this.#db.prepare('SELECT count(*) AS n FROM passkeys WHERE username = ?').get(n) as { n: number }).n)
@@ -530,17 +629,109 @@ export class UserStore {
    */
   async verify(username: string, password: string): Promise<User | null> {
     const row = this.#row(username)
-    // a password no one could have set (too long) costs the same as any other
-    const usable = Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES * 4
-    if (!row || row.disabled !== 0 || !usable) {
-      await verifyPassword(usable ? password : '', DUMMY_HASH)
-      return null
-    }
-    return (await verifyPassword(password, row.password_hash)) ? toUser(row) : null
+    return (await passwordMatches(row && row.disabled === 0 ? row.password_hash : null, password)) ? toUser(row!) : null
   }
 
   /** Closes the database; the store cannot be used after. */
   close(): void {
     if (this.#db.isOpen) this.#db.close()
   }
+}
+
+/**
+ * The SQLite store as a {@link UserDirectory}: the same statements, each
+ * answered at once (node:sqlite is synchronous), so the provider's users
+ * behave exactly as the `edgebox user` command's.
+ */
+export class SqliteUserDirectory implements UserDirectory {
+  readonly #store: UserStore
+
+  constructor(store: UserStore) {
+    this.#store = store
+  }
+
+  /** Opens `<dataDir>/auth/users.sqlite` ({@link UserStore.open}). */
+  static async open(dataDir: string): Promise<SqliteUserDirectory> {
+    return new SqliteUserDirectory(await UserStore.open(dataDir))
+  }
+
+  /** The database file's path. */
+  get file(): string {
+    return this.#store.file
+  }
+
+  async get(username: string): Promise<User | undefined> {
+    return this.#store.get(username)
+  }
+
+  async list(): Promise<User[]> {
+    return this.#store.list()
+  }
+
+  add(u: NewUser): Promise<User> {
+    return this.#store.add(u)
+  }
+
+  setPassword(username: string, password: string): Promise<void> {
+    return this.#store.setPassword(username, password)
+  }
+
+  async setGroups(username: string, groups: readonly string[]): Promise<void> {
+    this.#store.setGroups(username, groups)
+  }
+
+  async setTotpSecret(username: string, secret: string | null): Promise<void> {
+    this.#store.setTotpSecret(username, secret)
+  }
+
+  async remove(username: string): Promise<boolean> {
+    return this.#store.remove(username)
+  }
+
+  async passkeys(username: string): Promise<Passkey[]> {
+    return this.#store.passkeys(username)
+  }
+
+  async passkeyCounts(): Promise<Map<string, number>> {
+    return this.#store.passkeyCounts()
+  }
+
+  async passkeyUserHandle(username: string): Promise<string | null> {
+    return this.#store.passkeyUserHandle(username)
+  }
+
+  async addPasskey(username: string, p: NewPasskeyRecord, at?: number): Promise<Passkey> {
+    return this.#store.addPasskey(username, p, at)
+  }
+
+  async usePasskey(username: string, id: string, counter: number, at?: number): Promise<boolean> {
+    return this.#store.usePasskey(username, id, counter, at)
+  }
+
+  async removePasskey(username: string, id: string): Promise<boolean> {
+    return this.#store.removePasskey(username, id)
+  }
+
+  async removePasskeys(username: string): Promise<number> {
+    return this.#store.removePasskeys(username)
+  }
+
+  verify(username: string, password: string): Promise<User | null> {
+    return this.#store.verify(username, password)
+  }
+
+  async close(): Promise<void> {
+    this.#store.close()
+  }
+}
+
+/**
+ * The provider's users: `<dataDir>/auth/users.sqlite`, or with `postgres`
+ * the tables the nodes share (pg-users.ts, loaded only then). What the
+ * provider and the `edgebox user` command open, so both see the same users.
+ */
+export async function openUserDirectory(o: { readonly dataDir: string; readonly postgres?: Postgres | undefined }): Promise<UserDirectory> {
+  if (!o.postgres) return SqliteUserDirectory.open(o.dataDir)
+  const { PgUserDirectory } = await import('./pg-users.ts')
+  return PgUserDirectory.open(o.postgres)
 }

@@ -66,6 +66,10 @@ export async function openPostgres(settings: PostgresSettings, log: Logger): Pro
     target,
     async migrate(store, steps) {
       const client = await pool.connect()
+      // a checked-out client that breaks (PostgreSQL gone mid-migration) emits 'error': kept here, the query fails, and the client is dropped
+      let broken: Error | undefined
+      const onError = (err: Error): void => void (broken ??= err)
+      client.on('error', onError)
       try {
         await client.query('SELECT pg_advisory_lock(hashtext($1))', ['edgebox_migrations'])
         await client.query('CREATE TABLE IF NOT EXISTS edgebox_migrations (store text NOT NULL, version integer NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (store, version))')
@@ -84,7 +88,8 @@ export async function openPostgres(settings: PostgresSettings, log: Logger): Pro
         }
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtext($1))', ['edgebox_migrations']).catch(() => undefined)
-        client.release()
+        if (broken === undefined) client.off('error', onError)
+        client.release(broken)
       }
     },
     close: () => pool.end(),

@@ -1,5 +1,6 @@
 import type { RedisBus } from './redis.ts'
 import type { Broadcast } from './broadcast.ts'
+import type { Postgres } from './postgres.ts'
 import type { SharedRateLimitStore } from './rate-limit-store.ts'
 import type { Engine } from '../realtime/engine.ts'
 import type { HandlerAdmin } from './observe.ts'
@@ -143,6 +144,8 @@ export interface ModuleDeps {
   readonly broadcast?: Broadcast
   /** Realtime channels every process shares (the workers' primary, or Redis): a hub's engine, by its name space. Absent: one process. */
   readonly sharedEngine?: SharedEngine
+  /** The PostgreSQL the nodes share (`postgres` in the configuration, core/postgres.ts), when there is one: the identity provider keeps its state there. */
+  readonly postgres?: Postgres
 }
 
 /** Where shared realtime channels live (ModuleDeps.sharedEngine). */

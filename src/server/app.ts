@@ -10,6 +10,7 @@ import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logge
 import { openRedis, type RedisBus } from '../core/redis.ts'
 import { redisBroadcast, type Broadcast } from '../core/broadcast.ts'
 import { sharedSecret } from '../core/shared-secret.ts'
+import type { Postgres } from '../core/postgres.ts'
 import { RedisRateLimitStore } from '../core/redis-rate-limit-store.ts'
 import type { SharedRateLimitStore } from '../core/rate-limit-store.ts'
 import { RedisEngine } from '../realtime/redis-engine.ts'
@@ -186,6 +187,20 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // the Redis the nodes share (docs/scale.md): one connection pair for the process, fixed at start; an unreachable one is waited for briefly, then served without
   const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
   if (redis) await redis.whenUp(REDIS_START_WAIT)
+  // the PostgreSQL the nodes share: a start without it fails, saying where and why
+  let postgres: Postgres | null
+  try {
+    // pg is loaded only for a configuration that uses it
+    postgres = first.postgres ? await (await import('../core/postgres.ts')).openPostgres(first.postgres, log.child({ module: 'postgres' })) : null
+  } catch (err) {
+    await redis?.close()
+    throw err
+  }
+  /** Lets go of Redis and PostgreSQL: at the end, or when a start fails after they were opened. */
+  const closeShared = async () => {
+    await redis?.close()
+    await postgres?.close()
+  }
   // what every process shares: through Redis when the nodes share one, else through the workers' primary
   const broadcast = redis ? redisBroadcast(redis) : worker ? workerBroadcast(worker.channel) : null
   const rateLimits = redis ? new RedisRateLimitStore(redis, log.child({ module: 'rateLimit' })) : worker ? new WorkerRateLimitStore(worker.channel) : null
@@ -202,21 +217,21 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])
     secret = await sharedSecret('csrf', { dataDir, redis, log })
   } catch (err) {
-    await redis?.close()
+    await closeShared()
     throw err
   }
-  const shared: SharedServices = { secret, redis, broadcast, rateLimits, sharedEngine }
+  const shared: SharedServices = { secret, redis, postgres, broadcast, rateLimits, sharedEngine }
   // TLS session tickets that every worker and node opens (docs/tls.md), unless tls.ticketKeyFile names the secret
   let ticketSecret: Buffer | undefined
   if (first.listen.some((l) => l.tls) && first.tls.sessionTickets && !first.tls.ticketKeyFile && (worker || redis)) {
     ticketSecret = await sharedSecret('tls-tickets', { dataDir: resolveDataDir(first.dataDir, baseDir), redis, log }).catch(async (err: unknown) => {
-      await redis?.close()
+      await closeShared()
       throw err
     })
   }
   let current: Generation = await provision(first, baseDir, log, clock, accessLog, isShuttingDown, trace, acmeHttp01, undefined, acmeChallenges, wrapLog, shared).catch(async (err: unknown) => {
     await observe?.close()
-    await redis?.close()
+    await closeShared()
     throw err
   })
   observe?.prepare(current)
@@ -227,6 +242,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     resumption = usesTls ? sessionResumption(first.tls, baseDir, ticketSecret) : null
   } catch (problems) {
     await closeGeneration(current)
+    await closeShared()
     if (Array.isArray(problems)) throw new ConfigError(problems as string[])
     throw problems
   }
@@ -246,6 +262,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       )
     } catch (err) {
       await closeGeneration(current)
+      await closeShared()
       resumption?.close()
       throw err
     }
@@ -276,6 +293,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   } catch (err) {
     await Promise.all(listeners.slice(0, bound).map((l) => l.close(0)))
     await closeGeneration(current)
+    await closeShared()
     resumption?.close()
     acme?.close()
     const e = err as NodeJS.ErrnoException
@@ -295,6 +313,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
       } catch (err) {
         await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close())])
         await closeGeneration(current)
+        await closeShared()
         resumption?.close()
         acme?.close()
         const e = err as NodeJS.ErrnoException
@@ -351,6 +370,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     await Promise.all([...listeners.map((x) => x.close(0)), ...dnsListeners.map((x) => x.close()), rumApi?.close()])
     await observe?.close()
     await closeGeneration(current)
+    await closeShared()
     resumption?.close()
     acme?.close()
     throw err
@@ -403,7 +423,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         await Promise.all(closed)
         await Promise.all([current, ...retired].map(closeGeneration))
         await observe?.close()
-        await redis?.close()
+        await closeShared()
         resumption?.close()
         acme?.close()
         await accessLog.close()
@@ -429,6 +449,7 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         if (JSON.stringify(config.log) !== JSON.stringify(first.log)) fixed.push('log: logging cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.admin) !== JSON.stringify(first.admin)) fixed.push('admin: the admin listener cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.redis) !== JSON.stringify(first.redis)) fixed.push('redis: the shared Redis cannot change on reload; restart Edgebox to change it')
+        if (JSON.stringify(config.postgres) !== JSON.stringify(first.postgres)) fixed.push('postgres: the shared PostgreSQL cannot change on reload; restart Edgebox to change it')
         if (config.workers !== first.workers) fixed.push('workers: the number of workers cannot change on reload; restart Edgebox to change it')
         if (JSON.stringify(config.limits) !== JSON.stringify(first.limits)) fixed.push('limits: connection limits and timeouts belong to the listeners and cannot change on reload; restart Edgebox to change them')
         if (usesTls && JSON.stringify(sessionSettings(config.tls)) !== JSON.stringify(sessionSettings(first.tls))) fixed.push('tls: session settings (tickets, rotation, timeout, cache) cannot change on reload; certificates can')
@@ -569,6 +590,7 @@ async function closeGeneration(g: Generation): Promise<void> {
 interface SharedServices {
   readonly secret: Buffer
   readonly redis: RedisBus | null
+  readonly postgres: Postgres | null
   readonly broadcast: Broadcast | null
   readonly rateLimits: SharedRateLimitStore | null
   readonly sharedEngine: SharedEngine | null
@@ -589,7 +611,7 @@ async function provision(
   wrapLog: ((log: AccessLog) => AccessLog) | undefined,
   shared: SharedServices,
 ): Promise<Generation> {
-  const { secret, redis, broadcast } = shared
+  const { secret, redis, postgres, broadcast } = shared
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
   if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])
@@ -623,7 +645,8 @@ async function provision(
       const alerts = config.rum.alerts ? await createAlerts({ config: config.rum.alerts, dataDir, log: log.child({ module: 'rum' }), clock }) : null
       rumAlerts = alerts
       rum = createCollector({
-        store: await openSqliteRumStore(dataDir),
+        // with a shared PostgreSQL the events go there (src/rum/pg-store.ts), else to this machine's SQLite file
+        store: postgres ? await (await import('../rum/pg-store.ts')).openPostgresRumStore(postgres) : await openSqliteRumStore(dataDir),
         log: log.child({ module: 'rum' }),
         clock,
         limits: bodyLimits(config),
@@ -633,7 +656,7 @@ async function provision(
         ...(alerts ? { onStored: (rows: Parameters<Alerts['onStored']>[0]) => alerts.onStored(rows) } : {}),
       })
       // retention, the operator's counters, and the query API's reads: a connection to the store of their own, in a worker thread (its queries and sweeps never hold the thread serving pages)
-      rumUpkeep = startRumUpkeep({ store: await openWorkerRumStore(dataDir, { log: log.child({ module: 'rum' }) }), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
+      rumUpkeep = startRumUpkeep({ store: postgres ? await (await import('../rum/pg-store.ts')).openPostgresRumStore(postgres) : await openWorkerRumStore(dataDir, { log: log.child({ module: 'rum' }) }), stats: rum.stats, clock, log: log.child({ module: 'rum' }), retention: config.rum.retention })
     }
     // the admin listener's sign-on endpoints (admin.auth) take the same origin check for the sign-out form
     if (config.admin?.auth) csrfGuards.set('admin', createCsrfGuard(true, originPolicy([]), secret, 'admin'))
@@ -725,7 +748,7 @@ async function provisionSites(
   rum: Collector | null,
   shared: SharedServices,
 ): Promise<Site[]> {
-  const { secret, redis, broadcast, rateLimits, sharedEngine } = shared
+  const { secret, redis, postgres, broadcast, rateLimits, sharedEngine } = shared
   const problems: string[] = []
   const sites: Site[] = []
   const filters = filterModules.map((m) => [m.name, m.start({ clock, trace, log, secret, ...(rateLimits ? { rateLimits } : {}) })] as const)
@@ -768,6 +791,7 @@ async function provisionSites(
           ownCookies,
           ...(dns ? { dns: dns.responder } : {}),
           ...(redis ? { redis } : {}),
+          ...(postgres ? { postgres } : {}),
           ...(broadcast ? { broadcast } : {}),
           ...(sharedEngine ? { sharedEngine } : {}),
         })

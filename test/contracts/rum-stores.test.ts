@@ -3,11 +3,15 @@ import assert from 'node:assert/strict'
 import { rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
+import pg from 'pg'
+import { pino } from 'pino'
+import { openPostgres, type Postgres } from '../../src/core/postgres.ts'
 import type { Batch } from '../../src/rum/schema.ts'
 import {
   ALL_KEY,
   HISTOGRAM_EDGES,
   INSERT_COLUMNS,
+  ROW_COLUMNS,
   MAX_SIZE_ROUNDS,
   MemoryRumStore,
   ROW_OVERHEAD,
@@ -28,10 +32,59 @@ import {
   type RumRow,
   type RumStore,
 } from '../../src/rum/store.ts'
+import { openPostgresRumStore, RUM_PG_MIGRATIONS, RUM_ROW_OVERHEAD, RUM_SWEEP_LOCK } from '../../src/rum/pg-store.ts'
+import { startPostgres, type PostgresServer } from '../helpers/postgres.ts'
 import { rumRow, rumStores, T0 } from '../helpers/rum.ts'
 
 const { stores, tempDir, cleanup } = rumStores('edgebox-rum-store-')
 after(cleanup)
+
+/**
+ * The PostgreSQL store runs the same contract: one server for this file
+ * (started when a test first needs it), a database of its own for each
+ * store, so no test sees another's rows.
+ */
+let postgresServer: Promise<PostgresServer> | null = null
+let databases = 0
+/** The pools not ended yet: ended after the file. */
+const pools = new Set<Postgres>()
+after(async () => {
+  await Promise.all([...pools].map((p) => p.close()))
+  if (postgresServer) await (await postgresServer).close()
+})
+
+/** A database of its own on the file's server, and the process's kind of pool on it. */
+async function freshDatabase(): Promise<{ postgres: Postgres; url: string; server: PostgresServer }> {
+  postgresServer ??= startPostgres()
+  const server = await postgresServer
+  const url = await server.database(`rum_${++databases}`)
+  const postgres = await openPostgres({ url, max: 4, connectTimeout: 5_000 }, pino({ level: 'silent' }))
+  pools.add(postgres)
+  return { postgres, url, server }
+}
+
+/** Ends a pool now rather than after the file (the test server takes 50 connections). */
+async function endPool(postgres: Postgres): Promise<void> {
+  if (pools.delete(postgres)) await postgres.close()
+}
+
+/** A PostgresRumStore in a fresh database; closing it also ends its pool. */
+async function openFreshPostgresStore(): Promise<RumStore> {
+  const { postgres } = await freshDatabase()
+  const store = await openPostgresRumStore(postgres)
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'close') return async () => {
+        await target.close()
+        await endPool(postgres)
+      }
+      const value: unknown = Reflect.get(target, prop)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+stores.push({ name: 'PostgresRumStore', make: openFreshPostgresStore })
 
 const HOUR = 3_600_000
 
@@ -560,9 +613,12 @@ test('the memory store counts a row\'s size as ROW_OVERHEAD plus the characters 
   await store.close()
 })
 
-test('the memory and SQLite stores give the same answers to the same questions over the same rows', async () => {
+test('the memory, SQLite and PostgreSQL stores give the same answers to the same questions over the same rows', async () => {
   const memory = new MemoryRumStore()
-  const sqlite = await openSqliteRumStore(tempDir())
+  const others: Array<[string, RumStore]> = [
+    ['SQLite', await openSqliteRumStore(tempDir())],
+    ['PostgreSQL', await openFreshPostgresStore()],
+  ]
   // a seeded mix of every kind, pages, devices, times and values
   let seed = 7
   const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32)
@@ -589,22 +645,27 @@ test('the memory and SQLite stores give the same answers to the same questions o
     else rows.push(server(over.pv!, pick([200, 500]), Math.floor(rand() * 100), over))
   }
   await memory.insert(rows)
-  await sqlite.insert(rows)
+  for (const [, store] of others) await store.insert(rows)
   for (const [since, until] of [[T0, T0 + HOUR], [T0 + HOUR, T0 + 3 * HOUR], [0, T0 + 4 * HOUR]] as const) {
     const w = { since, until }
-    for (const metric of ['LCP', 'FCP', 'TTFB', 'INP', 'CLS'] as const) {
-      for (const by of ['page', 'device', 'browser', 'country', 'network', 'conn', 'none'] as const) {
-        assert.deepEqual(await sqlite.percentiles({ ...w, metric, by }), await memory.percentiles({ ...w, metric, by }), `${metric} by ${by}`)
-        assert.deepEqual(await sqlite.percentiles({ ...w, metric, by, bucket: 600_000 }), await memory.percentiles({ ...w, metric, by, bucket: 600_000 }), `${metric} by ${by} in buckets`)
+    for (const [name, store] of others) {
+      for (const metric of ['LCP', 'FCP', 'TTFB', 'INP', 'CLS'] as const) {
+        for (const by of ['page', 'device', 'browser', 'country', 'network', 'conn', 'none'] as const) {
+          assert.deepEqual(await store.percentiles({ ...w, metric, by }), await memory.percentiles({ ...w, metric, by }), `${name}: ${metric} by ${by}`)
+          assert.deepEqual(await store.percentiles({ ...w, metric, by, bucket: 600_000 }), await memory.percentiles({ ...w, metric, by, bucket: 600_000 }), `${name}: ${metric} by ${by} in buckets`)
+        }
+        assert.deepEqual(await store.histogram({ ...w, metric }), await memory.histogram({ ...w, metric }), `${name}: ${metric} histogram`)
+        assert.deepEqual(await store.histogram({ ...w, metric, of: { by: 'page', key: '/\u00e9t\u00e9' } }), await memory.histogram({ ...w, metric, of: { by: 'page', key: '/\u00e9t\u00e9' } }), `${name}: ${metric} histogram of a page`)
       }
-      assert.deepEqual(await sqlite.histogram({ ...w, metric }), await memory.histogram({ ...w, metric }), `${metric} histogram`)
+      assert.deepEqual(await store.breakdown(w), await memory.breakdown(w), name)
+      assert.deepEqual(await store.breakdown({ ...w, page: '/a' }), await memory.breakdown({ ...w, page: '/a' }), name)
+      for (const sort of ['slowest', 'failing'] as const) assert.deepEqual(await store.apiCalls({ ...w, sort, limit: 5 }), await memory.apiCalls({ ...w, sort, limit: 5 }), `${name}: ${sort}`)
+      assert.deepEqual(await store.errorGroups(w), await memory.errorGroups(w), name)
+      assert.deepEqual(await store.errorGroups({ ...w, limit: 3 }), await memory.errorGroups({ ...w, limit: 3 }), name)
+      assert.deepEqual(await store.pageViews({ ...w, limit: 50 }), await memory.pageViews({ ...w, limit: 50 }), name)
+      assert.deepEqual(await store.pageViews({ ...w, pv: 'pv7', limit: 50 }), await memory.pageViews({ ...w, pv: 'pv7', limit: 50 }), name)
+      assert.deepEqual(await store.pageViewEvents('pv7', 1000), await memory.pageViewEvents('pv7', 1000), name)
     }
-    assert.deepEqual(await sqlite.breakdown(w), await memory.breakdown(w))
-    assert.deepEqual(await sqlite.breakdown({ ...w, page: '/a' }), await memory.breakdown({ ...w, page: '/a' }))
-    for (const sort of ['slowest', 'failing'] as const) assert.deepEqual(await sqlite.apiCalls({ ...w, sort, limit: 5 }), await memory.apiCalls({ ...w, sort, limit: 5 }))
-    assert.deepEqual(await sqlite.errorGroups(w), await memory.errorGroups(w))
-    assert.deepEqual(await sqlite.pageViews({ ...w, limit: 50 }), await memory.pageViews({ ...w, limit: 50 }))
-    assert.deepEqual(await sqlite.pageViews({ ...w, pv: 'pv7', limit: 50 }), await memory.pageViews({ ...w, pv: 'pv7', limit: 50 }))
     if (since === 0) {
       // the mix gave every question something to answer
       assert.ok((await memory.percentiles({ ...w, metric: 'LCP', by: 'page', bucket: 600_000 })).length > 20)
@@ -614,11 +675,18 @@ test('the memory and SQLite stores give the same answers to the same questions o
       assert.ok((await memory.pageViews({ ...w, limit: 50 })).some((v) => v.server !== null && v.browser !== null))
     }
   }
-  assert.deepEqual(await sqlite.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }), await memory.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }))
-  assert.deepEqual(await sqlite.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: 0 }), await memory.sweep(T0 + 3 * HOUR, { maxAge: HOUR, maxSize: 0 }))
-  assert.deepEqual(await sqlite.percentiles({ since: 0, until: T0 + 4 * HOUR, metric: 'LCP', by: 'page' }), await memory.percentiles({ since: 0, until: T0 + 4 * HOUR, metric: 'LCP', by: 'page' }))
+  const sweeps = [
+    { now: T0 + 3 * HOUR, limits: { maxAge: HOUR, maxSize: NO_SIZE_LIMIT } },
+    { now: T0 + 3 * HOUR, limits: { maxAge: HOUR, maxSize: 0 } },
+  ]
+  for (const { now, limits } of sweeps) {
+    const expected = await memory.sweep(now, limits)
+    for (const [name, store] of others) assert.deepEqual(await store.sweep(now, limits), expected, name)
+  }
+  const left = await memory.percentiles({ since: 0, until: T0 + 4 * HOUR, metric: 'LCP', by: 'page' })
+  for (const [name, store] of others) assert.deepEqual(await store.percentiles({ since: 0, until: T0 + 4 * HOUR, metric: 'LCP', by: 'page' }), left, name)
   await memory.close()
-  await sqlite.close()
+  for (const [, store] of others) await store.close()
 })
 
 // ---------------------------------------------------------------------------
@@ -780,5 +848,265 @@ describe('SqliteRumStore: the file', () => {
     await assert.rejects(store.insert([row(), row({ kind: null as unknown as 'nav' })]))
     assert.equal(await store.count(), 1)
     await store.close()
+  })
+})
+
+// ---------------------------------------------------------------------------
+// PostgreSQL only: the database.
+// ---------------------------------------------------------------------------
+
+describe('PostgresRumStore: the database', () => {
+  /** A client of its own on a database (its own session: not the store's pool). */
+  async function connect(url: string): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    return client
+  }
+  const one = async (client: pg.Client, sql: string, values: unknown[] = []): Promise<Record<string, unknown>> => (await client.query(sql, values)).rows[0] as Record<string, unknown>
+
+  test('migration rum 1 makes the documented table, indexes and ledger, text in code-point order; a second node runs it not again and sees the first one\'s rows', async () => {
+    const { postgres, url } = await freshDatabase()
+    const first = await openPostgresRumStore(postgres)
+    // another node: a pool of its own on the same database
+    const node2 = await openPostgres({ url, max: 2, connectTimeout: 5_000 }, pino({ level: 'silent' }))
+    pools.add(node2)
+    const second = await openPostgresRumStore(node2)
+    await first.insert([vital(1), vital(2)])
+    assert.equal(await second.count(), 2)
+    assert.deepEqual(await second.percentiles({ metric: 'LCP', by: 'none', since: T0, until: T0 + 1 }), [{ key: ALL_KEY, n: 2, p50: 1, p75: 2, p95: 2 }])
+    const client = await connect(url)
+    try {
+      assert.deepEqual((await client.query("SELECT store, version FROM edgebox_migrations WHERE store = 'rum'")).rows, [{ store: 'rum', version: 1 }])
+      assert.equal(RUM_PG_MIGRATIONS.length, 1)
+      const columns = (await client.query("SELECT column_name, data_type, collation_name FROM information_schema.columns WHERE table_name = 'rum_events' ORDER BY ordinal_position")).rows as Array<{ column_name: string; data_type: string; collation_name: string | null }>
+      assert.deepEqual(columns.map((c) => c.column_name), ['id', ...ROW_COLUMNS.split(', '), 'method', 'phases'])
+      for (const c of columns.filter((c) => c.data_type === 'text')) assert.equal(c.collation_name, 'C', c.column_name)
+      const indexes = (await client.query("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'rum_events' ORDER BY indexname")).rows as Array<{ indexname: string; indexdef: string }>
+      assert.deepEqual(indexes.map((i) => i.indexname), ['rum_errors', 'rum_events_pkey', 'rum_pv', 'rum_time', 'rum_vitals'])
+      assert.match(indexes[0]!.indexdef, /\(fingerprint, "time", id\) WHERE \(kind = 'error'::text\)$/)
+      assert.match(indexes[4]!.indexdef, /\(kind, name, "time"\)$/)
+      const triggers = (await client.query("SELECT tgname FROM pg_trigger WHERE tgrelid = 'rum_events'::regclass AND NOT tgisinternal ORDER BY tgname")).rows.map((r) => r.tgname)
+      assert.deepEqual(triggers, ['rum_totals_delete', 'rum_totals_insert', 'rum_totals_truncate', 'rum_totals_update'])
+    } finally {
+      await client.end()
+      await first.close()
+      await second.close()
+    }
+  })
+
+  test('a database a newer Edgebox migrated is refused, naming PostgreSQL and both versions', async () => {
+    const { postgres, url } = await freshDatabase()
+    await (await openPostgresRumStore(postgres)).close()
+    const client = await connect(url)
+    try {
+      await client.query("INSERT INTO edgebox_migrations (store, version) VALUES ('rum', 2)")
+    } finally {
+      await client.end()
+    }
+    await assert.rejects(openPostgresRumStore(postgres), (err: Error) => /PostgreSQL \(postgres:\/\/edgebox@127\.0\.0\.1:\d+\/rum_\d+\)/.test(err.message) && /schema version 2, newer than this Edgebox knows \(1\)/.test(err.message))
+  })
+
+  test('insert is all or none: a row the table refuses fails the whole batch, naming PostgreSQL, and nothing of it is counted', async () => {
+    const store = await openFreshPostgresStore()
+    await store.insert([row()])
+    const size = await store.size()
+    // a row the table refuses (NOT NULL kind) after good ones
+    await assert.rejects(store.insert([vital(1), row(), row({ kind: null as unknown as 'nav' })]), /^Error: the RUM store's PostgreSQL \(postgres:\/\/edgebox@127\.0\.0\.1:\d+\/rum_\d+\) failed: null value in column "kind"/)
+    // a time that is not a whole number of ms, after good ones
+    await assert.rejects(store.insert([vital(1), vital(2, { time: T0 + 0.5 })]), /PostgreSQL .* failed: invalid input syntax for type bigint: "1700000000000.5"/)
+    assert.equal(await store.count(), 1)
+    assert.equal(await store.size(), size)
+    assert.deepEqual(await store.pageViewEvents('pv1', 10), [row()])
+    await store.close()
+  })
+
+  test('one statement per insert, however many rows, its rows given ids in their order', async () => {
+    const { postgres } = await freshDatabase()
+    const store = await openPostgresRumStore(postgres)
+    const sent: string[] = []
+    const query = postgres.pool.query.bind(postgres.pool)
+    postgres.pool.query = ((config: { text: string }, ...rest: unknown[]) => {
+      sent.push(config.text)
+      return (query as (...args: unknown[]) => unknown)(config, ...rest)
+    }) as typeof postgres.pool.query
+    const rows = Array.from({ length: 3000 }, (_, i) => vital(i, { pv: 'many', offset: i, message: i % 2 ? 'x'.repeat(i % 50) : null }))
+    await store.insert(rows)
+    assert.equal(sent.length, 1)
+    assert.match(sent[0]!, /^INSERT INTO rum_events .*\sFROM unnest\(/s)
+    assert.deepEqual(await store.pageViewEvents('many', 5000), rows)
+    await store.close()
+  })
+
+  test('text is ordered by code point in a database whose own collation is not (ICU en-US: a, B, é, f)', async () => {
+    const server = (await freshDatabase()).server
+    const admin = await connect(`postgres://postgres@127.0.0.1:${server.port}/postgres`)
+    try {
+      await admin.query("CREATE DATABASE rum_icu OWNER edgebox TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.utf8'")
+    } finally {
+      await admin.end()
+    }
+    const url = `postgres://edgebox:edgebox@127.0.0.1:${server.port}/rum_icu`
+    const check = await connect(url)
+    try {
+      // the database orders its own text otherwise
+      assert.deepEqual((await check.query("SELECT x FROM (VALUES ('f'), ('\u00e9'), ('B'), ('a')) v(x) ORDER BY x")).rows.map((r) => r.x), ['a', 'B', '\u00e9', 'f'])
+    } finally {
+      await check.end()
+    }
+    const postgres = await openPostgres({ url, max: 2, connectTimeout: 5_000 }, pino({ level: 'silent' }))
+    pools.add(postgres)
+    const store = await openPostgresRumStore(postgres)
+    const pages = ['f', '\u00e9', 'B', 'a', '\u{1f600}', '\uff5e']
+    await store.insert(pages.map((p) => vital(100, { page: `/${p}`, pv: p === 'B' ? 'pvB' : `pv-${p.codePointAt(0)}` })))
+    const byPage = await store.percentiles({ metric: 'LCP', by: 'page', since: T0, until: T0 + 1 })
+    assert.deepEqual(byPage.map((r) => r.key), ['/B', '/a', '/f', '/\u00e9', '/\uff5e', '/\u{1f600}'])
+    assert.deepEqual(byPage.map((r) => r.key), [...byPage.map((r) => r.key)].sort(compareText))
+    await store.close()
+    await endPool(postgres)
+  })
+
+  test('a NUL in text is stored as U+FFFD, the rest of its batch with it; the fingerprint is the text\'s as sent', async () => {
+    const store = await openFreshPostgresStore()
+    await store.insert([vital(1), error('boom\0here', { fingerprint: null, stack: 'E\n    at f (https://x.example/a.js:1:2)', json: '{"attr":"\\u0000"}' }), row({ kind: 'api', json: '{"method":"GE\\u0000T"}', url: '/a\0b', duration: 5, status: 200, outcome: 'ok' })])
+    assert.equal(await store.count(), 3)
+    const [group] = await store.errorGroups({ since: T0, until: T0 + 1 })
+    assert.equal(group!.fingerprint, fingerprint('boom\0here', 'E\n    at f (https://x.example/a.js:1:2)'))
+    assert.equal(group!.message, 'boom\ufffdhere')
+    // the json text is kept as sent: its escape is six characters, not a NUL
+    assert.equal((await store.pageViewEvents('pv1', 10))[1]!.json, '{"attr":"\\u0000"}')
+    assert.deepEqual(await store.apiCalls({ since: T0, until: T0 + 1, sort: 'slowest', limit: 5 }), [{ method: 'GE\ufffdT', url: '/a\ufffdb', count: 1, failures: 0, p75: 5 }])
+    await store.close()
+  })
+
+  test('size: RUM_ROW_OVERHEAD and the UTF-8 bytes of each row\'s text; near what the table and its indexes take', async () => {
+    const { postgres, url } = await freshDatabase()
+    const store = await openPostgresRumStore(postgres)
+    assert.equal(await store.size(), 0)
+    const texts = (r: RumRow): number => [r.pv, r.page, r.release, r.env, r.deviceClass, r.browser, r.country, r.address, r.conn, r.kind, r.name, r.rating, r.message, r.stack, r.fingerprint, r.url, r.outcome, r.json].reduce((n, t) => n + (t === null ? 0 : Buffer.byteLength(t)), 0)
+    const typical = (i: number): RumRow[] => [
+      vital(1000 + i, { pv: `pv${i}`, page: `/docs/${i % 40}`, rating: 'good', json: '{"attr":{"element":"img.hero"}}', release: 'r1', country: 'DE', conn: '4g' }),
+      vital(0.01, { pv: `pv${i}`, page: `/docs/${i % 40}`, name: 'CLS', rating: 'good', release: 'r1', country: 'DE', conn: '4g' }),
+      nav(PHASES, { pv: `pv${i}`, page: `/docs/${i % 40}`, release: 'r1', country: 'DE', conn: '4g' }),
+      api('GET', `/api/items/${i % 7}`, 80, 200, 'ok', { pv: `pv${i}`, page: `/docs/${i % 40}`, release: 'r1', country: 'DE', conn: '4g' }),
+      ...(i % 5 ? [] : [error(`Item ${i} not found`, { pv: `pv${i}`, page: `/docs/${i % 40}`, stack: 'TypeError: x\n    at f (https://example.com/assets/app.js:1:2345)\n    at g (https://example.com/assets/app.js:1:99)' })]),
+    ]
+    const rows = Array.from({ length: 1500 }, (_, i) => typical(i)).flat()
+    await store.insert(rows)
+    // the method column (api rows' GET) counts too
+    const expected = rows.reduce((n, r) => n + RUM_ROW_OVERHEAD + texts(r) + (r.kind === 'api' ? 3 : 0), 0)
+    assert.equal(await store.size(), expected)
+    const client = await connect(url)
+    try {
+      await client.query('VACUUM rum_events')
+      const disk = Number((await one(client, "SELECT pg_total_relation_size('rum_events') AS n")).n)
+      assert.ok(Math.abs(disk - expected) / disk < 0.25, `estimate ${expected}, on disk ${disk}`)
+    } finally {
+      await client.end()
+    }
+    // a sweep's rows leave the estimate at once; PostgreSQL's files keep their size
+    await store.sweep(T0 + 1, { maxAge: 1, maxSize: NO_SIZE_LIMIT })
+    assert.equal(await store.size(), 0)
+    await store.close()
+  })
+
+  test('the ledger follows every statement on the table, an operator\'s too: DELETE, UPDATE, TRUNCATE', async () => {
+    const { postgres, url } = await freshDatabase()
+    const store = await openPostgresRumStore(postgres)
+    await store.insert([vital(1, { message: 'abcd' }), vital(2, { message: 'ef' }), vital(3)])
+    const size = await store.size()
+    const client = await connect(url)
+    try {
+      await client.query("DELETE FROM rum_events WHERE message = 'abcd'")
+      assert.equal(await store.count(), 2)
+      assert.equal(await store.size(), size - RUM_ROW_OVERHEAD - 4 - Buffer.byteLength(rumRow().pv + rumRow().page + 'desktopchromium192.0.2.0vitalLCPgood'))
+      await client.query("UPDATE rum_events SET message = 'efghij' WHERE message = 'ef'")
+      assert.equal(await store.count(), 2)
+      assert.equal(await store.size(), size - RUM_ROW_OVERHEAD - Buffer.byteLength(rumRow().pv + rumRow().page + 'desktopchromium192.0.2.0vitalLCPgood'))
+      await client.query('TRUNCATE rum_events')
+      assert.equal(await store.count(), 0)
+      assert.equal(await store.size(), 0)
+      await store.insert([vital(4)])
+      await store.insert([vital(5)])
+      assert.equal(await store.count(), 2)
+      // a sweep folds the ledger into one row
+      assert.ok(Number((await one(client, 'SELECT count(*) AS n FROM rum_totals')).n) > 1)
+      await store.sweep(T0, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT })
+      assert.deepEqual((await client.query('SELECT rows::int, bytes::int FROM rum_totals')).rows, [{ rows: 2, bytes: await store.size() }])
+    } finally {
+      await client.end()
+      await store.close()
+    }
+  })
+
+  test('one node sweeps at a time: while another holds the sweep lock, a sweep deletes nothing; then it sweeps', async () => {
+    const { postgres, url } = await freshDatabase()
+    const store = await openPostgresRumStore(postgres)
+    await store.insert(Array.from({ length: 30 }, (_, i) => vital(i, { time: T0 + i })))
+    const other = await connect(url)
+    try {
+      assert.equal((await one(other, 'SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [RUM_SWEEP_LOCK])).ok, true)
+      assert.deepEqual(await store.sweep(T0 + HOUR, { maxAge: HOUR - 10, maxSize: 0 }), { byAge: 0, bySize: 0 })
+      assert.equal(await store.count(), 30)
+      await other.query('SELECT pg_advisory_unlock(hashtext($1))', [RUM_SWEEP_LOCK])
+      assert.deepEqual(await store.sweep(T0 + HOUR, { maxAge: HOUR - 10, maxSize: NO_SIZE_LIMIT }), { byAge: 11, bySize: 0 })
+      // the store let the lock go: another session takes it
+      assert.equal((await one(other, 'SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [RUM_SWEEP_LOCK])).ok, true)
+    } finally {
+      await other.end()
+      await store.close()
+    }
+  })
+
+  test('a sweep of more rows than one statement deletes (10,000 a statement) deletes them all, oldest first', async () => {
+    const store = await openFreshPostgresStore()
+    await store.insert(Array.from({ length: 25_000 }, (_, i) => vital(i, { time: T0 + i })))
+    assert.deepEqual(await store.sweep(T0 + 24_000 + HOUR, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }), { byAge: 24_001, bySize: 0 })
+    assert.deepEqual(await store.percentiles({ metric: 'LCP', by: 'none', since: 0, until: T0 + HOUR }), [{ key: ALL_KEY, n: 999, p50: 24_500, p75: 24_750, p95: 24_950 }])
+    await store.close()
+  })
+
+  test('every query reads the table through its indexes: no row of rum_events read by a sequential scan', async () => {
+    const { postgres, url } = await freshDatabase()
+    const store = await openPostgresRumStore(postgres)
+    // ten hours of every kind, a page view a second; the questions are about one minute
+    const rows: RumRow[] = []
+    for (let s = 0; s < 36_000; s++) {
+      const over = { time: T0 + s * 1000, pv: `pv${s}`, page: `/p${s % 20}` }
+      rows.push(vital(s % 3000, over), nav(PHASES, over), api('GET', '/api/x', s % 500, 200, 'ok', over), server(`pv${s}`, 200, 5, over))
+      if (s % 10 === 0) rows.push(error(`e${s % 7}`, over))
+    }
+    await store.insert(rows)
+    const admin = await connect(url)
+    try {
+      await admin.query('ANALYZE rum_events')
+      const w = { since: T0 + 5 * HOUR, until: T0 + 5 * HOUR + MIN }
+      assert.equal((await store.percentiles({ ...w, metric: 'LCP', by: 'page' })).length, 20)
+      assert.equal((await store.percentiles({ ...w, metric: 'LCP', by: 'none', bucket: 10_000 })).length, 6)
+      assert.equal((await store.histogram({ ...w, metric: 'LCP', of: { by: 'page', key: '/p1' } })).n, 3)
+      assert.equal((await store.breakdown(w)).length, 20)
+      assert.equal((await store.apiCalls({ ...w, sort: 'slowest', limit: 5 })).length, 1)
+      assert.equal((await store.errorGroups(w)).length, 6)
+      assert.equal((await store.pageViews({ ...w, limit: 10 })).length, 10)
+      assert.equal((await store.pageViewEvents('pv7', 10)).length, 4)
+      assert.deepEqual(await store.sweep(T0 + HOUR + 10_000, { maxAge: HOUR, maxSize: NO_SIZE_LIMIT }), { byAge: 46, bySize: 0 })
+      assert.equal(await store.count(), rows.length - 46)
+      await store.close()
+      // a session's statistics reach pg_stat_user_tables when it ends
+      await endPool(postgres)
+      const started = Date.now()
+      let stats: Record<string, unknown> = {}
+      for (;;) {
+        await admin.query('SELECT pg_stat_clear_snapshot()')
+        stats = await one(admin, "SELECT seq_tup_read::int, idx_scan::int FROM pg_stat_user_tables WHERE relname = 'rum_events'")
+        if ((stats.idx_scan as number) > 0 || Date.now() - started > 10_000) break
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      // (the migration's CREATE INDEX counts a sequential scan each, of the empty table: no row read)
+      assert.equal(stats.seq_tup_read, 0, JSON.stringify(stats))
+      const used = (await admin.query("SELECT indexrelname FROM pg_stat_user_indexes WHERE relname = 'rum_events' AND idx_scan > 0 ORDER BY indexrelname")).rows.map((r) => r.indexrelname)
+      assert.deepEqual(used, ['rum_errors', 'rum_events_pkey', 'rum_pv', 'rum_time', 'rum_vitals'])
+    } finally {
+      await admin.end()
+    }
   })
 })

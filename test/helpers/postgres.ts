@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { outputTail } from './output-tail.ts'
+import { listening } from './redis.ts'
 import { freePort } from './pebble.ts'
 
 /**
@@ -84,9 +85,12 @@ export async function startPostgres(): Promise<PostgresServer> {
         reject(err)
       }
       proc.on('exit', (code) => fail(new Error(`postgres exited (${code}):\n${tail.output()}`)))
+      let ready = false
       proc.stderr.on('data', (chunk: Buffer) => {
         tail.collect(chunk)
-        if (/database system is ready to accept connections/.test(tail.output())) {
+        // once: later lines (the server stopping) must not touch the exit listeners kill() sets
+        if (!ready && /database system is ready to accept connections/.test(tail.output())) {
+          ready = true
           clearTimeout(timer)
           proc.removeAllListeners('exit')
           resolve()
@@ -99,19 +103,30 @@ export async function startPostgres(): Promise<PostgresServer> {
   const kill = async (): Promise<void> => {
     const proc = child
     child = null
-    if (!proc || proc.exitCode !== null) return
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
     const exited = new Promise((r) => proc.once('exit', r))
     // as root the child is runuser; the postmaster is its child: stop the whole group of the cluster by its pid file
     try {
       const pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
-      if (pid > 0) process.kill(pid, 'SIGKILL')
+      if (pid > 0) {
+        // its backends outlive it (one in the middle of a write would go on writing while the next server recovers)
+        try {
+          execFileSync('pkill', ['-KILL', '-P', String(pid)])
+        } catch {
+          // none left
+        }
+        process.kill(pid, 'SIGKILL')
+      }
     } catch {
       // not written yet: the child itself
     }
     proc.kill('SIGKILL')
     await exited
-    // a crash leaves its pid file; the next start would otherwise look for that process
+    // a crash leaves its pid file; the next start would otherwise look for that process. The backends go with the
+    // postmaster a moment later: wait until the port is free of them
     rmSync(path.join(data, 'postmaster.pid'), { force: true })
+    rmSync(path.join(dir, `.s.PGSQL.${port}.lock`), { force: true })
+    for (let i = 0; i < 100 && (await listening(port)); i++) await new Promise((r) => setTimeout(r, 50))
   }
 
   const psql = (sql: string, db = 'postgres') => run('psql', ['-h', dir, '-p', String(port), '-U', 'postgres', '-d', db, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql])

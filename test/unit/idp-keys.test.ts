@@ -61,7 +61,7 @@ test('rotation: a new generation first after `rotation`; the old one kept for `r
     clock.advance(1)
     assert.equal(await keys.refresh(), true)
     assert.equal(keys.generations.length, 1)
-    const onDisk = JSON.parse(readFileSync(keys.file, 'utf8')) as { generations: Array<{ signing: Array<{ kid: string }> }> }
+    const onDisk = JSON.parse(readFileSync(keys.where, 'utf8')) as { generations: Array<{ signing: Array<{ kid: string }> }> }
     assert.deepEqual(onDisk.generations.map((g) => g.signing.map((s) => s.kid)), kidsOf(keys))
   })
 })

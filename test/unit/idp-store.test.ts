@@ -3,19 +3,19 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
-import { IdpStore } from '../../src/auth/idp/store.ts'
+import { SqliteIdpStore } from '../../src/auth/idp/store.ts'
 import { ManualClock } from '../helpers/clock.ts'
 
 /** The built-in provider's SQLite adapter: oidc-provider's Adapter contract, expiry on the given clock, the TOTP step record. */
 
-async function withStore(fn: (store: IdpStore, clock: ManualClock, dir: string) => Promise<void>): Promise<void> {
+async function withStore(fn: (store: SqliteIdpStore, clock: ManualClock, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'edgebox-idp-store-'))
   const clock = new ManualClock()
-  const store = await IdpStore.open(dir, clock)
+  const store = await SqliteIdpStore.open(dir, clock)
   try {
     await fn(store, clock, dir)
   } finally {
-    store.close()
+    await store.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }
@@ -79,20 +79,20 @@ test('expiry follows the clock: an expired row is never returned, and the sweep 
     clock.advance(60_000)
     assert.equal(await a.find('short'), undefined)
     assert.deepEqual(await a.find('long'), { n: 2 })
-    assert.equal(store.sweep(), 1)
+    assert.equal(await store.sweep(), 1)
     clock.advance(3600_000)
-    assert.equal(store.sweep(), 1)
+    assert.equal(await store.sweep(), 1)
     assert.deepEqual(await a.find('forever'), { n: 3 })
   })
 })
 
 test('a TOTP step is accepted once per user, and only after the last one used', async () => {
   await withStore(async (store) => {
-    assert.equal(store.useTotpStep('alice', 100), true)
-    assert.equal(store.useTotpStep('alice', 100), false)
-    assert.equal(store.useTotpStep('alice', 99), false)
-    assert.equal(store.useTotpStep('bob', 100), true)
-    assert.equal(store.useTotpStep('alice', 101), true)
+    assert.equal(await store.useTotpStep('alice', 100), true)
+    assert.equal(await store.useTotpStep('alice', 100), false)
+    assert.equal(await store.useTotpStep('alice', 99), false)
+    assert.equal(await store.useTotpStep('bob', 100), true)
+    assert.equal(await store.useTotpStep('alice', 101), true)
   })
 })
 
@@ -101,11 +101,11 @@ test('the file is private (0600 in a 0700 folder), and its state survives a reop
     await store.adapter('Session').upsert('s1', { accountId: 'alice' }, 600)
     assert.equal(statSync(store.file).mode & 0o777, 0o600)
     assert.equal(statSync(path.join(dir, 'auth')).mode & 0o777, 0o700)
-    const again = await IdpStore.open(dir, clock)
+    const again = await SqliteIdpStore.open(dir, clock)
     try {
       assert.deepEqual(await again.adapter('Session').find('s1'), { accountId: 'alice' })
     } finally {
-      again.close()
+      await again.close()
     }
   })
 })

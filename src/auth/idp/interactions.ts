@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Clock } from '../../core/clock.ts'
 import type { Logger } from '../../core/log.ts'
-import { UserError, type User, type UserStore } from '../users.ts'
+import { UserError, type User, type UserDirectory } from '../users.ts'
 import type { LoginLimiter } from './limits.ts'
 import { enrolPage, loginPage, messagePage, totpPage, type FormState, type InteractionPaths, type Page, type PasskeyOffer } from './pages.ts'
 import type { InteractionDetails, OidcProvider } from './provider.ts'
@@ -54,7 +54,11 @@ import {
  * page that offers it and kept with the pending sign-in; the next passkey
  * answer takes it away before it is checked, so each is used once. The
  * steps of one sign-in run one at a time (in this process), so two answers
- * posted at once cannot both use one challenge.
+ * posted at once cannot both use one challenge. Nodes that share a
+ * PostgreSQL order the steps each on its own; what must hold across them
+ * is checked in one statement of the store: a TOTP step is accepted once
+ * (IdpStore.useTotpStep), a passkey's signature counter goes up
+ * (UserDirectory.usePasskey).
  */
 
 /** A sign-in waiting for its second factor, kept in the store under the interaction's uid. */
@@ -87,7 +91,7 @@ export interface InteractionDeps {
   /** The current provider (it is replaced when keys rotate). */
   provider(): OidcProvider
   readonly config: IdpConfig
-  readonly users: UserStore
+  readonly users: UserDirectory
   readonly store: IdpStore
   readonly limiter: LoginLimiter
   readonly clock: Clock
@@ -120,7 +124,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     abort: `${d.base}${uid}/abort`,
   })
   /** A user's passkeys, where browsers can use them (not on an issuer that is an IP address: webauthn.ts). */
-  const passkeysOf = (username: string) => (rp.usable ? d.users.passkeys(username) : [])
+  const passkeysOf = async (username: string) => (rp.usable ? d.users.passkeys(username) : [])
   const retryHeaders = (ms: number) => ({ 'retry-after': String(Math.ceil(ms / 1000)) })
   const tooMany = (ms: number): FormState => ({ error: `Too many sign-in attempts. Wait ${waitText(ms)}, then try again.` })
 
@@ -142,7 +146,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
   /** After a good password, or a code: the next step, or the end of the sign-in. */
   const afterPassword = async (req: IncomingMessage, res: ServerResponse, details: InteractionDetails, user: User) => {
     const mode = d.config.secondFactor
-    if (mode !== 'off' && (user.totpSecret !== null || passkeysOf(user.username).length > 0)) {
+    if (mode !== 'off' && (user.totpSecret !== null || (await passkeysOf(user.username)).length > 0)) {
       await savePending(details, { username: user.username, step: 'totp', failures: 0 })
       return redirect(res, `${d.base}${details.uid}`)
     }
@@ -158,8 +162,8 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     const p = (await pending.find(details.uid)) as PendingLogin | undefined
     const extra = headers ? { headers } : {}
     if (p?.step === 'totp') {
-      const user = d.users.get(p.username)
-      const passkeys = user ? passkeysOf(user.username) : []
+      const user = await d.users.get(p.username)
+      const passkeys = user ? await passkeysOf(user.username) : []
       let passkey: PasskeyOffer | undefined
       if (passkeys.length > 0) {
         const challenge = newChallenge()
@@ -172,12 +176,12 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     }
     if (p?.step === 'enrol' && p.secret) {
       let passkey: PasskeyOffer | undefined
-      const user = d.users.get(p.username)
+      const user = await d.users.get(p.username)
       if (rp.usable && user) {
         const challenge = newChallenge()
-        const handle = p.handle ?? d.users.passkeyUserHandle(user.username) ?? newUserHandle()
+        const handle = p.handle ?? (await d.users.passkeyUserHandle(user.username)) ?? newUserHandle()
         await savePending(details, { ...p, challenge, handle })
-        const options = await registrationOptions(rp, { username: user.username, displayName: user.name ?? user.username, handle }, challenge, d.users.passkeys(user.username))
+        const options = await registrationOptions(rp, { username: user.username, displayName: user.name ?? user.username, handle }, challenge, await d.users.passkeys(user.username))
         passkey = { options: JSON.stringify(options), script }
       }
       return send(res, enrolPage({ status, username: p.username, uri: totpUri(d.name, p.username, p.secret), secret: p.secret, paths: pathsOf(details.uid), formAction: d.formAction, state, ...(passkey ? { passkey } : {}), ...extra }))
@@ -193,7 +197,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     if (!p || p.step !== step) return redirect(res, `${d.base}${details.uid}`)
     const wait = d.limiter.take(p.username, addressOf(req))
     if (wait !== null) return show(res, details, tooMany(wait), 429, retryHeaders(wait))
-    const user = d.users.get(p.username)
+    const user = await d.users.get(p.username)
     if (!user || user.disabled) {
       await pending.destroy(details.uid)
       return send(res, loginForm(details, 200, '', { error: WRONG_PASSWORD }))
@@ -202,7 +206,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     const entered = (form.get('code') ?? '').replace(/\s+/g, '')
     const at = secret === null ? null : totpStep(secret, entered, d.clock.now())
     // RFC 6238 §5.2: a code is good once; a later step than the last one used is required
-    if (at === null || !d.store.useTotpStep(user.username, at)) {
+    if (at === null || !(await d.store.useTotpStep(user.username, at))) {
       const failures = p.failures + 1
       d.log.info({ user: user.username, step, address: addressOf(req) }, 'identity provider: wrong code')
       if (failures >= MAX_CODE_FAILURES) {
@@ -213,7 +217,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
       return show(res, details, { error: WRONG_CODE })
     }
     if (step === 'enrol') {
-      d.users.setTotpSecret(user.username, secret!)
+      await d.users.setTotpSecret(user.username, secret!)
       d.log.info({ user: user.username }, 'identity provider: second factor set up')
     }
     await finish(req, res, details, user, ['pwd', 'otp'])
@@ -233,7 +237,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
       d.log.info({ address: addressOf(req) }, 'identity provider: sign-in attempts over the limit')
       return show(res, details, tooMany(wait), 429, retryHeaders(wait))
     }
-    const user = d.users.get(p.username)
+    const user = await d.users.get(p.username)
     if (!user || user.disabled) {
       await pending.destroy(details.uid)
       return send(res, loginForm(details, 200, '', { error: WRONG_PASSWORD }))
@@ -252,17 +256,17 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
       return show(res, details, { error: FAILURE_TEXT[reason], passkey: true })
     }
     if (step === 'totp') {
-      const result = await verifyAuthentication(rp, field, challenge, d.users.passkeys(user.username))
+      const result = await verifyAuthentication(rp, field, challenge, await d.users.passkeys(user.username))
       if (!result.ok) return refused(result.reason, result.passkeyId)
       // the counter stored in the same statement that checks it: two sign-ins at once cannot both pass with one count
-      if (!d.users.usePasskey(user.username, result.passkey.id, result.counter, d.clock.now())) return refused('counter', result.passkey.id)
+      if (!(await d.users.usePasskey(user.username, result.passkey.id, result.counter, d.clock.now()))) return refused('counter', result.passkey.id)
       // RFC 8176 §2: pwd, and pop: proof of possession of a key (hardware or software: a passkey may be either)
       return finish(req, res, details, user, ['pwd', 'pop'])
     }
     const result = await verifyRegistration(rp, field, challenge)
     if (!result.ok) return refused(result.reason)
     try {
-      d.users.addPasskey(user.username, { ...result.passkey, userHandle: rest.handle ?? newUserHandle() }, d.clock.now())
+      await d.users.addPasskey(user.username, { ...result.passkey, userHandle: rest.handle ?? newUserHandle() }, d.clock.now())
     } catch (err) {
       if (err instanceof UserError) return refused('registered', result.passkey.id)
       throw err
@@ -303,7 +307,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     }
     const user = await d.users.verify(username, password)
     if (!user) {
-      const known = username ? d.users.get(username) : undefined
+      const known = username ? await d.users.get(username) : undefined
       // the name typed is logged only when it is a user's: a password typed into the username field stays out of the log
       d.log.info({ ...(known ? { user: known.username } : {}), address: addressOf(req) }, 'identity provider: wrong username or password')
       send(res, loginForm(details, 200, username, { error: WRONG_PASSWORD }))

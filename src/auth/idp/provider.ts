@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Agent, fetch as undiciFetch } from 'undici'
 // @ts-expect-error: oidc-provider ships no types; the part used here is typed below (OidcProvider)
-import Provider from 'oidc-provider'
+import Provider, { errors as oidcErrors } from 'oidc-provider'
 import type { Logger } from '../../core/log.ts'
 import { escapeHtml } from '../../http/html.ts'
 import { localhostLookup } from '../fetch.ts'
-import type { User, UserStore } from '../users.ts'
-import type { IdpStore } from './store.ts'
+import type { User, UserDirectory } from '../users.ts'
+import { ConsumedError, StoreUnavailableError, type Adapter, type IdpStore } from './store.ts'
 import type { IdpKeys } from './keys.ts'
 import { logoutPage, messagePage, type Page } from './pages.ts'
 import type { IdpConfig } from './schema.ts'
@@ -127,7 +127,7 @@ function sendKoa(ctx: KoaContext, page: Page, keepStatus = false): void {
 export interface ProviderDeps {
   readonly config: IdpConfig
   readonly store: IdpStore
-  readonly users: UserStore
+  readonly users: UserDirectory
   readonly keys: IdpKeys
   readonly log: Logger
   /** The provider's name on its pages. */
@@ -149,7 +149,7 @@ export function buildProvider(d: ProviderDeps, backchannel: Agent): OidcProvider
   const t = config.tokenLifetimes
   const backchannelUris = new Set(config.clients.flatMap((c) => (c.backchannelLogoutUri ? [new URL(c.backchannelLogoutUri).href] : [])))
   const provider: OidcProvider = new Provider(config.issuer, {
-    adapter: (model: string) => d.store.adapter(model),
+    adapter: (model: string) => singleUse(d.store.adapter(model), model),
     clients: config.clients.map((c) => ({
       client_id: c.clientId,
       ...(c.clientSecret ? { client_secret: c.clientSecret } : {}),
@@ -202,7 +202,7 @@ export function buildProvider(d: ProviderDeps, backchannel: Agent): OidcProvider
     rotateRefreshToken: true,
     interactions: { url: async (_ctx: unknown, interaction: { uid: string }) => `${d.interactionBase}${interaction.uid}` },
     async findAccount(_ctx: unknown, sub: string) {
-      const user = d.users.get(sub)
+      const user = await d.users.get(sub)
       // removed, disabled or renamed: no account, so no tokens, no refresh, no userinfo
       if (!user || user.disabled || user.username !== sub) return undefined
       return { accountId: user.username, claims: async () => claimsOf(user) }
@@ -221,7 +221,8 @@ export function buildProvider(d: ProviderDeps, backchannel: Agent): OidcProvider
       await grant.save()
       return grant
     },
-    async renderError(ctx: KoaContext, out: { error?: string; error_description?: string }) {
+    async renderError(ctx: KoaContext, out: { error?: string; error_description?: string }, error: unknown) {
+      if (error instanceof StoreUnavailableError) return sendKoa(ctx, unavailablePage(d.formAction))
       const what = out.error_description ?? out.error ?? 'the request could not be completed'
       sendKoa(ctx, messagePage(ctx.status, 'Sign-in error', `<p>${escapeHtml(what)}.</p><p class="muted">Go back to the application and start again.${out.error ? ` (<code>${escapeHtml(out.error)}</code>)` : ''}</p>`, d.formAction), true)
     },
@@ -233,6 +234,42 @@ export function buildProvider(d: ProviderDeps, backchannel: Agent): OidcProvider
   provider.proxy = true
   watch(provider, d.log)
   return provider
+}
+
+/** What the provider's pages say when its storage cannot be reached (the shared PostgreSQL is down): try again soon, nothing else to do. */
+export function unavailablePage(formAction: string): Page {
+  return messagePage(
+    503,
+    'Sign-in unavailable',
+    '<p>Signing in is not possible at the moment: this server cannot reach the database that keeps accounts and sign-ins.</p><p class="muted">Nothing was lost. Wait a minute, then go back to the application and sign in again.</p>',
+    formAction,
+    { 'retry-after': '30' },
+  )
+}
+
+/** How a refused second use of a code or token is named to the client (oidc-provider's own words when it finds one used). */
+const CONSUMED_LABEL: Readonly<Record<string, string>> = { AuthorizationCode: 'authorization code already consumed', RefreshToken: 'refresh token already used' }
+
+/**
+ * An adapter whose `consume` refuses a use that lost the race to another
+ * (the same code sent twice at once, to this node or two of them) as
+ * oidc-provider refuses a use it sees consumed: everything issued under the
+ * grant is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2) and the client gets
+ * `invalid_grant`.
+ */
+function singleUse(adapter: Adapter, model: string): Adapter {
+  return {
+    ...adapter,
+    async consume(id) {
+      try {
+        await adapter.consume(id)
+      } catch (err) {
+        if (!(err instanceof ConsumedError)) throw err
+        if (err.grantId !== null) await adapter.revokeByGrantId(err.grantId)
+        throw new oidcErrors.InvalidGrant(CONSUMED_LABEL[model] ?? `${model} already consumed`)
+      }
+    },
+  }
 }
 
 /** The dispatcher of back-channel logout requests: `*.localhost` resolves to loopback (RFC 6761 §6.3). */

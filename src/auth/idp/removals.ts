@@ -1,13 +1,14 @@
 import type { Clock } from '../../core/clock.ts'
 import type { Logger } from '../../core/log.ts'
-import type { UserStore } from '../users.ts'
+import type { UserDirectory } from '../users.ts'
 import type { OidcProvider } from './provider.ts'
 import type { IdpStore } from './store.ts'
 
 /**
  * Sign-ins of removed and disabled users, ended everywhere (docs/idp.md,
- * "Users"). `edgebox user remove` (or a user disabled) writes users.sqlite
- * from another process: the provider refuses that user new tokens at once
+ * "Users"). `edgebox user remove` (or a user disabled) writes the user
+ * store from another process (or another node changes the users the nodes
+ * share in PostgreSQL): the provider refuses that user new tokens at once
  * (findAccount reads the store at every use), but the relying parties keep
  * their own sessions until a refresh fails, up to the access token
  * lifetime. So every few seconds the provider looks at the accounts its
@@ -23,7 +24,9 @@ import type { IdpStore } from './store.ts'
  * dispatcher the provider is configured with. One attempt per client: a
  * client that does not answer is logged and left (its sessions end at its
  * next refresh, which fails). The session being deleted first, it is never
- * found (nor notified) twice.
+ * found (nor notified) twice: checks in this process run one at a time, and
+ * a session another node ended first (nodes sharing a PostgreSQL each run
+ * this watcher) is left to that node to tell.
  */
 
 /** How often the sessions are checked against the user store. */
@@ -34,7 +37,7 @@ const CONCURRENCY = 8
 /** What the watcher needs. */
 export interface RemovalDeps {
   readonly store: IdpStore
-  readonly users: UserStore
+  readonly users: UserDirectory
   /** The provider that signs and sends logout tokens: the current one (it is rebuilt when the keys rotate). */
   readonly provider: () => Promise<OidcProvider>
   readonly clock: Clock
@@ -104,12 +107,11 @@ export function watchRemovals(deps: RemovalDeps): RemovalWatcher {
 async function pass(deps: RemovalDeps): Promise<number> {
   const { store, users, log } = deps
   const ended: Ended[] = []
-  // a failure (users.sqlite or idp.sqlite busy) stops nothing else: what was ended is still told, the rest is found next time
+  // a failure (a store busy or out of reach) stops nothing else: what was ended is still told, the rest is found next time
   let failure: unknown
-  // synchronous up to the first await: what is found is deleted before any other check can look
-  for (const { accountId, firstLogin } of store.sessionAccounts()) {
+  for (const { accountId, firstLogin } of await store.sessionAccounts()) {
     try {
-      const found = endSessionsOf(store, users, accountId, firstLogin)
+      const found = await endSessionsOf(store, users, accountId, firstLogin)
       if (found?.sessions) ended.push(found)
       if (found?.error !== undefined) failure ??= found.error
     } catch (err) {
@@ -144,8 +146,8 @@ interface Ended {
 }
 
 /** Ends the sessions of `accountId` when its user is gone (or disabled, or new since they signed in); null when the user is fine. */
-function endSessionsOf(store: IdpStore, users: UserStore, accountId: string, firstLogin: number | null): Ended | null {
-  const user = users.get(accountId)
+async function endSessionsOf(store: IdpStore, users: UserDirectory, accountId: string, firstLogin: number | null): Promise<Ended | null> {
+  const user = await users.get(accountId)
   let reason: Reason | null = null
   let signedInBefore = Infinity
   // as findAccount (provider.ts): removed, disabled or renamed is no account
@@ -159,7 +161,7 @@ function endSessionsOf(store: IdpStore, users: UserStore, accountId: string, fir
   if (!reason) return null
   const notices: Notice[] = []
   let sessions = 0
-  for (const { id, payload } of store.sessionsOf(accountId)) {
+  for (const { id, payload } of await store.sessionsOf(accountId)) {
     if (payload.accountId !== accountId) continue
     if (reason === 'added again' && !(typeof payload.loginTs === 'number' && payload.loginTs <= signedInBefore)) continue
     const authorizations = isRecord(payload.authorizations) ? payload.authorizations : {}
@@ -171,7 +173,8 @@ function endSessionsOf(store: IdpStore, users: UserStore, accountId: string, fir
       told.push({ clientId, sub: accountId, sid: typeof a.sid === 'string' ? a.sid : undefined })
     }
     try {
-      store.endSession(id, grants)
+      // another node ended it first: that node tells its clients
+      if (!(await store.endSession(id, grants))) continue
     } catch (error) {
       // told only once it is gone: a session that could not be deleted is found again at the next check, and told then
       return { user: accountId, reason, sessions, notices, error }

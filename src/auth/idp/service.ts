@@ -10,16 +10,19 @@ import { requestHasBody, type Context, type Headers } from '../../core/context.t
 import { ensurePrivateDir } from '../../core/data-dir.ts'
 import { ConfigError, httpError } from '../../core/errors.ts'
 import { safeEqual } from '../../core/secrets.ts'
+import type { Clock } from '../../core/clock.ts'
+import type { Logger } from '../../core/log.ts'
+import type { Postgres } from '../../core/postgres.ts'
 import type { Handler, ModuleDeps } from '../../core/types.ts'
-import { UserStore } from '../users.ts'
+import { openUserDirectory, type UserDirectory } from '../users.ts'
 import { createInteractions } from './interactions.ts'
 import { IdpKeys } from './keys.ts'
 import { LoginLimiter } from './limits.ts'
 import { messagePage } from './pages.ts'
-import { backchannelAgent, buildProvider, type OidcProvider, type ProviderDeps } from './provider.ts'
+import { backchannelAgent, buildProvider, unavailablePage, type OidcProvider, type ProviderDeps } from './provider.ts'
 import { watchRemovals } from './removals.ts'
 import type { IdpConfig } from './schema.ts'
-import { IdpStore } from './store.ts'
+import { SqliteIdpStore, StoreUnavailableError, type IdpStore } from './store.ts'
 import { processAlive } from '../../core/process.ts'
 
 /**
@@ -46,34 +49,101 @@ const MAX_BODY = 64 * 1024
 /** Unix socket paths are at most 104-108 bytes, depending on the system. */
 const MAX_SOCKET_PATH = 100
 const SWEEP_EVERY_MS = 60 * 60_000
+/** How long after a failed key rotation (the store out of reach) it is tried again. */
+const KEYS_RETRY_MS = 30_000
 
 /** Request fields never forwarded: the connection's own, and the forwarding fields only Edgebox sets. */
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'host', 'content-length', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip', 'http2-settings', SECRET_HEADER])
 /** Response fields Edgebox sets itself. */
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date', 'trailer', 'upgrade'])
 
+/** The provider's state: where sign-ins, codes and tokens are kept, its users, its keys. */
+export interface IdpStores {
+  readonly store: IdpStore
+  readonly users: UserDirectory
+  readonly keys: IdpKeys
+  /** Where they are, for the log: the data folder's files, or the PostgreSQL. */
+  readonly where: string
+  /** Lets go of the store and the users (a shared PostgreSQL's pool stays: it is the process's). */
+  close(): Promise<void>
+}
+
+/** What opening the provider's state needs. */
+export interface IdpStoreOptions {
+  readonly dataDir: string
+  readonly clock: Clock
+  readonly log: Logger
+  /** The PostgreSQL the nodes share: the state is kept there instead of the data folder. */
+  readonly postgres?: Postgres | undefined
+  /** How long a key generation signs, and how long it is published after (keys.ts). */
+  readonly rotation: number
+  readonly retention: number
+}
+
+/**
+ * Opens the provider's state: SQLite files and the key file in
+ * `<dataDir>/auth/` (one node), or with `postgres` the tables every node
+ * shares (pg-store.ts, pg-users.ts; loaded only then), where the first
+ * node to start makes the keys and the others read them. What was opened
+ * is closed again when a later part fails.
+ */
+export async function openIdpStores(o: IdpStoreOptions): Promise<IdpStores> {
+  const keyOptions = { rotation: o.rotation, retention: o.retention, clock: o.clock, log: o.log }
+  if (o.postgres) {
+    const pg = o.postgres
+    const { PgIdpStore, openPgKeyVault } = await import('./pg-store.ts')
+    const store = await PgIdpStore.open(pg, o.clock)
+    const users = await openUserDirectory({ dataDir: o.dataDir, postgres: pg })
+    const keys = await IdpKeys.openIn(await openPgKeyVault(pg), keyOptions)
+    return {
+      store,
+      users,
+      keys,
+      where: pg.target,
+      async close() {
+        await store.close()
+        await users.close()
+      },
+    }
+  }
+  const users = await openUserDirectory({ dataDir: o.dataDir })
+  let store: SqliteIdpStore | undefined
+  try {
+    store = await SqliteIdpStore.open(o.dataDir, o.clock)
+    const keys = await IdpKeys.open(o.dataDir, keyOptions)
+    const opened = store
+    return {
+      store,
+      users,
+      keys,
+      where: path.dirname(store.file),
+      async close() {
+        await opened.close()
+        await users.close()
+      },
+    }
+  } catch (err) {
+    await store?.close()
+    await users.close()
+    throw err
+  }
+}
+
+/** What the provider of a route needs: its module's, and the PostgreSQL the nodes share when there is one. */
+export type IdpDeps = ModuleDeps & { readonly postgres?: Postgres | undefined }
+
 /** Starts the provider of one `idp` route and returns its handler. */
-export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handler> {
+export async function createIdp(cfg: IdpConfig, deps: IdpDeps): Promise<Handler> {
   const issuer = new URL(cfg.issuer)
   const mountPath = issuer.pathname.replace(/\/+$/, '')
   const routePath = deps.prefix.replace(/\/+$/, '')
   if (routePath !== mountPath) throw new ConfigError([`${deps.configPath}.issuer: the issuer's path (${mountPath || '/'}) is the route's path, not ${deps.prefix}: the provider's endpoints are under the issuer`])
   const log = deps.log
-  const users = await UserStore.open(deps.dataDir)
-  const store = await IdpStore.open(deps.dataDir, deps.clock)
-  const closeStores = () => {
-    store.close()
-    users.close()
-  }
-  let keys: IdpKeys
-  try {
-    // a retired key stays published while anything it signed may still be shown: tokens, and ID tokens given back as id_token_hint during the session
-    const retention = Math.max(cfg.tokenLifetimes.accessToken, cfg.tokenLifetimes.idToken, cfg.tokenLifetimes.refreshToken, cfg.sessionTtl)
-    keys = await IdpKeys.open(deps.dataDir, { rotation: cfg.keyRotation, retention, clock: deps.clock, log })
-  } catch (err) {
-    closeStores()
-    throw err
-  }
+  // a retired key stays published while anything it signed may still be shown: tokens, and ID tokens given back as id_token_hint during the session
+  const retention = Math.max(cfg.tokenLifetimes.accessToken, cfg.tokenLifetimes.idToken, cfg.tokenLifetimes.refreshToken, cfg.sessionTtl)
+  const stores = await openIdpStores({ dataDir: deps.dataDir, clock: deps.clock, log, postgres: deps.postgres, rotation: cfg.keyRotation, retention })
+  const { store, users, keys } = stores
+  const closeStores = () => stores.close()
   const name = cfg.name ?? issuer.hostname
   const origins = new Set(cfg.clients.flatMap((c) => [...c.redirectUris, ...c.postLogoutRedirectUris].map((u) => new URL(u).origin)))
   origins.delete(issuer.origin)
@@ -98,15 +168,33 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
     }
     if (problems.length) throw new ConfigError(problems)
   } catch (err) {
-    closeStores()
+    await closeStores()
     await backchannel.close()
     throw err
   }
   let callback = provider.callback()
 
-  /** The keys rotated or dropped: a provider with the new set (its state is all in the store). */
+  /** When bringing the keys up to date last failed (the clock's ms), or null. */
+  let keysFailedAt: number | null = null
+  /**
+   * The keys rotated or dropped: a provider with the new set (its state is
+   * all in the store). A rotation that cannot be stored (the shared
+   * PostgreSQL out of reach) leaves the keys as they are: they still sign
+   * and verify, so discovery, the JWKS and what needs no store keep
+   * answering; it is tried again after {@link KEYS_RETRY_MS}, not at every
+   * request.
+   */
   const current = async (): Promise<void> => {
-    await keys.refresh()
+    if (keysFailedAt === null || deps.clock.now() - keysFailedAt >= KEYS_RETRY_MS) {
+      try {
+        await keys.refresh()
+        if (keysFailedAt !== null) log.info('identity provider: the keys are up to date again')
+        keysFailedAt = null
+      } catch (err) {
+        if (keysFailedAt === null) log.warn({ description: (err as Error).message }, 'identity provider: the keys could not be brought up to date; the current ones are used meanwhile')
+        keysFailedAt = deps.clock.now()
+      }
+    }
     if (keys.version !== version) {
       version = keys.version
       provider = buildProvider(providerDeps, backchannel)
@@ -150,7 +238,11 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
       (err: unknown) => {
         log.error({ error: (err as Error).name, description: (err as Error).message }, 'identity provider: a sign-in step failed')
         if (res.headersSent) return void res.destroy()
-        const page = messagePage(500, 'Something went wrong', '<p>The sign-in could not go on because of an error on this server. Go back to the application and try again.</p>', formAction)
+        // the store out of reach: a 503 that says so (nothing was written halfway; the same sign-in goes on once it is back)
+        const page =
+          err instanceof StoreUnavailableError
+            ? unavailablePage(formAction)
+            : messagePage(500, 'Something went wrong', '<p>The sign-in could not go on because of an error on this server. Go back to the application and try again.</p>', formAction)
         res.writeHead(page.status, page.headers).end(page.body)
       },
     )
@@ -172,20 +264,15 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
       })
     })
   } catch (err) {
-    closeStores()
+    await closeStores()
     await backchannel.close()
     throw err
   }
   const pool = new Pool('http://idp.internal', { socketPath, connections: 32, keepAliveTimeout: 10_000, headersTimeout: 30_000, bodyTimeout: 30_000 })
-  const sweep = deps.clock.setInterval(() => {
-    try {
-      store.sweep()
-    } catch (err) {
-      log.warn({ description: (err as Error).message }, 'identity provider: expired state could not be swept')
-    }
-  }, SWEEP_EVERY_MS)
+  const sweepNow = () => store.sweep().catch((err: unknown) => log.warn({ description: (err as Error).message }, 'identity provider: expired state could not be swept'))
+  const sweep = deps.clock.setInterval(() => void sweepNow(), SWEEP_EVERY_MS)
   sweep.unref()
-  store.sweep()
+  await sweepNow()
   // removed and disabled users lose their sessions here and at every client that registered a back-channel logout URI
   const removals = watchRemovals({
     store,
@@ -197,7 +284,7 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
     clock: deps.clock,
     log,
   })
-  log.info({ issuer: cfg.issuer, clients: cfg.clients.map((c) => c.clientId), secondFactor: cfg.secondFactor, kids: keys.generations[0]!.signing.map((k) => k.kid) }, 'identity provider: ready')
+  log.info({ issuer: cfg.issuer, clients: cfg.clients.map((c) => c.clientId), secondFactor: cfg.secondFactor, kids: keys.generations[0]!.signing.map((k) => k.kid), storage: stores.where }, 'identity provider: ready')
 
   return {
     kind: 'idp',
@@ -236,7 +323,7 @@ export async function createIdp(cfg: IdpConfig, deps: ModuleDeps): Promise<Handl
       await new Promise<void>((resolve) => server.close(() => resolve()))
       await backchannel.close()
       await rm(socketDir ?? socketPath, { recursive: true, force: true })
-      closeStores()
+      await closeStores()
     },
   } satisfies Handler
 }

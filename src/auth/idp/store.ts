@@ -13,6 +13,10 @@ import { ensurePrivateDir, openPrivateDatabase } from '../../core/data-dir.ts'
  * Expiry is read from the clock Edgebox gives (`ModuleDeps.clock`); expired
  * rows are never returned and are swept by `sweep()`.
  *
+ * `IdpStore` is what the provider uses of it; nodes that share a
+ * PostgreSQL keep the same state there instead (pg-store.ts), and both pass
+ * the same contract suite (test/contracts/idp-stores.test.ts).
+ *
  * Sessions are indexed by the account they are signed in as (and when),
  * so finding the sessions of a removed user (removals.ts) reads an index,
  * not every payload. The index is on expressions of the payload
@@ -40,9 +44,38 @@ export interface Adapter {
   find(id: string): Promise<AdapterPayload | undefined>
   findByUserCode(userCode: string): Promise<AdapterPayload | undefined>
   findByUid(uid: string): Promise<AdapterPayload | undefined>
+  /**
+   * Marks the row consumed (now, in seconds), in one statement that takes
+   * it only if no one did: rejects with {@link ConsumedError} when it was
+   * consumed already (by this process or another node) or is gone, so of
+   * two uses of one code at once exactly one goes on.
+   */
   consume(id: string): Promise<void>
   destroy(id: string): Promise<void>
   revokeByGrantId(grantId: string): Promise<void>
+}
+
+/** A consume that found the row consumed already, or gone: the second use of a single-use code or token. */
+export class ConsumedError extends Error {
+  override name = 'ConsumedError'
+  /** The grant the row was issued under, when it is still there: what the provider revokes (RFC 6749 §4.1.2, RFC 9700 §4.14.2). */
+  readonly grantId: string | null
+
+  constructor(model: string, grantId: string | null) {
+    super(`${model} already consumed`)
+    this.grantId = grantId
+  }
+}
+
+/**
+ * The provider's storage cannot be reached (the shared PostgreSQL is down,
+ * or the network to it): the sign-in pages answer 503 with a page that says
+ * so, and nothing is half-written (pg-store.ts).
+ */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError'
+  /** The status oidc-provider answers its own endpoints' failures with (it reads `statusCode`): the token endpoint says 503 too. */
+  readonly statusCode = 503
 }
 
 const SCHEMA_VERSION = 1
@@ -74,8 +107,40 @@ export interface StoredSession {
   readonly payload: AdapterPayload
 }
 
+/**
+ * The provider's state, as the provider uses it: adapters for
+ * oidc-provider, the TOTP steps used, the sessions by account (removals.ts),
+ * the sweep of what expired. Every method is async so a networked store
+ * (PostgreSQL, pg-store.ts) fits.
+ */
+export interface IdpStore {
+  /** The adapter of one oidc-provider model (`Session`, `AccessToken`, ...), or of Edgebox's own records (`EdgeboxLogin`). */
+  adapter(model: string): Adapter
+  /**
+   * Records that `username` signed in with TOTP time step `step`, in one
+   * statement; false when that step (or a later one) was used already, by
+   * any node: the code is refused (RFC 6238 §5.2).
+   */
+  useTotpStep(username: string, step: number): Promise<boolean>
+  /** The accounts that have live provider sessions, each with the sign-in time of its earliest one (in no particular order). */
+  sessionAccounts(): Promise<SessionAccount[]>
+  /** The live provider sessions signed in as `accountId`, with their payloads. */
+  sessionsOf(accountId: string): Promise<StoredSession[]>
+  /**
+   * Ends a provider session in one transaction: deletes it, its grants,
+   * and everything issued under them. True when this call deleted the
+   * session; false when it was gone already (another node ended it), so
+   * its clients are told once.
+   */
+  endSession(id: string, grantIds: readonly string[]): Promise<boolean>
+  /** Deletes expired rows; resolves with how many. */
+  sweep(): Promise<number>
+  /** Lets go of the store; it cannot be used after. */
+  close(): Promise<void>
+}
+
 /** The provider's SQLite file and the adapters over it. */
-export class IdpStore {
+export class SqliteIdpStore implements IdpStore {
   readonly file: string
   readonly #db: DatabaseSync
   readonly #clock: Clock
@@ -85,6 +150,7 @@ export class IdpStore {
     findByUid: StatementSync
     findByUserCode: StatementSync
     consume: StatementSync
+    grantOf: StatementSync
     destroy: StatementSync
     revoke: StatementSync
     sweep: StatementSync
@@ -108,7 +174,9 @@ export class IdpStore {
       find: db.prepare(`SELECT payload, consumed FROM oidc WHERE model = ? AND id = ? AND ${live}`),
       findByUid: db.prepare(`SELECT payload, consumed FROM oidc WHERE model = ? AND uid = ? AND ${live} LIMIT 1`),
       findByUserCode: db.prepare(`SELECT payload, consumed FROM oidc WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`),
-      consume: db.prepare('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ?'),
+      // taken only when no one took it: the second of two uses finds no row to change
+      consume: db.prepare('UPDATE oidc SET consumed = ? WHERE model = ? AND id = ? AND consumed IS NULL'),
+      grantOf: db.prepare('SELECT grant_id FROM oidc WHERE model = ? AND id = ?'),
       destroy: db.prepare('DELETE FROM oidc WHERE model = ? AND id = ?'),
       // every model's rows of the grant (tokens, codes and the grant itself), as oidc-provider's memory adapter does
       revoke: db.prepare('DELETE FROM oidc WHERE grant_id = ?'),
@@ -137,7 +205,7 @@ export class IdpStore {
    * Opens (creating when needed) `<dataDir>/auth/idp.sqlite`: the folder
    * 0700, the file 0600. A file written by a newer Edgebox is refused.
    */
-  static async open(dataDir: string, clock: Clock): Promise<IdpStore> {
+  static async open(dataDir: string, clock: Clock): Promise<SqliteIdpStore> {
     const dir = await ensurePrivateDir(path.join(dataDir, 'auth'))
     const file = path.join(dir, 'idp.sqlite')
     const db = await openPrivateDatabase(file)
@@ -177,10 +245,9 @@ export class IdpStore {
       db.close()
       throw err
     }
-    return new IdpStore(db, file, clock)
+    return new SqliteIdpStore(db, file, clock)
   }
 
-  /** The adapter of one oidc-provider model (`Session`, `AccessToken`, ...), or of Edgebox's own records (`EdgeboxLogin`). */
   adapter(model: string): Adapter {
     const s = this.#stmts
     const clock = this.#clock
@@ -206,7 +273,9 @@ export class IdpStore {
         return read(s.findByUserCode.get(model, userCode, clock.now()) as Row | undefined)
       },
       async consume(id) {
-        s.consume.run(Math.floor(clock.now() / 1000), model, id)
+        if (Number(s.consume.run(Math.floor(clock.now() / 1000), model, id).changes) > 0) return
+        const row = s.grantOf.get(model, id) as { grant_id: string | null } | undefined
+        throw new ConsumedError(model, row?.grant_id ?? null)
       },
       async destroy(id) {
         s.destroy.run(model, id)
@@ -217,37 +286,25 @@ export class IdpStore {
     }
   }
 
-  /**
-   * Records that `username` signed in with TOTP time step `step`; false when
-   * that step (or a later one) was used already: the code is refused.
-   */
-  useTotpStep(username: string, step: number): boolean {
+  async useTotpStep(username: string, step: number): Promise<boolean> {
     return Number(this.#stmts.totp.run(username, step).changes) > 0
   }
 
-  /**
-   * The accounts that have live provider sessions, each with the sign-in
-   * time of its earliest one; read from the session index alone.
-   */
-  sessionAccounts(): SessionAccount[] {
+  /** Read from the session index alone. */
+  async sessionAccounts(): Promise<SessionAccount[]> {
     const rows = this.#stmts.sessionAccounts.all(this.#clock.now()) as unknown as { account: unknown; first: unknown }[]
     const out: SessionAccount[] = []
     for (const r of rows) if (typeof r.account === 'string') out.push({ accountId: r.account, firstLogin: typeof r.first === 'number' ? r.first : null })
     return out
   }
 
-  /** The live provider sessions signed in as `accountId`, with their payloads. */
-  sessionsOf(accountId: string): StoredSession[] {
+  async sessionsOf(accountId: string): Promise<StoredSession[]> {
     const rows = this.#stmts.sessionsOf.all(accountId, this.#clock.now()) as unknown as { id: string; payload: string }[]
     return rows.map((r) => ({ id: r.id, payload: JSON.parse(r.payload) as AdapterPayload }))
   }
 
-  /**
-   * Ends a provider session in one transaction: deletes it, its grants, and
-   * everything issued under them (authorization codes, access and refresh
-   * tokens), so none of them works again.
-   */
-  endSession(id: string, grantIds: readonly string[]): void {
+  /** Deletes the session, its grants and everything issued under them (authorization codes, access and refresh tokens), so none of them works again. */
+  async endSession(id: string, grantIds: readonly string[]): Promise<boolean> {
     const s = this.#stmts
     this.#db.exec('BEGIN IMMEDIATE')
     try {
@@ -255,21 +312,21 @@ export class IdpStore {
         s.revoke.run(g)
         s.destroyGrant.run(g)
       }
-      s.destroy.run('Session', id)
+      const ended = Number(s.destroy.run('Session', id).changes) > 0
       this.#db.exec('COMMIT')
+      return ended
     } catch (err) {
       this.#db.exec('ROLLBACK')
       throw err
     }
   }
 
-  /** Deletes expired rows; returns how many. */
-  sweep(): number {
+  async sweep(): Promise<number> {
     return Number(this.#stmts.sweep.run(this.#clock.now()).changes)
   }
 
-  /** Closes the database; the store cannot be used after. */
-  close(): void {
+  /** Closes the database. */
+  async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close()
   }
 }
