@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from './log.ts'
@@ -40,6 +41,8 @@ export interface RedisBus {
   /** The command connection (fails at once while Redis is down). */
   readonly command: Redis
   readonly keyPrefix: string
+  /** This process's name among the users of the Redis (random, new at each start): what its presence entries are kept under. */
+  readonly nodeId: string
   /** Whether the command connection is ready now. */
   readonly up: boolean
   readonly settings: RedisSettings
@@ -140,6 +143,7 @@ export function openRedis(settings: RedisSettings, log: Logger): RedisBus {
   return {
     command,
     keyPrefix: settings.keyPrefix,
+    nodeId: randomBytes(9).toString('base64url'),
     settings,
     get up() {
       return state === 'up'

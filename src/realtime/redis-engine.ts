@@ -97,21 +97,92 @@ redis.call('HSETNX', KEYS[1], 'o', 0)
 return redis.call('HMGET', KEYS[1], 'e', 'o')
 `
 
-const JOIN = `
-if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
-  return 1
+/**
+ * Presence is kept per node, so a node that dies does not leave its
+ * members behind: `…:pn`, the set of nodes with members in the channel;
+ * `…:p:<node>`, a hash of that node's names (`w:<name>` -> connections) and
+ * when it last said it is alive (`_seen`, refreshed every third of the
+ * presence lifetime while it has members). A node whose `_seen` is older
+ * than the lifetime is reaped by whichever node looks next: its names that
+ * no live node has are announced as left. Every script touches keys of one
+ * channel only (one hash-tag slot).
+ */
+const PRESENCE_LUA = `
+local function alive(hash, now, ttl)
+  return tonumber(redis.call('HGET', hash, '_seen') or '0') >= now - ttl
 end
-return 0
+-- whether a live node other than \`except\` has \`field\`
+local function elsewhere(set, base, except, field, now, ttl)
+  for _, node in ipairs(redis.call('SMEMBERS', set)) do
+    if node ~= except then
+      local h = base .. node
+      if alive(h, now, ttl) and redis.call('HEXISTS', h, field) == 1 then return true end
+    end
+  end
+  return false
+end
+local function event(t, ch, who)
+  return 'p{"t":"' .. t .. '","ch":' .. ch .. ',"who":' .. cjson.encode(who) .. '}'
+end
+-- removes dead nodes' names, announcing those no live node has
+local function reap(set, base, now, ttl, topic, ch)
+  for _, node in ipairs(redis.call('SMEMBERS', set)) do
+    local h = base .. node
+    if not alive(h, now, ttl) then
+      local fields = redis.call('HKEYS', h)
+      redis.call('DEL', h)
+      redis.call('SREM', set, node)
+      for _, f in ipairs(fields) do
+        if string.sub(f, 1, 2) == 'w:' and not elsewhere(set, base, '', f, now, ttl) then
+          redis.call('PUBLISH', topic, event('leave', ch, string.sub(f, 3)))
+        end
+      end
+    end
+  end
+end
 `
 
-const LEAVE = `
-local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if n <= 0 then return 0 end
-if n > 1 then redis.call('HINCRBY', KEYS[1], ARGV[1], -1) return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+/** KEYS[1]: the channel's node set. ARGV: hash base, node, name, now, ttl, topic, channel as JSON, 'join' | 'leave'. Returns 1 when announced. */
+const PRESENCE = `${PRESENCE_LUA}
+local set, base, node, who, now, ttl, topic, ch, t = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+reap(set, base, now, ttl, topic, ch)
+local h, f = base .. node, 'w:' .. who
+if t == 'join' then
+  redis.call('SADD', set, node)
+  redis.call('HSET', h, '_seen', now)
+  if redis.call('HINCRBY', h, f, 1) ~= 1 or elsewhere(set, base, node, f, now, ttl) then return 0 end
+else
+  local n = tonumber(redis.call('HGET', h, f) or '0')
+  if n <= 0 then return 0 end
+  if n > 1 then
+    redis.call('HINCRBY', h, f, -1)
+    return 0
+  end
+  redis.call('HDEL', h, f)
+  if redis.call('HLEN', h) <= 1 then
+    redis.call('DEL', h)
+    redis.call('SREM', set, node)
+  end
+  if elsewhere(set, base, node, f, now, ttl) then return 0 end
+end
+redis.call('PUBLISH', topic, event(t, ch, who))
 return 1
+`
+
+/** The live nodes' names (reaping the dead ones first). KEYS[1]: the node set; ARGV: hash base, now, ttl, topic, channel as JSON. */
+const MEMBERS = `${PRESENCE_LUA}
+local set, base, now, ttl = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+reap(set, base, now, ttl, ARGV[4], ARGV[5])
+local seen, out = {}, {}
+for _, node in ipairs(redis.call('SMEMBERS', set)) do
+  for _, f in ipairs(redis.call('HKEYS', base .. node)) do
+    if string.sub(f, 1, 2) == 'w:' and not seen[f] then
+      seen[f] = true
+      out[#out + 1] = string.sub(f, 3)
+    end
+  end
+end
+return out
 `
 
 /** Drops the oldest entries beyond `size`, then those older than `age` ms, and their publish ids. */
@@ -153,8 +224,8 @@ interface RedisScripts {
   ebPublish(meta: string, stream: string, ids: string, ...args: Array<string | number>): Promise<[number, string]>
   ebSince(meta: string, stream: string, ids: string, ...args: Array<string | number>): Promise<Reply>
   ebPosition(meta: string, ...args: string[]): Promise<[string, string]>
-  ebJoin(presence: string, ...args: string[]): Promise<number>
-  ebLeave(presence: string, ...args: string[]): Promise<number>
+  ebPresence(nodes: string, ...args: Array<string | number>): Promise<number>
+  ebMembers(nodes: string, ...args: Array<string | number>): Promise<string[]>
 }
 
 /** A channel this node listens to: its listeners and where its delivery stands. */
@@ -184,6 +255,8 @@ interface Listened {
   readonly heard: Map<string, Array<() => void>>
 }
 
+/** How long a node's names stay present after it last said it is alive (RedisEngine's presenceTtl). */
+const PRESENCE_TTL = 15_000
 /** How long a publish waits for its own message to come back before it returns anyway. */
 const ECHO_WAIT = 1_000
 /** Messages kept for Redis while it is away (beyond: this node's subscribers only, logged). */
@@ -217,9 +290,19 @@ export class RedisEngine implements Engine {
   #flushing: Promise<void> | null = null
   #outboxFullSaid = false
   readonly #stopChange: () => void
+  readonly #presenceTtl: number
+  /** Channels this node has present names in, with how many joins. */
+  readonly #present = new Map<string, number>()
+  readonly #heartbeat: NodeJS.Timeout
 
-  constructor(bus: RedisBus, opts: { namespace: string; clock?: Clock; log: Logger }) {
+  /**
+   * `presenceTtl`: how long a node's names stay present after it last said
+   * it is alive (it says so every third of it): how soon the members of a
+   * node that died are announced as left (default 15 s).
+   */
+  constructor(bus: RedisBus, opts: { namespace: string; clock?: Clock; log: Logger; presenceTtl?: number }) {
     this.#bus = bus
+    this.#presenceTtl = opts.presenceTtl ?? PRESENCE_TTL
     this.#clock = opts.clock ?? systemClock
     this.#log = opts.log
     this.#local = new MemoryEngine({ clock: this.#clock })
@@ -230,16 +313,30 @@ export class RedisEngine implements Engine {
       r.defineCommand('ebPublish', { numberOfKeys: 3, lua: PUBLISH })
       r.defineCommand('ebSince', { numberOfKeys: 3, lua: SINCE })
       r.defineCommand('ebPosition', { numberOfKeys: 1, lua: POSITION })
-      r.defineCommand('ebJoin', { numberOfKeys: 1, lua: JOIN })
-      r.defineCommand('ebLeave', { numberOfKeys: 1, lua: LEAVE })
+      r.defineCommand('ebPresence', { numberOfKeys: 1, lua: PRESENCE })
+      r.defineCommand('ebMembers', { numberOfKeys: 1, lua: MEMBERS })
     }
     this.#redis = r as RedisBus['command'] & RedisScripts
     this.#stopChange = bus.onChange((up) => {
       if (up && this.#outbox.length > 0) void this.#flush()
     })
+    this.#heartbeat = setInterval(() => this.#beat(), Math.max(100, Math.floor(this.#presenceTtl / 3)))
+    this.#heartbeat.unref()
   }
 
-  #key(ch: string, part: 'm' | 's' | 'i' | 'p'): string {
+  /**
+   * Every third of the presence lifetime: this node is alive in each channel
+   * it has names in, and the channels whose presence it listens to are
+   * reaped (a dead node's names announced as left, within the lifetime).
+   */
+  #beat(): void {
+    if (!this.#bus.up) return
+    const now = this.#clock.now()
+    for (const ch of this.#present.keys()) void this.#redis.hset(this.#key(ch, 'p:') + this.#bus.nodeId, '_seen', now).catch(() => undefined)
+    for (const l of this.#listened.values()) if (l.presence.size > 0) void this.members(l.ch).catch(() => undefined)
+  }
+
+  #key(ch: string, part: 'm' | 's' | 'i' | 'pn' | 'p:'): string {
     return `${this.#keys}${ch}}:${part}`
   }
 
@@ -575,8 +672,11 @@ export class RedisEngine implements Engine {
     const echo = l && l.presence.size > 0 ? heardOn(l, `${t} ${who}`) : undefined
     let announced: number
     try {
-      const script = t === 'join' ? this.#redis.ebJoin : this.#redis.ebLeave
-      announced = await script.call(this.#redis, this.#key(ch, 'p'), who, this.#topics + ch, 'p' + JSON.stringify({ t, ch, who }))
+      announced = await this.#redis.ebPresence(this.#key(ch, 'pn'), this.#key(ch, 'p:'), this.#bus.nodeId, who, this.#clock.now(), this.#presenceTtl, this.#topics + ch, JSON.stringify(ch), t)
+      // this node's names in the channel are kept alive by the heartbeat while it has any
+      const n = (this.#present.get(ch) ?? 0) + (t === 'join' ? 1 : -1)
+      if (n > 0) this.#present.set(ch, n)
+      else this.#present.delete(ch)
     } catch (err) {
       echo?.cancel()
       this.#fallback(err)
@@ -589,7 +689,7 @@ export class RedisEngine implements Engine {
   async members(ch: string): Promise<string[]> {
     if (!this.#useRedis()) return this.#local.members(ch)
     try {
-      return await this.#redis.hkeys(this.#key(ch, 'p'))
+      return await this.#redis.ebMembers(this.#key(ch, 'pn'), this.#key(ch, 'p:'), this.#clock.now(), this.#presenceTtl, this.#topics + ch, JSON.stringify(ch))
     } catch (err) {
       this.#fallback(err)
       return this.#local.members(ch)
@@ -598,6 +698,7 @@ export class RedisEngine implements Engine {
 
   async close(): Promise<void> {
     this.#stopChange()
+    clearInterval(this.#heartbeat)
     if (this.#outbox.length > 0 && this.#bus.up) await this.#flush()
     for (const l of this.#listened.values()) {
       l.subscription.stop()
