@@ -15,6 +15,7 @@
 
 import net from 'node:net'
 import { Agent, request, errors as undiciErrors } from 'undici'
+import type { Broadcast } from './broadcast.ts'
 import { systemClock, type Clock, type Timer } from './clock.ts'
 
 export type Probe =
@@ -55,6 +56,31 @@ export interface CheckOptions {
   connect?: { ca?: string[]; servername?: string }
   /** The longest `firstRound` waits (default: `timeout` plus a second). */
   firstRoundTimeout?: number
+  /**
+   * What these checks are (`proxy:sites[0].routes[1]`, `gslb:www.example.com`):
+   * with workers, only worker 1 probes, and the others take its results
+   * under this name (see setCheckSharing). Absent: this process probes.
+   */
+  scope?: string
+}
+
+/** One probe's outcome, as the probing worker sends it to the others. */
+interface ProbeResult {
+  readonly id: string
+  readonly ok: boolean
+  readonly why: string
+}
+
+/**
+ * How the workers of one machine share their health checks (docs/scale.md):
+ * the checks run once per machine, in worker 1 (`lead`), and every probe's
+ * outcome goes to the other workers over `channel`, where it moves the same
+ * state machine (rise, fall, first round) as if they had probed themselves.
+ * Set once by a worker at its start (server/app.ts); null in one process.
+ */
+let sharing: { readonly lead: boolean; readonly channel: Broadcast } | null = null
+export function setCheckSharing(s: { readonly lead: boolean; readonly channel: Broadcast } | null): void {
+  sharing = s
 }
 
 interface State {
@@ -69,6 +95,10 @@ interface State {
 
 export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSettings, opts: CheckOptions): HealthChecks {
   const clock = opts.clock ?? systemClock
+  const shared = opts.scope !== undefined ? sharing : null
+  const topic = `health:${opts.scope}`
+  /** Another worker probes: this one takes its outcomes. */
+  const follows = shared !== null && !shared.lead
   const states = new Map<string, State>(targets.map((t) => [t.id, { target: t, state: opts.initial, good: 0, bad: 0, why: opts.initial === 'up' ? 'not probed yet' : 'not probed yet', timer: undefined, probed: false }]))
   let closed = false
   let agent: Agent | undefined
@@ -124,11 +154,19 @@ export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSet
     const { ok, why } = s.target.probe.kind === 'http' ? await httpProbe(s.target.probe, agent!, cfg.timeout) : await tcpProbe(s.target.probe, cfg.timeout)
     if (closed) return
     record(s, ok, why)
+    if (shared) void shared.channel.send(topic, { id: s.target.id, ok, why } satisfies ProbeResult)
     // the next probe `interval` after this one started; a clock set back counts as no time
     schedule(s, Math.max(0, cfg.interval - Math.max(0, clock.now() - started)))
   }
 
-  for (const s of states.values()) schedule(s, 0)
+  let stopFollowing: (() => void) | undefined
+  if (follows) {
+    stopFollowing = shared.channel.on(topic, (m) => {
+      const r = m as ProbeResult
+      const s = states.get(r.id)
+      if (s && !closed) record(s, r.ok === true, String(r.why))
+    })
+  } else for (const s of states.values()) schedule(s, 0)
 
   return {
     firstRound,
@@ -136,6 +174,7 @@ export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSet
     reason: (id) => states.get(id)?.why ?? 'no such target',
     async close() {
       closed = true
+      stopFollowing?.()
       clock.clearTimeout(firstTimer)
       firstDone()
       for (const s of states.values()) {

@@ -123,6 +123,8 @@ export class BalancedName {
     this.checks = startHealthChecks(this.endpoints.map((e) => ({ id: e.id, probe: probeFor(e) })), c, {
       initial: 'unknown',
       clock,
+      // with workers, the edges are probed once per machine
+      scope: `gslb:${nameText(cfg.owner)}`,
       onChange: (id, state, why) => {
         const name = nameText(cfg.owner)
         if (state === 'up') log.info({ name, edge: id, reason: why }, 'dns: edge healthy')

@@ -10,6 +10,7 @@ import { createAccessLog, createLogger, reopenLogger, type AccessLog, type Logge
 import { openRedis, type RedisBus } from '../core/redis.ts'
 import { redisBroadcast, type Broadcast } from '../core/broadcast.ts'
 import { sharedSecret } from '../core/shared-secret.ts'
+import { setCheckSharing } from '../core/health-check.ts'
 import type { Postgres } from '../core/postgres.ts'
 import { RedisRateLimitStore } from '../core/redis-rate-limit-store.ts'
 import type { SharedRateLimitStore } from '../core/rate-limit-store.ts'
@@ -201,6 +202,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     await redis?.close()
     await postgres?.close()
   }
+  // with workers, health checks run once per machine: worker 1 probes, the others take its outcomes
+  if (worker) setCheckSharing({ lead, channel: workerBroadcast(worker.channel) })
   // what every process shares: through Redis when the nodes share one, else through the workers' primary
   const broadcast = redis ? redisBroadcast(redis) : worker ? workerBroadcast(worker.channel) : null
   const rateLimits = redis ? new RedisRateLimitStore(redis, log.child({ module: 'rateLimit' })) : worker ? new WorkerRateLimitStore(worker.channel) : null

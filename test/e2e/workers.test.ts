@@ -24,7 +24,14 @@ const KEY = 'publish-key-0123456789'
 const TOKEN = 'purge-token-0123456789'
 
 let originAsked = 0
-const origin = http.createServer((_req, res) => {
+/** Health probes the origin got, and whether it says it is healthy. */
+let probes = 0
+let originHealthy = true
+const origin = http.createServer((req, res) => {
+  if (req.url === '/health') {
+    probes++
+    return res.writeHead(originHealthy ? 200 : 503).end()
+  }
   originAsked++
   res.writeHead(200, { 'cache-control': 'max-age=600', 'content-type': 'text/plain' }).end(`origin #${originAsked}`)
 })
@@ -42,6 +49,7 @@ function config(originUrl: string, extra: Record<string, unknown> = {}) {
           { path: '/live/', realtime: { channels: { 'room:*': { history: { size: 100 } } }, publishKey: KEY } },
           { path: '/cached/', proxy: { upstreams: [originUrl], cache: { purge: { token: TOKEN } } } },
           { path: '/limited/', redirect: { to: '/elsewhere' }, rateLimit: { requests: 6, per: '1m' } },
+          { path: '/checked/', proxy: { upstreams: [originUrl], health: { active: { path: '/health', interval: '200ms', timeout: '150ms', rise: 1, fall: 1 } } } },
           { path: '/', static: { root: '.' } },
         ],
       },
@@ -182,7 +190,7 @@ describe('two workers on one port', () => {
     assert.ok(admin, 'worker 1 runs the admin listener')
     const served = async () => {
       const text = (await fresh(`${admin}metrics`)).text
-      const line = text.split('\n').find((l) => l.startsWith('edgebox_http_requests_total{') && l.includes('route="sites[0].routes[3]"') && l.includes('method="GET"') && l.includes('code="2xx"'))
+      const line = text.split('\n').find((l) => l.startsWith('edgebox_http_requests_total{') && l.includes('route="sites[0].routes[4]"') && l.includes('method="GET"') && l.includes('code="2xx"'))
       return line ? Number(line.split(' ').pop()) : 0
     }
     const before = await served()
@@ -195,6 +203,31 @@ describe('two workers on one port', () => {
     assert.equal(await served(), before + 8, 'five answered by worker 1, three by worker 2')
     const text = (await fresh(`${admin}metrics`)).text
     assert.match(text, /^edgebox_config_reloads_total\{result="ok"\} 0$/m, 'one count for the node, not one per worker')
+  })
+
+  test("an upstream's health checks run once for both workers, and both follow them", async () => {
+    const before = probes
+    const started = Date.now()
+    await new Promise((r) => setTimeout(r, 2_000))
+    const expected = (Date.now() - started) / 200
+    assert.ok(probes - before <= expected * 1.3 + 1, `${probes - before} probes in ${Date.now() - started} ms at one every 200 ms: one prober, not two`)
+    assert.ok(probes - before >= expected * 0.5, `probing (${probes - before})`)
+    const through = [await connectionTo(run.url, 1), await connectionTo(run.url, 2)]
+    try {
+      for (const agent of through) assert.equal((await fresh(`${run.url}checked/x`, { agent })).status, 200)
+      originHealthy = false
+      const deadline = Date.now() + 3_000
+      const statuses = async () => Promise.all(through.map(async (agent) => (await fresh(`${run.url}checked/x`, { agent })).status))
+      let now = await statuses()
+      while (now.some((st) => st !== 503) && Date.now() < deadline) now = await statuses()
+      assert.deepEqual(now, [503, 503], 'both workers take the upstream out')
+      originHealthy = true
+      while (now.some((st) => st !== 200) && Date.now() < deadline + 3_000) now = await statuses()
+      assert.deepEqual(now, [200, 200], 'and back in')
+    } finally {
+      originHealthy = true
+      for (const a of through) a.destroy()
+    }
   })
 
   test('a rate limit counts the requests of both workers in one bucket', async () => {

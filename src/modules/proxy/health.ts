@@ -112,6 +112,8 @@ export function createHealth(
   log: Logger,
   connect?: { ca?: string[]; servername?: string },
   clock: Clock = systemClock,
+  /** The route's place (`sites[0].routes[1]`): with workers, its active checks run once per machine under this name. */
+  scope?: string,
 ): HealthTracker {
   const passive = cfg.passive
   const active = cfg.active
@@ -214,6 +216,7 @@ export function createHealth(
           initial: 'up',
           clock,
           connect,
+          ...(scope !== undefined ? { scope: `proxy:${scope}` } : {}),
           onChange: (id, state, why) => {
             const s = states.find((x) => x.target.id === id)!
             if (state === 'down') {

@@ -218,7 +218,7 @@ export const proxyModule = {
             if (removals) cache.applyPurge(removals)
           })
         : undefined
-    const proxy = createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock), cache, deps.limits, deps.clock, deps.ownCookies)
+    const proxy = createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock, deps.configPath), cache, deps.limits, deps.clock, deps.ownCookies)
     if (!stopListening) return proxy
     const close = proxy.close
     return Object.assign(proxy, {
