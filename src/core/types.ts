@@ -146,6 +146,8 @@ export interface ModuleDeps {
   readonly sharedEngine?: SharedEngine
   /** The PostgreSQL the nodes share (`postgres` in the configuration, core/postgres.ts), when there is one: the identity provider keeps its state there. */
   readonly postgres?: Postgres
+  /** Rate-limit buckets every process shares (the workers' primary, or Redis): the identity provider's login limits take from them. */
+  readonly rateLimits?: SharedRateLimitStore
 }
 
 /** Where shared realtime channels live (ModuleDeps.sharedEngine). */

@@ -795,6 +795,7 @@ async function provisionSites(
           ...(dns ? { dns: dns.responder } : {}),
           ...(redis ? { redis } : {}),
           ...(postgres ? { postgres } : {}),
+          ...(rateLimits ? { rateLimits } : {}),
           ...(broadcast ? { broadcast } : {}),
           ...(sharedEngine ? { sharedEngine } : {}),
         })

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { LoginLimiter } from '../../src/auth/idp/limits.ts'
+import { MemoryRateLimitStore } from '../../src/core/rate-limit-store.ts'
 import { ManualClock } from '../helpers/clock.ts'
 
 /** The built-in provider's login limits, against the ways around them a flood would try. */
@@ -26,4 +27,14 @@ test('an IPv6 client counts by its /64: new addresses of one network share its b
   for (let i = 0; i < 30; i++) assert.equal(limiter.take(`name${i}`, `2001:db8:0:1::${(i + 1).toString(16)}`), null)
   assert.notEqual(limiter.take('name-31', '2001:db8:0:1:ffff::1'), null)
   assert.equal(limiter.take('name-32', '2001:db8:0:2::1'), null, 'another /64 has its own')
+})
+
+test('with a shared store (workers, nodes on Redis), the attempts are counted once for every process', async () => {
+  const clock = new ManualClock(Date.now())
+  const shared = new MemoryRateLimitStore()
+  const nodes = [new LoginLimiter(limits, clock, shared), new LoginLimiter(limits, clock, shared)]
+  for (let i = 0; i < 10; i++) assert.equal(await nodes[i % 2]!.take('alice', `192.0.2.${i}`), null)
+  assert.notEqual(await nodes[0]!.take('alice', '192.0.2.100'), null, 'the eleventh attempt, on either node')
+  assert.notEqual(await nodes[1]!.take('alice', '192.0.2.101'), null)
+  assert.equal(await nodes[1]!.take('bob', '192.0.2.102'), null, 'another account has its own bucket')
 })

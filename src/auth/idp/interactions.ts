@@ -195,7 +195,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
     const p = (await pending.find(details.uid)) as PendingLogin | undefined
     // nothing pending for this step (expired, done, another tab went on): show where the sign-in is
     if (!p || p.step !== step) return redirect(res, `${d.base}${details.uid}`)
-    const wait = d.limiter.take(p.username, addressOf(req))
+    const wait = await d.limiter.take(p.username, addressOf(req))
     if (wait !== null) return show(res, details, tooMany(wait), 429, retryHeaders(wait))
     const user = await d.users.get(p.username)
     if (!user || user.disabled) {
@@ -232,7 +232,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
   const passkeyAnswer = async (req: IncomingMessage, res: ServerResponse, details: InteractionDetails, form: URLSearchParams, step: 'totp' | 'enrol') => {
     const p = (await pending.find(details.uid)) as PendingLogin | undefined
     if (!p || p.step !== step || !rp.usable) return redirect(res, `${d.base}${details.uid}`)
-    const wait = d.limiter.take(p.username, addressOf(req))
+    const wait = await d.limiter.take(p.username, addressOf(req))
     if (wait !== null) {
       d.log.info({ address: addressOf(req) }, 'identity provider: sign-in attempts over the limit')
       return show(res, details, tooMany(wait), 429, retryHeaders(wait))
@@ -299,7 +299,7 @@ export function createInteractions(d: InteractionDeps): (req: IncomingMessage, r
       send(res, loginForm(details, 200, username, { error: WRONG_PASSWORD }))
       return
     }
-    const wait = d.limiter.take(username, addressOf(req))
+    const wait = await d.limiter.take(username, addressOf(req))
     if (wait !== null) {
       d.log.info({ address: addressOf(req) }, 'identity provider: sign-in attempts over the limit')
       send(res, loginForm(details, 429, username, tooMany(wait), retryHeaders(wait)))

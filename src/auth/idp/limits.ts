@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/clock.ts'
-import { MemoryRateLimitStore, type RateLimitStore } from '../../core/rate-limit-store.ts'
+import { MemoryRateLimitStore, type RateLimitStore, type SharedRateLimitStore } from '../../core/rate-limit-store.ts'
 import { clientNetwork } from '../../http/address.ts'
 import { normalizeUsername } from '../users.ts'
 import type { IdpConfig } from './schema.ts'
@@ -16,6 +16,10 @@ import type { IdpConfig } from './schema.ts'
  * account locked for as long as they keep guessing at its rate. After they
  * stop, the bucket refills at `attempts` per `per` and the user signs in
  * from anywhere.
+ *
+ * With workers or nodes sharing Redis (docs/scale.md), the buckets are the
+ * shared ones (`shared`): an attacker gets the attempts once for the whole
+ * deployment, not once per process.
  */
 export class LoginLimiter {
   /** Accounts' buckets apart from addresses': a flood of new addresses cannot push a locked account's bucket out. */
@@ -25,9 +29,12 @@ export class LoginLimiter {
   readonly #account: { capacity: number; refillPerMs: number }
   readonly #address: { capacity: number; refillPerMs: number }
 
-  constructor(limits: IdpConfig['loginLimits'], clock: Clock, accounts: RateLimitStore = new MemoryRateLimitStore(), addresses: RateLimitStore = new MemoryRateLimitStore()) {
-    this.#accounts = accounts
-    this.#addresses = addresses
+  readonly #shared: SharedRateLimitStore | undefined
+
+  constructor(limits: IdpConfig['loginLimits'], clock: Clock, shared?: SharedRateLimitStore) {
+    this.#accounts = new MemoryRateLimitStore()
+    this.#addresses = new MemoryRateLimitStore()
+    this.#shared = shared
     this.#clock = clock
     this.#account = { capacity: limits.perAccount.attempts, refillPerMs: limits.perAccount.attempts / limits.perAccount.per }
     this.#address = { capacity: limits.perAddress.attempts, refillPerMs: limits.perAddress.attempts / limits.perAddress.per }
@@ -38,13 +45,24 @@ export class LoginLimiter {
    * names have buckets too, so the answer never tells which exist) from
    * `address`. Null: go on; else how long until an attempt is allowed (ms).
    */
-  take(username: string, address: string): number | null {
+  take(username: string, address: string): number | null | Promise<number | null> {
+    if (this.#shared) return this.#takeShared(this.#shared, username, address)
     const now = this.#clock.now()
     // an IPv6 client counts by its /64 (one subscriber gets a whole /64)
     const a = this.#addresses.take(clientNetwork(address), now, this.#address.capacity, this.#address.refillPerMs)
     if (!a.allowed) return Math.max(1000, a.retryAfterMs)
     // bounded key: a name longer than any valid username counts as its first 256 characters
     const u = this.#accounts.take(normalizeUsername(username.slice(0, 256)), now, this.#account.capacity, this.#account.refillPerMs)
+    if (!u.allowed) return Math.max(1000, u.retryAfterMs)
+    return null
+  }
+
+  /** The same two takes from the shared buckets (keys apart from the routes' rate limits by their prefix). */
+  async #takeShared(store: SharedRateLimitStore, username: string, address: string): Promise<number | null> {
+    const now = this.#clock.now()
+    const a = await store.take(`idp-address|${clientNetwork(address)}`, now, this.#address.capacity, this.#address.refillPerMs)
+    if (!a.allowed) return Math.max(1000, a.retryAfterMs)
+    const u = await store.take(`idp-account|${normalizeUsername(username.slice(0, 256))}`, now, this.#account.capacity, this.#account.refillPerMs)
     if (!u.allowed) return Math.max(1000, u.retryAfterMs)
     return null
   }

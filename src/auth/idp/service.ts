@@ -207,7 +207,7 @@ export async function createIdp(cfg: IdpConfig, deps: IdpDeps): Promise<Handler>
     config: cfg,
     users,
     store,
-    limiter: new LoginLimiter(cfg.loginLimits, deps.clock),
+    limiter: new LoginLimiter(cfg.loginLimits, deps.clock, deps.rateLimits),
     clock: deps.clock,
     log,
     base,
