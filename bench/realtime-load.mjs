@@ -27,6 +27,8 @@
 // usage: node realtime-load.mjs fanout --target edgebox|ws|sio [--transport ws|sse|poll] --port P --pgid PGID
 //                               [--n 1000] [--rate 100] [--dur 10] [--warm 2] [--ch fan:x] [--prefix /rt/] [--key K]
 //        (--procs K: the N subscribers spread over K child processes, see `subs` below)
+//        (--pub-port P: the publisher's port, by default --port: the subscribers on one server and the publisher on
+//         another, e.g. two Edgebox nodes sharing their channels through Redis, bench/realtime-redis.sh)
 //        node realtime-load.mjs idle   --target edgebox|ws|sio --port P --pgid PGID --inspect IPORT [--n 5000] [--settle 3]
 // fanout's --on-measure CMD / --off-measure CMD: shell commands run (and waited for) right before the measured series
 // and once it has reached every subscriber, e.g. `callgrind_control -i on|off PID` to count only the measured window
@@ -48,6 +50,7 @@ const { positionals, values: o } = parseArgs({
     target: { type: 'string' },
     transport: { type: 'string', default: 'ws' },
     port: { type: 'string' },
+    'pub-port': { type: 'string' },
     pgid: { type: 'string' },
     n: { type: 'string' },
     rate: { type: 'string', default: '100' },
@@ -71,6 +74,7 @@ const mode = positionals[0]
 const target = o.target
 const transport = o.transport
 const port = Number(o.port)
+const pubPort = Number(o['pub-port'] ?? o.port)
 const pgid = Number(o.pgid)
 const PAYLOAD = 64
 const HZ = Number(process.env.CLK_TCK || 100)
@@ -434,12 +438,12 @@ let pubSent = 0, pubOk = 0, pubBad = 0, pubLatSum = 0
 const pubBadSamples = []
 const pubPath = target === 'edgebox' ? `${o.prefix}api/publish` : '/publish'
 const pubHead =
-  `POST ${pubPath} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: ${target === 'edgebox' ? 'application/json' : 'text/plain'}\r\n` +
+  `POST ${pubPath} HTTP/1.1\r\nHost: 127.0.0.1:${pubPort}\r\nContent-Type: ${target === 'edgebox' ? 'application/json' : 'text/plain'}\r\n` +
   (target === 'edgebox' ? `Authorization: Bearer ${o.key}\r\n` : '')
 const pubBadNote = (m) => void (pubBad++, pubBadSamples.length < 3 && pubBadSamples.push(m))
 let pub = null // { sock, pending }: the publishing connection
 function pubConnect() {
-  const sock = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  const sock = net.connect({ host: '127.0.0.1', port: pubPort, noDelay: true })
   const pending = [] // broadcasts written on this connection, not answered yet, in order
   let buf = ''
   sock.setEncoding('latin1')
