@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
@@ -49,6 +49,7 @@ function config(originUrl: string, extra: Record<string, unknown> = {}) {
           { path: '/live/', realtime: { channels: { 'room:*': { history: { size: 100 } } }, publishKey: KEY } },
           { path: '/cached/', proxy: { upstreams: [originUrl], cache: { purge: { token: TOKEN } } } },
           { path: '/limited/', redirect: { to: '/elsewhere' }, rateLimit: { requests: 6, per: '1m' } },
+          { path: '/disk/', proxy: { upstreams: [originUrl], cache: { disk: './cache' } } },
           { path: '/checked/', proxy: { upstreams: [originUrl], health: { active: { path: '/health', interval: '200ms', timeout: '150ms', rise: 1, fall: 1 } } } },
           { path: '/', static: { root: '.' } },
         ],
@@ -190,7 +191,7 @@ describe('two workers on one port', () => {
     assert.ok(admin, 'worker 1 runs the admin listener')
     const served = async () => {
       const text = (await fresh(`${admin}metrics`)).text
-      const line = text.split('\n').find((l) => l.startsWith('edgebox_http_requests_total{') && l.includes('route="sites[0].routes[4]"') && l.includes('method="GET"') && l.includes('code="2xx"'))
+      const line = text.split('\n').find((l) => l.startsWith('edgebox_http_requests_total{') && l.includes('route="sites[0].routes[5]"') && l.includes('method="GET"') && l.includes('code="2xx"'))
       return line ? Number(line.split(' ').pop()) : 0
     }
     const before = await served()
@@ -228,6 +229,19 @@ describe('two workers on one port', () => {
       originHealthy = true
       for (const a of through) a.destroy()
     }
+  })
+
+  test('a disk cache: each worker keeps its own store, in a subfolder of its own', async () => {
+    const through = [await connectionTo(run.url, 1), await connectionTo(run.url, 2)]
+    try {
+      for (const agent of through) {
+        assert.match(String((await fresh(`${run.url}disk/page`, { agent })).headers['cache-status']), /fwd=miss; fwd-status=200; stored/)
+        assert.match(String((await fresh(`${run.url}disk/page`, { agent })).headers['cache-status']), /hit/)
+      }
+    } finally {
+      for (const a of through) a.destroy()
+    }
+    for (const n of [1, 2]) assert.equal(readdirSync(path.join(dir.dir, 'cache', `worker-${n}`)).filter((f) => f.endsWith('.entry')).length, 1, `worker ${n}'s entry`)
   })
 
   test('a rate limit counts the requests of both workers in one bucket', async () => {

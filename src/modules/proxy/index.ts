@@ -193,7 +193,7 @@ export const proxyModule = {
     if (cacheCfg) {
       try {
         store = cacheCfg.disk
-          ? new DiskStore(path.resolve(deps.baseDir, cacheCfg.disk), cacheCfg.maxBytes, { onError: (err) => deps.log.warn({ err }, 'cache disk store error') })
+          ? new DiskStore(diskFolder(path.resolve(deps.baseDir, cacheCfg.disk)), cacheCfg.maxBytes, { onError: (err) => deps.log.warn({ err }, 'cache disk store error') })
           : new MemoryStore(cacheCfg.maxBytes)
       } catch (err) {
         for (const t of targets) void t.pool.destroy()
@@ -467,4 +467,14 @@ function upstreamError(err: unknown, target: Target, cfg: ProxyConfig): EdgeboxE
   if (e instanceof undiciErrors.HTTPParserError) return httpError('EB_ERR_BAD_GATEWAY', `${who} sent a malformed response`)
   if (e instanceof undiciErrors.SocketError || e.code === 'ECONNRESET' || e.code === 'EPIPE') return httpError('EB_ERR_BAD_GATEWAY', `${who} closed the connection before answering`)
   return httpError('EB_ERR_BAD_GATEWAY', `${who} failed: ${e.message}`)
+}
+
+/**
+ * A disk store's folder. A disk store is one process's (its index is in
+ * memory): with workers (docs/scale.md), each worker keeps its own in a
+ * subfolder, `worker-<n>`, so no worker removes another's files.
+ */
+function diskFolder(dir: string): string {
+  const worker = process.env.EDGEBOX_WORKER
+  return worker === undefined ? dir : path.join(dir, `worker-${Number(worker)}`)
 }
