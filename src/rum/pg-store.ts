@@ -8,30 +8,31 @@ import {
   ROW_COLUMNS,
   RUM_STORE_CLOSED,
   UNKNOWN_KEY,
+  breakdownOf,
   compareText,
   fingerprint,
+  histogramOf,
   jsonObject,
+  pairOf,
   topFrame,
   type ApiCallGroup,
   type ApiCallSort,
   type BrowserFamily,
-  type BrowserView,
   type DeviceClass,
   type ErrorGroup,
   type Histogram,
   type HistogramQuery,
   type NavPhase,
   type PageViewPair,
+  type PairRow,
   type PercentileQuery,
   type PercentileRow,
   type PhaseBreakdown,
   type RetentionLimits,
   type RowKind,
   type RumGrouping,
-  type RumMetric,
   type RumRow,
   type RumStore,
-  type ServerView,
   type SweepResult,
   type TimeWindow,
 } from './store.ts'
@@ -722,61 +723,6 @@ const since = (w: TimeWindow): number => bound(Math.ceil(w.since))
 const until = (w: TimeWindow): number => bound(Math.ceil(w.until))
 /** A LIMIT: a whole number, at least 0. */
 const wholeLimit = (n: number): number => Math.max(0, Math.floor(n))
-
-// ---------------------------------------------------------------------------
-// As the other stores make their answers (src/rum/store.ts keeps these
-// private: the same definitions, for the same answers)
-// ---------------------------------------------------------------------------
-
-/** Fixed bins with their counts. */
-function histogramOf(metric: RumMetric, counts: ReadonlyMap<number, number>): Histogram {
-  const edges = HISTOGRAM_EDGES[metric]
-  const bins = edges.map((from, i) => ({ from, to: i + 1 < edges.length ? edges[i + 1]! : null, count: counts.get(i) ?? 0 }))
-  return { metric, n: bins.reduce((sum, b) => sum + b.count, 0), bins }
-}
-
-/** A page's medians made a breakdown: the dominant phase is the one with the largest median (the first in NAV_PHASES order on a tie). */
-function breakdownOf(page: string, n: number, medians: ReadonlyMap<NavPhase, number>): PhaseBreakdown {
-  const out = {} as Record<NavPhase, number | null>
-  let dominant: NavPhase | null = null
-  for (const phase of NAV_PHASES) {
-    const m = medians.get(phase)
-    out[phase] = m ?? null
-    if (m !== undefined && (dominant === null || m > medians.get(dominant)!)) dominant = phase
-  }
-  return { page, n, medians: out, dominant }
-}
-
-/** What `pageViews` reads of a row. */
-type PairRow = Pick<RumRow, 'time' | 'pv' | 'page' | 'kind' | 'name' | 'value' | 'status' | 'duration' | 'json'>
-
-/** One page view's rows (in insertion order) joined: the server row beside the browser's vitals and nav (the latest of each). */
-function pairOf(pv: string, rows: readonly PairRow[]): PageViewPair {
-  let server: ServerView | null = null
-  let page: string | null = null
-  let browserTime = Infinity
-  let browserPage: string | null = null
-  const vitals: Record<string, number | null> = { TTFB: null, FCP: null, LCP: null, INP: null, CLS: null }
-  let nav: BrowserView['nav'] = null
-  let seen = false
-  for (const r of rows) {
-    if (r.kind === 'server') {
-      server = { ...jsonObject(r.json), time: r.time, status: r.status, duration: r.duration }
-      page = r.page
-      continue
-    }
-    seen = true
-    if (r.time < browserTime) browserTime = r.time
-    browserPage ??= r.page
-    if (r.kind === 'vital' && r.name !== null && r.name in vitals) vitals[r.name] = r.value
-    else if (r.kind === 'nav') {
-      const j = jsonObject(r.json)
-      nav = { type: j?.type ?? null, protocol: j?.protocol ?? null, phases: j?.phases ?? null }
-    }
-  }
-  const browser: BrowserView | null = seen ? { time: browserTime, TTFB: vitals.TTFB!, FCP: vitals.FCP!, LCP: vitals.LCP!, INP: vitals.INP!, CLS: vitals.CLS!, nav } : null
-  return { pv, page: page ?? browserPage ?? '', server, browser }
-}
 
 /** A stored row read back (the columns of ROW_COLUMNS). */
 function rowOf(r: Row): RumRow {

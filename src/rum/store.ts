@@ -592,14 +592,14 @@ function binOf(edges: readonly number[], value: number): number {
 }
 
 /** Fixed bins with their counts. */
-function histogramOf(metric: RumMetric, counts: ReadonlyMap<number, number>): Histogram {
+export function histogramOf(metric: RumMetric, counts: ReadonlyMap<number, number>): Histogram {
   const edges = HISTOGRAM_EDGES[metric]
   const bins = edges.map((from, i) => ({ from, to: i + 1 < edges.length ? edges[i + 1]! : null, count: counts.get(i) ?? 0 }))
   return { metric, n: bins.reduce((sum, b) => sum + b.count, 0), bins }
 }
 
 /** A page's medians made a breakdown: the dominant phase is the one with the largest median. */
-function breakdownOf(page: string, n: number, medians: ReadonlyMap<NavPhase, number>): PhaseBreakdown {
+export function breakdownOf(page: string, n: number, medians: ReadonlyMap<NavPhase, number>): PhaseBreakdown {
   const out = {} as Record<NavPhase, number | null>
   let dominant: NavPhase | null = null
   for (const phase of NAV_PHASES) {
@@ -644,10 +644,10 @@ export function jsonObject(text: string | null): Record<string, unknown> | null 
 }
 
 /** What `pageViews` reads of a row. */
-type PairRow = Pick<RumRow, 'time' | 'pv' | 'page' | 'kind' | 'name' | 'value' | 'status' | 'duration' | 'json'>
+export type PairRow = Pick<RumRow, 'time' | 'pv' | 'page' | 'kind' | 'name' | 'value' | 'status' | 'duration' | 'json'>
 
 /** One page view's rows (in insertion order) joined: the server row beside the browser's vitals and nav (the latest of each). */
-function pairOf(pv: string, rows: readonly PairRow[]): PageViewPair {
+export function pairOf(pv: string, rows: readonly PairRow[]): PageViewPair {
   let server: ServerView | null = null
   let page: string | null = null
   let browserTime = Infinity

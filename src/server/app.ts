@@ -614,7 +614,7 @@ async function provision(
   wrapLog: ((log: AccessLog) => AccessLog) | undefined,
   shared: SharedServices,
 ): Promise<Generation> {
-  const { secret, redis, postgres, broadcast } = shared
+  const { secret, postgres } = shared
   const dataDir = resolveDataDir(config.dataDir, baseDir)
   const misplaced = config.dataDir === undefined ? null : dataDirProblem(dataDir)
   if (misplaced) throw new ConfigError([`dataDir: ${misplaced}`])

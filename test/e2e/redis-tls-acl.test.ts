@@ -20,12 +20,10 @@ import { startRedis, type RedisServer } from '../helpers/redis.ts'
 const KEY = 'publish-key-0123456789'
 let redis: RedisServer
 let files: ReturnType<typeof certDir>
-let ca: string
 
 before(async () => {
   const authority = await testCa()
   const leaf = await authority.leaf(['127.0.0.1'])
-  ca = authority.certPem
   files = certDir({ 'ca.crt': authority.certPem, 'redis.crt': leaf.certPem, 'redis.key': leaf.keyPem })
   writeFileSync(path.join(files.dir, 'users.acl'), ['user default off', 'user edgebox on >s3cret-pass ~edgebox:* &edgebox:* +@all -@admin -@dangerous'].join('\n') + '\n')
   redis = await startRedis({
