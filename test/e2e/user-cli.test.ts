@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
@@ -33,10 +33,10 @@ interface Ran {
   err: string
 }
 
-/** Runs `edgebox ARGS` (the real binary), with `input` on stdin. */
-function edgebox(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
+/** Runs `edgebox ARGS` (the real binary), with `input` on stdin, in `cwd`. */
+function edgebox(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env, cwd = ROOT): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 })
+    const child = spawn(process.execPath, [BIN, ...args], { env, cwd, stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000 })
     let out = ''
     let err = ''
     child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s))
@@ -51,12 +51,15 @@ function edgebox(args: string[], input?: string, env: NodeJS.ProcessEnv = proces
 const user = (args: string[], input?: string) => edgebox(['user', ...args, '--data-dir', data], input)
 
 /** `edgebox user ARGS --data-dir <the test's folder>` in this process, with `input` as stdin (a pipe, or a stand-in terminal). */
-async function run(args: string[], input: UserInput | string = ''): Promise<Ran> {
+const run = (args: string[], input: UserInput | string = ''): Promise<Ran> => runAs([...args, '--data-dir', data], input)
+
+/** `edgebox user ARGS` in this process, with `input` as stdin. */
+async function runAs(args: string[], input: UserInput | string = ''): Promise<Ran> {
   let out = ''
   let err = ''
   const sink = (f: (s: string) => void) => new Writable({ write(c, _e, cb) { f(String(c)); cb() } })
   const stdin = typeof input === 'string' ? new PassThrough().end(input) : input
-  const code = await userCommand([...args, '--data-dir', data], sink((s) => (out += s)), sink((s) => (err += s)), stdin)
+  const code = await userCommand(args, sink((s) => (out += s)), sink((s) => (err += s)), stdin)
   return { code, out, err }
 }
 
@@ -220,6 +223,84 @@ test('without --data-dir, the default data folder ($EDGEBOX_HOME), as the rest o
   } finally {
     store.close()
   }
+})
+
+/** A site with the built-in provider: what a configuration that has users looks like. */
+const SITE = { hosts: ['id.example.test'], routes: [{ path: '/', idp: { issuer: 'https://id.example.test', clients: [{ clientId: 'app', clientSecret: 'a client secret, long enough', redirectUris: ['https://app.example.test/_edgebox/auth/callback'] }] } }] }
+
+test("--config without postgres: the configuration's dataDir, relative to its folder (not the working folder), as for edgebox --config", async () => {
+  const cfgDir = path.join(dir, 'config')
+  const elsewhere = path.join(dir, 'elsewhere')
+  mkdirSync(cfgDir)
+  mkdirSync(elsewhere)
+  const cfg = path.join(cfgDir, 'edgebox.json')
+  writeFileSync(cfg, JSON.stringify({ dataDir: 'state', sites: [SITE] }))
+  const home = path.join(dir, 'config-home')
+  const r = await edgebox(['user', 'add', 'gina', '--config', cfg], `${PW}\n`, { ...process.env, EDGEBOX_HOME: home }, elsewhere)
+  assert.equal(r.code, 0, r.err)
+  assert.equal(r.out, 'user gina added\n')
+  assert.ok(!existsSync(home) && !existsSync(path.join(elsewhere, 'state')))
+  const store = await UserStore.open(path.join(cfgDir, 'state'))
+  try {
+    assert.equal((await store.verify('gina', PW))?.username, 'gina')
+  } finally {
+    store.close()
+  }
+  // -c, before the subcommand too; a configuration without dataDir: the default data folder
+  const listed = await runAs(['-c', cfg, 'list'])
+  assert.equal(listed.code, 0, listed.err)
+  assert.match(listed.out, /^USERNAME +EMAIL +GROUPS +2FA +CREATED\ngina +- +- +no +\d{4}-\d\d-\d\d\n$/)
+})
+
+test('DATABASE_URL in the environment is not read without --config or --postgres: the data folder stays where the users are', async () => {
+  const home = path.join(dir, 'env-home')
+  // a URL nothing answers at: used, it would be a refusal
+  const r = await edgebox(['user', 'add', 'hana', '--password-stdin'], `${PW}\n`, { ...process.env, EDGEBOX_HOME: home, DATABASE_URL: 'postgres://edgebox:pw@127.0.0.1:1/edgebox' })
+  assert.equal(r.code, 0, r.err)
+  assert.equal(r.out, 'user hana added\n')
+  const store = await UserStore.open(home)
+  try {
+    assert.equal(store.get('hana')?.username, 'hana')
+  } finally {
+    store.close()
+  }
+})
+
+test('--config that cannot be loaded or is not valid: exit 1, one line naming the file and the problem', async () => {
+  const missing = path.join(dir, 'missing.json')
+  const bad = path.join(dir, 'bad.json')
+  writeFileSync(bad, JSON.stringify({ dataDir: 5, sites: [SITE] }))
+  const notJson = path.join(dir, 'broken.json')
+  writeFileSync(notJson, '{ "sites": ')
+  for (const [file, err] of [
+    [missing, `edgebox user: ${missing}: cannot read the configuration file (ENOENT)\n`],
+    [bad, `edgebox user: ${bad}: dataDir: Invalid input: expected string, received number\n`],
+    [path.join(dir, 'edgebox.yaml'), `edgebox user: ${path.join(dir, 'edgebox.yaml')}: a configuration file is .ts, .mts, .js, .mjs or .json\n`],
+  ] as const) {
+    const r = await runAs(['list', '--config', file])
+    assert.equal(r.code, 1, r.err)
+    assert.equal(r.err, err)
+    assert.equal(r.out, '')
+  }
+  const broken = await runAs(['list', '--config', notJson])
+  assert.equal(broken.code, 1)
+  assert.ok(broken.err.startsWith(`edgebox user: ${notJson}: not valid JSON (`) && broken.err.endsWith(')\n') && broken.err.split('\n').length === 2, broken.err)
+})
+
+test('--config or --postgres with --data-dir: a usage error (exit 2) naming both', async () => {
+  for (const [args, first] of [
+    [['list', '--config', 'edgebox.json'], 'edgebox user list: --data-dir and --config do not go together (each says where the users are: give one)'],
+    [['add', 'x', '--postgres', 'postgres://edgebox@127.0.0.1/edgebox'], 'edgebox user add: --data-dir and --postgres do not go together (each says where the users are: give one)'],
+  ] as const) {
+    const r = await run([...args])
+    assert.equal(r.code, 2, r.err)
+    assert.equal(r.err.split('\n')[0], first)
+    assert.match(r.err, USAGE)
+  }
+  // a common option with its value and no subcommand: the subcommand is what is missing
+  const none = await runAs(['--config', 'edgebox.json'])
+  assert.equal(none.code, 2)
+  assert.equal(none.err.split('\n')[0], 'edgebox user: a subcommand is needed')
 })
 
 /** A stand-in terminal: isTTY, raw mode recorded, keystrokes written by the test. */
