@@ -14,10 +14,10 @@ stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; }
 trap stop EXIT INT TERM
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir data > data/redis.log 2>&1 & pids+=($!)
 edgebox() { npx --no-install edgebox "$@"; }
-edgebox --config origin.config.ts > data/origin.log 2>&1 & pids+=($!)
-for n in 1 2; do PARENT=$n edgebox --config parent.config.ts > "data/parent-$n.log" 2>&1 & pids+=($!); done
-for n in 1 2 3; do EDGE=$n edgebox --config edge.config.ts > "data/edge-$n.log" 2>&1 & pids+=($!); done
-edgebox --config dns.config.ts > data/dns.log 2>&1 & pids+=($!)
+edgebox --config origin.config.mts > data/origin.log 2>&1 & pids+=($!)
+for n in 1 2; do PARENT=$n edgebox --config parent.config.mts > "data/parent-$n.log" 2>&1 & pids+=($!); done
+for n in 1 2 3; do EDGE=$n edgebox --config edge.config.mts > "data/edge-$n.log" 2>&1 & pids+=($!); done
+edgebox --config dns.config.mts > data/dns.log 2>&1 & pids+=($!)
 sleep 3
 cat <<TXT
 The cluster is up (logs in data/):

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import dgram from 'node:dgram'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +15,8 @@ import { tempDir } from '../helpers/server.ts'
 
 /**
  * The loopback cluster of docs/deploy.md, from its own files
- * (deploy/cluster/*.config.ts), through the real command: one Redis, an
+ * (deploy/cluster/*.config.mts, copied into a CommonJS project as a user
+ * copies them), through the real command: one Redis, an
  * origin, two parent caches, three edges and the DNS global load balancer,
  * each on its own loopback address. Objects are fetched from the origin
  * once however many edges ask (the parents are chosen by consistent
@@ -26,7 +27,8 @@ import { tempDir } from '../helpers/server.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const BIN = path.join(ROOT, 'bin', 'edgebox.js')
-const CLUSTER = path.join(ROOT, 'deploy', 'cluster')
+/** Where the recipe's files are copied, as a user copies them into a project (docs/deploy.md). */
+let CLUSTER: string
 const EDGES = ['127.0.0.11', '127.0.0.12', '127.0.0.13']
 const OBJECTS = 12
 
@@ -61,15 +63,19 @@ function start(name: string, config: string, env: Record<string, string> = {}): 
 
 before(async () => {
   work = tempDir()
+  // in a project of the user's: its package.json is CommonJS, as `npm init -y` makes it (the files must load all the same)
+  CLUSTER = path.join(work.dir, 'cluster')
+  cpSync(path.join(ROOT, 'deploy', 'cluster'), CLUSTER, { recursive: true })
+  writeFileSync(path.join(work.dir, 'package.json'), JSON.stringify({ name: 'my-site', version: '1.0.0', type: 'commonjs' }))
   mkdirSync(path.join(work.dir, 'www', 'objects'), { recursive: true })
   for (let i = 1; i <= OBJECTS; i++) writeFileSync(path.join(work.dir, 'www', 'objects', `${i}.txt`), `object ${i}\n`)
   redis = await startRedis()
   port = await freePort()
   dnsPort = await freePort()
-  await start('origin', 'origin.config.ts')
-  await Promise.all([1, 2].map((n) => start(`parent-${n}`, 'parent.config.ts', { PARENT: String(n) })))
-  await Promise.all([1, 2, 3].map((n) => start(`edge-${n}`, 'edge.config.ts', { EDGE: String(n) })))
-  await start('dns', 'dns.config.ts')
+  await start('origin', 'origin.config.mts')
+  await Promise.all([1, 2].map((n) => start(`parent-${n}`, 'parent.config.mts', { PARENT: String(n) })))
+  await Promise.all([1, 2, 3].map((n) => start(`edge-${n}`, 'edge.config.mts', { EDGE: String(n) })))
+  await start('dns', 'dns.config.mts')
 })
 
 after(async () => {

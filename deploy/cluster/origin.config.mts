@@ -1,4 +1,4 @@
-import { DATA, ORIGIN, PORT, WWW } from './common.ts'
+import { DATA, ORIGIN, PORT, WWW } from './common.mts'
 
 // The origin: the files every edge serves, through the parents
 export default {

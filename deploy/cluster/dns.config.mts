@@ -1,4 +1,4 @@
-import { DATA, DNS, DNS_PORT, EDGES, PORT } from './common.ts'
+import { DATA, DNS, DNS_PORT, EDGES, PORT } from './common.mts'
 
 // The global load balancer: www.cluster.test answers with the edges whose health check passes
 export default {

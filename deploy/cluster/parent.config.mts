@@ -1,4 +1,4 @@
-import { DATA, ORIGIN, PARENTS, PORT, nth } from './common.ts'
+import { DATA, ORIGIN, PARENTS, PORT, nth } from './common.mts'
 
 // A parent cache: each object is stored on one parent (the edges pick it by consistent hashing), in front of the origin
 const n = nth('PARENT', PARENTS.length)

@@ -1,4 +1,4 @@
-import { DATA, EDGES, PARENTS, PORT, REDIS_URL, nth } from './common.ts'
+import { DATA, EDGES, PARENTS, PORT, REDIS_URL, nth } from './common.mts'
 
 // An edge: what clients reach (the GSLB names the healthy ones). Its cache asks the parent that owns each URL;
 // realtime channels, purges and rate limits are shared with the other edges through Redis.
