@@ -7,6 +7,7 @@ import { duration } from './units.ts'
  *
  *     redis: 'redis://10.0.0.5:6379'
  *     redis: { url: 'rediss://edgebox:secret@redis.internal:6380', ca: 'redis-ca.pem' }
+ *     redis: { url: 'redis://:secret@mymaster/0', sentinel: { name: 'mymaster', hosts: ['10.0.0.1:26379', '10.0.0.2:26379'] } }
  */
 
 const redisUrl = z.string().refine((v) => {
@@ -26,6 +27,20 @@ const redisObject = z.strictObject({
   ca: z.string().min(1).optional(),
   /** A command that takes longer fails, and what asked falls back to this node alone. */
   commandTimeout: duration().default(2_000),
+  /**
+   * Redis Sentinel: the master is the one the sentinels name for `name`,
+   * found again after a failover. The URL then gives only the user,
+   * password, database and scheme (its host is not used: write the master
+   * group's name there).
+   */
+  sentinel: z
+    .strictObject({
+      name: z.string().min(1),
+      hosts: z.array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'is host:port')).min(1),
+      /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
+      password: z.string().min(1).optional(),
+    })
+    .optional(),
 })
 
 export const redisSchema = z.union([redisUrl.transform((url) => redisObject.parse({ url })), redisObject])

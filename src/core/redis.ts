@@ -28,6 +28,8 @@ export interface RedisSettings {
   readonly ca?: string | undefined
   /** A command that takes longer fails (and its user falls back). */
   readonly commandTimeout: number
+  /** Redis Sentinel: the sentinels to ask for the master `name` (the URL's host is then not used). */
+  readonly sentinel?: { readonly name: string; readonly hosts: readonly string[]; readonly password?: string | undefined } | undefined
 }
 
 /** A pub/sub subscription's handle. */
@@ -68,7 +70,7 @@ interface Channel {
 
 /** Same settings: the running bus can be kept across a reload. */
 export function sameRedis(a: RedisSettings, b: RedisSettings): boolean {
-  return a.url === b.url && a.keyPrefix === b.keyPrefix && a.ca === b.ca && a.commandTimeout === b.commandTimeout
+  return a.url === b.url && a.keyPrefix === b.keyPrefix && a.ca === b.ca && a.commandTimeout === b.commandTimeout && JSON.stringify(a.sentinel) === JSON.stringify(b.sentinel)
 }
 
 /** Where a URL points, without its password, for logs. */
@@ -82,10 +84,23 @@ export function redisTarget(url: string): string {
 }
 
 export function openRedis(settings: RedisSettings, log: Logger): RedisBus {
-  const target = redisTarget(settings.url)
+  const target = settings.sentinel ? `sentinel ${settings.sentinel.name} (${settings.sentinel.hosts.join(', ')})` : redisTarget(settings.url)
   const tls = settings.url.startsWith('rediss:') ? { ...(settings.ca ? { ca: readFileSync(settings.ca, 'utf8') } : {}) } : undefined
+  const sentinel = settings.sentinel
   const base: RedisOptions = {
     ...(tls ? { tls } : {}),
+    // with Sentinel, ioredis asks the sentinels for the master, and again after a failover
+    ...(sentinel
+      ? {
+          name: sentinel.name,
+          sentinels: sentinel.hosts.map((h) => {
+            const at = h.lastIndexOf(':')
+            return { host: h.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(h.slice(at + 1)) }
+          }),
+          ...(sentinel.password ? { sentinelPassword: sentinel.password } : {}),
+          ...(tls ? { enableTLSForSentinelMode: true } : {}),
+        }
+      : {}),
     // reconnect forever, backing off to one attempt a second
     retryStrategy: (times) => Math.min(times * 100, 1_000),
     connectTimeout: 5_000,

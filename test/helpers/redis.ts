@@ -126,3 +126,75 @@ export function listening(port: number): Promise<boolean> {
     s.once('error', () => resolve(false))
   })
 }
+
+export interface SentinelServer {
+  readonly port: number
+  /** Which address the sentinel names as master `name` now (host:port). */
+  master(): Promise<string>
+  close(): Promise<void>
+}
+
+/**
+ * A Redis Sentinel (the same redis-server, in sentinel mode) watching the
+ * master at 127.0.0.1:`masterPort` as `name`, quick to act: the master is
+ * taken as down after 1 s, and a replica promoted.
+ */
+export async function startSentinel(masterPort: number, name = 'mymaster'): Promise<SentinelServer> {
+  if (!hasRedis) throw new Error(`${REDIS} is missing: install Debian's redis-server (.ci/run does)`)
+  const dir = await mkdtemp(path.join(tmpdir(), 'edgebox-sentinel-'))
+  const port = await freePort()
+  const confFile = path.join(dir, 'sentinel.conf')
+  await writeFile(
+    confFile,
+    [`bind 127.0.0.1`, `port ${port}`, `dir ${dir}`, 'daemonize no', `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`, `sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 3000`].join('\n') + '\n',
+  )
+  const tail = outputTail(OUTPUT_LINES)
+  const proc = spawn(REDIS, [confFile, '--sentinel'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  proc.stderr.on('data', tail.collect)
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`redis sentinel did not start in ${START_TIMEOUT} ms:\n${tail.output()}`))
+    }, START_TIMEOUT)
+    proc.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`redis sentinel exited (${code}):\n${tail.output()}`))
+    })
+    proc.stdout.on('data', (chunk: Buffer) => {
+      tail.collect(chunk)
+      if (/\+monitor master/.test(tail.output())) {
+        clearTimeout(timer)
+        proc.removeAllListeners('exit')
+        resolve()
+      }
+    })
+  })
+  proc.stdout.resume()
+  return {
+    port,
+    master: () =>
+      new Promise((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1')
+        let text = ''
+        s.on('data', (d: Buffer) => {
+          text += d.toString()
+          const lines = text.split('\r\n')
+          // *2 $len host $len port
+          if (lines.length >= 5) {
+            s.destroy()
+            resolve(`${lines[2]}:${lines[4]}`)
+          }
+        })
+        s.on('error', reject)
+        s.write(`SENTINEL get-master-addr-by-name ${name}\r\n`)
+      }),
+    async close() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r))
+        proc.kill('SIGKILL')
+        await exited
+      }
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
