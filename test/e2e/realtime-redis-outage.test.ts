@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { connect, type GapEvent, type RealtimeClient, type TransportName } from '../../client/realtime.ts'
-import { request, startServer, type TestServer } from '../helpers/server.ts'
+import { startServer, type TestServer } from '../helpers/server.ts'
+import { publishAll, until as untilWithin } from '../helpers/realtime-clients.ts'
 import { QUICK_RECOVERY } from '../helpers/relay.ts'
 import { startRedis } from '../helpers/redis.ts'
 
@@ -24,22 +25,9 @@ function config(url: string) {
   }
 }
 
-async function publish(srv: TestServer, ch: string, d: unknown): Promise<void> {
-  const r = await request('http/1.1', `${srv.url}live/api/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-    body: JSON.stringify({ ch, d }),
-  })
-  assert.equal(r.status, 200, r.text)
-}
+const publish = async (srv: TestServer, ch: string, d: unknown) => void (await publishAll(`${srv.url}live/`, KEY, ch, [d]))
 
-async function until(pred: () => boolean, what: () => string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`${what()}: not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const until = (pred: () => boolean, what: () => string) => untilWithin(pred, what, 15_000)
 
 function follow(srv: TestServer, transport: TransportName, ch: string): { client: RealtimeClient; got: number[]; gaps: GapEvent[] } {
   const got: number[] = []

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { connect, type GapEvent, type TransportName } from '../../client/realtime.ts'
-import { request, startServer, type TestServer } from '../helpers/server.ts'
+import { startServer, type TestServer } from '../helpers/server.ts'
+import { publishAll, until } from '../helpers/realtime-clients.ts'
 import { QUICK_RECOVERY, relay } from '../helpers/relay.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 
@@ -35,23 +36,7 @@ after(async () => {
   await redis.close()
 })
 
-async function publish(srv: TestServer, ch: string, data: unknown[]): Promise<Array<{ e: string; o: number }>> {
-  const r = await request('http/1.1', `${srv.url}live/api/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-    body: JSON.stringify(data.map((d) => ({ ch, d }))),
-  })
-  assert.equal(r.status, 200, r.text)
-  return JSON.parse(r.text) as Array<{ e: string; o: number }>
-}
-
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const publish = (srv: TestServer, ch: string, data: unknown[]) => publishAll(`${srv.url}live/`, KEY, ch, data)
 
 for (const transport of ['websocket', 'sse', 'long-poll', 'poll'] as TransportName[]) {
   test(`${transport}: published on B and C, received on A; moved to C, it resumes there with nothing lost or repeated`, { timeout: 30_000 }, async () => {

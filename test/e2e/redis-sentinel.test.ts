@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { Redis } from 'ioredis'
-import { request, startServer, type TestServer } from '../helpers/server.ts'
+import { startServer, type TestServer } from '../helpers/server.ts'
 import { startRedis, startSentinel, type RedisServer, type SentinelServer } from '../helpers/redis.ts'
+import { publishAll } from '../helpers/realtime-clients.ts'
 
 /**
  * Redis Sentinel (docs/scale.md): two nodes find the master through a
@@ -38,15 +39,7 @@ after(async () => {
   await master?.close()
 })
 
-async function publish(srv: TestServer, d: unknown): Promise<{ e: string; o: number }> {
-  const r = await request('http/1.1', `${srv.url}live/api/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-    body: JSON.stringify({ ch: 'room:s', d }),
-  })
-  assert.equal(r.status, 200, r.text)
-  return JSON.parse(r.text) as { e: string; o: number }
-}
+const publish = async (srv: TestServer, d: unknown) => (await publishAll(`${srv.url}live/`, KEY, 'room:s', [d]))[0]!
 
 test('through the sentinel, two nodes share a channel; after a failover they share it on the promoted replica', { timeout: 60_000 }, async () => {
   const first = await publish(a, 1)

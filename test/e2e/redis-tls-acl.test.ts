@@ -6,8 +6,9 @@ import { certDir, testCa } from '../helpers/certs.ts'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { startEdgebox } from '../../src/server/app.ts'
-import { request, startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { startServer, tempDir, type TestServer } from '../helpers/server.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
+import { publishAll } from '../helpers/realtime-clients.ts'
 
 /**
  * Redis over TLS (`rediss://`) with an ACL user (docs/scale.md): the
@@ -42,15 +43,7 @@ const config = (url: string) => ({
   sites: [{ routes: [{ path: '/live/', realtime: { channels: { 'room:*': { history: { size: 10 } } }, publishKey: KEY } }] }],
 })
 
-async function publish(srv: TestServer, d: unknown): Promise<{ e: string; o: number }> {
-  const r = await request('http/1.1', `${srv.url}live/api/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
-    body: JSON.stringify({ ch: 'room:tls', d }),
-  })
-  assert.equal(r.status, 200, r.text)
-  return JSON.parse(r.text) as { e: string; o: number }
-}
+const publish = async (srv: TestServer, d: unknown) => (await publishAll(`${srv.url}live/`, KEY, 'room:tls', [d]))[0]!
 
 test('two nodes share a channel through rediss:// as an ACL user', async () => {
   assert.match(redis.url, /^rediss:/)

@@ -1,7 +1,8 @@
+import assert from 'node:assert/strict'
 import http from 'node:http'
 import http2 from 'node:http2'
 import WebSocket from 'ws'
-import type { Protocol } from './server.ts'
+import { request, type Protocol } from './server.ts'
 
 /**
  * Test clients for the realtime hub's streaming transports (docs/realtime.md):
@@ -163,4 +164,24 @@ export function openWs(url: string, protocols: string[] = ['edgebox.v1'], opts: 
       reject(new Refused(res.statusCode!, `the WebSocket handshake was answered ${res.statusCode}`))
     })
   })
+}
+
+/** Publishes `data` to channel `ch` through a hub's back-end API (`<hub>api/publish`, the publish key); each message's position, in order. */
+export async function publishAll(hub: string, key: string, ch: string, data: readonly unknown[]): Promise<Array<{ e: string; o: number }>> {
+  const r = await request('http/1.1', `${hub}api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify(data.map((d) => ({ ch, d }))),
+  })
+  assert.equal(r.status, 200, r.text)
+  return JSON.parse(r.text) as Array<{ e: string; o: number }>
+}
+
+/** Resolves once `pred()` holds, checking every 20 ms; rejects after `ms` naming `what` (a function: read when it fails). */
+export async function until(pred: () => boolean, what: string | (() => string), ms = 10_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`${typeof what === 'string' ? what : what()}: not within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
