@@ -205,6 +205,7 @@ export function openRedis(settings: RedisSettings, log: Logger): RedisBus {
           changes.delete(on)
           resolve(false)
         }, ms)
+        timer.unref()
         const on = (now: boolean) => {
           if (!now) return
           clearTimeout(timer)

@@ -97,6 +97,11 @@ export class MemoryEngine implements Engine {
     return { gap: false, messages: c.history.slice(after.o + 1 - first.o), position }
   }
 
+  /** The channel's epoch, if it has been used here (nothing is made for a channel that has not). */
+  epochOf(ch: string): string | undefined {
+    return this.byName.get(ch)?.epoch
+  }
+
   async position(ch: string): Promise<Position> {
     const c = this.channel(ch)
     return { e: c.epoch, o: c.offset }

@@ -259,6 +259,10 @@ interface Listened {
 const PRESENCE_TTL = 15_000
 /** How long a publish waits for its own message to come back before it returns anyway. */
 const ECHO_WAIT = 1_000
+/** How long a catch-up waits for the command connection, and how many reads it tries, before it lets a hole through. */
+const CATCH_UP_WAIT = 2_000
+const CATCH_UP_TRIES = 3
+const CATCH_UP_PAUSE = 100
 /** Messages kept for Redis while it is away (beyond: this node's subscribers only, logged). */
 const MAX_OUTBOX = 10_000
 /** The publish id given to a message published while Redis was away that had none. */
@@ -276,6 +280,7 @@ export class RedisEngine implements Engine {
   readonly #local: MemoryEngine
   readonly #listened = new Map<string, Listened>()
   #fallbackSaid = false
+  #closed = false
   /** Messages published here while Redis was away, oldest first, to publish there when it returns. */
   readonly #outbox: Array<{ ch: string; data: unknown; id: string; history: HistoryLimits; localOffset: number }> = []
   /**
@@ -284,7 +289,7 @@ export class RedisEngine implements Engine {
    * of its messages from meanwhile (by the memory engine's offset) landed
    * in Redis, so a subscriber that saw them here resumes right after them.
    */
-  readonly #outages = new Map<string, { from: Position | null; landed: Map<number, number> }>()
+  readonly #outages = new Map<string, { from: Position | null; landed: Map<number, Position> }>()
   /** Publish ids of this node's outbox messages: their copies from Redis are not delivered here again. */
   readonly #replays = new Set<string>()
   #flushing: Promise<void> | null = null
@@ -432,7 +437,7 @@ export class RedisEngine implements Engine {
           }
           this.#outbox.shift()
           const landed = parse(reply[1])
-          this.#outages.get(m.ch)?.landed.set(m.localOffset, landed.o)
+          this.#outages.get(m.ch)?.landed.set(m.localOffset, { e: landed.e, o: landed.o })
           // already in Redis (a publisher's retry reached another node): no copy of it comes back
           if (reply[0] === 1) this.#replays.delete(m.id)
           sent++
@@ -464,7 +469,7 @@ export class RedisEngine implements Engine {
   }
 
   async since(ch: string, after: Position, history: HistoryLimits): Promise<Since> {
-    if (!this.#useRedis()) return this.#local.sinceNow(ch, after, history)
+    if (!this.#useRedis()) return this.#sinceHere(ch, after, history)
     const l = this.#listened.get(ch)
     if (l) await l.subscription.ready
     try {
@@ -473,8 +478,32 @@ export class RedisEngine implements Engine {
       return s
     } catch (err) {
       this.#fallback(err)
-      return this.#local.sinceNow(ch, after, history)
+      return this.#sinceHere(ch, after, history)
     }
+  }
+
+  /**
+   * `since` while Redis is away. A subscriber at a Redis position stays
+   * there (nothing is known of it here) unless this node has published to
+   * the channel meanwhile: then it goes on, after a gap, from the first of
+   * those messages in the memory engine's epoch. Messages published here in
+   * an earlier outage are in Redis by now, and no subscriber is sent back
+   * to them.
+   */
+  #sinceHere(ch: string, after: Position, history: HistoryLimits): Since {
+    const local = this.#local.epochOf(ch)
+    if (after.e !== local) {
+      const first = this.#outbox.find((m) => m.ch === ch)
+      if (first === undefined) {
+        // what Redis has after it is read when Redis returns (see `floor`), so none of it reaches the subscriber with a hole
+        const l = this.#listened.get(ch)
+        if (l && l.last === null && l.floor === null) l.floor = after
+        return { gap: false, messages: [], position: after }
+      }
+      const s = this.#local.sinceNow(ch, after, history)
+      return { gap: true, messages: [], position: s.position, oldest: Math.max(first.localOffset, s.oldest ?? first.localOffset) }
+    }
+    return this.#local.sinceNow(ch, after, history)
   }
 
   /**
@@ -482,17 +511,24 @@ export class RedisEngine implements Engine {
    * in the memory engine's epoch: it has this node's messages from then up
    * to its offset, and resumes right after where the last of them landed in
    * Redis (a gap there: messages other nodes published before it landed
-   * may be missing, never one it has already). Undefined otherwise.
+   * may be missing, never one it has already). One whose position is not
+   * known there (it subscribed here while Redis was away, or its messages
+   * never reached Redis) goes on from the channel's current position, after
+   * a gap: never from the start of Redis's history, which it may have had.
+   * Undefined for a position not in the memory engine's epoch.
    */
   async #resumedHere(ch: string, after: Position, history: HistoryLimits): Promise<Since | undefined> {
+    if (after.e !== this.#local.epochOf(ch)) return undefined
     const outage = this.#outages.get(ch)
-    if (outage === undefined || outage.from === null || after.e !== (await this.#local.position(ch)).e) return undefined
-    const landed = after.o === 0 ? outage.from.o : outage.landed.get(after.o)
-    if (landed === undefined) return undefined
-    const s = await this.#since(ch, { e: outage.from.e, o: landed }, history.size, history.age)
+    const at = (after.o === 0 ? outage?.from : outage?.landed.get(after.o)) ?? null
+    if (at === null) {
+      const [e, o] = await this.#redis.ebPosition(this.#key(ch, 'm'), newEpoch())
+      return { gap: true, messages: [], position: { e, o: Number(o) }, oldest: Number(o) + 1 }
+    }
+    const s = await this.#since(ch, at, history.size, history.age)
     if (s.gap) return s
     // the hub goes on from `oldest - 1`: just after the subscriber's last message
-    return { gap: true, messages: [], position: s.position, oldest: landed + 1 }
+    return { gap: true, messages: [], position: s.position, oldest: at.o + 1 }
   }
 
   async #since(ch: string, after: Position, size: number, age: number): Promise<Since> {
@@ -627,19 +663,7 @@ export class RedisEngine implements Engine {
         l.again = false
         const from = l.last ?? l.floor
         let missed: readonly Message[] = []
-        if (from !== null) {
-          try {
-            let s = await this.#since(l.ch, from, -1, 0)
-            if (s.gap && s.position.e !== from.e) {
-              // the channel began anew in Redis (restarted empty, its keys lost): the new epoch from its start, as the hub does
-              s = await this.#since(l.ch, { e: s.position.e, o: Math.max(0, (s.oldest ?? 1) - 1) }, -1, 0)
-            }
-            // beyond the history: the next message shows the hole, and the hub says `gap`
-            if (!s.gap) missed = s.messages
-          } catch {
-            // Redis went away again: what arrives later shows the hole
-          }
-        }
+        if (from !== null) missed = await this.#missed(l.ch, from)
         const queued = l.queue
         l.queue = []
         // delivery is synchronous: nothing arrives until the loop is done
@@ -652,6 +676,31 @@ export class RedisEngine implements Engine {
     } finally {
       l.catching = false
       l.queue = null
+    }
+  }
+
+  /**
+   * The messages after `from` that Redis holds, for a catch-up. The
+   * subscriber connection may come back before the command connection
+   * (each reconnects on its own): the read waits for it (CATCH_UP_WAIT, a
+   * few tries) rather than delivering what arrived meanwhile with a hole
+   * before it. Empty when Redis stays away or the history no longer
+   * reaches back: the next message shows the hole, and the hub says `gap`.
+   */
+  async #missed(ch: string, from: Position): Promise<readonly Message[]> {
+    for (let tries = 1; ; tries++) {
+      try {
+        let s = await this.#since(ch, from, -1, 0)
+        if (s.gap && s.position.e !== from.e) {
+          // the channel began anew in Redis (restarted empty, its keys lost): the new epoch from its start, as the hub does
+          s = await this.#since(ch, { e: s.position.e, o: Math.max(0, (s.oldest ?? 1) - 1) }, -1, 0)
+        }
+        return s.gap ? [] : s.messages
+      } catch {
+        if (tries >= CATCH_UP_TRIES || this.#closed) return []
+        if (this.#bus.up) await new Promise((r) => setTimeout(r, CATCH_UP_PAUSE).unref())
+        else if (!(await this.#bus.whenUp(CATCH_UP_WAIT))) return []
+      }
     }
   }
 
@@ -697,6 +746,7 @@ export class RedisEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
     this.#stopChange()
     clearInterval(this.#heartbeat)
     if (this.#outbox.length > 0 && this.#bus.up) await this.#flush()
