@@ -50,13 +50,12 @@ export function authEndpoints(state: AuthState): Endpoint[] {
       async handle(ctx) {
         const params = new URLSearchParams(ctx.query)
         const stateParam = params.get('state')
-        const pending = stateParam === null ? undefined : state.pending.get(stateParam)
-        if (!pending || state.clock.now() - pending.createdAt > LOGIN_TTL_MS) {
+        // single use, whatever happens next: taken from the store in the same step, on whichever process it came back to
+        const pending = stateParam === null ? undefined : await state.logins.take(sha256(stateParam), state.clock.now())
+        if (!pending || pending.state !== stateParam || state.clock.now() - pending.createdAt > LOGIN_TTL_MS) {
           ctx.auth = 'callback: unknown state'
           return loginFailedPage(ctx, 400, 'This sign-in has expired or was already used. Start again from the page you wanted.')
         }
-        // single use, whatever happens next
-        state.pending.delete(pending.state)
         // the code came back on the path of the provider the login was started with (RFC 9700 §4.4.2)
         if (path !== callbackPath(state, pending.provider)) {
           ctx.auth = 'callback: another provider'
@@ -254,9 +253,8 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         if (typeof claims.jti !== 'string') return refuse('the logout token has no jti')
         const now = state.clock.now() / 1000
         if (typeof claims.iat !== 'number' || claims.iat < now - LOGOUT_WINDOW_S || claims.iat > now + 60) return refuse('the logout token was not issued just now')
-        const seen = `${rp.name} ${claims.jti}`
-        if (state.seenLogoutTokens.has(seen)) return refuse('the logout token was already used')
-        state.seenLogoutTokens.set(seen, true)
+        const seen = sha256(`logout ${rp.name} ${claims.jti}`)
+        if (!(await state.logins.once(seen, state.clock.now() + (LOGOUT_WINDOW_S + 120) * 1000, state.clock.now()))) return refuse('the logout token was already used')
         // by sid when the token has one, and also every session of its sub that has no sid (a provider that put no sid in
         // its ID tokens but does in its logout tokens)
         const ended = await state.sessions.endWhere(rp.name, { ...(sid !== undefined ? { sid } : {}), ...(sub !== undefined ? { sub } : {}) })

@@ -12,7 +12,7 @@ import { safeReturnPath } from './return-to.ts'
 import { compileRules } from './rules.ts'
 import type { GateConfig } from './schema.ts'
 import type { LiveSession } from './sessions.ts'
-import { loginBinding, PENDING_PER_CLIENT, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
+import { LOGIN_TTL_MS, loginBinding, PENDING_PER_CLIENT, redirectUri, sessionCookieName, sha256, SessionView, viewOf, type AuthState, type ForwardMode, type Gate } from './state.ts'
 
 /**
  * The sign-on gate of one route (docs/sso.md), in the pipeline's access
@@ -310,11 +310,13 @@ export async function startLogin(state: AuthState, ctx: Context, provider: strin
   const binding = loginBinding(ctx)
   try {
     const { url, pending } = await rp.startLogin(redirectUri(state, ctx, rp.name), returnTo, sha256(binding))
-    state.pending.set(pending.state, pending)
+    const key = sha256(pending.state)
+    await state.logins.put(key, pending, pending.createdAt + LOGIN_TTL_MS)
     const client = clientNetwork(ctx.clientAddress)
     const mine = state.pendingByClient.get(client) ?? []
-    mine.push(pending.state)
-    while (mine.length > PENDING_PER_CLIENT) state.pending.delete(mine.shift()!)
+    mine.push(key)
+    // a client that starts logins without finishing them keeps its latest ones only
+    while (mine.length > PENDING_PER_CLIENT) void state.logins.take(mine.shift()!, pending.createdAt).catch(() => undefined)
     state.pendingByClient.set(client, mine)
     ctx.auth = `login ${rp.name}`
     ctx.send(302, { location: url, 'cache-control': 'no-store' })

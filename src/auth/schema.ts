@@ -62,8 +62,12 @@ export const authSchema = z.strictObject({
     .refine((p) => Object.keys(p).length > 0, 'name at least one provider'),
   sessions: z
     .strictObject({
-      /** Where sessions live: `sqlite` (a file in `dataDir`, kept across restarts) or `memory` (lost on restart). */
-      store: z.enum(['sqlite', 'memory']).default('sqlite'),
+      /**
+       * Where sessions (and logins under way) live: `sqlite` (a file in `dataDir`, kept across restarts, shared by the
+       * machine's workers), `redis` (the top-level `redis`, shared by every node), or `memory` (this process's, lost on
+       * restart). Default: `redis` when `redis` is set, else `sqlite`.
+       */
+      store: z.enum(['sqlite', 'redis', 'memory']).optional(),
       /** A session unused this long ends. */
       idleTimeout: duration().default(30 * 60_000),
       /** A session ends this long after its login, however much it is used. */

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import type { Clock, Timer } from '../core/clock.ts'
+import type { Broadcast } from '../core/broadcast.ts'
 import type { Logger } from '../core/log.ts'
 import type { SessionRecord, SessionStore } from './session-store.ts'
 
@@ -45,6 +46,9 @@ export function sessionKey(id: string): string {
   return createHash('sha256').update(id).digest('base64url')
 }
 
+/** The broadcast topic of ended sessions (their keys). */
+const ENDED_TOPIC = 'sso:ended'
+
 /** A session id is 32 bytes in base64url: 43 characters of the URL-safe alphabet. */
 const ID = /^[A-Za-z0-9_-]{43}$/
 
@@ -59,7 +63,17 @@ export class Sessions {
   private readonly touchEvery: number
   private readonly sweeper: Timer
 
-  constructor(store: SessionStore, times: SessionTimes, cacheSize: number, clock: Clock, log: Logger) {
+  /** Says which sessions ended here to the other processes sharing the store; null: none to tell. */
+  private readonly broadcast: Broadcast | null
+  private readonly stopHearing: () => void
+
+  /**
+   * `broadcast`: the other processes that share the store (the machine's
+   * workers, the nodes on the same Redis) hear of each session ended here
+   * and drop it from their caches at once; one that misses it (Redis away)
+   * finds the session gone at its next store check, within `touchEvery`.
+   */
+  constructor(store: SessionStore, times: SessionTimes, cacheSize: number, clock: Clock, log: Logger, broadcast?: Broadcast) {
     this.store = store
     this.times = times
     this.clock = clock
@@ -69,6 +83,33 @@ export class Sessions {
     // expired sessions leave the store even when their browsers never come back
     this.sweeper = clock.setInterval(() => void this.sweep(), Math.min(times.idleMs, 10 * 60_000))
     this.sweeper.unref()
+    this.broadcast = broadcast ?? null
+    this.stopHearing = broadcast
+      ? broadcast.on(ENDED_TOPIC, (m) => {
+          const keys = (m as { keys?: unknown } | null)?.keys
+          if (Array.isArray(keys)) this.forget(keys.filter((k): k is string => typeof k === 'string'))
+        })
+      : () => {}
+  }
+
+  /** Drops sessions another process ended from this process's cache. */
+  forget(keys: readonly string[]): void {
+    if (keys.length === 0) return
+    const gone = new Set(keys)
+    const ids: string[] = []
+    for (const [id, s] of this.cache.entries()) if (gone.has(s.key)) ids.push(id)
+    for (const id of ids) this.cache.delete(id)
+  }
+
+  /** Tells the other processes sharing the store that these sessions ended. */
+  private announce(keys: readonly string[]): void {
+    if (this.broadcast === null || keys.length === 0) return
+    this.broadcast.send(ENDED_TOPIC, { keys }).then(
+      (sent) => {
+        if (!sent) this.log.warn({ sessions: keys.length }, 'ended sessions could not be announced to the other processes; they drop them at their next store check')
+      },
+      (err: unknown) => this.log.warn({ err }, 'ended sessions could not be announced'),
+    )
   }
 
   /** Starts a session: a new id (never one the browser brought: no fixation), stored before it is returned. */
@@ -112,6 +153,7 @@ export class Sessions {
   async end(session: LiveSession): Promise<void> {
     this.cache.delete(session.id)
     await this.store.delete(session.key)
+    this.announce([session.key])
   }
 
   /**
@@ -137,6 +179,7 @@ export class Sessions {
       }
     }
     for (const id of cached) this.cache.delete(id)
+    this.announce([...keys])
     return keys.size
   }
 
@@ -147,6 +190,7 @@ export class Sessions {
   }
 
   async close(): Promise<void> {
+    this.stopHearing()
     this.clock.clearInterval(this.sweeper)
     this.cache.clear()
     await this.store.close()
@@ -168,9 +212,27 @@ export class Sessions {
     session.lastSeenAt = now
     if (now - session.record.lastSeenAt >= this.touchEvery) {
       session.record = { ...session.record, lastSeenAt: now }
-      this.store.touch(session.key, now).catch((err: unknown) => this.log.warn({ err }, 'a session could not be touched'))
+      void this.recheck(session, now)
     }
     return session
+  }
+
+  /**
+   * The store's word on a cached session, once per `touchEvery`: still
+   * there, its last request moves forward; gone (ended through another
+   * process whose announcement did not arrive), it leaves the cache, so the
+   * next request finds it ended.
+   */
+  private async recheck(session: LiveSession, now: number): Promise<void> {
+    try {
+      if ((await this.store.get(session.key)) === undefined) {
+        if (this.cache.peek(session.id) === session) this.cache.delete(session.id)
+        return
+      }
+      await this.store.touch(session.key, now)
+    } catch (err) {
+      this.log.warn({ err }, 'a session could not be touched')
+    }
   }
 
   private async sweep(): Promise<void> {

@@ -8,7 +8,8 @@ import type { Identity } from '../core/types.ts'
 import { cookieValue } from '../http/cookie.ts'
 import { isSafeFieldValue } from '../http/token.ts'
 import type { AssertionSigner } from './assertion.ts'
-import type { RelyingParty, PendingLogin } from './relying-party.ts'
+import type { LoginStore } from './login-store.ts'
+import type { RelyingParty } from './relying-party.ts'
 import type { Decision } from './rules.ts'
 import type { AuthConfig, GateConfig } from './schema.ts'
 import type { LiveSession, Sessions } from './sessions.ts'
@@ -23,13 +24,17 @@ export interface AuthState {
   readonly config: AuthConfig
   readonly providers: ReadonlyMap<string, RelyingParty>
   readonly sessions: Sessions
-  /** Logins under way, by `state` (OpenID Connect Core §3.1.2.1), for 10 minutes. */
-  readonly pending: LRUCache<string, PendingLogin>
-  /** The states of the logins each client network started (clientNetwork): at most PENDING_PER_CLIENT each. */
+  /**
+   * Logins under way, by the SHA-256 of their `state` (OpenID Connect Core
+   * §3.1.2.1), for 10 minutes, and the back-channel logout tokens' `jti`
+   * already used (Back-Channel Logout 1.0 §2.6 item 9): shared with every
+   * process the sessions are shared with, so a callback may come back
+   * through any of them, once.
+   */
+  readonly logins: LoginStore
+  /** The `state` digests of the logins each client network started here (clientNetwork): at most PENDING_PER_CLIENT each. */
   readonly pendingByClient: LRUCache<string, string[]>
   readonly signer: AssertionSigner
-  /** Back-channel logout tokens' `jti` already used (Back-Channel Logout 1.0 §2.6 item 9). */
-  readonly seenLogoutTokens: LRUCache<string, true>
   readonly clock: Clock
   readonly log: Logger
   /** The gates of the routes, by route id (`sites[0].routes[2]`): the chooser page reads the providers a route allows. */

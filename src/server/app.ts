@@ -666,7 +666,15 @@ async function provision(
     if (config.auth) {
       auth = await createAuth(
         config.auth,
-        { dataDir, log: log.child({ module: 'auth' }), clock, limits: bodyLimits(config), csrfCheck: (ctx) => csrfGuards.get(ctx.site!.id)!.check(ctx) },
+        {
+          dataDir,
+          log: log.child({ module: 'auth' }),
+          clock,
+          limits: bodyLimits(config),
+          csrfCheck: (ctx) => csrfGuards.get(ctx.site!.id)!.check(ctx),
+          ...(shared.redis ? { redis: shared.redis } : {}),
+          ...(shared.broadcast ? { broadcast: shared.broadcast } : {}),
+        },
         previous?.auth ?? undefined,
       )
     }
