@@ -160,3 +160,38 @@ export async function openPrivateDatabase(file: string, opts: PrivateDatabaseOpt
   }
   return db
 }
+
+/**
+ * Runs `fn` while holding `lock`, a file made with O_EXCL beside what it
+ * guards, so read-modify-write cycles of several processes (the workers of
+ * one machine) on one file take turns. A lock older than `stale` ms is left
+ * by a process that died holding it and is taken over; waiting longer than
+ * `wait` ms is an error naming the lock file.
+ */
+export async function withFileLock<T>(lock: string, fn: () => Promise<T>, opts: { wait?: number; stale?: number } = {}): Promise<T> {
+  const wait = opts.wait ?? 10_000
+  const stale = opts.stale ?? 30_000
+  const end = Date.now() + wait
+  for (;;) {
+    try {
+      const handle = await open(lock, 'wx', 0o600)
+      await handle.writeFile(`${process.pid}\n`)
+      await handle.close()
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    }
+    const held = await stat(lock).catch(() => undefined)
+    if (held !== undefined && Date.now() - held.mtimeMs > stale) {
+      await rm(lock, { force: true })
+      continue
+    }
+    if (Date.now() > end) throw new Error(`${lock} has been held by another process for more than ${Math.round(wait / 1000)} s; if no Edgebox is running, remove it`)
+    await new Promise((r) => setTimeout(r, 10 + Math.random() * 30))
+  }
+  try {
+    return await fn()
+  } finally {
+    await rm(lock, { force: true })
+  }
+}

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { calculateJwkThumbprint, type JWK } from 'jose'
 import type { Clock } from '../../core/clock.ts'
-import { ensurePrivateDir, readIfExists, writeNewPrivateFile, writePrivateFile } from '../../core/data-dir.ts'
+import { ensurePrivateDir, readIfExists, withFileLock, writeNewPrivateFile, writePrivateFile } from '../../core/data-dir.ts'
 import type { Logger } from '../../core/log.ts'
 
 /**
@@ -137,9 +137,12 @@ export async function fileKeyVault(dataDir: string): Promise<KeyVault> {
       return { doc: parseKeyFile(text, file), made }
     },
     async update(change) {
-      const text = await readIfExists(file)
-      const next = await change(text === undefined ? undefined : parseKeyFile(text, file))
-      if (next !== null) await writePrivateFile(file, write(next))
+      // the workers of one machine share the file: one rotation at a time, each reading what the one before wrote
+      await withFileLock(`${file}.lock`, async () => {
+        const text = await readIfExists(file)
+        const next = await change(text === undefined ? undefined : parseKeyFile(text, file))
+        if (next !== null) await writePrivateFile(file, write(next))
+      })
     },
   }
 }
