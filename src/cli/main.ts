@@ -9,7 +9,7 @@ import { isLoopbackHost } from '../http/address.ts'
 import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox, type Edgebox } from '../server/app.ts'
-import { primaryChannel, runPrimary, serveAsWorker, workerCount, workerFailed, workerIndex, workerProblems } from './workers.ts'
+import { primaryChannel, runPrimary, serveAsWorker, workerCount, workerFailed, workerIndex } from './workers.ts'
 import { createLogger } from '../core/log.ts'
 import { defaultDataDir, resolveDataDir } from '../core/data-dir.ts'
 import { inspectCommand } from './inspect.ts'
@@ -512,8 +512,6 @@ export async function main(argv: string[]): Promise<void> {
     tuneRuntime()
     // workers (docs/scale.md): the primary starts them and serves nothing itself; each worker runs what follows
     const resolved = validateConfig(input)
-    const problems = workerProblems(resolved)
-    if (problems.length) throw new ConfigError(problems)
     const me = workerIndex()
     if (me === null && workerCount(resolved.workers) > 1) {
       const log = createLogger(resolved.log)

@@ -23,14 +23,6 @@ export function workerIndex(env: NodeJS.ProcessEnv = process.env): { index: numb
   return Number.isInteger(index) && index >= 1 && Number.isInteger(count) ? { index, count } : null
 }
 
-/** What a configuration cannot do with workers yet: each a ConfigError issue. */
-export function workerProblems(cfg: EdgeboxConfig): string[] {
-  if (workerCount(cfg.workers) <= 1) return []
-  const problems: string[] = []
-  if (cfg.tls.acme) problems.push('workers: ACME certificates (tls.acme) are ordered by one process; with workers, give the certificates as files (tls.certificates) or run one process (workers: 1)')
-  return problems
-}
-
 /**
  * Runs the cluster primary: starts the workers, passes signals on, and
  * exits when they are done. `banner` is logged once every worker listens.

@@ -250,7 +250,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     throw problems
   }
   let listeners: Listener[] = []
-  if (first.tls.acme && lead) {
+  // with workers, worker 1 orders (one orderer per name); every worker serves the certificates and answers the challenges
+  if (first.tls.acme) {
     try {
       acme = await startAcme(
         first,
@@ -261,7 +262,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
         () => {
           for (const l of listeners) l.updateTls()
         },
-        first.dns ? { serves: (name) => current.dns?.serves(name) ?? false, add: (n, v) => acmeChallenges.add(n, v), remove: (n, v) => acmeChallenges.remove(n, v) } : undefined,
+        first.dns && lead ? { serves: (name) => current.dns?.serves(name) ?? false, add: (n, v) => acmeChallenges.add(n, v), remove: (n, v) => acmeChallenges.remove(n, v) } : undefined,
+        worker ? { peers: workerBroadcast(worker.channel), follow: !lead } : {},
       )
     } catch (err) {
       await closeGeneration(current)
@@ -540,7 +542,16 @@ async function acmePlan(config: EdgeboxConfig, gen: Generation, log: Logger): Pr
 }
 
 /** Creates the ACME manager for the first configuration (it loads the certificates stored before). */
-async function startAcme(config: EdgeboxConfig, gen: Generation, baseDir: string, clock: Clock, log: Logger, onChange: () => void, dns01?: { serves(name: string): boolean; add(name: string, value: string): void; remove(name: string, value: string): void }): Promise<AcmeManager> {
+async function startAcme(
+  config: EdgeboxConfig,
+  gen: Generation,
+  baseDir: string,
+  clock: Clock,
+  log: Logger,
+  onChange: () => void,
+  dns01: { serves(name: string): boolean; add(name: string, value: string): void; remove(name: string, value: string): void } | undefined,
+  workers: { peers?: Broadcast; follow?: boolean },
+): Promise<AcmeManager> {
   const cfg = config.tls.acme!
   const can: ChallengeType[] = []
   if (config.listen.some((l) => !l.tls)) can.push('http-01')
@@ -551,7 +562,7 @@ async function startAcme(config: EdgeboxConfig, gen: Generation, baseDir: string
   // the ACME client is loaded only when ACME is configured
   const { createAcme } = await import('../tls/acme.ts')
   try {
-    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: (await acmePlan(config, gen, log)).names, onChange, ...(dns01 ? { dns01 } : {}) })
+    return await createAcme({ config: cfg, baseDir, dataDir: resolveDataDir(config.dataDir, baseDir), clock, log: log.child({ module: 'acme' }), challenges, names: (await acmePlan(config, gen, log)).names, onChange, ...(dns01 ? { dns01 } : {}), ...workers })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ENOENT' || e.code === 'EACCES') throw new ConfigError([`tls.acme.ca: cannot read ${cfg.ca} (${e.code})`])

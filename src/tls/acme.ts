@@ -6,11 +6,13 @@ import https from 'node:https'
 import { isIP } from 'node:net'
 import path from 'node:path'
 import { readFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import tls from 'node:tls'
 import { Agent, fetch } from 'undici'
 import type { EdgeboxConfig } from '../config/schema.ts'
 import type { Clock, Timer } from '../core/clock.ts'
 import { ensurePrivateDir, readIfExists, writePrivateFile } from '../core/data-dir.ts'
+import type { Broadcast } from '../core/broadcast.ts'
 import type { Logger } from '../core/log.ts'
 import { covers, namesOf, type LoadedCertificate } from './certificates.ts'
 
@@ -98,6 +100,16 @@ export interface AcmeOptions {
   dns01?: { serves(name: string): boolean; add(name: string, value: string): void; remove(name: string, value: string): void }
   /** A certificate was obtained or renewed: rebuild the certificate set. */
   onChange(): void
+  /**
+   * The other workers of this machine (docs/scale.md). With it, this
+   * process's pending HTTP-01 and TLS-ALPN-01 challenges are also written to
+   * the data folder, where whichever worker the authority's validation
+   * reaches reads them, and each certificate stored is announced, so the
+   * followers load it from the folder at once.
+   */
+  peers?: Broadcast
+  /** A follower (workers 2 and up): it serves the certificates and challenges the orderer stores, and never orders. */
+  follow?: boolean
 }
 
 export interface AcmeManager {
@@ -156,6 +168,7 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
 
   const tokens = new Map<string, string>()
   const alpn = new Map<string, tls.SecureContext>()
+  const shared = opts.peers ? sharedChallenges(path.join(home, 'challenges')) : undefined
   const entries = new Map<string, Entry>()
   let closed = false
   let started = false
@@ -312,20 +325,29 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
       if (!challenge) throw new Error(`the authority offers ${authz.challenges.map((ch) => ch.type).join(', ')} for ${authzName}; this Edgebox answers ${usable.join(', ') || 'none (no listener for them)'} for it`)
       const keyAuth = await c.getChallengeKeyAuthorization(challenge)
       const token = (challenge as { token: string }).token
+      const alpnName = authz.identifier.value.toLowerCase()
       try {
-        if (challenge.type === 'http-01') tokens.set(token, keyAuth)
+        if (challenge.type === 'http-01') {
+          tokens.set(token, keyAuth)
+          await shared?.put('http-01', token, keyAuth)
+        }
         // DNS-01: keyAuth is already the record's value, base64url(SHA-256(key authorization)) (RFC 8555 §8.4)
         else if (challenge.type === 'dns-01') opts.dns01!.add(authzName, keyAuth)
         else {
           const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuth, await acme.crypto.createPrivateEcdsaKey())
-          alpn.set(authz.identifier.value.toLowerCase(), tls.createSecureContext({ key, cert }))
+          alpn.set(alpnName, tls.createSecureContext({ key, cert }))
+          await shared?.put('tls-alpn-01', alpnName, key.toString().trim() + '\n' + cert.toString().trim() + '\n')
         }
+        // the other workers can answer too before the authority is told to validate
         await c.completeChallenge(challenge)
         await c.waitForValidStatus(challenge)
       } finally {
         tokens.delete(token)
-        alpn.delete(authz.identifier.value.toLowerCase())
-        if (challenge.type === 'dns-01') opts.dns01!.remove(authzName, keyAuth)
+        alpn.delete(alpnName)
+        const kind = challenge.type as ChallengeType
+        if (kind === 'http-01') await shared?.remove('http-01', token)
+        else if (kind === 'tls-alpn-01') await shared?.remove('tls-alpn-01', alpnName)
+        else opts.dns01!.remove(authzName, keyAuth)
       }
     }
     const [keyBuf, csr] = await acme.crypto.createCsr({ commonName: e.name, altNames: [e.name] }, await acme.crypto.createPrivateEcdsaKey())
@@ -340,14 +362,30 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     e.cert = cert
     log.info({ name: e.name, notAfter: cert.cert.validToDate.toISOString(), file }, 'ACME certificate obtained')
     changed()
+    void opts.peers?.send(STORED_TOPIC, { name: e.name }).catch(() => false)
   }
+
+  /** A follower reads a name's certificate again (the orderer stored a new one); the one held stays if the file does not serve. */
+  async function reload(name: string): Promise<void> {
+    const e = entries.get(name)
+    if (!e || closed) return
+    const fresh = await loadEntry(name)
+    if (entries.get(name) !== e || !fresh.cert || fresh.cert.certPem === e.cert?.certPem) return
+    e.cert = fresh.cert
+    log.info({ name, notAfter: fresh.cert.cert.validToDate.toISOString() }, 'ACME certificate taken from the worker that ordered it')
+    changed()
+  }
+  const stopHearing = opts.follow && opts.peers ? opts.peers.on(STORED_TOPIC, (m) => void reload(String((m as { name?: unknown } | null)?.name))) : undefined
+  // an announcement missed (a follower restarting at that moment) is caught up with on the hour
+  const rescan = opts.follow ? clock.setInterval(() => void Promise.all([...entries.keys()].map(reload)), HOUR) : undefined
+  rescan?.unref()
 
   return {
     certificates: () => held,
-    http01: (token) => tokens.get(token),
-    alpn01: (servername) => alpn.get(servername.toLowerCase()),
+    http01: (token) => tokens.get(token) ?? shared?.keyAuthorization(token),
+    alpn01: (servername) => alpn.get(servername.toLowerCase()) ?? shared?.alpnContext(servername.toLowerCase()),
     start() {
-      if (started) return
+      if (started || opts.follow) return
       started = true
       for (const e of entries.values()) enqueue(e)
     },
@@ -379,8 +417,55 @@ export async function createAcme(opts: AcmeOptions): Promise<AcmeManager> {
     },
     close() {
       closed = true
+      stopHearing?.()
+      if (rescan) clock.clearInterval(rescan)
       for (const e of entries.values()) clock.clearTimeout(e.timer)
       void dispatcher?.close()
+    },
+  }
+}
+
+/** The broadcast topic of a certificate stored by the orderer. */
+const STORED_TOPIC = 'acme:stored'
+/** An HTTP-01 token is base64url (RFC 8555 §8.1); a TLS-ALPN-01 name a DNS name: nothing else becomes a file name. */
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/
+const DNS_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/
+
+/**
+ * Pending challenges in the data folder (`<acme home>/challenges/http-01/<token>`,
+ * `…/tls-alpn-01/<name>.pem`, 0600), written by the orderer before it asks
+ * the authority to validate and removed after: the validation reaches
+ * whichever worker the kernel hands the connection to. Reads are synchronous
+ * (the challenge paths are rare and the files tiny): the pipeline and the
+ * TLS handshake ask without waiting.
+ */
+function sharedChallenges(dir: string) {
+  const file = (kind: 'http-01' | 'tls-alpn-01', id: string) => path.join(dir, kind, kind === 'http-01' ? id : `${id}.pem`)
+  const read = (f: string): string | undefined => {
+    try {
+      return readFileSync(f, 'utf8')
+    } catch {
+      return undefined
+    }
+  }
+  let alpnCache: { text: string; context: tls.SecureContext } | undefined
+  return {
+    async put(kind: 'http-01' | 'tls-alpn-01', id: string, text: string): Promise<void> {
+      await ensurePrivateDir(path.join(dir, kind))
+      await writePrivateFile(file(kind, id), text)
+    },
+    async remove(kind: 'http-01' | 'tls-alpn-01', id: string): Promise<void> {
+      await rm(file(kind, id), { force: true })
+    },
+    keyAuthorization(token: string): string | undefined {
+      return TOKEN.test(token) ? read(file('http-01', token)) : undefined
+    },
+    alpnContext(name: string): tls.SecureContext | undefined {
+      if (!DNS_NAME.test(name)) return undefined
+      const text = read(file('tls-alpn-01', name))
+      if (text === undefined) return undefined
+      if (alpnCache?.text !== text) alpnCache = { text, context: tls.createSecureContext({ key: text, cert: text }) }
+      return alpnCache.context
     },
   }
 }
