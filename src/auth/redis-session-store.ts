@@ -15,7 +15,8 @@ import { fromStored, SESSION_STORE_CLOSED, toStored, type SessionRecord, type Se
  * Every change is one Lua script, so a session and its indexes change
  * together. There is no expiry in Redis: the stores' contract is that a
  * session is kept until swept (the caller judges its times). The keys share the `{sso}` hash tag: in a Redis Cluster they
- * live in one slot, as a script needs.
+ * live in one slot, as a script needs. Each script is given one of the keys it touches (KEYS[1]; the others it
+ * builds from the prefix), so a cluster runs it on the node that serves that slot.
  */
 
 const FIELDS = ['provider', 'sub', 'sid', 'claimsJson', 'idToken', 'accessToken', 'refreshToken', 'tokenExpiresAt', 'createdAt', 'lastSeenAt', 'expiresAt'] as const
@@ -36,7 +37,7 @@ end
 `
 
 /**
- * ARGV: prefix, key, its subject index (`sub:...`), its sid index
+ * KEYS[1]: the session's hash. ARGV: prefix, key, its subject index (`sub:...`), its sid index
  * (`sid:...` or ''), lastSeenAt, expiresAt, then the field/value pairs.
  * The index names are kept in the hash (`_sub`, `_sid`), so a removal
  * finds them without rebuilding them.
@@ -67,7 +68,7 @@ end
 return 0
 `
 
-/** ARGV: prefix, key, idToken, then accessToken, refreshToken, tokenExpiresAt ('' for null). */
+/** KEYS[1]: the session's hash. ARGV: prefix, key, idToken, then accessToken, refreshToken, tokenExpiresAt ('' for null). */
 const TOKENS = `
 local s = ARGV[1] .. 's:' .. ARGV[2]
 if redis.call('EXISTS', s) == 0 then return 0 end
@@ -83,7 +84,7 @@ const DELETE = `${REMOVE}
 return remove(ARGV[1], ARGV[2])
 `
 
-/** ARGV: prefix, index key (sub:... or sid:...), withoutSid ('1' or ''). Returns the deleted keys. */
+/** KEYS[1]: the index set. ARGV: prefix, index key (sub:... or sid:...), withoutSid ('1' or ''). Returns the deleted keys. */
 const DELETE_BY = `${REMOVE}
 local p = ARGV[1]
 local out = {}
@@ -95,7 +96,7 @@ end
 return out
 `
 
-/** ARGV: prefix, now, now - idle. */
+/** KEYS[1]: the `end` set. ARGV: prefix, now, now - idle. */
 const SWEEP = `${REMOVE}
 local p = ARGV[1]
 local n = 0
@@ -122,12 +123,12 @@ export class RedisSessionStore implements SessionStore {
   constructor(bus: RedisBus, space = 'sso') {
     const r = bus.command as RedisBus['command'] & Partial<Scripts>
     if (r.ebSsoPut === undefined) {
-      r.defineCommand('ebSsoPut', { numberOfKeys: 0, lua: PUT })
-      r.defineCommand('ebSsoTouch', { numberOfKeys: 0, lua: TOUCH })
-      r.defineCommand('ebSsoTokens', { numberOfKeys: 0, lua: TOKENS })
-      r.defineCommand('ebSsoDelete', { numberOfKeys: 0, lua: DELETE })
-      r.defineCommand('ebSsoDeleteBy', { numberOfKeys: 0, lua: DELETE_BY })
-      r.defineCommand('ebSsoSweep', { numberOfKeys: 0, lua: SWEEP })
+      r.defineCommand('ebSsoPut', { numberOfKeys: 1, lua: PUT })
+      r.defineCommand('ebSsoTouch', { numberOfKeys: 1, lua: TOUCH })
+      r.defineCommand('ebSsoTokens', { numberOfKeys: 1, lua: TOKENS })
+      r.defineCommand('ebSsoDelete', { numberOfKeys: 1, lua: DELETE })
+      r.defineCommand('ebSsoDeleteBy', { numberOfKeys: 1, lua: DELETE_BY })
+      r.defineCommand('ebSsoSweep', { numberOfKeys: 1, lua: SWEEP })
     }
     this.#redis = r as RedisBus['command'] & Scripts
     this.#p = `${bus.keyPrefix}{${space}}:`
@@ -167,38 +168,40 @@ export class RedisSessionStore implements SessionStore {
       const v = s[f]
       if (v !== null) args.push(f, String(v))
     }
-    await this.#redis.ebSsoPut(...args)
+    await this.#redis.ebSsoPut(`${this.#p}s:${s.key}`, ...args)
   }
 
   async touch(key: string, lastSeenAt: number): Promise<void> {
     this.#check()
-    await this.#redis.ebSsoTouch(this.#p, key, String(lastSeenAt))
+    await this.#redis.ebSsoTouch(`${this.#p}s:${key}`, this.#p, key, String(lastSeenAt))
   }
 
   async updateTokens(key: string, tokens: SessionTokens): Promise<void> {
     this.#check()
     const or = (v: string | number | null) => (v === null ? '' : String(v))
-    await this.#redis.ebSsoTokens(this.#p, key, tokens.idToken, or(tokens.accessToken), or(tokens.refreshToken), or(tokens.tokenExpiresAt))
+    await this.#redis.ebSsoTokens(`${this.#p}s:${key}`, this.#p, key, tokens.idToken, or(tokens.accessToken), or(tokens.refreshToken), or(tokens.tokenExpiresAt))
   }
 
   async delete(key: string): Promise<boolean> {
     this.#check()
-    return (await this.#redis.ebSsoDelete(this.#p, key)) === 1
+    return (await this.#redis.ebSsoDelete(`${this.#p}s:${key}`, this.#p, key)) === 1
   }
 
   async deleteBySubject(provider: string, sub: string, withoutSid = false): Promise<string[]> {
     this.#check()
-    return this.#redis.ebSsoDeleteBy(this.#p, `sub:${pairKey(provider, sub)}`, withoutSid ? '1' : '')
+    const index = `sub:${pairKey(provider, sub)}`
+    return this.#redis.ebSsoDeleteBy(this.#p + index, this.#p, index, withoutSid ? '1' : '')
   }
 
   async deleteBySid(provider: string, sid: string): Promise<string[]> {
     this.#check()
-    return this.#redis.ebSsoDeleteBy(this.#p, `sid:${pairKey(provider, sid)}`, '')
+    const index = `sid:${pairKey(provider, sid)}`
+    return this.#redis.ebSsoDeleteBy(this.#p + index, this.#p, index, '')
   }
 
   async sweep(now: number, idleMs: number): Promise<number> {
     this.#check()
-    return this.#redis.ebSsoSweep(this.#p, String(now), String(now - idleMs))
+    return this.#redis.ebSsoSweep(`${this.#p}end`, this.#p, String(now), String(now - idleMs))
   }
 
   /** Stops using the store; the connection is the process's (core/redis.ts) and stays open. */

@@ -8,7 +8,10 @@ import { duration } from './units.ts'
  *     redis: 'redis://10.0.0.5:6379'
  *     redis: { url: 'rediss://edgebox:secret@redis.internal:6380', ca: 'redis-ca.pem' }
  *     redis: { url: 'redis://:secret@mymaster/0', sentinel: { name: 'mymaster', hosts: ['10.0.0.1:26379', '10.0.0.2:26379'] } }
+ *     redis: { url: 'rediss://edgebox:secret@cluster', cluster: ['10.0.0.1:6379', '10.0.0.2:6379', '10.0.0.3:6379'] }
  */
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'is host:port')
 
 const redisUrl = z.string().refine((v) => {
   try {
@@ -36,12 +39,25 @@ const redisObject = z.strictObject({
   sentinel: z
     .strictObject({
       name: z.string().min(1),
-      hosts: z.array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'is host:port')).min(1),
+      hosts: z.array(hostPort).min(1),
       /** The sentinels' own password (`requirepass` in their configuration), when they have one. */
       password: z.string().min(1).optional(),
     })
     .optional(),
+  /**
+   * Redis Cluster: some of its nodes (any one that answers tells the
+   * others), and the slots are followed as they move (resharding,
+   * failover). The URL then gives only the user, password and scheme (its
+   * host is not used: write `cluster` there); a cluster has database 0 only.
+   */
+  cluster: z.array(hostPort).min(1).optional(),
 })
+  .superRefine((v, ctx) => {
+    if (v.cluster === undefined) return
+    if (v.sentinel !== undefined) ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'is not used with sentinel: a Redis is either watched by sentinels or a cluster' })
+    const db = URL.parse(v.url)?.pathname.replace(/^\//, '') ?? ''
+    if (db !== '' && db !== '0') ctx.addIssue({ code: 'custom', path: ['url'], message: `names database ${db}, but a Redis Cluster has database 0 only` })
+  })
 
 export const redisSchema = z.union([redisUrl.transform((url) => redisObject.parse({ url })), redisObject])
 export type RedisConfig = z.output<typeof redisObject>

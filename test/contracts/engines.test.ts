@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { Writable } from 'node:stream'
+import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import type { Engine, Message } from '../../src/realtime/engine.ts'
 import { MemoryEngine } from '../../src/realtime/memory-engine.ts'
@@ -8,34 +10,54 @@ import { RedisEngine } from '../../src/realtime/redis-engine.ts'
 import { openRedis, type RedisBus } from '../../src/core/redis.ts'
 import type { Clock } from '../../src/core/clock.ts'
 import { ManualClock } from '../helpers/clock.ts'
-import { startRedis, type RedisServer } from '../helpers/redis.ts'
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.ts'
 
 /**
  * The contract every realtime engine passes (docs/realtime.md): offsets,
  * epochs, history bounds, gaps, exactly-once publishing by id, ordered
  * fan-out and presence. The Redis engine runs it against a real
- * redis-server (each engine in a namespace of its own, so every test starts
- * from new channels).
+ * redis-server and against a real Redis Cluster of three masters, where a
+ * script whose keys were in several slots would fail (each engine in a
+ * namespace of its own, so every test starts from new channels).
  */
 
 let redis: RedisServer | undefined
 let bus: RedisBus | undefined
+let cluster: RedisCluster | undefined
+let clusterBus: RedisBus | undefined
 const silent = pino({ level: 'silent' })
+/** What the engines on the cluster logged: a failed command (a CROSSSLOT among them) makes an engine fall back to memory and say so. */
+const clusterLog: string[] = []
+const clusterLogger = pino(
+  { level: 'warn' },
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      clusterLog.push(chunk.toString())
+      done()
+    },
+  }),
+)
 
 const engines: Array<{ name: string; make(clock: Clock): Engine }> = [
   { name: 'memory', make: (clock) => new MemoryEngine({ clock }) },
   { name: 'redis', make: (clock) => new RedisEngine(bus!, { namespace: randomUUID(), clock, log: silent }) },
+  { name: 'redis cluster', make: (clock) => new RedisEngine(clusterBus!, { namespace: randomUUID(), clock, log: clusterLogger }) },
 ]
 
 before(async () => {
   redis = await startRedis()
   bus = openRedis({ url: redis.url, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, silent)
   assert.equal(await bus.whenUp(5_000), true, 'redis is up')
+  cluster = await startRedisCluster()
+  clusterBus = openRedis({ url: 'redis://cluster', cluster: cluster.hosts, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, silent)
+  assert.equal(await clusterBus.whenUp(5_000), true, 'the cluster is up')
 })
 
 after(async () => {
   await bus?.close()
   await redis?.close()
+  await clusterBus?.close()
+  await cluster?.close()
 })
 
 const H = { size: 3, age: 0 }
@@ -156,3 +178,21 @@ for (const { name, make } of engines) {
     })
   })
 }
+
+test('on the cluster every script ran where its keys are: no engine fell back, and the channels are spread over the masters', async () => {
+  // 40 more channels, each in a slot of its own: all three masters have some
+  const e = new RedisEngine(clusterBus!, { namespace: randomUUID(), log: clusterLogger })
+  for (let i = 0; i < 40; i++) await e.publish(`spread-${i}`, i, { history: H })
+  await e.close()
+  assert.deepEqual(clusterLog, [], 'no command failed')
+  const perNode = []
+  for (const n of cluster!.nodes) {
+    const r = new Redis(n.port, { lazyConnect: true })
+    try {
+      perNode.push((await r.keys('edgebox-test:rt:*')).length)
+    } finally {
+      r.disconnect()
+    }
+  }
+  assert.equal(perNode.filter((count) => count > 0).length, 3, `each master holds channels: ${perNode.join(', ')}`)
+})

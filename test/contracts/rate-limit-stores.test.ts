@@ -1,22 +1,36 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
+import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { MemoryRateLimitStore, type SharedRateLimitStore } from '../../src/core/rate-limit-store.ts'
 import { RedisRateLimitStore } from '../../src/core/redis-rate-limit-store.ts'
 import { openRedis, type RedisBus } from '../../src/core/redis.ts'
-import { startRedis, type RedisServer } from '../helpers/redis.ts'
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.ts'
 
 /**
  * The contract of the rate limiter's token buckets (docs/security.md):
  * capacity, refill, what is left, when the next token comes. The Redis
- * store runs it against a real redis-server, and also shows the point of
- * it: two nodes take from one bucket, never the same token twice.
+ * store runs it against a real redis-server and a real Redis Cluster of
+ * three masters, and also shows the point of it: two nodes take from one
+ * bucket, never the same token twice.
  */
 
 let redis: RedisServer
+let cluster: RedisCluster
 const buses: RedisBus[] = []
 const silent = pino({ level: 'silent' })
+/** What the stores on the cluster logged: a failed command makes a store count in memory and say so. */
+const clusterLog: string[] = []
+const clusterLogger = pino(
+  { level: 'warn' },
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      clusterLog.push(chunk.toString())
+      done()
+    },
+  }),
+)
 
 async function bus(): Promise<RedisBus> {
   const b = openRedis({ url: redis.url, keyPrefix: `t${randomUUID().slice(0, 8)}:`, commandTimeout: 2_000 }, silent)
@@ -25,18 +39,28 @@ async function bus(): Promise<RedisBus> {
   return b
 }
 
+async function clusterBus(): Promise<RedisBus> {
+  const b = openRedis({ url: 'redis://cluster', cluster: cluster.hosts, keyPrefix: `t${randomUUID().slice(0, 8)}:`, commandTimeout: 2_000 }, silent)
+  buses.push(b)
+  assert.equal(await b.whenUp(5_000), true)
+  return b
+}
+
 before(async () => {
   redis = await startRedis()
+  cluster = await startRedisCluster()
 })
 
 after(async () => {
   for (const b of buses) await b.close()
   await redis.close()
+  await cluster.close()
 })
 
 const stores: Array<{ name: string; make(): Promise<SharedRateLimitStore> }> = [
   { name: 'memory', make: async () => new MemoryRateLimitStore() },
   { name: 'redis', make: async () => new RedisRateLimitStore(await bus(), silent) },
+  { name: 'redis cluster', make: async () => new RedisRateLimitStore(await clusterBus(), clusterLogger) },
 ]
 
 const T0 = 1_800_000_000_000
@@ -90,6 +114,18 @@ test('two nodes on one Redis take from one bucket: of 60 concurrent takes with c
   const b = new RedisRateLimitStore(other, silent)
   const takes = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).take('login', T0, 20, 0.000001)))
   assert.equal(takes.filter((t) => t.allowed).length, 20)
+})
+
+test('two nodes on one Redis Cluster take from one bucket: exactly 20 of 60 allowed, and no take was counted in memory', async () => {
+  const first = await clusterBus()
+  const second = openRedis({ ...first.settings }, silent)
+  buses.push(second)
+  assert.equal(await second.whenUp(5_000), true)
+  const a = new RedisRateLimitStore(first, clusterLogger)
+  const b = new RedisRateLimitStore(second, clusterLogger)
+  const takes = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).take('login', T0, 20, 0.000001)))
+  assert.equal(takes.filter((t) => t.allowed).length, 20)
+  assert.deepEqual(clusterLog, [], 'no command failed (the contract above included)')
 })
 
 test('with Redis away, a node counts in its own memory and goes on answering', async () => {

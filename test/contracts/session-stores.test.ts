@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { pino } from 'pino'
 import { RedisSessionStore } from '../../src/auth/redis-session-store.ts'
 import { openRedis, type RedisBus } from '../../src/core/redis.ts'
-import { startRedis, type RedisServer } from '../helpers/redis.ts'
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.ts'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -53,14 +53,22 @@ const plain = (r: SessionRecord | undefined): unknown => (r === undefined ? unde
 
 let redis: RedisServer | undefined
 let bus: RedisBus | undefined
+// a Redis Cluster of three masters: each script runs on the node that has its slot, and a key of another slot would fail it
+let cluster: RedisCluster | undefined
+let clusterBus: RedisBus | undefined
 before(async () => {
   redis = await startRedis()
   bus = openRedis({ url: redis.url, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, pino({ level: 'silent' }))
   assert.equal(await bus.whenUp(5_000), true)
+  cluster = await startRedisCluster()
+  clusterBus = openRedis({ url: 'redis://cluster', cluster: cluster.hosts, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, pino({ level: 'silent' }))
+  assert.equal(await clusterBus.whenUp(5_000), true)
 })
 after(async () => {
   await bus?.close()
   await redis?.close()
+  await clusterBus?.close()
+  await cluster?.close()
 })
 
 const stores: Array<{ name: string; make: () => Promise<SessionStore> }> = [
@@ -68,6 +76,7 @@ const stores: Array<{ name: string; make: () => Promise<SessionStore> }> = [
   { name: 'SqliteSessionStore', make: async () => openSqliteSessionStore(tempDir()) },
   // each store in a name space of its own: every test starts empty
   { name: 'RedisSessionStore', make: async () => new RedisSessionStore(bus!, `sso-${randomUUID()}`) },
+  { name: 'RedisSessionStore on a cluster', make: async () => new RedisSessionStore(clusterBus!, `sso-${randomUUID()}`) },
 ]
 
 // ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
@@ -17,6 +17,8 @@ import { freePort } from './pebble.ts'
  */
 
 const REDIS = '/usr/bin/redis-server'
+/** Debian's redis-tools, which redis-server depends on. */
+const REDIS_CLI = '/usr/bin/redis-cli'
 const START_TIMEOUT = 10_000
 const OUTPUT_LINES = 40
 
@@ -197,4 +199,78 @@ export async function startSentinel(masterPort: number, name = 'mymaster'): Prom
       await rm(dir, { recursive: true, force: true })
     },
   }
+}
+
+export interface RedisCluster {
+  /** The nodes, each a master of a third of the slots (`kill` and `start` take one away and bring it back with its slots). */
+  readonly nodes: readonly RedisServer[]
+  /** `127.0.0.1:<port>` of each node, as `redis.cluster` lists them. */
+  readonly hosts: readonly string[]
+  /** Waits until every node that runs says `cluster_state:ok` (at most 20 s). */
+  ok(): Promise<void>
+  close(): Promise<void>
+}
+
+const CLUSTER_TIMEOUT = 20_000
+
+/**
+ * A real Redis Cluster of three masters and no replicas: three
+ * redis-servers with `cluster-enabled yes`, each in its own folder on its
+ * own loopback ports (the client port and the cluster bus port, both
+ * free ones), joined by `redis-cli --cluster create`, which gives each a
+ * third of the 16384 slots. Returns once every node says
+ * `cluster_state:ok`; `close` stops them all and removes their folders.
+ * A node that is killed and started again rejoins with its slots (its
+ * nodes.conf is kept in its folder), empty unless `persist`. With `tls`
+ * (the authority's PEM file), the nodes serve TLS only, as `conf` sets them
+ * up (their certificate and key, `tls-cluster yes` for their bus), and
+ * redis-cli trusts that authority.
+ */
+export async function startRedisCluster(opts: { persist?: boolean; conf?: string[]; tls?: { ca: string } } = {}): Promise<RedisCluster> {
+  if (!existsSync(REDIS_CLI)) throw new Error(`${REDIS_CLI} is missing: install Debian's redis-tools (redis-server depends on it)`)
+  const nodes: RedisServer[] = []
+  const tlsArgs = opts.tls ? ['--tls', '--cacert', opts.tls.ca] : []
+  const cluster: RedisCluster = {
+    nodes,
+    get hosts() {
+      return nodes.map((n) => `127.0.0.1:${n.port}`)
+    },
+    async ok() {
+      const end = Date.now() + CLUSTER_TIMEOUT
+      for (const n of nodes) {
+        for (;;) {
+          const info = await cli([...tlsArgs, '-p', String(n.port), 'cluster', 'info']).catch((err: Error) => err.message)
+          if (/^cluster_state:ok\r?$/m.test(info)) break
+          if (Date.now() > end) throw new Error(`the cluster is not ok on ${n.port} after ${CLUSTER_TIMEOUT} ms:\n${info}`)
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+    },
+    async close() {
+      await Promise.all(nodes.map((n) => n.close()))
+    },
+  }
+  try {
+    for (let i = 0; i < 3; i++) {
+      // the bus port defaults to the client port + 10000, which may be taken or beyond 65535: a free one of its own
+      const conf = ['cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-port ${await freePort()}`, 'cluster-node-timeout 2000', ...(opts.conf ?? [])]
+      nodes.push(await startRedis({ ...(opts.persist ? { persist: true } : {}), ...(opts.tls ? { tls: true } : {}), conf }))
+    }
+    await cli([...tlsArgs, '--cluster', 'create', ...cluster.hosts, '--cluster-replicas', '0', '--cluster-yes'])
+    await cluster.ok()
+    return cluster
+  } catch (err) {
+    await cluster.close()
+    throw err
+  }
+}
+
+/** Runs redis-cli against 127.0.0.1 (at most 20 s); its output, or an error with it. */
+function cli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(REDIS_CLI, ['-h', '127.0.0.1', ...args], { timeout: CLUSTER_TIMEOUT }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`redis-cli ${args.join(' ')}: ${err.message}\n${stdout}${stderr}`))
+      else resolve(stdout)
+    })
+  })
 }
