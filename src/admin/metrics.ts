@@ -1,3 +1,4 @@
+import type { Broadcast } from '../core/broadcast.ts'
 import { Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 import type { Context } from '../core/context.ts'
 import type { AccessLog } from '../core/log.ts'
@@ -93,7 +94,34 @@ export interface MetricsOptions {
   readonly now?: () => number
   /** false: no one-second timer; the owner takes each sample with `tick()` (tests with a manual clock). Default true. */
   readonly timer?: boolean
+  /**
+   * With workers (docs/scale.md): worker 1 (`lead`), which runs the admin
+   * listener, shows the node in its series, overview and recent errors; each
+   * other worker sends it its second's figures as it closes them.
+   */
+  readonly peers?: { readonly lead: boolean; readonly worker: number; readonly channel: Broadcast }
 }
+
+/** What a worker sends worker 1 each second: its answers, open connections and new server errors. */
+interface PeerSecond {
+  readonly w: number
+  /** Answers by status class, 1xx..5xx. */
+  readonly classes: readonly number[]
+  readonly hist: readonly number[]
+  readonly bytes: number
+  readonly hits: number
+  readonly misses: number
+  /** Open connections: HTTP/1.1, HTTP/2, WebSocket, SSE. */
+  readonly open: readonly number[]
+  readonly errors: readonly RecentError[]
+}
+
+/** The broadcast topic of the workers' seconds. */
+const PEER_SECOND = 'dashboard:second'
+/** A worker not heard from for this long no longer counts in the open connections (it died, or is restarting). */
+const PEER_STALE_MS = 5_000
+/** Server errors a worker sends in one second, at most (the ring keeps 200 in all). */
+const PEER_ERRORS = 50
 
 
 // ---------------------------------------------------------------------------
@@ -336,6 +364,7 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
     }
     errorsNext = (errorsNext + 1) % RECENT_ERRORS
     if (errorsSize < RECENT_ERRORS) errorsSize++
+    if (unsent !== null && unsent.length < PEER_ERRORS) unsent.push(errors[(errorsNext - 1 + RECENT_ERRORS) % RECENT_ERRORS]!)
   }
 
   /** One answer: plain increments on its slot and on the series' current second. */
@@ -429,9 +458,51 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
   }))
     registry.registerMetric(m)
 
+  // workers: the others' seconds, added to worker 1's (see MetricsOptions.peers)
+  const peers = opts.peers
+  /** A worker other than 1: the server errors not yet sent to worker 1. */
+  const unsent: RecentError[] | null = peers && !peers.lead ? [] : null
+  /** Worker 1: each other worker's open connections, as it last said, and when. */
+  const peerOpen = new Map<number, { open: readonly number[]; at: number }>()
+  const peerOpenNow = (i: number): number => {
+    let n = 0
+    const fresh = now() - PEER_STALE_MS
+    for (const p of peerOpen.values()) if (p.at >= fresh) n += p.open[i] ?? 0
+    return n
+  }
+  const sendSecond = () => {
+    const acc = series.current
+    const rt = realtimeOpen(takeViews(0))
+    const second: PeerSecond = { w: peers!.worker, classes: [...acc.classes], hist: [...acc.hist], bytes: acc.bytes, hits: acc.cacheHits, misses: acc.cacheMisses, open: [open[0]!, open[1]!, rt.websocket, rt.sse], errors: unsent!.splice(0) }
+    void peers!.channel.send(PEER_SECOND, second).catch(() => false)
+  }
+  const stopPeers =
+    peers && peers.lead
+      ? peers.channel.on(PEER_SECOND, (m) => {
+          const x = m as PeerSecond
+          if (!Array.isArray(x?.classes) || x.classes.length !== 5 || !Array.isArray(x.hist) || x.hist.length !== series.current.hist.length) return
+          const acc = series.current
+          for (let i = 0; i < 5; i++) acc.classes[i]! += x.classes[i]!
+          for (let i = 0; i < x.hist.length; i++) acc.hist[i]! += x.hist[i]!
+          acc.bytes += x.bytes
+          acc.cacheHits += x.hits
+          acc.cacheMisses += x.misses
+          totals.requests += x.classes[0]! + x.classes[1]! + x.classes[2]! + x.classes[3]! + x.classes[4]!
+          totals.bytes += x.bytes
+          totals.errors += x.classes[4]!
+          peerOpen.set(x.w, { open: x.open, at: now() })
+          for (const e of x.errors ?? []) {
+            errors[errorsNext] = e
+            errorsNext = (errorsNext + 1) % RECENT_ERRORS
+            if (errorsSize < RECENT_ERRORS) errorsSize++
+          }
+        })
+      : undefined
+
   const listeners = new Set<(s: Sample) => void>()
   const tick = () => {
-    const s = series.tick(open[0]! + open[1]!)
+    if (unsent !== null) sendSecond()
+    const s = series.tick(open[0]! + open[1]! + peerOpenNow(0) + peerOpenNow(1))
     for (const l of listeners) {
       try {
         l(s)
@@ -510,7 +581,7 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
         cacheHitRatio: r.cacheHits + r.cacheMisses > 0 ? r.cacheHits / (r.cacheHits + r.cacheMisses) : null,
         errorsPerSecond: per(r.classes[4]!),
         totals: { ...totals },
-        connections: { 'http/1.1': open[0]!, h2: open[1]!, websocket: rt.websocket, sse: rt.sse },
+        connections: { 'http/1.1': open[0]! + peerOpenNow(0), h2: open[1]! + peerOpenNow(1), websocket: rt.websocket + peerOpenNow(2), sse: rt.sse + peerOpenNow(3) },
       }
     },
     security(top) {
@@ -530,6 +601,7 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
     },
     close() {
       if (timer) clearInterval(timer)
+      stopPeers?.()
       listeners.clear()
     },
   }

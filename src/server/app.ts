@@ -48,7 +48,7 @@ import type { AdminRouteView, AdminSources, ApplyResult, DnsAnswerText } from '.
 import type { EdgeView } from '../core/observe.ts'
 import { createAccessTap, type AccessTap } from '../admin/access-tap.ts'
 import { ChangeLog, type ConfigChange } from '../admin/changes.ts'
-import { createMetrics, type Metrics, type RouteViewSource } from '../admin/metrics.ts'
+import { createMetrics, type Metrics, type MetricsOptions, type RouteViewSource } from '../admin/metrics.ts'
 import { realtimeModule } from '../modules/realtime/index.ts'
 import { staticModule } from '../modules/static/index.ts'
 import { queryRum } from '../rum/api.ts'
@@ -183,7 +183,8 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   // the last reloads and loads, with what each changed (the admin API's config/changes)
   const changes = new ChangeLog()
   // with workers, every worker counts its own answers; worker 1's admin listener shows the node's (the primary adds them up)
-  const observe: Observe | null = first.admin ? createObserve(() => current, dnsListeners, changes) : null
+  // with workers, worker 1's dashboard shows the node: the others send it their seconds
+  const observe: Observe | null = first.admin ? createObserve(() => current, dnsListeners, changes, worker ? { lead, worker: worker.index, channel: workerBroadcast(worker.channel) } : undefined) : null
   const wrapLog = observe ? (l: AccessLog) => observe.tap.wrap(observe.metrics.wrapAccessLog(l)) : undefined
   // the Redis the nodes share (docs/scale.md): one connection pair for the process, fixed at start; an unreachable one is waited for briefly, then served without
   const redis = first.redis ? openRedis({ ...first.redis, ca: first.redis.ca === undefined ? undefined : path.resolve(baseDir, first.redis.ca) }, log.child({ module: 'redis' })) : null
@@ -937,7 +938,7 @@ const LIVE_CHANNELS = {
   },
 }
 
-function createObserve(current: () => Generation, dnsListeners: readonly DnsListener[], changes: ChangeLog): Observe {
+function createObserve(current: () => Generation, dnsListeners: readonly DnsListener[], changes: ChangeLog, peers: MetricsOptions['peers']): Observe {
   const dnsOf = (g: Generation): DnsState | null => g.dns
   const edgesOf = (g: Generation): readonly EdgeView[] => dnsOf(g)?.edges() ?? []
   const metrics = createMetrics({
@@ -958,6 +959,7 @@ function createObserve(current: () => Generation, dnsListeners: readonly DnsList
       gslbEdges: () => edgesOf(current()).map((e) => ({ name: e.name, edge: e.edge, healthy: e.healthy })),
       rum: () => current().rum?.stats ?? null,
     },
+    ...(peers ? { peers } : {}),
   })
   const tap = createAccessTap()
   /** Upstreams put in maintenance, by route id; edges, as `name\0edge`. */
