@@ -447,6 +447,7 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
   const registry = new Registry()
   for (const m of defaultMetrics()) registry.registerMetric(m)
   for (const m of edgeboxMetrics({
+    lead: opts.peers?.lead ?? true,
     slots: () => slots.values(),
     scraped: () => scraped,
     realtimeOpen: () => realtimeOpen(scraped),
@@ -608,6 +609,8 @@ export function createMetrics(opts: MetricsOptions): Metrics & { tick(): Sample 
 }
 
 interface MetricState {
+  /** The only process, or worker 1 (see MetricsOptions.peers). */
+  readonly lead: boolean
   slots(): Iterable<Slot>
   scraped(): readonly ScrapedView[]
   realtimeOpen(): { websocket: number; sse: number }
@@ -649,9 +652,10 @@ function edgeboxMetrics(st: MetricState): Metric[] {
       }),
       type === 'gauge' ? 'max' : 'sum',
     )
-  const cache = (name: string, help: string, type: MetricKind, value: (c: CacheView) => number) =>
+  const cache = (name: string, help: string, type: MetricKind, value: (c: CacheView) => number, whole = false) =>
     custom(name, help, type, perView(st, (s, out) => {
-      if (s.view.cache) out.push({ labels: { route: s.route }, value: value(s.view.cache) })
+      // a store the workers share holds the node's figures in every worker: worker 1 alone reports them, and the sum is the node's
+      if (s.view.cache && !(whole && s.view.cache.shared && !st.lead)) out.push({ labels: { route: s.route }, value: value(s.view.cache) })
     }))
   // channels and their history live in one engine the workers share: a gauge of them is the largest any worker sees
   const realtime = (name: string, help: string, type: MetricKind, value: (r: RealtimeView) => number) =>
@@ -709,8 +713,8 @@ function edgeboxMetrics(st: MetricState): Metric[] {
         if (v > 0) out.push({ labels: { site: slot.site, route: slot.route, outcome: OUTCOMES[k]! }, value: v })
       }
     })),
-    cache('edgebox_cache_objects', 'Responses stored now, by route.', 'gauge', (c) => c.objects),
-    cache('edgebox_cache_bytes', 'Bytes stored now, by route.', 'gauge', (c) => c.bytes),
+    cache('edgebox_cache_objects', 'Responses stored now, by route.', 'gauge', (c) => c.objects, true),
+    cache('edgebox_cache_bytes', 'Bytes stored now, by route.', 'gauge', (c) => c.bytes, true),
     cache('edgebox_cache_purged_total', 'Stored responses removed by purges, by route.', 'counter', (c) => c.purges),
     upstream('edgebox_upstream_attempts_total', 'Requests sent to an upstream (each attempt, retries included).', 'counter', (u) => u.attempts),
     upstream('edgebox_upstream_failures_total', 'Attempts to an upstream that failed (connection error, timeout, a failing status).', 'counter', (u) => u.failures),

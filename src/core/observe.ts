@@ -49,6 +49,8 @@ export interface CacheView {
   /** What is stored now. */
   readonly objects: number
   readonly bytes: number
+  /** The store is the machine's, shared by its workers (the disk store): `objects` and `bytes` are the node's in every worker. */
+  readonly shared?: boolean
   /** The most-hit stored entries, most first (at most `top` of them, as asked). */
   readonly topKeys: readonly { readonly key: string; readonly hits: number; readonly bytes: number }[]
 }

@@ -231,17 +231,24 @@ describe('two workers on one port', () => {
     }
   })
 
-  test('a disk cache: each worker keeps its own store, in a subfolder of its own', async () => {
+  test('a disk cache: both workers share one store, in the configured folder itself', async () => {
     const through = [await connectionTo(run.url, 1), await connectionTo(run.url, 2)]
+    const asked = originAsked
     try {
-      for (const agent of through) {
-        assert.match(String((await fresh(`${run.url}disk/page`, { agent })).headers['cache-status']), /fwd=miss; fwd-status=200; stored/)
-        assert.match(String((await fresh(`${run.url}disk/page`, { agent })).headers['cache-status']), /hit/)
-      }
+      assert.match(String((await fresh(`${run.url}disk/page`, { agent: through[0] })).headers['cache-status']), /fwd=miss; fwd-status=200; stored/)
+      for (const agent of through) assert.match(String((await fresh(`${run.url}disk/page`, { agent })).headers['cache-status']), /^edgebox; hit/)
     } finally {
       for (const a of through) a.destroy()
     }
-    for (const n of [1, 2]) assert.equal(readdirSync(path.join(dir.dir, 'cache', `worker-${n}`)).filter((f) => f.endsWith('.entry')).length, 1, `worker ${n}'s entry`)
+    assert.equal(originAsked - asked, 1, 'stored by worker 1, a hit on worker 2')
+    const files = readdirSync(path.join(dir.dir, 'cache'))
+    assert.equal(files.filter((f) => f.endsWith('.entry')).length, 1, 'one entry')
+    assert.ok(files.includes('index.sqlite'), 'the shared index')
+    assert.deepEqual(
+      files.filter((f) => f.startsWith('worker-')),
+      [],
+      'no folder per worker',
+    )
   })
 
   test('a rate limit counts the requests of both workers in one bucket', async () => {

@@ -132,7 +132,7 @@ export class HttpCache {
   view(top = 20): CacheView {
     const c = this.state.counts
     const { objects, bytes, topKeys } = storeSummary(this.store, top)
-    return { hits: c.hits, misses: c.misses, stale: c.stale, revalidations: c.revalidations, purges: c.purges, objects, bytes, topKeys }
+    return { hits: c.hits, misses: c.misses, stale: c.stale, revalidations: c.revalidations, purges: c.purges, objects, bytes, shared: this.store.shared === true, topKeys }
   }
 
   /** Removes stored responses as PURGE would, without its token (the admin API is the authority): returns how many entries went. */

@@ -58,6 +58,10 @@ export interface CacheStore {
    * request, and without reading bodies from disk or changing recency.
    */
   scan(fn: (key: string, hits: number, bytes: number) => void): void
+  /** Every process of the machine sees this same store (the disk store, shared by the workers): a node's total counts it once. */
+  readonly shared?: boolean
+  /** Lets go of what the store holds open (files, an index), when its route is replaced by a reload or Edgebox stops. */
+  close?(): void
 }
 
 /** An in-memory store: LRU over keys, with a byte budget (bodies and headers). */

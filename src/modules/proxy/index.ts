@@ -193,7 +193,8 @@ export const proxyModule = {
     if (cacheCfg) {
       try {
         store = cacheCfg.disk
-          ? new DiskStore(diskFolder(path.resolve(deps.baseDir, cacheCfg.disk)), cacheCfg.maxBytes, { onError: (err) => deps.log.warn({ err }, 'cache disk store error') })
+          ? // one store in the folder, shared by every worker of the machine (its index, index.sqlite, is in the folder too)
+            new DiskStore(path.resolve(deps.baseDir, cacheCfg.disk), cacheCfg.maxBytes, { onError: (err) => deps.log.warn({ err }, 'cache disk store error') })
           : new MemoryStore(cacheCfg.maxBytes)
       } catch (err) {
         for (const t of targets) void t.pool.destroy()
@@ -219,12 +220,14 @@ export const proxyModule = {
           })
         : undefined
     const proxy = createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock, deps.configPath), cache, deps.limits, deps.clock, deps.ownCookies)
-    if (!stopListening) return proxy
+    if (!stopListening && !store?.close) return proxy
     const close = proxy.close
     return Object.assign(proxy, {
       async close() {
-        stopListening()
+        stopListening?.()
         await close?.call(proxy)
+        // the disk store's index and files (a reload opens the folder again)
+        store?.close?.()
       },
     })
   },
@@ -467,14 +470,4 @@ function upstreamError(err: unknown, target: Target, cfg: ProxyConfig): EdgeboxE
   if (e instanceof undiciErrors.HTTPParserError) return httpError('EB_ERR_BAD_GATEWAY', `${who} sent a malformed response`)
   if (e instanceof undiciErrors.SocketError || e.code === 'ECONNRESET' || e.code === 'EPIPE') return httpError('EB_ERR_BAD_GATEWAY', `${who} closed the connection before answering`)
   return httpError('EB_ERR_BAD_GATEWAY', `${who} failed: ${e.message}`)
-}
-
-/**
- * A disk store's folder. A disk store is one process's (its index is in
- * memory): with workers (docs/scale.md), each worker keeps its own in a
- * subfolder, `worker-<n>`, so no worker removes another's files.
- */
-function diskFolder(dir: string): string {
-  const worker = process.env.EDGEBOX_WORKER
-  return worker === undefined ? dir : path.join(dir, `worker-${Number(worker)}`)
 }
