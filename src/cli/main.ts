@@ -9,6 +9,7 @@ import { isLoopbackHost } from '../http/address.ts'
 import { loadConfigFile, validateConfig } from '../config/load.ts'
 import type { EdgeboxConfigInput } from '../config/schema.ts'
 import { startEdgebox, type Edgebox } from '../server/app.ts'
+import { inheritedSockets, type InheritedSocket } from '../server/socket-activation.ts'
 import { primaryChannel, runPrimary, serveAsWorker, workerCount, workerFailed, workerIndex } from './workers.ts'
 import { createLogger } from '../core/log.ts'
 import { defaultDataDir, resolveDataDir } from '../core/data-dir.ts'
@@ -502,6 +503,14 @@ export async function main(argv: string[]): Promise<void> {
     else if (values['no-access-log'] || values['access-log'] === false) input = { ...input, log: { ...input.log, access: false } }
     return input
   }
+  // systemd's listening sockets (socket activation, docs/deploy.md), read before anything else runs: the variables are
+  // removed at once, so no process started from here takes them for its own
+  let sockets: InheritedSocket[] = []
+  try {
+    sockets = inheritedSockets()
+  } catch (err) {
+    fail((err as Error).message)
+  }
   try {
     let input = await resolveInput()
     if (printOnly) {
@@ -533,6 +542,7 @@ export async function main(argv: string[]): Promise<void> {
           process.exit(code)
         },
         (stop) => stopWithNpx(() => stop('npx exited')),
+        sockets,
       )
       return
     }
@@ -540,11 +550,12 @@ export async function main(argv: string[]): Promise<void> {
     const worker = me && channel ? { ...me, channel } : undefined
     let box
     try {
-      box = await startEdgebox(input, { baseDir, readConfig: resolveInput, ...(worker ? { worker } : {}) })
+      box = await startEdgebox(input, { baseDir, readConfig: resolveInput, sockets, ...(worker ? { worker } : {}) })
     } catch (err) {
       if (worker) await workerFailed(err instanceof ConfigError ? err.issues.join('; ') : (err as Error).message)
       // the built-in lab's DNS needs 127.0.0.2-127.0.0.4 (not there by default on macOS) and its port: without them, serve the rest
-      if (!listenAt || !(err instanceof ConfigError) || !err.issues.some((i) => i.startsWith('dns.') || i.includes('.lab.dns.'))) throw err
+      // (not with systemd's sockets: the failed start has closed this process's copies of them)
+      if (!listenAt || sockets.length || !(err instanceof ConfigError) || !err.issues.some((i) => i.startsWith('dns.') || i.includes('.lab.dns.'))) throw err
       process.stderr.write(`edgebox: the DNS lab is off: ${err.issues.join('; ')}\n`)
       dnsLabOff = true
       input = withoutDnsLab(input)

@@ -3,6 +3,7 @@ import type { Edgebox } from '../server/app.ts'
 import { ConfigError } from '../core/errors.ts'
 import type { Logger } from '../core/log.ts'
 import { startPrimary } from '../server/cluster.ts'
+import type { InheritedSocket } from '../server/socket-activation.ts'
 import { WorkerChannel, type ToPrimary, type ToWorker } from '../server/worker-ipc.ts'
 import type { EdgeboxConfig } from '../config/schema.ts'
 
@@ -26,10 +27,11 @@ export function workerIndex(env: NodeJS.ProcessEnv = process.env): { index: numb
 /**
  * Runs the cluster primary: starts the workers, passes signals on, and
  * exits when they are done. `banner` is logged once every worker listens.
+ * `sockets`: the listening sockets systemd passed, for the workers.
  */
-export function runPrimary(cfg: EdgeboxConfig, log: Logger, banner: (urls: readonly string[]) => void, exit: (code: number) => void, onStop: (stop: (why: string) => void) => void): void {
+export function runPrimary(cfg: EdgeboxConfig, log: Logger, banner: (urls: readonly string[]) => void, exit: (code: number) => void, onStop: (stop: (why: string) => void) => void, sockets: readonly InheritedSocket[] = []): void {
   const count = workerCount(cfg.workers)
-  const primary = startPrimary({ workers: count, log, shutdownTimeout: cfg.limits.shutdownTimeout, onListening: banner, onExit: exit })
+  const primary = startPrimary({ workers: count, log, shutdownTimeout: cfg.limits.shutdownTimeout, onListening: banner, onExit: exit, sockets })
   let signals = 0
   const stop = (signal: string) => {
     if (++signals > 1) process.exit(1)

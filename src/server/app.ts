@@ -28,6 +28,7 @@ import type { EdgeboxConfig, EdgeboxConfigInput } from '../config/schema.ts'
 import { filterModules, handlerModules } from '../modules/registry.ts'
 import { createForwardProxy } from '../modules/forward/index.ts'
 import { createListener, type Listener, type TlsRuntime } from './listener.ts'
+import { adoptSockets, type AdoptedSocket, type InheritedSocket } from './socket-activation.ts'
 import { startDnsListener, type DnsListener } from './dns-listener.ts'
 import { buildDns, type DnsState } from '../dns/zones.ts'
 import { ResponseRateLimit } from '../dns/rate-limit.ts'
@@ -126,6 +127,12 @@ export interface StartOptions {
    * once (the admin listener, DNS, the RUM query API, ACME).
    */
   worker?: { readonly index: number; readonly count: number; readonly channel: WorkerChannel }
+  /**
+   * Listening sockets passed by systemd (./socket-activation.ts): each
+   * listener listens on the one with its address instead of binding, and
+   * they must match one for one (else a ConfigError names the address).
+   */
+  sockets?: readonly InheritedSocket[]
 }
 
 /** One provisioned configuration: what a reload replaces as a whole. */
@@ -294,18 +301,24 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
   }
   listeners = first.listen.map((l) => createListener(l, first.limits, pipeline, log, isShuttingDown, l.tls ? tlsRt : undefined, observe?.metrics.connections))
   let bound = 0
+  let adopted: AdoptedSocket[] = []
   try {
-    for (; bound < listeners.length; bound++) await listeners[bound]!.listen()
+    if (opts.sockets?.length) adopted = await adoptSockets(opts.sockets, first.listen)
+    for (; bound < listeners.length; bound++) await listeners[bound]!.listen(adopted[bound]?.socket)
   } catch (err) {
+    // a listener closed here closes its copy of an inherited socket only: systemd keeps the socket and its queue
     await Promise.all(listeners.slice(0, bound).map((l) => l.close(0)))
     await closeGeneration(current)
     await closeShared()
     resumption?.close()
     acme?.close()
+    if (err instanceof ConfigError) throw err
     const e = err as NodeJS.ErrnoException
     const which = first.listen[bound]!
-    throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port} (${e.code ?? e.message})`])
+    const from = adopted[bound] ? ` on the socket systemd passed (fd ${adopted[bound]!.fd})` : ''
+    throw new ConfigError([`listen[${bound}]: cannot listen on ${which.host}:${which.port}${from} (${e.code ?? e.message})`])
   }
+  if (adopted.length) log.info({ sockets: adopted.map((a) => ({ fd: a.fd, name: a.name, address: a.address })) }, `socket activation: listening on the sockets systemd passed: ${adopted.map((a) => `${a.address} (fd ${a.fd} "${a.name}")`).join(', ')}`)
 
   if (first.dns && lead) {
     const dnsLog = log.child({ module: 'dns' })
@@ -419,8 +432,11 @@ export async function startEdgebox(input: EdgeboxConfigInput | EdgeboxConfig, op
     close() {
       closing ??= (async () => {
         const started = performance.now()
+        // Stop accepting first (later connections wait in the socket's queue: with systemd's socket, for the next
+        // process), and serve the first request of each connection accepted before, which could not know of the shutdown.
+        await Promise.all(listeners.map((l) => l.stopAccepting()))
         shuttingDown = true
-        // Stop accepting first, then end what never finishes on its own: the listeners wait only for real requests.
+        // Then end what never finishes on its own: the listeners wait only for real requests.
         const closed = listeners.map((l) => l.close(current.config.limits.shutdownTimeout))
         for (const d of dnsListeners) closed.push(d.close())
         if (rumApi) closed.push(rumApi.close())

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.ts'
 import { MemoryRateLimitStore } from '../core/rate-limit-store.ts'
 import { MemoryEngine } from '../realtime/memory-engine.ts'
 import type { ToPrimary, ToWorker } from './worker-ipc.ts'
+import { workerStdio, type InheritedSocket } from './socket-activation.ts'
 
 /**
  * The cluster primary (`workers` > 1, docs/scale.md). It serves no request
@@ -19,7 +20,9 @@ import type { ToPrimary, ToWorker } from './worker-ipc.ts'
  *   (shutdown) on to every worker, and exits when they are done;
  * - holds what the workers share without Redis: the realtime channels (a
  *   memory engine per hub), the rate-limit buckets, and the relay of
- *   broadcasts (purges) from each worker to the others.
+ *   broadcasts (purges) from each worker to the others;
+ * - with socket activation, holds the listening sockets systemd passed
+ *   (never accepting on them) and hands them to every worker it starts.
  */
 
 export interface PrimaryOptions {
@@ -27,6 +30,8 @@ export interface PrimaryOptions {
   readonly log: Logger
   /** How long a shutdown waits for the workers before killing them. */
   readonly shutdownTimeout: number
+  /** The listening sockets systemd passed (./socket-activation.ts): every worker gets them, and listens on them instead of binding. */
+  readonly sockets?: readonly InheritedSocket[]
   /** Every worker is listening (the first time): their URLs. */
   onListening(urls: readonly string[]): void
   /** The primary is done (after a shutdown, or a first start that failed): the exit code. */
@@ -53,7 +58,11 @@ export function startPrimary(opts: PrimaryOptions): Primary {
   // worker at the moment it dies is held by the primary and never answered (Node's round-robin handle keeps it).
   cluster.schedulingPolicy = cluster.SCHED_NONE
   // structured clone over the channel: messages keep their types (a Message's data, a Buffer) and need no JSON text
-  cluster.setupPrimary({ serialization: 'advanced' })
+  // With socket activation each worker gets the inherited sockets as descriptors of its own and listens on them itself.
+  // Not listen({ fd }) through the primary: the primary would open the descriptor in a shared handle and close it when
+  // its last worker lets go (all of them dying at once), and the workers started after could never listen on it again.
+  const inherited = opts.sockets?.length ? workerStdio(opts.sockets) : null
+  cluster.setupPrimary({ serialization: 'advanced', ...(inherited ? { stdio: inherited.stdio } : {}) })
   const byIndex = new Map<number, Worker>()
   const indexOf = new Map<Worker, number>()
   const started = new Map<number, number>()
@@ -192,7 +201,7 @@ export function startPrimary(opts: PrimaryOptions): Primary {
   }
 
   function fork(index: number): void {
-    const w = cluster.fork({ EDGEBOX_WORKER: String(index), EDGEBOX_WORKERS: String(opts.workers) })
+    const w = cluster.fork({ EDGEBOX_WORKER: String(index), EDGEBOX_WORKERS: String(opts.workers), ...inherited?.env })
     byIndex.set(index, w)
     indexOf.set(w, index)
     started.set(index, Date.now())
@@ -218,9 +227,11 @@ export function startPrimary(opts: PrimaryOptions): Primary {
       const wait = lived > STABLE_AFTER ? RESTART_MIN : Math.min(RESTART_MAX, (delay.get(index) ?? RESTART_MIN / 2) * 2)
       delay.set(index, wait)
       log.warn({ worker: index, pid: w.process.pid, code, signal, restartIn: wait }, `worker ${index} exited (${signal ?? `code ${code}`}); starting it again in ${wait} ms`)
+      // A timer that keeps the primary alive: with every worker gone at once, nothing else would, and the primary
+      // would exit (code 0) instead of starting them again. A shutdown exits the process itself (onExit).
       setTimeout(() => {
         if (!stopping) fork(index)
-      }, wait).unref()
+      }, wait)
     })
   }
 

@@ -2,7 +2,7 @@ import dc from 'node:diagnostics_channel'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
-import type { Socket } from 'node:net'
+import net, { type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type tls from 'node:tls'
 import type { EdgeboxConfig } from '../config/schema.ts'
@@ -36,14 +36,32 @@ import { H2Request, H2Response } from './h2-exchange.ts'
  */
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+/** The accept queue asked for on an inherited socket: the largest listen(2) takes; the kernel caps it. */
+const INHERITED_BACKLOG = 2 ** 31 - 1
+/**
+ * How long a stop of accepting waits for connections already accepted to
+ * bring their first request: Go's net/http waits the same 5 s for a new
+ * connection before it counts as idle in a shutdown (golang/go#22682).
+ */
+const FIRST_REQUEST_GRACE = 5_000
 
 export interface Listener {
   readonly server: http.Server | https.Server
   /** The URL the listener answers on, with the port actually bound. */
   url(): string
-  listen(): Promise<void>
+  /** Binds the configured host and port; `inherited`: listens on that socket instead (systemd's, ./socket-activation.ts), binding nothing. */
+  listen(inherited?: Socket): Promise<void>
   /** After a reload: new handshakes of a TLS listener use the current certificates (SNI picks them per handshake; this sets the default). */
   updateTls(): void
+  /**
+   * The first step of a shutdown: stops accepting (new connections wait in
+   * the socket's queue, for the next process when the socket is systemd's)
+   * and resolves once every connection accepted so far has brought its first
+   * request or closed, at most FIRST_REQUEST_GRACE later. A client whose
+   * connection was accepted an instant before has had no way to know of the
+   * shutdown: its request is served, not refused.
+   */
+  stopAccepting(): Promise<void>
   /** Stops accepting; in-flight requests finish; idle connections close; cut at the deadline. */
   close(deadlineMs: number): Promise<void>
 }
@@ -96,10 +114,29 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     if (!a) arrivals.set(key, (a = { protocol, expectContinue, badExpectation, httpsRedirect }))
     return a
   }
+  // The connections accepted that have not yet brought a request (what stopAccepting waits for), by their peer's
+  // address and port: the one key the TCP socket and the TLS socket over it share. A request looks its connection up
+  // only while some connection is fresh (never on a busy keep-alive connection's later requests once all have begun).
+  const fresh = new Map<string, Duplex>()
+  let settled: (() => void) | null = null
+  const begun = (socket: Socket) => {
+    if (fresh.size === 0) return
+    fresh.delete(peerKey(socket))
+    if (fresh.size === 0) settled?.()
+  }
   const h11 = arrival('http/1.1')
-  server.on('request', (req, res) => pipeline.handle(req, res, req.httpVersion === '1.1' ? h11 : arrival(`http/${req.httpVersion}`)))
-  server.on('checkContinue', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, true)))
-  server.on('checkExpectation', (req, res) => pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, false, true)))
+  server.on('request', (req, res) => {
+    begun(req.socket)
+    pipeline.handle(req, res, req.httpVersion === '1.1' ? h11 : arrival(`http/${req.httpVersion}`))
+  })
+  server.on('checkContinue', (req, res) => {
+    begun(req.socket)
+    pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, true))
+  })
+  server.on('checkExpectation', (req, res) => {
+    begun(req.socket)
+    pipeline.handle(req, res, arrival(`http/${req.httpVersion}`, false, true))
+  })
   // Upgraded and CONNECT sockets (tunnels) are no longer the HTTP server's:
   // closeAllConnections() does not reach them, so shutdown tracks them here
   // (with every socket a TLS listener accepts: a handshake in progress is not
@@ -110,10 +147,12 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     socket.once('close', () => detached.delete(socket))
   }
   server.on('upgrade', (req, socket, head) => {
+    begun(req.socket)
     detach(socket)
     pipeline.upgrade(req, socket, head)
   })
   server.on('connect', (req, socket, head) => {
+    begun(req.socket)
     detach(socket)
     pipeline.connect(req, socket, head)
   })
@@ -175,6 +214,8 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     h2.on('session', (session: http2.ServerHttp2Session & TaggedSession) => {
       session[SESSION_SOCKET] = arriving ?? (session.socket as Socket)
       arriving = undefined
+      // an HTTP/2 client is told of a shutdown (GOAWAY) and opens its next stream elsewhere (RFC 9113 §6.8)
+      begun(session[SESSION_SOCKET])
       const shuttingDown = isShuttingDown()
       session[SESSION_STREAMS] = trackResets(session, h2Protocol, shuttingDown ? undefined : enforceSessionTimeouts(session, limits, session[SESSION_SOCKET]))
       // the session's one 'stream' listener (a second one would make Node copy the listener list per stream)
@@ -198,6 +239,16 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     refusePlainHttp(s, limits.headersTimeout, listen, detached, tlsRt!)
   } else if (h2) sniffProtocol(server as http.Server, h2, limits.headersTimeout, listen.protocols.includes('http/1.1'), stats && http1Counter(stats))
   else if (stats) server.prependListener('connection', http1Counter(stats))
+  // after the handlers above took the first 'connection' listener as theirs, before them: every TCP connection accepted
+  server.prependListener('connection', (socket: Socket) => {
+    const key = peerKey(socket)
+    fresh.set(key, socket)
+    socket.once('close', () => {
+      if (fresh.get(key) !== socket) return
+      fresh.delete(key)
+      if (fresh.size === 0) settled?.()
+    })
+  })
 
   return {
     server,
@@ -210,13 +261,31 @@ export function createListener(listen: ListenConfig, limits: Limits, pipeline: P
     updateTls() {
       if (listen.tls) (server as https.Server).setSecureContext(tlsOptions(listen, limits, tlsRt!))
     },
-    listen() {
+    listen(inherited) {
       return new Promise((resolve, reject) => {
         server.once('error', reject)
-        server.listen(listen.port, listen.host, () => {
+        const listening = () => {
           server.off('error', reject)
           resolve()
-        })
+        }
+        // listen(2) again on a socket systemd made listening sets its queue: the longest the kernel allows (capped
+        // by net.core.somaxconn), as systemd's Backlog= does by default, since it holds connections through restarts
+        if (inherited) server.listen(inherited, INHERITED_BACKLOG, listening)
+        else server.listen(listen.port, listen.host, listening)
+      })
+    },
+    stopAccepting() {
+      // net.Server's own close: http's would also end at once the idle connections, the fresh ones among them
+      if (server.listening) net.Server.prototype.close.call(server)
+      if (fresh.size === 0) return Promise.resolve()
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, FIRST_REQUEST_GRACE)
+        function done() {
+          clearTimeout(timer)
+          settled = null
+          resolve()
+        }
+        settled = done
       })
     },
     async close(deadlineMs) {
@@ -258,6 +327,11 @@ function closeWhenFinished(server: http.Server | https.Server): () => void {
   }
   dc.subscribe('http.server.response.finish', onFinish)
   return () => dc.unsubscribe('http.server.response.finish', onFinish)
+}
+
+/** A connection's peer (address and port), the same on its TCP socket and on the TLS socket over it. */
+function peerKey(socket: Socket): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`
 }
 
 /** The socket of an HTTP/2 session, kept on it by the listener. */

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-/** The Dockerfile, the systemd unit and the compose file (docs/deploy.md): no container engine runs the tests, so their essentials are checked here. */
+/** The Dockerfile, the systemd units and the compose file (docs/deploy.md): no container engine runs the tests, so their essentials are checked here. */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const SCRIPT = "fetch('http://127.0.0.1:8080/_edgebox/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
@@ -79,6 +79,12 @@ describe('deploy/edgebox.service', () => {
     }
   })
 
+  test('takes its listening sockets from edgebox.socket, and a stop is the graceful shutdown of the main process', () => {
+    for (const line of ['Requires=edgebox.socket', 'After=edgebox.socket', 'KillSignal=SIGTERM', 'KillMode=mixed']) {
+      assert.ok(settings.includes(line), `missing ${line}`)
+    }
+  })
+
   // systemd-analyze comes with the Debian package systemd, which .ci/run installs
   test('systemd-analyze verify accepts it without a warning', () => {
     const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', timeout: 30_000 })
@@ -86,6 +92,38 @@ describe('deploy/edgebox.service', () => {
     assert.equal(r.stderr, '')
     assert.equal(r.stdout, '')
     assert.equal(r.status, 0)
+  })
+})
+
+describe('deploy/edgebox.socket', () => {
+  const unit = path.join(ROOT, 'deploy', 'edgebox.socket')
+  const text = readFileSync(unit, 'utf8')
+  const settings = text.split('\n').filter((l) => /^\w+=/.test(l))
+
+  test('listens on 80 and 443 for edgebox.service: one queue per port that every process shares, named, started with the system', () => {
+    for (const line of ['ListenStream=80', 'ListenStream=443', 'ReusePort=no', 'NoDelay=yes', 'Accept=no', 'FileDescriptorName=edgebox', 'Service=edgebox.service', 'WantedBy=sockets.target']) {
+      assert.ok(settings.includes(line), `missing ${line}`)
+    }
+    assert.deepEqual(
+      settings.filter((l) => l.startsWith('ListenStream=')),
+      ['ListenStream=80', 'ListenStream=443'],
+    )
+  })
+
+  test('systemd-analyze verify accepts it and the service together without a warning', () => {
+    const r = spawnSync('systemd-analyze', ['verify', unit, path.join(ROOT, 'deploy', 'edgebox.service')], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(r.error, undefined, 'systemd-analyze is not installed (apt-get install systemd)')
+    assert.equal(r.stderr, '')
+    assert.equal(r.stdout, '')
+    assert.equal(r.status, 0)
+  })
+
+  test('the npm package ships both units', () => {
+    const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 })
+    assert.equal(r.status, 0, r.stderr)
+    const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)
+    assert.ok(files.includes('deploy/edgebox.socket'), 'deploy/edgebox.socket is packed')
+    assert.ok(files.includes('deploy/edgebox.service'), 'deploy/edgebox.service is packed')
   })
 })
 
