@@ -360,6 +360,18 @@ export const configSchema = z
         if (cfg.trustedProxies.length === 0) ctx.addIssue({ code: 'custom', path: ['sites', si, 'routes', ri, 'forwardAuth'], message: 'a forward-auth route reads the request from the proxy that asks (X-Forwarded-Uri, -Host, -Method): list that proxy in trustedProxies' })
       }
     }
+    // health checks shared by the nodes need the Redis they share
+    if (!cfg.redis) {
+      for (const [si, site] of cfg.sites.entries()) {
+        for (const [ri, route] of site.routes.entries()) {
+          const proxy = (route as { proxy?: { health?: { active?: { shared?: unknown } } } }).proxy
+          if (proxy?.health?.active?.shared === true) ctx.addIssue({ code: 'custom', path: ['sites', si, 'routes', ri, 'proxy', 'health', 'active', 'shared'], message: "health checks shared by the nodes need the top-level redis (redis: 'redis://host:port')" })
+        }
+      }
+      for (const [bi, b] of (cfg.dns?.balance ?? []).entries()) {
+        if (b.check.shared) ctx.addIssue({ code: 'custom', path: ['dns', 'balance', bi, 'check', 'shared'], message: "health checks shared by the nodes need the top-level redis (redis: 'redis://host:port')" })
+      }
+    }
     const defaults = cfg.sites.flatMap((s, i) => (s.default ? [i] : []))
     if (defaults.length > 1) ctx.addIssue({ code: 'custom', path: ['sites', defaults[1]!, 'default'], message: 'only one site can be the default' })
   })

@@ -17,6 +17,7 @@ import net from 'node:net'
 import { Agent, request, errors as undiciErrors } from 'undici'
 import type { Broadcast } from './broadcast.ts'
 import { systemClock, type Clock, type Timer } from './clock.ts'
+import type { RedisBus } from './redis.ts'
 
 export type Probe =
   /** `GET url` (path included); `host`: the Host field sent, default the URL's. */
@@ -28,6 +29,8 @@ export interface CheckSettings {
   timeout: number
   rise: number
   fall: number
+  /** Probed by one node of the deployment at a time, over Redis (see setNodeCheckSharing); default false: each node probes. */
+  shared?: boolean
 }
 
 export interface CheckTarget {
@@ -62,6 +65,8 @@ export interface CheckOptions {
    * under this name (see setCheckSharing). Absent: this process probes.
    */
   scope?: string
+  /** The deployment's Redis and its broadcast: checks whose settings say `shared` are probed by one node at a time. */
+  nodes?: NodeSharing
 }
 
 /** One probe's outcome, as the probing worker sends it to the others. */
@@ -83,6 +88,79 @@ export function setCheckSharing(s: { readonly lead: boolean; readonly channel: B
   sharing = s
 }
 
+/**
+ * How the nodes of a deployment share the checks marked `shared`
+ * (docs/scale.md): one node at a time probes them, the one holding a lease
+ * in Redis (`<keyPrefix>health-lead:{<scope>}`, renewed every interval and
+ * lasting three), and every outcome goes to the other nodes over `channel`,
+ * where it moves the same state machine. A node that cannot reach Redis
+ * probes on its own. With workers, worker 1 takes part for its machine and
+ * passes the outcomes on to the others.
+ */
+export interface NodeSharing {
+  readonly bus: RedisBus
+  readonly channel: Broadcast
+}
+
+/** Takes the lease when it is free, renews it when it is ours: 1 when this node holds it now. */
+const LEASE = `
+local cur = redis.call('GET', KEYS[1])
+if cur == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`
+/** Lets the lease go if it is ours (a node stopping hands over at once instead of after the lease ends). */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+interface LeaseScripts {
+  ebHealthLease(key: string, node: string, ttl: number): Promise<number>
+  ebHealthRelease(key: string, node: string): Promise<number>
+}
+
+/** The lease of one set of checks on the deployment's Redis; `leading` says whether this node probes now. */
+function healthLease(sharing: NodeSharing, scope: string, interval: number, clock: Clock) {
+  const bus = sharing.bus
+  const r = bus.command as RedisBus['command'] & Partial<LeaseScripts>
+  if (r.ebHealthLease === undefined) {
+    r.defineCommand('ebHealthLease', { numberOfKeys: 1, lua: LEASE })
+    r.defineCommand('ebHealthRelease', { numberOfKeys: 1, lua: RELEASE })
+  }
+  const redis = r as RedisBus['command'] & LeaseScripts
+  const key = `${bus.keyPrefix}health-lead:{${scope}}`
+  const ttl = Math.max(3 * interval, 3_000)
+  const lease = {
+    leading: false,
+    async claim(): Promise<void> {
+      if (!bus.up) {
+        lease.leading = true
+        return
+      }
+      try {
+        lease.leading = (await redis.ebHealthLease(key, bus.nodeId, ttl)) === 1
+      } catch {
+        // Redis away: every node probes on its own until it returns
+        lease.leading = true
+      }
+    },
+    async release(): Promise<void> {
+      clock.clearInterval(timer)
+      if (lease.leading && bus.up) await redis.ebHealthRelease(key, bus.nodeId).catch(() => 0)
+      lease.leading = false
+    },
+  }
+  const timer = clock.setInterval(() => void lease.claim(), Math.min(interval, ttl / 3))
+  timer.unref()
+  return lease
+}
+
 interface State {
   target: CheckTarget
   state: CheckState
@@ -99,6 +177,9 @@ export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSet
   const topic = `health:${opts.scope}`
   /** Another worker probes: this one takes its outcomes. */
   const follows = shared !== null && !shared.lead
+  /** Shared by the nodes: one probes at a time (the lease's holder), the others take its outcomes. */
+  const acrossNodes = cfg.shared === true && opts.scope !== undefined && !follows ? (opts.nodes ?? null) : null
+  const lease = acrossNodes ? healthLease(acrossNodes, opts.scope!, cfg.interval, clock) : null
   const states = new Map<string, State>(targets.map((t) => [t.id, { target: t, state: opts.initial, good: 0, bad: 0, why: opts.initial === 'up' ? 'not probed yet' : 'not probed yet', timer: undefined, probed: false }]))
   let closed = false
   let agent: Agent | undefined
@@ -150,21 +231,37 @@ export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSet
 
   async function probe(s: State): Promise<void> {
     s.timer = undefined
+    // another node holds the lease: its outcomes arrive over Redis
+    if (lease && !lease.leading) return schedule(s, cfg.interval)
     const started = clock.now()
     const { ok, why } = s.target.probe.kind === 'http' ? await httpProbe(s.target.probe, agent!, cfg.timeout) : await tcpProbe(s.target.probe, cfg.timeout)
     if (closed) return
     record(s, ok, why)
     if (shared) void shared.channel.send(topic, { id: s.target.id, ok, why } satisfies ProbeResult)
+    if (lease) void acrossNodes!.channel.send(topic, { id: s.target.id, ok, why } satisfies ProbeResult)
     // the next probe `interval` after this one started; a clock set back counts as no time
     schedule(s, Math.max(0, cfg.interval - Math.max(0, clock.now() - started)))
   }
 
   let stopFollowing: (() => void) | undefined
+  let stopNodes: (() => void) | undefined
   if (follows) {
     stopFollowing = shared.channel.on(topic, (m) => {
       const r = m as ProbeResult
       const s = states.get(r.id)
       if (s && !closed) record(s, r.ok === true, String(r.why))
+    })
+  } else if (lease) {
+    // another node's outcomes, while it holds the lease (passed on to this machine's other workers)
+    stopNodes = acrossNodes!.channel.on(topic, (m) => {
+      const r = m as ProbeResult
+      const s = states.get(r.id)
+      if (!s || closed || lease.leading) return
+      record(s, r.ok === true, String(r.why))
+      if (shared) void shared.channel.send(topic, { id: r.id, ok: r.ok === true, why: String(r.why) } satisfies ProbeResult)
+    })
+    void lease.claim().then(() => {
+      for (const s of states.values()) schedule(s, 0)
     })
   } else for (const s of states.values()) schedule(s, 0)
 
@@ -175,6 +272,8 @@ export function startHealthChecks(targets: readonly CheckTarget[], cfg: CheckSet
     async close() {
       closed = true
       stopFollowing?.()
+      stopNodes?.()
+      await lease?.release()
       clock.clearTimeout(firstTimer)
       firstDone()
       for (const s of states.values()) {

@@ -30,7 +30,7 @@
  */
 
 import { isIP } from 'node:net'
-import { startHealthChecks, type CheckSettings, type HealthChecks, type Probe } from '../core/health-check.ts'
+import { startHealthChecks, type CheckSettings, type HealthChecks, type NodeSharing, type Probe } from '../core/health-check.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { Logger } from '../core/log.ts'
 import type { Labels } from './names.ts'
@@ -95,7 +95,8 @@ export class BalancedName {
   private readonly maintained = new Map<string, number>()
   private readonly clock: Clock
 
-  constructor(cfg: BalancedConfig, regions: RegionMap, log: Logger, clock?: Clock) {
+  /** `nodes`: the deployment's Redis, for a check that says `shared` (one node probes at a time). */
+  constructor(cfg: BalancedConfig, regions: RegionMap, log: Logger, clock?: Clock, nodes?: NodeSharing) {
     this.owner = cfg.owner
     this.clock = clock ?? systemClock
     this.answers = cfg.answers
@@ -123,8 +124,9 @@ export class BalancedName {
     this.checks = startHealthChecks(this.endpoints.map((e) => ({ id: e.id, probe: probeFor(e) })), c, {
       initial: 'unknown',
       clock,
-      // with workers, the edges are probed once per machine
+      // with workers, the edges are probed once per machine; with `shared`, once per deployment
       scope: `gslb:${nameText(cfg.owner)}`,
+      ...(nodes ? { nodes } : {}),
       onChange: (id, state, why) => {
         const name = nameText(cfg.owner)
         if (state === 'up') log.info({ name, edge: id, reason: why }, 'dns: edge healthy')

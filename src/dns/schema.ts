@@ -110,6 +110,8 @@ const checkSchema = z
     rise: z.number().int().min(1).default(2),
     /** Bad probes in a row that take an address out. */
     fall: z.number().int().min(1).default(3),
+    /** With the top-level `redis`: one node of the deployment probes at a time and the others take its outcomes (docs/scale.md). */
+    shared: z.boolean().default(false),
   })
   .prefault({})
 

@@ -17,6 +17,7 @@ import { typeNumber, CLASS } from './message.ts'
 import { fingerprint, Zone, ZoneError } from './zone.ts'
 import { notifyAll } from './notify.ts'
 import type { DnsConfig, DnsZoneConfig } from './schema.ts'
+import type { NodeSharing } from '../core/health-check.ts'
 import { BalancedName } from './gslb.ts'
 import type { EdgeView } from '../core/observe.ts'
 import { RegionMap, type GeoLookup } from './regions.ts'
@@ -130,7 +131,7 @@ export interface DnsState {
 }
 
 /** Builds every zone and balanced name; throws a list of `path: problem` strings, with nothing left running. */
-export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock, previous?: DnsState | null, challenges?: AcmeChallenges): DnsState {
+export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Clock, previous?: DnsState | null, challenges?: AcmeChallenges, nodes?: NodeSharing): DnsState {
   const problems: string[] = []
   let geo: GeoLookup | undefined
   if (cfg.geo) {
@@ -178,6 +179,7 @@ export function buildDns(cfg: DnsConfig, baseDir: string, log: Logger, clock: Cl
       regions,
       log,
       clock,
+      nodes,
     )
     balanced.push(name)
     zoneOf.set(name, best)

@@ -656,7 +656,7 @@ async function provision(
   let dns: DnsState | null = null
   if (config.dns) {
     try {
-      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock, previous?.dns, acmeChallenges)
+      dns = buildDns(config.dns, baseDir, log.child({ module: 'dns' }), clock, previous?.dns, acmeChallenges, shared.redis && shared.broadcast ? { bus: shared.redis, channel: shared.broadcast } : undefined)
     } catch (err) {
       if (Array.isArray(err)) throw new ConfigError(err as string[])
       throw err

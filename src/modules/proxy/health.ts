@@ -4,7 +4,7 @@ import { statusRange } from '../../config/validators.ts'
 import type { Logger } from '../../core/log.ts'
 import { systemClock, type Clock, type Timer } from '../../core/clock.ts'
 import type { Upstream } from './balancers/types.ts'
-import { startHealthChecks } from '../../core/health-check.ts'
+import { startHealthChecks, type NodeSharing } from '../../core/health-check.ts'
 
 /**
  * Upstream health for the `proxy` handler (docs/proxy.md, "Health").
@@ -56,6 +56,8 @@ export const healthSchema = z.strictObject({
       fall: z.number().int().min(1).default(3),
       /** Probe statuses counted as good: `'200-399'` or a single `'204'`. */
       expect: statusRange().prefault('200-399'),
+      /** With the top-level `redis`: one node of the deployment probes at a time and the others take its outcomes (docs/scale.md). */
+      shared: z.boolean().default(false),
     })
     .optional(),
   passive: z
@@ -114,6 +116,8 @@ export function createHealth(
   clock: Clock = systemClock,
   /** The route's place (`sites[0].routes[1]`): with workers, its active checks run once per machine under this name. */
   scope?: string,
+  /** The deployment's Redis: with `active.shared`, one node at a time probes. */
+  nodes?: NodeSharing,
 ): HealthTracker {
   const passive = cfg.passive
   const active = cfg.active
@@ -217,6 +221,7 @@ export function createHealth(
           clock,
           connect,
           ...(scope !== undefined ? { scope: `proxy:${scope}` } : {}),
+          ...(nodes ? { nodes } : {}),
           onChange: (id, state, why) => {
             const s = states.find((x) => x.target.id === id)!
             if (state === 'down') {

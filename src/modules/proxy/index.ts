@@ -219,7 +219,7 @@ export const proxyModule = {
             if (removals) cache.applyPurge(removals)
           })
         : undefined
-    const proxy = createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock, deps.configPath), cache, deps.limits, deps.clock, deps.ownCookies)
+    const proxy = createProxy(cfg, targets, deps.prefix, createHealth(targets, cfg.health, deps.log, connect, deps.clock, deps.configPath, deps.redis && deps.broadcast ? { bus: deps.redis, channel: deps.broadcast } : undefined), cache, deps.limits, deps.clock, deps.ownCookies)
     if (!stopListening && !store?.close) return proxy
     const close = proxy.close
     return Object.assign(proxy, {
