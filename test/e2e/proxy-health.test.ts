@@ -228,7 +228,7 @@ describe('active health checks', () => {
     assert.equal(healthSchema.safeParse({ active: { rise: 0 } }).success, false)
     assert.equal(healthSchema.safeParse({ passive: { ejectFor: '10s', maxEjectFor: '1s' } }).success, false)
     const d = healthSchema.parse({ active: {} })
-    assert.deepEqual(d.active, { path: '/', interval: 5000, timeout: 2000, rise: 2, fall: 3, expect: { min: 200, max: 399 } })
+    assert.deepEqual(d.active, { path: '/', interval: 5000, timeout: 2000, rise: 2, fall: 3, expect: { min: 200, max: 399 }, shared: false })
     assert.deepEqual(d.passive, { consecutiveFailures: 5, ejectFor: 10_000, maxEjectFor: 300_000 })
     assert.equal(healthSchema.parse({}).active, undefined, 'probing is opt-in')
     assert.deepEqual(healthSchema.parse({ active: { expect: '204' } }).active?.expect, { min: 204, max: 204 })
