@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, test } from 'node:test'
-import { listeningUrl, tempDir } from '../helpers/server.ts'
+import { tempDir } from '../helpers/server.ts'
+import { connectionTo, fresh, startCommand, type Answer, type Run } from '../helpers/workers.ts'
 
 /**
  * A disk cache with workers (docs/cache.md, docs/scale.md), through the real
@@ -16,8 +15,6 @@ import { listeningUrl, tempDir } from '../helpers/server.ts'
  * node.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const BIN = path.join(ROOT, 'bin', 'edgebox.js')
 const TOKEN = 'purge-token-0123456789'
 
 /** Requests the origin got, by path. */
@@ -30,62 +27,6 @@ const origin = http.createServer((req, res) => {
   setTimeout(() => res.writeHead(200, { 'cache-control': 'max-age=600', 'content-type': 'text/plain' }).end(body), req.url!.startsWith('/slow') ? 300 : 0)
 })
 const count = (p: string) => asked.get(p) ?? 0
-
-interface Run {
-  child: ChildProcess
-  url: string
-  output(): string
-  stop(): Promise<number | null>
-}
-
-async function start(dir: string): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, '--config', 'edgebox.config.json'], { cwd: dir, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  try {
-    const { url, output } = await listeningUrl(child, 20_000)
-    return {
-      child,
-      url,
-      output,
-      stop: () =>
-        new Promise((res) => {
-          if (child.exitCode !== null) return res(child.exitCode)
-          child.once('exit', (code) => res(code))
-          child.kill('SIGTERM')
-        }),
-    }
-  } catch (err) {
-    child.kill('SIGKILL')
-    throw err
-  }
-}
-
-type Answer = { status: number; headers: http.IncomingHttpHeaders; text: string }
-
-/** One request on `agent`'s kept-alive connection (or on a connection of its own). */
-function fresh(url: string, opts: { method?: string; headers?: Record<string, string>; agent?: http.Agent } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false, timeout: 5_000 }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString() }))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 5 s`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-/** A kept-alive connection that worker `index` accepted (the health endpoint says which worker answers on it). */
-async function connectionTo(url: string, index: number): Promise<http.Agent> {
-  for (let i = 0; i < 100; i++) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-    const health = JSON.parse((await fresh(`${url}_edgebox/health`, { agent })).text) as { worker?: number }
-    if (health.worker === index) return agent
-    agent.destroy()
-  }
-  throw new Error(`no connection reached worker ${index} in 100 tries`)
-}
 
 /** `n` connections to each worker: [worker 1's, worker 2's]. */
 async function connections(url: string, n = 1): Promise<[http.Agent[], http.Agent[]]> {
@@ -113,7 +54,7 @@ before(async () => {
     sites: [{ routes: [{ path: '/', proxy: { upstreams: [`http://127.0.0.1:${(origin.address() as AddressInfo).port}`], cache: { disk: './cache', purge: { token: TOKEN } } } }] }],
   }
   writeFileSync(path.join(dir.dir, 'edgebox.config.json'), JSON.stringify(config))
-  run = await start(dir.dir)
+  run = await startCommand(dir.dir)
 })
 
 after(async () => {
@@ -179,7 +120,7 @@ test('a PURGE through one worker is a miss on the other', async () => {
 
 test('after a restart of the node, both workers hit what was stored before', async () => {
   assert.equal(await run.stop(), 0)
-  run = await start(dir.dir)
+  run = await startCommand(dir.dir)
   const [[one], [two]] = await connections(run.url)
   open.push(one!, two!)
   for (const agent of [one, two]) {

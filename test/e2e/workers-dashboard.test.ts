@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { after, before, test } from 'node:test'
 import { freePort } from '../helpers/pebble.ts'
+import { connectionTo, fresh, startCommand, type Run } from '../helpers/workers.ts'
 
 /**
  * The dashboard with workers (docs/admin.md, docs/scale.md): worker 1 runs
@@ -14,14 +12,10 @@ import { freePort } from '../helpers/pebble.ts'
  * node's, not its own: the other worker sends it each second's figures.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const BIN = path.join(ROOT, 'bin', 'edgebox.js')
-
-let child: ChildProcess
+let run: Run
 let dir: string
 let site: string
-let admin: string
-let output = ''
+let admin = ''
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'edgebox-workers-dashboard-'))
@@ -37,62 +31,28 @@ before(async () => {
       sites: [{ routes: [{ path: '/down/', proxy: { upstreams: [`http://127.0.0.1:${dead}`] } }, { path: '/', static: { root: '.' } }] }],
     }),
   )
-  child = spawn(process.execPath, [BIN, '--config', 'edgebox.config.json'], { cwd: dir, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()))
+  run = await startCommand(dir)
+  site = run.url
   const end = Date.now() + 20_000
-  while (Date.now() < end) {
-    site = /listening on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1] ?? ''
-    admin = /admin listener on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1] ?? ''
-    if (site && admin) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`not started within 20 s:\n${output}`)
+  while (!(admin = /admin listener on (http:\/\/127\.0\.0\.1:\d+\/)/.exec(run.output())?.[1] ?? '') && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
+  assert.ok(admin, `worker 1 runs the admin listener:\n${run.output()}`)
 })
 
 after(async () => {
-  if (child.exitCode === null) {
-    const exited = new Promise((r) => child.once('exit', r))
-    child.kill('SIGTERM')
-    await exited
-  }
+  await run?.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** One request on a connection of its own (either worker may take it). */
-function get(url: string, agent: http.Agent | false = false): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent, timeout: 5_000 }, (res) => {
-      let text = ''
-      res.on('data', (c: Buffer) => (text += c.toString()))
-      res.on('end', () => resolve({ status: res.statusCode!, text }))
-    })
-    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 5 s`)))
-    req.on('error', reject)
-  })
-}
-
-/** A kept-alive connection that worker `index` accepted; the health requests it took are counted in `asked`. */
-async function connectionTo(index: number, asked: { n: number }): Promise<http.Agent> {
-  for (let i = 0; i < 100; i++) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-    asked.n++
-    if ((JSON.parse((await get(`${site}_edgebox/health`, agent)).text) as { worker: number }).worker === index) return agent
-    agent.destroy()
-  }
-  throw new Error(`no connection reached worker ${index}`)
-}
-
-const api = async (p: string) => JSON.parse((await get(`${admin}api/v1/${p}`)).text) as Record<string, unknown>
+const api = async (p: string) => JSON.parse((await fresh(`${admin}api/v1/${p}`)).text) as Record<string, unknown>
 
 test("worker 1's overview, series and recent errors count the other worker's answers too", { timeout: 30_000 }, async () => {
   const before = (await api('overview')).totals as { requests: number; errors: number }
   const asked = { n: 0 }
-  const one = await connectionTo(1, asked)
-  const two = await connectionTo(2, asked)
-  for (let i = 0; i < 4; i++) assert.equal((await get(`${site}index.html`, one)).status, 200)
-  for (let i = 0; i < 6; i++) assert.equal((await get(`${site}index.html`, two)).status, 200)
-  assert.equal((await get(`${site}down/x`, two)).status, 502, 'a server error, on worker 2')
+  const one = await connectionTo(site, 1, asked)
+  const two = await connectionTo(site, 2, asked)
+  for (let i = 0; i < 4; i++) assert.equal((await fresh(`${site}index.html`, { agent: one })).status, 200)
+  for (let i = 0; i < 6; i++) assert.equal((await fresh(`${site}index.html`, { agent: two })).status, 200)
+  assert.equal((await fresh(`${site}down/x`, { agent: two })).status, 502, 'a server error, on worker 2')
   // worker 2 says what it has open each second
   let open: Record<string, number> = {}
   for (let i = 0; i < 15 && !(open['http/1.1']! >= 2); i++) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import { readdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -8,7 +8,8 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import WebSocket from 'ws'
-import { listeningUrl, tempDir } from '../helpers/server.ts'
+import { tempDir } from '../helpers/server.ts'
+import { connectionTo, fresh, startCommand, workerOf, type Run } from '../helpers/workers.ts'
 
 /**
  * Workers (docs/scale.md), through the real command: `workers: 2` runs a
@@ -58,63 +59,6 @@ function config(originUrl: string, extra: Record<string, unknown> = {}) {
   }
 }
 
-interface Run {
-  child: ChildProcess
-  url: string
-  output(): string
-  stop(): Promise<number | null>
-}
-
-async function start(dir: string): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, '--config', 'edgebox.config.json'], { cwd: dir, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  try {
-    const { url, output } = await listeningUrl(child, 20_000)
-    return {
-      child,
-      url,
-      output,
-      stop: () =>
-        new Promise((res) => {
-          if (child.exitCode !== null) return res(child.exitCode)
-          child.once('exit', (code) => res(code))
-          child.kill('SIGTERM')
-        }),
-    }
-  } catch (err) {
-    child.kill('SIGKILL')
-    throw err
-  }
-}
-
-type Answer = { status: number; headers: http.IncomingHttpHeaders; text: string }
-
-/** One request on a connection of its own (so either worker may take it), or on `agent`'s one kept-alive connection. */
-function fresh(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent ?? false, timeout: 5_000 }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString() }))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 5 s`)))
-    req.on('error', reject)
-    req.end(opts.body)
-  })
-}
-
-const workerOf = async (url: string, agent?: http.Agent) => (JSON.parse((await fresh(`${url}_edgebox/health`, agent ? { agent } : {})).text) as { worker?: number }).worker
-
-/** A kept-alive connection that worker `index` accepted (the health endpoint says which worker answers on it). */
-async function connectionTo(url: string, index: number): Promise<http.Agent> {
-  for (let i = 0; i < 100; i++) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-    if ((await workerOf(url, agent)) === index) return agent
-    agent.destroy()
-  }
-  throw new Error(`no connection reached worker ${index} in 100 tries`)
-}
-
 let run: Run
 let dir: { dir: string; cleanup(): void }
 
@@ -123,7 +67,7 @@ before(async () => {
   dir = tempDir()
   writeFileSync(path.join(dir.dir, 'index.html'), '<p>hello</p>')
   writeFileSync(path.join(dir.dir, 'edgebox.config.json'), JSON.stringify(config(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`)))
-  run = await start(dir.dir)
+  run = await startCommand(dir.dir)
 })
 
 after(async () => {
