@@ -298,6 +298,7 @@ test('cache view: hits, misses, objects, bytes and the most-hit keys in order; p
     purges: 0,
     objects: 3,
     bytes: 'body of /a'.length + 'body of /b'.length + 'body of /c?x=1'.length,
+    shared: false,
     topKeys: [
       { key: 'http://127.0.0.1/a', hits: 3, bytes: 10 },
       { key: 'http://127.0.0.1/b', hits: 1, bytes: 10 },
