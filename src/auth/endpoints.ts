@@ -7,8 +7,8 @@ import { matchRoute } from '../core/router.ts'
 import { cookieValue } from '../http/cookie.ts'
 import { parseRequestTarget } from '../http/target.ts'
 import { isNavigation, startLogin } from './gate.ts'
-import { chooserPage, continueToProviderPage, displayName, loginFailedPage, providerDownPage, signedOutPage, signOutPage } from './pages.ts'
-import { LoginFailed, ProviderUnavailable } from './relying-party.ts'
+import { chooserPage, continueToProviderPage, displayName, loginFailedPage, providerDownPage, signedOutPage, signOutPage, storeDownPage } from './pages.ts'
+import { LoginFailed, ProviderUnavailable, type PendingLogin } from './relying-party.ts'
 import { safeReturnPath } from './return-to.ts'
 import { callbackPath, cookieAttributes, LOGIN_TTL_MS, loginCookieName, sessionCookieName, sha256, type AuthState } from './state.ts'
 import type { LiveSession } from './sessions.ts'
@@ -51,7 +51,14 @@ export function authEndpoints(state: AuthState): Endpoint[] {
         const params = new URLSearchParams(ctx.query)
         const stateParam = params.get('state')
         // single use, whatever happens next: taken from the store in the same step, on whichever process it came back to
-        const pending = stateParam === null ? undefined : await state.logins.take(sha256(stateParam), state.clock.now())
+        let pending: PendingLogin | undefined
+        try {
+          pending = stateParam === null ? undefined : await state.logins.take(sha256(stateParam), state.clock.now())
+        } catch (err) {
+          state.log.warn({ err: (err as Error).message }, 'a login could not finish: its store cannot be reached')
+          ctx.auth = 'callback: store unreachable'
+          return storeDownPage(ctx)
+        }
         if (!pending || pending.state !== stateParam || state.clock.now() - pending.createdAt > LOGIN_TTL_MS) {
           ctx.auth = 'callback: unknown state'
           return loginFailedPage(ctx, 400, 'This sign-in has expired or was already used. Start again from the page you wanted.')

@@ -6,7 +6,7 @@ import { cookieValue } from '../http/cookie.ts'
 import { compileGlob } from '../http/glob.ts'
 import { clientNetwork } from '../http/address.ts'
 import { parseRequestTarget } from '../http/target.ts'
-import { deniedPage, displayName, providerDownPage } from './pages.ts'
+import { deniedPage, displayName, providerDownPage, storeDownPage } from './pages.ts'
 import { LoginFailed, ProviderUnavailable, type BearerVerdict } from './relying-party.ts'
 import { safeReturnPath } from './return-to.ts'
 import { compileRules } from './rules.ts'
@@ -311,7 +311,13 @@ export async function startLogin(state: AuthState, ctx: Context, provider: strin
   try {
     const { url, pending } = await rp.startLogin(redirectUri(state, ctx, rp.name), returnTo, sha256(binding))
     const key = sha256(pending.state)
-    await state.logins.put(key, pending, pending.createdAt + LOGIN_TTL_MS)
+    try {
+      await state.logins.put(key, pending, pending.createdAt + LOGIN_TTL_MS)
+    } catch (err) {
+      state.log.warn({ provider: rp.name, err: (err as Error).message }, 'a login could not start: its store cannot be reached')
+      storeDownPage(ctx)
+      return true
+    }
     const client = clientNetwork(ctx.clientAddress)
     const mine = state.pendingByClient.get(client) ?? []
     mine.push(key)

@@ -34,6 +34,15 @@ export function providerDownPage(ctx: Context, message: string): void {
   sendPage(ctx, 502, 'Sign-in is unavailable', `<p>The identity provider could not be reached, so you cannot sign in right now.</p><p class="muted">${escapeHtml(message)}</p><p><a href="/">Try again</a> in a moment.</p>`)
 }
 
+/** 503: the store of logins under way (the sessions' store: Redis, the data folder) cannot be reached: try again soon. */
+export function storeDownPage(ctx: Context): void {
+  ctx.send(
+    503,
+    { ...HEAD, 'retry-after': '30' },
+    ownPage('Sign-in is unavailable', '<p>Signing in is not possible at the moment: this server cannot reach the store that keeps sign-ins.</p><p class="muted">Nothing was lost. Wait a minute, then <a href="/">try again</a>.</p>', ctx.nonce()),
+  )
+}
+
 /** 4xx: the login failed (a refused code, a mismatched state, an error from the provider). */
 export function loginFailedPage(ctx: Context, status: number, message: string): void {
   sendPage(ctx, status, 'Sign-in failed', `<p>${escapeHtml(message)}</p><p><a href="/">Start again</a></p>`)

@@ -167,3 +167,22 @@ test("sessions.store 'redis' without the top-level redis is refused at start, na
     { name: 'ConfigError', message: "auth.sessions.store: the redis store needs the top-level redis (redis: 'redis://host:port')" },
   )
 })
+
+test('with the store of logins unreachable (Redis down), a login answers 503 with Retry-After, and nothing else fails', { timeout: 30_000 }, async () => {
+  const own = await startRedis()
+  const box = await node(await freePort(), { dataDir: folder(), redis: own.url })
+  try {
+    await own.kill()
+    const res = await new Browser().fetch(`${box.url}reports`)
+    assert.equal(res.status, 503)
+    assert.equal(res.headers.get('retry-after'), '30')
+    assert.equal(res.headers.get('cache-control'), 'no-store')
+    assert.match(await res.text(), /cannot reach the store that keeps sign-ins/)
+    // the callback too: a state it cannot look up is not "expired", it is unavailable
+    const back = await new Browser().fetch(`${box.url}_edgebox/auth/callback?state=abc&code=x`)
+    assert.equal(back.status, 503)
+  } finally {
+    await box.close()
+    await own.close()
+  }
+})
