@@ -14,7 +14,7 @@
 # (this machine has two cores: docs/deploy.md projects throughput per core).
 #
 # usage: bash bench/workers.sh [quick]
-#   env: ROUNDS (5)  PASSES (1: lib.sh)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s later)
+#   env: ROUNDS (9: the per-round ratios spread widely on a shared machine; nine rounds give a steady median)  PASSES (1: lib.sh)  DUR (8 s measured)  WARM (2 s warm-up in round 1)  WARM_NEXT (1 s later)
 #        CONNS (50)  SRV_CPU (0)  GEN_CPU (1)  MAX_SECONDS (900)  MIN_SRV_CPU (0.8)
 #   quick: ROUNDS=1 DUR=2 WARM=1 (a smoke run; no verdict)
 set -uo pipefail
@@ -25,7 +25,7 @@ export PATH="$ROOT/node_modules/.bin:$PATH"   # the project's pinned Node 24 fir
 source "$BENCH/lib.sh"
 
 if [ "${1:-}" = quick ]; then ROUNDS=${ROUNDS:-1} DUR=${DUR:-2} WARM=${WARM:-1}; fi
-ROUNDS=${ROUNDS:-5}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}
+ROUNDS=${ROUNDS:-9}; DUR=${DUR:-8}; WARM=${WARM:-2}; CONNS=${CONNS:-50}
 SRV_CPU=${SRV_CPU:-0}; GEN_CPU=${GEN_CPU:-1}; ORIGIN_CPU=${ORIGIN_CPU:-$GEN_CPU}
 MAX_SECONDS=${MAX_SECONDS:-900}
 
