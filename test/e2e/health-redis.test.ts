@@ -2,6 +2,12 @@ import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
+import { pino } from 'pino'
+import { redisBroadcast } from '../../src/core/broadcast.ts'
+import { openRedis } from '../../src/core/redis.ts'
+import { BalancedName } from '../../src/dns/gslb.ts'
+import { parseName } from '../../src/dns/names.ts'
+import { RegionMap } from '../../src/dns/regions.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import { startServer, type TestServer } from '../helpers/server.ts'
 
@@ -13,6 +19,7 @@ import { startServer, type TestServer } from '../helpers/server.ts'
  */
 
 const INTERVAL = 200
+const silent = pino({ level: 'silent' })
 
 interface Origin {
   readonly url: string
@@ -118,4 +125,45 @@ test('shared health checks without the top-level redis are refused, naming the s
       return true
     },
   )
+})
+
+test('a GSLB name whose check is shared: two nodes, one prober, and both take the edge out at its outcome', { timeout: 30_000 }, async () => {
+  const edge = await origin('edge')
+  const buses = [0, 1].map(() => openRedis({ url: redis.url, keyPrefix: 'edgebox-test:', commandTimeout: 2_000 }, silent))
+  for (const bus of buses) assert.equal(await bus.whenUp(5_000), true)
+  const regions = new RegionMap([{ name: 'default', networks: [], next: [] }])
+  const port = Number(new URL(edge.url).port)
+  const names = buses.map(
+    (bus) =>
+      new BalancedName(
+        { owner: parseName('www.edge.test.'), ttl: 30, answers: 1, edges: [{ name: 'e', addresses: ['127.0.0.1'], weight: 1, region: 'default' }], check: { kind: 'http', port, path: '/health', scheme: 'http', expect: { min: 200, max: 399 }, interval: INTERVAL, timeout: 150, rise: 1, fall: 1, shared: true } },
+        regions,
+        silent,
+        undefined,
+        { bus, channel: redisBroadcast(bus) },
+      ),
+  )
+  try {
+    const started = Date.now()
+    await pause(2_000)
+    const expected = (Date.now() - started) / INTERVAL
+    assert.ok(edge.probes <= expected * 1.3 + 2, `${edge.probes} probes in ${Date.now() - started} ms: one prober, not two`)
+    assert.ok(edge.probes >= expected * 0.5, `probing (${edge.probes})`)
+    assert.deepEqual(
+      names.map((n) => n.status()[0]?.state),
+      ['up', 'up'],
+    )
+    edge.healthy = false
+    const end = Date.now() + 5_000
+    while (Date.now() < end && !names.every((n) => n.status()[0]?.state === 'down')) await pause(100)
+    assert.deepEqual(
+      names.map((n) => n.status()[0]?.state),
+      ['down', 'down'],
+      'both nodes take the edge out',
+    )
+  } finally {
+    await Promise.all(names.map((n) => n.close()))
+    await Promise.all(buses.map((b) => b.close()))
+    edge.close()
+  }
 })
