@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { Writable } from 'node:stream'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import type { Engine, Message } from '../../src/realtime/engine.ts'
@@ -11,6 +10,7 @@ import { openRedis, type RedisBus } from '../../src/core/redis.ts'
 import type { Clock } from '../../src/core/clock.ts'
 import { ManualClock } from '../helpers/clock.ts'
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.ts'
+import { captureLog } from '../helpers/server.ts'
 
 /**
  * The contract every realtime engine passes (docs/realtime.md): offsets,
@@ -27,16 +27,7 @@ let cluster: RedisCluster | undefined
 let clusterBus: RedisBus | undefined
 const silent = pino({ level: 'silent' })
 /** What the engines on the cluster logged: a failed command (a CROSSSLOT among them) makes an engine fall back to memory and say so. */
-const clusterLog: string[] = []
-const clusterLogger = pino(
-  { level: 'warn' },
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      clusterLog.push(chunk.toString())
-      done()
-    },
-  }),
-)
+const { logger: clusterLogger, text: clusterLog } = captureLog('warn')
 
 const engines: Array<{ name: string; make(clock: Clock): Engine }> = [
   { name: 'memory', make: (clock) => new MemoryEngine({ clock }) },

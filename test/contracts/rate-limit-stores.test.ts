@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { MemoryRateLimitStore, type SharedRateLimitStore } from '../../src/core/rate-limit-store.ts'
 import { RedisRateLimitStore } from '../../src/core/redis-rate-limit-store.ts'
 import { openRedis, type RedisBus } from '../../src/core/redis.ts'
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.ts'
+import { captureLog } from '../helpers/server.ts'
 
 /**
  * The contract of the rate limiter's token buckets (docs/security.md):
@@ -21,16 +21,7 @@ let cluster: RedisCluster
 const buses: RedisBus[] = []
 const silent = pino({ level: 'silent' })
 /** What the stores on the cluster logged: a failed command makes a store count in memory and say so. */
-const clusterLog: string[] = []
-const clusterLogger = pino(
-  { level: 'warn' },
-  new Writable({
-    write(chunk: Buffer, _enc, done) {
-      clusterLog.push(chunk.toString())
-      done()
-    },
-  }),
-)
+const { logger: clusterLogger, text: clusterLog } = captureLog('warn')
 
 async function bus(): Promise<RedisBus> {
   const b = openRedis({ url: redis.url, keyPrefix: `t${randomUUID().slice(0, 8)}:`, commandTimeout: 2_000 }, silent)

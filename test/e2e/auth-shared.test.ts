@@ -65,35 +65,17 @@ function node(port: number, over: { dataDir: string; redis?: string; idleTimeout
  */
 async function loginAcross(a: TestServer, b: TestServer): Promise<{ browser: Browser; callback: string; landed: Response }> {
   const browser = new Browser()
-  const answer = signInAs('alice')
-  let url = `${a.url}reports`
-  let init: { method?: string; headers?: Record<string, string>; body?: string } = {}
   let callback = ''
-  for (let i = 0; i < 20; i++) {
-    const res = await browser.fetch(url, init)
-    init = {}
-    const location = res.headers.get('location')
-    if (res.status >= 300 && res.status < 400 && location) {
-      await res.arrayBuffer()
-      let next = new URL(location, url)
-      if (next.pathname === '/_edgebox/auth/callback') {
-        // the load balancer sends the callback to the other server
-        next = new URL(next.pathname + next.search, b.url)
-        callback = next.href
-      }
-      url = next.href
-      continue
-    }
-    const form = await answer(res, url)
-    if (form) {
-      url = form.url
-      init = { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: new URL(form.url).origin }, body: form.body }
-      continue
-    }
-    assert.notEqual(callback, '', 'the login came back through the callback')
-    return { browser, callback, landed: res }
+  // the load balancer sends the callback to the other server
+  const toB = (next: URL) => {
+    if (next.pathname !== '/_edgebox/auth/callback') return next
+    const there = new URL(next.pathname + next.search, b.url)
+    callback = there.href
+    return there
   }
-  throw new Error('too many redirects')
+  const { res } = await browser.navigate(`${a.url}reports`, signInAs('alice'), toB)
+  assert.notEqual(callback, '', 'the login came back through the callback')
+  return { browser, callback, landed: res }
 }
 
 /** The status of a gated page for this browser, not following redirects (200: signed in; 302: sent to sign in). */

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
 import { after, before, test } from 'node:test'
-import { pino } from 'pino'
 import { startEdgebox, type Edgebox } from '../../src/server/app.ts'
-import { request, tempDir } from '../helpers/server.ts'
+import { captureLog, request, tempDir } from '../helpers/server.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 
 /**
@@ -29,16 +27,7 @@ const nodes: Array<{ box: Edgebox; url: string; lines: string[] }> = []
 const dirs: Array<{ cleanup(): void }> = []
 
 async function node(redisUrl: string): Promise<{ box: Edgebox; url: string; lines: string[] }> {
-  const lines: string[] = []
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(chunk.toString())
-        done()
-      },
-    }),
-  )
+  const { logger: log, text: lines } = captureLog('info')
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`
   const data = tempDir()
   dirs.push(data)

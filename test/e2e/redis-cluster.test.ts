@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
 import { after, before, test } from 'node:test'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
@@ -10,7 +9,7 @@ import { connect } from '../../client/realtime.ts'
 import { openRedis } from '../../src/core/redis.ts'
 import { publishAll, until } from '../helpers/realtime-clients.ts'
 import { startRedisCluster, type RedisCluster, type RedisServer } from '../helpers/redis.ts'
-import { request, startServer, type TestServer } from '../helpers/server.ts'
+import { captureLog, request, startServer, type TestServer } from '../helpers/server.ts'
 
 /**
  * Redis Cluster (docs/scale.md): two Edgebox nodes configured with the
@@ -110,16 +109,7 @@ test('a PURGE on one node empties the other node’s cache through the cluster',
 
 test('an ACL user from the URL signs in on every node, for commands and pub/sub; a wrong password is refused and logged', { timeout: 20_000 }, async () => {
   const bus = openRedis({ url: 'redis://edgebox:secret@cluster', cluster: [...cluster.hosts], keyPrefix: 'edgebox-test:', commandTimeout: 1_000 }, silent)
-  const lines: string[] = []
-  const log = pino(
-    { level: 'warn' },
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(chunk.toString())
-        done()
-      },
-    }),
-  )
+  const { logger: log, text: lines } = captureLog('warn')
   const wrong = openRedis({ url: 'redis://edgebox:wrong@cluster', cluster: [...cluster.hosts], keyPrefix: 'edgebox-test:', commandTimeout: 1_000 }, log)
   try {
     assert.equal(await bus.whenUp(5_000), true)

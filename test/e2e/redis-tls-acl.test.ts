@@ -3,10 +3,8 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { certDir, testCa } from '../helpers/certs.ts'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
 import { startEdgebox } from '../../src/server/app.ts'
-import { startServer, tempDir, type TestServer } from '../helpers/server.ts'
+import { captureLog, startServer, tempDir, type TestServer } from '../helpers/server.ts'
 import { startRedis, type RedisServer } from '../helpers/redis.ts'
 import { publishAll } from '../helpers/realtime-clients.ts'
 
@@ -62,8 +60,7 @@ test('two nodes share a channel through rediss:// as an ACL user', async () => {
 
 test("a wrong password: Redis refuses it, each node keeps its channels to itself, and the log says why", async () => {
   const url = redis.url.replace('rediss://', 'rediss://edgebox:wrong-pass@')
-  const lines: string[] = []
-  const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }))
+  const { logger: log, text: lines } = captureLog('info')
   const data = tempDir()
   const box = await startEdgebox({ ...config(url), dataDir: data.dir, listen: [{ host: '127.0.0.1', port: 0 }], log: { access: false } }, { log })
   const a = { url: box.urls[0]! } as TestServer

@@ -184,8 +184,11 @@ export class Browser {
     return res
   }
 
-  /** Follows redirects (GET) from `url` until a non-redirect answer; `onPage` may answer a page (the provider's login form) with a form post. */
-  async navigate(url: string, onPage?: (res: Response, url: string) => Promise<{ url: string; body: string } | null>): Promise<{ res: Response; url: string; text: string }> {
+  /**
+   * Follows redirects (GET) from `url` until a non-redirect answer; `onPage` may answer a page (the provider's login
+   * form) with a form post; `reroute` may send a redirect elsewhere (a load balancer routing it to another server).
+   */
+  async navigate(url: string, onPage?: (res: Response, url: string) => Promise<{ url: string; body: string } | null>, reroute?: (next: URL) => URL): Promise<{ res: Response; url: string; text: string }> {
     let current = url
     let init: { method?: string; headers?: Record<string, string>; body?: string } = {}
     for (let i = 0; i < 20; i++) {
@@ -194,7 +197,8 @@ export class Browser {
       const location = res.headers.get('location')
       if (res.status >= 300 && res.status < 400 && location) {
         await res.arrayBuffer()
-        current = new URL(location, current).href
+        const next = new URL(location, current)
+        current = (reroute ? reroute(next) : next).href
         continue
       }
       if (onPage) {
