@@ -401,6 +401,29 @@ keep_run() {
   fi
   RATE_R[$t,$n,$r]+="$LR_RATE "; FIG_R[$t,$n,$r]+="$fig "; SHARE_R[$t,$n,$r]+="$LR_SRV_CPU "
 }
+# The GET (/index.html, static) and HIT (/c/obj, from the proxy's cache) loads of the benchmarks that compare one site
+# served two ways (admin.sh, workers.sh): get_hit_rounds SERVER... runs wrk -t1 -c$CONNS against each server ($PORT,
+# $PID) for each test, ROUNDS x PASSES times in an order rotated every round and pass, each run through load_run
+# and kept under its test and server.
+declare -A GET_HIT_PATHS=([GET]=/index.html [HIT]=/c/obj)
+get_hit_run() {  # get_hit_run TEST ROUND NAME
+  local test=$1 r=$2 n=$3 cmd
+  cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "http://127.0.0.1:${PORT[$n]}${GET_HIT_PATHS[$test]}")
+  warm_up "$(warm_s "$r")" "${cmd[@]}"
+  load_run -k wrk -p "${PID[$n]}" -o "$D/wrk.out" -- "${cmd[@]}"
+  printf '%-4s round%s %-12s %s\n' "$test" "$r" "$n" "$LR_LINE"
+  keep_run "$test" "$n" "$r"
+}
+get_hit_rounds() {
+  local r p t n
+  for r in $(seq 1 "$ROUNDS"); do
+    for p in $(seq 1 "$PASSES"); do
+      for t in GET HIT; do
+        for n in $(rotate "$(pass_k "$r" "$p")" "$@"); do get_hit_run "$t" "$r" "$n"; done
+      done
+    done
+  done
+}
 # by_round ARRAY TEST SERVER : the server's figure in each round 1..ROUNDS (the median when a round has several runs),
 # '-' for a round without a counted run
 by_round() {

@@ -89,31 +89,16 @@ for c in "${CHECK_FAIL[@]}"; do PROBLEMS+=("check: $c"); done
 
 # ---------------------------------------------------------------------------------------------------------------
 # GET and HIT through load_run (lib.sh)
-declare -A PATHS=([GET]=/index.html [HIT]=/c/obj)
-wrk_run() {  # wrk_run TEST ROUND NAME
-  local test=$1 r=$2 n=$3 cmd
-  cmd=(wrk -t1 -c"$CONNS" -d@DUR@s "http://127.0.0.1:${PORT[$n]}${PATHS[$test]}")
-  warm_up "$(warm_s "$r")" "${cmd[@]}"
-  load_run -k wrk -p "${PID[$n]}" -o "$D/wrk.out" -- "${cmd[@]}"
-  printf '%-4s round%s %-12s %s\n' "$test" "$r" "$n" "$LR_LINE"
-  keep_run "$test" "$n" "$r"
-}
 SET=(edgebox-w2 edgebox-w1)
 echo "## load runs (wrk -t1 -c$CONNS, ${DUR}s measured after a warm-up; GET = /index.html static, HIT = /c/obj from the cache)"
-for r in $(seq 1 "$ROUNDS"); do
-  for p in $(seq 1 "$PASSES"); do
-    for t in GET HIT; do
-      for n in $(rotate "$(pass_k "$r" "$p")" "${SET[@]}"); do wrk_run "$t" "$r" "$n"; done
-    done
-  done
-done
+get_hit_rounds "${SET[@]}"
 
 # ---------------------------------------------------------------------------------------------------------------
 # summary
 echo
 echo "## summary: medians over $ROUNDS round(s); req/srv-cpu-s = requests/s divided by the share of core $SRV_CPU the server used"
 for t in GET HIT; do
-  echo "### $t ${PATHS[$t]}; 'x edgebox-w1' = median of per-round ratios of req/srv-cpu-s (of req/s in brackets)"
+  echo "### $t ${GET_HIT_PATHS[$t]}; 'x edgebox-w1' = median of per-round ratios of req/srv-cpu-s (of req/s in brackets)"
   summary_table "$t" edgebox-w1 req/s "${SET[@]}"
 done
 echo
