@@ -204,30 +204,41 @@ describe('two workers on one port', () => {
   })
 })
 
+/** Requests to `url` one after another, each on a connection of its own, until stopped: how many got a 200, and what the others got. */
+function requestLoop(url: string): { stop(): Promise<{ ok: number; failures: string[] }> } {
+  let ok = 0
+  const failures: string[] = []
+  let stopped = false
+  const running = (async () => {
+    while (!stopped) {
+      try {
+        const r = await fresh(url)
+        if (r.status === 200) ok++
+        else failures.push(String(r.status))
+      } catch (err) {
+        failures.push((err as Error).message)
+      }
+    }
+  })()
+  return {
+    async stop() {
+      stopped = true
+      await running
+      return { ok, failures }
+    },
+  }
+}
+
 describe('the workers under faults and signals', () => {
   test('a worker killed with SIGKILL under load is started again; the other serves meanwhile', async () => {
     const pids = execFileSync('pgrep', ['-P', String(run.child.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number)
     assert.equal(pids.length, 2, 'two workers')
-    let ok = 0
-    let failed = 0
-    let stop = false
-    const load = (async () => {
-      while (!stop) {
-        try {
-          const r = await fresh(run.url)
-          if (r.status === 200) ok++
-          else failed++
-        } catch {
-          failed++
-        }
-      }
-    })()
+    const load = requestLoop(run.url)
     await new Promise((r) => setTimeout(r, 200))
     process.kill(pids[1]!, 'SIGKILL')
     await new Promise((r) => setTimeout(r, 1_500))
-    stop = true
-    await load
-    assert.ok(failed <= 1, `at most the one request in flight on the killed worker fails (${failed} of ${ok + failed})`)
+    const { ok, failures } = await load.stop()
+    assert.ok(failures.length <= 1, `at most the one request in flight on the killed worker fails (${failures.length} of ${ok + failures.length})`)
     assert.ok(ok > 20)
     const now = execFileSync('pgrep', ['-P', String(run.child.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number)
     assert.equal(now.length, 2, 'two workers again')
@@ -244,20 +255,7 @@ describe('the workers under faults and signals', () => {
     const next = config(`http://127.0.0.1:${(origin.address() as AddressInfo).port}`)
     next.sites[0]!.routes.unshift({ path: '/added/', redirect: { to: '/new' } } as never)
     writeFileSync(file, JSON.stringify(next))
-    let ok = 0
-    const failures: string[] = []
-    let stop = false
-    const load = (async () => {
-      while (!stop) {
-        try {
-          const r = await fresh(run.url)
-          if (r.status === 200) ok++
-          else failures.push(String(r.status))
-        } catch (err) {
-          failures.push((err as Error).message)
-        }
-      }
-    })()
+    const load = requestLoop(run.url)
     await new Promise((r) => setTimeout(r, 150))
     process.kill(run.child.pid!, 'SIGHUP')
     const deadline = Date.now() + 5_000
@@ -267,8 +265,7 @@ describe('the workers under faults and signals', () => {
       for (let i = 0; i < 4; i++) answers.push((await fresh(`${run.url}added/x`)).status)
       both = answers.every((s) => s === 302)
     }
-    stop = true
-    await load
+    const { ok, failures } = await load.stop()
     assert.equal(both, true, 'both workers answer the added route')
     assert.deepEqual(failures, [])
     assert.ok(ok > 20)
