@@ -2,14 +2,14 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { IdpKeys } from '../../src/auth/idp/keys.ts'
 import { openPgKeyVault, PgIdpStore } from '../../src/auth/idp/pg-store.ts'
 import { ConsumedError, SqliteIdpStore, type IdpStore } from '../../src/auth/idp/store.ts'
-import { openPostgres, type Postgres } from '../../src/core/postgres.ts'
+import type { Postgres } from '../../src/core/postgres.ts'
 import { ManualClock } from '../helpers/clock.ts'
-import { startPostgres, type PostgresServer } from '../helpers/postgres.ts'
+import { postgresPerFile } from '../helpers/postgres.ts'
 
 /**
  * The built-in provider's state (docs/idp.md, docs/scale.md): every
@@ -23,31 +23,11 @@ const log = pino({ level: 'silent' })
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 
-let server: PostgresServer
-let databases = 0
-const pools: Postgres[] = []
 const dirs: string[] = []
-
-before(async () => {
-  server = await startPostgres()
-})
-after(async () => {
-  await Promise.all(pools.map((p) => p.close()))
-  await server?.close()
+after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
-
-/** A new database of the test server. */
-async function freshDatabase(): Promise<string> {
-  return server.database(`idp_${++databases}`)
-}
-
-/** A node's pool on `url`. */
-async function connect(url: string): Promise<Postgres> {
-  const pg = await openPostgres({ url, max: 4, connectTimeout: 2_000 }, log)
-  pools.push(pg)
-  return pg
-}
+const { database: freshDatabase, connect } = postgresPerFile('idp')
 
 const stores: Array<{ name: string; make: (clock: ManualClock) => Promise<IdpStore> }> = [
   {

@@ -3,12 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
-import { after, before, describe, test } from 'node:test'
-import { pino } from 'pino'
+import { after, describe, test } from 'node:test'
 import { PgUserDirectory } from '../../src/auth/pg-users.ts'
 import { SqliteUserDirectory, UserError, type Passkey, type UserDirectory } from '../../src/auth/users.ts'
-import { openPostgres, type Postgres } from '../../src/core/postgres.ts'
-import { startPostgres, type PostgresServer } from '../helpers/postgres.ts'
+import { postgresPerFile } from '../helpers/postgres.ts'
 
 /**
  * The built-in provider's users and passkeys (docs/idp.md, docs/scale.md):
@@ -18,29 +16,14 @@ import { startPostgres, type PostgresServer } from '../helpers/postgres.ts'
  * stores over one database, as two nodes.
  */
 
-const log = pino({ level: 'silent' })
 const PASSWORD = 'a password long enough'
 const T0 = 1_900_000_000_000
 
-let server: PostgresServer
-let databases = 0
-const pools: Postgres[] = []
 const dirs: string[] = []
-
-before(async () => {
-  server = await startPostgres()
-})
-after(async () => {
-  await Promise.all(pools.map((p) => p.close()))
-  await server?.close()
+after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
-
-async function connect(url: string): Promise<Postgres> {
-  const pg = await openPostgres({ url, max: 4, connectTimeout: 2_000 }, log)
-  pools.push(pg)
-  return pg
-}
+const { database, connect } = postgresPerFile('users')
 
 /** A store, and how a test disables a user (no method does: an administrator's edit of the store). */
 interface Made {
@@ -68,7 +51,7 @@ const stores: Array<{ name: string; make: () => Promise<Made> }> = [
   {
     name: 'PgUserDirectory',
     make: async () => {
-      const pg = await connect(await server.database(`users_${++databases}`))
+      const pg = await connect(await database())
       return {
         users: await PgUserDirectory.open(pg),
         async disable(username) {
@@ -310,7 +293,7 @@ for (const { name, make } of stores) {
 
 describe('two nodes over one PostgreSQL', () => {
   test('a user added, changed or removed on one node is so on the other; one name added on both at once is one user', async () => {
-    const url = await server.database(`users_${++databases}`)
+    const url = await database()
     const [a, b] = await Promise.all([connect(url).then((pg) => PgUserDirectory.open(pg)), connect(url).then((pg) => PgUserDirectory.open(pg))])
     await a.add({ username: 'alice', password: PASSWORD, groups: ['staff'] })
     assert.deepEqual(await b.get('alice'), await a.get('alice'))

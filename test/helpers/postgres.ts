@@ -3,6 +3,9 @@ import { chownSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { after, before } from 'node:test'
+import { pino } from 'pino'
+import { openPostgres, type Postgres } from '../../src/core/postgres.ts'
 import { outputTail } from './output-tail.ts'
 import { listening } from './redis.ts'
 import { freePort } from './pebble.ts'
@@ -148,6 +151,33 @@ export async function startPostgres(): Promise<PostgresServer> {
     async close() {
       await kill()
       await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/**
+ * One PostgreSQL for a test file (the store contract suites): started
+ * before its tests and stopped after them, with every pool made through
+ * `connect`. `database()` makes a new database on it, `<prefix>_<n>`.
+ */
+export function postgresPerFile(prefix: string): { database(): Promise<string>; connect(url: string): Promise<Postgres> } {
+  let server: PostgresServer | undefined
+  let databases = 0
+  const pools: Postgres[] = []
+  const log = pino({ level: 'silent' })
+  before(async () => {
+    server = await startPostgres()
+  })
+  after(async () => {
+    await Promise.all(pools.map((p) => p.close()))
+    await server?.close()
+  })
+  return {
+    database: () => server!.database(`${prefix}_${++databases}`),
+    async connect(url) {
+      const pg = await openPostgres({ url, max: 4, connectTimeout: 2_000 }, log)
+      pools.push(pg)
+      return pg
     },
   }
 }
