@@ -55,7 +55,7 @@ function node(port: number, over: { dataDir: string; redis?: string; idleTimeout
       providers: { test: { issuer: idp.issuer, clientId: 'edgebox', clientSecret: 'a client secret for the tests', scopes: ['openid', 'email', 'profile'] } },
       ...(over.idleTimeout ? { sessions: { idleTimeout: over.idleTimeout } } : {}),
     },
-    sites: [{ routes: [{ path: '/', proxy: { upstreams: [app.origin] }, auth: true }] }],
+    sites: [{ routes: [{ path: '/open/', proxy: { upstreams: [app.origin] } }, { path: '/', proxy: { upstreams: [app.origin] }, auth: true }] }],
   })
 }
 
@@ -163,6 +163,8 @@ test('with the store of logins unreachable (Redis down), a login answers 503 wit
     // the callback too: a state it cannot look up is not "expired", it is unavailable
     const back = await new Browser().fetch(`${box.url}_edgebox/auth/callback?state=abc&code=x`)
     assert.equal(back.status, 503)
+    // and the next request, to a route without a gate, is served
+    assert.equal((await fetch(`${box.url}open/x`)).status, 200)
   } finally {
     await box.close()
     await own.close()
